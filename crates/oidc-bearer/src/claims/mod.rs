@@ -1,0 +1,201 @@
+//! Typed claims: the registered claims of RFC 7519 §4.1 (with a one-or-many audience and a numeric
+//! date type), and [`DefaultClaims`], the registered claims plus the rest of the payload.
+//!
+//! A verifier decodes the verified payload into any `T: DeserializeOwned`; these types are building
+//! blocks for `T` (use `#[serde(flatten)]` to embed [`RegisteredClaims`] in your own struct).
+
+use std::fmt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::{Deserialize, Serialize, Serializer};
+
+/// A JSON numeric date: seconds since the Unix epoch (RFC 7519 §2). Non-integer values are accepted
+/// and rounded down; strings are refused (jsonwebtoken < 10.3 let a string `exp` skip the expiry
+/// check, CVE-2026-25537).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct NumericDate(i64);
+
+impl NumericDate {
+    /// The date `secs` seconds after the epoch.
+    pub fn from_secs(secs: i64) -> Self {
+        Self(secs)
+    }
+
+    /// Seconds since the epoch.
+    pub fn as_secs(self) -> i64 {
+        self.0
+    }
+
+    /// As a [`SystemTime`].
+    pub fn to_system_time(self) -> SystemTime {
+        if self.0 >= 0 {
+            UNIX_EPOCH + Duration::from_secs(self.0 as u64)
+        } else {
+            UNIX_EPOCH - Duration::from_secs(self.0.unsigned_abs())
+        }
+    }
+}
+
+impl Serialize for NumericDate {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_i64(self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for NumericDate {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = NumericDate;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a number of seconds since the epoch")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<NumericDate, E> {
+                Ok(NumericDate(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<NumericDate, E> {
+                i64::try_from(v)
+                    .map(NumericDate)
+                    .map_err(|_| E::custom("date out of range"))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<NumericDate, E> {
+                if v.is_finite() && v.abs() < 1e17 {
+                    Ok(NumericDate(v.floor() as i64))
+                } else {
+                    Err(E::custom("date out of range"))
+                }
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
+}
+
+/// The `aud` claim: one audience or several (RFC 7519 §4.1.3).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Audience(Vec<String>);
+
+impl Audience {
+    /// The audiences, in token order.
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(String::as_str)
+    }
+
+    /// Whether `aud` is one of them.
+    pub fn contains(&self, aud: &str) -> bool {
+        self.0.iter().any(|a| a == aud)
+    }
+
+    /// Whether there is none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl From<Vec<String>> for Audience {
+    fn from(v: Vec<String>) -> Self {
+        Self(v)
+    }
+}
+
+impl Serialize for Audience {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.0.as_slice() {
+            [one] => serializer.serialize_str(one),
+            many => many.serialize(serializer),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Audience {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum OneOrMany {
+            One(String),
+            Many(Vec<String>),
+        }
+        Ok(match OneOrMany::deserialize(deserializer)? {
+            OneOrMany::One(one) => Self(vec![one]),
+            OneOrMany::Many(many) => Self(many),
+        })
+    }
+}
+
+/// The registered claims of RFC 7519 §4.1, as a verified token carries them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct RegisteredClaims {
+    /// The issuer.
+    pub iss: String,
+    /// The subject.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+    /// The audiences (empty only for issuers configured to skip the audience check).
+    #[serde(default, skip_serializing_if = "Audience::is_empty")]
+    pub aud: Audience,
+    /// The expiry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exp: Option<NumericDate>,
+    /// Not before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<NumericDate>,
+    /// Issued at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat: Option<NumericDate>,
+    /// The token's unique id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
+}
+
+/// The claims type used when none is named: the registered claims plus every other claim of the
+/// payload as a JSON map.
+///
+/// ```
+/// use oidc_bearer::claims::DefaultClaims;
+///
+/// let claims: DefaultClaims = serde_json::from_str(
+///     r#"{"iss":"https://issuer.example","sub":"alice","aud":"api","exp":2000000000,"team":"blue"}"#,
+/// ).unwrap();
+/// assert_eq!(claims.registered.sub.as_deref(), Some("alice"));
+/// assert_eq!(claims.extra["team"], "blue");
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DefaultClaims {
+    /// The registered claims.
+    #[serde(flatten)]
+    pub registered: RegisteredClaims,
+    /// Every other claim.
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+impl DefaultClaims {
+    /// The subject, or `""` when the token has none.
+    pub fn subject(&self) -> &str {
+        self.registered.sub.as_deref().unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn audience_is_one_or_many() {
+        let one: Audience = serde_json::from_str(r#""a""#).unwrap();
+        let many: Audience = serde_json::from_str(r#"["a","b"]"#).unwrap();
+        assert!(one.contains("a") && !one.contains("b"));
+        assert!(many.contains("b"));
+        assert_eq!(serde_json::to_string(&one).unwrap(), r#""a""#);
+        assert!(serde_json::from_str::<Audience>("3").is_err());
+    }
+
+    #[test]
+    fn numeric_date_accepts_numbers_only() {
+        let cases = [("1700000000", Some(1_700_000_000)), ("1700000000.9", Some(1_700_000_000)), ("\"1700000000\"", None), ("null", None), ("1e300", None)];
+        for (json, expected) in cases {
+            assert_eq!(serde_json::from_str::<NumericDate>(json).ok().map(NumericDate::as_secs), expected, "{json}");
+        }
+    }
+}

@@ -1,0 +1,121 @@
+//! Prepared signature verifiers over the selected crypto backend.
+//!
+//! Each key is parsed once, when its key set is loaded, into a verifier per algorithm it may be used
+//! with; a request only runs the signature check itself.
+//!
+//! Backends: with `aws-lc-rs` (the default) we keep an `aws_lc_rs::signature::ParsedPublicKey`, because
+//! jsonwebtoken 11's aws-lc verifier re-parses the key on every call. With `rust-crypto` alone we keep
+//! the boxed verifier that jsonwebtoken's RustCrypto provider builds. When both features are on (cargo
+//! features are additive), aws-lc-rs is used: we call the chosen provider directly and never rely on
+//! jsonwebtoken's process-wide default, whose selection panics when both or neither backend is enabled.
+
+use jsonwebtoken::DecodingKey;
+use jsonwebtoken::DecodingKeyKind;
+
+use crate::Algorithm;
+
+#[cfg(not(any(feature = "aws-lc-rs", feature = "rust-crypto")))]
+compile_error!(
+    "oidc-bearer needs a crypto backend: enable the `aws-lc-rs` feature (the default) or `rust-crypto`"
+);
+
+/// The jsonwebtoken provider for the selected backend, used for key utilities (PEM → components).
+#[cfg(feature = "aws-lc-rs")]
+pub(crate) fn provider() -> &'static jsonwebtoken::crypto::CryptoProvider {
+    &jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER
+}
+
+/// The jsonwebtoken provider for the selected backend, used for key utilities (PEM → components).
+#[cfg(all(feature = "rust-crypto", not(feature = "aws-lc-rs")))]
+pub(crate) fn provider() -> &'static jsonwebtoken::crypto::CryptoProvider {
+    &jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER
+}
+
+/// A public key (or HMAC secret) ready to check signatures for one algorithm.
+pub(crate) struct Prepared {
+    inner: Inner,
+}
+
+#[cfg(feature = "aws-lc-rs")]
+enum Inner {
+    Public(aws_lc_rs::signature::ParsedPublicKey),
+    Hmac(aws_lc_rs::hmac::Key),
+}
+
+#[cfg(all(feature = "rust-crypto", not(feature = "aws-lc-rs")))]
+enum Inner {
+    Provider(Box<dyn jsonwebtoken::crypto::JwtVerifier>),
+}
+
+impl Prepared {
+    /// Prepares `key` for `alg`. Fails when the key material is invalid for the algorithm.
+    #[cfg(feature = "aws-lc-rs")]
+    pub(crate) fn new(key: &DecodingKey, alg: Algorithm) -> Result<Self, String> {
+        use aws_lc_rs::encoding::AsDer;
+        use aws_lc_rs::{hmac, signature as sig};
+
+        let params: &'static dyn sig::VerificationAlgorithm = match alg {
+            Algorithm::RS256 => &sig::RSA_PKCS1_2048_8192_SHA256,
+            Algorithm::RS384 => &sig::RSA_PKCS1_2048_8192_SHA384,
+            Algorithm::RS512 => &sig::RSA_PKCS1_2048_8192_SHA512,
+            Algorithm::PS256 => &sig::RSA_PSS_2048_8192_SHA256,
+            Algorithm::PS384 => &sig::RSA_PSS_2048_8192_SHA384,
+            Algorithm::PS512 => &sig::RSA_PSS_2048_8192_SHA512,
+            Algorithm::ES256 => &sig::ECDSA_P256_SHA256_FIXED,
+            Algorithm::ES384 => &sig::ECDSA_P384_SHA384_FIXED,
+            Algorithm::EdDSA => &sig::ED25519,
+            Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => {
+                let h = match alg {
+                    Algorithm::HS256 => hmac::HMAC_SHA256,
+                    Algorithm::HS384 => hmac::HMAC_SHA384,
+                    _ => hmac::HMAC_SHA512,
+                };
+                let secret = key.try_get_as_bytes().map_err(|e| e.to_string())?;
+                return Ok(Self {
+                    inner: Inner::Hmac(hmac::Key::new(h, secret)),
+                });
+            }
+        };
+        let parsed = match key.kind() {
+            DecodingKeyKind::RsaModulusExponent { n, e } => {
+                let der = aws_lc_rs::rsa::PublicKeyComponents { n: n.as_slice(), e: e.as_slice() }
+                    .as_der()
+                    .map_err(|_| "invalid RSA public key".to_owned())?;
+                sig::ParsedPublicKey::new(params, der.as_ref())
+            }
+            DecodingKeyKind::SecretOrDer(bytes) => sig::ParsedPublicKey::new(params, bytes),
+        };
+        parsed
+            .map(|key| Self {
+                inner: Inner::Public(key),
+            })
+            .map_err(|e| format!("key rejected for {alg}: {e}"))
+    }
+
+    /// Prepares `key` for `alg`. Fails when the key material is invalid for the algorithm.
+    #[cfg(all(feature = "rust-crypto", not(feature = "aws-lc-rs")))]
+    pub(crate) fn new(key: &DecodingKey, alg: Algorithm) -> Result<Self, String> {
+        (provider().verifier_factory)(&alg.to_jwt(), key)
+            .map(|v| Self {
+                inner: Inner::Provider(v),
+            })
+            .map_err(|e| format!("key rejected for {alg}: {e}"))
+    }
+
+    /// Checks `signature` over `message`.
+    #[inline]
+    pub(crate) fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
+        match &self.inner {
+            #[cfg(feature = "aws-lc-rs")]
+            Inner::Public(key) => key.verify_sig(message, signature).is_ok(),
+            // Constant-time comparison (RFC 7518 §3.2 warns against timing leaks).
+            #[cfg(feature = "aws-lc-rs")]
+            Inner::Hmac(key) => aws_lc_rs::hmac::verify(key, message, signature).is_ok(),
+            #[cfg(all(feature = "rust-crypto", not(feature = "aws-lc-rs")))]
+            Inner::Provider(v) => {
+                use jsonwebtoken::signature::Verifier as _;
+                v.verify(message, &signature.to_vec()).is_ok()
+            }
+        }
+    }
+}

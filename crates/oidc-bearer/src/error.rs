@@ -1,0 +1,458 @@
+//! Errors, one type per phase: configuring a verifier ([`ConfigError`]), fetching an issuer's keys
+//! ([`KeysError`]) and verifying a token ([`VerifyError`]).
+//!
+//! Each error carries the data a report needs and has a stable, machine-readable [`code`] for logs and
+//! metrics. No third-party error type appears in the public API (the model is rustls' `Error`; go-oidc's
+//! `TokenExpiredError` carries the expiry the same way).
+//!
+//! [`code`]: VerifyError::code
+
+use std::fmt;
+use std::time::Duration;
+
+/// A verifier could not be built from the configuration it was given.
+///
+/// These are programmer or deployment errors, reported at construction instead of at the first request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The issuer is not an absolute `https` URL (or loopback `http`), or not a recognised special issuer.
+    InvalidIssuer {
+        /// The configured value.
+        issuer: String,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// A URL (discovery or JWKS override) could not be parsed.
+    InvalidUrl {
+        /// The configured value.
+        url: String,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// A plain-`http` URL that is not on a loopback address, without the insecure switch.
+    InsecureUrl {
+        /// The configured value.
+        url: String,
+    },
+    /// No audience was configured (and the audience check was not explicitly skipped).
+    NoAudience,
+    /// The allowed-algorithm list is empty, or names an algorithm this key source cannot verify.
+    InvalidAlgorithms {
+        /// Why it was refused.
+        reason: String,
+    },
+    /// A key given for a static key set could not be used.
+    InvalidKey {
+        /// Why it was refused.
+        reason: String,
+    },
+    /// An extra root certificate could not be parsed.
+    InvalidCertificate {
+        /// Why it was refused.
+        reason: String,
+    },
+    /// A setting is out of its allowed range.
+    InvalidSetting {
+        /// The setting's name.
+        name: &'static str,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// The HTTP client could not be built.
+    HttpClient {
+        /// The underlying message.
+        message: String,
+    },
+}
+
+impl ConfigError {
+    /// A stable, machine-readable code for this kind of error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidIssuer { .. } => "invalid_issuer",
+            Self::InvalidUrl { .. } => "invalid_url",
+            Self::InsecureUrl { .. } => "insecure_url",
+            Self::NoAudience => "no_audience",
+            Self::InvalidAlgorithms { .. } => "invalid_algorithms",
+            Self::InvalidKey { .. } => "invalid_key",
+            Self::InvalidCertificate { .. } => "invalid_certificate",
+            Self::InvalidSetting { .. } => "invalid_setting",
+            Self::HttpClient { .. } => "http_client",
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::InvalidIssuer { issuer, reason } => write!(f, "invalid issuer {issuer:?}: {reason}"),
+            Self::InvalidUrl { url, reason } => write!(f, "invalid URL {url:?}: {reason}"),
+            Self::InsecureUrl { url } => write!(
+                f,
+                "refusing plain-http URL {url:?}: https is required off loopback \
+                 (use `dangerous_allow_insecure_http` only if you really mean it)"
+            ),
+            Self::NoAudience => write!(
+                f,
+                "no audience configured: an audience is required so that tokens meant for another \
+                 service are refused (RFC 7519 §4.1.3)"
+            ),
+            Self::InvalidAlgorithms { reason } => write!(f, "invalid algorithm list: {reason}"),
+            Self::InvalidKey { reason } => write!(f, "invalid key: {reason}"),
+            Self::InvalidCertificate { reason } => write!(f, "invalid root certificate: {reason}"),
+            Self::InvalidSetting { name, reason } => write!(f, "invalid setting `{name}`: {reason}"),
+            Self::HttpClient { message } => write!(f, "could not build the HTTP client: {message}"),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// An issuer's discovery document or key set could not be fetched or used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KeysError {
+    /// The server answered with a non-success status (redirects are not followed, so 3xx lands here).
+    Status {
+        /// The URL fetched.
+        url: String,
+        /// The HTTP status code.
+        status: u16,
+    },
+    /// The connection failed or was reset.
+    Transport {
+        /// The URL fetched.
+        url: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// The fetch did not complete within its timeout.
+    Timeout {
+        /// The URL fetched.
+        url: String,
+        /// The timeout that elapsed.
+        timeout: Duration,
+    },
+    /// The response body exceeded the size cap.
+    TooLarge {
+        /// The URL fetched.
+        url: String,
+        /// The cap, in bytes.
+        max_bytes: usize,
+    },
+    /// The document is not valid JSON of the expected shape.
+    InvalidDocument {
+        /// The URL fetched.
+        url: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The discovery document names another issuer (OpenID Connect Discovery 1.0 §4.3).
+    IssuerMismatch {
+        /// The configured issuer.
+        expected: String,
+        /// The `issuer` of the document.
+        found: String,
+    },
+    /// A URL from the discovery document is not acceptable (plain http off loopback, or unparsable).
+    InsecureUrl {
+        /// The offending URL.
+        url: String,
+    },
+    /// The key set holds no key this library can use.
+    NoUsableKeys {
+        /// The URL fetched.
+        url: String,
+        /// How many keys the set held (all skipped).
+        skipped: usize,
+    },
+    /// Cached keys exist but are older than the maximum staleness and could not be refreshed.
+    Stale {
+        /// How old the cached keys are.
+        age: Duration,
+    },
+    /// No fetch has succeeded yet and the next attempt is waiting for its backoff.
+    Backoff {
+        /// The error of the last attempt.
+        last: Box<KeysError>,
+    },
+}
+
+impl KeysError {
+    /// A stable, machine-readable code for this kind of error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Status { .. } => "http_status",
+            Self::Transport { .. } => "transport",
+            Self::Timeout { .. } => "timeout",
+            Self::TooLarge { .. } => "response_too_large",
+            Self::InvalidDocument { .. } => "invalid_document",
+            Self::IssuerMismatch { .. } => "discovery_issuer_mismatch",
+            Self::InsecureUrl { .. } => "insecure_url",
+            Self::NoUsableKeys { .. } => "no_usable_keys",
+            Self::Stale { .. } => "keys_stale",
+            Self::Backoff { .. } => "backoff",
+        }
+    }
+}
+
+impl fmt::Display for KeysError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Status { url, status } => write!(f, "GET {url} answered HTTP {status}"),
+            Self::Transport { url, message } => write!(f, "GET {url} failed: {message}"),
+            Self::Timeout { url, timeout } => write!(f, "GET {url} timed out after {timeout:?}"),
+            Self::TooLarge { url, max_bytes } => {
+                write!(f, "GET {url}: response larger than {max_bytes} bytes")
+            }
+            Self::InvalidDocument { url, message } => write!(f, "invalid document at {url}: {message}"),
+            Self::IssuerMismatch { expected, found } => write!(
+                f,
+                "discovery document names issuer {found:?}, expected {expected:?} \
+                 (OpenID Connect Discovery 1.0 §4.3)"
+            ),
+            Self::InsecureUrl { url } => write!(f, "refusing insecure or invalid URL {url:?}"),
+            Self::NoUsableKeys { url, skipped } => {
+                write!(f, "key set at {url} has no usable key ({skipped} skipped)")
+            }
+            Self::Stale { age } => write!(
+                f,
+                "cached keys are {}s old, past the maximum staleness, and could not be refreshed",
+                age.as_secs()
+            ),
+            Self::Backoff { last } => write!(f, "waiting to retry after: {last}"),
+        }
+    }
+}
+
+impl std::error::Error for KeysError {}
+
+/// A token was refused.
+///
+/// The [`Display`](fmt::Display) text never contains the token itself, only the facts that explain the
+/// refusal ("expected audience X, got Y").
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum VerifyError {
+    /// The token is longer than the configured cap.
+    TooLarge {
+        /// The token's length in bytes.
+        len: usize,
+        /// The cap.
+        max: usize,
+    },
+    /// The token is not a compact JWS (segments, base64url, JSON).
+    Malformed {
+        /// What is wrong, without the token's contents.
+        reason: &'static str,
+    },
+    /// The header names an algorithm that is never accepted here (`none`, HMAC with public keys,
+    /// unknown names).
+    UnsupportedAlgorithm {
+        /// The header's `alg`.
+        alg: String,
+    },
+    /// The algorithm is supported but not on this issuer's allowed list.
+    AlgorithmNotAllowed {
+        /// The header's `alg`.
+        alg: String,
+    },
+    /// The key named by `kid` cannot be used with the header's `alg` (RFC 8725 §3.1).
+    AlgorithmKeyMismatch {
+        /// The header's `alg`.
+        alg: String,
+        /// The key's id.
+        kid: Option<String>,
+    },
+    /// No key with this `kid` is published by the issuer (after a refresh, when one was allowed).
+    UnknownKey {
+        /// The header's `kid`, if any.
+        kid: Option<String>,
+    },
+    /// The token has no `kid` and more than one key fits its algorithm.
+    AmbiguousKey {
+        /// How many keys fit.
+        candidates: usize,
+    },
+    /// The header's `crit` names extensions this library does not understand (RFC 7515 §4.1.11).
+    UnsupportedCritical {
+        /// The names listed.
+        names: Vec<String>,
+    },
+    /// The header's `typ` is not the required one.
+    InvalidType {
+        /// The required `typ`.
+        expected: String,
+        /// The header's `typ`, if any.
+        found: Option<String>,
+    },
+    /// The signature does not verify.
+    InvalidSignature,
+    /// The `iss` claim is not the configured issuer.
+    IssuerMismatch {
+        /// The configured issuer.
+        expected: String,
+        /// The token's `iss`, if any.
+        found: Option<String>,
+    },
+    /// None of the token's audiences is accepted.
+    AudienceMismatch {
+        /// The accepted audiences.
+        expected: Vec<String>,
+        /// The token's audiences (empty when `aud` is missing).
+        found: Vec<String>,
+    },
+    /// A required claim is missing.
+    MissingClaim {
+        /// The claim's name.
+        claim: &'static str,
+    },
+    /// A claim has the wrong type or value.
+    InvalidClaim {
+        /// The claim's name.
+        claim: &'static str,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The token has expired (`exp`, with leeway).
+    Expired {
+        /// The token's `exp`, in seconds since the epoch.
+        exp: i64,
+        /// The verifier's clock, in seconds since the epoch.
+        now: i64,
+    },
+    /// The token is not valid yet (`nbf`, with leeway).
+    NotYetValid {
+        /// The token's `nbf`.
+        nbf: i64,
+        /// The verifier's clock.
+        now: i64,
+    },
+    /// The token claims to have been issued in the future (`iat`, with leeway).
+    IssuedInFuture {
+        /// The token's `iat`.
+        iat: i64,
+        /// The verifier's clock.
+        now: i64,
+    },
+    /// The verified payload could not be decoded into the caller's claims type.
+    ClaimsDecode {
+        /// The decoder's message (names the field, never the token).
+        message: String,
+    },
+    /// The issuer's keys have never been fetched successfully (or are past their maximum staleness).
+    /// A server answers 503 rather than 401: the token may well be valid.
+    KeysUnavailable {
+        /// Why the keys are unavailable.
+        source: KeysError,
+    },
+    /// The token's issuer is not trusted by this registry of issuers.
+    UntrustedIssuer {
+        /// The token's (unverified) `iss`, if any.
+        found: Option<String>,
+    },
+}
+
+impl VerifyError {
+    /// A stable, machine-readable code for this kind of error, for logs and metrics.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::TooLarge { .. } => "token_too_large",
+            Self::Malformed { .. } => "malformed",
+            Self::UnsupportedAlgorithm { .. } => "unsupported_algorithm",
+            Self::AlgorithmNotAllowed { .. } => "algorithm_not_allowed",
+            Self::AlgorithmKeyMismatch { .. } => "algorithm_key_mismatch",
+            Self::UnknownKey { .. } => "unknown_key",
+            Self::AmbiguousKey { .. } => "ambiguous_key",
+            Self::UnsupportedCritical { .. } => "unsupported_crit",
+            Self::InvalidType { .. } => "invalid_typ",
+            Self::InvalidSignature => "invalid_signature",
+            Self::IssuerMismatch { .. } => "issuer_mismatch",
+            Self::AudienceMismatch { .. } => "audience_mismatch",
+            Self::MissingClaim { .. } => "missing_claim",
+            Self::InvalidClaim { .. } => "invalid_claim",
+            Self::Expired { .. } => "expired",
+            Self::NotYetValid { .. } => "not_yet_valid",
+            Self::IssuedInFuture { .. } => "issued_in_future",
+            Self::ClaimsDecode { .. } => "claims_decode",
+            Self::KeysUnavailable { .. } => "keys_unavailable",
+            Self::UntrustedIssuer { .. } => "untrusted_issuer",
+        }
+    }
+
+    /// Whether the failure is on the server's side (the issuer's keys are unavailable) rather than
+    /// the token's: an HTTP server answers 503 for these instead of 401.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Self::KeysUnavailable { .. })
+    }
+}
+
+impl fmt::Display for VerifyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::TooLarge { len, max } => write!(f, "token is {len} bytes, more than the {max} allowed"),
+            Self::Malformed { reason } => write!(f, "malformed token: {reason}"),
+            Self::UnsupportedAlgorithm { alg } => write!(f, "algorithm {alg:?} is not accepted"),
+            Self::AlgorithmNotAllowed { alg } => {
+                write!(f, "algorithm {alg:?} is not allowed for this issuer")
+            }
+            Self::AlgorithmKeyMismatch { alg, kid } => match kid {
+                Some(kid) => write!(f, "key {kid:?} cannot be used with algorithm {alg:?}"),
+                None => write!(f, "no key fits algorithm {alg:?}"),
+            },
+            Self::UnknownKey { kid: Some(kid) } => write!(f, "unknown key id {kid:?}"),
+            Self::UnknownKey { kid: None } => write!(f, "no key fits the token"),
+            Self::AmbiguousKey { candidates } => write!(
+                f,
+                "token has no key id and {candidates} keys fit its algorithm"
+            ),
+            Self::UnsupportedCritical { names } => {
+                write!(f, "unsupported critical header parameters {names:?}")
+            }
+            Self::InvalidType { expected, found } => match found {
+                Some(found) => write!(f, "expected typ {expected:?}, got {found:?}"),
+                None => write!(f, "expected typ {expected:?}, got none"),
+            },
+            Self::InvalidSignature => write!(f, "invalid signature"),
+            Self::IssuerMismatch { expected, found } => match found {
+                Some(found) => write!(f, "expected issuer {expected:?}, got {found:?}"),
+                None => write!(f, "expected issuer {expected:?}, got no iss claim"),
+            },
+            Self::AudienceMismatch { expected, found } => {
+                if found.is_empty() {
+                    write!(f, "expected audience {}, got no aud claim", list(expected))
+                } else {
+                    write!(f, "expected audience {}, got {}", list(expected), list(found))
+                }
+            }
+            Self::MissingClaim { claim } => write!(f, "missing required claim {claim:?}"),
+            Self::InvalidClaim { claim, reason } => write!(f, "invalid claim {claim:?}: {reason}"),
+            Self::Expired { exp, now } => write!(f, "token expired at {exp} (now {now})"),
+            Self::NotYetValid { nbf, now } => write!(f, "token not valid before {nbf} (now {now})"),
+            Self::IssuedInFuture { iat, now } => {
+                write!(f, "token issued in the future at {iat} (now {now})")
+            }
+            Self::ClaimsDecode { message } => write!(f, "claims do not match the expected type: {message}"),
+            Self::KeysUnavailable { source } => write!(f, "issuer keys unavailable: {source}"),
+            Self::UntrustedIssuer { found: Some(iss) } => write!(f, "issuer {iss:?} is not trusted"),
+            Self::UntrustedIssuer { found: None } => write!(f, "token has no issuer"),
+        }
+    }
+}
+
+impl std::error::Error for VerifyError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::KeysUnavailable { source } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+fn list(values: &[String]) -> String {
+    match values {
+        [one] => format!("{one:?}"),
+        many => format!("one of {many:?}"),
+    }
+}

@@ -1,0 +1,436 @@
+//! Parsing a JWK Set leniently and safely, and selecting the key for a token.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::DecodingKey;
+use serde::Deserialize;
+
+use crate::Algorithm;
+use crate::crypto::{self, Prepared};
+use crate::error::{ConfigError, VerifyError};
+
+/// RFC 7518 §3.3: "A key of size 2048 bits or larger MUST be used with these algorithms."
+const MIN_RSA_BITS: usize = 2048;
+/// Shared secrets must be at least as long as the hash output (RFC 7518 §3.2).
+pub(crate) const MIN_HMAC_SECRET_BYTES: usize = 32;
+
+/// The type of a public key (or shared secret).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KeyKind {
+    /// An RSA public key of this many bits.
+    Rsa {
+        /// The modulus length in bits.
+        bits: usize,
+    },
+    /// An EC public key on P-256.
+    P256,
+    /// An EC public key on P-384.
+    P384,
+    /// An Ed25519 public key.
+    Ed25519,
+    /// An HMAC shared secret (only ever configured explicitly, never read from a JWKS).
+    Secret,
+}
+
+impl KeyKind {
+    /// Whether a key of this kind can verify `alg`.
+    pub fn fits(self, alg: Algorithm) -> bool {
+        use Algorithm::*;
+        match self {
+            Self::Rsa { .. } => matches!(alg, RS256 | RS384 | RS512 | PS256 | PS384 | PS512),
+            Self::P256 => alg == ES256,
+            Self::P384 => alg == ES384,
+            Self::Ed25519 => alg == EdDSA,
+            Self::Secret => alg.is_hmac(),
+        }
+    }
+}
+
+/// One verification key, parsed once and ready to check signatures.
+pub struct PublicKey {
+    kid: Option<String>,
+    kind: KeyKind,
+    alg: Option<Algorithm>,
+    prepared: Vec<(Algorithm, Prepared)>,
+}
+
+impl PublicKey {
+    /// The key's id (`kid`), if it has one.
+    pub fn kid(&self) -> Option<&str> {
+        self.kid.as_deref()
+    }
+
+    /// The key's type.
+    pub fn kind(&self) -> KeyKind {
+        self.kind
+    }
+
+    /// The algorithm the key is bound to by its JWK `alg`, if any.
+    pub fn algorithm(&self) -> Option<Algorithm> {
+        self.alg
+    }
+
+    /// Whether this key may verify a token whose header says `alg`: the algorithm must fit the key's
+    /// type and curve, and equal the JWK's `alg` when it has one (RFC 8725 §3.1, RFC 7517 §4.4).
+    pub fn fits(&self, alg: Algorithm) -> bool {
+        self.kind.fits(alg) && self.alg.is_none_or(|a| a == alg)
+    }
+
+    /// The expected signature length for `alg`, when it is fixed; used to reject garbage before any
+    /// crypto.
+    pub(crate) fn signature_len(&self, alg: Algorithm) -> Option<usize> {
+        match (self.kind, alg) {
+            (KeyKind::Rsa { bits }, _) => Some(bits.div_ceil(8)),
+            (KeyKind::P256, _) => Some(64),
+            (KeyKind::P384, _) => Some(96),
+            (KeyKind::Ed25519, _) => Some(64),
+            (KeyKind::Secret, Algorithm::HS256) => Some(32),
+            (KeyKind::Secret, Algorithm::HS384) => Some(48),
+            (KeyKind::Secret, _) => Some(64),
+        }
+    }
+
+    /// Checks `signature` over `message` with `alg`.
+    pub(crate) fn verify(&self, alg: Algorithm, message: &[u8], signature: &[u8]) -> bool {
+        self.prepared
+            .iter()
+            .find(|(a, _)| *a == alg)
+            .is_some_and(|(_, p)| p.verify(message, signature))
+    }
+
+    fn new(
+        kid: Option<String>,
+        kind: KeyKind,
+        alg: Option<Algorithm>,
+        key: &DecodingKey,
+    ) -> Result<Self, String> {
+        let candidates: Vec<Algorithm> = match alg {
+            Some(alg) => vec![alg],
+            None => Algorithm::ASYMMETRIC
+                .iter()
+                .chain(Algorithm::HMAC)
+                .copied()
+                .filter(|a| kind.fits(*a))
+                .collect(),
+        };
+        if let Some(alg) = alg {
+            if !kind.fits(alg) {
+                return Err(format!("alg {alg} does not fit a {kind:?} key"));
+            }
+        }
+        let prepared = candidates
+            .into_iter()
+            .map(|a| Prepared::new(key, a).map(|p| (a, p)))
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
+            kid,
+            kind,
+            alg,
+            prepared,
+        })
+    }
+}
+
+impl fmt::Debug for PublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PublicKey")
+            .field("kid", &self.kid)
+            .field("kind", &self.kind)
+            .field("alg", &self.alg)
+            .finish()
+    }
+}
+
+/// A parsed key set: the keys an issuer publishes that this library can use, indexed by `kid`.
+#[derive(Debug, Default)]
+pub struct Jwks {
+    keys: Vec<PublicKey>,
+    by_kid: HashMap<String, Vec<usize>>,
+    skipped: usize,
+}
+
+/// The lenient shape of one JWK: every field optional, so that one odd key is skipped instead of
+/// failing the whole set.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RawJwk {
+    kty: Option<String>,
+    kid: Option<String>,
+    #[serde(rename = "use")]
+    use_: Option<String>,
+    key_ops: Option<Vec<String>>,
+    alg: Option<String>,
+    crv: Option<String>,
+    n: Option<String>,
+    e: Option<String>,
+    x: Option<String>,
+    y: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawJwkSet {
+    keys: Vec<serde_json::Value>,
+}
+
+impl Jwks {
+    /// Parses a JWK Set document (RFC 7517 §5).
+    ///
+    /// Keys this library cannot or must not use are skipped (and traced), never failing the set:
+    /// unknown `kty` or `crv` (Kubernetes can publish ML-DSA keys), `use` other than `sig`, `key_ops`
+    /// without `verify` (RFC 7517 §4.2, §4.3), an `alg` that is unknown or does not fit the key,
+    /// symmetric (`oct`) keys — HMAC is never used with published keys (RFC 8725 §3.1) — and RSA keys
+    /// shorter than 2048 bits (RFC 7518 §3.3). Only a document that is not a JSON object with a `keys`
+    /// array is an error.
+    pub fn from_json(json: &[u8]) -> Result<Self, ConfigError> {
+        Self::parse(json).map_err(|reason| ConfigError::InvalidKey { reason })
+    }
+
+    pub(crate) fn parse(json: &[u8]) -> Result<Self, String> {
+        let set: RawJwkSet = serde_json::from_slice(json)
+            .map_err(|e| format!("not a JWK Set (a JSON object with a `keys` array): {e}"))?;
+        let mut jwks = Self::default();
+        for (index, value) in set.keys.into_iter().enumerate() {
+            match parse_jwk(value) {
+                Ok(key) => jwks.push(key),
+                Err(reason) => {
+                    jwks.skipped += 1;
+                    tracing::debug!(index, %reason, "skipping JWK");
+                }
+            }
+        }
+        Ok(jwks)
+    }
+
+    /// A key set holding one PEM-encoded public key (`PUBLIC KEY` or `RSA PUBLIC KEY`): RSA, EC P-256
+    /// or P-384, or Ed25519. `kid` names it; tokens without a `kid` are matched by algorithm.
+    pub fn from_pem(pem: &[u8], kid: Option<&str>) -> Result<Self, ConfigError> {
+        let err = |reason: String| ConfigError::InvalidKey { reason };
+        let kid = kid.map(str::to_owned);
+        let key = if let Ok(key) = DecodingKey::from_rsa_pem(pem) {
+            let der = key.try_get_as_bytes().map_err(|e| err(e.to_string()))?;
+            let (n, e) = (crypto::provider().key_utils.rsa_pub_components_from_public_key)(der)
+                .map_err(|e| err(format!("invalid RSA public key: {e}")))?;
+            rsa_key(kid, None, &n, &e)
+        } else if let Ok(key) = DecodingKey::from_ec_pem(pem) {
+            let point = key.try_get_as_bytes().map_err(|e| err(e.to_string()))?;
+            let kind = match point.len() {
+                65 => KeyKind::P256,
+                97 => KeyKind::P384,
+                _ => return Err(err("unsupported EC curve (P-256 and P-384 are)".into())),
+            };
+            PublicKey::new(kid, kind, None, &key)
+        } else if let Ok(key) = DecodingKey::from_ed_pem(pem) {
+            PublicKey::new(kid, KeyKind::Ed25519, None, &key)
+        } else {
+            return Err(err(
+                "not a PEM public key (RSA, EC P-256/P-384 or Ed25519 `PUBLIC KEY`)".into(),
+            ));
+        };
+        let mut jwks = Self::default();
+        jwks.push(key.map_err(err)?);
+        Ok(jwks)
+    }
+
+    /// A key set holding one HMAC shared secret, for an explicitly configured shared-secret issuer.
+    /// The secret must be at least 32 bytes (RFC 7518 §3.2: at least the hash output size).
+    pub fn from_secret(secret: &[u8], kid: Option<&str>) -> Result<Self, ConfigError> {
+        if secret.len() < MIN_HMAC_SECRET_BYTES {
+            return Err(ConfigError::InvalidKey {
+                reason: format!(
+                    "HMAC secret is {} bytes; at least {MIN_HMAC_SECRET_BYTES} are required \
+                     (RFC 7518 §3.2)",
+                    secret.len()
+                ),
+            });
+        }
+        let key = PublicKey::new(
+            kid.map(str::to_owned),
+            KeyKind::Secret,
+            None,
+            &DecodingKey::from_secret(secret),
+        )
+        .map_err(|reason| ConfigError::InvalidKey { reason })?;
+        let mut jwks = Self::default();
+        jwks.push(key);
+        Ok(jwks)
+    }
+
+    /// Adds the keys of `other` to this set.
+    pub fn merge(mut self, other: Jwks) -> Self {
+        self.skipped += other.skipped;
+        for key in other.keys {
+            self.push(key);
+        }
+        self
+    }
+
+    fn push(&mut self, key: PublicKey) {
+        if let Some(kid) = &key.kid {
+            self.by_kid
+                .entry(kid.clone())
+                .or_default()
+                .push(self.keys.len());
+        }
+        self.keys.push(key);
+    }
+
+    /// The usable keys.
+    pub fn keys(&self) -> &[PublicKey] {
+        &self.keys
+    }
+
+    /// How many keys the set held that were skipped as unusable.
+    pub fn skipped(&self) -> usize {
+        self.skipped
+    }
+
+    /// The number of usable keys.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether there is no usable key.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// Whether a key with this id is in the set.
+    pub fn contains_kid(&self, kid: &str) -> bool {
+        self.by_kid.contains_key(kid)
+    }
+
+    /// Selects the key for a token: by `kid` when the header has one (O(1)), the algorithm must fit
+    /// that key; without a `kid`, only when exactly one key fits the algorithm.
+    pub(crate) fn select(&self, kid: Option<&str>, alg: Algorithm) -> Result<&PublicKey, VerifyError> {
+        match kid {
+            Some(kid) => {
+                let Some(indexes) = self.by_kid.get(kid) else {
+                    return Err(VerifyError::UnknownKey {
+                        kid: Some(kid.to_owned()),
+                    });
+                };
+                indexes
+                    .iter()
+                    .map(|&i| &self.keys[i])
+                    .find(|k| k.fits(alg))
+                    .ok_or_else(|| VerifyError::AlgorithmKeyMismatch {
+                        alg: alg.as_str().to_owned(),
+                        kid: Some(kid.to_owned()),
+                    })
+            }
+            None => {
+                let mut fitting = self.keys.iter().filter(|k| k.fits(alg));
+                match (fitting.next(), fitting.count()) {
+                    (Some(key), 0) => Ok(key),
+                    (Some(_), more) => Err(VerifyError::AmbiguousKey {
+                        candidates: more + 1,
+                    }),
+                    (None, _) => Err(VerifyError::UnknownKey { kid: None }),
+                }
+            }
+        }
+    }
+}
+
+fn parse_jwk(value: serde_json::Value) -> Result<PublicKey, String> {
+    let raw: RawJwk = serde_json::from_value(value).map_err(|e| format!("invalid JWK: {e}"))?;
+    // RFC 7517 §4.2: `use` other than "sig" (e.g. "enc") is not for signatures.
+    if let Some(u) = &raw.use_ {
+        if u != "sig" {
+            return Err(format!("use {u:?} is not \"sig\""));
+        }
+    }
+    // RFC 7517 §4.3: `key_ops` restricts the key to the listed operations.
+    if let Some(ops) = &raw.key_ops {
+        if !ops.iter().any(|op| op == "verify") {
+            return Err("key_ops does not include \"verify\"".into());
+        }
+    }
+    let alg = match raw.alg.as_deref() {
+        None => None,
+        Some(name) => match Algorithm::from_header(name) {
+            Some(alg) if !alg.is_hmac() => Some(alg),
+            _ => return Err(format!("unsupported alg {name:?}")),
+        },
+    };
+    let kty = raw.kty.as_deref().ok_or("missing kty")?;
+    let field = |v: &Option<String>, name: &str| {
+        v.as_deref()
+            .ok_or_else(|| format!("{kty} key without {name:?}"))
+            .map(str::to_owned)
+    };
+    match kty {
+        "RSA" => {
+            let n = decode_b64(&field(&raw.n, "n")?, "n")?;
+            let e = decode_b64(&field(&raw.e, "e")?, "e")?;
+            rsa_key(raw.kid, alg, &n, &e)
+        }
+        "EC" => {
+            let (kind, len) = match raw.crv.as_deref() {
+                Some("P-256") => (KeyKind::P256, 32),
+                Some("P-384") => (KeyKind::P384, 48),
+                other => return Err(format!("unsupported EC curve {other:?}")),
+            };
+            let x = decode_b64(&field(&raw.x, "x")?, "x")?;
+            let y = decode_b64(&field(&raw.y, "y")?, "y")?;
+            if x.len() != len || y.len() != len {
+                return Err("EC coordinates have the wrong length".into());
+            }
+            let mut point = Vec::with_capacity(1 + 2 * len);
+            point.push(0x04);
+            point.extend_from_slice(&x);
+            point.extend_from_slice(&y);
+            PublicKey::new(raw.kid, kind, alg, &DecodingKey::from_ec_der(&point))
+        }
+        "OKP" => {
+            if raw.crv.as_deref() != Some("Ed25519") {
+                return Err(format!("unsupported OKP curve {:?}", raw.crv));
+            }
+            let x = decode_b64(&field(&raw.x, "x")?, "x")?;
+            if x.len() != 32 {
+                return Err("Ed25519 key is not 32 bytes".into());
+            }
+            PublicKey::new(raw.kid, KeyKind::Ed25519, alg, &DecodingKey::from_ed_der(&x))
+        }
+        "oct" => Err("symmetric keys are never accepted from a key set (RFC 8725 §3.1)".into()),
+        other => Err(format!("unsupported kty {other:?}")),
+    }
+}
+
+fn rsa_key(
+    kid: Option<String>,
+    alg: Option<Algorithm>,
+    n: &[u8],
+    e: &[u8],
+) -> Result<PublicKey, String> {
+    let n = strip_leading_zeros(n);
+    let bits = n
+        .first()
+        .map_or(0, |b| n.len() * 8 - b.leading_zeros() as usize);
+    if bits < MIN_RSA_BITS {
+        return Err(format!(
+            "RSA key of {bits} bits is shorter than {MIN_RSA_BITS} (RFC 7518 §3.3)"
+        ));
+    }
+    PublicKey::new(
+        kid,
+        KeyKind::Rsa { bits },
+        alg,
+        &DecodingKey::from_rsa_raw_components(n, strip_leading_zeros(e)),
+    )
+}
+
+fn strip_leading_zeros(bytes: &[u8]) -> &[u8] {
+    let start = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len());
+    &bytes[start..]
+}
+
+fn decode_b64(value: &str, name: &str) -> Result<Vec<u8>, String> {
+    URL_SAFE_NO_PAD
+        .decode(value.trim_end_matches('='))
+        .map_err(|_| format!("{name:?} is not base64url"))
+}

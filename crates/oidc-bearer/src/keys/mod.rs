@@ -1,0 +1,80 @@
+//! Issuers' public keys: parsing a JWKS (RFC 7517), selecting the key for a token, and the key sources
+//! a verifier reads from — a [`StaticKeySet`] for offline use and a [`RemoteKeySet`] that follows an
+//! issuer's published keys with a cache.
+
+mod jwks;
+mod remote;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+pub use jwks::{Jwks, KeyKind, PublicKey};
+pub use remote::{CacheSettings, RemoteKeySet};
+
+use crate::error::KeysError;
+
+/// A boxed, sendable future, as returned by [`KeySet::refresh`].
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A source of an issuer's verification keys.
+///
+/// The verifier first asks for the [`current`](KeySet::current) keys, which must never wait on the
+/// network. Only when the token names a key that is not there (or no keys are loaded yet) does it call
+/// [`refresh`](KeySet::refresh); implementations decide whether to fetch (single flight, cooldown) and
+/// return the newest keys they have.
+///
+/// Keys belong to one issuer: a key set is never shared between issuers (RFC 8725 §3.8).
+pub trait KeySet: Send + Sync + 'static {
+    /// The keys available now, without waiting. `None` when none are loaded (or they are too stale to
+    /// use).
+    fn current(&self) -> Option<Arc<Jwks>>;
+
+    /// Asks for newer keys because a token named a key that `current` did not have. Returns the newest
+    /// keys available (possibly unchanged), or why there are none.
+    fn refresh(&self) -> BoxFuture<'_, Result<Arc<Jwks>, KeysError>>;
+}
+
+impl<K: KeySet + ?Sized> KeySet for Arc<K> {
+    fn current(&self) -> Option<Arc<Jwks>> {
+        (**self).current()
+    }
+
+    fn refresh(&self) -> BoxFuture<'_, Result<Arc<Jwks>, KeysError>> {
+        (**self).refresh()
+    }
+}
+
+/// A fixed set of keys: for offline use, tests, and issuers without discovery (legacy Kubernetes
+/// tokens, where the cluster's service-account public key is configured by hand).
+///
+/// ```
+/// use oidc_bearer::keys::{Jwks, KeySet, StaticKeySet};
+///
+/// let keys = StaticKeySet::new(Jwks::from_json(br#"{"keys": []}"#).unwrap());
+/// assert!(keys.current().unwrap().is_empty());
+/// ```
+#[derive(Debug, Clone)]
+pub struct StaticKeySet {
+    keys: Arc<Jwks>,
+}
+
+impl StaticKeySet {
+    /// Serves `keys` forever.
+    pub fn new(keys: Jwks) -> Self {
+        Self {
+            keys: Arc::new(keys),
+        }
+    }
+}
+
+impl KeySet for StaticKeySet {
+    fn current(&self) -> Option<Arc<Jwks>> {
+        Some(self.keys.clone())
+    }
+
+    fn refresh(&self) -> BoxFuture<'_, Result<Arc<Jwks>, KeysError>> {
+        let keys = self.keys.clone();
+        Box::pin(async move { Ok(keys) })
+    }
+}

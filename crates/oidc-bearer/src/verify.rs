@@ -1,0 +1,570 @@
+//! [`Verifier`]: one issuer's policy — where its keys are, which audiences and algorithms are
+//! accepted, how much clock skew is tolerated — and the verification of a token against it.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+
+use crate::Algorithm;
+use crate::clock::{Clock, SharedClock, SystemClock};
+use crate::error::{ConfigError, KeysError, VerifyError};
+use crate::fetch::HttpSettings;
+use crate::keys::{CacheSettings, KeySet, RemoteKeySet};
+use crate::token::{ClaimValue, Parsed};
+
+/// The default token size cap: 8 KiB, far above real workload tokens (about 1 KiB).
+pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8 * 1024;
+/// The default clock-skew leeway for `exp`, `nbf` and `iat`.
+pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
+
+/// Verifies tokens of one issuer.
+///
+/// Cheap to clone (an `Arc` inside); clones share the key cache. Construction never contacts the
+/// issuer: keys are fetched on first use (or by [`ready`](Verifier::ready)), so a service starts even
+/// when its issuer is down.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// use oidc_bearer::{Verifier, claims::DefaultClaims};
+///
+/// let verifier = Verifier::new(
+///     "https://container.googleapis.com/v1/projects/p/locations/europe-west1/clusters/c",
+///     "my-service",
+/// )?;
+/// # let token = "";
+/// let claims: DefaultClaims = verifier.verify(token).await?;
+/// println!("hello {}", claims.subject());
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Verifier {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    issuer: String,
+    audiences: Vec<String>,
+    skip_audience: bool,
+    algorithms: Vec<Algorithm>,
+    leeway: f64,
+    require_exp: bool,
+    required_typ: Option<String>,
+    max_token_bytes: usize,
+    keys: Arc<dyn KeySet>,
+    clock: SharedClock,
+}
+
+impl Verifier {
+    /// A verifier for `issuer`'s tokens meant for `audience`, with keys found by OpenID Connect
+    /// Discovery and every default.
+    pub fn new(issuer: impl Into<String>, audience: impl Into<String>) -> Result<Self, ConfigError> {
+        Self::builder(issuer, audience).build()
+    }
+
+    /// Starts configuring a verifier for `issuer`'s tokens meant for `audience`. The audience is
+    /// required: it is what stops a token sent to service A from being replayed to service B.
+    pub fn builder(issuer: impl Into<String>, audience: impl Into<String>) -> VerifierBuilder {
+        VerifierBuilder::new(issuer.into(), audience.into())
+    }
+
+    /// Starts configuring a verifier for an issuer that signs its own tokens with a shared HMAC secret
+    /// (HS256/384/512), such as an internal auth service. Only these algorithms and this secret are
+    /// accepted; the secret must be at least 32 bytes (RFC 7518 §3.2). Never mixed with published
+    /// public keys (RFC 8725 §2.1).
+    pub fn shared_secret_builder(
+        issuer: impl Into<String>,
+        audience: impl Into<String>,
+        secret: &[u8],
+    ) -> Result<VerifierBuilder, ConfigError> {
+        let keys = crate::keys::StaticKeySet::new(crate::keys::Jwks::from_secret(secret, None)?);
+        Ok(Self::builder(issuer, audience).hmac_issuer(keys))
+    }
+
+    /// The issuer this verifier accepts.
+    pub fn issuer(&self) -> &str {
+        &self.inner.issuer
+    }
+
+    /// The audiences this verifier accepts.
+    pub fn audiences(&self) -> &[String] {
+        &self.inner.audiences
+    }
+
+    /// Fetches the keys now if none are loaded (a warm-up). Not required: the first verification does
+    /// it, and a failure is retried by later requests.
+    pub async fn ready(&self) -> Result<(), KeysError> {
+        match self.inner.keys.current() {
+            Some(_) => Ok(()),
+            None => self.inner.keys.refresh().await.map(|_| ()),
+        }
+    }
+
+    /// Verifies `token` and decodes its payload into `T`.
+    ///
+    /// Order: structure (before any crypto), algorithm and key, signature, then the claims — go-oidc
+    /// checks the signature before the claims since v3.15 (CVE-2025-27144) and so do we.
+    pub async fn verify<T: DeserializeOwned>(&self, token: &str) -> Result<T, VerifyError> {
+        let parsed = Parsed::new(token, self.inner.max_token_bytes)?;
+        self.check(&parsed).await?;
+        decode_claims(&parsed.payload)
+    }
+
+    /// Checks a parsed token: everything but decoding the caller's claims type.
+    pub(crate) async fn check(&self, parsed: &Parsed<'_>) -> Result<(), VerifyError> {
+        let inner = &*self.inner;
+        let header = &parsed.header;
+        // RFC 8725 §3.1: `none` and unknown names never pass; names are case-sensitive.
+        let alg = Algorithm::from_header(&header.alg).ok_or_else(|| {
+            VerifyError::UnsupportedAlgorithm {
+                alg: header.alg.clone(),
+            }
+        })?;
+        if !inner.algorithms.contains(&alg) {
+            // HMAC is refused here for public-key issuers, whose allowed lists never hold it, so a
+            // public key can never be used as an HMAC secret (RFC 8725 §2.1).
+            return Err(if alg.is_hmac() {
+                VerifyError::UnsupportedAlgorithm {
+                    alg: header.alg.clone(),
+                }
+            } else {
+                VerifyError::AlgorithmNotAllowed {
+                    alg: header.alg.clone(),
+                }
+            });
+        }
+        if let Some(expected) = &inner.required_typ {
+            check_typ(expected, header.typ.as_deref())?;
+        }
+
+        let kid = header.kid.as_deref();
+        let keys = match inner.keys.current() {
+            Some(keys) => keys,
+            None => inner.keys.refresh().await.map_err(|source| VerifyError::KeysUnavailable { source })?,
+        };
+        let found = keys.select(kid, alg);
+        let keys = match found {
+            Err(VerifyError::UnknownKey { .. }) => {
+                // An unknown kid may be a rotation we have not seen: ask for fresh keys. The key set
+                // decides whether to fetch (single flight, cooldown).
+                let fresh = inner
+                    .keys
+                    .refresh()
+                    .await
+                    .map_err(|source| VerifyError::KeysUnavailable { source })?;
+                fresh.select(kid, alg)?;
+                fresh
+            }
+            Err(e) => return Err(e),
+            Ok(_) => keys,
+        };
+        let key = keys.select(kid, alg)?;
+        // A signature of the wrong length is refused without any crypto.
+        if key
+            .signature_len(alg)
+            .is_some_and(|len| len != parsed.signature.len())
+        {
+            return Err(VerifyError::InvalidSignature);
+        }
+        if !key.verify(alg, parsed.signing_input, &parsed.signature) {
+            return Err(VerifyError::InvalidSignature);
+        }
+        self.check_claims(parsed)
+    }
+
+    fn check_claims(&self, parsed: &Parsed<'_>) -> Result<(), VerifyError> {
+        let inner = &*self.inner;
+        let claims = &parsed.claims;
+        // RFC 7519 §4.1.1: `iss` is a single StringOrURI. jsonwebtoken accepts an array; we must not.
+        match &claims.iss {
+            ClaimValue::Str(iss) if *iss == inner.issuer => {}
+            ClaimValue::Str(iss) => {
+                return Err(VerifyError::IssuerMismatch {
+                    expected: inner.issuer.clone(),
+                    found: Some(iss.clone()),
+                });
+            }
+            ClaimValue::Absent => {
+                return Err(VerifyError::IssuerMismatch {
+                    expected: inner.issuer.clone(),
+                    found: None,
+                });
+            }
+            _ => {
+                return Err(VerifyError::InvalidClaim {
+                    claim: "iss",
+                    reason: "must be a single string (RFC 7519 §4.1.1)",
+                });
+            }
+        }
+        // RFC 7519 §4.1.3: a string or an array of strings; the token is accepted when any of its
+        // audiences is accepted. A missing `aud` is refused unless explicitly allowed.
+        if !inner.skip_audience {
+            let found: &[String] = match &claims.aud {
+                ClaimValue::Str(one) => std::slice::from_ref(one),
+                ClaimValue::StrArray(many) => many,
+                ClaimValue::Absent => &[],
+                _ => {
+                    return Err(VerifyError::InvalidClaim {
+                        claim: "aud",
+                        reason: "must be a string or an array of strings (RFC 7519 §4.1.3)",
+                    });
+                }
+            };
+            if !found.iter().any(|a| inner.audiences.contains(a)) {
+                return Err(VerifyError::AudienceMismatch {
+                    expected: inner.audiences.clone(),
+                    found: found.to_vec(),
+                });
+            }
+        }
+        let now = inner.clock.now().as_secs_f64();
+        let leeway = inner.leeway;
+        // RFC 7519 §4.1.4: the current time MUST be before `exp`.
+        match time_claim(&claims.exp, "exp")? {
+            Some(exp) if now >= exp + leeway => {
+                return Err(VerifyError::Expired {
+                    exp: exp.floor() as i64,
+                    now: now.floor() as i64,
+                });
+            }
+            None if inner.require_exp => return Err(VerifyError::MissingClaim { claim: "exp" }),
+            _ => {}
+        }
+        // RFC 7519 §4.1.5: the current time MUST be after or equal to `nbf`.
+        if let Some(nbf) = time_claim(&claims.nbf, "nbf")? {
+            if now + leeway < nbf {
+                return Err(VerifyError::NotYetValid {
+                    nbf: nbf.floor() as i64,
+                    now: now.floor() as i64,
+                });
+            }
+        }
+        // A token issued in the future is as suspect as one not yet valid (go-oidc does not check
+        // `iat`; we do, with the same leeway).
+        if let Some(iat) = time_claim(&claims.iat, "iat")? {
+            if now + leeway < iat {
+                return Err(VerifyError::IssuedInFuture {
+                    iat: iat.floor() as i64,
+                    now: now.floor() as i64,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A NumericDate claim: a JSON number (RFC 7519 §2), never a string (CVE-2026-25537).
+fn time_claim(value: &ClaimValue, claim: &'static str) -> Result<Option<f64>, VerifyError> {
+    match value {
+        ClaimValue::Absent => Ok(None),
+        ClaimValue::Num(n) if n.is_finite() => Ok(Some(*n)),
+        _ => Err(VerifyError::InvalidClaim {
+            claim,
+            reason: "must be a number of seconds since the epoch (RFC 7519 §2 NumericDate)",
+        }),
+    }
+}
+
+/// RFC 7515 §4.1.9 / RFC 9068 §4: `typ` compares case-insensitively, with the `application/`
+/// prefix optional.
+fn check_typ(expected: &str, found: Option<&str>) -> Result<(), VerifyError> {
+    let strip = |t: &str| {
+        let lower = t.to_ascii_lowercase();
+        lower
+            .strip_prefix("application/")
+            .map(str::to_owned)
+            .unwrap_or(lower)
+    };
+    match found {
+        Some(typ) if strip(typ) == strip(expected) => Ok(()),
+        _ => Err(VerifyError::InvalidType {
+            expected: expected.to_owned(),
+            found: found.map(str::to_owned),
+        }),
+    }
+}
+
+pub(crate) fn decode_claims<T: DeserializeOwned>(payload: &[u8]) -> Result<T, VerifyError> {
+    serde_json::from_slice(payload).map_err(|e| VerifyError::ClaimsDecode {
+        // serde_json's message names the field and position, never the value's contents beyond it.
+        message: e.to_string(),
+    })
+}
+
+impl fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Verifier")
+            .field("issuer", &self.inner.issuer)
+            .field("audiences", &self.inner.audiences)
+            .field("algorithms", &self.inner.algorithms)
+            .field("leeway", &self.inner.leeway)
+            .finish_non_exhaustive()
+    }
+}
+
+enum KeySource {
+    Discovery,
+    JwksUrl(String),
+    Custom(Arc<dyn KeySet>),
+}
+
+/// Configures a [`Verifier`]. Every setting has a safe default; settings that weaken a check are named
+/// `dangerous_*`.
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct VerifierBuilder {
+    issuer: String,
+    audiences: Vec<String>,
+    skip_audience: bool,
+    algorithms: Vec<Algorithm>,
+    leeway: Duration,
+    require_exp: bool,
+    required_typ: Option<String>,
+    max_token_bytes: usize,
+    clock: SharedClock,
+    source: KeySource,
+    discovery_url: Option<String>,
+    http: HttpSettings,
+    cache: CacheSettings,
+    hmac: bool,
+}
+
+impl VerifierBuilder {
+    fn new(issuer: String, audience: String) -> Self {
+        Self {
+            issuer,
+            audiences: vec![audience],
+            skip_audience: false,
+            algorithms: Algorithm::ASYMMETRIC.to_vec(),
+            leeway: DEFAULT_LEEWAY,
+            require_exp: true,
+            required_typ: None,
+            max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
+            clock: Arc::new(SystemClock),
+            source: KeySource::Discovery,
+            discovery_url: None,
+            http: HttpSettings::default(),
+            cache: CacheSettings::default(),
+            hmac: false,
+        }
+    }
+
+    /// Accepts another audience too (a token is accepted when any of its audiences is accepted).
+    pub fn with_audience(mut self, audience: impl Into<String>) -> Self {
+        self.audiences.push(audience.into());
+        self
+    }
+
+    /// The algorithms accepted (default: every asymmetric algorithm supported). The key's type and
+    /// JWK `alg` narrow this further per key.
+    pub fn with_algorithms(mut self, algorithms: &[Algorithm]) -> Self {
+        self.algorithms = algorithms.to_vec();
+        self
+    }
+
+    /// The clock-skew leeway for `exp`, `nbf` and `iat` (default 60 s, like go-jose's default
+    /// `DefaultLeeway`; go-oidc itself allows none for `exp`).
+    pub fn with_leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = leeway;
+        self
+    }
+
+    /// Requires the header's `typ` (e.g. `at+jwt` for RFC 9068 access tokens). Off by default:
+    /// Kubernetes and Google tokens are plain `JWT`s.
+    pub fn with_required_typ(mut self, typ: impl Into<String>) -> Self {
+        self.required_typ = Some(typ.into());
+        self
+    }
+
+    /// The largest token accepted, in bytes (default 8 KiB).
+    pub fn with_max_token_bytes(mut self, max: usize) -> Self {
+        self.max_token_bytes = max;
+        self
+    }
+
+    /// The clock for token and cache lifetimes (default: the system clock).
+    pub fn with_clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Fetches discovery from this URL instead of `{issuer}/.well-known/openid-configuration` (inside a
+    /// cluster the API server is reached at another address than the issuer). The document's `issuer`
+    /// must still equal the configured issuer.
+    pub fn with_discovery_url(mut self, url: impl Into<String>) -> Self {
+        self.discovery_url = Some(url.into());
+        self
+    }
+
+    /// Fetches the JWKS from this URL instead of the discovery document's `jwks_uri` (discovery is then
+    /// skipped).
+    pub fn with_jwks_uri(mut self, url: impl Into<String>) -> Self {
+        self.source = KeySource::JwksUrl(url.into());
+        self
+    }
+
+    /// Uses these keys instead of fetching any (a [`StaticKeySet`](crate::keys::StaticKeySet), or your
+    /// own [`KeySet`]).
+    pub fn with_key_set(mut self, keys: impl KeySet) -> Self {
+        self.source = KeySource::Custom(Arc::new(keys));
+        self
+    }
+
+    /// Trusts these extra root certificates (PEM, one or more) for discovery and JWKS fetches.
+    pub fn with_root_certificates_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.http.root_certificates.push(pem.into());
+        self
+    }
+
+    /// Sends `Authorization: Bearer <token>` with discovery and JWKS fetches (a Kubernetes API server
+    /// requires it unless anonymous discovery is allowed). The closure is called per fetch, so a
+    /// rotating token file can be re-read.
+    pub fn with_fetch_bearer_token(
+        mut self,
+        token: impl Fn() -> Option<String> + Send + Sync + 'static,
+    ) -> Self {
+        self.http.authorization = Some(Arc::new(token));
+        self
+    }
+
+    /// The connect and total timeouts of each fetch (default 5 s and 10 s).
+    pub fn with_http_timeouts(mut self, connect: Duration, total: Duration) -> Self {
+        self.http.connect_timeout = connect;
+        self.http.timeout = total;
+        self
+    }
+
+    /// The largest discovery or JWKS response accepted (default 1 MiB).
+    pub fn with_max_response_bytes(mut self, max: usize) -> Self {
+        self.http.max_response_bytes = max;
+        self
+    }
+
+    /// The key cache's settings (cooldown, lifetimes, staleness, backoff).
+    pub fn with_cache_settings(mut self, cache: CacheSettings) -> Self {
+        self.cache = cache;
+        self
+    }
+
+    /// The least time between two fetches triggered by unknown `kid`s (default 30 s).
+    pub fn with_refresh_cooldown(mut self, cooldown: Duration) -> Self {
+        self.cache.cooldown = cooldown;
+        self
+    }
+
+    /// **Dangerous**: allows fetching discovery and keys over plain `http` from hosts other than
+    /// loopback, where anyone on the path can replace the keys.
+    pub fn dangerous_allow_insecure_http(mut self) -> Self {
+        self.http.allow_insecure_http = true;
+        self
+    }
+
+    /// **Dangerous**: accepts tokens for any audience (go-oidc's `SkipClientIDCheck`). A token meant for
+    /// another service is then accepted here.
+    pub fn dangerous_skip_audience_check(mut self) -> Self {
+        self.skip_audience = true;
+        self
+    }
+
+    /// **Dangerous**: accepts tokens without `exp`, which never expire (legacy Kubernetes
+    /// service-account tokens are like this).
+    pub fn dangerous_allow_missing_exp(mut self) -> Self {
+        self.require_exp = false;
+        self
+    }
+
+    /// Marks this as a shared-secret issuer: HMAC algorithms only, keys from the given key set only.
+    pub(crate) fn hmac_issuer(mut self, keys: impl KeySet) -> Self {
+        self.hmac = true;
+        self.algorithms = Algorithm::HMAC.to_vec();
+        self.source = KeySource::Custom(Arc::new(keys));
+        self
+    }
+
+    /// Checks the configuration and builds the verifier. Nothing is fetched.
+    pub fn build(self) -> Result<Verifier, ConfigError> {
+        if !self.skip_audience && self.audiences.iter().all(String::is_empty) {
+            return Err(ConfigError::NoAudience);
+        }
+        if self.issuer.is_empty() {
+            return Err(ConfigError::InvalidIssuer {
+                issuer: self.issuer,
+                reason: "empty".into(),
+            });
+        }
+        if self.algorithms.is_empty() {
+            return Err(ConfigError::InvalidAlgorithms {
+                reason: "no algorithm allowed".into(),
+            });
+        }
+        if !self.hmac && self.algorithms.iter().any(|a| a.is_hmac()) {
+            return Err(ConfigError::InvalidAlgorithms {
+                reason: "HMAC algorithms are only for shared-secret issuers, never with published \
+                         public keys (RFC 8725 §2.1)"
+                    .into(),
+            });
+        }
+        if self.max_token_bytes == 0 {
+            return Err(ConfigError::InvalidSetting {
+                name: "max_token_bytes",
+                reason: "must be positive".into(),
+            });
+        }
+        self.cache.validate()?;
+        let keys: Arc<dyn KeySet> = match self.source {
+            KeySource::Custom(keys) => keys,
+            KeySource::JwksUrl(url) => Arc::new(
+                RemoteKeySet::builder_jwks(&url, self.http)?.build(self.clock.clone(), self.cache),
+            ),
+            KeySource::Discovery => {
+                let issuer_url = crate::fetch::parse_url(&self.issuer, self.http.allow_insecure_http)
+                    .map_err(|e| ConfigError::InvalidIssuer {
+                        issuer: self.issuer.clone(),
+                        reason: e.to_string(),
+                    })?;
+                if issuer_url.query().is_some() || issuer_url.fragment().is_some() {
+                    // OpenID Connect Discovery 1.0 §2: the issuer has no query or fragment.
+                    return Err(ConfigError::InvalidIssuer {
+                        issuer: self.issuer,
+                        reason: "an issuer URL has no query or fragment".into(),
+                    });
+                }
+                Arc::new(
+                    RemoteKeySet::builder_discovery(
+                        &self.issuer,
+                        self.discovery_url.as_deref(),
+                        None,
+                        self.http,
+                    )?
+                    .build(self.clock.clone(), self.cache),
+                )
+            }
+        };
+        let mut audiences = self.audiences;
+        audiences.retain(|a| !a.is_empty());
+        Ok(Verifier {
+            inner: Arc::new(Inner {
+                issuer: self.issuer,
+                audiences,
+                skip_audience: self.skip_audience,
+                algorithms: self.algorithms,
+                leeway: self.leeway.as_secs_f64(),
+                require_exp: self.require_exp,
+                required_typ: self.required_typ,
+                max_token_bytes: self.max_token_bytes,
+                keys,
+                clock: self.clock,
+            }),
+        })
+    }
+}
+
+impl fmt::Debug for VerifierBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VerifierBuilder")
+            .field("issuer", &self.issuer)
+            .field("audiences", &self.audiences)
+            .finish_non_exhaustive()
+    }
+}
