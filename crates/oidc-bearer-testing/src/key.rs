@@ -1,0 +1,430 @@
+//! Signing keys: generation with aws-lc-rs, public JWK and PEM export, and JWS signatures
+//! (RFC 7518 §3).
+//!
+//! We sign with aws-lc-rs directly rather than through `jsonwebtoken`: this crate is a
+//! dev-dependency of users whose `oidc-bearer` picks one of jsonwebtoken's crypto backends by
+//! feature, and a second, different choice here would be unified into theirs.
+
+use std::fmt;
+
+use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::rsa::KeySize;
+use aws_lc_rs::signature::{
+    self, EcdsaKeyPair, Ed25519KeyPair, KeyPair as _, RsaEncoding, RsaKeyPair,
+};
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use serde_json::{Value, json};
+
+/// The signature algorithm of a key the issuer generates (RFC 7518 §3.1, RFC 8037 §3.1).
+///
+/// ```
+/// use oidc_bearer_testing::KeyAlg;
+/// assert_eq!(KeyAlg::PS384.name(), "PS384");
+/// assert_eq!("EdDSA".parse::<KeyAlg>(), Ok(KeyAlg::EdDSA));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum KeyAlg {
+    /// RSASSA-PKCS1-v1_5 with SHA-256 (2048-bit key).
+    RS256,
+    /// RSASSA-PKCS1-v1_5 with SHA-384 (2048-bit key).
+    RS384,
+    /// RSASSA-PKCS1-v1_5 with SHA-512 (2048-bit key).
+    RS512,
+    /// RSASSA-PSS with SHA-256, salt as long as the digest (2048-bit key).
+    PS256,
+    /// RSASSA-PSS with SHA-384, salt as long as the digest (2048-bit key).
+    PS384,
+    /// RSASSA-PSS with SHA-512, salt as long as the digest (2048-bit key).
+    PS512,
+    /// ECDSA on P-256 with SHA-256, signature as fixed-width `r || s`.
+    ES256,
+    /// ECDSA on P-384 with SHA-384, signature as fixed-width `r || s`.
+    ES384,
+    /// Ed25519 (RFC 8037).
+    EdDSA,
+}
+
+impl KeyAlg {
+    /// Every algorithm, in declaration order (handy for table tests).
+    pub const ALL: [KeyAlg; 9] = [
+        KeyAlg::RS256,
+        KeyAlg::RS384,
+        KeyAlg::RS512,
+        KeyAlg::PS256,
+        KeyAlg::PS384,
+        KeyAlg::PS512,
+        KeyAlg::ES256,
+        KeyAlg::ES384,
+        KeyAlg::EdDSA,
+    ];
+
+    /// The JOSE name, as it appears in a JWS header's `alg` and a JWK's `alg`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            KeyAlg::RS256 => "RS256",
+            KeyAlg::RS384 => "RS384",
+            KeyAlg::RS512 => "RS512",
+            KeyAlg::PS256 => "PS256",
+            KeyAlg::PS384 => "PS384",
+            KeyAlg::PS512 => "PS512",
+            KeyAlg::ES256 => "ES256",
+            KeyAlg::ES384 => "ES384",
+            KeyAlg::EdDSA => "EdDSA",
+        }
+    }
+
+    fn rsa_encoding(self) -> Option<&'static dyn RsaEncoding> {
+        Some(match self {
+            KeyAlg::RS256 => &signature::RSA_PKCS1_SHA256,
+            KeyAlg::RS384 => &signature::RSA_PKCS1_SHA384,
+            KeyAlg::RS512 => &signature::RSA_PKCS1_SHA512,
+            // aws-lc-rs defaults the PSS salt to the digest length, which is what RFC 7518 §3.5
+            // requires.
+            KeyAlg::PS256 => &signature::RSA_PSS_SHA256,
+            KeyAlg::PS384 => &signature::RSA_PSS_SHA384,
+            KeyAlg::PS512 => &signature::RSA_PSS_SHA512,
+            KeyAlg::ES256 | KeyAlg::ES384 | KeyAlg::EdDSA => return None,
+        })
+    }
+}
+
+impl fmt::Display for KeyAlg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The error from parsing a [`KeyAlg`] out of a name it does not have.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnknownKeyAlg(pub String);
+
+impl fmt::Display for UnknownKeyAlg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "unknown key algorithm {:?}; expected one of RS256, RS384, RS512, PS256, PS384, \
+             PS512, ES256, ES384, EdDSA",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for UnknownKeyAlg {}
+
+impl std::str::FromStr for KeyAlg {
+    type Err = UnknownKeyAlg;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        KeyAlg::ALL
+            .into_iter()
+            .find(|alg| alg.name() == s)
+            .ok_or_else(|| UnknownKeyAlg(s.to_owned()))
+    }
+}
+
+enum Signer {
+    Rsa(RsaKeyPair),
+    Ecdsa(EcdsaKeyPair),
+    Ed25519(Ed25519KeyPair),
+}
+
+/// A generated key pair with its public forms computed once.
+pub(crate) struct TestKey {
+    alg: KeyAlg,
+    signer: Signer,
+    /// The public JWK without `kid` (the kid belongs to where the key is published).
+    jwk: serde_json::Map<String, Value>,
+    spki_der: Vec<u8>,
+}
+
+impl TestKey {
+    /// Generates a fresh key; panics if aws-lc-rs cannot (it only fails on internal errors).
+    pub(crate) fn generate(alg: KeyAlg) -> TestKey {
+        let fail = |e| -> ! { panic!("oidc-bearer-testing: generating a {alg} key failed: {e}") };
+        let b64 = |bytes: &[u8]| Value::String(URL_SAFE_NO_PAD.encode(bytes));
+        let (signer, jwk, spki_der) = match alg {
+            KeyAlg::RS256
+            | KeyAlg::RS384
+            | KeyAlg::RS512
+            | KeyAlg::PS256
+            | KeyAlg::PS384
+            | KeyAlg::PS512 => {
+                let pair = RsaKeyPair::generate(KeySize::Rsa2048).unwrap_or_else(|e| fail(e));
+                let public = pair.public_key();
+                // RFC 7518 §6.3.1: n and e are unsigned big-endian without leading zeros.
+                let jwk = json!({
+                    "kty": "RSA",
+                    "n": b64(public.modulus().big_endian_without_leading_zero()),
+                    "e": b64(public.exponent().big_endian_without_leading_zero()),
+                });
+                let der = public.as_der().unwrap_or_else(|e| fail(e));
+                let der = der.as_ref().to_vec();
+                (Signer::Rsa(pair), jwk, der)
+            }
+            KeyAlg::ES256 | KeyAlg::ES384 => {
+                let (signing, crv, coord_len) = if alg == KeyAlg::ES256 {
+                    (&signature::ECDSA_P256_SHA256_FIXED_SIGNING, "P-256", 32)
+                } else {
+                    (&signature::ECDSA_P384_SHA384_FIXED_SIGNING, "P-384", 48)
+                };
+                let pair = EcdsaKeyPair::generate(signing).unwrap_or_else(|e| fail(e));
+                let public = pair.public_key();
+                // Uncompressed SEC1 point: 0x04 || x || y, each coordinate full width
+                // (RFC 7518 §6.2.1.2 wants exactly the field size).
+                let point = public.as_ref();
+                assert_eq!(
+                    point.len(),
+                    1 + 2 * coord_len,
+                    "unexpected EC point encoding"
+                );
+                let jwk = json!({
+                    "kty": "EC",
+                    "crv": crv,
+                    "x": b64(&point[1..=coord_len]),
+                    "y": b64(&point[1 + coord_len..]),
+                });
+                let der = public.as_der().unwrap_or_else(|e| fail(e));
+                let der = der.as_ref().to_vec();
+                (Signer::Ecdsa(pair), jwk, der)
+            }
+            KeyAlg::EdDSA => {
+                let pair = Ed25519KeyPair::generate().unwrap_or_else(|e| fail(e));
+                let public = pair.public_key();
+                // RFC 8037 §2: an OKP key with the raw 32-byte public key in x.
+                let jwk = json!({
+                    "kty": "OKP",
+                    "crv": "Ed25519",
+                    "x": b64(public.as_ref()),
+                });
+                let der = public.as_der().unwrap_or_else(|e| fail(e));
+                let der = der.as_ref().to_vec();
+                (Signer::Ed25519(pair), jwk, der)
+            }
+        };
+        let Value::Object(jwk) = jwk else {
+            unreachable!("json! object literal")
+        };
+        TestKey {
+            alg,
+            signer,
+            jwk,
+            spki_der,
+        }
+    }
+
+    pub(crate) fn alg(&self) -> KeyAlg {
+        self.alg
+    }
+
+    /// The public JWK as published under `kid`, with `use: "sig"` and the key's `alg`.
+    pub(crate) fn public_jwk(&self, kid: &str) -> Value {
+        let mut jwk = self.jwk.clone();
+        jwk.insert("kid".into(), kid.into());
+        jwk.insert("use".into(), "sig".into());
+        jwk.insert("alg".into(), self.alg.name().into());
+        Value::Object(jwk)
+    }
+
+    /// The public key as a PEM `PUBLIC KEY` (an X.509 SubjectPublicKeyInfo, RFC 7468 §13).
+    pub(crate) fn public_key_pem(&self) -> String {
+        let b64 = STANDARD.encode(&self.spki_der);
+        let mut pem = String::from("-----BEGIN PUBLIC KEY-----\n");
+        for line in b64.as_bytes().chunks(64) {
+            pem.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
+            pem.push('\n');
+        }
+        pem.push_str("-----END PUBLIC KEY-----\n");
+        pem
+    }
+
+    /// Signs `message` with the key's own algorithm (whatever a token's header claims).
+    pub(crate) fn sign(&self, message: &[u8]) -> Vec<u8> {
+        let fail = |e| -> ! { panic!("oidc-bearer-testing: {} signing failed: {e}", self.alg) };
+        match &self.signer {
+            Signer::Rsa(pair) => {
+                let encoding = self.alg.rsa_encoding().expect("RSA key has an RSA alg");
+                let mut sig = vec![0; pair.public_modulus_len()];
+                pair.sign(encoding, &SystemRandom::new(), message, &mut sig)
+                    .unwrap_or_else(|e| fail(e));
+                sig
+            }
+            Signer::Ecdsa(pair) => pair
+                .sign(&SystemRandom::new(), message)
+                .unwrap_or_else(|e| fail(e))
+                .as_ref()
+                .to_vec(),
+            Signer::Ed25519(pair) => pair.sign(message).as_ref().to_vec(),
+        }
+    }
+}
+
+impl fmt::Debug for TestKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TestKey")
+            .field("alg", &self.alg)
+            .field("jwk", &self.jwk)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Computes an HMAC tag for `HS256`/`HS384`/`HS512` (RFC 7518 §3.2); panics on any other name.
+pub(crate) fn hmac_sign(alg: &str, secret: &[u8], message: &[u8]) -> Vec<u8> {
+    use aws_lc_rs::hmac;
+    let algorithm = match alg {
+        "HS256" => hmac::HMAC_SHA256,
+        "HS384" => hmac::HMAC_SHA384,
+        "HS512" => hmac::HMAC_SHA512,
+        other => panic!(
+            "oidc-bearer-testing: sign_hmac needs HS256, HS384 or HS512, got {other:?} \
+             (set a different header alg with .header(\"alg\", ..))"
+        ),
+    };
+    hmac::sign(&hmac::Key::new(algorithm, secret), message)
+        .as_ref()
+        .to_vec()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_lc_rs::signature::{
+        ParsedPublicKey, RsaPublicKeyComponents, UnparsedPublicKey, VerificationAlgorithm,
+    };
+
+    fn b64d(v: &Value) -> Vec<u8> {
+        URL_SAFE_NO_PAD
+            .decode(v.as_str().expect("string member"))
+            .expect("base64url")
+    }
+
+    /// Verifies `sig` over `msg` using only the published JWK, the way a relying party would.
+    pub(crate) fn verification_alg(alg: KeyAlg) -> &'static dyn VerificationAlgorithm {
+        match alg {
+            KeyAlg::RS256 => &signature::RSA_PKCS1_2048_8192_SHA256,
+            KeyAlg::RS384 => &signature::RSA_PKCS1_2048_8192_SHA384,
+            KeyAlg::RS512 => &signature::RSA_PKCS1_2048_8192_SHA512,
+            KeyAlg::PS256 => &signature::RSA_PSS_2048_8192_SHA256,
+            KeyAlg::PS384 => &signature::RSA_PSS_2048_8192_SHA384,
+            KeyAlg::PS512 => &signature::RSA_PSS_2048_8192_SHA512,
+            KeyAlg::ES256 => &signature::ECDSA_P256_SHA256_FIXED,
+            KeyAlg::ES384 => &signature::ECDSA_P384_SHA384_FIXED,
+            KeyAlg::EdDSA => &signature::ED25519,
+        }
+    }
+
+    /// Verifies `sig` over `msg` using only the published JWK, the way a relying party would.
+    pub(crate) fn verify_with_jwk(jwk: &Value, msg: &[u8], sig: &[u8]) -> bool {
+        let alg: KeyAlg = jwk["alg"].as_str().unwrap().parse().unwrap();
+        let public = match jwk["kty"].as_str().unwrap() {
+            "RSA" => {
+                let params = match alg {
+                    KeyAlg::RS256 => &signature::RSA_PKCS1_2048_8192_SHA256,
+                    KeyAlg::RS384 => &signature::RSA_PKCS1_2048_8192_SHA384,
+                    KeyAlg::RS512 => &signature::RSA_PKCS1_2048_8192_SHA512,
+                    KeyAlg::PS256 => &signature::RSA_PSS_2048_8192_SHA256,
+                    KeyAlg::PS384 => &signature::RSA_PSS_2048_8192_SHA384,
+                    KeyAlg::PS512 => &signature::RSA_PSS_2048_8192_SHA512,
+                    other => panic!("RSA JWK with alg {other}"),
+                };
+                let components = RsaPublicKeyComponents {
+                    n: b64d(&jwk["n"]),
+                    e: b64d(&jwk["e"]),
+                };
+                return components.verify(params, msg, sig).is_ok();
+            }
+            "EC" => {
+                let mut point = vec![4];
+                point.extend(b64d(&jwk["x"]));
+                point.extend(b64d(&jwk["y"]));
+                point
+            }
+            "OKP" => b64d(&jwk["x"]),
+            other => panic!("unexpected kty {other}"),
+        };
+        UnparsedPublicKey::new(verification_alg(alg), public)
+            .verify(msg, sig)
+            .is_ok()
+    }
+
+    #[test]
+    fn every_alg_signs_what_its_jwk_verifies() {
+        for alg in KeyAlg::ALL {
+            let key = TestKey::generate(alg);
+            let jwk = key.public_jwk("k");
+            let sig = key.sign(b"hello");
+            assert!(verify_with_jwk(&jwk, b"hello", &sig), "{alg}");
+            assert!(
+                !verify_with_jwk(&jwk, b"hellO", &sig),
+                "{alg} accepted a changed message"
+            );
+        }
+    }
+
+    #[test]
+    fn jwk_members_follow_rfc_7518() {
+        let rsa = TestKey::generate(KeyAlg::PS256).public_jwk("a");
+        assert_eq!(rsa["kty"], "RSA");
+        assert_eq!(rsa["e"], "AQAB");
+        assert_eq!(
+            b64d(&rsa["n"]).len(),
+            256,
+            "2048-bit modulus, no leading zero"
+        );
+        assert_eq!(rsa["use"], "sig");
+        assert_eq!(rsa["alg"], "PS256");
+        assert_eq!(rsa["kid"], "a");
+
+        let ec = TestKey::generate(KeyAlg::ES384).public_jwk("b");
+        assert_eq!(
+            (ec["kty"].as_str(), ec["crv"].as_str()),
+            (Some("EC"), Some("P-384"))
+        );
+        assert_eq!((b64d(&ec["x"]).len(), b64d(&ec["y"]).len()), (48, 48));
+
+        let ed = TestKey::generate(KeyAlg::EdDSA).public_jwk("c");
+        assert_eq!(
+            (ed["kty"].as_str(), ed["crv"].as_str()),
+            (Some("OKP"), Some("Ed25519"))
+        );
+        assert_eq!(b64d(&ed["x"]).len(), 32);
+        assert_eq!(ed["alg"], "EdDSA");
+    }
+
+    #[test]
+    fn pem_is_an_spki_that_verifies_the_keys_signatures() {
+        for alg in KeyAlg::ALL {
+            let key = TestKey::generate(alg);
+            let pem = key.public_key_pem();
+            assert!(pem.starts_with("-----BEGIN PUBLIC KEY-----\n"), "{pem}");
+            assert!(pem.ends_with("\n-----END PUBLIC KEY-----\n"), "{pem}");
+            assert!(pem.lines().all(|l| l.len() <= 64), "{pem}");
+            let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+            let der = STANDARD.decode(body).unwrap();
+            assert_eq!(der[0], 0x30, "{alg}: a DER SEQUENCE");
+            let public = ParsedPublicKey::new(verification_alg(alg), &der)
+                .unwrap_or_else(|e| panic!("{alg}: PEM did not parse: {e}"));
+            let sig = key.sign(b"pem");
+            assert!(public.verify_sig(b"pem", &sig).is_ok(), "{alg}");
+            assert!(public.verify_sig(b"PEM", &sig).is_err(), "{alg}");
+        }
+    }
+
+    #[test]
+    fn hmac_matches_rfc_4231_case_2() {
+        // RFC 4231 §4.3: key "Jefe", data "what do ya want for nothing?".
+        let tag = hmac_sign("HS256", b"Jefe", b"what do ya want for nothing?");
+        let hex: String = tag.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(
+            hex,
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "sign_hmac needs HS256, HS384 or HS512")]
+    fn hmac_with_a_non_hmac_alg_panics() {
+        hmac_sign("RS256", b"k", b"m");
+    }
+}
