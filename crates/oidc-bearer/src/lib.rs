@@ -48,4 +48,4 @@ pub mod verify;
 pub use algorithm::{Algorithm, UnknownAlgorithm};
 pub use error::{ConfigError, KeysError, VerifyError};
 pub use fetch::HttpSettings;
-pub use verify::{Verifier, VerifierBuilder};
+pub use verify::{Verifier, VerifierBuilder, VerifyToken};

@@ -111,6 +111,15 @@ impl Verifier {
         decode_claims(&parsed.payload)
     }
 
+    /// Verifies `token` and decodes its payload into a shared `T`: what the HTTP layer uses, so that
+    /// claims can be handed to handlers (and cached) without deep copies.
+    pub async fn verify_shared<T>(&self, token: &str) -> Result<Arc<T>, VerifyError>
+    where
+        T: DeserializeOwned + Send + Sync + 'static,
+    {
+        self.verify::<T>(token).await.map(Arc::new)
+    }
+
     /// Checks a parsed token: everything but decoding the caller's claims type.
     pub(crate) async fn check(&self, parsed: &Parsed<'_>) -> Result<(), VerifyError> {
         let inner = &*self.inner;
@@ -301,6 +310,31 @@ impl fmt::Debug for Verifier {
             .field("algorithms", &self.inner.algorithms)
             .field("leeway", &self.inner.leeway)
             .finish_non_exhaustive()
+    }
+}
+
+/// Something that verifies bearer tokens: a single-issuer [`Verifier`], or a registry of many issuers.
+///
+/// The HTTP layer is generic over it.
+pub trait VerifyToken: Clone + Send + Sync + 'static {
+    /// Verifies `token` and decodes its claims into a shared `T`.
+    fn verify_token<T>(
+        &self,
+        token: &str,
+    ) -> impl std::future::Future<Output = Result<Arc<T>, VerifyError>> + Send
+    where
+        T: DeserializeOwned + Send + Sync + 'static;
+}
+
+impl VerifyToken for Verifier {
+    fn verify_token<T>(
+        &self,
+        token: &str,
+    ) -> impl std::future::Future<Output = Result<Arc<T>, VerifyError>> + Send
+    where
+        T: DeserializeOwned + Send + Sync + 'static,
+    {
+        self.verify_shared(token)
     }
 }
 
