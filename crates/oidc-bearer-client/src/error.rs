@@ -1,0 +1,175 @@
+//! Errors: [`TokenError`] when a token cannot be had, [`ConfigError`] when a source is set up wrong.
+
+use std::{error::Error, fmt, io, path::PathBuf, sync::Arc};
+
+use http::StatusCode;
+
+use crate::InvalidToken;
+
+/// Why a [`TokenSource`](crate::TokenSource) could not produce a token.
+///
+/// Sources that already hold a good token keep handing it out when a refresh fails (and trace a
+/// warning), so this error means there is no token to send at all. The messages never contain a token.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum TokenError {
+    /// The token file could not be read (the first read; later failures keep the last good token).
+    ReadFile {
+        /// The file's path, as configured.
+        path: PathBuf,
+        /// What went wrong, e.g. [`io::ErrorKind::NotFound`] or [`io::ErrorKind::PermissionDenied`].
+        kind: io::ErrorKind,
+    },
+    /// The token file was read but does not hold a usable token.
+    InvalidFile {
+        /// The file's path, as configured.
+        path: PathBuf,
+        /// What is wrong with its content.
+        reason: InvalidToken,
+    },
+    /// The metadata server could not be reached, or did not answer in time.
+    MetadataUnavailable {
+        /// The URL requested (it holds the audience, never a token).
+        url: String,
+        /// Whether the request timed out.
+        timed_out: bool,
+        /// What the HTTP client reported.
+        reason: String,
+    },
+    /// The metadata server answered with an error status.
+    MetadataStatus {
+        /// The URL requested.
+        url: String,
+        /// The status, e.g. 404 when the instance has no service account.
+        status: StatusCode,
+        /// The start of the response body, which says why (e.g. "non-empty audience parameter
+        /// required"); printable characters only.
+        body: String,
+    },
+    /// The metadata server answered 200, but the body is not a usable token.
+    InvalidMetadataResponse {
+        /// The URL requested.
+        url: String,
+        /// What is wrong with the body.
+        reason: InvalidToken,
+    },
+    /// A user-provided source failed; see [`TokenError::other`].
+    Other(Arc<dyn Error + Send + Sync>),
+}
+
+impl TokenError {
+    /// Wraps the error of a user-provided [`TokenSource`](crate::TokenSource).
+    pub fn other(error: impl Into<Box<dyn Error + Send + Sync>>) -> Self {
+        Self::Other(Arc::from(error.into()))
+    }
+}
+
+impl fmt::Display for TokenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::ReadFile { path, kind } => {
+                write!(f, "could not read token file {}: {kind}", path.display())
+            }
+            Self::InvalidFile { path, reason } => {
+                write!(f, "token file {} is unusable: {reason}", path.display())
+            }
+            Self::MetadataUnavailable {
+                url,
+                timed_out: true,
+                reason,
+            } => write!(f, "metadata server request to {url} timed out: {reason}"),
+            Self::MetadataUnavailable { url, reason, .. } => {
+                write!(f, "metadata server request to {url} failed: {reason}")
+            }
+            Self::MetadataStatus { url, status, body } => {
+                write!(f, "metadata server answered {status} for {url}")?;
+                if !body.is_empty() {
+                    write!(f, ": {body}")?;
+                }
+                Ok(())
+            }
+            Self::InvalidMetadataResponse { url, reason } => {
+                write!(f, "metadata server answer for {url} is unusable: {reason}")
+            }
+            Self::Other(error) => write!(f, "token source failed: {error}"),
+        }
+    }
+}
+
+impl Error for TokenError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        match self {
+            Self::InvalidFile { reason, .. } | Self::InvalidMetadataResponse { reason, .. } => {
+                Some(reason)
+            }
+            Self::Other(error) => Some(&**error),
+            _ => None,
+        }
+    }
+}
+
+/// Why a token source could not be set up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The audience is empty; the metadata server would refuse it, and a token for no audience is one
+    /// any service would accept.
+    EmptyAudience,
+    /// The base URL could not be parsed, or is not `http` or `https`.
+    InvalidBaseUrl {
+        /// The URL as given.
+        url: String,
+        /// Why it was refused.
+        reason: String,
+    },
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::EmptyAudience => f.write_str("the audience must not be empty"),
+            Self::InvalidBaseUrl { url, reason } => {
+                write!(f, "invalid metadata server base URL {url:?}: {reason}")
+            }
+        }
+    }
+}
+
+impl Error for ConfigError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_say_what_and_where() {
+        let cases = [
+            (
+                TokenError::ReadFile {
+                    path: "/var/run/secrets/tokens/api".into(),
+                    kind: io::ErrorKind::NotFound,
+                },
+                "could not read token file /var/run/secrets/tokens/api: entity not found",
+            ),
+            (
+                TokenError::InvalidFile {
+                    path: "/t".into(),
+                    reason: InvalidToken::Empty,
+                },
+                "token file /t is unusable: the token is empty",
+            ),
+            (
+                TokenError::MetadataStatus {
+                    url: "http://m/x".into(),
+                    status: StatusCode::BAD_REQUEST,
+                    body: "non-empty audience parameter required".into(),
+                },
+                "metadata server answered 400 Bad Request for http://m/x: non-empty audience parameter required",
+            ),
+            (TokenError::other("boom"), "token source failed: boom"),
+        ];
+        for (error, message) in cases {
+            assert_eq!(error.to_string(), message);
+        }
+    }
+}

@@ -1,0 +1,544 @@
+//! [`FileTokenSource`]: the token file that a Kubernetes projected volume mounts and rotates.
+
+use std::{
+    path::{Path, PathBuf},
+    sync::RwLock,
+    time::{Duration, SystemTime},
+};
+
+use tokio::io::AsyncReadExt as _;
+
+use crate::{BearerToken, InvalidToken, MAX_TOKEN_LEN, TokenError, TokenSource, clock::Clock};
+
+/// How often [`FileTokenSource`] re-reads its file by default.
+///
+/// client-go's `NewCachedFileTokenSource` re-reads every minute, "half of the duration between when the
+/// kubelet refreshes a projected service account token and when the original token expires" for the
+/// minimum 10-minute token. Ten seconds picks up a rotated file sooner, for the cost of reading a
+/// 1 KiB file six times a minute.
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Leading and trailing whitespace (the newline editors and `echo` add) is not part of the token.
+const READ_LIMIT: usize = MAX_TOKEN_LEN + 4096;
+
+/// A token read from a file, re-read when due: the Kubernetes projected service-account token.
+///
+/// Kubernetes mounts a token for the audience you ask for at a path you choose, and the kubelet
+/// replaces the file before the token expires (once the token is 80% through its life, or 24 hours
+/// old; see the `serviceAccountToken` projection's `expirationSeconds` in the Kubernetes API
+/// reference). Applications must re-read it, as client-go's `NewBearerAuthWithRefreshRoundTripper` does.
+/// This source:
+///
+/// - reads the file on first use, then serves the token from memory: no file I/O per request;
+/// - re-reads it every [poll interval](Self::with_poll_interval) (10 s by default), and early when the
+///   token's own `exp` is near (a fifth of its remaining life before, at most a minute), so a rotated
+///   file is picked up whether it was rewritten in place or swapped in by the kubelet's symlink rename;
+/// - keeps the last good token, and traces a warning, if a re-read fails (file missing, empty, or not a
+///   token); only the first read's failure is an error;
+/// - re-reads once for all concurrent callers, who meanwhile keep using the current token.
+///
+/// The token never appears in `Debug` output or in the traced warnings.
+///
+/// ```
+/// use oidc_bearer_client::{FileTokenSource, TokenSource};
+///
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("token");
+/// std::fs::write(&path, "first-token\n")?;
+///
+/// let source = FileTokenSource::new(&path);
+/// assert_eq!(source.token().await?.secret(), "first-token");
+///
+/// // The kubelet rotates the file; the next poll (or an explicit reload) picks it up.
+/// std::fs::write(&path, "second-token\n")?;
+/// source.reload().await?;
+/// assert_eq!(source.token().await?.secret(), "second-token");
+/// assert!(!format!("{source:?}").contains("second-token"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
+#[derive(Debug)]
+pub struct FileTokenSource {
+    path: PathBuf,
+    poll_interval: Duration,
+    clock: Clock,
+    state: RwLock<Option<Loaded>>,
+    /// Held while reading the file, so concurrent callers cause one read.
+    reading: tokio::sync::Mutex<()>,
+}
+
+#[derive(Debug, Clone)]
+struct Loaded {
+    token: BearerToken,
+    /// When the file was last read, successfully or not.
+    checked_at: SystemTime,
+    /// When the file is read next.
+    next_check: SystemTime,
+    /// Shortly before the token's `exp`; kept while re-reads return the same token.
+    refresh_at: Option<SystemTime>,
+}
+
+impl FileTokenSource {
+    /// A source for the token file at `path`, e.g. `/var/run/secrets/tokens/<name>`.
+    ///
+    /// Nothing is read yet; call [`reload`](Self::reload) at start-up to fail fast on a wrong path.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            poll_interval: DEFAULT_POLL_INTERVAL,
+            clock: Clock::default(),
+            state: RwLock::new(None),
+            reading: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// How often the file is re-read ([`DEFAULT_POLL_INTERVAL`] by default); zero re-reads it on every
+    /// call.
+    #[must_use]
+    pub fn with_poll_interval(mut self, interval: Duration) -> Self {
+        self.poll_interval = interval;
+        self
+    }
+
+    /// Replaces the wall clock used for reload times and `exp`, so tests can move time.
+    #[must_use]
+    pub fn with_clock(mut self, now: impl Fn() -> SystemTime + Send + Sync + 'static) -> Self {
+        self.clock = Clock::custom(now);
+        self
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Reads the file now and returns its token.
+    ///
+    /// Unlike [`token`](TokenSource::token), a failure is returned even when a last good token is held
+    /// (that token stays in use), so this is the call to make at start-up or after you know the file
+    /// changed.
+    pub async fn reload(&self) -> Result<BearerToken, TokenError> {
+        let _reading = self.reading.lock().await;
+        let result = self.read_file().await;
+        let now = self.clock.now();
+        match &result {
+            Ok(token) => self.store(token.clone(), now),
+            Err(_) => self.postpone(now),
+        }
+        result
+    }
+
+    fn current(&self) -> Option<Loaded> {
+        self.state.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn is_due(loaded: &Loaded, now: SystemTime) -> bool {
+        // A clock that stepped back past the last read would otherwise postpone the next one by as
+        // much; count it as due.
+        now >= loaded.next_check || now < loaded.checked_at
+    }
+
+    /// The next read: after the poll interval, or at the refresh point if that comes first.
+    fn next_check(&self, now: SystemTime, refresh_at: Option<SystemTime>) -> SystemTime {
+        let poll = now + self.poll_interval;
+        match refresh_at {
+            Some(refresh_at) if refresh_at > now => refresh_at.min(poll),
+            // Past the refresh point and the file still holds the same token: the kubelet has not
+            // rotated it yet, so keep polling at the normal pace rather than on every call.
+            _ => poll,
+        }
+    }
+
+    fn store(&self, token: BearerToken, now: SystemTime) {
+        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+        let refresh_at = match state.as_ref() {
+            Some(loaded) if loaded.token == token => loaded.refresh_at,
+            _ => {
+                if state.is_some() {
+                    tracing::debug!(path = %self.path.display(), expires_at = ?token.expires_at(), "token file rotated");
+                }
+                token.refresh_at(now)
+            }
+        };
+        *state = Some(Loaded {
+            next_check: self.next_check(now, refresh_at),
+            checked_at: now,
+            refresh_at,
+            token,
+        });
+    }
+
+    /// After a failed read, try again after the poll interval, not on every call.
+    fn postpone(&self, now: SystemTime) {
+        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(loaded) = state.as_mut() {
+            loaded.checked_at = now;
+            loaded.next_check = now + self.poll_interval;
+        }
+    }
+
+    /// Reads and checks the file's token.
+    ///
+    /// Opening the path each time (no held file descriptor, no inode watch) follows the kubelet's
+    /// atomic update: it writes the new files into a fresh `..<timestamp>` directory and renames a
+    /// `..data_tmp` symlink over `..data`, which the visible `token` symlink points through; a
+    /// reader that resolves the path again sees the old or the new token, never a mix (Kubernetes
+    /// `pkg/volume/util/atomic_writer.go`).
+    async fn read_file(&self) -> Result<BearerToken, TokenError> {
+        let read_error = |error: std::io::Error| TokenError::ReadFile {
+            path: self.path.clone(),
+            kind: error.kind(),
+        };
+        let invalid = |reason| TokenError::InvalidFile {
+            path: self.path.clone(),
+            reason,
+        };
+        let file = tokio::fs::File::open(&self.path)
+            .await
+            .map_err(read_error)?;
+        let mut bytes = Vec::new();
+        file.take(READ_LIMIT as u64 + 1)
+            .read_to_end(&mut bytes)
+            .await
+            .map_err(read_error)?;
+        if bytes.len() > READ_LIMIT {
+            return Err(invalid(InvalidToken::TooLong {
+                limit: MAX_TOKEN_LEN,
+            }));
+        }
+        let text = std::str::from_utf8(&bytes).map_err(|e| {
+            invalid(InvalidToken::InvalidCharacter {
+                position: e.valid_up_to(),
+            })
+        })?;
+        BearerToken::new(text.trim()).map_err(invalid)
+    }
+}
+
+impl TokenSource for FileTokenSource {
+    async fn token(&self) -> Result<BearerToken, TokenError> {
+        let now = self.clock.now();
+        let current = self.current();
+        if let Some(loaded) = &current
+            && !Self::is_due(loaded, now)
+        {
+            return Ok(loaded.token.clone());
+        }
+
+        // Due. One caller reads the file; the others keep sending the current token instead of queueing
+        // behind the read, unless there is none yet or it has expired.
+        let _reading = match &current {
+            Some(loaded) if !loaded.token.is_expired_at(now) => match self.reading.try_lock() {
+                Ok(guard) => guard,
+                Err(_) => return Ok(loaded.token.clone()),
+            },
+            _ => self.reading.lock().await,
+        };
+        // Whoever held the lock before us may have just read the file.
+        let current = self.current();
+        let now = self.clock.now();
+        if let Some(loaded) = &current
+            && !Self::is_due(loaded, now)
+        {
+            return Ok(loaded.token.clone());
+        }
+
+        match (self.read_file().await, current) {
+            (Ok(token), _) => {
+                self.store(token.clone(), self.clock.now());
+                Ok(token)
+            }
+            (Err(error), Some(loaded)) => {
+                // The issue's contract: a failed reload keeps the last good token. The error names the
+                // path and the io error kind or the reason, never the token.
+                tracing::warn!(
+                    path = %self.path.display(),
+                    %error,
+                    last_token_expired = loaded.token.is_expired_at(now),
+                    "could not reload the token file; keeping the last good token"
+                );
+                self.postpone(self.clock.now());
+                Ok(loaded.token)
+            }
+            (Err(error), None) => Err(error),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::{clock::tests::ManualClock, token::tests::jwt};
+
+    fn token_with(clock: &ManualClock, exp_in: u64, sub: &str) -> String {
+        let now = clock.unix_secs();
+        jwt(&serde_json::json!({"sub": sub, "iat": now, "exp": now + exp_in}))
+    }
+
+    fn source(path: &Path, clock: &ManualClock) -> FileTokenSource {
+        FileTokenSource::new(path).with_clock(clock.as_fn())
+    }
+
+    // That a broken reload is traced as a warning, without the token, is tested in
+    // tests/reload_warning.rs: alone in its own process, since tracing's per-thread subscribers race with
+    // other tests hitting the same callsite.
+
+    /// Writes through a temporary file and a rename, as a careful writer does.
+    fn write_atomically(path: &Path, text: &str) {
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, path).unwrap();
+    }
+
+    #[tokio::test]
+    async fn token_is_read_once_and_served_from_memory_until_the_poll_interval() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        let clock = ManualClock::new();
+        std::fs::write(&path, "token-a\n").unwrap();
+        let source = source(&path, &clock);
+
+        assert_eq!(source.token().await.unwrap().secret(), "token-a");
+        std::fs::write(&path, "token-b\n").unwrap();
+        clock.advance(DEFAULT_POLL_INTERVAL - Duration::from_millis(1));
+        assert_eq!(
+            source.token().await.unwrap().secret(),
+            "token-a",
+            "the file must not be read again before the poll interval"
+        );
+        clock.advance(Duration::from_millis(1));
+        assert_eq!(source.token().await.unwrap().secret(), "token-b");
+    }
+
+    #[tokio::test]
+    async fn rewritten_file_is_picked_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        let clock = ManualClock::new();
+        let first = token_with(&clock, 3600, "first");
+        let second = token_with(&clock, 7200, "second");
+        std::fs::write(&path, &first).unwrap();
+        let source = source(&path, &clock);
+        assert_eq!(source.token().await.unwrap().secret(), first);
+
+        // In place (same inode, same length) and by rename (new inode).
+        std::fs::write(&path, &second).unwrap();
+        clock.advance(DEFAULT_POLL_INTERVAL);
+        assert_eq!(source.token().await.unwrap().secret(), second);
+
+        write_atomically(&path, &first);
+        clock.advance(DEFAULT_POLL_INTERVAL);
+        assert_eq!(source.token().await.unwrap().secret(), first);
+    }
+
+    /// Lays out a projected volume as the kubelet's atomic writer does:
+    /// `token -> ..data/token`, `..data -> ..<timestamp>`, the real file in `..<timestamp>/token`.
+    #[cfg(unix)]
+    fn kubelet_write(dir: &Path, timestamp: &str, token: &str) {
+        use std::os::unix::fs::symlink;
+
+        let data_dir = dir.join(timestamp);
+        std::fs::create_dir(&data_dir).unwrap();
+        std::fs::write(data_dir.join("token"), token).unwrap();
+        let old = std::fs::read_link(dir.join("..data")).ok();
+        symlink(timestamp, dir.join("..data_tmp")).unwrap();
+        std::fs::rename(dir.join("..data_tmp"), dir.join("..data")).unwrap();
+        if !dir.join("token").exists() {
+            symlink("..data/token", dir.join("token")).unwrap();
+        }
+        if let Some(old) = old {
+            std::fs::remove_dir_all(dir.join(old)).unwrap();
+        }
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn kubelet_symlink_swap_is_picked_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = ManualClock::new();
+        let first = token_with(&clock, 600, "first");
+        let second = token_with(&clock, 600, "second");
+        kubelet_write(dir.path(), "..2026_01_01_00_00_00.000000001", &first);
+        let source = source(&dir.path().join("token"), &clock);
+        assert_eq!(source.token().await.unwrap().secret(), first);
+
+        kubelet_write(dir.path(), "..2026_01_01_00_08_00.000000002", &second);
+        clock.advance(DEFAULT_POLL_INTERVAL);
+        assert_eq!(source.token().await.unwrap().secret(), second);
+    }
+
+    #[tokio::test]
+    async fn broken_reload_keeps_the_last_good_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        let clock = ManualClock::new();
+        std::fs::write(&path, "good-token").unwrap();
+        let source = source(&path, &clock);
+        assert_eq!(source.token().await.unwrap().secret(), "good-token");
+
+        // (what, new content; None removes the file)
+        let breakages: [(&str, Option<&[u8]>); 4] = [
+            ("empty", Some(b"")),
+            ("whitespace", Some(b" \n")),
+            ("not utf-8", Some(b"abc\xff")),
+            ("missing", None),
+        ];
+        for (what, content) in breakages {
+            match content {
+                Some(content) => std::fs::write(&path, content).unwrap(),
+                None => std::fs::remove_file(&path).unwrap(),
+            }
+            clock.advance(DEFAULT_POLL_INTERVAL);
+            assert_eq!(
+                source.token().await.unwrap().secret(),
+                "good-token",
+                "{what}"
+            );
+            assert!(source.reload().await.is_err(), "{what}: reload reports it");
+            assert_eq!(
+                source.token().await.unwrap().secret(),
+                "good-token",
+                "{what}"
+            );
+        }
+
+        std::fs::write(&path, "new-token").unwrap();
+        clock.advance(DEFAULT_POLL_INTERVAL);
+        assert_eq!(source.token().await.unwrap().secret(), "new-token");
+    }
+
+    #[tokio::test]
+    async fn failed_reload_is_retried_after_the_poll_interval_not_on_every_call() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        let clock = ManualClock::new();
+        std::fs::write(&path, "good-token").unwrap();
+        let source = source(&path, &clock);
+        source.reload().await.unwrap();
+
+        std::fs::write(&path, "").unwrap();
+        clock.advance(DEFAULT_POLL_INTERVAL);
+        assert_eq!(source.token().await.unwrap().secret(), "good-token");
+        // Fixed right after the failed read: not seen until the next poll.
+        std::fs::write(&path, "fixed-token").unwrap();
+        assert_eq!(source.token().await.unwrap().secret(), "good-token");
+        clock.advance(DEFAULT_POLL_INTERVAL);
+        assert_eq!(source.token().await.unwrap().secret(), "fixed-token");
+    }
+
+    #[tokio::test]
+    async fn first_read_failure_is_an_error_naming_the_path_and_kind() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("missing");
+        let source = FileTokenSource::new(&path);
+        match source.token().await {
+            Err(TokenError::ReadFile { path: p, kind }) => {
+                assert_eq!(p, path);
+                assert_eq!(kind, std::io::ErrorKind::NotFound);
+            }
+            other => panic!("expected ReadFile, got {other:?}"),
+        }
+
+        std::fs::write(&path, "two words").unwrap();
+        match source.token().await {
+            Err(TokenError::InvalidFile { reason, .. }) => {
+                assert_eq!(reason, InvalidToken::InvalidCharacter { position: 3 });
+            }
+            other => panic!("expected InvalidFile, got {other:?}"),
+        }
+
+        std::fs::write(&path, "a".repeat(READ_LIMIT + 1)).unwrap();
+        assert!(matches!(
+            source.token().await,
+            Err(TokenError::InvalidFile {
+                reason: InvalidToken::TooLong { .. },
+                ..
+            })
+        ));
+    }
+
+    #[tokio::test]
+    async fn near_expiry_forces_an_early_reload() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        let clock = ManualClock::new();
+        // 100 s to live: re-read a fifth of that (20 s) before exp, long before the hour-long poll.
+        let first = token_with(&clock, 100, "first");
+        let second = token_with(&clock, 700, "second");
+        std::fs::write(&path, &first).unwrap();
+        let source = source(&path, &clock).with_poll_interval(Duration::from_secs(3600));
+        assert_eq!(source.token().await.unwrap().secret(), first);
+
+        write_atomically(&path, &second);
+        clock.advance(Duration::from_secs(79));
+        assert_eq!(source.token().await.unwrap().secret(), first);
+        clock.advance(Duration::from_secs(1));
+        assert_eq!(source.token().await.unwrap().secret(), second);
+    }
+
+    #[tokio::test]
+    async fn unrotated_file_near_expiry_is_polled_at_the_normal_pace() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        let clock = ManualClock::new();
+        let first = token_with(&clock, 100, "first");
+        std::fs::write(&path, &first).unwrap();
+        let source = source(&path, &clock);
+        source.token().await.unwrap();
+
+        // At the refresh point the file is re-read, finds the same token, and next reads after the
+        // poll interval: a rotation just after that is not seen until then.
+        clock.advance(Duration::from_secs(80));
+        assert_eq!(source.token().await.unwrap().secret(), first);
+        let second = token_with(&clock, 600, "second");
+        write_atomically(&path, &second);
+        clock.advance(DEFAULT_POLL_INTERVAL - Duration::from_millis(1));
+        assert_eq!(source.token().await.unwrap().secret(), first);
+        clock.advance(Duration::from_millis(1));
+        assert_eq!(source.token().await.unwrap().secret(), second);
+    }
+
+    #[tokio::test]
+    async fn a_clock_stepping_back_triggers_a_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        let clock = ManualClock::new();
+        std::fs::write(&path, "token-a").unwrap();
+        let source = source(&path, &clock);
+        source.token().await.unwrap();
+        std::fs::write(&path, "token-b").unwrap();
+        clock.rewind(Duration::from_secs(3600));
+        assert_eq!(source.token().await.unwrap().secret(), "token-b");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_callers_all_get_a_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        std::fs::write(&path, "shared-token").unwrap();
+        let source = Arc::new(FileTokenSource::new(&path).with_poll_interval(Duration::ZERO));
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..50 {
+            let source = Arc::clone(&source);
+            tasks.spawn(async move { source.token().await });
+        }
+        while let Some(result) = tasks.join_next().await {
+            assert_eq!(result.unwrap().unwrap().secret(), "shared-token");
+        }
+    }
+
+    #[tokio::test]
+    async fn debug_output_hides_the_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        std::fs::write(&path, "hidden-token").unwrap();
+        let source = FileTokenSource::new(&path);
+        source.token().await.unwrap();
+        let debug = format!("{source:?}");
+        assert!(!debug.contains("hidden-token"), "{debug}");
+        assert!(debug.contains("redacted"), "{debug}");
+    }
+}

@@ -1,0 +1,759 @@
+//! [`MetadataTokenSource`]: Google ID tokens for an audience, from the Compute Engine metadata server.
+
+use std::{
+    sync::{OnceLock, RwLock},
+    time::{Duration, SystemTime},
+};
+
+use url::Url;
+
+use crate::{
+    BearerToken, ConfigError, InvalidToken, MAX_TOKEN_LEN, TokenError, TokenSource, clock::Clock,
+};
+
+/// The metadata server's address on Compute Engine, GKE (with Workload Identity), Cloud Run and
+/// Cloud Functions.
+pub const DEFAULT_METADATA_BASE_URL: &str = "http://metadata.google.internal";
+
+/// Relative to the base URL: the ID token of the instance's default service account.
+const IDENTITY_PATH: &str = "computeMetadata/v1/instance/service-accounts/default/identity";
+
+/// The metadata server is link-local and answers in milliseconds; cloud.google.com/go/compute/metadata
+/// dials it with a 2 s timeout too.
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// After a failed fetch, callers get the last good token (or the error) for this long before the next
+/// fetch, so a metadata server outage does not turn into a request per call.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// How long a token without a readable `exp` is reused. Google ID tokens are JWTs that live an hour, so
+/// this only guards against a server that answers something else.
+const NO_EXPIRY_TTL: Duration = Duration::from_secs(60);
+
+/// How much of an error response is kept for the error message.
+const ERROR_BODY_LIMIT: usize = 512;
+
+/// Google-signed ID tokens from the metadata server, for one audience, cached until shortly before they
+/// expire.
+///
+/// It speaks the protocol of Google's "Get an ID token from the metadata server" documentation:
+///
+/// ```text
+/// GET /computeMetadata/v1/instance/service-accounts/default/identity?audience=AUDIENCE&format=full
+/// Metadata-Flavor: Google
+/// ```
+///
+/// and the answer's body is the token. `format=full` adds the project and instance claims. The source:
+///
+/// - caches the token until a fifth of its remaining life (at most a minute) before its `exp`;
+/// - fetches once for all concurrent callers; while it does, callers that hold an unexpired token keep
+///   using it, the others wait for the fetch;
+/// - keeps the last good token (with a traced warning) if a refresh fails, and retries at most once a
+///   second;
+/// - times out (2 s to connect, 5 s in all by default), ignores proxy settings (the server is
+///   link-local) and follows no redirects (so the `Metadata-Flavor` header goes nowhere else).
+///
+/// ```no_run
+/// use oidc_bearer_client::{MetadataTokenSource, TokenSource};
+///
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// let source = MetadataTokenSource::new("https://api.example.com")?;
+/// let token = source.token().await?;
+/// println!("token valid until {:?}", token.expires_at());
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct MetadataTokenSource {
+    audience: String,
+    url: Url,
+    connect_timeout: Duration,
+    timeout: Duration,
+    clock: Clock,
+    /// Built on first use, once the `with_*` settings are final.
+    client: OnceLock<Result<reqwest::Client, String>>,
+    state: RwLock<State>,
+    /// Held while fetching, so concurrent callers cause one fetch.
+    fetching: tokio::sync::Mutex<()>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    cached: Option<Cached>,
+    /// The last fetch's failure and when it happened; cleared by a success.
+    failure: Option<(SystemTime, TokenError)>,
+}
+
+#[derive(Debug, Clone)]
+struct Cached {
+    token: BearerToken,
+    fetched_at: SystemTime,
+    refresh_at: SystemTime,
+}
+
+impl Cached {
+    fn is_fresh(&self, now: SystemTime) -> bool {
+        // A clock that stepped back past the fetch counts as stale.
+        self.fetched_at <= now && now < self.refresh_at
+    }
+}
+
+impl MetadataTokenSource {
+    /// A source of ID tokens whose `aud` is `audience`: the URL or name the receiving service checks.
+    ///
+    /// The audience is required: the metadata server refuses an empty one, and so does this, before any
+    /// request.
+    pub fn new(audience: impl Into<String>) -> Result<Self, ConfigError> {
+        let audience = audience.into();
+        if audience.is_empty() {
+            return Err(ConfigError::EmptyAudience);
+        }
+        let base = Url::parse(DEFAULT_METADATA_BASE_URL).expect("the default base URL parses");
+        Ok(Self {
+            url: identity_url(&base, &audience),
+            audience,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            timeout: DEFAULT_TIMEOUT,
+            clock: Clock::default(),
+            client: OnceLock::new(),
+            state: RwLock::new(State::default()),
+            fetching: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// Talks to another metadata server, e.g. `http://127.0.0.1:8080` in tests or an emulator
+    /// (Google's client libraries read such an address from `GCE_METADATA_HOST`; pass it here).
+    ///
+    /// The identity path is appended to the URL's path.
+    pub fn with_base_url(mut self, base_url: &str) -> Result<Self, ConfigError> {
+        let invalid = |reason: String| ConfigError::InvalidBaseUrl {
+            url: base_url.to_owned(),
+            reason,
+        };
+        let base = Url::parse(base_url).map_err(|e| invalid(e.to_string()))?;
+        if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
+            return Err(invalid("the scheme must be http or https".to_owned()));
+        }
+        if base.query().is_some() || base.fragment().is_some() {
+            return Err(invalid("a base URL has no query or fragment".to_owned()));
+        }
+        self.url = identity_url(&base, &self.audience);
+        Ok(self)
+    }
+
+    /// The whole request's time limit, connecting included (5 s by default).
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The time limit for connecting (2 s by default).
+    #[must_use]
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Replaces the wall clock used to compare with `exp`, so tests can move time.
+    #[must_use]
+    pub fn with_clock(mut self, now: impl Fn() -> SystemTime + Send + Sync + 'static) -> Self {
+        self.clock = Clock::custom(now);
+        self
+    }
+
+    /// The audience the tokens are for.
+    pub fn audience(&self) -> &str {
+        &self.audience
+    }
+
+    /// The URL requested, audience included.
+    pub fn url(&self) -> &str {
+        self.url.as_str()
+    }
+
+    fn state(&self) -> std::sync::RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn state_mut(&self) -> std::sync::RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn client(&self) -> Result<&reqwest::Client, TokenError> {
+        self.client
+            .get_or_init(|| {
+                reqwest::Client::builder()
+                    .connect_timeout(self.connect_timeout)
+                    .timeout(self.timeout)
+                    // The server is link-local: an HTTP(S)_PROXY meant for the internet must not see it.
+                    .no_proxy()
+                    // A redirect would carry the request (and its Metadata-Flavor header, the server's
+                    // SSRF guard) somewhere else.
+                    .redirect(reqwest::redirect::Policy::none())
+                    .build()
+                    .map_err(|e| error_chain(&e))
+            })
+            .as_ref()
+            .map_err(|reason| TokenError::MetadataUnavailable {
+                url: self.url.to_string(),
+                timed_out: false,
+                reason: format!("could not build the HTTP client: {reason}"),
+            })
+    }
+
+    /// One request to the metadata server.
+    async fn fetch(&self) -> Result<BearerToken, TokenError> {
+        let url = self.url.to_string();
+        let unavailable = |error: reqwest::Error| TokenError::MetadataUnavailable {
+            url: url.clone(),
+            timed_out: error.is_timeout(),
+            reason: error_chain(&error.without_url()),
+        };
+        let mut response = self
+            .client()?
+            .get(self.url.clone())
+            // Required on every request; the server refuses requests without it (403), which keeps a
+            // request smuggled through some other service (SSRF) from reading tokens.
+            .header("Metadata-Flavor", "Google")
+            .send()
+            .await
+            .map_err(unavailable)?;
+
+        let status = response.status();
+        if !status.is_success() {
+            let body = match read_limited(&mut response, ERROR_BODY_LIMIT).await {
+                Ok(Limited::Complete(body) | Limited::Truncated(body)) => body,
+                Err(_) => Vec::new(),
+            };
+            let body = String::from_utf8_lossy(&body);
+            return Err(TokenError::MetadataStatus {
+                url,
+                status,
+                body: body.trim().chars().filter(|c| !c.is_control()).collect(),
+            });
+        }
+
+        let too_long = || TokenError::InvalidMetadataResponse {
+            url: url.clone(),
+            reason: InvalidToken::TooLong {
+                limit: MAX_TOKEN_LEN,
+            },
+        };
+        let limit = MAX_TOKEN_LEN + 1024;
+        if response
+            .content_length()
+            .is_some_and(|len| len > limit as u64)
+        {
+            return Err(too_long());
+        }
+        let Limited::Complete(body) = read_limited(&mut response, limit)
+            .await
+            .map_err(unavailable)?
+        else {
+            return Err(too_long());
+        };
+        let invalid = |reason| TokenError::InvalidMetadataResponse {
+            url: url.clone(),
+            reason,
+        };
+        let text = std::str::from_utf8(&body).map_err(|e| {
+            invalid(InvalidToken::InvalidCharacter {
+                position: e.valid_up_to(),
+            })
+        })?;
+        BearerToken::new(text.trim()).map_err(invalid)
+    }
+
+    fn store(&self, token: BearerToken) {
+        let now = self.clock.now();
+        let refresh_at = token
+            .refresh_at(now)
+            .unwrap_or(now + NO_EXPIRY_TTL)
+            // A token that is already (nearly) expired, e.g. because this host's clock is ahead: reuse it
+            // briefly rather than fetch on every call.
+            .max(now + RETRY_AFTER);
+        let mut state = self.state_mut();
+        state.cached = Some(Cached {
+            token,
+            fetched_at: now,
+            refresh_at,
+        });
+        state.failure = None;
+    }
+}
+
+impl TokenSource for MetadataTokenSource {
+    async fn token(&self) -> Result<BearerToken, TokenError> {
+        let now = self.clock.now();
+        let cached = self.state().cached.clone();
+        if let Some(cached) = &cached
+            && cached.is_fresh(now)
+        {
+            return Ok(cached.token.clone());
+        }
+
+        // Due. One caller fetches; callers with a still-valid token keep sending it meanwhile, the
+        // others queue for the fetch's result (go-oidc's remote key set shares one in-flight fetch the
+        // same way).
+        let usable = cached
+            .map(|cached| cached.token)
+            .filter(|token| !token.is_expired_at(now));
+        let _fetching = match &usable {
+            Some(token) => match self.fetching.try_lock() {
+                Ok(guard) => guard,
+                Err(_) => return Ok(token.clone()),
+            },
+            None => self.fetching.lock().await,
+        };
+
+        let now = self.clock.now();
+        {
+            let state = self.state();
+            if let Some(cached) = &state.cached
+                && cached.is_fresh(now)
+            {
+                return Ok(cached.token.clone());
+            }
+            // The fetch we queued behind failed a moment ago: share its outcome rather than ask again.
+            if let Some((failed_at, error)) = &state.failure
+                && *failed_at <= now
+                && now < *failed_at + RETRY_AFTER
+            {
+                return usable.ok_or_else(|| error.clone());
+            }
+        }
+
+        match self.fetch().await {
+            Ok(token) => {
+                self.store(token.clone());
+                Ok(token)
+            }
+            Err(error) => {
+                self.state_mut().failure = Some((self.clock.now(), error.clone()));
+                match usable {
+                    Some(token) => {
+                        tracing::warn!(
+                            %error,
+                            "could not refresh the ID token from the metadata server; keeping the current one"
+                        );
+                        Ok(token)
+                    }
+                    None => Err(error),
+                }
+            }
+        }
+    }
+}
+
+/// `{base}/computeMetadata/v1/instance/service-accounts/default/identity?audience=…&format=full`.
+fn identity_url(base: &Url, audience: &str) -> Url {
+    let mut url = base.clone();
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
+    }
+    let mut url = url.join(IDENTITY_PATH).expect("a relative path joins");
+    // Form-encoded, so an audience URL's `?`, `&` and `=` arrive intact.
+    url.query_pairs_mut()
+        .append_pair("audience", audience)
+        .append_pair("format", "full");
+    url
+}
+
+/// A body read up to a limit.
+enum Limited {
+    Complete(Vec<u8>),
+    /// The first `limit` bytes of a longer body.
+    Truncated(Vec<u8>),
+}
+
+/// Reads at most `limit` bytes of the body, so a misbehaving server cannot make us buffer without end.
+async fn read_limited(
+    response: &mut reqwest::Response,
+    limit: usize,
+) -> Result<Limited, reqwest::Error> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        if body.len() + chunk.len() > limit {
+            let room = limit - body.len();
+            body.extend_from_slice(&chunk[..room]);
+            return Ok(Limited::Truncated(body));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Limited::Complete(body))
+}
+
+/// An error and its sources, "a: b: c", since reqwest's own message leaves out the cause.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(error) = source {
+        message.push_str(": ");
+        message.push_str(&error.to_string());
+        source = error.source();
+    }
+    message
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        collections::HashMap,
+        net::SocketAddr,
+        sync::{
+            Arc,
+            atomic::{AtomicUsize, Ordering},
+        },
+    };
+
+    use axum::{
+        Router,
+        extract::{Query, State as AxumState},
+        http::{HeaderMap, StatusCode},
+        response::IntoResponse,
+        routing::get,
+    };
+
+    use super::*;
+    use crate::{clock::tests::ManualClock, token::tests::jwt};
+
+    const PATH: &str = "/computeMetadata/v1/instance/service-accounts/default/identity";
+
+    /// A metadata server that speaks the documented protocol and mints hour-long (unsigned) tokens
+    /// against the test's clock.
+    #[derive(Clone)]
+    struct FakeMetadata {
+        clock: ManualClock,
+        fetches: Arc<AtomicUsize>,
+        /// When set, requests wait for a permit: lets a test hold the first fetch open.
+        gate: Option<Arc<tokio::sync::Semaphore>>,
+        /// Requests that reached the handler (before the gate).
+        arrived: Arc<tokio::sync::Notify>,
+        /// When set, answer with this status instead of a token.
+        fail_with: Arc<std::sync::Mutex<Option<StatusCode>>>,
+    }
+
+    impl FakeMetadata {
+        fn new(clock: &ManualClock) -> Self {
+            Self {
+                clock: clock.clone(),
+                fetches: Arc::default(),
+                gate: None,
+                arrived: Arc::default(),
+                fail_with: Arc::default(),
+            }
+        }
+
+        async fn serve(self) -> SocketAddr {
+            let app = Router::new().route(PATH, get(identity)).with_state(self);
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+            addr
+        }
+
+        fn fetches(&self) -> usize {
+            self.fetches.load(Ordering::SeqCst)
+        }
+    }
+
+    async fn identity(
+        AxumState(server): AxumState<FakeMetadata>,
+        headers: HeaderMap,
+        Query(query): Query<HashMap<String, String>>,
+    ) -> impl IntoResponse {
+        server.arrived.notify_one();
+        if let Some(gate) = &server.gate {
+            gate.acquire().await.unwrap().forget();
+        }
+        // The documented answers: 403 without the header, 400 without an audience.
+        if headers.get("metadata-flavor").and_then(|v| v.to_str().ok()) != Some("Google") {
+            return (
+                StatusCode::FORBIDDEN,
+                "Missing required header: Metadata-Flavor\n",
+            )
+                .into_response();
+        }
+        let Some(audience) = query.get("audience").filter(|a| !a.is_empty()) else {
+            return (
+                StatusCode::BAD_REQUEST,
+                "non-empty audience parameter required\n",
+            )
+                .into_response();
+        };
+        if let Some(status) = *server.fail_with.lock().unwrap() {
+            return (status, "metadata server unhappy\n").into_response();
+        }
+        let n = server.fetches.fetch_add(1, Ordering::SeqCst) + 1;
+        let now = server.clock.unix_secs();
+        let mut claims = serde_json::json!({
+            "iss": "https://accounts.google.com",
+            "aud": audience,
+            "sub": "1234567890",
+            "iat": now,
+            "exp": now + 3600,
+            "n": n,
+        });
+        if query.get("format").map(String::as_str) == Some("full") {
+            claims["google"] = serde_json::json!({"compute_engine": {"project_id": "demo"}});
+        }
+        ([("Metadata-Flavor", "Google")], jwt(&claims)).into_response()
+    }
+
+    fn claims(token: &BearerToken) -> serde_json::Value {
+        use base64::Engine as _;
+        let payload = token.secret().split('.').nth(1).unwrap();
+        let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap();
+        serde_json::from_slice(&payload).unwrap()
+    }
+
+    fn source(addr: SocketAddr, audience: &str, clock: &ManualClock) -> MetadataTokenSource {
+        MetadataTokenSource::new(audience)
+            .unwrap()
+            .with_base_url(&format!("http://{addr}"))
+            .unwrap()
+            .with_clock(clock.as_fn())
+    }
+
+    #[tokio::test]
+    async fn the_fake_server_enforces_the_protocol() {
+        // Checks the test double itself, so the tests below show the source follows the protocol.
+        let clock = ManualClock::new();
+        let addr = FakeMetadata::new(&clock).serve().await;
+        let client = reqwest::Client::new();
+        let url = format!("http://{addr}{PATH}");
+        let no_header = client
+            .get(format!("{url}?audience=a"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(no_header.status(), StatusCode::FORBIDDEN);
+        let no_audience = client
+            .get(&url)
+            .header("Metadata-Flavor", "Google")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(no_audience.status(), StatusCode::BAD_REQUEST);
+    }
+
+    #[tokio::test]
+    async fn token_is_fetched_with_the_header_audience_and_full_format() {
+        let clock = ManualClock::new();
+        let addr = FakeMetadata::new(&clock).serve().await;
+        // An audience with characters that need encoding arrives intact.
+        let audience = "https://api.example.com/v1?x=1&y=a b";
+        let source = source(addr, audience, &clock);
+
+        let token = source.token().await.unwrap();
+        let claims = claims(&token);
+        assert_eq!(claims["aud"], audience);
+        assert_eq!(claims["google"]["compute_engine"]["project_id"], "demo");
+        assert_eq!(
+            token.expires_at(),
+            Some(SystemTime::UNIX_EPOCH + Duration::from_secs(clock.unix_secs() + 3600))
+        );
+        assert!(source.url().contains("format=full"), "{}", source.url());
+    }
+
+    #[tokio::test]
+    async fn token_is_cached_until_shortly_before_exp() {
+        let clock = ManualClock::new();
+        let server = FakeMetadata::new(&clock);
+        let addr = server.clone().serve().await;
+        let source = source(addr, "https://api.example.com", &clock);
+
+        let first = source.token().await.unwrap();
+        assert_eq!(server.fetches(), 1);
+        // An hour-long token is refreshed a minute before exp, not sooner.
+        clock.advance(Duration::from_secs(3600 - 60 - 1));
+        assert_eq!(source.token().await.unwrap(), first);
+        assert_eq!(server.fetches(), 1);
+
+        clock.advance(Duration::from_secs(1));
+        let second = source.token().await.unwrap();
+        assert_eq!(server.fetches(), 2);
+        assert_ne!(second, first);
+        assert_eq!(claims(&second)["n"], 2);
+        assert_eq!(source.token().await.unwrap(), second);
+        assert_eq!(server.fetches(), 2);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_callers_cause_a_single_fetch() {
+        let clock = ManualClock::new();
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        let server = FakeMetadata {
+            gate: Some(Arc::clone(&gate)),
+            ..FakeMetadata::new(&clock)
+        };
+        let addr = server.clone().serve().await;
+        let source = Arc::new(source(addr, "https://api.example.com", &clock));
+
+        let mut callers = tokio::task::JoinSet::new();
+        for _ in 0..50 {
+            let source = Arc::clone(&source);
+            callers.spawn(async move { source.token().await });
+        }
+        // Hold the first fetch open until it has reached the server, so the other 49 callers pile
+        // up behind it; then let every request through, in case a second one were made.
+        server.arrived.notified().await;
+        for _ in 0..50 {
+            tokio::task::yield_now().await;
+        }
+        gate.add_permits(50);
+
+        let mut tokens = Vec::new();
+        while let Some(result) = callers.join_next().await {
+            tokens.push(result.unwrap().unwrap());
+        }
+        assert_eq!(server.fetches(), 1);
+        assert!(tokens.iter().all(|t| *t == tokens[0]));
+    }
+
+    #[tokio::test]
+    async fn failed_refresh_keeps_the_current_token_and_retries_later() {
+        let clock = ManualClock::new();
+        let server = FakeMetadata::new(&clock);
+        let addr = server.clone().serve().await;
+        let source = source(addr, "https://api.example.com", &clock);
+        let first = source.token().await.unwrap();
+
+        *server.fail_with.lock().unwrap() = Some(StatusCode::SERVICE_UNAVAILABLE);
+        clock.advance(Duration::from_secs(3590));
+        assert_eq!(source.token().await.unwrap(), first);
+
+        *server.fail_with.lock().unwrap() = None;
+        // Within the retry pause the failure is not retried...
+        assert_eq!(source.token().await.unwrap(), first);
+        assert_eq!(server.fetches(), 1);
+        // ...after it, the refresh succeeds.
+        clock.advance(RETRY_AFTER);
+        assert_ne!(source.token().await.unwrap(), first);
+        assert_eq!(server.fetches(), 2);
+    }
+
+    #[tokio::test]
+    async fn error_status_is_reported_with_the_servers_reason() {
+        let clock = ManualClock::new();
+        let server = FakeMetadata::new(&clock);
+        *server.fail_with.lock().unwrap() = Some(StatusCode::NOT_FOUND);
+        let addr = server.clone().serve().await;
+        let source = source(addr, "https://api.example.com", &clock);
+        match source.token().await {
+            Err(TokenError::MetadataStatus { status, body, url }) => {
+                assert_eq!(status, StatusCode::NOT_FOUND);
+                assert_eq!(body, "metadata server unhappy");
+                assert!(
+                    url.contains("audience=https%3A%2F%2Fapi.example.com"),
+                    "{url}"
+                );
+            }
+            other => panic!("expected MetadataStatus, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn unreachable_and_slow_servers_are_errors() {
+        // A port that was just free: connection refused.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let closed = listener.local_addr().unwrap();
+        drop(listener);
+        let clock = ManualClock::new();
+        let refused = source(closed, "aud", &clock).token().await;
+        assert!(
+            matches!(
+                refused,
+                Err(TokenError::MetadataUnavailable {
+                    timed_out: false,
+                    ..
+                })
+            ),
+            "{refused:?}"
+        );
+
+        // A server that accepts but never answers: the total timeout fires.
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = silent.local_addr().unwrap();
+        let slow = source(addr, "aud", &clock)
+            .with_timeout(Duration::from_millis(200))
+            .token()
+            .await;
+        assert!(
+            matches!(
+                slow,
+                Err(TokenError::MetadataUnavailable {
+                    timed_out: true,
+                    ..
+                })
+            ),
+            "{slow:?}"
+        );
+        drop(silent);
+    }
+
+    #[tokio::test]
+    async fn oversized_body_is_refused() {
+        let app = Router::new().route(PATH, get(|| async { "a".repeat(MAX_TOKEN_LEN + 2048) }));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let result = source(addr, "aud", &ManualClock::new()).token().await;
+        assert!(
+            matches!(
+                result,
+                Err(TokenError::InvalidMetadataResponse {
+                    reason: InvalidToken::TooLong { .. },
+                    ..
+                })
+            ),
+            "{result:?}"
+        );
+    }
+
+    #[test]
+    fn configuration_is_checked_up_front() {
+        assert_eq!(
+            MetadataTokenSource::new("").unwrap_err(),
+            ConfigError::EmptyAudience
+        );
+        for bad in ["not a url", "ftp://host", "http://host/?q=1", "mailto:x@y"] {
+            assert!(
+                matches!(
+                    MetadataTokenSource::new("aud").unwrap().with_base_url(bad),
+                    Err(ConfigError::InvalidBaseUrl { .. })
+                ),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn identity_url_keeps_the_base_path() {
+        let cases = [
+            (
+                DEFAULT_METADATA_BASE_URL,
+                "http://metadata.google.internal/computeMetadata/v1/instance/service-accounts/default/identity?audience=a&format=full",
+            ),
+            (
+                "http://127.0.0.1:8080/",
+                "http://127.0.0.1:8080/computeMetadata/v1/instance/service-accounts/default/identity?audience=a&format=full",
+            ),
+            (
+                "http://emulator/prefix",
+                "http://emulator/prefix/computeMetadata/v1/instance/service-accounts/default/identity?audience=a&format=full",
+            ),
+        ];
+        for (base, expected) in cases {
+            let source = MetadataTokenSource::new("a")
+                .unwrap()
+                .with_base_url(base)
+                .unwrap();
+            assert_eq!(source.url(), expected);
+        }
+    }
+}
