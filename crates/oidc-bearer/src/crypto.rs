@@ -78,9 +78,12 @@ impl Prepared {
         };
         let parsed = match key.kind() {
             DecodingKeyKind::RsaModulusExponent { n, e } => {
-                let der = aws_lc_rs::rsa::PublicKeyComponents { n: n.as_slice(), e: e.as_slice() }
-                    .as_der()
-                    .map_err(|_| "invalid RSA public key".to_owned())?;
+                let der = aws_lc_rs::rsa::PublicKeyComponents {
+                    n: n.as_slice(),
+                    e: e.as_slice(),
+                }
+                .as_der()
+                .map_err(|_| "invalid RSA public key".to_owned())?;
                 sig::ParsedPublicKey::new(params, der.as_ref())
             }
             DecodingKeyKind::SecretOrDer(bytes) => sig::ParsedPublicKey::new(params, bytes),

@@ -86,7 +86,9 @@ impl ConfigError {
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::InvalidIssuer { issuer, reason } => write!(f, "invalid issuer {issuer:?}: {reason}"),
+            Self::InvalidIssuer { issuer, reason } => {
+                write!(f, "invalid issuer {issuer:?}: {reason}")
+            }
             Self::InvalidUrl { url, reason } => write!(f, "invalid URL {url:?}: {reason}"),
             Self::InsecureUrl { url } => write!(
                 f,
@@ -101,7 +103,9 @@ impl fmt::Display for ConfigError {
             Self::InvalidAlgorithms { reason } => write!(f, "invalid algorithm list: {reason}"),
             Self::InvalidKey { reason } => write!(f, "invalid key: {reason}"),
             Self::InvalidCertificate { reason } => write!(f, "invalid root certificate: {reason}"),
-            Self::InvalidSetting { name, reason } => write!(f, "invalid setting `{name}`: {reason}"),
+            Self::InvalidSetting { name, reason } => {
+                write!(f, "invalid setting `{name}`: {reason}")
+            }
             Self::HttpClient { message } => write!(f, "could not build the HTTP client: {message}"),
         }
     }
@@ -206,7 +210,9 @@ impl fmt::Display for KeysError {
             Self::TooLarge { url, max_bytes } => {
                 write!(f, "GET {url}: response larger than {max_bytes} bytes")
             }
-            Self::InvalidDocument { url, message } => write!(f, "invalid document at {url}: {message}"),
+            Self::InvalidDocument { url, message } => {
+                write!(f, "invalid document at {url}: {message}")
+            }
             Self::IssuerMismatch { expected, found } => write!(
                 f,
                 "discovery document names issuer {found:?}, expected {expected:?} \
@@ -391,7 +397,9 @@ impl VerifyError {
 impl fmt::Display for VerifyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::TooLarge { len, max } => write!(f, "token is {len} bytes, more than the {max} allowed"),
+            Self::TooLarge { len, max } => {
+                write!(f, "token is {len} bytes, more than the {max} allowed")
+            }
             Self::Malformed { reason } => write!(f, "malformed token: {reason}"),
             Self::UnsupportedAlgorithm { alg } => write!(f, "algorithm {alg:?} is not accepted"),
             Self::AlgorithmNotAllowed { alg } => {
@@ -423,7 +431,12 @@ impl fmt::Display for VerifyError {
                 if found.is_empty() {
                     write!(f, "expected audience {}, got no aud claim", list(expected))
                 } else {
-                    write!(f, "expected audience {}, got {}", list(expected), list(found))
+                    write!(
+                        f,
+                        "expected audience {}, got {}",
+                        list(expected),
+                        list(found)
+                    )
                 }
             }
             Self::MissingClaim { claim } => write!(f, "missing required claim {claim:?}"),
@@ -433,9 +446,13 @@ impl fmt::Display for VerifyError {
             Self::IssuedInFuture { iat, now } => {
                 write!(f, "token issued in the future at {iat} (now {now})")
             }
-            Self::ClaimsDecode { message } => write!(f, "claims do not match the expected type: {message}"),
+            Self::ClaimsDecode { message } => {
+                write!(f, "claims do not match the expected type: {message}")
+            }
             Self::KeysUnavailable { source } => write!(f, "issuer keys unavailable: {source}"),
-            Self::UntrustedIssuer { found: Some(iss) } => write!(f, "issuer {iss:?} is not trusted"),
+            Self::UntrustedIssuer { found: Some(iss) } => {
+                write!(f, "issuer {iss:?} is not trusted")
+            }
             Self::UntrustedIssuer { found: None } => write!(f, "token has no issuer"),
         }
     }

@@ -108,12 +108,14 @@ impl Fetcher {
             .header(http::header::ACCEPT, "application/json");
         if let Some(auth) = &self.settings.authorization {
             if let Some(token) = auth() {
-                let mut value = http::HeaderValue::try_from(format!("Bearer {token}")).map_err(|_| {
-                    KeysError::Transport {
-                        url: url_string(),
-                        message: "the configured bearer token is not a valid header value".into(),
-                    }
-                })?;
+                let mut value =
+                    http::HeaderValue::try_from(format!("Bearer {token}")).map_err(|_| {
+                        KeysError::Transport {
+                            url: url_string(),
+                            message: "the configured bearer token is not a valid header value"
+                                .into(),
+                        }
+                    })?;
                 value.set_sensitive(true);
                 request = request.header(http::header::AUTHORIZATION, value);
             }
@@ -144,7 +146,10 @@ impl Fetcher {
             url: url_string(),
             max_bytes: max,
         };
-        if response.content_length().is_some_and(|len| len > max as u64) {
+        if response
+            .content_length()
+            .is_some_and(|len| len > max as u64)
+        {
             return Err(too_large());
         }
         let max_age = response

@@ -35,6 +35,9 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod algorithm;
+#[cfg(feature = "axum")]
+pub mod axum;
+pub mod bearer;
 pub mod claims;
 pub mod clock;
 mod crypto;
@@ -42,10 +45,13 @@ pub mod discovery;
 pub mod error;
 mod fetch;
 pub mod keys;
+pub mod layer;
+pub mod rejection;
 mod token;
 pub mod verify;
 
 pub use algorithm::{Algorithm, UnknownAlgorithm};
 pub use error::{ConfigError, KeysError, VerifyError};
 pub use fetch::HttpSettings;
+pub use layer::{BearerAuthLayer, Claims};
 pub use verify::{Verifier, VerifierBuilder, VerifyToken};

@@ -154,8 +154,8 @@ impl<'a> Parsed<'a> {
         if !is_json_object(&header_bytes) {
             return Err(malformed("header is not a JSON object with an alg"));
         }
-        let header: Header =
-            serde_json::from_slice(&header_bytes).map_err(|_| malformed("header is not a JSON object with an alg"))?;
+        let header: Header = serde_json::from_slice(&header_bytes)
+            .map_err(|_| malformed("header is not a JSON object with an alg"))?;
         let payload = URL_SAFE_NO_PAD
             .decode(p)
             .map_err(|_| malformed("payload is not base64url"))?;
@@ -165,8 +165,8 @@ impl<'a> Parsed<'a> {
         if !is_json_object(&payload) {
             return Err(malformed("payload is not a JSON object"));
         }
-        let claims: RawClaims =
-            serde_json::from_slice(&payload).map_err(|_| malformed("payload is not a JSON object"))?;
+        let claims: RawClaims = serde_json::from_slice(&payload)
+            .map_err(|_| malformed("payload is not a JSON object"))?;
         // RFC 7515 §4.1.11: a recipient MUST reject a JWS whose `crit` lists extensions it does not
         // understand; we understand none. An empty list is itself invalid.
         if let Some(crit) = &header.crit {
@@ -215,8 +215,14 @@ mod tests {
             (format!("{h}.{}.c2ln", b64("[1,2]")), "malformed"),
             (format!("{h}.{}.c2ln", b64("garbage")), "malformed"),
             (format!("{h}.{p}.c2l*"), "malformed"),
-            (format!("{}.{p}.c2ln", b64(r#"{"alg":"RS256","crit":["exp"]}"#)), "unsupported_crit"),
-            (format!("{}.{p}.c2ln", b64(r#"{"alg":"RS256","alg":"HS256"}"#)), "malformed"),
+            (
+                format!("{}.{p}.c2ln", b64(r#"{"alg":"RS256","crit":["exp"]}"#)),
+                "unsupported_crit",
+            ),
+            (
+                format!("{}.{p}.c2ln", b64(r#"{"alg":"RS256","alg":"HS256"}"#)),
+                "malformed",
+            ),
             ("a".repeat(9000), "token_too_large"),
         ];
         for (token, code) in cases {
@@ -231,7 +237,10 @@ mod tests {
             r#"{"iss":["a","b"],"aud":["x",1],"exp":"123","nbf":1.5,"iat":{"a":1}}"#,
         )
         .unwrap();
-        assert_eq!(claims.iss, ClaimValue::StrArray(vec!["a".into(), "b".into()]));
+        assert_eq!(
+            claims.iss,
+            ClaimValue::StrArray(vec!["a".into(), "b".into()])
+        );
         assert_eq!(claims.aud, ClaimValue::Other);
         assert_eq!(claims.exp, ClaimValue::Str("123".into()));
         assert_eq!(claims.nbf, ClaimValue::Num(1.5));

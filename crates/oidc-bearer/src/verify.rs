@@ -59,7 +59,10 @@ struct Inner {
 impl Verifier {
     /// A verifier for `issuer`'s tokens meant for `audience`, with keys found by OpenID Connect
     /// Discovery and every default.
-    pub fn new(issuer: impl Into<String>, audience: impl Into<String>) -> Result<Self, ConfigError> {
+    pub fn new(
+        issuer: impl Into<String>,
+        audience: impl Into<String>,
+    ) -> Result<Self, ConfigError> {
         Self::builder(issuer, audience).build()
     }
 
@@ -150,7 +153,11 @@ impl Verifier {
         let kid = header.kid.as_deref();
         let keys = match inner.keys.current() {
             Some(keys) => keys,
-            None => inner.keys.refresh().await.map_err(|source| VerifyError::KeysUnavailable { source })?,
+            None => inner
+                .keys
+                .refresh()
+                .await
+                .map_err(|source| VerifyError::KeysUnavailable { source })?,
         };
         let found = keys.select(kid, alg);
         let keys = match found {
@@ -552,11 +559,13 @@ impl VerifierBuilder {
                 RemoteKeySet::builder_jwks(&url, self.http)?.build(self.clock.clone(), self.cache),
             ),
             KeySource::Discovery => {
-                let issuer_url = crate::fetch::parse_url(&self.issuer, self.http.allow_insecure_http)
-                    .map_err(|e| ConfigError::InvalidIssuer {
-                        issuer: self.issuer.clone(),
-                        reason: e.to_string(),
-                    })?;
+                let issuer_url =
+                    crate::fetch::parse_url(&self.issuer, self.http.allow_insecure_http).map_err(
+                        |e| ConfigError::InvalidIssuer {
+                            issuer: self.issuer.clone(),
+                            reason: e.to_string(),
+                        },
+                    )?;
                 if issuer_url.query().is_some() || issuer_url.fragment().is_some() {
                     // OpenID Connect Discovery 1.0 §2: the issuer has no query or fragment.
                     return Err(ConfigError::InvalidIssuer {

@@ -56,7 +56,11 @@ async fn removed_key_is_refused_after_refresh() {
     issuer.remove_key("key-1");
     // The set expires (default lifetime 10 min); the next read refreshes in the background.
     clock.advance(Duration::from_secs(601));
-    assert_eq!(code(check(&v, &old).await), "ok", "stale keys serve while refreshing");
+    assert_eq!(
+        code(check(&v, &old).await),
+        "ok",
+        "stale keys serve while refreshing"
+    );
     issuer.wait_for_jwks_fetches(2).await;
     // Once the refresh has landed, the removed key is gone. Wait for the state to be swapped by
     // verifying a token of the remaining key (no fetch needed), then the removed one.
@@ -89,7 +93,11 @@ async fn forged_kid_flood_fetches_at_most_once_per_cooldown() {
     for t in tasks {
         assert_eq!(t.await.unwrap(), "unknown_key");
     }
-    assert_eq!(issuer.jwks_fetches(), 2, "one initial fetch, one refresh for the whole flood");
+    assert_eq!(
+        issuer.jwks_fetches(),
+        2,
+        "one initial fetch, one refresh for the whole flood"
+    );
     // Within the cooldown, more forged kids cause no fetch; after it, one more.
     for i in 0..50 {
         let token = issuer.token().aud(AUD).kid(&format!("again-{i}")).sign();
@@ -154,14 +162,24 @@ async fn issuer_down_at_start_is_a_distinct_error_then_recovers() {
     let token = issuer.token().aud(AUD).sign();
     let err = check(&v, &token).await.unwrap_err();
     match &err {
-        VerifyError::KeysUnavailable { source: KeysError::Status { status: 503, .. } } => {}
+        VerifyError::KeysUnavailable {
+            source: KeysError::Status { status: 503, .. },
+        } => {}
         other => panic!("expected KeysUnavailable(503), got {other:?}"),
     }
     assert_eq!(err.code(), "keys_unavailable");
     // During the backoff no new fetch is made.
     let fetches = issuer.discovery_fetches();
     let err = check(&v, &token).await.unwrap_err();
-    assert!(matches!(err, VerifyError::KeysUnavailable { source: KeysError::Backoff { .. } }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            VerifyError::KeysUnavailable {
+                source: KeysError::Backoff { .. }
+            }
+        ),
+        "{err:?}"
+    );
     assert_eq!(issuer.discovery_fetches(), fetches);
     issuer.set_down(false);
     clock.advance(Duration::from_secs(2));
@@ -182,7 +200,11 @@ async fn discovery_issuer_mismatch_is_reported() {
             found: "https://someone-else.example".into()
         }
     );
-    assert_eq!(issuer.jwks_fetches(), 0, "keys of a mismatched issuer are never fetched");
+    assert_eq!(
+        issuer.jwks_fetches(),
+        0,
+        "keys of a mismatched issuer are never fetched"
+    );
 }
 
 #[tokio::test]
@@ -204,7 +226,10 @@ async fn odd_keys_are_skipped_and_the_set_stays_usable() {
     let v = Verifier::new(issuer.issuer(), AUD).unwrap();
     assert_eq!(code(check(&v, &issuer.token().aud(AUD).sign()).await), "ok");
     // A token naming a skipped key is refused as unknown.
-    assert_eq!(code(check(&v, &issuer.token().aud(AUD).kid("short").sign()).await), "unknown_key");
+    assert_eq!(
+        code(check(&v, &issuer.token().aud(AUD).kid("short").sign()).await),
+        "unknown_key"
+    );
 }
 
 #[tokio::test]

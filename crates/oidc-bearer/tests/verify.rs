@@ -54,22 +54,50 @@ async fn claim_rules_table() {
     let n = now();
     let rows: Vec<(&str, TokenBuilder, &str)> = vec![
         ("valid", t(), "ok"),
-        ("aud array, any-of", issuer.token().auds(&["other", AUD]), "ok"),
+        (
+            "aud array, any-of",
+            issuer.token().auds(&["other", AUD]),
+            "ok",
+        ),
         ("expired", t().exp(n - 3600), "expired"),
         ("expired within leeway", t().exp(n - 30), "ok"),
         ("expired just past leeway", t().exp(n - 61), "expired"),
-        ("fractional exp", t().claim("exp", json!(n as f64 + 100.5)), "ok"),
+        (
+            "fractional exp",
+            t().claim("exp", json!(n as f64 + 100.5)),
+            "ok",
+        ),
         ("not yet valid", t().nbf(n + 3600), "not_yet_valid"),
         ("nbf within leeway", t().nbf(n + 30), "ok"),
         ("iat in the future", t().iat(n + 3600), "issued_in_future"),
-        ("wrong iss", t().iss("https://evil.example"), "issuer_mismatch"),
+        (
+            "wrong iss",
+            t().iss("https://evil.example"),
+            "issuer_mismatch",
+        ),
         ("missing iss", t().no_iss(), "issuer_mismatch"),
-        ("iss array", t().claim("iss", json!([issuer.issuer()])), "invalid_claim"),
-        ("wrong aud", issuer.token().aud("other-service"), "audience_mismatch"),
+        (
+            "iss array",
+            t().claim("iss", json!([issuer.issuer()])),
+            "invalid_claim",
+        ),
+        (
+            "wrong aud",
+            issuer.token().aud("other-service"),
+            "audience_mismatch",
+        ),
         ("missing aud", issuer.token(), "audience_mismatch"),
-        ("aud not strings", issuer.token().claim("aud", json!([1, 2])), "invalid_claim"),
+        (
+            "aud not strings",
+            issuer.token().claim("aud", json!([1, 2])),
+            "invalid_claim",
+        ),
         ("missing exp", t().no_exp(), "missing_claim"),
-        ("string exp", t().claim("exp", json!((n + 3600).to_string())), "invalid_claim"),
+        (
+            "string exp",
+            t().claim("exp", json!((n + 3600).to_string())),
+            "invalid_claim",
+        ),
         ("string nbf", t().claim("nbf", json!("0")), "invalid_claim"),
         ("null exp", t().claim("exp", json!(null)), "invalid_claim"),
         ("bool iat", t().claim("iat", json!(true)), "invalid_claim"),
@@ -94,7 +122,10 @@ async fn errors_carry_what_a_report_needs() {
             found: vec!["svc-b".into()]
         }
     );
-    assert_eq!(err.to_string(), r#"expected audience "my-service", got "svc-b""#);
+    assert_eq!(
+        err.to_string(),
+        r#"expected audience "my-service", got "svc-b""#
+    );
     let exp = now() - 3600;
     match verify(&verifier, &issuer.token().aud(AUD).exp(exp).sign()).await {
         Err(VerifyError::Expired { exp: e, now: n }) => {
@@ -111,18 +142,33 @@ async fn algorithm_attacks_are_refused() {
     let verifier = Verifier::new(issuer.issuer(), AUD).unwrap();
     let kid = issuer.signing_kid();
     for none in ["none", "None", "NONE", "nOnE"] {
-        let token = issuer.token().aud(AUD).header("alg", json!(none)).sign_none();
-        assert_eq!(code(verify(&verifier, &token).await), "malformed", "{none} without signature");
+        let token = issuer
+            .token()
+            .aud(AUD)
+            .header("alg", json!(none))
+            .sign_none();
+        assert_eq!(
+            code(verify(&verifier, &token).await),
+            "malformed",
+            "{none} without signature"
+        );
         // Even with a (garbage) signature segment, `none` is never an algorithm.
         let forged = format!("{}c2ln", token);
-        assert_eq!(code(verify(&verifier, &forged).await), "unsupported_algorithm", "{none}");
+        assert_eq!(
+            code(verify(&verifier, &forged).await),
+            "unsupported_algorithm",
+            "{none}"
+        );
     }
     // HS256 "signed" with the public key, as PEM and as JWK bytes (RFC 8725 §2.1).
     let pem = issuer.public_key_pem(&kid);
     let jwk = serde_json::to_vec(&issuer.public_jwk(&kid)).unwrap();
     for secret in [pem.as_bytes(), &jwk[..]] {
         let token = issuer.token().aud(AUD).sign_hmac("HS256", secret);
-        assert_eq!(code(verify(&verifier, &token).await), "unsupported_algorithm");
+        assert_eq!(
+            code(verify(&verifier, &token).await),
+            "unsupported_algorithm"
+        );
     }
     // An allowed list narrows the algorithms.
     let rs_only = Verifier::builder(issuer.issuer(), AUD)
@@ -135,10 +181,16 @@ async fn algorithm_attacks_are_refused() {
     );
     // The header alg must fit the key: PS256 claimed for an RS256-bound JWK.
     let token = issuer.token().aud(AUD).header("alg", json!("PS256")).sign();
-    assert_eq!(code(verify(&verifier, &token).await), "algorithm_key_mismatch");
+    assert_eq!(
+        code(verify(&verifier, &token).await),
+        "algorithm_key_mismatch"
+    );
     // ES256 claimed with an RSA key's kid.
     let token = issuer.token().aud(AUD).header("alg", json!("ES256")).sign();
-    assert_eq!(code(verify(&verifier, &token).await), "algorithm_key_mismatch");
+    assert_eq!(
+        code(verify(&verifier, &token).await),
+        "algorithm_key_mismatch"
+    );
     // HMAC can never be configured for a public-key issuer.
     let err = Verifier::builder(issuer.issuer(), AUD)
         .with_algorithms(&[Algorithm::HS256])
@@ -160,17 +212,36 @@ async fn tampering_and_key_confusion_are_refused() {
     let evil = issuer.token().aud(AUD).sub("admin").sign();
     let evil_payload = evil.split('.').nth(1).unwrap();
     let tampered = format!("{}.{}.{}", parts[0], evil_payload, parts[2]);
-    assert_eq!(code(verify(&verifier, &tampered).await), "invalid_signature");
+    assert_eq!(
+        code(verify(&verifier, &tampered).await),
+        "invalid_signature"
+    );
     // Tampered signature: one bit flipped, same length.
     let mut sig = parts[2].as_bytes().to_vec();
     sig[10] = if sig[10] == b'A' { b'B' } else { b'A' };
-    let tampered = format!("{}.{}.{}", parts[0], parts[1], String::from_utf8(sig).unwrap());
-    assert_eq!(code(verify(&verifier, &tampered).await), "invalid_signature");
+    let tampered = format!(
+        "{}.{}.{}",
+        parts[0],
+        parts[1],
+        String::from_utf8(sig).unwrap()
+    );
+    assert_eq!(
+        code(verify(&verifier, &tampered).await),
+        "invalid_signature"
+    );
     // Truncated signature: refused before crypto.
     let tampered = format!("{}.{}.{}", parts[0], parts[1], &parts[2][..20]);
-    assert_eq!(code(verify(&verifier, &tampered).await), "invalid_signature");
+    assert_eq!(
+        code(verify(&verifier, &tampered).await),
+        "invalid_signature"
+    );
     // The kid of one key with the signature of another.
-    let token = issuer.token().aud(AUD).sign_with(&other).kid(&issuer.signing_kid()).sign();
+    let token = issuer
+        .token()
+        .aud(AUD)
+        .sign_with(&other)
+        .kid(&issuer.signing_kid())
+        .sign();
     assert_eq!(code(verify(&verifier, &token).await), "invalid_signature");
 }
 
@@ -195,7 +266,11 @@ async fn keys_embedded_in_the_header_are_ignored() {
             .no_kid()
             .header(field, value)
             .sign();
-        assert_eq!(code(verify(&verifier, &token).await), "invalid_signature", "{field}");
+        assert_eq!(
+            code(verify(&verifier, &token).await),
+            "invalid_signature",
+            "{field}"
+        );
     }
     assert_eq!(issuer.requests_to("/rogue"), 0);
     assert_eq!(issuer.requests_to("/rogue.pem"), 0);
@@ -207,11 +282,25 @@ async fn header_and_structure_rules() {
     let verifier = Verifier::new(issuer.issuer(), AUD).unwrap();
     let t = || issuer.token().aud(AUD);
     let rows: Vec<(&str, String, &str)> = vec![
-        ("unknown crit", t().header("crit", json!(["b64"])).header("b64", json!(false)).sign(), "unsupported_crit"),
+        (
+            "unknown crit",
+            t().header("crit", json!(["b64"]))
+                .header("b64", json!(false))
+                .sign(),
+            "unsupported_crit",
+        ),
         ("unknown kid", t().kid("nope").sign(), "unknown_key"),
         ("no kid, one key", t().no_kid().sign(), "ok"),
-        ("oversized", t().claim("pad", json!("x".repeat(9000))).sign(), "token_too_large"),
-        ("two segments", "eyJhbGciOiJSUzI1NiJ9.e30".into(), "malformed"),
+        (
+            "oversized",
+            t().claim("pad", json!("x".repeat(9000))).sign(),
+            "token_too_large",
+        ),
+        (
+            "two segments",
+            "eyJhbGciOiJSUzI1NiJ9.e30".into(),
+            "malformed",
+        ),
         ("not base64", "!!!.###.$$$".into(), "malformed"),
         ("jwe-like", "a.b.c.d.e".into(), "malformed"),
         ("empty", String::new(), "malformed"),
@@ -222,7 +311,10 @@ async fn header_and_structure_rules() {
     // Without kid, two keys fitting the algorithm are ambiguous.
     issuer.add_key(KeyAlg::RS256);
     let fresh = Verifier::new(issuer.issuer(), AUD).unwrap();
-    assert_eq!(code(verify(&fresh, &t().no_kid().sign()).await), "ambiguous_key");
+    assert_eq!(
+        code(verify(&fresh, &t().no_kid().sign()).await),
+        "ambiguous_key"
+    );
 }
 
 #[tokio::test]
@@ -266,16 +358,28 @@ async fn several_audiences_and_dangerous_switches() {
         .with_audience("b")
         .build()
         .unwrap();
-    assert_eq!(code(verify(&verifier, &issuer.token().aud("b").sign()).await), "ok");
-    assert_eq!(code(verify(&verifier, &issuer.token().aud("c").sign()).await), "audience_mismatch");
-    assert_eq!(Verifier::new(issuer.issuer(), "").unwrap_err().code(), "no_audience");
+    assert_eq!(
+        code(verify(&verifier, &issuer.token().aud("b").sign()).await),
+        "ok"
+    );
+    assert_eq!(
+        code(verify(&verifier, &issuer.token().aud("c").sign()).await),
+        "audience_mismatch"
+    );
+    assert_eq!(
+        Verifier::new(issuer.issuer(), "").unwrap_err().code(),
+        "no_audience"
+    );
 
     let any_aud = Verifier::builder(issuer.issuer(), "")
         .dangerous_skip_audience_check()
         .dangerous_allow_missing_exp()
         .build()
         .unwrap();
-    assert_eq!(code(verify(&any_aud, &issuer.token().no_exp().sign()).await), "ok");
+    assert_eq!(
+        code(verify(&any_aud, &issuer.token().no_exp().sign()).await),
+        "ok"
+    );
 }
 
 #[tokio::test]
@@ -287,7 +391,11 @@ async fn configuration_errors_are_reported_at_build() {
         ("", "invalid_issuer"),
     ];
     for (issuer, expected) in rows {
-        assert_eq!(Verifier::new(issuer, AUD).unwrap_err().code(), expected, "{issuer}");
+        assert_eq!(
+            Verifier::new(issuer, AUD).unwrap_err().code(),
+            expected,
+            "{issuer}"
+        );
     }
     assert!(Verifier::new("https://issuer.example", AUD).is_ok());
     assert!(Verifier::new("http://127.0.0.1:1", AUD).is_ok());
@@ -326,7 +434,10 @@ async fn static_keys_from_pem_and_jwks() {
     }
     let keys = Jwks::from_json(&serde_json::to_vec(&issuer.jwks_json()).unwrap()).unwrap();
     assert_eq!(keys.len(), 3);
-    assert_eq!(Jwks::from_pem(b"nope", None).unwrap_err().code(), "invalid_key");
+    assert_eq!(
+        Jwks::from_pem(b"nope", None).unwrap_err().code(),
+        "invalid_key"
+    );
     assert_eq!(Jwks::from_json(b"[]").unwrap_err().code(), "invalid_key");
     issuer.remove_key(&ed);
 }
@@ -339,13 +450,35 @@ async fn shared_secret_issuer_accepts_only_its_hmac() {
         .build()
         .unwrap();
     let issuer = TestIssuer::start().await;
-    let t = || issuer.token().iss("https://auth.internal").aud(AUD).no_kid();
+    let t = || {
+        issuer
+            .token()
+            .iss("https://auth.internal")
+            .aud(AUD)
+            .no_kid()
+    };
     for alg in ["HS256", "HS384", "HS512"] {
-        assert_eq!(code(verify(&verifier, &t().sign_hmac(alg, secret)).await), "ok", "{alg}");
+        assert_eq!(
+            code(verify(&verifier, &t().sign_hmac(alg, secret)).await),
+            "ok",
+            "{alg}"
+        );
     }
-    assert_eq!(code(verify(&verifier, &t().sign_hmac("HS256", b"another secret of 32 bytes or more!!")).await), "invalid_signature");
+    assert_eq!(
+        code(
+            verify(
+                &verifier,
+                &t().sign_hmac("HS256", b"another secret of 32 bytes or more!!")
+            )
+            .await
+        ),
+        "invalid_signature"
+    );
     // An RS256 token is not accepted by the HMAC issuer.
-    assert_eq!(code(verify(&verifier, &t().sign()).await), "algorithm_not_allowed");
+    assert_eq!(
+        code(verify(&verifier, &t().sign()).await),
+        "algorithm_not_allowed"
+    );
     let err = Verifier::shared_secret_builder("https://auth.internal", AUD, b"short").unwrap_err();
     assert_eq!(err.code(), "invalid_key");
 }
@@ -364,7 +497,12 @@ async fn claims_decode_into_the_callers_type() {
     }
     let issuer = TestIssuer::start().await;
     let verifier = Verifier::new(issuer.issuer(), AUD).unwrap();
-    let token = issuer.token().aud(AUD).sub("bob").claim("team", json!("blue")).sign();
+    let token = issuer
+        .token()
+        .aud(AUD)
+        .sub("bob")
+        .claim("team", json!("blue"))
+        .sign();
     let mine: Mine = verifier.verify(&token).await.unwrap();
     assert_eq!((mine.sub.as_str(), mine.team.as_str()), ("bob", "blue"));
     let err = verifier.verify::<Strict>(&token).await.unwrap_err();

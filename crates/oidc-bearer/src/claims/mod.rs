@@ -193,9 +193,21 @@ mod tests {
 
     #[test]
     fn numeric_date_accepts_numbers_only() {
-        let cases = [("1700000000", Some(1_700_000_000)), ("1700000000.9", Some(1_700_000_000)), ("\"1700000000\"", None), ("null", None), ("1e300", None)];
+        let cases = [
+            ("1700000000", Some(1_700_000_000)),
+            ("1700000000.9", Some(1_700_000_000)),
+            ("\"1700000000\"", None),
+            ("null", None),
+            ("1e300", None),
+        ];
         for (json, expected) in cases {
-            assert_eq!(serde_json::from_str::<NumericDate>(json).ok().map(NumericDate::as_secs), expected, "{json}");
+            assert_eq!(
+                serde_json::from_str::<NumericDate>(json)
+                    .ok()
+                    .map(NumericDate::as_secs),
+                expected,
+                "{json}"
+            );
         }
     }
 }

@@ -212,8 +212,10 @@ impl Jwks {
         let kid = kid.map(str::to_owned);
         let key = if let Ok(key) = DecodingKey::from_rsa_pem(pem) {
             let der = key.try_get_as_bytes().map_err(|e| err(e.to_string()))?;
-            let (n, e) = (crypto::provider().key_utils.rsa_pub_components_from_public_key)(der)
-                .map_err(|e| err(format!("invalid RSA public key: {e}")))?;
+            let (n, e) = (crypto::provider()
+                .key_utils
+                .rsa_pub_components_from_public_key)(der)
+            .map_err(|e| err(format!("invalid RSA public key: {e}")))?;
             rsa_key(kid, None, &n, &e)
         } else if let Ok(key) = DecodingKey::from_ec_pem(pem) {
             let point = key.try_get_as_bytes().map_err(|e| err(e.to_string()))?;
@@ -305,7 +307,11 @@ impl Jwks {
 
     /// Selects the key for a token: by `kid` when the header has one (O(1)), the algorithm must fit
     /// that key; without a `kid`, only when exactly one key fits the algorithm.
-    pub(crate) fn select(&self, kid: Option<&str>, alg: Algorithm) -> Result<&PublicKey, VerifyError> {
+    pub(crate) fn select(
+        &self,
+        kid: Option<&str>,
+        alg: Algorithm,
+    ) -> Result<&PublicKey, VerifyError> {
         match kid {
             Some(kid) => {
                 let Some(indexes) = self.by_kid.get(kid) else {
@@ -394,7 +400,12 @@ fn parse_jwk(value: serde_json::Value) -> Result<PublicKey, String> {
             if x.len() != 32 {
                 return Err("Ed25519 key is not 32 bytes".into());
             }
-            PublicKey::new(raw.kid, KeyKind::Ed25519, alg, &DecodingKey::from_ed_der(&x))
+            PublicKey::new(
+                raw.kid,
+                KeyKind::Ed25519,
+                alg,
+                &DecodingKey::from_ed_der(&x),
+            )
         }
         "oct" => Err("symmetric keys are never accepted from a key set (RFC 8725 §3.1)".into()),
         other => Err(format!("unsupported kty {other:?}")),

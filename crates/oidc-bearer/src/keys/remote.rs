@@ -71,7 +71,10 @@ impl CacheSettings {
             return bad("min_ttl", "must not exceed max_ttl");
         }
         if self.initial_backoff.is_zero() || self.initial_backoff > self.max_backoff {
-            return bad("initial_backoff", "must be positive and at most max_backoff");
+            return bad(
+                "initial_backoff",
+                "must be positive and at most max_backoff",
+            );
         }
         Ok(())
     }
@@ -257,7 +260,12 @@ impl RemoteKeySet {
         state.last_attempt = Some(started);
         match result {
             Ok((keys, ttl, jwks_url)) => {
-                tracing::debug!(keys = keys.len(), skipped = keys.skipped(), ttl_secs = ttl.as_secs(), "fetched JWKS");
+                tracing::debug!(
+                    keys = keys.len(),
+                    skipped = keys.skipped(),
+                    ttl_secs = ttl.as_secs(),
+                    "fetched JWKS"
+                );
                 let keys = Arc::new(keys);
                 state.keys = Some(keys.clone());
                 state.fetched_at = now;
@@ -289,7 +297,13 @@ impl RemoteKeySet {
         let shared = &self.shared;
         let jwks_url = match (&shared.source, known_jwks_url) {
             (Source::Jwks(url), _) => url.clone(),
-            (Source::Discovery { jwks_override: Some(url), .. }, _) => url.clone(),
+            (
+                Source::Discovery {
+                    jwks_override: Some(url),
+                    ..
+                },
+                _,
+            ) => url.clone(),
             (Source::Discovery { .. }, Some(url)) => url,
             (Source::Discovery { issuer, url, .. }, None) => {
                 discovery::discover(&shared.fetcher, url, issuer).await?.1
@@ -418,8 +432,14 @@ mod tests {
         let s = CacheSettings::default();
         assert_eq!(s.ttl(None), Duration::from_secs(600));
         assert_eq!(s.ttl(Some(Duration::from_secs(5))), Duration::from_secs(60));
-        assert_eq!(s.ttl(Some(Duration::from_secs(3600))), Duration::from_secs(3600));
-        assert_eq!(s.ttl(Some(Duration::from_secs(10 * 86400))), Duration::from_secs(86400));
+        assert_eq!(
+            s.ttl(Some(Duration::from_secs(3600))),
+            Duration::from_secs(3600)
+        );
+        assert_eq!(
+            s.ttl(Some(Duration::from_secs(10 * 86400))),
+            Duration::from_secs(86400)
+        );
     }
 
     #[test]

@@ -1,0 +1,195 @@
+//! Reading the bearer token from a request: `Authorization: Bearer <b64token>` (RFC 6750 §2.1), or a
+//! [`TokenSource`] of your own.
+//!
+//! Tokens are never read from query strings or cookies by default: RFC 6750 §2.3 says the URI query
+//! parameter SHOULD NOT be used, since URLs end up in logs and browser history.
+
+use http::HeaderMap;
+use http::header::AUTHORIZATION;
+
+/// Why the credentials in a request could not be read: the request is malformed (400
+/// `invalid_request`, RFC 6750 §3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BearerError {
+    /// More than one `Authorization` header.
+    MultipleAuthorizationHeaders,
+    /// The header value is not visible ASCII.
+    NotAscii,
+    /// The `Bearer` scheme without a token.
+    EmptyToken,
+    /// The token is not one `b64token` (RFC 6750 §2.1): spaces or characters outside the syntax.
+    InvalidToken,
+}
+
+impl BearerError {
+    /// A short description for the `error_description` of a 400 response.
+    pub fn description(self) -> &'static str {
+        match self {
+            Self::MultipleAuthorizationHeaders => "more than one Authorization header",
+            Self::NotAscii => "the Authorization header is not visible ASCII",
+            Self::EmptyToken => "the Bearer scheme has no token",
+            Self::InvalidToken => "the bearer token is not a single b64token",
+        }
+    }
+}
+
+impl std::fmt::Display for BearerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.description())
+    }
+}
+
+impl std::error::Error for BearerError {}
+
+/// Where a request's token comes from.
+///
+/// `Ok(None)` means the request carries no credentials for this scheme (answered with a bare
+/// challenge, or passed through in optional mode); `Err` means it carries malformed ones.
+/// Closures `Fn(&HeaderMap) -> Result<Option<&str>, BearerError>` implement it too.
+pub trait TokenSource: Clone + Send + Sync + 'static {
+    /// Finds the token in `headers`.
+    fn token<'a>(&self, headers: &'a HeaderMap) -> Result<Option<&'a str>, BearerError>;
+}
+
+impl<F> TokenSource for F
+where
+    F: for<'a> Fn(&'a HeaderMap) -> Result<Option<&'a str>, BearerError>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+{
+    fn token<'a>(&self, headers: &'a HeaderMap) -> Result<Option<&'a str>, BearerError> {
+        self(headers)
+    }
+}
+
+/// The standard source: `Authorization: Bearer <token>`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AuthorizationHeader;
+
+impl TokenSource for AuthorizationHeader {
+    fn token<'a>(&self, headers: &'a HeaderMap) -> Result<Option<&'a str>, BearerError> {
+        let mut values = headers.get_all(AUTHORIZATION).iter();
+        let Some(value) = values.next() else {
+            return Ok(None);
+        };
+        if values.next().is_some() {
+            return Err(BearerError::MultipleAuthorizationHeaders);
+        }
+        let value = value.to_str().map_err(|_| BearerError::NotAscii)?;
+        parse_authorization(value)
+    }
+}
+
+/// A raw token in a header of your choice (e.g. a proxy's `X-Forwarded-Access-Token`): the whole
+/// value is the token, and the same syntax rules apply.
+#[derive(Debug, Clone)]
+pub struct HeaderToken {
+    name: http::HeaderName,
+}
+
+impl HeaderToken {
+    /// Reads the token from the header `name`.
+    pub fn new(name: http::HeaderName) -> Self {
+        Self { name }
+    }
+}
+
+impl TokenSource for HeaderToken {
+    fn token<'a>(&self, headers: &'a HeaderMap) -> Result<Option<&'a str>, BearerError> {
+        let mut values = headers.get_all(&self.name).iter();
+        let Some(value) = values.next() else {
+            return Ok(None);
+        };
+        if values.next().is_some() {
+            return Err(BearerError::MultipleAuthorizationHeaders);
+        }
+        let token = value.to_str().map_err(|_| BearerError::NotAscii)?.trim();
+        check_b64token(token).map(Some)
+    }
+}
+
+/// Parses an `Authorization` value. The scheme is case-insensitive (RFC 7235 §2.1); another scheme
+/// (e.g. `Basic`) is "no bearer credentials", not an error.
+pub fn parse_authorization(value: &str) -> Result<Option<&str>, BearerError> {
+    let value = value.trim_matches(|c| c == ' ' || c == '\t');
+    let (scheme, rest) = match value.find([' ', '\t']) {
+        Some(i) => (&value[..i], &value[i..]),
+        None => (value, ""),
+    };
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Ok(None);
+    }
+    let token = rest.trim_start_matches([' ', '\t']);
+    check_b64token(token).map(Some)
+}
+
+/// RFC 6750 §2.1: `b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
+fn check_b64token(token: &str) -> Result<&str, BearerError> {
+    if token.is_empty() {
+        return Err(BearerError::EmptyToken);
+    }
+    let body = token.trim_end_matches('=');
+    let valid = !body.is_empty()
+        && body.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
+        });
+    if valid {
+        Ok(token)
+    } else {
+        Err(BearerError::InvalidToken)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn authorization_values_table() {
+        let rows: &[(&str, Result<Option<&str>, BearerError>)] = &[
+            ("Bearer abc.def.ghi", Ok(Some("abc.def.ghi"))),
+            ("bearer abc", Ok(Some("abc"))),
+            ("BEARER   abc", Ok(Some("abc"))),
+            ("Bearer a-b_c~d+e/f==", Ok(Some("a-b_c~d+e/f=="))),
+            ("Basic dXNlcjpwYXNz", Ok(None)),
+            ("Bearerabc", Ok(None)),
+            ("Bearer", Err(BearerError::EmptyToken)),
+            ("Bearer ", Err(BearerError::EmptyToken)),
+            ("Bearer abc def", Err(BearerError::InvalidToken)),
+            ("Bearer abc,def", Err(BearerError::InvalidToken)),
+            ("Bearer ===", Err(BearerError::InvalidToken)),
+            ("Bearer \"abc\"", Err(BearerError::InvalidToken)),
+        ];
+        for (value, expected) in rows {
+            assert_eq!(&parse_authorization(value), expected, "{value:?}");
+        }
+    }
+
+    #[test]
+    fn two_authorization_headers_are_malformed() {
+        let mut headers = HeaderMap::new();
+        headers.append(AUTHORIZATION, "Bearer a".parse().unwrap());
+        headers.append(AUTHORIZATION, "Bearer b".parse().unwrap());
+        assert_eq!(
+            AuthorizationHeader.token(&headers),
+            Err(BearerError::MultipleAuthorizationHeaders)
+        );
+        assert_eq!(AuthorizationHeader.token(&HeaderMap::new()), Ok(None));
+    }
+
+    #[test]
+    fn non_ascii_header_is_malformed() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            AUTHORIZATION,
+            http::HeaderValue::from_bytes(b"Bearer \xff").unwrap(),
+        );
+        assert_eq!(
+            AuthorizationHeader.token(&headers),
+            Err(BearerError::NotAscii)
+        );
+    }
+}

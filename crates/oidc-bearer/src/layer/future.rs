@@ -1,0 +1,149 @@
+//! [`ResponseFuture`]: verification, then the inner service's future.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use http::{Request, Response};
+use pin_project_lite::pin_project;
+use tower_service::Service;
+
+use super::Claims;
+use crate::error::VerifyError;
+use crate::rejection::{AuthRejection, RejectionResponse};
+
+type VerifyFuture<T> = Pin<Box<dyn Future<Output = Result<Arc<T>, VerifyError>> + Send>>;
+
+pin_project! {
+    /// The response future of [`BearerAuth`](super::BearerAuth).
+    pub struct ResponseFuture<S, ReqBody, T, R>
+    where
+        S: Service<Request<ReqBody>>,
+    {
+        #[pin]
+        state: State<S, ReqBody, T, R>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<S, ReqBody, T, R>
+    where
+        S: Service<Request<ReqBody>>,
+    {
+        Verifying {
+            verify: VerifyFuture<T>,
+            inner: Option<S>,
+            req: Option<Request<ReqBody>>,
+            rejection: R,
+        },
+        Calling {
+            #[pin]
+            future: S::Future,
+        },
+        Rejected {
+            response: Option<S::Response>,
+        },
+    }
+}
+
+impl<S, ReqBody, T, R, ResBody> ResponseFuture<S, ReqBody, T, R>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    R: RejectionResponse<ResBody>,
+{
+    pub(super) fn call(future: S::Future) -> Self {
+        Self {
+            state: State::Calling { future },
+        }
+    }
+
+    pub(super) fn verifying(
+        verify: VerifyFuture<T>,
+        inner: S,
+        req: Request<ReqBody>,
+        rejection: R,
+    ) -> Self {
+        Self {
+            state: State::Verifying {
+                verify,
+                inner: Some(inner),
+                req: Some(req),
+                rejection,
+            },
+        }
+    }
+
+    pub(super) fn rejected(rejection: &R, reason: AuthRejection) -> Self {
+        Self {
+            state: State::Rejected {
+                response: Some(reject(rejection, reason)),
+            },
+        }
+    }
+}
+
+/// Builds the rejection response, records why in its extensions, and traces it (never the token).
+fn reject<B, R: RejectionResponse<B>>(rejection: &R, reason: AuthRejection) -> Response<B> {
+    match &reason {
+        AuthRejection::MissingToken => {
+            tracing::debug!(
+                code = reason.code(),
+                "request without bearer token rejected"
+            );
+        }
+        AuthRejection::Unavailable(error) => {
+            tracing::warn!(code = reason.code(), %error, "token not verifiable: issuer keys unavailable");
+        }
+        other => {
+            tracing::info!(code = other.code(), status = other.status().as_u16(), reason = %other, "bearer token rejected");
+        }
+    }
+    let mut response = rejection.response(&reason);
+    response.extensions_mut().insert(reason);
+    response
+}
+
+impl<S, ReqBody, T, R, ResBody> Future for ResponseFuture<S, ReqBody, T, R>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    T: Send + Sync + 'static,
+    R: RejectionResponse<ResBody>,
+{
+    type Output = Result<Response<ResBody>, S::Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            match this.state.as_mut().project() {
+                StateProj::Verifying {
+                    verify,
+                    inner,
+                    req,
+                    rejection,
+                } => {
+                    let result = ready!(verify.as_mut().poll(cx));
+                    match result {
+                        Ok(claims) => {
+                            let mut req = req.take().expect("polled after completion");
+                            // Decoded once per request, shared with handlers.
+                            req.extensions_mut().insert(Claims::<T>(claims));
+                            let mut inner = inner.take().expect("polled after completion");
+                            let future = inner.call(req);
+                            this.state.set(State::Calling { future });
+                        }
+                        Err(error) => {
+                            let response = reject(rejection, AuthRejection::from_verify(error));
+                            return Poll::Ready(Ok(response));
+                        }
+                    }
+                }
+                StateProj::Calling { future } => return future.poll(cx),
+                StateProj::Rejected { response } => {
+                    return Poll::Ready(Ok(response.take().expect("polled after completion")));
+                }
+            }
+        }
+    }
+}

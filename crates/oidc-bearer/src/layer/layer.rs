@@ -1,0 +1,135 @@
+//! [`BearerAuthLayer`]: configuration of the middleware.
+
+use std::fmt;
+use std::marker::PhantomData;
+
+use tower_layer::Layer;
+
+use super::BearerAuth;
+use crate::bearer::{AuthorizationHeader, TokenSource};
+use crate::claims::DefaultClaims;
+use crate::rejection::DefaultRejection;
+
+/// Requires a valid bearer token on every request of the wrapped service.
+///
+/// Generic over the token verifier `V` (a [`Verifier`](crate::Verifier) or anything implementing
+/// [`VerifyToken`](crate::VerifyToken)), the claims type `T` (default [`DefaultClaims`]), the rejection
+/// response builder `R` and the token source `Src`.
+pub struct BearerAuthLayer<V, T = DefaultClaims, R = DefaultRejection, Src = AuthorizationHeader> {
+    pub(super) verifier: V,
+    pub(super) rejection: R,
+    pub(super) source: Src,
+    pub(super) optional: bool,
+    pub(super) _claims: PhantomData<fn() -> T>,
+}
+
+impl<V> BearerAuthLayer<V> {
+    /// Requires tokens verified by `verifier`, decoded as [`DefaultClaims`], read from
+    /// `Authorization: Bearer`, rejected with [`DefaultRejection`].
+    pub fn new(verifier: V) -> Self {
+        Self {
+            verifier,
+            rejection: DefaultRejection::new(),
+            source: AuthorizationHeader,
+            optional: false,
+            _claims: PhantomData,
+        }
+    }
+}
+
+impl<V, T, Src> BearerAuthLayer<V, T, DefaultRejection, Src> {
+    /// The `realm` of the `WWW-Authenticate` challenge (default `api`).
+    #[must_use]
+    pub fn with_realm(mut self, realm: impl AsRef<str>) -> Self {
+        self.rejection = self.rejection.with_realm(realm);
+        self
+    }
+}
+
+impl<V, T, R, Src> BearerAuthLayer<V, T, R, Src> {
+    /// Decodes the claims as `T2` instead (any `DeserializeOwned + Send + Sync + 'static` type);
+    /// handlers then take `Claims<T2>`.
+    #[must_use]
+    pub fn claims<T2>(self) -> BearerAuthLayer<V, T2, R, Src> {
+        BearerAuthLayer {
+            verifier: self.verifier,
+            rejection: self.rejection,
+            source: self.source,
+            optional: self.optional,
+            _claims: PhantomData,
+        }
+    }
+
+    /// Lets requests without credentials through without claims (handlers take `Option<Claims<T>>`);
+    /// a request with a bad token is still rejected. Envoy calls this `allow_missing`.
+    #[must_use]
+    pub fn optional(mut self) -> Self {
+        self.optional = true;
+        self
+    }
+
+    /// Builds rejection responses with `rejection` instead (a
+    /// [`RejectionResponse`](crate::rejection::RejectionResponse), e.g. a closure).
+    #[must_use]
+    pub fn with_rejection<R2>(self, rejection: R2) -> BearerAuthLayer<V, T, R2, Src> {
+        BearerAuthLayer {
+            verifier: self.verifier,
+            rejection,
+            source: self.source,
+            optional: self.optional,
+            _claims: PhantomData,
+        }
+    }
+
+    /// Reads tokens with `source` instead of the `Authorization` header.
+    #[must_use]
+    pub fn with_token_source<Src2: TokenSource>(
+        self,
+        source: Src2,
+    ) -> BearerAuthLayer<V, T, R, Src2> {
+        BearerAuthLayer {
+            verifier: self.verifier,
+            rejection: self.rejection,
+            source,
+            optional: self.optional,
+            _claims: PhantomData,
+        }
+    }
+}
+
+impl<V: Clone, T, R: Clone, Src: Clone> Clone for BearerAuthLayer<V, T, R, Src> {
+    fn clone(&self) -> Self {
+        Self {
+            verifier: self.verifier.clone(),
+            rejection: self.rejection.clone(),
+            source: self.source.clone(),
+            optional: self.optional,
+            _claims: PhantomData,
+        }
+    }
+}
+
+impl<V: fmt::Debug, T, R: fmt::Debug, Src: fmt::Debug> fmt::Debug
+    for BearerAuthLayer<V, T, R, Src>
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BearerAuthLayer")
+            .field("verifier", &self.verifier)
+            .field("claims", &std::any::type_name::<T>())
+            .field("rejection", &self.rejection)
+            .field("source", &self.source)
+            .field("optional", &self.optional)
+            .finish()
+    }
+}
+
+impl<S, V: Clone, T, R: Clone, Src: Clone> Layer<S> for BearerAuthLayer<V, T, R, Src> {
+    type Service = BearerAuth<S, V, T, R, Src>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        BearerAuth {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}

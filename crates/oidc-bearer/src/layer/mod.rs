@@ -1,0 +1,66 @@
+//! The tower middleware: [`BearerAuthLayer`] reads the bearer token, verifies it, puts the claims
+//! into the request's extensions as [`Claims<T>`] and calls the inner service — or answers with a
+//! [rejection](crate::rejection) instead.
+//!
+//! ```
+//! use oidc_bearer::{BearerAuthLayer, Claims, Verifier};
+//! use oidc_bearer::claims::DefaultClaims;
+//! use std::convert::Infallible;
+//! use tower::{ServiceBuilder, ServiceExt, service_fn};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let verifier = Verifier::new("https://issuer.example", "my-service").unwrap();
+//! let service = ServiceBuilder::new()
+//!     .layer(BearerAuthLayer::new(verifier))
+//!     .service(service_fn(|req: http::Request<String>| async move {
+//!         let claims = req.extensions().get::<Claims<DefaultClaims>>().unwrap();
+//!         Ok::<_, Infallible>(http::Response::new(format!("hello {}", claims.subject())))
+//!     }));
+//!
+//! // No token: 401 with a challenge, and the inner service is not called.
+//! let response = service.oneshot(http::Request::new(String::new())).await.unwrap();
+//! assert_eq!(response.status(), 401);
+//! assert_eq!(response.headers()["www-authenticate"], r#"Bearer realm="api""#);
+//! # }
+//! ```
+
+mod future;
+#[allow(clippy::module_inception)]
+mod layer;
+mod service;
+
+use std::fmt;
+use std::ops::Deref;
+use std::sync::Arc;
+
+pub use future::ResponseFuture;
+pub use layer::BearerAuthLayer;
+pub use service::BearerAuth;
+
+/// A request's verified claims, as the layer puts them into the request's extensions.
+///
+/// The claims are shared (`Arc`), so handing them to a handler (or serving them from the verified-token
+/// cache) copies nothing. `Claims<T>` dereferences to `T`. With the `axum` feature it is also an
+/// extractor: take `Claims<T>` or `Option<Claims<T>>` in a handler.
+pub struct Claims<T>(pub Arc<T>);
+
+impl<T> Clone for Claims<T> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+impl<T> Deref for Claims<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: fmt::Debug> fmt::Debug for Claims<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Claims").field(&self.0).finish()
+    }
+}

@@ -1,0 +1,106 @@
+//! [`BearerAuth`]: the middleware service.
+
+use std::fmt;
+use std::mem;
+use std::task::{Context, Poll};
+
+use http::{Request, Response};
+use serde::de::DeserializeOwned;
+use tower_service::Service;
+use tracing::Instrument;
+
+use super::future::ResponseFuture;
+use super::{BearerAuthLayer, Claims};
+use crate::bearer::TokenSource;
+use crate::rejection::{AuthRejection, RejectionResponse};
+use crate::verify::VerifyToken;
+
+/// The service built by [`BearerAuthLayer`].
+pub struct BearerAuth<S, V, T, R, Src> {
+    pub(super) inner: S,
+    pub(super) layer: BearerAuthLayer<V, T, R, Src>,
+}
+
+impl<S, V, T, R, Src> BearerAuth<S, V, T, R, Src> {
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S: Clone, V: Clone, T, R: Clone, Src: Clone> Clone for BearerAuth<S, V, T, R, Src> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            layer: self.layer.clone(),
+        }
+    }
+}
+
+impl<S: fmt::Debug, V: fmt::Debug, T, R: fmt::Debug, Src: fmt::Debug> fmt::Debug
+    for BearerAuth<S, V, T, R, Src>
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BearerAuth")
+            .field("inner", &self.inner)
+            .field("layer", &self.layer)
+            .finish()
+    }
+}
+
+impl<S, V, T, R, Src, ReqBody, ResBody> Service<Request<ReqBody>> for BearerAuth<S, V, T, R, Src>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
+    V: VerifyToken,
+    T: DeserializeOwned + Send + Sync + 'static,
+    R: RejectionResponse<ResBody>,
+    Src: TokenSource,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S, ReqBody, T, R>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        let layer = &self.layer;
+        let token = match layer.source.token(req.headers()) {
+            Ok(Some(token)) => token.to_owned(),
+            Ok(None) if layer.optional => {
+                // Optional mode: no credentials, no claims; the handler decides.
+                req.extensions_mut().remove::<Claims<T>>();
+                return ResponseFuture::call(self.inner.call(req));
+            }
+            Ok(None) => {
+                return ResponseFuture::rejected(&layer.rejection, AuthRejection::MissingToken);
+            }
+            Err(e) => {
+                return ResponseFuture::rejected(
+                    &layer.rejection,
+                    AuthRejection::InvalidRequest(e),
+                );
+            }
+        };
+        // The service that was polled ready is the one to call; leave a clone in its place (tower's
+        // "clone the inner service" guidance).
+        let clone = self.inner.clone();
+        let inner = mem::replace(&mut self.inner, clone);
+        let verifier = layer.verifier.clone();
+        let span = tracing::debug_span!("oidc_bearer.verify", code = tracing::field::Empty);
+        let verify =
+            Box::pin(async move { verifier.verify_token::<T>(&token).await }.instrument(span));
+        ResponseFuture::verifying(verify, inner, req, layer.rejection.clone())
+    }
+}

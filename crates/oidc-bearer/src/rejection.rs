@@ -1,0 +1,347 @@
+//! What a rejected request gets back: RFC 6750 §3 responses (401, 400, 403, with `WWW-Authenticate:
+//! Bearer …`) or 503 when the issuer's keys are unavailable — built by a [`RejectionResponse`] you
+//! can replace (closures implement it).
+//!
+//! The typed reason, [`AuthRejection`], is put into the response's extensions so that logging,
+//! metrics and tests can see exactly why.
+
+use std::fmt;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
+use http::{Response, StatusCode};
+
+use crate::bearer::BearerError;
+use crate::error::VerifyError;
+
+/// Why a request was not let through.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum AuthRejection {
+    /// The request has no bearer credentials (401, a challenge without an `error`, RFC 6750 §3.1).
+    MissingToken,
+    /// The credentials are malformed (400 `invalid_request`).
+    InvalidRequest(BearerError),
+    /// The token was refused (401 `invalid_token`).
+    InvalidToken(VerifyError),
+    /// The issuer's keys are unavailable, so the token could not be checked (503 with `Retry-After`).
+    Unavailable(VerifyError),
+    /// The token is valid but a policy refused it (403 `insufficient_scope`).
+    Forbidden {
+        /// What the policy requires, for the `error_description` (no token contents).
+        reason: String,
+        /// The scope that would be sufficient, if the policy is about scopes (RFC 6750 §3).
+        scope: Option<String>,
+    },
+}
+
+impl AuthRejection {
+    pub(crate) fn from_verify(error: VerifyError) -> Self {
+        if error.is_unavailable() {
+            Self::Unavailable(error)
+        } else {
+            Self::InvalidToken(error)
+        }
+    }
+
+    /// The HTTP status: 401, 400, 403 or 503.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::MissingToken | Self::InvalidToken(_) => StatusCode::UNAUTHORIZED,
+            Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Forbidden { .. } => StatusCode::FORBIDDEN,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The RFC 6750 §3.1 `error` code, when there is one.
+    pub fn error(&self) -> Option<&'static str> {
+        match self {
+            Self::MissingToken | Self::Unavailable(_) => None,
+            Self::InvalidRequest(_) => Some("invalid_request"),
+            Self::InvalidToken(_) => Some("invalid_token"),
+            Self::Forbidden { .. } => Some("insufficient_scope"),
+        }
+    }
+
+    /// A stable code naming the exact reason, for logs and metrics (`missing_token`, or the
+    /// [`VerifyError::code`], …).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::MissingToken => "missing_token",
+            Self::InvalidRequest(_) => "invalid_request",
+            Self::InvalidToken(e) | Self::Unavailable(e) => e.code(),
+            Self::Forbidden { .. } => "forbidden",
+        }
+    }
+
+    /// A human-readable description safe to send to the client: fixed text per reason, never the
+    /// token's contents or internal detail (the full error is in the extensions and the logs).
+    pub fn description(&self) -> &str {
+        match self {
+            Self::MissingToken => "a bearer token is required",
+            Self::InvalidRequest(e) => e.description(),
+            Self::Forbidden { reason, .. } => reason,
+            Self::Unavailable(_) => "the token issuer's keys are not available; try again later",
+            Self::InvalidToken(e) => match e.code() {
+                "expired" => "the token has expired",
+                "not_yet_valid" => "the token is not valid yet",
+                "issued_in_future" => "the token was issued in the future",
+                "audience_mismatch" => "the token is not meant for this service",
+                "issuer_mismatch" | "untrusted_issuer" => "the token's issuer is not trusted",
+                "invalid_signature" => "the token's signature is invalid",
+                "unknown_key" | "ambiguous_key" | "algorithm_key_mismatch" => {
+                    "the token is not signed with a key of its issuer"
+                }
+                "unsupported_algorithm" | "algorithm_not_allowed" => {
+                    "the token's algorithm is not accepted"
+                }
+                "missing_claim" | "invalid_claim" => {
+                    "the token lacks a required claim or has an invalid one"
+                }
+                "claims_decode" => "the token's claims do not have the expected shape",
+                "invalid_typ" => "the token's type is not accepted",
+                "unsupported_crit" => "the token uses unsupported critical extensions",
+                _ => "the token is malformed",
+            },
+        }
+    }
+}
+
+impl fmt::Display for AuthRejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::MissingToken => f.write_str("no bearer token"),
+            Self::InvalidRequest(e) => write!(f, "malformed credentials: {e}"),
+            Self::InvalidToken(e) => write!(f, "invalid token: {e}"),
+            Self::Unavailable(e) => write!(f, "cannot verify: {e}"),
+            Self::Forbidden { reason, .. } => write!(f, "forbidden: {reason}"),
+        }
+    }
+}
+
+/// Builds the response for a rejected request. Implemented by [`DefaultRejection`] (JSON),
+/// [`GrpcRejection`] (for tonic), and closures `Fn(&AuthRejection) -> Response<B>`.
+///
+/// Whatever it returns, the layer adds the [`AuthRejection`] to the response's extensions.
+pub trait RejectionResponse<B>: Clone + Send + Sync + 'static {
+    /// The response for `rejection`.
+    fn response(&self, rejection: &AuthRejection) -> Response<B>;
+}
+
+impl<B, F> RejectionResponse<B> for F
+where
+    F: Fn(&AuthRejection) -> Response<B> + Clone + Send + Sync + 'static,
+{
+    fn response(&self, rejection: &AuthRejection) -> Response<B> {
+        self(rejection)
+    }
+}
+
+/// The default responses: RFC 6750 `WWW-Authenticate` challenges and a short JSON body
+/// `{"error": …, "error_description": …}`.
+///
+/// ```
+/// use oidc_bearer::rejection::{AuthRejection, DefaultRejection, RejectionResponse};
+///
+/// let response: http::Response<String> = DefaultRejection::new().with_realm("api").response(&AuthRejection::MissingToken);
+/// assert_eq!(response.status(), 401);
+/// assert_eq!(response.headers()["www-authenticate"], r#"Bearer realm="api""#);
+/// ```
+#[derive(Debug, Clone)]
+pub struct DefaultRejection {
+    realm: Arc<str>,
+    retry_after_secs: u32,
+}
+
+impl Default for DefaultRejection {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl DefaultRejection {
+    /// Realm `api`, `Retry-After: 5` on 503.
+    pub fn new() -> Self {
+        Self {
+            realm: Arc::from("api"),
+            retry_after_secs: 5,
+        }
+    }
+
+    /// The `realm` of the challenge (RFC 7235 §2.2).
+    #[must_use]
+    pub fn with_realm(mut self, realm: impl AsRef<str>) -> Self {
+        self.realm = Arc::from(realm.as_ref());
+        self
+    }
+
+    /// The `Retry-After` seconds of a 503.
+    #[must_use]
+    pub fn with_retry_after_secs(mut self, secs: u32) -> Self {
+        self.retry_after_secs = secs;
+        self
+    }
+
+    /// The `WWW-Authenticate` value for `rejection`, if it has one (503 has none).
+    pub fn challenge(&self, rejection: &AuthRejection) -> Option<String> {
+        if matches!(rejection, AuthRejection::Unavailable(_)) {
+            return None;
+        }
+        let mut value = format!("Bearer realm=\"{}\"", quote(&self.realm));
+        if let Some(error) = rejection.error() {
+            value.push_str(&format!(
+                ", error=\"{error}\", error_description=\"{}\"",
+                quote(rejection.description())
+            ));
+        }
+        if let AuthRejection::Forbidden {
+            scope: Some(scope), ..
+        } = rejection
+        {
+            value.push_str(&format!(", scope=\"{}\"", quote(scope)));
+        }
+        Some(value)
+    }
+}
+
+impl<B: From<Bytes>> RejectionResponse<B> for DefaultRejection {
+    fn response(&self, rejection: &AuthRejection) -> Response<B> {
+        let error = match rejection {
+            AuthRejection::MissingToken => "unauthorized",
+            AuthRejection::Unavailable(_) => "temporarily_unavailable",
+            other => other.error().unwrap_or("unauthorized"),
+        };
+        let body = serde_json::json!({
+            "error": error,
+            "error_description": rejection.description(),
+        });
+        let mut response = Response::new(B::from(Bytes::from(body.to_string())));
+        *response.status_mut() = rejection.status();
+        let headers = response.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if let Some(challenge) = self.challenge(rejection) {
+            if let Ok(value) = HeaderValue::try_from(challenge) {
+                headers.insert(WWW_AUTHENTICATE, value);
+            }
+        }
+        if matches!(rejection, AuthRejection::Unavailable(_)) {
+            headers.insert(RETRY_AFTER, HeaderValue::from(self.retry_after_secs));
+        }
+        response
+    }
+}
+
+/// Responses for gRPC services (tonic): HTTP 200 with `grpc-status` UNAUTHENTICATED (16),
+/// PERMISSION_DENIED (7), UNAVAILABLE (14) or INVALID_ARGUMENT (3), a `grpc-message`, an empty body,
+/// and the same `WWW-Authenticate` challenge.
+#[derive(Debug, Clone, Default)]
+pub struct GrpcRejection {
+    challenge: DefaultRejection,
+}
+
+impl GrpcRejection {
+    /// gRPC rejections with realm `api`.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl<B: Default> RejectionResponse<B> for GrpcRejection {
+    fn response(&self, rejection: &AuthRejection) -> Response<B> {
+        let status = match rejection {
+            AuthRejection::MissingToken | AuthRejection::InvalidToken(_) => 16,
+            AuthRejection::InvalidRequest(_) => 3,
+            AuthRejection::Forbidden { .. } => 7,
+            AuthRejection::Unavailable(_) => 14,
+        };
+        let mut response = Response::new(B::default());
+        let headers = response.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+        headers.insert("grpc-status", HeaderValue::from(status));
+        // grpc-message is percent-encoded; our descriptions are plain ASCII without '%'.
+        let message: String = rejection
+            .description()
+            .chars()
+            .map(|c| {
+                if c.is_ascii_graphic() || c == ' ' {
+                    c
+                } else {
+                    '?'
+                }
+            })
+            .collect();
+        if let Ok(value) = HeaderValue::try_from(message.replace(' ', "%20")) {
+            headers.insert("grpc-message", value);
+        }
+        if let Some(challenge) = self.challenge.challenge(rejection) {
+            if let Ok(value) = HeaderValue::try_from(challenge) {
+                headers.insert(WWW_AUTHENTICATE, value);
+            }
+        }
+        response
+    }
+}
+
+/// Escapes a value for an HTTP quoted-string (RFC 9110 §5.6.4): backslash-escape `"` and `\`,
+/// and drop control characters, which cannot appear at all.
+pub(crate) fn quote(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '"' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if c.is_ascii_control() || !c.is_ascii() => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoted_strings_are_escaped() {
+        assert_eq!(quote(r#"a "b" \c"#), r#"a \"b\" \\c"#);
+        assert_eq!(quote("line\r\nbreak"), "linebreak");
+    }
+
+    #[test]
+    fn challenges_follow_rfc_6750() {
+        let d = DefaultRejection::new().with_realm(r#"my "realm""#);
+        let rows = [
+            (AuthRejection::MissingToken, Some(r#"Bearer realm="my \"realm\"""#.to_owned())),
+            (
+                AuthRejection::InvalidToken(VerifyError::InvalidSignature),
+                Some(r#"Bearer realm="my \"realm\"", error="invalid_token", error_description="the token's signature is invalid""#.to_owned()),
+            ),
+            (
+                AuthRejection::InvalidRequest(BearerError::MultipleAuthorizationHeaders),
+                Some(r#"Bearer realm="my \"realm\"", error="invalid_request", error_description="more than one Authorization header""#.to_owned()),
+            ),
+            (
+                AuthRejection::Forbidden { reason: "needs \"admin\"".into(), scope: Some("admin".into()) },
+                Some(r#"Bearer realm="my \"realm\"", error="insufficient_scope", error_description="needs \"admin\"", scope="admin""#.to_owned()),
+            ),
+        ];
+        for (rejection, expected) in rows {
+            assert_eq!(d.challenge(&rejection), expected, "{rejection}");
+        }
+    }
+
+    #[test]
+    fn grpc_rejection_uses_grpc_status() {
+        let r: Response<String> = GrpcRejection::new().response(&AuthRejection::MissingToken);
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["grpc-status"], "16");
+        assert_eq!(
+            r.headers()["grpc-message"],
+            "a%20bearer%20token%20is%20required"
+        );
+    }
+}
