@@ -1,0 +1,293 @@
+//! End to end: test issuer → BearerAuthLayer → axum router, over real HTTP on 127.0.0.1.
+
+use std::time::Duration;
+
+use axum::routing::get;
+use axum::{Json, Router};
+use http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use oidc_bearer::claims::DefaultClaims;
+use oidc_bearer::clock::ManualClock;
+use oidc_bearer::rejection::AuthRejection;
+use oidc_bearer::{BearerAuthLayer, Claims, Verifier, VerifyError};
+use oidc_bearer_testing::{TestIssuer, now};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+const AUD: &str = "resource-server";
+
+async fn private(Claims(claims): Claims<DefaultClaims>) -> Json<Value> {
+    Json(json!({"msg": "hello-private", "sub": claims.subject()}))
+}
+
+fn app(verifier: Verifier) -> Router {
+    Router::new()
+        .route("/private", get(private))
+        .route_layer(BearerAuthLayer::new(verifier))
+        .route("/", get(|| async { Json(json!({"msg": "hello-exposed"})) }))
+}
+
+/// Serves `app` on 127.0.0.1:0 and returns its base URL.
+async fn serve(app: Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}")
+}
+
+struct Reply {
+    status: StatusCode,
+    challenge: Option<String>,
+    retry_after: Option<String>,
+    body: Value,
+}
+
+async fn get_with(url: &str, auth: &[&str]) -> Reply {
+    let mut request = reqwest::Client::new().get(url);
+    for value in auth {
+        request = request.header("authorization", *value);
+    }
+    let response = request.send().await.unwrap();
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    let (challenge, retry_after) = (header("www-authenticate"), header("retry-after"));
+    let status = response.status();
+    let body = response.json().await.unwrap_or(Value::Null);
+    Reply {
+        status,
+        challenge,
+        retry_after,
+        body,
+    }
+}
+
+#[tokio::test]
+async fn rfc_6750_responses_over_http() {
+    let issuer = TestIssuer::start().await;
+    let base = serve(app(Verifier::new(issuer.issuer(), AUD).unwrap())).await;
+    let private = format!("{base}/private");
+    let good = issuer.token().aud(AUD).sub("alice").sign();
+    let expired = issuer.token().aud(AUD).exp(now() - 3600).sign();
+    let other_aud = issuer.token().aud("another-service").sign();
+
+    let open = get_with(&base, &[]).await;
+    assert_eq!((open.status, open.body), (StatusCode::OK, json!({"msg": "hello-exposed"})));
+
+    let ok = get_with(&private, &[&format!("Bearer {good}")]).await;
+    assert_eq!(ok.status, StatusCode::OK);
+    assert_eq!(ok.body, json!({"msg": "hello-private", "sub": "alice"}));
+    // The scheme is case-insensitive (RFC 7235 §2.1).
+    assert_eq!(get_with(&private, &[&format!("bearer {good}")]).await.status, StatusCode::OK);
+
+    let rows: Vec<(&str, Vec<String>, StatusCode, Option<&str>, Value)> = vec![
+        (
+            "no credentials",
+            vec![],
+            StatusCode::UNAUTHORIZED,
+            Some(r#"Bearer realm="api""#),
+            json!({"error": "unauthorized", "error_description": "a bearer token is required"}),
+        ),
+        (
+            "another scheme",
+            vec!["Basic dXNlcjpwYXNz".into()],
+            StatusCode::UNAUTHORIZED,
+            Some(r#"Bearer realm="api""#),
+            json!({"error": "unauthorized", "error_description": "a bearer token is required"}),
+        ),
+        (
+            "expired",
+            vec![format!("Bearer {expired}")],
+            StatusCode::UNAUTHORIZED,
+            Some(r#"Bearer realm="api", error="invalid_token", error_description="the token has expired""#),
+            json!({"error": "invalid_token", "error_description": "the token has expired"}),
+        ),
+        (
+            "token for another service",
+            vec![format!("Bearer {other_aud}")],
+            StatusCode::UNAUTHORIZED,
+            Some(r#"Bearer realm="api", error="invalid_token", error_description="the token is not meant for this service""#),
+            json!({"error": "invalid_token", "error_description": "the token is not meant for this service"}),
+        ),
+        (
+            "two Authorization headers",
+            vec![format!("Bearer {good}"), format!("Bearer {good}")],
+            StatusCode::BAD_REQUEST,
+            Some(r#"Bearer realm="api", error="invalid_request", error_description="more than one Authorization header""#),
+            json!({"error": "invalid_request", "error_description": "more than one Authorization header"}),
+        ),
+        (
+            "two tokens in one header",
+            vec![format!("Bearer {good} {good}")],
+            StatusCode::BAD_REQUEST,
+            Some(r#"Bearer realm="api", error="invalid_request", error_description="the bearer token is not a single b64token""#),
+            json!({"error": "invalid_request", "error_description": "the bearer token is not a single b64token"}),
+        ),
+    ];
+    for (name, auth, status, challenge, body) in rows {
+        let auth: Vec<&str> = auth.iter().map(String::as_str).collect();
+        let reply = get_with(&private, &auth).await;
+        assert_eq!(reply.status, status, "{name}");
+        assert_eq!(reply.challenge.as_deref(), challenge, "{name}");
+        assert_eq!(reply.body, body, "{name}");
+    }
+    // route_layer guards matched routes only: an unknown path stays 404.
+    assert_eq!(get_with(&format!("{base}/nope"), &[]).await.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn layer_on_the_whole_router_turns_unknown_paths_into_401() {
+    let issuer = TestIssuer::start().await;
+    let app = Router::new()
+        .route("/private", get(private))
+        .layer(BearerAuthLayer::new(Verifier::new(issuer.issuer(), AUD).unwrap()));
+    let base = serve(app).await;
+    assert_eq!(get_with(&format!("{base}/nope"), &[]).await.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn keys_unavailable_is_503_then_recovers() {
+    let issuer = TestIssuer::start().await;
+    issuer.set_down(true);
+    let clock = ManualClock::new();
+    let verifier = Verifier::builder(issuer.issuer(), AUD)
+        .with_clock(clock.clone())
+        .build()
+        .unwrap();
+    let base = serve(app(verifier)).await;
+    let token = issuer.token().aud(AUD).sign();
+    let auth = format!("Bearer {token}");
+    let reply = get_with(&format!("{base}/private"), &[&auth]).await;
+    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(reply.retry_after.as_deref(), Some("5"));
+    assert_eq!(reply.challenge, None);
+    assert_eq!(reply.body["error"], "temporarily_unavailable");
+    issuer.set_down(false);
+    clock.advance(Duration::from_secs(2));
+    assert_eq!(get_with(&format!("{base}/private"), &[&auth]).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn the_typed_reason_is_in_the_response_extensions() {
+    let issuer = TestIssuer::start().await;
+    let app = app(Verifier::new(issuer.issuer(), AUD).unwrap());
+    let token = issuer.token().aud("someone-else").sign();
+    let request = Request::get("/private")
+        .header("authorization", format!("Bearer {token}"))
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let response = app.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let reason = response.extensions().get::<AuthRejection>().unwrap();
+    assert_eq!(
+        reason,
+        &AuthRejection::InvalidToken(VerifyError::AudienceMismatch {
+            expected: vec![AUD.into()],
+            found: vec!["someone-else".into()],
+        })
+    );
+    let response = app
+        .oneshot(Request::get("/private").body(axum::body::Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.extensions().get::<AuthRejection>(), Some(&AuthRejection::MissingToken));
+}
+
+#[tokio::test]
+async fn optional_mode_passes_anonymous_requests_but_not_bad_tokens() {
+    async fn maybe(claims: Option<Claims<DefaultClaims>>) -> String {
+        match claims {
+            Some(c) => format!("hello {}", c.subject()),
+            None => "hello anonymous".into(),
+        }
+    }
+    let issuer = TestIssuer::start().await;
+    let app = Router::new()
+        .route("/", get(maybe))
+        .layer(BearerAuthLayer::new(Verifier::new(issuer.issuer(), AUD).unwrap()).optional());
+    let base = serve(app).await;
+    let text = |auth: Option<String>| {
+        let base = base.clone();
+        async move {
+            let mut r = reqwest::Client::new().get(&base);
+            if let Some(a) = auth {
+                r = r.header("authorization", a);
+            }
+            let response = r.send().await.unwrap();
+            (response.status(), response.text().await.unwrap())
+        }
+    };
+    assert_eq!(text(None).await, (StatusCode::OK, "hello anonymous".into()));
+    let good = issuer.token().aud(AUD).sub("bob").sign();
+    assert_eq!(text(Some(format!("Bearer {good}"))).await, (StatusCode::OK, "hello bob".into()));
+    let bad = issuer.token().aud("x").sign();
+    assert_eq!(text(Some(format!("Bearer {bad}"))).await.0, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn extractor_without_its_layer_is_a_500_that_names_the_layer() {
+    #[derive(serde::Deserialize)]
+    struct Other {}
+    let issuer = TestIssuer::start().await;
+    // No layer at all.
+    let no_layer = Router::new().route("/", get(private));
+    // A layer configured for another claims type.
+    let wrong_type = Router::new()
+        .route("/", get(private))
+        .layer(BearerAuthLayer::new(Verifier::new(issuer.issuer(), AUD).unwrap()).claims::<Other>());
+    let token = issuer.token().aud(AUD).sign();
+    for app in [no_layer, wrong_type] {
+        let request = Request::get("/")
+            .header("authorization", format!("Bearer {token}"))
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let response = app.oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let text = String::from_utf8(body.to_vec()).unwrap();
+        assert!(text.contains("BearerAuthLayer"), "{text}");
+        assert!(text.contains("Claims<oidc_bearer::claims::DefaultClaims>"), "{text}");
+    }
+}
+
+#[tokio::test]
+async fn works_with_a_plain_tower_service_and_custom_pieces() {
+    use oidc_bearer::bearer::HeaderToken;
+    use tower::{ServiceBuilder, service_fn};
+
+    let issuer = TestIssuer::start().await;
+    let verifier = Verifier::new(issuer.issuer(), AUD).unwrap();
+    let service = ServiceBuilder::new()
+        .layer(
+            BearerAuthLayer::new(verifier)
+                .with_token_source(HeaderToken::new(http::HeaderName::from_static("x-workload-token")))
+                .with_rejection(|r: &AuthRejection| {
+                    http::Response::builder()
+                        .status(r.status())
+                        .body(format!("denied: {}", r.code()))
+                        .unwrap()
+                }),
+        )
+        .service(service_fn(|req: Request<String>| async move {
+            let claims = req.extensions().get::<Claims<DefaultClaims>>().unwrap();
+            Ok::<_, std::convert::Infallible>(http::Response::new(format!("hi {}", claims.subject())))
+        }));
+    let token = issuer.token().aud(AUD).sub("carol").sign();
+    let request = Request::get("/")
+        .header("x-workload-token", &token)
+        .body(String::new())
+        .unwrap();
+    let response = service.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.into_body(), "hi carol");
+    let expired = issuer.token().aud(AUD).exp(now() - 7200).sign();
+    let request = Request::get("/")
+        .header("x-workload-token", &expired)
+        .body(String::new())
+        .unwrap();
+    let response = service.oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(response.into_body(), "denied: expired");
+}
