@@ -71,13 +71,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // Construction never contacts the issuer: the server starts even when it is down.
     let verifier = Verifier::new(issuer_url.clone(), audience.clone())?;
+    // Warm the key cache in the background, retrying until the issuer answers, so the server starts
+    // accepting tokens as soon as the issuer is reachable (requests meanwhile get 503).
     let warm = verifier.clone();
     tokio::spawn(async move {
-        match warm.ready().await {
-            Ok(()) => tracing::info!("issuer keys loaded"),
-            Err(error) => {
-                tracing::warn!(%error, "issuer keys not loaded yet; will retry on demand")
+        let mut delay = Duration::from_secs(1);
+        loop {
+            match warm.ready().await {
+                Ok(()) => break tracing::info!("issuer keys loaded"),
+                Err(error) => tracing::warn!(%error, "issuer keys not loaded yet; retrying"),
             }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(30));
         }
     });
 

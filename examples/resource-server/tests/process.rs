@@ -1,0 +1,149 @@
+//! The example server run as a process, configured by environment as in the tutorial.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use oidc_bearer_testing::{TestIssuer, now};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdout, Command};
+
+struct Server {
+    child: Child,
+    base: String,
+    stdout: Lines<BufReader<ChildStdout>>,
+}
+
+/// Starts the binary with `env` and waits for its "listening on" line.
+async fn start(env: &[(&str, &str)]) -> Server {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_resource-server"));
+    command
+        .env_remove("ID_ISSUER")
+        .env_remove("JWT_AUDIENCE")
+        .env("PORT", "0")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true);
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let mut child = command.spawn().expect("start resource-server");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(Duration::from_secs(30), stdout.next_line())
+        .await
+        .expect("server did not start in 30 s")
+        .unwrap()
+        .expect("server exited before listening");
+    let base = line
+        .strip_prefix("listening on ")
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    Server {
+        child,
+        base,
+        stdout,
+    }
+}
+
+async fn get(url: &str, token: Option<&str>) -> (u16, Option<String>, Value) {
+    let mut request = reqwest::Client::new().get(url);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.unwrap();
+    let challenge = response
+        .headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_owned());
+    (response.status().as_u16(), challenge, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn every_route_with_an_external_issuer() {
+    let issuer = TestIssuer::start().await;
+    let mut server = start(&[("ID_ISSUER", &issuer.issuer()), ("JWT_AUDIENCE", "my-api")]).await;
+    let base = &server.base;
+    assert_eq!(get(base, None).await, (200, None, json!({"msg": "hello-exposed"})));
+
+    let token = issuer.token().kubernetes("ns1", "client").aud("my-api").sign();
+    let (status, _, body) = get(&format!("{base}/private"), Some(&token)).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["msg"], "hello-private");
+    assert_eq!(body["sub"], "system:serviceaccount:ns1:client");
+    assert_eq!(body["claims"]["kubernetes.io"]["namespace"], "ns1");
+
+    let (status, challenge, _) = get(&format!("{base}/private"), None).await;
+    assert_eq!((status, challenge.as_deref()), (401, Some(r#"Bearer realm="api""#)));
+
+    let expired = issuer.token().aud("my-api").exp(now() - 3600).sign();
+    let (status, challenge, _) = get(&format!("{base}/private"), Some(&expired)).await;
+    assert_eq!(status, 401);
+    assert!(challenge.unwrap().contains(r#"error="invalid_token""#));
+
+    let other = issuer.token().aud("another-api").sign();
+    assert_eq!(get(&format!("{base}/private"), Some(&other)).await.0, 401);
+
+    // Graceful shutdown on SIGTERM.
+    let pid = server.child.id().unwrap().to_string();
+    let killed = std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(killed.success());
+    let status = tokio::time::timeout(Duration::from_secs(10), server.child.wait())
+        .await
+        .expect("no exit after SIGTERM")
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    let mut rest = Vec::new();
+    while let Ok(Some(line)) = server.stdout.next_line().await {
+        rest.push(line);
+    }
+    assert!(rest.iter().any(|l| l == "shut down"), "{rest:?}");
+}
+
+#[tokio::test]
+async fn starts_with_the_issuer_down_and_recovers() {
+    let issuer = TestIssuer::start().await;
+    issuer.stop_listening().await;
+    let server = start(&[("ID_ISSUER", &issuer.issuer()), ("JWT_AUDIENCE", "my-api")]).await;
+    let url = format!("{}/private", server.base);
+    let token = issuer.token().aud("my-api").sign();
+    assert_eq!(get(&server.base, None).await.0, 200, "the open route works while the issuer is down");
+    assert_eq!(get(&url, Some(&token)).await.0, 503);
+    issuer.resume_listening().await;
+    // The server's warm-up retries by itself; once it has fetched the keys, tokens are accepted.
+    issuer.wait_for_jwks_fetches(1).await;
+    let (status, _, body) = get(&url, Some(&token)).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test]
+async fn embedded_issuer_prints_working_curl_commands() {
+    let dir = std::env::temp_dir().join(format!("oidc-bearer-rs-test-{}", std::process::id()));
+    let token_file = dir.join("token");
+    let mut server = start(&[("TOKEN_FILE", token_file.to_str().unwrap())]).await;
+    let mut lines = Vec::new();
+    while let Ok(Ok(Some(line))) =
+        tokio::time::timeout(Duration::from_secs(10), server.stdout.next_line()).await
+    {
+        let done = line.contains("Authorization: Bearer");
+        lines.push(line);
+        if done {
+            break;
+        }
+    }
+    let curl = lines
+        .iter()
+        .find(|l| l.contains("Authorization: Bearer"))
+        .unwrap_or_else(|| panic!("no curl command in {lines:?}"));
+    let token = curl
+        .split("Bearer ")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap();
+    assert_eq!(std::fs::read_to_string(&token_file).unwrap(), token);
+    let (status, _, body) = get(&format!("{}/private", server.base), Some(token)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["sub"], "system:serviceaccount:default:workload-client");
+    let _ = std::fs::remove_dir_all(dir);
+}
