@@ -221,10 +221,10 @@ impl<B: From<Bytes>> RejectionResponse<B> for DefaultRejection {
         *response.status_mut() = rejection.status();
         let headers = response.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        if let Some(challenge) = self.challenge(rejection) {
-            if let Ok(value) = HeaderValue::try_from(challenge) {
-                headers.insert(WWW_AUTHENTICATE, value);
-            }
+        if let Some(challenge) = self.challenge(rejection)
+            && let Ok(value) = HeaderValue::try_from(challenge)
+        {
+            headers.insert(WWW_AUTHENTICATE, value);
         }
         if matches!(rejection, AuthRejection::Unavailable(_)) {
             headers.insert(RETRY_AFTER, HeaderValue::from(self.retry_after_secs));
@@ -275,10 +275,10 @@ impl<B: Default> RejectionResponse<B> for GrpcRejection {
         if let Ok(value) = HeaderValue::try_from(message.replace(' ', "%20")) {
             headers.insert("grpc-message", value);
         }
-        if let Some(challenge) = self.challenge.challenge(rejection) {
-            if let Ok(value) = HeaderValue::try_from(challenge) {
-                headers.insert(WWW_AUTHENTICATE, value);
-            }
+        if let Some(challenge) = self.challenge.challenge(rejection)
+            && let Ok(value) = HeaderValue::try_from(challenge)
+        {
+            headers.insert(WWW_AUTHENTICATE, value);
         }
         response
     }
