@@ -75,13 +75,21 @@ async fn rfc_6750_responses_over_http() {
     let other_aud = issuer.token().aud("another-service").sign();
 
     let open = get_with(&base, &[]).await;
-    assert_eq!((open.status, open.body), (StatusCode::OK, json!({"msg": "hello-exposed"})));
+    assert_eq!(
+        (open.status, open.body),
+        (StatusCode::OK, json!({"msg": "hello-exposed"}))
+    );
 
     let ok = get_with(&private, &[&format!("Bearer {good}")]).await;
     assert_eq!(ok.status, StatusCode::OK);
     assert_eq!(ok.body, json!({"msg": "hello-private", "sub": "alice"}));
     // The scheme is case-insensitive (RFC 7235 §2.1).
-    assert_eq!(get_with(&private, &[&format!("bearer {good}")]).await.status, StatusCode::OK);
+    assert_eq!(
+        get_with(&private, &[&format!("bearer {good}")])
+            .await
+            .status,
+        StatusCode::OK
+    );
 
     let rows: Vec<(&str, Vec<String>, StatusCode, Option<&str>, Value)> = vec![
         (
@@ -102,28 +110,36 @@ async fn rfc_6750_responses_over_http() {
             "expired",
             vec![format!("Bearer {expired}")],
             StatusCode::UNAUTHORIZED,
-            Some(r#"Bearer realm="api", error="invalid_token", error_description="the token has expired""#),
+            Some(
+                r#"Bearer realm="api", error="invalid_token", error_description="the token has expired""#,
+            ),
             json!({"error": "invalid_token", "error_description": "the token has expired"}),
         ),
         (
             "token for another service",
             vec![format!("Bearer {other_aud}")],
             StatusCode::UNAUTHORIZED,
-            Some(r#"Bearer realm="api", error="invalid_token", error_description="the token is not meant for this service""#),
+            Some(
+                r#"Bearer realm="api", error="invalid_token", error_description="the token is not meant for this service""#,
+            ),
             json!({"error": "invalid_token", "error_description": "the token is not meant for this service"}),
         ),
         (
             "two Authorization headers",
             vec![format!("Bearer {good}"), format!("Bearer {good}")],
             StatusCode::BAD_REQUEST,
-            Some(r#"Bearer realm="api", error="invalid_request", error_description="more than one Authorization header""#),
+            Some(
+                r#"Bearer realm="api", error="invalid_request", error_description="more than one Authorization header""#,
+            ),
             json!({"error": "invalid_request", "error_description": "more than one Authorization header"}),
         ),
         (
             "two tokens in one header",
             vec![format!("Bearer {good} {good}")],
             StatusCode::BAD_REQUEST,
-            Some(r#"Bearer realm="api", error="invalid_request", error_description="the bearer token is not a single b64token""#),
+            Some(
+                r#"Bearer realm="api", error="invalid_request", error_description="the bearer token is not a single b64token""#,
+            ),
             json!({"error": "invalid_request", "error_description": "the bearer token is not a single b64token"}),
         ),
     ];
@@ -135,7 +151,10 @@ async fn rfc_6750_responses_over_http() {
         assert_eq!(reply.body, body, "{name}");
     }
     // route_layer guards matched routes only: an unknown path stays 404.
-    assert_eq!(get_with(&format!("{base}/nope"), &[]).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        get_with(&format!("{base}/nope"), &[]).await.status,
+        StatusCode::NOT_FOUND
+    );
 }
 
 #[tokio::test]
@@ -143,9 +162,14 @@ async fn layer_on_the_whole_router_turns_unknown_paths_into_401() {
     let issuer = TestIssuer::start().await;
     let app = Router::new()
         .route("/private", get(private))
-        .layer(BearerAuthLayer::new(Verifier::new(issuer.issuer(), AUD).unwrap()));
+        .layer(BearerAuthLayer::new(
+            Verifier::new(issuer.issuer(), AUD).unwrap(),
+        ));
     let base = serve(app).await;
-    assert_eq!(get_with(&format!("{base}/nope"), &[]).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        get_with(&format!("{base}/nope"), &[]).await.status,
+        StatusCode::UNAUTHORIZED
+    );
 }
 
 #[tokio::test]
@@ -167,7 +191,10 @@ async fn keys_unavailable_is_503_then_recovers() {
     assert_eq!(reply.body["error"], "temporarily_unavailable");
     issuer.set_down(false);
     clock.advance(Duration::from_secs(2));
-    assert_eq!(get_with(&format!("{base}/private"), &[&auth]).await.status, StatusCode::OK);
+    assert_eq!(
+        get_with(&format!("{base}/private"), &[&auth]).await.status,
+        StatusCode::OK
+    );
 }
 
 #[tokio::test]
@@ -190,10 +217,17 @@ async fn the_typed_reason_is_in_the_response_extensions() {
         })
     );
     let response = app
-        .oneshot(Request::get("/private").body(axum::body::Body::empty()).unwrap())
+        .oneshot(
+            Request::get("/private")
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
         .await
         .unwrap();
-    assert_eq!(response.extensions().get::<AuthRejection>(), Some(&AuthRejection::MissingToken));
+    assert_eq!(
+        response.extensions().get::<AuthRejection>(),
+        Some(&AuthRejection::MissingToken)
+    );
 }
 
 #[tokio::test]
@@ -222,9 +256,15 @@ async fn optional_mode_passes_anonymous_requests_but_not_bad_tokens() {
     };
     assert_eq!(text(None).await, (StatusCode::OK, "hello anonymous".into()));
     let good = issuer.token().aud(AUD).sub("bob").sign();
-    assert_eq!(text(Some(format!("Bearer {good}"))).await, (StatusCode::OK, "hello bob".into()));
+    assert_eq!(
+        text(Some(format!("Bearer {good}"))).await,
+        (StatusCode::OK, "hello bob".into())
+    );
     let bad = issuer.token().aud("x").sign();
-    assert_eq!(text(Some(format!("Bearer {bad}"))).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        text(Some(format!("Bearer {bad}"))).await.0,
+        StatusCode::UNAUTHORIZED
+    );
 }
 
 #[tokio::test]
@@ -235,9 +275,9 @@ async fn extractor_without_its_layer_is_a_500_that_names_the_layer() {
     // No layer at all.
     let no_layer = Router::new().route("/", get(private));
     // A layer configured for another claims type.
-    let wrong_type = Router::new()
-        .route("/", get(private))
-        .layer(BearerAuthLayer::new(Verifier::new(issuer.issuer(), AUD).unwrap()).claims::<Other>());
+    let wrong_type = Router::new().route("/", get(private)).layer(
+        BearerAuthLayer::new(Verifier::new(issuer.issuer(), AUD).unwrap()).claims::<Other>(),
+    );
     let token = issuer.token().aud(AUD).sign();
     for app in [no_layer, wrong_type] {
         let request = Request::get("/")
@@ -249,7 +289,10 @@ async fn extractor_without_its_layer_is_a_500_that_names_the_layer() {
         let body = response.into_body().collect().await.unwrap().to_bytes();
         let text = String::from_utf8(body.to_vec()).unwrap();
         assert!(text.contains("BearerAuthLayer"), "{text}");
-        assert!(text.contains("Claims<oidc_bearer::claims::DefaultClaims>"), "{text}");
+        assert!(
+            text.contains("Claims<oidc_bearer::claims::DefaultClaims>"),
+            "{text}"
+        );
     }
 }
 
@@ -263,7 +306,9 @@ async fn works_with_a_plain_tower_service_and_custom_pieces() {
     let service = ServiceBuilder::new()
         .layer(
             BearerAuthLayer::new(verifier)
-                .with_token_source(HeaderToken::new(http::HeaderName::from_static("x-workload-token")))
+                .with_token_source(HeaderToken::new(http::HeaderName::from_static(
+                    "x-workload-token",
+                )))
                 .with_rejection(|r: &AuthRejection| {
                     http::Response::builder()
                         .status(r.status())
@@ -273,7 +318,10 @@ async fn works_with_a_plain_tower_service_and_custom_pieces() {
         )
         .service(service_fn(|req: Request<String>| async move {
             let claims = req.extensions().get::<Claims<DefaultClaims>>().unwrap();
-            Ok::<_, std::convert::Infallible>(http::Response::new(format!("hi {}", claims.subject())))
+            Ok::<_, std::convert::Infallible>(http::Response::new(format!(
+                "hi {}",
+                claims.subject()
+            )))
         }));
     let token = issuer.token().aud(AUD).sub("carol").sign();
     let request = Request::get("/")

@@ -46,6 +46,7 @@ pub mod error;
 mod fetch;
 pub mod keys;
 pub mod layer;
+pub mod policy;
 pub mod rejection;
 mod token;
 pub mod verify;
