@@ -380,17 +380,13 @@ where
             Ok(()) => {
                 let clone = self.inner.clone();
                 let mut inner = mem::replace(&mut self.inner, clone);
-                AuthorizeFuture::Inner {
-                    future: inner.call(req),
-                }
+                AuthorizeFuture::inner(inner.call(req))
             }
             Err(rejection) => {
                 tracing::info!(code = rejection.code(), status = rejection.status().as_u16(), reason = %rejection, "request refused by policy");
                 let mut response = self.layer.rejection.response(&rejection);
                 response.extensions_mut().insert(rejection);
-                AuthorizeFuture::Refused {
-                    response: Some(response),
-                }
+                AuthorizeFuture::refused(response)
             }
         }
     }
@@ -398,12 +394,33 @@ where
 
 pin_project! {
     /// The response future of [`Authorize`].
+    pub struct AuthorizeFuture<F, B> {
+        #[pin]
+        state: AuthorizeState<F, B>,
+    }
+}
+
+pin_project! {
     #[project = AuthorizeProj]
-    pub enum AuthorizeFuture<F, B> {
-        /// The request was allowed.
+    enum AuthorizeState<F, B> {
         Inner { #[pin] future: F },
-        /// The request was refused.
         Refused { response: Option<Response<B>> },
+    }
+}
+
+impl<F, B> AuthorizeFuture<F, B> {
+    fn inner(future: F) -> Self {
+        Self {
+            state: AuthorizeState::Inner { future },
+        }
+    }
+
+    fn refused(response: Response<B>) -> Self {
+        Self {
+            state: AuthorizeState::Refused {
+                response: Some(response),
+            },
+        }
     }
 }
 
@@ -414,7 +431,7 @@ where
     type Output = Result<Response<B>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project() {
+        match self.project().state.project() {
             AuthorizeProj::Inner { future } => future.poll(cx),
             AuthorizeProj::Refused { response } => {
                 Poll::Ready(Ok(response.take().expect("polled after completion")))
