@@ -54,6 +54,8 @@ struct Inner {
     max_token_bytes: usize,
     keys: Arc<dyn KeySet>,
     clock: SharedClock,
+    issuer_aliases: Vec<String>,
+    required_claims: Vec<&'static str>,
 }
 
 impl Verifier {
@@ -121,6 +123,42 @@ impl Verifier {
         T: DeserializeOwned + Send + Sync + 'static,
     {
         self.verify::<T>(token).await.map(Arc::new)
+    }
+
+    /// Verifies a token the caller has already parsed (an issuer registry parses once to pick the
+    /// verifier): the same checks as [`verify`](Self::verify), this verifier's size cap included.
+    pub(crate) async fn verify_parsed<T: DeserializeOwned>(
+        &self,
+        token: &str,
+        parsed: &Parsed<'_>,
+    ) -> Result<T, VerifyError> {
+        if token.len() > self.inner.max_token_bytes {
+            return Err(VerifyError::TooLarge {
+                len: token.len(),
+                max: self.inner.max_token_bytes,
+            });
+        }
+        self.check(parsed).await?;
+        decode_claims(&parsed.payload)
+    }
+
+    /// [`verify_parsed`](Self::verify_parsed) into a shared `T`, like
+    /// [`verify_shared`](Self::verify_shared).
+    pub(crate) async fn verify_parsed_shared<T>(
+        &self,
+        token: &str,
+        parsed: &Parsed<'_>,
+    ) -> Result<Arc<T>, VerifyError>
+    where
+        T: DeserializeOwned + Send + Sync + 'static,
+    {
+        self.verify_parsed::<T>(token, parsed).await.map(Arc::new)
+    }
+
+    /// The `iss` values accepted: the issuer, then its aliases.
+    pub(crate) fn accepted_issuers(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.inner.issuer.as_str())
+            .chain(self.inner.issuer_aliases.iter().map(String::as_str))
     }
 
     /// Checks a parsed token: everything but decoding the caller's claims type.
@@ -194,7 +232,7 @@ impl Verifier {
         let claims = &parsed.claims;
         // RFC 7519 §4.1.1: `iss` is a single StringOrURI. jsonwebtoken accepts an array; we must not.
         match &claims.iss {
-            ClaimValue::Str(iss) if *iss == inner.issuer => {}
+            ClaimValue::Str(iss) if *iss == inner.issuer || inner.issuer_aliases.contains(iss) => {}
             ClaimValue::Str(iss) => {
                 return Err(VerifyError::IssuerMismatch {
                     expected: inner.issuer.clone(),
@@ -265,6 +303,19 @@ impl Verifier {
                     iat: iat.floor() as i64,
                     now: now.floor() as i64,
                 });
+            }
+        }
+        if !inner.required_claims.is_empty() {
+            // Only read when configured: the payload was checked to be a JSON object when parsed.
+            let payload: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_slice(&parsed.payload).unwrap_or_default();
+            if let Some(claim) = inner
+                .required_claims
+                .iter()
+                .copied()
+                .find(|c| payload.get(*c).is_none_or(serde_json::Value::is_null))
+            {
+                return Err(VerifyError::MissingClaim { claim });
             }
         }
         Ok(())
@@ -345,6 +396,7 @@ impl VerifyToken for Verifier {
     }
 }
 
+#[derive(Clone)]
 enum KeySource {
     Discovery,
     JwksUrl(String),
@@ -354,6 +406,7 @@ enum KeySource {
 /// Configures a [`Verifier`]. Every setting has a safe default; settings that weaken a check are named
 /// `dangerous_*`.
 #[must_use = "a builder does nothing until `build` is called"]
+#[derive(Clone)]
 pub struct VerifierBuilder {
     issuer: String,
     audiences: Vec<String>,
@@ -369,6 +422,9 @@ pub struct VerifierBuilder {
     http: HttpSettings,
     cache: CacheSettings,
     hmac: bool,
+    issuer_aliases: Vec<String>,
+    required_claims: Vec<&'static str>,
+    discovery_jwks_uri: Option<String>,
 }
 
 impl VerifierBuilder {
@@ -388,6 +444,9 @@ impl VerifierBuilder {
             http: HttpSettings::default(),
             cache: CacheSettings::default(),
             hmac: false,
+            issuer_aliases: Vec::new(),
+            required_claims: Vec::new(),
+            discovery_jwks_uri: None,
         }
     }
 
@@ -443,6 +502,34 @@ impl VerifierBuilder {
     pub fn with_jwks_uri(mut self, url: impl Into<String>) -> Self {
         self.source = KeySource::JwksUrl(url.into());
         self
+    }
+
+    /// Accepts this `iss` value too, as another spelling of the same issuer: Google's ID tokens say
+    /// `accounts.google.com` or `https://accounts.google.com` (go-oidc accepts both the same way).
+    /// Discovery still uses the configured issuer. Never give another issuer's name here: its tokens
+    /// would be checked with this issuer's keys, so this is only for one issuer's spellings.
+    pub fn with_issuer_alias(mut self, iss: impl Into<String>) -> Self {
+        self.issuer_aliases.push(iss.into());
+        self
+    }
+
+    /// Requires this claim in every token (present and not `null`), e.g. to accept only tokens of a
+    /// given shape. A token without it is refused with [`VerifyError::MissingClaim`].
+    pub fn with_required_claim(mut self, claim: &'static str) -> Self {
+        self.required_claims.push(claim);
+        self
+    }
+
+    /// Fetches discovery as usual (and checks its `issuer`), but the keys from this URL instead of the
+    /// document's `jwks_uri`.
+    pub(crate) fn with_discovery_jwks_uri(mut self, url: impl Into<String>) -> Self {
+        self.discovery_jwks_uri = Some(url.into());
+        self
+    }
+
+    /// The issuer and its aliases.
+    pub(crate) fn accepted_issuers(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.issuer.as_str()).chain(self.issuer_aliases.iter().map(String::as_str))
     }
 
     /// Uses these keys instead of fetching any (a [`StaticKeySet`](crate::keys::StaticKeySet), or your
@@ -577,7 +664,7 @@ impl VerifierBuilder {
                     RemoteKeySet::builder_discovery(
                         &self.issuer,
                         self.discovery_url.as_deref(),
-                        None,
+                        self.discovery_jwks_uri.as_deref(),
                         self.http,
                     )?
                     .build(self.clock.clone(), self.cache),
@@ -598,6 +685,8 @@ impl VerifierBuilder {
                 max_token_bytes: self.max_token_bytes,
                 keys,
                 clock: self.clock,
+                issuer_aliases: self.issuer_aliases,
+                required_claims: self.required_claims,
             }),
         })
     }

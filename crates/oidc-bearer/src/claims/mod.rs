@@ -10,6 +10,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 
+pub mod google;
+pub mod kubernetes;
+
 /// A JSON numeric date: seconds since the Unix epoch (RFC 7519 §2). Non-integer values are accepted
 /// and rounded down; strings are refused (jsonwebtoken < 10.3 let a string `exp` skip the expiry
 /// check, CVE-2026-25537).

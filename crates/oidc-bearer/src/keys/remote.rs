@@ -96,7 +96,8 @@ impl CacheSettings {
 /// Where the keys are found.
 #[derive(Debug, Clone)]
 enum Source {
-    /// Discovery at `url`, checked against `issuer`; `jwks_override` replaces the advertised JWKS URL.
+    /// Discovery at `url`, checked against `issuer`; `jwks_override` replaces the advertised JWKS URL
+    /// (discovery still runs, for the issuer check).
     Discovery {
         issuer: String,
         url: Url,
@@ -297,16 +298,19 @@ impl RemoteKeySet {
         let shared = &self.shared;
         let jwks_url = match (&shared.source, known_jwks_url) {
             (Source::Jwks(url), _) => url.clone(),
+            (Source::Discovery { .. }, Some(url)) => url,
             (
                 Source::Discovery {
-                    jwks_override: Some(url),
-                    ..
+                    issuer,
+                    url,
+                    jwks_override,
                 },
-                _,
-            ) => url.clone(),
-            (Source::Discovery { .. }, Some(url)) => url,
-            (Source::Discovery { issuer, url, .. }, None) => {
-                discovery::discover(&shared.fetcher, url, issuer).await?.1
+                None,
+            ) => {
+                let advertised = discovery::discover(&shared.fetcher, url, issuer).await?.1;
+                // An override still goes through discovery, which checks the issuer: inside a
+                // cluster, keys come from the API server whatever URL the document advertises.
+                jwks_override.clone().unwrap_or(advertised)
             }
         };
         let fetched = shared.fetcher.get(&jwks_url).await?;

@@ -1,0 +1,351 @@
+//! Kubernetes service-account tokens: the nested `kubernetes.io` claim of bound (projected) tokens,
+//! the flat `kubernetes.io/serviceaccount/*` claims of legacy secret-based tokens, and one accessor
+//! for the service account whichever form a token has.
+//!
+//! ```
+//! use oidc_bearer::claims::kubernetes::KubernetesClaims;
+//!
+//! let claims: KubernetesClaims = serde_json::from_str(r#"{
+//!     "iss": "https://kubernetes.default.svc.cluster.local",
+//!     "sub": "system:serviceaccount:prod:billing",
+//!     "aud": ["my-service"],
+//!     "exp": 2000000000,
+//!     "kubernetes.io": {
+//!         "namespace": "prod",
+//!         "serviceaccount": {"name": "billing", "uid": "0b2f6c2e-8f4e-4a0e-9f1c-1c3a3f6f5d10"},
+//!         "pod": {"name": "billing-7d4b9c8f6-x2k9q", "uid": "6e1a7d2c-4b1f-4c5e-8a3d-2f9b7c6d5e4a"}
+//!     }
+//! }"#).unwrap();
+//! let sa = claims.service_account().unwrap();
+//! assert_eq!((sa.namespace, sa.name), ("prod", "billing"));
+//! assert_eq!(claims.kubernetes.unwrap().pod.unwrap().name, "billing-7d4b9c8f6-x2k9q");
+//! ```
+//!
+//! Bound tokens (from the `TokenRequest` API, projected into pods) expire, name their audience and
+//! are invalidated with the pod they are bound to; legacy tokens (stored in `Secret`s before
+//! Kubernetes 1.24) never expire and have no audience. Verify the latter only through
+//! [`dangerous_legacy_service_account_verifier`](crate::issuers::kubernetes::dangerous_legacy_service_account_verifier).
+
+use serde::{Deserialize, Serialize};
+
+use super::{NumericDate, RegisteredClaims};
+
+/// The prefix of a service account's user name, and of its tokens' `sub`
+/// (`system:serviceaccount:<namespace>:<name>`).
+pub const SERVICE_ACCOUNT_SUBJECT_PREFIX: &str = "system:serviceaccount:";
+
+/// The claims of a Kubernetes service-account token, bound or legacy.
+///
+/// Exactly one of [`kubernetes`](Self::kubernetes) (bound tokens) and [`legacy`](Self::legacy)
+/// (legacy tokens) is normally filled; use [`service_account`](Self::service_account) to read the
+/// service account from either.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct KubernetesClaims {
+    /// The registered claims.
+    #[serde(flatten)]
+    pub registered: RegisteredClaims,
+    /// The `kubernetes.io` claim of a bound token.
+    #[serde(
+        rename = "kubernetes.io",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub kubernetes: Option<KubernetesIo>,
+    /// The flat claims of a legacy token (all `None` for a bound token).
+    #[serde(flatten)]
+    pub legacy: LegacyServiceAccountClaims,
+}
+
+/// The `kubernetes.io` claim of a bound service-account token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct KubernetesIo {
+    /// The service account's namespace.
+    pub namespace: String,
+    /// The service account.
+    pub serviceaccount: ObjectRef,
+    /// The pod the token is bound to, if any (the token dies with the pod).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<ObjectRef>,
+    /// The secret the token is bound to, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<ObjectRef>,
+    /// The node the pod runs on (Kubernetes 1.30+), if the token is bound to a pod or a node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<ObjectRef>,
+    /// When the kubelet should have refreshed the token. Present on tokens whose lifetime the API
+    /// server extended (`--service-account-extend-token-expiration`): a token used after this time is
+    /// a stale one that a client failed to rotate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warnafter: Option<NumericDate>,
+}
+
+/// A Kubernetes object a token names: its name and uid.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ObjectRef {
+    /// The object's name.
+    pub name: String,
+    /// The object's uid (unique over the cluster's lifetime, unlike the name).
+    pub uid: String,
+}
+
+/// The flat claims of a legacy, secret-based service-account token.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct LegacyServiceAccountClaims {
+    /// `kubernetes.io/serviceaccount/namespace`.
+    #[serde(
+        rename = "kubernetes.io/serviceaccount/namespace",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub namespace: Option<String>,
+    /// `kubernetes.io/serviceaccount/secret.name`: the `Secret` the token was stored in.
+    #[serde(
+        rename = "kubernetes.io/serviceaccount/secret.name",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub secret_name: Option<String>,
+    /// `kubernetes.io/serviceaccount/service-account.name`.
+    #[serde(
+        rename = "kubernetes.io/serviceaccount/service-account.name",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub service_account_name: Option<String>,
+    /// `kubernetes.io/serviceaccount/service-account.uid`.
+    #[serde(
+        rename = "kubernetes.io/serviceaccount/service-account.uid",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub service_account_uid: Option<String>,
+}
+
+/// A service account, as named by a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct ServiceAccount<'a> {
+    /// The namespace.
+    pub namespace: &'a str,
+    /// The name.
+    pub name: &'a str,
+    /// The uid: tells a service account from an earlier one of the same name that was deleted.
+    pub uid: &'a str,
+}
+
+impl ServiceAccount<'_> {
+    /// The Kubernetes user name, `system:serviceaccount:<namespace>:<name>`.
+    pub fn username(&self) -> String {
+        format!(
+            "{SERVICE_ACCOUNT_SUBJECT_PREFIX}{}:{}",
+            self.namespace, self.name
+        )
+    }
+}
+
+impl KubernetesClaims {
+    /// The service account the token belongs to, from the `kubernetes.io` claim of a bound token or
+    /// the flat claims of a legacy one, checked against `sub`.
+    ///
+    /// `None` when the token names no service account, or when its claims disagree: `sub` must be
+    /// exactly `system:serviceaccount:<namespace>:<name>` of the same account, and a token carrying
+    /// both forms must name the same account (uid included) in both. The API server never issues such
+    /// a token; one that disagrees with itself is not trusted to name anyone.
+    pub fn service_account(&self) -> Option<ServiceAccount<'_>> {
+        let bound = self.kubernetes.as_ref().map(|k| ServiceAccount {
+            namespace: &k.namespace,
+            name: &k.serviceaccount.name,
+            uid: &k.serviceaccount.uid,
+        });
+        let legacy = self.legacy.service_account();
+        let account = match (bound, legacy) {
+            (Some(bound), Some(legacy)) if bound != legacy => return None,
+            (Some(account), _) | (None, Some(account)) => account,
+            (None, None) => return None,
+        };
+        let (namespace, name) = parse_subject(self.registered.sub.as_deref()?)?;
+        (namespace == account.namespace && name == account.name).then_some(account)
+    }
+
+    /// Whether this is a legacy, secret-based token (it carries the flat
+    /// `kubernetes.io/serviceaccount/namespace` claim).
+    pub fn is_legacy(&self) -> bool {
+        self.legacy.namespace.is_some()
+    }
+}
+
+impl LegacyServiceAccountClaims {
+    /// The service account, when namespace, name and uid are all present.
+    pub fn service_account(&self) -> Option<ServiceAccount<'_>> {
+        Some(ServiceAccount {
+            namespace: self.namespace.as_deref()?,
+            name: self.service_account_name.as_deref()?,
+            uid: self.service_account_uid.as_deref()?,
+        })
+    }
+}
+
+/// Splits a service account's user name, `system:serviceaccount:<namespace>:<name>`, into namespace
+/// and name. `None` for any other subject (users, nodes, malformed names).
+///
+/// ```
+/// use oidc_bearer::claims::kubernetes::parse_subject;
+///
+/// assert_eq!(parse_subject("system:serviceaccount:prod:billing"), Some(("prod", "billing")));
+/// assert_eq!(parse_subject("system:node:node-1"), None);
+/// assert_eq!(parse_subject("system:serviceaccount:prod:a:b"), None);
+/// ```
+pub fn parse_subject(sub: &str) -> Option<(&str, &str)> {
+    let rest = sub.strip_prefix(SERVICE_ACCOUNT_SUBJECT_PREFIX)?;
+    let (namespace, name) = rest.split_once(':')?;
+    // Namespaces and service-account names are DNS names: never empty, never containing `:`.
+    (!namespace.is_empty() && !name.is_empty() && !name.contains(':')).then_some((namespace, name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn claims(value: serde_json::Value) -> KubernetesClaims {
+        serde_json::from_value(value).unwrap()
+    }
+
+    fn bound(sub: &str) -> serde_json::Value {
+        json!({
+            "iss": "https://kubernetes.default.svc.cluster.local",
+            "sub": sub,
+            "kubernetes.io": {"namespace": "prod", "serviceaccount": {"name": "billing", "uid": "u1"}}
+        })
+    }
+
+    fn legacy(sub: &str) -> serde_json::Value {
+        json!({
+            "iss": "kubernetes/serviceaccount",
+            "sub": sub,
+            "kubernetes.io/serviceaccount/namespace": "prod",
+            "kubernetes.io/serviceaccount/secret.name": "billing-token-x7k2p",
+            "kubernetes.io/serviceaccount/service-account.name": "billing",
+            "kubernetes.io/serviceaccount/service-account.uid": "u1"
+        })
+    }
+
+    #[test]
+    fn service_account_is_checked_against_sub() {
+        let ok = Some(("prod", "billing", "u1"));
+        let rows = [
+            ("bound", bound("system:serviceaccount:prod:billing"), ok),
+            ("legacy", legacy("system:serviceaccount:prod:billing"), ok),
+            (
+                "bound, other name in sub",
+                bound("system:serviceaccount:prod:admin"),
+                None,
+            ),
+            (
+                "bound, other namespace in sub",
+                bound("system:serviceaccount:kube-system:billing"),
+                None,
+            ),
+            (
+                "legacy, sub mismatch",
+                legacy("system:serviceaccount:prod:admin"),
+                None,
+            ),
+            ("not a service account", bound("system:node:node-1"), None),
+            (
+                "no sub",
+                {
+                    let mut v = bound("x");
+                    v.as_object_mut().unwrap().remove("sub");
+                    v
+                },
+                None,
+            ),
+            (
+                "neither form",
+                json!({"iss": "x", "sub": "system:serviceaccount:prod:billing"}),
+                None,
+            ),
+            (
+                "both forms agree",
+                {
+                    let mut v = legacy("system:serviceaccount:prod:billing");
+                    v["kubernetes.io"] = bound("")["kubernetes.io"].clone();
+                    v
+                },
+                ok,
+            ),
+            (
+                "both forms disagree",
+                {
+                    let mut v = legacy("system:serviceaccount:prod:billing");
+                    v["kubernetes.io"] = bound("")["kubernetes.io"].clone();
+                    v["kubernetes.io"]["serviceaccount"]["uid"] = json!("u2");
+                    v
+                },
+                None,
+            ),
+            (
+                "legacy without uid",
+                {
+                    let mut v = legacy("system:serviceaccount:prod:billing");
+                    v.as_object_mut()
+                        .unwrap()
+                        .remove("kubernetes.io/serviceaccount/service-account.uid");
+                    v
+                },
+                None,
+            ),
+        ];
+        for (name, value, expected) in rows {
+            let claims = claims(value);
+            let got = claims
+                .service_account()
+                .map(|sa| (sa.namespace, sa.name, sa.uid));
+            assert_eq!(got, expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn legacy_claims_are_read_and_written_flat() {
+        let value = legacy("system:serviceaccount:prod:billing");
+        let parsed = claims(value.clone());
+        assert!(parsed.is_legacy());
+        assert!(parsed.kubernetes.is_none());
+        assert_eq!(
+            parsed.legacy.secret_name.as_deref(),
+            Some("billing-token-x7k2p")
+        );
+        assert_eq!(serde_json::to_value(&parsed).unwrap(), value);
+        assert!(!claims(bound("system:serviceaccount:prod:billing")).is_legacy());
+    }
+
+    #[test]
+    fn subjects_are_parsed_strictly() {
+        let rows = [
+            (
+                "system:serviceaccount:prod:billing",
+                Some(("prod", "billing")),
+            ),
+            ("system:serviceaccount:prod:", None),
+            ("system:serviceaccount::billing", None),
+            ("system:serviceaccount:prod", None),
+            ("system:serviceaccounts:prod:billing", None),
+            ("System:serviceaccount:prod:billing", None),
+            ("system:serviceaccount:prod:billing:x", None),
+        ];
+        for (sub, expected) in rows {
+            assert_eq!(parse_subject(sub), expected, "{sub}");
+        }
+        let sa = ServiceAccount {
+            namespace: "prod",
+            name: "billing",
+            uid: "u",
+        };
+        assert_eq!(sa.username(), "system:serviceaccount:prod:billing");
+    }
+}

@@ -1,0 +1,292 @@
+//! Kubernetes: verifying the service-account tokens of the cluster a service runs in
+//! ([`InCluster`]), and — only when there is no way around it — legacy secret-based tokens
+//! ([`dangerous_legacy_service_account_verifier`]).
+//!
+//! Decode the claims into [`KubernetesClaims`](crate::claims::kubernetes::KubernetesClaims).
+//! For GKE clusters verified from outside, see [`gke`](super::gke); any other cluster whose issuer
+//! publishes discovery (EKS, AKS, a public issuer URL) is a plain [`Verifier`] of its issuer.
+
+use std::fmt;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use crate::error::ConfigError;
+use crate::keys::{Jwks, StaticKeySet};
+use crate::{Verifier, VerifierBuilder};
+
+/// The `iss` of legacy secret-based service-account tokens (and the default issuer of clusters
+/// before Kubernetes 1.20). Not a URL: there is no discovery for it.
+pub const LEGACY_ISSUER: &str = "kubernetes/serviceaccount";
+/// The claim that marks a legacy token, required by the legacy policy.
+pub const LEGACY_NAMESPACE_CLAIM: &str = "kubernetes.io/serviceaccount/namespace";
+/// The API server's address inside a cluster.
+pub const DEFAULT_API_SERVER: &str = "https://kubernetes.default.svc";
+/// Where the kubelet mounts the pod's own service-account token (and rotates it).
+pub const DEFAULT_TOKEN_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
+/// Where the kubelet mounts the cluster's CA certificate.
+pub const DEFAULT_CA_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt";
+/// Where the API server serves the service-account issuer's keys.
+pub const API_SERVER_JWKS_PATH: &str = "/openid/v1/jwks";
+
+/// The cluster this pod runs in, as an issuer: discovery and keys are fetched from the API server,
+/// authenticated with the pod's own service-account token and the cluster's CA.
+///
+/// The cluster's issuer is a required argument of [`verifier_builder`](Self::verifier_builder): it
+/// is what tokens carry in `iss`, and differs from the API server's address on most clusters
+/// (GKE: `https://container.googleapis.com/v1/projects/…`, EKS: `https://oidc.eks.…`, kubeadm:
+/// `https://kubernetes.default.svc.cluster.local`). Find it with
+/// `kubectl get --raw /.well-known/openid-configuration` (the `issuer` field); if it is wrong, the
+/// first fetch fails with [`KeysError::IssuerMismatch`](crate::KeysError::IssuerMismatch) naming the
+/// right one.
+///
+/// Reading the mounted files needs nothing in RBAC; fetching discovery and keys needs the
+/// `system:service-account-issuer-discovery` cluster role, which Kubernetes grants to all service
+/// accounts by default. The keys are always fetched from the API server's `/openid/v1/jwks`, even when
+/// the discovery document advertises a public URL, so that the pod's token is never sent anywhere
+/// else.
+///
+/// ```no_run
+/// # fn run() -> Result<(), oidc_bearer::ConfigError> {
+/// use oidc_bearer::issuers::kubernetes::InCluster;
+///
+/// let verifier = InCluster::new()
+///     .verifier_builder("https://kubernetes.default.svc.cluster.local", "my-service")?
+///     .build()?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct InCluster {
+    api_server: String,
+    token_path: PathBuf,
+    ca_path: Option<PathBuf>,
+}
+
+impl Default for InCluster {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl InCluster {
+    /// The defaults of a pod: the API server at `https://kubernetes.default.svc`, the token and CA
+    /// where the kubelet mounts them.
+    pub fn new() -> Self {
+        Self {
+            api_server: DEFAULT_API_SERVER.to_owned(),
+            token_path: PathBuf::from(DEFAULT_TOKEN_PATH),
+            ca_path: Some(PathBuf::from(DEFAULT_CA_PATH)),
+        }
+    }
+
+    /// Reaches the API server at this URL (`https://…`, or plain `http` on loopback for tests).
+    pub fn with_api_server(mut self, url: impl Into<String>) -> Self {
+        self.api_server = url.into();
+        self
+    }
+
+    /// Reads the bearer token from this file (e.g. a projected token with its own audience).
+    pub fn with_token_path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.token_path = path.into();
+        self
+    }
+
+    /// Trusts the CA certificate(s) in this PEM file for the API server.
+    pub fn with_ca_path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ca_path = Some(path.into());
+        self
+    }
+
+    /// Uses no cluster CA: the API server must then have a certificate the system trusts (or be on
+    /// loopback over plain http, as in tests).
+    pub fn without_ca(mut self) -> Self {
+        self.ca_path = None;
+        self
+    }
+
+    /// A verifier builder for the tokens of `issuer` (this cluster's issuer) meant for `audience`.
+    ///
+    /// Reads the CA now, and the token now and whenever it changes on disk (the kubelet rotates it);
+    /// fails if either cannot be read, so a service that is not in a pod finds out at start.
+    pub fn verifier_builder(
+        &self,
+        issuer: impl Into<String>,
+        audience: impl Into<String>,
+    ) -> Result<VerifierBuilder, ConfigError> {
+        let token = Arc::new(TokenFile::new(self.token_path.clone()));
+        if let Err(e) = token.load() {
+            return Err(ConfigError::InvalidSetting {
+                name: "token_path",
+                reason: format!("cannot read the service-account token: {e}"),
+            });
+        }
+        let api = self.api_server.trim_end_matches('/');
+        let mut builder = Verifier::builder(issuer, audience)
+            .with_discovery_url(crate::discovery::discovery_url(api))
+            .with_discovery_jwks_uri(format!("{api}{API_SERVER_JWKS_PATH}"))
+            .with_fetch_bearer_token(move || token.read());
+        if let Some(path) = &self.ca_path {
+            let pem = fs::read(path).map_err(|e| ConfigError::InvalidCertificate {
+                reason: format!("cannot read the cluster CA at {}: {e}", path.display()),
+            })?;
+            builder = builder.with_root_certificates_pem(pem);
+        }
+        Ok(builder)
+    }
+}
+
+/// A token file, re-read only when it changed: the kubelet replaces it (through an atomic symlink
+/// swap) well before it expires, and a fetch must send the current one. A `stat` per fetch is the
+/// whole cost; client-go's `CachedFileTokenSource` re-reads on a timer instead.
+struct TokenFile {
+    path: PathBuf,
+    cached: Mutex<Option<CachedToken>>,
+}
+
+struct CachedToken {
+    stamp: Stamp,
+    token: String,
+}
+
+/// What tells a changed file: a new inode (the kubelet's swap), a new mtime or a new length.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Stamp {
+    modified: Option<SystemTime>,
+    len: u64,
+    #[cfg(unix)]
+    inode: (u64, u64),
+}
+
+impl Stamp {
+    fn of(meta: &fs::Metadata) -> Self {
+        #[cfg(unix)]
+        use std::os::unix::fs::MetadataExt as _;
+        Self {
+            modified: meta.modified().ok(),
+            len: meta.len(),
+            #[cfg(unix)]
+            inode: (meta.dev(), meta.ino()),
+        }
+    }
+}
+
+impl TokenFile {
+    fn new(path: PathBuf) -> Self {
+        Self {
+            path,
+            cached: Mutex::new(None),
+        }
+    }
+
+    /// The current token, re-read if the file changed; the last good one if it cannot be read now.
+    fn read(&self) -> Option<String> {
+        match self.load() {
+            Ok(token) => Some(token),
+            Err(error) => {
+                let cached = self.cached.lock().unwrap_or_else(|e| e.into_inner());
+                tracing::warn!(path = %self.path.display(), %error, "cannot read the service-account token; using the last one read");
+                cached.as_ref().map(|c| c.token.clone())
+            }
+        }
+    }
+
+    fn load(&self) -> Result<String, String> {
+        let mut cached = self.cached.lock().unwrap_or_else(|e| e.into_inner());
+        let stamp = fs::metadata(&self.path)
+            .map(|meta| Stamp::of(&meta))
+            .map_err(|e| describe(&self.path, &e))?;
+        if let Some(c) = cached.as_ref().filter(|c| c.stamp == stamp) {
+            return Ok(c.token.clone());
+        }
+        let token = fs::read_to_string(&self.path).map_err(|e| describe(&self.path, &e))?;
+        let token = token.trim().to_owned();
+        if token.is_empty() {
+            return Err(format!("{} is empty", self.path.display()));
+        }
+        *cached = Some(CachedToken {
+            stamp,
+            token: token.clone(),
+        });
+        Ok(token)
+    }
+}
+
+fn describe(path: &Path, e: &std::io::Error) -> String {
+    format!("{}: {e}", path.display())
+}
+
+impl fmt::Debug for TokenFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenFile")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+/// **Dangerous**: a verifier for legacy, secret-based service-account tokens (`iss`
+/// `kubernetes/serviceaccount`), checked with the cluster's service-account public key(s).
+///
+/// These tokens **never expire** and **name no audience**: one that leaks (from a `Secret`, a log, a
+/// CI variable) is valid for every service that accepts them until its `Secret` is deleted and the
+/// key is rotated. The policy therefore skips the audience check and allows a missing `exp`, but
+/// requires the legacy claim shape (the `kubernetes.io/serviceaccount/namespace` claim), so bound
+/// tokens are never accepted under it. Kubernetes stopped creating these tokens in 1.24: prefer bound
+/// tokens (projected volumes or the `TokenRequest` API) with [`InCluster`] or a plain [`Verifier`].
+///
+/// `keys` are the public key(s) the API server signs with (`--service-account-key-file`): from PEM
+/// with [`Jwks::from_pem`] — give the key the `kid` the cluster puts in tokens, or only tokens without
+/// a `kid` will match — or the JWKS from `kubectl get --raw /openid/v1/jwks` with
+/// [`Jwks::from_json`]. There is no discovery: `kubernetes/serviceaccount` is not a URL.
+///
+/// Decode the claims into [`KubernetesClaims`](crate::claims::kubernetes::KubernetesClaims) and read
+/// the account with its `service_account()`.
+pub fn dangerous_legacy_service_account_verifier(keys: Jwks) -> VerifierBuilder {
+    // The audience check is skipped below, so the required audience argument is left empty.
+    Verifier::builder(LEGACY_ISSUER, "")
+        .with_key_set(StaticKeySet::new(keys))
+        .dangerous_skip_audience_check()
+        .dangerous_allow_missing_exp()
+        .with_required_claim(LEGACY_NAMESPACE_CLAIM)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_token_file_is_reread_only_when_it_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        fs::write(&path, "first\n").unwrap();
+        let file = TokenFile::new(path.clone());
+        assert_eq!(file.read().as_deref(), Some("first"));
+        // Replaced the way the kubelet does it: a new file renamed over the old one.
+        let next = dir.path().join("token.next");
+        fs::write(&next, "second").unwrap();
+        fs::rename(&next, &path).unwrap();
+        assert_eq!(file.read().as_deref(), Some("second"));
+        // Gone: the last token read is still sent (the next rotation will bring a fresh one).
+        fs::remove_file(&path).unwrap();
+        assert_eq!(file.read().as_deref(), Some("second"));
+        assert!(TokenFile::new(dir.path().join("missing")).read().is_none());
+    }
+
+    #[test]
+    fn missing_files_fail_at_construction() {
+        let dir = tempfile::tempdir().unwrap();
+        let cluster = InCluster::new().with_token_path(dir.path().join("token"));
+        let err = cluster
+            .verifier_builder("https://k.example", "aud")
+            .unwrap_err();
+        assert_eq!(err.code(), "invalid_setting");
+        fs::write(dir.path().join("token"), "t").unwrap();
+        let err = cluster
+            .with_ca_path(dir.path().join("ca.crt"))
+            .verifier_builder("https://k.example", "aud")
+            .unwrap_err();
+        assert_eq!(err.code(), "invalid_certificate");
+        assert!(err.to_string().contains("ca.crt"), "{err}");
+    }
+}

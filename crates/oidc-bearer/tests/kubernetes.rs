@@ -1,0 +1,366 @@
+//! Kubernetes service-account tokens, bound and legacy, and the in-cluster issuer, through real
+//! issuers on 127.0.0.1 with keys generated per test.
+
+use std::fs;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::get;
+use oidc_bearer::claims::kubernetes::KubernetesClaims;
+use oidc_bearer::clock::ManualClock;
+use oidc_bearer::issuers::kubernetes::{
+    InCluster, LEGACY_ISSUER, dangerous_legacy_service_account_verifier,
+};
+use oidc_bearer::keys::{Jwks, StaticKeySet};
+use oidc_bearer::{KeysError, Verifier, VerifyError};
+use oidc_bearer_testing::{TestIssuer, TokenBuilder, now};
+use serde_json::{Value, json};
+
+const AUD: &str = "my-service";
+const CLUSTER_ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
+
+fn code<T>(result: Result<T, VerifyError>) -> &'static str {
+    match result {
+        Ok(_) => "ok",
+        Err(e) => e.code(),
+    }
+}
+
+fn published_keys(issuer: &TestIssuer) -> Jwks {
+    Jwks::from_json(&serde_json::to_vec(&issuer.jwks_json()).unwrap()).unwrap()
+}
+
+/// A token shaped like the ones Kubernetes stored in `Secret`s before 1.24: flat claims, no `exp`,
+/// no `aud`, no `iat`.
+fn legacy_token(issuer: &TestIssuer) -> TokenBuilder {
+    issuer
+        .token()
+        .iss(LEGACY_ISSUER)
+        .sub("system:serviceaccount:prod:billing")
+        .no_exp()
+        .no_iat()
+        .claim("kubernetes.io/serviceaccount/namespace", json!("prod"))
+        .claim(
+            "kubernetes.io/serviceaccount/secret.name",
+            json!("billing-token-x7k2p"),
+        )
+        .claim(
+            "kubernetes.io/serviceaccount/service-account.name",
+            json!("billing"),
+        )
+        .claim(
+            "kubernetes.io/serviceaccount/service-account.uid",
+            json!("3f1e6c1a-uid"),
+        )
+}
+
+#[tokio::test]
+async fn legacy_token_is_accepted_only_under_the_legacy_policy() {
+    let issuer = TestIssuer::start().await;
+    let legacy = dangerous_legacy_service_account_verifier(published_keys(&issuer))
+        .build()
+        .unwrap();
+    let claims: KubernetesClaims = legacy.verify(&legacy_token(&issuer).sign()).await.unwrap();
+    assert!(claims.is_legacy());
+    assert_eq!(claims.registered.exp, None);
+    assert!(claims.registered.aud.is_empty());
+    let sa = claims.service_account().unwrap();
+    assert_eq!(
+        (sa.namespace, sa.name, sa.uid),
+        ("prod", "billing", "3f1e6c1a-uid")
+    );
+    assert_eq!(
+        claims.legacy.secret_name.as_deref(),
+        Some("billing-token-x7k2p")
+    );
+
+    // The default policy, with the same keys and issuer, refuses it: no audience, no expiry.
+    let default = Verifier::builder(LEGACY_ISSUER, AUD)
+        .with_key_set(StaticKeySet::new(published_keys(&issuer)))
+        .build()
+        .unwrap();
+    let rows: Vec<(&str, TokenBuilder, &str, &str)> = vec![
+        // (name, token, under the legacy policy, under the default policy)
+        (
+            "legacy token",
+            legacy_token(&issuer),
+            "ok",
+            "audience_mismatch",
+        ),
+        (
+            "legacy token with an audience",
+            legacy_token(&issuer).aud(AUD),
+            "ok",
+            "missing_claim",
+        ),
+        (
+            "bound-shaped token under the legacy issuer",
+            issuer
+                .token()
+                .iss(LEGACY_ISSUER)
+                .kubernetes("prod", "billing")
+                .aud(AUD),
+            "missing_claim",
+            "ok",
+        ),
+        (
+            "legacy token with a null namespace",
+            legacy_token(&issuer).claim("kubernetes.io/serviceaccount/namespace", Value::Null),
+            "missing_claim",
+            "audience_mismatch",
+        ),
+        (
+            "legacy claims under another issuer",
+            legacy_token(&issuer).iss("https://evil.example"),
+            "issuer_mismatch",
+            "issuer_mismatch",
+        ),
+        (
+            "legacy token, expired",
+            legacy_token(&issuer).exp(now() - 3600),
+            "expired",
+            "audience_mismatch",
+        ),
+    ];
+    for (name, builder, under_legacy, under_default) in rows {
+        let token = builder.sign();
+        assert_eq!(
+            code(legacy.verify::<KubernetesClaims>(&token).await),
+            under_legacy,
+            "{name}"
+        );
+        assert_eq!(
+            code(default.verify::<KubernetesClaims>(&token).await),
+            under_default,
+            "{name}"
+        );
+    }
+
+    // Signed by a key the cluster does not use.
+    let other = TestIssuer::start().await;
+    let forged = legacy_token(&other).sign();
+    assert_eq!(
+        code(legacy.verify::<KubernetesClaims>(&forged).await),
+        "invalid_signature"
+    );
+    // Static keys: nothing was ever fetched.
+    assert_eq!(issuer.discovery_fetches() + issuer.jwks_fetches(), 0);
+}
+
+#[tokio::test]
+async fn bound_token_claims_are_typed() {
+    let issuer = TestIssuer::builder().issuer(CLUSTER_ISSUER).start().await;
+    let verifier = Verifier::builder(CLUSTER_ISSUER, AUD)
+        .with_discovery_url(issuer.discovery_url())
+        .build()
+        .unwrap();
+    let warnafter = now() + 3607;
+    let token = issuer
+        .token()
+        .kubernetes("prod", "billing")
+        .aud(AUD)
+        .claim(
+            "kubernetes.io",
+            json!({
+                "namespace": "prod",
+                "serviceaccount": {"name": "billing", "uid": "sa-uid"},
+                "pod": {"name": "billing-7d4b9c8f6-x2k9q", "uid": "pod-uid"},
+                "secret": {"name": "billing-secret", "uid": "secret-uid"},
+                "node": {"name": "node-1", "uid": "node-uid"},
+                "warnafter": warnafter,
+            }),
+        )
+        .claim("jti", json!("token-id"))
+        .sign();
+    let claims: KubernetesClaims = verifier.verify(&token).await.unwrap();
+    assert!(!claims.is_legacy());
+    let k = claims.kubernetes.as_ref().unwrap();
+    assert_eq!(k.namespace, "prod");
+    assert_eq!(
+        (
+            k.serviceaccount.name.as_str(),
+            k.serviceaccount.uid.as_str()
+        ),
+        ("billing", "sa-uid")
+    );
+    let pod = k.pod.as_ref().unwrap();
+    assert_eq!(
+        (pod.name.as_str(), pod.uid.as_str()),
+        ("billing-7d4b9c8f6-x2k9q", "pod-uid")
+    );
+    let secret = k.secret.as_ref().unwrap();
+    assert_eq!(
+        (secret.name.as_str(), secret.uid.as_str()),
+        ("billing-secret", "secret-uid")
+    );
+    let node = k.node.as_ref().unwrap();
+    assert_eq!(
+        (node.name.as_str(), node.uid.as_str()),
+        ("node-1", "node-uid")
+    );
+    assert_eq!(k.warnafter.map(|d| d.as_secs()), Some(warnafter));
+    assert_eq!(claims.registered.jti.as_deref(), Some("token-id"));
+    assert!(claims.registered.aud.contains(AUD));
+
+    let sa = claims.service_account().unwrap();
+    assert_eq!(
+        (sa.namespace, sa.name, sa.uid),
+        ("prod", "billing", "sa-uid")
+    );
+    assert_eq!(sa.username(), "system:serviceaccount:prod:billing");
+
+    // A `sub` naming another account: the signature holds, but the token disagrees with itself, so it
+    // names no service account.
+    let mismatch = issuer
+        .token()
+        .kubernetes("prod", "billing")
+        .aud(AUD)
+        .sub("system:serviceaccount:kube-system:admin")
+        .sign();
+    let claims: KubernetesClaims = verifier.verify(&mismatch).await.unwrap();
+    assert_eq!(claims.service_account(), None);
+    assert_eq!(claims.kubernetes.unwrap().serviceaccount.name, "billing");
+}
+
+/// The bearer tokens a fake API server received, in order.
+type Seen = Arc<Mutex<Vec<String>>>;
+
+/// A stand-in for the API server: serves the issuer's discovery document and JWKS at the API server's
+/// paths, and only to requests with a bearer token (which it records).
+async fn api_server(issuer: TestIssuer) -> (String, Seen) {
+    fn authorize(seen: &Seen, headers: &HeaderMap) -> Result<(), StatusCode> {
+        let token = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or(StatusCode::UNAUTHORIZED)?;
+        seen.lock().unwrap().push(token.to_owned());
+        Ok(())
+    }
+    async fn discovery(
+        State((issuer, seen)): State<(TestIssuer, Seen)>,
+        headers: HeaderMap,
+    ) -> Result<Json<Value>, StatusCode> {
+        authorize(&seen, &headers)?;
+        Ok(Json(issuer.discovery_json()))
+    }
+    async fn jwks(
+        State((issuer, seen)): State<(TestIssuer, Seen)>,
+        headers: HeaderMap,
+    ) -> Result<Json<Value>, StatusCode> {
+        authorize(&seen, &headers)?;
+        Ok(Json(issuer.jwks_json()))
+    }
+    let seen = Seen::default();
+    let app = axum::Router::new()
+        .route("/.well-known/openid-configuration", get(discovery))
+        .route("/openid/v1/jwks", get(jwks))
+        .with_state((issuer, seen.clone()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}"), seen)
+}
+
+/// Writes `contents` the way the kubelet updates a projected token: a new file renamed over the old.
+fn replace(path: &Path, contents: &str) {
+    let next = path.with_extension("next");
+    fs::write(&next, contents).unwrap();
+    fs::rename(&next, path).unwrap();
+}
+
+fn cluster_ca_pem() -> String {
+    let mut params = rcgen::CertificateParams::new(vec!["kubernetes.default.svc".into()]).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let key = rcgen::KeyPair::generate().unwrap();
+    params.self_signed(&key).unwrap().pem()
+}
+
+#[tokio::test]
+async fn in_cluster_fetches_with_the_pod_token_and_follows_its_rotation() {
+    let issuer = TestIssuer::builder().issuer(CLUSTER_ISSUER).start().await;
+    // Real clusters on GKE or EKS advertise a public JWKS URL; the pod's token must not go there.
+    issuer.set_jwks_uri("https://public-jwks.invalid/keys");
+    let (api, seen) = api_server(issuer.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (token_path, ca_path) = (dir.path().join("token"), dir.path().join("ca.crt"));
+    fs::write(&token_path, "pod-token-1\n").unwrap();
+    fs::write(&ca_path, cluster_ca_pem()).unwrap();
+    let clock = ManualClock::new();
+    let verifier = InCluster::new()
+        .with_api_server(&api)
+        .with_token_path(&token_path)
+        .with_ca_path(&ca_path)
+        .verifier_builder(CLUSTER_ISSUER, AUD)
+        .unwrap()
+        .with_clock(clock.clone())
+        .build()
+        .unwrap();
+
+    let token = issuer.token().kubernetes("prod", "billing").aud(AUD).sign();
+    let claims: KubernetesClaims = verifier.verify(&token).await.unwrap();
+    assert_eq!(claims.service_account().unwrap().name, "billing");
+    // Discovery, then the keys from the API server itself.
+    assert_eq!(*seen.lock().unwrap(), ["pod-token-1", "pod-token-1"]);
+
+    // The kubelet rotates the pod's token; the issuer rotates its signing key.
+    replace(&token_path, "pod-token-2");
+    issuer.rotate();
+    clock.advance(Duration::from_secs(31)); // past the refresh cooldown
+    let token = issuer.token().kubernetes("prod", "billing").aud(AUD).sign();
+    let _: KubernetesClaims = verifier.verify(&token).await.unwrap();
+    assert_eq!(
+        *seen.lock().unwrap(),
+        ["pod-token-1", "pod-token-1", "pod-token-2"]
+    );
+    // Our stand-in served everything; the issuer's own endpoints were never asked.
+    assert_eq!(issuer.discovery_fetches() + issuer.jwks_fetches(), 0);
+}
+
+#[tokio::test]
+async fn in_cluster_with_the_wrong_issuer_names_the_right_one() {
+    let issuer = TestIssuer::builder().issuer(CLUSTER_ISSUER).start().await;
+    let (api, seen) = api_server(issuer.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let token_path = dir.path().join("token");
+    fs::write(&token_path, "pod-token").unwrap();
+    let verifier = InCluster::new()
+        .with_api_server(&api)
+        .with_token_path(&token_path)
+        .without_ca()
+        .verifier_builder("https://kubernetes.default.svc", AUD)
+        .unwrap()
+        .build()
+        .unwrap();
+    let token = issuer.token().kubernetes("prod", "billing").aud(AUD).sign();
+    match verifier.verify::<KubernetesClaims>(&token).await {
+        Err(VerifyError::KeysUnavailable {
+            source: KeysError::IssuerMismatch { expected, found },
+        }) => {
+            assert_eq!(expected, "https://kubernetes.default.svc");
+            assert_eq!(found, CLUSTER_ISSUER);
+        }
+        other => panic!("expected a discovery issuer mismatch, got {other:?}"),
+    }
+    assert_eq!(*seen.lock().unwrap(), ["pod-token"]);
+}
+
+#[tokio::test]
+async fn in_cluster_refuses_a_plain_http_api_server_off_loopback() {
+    let dir = tempfile::tempdir().unwrap();
+    let token_path = dir.path().join("token");
+    fs::write(&token_path, "pod-token").unwrap();
+    let err = InCluster::new()
+        .with_api_server("http://10.0.0.1")
+        .with_token_path(&token_path)
+        .without_ca()
+        .verifier_builder(CLUSTER_ISSUER, AUD)
+        .unwrap()
+        .build()
+        .unwrap_err();
+    assert_eq!(err.code(), "insecure_url");
+}

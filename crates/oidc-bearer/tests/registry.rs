@@ -1,0 +1,363 @@
+//! Many issuers at once: selection by `iss`, laziness, eviction, negative caching, and the rule that
+//! one issuer's keys never vouch for another's tokens. Real issuers on 127.0.0.1, keys per test.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::time::{Duration, Instant};
+
+use oidc_bearer::claims::DefaultClaims;
+use oidc_bearer::clock::ManualClock;
+use oidc_bearer::issuers::gke::GkeClusters;
+use oidc_bearer::issuers::{IssuerRegistry, gke_issuer};
+use oidc_bearer::{BearerAuthLayer, Claims, Verifier, VerifyError};
+use oidc_bearer_testing::TestIssuer;
+use serde_json::json;
+use tower::{ServiceBuilder, ServiceExt, service_fn};
+
+const AUD: &str = "my-service";
+const DISCOVERY_PATH: &str = "/.well-known/openid-configuration";
+
+async fn verify(registry: &IssuerRegistry, token: &str) -> Result<DefaultClaims, VerifyError> {
+    registry.verify::<DefaultClaims>(token).await
+}
+
+fn code<T>(result: Result<T, VerifyError>) -> &'static str {
+    match result {
+        Ok(_) => "ok",
+        Err(e) => e.code(),
+    }
+}
+
+#[tokio::test]
+async fn tokens_of_one_issuer_signed_with_anothers_key_are_refused() {
+    let a = TestIssuer::start().await;
+    let b = TestIssuer::builder().kid("b-key").start().await;
+    let c = TestIssuer::start().await; // same kid as a ("key-1"), another key
+    let registry = IssuerRegistry::builder()
+        .with_issuer(Verifier::builder(a.issuer(), AUD))
+        .with_issuer(Verifier::builder(b.issuer(), AUD))
+        .with_issuer(Verifier::builder(c.issuer(), AUD))
+        .build()
+        .unwrap();
+    assert_eq!(
+        code(verify(&registry, &a.token().aud(AUD).sign()).await),
+        "ok"
+    );
+    assert_eq!(
+        code(verify(&registry, &b.token().aud(AUD).sign()).await),
+        "ok"
+    );
+    assert_eq!(
+        code(verify(&registry, &c.token().aud(AUD).sign()).await),
+        "ok"
+    );
+
+    // `iss` says a, signed with b's key and kid: a's keys have no such kid.
+    let forged = b.token().iss(&a.issuer()).aud(AUD).sign();
+    assert_eq!(code(verify(&registry, &forged).await), "unknown_key");
+    // `iss` says a, signed with c's key under the kid both use: a's key does not verify it.
+    let forged = c.token().iss(&a.issuer()).aud(AUD).sign();
+    assert_eq!(code(verify(&registry, &forged).await), "invalid_signature");
+    // And the other way round.
+    let forged = a.token().iss(&c.issuer()).aud(AUD).sign();
+    assert_eq!(code(verify(&registry, &forged).await), "invalid_signature");
+}
+
+#[tokio::test]
+async fn untrusted_or_missing_issuers_are_refused_without_any_fetch() {
+    let trusted = TestIssuer::start().await;
+    let stranger = TestIssuer::start().await;
+    let registry = IssuerRegistry::builder()
+        .with_issuer(Verifier::builder(trusted.issuer(), AUD))
+        .with_pattern(|iss: &str| {
+            iss.starts_with("https://never.example/")
+                .then(|| Verifier::builder(iss, AUD))
+        })
+        .build()
+        .unwrap();
+    let rows = [
+        (
+            "stranger",
+            stranger.token().aud(AUD).sign(),
+            "untrusted_issuer",
+        ),
+        (
+            "no iss",
+            trusted.token().no_iss().aud(AUD).sign(),
+            "untrusted_issuer",
+        ),
+        (
+            "iss array",
+            trusted
+                .token()
+                .claim("iss", json!([trusted.issuer()]))
+                .aud(AUD)
+                .sign(),
+            "invalid_claim",
+        ),
+        ("garbage", "not.a.token".to_owned(), "malformed"),
+    ];
+    for (name, token, expected) in rows {
+        assert_eq!(code(verify(&registry, &token).await), expected, "{name}");
+    }
+    assert_eq!(stranger.discovery_fetches() + stranger.jwks_fetches(), 0);
+    assert_eq!(trusted.discovery_fetches() + trusted.jwks_fetches(), 0);
+    assert_eq!(registry.live_issuers(), 0);
+}
+
+/// Times `rounds` refusals of a token from an untrusted issuer (parse + lookup).
+async fn time_untrusted(registry: &IssuerRegistry, token: &str, rounds: usize) -> Duration {
+    let start = Instant::now();
+    for _ in 0..rounds {
+        assert!(verify(registry, token).await.is_err());
+    }
+    start.elapsed()
+}
+
+#[tokio::test]
+async fn ten_thousand_exact_issuers() {
+    let real: Vec<TestIssuer> = vec![
+        TestIssuer::start().await,
+        TestIssuer::start().await,
+        TestIssuer::start().await,
+    ];
+    let mut builder = IssuerRegistry::builder();
+    for i in 0..10_000 - real.len() {
+        builder = builder.with_issuer(Verifier::builder(
+            format!("https://issuer-{i}.example/tenant/{i}"),
+            AUD,
+        ));
+    }
+    for issuer in &real {
+        builder = builder.with_issuer(Verifier::builder(issuer.issuer(), AUD));
+    }
+    let registry = builder.build().unwrap();
+    assert_eq!(registry.exact_issuers(), 10_000);
+    for issuer in &real {
+        for _ in 0..2 {
+            let claims = verify(&registry, &issuer.token().aud(AUD).sub("alice").sign())
+                .await
+                .unwrap();
+            assert_eq!(claims.registered.iss, issuer.issuer());
+        }
+        assert_eq!(issuer.discovery_fetches(), 1);
+    }
+    // Only the issuers that were used were built; the other 9,997 cost a map entry each.
+    assert_eq!(registry.live_issuers(), 3);
+
+    // The lookup does not grow with the number of issuers: refusing an untrusted issuer costs about
+    // the same with 10,000 issuers as with one (a scan of 10,000 names costs several times more).
+    let small = IssuerRegistry::builder()
+        .with_issuer(Verifier::builder(real[0].issuer(), AUD))
+        .build()
+        .unwrap();
+    let stranger = TestIssuer::start().await;
+    let token = stranger.token().aud(AUD).sign();
+    // Interleaved, best of three, so that a busy machine slows both alike.
+    let (mut with_one, mut with_many) = (Duration::MAX, Duration::MAX);
+    for _ in 0..3 {
+        with_one = with_one.min(time_untrusted(&small, &token, 5_000).await);
+        with_many = with_many.min(time_untrusted(&registry, &token, 5_000).await);
+    }
+    assert!(
+        with_many < with_one * 2 + Duration::from_millis(10),
+        "10,000 issuers: {with_many:?}; one issuer: {with_one:?}"
+    );
+}
+
+#[tokio::test]
+async fn idle_issuers_are_evicted_and_rebuilt_on_return() {
+    let issuers = [
+        TestIssuer::start().await,
+        TestIssuer::start().await,
+        TestIssuer::start().await,
+    ];
+    let [a, b, c] = &issuers;
+    let clock = ManualClock::new();
+    let mut builder = IssuerRegistry::builder()
+        .with_max_live_issuers(2)
+        .with_clock(clock.clone());
+    for issuer in &issuers {
+        builder = builder.with_issuer(Verifier::builder(issuer.issuer(), AUD));
+    }
+    let registry = builder.build().unwrap();
+    let use_ = |issuer: &TestIssuer| {
+        clock.advance(Duration::from_secs(1));
+        let token = issuer.token().aud(AUD).sign();
+        let registry = registry.clone();
+        async move { verify(&registry, &token).await.unwrap() }
+    };
+    use_(a).await;
+    use_(b).await;
+    use_(a).await; // a is now the most recently used
+    assert_eq!(registry.live_issuers(), 2);
+    use_(c).await; // evicts b
+    assert_eq!(registry.live_issuers(), 2);
+    use_(a).await; // still live: no new fetch
+    assert_eq!(
+        [
+            a.discovery_fetches(),
+            b.discovery_fetches(),
+            c.discovery_fetches()
+        ],
+        [1, 1, 1]
+    );
+    use_(b).await; // rebuilt (a fresh key cache: one more fetch), evicting c
+    assert_eq!(b.discovery_fetches(), 2);
+    use_(a).await;
+    assert_eq!(a.discovery_fetches(), 1);
+    use_(c).await; // rebuilt, evicting b
+    assert_eq!(c.discovery_fetches(), 2);
+    assert_eq!(registry.live_issuers(), 2);
+}
+
+#[tokio::test]
+async fn a_failing_issuer_is_negatively_cached_even_across_eviction() {
+    let broken = TestIssuer::start().await;
+    let healthy = TestIssuer::start().await;
+    broken.set_down(true);
+    let clock = ManualClock::new();
+    let trusted: HashMap<String, ()> = [(broken.issuer(), ()), (healthy.issuer(), ())]
+        .into_iter()
+        .collect();
+    let registry = IssuerRegistry::builder()
+        // A pattern, so that each issuer is built on demand (and evictable).
+        .with_pattern(move |iss: &str| {
+            trusted
+                .contains_key(iss)
+                .then(|| Verifier::builder(iss, AUD))
+        })
+        .with_max_live_issuers(1)
+        .with_negative_ttl(Duration::from_secs(60))
+        .with_clock(clock.clone())
+        .build()
+        .unwrap();
+    let broken_token = broken.token().aud(AUD).sign();
+    let attempts = || broken.requests_to(DISCOVERY_PATH);
+
+    let err = verify(&registry, &broken_token).await.unwrap_err();
+    assert!(err.is_unavailable(), "{err}");
+    assert_eq!(attempts(), 1);
+    for _ in 0..5 {
+        let err = verify(&registry, &broken_token).await.unwrap_err();
+        assert_eq!(err.code(), "keys_unavailable");
+        assert!(err.to_string().contains("503"), "{err}");
+    }
+    assert_eq!(
+        attempts(),
+        1,
+        "refused from the negative cache, without a fetch"
+    );
+
+    // The other issuer is unaffected, and takes the only live slot (evicting the broken one)...
+    let claims = verify(&registry, &healthy.token().aud(AUD).sign())
+        .await
+        .unwrap();
+    assert_eq!(claims.registered.iss, healthy.issuer());
+    // ...which does not reset the broken issuer's wait.
+    assert_eq!(
+        code(verify(&registry, &broken_token).await),
+        "keys_unavailable"
+    );
+    assert_eq!(attempts(), 1);
+
+    // After the negative period: one new attempt, still failing.
+    clock.advance(Duration::from_secs(61));
+    assert_eq!(
+        code(verify(&registry, &broken_token).await),
+        "keys_unavailable"
+    );
+    assert_eq!(attempts(), 2);
+    assert_eq!(
+        code(verify(&registry, &broken_token).await),
+        "keys_unavailable"
+    );
+    assert_eq!(attempts(), 2);
+
+    // Back up: accepted after the next period.
+    broken.set_down(false);
+    clock.advance(Duration::from_secs(61));
+    let claims = verify(&registry, &broken_token).await.unwrap();
+    assert_eq!(claims.registered.iss, broken.issuer());
+    assert_eq!(attempts(), 3);
+}
+
+#[tokio::test]
+async fn gke_clusters_of_listed_projects_are_trusted_by_pattern() {
+    let trusted_issuer = gke_issuer("prod-1", "europe-west1", "payments");
+    let other_issuer = gke_issuer("someone-else", "europe-west1", "payments");
+    let cluster = TestIssuer::builder().issuer(&trusted_issuer).start().await;
+    let foreign = TestIssuer::builder().issuer(&other_issuer).start().await;
+    // Discovery of each (https) issuer is served by its stand-in on 127.0.0.1.
+    let discovery: HashMap<String, String> = [
+        (trusted_issuer.clone(), cluster.discovery_url()),
+        (other_issuer.clone(), foreign.discovery_url()),
+    ]
+    .into_iter()
+    .collect();
+    let pattern = GkeClusters::new(AUD)
+        .project("prod-1")
+        .with_configure(move |builder, iss| builder.with_discovery_url(&discovery[iss]));
+    let registry = IssuerRegistry::builder()
+        .with_pattern(pattern)
+        .build()
+        .unwrap();
+
+    let token = cluster
+        .token()
+        .kubernetes("prod", "billing")
+        .aud(AUD)
+        .sign();
+    let claims = verify(&registry, &token).await.unwrap();
+    assert_eq!(claims.registered.iss, trusted_issuer);
+    let token = foreign
+        .token()
+        .kubernetes("prod", "billing")
+        .aud(AUD)
+        .sign();
+    assert_eq!(code(verify(&registry, &token).await), "untrusted_issuer");
+    assert_eq!(foreign.discovery_fetches(), 0);
+}
+
+#[tokio::test]
+async fn the_http_layer_takes_a_registry() {
+    let a = TestIssuer::start().await;
+    let b = TestIssuer::start().await;
+    let registry = IssuerRegistry::builder()
+        .with_issuer(Verifier::builder(a.issuer(), AUD))
+        .with_verifier(Verifier::new(b.issuer(), AUD).unwrap())
+        .build()
+        .unwrap();
+    let service = ServiceBuilder::new()
+        .layer(BearerAuthLayer::new(registry))
+        .service(service_fn(|req: http::Request<String>| async move {
+            let claims = req.extensions().get::<Claims<DefaultClaims>>().unwrap();
+            let response = http::Response::builder()
+                .header("x-issuer", claims.registered.iss.as_str())
+                .body(axum::body::Body::empty())
+                .unwrap();
+            Ok::<_, Infallible>(response)
+        }));
+    for issuer in [&a, &b] {
+        let request = http::Request::builder()
+            .header(
+                "authorization",
+                format!("Bearer {}", issuer.token().aud(AUD).sign()),
+            )
+            .body(String::new())
+            .unwrap();
+        let response = service.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["x-issuer"], issuer.issuer().as_str());
+    }
+    let stranger = TestIssuer::start().await;
+    let request = http::Request::builder()
+        .header(
+            "authorization",
+            format!("Bearer {}", stranger.token().aud(AUD).sign()),
+        )
+        .body(String::new())
+        .unwrap();
+    let response = service.oneshot(request).await.unwrap();
+    assert_eq!(response.status(), 401);
+}
