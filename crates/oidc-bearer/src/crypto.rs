@@ -42,9 +42,11 @@ enum Inner {
     Hmac(aws_lc_rs::hmac::Key),
 }
 
+/// jsonwebtoken's RustCrypto verifiers are boxed trait objects that are neither `Send` nor `Sync`, so
+/// they cannot live in a shared key set: keep the parsed key and build the verifier per check.
 #[cfg(all(feature = "rust-crypto", not(feature = "aws-lc-rs")))]
 enum Inner {
-    Provider(Box<dyn jsonwebtoken::crypto::JwtVerifier>),
+    Provider(DecodingKey, jsonwebtoken::Algorithm),
 }
 
 impl Prepared {
@@ -98,9 +100,10 @@ impl Prepared {
     /// Prepares `key` for `alg`. Fails when the key material is invalid for the algorithm.
     #[cfg(all(feature = "rust-crypto", not(feature = "aws-lc-rs")))]
     pub(crate) fn new(key: &DecodingKey, alg: Algorithm) -> Result<Self, String> {
+        // Built once here to refuse bad key material when the key set is loaded.
         (provider().verifier_factory)(&alg.to_jwt(), key)
-            .map(|v| Self {
-                inner: Inner::Provider(v),
+            .map(|_| Self {
+                inner: Inner::Provider(key.clone(), alg.to_jwt()),
             })
             .map_err(|e| format!("key rejected for {alg}: {e}"))
     }
@@ -115,10 +118,8 @@ impl Prepared {
             #[cfg(feature = "aws-lc-rs")]
             Inner::Hmac(key) => aws_lc_rs::hmac::verify(key, message, signature).is_ok(),
             #[cfg(all(feature = "rust-crypto", not(feature = "aws-lc-rs")))]
-            Inner::Provider(v) => {
-                use jsonwebtoken::signature::Verifier as _;
-                v.verify(message, &signature.to_vec()).is_ok()
-            }
+            Inner::Provider(key, alg) => (provider().verifier_factory)(alg, key)
+                .is_ok_and(|v| v.verify(message, &signature.to_vec()).is_ok()),
         }
     }
 }

@@ -8,7 +8,6 @@
 use std::fmt;
 use std::sync::Arc;
 
-use bytes::Bytes;
 use http::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{Response, StatusCode};
 
@@ -206,7 +205,7 @@ impl DefaultRejection {
     }
 }
 
-impl<B: From<Bytes>> RejectionResponse<B> for DefaultRejection {
+impl<B: From<String>> RejectionResponse<B> for DefaultRejection {
     fn response(&self, rejection: &AuthRejection) -> Response<B> {
         let error = match rejection {
             AuthRejection::MissingToken => "unauthorized",
@@ -217,7 +216,7 @@ impl<B: From<Bytes>> RejectionResponse<B> for DefaultRejection {
             "error": error,
             "error_description": rejection.description(),
         });
-        let mut response = Response::new(B::from(Bytes::from(body.to_string())));
+        let mut response = Response::new(B::from(body.to_string()));
         *response.status_mut() = rejection.status();
         let headers = response.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
