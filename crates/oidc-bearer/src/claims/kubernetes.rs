@@ -29,6 +29,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{NumericDate, RegisteredClaims};
+use crate::policy::PolicyClaims;
 
 /// The prefix of a service account's user name, and of its tokens' `sub`
 /// (`system:serviceaccount:<namespace>:<name>`).
@@ -189,6 +190,20 @@ impl LegacyServiceAccountClaims {
     }
 }
 
+/// The built-in policies read the service account through [`KubernetesClaims::service_account`], so
+/// a token whose `sub` and `kubernetes.io` claim disagree names no service account and is refused by
+/// [`AuthorizeLayer::namespaces`](crate::policy::AuthorizeLayer::namespaces) and
+/// [`AuthorizeLayer::service_accounts`](crate::policy::AuthorizeLayer::service_accounts).
+impl PolicyClaims for KubernetesClaims {
+    fn subject(&self) -> Option<&str> {
+        self.registered.sub.as_deref()
+    }
+
+    fn kubernetes_service_account(&self) -> Option<(&str, &str)> {
+        self.service_account().map(|sa| (sa.namespace, sa.name))
+    }
+}
+
 /// Splits a service account's user name, `system:serviceaccount:<namespace>:<name>`, into namespace
 /// and name. `None` for any other subject (users, nodes, malformed names).
 ///
@@ -322,6 +337,70 @@ mod tests {
         );
         assert_eq!(serde_json::to_value(&parsed).unwrap(), value);
         assert!(!claims(bound("system:serviceaccount:prod:billing")).is_legacy());
+    }
+
+    #[tokio::test]
+    async fn policies_read_the_checked_service_account() {
+        use std::convert::Infallible;
+        use std::sync::Arc;
+
+        use tower::{Layer as _, ServiceExt as _, service_fn};
+
+        use crate::layer::Claims;
+        use crate::policy::AuthorizeLayer;
+
+        let mut dev = bound("system:serviceaccount:dev:billing");
+        dev["kubernetes.io"]["namespace"] = json!("dev");
+        let rows = [
+            (
+                "bound, allowed namespace",
+                bound("system:serviceaccount:prod:billing"),
+                Some(("prod", "billing")),
+                200,
+            ),
+            (
+                "legacy, allowed namespace",
+                legacy("system:serviceaccount:prod:billing"),
+                Some(("prod", "billing")),
+                200,
+            ),
+            ("bound, other namespace", dev, Some(("dev", "billing")), 403),
+            (
+                "sub claims the allowed namespace, kubernetes.io another",
+                {
+                    let mut v = bound("system:serviceaccount:prod:billing");
+                    v["kubernetes.io"]["namespace"] = json!("dev");
+                    v
+                },
+                None,
+                403,
+            ),
+            (
+                "not a service account",
+                bound("system:node:node-1"),
+                None,
+                403,
+            ),
+        ];
+        for (name, value, expected, status) in rows {
+            let claims = claims(value);
+            assert_eq!(
+                PolicyClaims::subject(&claims),
+                claims.registered.sub.as_deref(),
+                "{name}"
+            );
+            assert_eq!(claims.kubernetes_service_account(), expected, "{name}");
+
+            let service = AuthorizeLayer::namespaces(["prod"])
+                .claims::<KubernetesClaims>()
+                .layer(service_fn(|_: http::Request<String>| async {
+                    Ok::<_, Infallible>(http::Response::new(String::new()))
+                }));
+            let mut request = http::Request::new(String::new());
+            request.extensions_mut().insert(Claims(Arc::new(claims)));
+            let response = service.oneshot(request).await.unwrap();
+            assert_eq!(response.status(), status, "{name}");
+        }
     }
 
     #[test]

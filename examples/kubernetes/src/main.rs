@@ -1,0 +1,246 @@
+// Run: `cargo run -p kubernetes` (offline: an embedded test issuer stands in for a GKE cluster and curl
+// commands are printed), or `ISSUER=https://… cargo run -p kubernetes` against a real cluster's issuer.
+//! A service that accepts bound service-account tokens of one Kubernetes cluster, and only from one
+//! namespace: `GET /whoami` answers 200 with the caller's namespace, service account and pod, 403
+//! `insufficient_scope` for a service account of another namespace, 401 without a valid token;
+//! `GET /healthz` is open.
+//!
+//! Environment:
+//! - `ISSUER`: the cluster's service-account issuer (`kubectl get --raw
+//!   /.well-known/openid-configuration`, field `issuer`), e.g. a GKE cluster's
+//!   `https://container.googleapis.com/v1/projects/P/locations/L/clusters/C`; plain `http` only on
+//!   loopback. Or `GKE_PROJECT`, `GKE_LOCATION` and `GKE_CLUSTER`, which name a GKE cluster's issuer.
+//!   Unset: an embedded test issuer on 127.0.0.1 stands in for a GKE cluster.
+//! - `IN_CLUSTER=1`: fetch discovery and keys from the API server of the cluster this pod runs in,
+//!   with the pod's own token and CA (`ISSUER` still required: it is what tokens carry in `iss`).
+//! - `AUDIENCE` (default `kubernetes-example`): the audience callers request in their projected
+//!   token (`serviceAccountToken.audience`).
+//! - `ALLOWED_NAMESPACE` (default `prod`).
+//! - `PORT` (default 8080; 0 picks a free port), `HOST` (default 127.0.0.1; in a pod, 0.0.0.0).
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::routing::get;
+use axum::{Json, Router};
+use oidc_bearer::claims::kubernetes::KubernetesClaims;
+use oidc_bearer::issuers::gke_issuer;
+use oidc_bearer::issuers::kubernetes::InCluster;
+use oidc_bearer::policy::AuthorizeLayer;
+use oidc_bearer::{BearerAuthLayer, Claims, Verifier};
+use oidc_bearer_testing::TestIssuer;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+/// The embedded issuer poses as this GKE cluster, so tokens look like a real cluster's.
+const DEMO_CLUSTER: (&str, &str, &str) = ("demo-project", "europe-west1", "demo");
+
+/// The caller, read from the typed claims. Only service accounts of the allowed namespace get here;
+/// the policy read the account through `service_account()`, which checks `sub` against the
+/// `kubernetes.io` claim.
+async fn whoami(Claims(claims): Claims<KubernetesClaims>) -> Json<Value> {
+    let account = claims.service_account();
+    let bound = claims.kubernetes.as_ref();
+    // A token used after `warnafter` is one its client should have replaced: the kubelet rotates
+    // projected tokens long before then, so the client reads the file once and keeps the token.
+    if let Some(warn_after) = bound.and_then(|k| k.warnafter) {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        if i64::try_from(now).is_ok_and(|now| now > warn_after.as_secs()) {
+            tracing::warn!(
+                service_account = ?account.map(|a| a.username()),
+                "stale token: the client does not reload its projected token"
+            );
+        }
+    }
+    Json(json!({
+        "issuer": claims.registered.iss,
+        "namespace": account.map(|a| a.namespace),
+        "service_account": account.map(|a| a.name),
+        "service_account_uid": account.map(|a| a.uid),
+        "pod": bound.and_then(|k| k.pod.as_ref()).map(|p| &p.name),
+        "node": bound.and_then(|k| k.node.as_ref()).map(|n| &n.name),
+        "expires_at": claims.registered.exp.map(|e| e.as_secs()),
+    }))
+}
+
+/// The app: `/whoami` needs a token of the cluster (401) from a service account of `namespace`
+/// (403); `/healthz` is open. With `route_layer`, the layer added last runs first: the bearer layer
+/// verifies and stores the claims, then the policy reads them.
+fn app(verifier: Verifier, namespace: &str) -> Router {
+    Router::new()
+        .route("/whoami", get(whoami))
+        .route_layer(AuthorizeLayer::namespaces([namespace]).claims::<KubernetesClaims>())
+        .route_layer(BearerAuthLayer::new(verifier).claims::<KubernetesClaims>())
+        .route("/healthz", get(|| async { "ok" }))
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// The configured issuer: `ISSUER`, or the GKE cluster named by `GKE_*`, or none.
+fn configured_issuer() -> Result<Option<String>, String> {
+    let gke = [env("GKE_PROJECT"), env("GKE_LOCATION"), env("GKE_CLUSTER")];
+    let gke = match gke {
+        [Some(project), Some(location), Some(cluster)] => {
+            Some(gke_issuer(&project, &location, &cluster))
+        }
+        [None, None, None] => None,
+        _ => return Err("set GKE_PROJECT, GKE_LOCATION and GKE_CLUSTER together".into()),
+    };
+    match (env("ISSUER"), gke) {
+        (Some(_), Some(_)) => {
+            Err("set ISSUER or GKE_PROJECT/GKE_LOCATION/GKE_CLUSTER, not both".into())
+        }
+        (issuer, gke) => Ok(issuer.or(gke)),
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    // Errors are printed with Display (`Result` from `main` would print their Debug form).
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,oidc_bearer=info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+
+    let audience = env("AUDIENCE").unwrap_or_else(|| "kubernetes-example".to_owned());
+    let namespace = env("ALLOWED_NAMESPACE").unwrap_or_else(|| "prod".to_owned());
+    let host = env("HOST").unwrap_or_else(|| "127.0.0.1".to_owned());
+    let port: u16 = env("PORT").map_or(Ok(8080), |p| p.parse())?;
+    let in_cluster = env("IN_CLUSTER").is_some_and(|v| v == "1" || v == "true");
+
+    // Construction never contacts the issuer; a bad issuer URL, or IN_CLUSTER=1 outside a pod, fails
+    // here rather than at the first request.
+    let (verifier, embedded) = match configured_issuer()? {
+        Some(issuer) if in_cluster => {
+            let builder = InCluster::new().verifier_builder(issuer, audience.clone())?;
+            (builder.build()?, None)
+        }
+        Some(issuer) => (Verifier::new(issuer, audience.clone())?, None),
+        None if in_cluster => {
+            return Err("IN_CLUSTER=1 needs ISSUER (or GKE_PROJECT/GKE_LOCATION/GKE_CLUSTER): \
+                        the cluster's issuer, from `kubectl get --raw /.well-known/openid-configuration`"
+                .into());
+        }
+        None => {
+            // No cluster: a local issuer whose tokens carry a GKE cluster's `iss`. Discovery is
+            // fetched from it on 127.0.0.1, and its document must still name that issuer.
+            let (project, location, cluster) = DEMO_CLUSTER;
+            let issuer = TestIssuer::builder()
+                .issuer(&gke_issuer(project, location, cluster))
+                .start()
+                .await;
+            let verifier = Verifier::builder(issuer.issuer(), audience.clone())
+                .with_discovery_url(issuer.discovery_url())
+                .build()?;
+            (verifier, Some(issuer))
+        }
+    };
+
+    // Warm the key cache in the background, retrying until the issuer answers; requests meanwhile
+    // get 503, and the server starts even when the issuer is down.
+    let warm = verifier.clone();
+    tokio::spawn(async move {
+        let mut delay = Duration::from_secs(1);
+        loop {
+            match warm.ready().await {
+                Ok(()) => break tracing::info!("issuer keys loaded"),
+                Err(error) => tracing::warn!(%error, "issuer keys not loaded yet; retrying"),
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(30));
+        }
+    });
+
+    let issuer_url = verifier.issuer().to_owned();
+    let listener = TcpListener::bind((host.as_str(), port)).await?;
+    let addr: SocketAddr = listener.local_addr()?;
+    println!(
+        "listening on http://{addr} (issuer {issuer_url}, audience {audience}, namespace {namespace})"
+    );
+
+    if let Some(issuer) = &embedded {
+        print_demo(issuer, addr, &audience, &namespace);
+    }
+
+    axum::serve(listener, app(verifier, &namespace))
+        .with_graceful_shutdown(shutdown())
+        .await?;
+    println!("shut down");
+    Ok(())
+}
+
+/// Mints a token for a service account of the allowed namespace and one of another namespace, and
+/// prints a curl command for each.
+fn print_demo(issuer: &TestIssuer, addr: SocketAddr, audience: &str, namespace: &str) {
+    let other = if namespace == "default" {
+        "kube-system"
+    } else {
+        "default"
+    };
+    let token = |ns: &str| {
+        issuer
+            .token()
+            .kubernetes(ns, "billing")
+            .aud(audience)
+            .sign()
+    };
+    let url = format!("http://{addr}/whoami");
+    println!();
+    println!(
+        "Embedded test issuer standing in for the GKE cluster {} (keys on {}).",
+        issuer.issuer(),
+        issuer.base_url()
+    );
+    println!("Tokens for audience {audience:?}, valid for an hour. Try:");
+    println!("  curl -s {url}    # 401: no token");
+    println!(
+        "  curl -s -H \"Authorization: Bearer {}\" {url}    # 200: {namespace}/billing",
+        token(namespace)
+    );
+    println!(
+        "  curl -si -H \"Authorization: Bearer {}\" {url}    # 403: {other}/billing, namespace not allowed",
+        token(other)
+    );
+    println!();
+}
+
+/// Resolves on Ctrl-C or SIGTERM (what Kubernetes sends before killing a pod).
+async fn shutdown() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down");
+}
