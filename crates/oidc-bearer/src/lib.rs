@@ -38,6 +38,7 @@ mod algorithm;
 #[cfg(feature = "axum")]
 pub mod axum;
 pub mod bearer;
+pub mod cache;
 pub mod claims;
 pub mod clock;
 mod crypto;

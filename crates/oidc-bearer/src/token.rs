@@ -10,6 +10,10 @@ use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use crate::error::VerifyError;
 
+mod capture;
+
+pub(crate) use capture::decode_with_claims;
+
 /// The JOSE header fields we read. `jku`, `x5u`, `x5c` and `jwk` are deliberately not read: keys come
 /// only from the issuer's configured key set, never from the token (RFC 8725 §3.10).
 #[derive(Debug, Deserialize)]
@@ -88,8 +92,9 @@ impl<'de> Deserialize<'de> for ClaimValue {
     }
 }
 
-/// The registered claims the verifier checks, read before the signature check (to reject non-JSON
-/// payloads and to pick the issuer) but only trusted after it.
+/// The registered claims the verifier checks: read while decoding the caller's type after the
+/// signature check ([`capture`]), or up front by [`Parsed`] (to pick the issuer); only trusted after
+/// the signature.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub(crate) struct RawClaims {
@@ -110,18 +115,27 @@ impl RawClaims {
     }
 }
 
-/// A compact JWS taken apart; nothing in it is trusted until the signature is checked.
+/// A compact JWS taken apart, its payload decoded but not parsed; nothing in it is trusted until the
+/// signature is checked.
+///
+/// The verifier parses the payload once, after the signature, into the caller's claims type while
+/// reading the registered claims in the same pass ([`capture`]); [`Parsed`] reads them up front for
+/// callers that need the (unverified) issuer first.
 #[derive(Debug)]
-pub(crate) struct Parsed<'a> {
+pub(crate) struct Jws<'a> {
     pub(crate) header: Header,
     /// `BASE64URL(header) || '.' || BASE64URL(payload)`, the JWS signing input.
     pub(crate) signing_input: &'a [u8],
     pub(crate) payload: Vec<u8>,
     pub(crate) signature: Vec<u8>,
-    pub(crate) claims: RawClaims,
 }
 
-impl<'a> Parsed<'a> {
+/// Headers up to this size are decoded on the stack (real ones are under 200 bytes).
+const HEADER_STACK_BYTES: usize = 512;
+
+impl<'a> Jws<'a> {
+    /// Takes `token` apart, refusing garbage before any crypto: size, segments, base64url, a JSON
+    /// object header with an `alg`, `crit`, and a payload that at least opens a JSON object.
     pub(crate) fn new(token: &'a str, max_len: usize) -> Result<Self, VerifyError> {
         if token.len() > max_len {
             return Err(VerifyError::TooLarge {
@@ -147,14 +161,25 @@ impl<'a> Parsed<'a> {
         }
         // RFC 7515 §2: base64url without padding. The strict decoder also refuses non-canonical
         // trailing bits, so one signature has one encoding.
-        let header_bytes = URL_SAFE_NO_PAD
-            .decode(h)
-            .map_err(|_| malformed("header is not base64url"))?;
+        let mut stack = [0u8; HEADER_STACK_BYTES];
+        let heap;
+        let header_bytes: &[u8] = match URL_SAFE_NO_PAD.decode_slice(h, &mut stack) {
+            Ok(len) => &stack[..len],
+            Err(base64::DecodeSliceError::OutputSliceTooSmall) => {
+                heap = URL_SAFE_NO_PAD
+                    .decode(h)
+                    .map_err(|_| malformed("header is not base64url"))?;
+                &heap
+            }
+            Err(base64::DecodeSliceError::DecodeError(_)) => {
+                return Err(malformed("header is not base64url"));
+            }
+        };
         // serde's derived structs also accept JSON arrays; a JOSE header and a claims set are objects.
-        if !is_json_object(&header_bytes) {
+        if !is_json_object(header_bytes) {
             return Err(malformed("header is not a JSON object with an alg"));
         }
-        let header: Header = serde_json::from_slice(&header_bytes)
+        let header: Header = serde_json::from_slice(header_bytes)
             .map_err(|_| malformed("header is not a JSON object with an alg"))?;
         let payload = URL_SAFE_NO_PAD
             .decode(p)
@@ -165,8 +190,6 @@ impl<'a> Parsed<'a> {
         if !is_json_object(&payload) {
             return Err(malformed("payload is not a JSON object"));
         }
-        let claims: RawClaims = serde_json::from_slice(&payload)
-            .map_err(|_| malformed("payload is not a JSON object"))?;
         // RFC 7515 §4.1.11: a recipient MUST reject a JWS whose `crit` lists extensions it does not
         // understand; we understand none. An empty list is itself invalid.
         if let Some(crit) = &header.crit {
@@ -182,9 +205,50 @@ impl<'a> Parsed<'a> {
             signing_input: &token.as_bytes()[..h.len() + 1 + p.len()],
             payload,
             signature,
-            claims,
         })
     }
+
+    /// The registered claims, parsed on their own.
+    pub(crate) fn raw_claims(&self) -> Result<RawClaims, VerifyError> {
+        serde_json::from_slice(&self.payload).map_err(|_| VerifyError::Malformed {
+            reason: "payload is not a JSON object",
+        })
+    }
+}
+
+/// A compact JWS taken apart with its registered claims read (not trusted) up front: for callers
+/// that need the issuer before choosing a verifier.
+#[derive(Debug)]
+pub(crate) struct Parsed<'a> {
+    jws: Jws<'a>,
+    pub(crate) claims: RawClaims,
+}
+
+impl<'a> Parsed<'a> {
+    pub(crate) fn new(token: &'a str, max_len: usize) -> Result<Self, VerifyError> {
+        let jws = Jws::new(token, max_len)?;
+        let claims = jws.raw_claims()?;
+        Ok(Self { jws, claims })
+    }
+}
+
+impl<'a> std::ops::Deref for Parsed<'a> {
+    type Target = Jws<'a>;
+
+    fn deref(&self) -> &Jws<'a> {
+        &self.jws
+    }
+}
+
+/// The decoded payload of a token that verified before (a token cache hit): no checks beyond
+/// base64url, which the first verification passed.
+pub(crate) fn decode_payload(token: &str) -> Result<Vec<u8>, VerifyError> {
+    let payload = token.split('.').nth(1).unwrap_or_default();
+    URL_SAFE_NO_PAD
+        .decode(payload)
+        .map_err(|_| VerifyError::Malformed {
+            reason: "payload is not base64url",
+        })
 }
 
 fn is_json_object(bytes: &[u8]) -> bool {

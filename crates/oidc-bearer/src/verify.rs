@@ -1,6 +1,8 @@
 //! [`Verifier`]: one issuer's policy — where its keys are, which audiences and algorithms are
 //! accepted, how much clock skew is tolerated — and the verification of a token against it.
 
+use std::any::TypeId;
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,11 +10,15 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 
 use crate::Algorithm;
+use crate::cache::{
+    Entry, KeyRef, Lookup, SharedClaims, Times, TokenCache, TokenCacheSettings, TokenCacheStats,
+};
 use crate::clock::{Clock, SharedClock, SystemClock};
+use crate::crypto::{Prehashed, TokenHash};
 use crate::error::{ConfigError, KeysError, VerifyError};
 use crate::fetch::HttpSettings;
-use crate::keys::{CacheSettings, KeySet, RemoteKeySet};
-use crate::token::{ClaimValue, Parsed};
+use crate::keys::{CacheSettings, Jwks, KeySet, PublicKey, RemoteKeySet};
+use crate::token::{ClaimValue, Jws, Parsed, RawClaims};
 
 /// The default token size cap: 8 KiB, far above real workload tokens (about 1 KiB).
 pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8 * 1024;
@@ -54,6 +60,8 @@ struct Inner {
     max_token_bytes: usize,
     keys: Arc<dyn KeySet>,
     clock: SharedClock,
+    /// Tokens this verifier (and its clones) accepted: per verifier, so per policy.
+    token_cache: Option<TokenCache>,
     issuer_aliases: Vec<String>,
     required_claims: Vec<&'static str>,
 }
@@ -110,19 +118,39 @@ impl Verifier {
     ///
     /// Order: structure (before any crypto), algorithm and key, signature, then the claims — go-oidc
     /// checks the signature before the claims since v3.15 (CVE-2025-27144) and so do we.
+    ///
+    /// With the [token cache](crate::cache) on (the default), a token this verifier has accepted
+    /// before is not checked again: its `exp`, `nbf` and `iat` are, and that its key is still
+    /// published; the payload is then decoded into a new `T`. Prefer
+    /// [`verify_shared`](Self::verify_shared), which hands out the cached claims themselves.
     pub async fn verify<T: DeserializeOwned>(&self, token: &str) -> Result<T, VerifyError> {
-        let parsed = Parsed::new(token, self.inner.max_token_bytes)?;
-        self.check(&parsed).await?;
-        decode_claims(&parsed.payload)
+        self.verify_cached(token, None, None, decode_capturing::<T>, |_| None, |_| None)
+            .await
     }
 
-    /// Verifies `token` and decodes its payload into a shared `T`: what the HTTP layer uses, so that
-    /// claims can be handed to handlers (and cached) without deep copies.
+    /// Verifies `token` and decodes its payload into a shared `T`: what the HTTP layer uses.
+    ///
+    /// With the [token cache](crate::cache) on (the default), a token seen before costs a SHA-256
+    /// and a lookup, and every request with it gets the same `Arc<T>` (no decoding, no deep copy).
     pub async fn verify_shared<T>(&self, token: &str) -> Result<Arc<T>, VerifyError>
     where
         T: DeserializeOwned + Send + Sync + 'static,
     {
-        self.verify::<T>(token).await.map(Arc::new)
+        self.verify_cached(
+            token,
+            None,
+            Some(TypeId::of::<T>()),
+            decode_shared::<T>,
+            |shared| shared.downcast::<T>().ok(),
+            |claims| Some(claims.clone() as SharedClaims),
+        )
+        .await
+    }
+
+    /// Counters of this verifier's token cache (shared by its clones), or `None` when the cache is
+    /// off.
+    pub fn token_cache_stats(&self) -> Option<TokenCacheStats> {
+        self.inner.token_cache.as_ref().map(TokenCache::stats)
     }
 
     /// Verifies a token the caller has already parsed (an issuer registry parses once to pick the
@@ -132,17 +160,18 @@ impl Verifier {
         token: &str,
         parsed: &Parsed<'_>,
     ) -> Result<T, VerifyError> {
-        if token.len() > self.inner.max_token_bytes {
-            return Err(VerifyError::TooLarge {
-                len: token.len(),
-                max: self.inner.max_token_bytes,
-            });
-        }
-        self.check(parsed).await?;
-        decode_claims(&parsed.payload)
+        self.verify_cached(
+            token,
+            Some(parsed),
+            None,
+            decode_capturing::<T>,
+            |_| None,
+            |_| None,
+        )
+        .await
     }
 
-    /// [`verify_parsed`](Self::verify_parsed) into a shared `T`, like
+    /// [`verify_parsed`](Self::verify_parsed) into a shared `T`, cached like
     /// [`verify_shared`](Self::verify_shared).
     pub(crate) async fn verify_parsed_shared<T>(
         &self,
@@ -152,7 +181,15 @@ impl Verifier {
     where
         T: DeserializeOwned + Send + Sync + 'static,
     {
-        self.verify_parsed::<T>(token, parsed).await.map(Arc::new)
+        self.verify_cached(
+            token,
+            Some(parsed),
+            Some(TypeId::of::<T>()),
+            decode_shared::<T>,
+            |shared| shared.downcast::<T>().ok(),
+            |claims| Some(claims.clone() as SharedClaims),
+        )
+        .await
     }
 
     /// The `iss` values accepted: the issuer, then its aliases.
@@ -161,10 +198,167 @@ impl Verifier {
             .chain(self.inner.issuer_aliases.iter().map(String::as_str))
     }
 
-    /// Checks a parsed token: everything but decoding the caller's claims type.
-    pub(crate) async fn check(&self, parsed: &Parsed<'_>) -> Result<(), VerifyError> {
+    /// The verification behind every `verify*` method.
+    ///
+    /// A miss runs as close to the bare signature check as we can make it: the header is parsed
+    /// once, the key found by `kid` in O(1) and already prepared (see `crypto`), garbage refused
+    /// before any crypto, and the payload parsed once, after the signature, into the caller's type
+    /// with the registered claims read in the same pass (`token::capture`).
+    ///
+    /// With the token cache on, a hit returns before any parsing. `decode` turns the verified
+    /// payload into what the caller gets (and the registered claims when it could read them);
+    /// with `type_id`, a hit returns the claims cached for that type (`from_shared`) and a miss
+    /// caches what `to_shared` gives.
+    ///
+    /// Concurrent first uses of one token may each verify it, but only as many as run at once: the
+    /// miss path awaits nothing once the keys are loaded, and after any await (a key fetch) it looks
+    /// in the cache again, so the tasks that queued behind one fetch find the token verified by the
+    /// first of them.
+    async fn verify_cached<R>(
+        &self,
+        token: &str,
+        parsed: Option<&Parsed<'_>>,
+        type_id: Option<TypeId>,
+        decode: impl Fn(&[u8]) -> (Result<R, VerifyError>, Option<RawClaims>),
+        from_shared: impl Fn(SharedClaims) -> Option<R>,
+        to_shared: impl Fn(&R) -> Option<SharedClaims>,
+    ) -> Result<R, VerifyError> {
         let inner = &*self.inner;
-        let header = &parsed.header;
+        // Before hashing: an oversized token costs nothing but this comparison.
+        if token.len() > inner.max_token_bytes {
+            return Err(VerifyError::TooLarge {
+                len: token.len(),
+                max: inner.max_token_bytes,
+            });
+        }
+        let cache = inner.token_cache.as_ref();
+        let mut hash = cache.map(|_| TokenHash::new(token));
+        let digest = hash.as_ref().map(|hash| hash.token);
+        // One reading of the clock per verification (another after waiting for keys).
+        let mut now = self.now();
+        let lookup = |keys: &Arc<Jwks>, now| match (cache, &digest) {
+            (Some(cache), Some(digest)) => self.cached(
+                cache,
+                digest,
+                keys,
+                now,
+                token,
+                parsed,
+                type_id,
+                &decode,
+                &from_shared,
+                &to_shared,
+            ),
+            _ => Ok(None),
+        };
+        // The current keys, never waiting: a hit must still find its key there (and reading them
+        // lets a remote key set schedule its background refresh, as a full verification would).
+        let current = inner.keys.current();
+        if let Some(keys) = &current
+            && let Some(hit) = lookup(keys, now)?
+        {
+            return Ok(hit);
+        }
+
+        let owned;
+        let jws: &Jws<'_> = match parsed {
+            Some(parsed) => parsed,
+            None => {
+                owned = Jws::new(token, inner.max_token_bytes)?;
+                &owned
+            }
+        };
+        let (keys, alg, waited) = self.resolve_keys(jws, current).await?;
+        if waited {
+            now = self.now();
+            if let Some(hit) = lookup(&keys, now)? {
+                return Ok(hit);
+            }
+        }
+        // On a miss the token's hash was computed with the state at its last dot kept: the SHA-256
+        // of the signing input (RS256, PS256, ES256) is then one finalisation away.
+        let prehashed = hash
+            .take()
+            .and_then(|hash| hash.signing_input(jws.signing_input));
+        let key = check_signature(jws, &keys, alg, prehashed.as_ref())?;
+
+        let (decoded, captured) = decode(&jws.payload);
+        let separate;
+        let claims = match (parsed, &captured) {
+            (Some(parsed), _) => &parsed.claims,
+            (None, Some(captured)) => captured,
+            // Not readable in the same pass (or the caller's type failed): parse them on their own,
+            // so that a claim error still comes before a decoding error.
+            (None, None) => {
+                separate = jws.raw_claims()?;
+                &separate
+            }
+        };
+        let times = self.check_claims(jws, claims, now)?;
+        let value = decoded?;
+        if let (Some(cache), Some(digest)) = (cache, &digest) {
+            let entry = Entry::new(
+                times,
+                inner.leeway,
+                KeyRef::new(&keys, jws.header.kid.as_deref(), alg, key.fingerprint()),
+                type_id.zip(to_shared(&value)),
+                token.len(),
+                jws.payload.len(),
+            );
+            cache.insert(digest, entry, now);
+        }
+        Ok(value)
+    }
+
+    /// The cache lookup: `Some` when the token was verified before and still holds.
+    #[allow(clippy::too_many_arguments)]
+    fn cached<R>(
+        &self,
+        cache: &TokenCache,
+        digest: &crate::crypto::Sha256,
+        keys: &Arc<Jwks>,
+        now: f64,
+        token: &str,
+        parsed: Option<&Parsed<'_>>,
+        type_id: Option<TypeId>,
+        decode: &impl Fn(&[u8]) -> (Result<R, VerifyError>, Option<RawClaims>),
+        from_shared: &impl Fn(SharedClaims) -> Option<R>,
+        to_shared: &impl Fn(&R) -> Option<SharedClaims>,
+    ) -> Result<Option<R>, VerifyError> {
+        let lookup = cache.get(digest, type_id, keys, |times| {
+            self.check_times(times, now).is_ok()
+        });
+        match lookup {
+            Lookup::Miss => Ok(None),
+            Lookup::Typed(shared) => Ok(from_shared(shared)),
+            Lookup::Verified => {
+                let payload = match parsed {
+                    Some(parsed) => Cow::Borrowed(&parsed.payload[..]),
+                    None => Cow::Owned(crate::token::decode_payload(token)?),
+                };
+                let claims = decode(&payload).0?;
+                if let Some((type_id, shared)) = type_id.zip(to_shared(&claims)) {
+                    cache.attach(digest, type_id, shared, now);
+                }
+                Ok(Some(claims))
+            }
+        }
+    }
+
+    fn now(&self) -> f64 {
+        self.inner.clock.now().as_secs_f64()
+    }
+
+    /// The header's algorithm, checked against the policy, and the key set holding the token's key
+    /// (refreshed once for an unknown `kid`); and whether a fetch was awaited. `current` is what
+    /// the key set gave without waiting, if the caller already asked.
+    async fn resolve_keys(
+        &self,
+        jws: &Jws<'_>,
+        current: Option<Arc<Jwks>>,
+    ) -> Result<(Arc<Jwks>, Algorithm, bool), VerifyError> {
+        let inner = &*self.inner;
+        let header = &jws.header;
         // RFC 8725 §3.1: `none` and unknown names never pass; names are case-sensitive.
         let alg = Algorithm::from_header(&header.alg).ok_or_else(|| {
             VerifyError::UnsupportedAlgorithm {
@@ -189,47 +383,46 @@ impl Verifier {
         }
 
         let kid = header.kid.as_deref();
-        let keys = match inner.keys.current() {
+        let mut waited = false;
+        let keys = match current.or_else(|| inner.keys.current()) {
             Some(keys) => keys,
-            None => inner
-                .keys
-                .refresh()
-                .await
-                .map_err(|source| VerifyError::KeysUnavailable { source })?,
+            None => {
+                waited = true;
+                inner
+                    .keys
+                    .refresh()
+                    .await
+                    .map_err(|source| VerifyError::KeysUnavailable { source })?
+            }
         };
-        let found = keys.select(kid, alg);
-        let keys = match found {
+        let keys = match keys.select(kid, alg) {
             Err(VerifyError::UnknownKey { .. }) => {
                 // An unknown kid may be a rotation we have not seen: ask for fresh keys. The key set
-                // decides whether to fetch (single flight, cooldown).
+                // decides whether to fetch (single flight, cooldown), so a flood of forged kids
+                // costs no crypto and at most one fetch per cooldown.
                 let fresh = inner
                     .keys
                     .refresh()
                     .await
                     .map_err(|source| VerifyError::KeysUnavailable { source })?;
                 fresh.select(kid, alg)?;
+                waited = true;
                 fresh
             }
             Err(e) => return Err(e),
             Ok(_) => keys,
         };
-        let key = keys.select(kid, alg)?;
-        // A signature of the wrong length is refused without any crypto.
-        if key
-            .signature_len(alg)
-            .is_some_and(|len| len != parsed.signature.len())
-        {
-            return Err(VerifyError::InvalidSignature);
-        }
-        if !key.verify(alg, parsed.signing_input, &parsed.signature) {
-            return Err(VerifyError::InvalidSignature);
-        }
-        self.check_claims(parsed)
+        Ok((keys, alg, waited))
     }
 
-    fn check_claims(&self, parsed: &Parsed<'_>) -> Result<(), VerifyError> {
+    /// The registered claims of a token whose signature holds; its validity window on success.
+    fn check_claims(
+        &self,
+        parsed: &Jws<'_>,
+        claims: &RawClaims,
+        now: f64,
+    ) -> Result<Times, VerifyError> {
         let inner = &*self.inner;
-        let claims = &parsed.claims;
         // RFC 7519 §4.1.1: `iss` is a single StringOrURI. jsonwebtoken accepts an array; we must not.
         match &claims.iss {
             ClaimValue::Str(iss) if *iss == inner.issuer || inner.issuer_aliases.contains(iss) => {}
@@ -273,38 +466,15 @@ impl Verifier {
                 });
             }
         }
-        let now = inner.clock.now().as_secs_f64();
-        let leeway = inner.leeway;
-        // RFC 7519 §4.1.4: the current time MUST be before `exp`.
-        match time_claim(&claims.exp, "exp")? {
-            Some(exp) if now >= exp + leeway => {
-                return Err(VerifyError::Expired {
-                    exp: exp.floor() as i64,
-                    now: now.floor() as i64,
-                });
-            }
-            None if inner.require_exp => return Err(VerifyError::MissingClaim { claim: "exp" }),
-            _ => {}
+        let times = Times {
+            exp: time_claim(&claims.exp, "exp")?,
+            nbf: time_claim(&claims.nbf, "nbf")?,
+            iat: time_claim(&claims.iat, "iat")?,
+        };
+        if times.exp.is_none() && inner.require_exp {
+            return Err(VerifyError::MissingClaim { claim: "exp" });
         }
-        // RFC 7519 §4.1.5: the current time MUST be after or equal to `nbf`.
-        if let Some(nbf) = time_claim(&claims.nbf, "nbf")? {
-            if now + leeway < nbf {
-                return Err(VerifyError::NotYetValid {
-                    nbf: nbf.floor() as i64,
-                    now: now.floor() as i64,
-                });
-            }
-        }
-        // A token issued in the future is as suspect as one not yet valid (go-oidc does not check
-        // `iat`; we do, with the same leeway).
-        if let Some(iat) = time_claim(&claims.iat, "iat")? {
-            if now + leeway < iat {
-                return Err(VerifyError::IssuedInFuture {
-                    iat: iat.floor() as i64,
-                    now: now.floor() as i64,
-                });
-            }
-        }
+        self.check_times(&times, now)?;
         if !inner.required_claims.is_empty() {
             // Only read when configured: the payload was checked to be a JSON object when parsed.
             let payload: serde_json::Map<String, serde_json::Value> =
@@ -318,7 +488,85 @@ impl Verifier {
                 return Err(VerifyError::MissingClaim { claim });
             }
         }
+        Ok(times)
+    }
+
+    /// `exp`, `nbf` and `iat` against the clock, with leeway: at verification and on every cache hit.
+    fn check_times(&self, times: &Times, now: f64) -> Result<(), VerifyError> {
+        let leeway = self.inner.leeway;
+        // RFC 7519 §4.1.4: the current time MUST be before `exp`.
+        if let Some(exp) = times.exp
+            && now >= exp + leeway
+        {
+            return Err(VerifyError::Expired {
+                exp: exp.floor() as i64,
+                now: now.floor() as i64,
+            });
+        }
+        // RFC 7519 §4.1.5: the current time MUST be after or equal to `nbf`.
+        if let Some(nbf) = times.nbf
+            && now + leeway < nbf
+        {
+            return Err(VerifyError::NotYetValid {
+                nbf: nbf.floor() as i64,
+                now: now.floor() as i64,
+            });
+        }
+        // A token issued in the future is as suspect as one not yet valid (go-oidc does not check
+        // `iat`; we do, with the same leeway).
+        if let Some(iat) = times.iat
+            && now + leeway < iat
+        {
+            return Err(VerifyError::IssuedInFuture {
+                iat: iat.floor() as i64,
+                now: now.floor() as i64,
+            });
+        }
         Ok(())
+    }
+}
+
+/// The signature of `jws` with the key its header selects; the key on success.
+fn check_signature<'k>(
+    jws: &Jws<'_>,
+    keys: &'k Jwks,
+    alg: Algorithm,
+    prehashed: Option<&Prehashed>,
+) -> Result<&'k PublicKey, VerifyError> {
+    let key = keys.select(jws.header.kid.as_deref(), alg)?;
+    // A signature of the wrong length is refused without any crypto.
+    if key
+        .signature_len(alg)
+        .is_some_and(|len| len != jws.signature.len())
+    {
+        return Err(VerifyError::InvalidSignature);
+    }
+    if !key.verify(alg, jws.signing_input, &jws.signature, prehashed) {
+        return Err(VerifyError::InvalidSignature);
+    }
+    Ok(key)
+}
+
+/// Decodes a verified payload into `T`, reading the registered claims in the same pass.
+fn decode_capturing<T: DeserializeOwned>(
+    payload: &[u8],
+) -> (Result<T, VerifyError>, Option<RawClaims>) {
+    let (result, claims) = crate::token::decode_with_claims::<T>(payload);
+    (result.map_err(claims_decode_error), claims)
+}
+
+/// [`decode_capturing`] into an `Arc`.
+fn decode_shared<T: DeserializeOwned>(
+    payload: &[u8],
+) -> (Result<Arc<T>, VerifyError>, Option<RawClaims>) {
+    let (result, claims) = decode_capturing::<T>(payload);
+    (result.map(Arc::new), claims)
+}
+
+fn claims_decode_error(e: serde_json::Error) -> VerifyError {
+    VerifyError::ClaimsDecode {
+        // serde_json's message names the field and position, never the value's contents beyond it.
+        message: e.to_string(),
     }
 }
 
@@ -351,13 +599,6 @@ fn check_typ(expected: &str, found: Option<&str>) -> Result<(), VerifyError> {
             found: found.map(str::to_owned),
         }),
     }
-}
-
-pub(crate) fn decode_claims<T: DeserializeOwned>(payload: &[u8]) -> Result<T, VerifyError> {
-    serde_json::from_slice(payload).map_err(|e| VerifyError::ClaimsDecode {
-        // serde_json's message names the field and position, never the value's contents beyond it.
-        message: e.to_string(),
-    })
 }
 
 impl fmt::Debug for Verifier {
@@ -421,6 +662,7 @@ pub struct VerifierBuilder {
     discovery_url: Option<String>,
     http: HttpSettings,
     cache: CacheSettings,
+    token_cache: Option<TokenCacheSettings>,
     hmac: bool,
     issuer_aliases: Vec<String>,
     required_claims: Vec<&'static str>,
@@ -443,6 +685,7 @@ impl VerifierBuilder {
             discovery_url: None,
             http: HttpSettings::default(),
             cache: CacheSettings::default(),
+            token_cache: Some(TokenCacheSettings::default()),
             hmac: false,
             issuer_aliases: Vec::new(),
             required_claims: Vec::new(),
@@ -575,6 +818,20 @@ impl VerifierBuilder {
         self
     }
 
+    /// Bounds for the cache of accepted tokens (on by default: 10,000 tokens, 16 MiB). See
+    /// [`cache`](crate::cache).
+    pub fn with_token_cache(mut self, settings: TokenCacheSettings) -> Self {
+        self.token_cache = Some(settings);
+        self
+    }
+
+    /// Turns the cache of accepted tokens off: every request's token is verified in full, signature
+    /// included.
+    pub fn without_token_cache(mut self) -> Self {
+        self.token_cache = None;
+        self
+    }
+
     /// The least time between two fetches triggered by unknown `kid`s (default 30 s).
     pub fn with_refresh_cooldown(mut self, cooldown: Duration) -> Self {
         self.cache.cooldown = cooldown;
@@ -640,6 +897,9 @@ impl VerifierBuilder {
             });
         }
         self.cache.validate()?;
+        if let Some(settings) = &self.token_cache {
+            settings.validate()?;
+        }
         let keys: Arc<dyn KeySet> = match self.source {
             KeySource::Custom(keys) => keys,
             KeySource::JwksUrl(url) => Arc::new(
@@ -687,6 +947,7 @@ impl VerifierBuilder {
                 clock: self.clock,
                 issuer_aliases: self.issuer_aliases,
                 required_claims: self.required_claims,
+                token_cache: self.token_cache.as_ref().map(TokenCache::new),
             }),
         })
     }

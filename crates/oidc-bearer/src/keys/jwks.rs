@@ -56,6 +56,8 @@ pub struct PublicKey {
     kind: KeyKind,
     alg: Option<Algorithm>,
     prepared: Vec<(Algorithm, Prepared)>,
+    /// SHA-256 of the key material: the token cache's test that a key is still the same key.
+    fingerprint: crypto::Sha256,
 }
 
 impl PublicKey {
@@ -94,12 +96,24 @@ impl PublicKey {
         }
     }
 
-    /// Checks `signature` over `message` with `alg`.
-    pub(crate) fn verify(&self, alg: Algorithm, message: &[u8], signature: &[u8]) -> bool {
+    /// The SHA-256 fingerprint of the key material.
+    pub(crate) fn fingerprint(&self) -> &crypto::Sha256 {
+        &self.fingerprint
+    }
+
+    /// Checks `signature` over `message` with `alg`; `prehashed` is the message's SHA-256 when it
+    /// was computed already.
+    pub(crate) fn verify(
+        &self,
+        alg: Algorithm,
+        message: &[u8],
+        signature: &[u8],
+        prehashed: Option<&crypto::Prehashed>,
+    ) -> bool {
         self.prepared
             .iter()
             .find(|(a, _)| *a == alg)
-            .is_some_and(|(_, p)| p.verify(message, signature))
+            .is_some_and(|(_, p)| p.verify(message, signature, prehashed))
     }
 
     fn new(
@@ -117,10 +131,10 @@ impl PublicKey {
                 .filter(|a| kind.fits(*a))
                 .collect(),
         };
-        if let Some(alg) = alg {
-            if !kind.fits(alg) {
-                return Err(format!("alg {alg} does not fit a {kind:?} key"));
-            }
+        if let Some(alg) = alg
+            && !kind.fits(alg)
+        {
+            return Err(format!("alg {alg} does not fit a {kind:?} key"));
         }
         let prepared = candidates
             .into_iter()
@@ -131,6 +145,7 @@ impl PublicKey {
             kind,
             alg,
             prepared,
+            fingerprint: crypto::fingerprint(key),
         })
     }
 }
@@ -345,16 +360,16 @@ impl Jwks {
 fn parse_jwk(value: serde_json::Value) -> Result<PublicKey, String> {
     let raw: RawJwk = serde_json::from_value(value).map_err(|e| format!("invalid JWK: {e}"))?;
     // RFC 7517 §4.2: `use` other than "sig" (e.g. "enc") is not for signatures.
-    if let Some(u) = &raw.use_ {
-        if u != "sig" {
-            return Err(format!("use {u:?} is not \"sig\""));
-        }
+    if let Some(u) = &raw.use_
+        && u != "sig"
+    {
+        return Err(format!("use {u:?} is not \"sig\""));
     }
     // RFC 7517 §4.3: `key_ops` restricts the key to the listed operations.
-    if let Some(ops) = &raw.key_ops {
-        if !ops.iter().any(|op| op == "verify") {
-            return Err("key_ops does not include \"verify\"".into());
-        }
+    if let Some(ops) = &raw.key_ops
+        && !ops.iter().any(|op| op == "verify")
+    {
+        return Err("key_ops does not include \"verify\"".into());
     }
     let alg = match raw.alg.as_deref() {
         None => None,

@@ -1,0 +1,509 @@
+//! Verification speed next to the bare signature check of the same token, in the same run.
+//!
+//! Run: `cargo bench -p oidc-bearer --bench verify` (about two and a half minutes on 2 cores).
+//! Shorter: `cargo bench -p oidc-bearer --bench verify -- --warm-up-time 1 --measurement-time 3`.
+//! Only the ratio table: `cargo bench -p oidc-bearer --bench verify -- table`.
+//!
+//! Criterion groups, one per algorithm (RS256, ES256, PS256, EdDSA):
+//! - `signature_only`: aws-lc-rs `ParsedPublicKey::verify_sig` over the token's signing input, the
+//!   key prepared once: the floor any verifier pays;
+//! - `jsonwebtoken_signature`: `jsonwebtoken::crypto::verify`, which prepares the key per call;
+//! - `jsonwebtoken_decode`: `jsonwebtoken::decode` with an equivalent `Validation`;
+//! - `ours_uncached`: `Verifier::verify_shared` with the token cache off (every call is a full
+//!   verification);
+//! - `ours_miss`: the cache on, every call a token the cache has not seen (pre-minted tokens, a
+//!   cache smaller than the cycle, so the cost of hashing, inserting and evicting is included);
+//! - `ours_hit`: the cache on, the same token again.
+//!
+//! Group `reject` (RS256): malformed, oversized and badly encoded tokens, a bad signature and a
+//! forged `kid`.
+//!
+//! After the groups, a table of ops/s measured by interleaved rounds (each variant in turn, the
+//! best of several rounds, so drift on a shared machine hits all columns alike) with the ratios
+//! to `signature_only`.
+
+use std::future::Future;
+use std::hint::black_box;
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::signature::{self as sig, ParsedPublicKey};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use criterion::Criterion;
+use oidc_bearer::cache::TokenCacheSettings;
+use oidc_bearer::claims::{Audience, DefaultClaims};
+use oidc_bearer::clock::ManualClock;
+use oidc_bearer::keys::{Jwks, StaticKeySet};
+use oidc_bearer::{Verifier, VerifyError};
+use oidc_bearer_testing::{KeyAlg, TestIssuer};
+use serde::Deserialize;
+use serde_json::Value;
+
+const AUD: &str = "bench-service";
+/// Distinct pre-minted tokens per algorithm for `ours_miss`.
+const FRESH_TOKENS: usize = 256;
+
+/// A typed claims struct, as a service that reads a few claims would declare it.
+#[derive(Debug, Deserialize)]
+#[allow(dead_code)]
+struct WorkloadClaims {
+    iss: String,
+    sub: String,
+    aud: Audience,
+    exp: i64,
+    iat: i64,
+    jti: String,
+}
+
+/// Polls a future that must complete without waiting (the keys are loaded, no fetch happens).
+fn now_or_never<F: Future>(future: F) -> F::Output {
+    match pin!(future).poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(output) => output,
+        Poll::Pending => panic!("verification waited: the bench must not fetch keys"),
+    }
+}
+
+struct Case {
+    alg: KeyAlg,
+    token: String,
+    fresh: Vec<String>,
+    message: Vec<u8>,
+    signature: Vec<u8>,
+    aws_key: ParsedPublicKey,
+    jwt_key: jsonwebtoken::DecodingKey,
+    jwt_alg: jsonwebtoken::Algorithm,
+    jwt_validation: jsonwebtoken::Validation,
+    uncached: Verifier,
+    cached: Verifier,
+    churn: Verifier,
+    next_fresh: std::cell::Cell<usize>,
+}
+
+impl Case {
+    fn new(alg: KeyAlg) -> Self {
+        let issuer = TestIssuer::builder().key(alg).start_blocking();
+        let mint = || {
+            issuer
+                .token()
+                .kubernetes("payments", "checkout")
+                .aud(AUD)
+                .sign()
+        };
+        let token = mint();
+        let fresh: Vec<String> = (0..FRESH_TOKENS).map(|_| mint()).collect();
+        let jwk = issuer.public_jwk(&issuer.signing_kid());
+        let jwks_json = serde_json::to_vec(&issuer.jwks_json()).unwrap();
+
+        let (input, signature) = token.rsplit_once('.').unwrap();
+        let message = input.as_bytes().to_vec();
+        let signature = URL_SAFE_NO_PAD.decode(signature).unwrap();
+        let aws_key = aws_key(alg, &jwk);
+
+        let jwt_alg: jsonwebtoken::Algorithm = alg.name().parse().unwrap();
+        let jwt_key =
+            jsonwebtoken::DecodingKey::from_jwk(&serde_json::from_value(jwk).unwrap()).unwrap();
+        let mut jwt_validation = jsonwebtoken::Validation::new(jwt_alg);
+        jwt_validation.set_audience(&[AUD]);
+        jwt_validation.set_issuer(&[issuer.issuer()]);
+        jwt_validation.leeway = 60;
+        jwt_validation.validate_nbf = true;
+
+        let verifier = |cache: Option<TokenCacheSettings>| {
+            let builder = Verifier::builder(issuer.issuer(), AUD)
+                .with_key_set(StaticKeySet::new(Jwks::from_json(&jwks_json).unwrap()));
+            match cache {
+                Some(settings) => builder.with_token_cache(settings),
+                None => builder.without_token_cache(),
+            }
+            .build()
+            .unwrap()
+        };
+        // A cache far smaller than the cycle of fresh tokens: every lookup misses.
+        let mut small = TokenCacheSettings::default();
+        small.max_entries = 16;
+        let case = Self {
+            alg,
+            token,
+            fresh,
+            message,
+            signature,
+            aws_key,
+            jwt_key,
+            jwt_alg,
+            jwt_validation,
+            uncached: verifier(None),
+            cached: verifier(Some(TokenCacheSettings::default())),
+            churn: verifier(Some(small)),
+            next_fresh: std::cell::Cell::new(0),
+        };
+        // Every variant accepts the token before it is timed.
+        assert!(case.signature_only());
+        assert!(case.jsonwebtoken_signature());
+        case.jsonwebtoken_decode();
+        case.ours_uncached();
+        case.ours_uncached_default_claims();
+        case.ours_hit();
+        case.ours_miss();
+        case
+    }
+
+    fn signature_only(&self) -> bool {
+        self.aws_key
+            .verify_sig(black_box(&self.message), black_box(&self.signature))
+            .is_ok()
+    }
+
+    fn jsonwebtoken_signature(&self) -> bool {
+        let signature = self.token.rsplit_once('.').unwrap().1;
+        jsonwebtoken::crypto::verify(signature, &self.message, &self.jwt_key, self.jwt_alg).unwrap()
+    }
+
+    fn jsonwebtoken_decode(&self) -> WorkloadClaims {
+        jsonwebtoken::decode::<WorkloadClaims>(
+            black_box(&self.token),
+            &self.jwt_key,
+            &self.jwt_validation,
+        )
+        .unwrap()
+        .claims
+    }
+
+    fn ours_uncached(&self) -> Arc<WorkloadClaims> {
+        now_or_never(self.uncached.verify_shared(black_box(&self.token))).unwrap()
+    }
+
+    fn ours_uncached_default_claims(&self) -> Arc<DefaultClaims> {
+        now_or_never(self.uncached.verify_shared(black_box(&self.token))).unwrap()
+    }
+
+    fn ours_hit(&self) -> Arc<WorkloadClaims> {
+        now_or_never(self.cached.verify_shared(black_box(&self.token))).unwrap()
+    }
+
+    fn ours_miss(&self) -> Arc<WorkloadClaims> {
+        let i = self.next_fresh.get();
+        self.next_fresh.set((i + 1) % self.fresh.len());
+        now_or_never(self.churn.verify_shared(black_box(&self.fresh[i]))).unwrap()
+    }
+}
+
+/// The same key as the verifier prepares, for the bare signature check.
+fn aws_key(alg: KeyAlg, jwk: &Value) -> ParsedPublicKey {
+    let field = |name: &str| URL_SAFE_NO_PAD.decode(jwk[name].as_str().unwrap()).unwrap();
+    let (params, der): (&'static dyn sig::VerificationAlgorithm, Vec<u8>) = match alg {
+        KeyAlg::RS256 | KeyAlg::PS256 => {
+            let (n, e) = (field("n"), field("e"));
+            let der = aws_lc_rs::rsa::PublicKeyComponents {
+                n: &n[..],
+                e: &e[..],
+            }
+            .as_der()
+            .unwrap()
+            .as_ref()
+            .to_vec();
+            let params: &'static dyn sig::VerificationAlgorithm = if alg == KeyAlg::RS256 {
+                &sig::RSA_PKCS1_2048_8192_SHA256
+            } else {
+                &sig::RSA_PSS_2048_8192_SHA256
+            };
+            (params, der)
+        }
+        KeyAlg::ES256 => {
+            let mut point = vec![4];
+            point.extend(field("x"));
+            point.extend(field("y"));
+            (&sig::ECDSA_P256_SHA256_FIXED, point)
+        }
+        KeyAlg::EdDSA => (&sig::ED25519, field("x")),
+        other => unreachable!("not benchmarked: {other}"),
+    };
+    ParsedPublicKey::new(params, &der).unwrap()
+}
+
+/// Tokens that must be refused, and the verifiers refusing them.
+struct Rejects {
+    verifier: Verifier,
+    forged_kid_verifier: Verifier,
+    _issuer: TestIssuer,
+    malformed: String,
+    oversized: String,
+    bad_base64: String,
+    bad_signature: String,
+    forged_kid: Vec<String>,
+    next_forged: std::cell::Cell<usize>,
+}
+
+impl Rejects {
+    fn new(runtime: &tokio::runtime::Runtime) -> Self {
+        let issuer = TestIssuer::builder().key(KeyAlg::RS256).start_blocking();
+        let jwks_json = serde_json::to_vec(&issuer.jwks_json()).unwrap();
+        let verifier = Verifier::builder(issuer.issuer(), AUD)
+            .with_key_set(StaticKeySet::new(Jwks::from_json(&jwks_json).unwrap()))
+            .build()
+            .unwrap();
+        // Forged kids go through the real remote key set: the first loads the keys, the rest
+        // fall inside the refresh cooldown (the clock does not move), so none may fetch.
+        let forged_kid_verifier = Verifier::builder(issuer.issuer(), AUD)
+            .with_clock(ManualClock::new())
+            .build()
+            .unwrap();
+        runtime.block_on(forged_kid_verifier.ready()).unwrap();
+        let valid = issuer
+            .token()
+            .kubernetes("payments", "checkout")
+            .aud(AUD)
+            .sign();
+        let (header, rest) = valid.split_once('.').unwrap();
+        let (payload, signature) = rest.split_once('.').unwrap();
+        let mut flipped = URL_SAFE_NO_PAD.decode(signature).unwrap();
+        flipped[17] ^= 1;
+        let rejects = Self {
+            malformed: format!("{header}.{payload}"),
+            oversized: "a".repeat(64 * 1024),
+            bad_base64: format!("{header}.{}*.{signature}", &payload[..payload.len() - 1]),
+            bad_signature: format!("{header}.{payload}.{}", URL_SAFE_NO_PAD.encode(flipped)),
+            forged_kid: (0..1024)
+                .map(|i| {
+                    issuer
+                        .token()
+                        .kubernetes("payments", "checkout")
+                        .aud(AUD)
+                        .kid(&format!("forged-{i}"))
+                        .sign()
+                })
+                .collect(),
+            next_forged: std::cell::Cell::new(0),
+            verifier,
+            forged_kid_verifier,
+            _issuer: issuer,
+        };
+        for (token, code) in [
+            (&rejects.malformed, "malformed"),
+            (&rejects.oversized, "token_too_large"),
+            (&rejects.bad_base64, "malformed"),
+            (&rejects.bad_signature, "invalid_signature"),
+        ] {
+            assert_eq!(rejects.reject(token).code(), code);
+        }
+        assert_eq!(rejects.forged().code(), "unknown_key");
+        rejects
+    }
+
+    fn reject(&self, token: &str) -> VerifyError {
+        now_or_never(
+            self.verifier
+                .verify_shared::<WorkloadClaims>(black_box(token)),
+        )
+        .unwrap_err()
+    }
+
+    fn forged(&self) -> VerifyError {
+        let i = self.next_forged.get();
+        self.next_forged.set((i + 1) % self.forged_kid.len());
+        now_or_never(
+            self.forged_kid_verifier
+                .verify_shared::<WorkloadClaims>(black_box(&self.forged_kid[i])),
+        )
+        .unwrap_err()
+    }
+}
+
+fn bench_algorithms(c: &mut Criterion, cases: &[Case]) {
+    for case in cases {
+        let mut group = c.benchmark_group(case.alg.name());
+        group.bench_function("signature_only", |b| b.iter(|| case.signature_only()));
+        group.bench_function("jsonwebtoken_signature", |b| {
+            b.iter(|| case.jsonwebtoken_signature())
+        });
+        group.bench_function("jsonwebtoken_decode", |b| {
+            b.iter(|| case.jsonwebtoken_decode())
+        });
+        group.bench_function("ours_uncached", |b| b.iter(|| case.ours_uncached()));
+        group.bench_function("ours_miss", |b| b.iter(|| case.ours_miss()));
+        group.bench_function("ours_hit", |b| b.iter(|| case.ours_hit()));
+        group.finish();
+    }
+}
+
+fn bench_rejects(c: &mut Criterion, rejects: &Rejects) {
+    let mut group = c.benchmark_group("reject");
+    group.bench_function("malformed", |b| {
+        b.iter(|| rejects.reject(&rejects.malformed))
+    });
+    group.bench_function("oversized", |b| {
+        b.iter(|| rejects.reject(&rejects.oversized))
+    });
+    group.bench_function("bad_base64", |b| {
+        b.iter(|| rejects.reject(&rejects.bad_base64))
+    });
+    group.bench_function("bad_signature", |b| {
+        b.iter(|| rejects.reject(&rejects.bad_signature))
+    });
+    group.bench_function("forged_kid", |b| b.iter(|| rejects.forged()));
+    group.finish();
+}
+
+/// Operations per second of `f`, over about `window` of time.
+fn rate<R>(window: Duration, mut f: impl FnMut() -> R) -> f64 {
+    let start = Instant::now();
+    let mut n = 0u64;
+    loop {
+        for _ in 0..16 {
+            black_box(f());
+        }
+        n += 16;
+        let elapsed = start.elapsed();
+        if elapsed >= window {
+            return n as f64 / elapsed.as_secs_f64();
+        }
+    }
+}
+
+/// The fastest round: other processes on the machine only ever slow a round down, so the best
+/// round is the closest to the code's own speed, for every variant alike.
+fn best(xs: Vec<f64>) -> f64 {
+    xs.into_iter().fold(0.0, f64::max)
+}
+
+/// Interleaved rounds: each variant runs `window` in turn, `rounds` times; the best per variant.
+fn interleaved(rounds: usize, window: Duration, variants: &mut [&mut dyn FnMut()]) -> Vec<f64> {
+    let mut samples = vec![Vec::with_capacity(rounds); variants.len()];
+    for _ in 0..rounds {
+        for (i, variant) in variants.iter_mut().enumerate() {
+            samples[i].push(rate(window, &mut **variant));
+        }
+    }
+    samples.into_iter().map(best).collect()
+}
+
+fn table(cases: &[Case], rejects: &Rejects, rounds: usize, window: Duration) {
+    println!();
+    println!(
+        "ops/s, best of {rounds} interleaved rounds of {} ms; ratio = ops/s ÷ signature_only",
+        window.as_millis()
+    );
+    println!(
+        "{:<6} {:>10} {:>16} {:>16} {:>16} {:>16} {:>18} {:>12}",
+        "alg",
+        "sig-only",
+        "jwt sig-only",
+        "jwt decode",
+        "ours uncached",
+        "ours miss",
+        "uncached Default",
+        "ours hit"
+    );
+    for case in cases {
+        let r = interleaved(
+            rounds,
+            window,
+            &mut [
+                &mut || {
+                    black_box(case.signature_only());
+                },
+                &mut || {
+                    black_box(case.jsonwebtoken_signature());
+                },
+                &mut || {
+                    black_box(case.jsonwebtoken_decode());
+                },
+                &mut || {
+                    black_box(case.ours_uncached());
+                },
+                &mut || {
+                    black_box(case.ours_miss());
+                },
+                &mut || {
+                    black_box(case.ours_uncached_default_claims());
+                },
+                &mut || {
+                    black_box(case.ours_hit());
+                },
+            ],
+        );
+        let cell = |x: f64| format!("{:>7.0} {:>5.2}×", x, x / r[0]);
+        println!(
+            "{:<6} {:>10.0} {:>16} {:>16} {:>16} {:>16} {:>18} {:>12.0}",
+            case.alg.name(),
+            r[0],
+            cell(r[1]),
+            cell(r[2]),
+            cell(r[3]),
+            cell(r[4]),
+            cell(r[5]),
+            r[6]
+        );
+    }
+    let rs256 = &cases[0];
+    let r = interleaved(
+        rounds,
+        window,
+        &mut [
+            &mut || {
+                black_box(rs256.ours_uncached());
+            },
+            &mut || {
+                black_box(rejects.reject(&rejects.bad_signature));
+            },
+            &mut || {
+                black_box(rejects.reject(&rejects.malformed));
+            },
+            &mut || {
+                black_box(rejects.reject(&rejects.oversized));
+            },
+            &mut || {
+                black_box(rejects.reject(&rejects.bad_base64));
+            },
+            &mut || {
+                black_box(rejects.forged());
+            },
+        ],
+    );
+    let us = |x: f64| format!("{:.3} µs", 1e6 / x);
+    println!();
+    println!("RS256 rejections (time per token):");
+    println!("  valid token, uncached  {}", us(r[0]));
+    println!("  bad signature          {}", us(r[1]));
+    println!("  malformed (2 parts)    {}", us(r[2]));
+    println!("  oversized (64 KiB)     {}", us(r[3]));
+    println!("  bad base64             {}", us(r[4]));
+    println!("  forged kid             {}", us(r[5]));
+}
+
+fn main() {
+    let _ = jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER.install_default();
+    let args: Vec<String> = std::env::args().collect();
+    // `cargo test --benches` runs this binary with `--test`: check that it works, quickly.
+    let testing = args.iter().any(|a| a == "--test");
+    let table_only = args.iter().any(|a| a == "table");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let cases: Vec<Case> = [KeyAlg::RS256, KeyAlg::ES256, KeyAlg::PS256, KeyAlg::EdDSA]
+        .into_iter()
+        .map(Case::new)
+        .collect();
+    let rejects = Rejects::new(&runtime);
+    let sample = &cases[0].token;
+    println!("token: {} bytes (Kubernetes-shaped claims)", sample.len());
+    if testing {
+        table(&cases, &rejects, 1, Duration::from_millis(1));
+        return;
+    }
+    if !table_only {
+        let mut c = Criterion::default()
+            .warm_up_time(Duration::from_secs(1))
+            .measurement_time(Duration::from_secs(3))
+            .sample_size(50)
+            .configure_from_args();
+        bench_algorithms(&mut c, &cases);
+        bench_rejects(&mut c, &rejects);
+        c.final_summary();
+    }
+    table(&cases, &rejects, 9, Duration::from_millis(50));
+}

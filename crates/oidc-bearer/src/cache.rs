@@ -1,0 +1,605 @@
+//! The verified-token cache: a token that one [`Verifier`](crate::Verifier) has accepted is
+//! accepted again without a second signature check, until it expires or its key leaves the key set.
+//!
+//! Workloads send the same token for many requests (a Kubernetes bound token lives up to an hour),
+//! and an RS256 signature check costs about twice what answering a small request does. A hit costs
+//! a SHA-256 of the token and a map lookup instead.
+//!
+//! The rules:
+//! - entries are keyed by SHA-256 of the whole token, never a shorter or non-cryptographic hash:
+//!   a collision would let one token stand for another;
+//! - one cache per verifier (clones share it), so a token accepted for one issuer, audience or
+//!   algorithm policy is never found by a verifier with another;
+//! - only accepted tokens are stored; a rejection always goes through the whole check again;
+//! - every hit re-checks `exp`, `nbf` and `iat` against the verifier's clock (with its leeway), and
+//!   that the key which verified the token is still in the current key set with the same material;
+//!   an entry that fails either is dropped and the token verified afresh;
+//! - bounded by entries and by approximate bytes (token plus decoded payload per claims type);
+//!   expired entries and entries not used since the clock hand last passed (CLOCK, a cheap
+//!   approximation of least-recently-used) are evicted first.
+//!
+//! Tokens without `exp` (accepted only with
+//! [`dangerous_allow_missing_exp`](crate::VerifierBuilder::dangerous_allow_missing_exp)) stay until
+//! evicted or until their key leaves the set.
+
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+
+use crate::Algorithm;
+use crate::crypto::Sha256;
+use crate::error::ConfigError;
+use crate::keys::Jwks;
+
+/// The default bound on cached tokens.
+pub const DEFAULT_MAX_ENTRIES: usize = 10_000;
+/// The default bound on the cache's approximate size: 16 MiB.
+pub const DEFAULT_MAX_BYTES: usize = 16 * 1024 * 1024;
+
+/// What an entry costs besides the token and the payload: the slot, the index, the `Arc`s and the
+/// key reference, rounded up.
+const ENTRY_OVERHEAD: usize = 192;
+/// At most this many claims types are kept per token (a service rarely decodes more than one).
+const MAX_TYPES_PER_ENTRY: usize = 4;
+/// At most this many shards (independent locks).
+const MAX_SHARDS: usize = 16;
+/// Shards are halved until each holds at least this many entries and bytes, so that small caches
+/// keep their bounds nearly exactly instead of being split into slivers.
+const MIN_ENTRIES_PER_SHARD: usize = 64;
+const MIN_BYTES_PER_SHARD: usize = 64 * 1024;
+
+/// How a [`Verifier`](crate::Verifier) caches the tokens it has accepted.
+///
+/// On by default with these bounds; [`VerifierBuilder::with_token_cache`] changes them and
+/// [`VerifierBuilder::without_token_cache`] turns the cache off.
+///
+/// ```
+/// use oidc_bearer::cache::TokenCacheSettings;
+///
+/// let mut settings = TokenCacheSettings::default();
+/// settings.max_entries = 50_000;
+/// assert_eq!(settings.max_bytes, 16 * 1024 * 1024);
+/// ```
+///
+/// [`VerifierBuilder::with_token_cache`]: crate::VerifierBuilder::with_token_cache
+/// [`VerifierBuilder::without_token_cache`]: crate::VerifierBuilder::without_token_cache
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TokenCacheSettings {
+    /// The most tokens kept. Default 10,000.
+    pub max_entries: usize,
+    /// The most bytes kept, counted as each token's length plus its decoded payload's length per
+    /// claims type, plus a fixed overhead per entry. Default 16 MiB.
+    pub max_bytes: usize,
+}
+
+impl Default for TokenCacheSettings {
+    fn default() -> Self {
+        Self {
+            max_entries: DEFAULT_MAX_ENTRIES,
+            max_bytes: DEFAULT_MAX_BYTES,
+        }
+    }
+}
+
+impl TokenCacheSettings {
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |name, reason: &str| {
+            Err(ConfigError::InvalidSetting {
+                name,
+                reason: reason.to_owned(),
+            })
+        };
+        if self.max_entries == 0 {
+            return bad(
+                "token_cache.max_entries",
+                "must be positive (use `without_token_cache` to turn the cache off)",
+            );
+        }
+        if self.max_bytes < ENTRY_OVERHEAD * 2 {
+            return bad(
+                "token_cache.max_bytes",
+                "is too small to hold a token (use `without_token_cache` to turn the cache off)",
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Counters of a verifier's token cache, for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TokenCacheStats {
+    /// Tokens held now.
+    pub entries: usize,
+    /// Their approximate size in bytes.
+    pub bytes: usize,
+    /// Lookups that found a valid entry (no signature check).
+    pub hits: u64,
+    /// Lookups that found nothing usable (a full verification followed).
+    pub misses: u64,
+    /// Full verifications that ended in the cache (a concurrent first use of a token may verify
+    /// it more than once; the first entry is kept).
+    pub insertions: u64,
+    /// Entries evicted to respect the bounds.
+    pub evictions: u64,
+    /// Entries dropped on a hit because the token had expired or its key had left the key set.
+    pub invalidations: u64,
+}
+
+/// The validity window of a verified token, in seconds since the epoch, re-checked on every hit.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct Times {
+    pub(crate) exp: Option<f64>,
+    pub(crate) nbf: Option<f64>,
+    pub(crate) iat: Option<f64>,
+}
+
+/// The key a token was verified with: the key set it was found in and the key's material.
+pub(crate) struct KeyRef {
+    /// A `Weak`, not a pointer: while it lives the allocation is not reused, so pointer equality with
+    /// the current set means the same set; it does not keep the set's keys alive.
+    jwks: Weak<Jwks>,
+    kid: Option<Box<str>>,
+    alg: Algorithm,
+    fingerprint: Sha256,
+}
+
+impl KeyRef {
+    pub(crate) fn new(
+        jwks: &Arc<Jwks>,
+        kid: Option<&str>,
+        alg: Algorithm,
+        fingerprint: &Sha256,
+    ) -> Self {
+        Self {
+            jwks: Arc::downgrade(jwks),
+            kid: kid.map(Into::into),
+            alg,
+            fingerprint: *fingerprint,
+        }
+    }
+
+    /// Whether `current` still selects the same key for this token. The common case (the key set
+    /// has not changed) is one pointer comparison; after a refresh, one `kid` lookup, and the entry
+    /// then follows the new set.
+    fn still_in(&mut self, current: &Arc<Jwks>) -> bool {
+        if std::ptr::eq(self.jwks.as_ptr(), Arc::as_ptr(current)) {
+            return true;
+        }
+        match current.select(self.kid.as_deref(), self.alg) {
+            Ok(key) if *key.fingerprint() == self.fingerprint => {
+                self.jwks = Arc::downgrade(current);
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Decoded claims, shared with every request that presents the token.
+pub(crate) type SharedClaims = Arc<dyn Any + Send + Sync>;
+
+/// A verified token.
+pub(crate) struct Entry {
+    times: Times,
+    /// `exp + leeway`: past it the entry is useless and evicted first.
+    stale_after: f64,
+    key: KeyRef,
+    /// The claims decoded per type, so a hit hands out the same `Arc` without decoding.
+    claims: Vec<(TypeId, SharedClaims)>,
+    /// The payload's length: what each further claims type adds to `size`.
+    payload_len: usize,
+    size: usize,
+    /// CLOCK's reference bit: set by a hit, cleared by the passing hand.
+    referenced: bool,
+}
+
+impl Entry {
+    pub(crate) fn new(
+        times: Times,
+        leeway: f64,
+        key: KeyRef,
+        claims: Option<(TypeId, SharedClaims)>,
+        token_len: usize,
+        payload_len: usize,
+    ) -> Self {
+        let typed = usize::from(claims.is_some());
+        Self {
+            times,
+            stale_after: times.exp.map_or(f64::INFINITY, |exp| exp + leeway),
+            key,
+            claims: claims.into_iter().collect(),
+            payload_len,
+            size: ENTRY_OVERHEAD + token_len + typed * payload_len,
+            referenced: false,
+        }
+    }
+}
+
+/// What a lookup found.
+pub(crate) enum Lookup {
+    /// A valid entry with claims of the requested type.
+    Typed(SharedClaims),
+    /// A valid entry without claims of the requested type: the token is verified, its payload still
+    /// has to be decoded (no crypto).
+    Verified,
+    /// Nothing usable: verify the token.
+    Miss,
+}
+
+/// The token cache of one verifier.
+pub(crate) struct TokenCache {
+    shards: Box<[Mutex<Shard>]>,
+    max_entries_per_shard: usize,
+    max_bytes_per_shard: usize,
+}
+
+impl TokenCache {
+    pub(crate) fn new(settings: &TokenCacheSettings) -> Self {
+        let mut shards = MAX_SHARDS;
+        while shards > 1
+            && (settings.max_entries / shards < MIN_ENTRIES_PER_SHARD
+                || settings.max_bytes / shards < MIN_BYTES_PER_SHARD)
+        {
+            shards /= 2;
+        }
+        Self {
+            shards: (0..shards).map(|_| Mutex::default()).collect(),
+            max_entries_per_shard: (settings.max_entries / shards).max(1),
+            max_bytes_per_shard: settings.max_bytes / shards,
+        }
+    }
+
+    fn shard(&self, digest: &Sha256) -> MutexGuard<'_, Shard> {
+        // The digest is uniform: its last byte picks the shard, its first eight the bucket.
+        let shard = &self.shards[usize::from(digest[31]) % self.shards.len()];
+        // A panic while holding the lock cannot leave an entry half-written: every mutation
+        // completes before anything that can panic. Keep serving.
+        shard.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Looks `digest` up, for claims of type `type_id` if given, with the current key set and the
+    /// verifier's judgement of the entry's times. An entry failing either check is dropped.
+    pub(crate) fn get(
+        &self,
+        digest: &Sha256,
+        type_id: Option<TypeId>,
+        keys: &Arc<Jwks>,
+        times_ok: impl FnOnce(&Times) -> bool,
+    ) -> Lookup {
+        let mut shard = self.shard(digest);
+        let Some(&i) = shard.index.get(&Digest(*digest)) else {
+            shard.stats.misses += 1;
+            return Lookup::Miss;
+        };
+        let entry = &mut shard.slots[i].entry;
+        if !times_ok(&entry.times) || !entry.key.still_in(keys) {
+            shard.remove_at(i);
+            shard.stats.invalidations += 1;
+            shard.stats.misses += 1;
+            return Lookup::Miss;
+        }
+        entry.referenced = true;
+        let found = type_id.and_then(|type_id| {
+            entry
+                .claims
+                .iter()
+                .find(|(t, _)| *t == type_id)
+                .map(|(_, claims)| claims.clone())
+        });
+        shard.stats.hits += 1;
+        match found {
+            Some(claims) => Lookup::Typed(claims),
+            None => Lookup::Verified,
+        }
+    }
+
+    /// Stores a verified token (keeping the entry already there for the same token).
+    pub(crate) fn insert(&self, digest: &Sha256, entry: Entry, now: f64) {
+        if entry.size > self.max_bytes_per_shard {
+            return;
+        }
+        let mut shard = self.shard(digest);
+        shard.stats.insertions += 1;
+        if shard.index.contains_key(&Digest(*digest)) {
+            // A concurrent first use verified it too: keep the entry already shared.
+            return;
+        }
+        while !shard.slots.is_empty()
+            && (shard.slots.len() >= self.max_entries_per_shard
+                || shard.bytes + entry.size > self.max_bytes_per_shard)
+        {
+            shard.evict_one(now);
+        }
+        shard.bytes += entry.size;
+        let i = shard.slots.len();
+        shard.index.insert(Digest(*digest), i);
+        shard.slots.push(Slot {
+            digest: *digest,
+            entry,
+        });
+    }
+
+    /// Adds claims of another type to a verified token's entry, when it is still there and the
+    /// bounds allow.
+    pub(crate) fn attach(&self, digest: &Sha256, type_id: TypeId, claims: SharedClaims, now: f64) {
+        let mut shard = self.shard(digest);
+        let Some(&i) = shard.index.get(&Digest(*digest)) else {
+            return;
+        };
+        let entry = &shard.slots[i].entry;
+        let grows = entry.payload_len;
+        if entry.claims.len() >= MAX_TYPES_PER_ENTRY
+            || entry.claims.iter().any(|(t, _)| *t == type_id)
+            || entry.size + grows > self.max_bytes_per_shard
+        {
+            return;
+        }
+        let entry = &mut shard.slots[i].entry;
+        entry.claims.push((type_id, claims));
+        entry.size += grows;
+        entry.referenced = true;
+        shard.bytes += grows;
+        // Make room without evicting the entry just grown: it was referenced above, and the hand
+        // clears that bit only on its way past, after taking every unreferenced entry first.
+        while shard.bytes > self.max_bytes_per_shard && shard.slots.len() > 1 {
+            shard.evict_one(now);
+        }
+    }
+
+    pub(crate) fn stats(&self) -> TokenCacheStats {
+        let mut total = TokenCacheStats::default();
+        for shard in &self.shards {
+            let shard = shard.lock().unwrap_or_else(|e| e.into_inner());
+            let s = &shard.stats;
+            total.entries += shard.slots.len();
+            total.bytes += shard.bytes;
+            total.hits += s.hits;
+            total.misses += s.misses;
+            total.insertions += s.insertions;
+            total.evictions += s.evictions;
+            total.invalidations += s.invalidations;
+        }
+        total
+    }
+}
+
+/// A cache key: a SHA-256 digest, hashed by taking its first eight bytes (it is uniform already).
+///
+/// Only tokens that verified are inserted, so an attacker cannot fill a bucket with chosen digests.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Digest(Sha256);
+
+impl Hash for Digest {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        let mut first = [0; 8];
+        first.copy_from_slice(&self.0[..8]);
+        state.write_u64(u64::from_le_bytes(first));
+    }
+}
+
+/// Passes a [`Digest`]'s `u64` through unchanged.
+#[derive(Default)]
+struct PassThrough(u64);
+
+impl Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is used by `Digest`; fold anything else in for safety.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+struct Slot {
+    digest: Sha256,
+    entry: Entry,
+}
+
+#[derive(Default)]
+struct Counters {
+    hits: u64,
+    misses: u64,
+    insertions: u64,
+    evictions: u64,
+    invalidations: u64,
+}
+
+/// One lock's worth of entries: a vector scanned by the CLOCK hand, and an index into it.
+#[derive(Default)]
+struct Shard {
+    index: HashMap<Digest, usize, BuildHasherDefault<PassThrough>>,
+    slots: Vec<Slot>,
+    hand: usize,
+    bytes: usize,
+    stats: Counters,
+}
+
+impl Shard {
+    fn remove_at(&mut self, i: usize) {
+        let slot = self.slots.swap_remove(i);
+        self.index.remove(&Digest(slot.digest));
+        if let Some(moved) = self.slots.get(i) {
+            self.index.insert(Digest(moved.digest), i);
+        }
+        self.bytes -= slot.entry.size;
+    }
+
+    /// Evicts one entry: the first under the hand that is stale or was not used since the hand last
+    /// passed (second chance).
+    fn evict_one(&mut self, now: f64) {
+        // Two turns clear every reference bit, so this always finds one.
+        for _ in 0..=2 * self.slots.len() {
+            if self.hand >= self.slots.len() {
+                self.hand = 0;
+            }
+            let entry = &mut self.slots[self.hand].entry;
+            if entry.referenced && now < entry.stale_after {
+                entry.referenced = false;
+                self.hand += 1;
+            } else {
+                self.remove_at(self.hand);
+                self.stats.evictions += 1;
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys() -> Arc<Jwks> {
+        Arc::new(Jwks::from_secret(&[7; 32], Some("k")).unwrap())
+    }
+
+    fn entry(keys: &Arc<Jwks>, exp: f64, claims: Option<u32>) -> Entry {
+        let key = keys.select(Some("k"), Algorithm::HS256).unwrap();
+        Entry::new(
+            Times {
+                exp: Some(exp),
+                ..Times::default()
+            },
+            0.0,
+            KeyRef::new(keys, Some("k"), Algorithm::HS256, key.fingerprint()),
+            claims.map(|c| (TypeId::of::<u32>(), Arc::new(c) as SharedClaims)),
+            100,
+            50,
+        )
+    }
+
+    fn digest(n: u32) -> Sha256 {
+        crate::crypto::sha256(format!("token-{n}").as_bytes())
+    }
+
+    #[test]
+    fn small_caches_use_one_shard_and_exact_bounds() {
+        let cache = TokenCache::new(&TokenCacheSettings {
+            max_entries: 10,
+            max_bytes: 1 << 20,
+        });
+        assert_eq!(cache.shards.len(), 1);
+        let keys = keys();
+        for n in 0..100 {
+            cache.insert(&digest(n), entry(&keys, 1e10, Some(n)), 0.0);
+            assert!(cache.stats().entries <= 10);
+        }
+        let stats = cache.stats();
+        assert_eq!(
+            (stats.entries, stats.insertions, stats.evictions),
+            (10, 100, 90)
+        );
+    }
+
+    #[test]
+    fn the_byte_bound_holds() {
+        let max_bytes = 10 * (ENTRY_OVERHEAD + 150);
+        let cache = TokenCache::new(&TokenCacheSettings {
+            max_entries: 1000,
+            max_bytes,
+        });
+        let keys = keys();
+        for n in 0..100 {
+            cache.insert(&digest(n), entry(&keys, 1e10, Some(n)), 0.0);
+            let stats = cache.stats();
+            assert!(stats.bytes <= max_bytes, "{stats:?}");
+        }
+        assert_eq!(cache.stats().entries, 10);
+    }
+
+    #[test]
+    fn recently_used_entries_survive_eviction() {
+        let cache = TokenCache::new(&TokenCacheSettings {
+            max_entries: 4,
+            max_bytes: 1 << 20,
+        });
+        let keys = keys();
+        for n in 0..4 {
+            cache.insert(&digest(n), entry(&keys, 1e10, Some(n)), 0.0);
+        }
+        let hot = digest(0);
+        for n in 4..40 {
+            assert!(matches!(
+                cache.get(&hot, Some(TypeId::of::<u32>()), &keys, |_| true),
+                Lookup::Typed(_)
+            ));
+            cache.insert(&digest(n), entry(&keys, 1e10, Some(n)), 0.0);
+        }
+    }
+
+    #[test]
+    fn expired_entries_are_evicted_first() {
+        let cache = TokenCache::new(&TokenCacheSettings {
+            max_entries: 3,
+            max_bytes: 1 << 20,
+        });
+        let keys = keys();
+        cache.insert(&digest(0), entry(&keys, 1e10, None), 0.0);
+        cache.insert(&digest(1), entry(&keys, 50.0, None), 0.0);
+        cache.insert(&digest(2), entry(&keys, 1e10, None), 0.0);
+        for n in [0, 2] {
+            cache.get(&digest(n), Some(TypeId::of::<u32>()), &keys, |_| true);
+        }
+        cache.get(&digest(1), Some(TypeId::of::<u32>()), &keys, |_| true);
+        cache.insert(&digest(3), entry(&keys, 1e10, None), 100.0);
+        assert!(matches!(
+            cache.get(&digest(1), Some(TypeId::of::<u32>()), &keys, |_| true),
+            Lookup::Miss
+        ));
+        assert_eq!(cache.stats().entries, 3);
+    }
+
+    #[test]
+    fn a_key_with_other_material_under_the_same_kid_invalidates() {
+        let cache = TokenCache::new(&TokenCacheSettings::default());
+        let old = keys();
+        cache.insert(&digest(0), entry(&old, 1e10, Some(0)), 0.0);
+        // The same material in a new set (a refresh that kept the key): still valid.
+        let same = keys();
+        assert!(matches!(
+            cache.get(&digest(0), Some(TypeId::of::<u32>()), &same, |_| true),
+            Lookup::Typed(_)
+        ));
+        // Other material under the same kid: dropped.
+        let other = Arc::new(Jwks::from_secret(&[8; 32], Some("k")).unwrap());
+        assert!(matches!(
+            cache.get(&digest(0), Some(TypeId::of::<u32>()), &other, |_| true),
+            Lookup::Miss
+        ));
+        assert_eq!(cache.stats().invalidations, 1);
+        assert_eq!(cache.stats().entries, 0);
+    }
+
+    #[test]
+    fn claims_of_another_type_are_attached() {
+        let cache = TokenCache::new(&TokenCacheSettings::default());
+        let keys = keys();
+        cache.insert(&digest(0), entry(&keys, 1e10, Some(1)), 0.0);
+        let other = TypeId::of::<String>();
+        let get = |t| cache.get(&digest(0), t, &keys, |_| true);
+        assert!(matches!(get(Some(other)), Lookup::Verified));
+        assert!(matches!(get(None), Lookup::Verified));
+        cache.attach(&digest(0), other, Arc::new(String::from("x")), 0.0);
+        assert!(matches!(get(Some(other)), Lookup::Typed(_)));
+        assert_eq!(cache.stats().bytes, ENTRY_OVERHEAD + 100 + 2 * 50);
+    }
+
+    #[test]
+    fn settings_are_validated() {
+        let mut s = TokenCacheSettings::default();
+        assert!(s.validate().is_ok());
+        s.max_entries = 0;
+        assert_eq!(s.validate().unwrap_err().code(), "invalid_setting");
+    }
+}
