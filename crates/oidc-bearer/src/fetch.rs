@@ -107,12 +107,13 @@ impl Fetcher {
             .get(url.clone())
             .header(http::header::ACCEPT, "application/json");
         if let Some(token) = self.settings.authorization.as_ref().and_then(|auth| auth()) {
-            let mut value = http::HeaderValue::try_from(format!("Bearer {token}")).map_err(|_| {
-                KeysError::Transport {
-                    url: url_string(),
-                    message: "the configured bearer token is not a valid header value".into(),
-                }
-            })?;
+            let mut value =
+                http::HeaderValue::try_from(format!("Bearer {token}")).map_err(|_| {
+                    KeysError::Transport {
+                        url: url_string(),
+                        message: "the configured bearer token is not a valid header value".into(),
+                    }
+                })?;
             value.set_sensitive(true);
             request = request.header(http::header::AUTHORIZATION, value);
         }

@@ -115,8 +115,8 @@ impl RawClaims {
     }
 }
 
-/// A compact JWS taken apart, its payload decoded but not parsed; nothing in it is trusted until the
-/// signature is checked.
+/// A compact JWS taken apart, its payload decoded and validated as JSON but not yet decoded into
+/// claims; nothing in it is trusted until the signature is checked.
 ///
 /// The verifier parses the payload once, after the signature, into the caller's claims type while
 /// reading the registered claims in the same pass ([`capture`]); [`Parsed`] reads them up front for
@@ -135,7 +135,7 @@ const HEADER_STACK_BYTES: usize = 512;
 
 impl<'a> Jws<'a> {
     /// Takes `token` apart, refusing garbage before any crypto: size, segments, base64url, a JSON
-    /// object header with an `alg`, `crit`, and a payload that at least opens a JSON object.
+    /// object header with an `alg`, `crit`, and a payload that is one well-formed JSON object.
     pub(crate) fn new(token: &'a str, max_len: usize) -> Result<Self, VerifyError> {
         if token.len() > max_len {
             return Err(VerifyError::TooLarge {
@@ -187,7 +187,12 @@ impl<'a> Jws<'a> {
         let signature = URL_SAFE_NO_PAD
             .decode(s)
             .map_err(|_| malformed("signature is not base64url"))?;
-        if !is_json_object(&payload) {
+        // Garbage is refused before any crypto: the payload must be one well-formed JSON object. This
+        // pass only validates (serde's `IgnoredAny` allocates nothing); the claims are decoded once,
+        // after the signature check.
+        if !is_json_object(&payload)
+            || serde_json::from_slice::<serde::de::IgnoredAny>(&payload).is_err()
+        {
             return Err(malformed("payload is not a JSON object"));
         }
         // RFC 7515 §4.1.11: a recipient MUST reject a JWS whose `crit` lists extensions it does not
@@ -278,6 +283,11 @@ mod tests {
             (format!("{}.{p}.c2ln", b64(r#"{"typ":"JWT"}"#)), "malformed"),
             (format!("{h}.{}.c2ln", b64("[1,2]")), "malformed"),
             (format!("{h}.{}.c2ln", b64("garbage")), "malformed"),
+            (format!("{h}.{}.c2ln", b64("{garbage}")), "malformed"),
+            (
+                format!("{h}.{}.c2ln", b64(r#"{"iss":"x"} trailing"#)),
+                "malformed",
+            ),
             (format!("{h}.{p}.c2l*"), "malformed"),
             (
                 format!("{}.{p}.c2ln", b64(r#"{"alg":"RS256","crit":["exp"]}"#)),
