@@ -57,7 +57,11 @@ async fn get(url: &str, token: Option<&str>) -> (u16, Option<String>, Value) {
         .headers()
         .get("www-authenticate")
         .map(|v| v.to_str().unwrap().to_owned());
-    (response.status().as_u16(), challenge, response.json().await.unwrap_or(Value::Null))
+    (
+        response.status().as_u16(),
+        challenge,
+        response.json().await.unwrap_or(Value::Null),
+    )
 }
 
 #[tokio::test]
@@ -65,9 +69,16 @@ async fn every_route_with_an_external_issuer() {
     let issuer = TestIssuer::start().await;
     let mut server = start(&[("ID_ISSUER", &issuer.issuer()), ("JWT_AUDIENCE", "my-api")]).await;
     let base = &server.base;
-    assert_eq!(get(base, None).await, (200, None, json!({"msg": "hello-exposed"})));
+    assert_eq!(
+        get(base, None).await,
+        (200, None, json!({"msg": "hello-exposed"}))
+    );
 
-    let token = issuer.token().kubernetes("ns1", "client").aud("my-api").sign();
+    let token = issuer
+        .token()
+        .kubernetes("ns1", "client")
+        .aud("my-api")
+        .sign();
     let (status, _, body) = get(&format!("{base}/private"), Some(&token)).await;
     assert_eq!(status, 200);
     assert_eq!(body["msg"], "hello-private");
@@ -75,7 +86,10 @@ async fn every_route_with_an_external_issuer() {
     assert_eq!(body["claims"]["kubernetes.io"]["namespace"], "ns1");
 
     let (status, challenge, _) = get(&format!("{base}/private"), None).await;
-    assert_eq!((status, challenge.as_deref()), (401, Some(r#"Bearer realm="api""#)));
+    assert_eq!(
+        (status, challenge.as_deref()),
+        (401, Some(r#"Bearer realm="api""#))
+    );
 
     let expired = issuer.token().aud("my-api").exp(now() - 3600).sign();
     let (status, challenge, _) = get(&format!("{base}/private"), Some(&expired)).await;
@@ -87,7 +101,10 @@ async fn every_route_with_an_external_issuer() {
 
     // Graceful shutdown on SIGTERM.
     let pid = server.child.id().unwrap().to_string();
-    let killed = std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
     assert!(killed.success());
     let status = tokio::time::timeout(Duration::from_secs(10), server.child.wait())
         .await
@@ -108,7 +125,11 @@ async fn starts_with_the_issuer_down_and_recovers() {
     let server = start(&[("ID_ISSUER", &issuer.issuer()), ("JWT_AUDIENCE", "my-api")]).await;
     let url = format!("{}/private", server.base);
     let token = issuer.token().aud("my-api").sign();
-    assert_eq!(get(&server.base, None).await.0, 200, "the open route works while the issuer is down");
+    assert_eq!(
+        get(&server.base, None).await.0,
+        200,
+        "the open route works while the issuer is down"
+    );
     assert_eq!(get(&url, Some(&token)).await.0, 503);
     issuer.resume_listening().await;
     // The server's warm-up retries by itself; once it has fetched the keys, tokens are accepted.
