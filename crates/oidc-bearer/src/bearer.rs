@@ -132,15 +132,26 @@ fn check_b64token(token: &str) -> Result<&str, BearerError> {
         return Err(BearerError::EmptyToken);
     }
     let body = token.trim_end_matches('=');
-    let valid = !body.is_empty()
-        && body.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
-        });
+    // Branch-free per byte so the compiler vectorizes it: this runs on every request (a ~1 KiB token).
+    let valid = !body.is_empty() && body.bytes().fold(true, |ok, b| ok & is_b64token_char(b));
     if valid {
         Ok(token)
     } else {
         Err(BearerError::InvalidToken)
     }
+}
+
+#[inline]
+fn is_b64token_char(b: u8) -> bool {
+    (b.wrapping_sub(b'a') < 26)
+        | (b.wrapping_sub(b'A') < 26)
+        | (b.wrapping_sub(b'0') < 10)
+        | (b == b'-')
+        | (b == b'.')
+        | (b == b'_')
+        | (b == b'~')
+        | (b == b'+')
+        | (b == b'/')
 }
 
 #[cfg(test)]
@@ -165,6 +176,14 @@ mod tests {
         ];
         for (value, expected) in rows {
             assert_eq!(&parse_authorization(value), expected, "{value:?}");
+        }
+    }
+
+    #[test]
+    fn b64token_alphabet_is_exact() {
+        for b in 0..=255u8 {
+            let expected = b.is_ascii_alphanumeric() || b"-._~+/".contains(&b);
+            assert_eq!(is_b64token_char(b), expected, "byte {b}");
         }
     }
 

@@ -13,11 +13,13 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use oidc_bearer::claims::DefaultClaims;
 use oidc_bearer::{BearerAuthLayer, Claims, Verifier};
 use oidc_bearer_testing::TestIssuer;
+use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
@@ -25,12 +27,21 @@ async fn exposed() -> Json<Value> {
     Json(json!({"msg": "hello-exposed"}))
 }
 
-async fn private(Claims(claims): Claims<DefaultClaims>) -> Json<Value> {
-    Json(json!({
-        "msg": "hello-private",
-        "sub": claims.subject(),
-        "claims": *claims,
-    }))
+/// The `/private` answer, serialized straight from the shared claims (no intermediate JSON tree).
+#[derive(Serialize)]
+struct PrivateReply<'a> {
+    msg: &'static str,
+    sub: &'a str,
+    claims: &'a DefaultClaims,
+}
+
+async fn private(Claims(claims): Claims<DefaultClaims>) -> Response {
+    Json(PrivateReply {
+        msg: "hello-private",
+        sub: claims.subject(),
+        claims: &claims,
+    })
+    .into_response()
 }
 
 /// The app: `/` open, `/private` behind the bearer layer. `route_layer` guards only the routes added
