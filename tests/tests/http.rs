@@ -91,7 +91,9 @@ async fn rfc_6750_responses_over_http() {
         StatusCode::OK
     );
 
-    let rows: Vec<(&str, Vec<String>, StatusCode, Option<&str>, Value)> = vec![
+    // (case, Authorization values, status, WWW-Authenticate, JSON body)
+    type Row<'a> = (&'a str, Vec<String>, StatusCode, Option<&'a str>, Value);
+    let rows: Vec<Row<'_>> = vec![
         (
             "no credentials",
             vec![],
