@@ -825,6 +825,11 @@ impl VerifierBuilder {
         self
     }
 
+    /// Whether the token cache is left at its default (a registry then applies its per-issuer bounds).
+    pub(crate) fn has_default_token_cache(&self) -> bool {
+        self.token_cache == Some(TokenCacheSettings::default())
+    }
+
     /// Turns the cache of accepted tokens off: every request's token is verified in full, signature
     /// included.
     pub fn without_token_cache(mut self) -> Self {

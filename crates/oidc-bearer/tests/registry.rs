@@ -361,3 +361,43 @@ async fn the_http_layer_takes_a_registry() {
     let response = service.oneshot(request).await.unwrap();
     assert_eq!(response.status(), 401);
 }
+
+#[tokio::test]
+async fn each_built_issuer_gets_the_registrys_token_cache_bounds() {
+    use oidc_bearer::cache::TokenCacheSettings;
+
+    let (a, b) = (TestIssuer::start().await, TestIssuer::start().await);
+    let mut settings = TokenCacheSettings::default();
+    settings.max_entries = 3;
+    let registry = IssuerRegistry::builder()
+        .with_issuer(Verifier::builder(a.issuer(), AUD))
+        .with_issuer(Verifier::builder(b.issuer(), AUD))
+        .with_issuer_token_cache(settings)
+        .build()
+        .unwrap();
+    // Ten distinct tokens from each issuer: each issuer's cache holds at most three.
+    for issuer in [&a, &b] {
+        for i in 0..10 {
+            let token = issuer.token().aud(AUD).sub(&format!("pod-{i}")).sign();
+            assert_eq!(code(verify(&registry, &token).await), "ok");
+        }
+    }
+    let stats = registry.token_cache_stats();
+    assert_eq!(stats.entries, 6, "{stats:?}");
+    assert_eq!(stats.insertions, 20);
+    assert_eq!(stats.evictions, 14);
+    // A repeated token is a hit, not a new verification.
+    let token = a.token().aud(AUD).sub("repeat").sign();
+    verify(&registry, &token).await.unwrap();
+    verify(&registry, &token).await.unwrap();
+    assert_eq!(registry.token_cache_stats().hits, stats.hits + 1);
+    // Zero bounds are refused when the registry is built.
+    let mut zero = TokenCacheSettings::default();
+    zero.max_entries = 0;
+    assert!(
+        IssuerRegistry::builder()
+            .with_issuer_token_cache(zero)
+            .build()
+            .is_err()
+    );
+}

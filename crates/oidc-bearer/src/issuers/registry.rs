@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 
 use super::ClockHandle;
+use crate::cache::{TokenCacheSettings, TokenCacheStats};
 use crate::clock::{Clock, SharedClock, SystemClock};
 use crate::error::{ConfigError, KeysError, VerifyError};
 use crate::token::{ClaimValue, Parsed};
@@ -18,6 +19,14 @@ use crate::verify::{DEFAULT_MAX_TOKEN_BYTES, Verifier, VerifierBuilder, VerifyTo
 
 /// The default cap on issuers built on demand and kept at once.
 pub const DEFAULT_MAX_LIVE_ISSUERS: usize = 1000;
+/// The default per-issuer token cache of issuers built on demand: 1,000 tokens, 1 MiB.
+fn default_issuer_token_cache() -> TokenCacheSettings {
+    TokenCacheSettings {
+        max_entries: 1000,
+        max_bytes: 1024 * 1024,
+    }
+}
+
 /// The default time an issuer whose keys could not be fetched is refused without a new attempt.
 pub const DEFAULT_NEGATIVE_TTL: Duration = Duration::from_secs(30);
 
@@ -113,6 +122,8 @@ struct Inner {
     clock: SharedClock,
     /// Whether the registry's clock is given to the verifiers it builds.
     share_clock: bool,
+    /// The token cache of verifiers built on demand whose builders keep the default.
+    issuer_token_cache: TokenCacheSettings,
     state: RwLock<State>,
 }
 
@@ -208,6 +219,29 @@ impl IssuerRegistry {
         self.inner.read().live_count
     }
 
+    /// The token-cache counters of the issuers built on demand that are live now, added up (an issuer
+    /// with aliases is counted once), for metrics and to watch the per-issuer bounds.
+    pub fn token_cache_stats(&self) -> TokenCacheStats {
+        let state = self.inner.read();
+        let mut seen = std::collections::HashSet::new();
+        let mut total = TokenCacheStats::default();
+        for live in state.live.values() {
+            if !seen.insert(Arc::as_ptr(live)) {
+                continue;
+            }
+            if let Some(s) = live.verifier.token_cache_stats() {
+                total.entries += s.entries;
+                total.bytes += s.bytes;
+                total.hits += s.hits;
+                total.misses += s.misses;
+                total.insertions += s.insertions;
+                total.evictions += s.evictions;
+                total.invalidations += s.invalidations;
+            }
+        }
+        total
+    }
+
     /// How many issuers are listed exactly (aliases not counted).
     pub fn exact_issuers(&self) -> usize {
         self.inner.exact_count
@@ -249,6 +283,11 @@ impl IssuerRegistry {
         };
         let builder = if inner.share_clock {
             builder.with_clock(ClockHandle(inner.clock.clone()))
+        } else {
+            builder
+        };
+        let builder = if builder.has_default_token_cache() {
+            builder.with_token_cache(inner.issuer_token_cache.clone())
         } else {
             builder
         };
@@ -409,6 +448,7 @@ pub struct IssuerRegistryBuilder {
     negative_ttl: Duration,
     max_token_bytes: usize,
     clock: Option<SharedClock>,
+    issuer_token_cache: TokenCacheSettings,
 }
 
 impl Default for IssuerRegistryBuilder {
@@ -420,6 +460,7 @@ impl Default for IssuerRegistryBuilder {
             negative_ttl: DEFAULT_NEGATIVE_TTL,
             max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
             clock: None,
+            issuer_token_cache: default_issuer_token_cache(),
         }
     }
 }
@@ -462,6 +503,15 @@ impl IssuerRegistryBuilder {
     /// eviction resets).
     pub fn with_negative_ttl(mut self, ttl: Duration) -> Self {
         self.negative_ttl = ttl;
+        self
+    }
+
+    /// The verified-token cache of each issuer the registry builds on demand, when its builder keeps the
+    /// default cache (default 1,000 tokens and 1 MiB per issuer, so the registry's cache memory is
+    /// bounded by `max_live_issuers` × this, 1 GiB at most with the defaults — and only tokens that
+    /// verified are ever cached). A builder configured with its own cache settings keeps them.
+    pub fn with_issuer_token_cache(mut self, settings: TokenCacheSettings) -> Self {
+        self.issuer_token_cache = settings;
         self
     }
 
@@ -523,6 +573,7 @@ impl IssuerRegistryBuilder {
                 }
             }
         }
+        self.issuer_token_cache.validate()?;
         let share_clock = self.clock.is_some();
         Ok(IssuerRegistry {
             inner: Arc::new(Inner {
@@ -534,6 +585,7 @@ impl IssuerRegistryBuilder {
                 max_token_bytes: self.max_token_bytes,
                 clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
                 share_clock,
+                issuer_token_cache: self.issuer_token_cache,
                 state: RwLock::new(State::default()),
             }),
         })
