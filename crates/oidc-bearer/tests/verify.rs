@@ -339,13 +339,15 @@ async fn typ_can_be_required() {
 #[tokio::test]
 async fn leeway_and_clock_are_configurable() {
     let issuer = TestIssuer::start().await;
+    let token = issuer.token().aud(AUD).expires_in(100).sign();
+    // The clock is set after minting, so with no leeway the token's whole-second `iat` is never
+    // ahead of it.
     let clock = ManualClock::new();
     let verifier = Verifier::builder(issuer.issuer(), AUD)
         .with_leeway(Duration::ZERO)
         .with_clock(clock.clone())
         .build()
         .unwrap();
-    let token = issuer.token().aud(AUD).expires_in(100).sign();
     assert_eq!(code(verify(&verifier, &token).await), "ok");
     clock.advance(Duration::from_secs(101));
     assert_eq!(code(verify(&verifier, &token).await), "expired");
