@@ -3,27 +3,36 @@
 //!
 //! # Quick start
 //!
-//! ```no_run
-//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! use oidc_bearer::{Verifier, claims::DefaultClaims};
+//! A verifier for an issuer and an audience, layered onto `/private`; handlers read [`Claims<T>`]:
 //!
-//! // Keys are found by OpenID Connect Discovery, cached, and followed through rotation.
+//! ```
+//! # #[cfg(feature = "axum")] {
+//! use axum::{Router, routing::get};
+//! use oidc_bearer::{BearerAuthLayer, Claims, Verifier, claims::DefaultClaims};
+//!
 //! let verifier = Verifier::new("https://issuer.example", "my-service")?;
-//! # let token = "";
-//! let claims: DefaultClaims = verifier.verify(token).await?;
-//! assert_eq!(claims.registered.iss, "https://issuer.example");
-//! # Ok(()) }
+//! let app: Router = Router::new()
+//!     .route("/private", get(|Claims(c): Claims<DefaultClaims>| async move { format!("hello {}", c.subject()) }))
+//!     .route_layer(BearerAuthLayer::new(verifier))
+//!     .route("/", get(|| async { "open" }));
+//! # }
+//! # Ok::<(), oidc_bearer::ConfigError>(())
 //! ```
 //!
-//! # How a token is verified
+//! Keys are found by OpenID Connect Discovery on first use, cached, and followed through rotation;
+//! construction never contacts the issuer. Without HTTP, call [`Verifier::verify`] directly.
+//!
+//! # The flow, one module each
+//!
+//! request → [`bearer`] (read `Authorization: Bearer`) → [`layer`] → [`verify`] (→ [`cache`] for
+//! tokens seen before → [`keys`] → [`discovery`]) → [`claims`] into the request's extensions →
+//! your handler ([`axum`](mod@crate::axum) extractor), or → [`rejection`] (401/400/503) and
+//! [`policy`] (403). Many issuers at once: [`issuers`]. Errors per phase: [`error`].
 //!
 //! [`Verifier::verify`] takes the token apart and rejects garbage before any crypto
 //! ([`VerifyError::Malformed`], [`VerifyError::TooLarge`]), binds the header's `alg` to the key
 //! found by `kid` in the issuer's [key set](keys), checks the signature, then the claims (`iss`,
 //! `aud`, `exp`, `nbf`, `iat`), and finally decodes the payload into your claims type.
-//!
-//! The flow, one module each: [`verify`] → [`keys`] (→ [`discovery`]) → [`claims`]; errors per
-//! phase in [`error`].
 //!
 //! # Crypto backends
 //!
