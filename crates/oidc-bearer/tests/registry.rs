@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use oidc_bearer::claims::DefaultClaims;
 use oidc_bearer::clock::ManualClock;
@@ -106,14 +106,6 @@ async fn untrusted_or_missing_issuers_are_refused_without_any_fetch() {
 }
 
 /// Times `rounds` refusals of a token from an untrusted issuer (parse + lookup).
-async fn time_untrusted(registry: &IssuerRegistry, token: &str, rounds: usize) -> Duration {
-    let start = Instant::now();
-    for _ in 0..rounds {
-        assert!(verify(registry, token).await.is_err());
-    }
-    start.elapsed()
-}
-
 #[tokio::test]
 async fn ten_thousand_exact_issuers() {
     let real: Vec<TestIssuer> = vec![
@@ -145,24 +137,8 @@ async fn ten_thousand_exact_issuers() {
     // Only the issuers that were used were built; the other 9,997 cost a map entry each.
     assert_eq!(registry.live_issuers(), 3);
 
-    // The lookup does not grow with the number of issuers: refusing an untrusted issuer costs about
-    // the same with 10,000 issuers as with one (a scan of 10,000 names costs several times more).
-    let small = IssuerRegistry::builder()
-        .with_issuer(Verifier::builder(real[0].issuer(), AUD))
-        .build()
-        .unwrap();
-    let stranger = TestIssuer::start().await;
-    let token = stranger.token().aud(AUD).sign();
-    // Interleaved, best of three, so that a busy machine slows both alike.
-    let (mut with_one, mut with_many) = (Duration::MAX, Duration::MAX);
-    for _ in 0..3 {
-        with_one = with_one.min(time_untrusted(&small, &token, 5_000).await);
-        with_many = with_many.min(time_untrusted(&registry, &token, 5_000).await);
-    }
-    assert!(
-        with_many < with_one * 2 + Duration::from_millis(10),
-        "10,000 issuers: {with_many:?}; one issuer: {with_one:?}"
-    );
+    // The lookup is a hash-map probe whatever the number of issuers; its cost is measured side by
+    // side with a one-issuer registry in `benches/registry.rs`, not timed here.
 }
 
 #[tokio::test]
