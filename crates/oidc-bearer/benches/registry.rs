@@ -3,6 +3,9 @@
 //!
 //! `cargo bench -p oidc-bearer --bench registry`
 
+// criterion's macros generate undocumented functions.
+#![allow(missing_docs)]
+
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use oidc_bearer::Verifier;
 use oidc_bearer::claims::DefaultClaims;
