@@ -3,8 +3,8 @@
 # driven by wrk. Server and load generator are pinned to different cores; both runs happen in the same
 # invocation so the ratio compares like with like.
 #
-#   scripts/load.sh            # 10 s per route, 64 connections
-#   DURATION=30s CONNECTIONS=128 scripts/load.sh
+#   scripts/load.sh            # 5 alternating rounds of 10 s per route, 64 connections
+#   ROUNDS=3 DURATION=30s CONNECTIONS=128 scripts/load.sh
 #
 # Needs wrk (Debian package `wrk`; installed here if missing) and taskset (util-linux).
 set -euo pipefail
@@ -40,26 +40,51 @@ base="http://127.0.0.1:$PORT"
 curl -fsS "$base/" >/dev/null
 curl -fsS -H "Authorization: Bearer $token" "$base/private" >/dev/null
 
-run() { # route, extra wrk args…
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$server/stat"; } # the server's utime + stime
+TICK=$(getconf CLK_TCK)
+run() { # route, extra wrk args… → "req/s server-CPU-µs-per-request"
     local route=$1; shift
-    taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d"$DURATION" "$@" "$base$route" \
-        | awk '/Requests\/sec/ {print $2}'
+    local before after
+    before=$(cpu_ticks)
+    taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d"$DURATION" "$@" "$base$route" >"$workdir/wrk"
+    after=$(cpu_ticks)
+    awk -v cpu=$((after - before)) -v tick="$TICK" '
+        /requests in/ { n = $1 }
+        /Requests\/sec/ { rps = $2 }
+        END { printf "%s %.2f\n", rps, cpu / tick * 1e6 / n }' "$workdir/wrk"
 }
-# Warm up both paths, then measure.
+# Warm up both paths, then measure in alternating rounds (this machine's throughput drifts; the
+# per-round ratio compares neighbours) and report medians.
 run / -d2s >/dev/null
 run /private -d2s -H "Authorization: Bearer $token" >/dev/null
-open=$(run /)
-private=$(run /private -H "Authorization: Bearer $token")
+ROUNDS=${ROUNDS:-5}
+# A control: `GET /` carrying the same `Authorization` header, which that route ignores. It costs what
+# a 1 KiB token costs in the kernel and in hyper, without our layer.
+opens=() privates=() ratios=() open_cpu=() private_cpu=() carried=() carried_cpu=() layer_ratios=()
+for _ in $(seq 1 "$ROUNDS"); do
+    read -r o oc < <(run /)
+    read -r c cc < <(run / -H "Authorization: Bearer $token")
+    read -r p pc < <(run /private -H "Authorization: Bearer $token")
+    opens+=("$o") privates+=("$p") open_cpu+=("$oc") private_cpu+=("$pc") carried+=("$c") carried_cpu+=("$cc")
+    ratios+=("$(awk -v a="$p" -v b="$o" 'BEGIN { printf "%.3f", a / b }')")
+    layer_ratios+=("$(awk -v a="$p" -v b="$c" 'BEGIN { printf "%.3f", a / b }')")
+done
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+open=$(median "${opens[@]}")
+private=$(median "${privates[@]}")
 # A bad signature: flip one character in the middle of the signature segment (same length, canonical
 # base64url), so the token is refused by the signature check itself.
 sig=${token##*.}
 mid=$(( ${#sig} / 2 ))
 c=${sig:$mid:1}; [ "$c" = A ] && r=B || r=A
 bad="${token%.*}.${sig:0:$mid}$r${sig:$((mid + 1))}"
-invalid=$(run /private -H "Authorization: Bearer $bad")
+read -r invalid invalid_cpu < <(run /private -H "Authorization: Bearer $bad")
 
-printf '%-36s %12s\n' "route" "req/s"
-printf '%-36s %12.0f\n' "GET /" "$open"
-printf '%-36s %12.0f\n' "GET /private (valid token)" "$private"
-printf '%-36s %12.0f\n' "GET /private (bad signature, 401)" "$invalid"
-awk -v a="$private" -v b="$open" 'BEGIN { printf "ratio /private ÷ / = %.2f\n", a / b }'
+printf '%-40s %12s %18s\n' "route (median of $ROUNDS rounds)" "req/s" "server CPU µs/req"
+printf '%-40s %12.0f %18.2f\n' "GET /" "$open" "$(median "${open_cpu[@]}")"
+printf '%-40s %12.0f %18.2f\n' "GET / carrying the token (ignored)" "$(median "${carried[@]}")" "$(median "${carried_cpu[@]}")"
+printf '%-40s %12.0f %18.2f\n' "GET /private (valid token)" "$private" "$(median "${private_cpu[@]}")"
+printf '%-40s %12.0f %18.2f\n' "GET /private (bad signature, 401)" "$invalid" "$invalid_cpu"
+echo "ratio /private ÷ / per round: ${ratios[*]}"
+echo "ratio /private ÷ / (median of rounds) = $(median "${ratios[@]}")"
+echo "ratio /private ÷ (/ carrying the token) (median of rounds) = $(median "${layer_ratios[@]}")"

@@ -341,3 +341,76 @@ async fn works_with_a_plain_tower_service_and_custom_pieces() {
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(response.into_body(), "denied: expired");
 }
+
+/// Cache hits are answered by the layer without a future of their own: they must still share one
+/// `Arc` of claims, still re-check the expiry against the clock, and still drop a removed key.
+#[tokio::test]
+async fn cached_tokens_are_rechecked_on_every_request() {
+    let issuer = TestIssuer::start().await;
+    let second = issuer.add_key(oidc_bearer_testing::KeyAlg::ES256);
+    let clock = ManualClock::new();
+    let verifier = Verifier::builder(issuer.issuer(), AUD)
+        .with_clock(clock.clone())
+        .build()
+        .unwrap();
+    let app = Router::new()
+        .route(
+            "/private",
+            get(|Claims(claims): Claims<DefaultClaims>| async move {
+                format!("{:p}", std::sync::Arc::as_ptr(&claims))
+            }),
+        )
+        .route_layer(BearerAuthLayer::new(verifier.clone()));
+    let base = serve(app).await;
+    let url = format!("{base}/private");
+    let client = reqwest::Client::new();
+    let fetch = |token: String| {
+        let request = client.get(&url).bearer_auth(token);
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status();
+            let challenge = response
+                .headers()
+                .get("www-authenticate")
+                .map(|v| v.to_str().unwrap().to_owned());
+            (status, challenge, response.text().await.unwrap())
+        }
+    };
+
+    let exp = now() + 600;
+    let token = issuer.token().aud(AUD).exp(exp).sign_with("key-1").sign();
+    let other = issuer.token().aud(AUD).exp(exp).sign_with(&second).sign();
+    let (status, _, first) = fetch(token.clone()).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _, again) = fetch(token.clone()).await;
+    assert_eq!(
+        (status, &again),
+        (StatusCode::OK, &first),
+        "one Arc of claims"
+    );
+    assert_eq!(fetch(other.clone()).await.0, StatusCode::OK);
+    let stats = verifier.token_cache_stats().unwrap();
+    assert_eq!((stats.hits, stats.misses, stats.entries), (1, 2, 2));
+
+    // key-1 leaves the key set (refreshed for an unknown kid after the cooldown): its cached
+    // token is refused, the other key's token still hits.
+    issuer.remove_key("key-1");
+    clock.advance(Duration::from_secs(31));
+    let unknown = issuer.add_unpublished_key(oidc_bearer_testing::KeyAlg::ES256);
+    let forged = issuer.token().aud(AUD).sign_with(&unknown).sign();
+    assert_eq!(fetch(forged).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(issuer.jwks_fetches(), 2);
+    let (status, challenge, _) = fetch(token.clone()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(challenge.unwrap().contains(r#"error="invalid_token""#));
+    assert_eq!(fetch(other.clone()).await.0, StatusCode::OK);
+    let stats = verifier.token_cache_stats().unwrap();
+    assert_eq!((stats.invalidations, stats.hits), (1, 2));
+
+    // Past its `exp` (and the default 60 s leeway) a cached token is refused.
+    clock.set(Duration::from_secs(u64::try_from(exp + 61).unwrap()));
+    let (status, challenge, _) = fetch(other).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(challenge.unwrap().contains(r#"error="invalid_token""#));
+    assert_eq!(verifier.token_cache_stats().unwrap().invalidations, 2);
+}

@@ -132,8 +132,15 @@ fn check_b64token(token: &str) -> Result<&str, BearerError> {
         return Err(BearerError::EmptyToken);
     }
     let body = token.trim_end_matches('=');
-    // Branch-free per byte so the compiler vectorizes it: this runs on every request (a ~1 KiB token).
-    let valid = !body.is_empty() && body.bytes().fold(true, |ok, b| ok & is_b64token_char(b));
+    // Branch-free within fixed-size chunks so the compiler vectorizes it: this runs on every request
+    // (a ~1 KiB token).
+    let bytes = body.as_bytes();
+    let mut chunks = bytes.chunks_exact(32);
+    let valid = !bytes.is_empty()
+        && chunks
+            .by_ref()
+            .all(|chunk| chunk.iter().fold(true, |ok, &b| ok & is_b64token_char(b)))
+        && chunks.remainder().iter().all(|&b| is_b64token_char(b));
     if valid {
         Ok(token)
     } else {
@@ -143,15 +150,13 @@ fn check_b64token(token: &str) -> Result<&str, BearerError> {
 
 #[inline]
 fn is_b64token_char(b: u8) -> bool {
-    (b.wrapping_sub(b'a') < 26)
-        | (b.wrapping_sub(b'A') < 26)
-        | (b.wrapping_sub(b'0') < 10)
-        | (b == b'-')
-        | (b == b'.')
+    // ASCII letters of either case (setting 0x20 folds A–Z onto a–z and moves nothing else into
+    // that range); `-` `.` `/` and the digits are the contiguous 0x2D..=0x39.
+    ((b | 0x20).wrapping_sub(b'a') < 26)
+        | (b.wrapping_sub(b'-') <= b'9' - b'-')
+        | (b == b'+')
         | (b == b'_')
         | (b == b'~')
-        | (b == b'+')
-        | (b == b'/')
 }
 
 #[cfg(test)]

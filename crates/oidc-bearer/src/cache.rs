@@ -296,6 +296,34 @@ impl TokenCache {
         }
     }
 
+    /// The claims of type `type_id` cached for `digest`, if the entry holds them and is still valid:
+    /// the synchronous fast path of the HTTP layer. Counts only hits, so that a miss here, followed
+    /// by [`get`](Self::get) on the full path, is counted once. An invalid entry is dropped.
+    pub(crate) fn get_typed(
+        &self,
+        digest: &Sha256,
+        type_id: TypeId,
+        keys: &Arc<Jwks>,
+        times_ok: impl FnOnce(&Times) -> bool,
+    ) -> Option<SharedClaims> {
+        let mut shard = self.shard(digest);
+        let &i = shard.index.get(&Digest(*digest))?;
+        let entry = &mut shard.slots[i].entry;
+        if !times_ok(&entry.times) || !entry.key.still_in(keys) {
+            shard.remove_at(i);
+            shard.stats.invalidations += 1;
+            return None;
+        }
+        let claims = entry
+            .claims
+            .iter()
+            .find(|(t, _)| *t == type_id)
+            .map(|(_, claims)| claims.clone())?;
+        entry.referenced = true;
+        shard.stats.hits += 1;
+        Some(claims)
+    }
+
     /// Stores a verified token (keeping the entry already there for the same token).
     pub(crate) fn insert(&self, digest: &Sha256, entry: Entry, now: f64) {
         if entry.size > self.max_bytes_per_shard {

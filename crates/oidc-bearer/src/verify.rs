@@ -147,6 +147,30 @@ impl Verifier {
         .await
     }
 
+    /// The shared claims of `token` if this verifier's token cache already holds them for `T`, still
+    /// valid (times re-checked against the clock, key still published); `None` otherwise, and the
+    /// token must go through [`verify_shared`](Self::verify_shared). Never waits, never verifies:
+    /// the HTTP layer answers cache hits with it without allocating a future.
+    pub(crate) fn cached_shared<T>(&self, token: &str) -> Option<Arc<T>>
+    where
+        T: Send + Sync + 'static,
+    {
+        let inner = &*self.inner;
+        let cache = inner.token_cache.as_ref()?;
+        if token.len() > inner.max_token_bytes {
+            return None;
+        }
+        let keys = inner.keys.current()?;
+        let digest = crate::crypto::sha256(token.as_bytes());
+        let now = self.now();
+        cache
+            .get_typed(&digest, TypeId::of::<T>(), &keys, |times| {
+                self.check_times(times, now).is_ok()
+            })?
+            .downcast::<T>()
+            .ok()
+    }
+
     /// Counters of this verifier's token cache (shared by its clones), or `None` when the cache is
     /// off.
     pub fn token_cache_stats(&self) -> Option<TokenCacheStats> {
@@ -623,6 +647,20 @@ pub trait VerifyToken: Clone + Send + Sync + 'static {
     ) -> impl std::future::Future<Output = Result<Arc<T>, VerifyError>> + Send
     where
         T: DeserializeOwned + Send + Sync + 'static;
+
+    /// The claims of a token verified before and still valid, answered synchronously from a cache
+    /// of verified tokens; `None` sends the token through [`verify_token`](Self::verify_token).
+    ///
+    /// The HTTP layer asks this first, so that a cache hit costs no allocated future. The default
+    /// answers `None`. An implementation must only return claims that
+    /// [`verify_token`](Self::verify_token) would return for the same token at this moment.
+    fn verify_token_cached<T>(&self, token: &str) -> Option<Arc<T>>
+    where
+        T: DeserializeOwned + Send + Sync + 'static,
+    {
+        let _ = token;
+        None
+    }
 }
 
 impl VerifyToken for Verifier {
@@ -634,6 +672,13 @@ impl VerifyToken for Verifier {
         T: DeserializeOwned + Send + Sync + 'static,
     {
         self.verify_shared(token)
+    }
+
+    fn verify_token_cached<T>(&self, token: &str) -> Option<Arc<T>>
+    where
+        T: DeserializeOwned + Send + Sync + 'static,
+    {
+        self.cached_shared(token)
     }
 }
 

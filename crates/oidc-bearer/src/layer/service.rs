@@ -77,7 +77,7 @@ where
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let layer = &self.layer;
         let token = match layer.source.token(req.headers()) {
-            Ok(Some(token)) => token.to_owned(),
+            Ok(Some(token)) => token,
             Ok(None) if layer.optional => {
                 // Optional mode: no credentials, no claims; the handler decides.
                 req.extensions_mut().remove::<Claims<T>>();
@@ -93,14 +93,35 @@ where
                 );
             }
         };
+        let span = tracing::debug_span!(
+            "oidc_bearer.verify",
+            cached = tracing::field::Empty,
+            code = tracing::field::Empty
+        );
+        // A token verified before: answered from the token cache without allocating a future,
+        // copying the token or cloning the inner service (it was polled ready; call it now).
+        if let Some(claims) = span.in_scope(|| layer.verifier.verify_token_cached::<T>(token)) {
+            span.record("cached", true);
+            req.extensions_mut().insert(Claims::<T>(claims));
+            return ResponseFuture::call(self.inner.call(req));
+        }
+        let token = token.to_owned();
         // The service that was polled ready is the one to call; leave a clone in its place (tower's
         // "clone the inner service" guidance).
         let clone = self.inner.clone();
         let inner = mem::replace(&mut self.inner, clone);
         let verifier = layer.verifier.clone();
-        let span = tracing::debug_span!("oidc_bearer.verify", code = tracing::field::Empty);
-        let verify =
-            Box::pin(async move { verifier.verify_token::<T>(&token).await }.instrument(span));
+        span.record("cached", false);
+        let verify = Box::pin(
+            async move {
+                let result = verifier.verify_token::<T>(&token).await;
+                if let Err(error) = &result {
+                    tracing::Span::current().record("code", error.code());
+                }
+                result
+            }
+            .instrument(span),
+        );
         ResponseFuture::verifying(verify, inner, req, layer.rejection.clone())
     }
 }
