@@ -344,7 +344,8 @@ pub enum VerifyError {
     },
     /// The verified payload could not be decoded into the caller's claims type.
     ClaimsDecode {
-        /// The decoder's message (names the field, never the token).
+        /// What did not fit: a missing field's name, or the position of a wrong type or value (never
+        /// the value itself).
         message: String,
     },
     /// The issuer's keys have never been fetched successfully (or are past their maximum staleness).
@@ -401,30 +402,38 @@ impl fmt::Display for VerifyError {
                 write!(f, "token is {len} bytes, more than the {max} allowed")
             }
             Self::Malformed { reason } => write!(f, "malformed token: {reason}"),
-            Self::UnsupportedAlgorithm { alg } => write!(f, "algorithm {alg:?} is not accepted"),
+            Self::UnsupportedAlgorithm { alg } => {
+                write!(f, "algorithm {:?} is not accepted", Excerpt(alg))
+            }
             Self::AlgorithmNotAllowed { alg } => {
                 write!(f, "algorithm {alg:?} is not allowed for this issuer")
             }
             Self::AlgorithmKeyMismatch { alg, kid } => match kid {
-                Some(kid) => write!(f, "key {kid:?} cannot be used with algorithm {alg:?}"),
+                Some(kid) => write!(
+                    f,
+                    "key {:?} cannot be used with algorithm {alg:?}",
+                    Excerpt(kid)
+                ),
                 None => write!(f, "no key fits algorithm {alg:?}"),
             },
-            Self::UnknownKey { kid: Some(kid) } => write!(f, "unknown key id {kid:?}"),
+            Self::UnknownKey { kid: Some(kid) } => write!(f, "unknown key id {:?}", Excerpt(kid)),
             Self::UnknownKey { kid: None } => write!(f, "no key fits the token"),
             Self::AmbiguousKey { candidates } => write!(
                 f,
                 "token has no key id and {candidates} keys fit its algorithm"
             ),
             Self::UnsupportedCritical { names } => {
-                write!(f, "unsupported critical header parameters {names:?}")
+                write!(f, "unsupported critical header parameters {}", list(names))
             }
             Self::InvalidType { expected, found } => match found {
-                Some(found) => write!(f, "expected typ {expected:?}, got {found:?}"),
+                Some(found) => write!(f, "expected typ {expected:?}, got {:?}", Excerpt(found)),
                 None => write!(f, "expected typ {expected:?}, got none"),
             },
             Self::InvalidSignature => write!(f, "invalid signature"),
             Self::IssuerMismatch { expected, found } => match found {
-                Some(found) => write!(f, "expected issuer {expected:?}, got {found:?}"),
+                Some(found) => {
+                    write!(f, "expected issuer {expected:?}, got {:?}", Excerpt(found))
+                }
                 None => write!(f, "expected issuer {expected:?}, got no iss claim"),
             },
             Self::AudienceMismatch { expected, found } => {
@@ -451,7 +460,7 @@ impl fmt::Display for VerifyError {
             }
             Self::KeysUnavailable { source } => write!(f, "issuer keys unavailable: {source}"),
             Self::UntrustedIssuer { found: Some(iss) } => {
-                write!(f, "issuer {iss:?} is not trusted")
+                write!(f, "issuer {:?} is not trusted", Excerpt(iss))
             }
             Self::UntrustedIssuer { found: None } => write!(f, "token has no issuer"),
         }
@@ -467,9 +476,36 @@ impl std::error::Error for VerifyError {
     }
 }
 
+/// Values for a message: token-supplied ones are excerpted, and at most a few are listed.
 fn list(values: &[String]) -> String {
+    const MAX_ITEMS: usize = 5;
     match values {
-        [one] => format!("{one:?}"),
-        many => format!("one of {many:?}"),
+        [one] => format!("{:?}", Excerpt(one)),
+        many => {
+            let shown: Vec<_> = many.iter().take(MAX_ITEMS).map(|v| Excerpt(v)).collect();
+            let more = many.len().saturating_sub(MAX_ITEMS);
+            if more == 0 {
+                format!("one of {shown:?}")
+            } else {
+                format!("one of {shown:?} and {more} more")
+            }
+        }
+    }
+}
+
+/// A token-supplied string in a message: at most [`Excerpt::MAX_CHARS`] characters, so that an
+/// 8 KiB `iss` or `kid` cannot flood logs (the typed error keeps the whole value).
+struct Excerpt<'a>(&'a str);
+
+impl Excerpt<'_> {
+    const MAX_CHARS: usize = 64;
+}
+
+impl fmt::Debug for Excerpt<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0.char_indices().nth(Self::MAX_CHARS) {
+            None => write!(f, "{:?}", self.0),
+            Some((end, _)) => write!(f, "{:?}… ({} bytes)", &self.0[..end], self.0.len()),
+        }
     }
 }

@@ -20,6 +20,18 @@ pub struct HttpSettings {
     pub(crate) allow_insecure_http: bool,
     pub(crate) root_certificates: Vec<Vec<u8>>,
     pub(crate) authorization: Option<Arc<dyn Fn() -> Option<String> + Send + Sync>>,
+    /// Where `authorization` may be sent: the origins of the URLs the user configured.
+    pub(crate) authorization_origins: Vec<url::Origin>,
+}
+
+impl HttpSettings {
+    pub(crate) fn with_authorization_origins(
+        mut self,
+        origins: impl IntoIterator<Item = url::Origin>,
+    ) -> Self {
+        self.authorization_origins = origins.into_iter().collect();
+        self
+    }
 }
 
 impl Default for HttpSettings {
@@ -31,6 +43,7 @@ impl Default for HttpSettings {
             allow_insecure_http: false,
             root_certificates: Vec::new(),
             authorization: None,
+            authorization_origins: Vec::new(),
         }
     }
 }
@@ -106,7 +119,15 @@ impl Fetcher {
             .client
             .get(url.clone())
             .header(http::header::ACCEPT, "application/json");
-        if let Some(token) = self.settings.authorization.as_ref().and_then(|auth| auth()) {
+        // A credential for the configured hosts only (as HTTP clients drop `Authorization` on a
+        // cross-origin redirect, RFC 9110 §15.4): a discovery document may advertise its `jwks_uri`
+        // on another host, which must not receive the pod's service-account token.
+        let authorization = self
+            .settings
+            .authorization
+            .as_ref()
+            .filter(|_| self.settings.authorization_origins.contains(&url.origin()));
+        if let Some(token) = authorization.and_then(|auth| auth()) {
             let mut value =
                 http::HeaderValue::try_from(format!("Bearer {token}")).map_err(|_| {
                     KeysError::Transport {

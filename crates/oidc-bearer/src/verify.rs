@@ -588,10 +588,22 @@ fn decode_shared<T: DeserializeOwned>(
 }
 
 fn claims_decode_error(e: serde_json::Error) -> VerifyError {
-    VerifyError::ClaimsDecode {
-        // serde_json's message names the field and position, never the value's contents beyond it.
-        message: e.to_string(),
-    }
+    // serde_json's messages can quote claim values (`invalid type: string "alice@example.com"`,
+    // and a custom `Deserialize` may say anything): keep only a missing field's name and the
+    // position, so that claims never reach logs through this error.
+    let text = e.to_string();
+    let message = match text
+        .strip_prefix("missing field `")
+        .and_then(|r| r.split_once('`'))
+    {
+        Some((field, _)) if field.len() <= 64 => format!("missing field `{field}`"),
+        _ => format!(
+            "a claim has the wrong type or value (line {}, column {})",
+            e.line(),
+            e.column()
+        ),
+    };
+    VerifyError::ClaimsDecode { message }
 }
 
 /// A NumericDate claim: a JSON number (RFC 7519 §2), never a string (CVE-2026-25537).
@@ -835,7 +847,10 @@ impl VerifierBuilder {
 
     /// Sends `Authorization: Bearer <token>` with discovery and JWKS fetches (a Kubernetes API server
     /// requires it unless anonymous discovery is allowed). The closure is called per fetch, so a
-    /// rotating token file can be re-read.
+    /// rotating token file can be re-read. The token is only sent to the origins of the URLs
+    /// configured here (the issuer's discovery URL or [`with_discovery_url`](Self::with_discovery_url),
+    /// and [`with_jwks_uri`](Self::with_jwks_uri)), never to a `jwks_uri` a discovery document
+    /// advertises on another host (GKE and EKS clusters advertise public ones).
     pub fn with_fetch_bearer_token(
         mut self,
         token: impl Fn() -> Option<String> + Send + Sync + 'static,

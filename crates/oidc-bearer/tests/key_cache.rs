@@ -298,3 +298,29 @@ async fn custom_cache_settings_apply() {
     assert_eq!(code(check(&v, &token).await), "unknown_key");
     assert_eq!(issuer.jwks_fetches(), 2);
 }
+
+/// "Forever" spelled `Duration::MAX` is a setting, not a panic: every deadline saturates.
+#[tokio::test]
+async fn huge_cache_settings_saturate_instead_of_overflowing() {
+    let issuer = TestIssuer::start().await;
+    let clock = ManualClock::new();
+    let mut settings = CacheSettings::default();
+    settings.cooldown = Duration::MAX;
+    settings.max_ttl = Duration::MAX;
+    settings.default_ttl = Duration::MAX;
+    settings.max_stale = Duration::MAX;
+    settings.max_backoff = Duration::MAX;
+    let v = Verifier::builder(issuer.issuer(), AUD)
+        .with_clock(clock.clone())
+        .with_cache_settings(settings)
+        .build()
+        .unwrap();
+    let token = issuer.token().aud(AUD).sign();
+    assert_eq!(code(check(&v, &token).await), "ok");
+    clock.advance(Duration::from_secs(3600));
+    assert_eq!(code(check(&v, &token).await), "ok");
+    let forged = issuer.token().aud(AUD).kid("unknown").sign();
+    assert_eq!(code(check(&v, &forged).await), "unknown_key");
+    // The cooldown never ends: no second fetch.
+    assert_eq!(issuer.jwks_fetches(), 1);
+}

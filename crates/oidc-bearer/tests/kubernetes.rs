@@ -364,3 +364,44 @@ async fn in_cluster_refuses_a_plain_http_api_server_off_loopback() {
         .unwrap_err();
     assert_eq!(err.code(), "insecure_url");
 }
+
+/// `with_fetch_bearer_token` outside the in-cluster preset: the discovery document (from the API
+/// server, which gets the token) advertises its JWKS on another origin, which must not get it.
+#[tokio::test]
+async fn the_fetch_token_never_goes_to_an_advertised_jwks_on_another_origin() {
+    let issuer = TestIssuer::builder().issuer(CLUSTER_ISSUER).start().await;
+    // The JWKS as another host publishes it: the issuer's own endpoint, which records headers.
+    let (elsewhere, elsewhere_seen) = api_server(issuer.clone()).await;
+    let jwks_seen = Arc::new(Mutex::new(Vec::<Option<String>>::new()));
+    let recorder = {
+        let (issuer, jwks_seen) = (issuer.clone(), jwks_seen.clone());
+        axum::Router::new().route(
+            "/keys",
+            get(move |headers: HeaderMap| {
+                let (issuer, jwks_seen) = (issuer.clone(), jwks_seen.clone());
+                async move {
+                    let auth = headers
+                        .get("authorization")
+                        .map(|v| v.to_str().unwrap().to_owned());
+                    jwks_seen.lock().unwrap().push(auth);
+                    Json(issuer.jwks_json())
+                }
+            }),
+        )
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let keys_origin = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, recorder).await.unwrap() });
+    issuer.set_jwks_uri(&format!("{keys_origin}/keys"));
+
+    let verifier = Verifier::builder(CLUSTER_ISSUER, AUD)
+        .with_discovery_url(format!("{elsewhere}/.well-known/openid-configuration"))
+        .with_fetch_bearer_token(|| Some("pod-token".to_owned()))
+        .build()
+        .unwrap();
+    let token = issuer.token().kubernetes("prod", "billing").aud(AUD).sign();
+    let _: KubernetesClaims = verifier.verify(&token).await.unwrap();
+    // Discovery (the configured origin) got the token; the advertised JWKS host did not.
+    assert_eq!(*elsewhere_seen.lock().unwrap(), ["pod-token"]);
+    assert_eq!(*jwks_seen.lock().unwrap(), [None]);
+}

@@ -510,4 +510,32 @@ async fn claims_decode_into_the_callers_type() {
     let err = verifier.verify::<Strict>(&token).await.unwrap_err();
     assert_eq!(err.code(), "claims_decode");
     assert!(err.to_string().contains("missing_field"), "{err}");
+
+    // A claim of the wrong type: the message gives the position, never the claim's value.
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Numeric {
+        team: u64,
+    }
+    let err = verifier.verify::<Numeric>(&token).await.unwrap_err();
+    assert_eq!(err.code(), "claims_decode");
+    let message = err.to_string();
+    assert!(!message.contains("blue"), "{message}");
+    assert!(message.contains("column"), "{message}");
+}
+
+/// Unverified strings from the token (an `iss`, a `kid`) are excerpted in messages and logs.
+#[tokio::test]
+async fn token_supplied_strings_are_excerpted_in_messages() {
+    let issuer = TestIssuer::start().await;
+    let verifier = Verifier::new(issuer.issuer(), AUD).unwrap();
+    let long = "x".repeat(4000);
+    let token = issuer.token().aud(AUD).header("kid", json!(long)).sign();
+    let err = verifier.verify::<DefaultClaims>(&token).await.unwrap_err();
+    assert_eq!(err.code(), "unknown_key");
+    let message = err.to_string();
+    assert!(message.len() < 200, "{message}");
+    assert!(message.contains("4000 bytes"), "{message}");
+    // The typed error keeps the whole value for programs.
+    assert!(matches!(&err, VerifyError::UnknownKey { kid: Some(kid) } if kid.len() == 4000));
 }

@@ -30,12 +30,14 @@ impl NumericDate {
         self.0
     }
 
-    /// As a [`SystemTime`].
-    pub fn to_system_time(self) -> SystemTime {
+    /// As a [`SystemTime`], or `None` when this platform's `SystemTime` cannot represent it (a
+    /// verified token may still carry an `exp` thousands of years away).
+    pub fn to_system_time(self) -> Option<SystemTime> {
+        let magnitude = Duration::from_secs(self.0.unsigned_abs());
         if self.0 >= 0 {
-            UNIX_EPOCH + Duration::from_secs(self.0 as u64)
+            UNIX_EPOCH.checked_add(magnitude)
         } else {
-            UNIX_EPOCH - Duration::from_secs(self.0.unsigned_abs())
+            UNIX_EPOCH.checked_sub(magnitude)
         }
     }
 }
@@ -192,6 +194,20 @@ mod tests {
         assert!(many.contains("b"));
         assert_eq!(serde_json::to_string(&one).unwrap(), r#""a""#);
         assert!(serde_json::from_str::<Audience>("3").is_err());
+    }
+
+    #[test]
+    fn numeric_date_to_system_time_never_panics() {
+        let secs = |d: NumericDate| {
+            d.to_system_time()
+                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                .map(|d| d.as_secs())
+        };
+        assert_eq!(secs(NumericDate(1_700_000_000)), Some(1_700_000_000));
+        assert!(NumericDate(-86_400).to_system_time().unwrap() < UNIX_EPOCH);
+        // Whatever the platform can represent, extremes give an answer, never a panic.
+        let _ = NumericDate(i64::MAX).to_system_time();
+        let _ = NumericDate(i64::MIN).to_system_time();
     }
 
     #[test]

@@ -172,21 +172,26 @@ impl RemoteKeySet {
         let jwks_override = jwks_override
             .map(|u| crate::fetch::parse_url(u, insecure))
             .transpose()?;
+        // The fetch bearer token goes only where the user pointed us, never to a `jwks_uri` that the
+        // discovery document advertises on another host.
+        let origins = std::iter::once(&url).chain(&jwks_override).map(Url::origin);
+        let fetcher = Fetcher::new(http.with_authorization_origins(origins))?;
         Ok(Pending {
             source: Source::Discovery {
                 issuer: issuer.to_owned(),
                 url,
                 jwks_override,
             },
-            fetcher: Fetcher::new(http)?,
+            fetcher,
         })
     }
 
     pub(crate) fn builder_jwks(url: &str, http: HttpSettings) -> Result<Pending, ConfigError> {
         let url = crate::fetch::parse_url(url, http.allow_insecure_http)?;
+        let fetcher = Fetcher::new(http.with_authorization_origins([url.origin()]))?;
         Ok(Pending {
             source: Source::Jwks(url),
-            fetcher: Fetcher::new(http)?,
+            fetcher,
         })
     }
 
@@ -222,7 +227,7 @@ impl RemoteKeySet {
                 // An unknown kid: at most one fetch per cooldown window (and none while backing off).
                 let cooling = state
                     .last_attempt
-                    .is_some_and(|t| now < t + shared.settings.cooldown);
+                    .is_some_and(|t| now < t.saturating_add(shared.settings.cooldown));
                 if cooling || now < state.retry_at {
                     return Ok(keys);
                 }
@@ -270,7 +275,7 @@ impl RemoteKeySet {
                 let keys = Arc::new(keys);
                 state.keys = Some(keys.clone());
                 state.fetched_at = now;
-                state.expires_at = now + ttl;
+                state.expires_at = now.saturating_add(ttl);
                 state.jwks_url = Some(jwks_url);
                 state.failures = 0;
                 state.retry_at = now;
@@ -279,7 +284,7 @@ impl RemoteKeySet {
             }
             Err(error) => {
                 state.failures += 1;
-                state.retry_at = now + shared.settings.backoff(state.failures);
+                state.retry_at = now.saturating_add(shared.settings.backoff(state.failures));
                 // Re-discover next time: the JWKS URL may have moved.
                 state.jwks_url = None;
                 tracing::warn!(code = error.code(), %error, failures = state.failures, "JWKS refresh failed; keeping cached keys");
@@ -331,7 +336,7 @@ impl RemoteKeySet {
     fn maybe_refresh_in_background(&self, state: &State, now: Duration) {
         let lifetime = state.expires_at.saturating_sub(state.fetched_at);
         // Refresh once three quarters of the lifetime has passed, so no request meets expired keys.
-        let due = state.fetched_at + lifetime.mul_f64(0.75);
+        let due = state.fetched_at.saturating_add(lifetime.mul_f64(0.75));
         if now < due || now < state.retry_at {
             return;
         }
@@ -359,7 +364,7 @@ impl RemoteKeySet {
 /// The keys if they are within their lifetime plus the maximum staleness.
 fn usable(state: &State, now: Duration, settings: &CacheSettings) -> Option<Arc<Jwks>> {
     let keys = state.keys.as_ref()?;
-    (now < state.expires_at + settings.max_stale).then(|| keys.clone())
+    (now < state.expires_at.saturating_add(settings.max_stale)).then(|| keys.clone())
 }
 
 fn unavailable(state: &State, now: Duration) -> KeysError {
