@@ -216,6 +216,13 @@ impl Entry {
             referenced: false,
         }
     }
+
+    fn claims_of(&self, type_id: TypeId) -> Option<SharedClaims> {
+        self.claims
+            .iter()
+            .find(|(t, _)| *t == type_id)
+            .map(|(_, claims)| claims.clone())
+    }
 }
 
 /// What a lookup found.
@@ -270,25 +277,13 @@ impl TokenCache {
         times_ok: impl FnOnce(&Times) -> bool,
     ) -> Lookup {
         let mut shard = self.shard(digest);
-        let Some(&i) = shard.index.get(&Digest(*digest)) else {
+        let Some(i) = shard.valid(digest, keys, times_ok) else {
             shard.stats.misses += 1;
             return Lookup::Miss;
         };
         let entry = &mut shard.slots[i].entry;
-        if !times_ok(&entry.times) || !entry.key.still_in(keys) {
-            shard.remove_at(i);
-            shard.stats.invalidations += 1;
-            shard.stats.misses += 1;
-            return Lookup::Miss;
-        }
         entry.referenced = true;
-        let found = type_id.and_then(|type_id| {
-            entry
-                .claims
-                .iter()
-                .find(|(t, _)| *t == type_id)
-                .map(|(_, claims)| claims.clone())
-        });
+        let found = type_id.and_then(|type_id| entry.claims_of(type_id));
         shard.stats.hits += 1;
         match found {
             Some(claims) => Lookup::Typed(claims),
@@ -307,18 +302,9 @@ impl TokenCache {
         times_ok: impl FnOnce(&Times) -> bool,
     ) -> Option<SharedClaims> {
         let mut shard = self.shard(digest);
-        let &i = shard.index.get(&Digest(*digest))?;
+        let i = shard.valid(digest, keys, times_ok)?;
         let entry = &mut shard.slots[i].entry;
-        if !times_ok(&entry.times) || !entry.key.still_in(keys) {
-            shard.remove_at(i);
-            shard.stats.invalidations += 1;
-            return None;
-        }
-        let claims = entry
-            .claims
-            .iter()
-            .find(|(t, _)| *t == type_id)
-            .map(|(_, claims)| claims.clone())?;
+        let claims = entry.claims_of(type_id)?;
         entry.referenced = true;
         shard.stats.hits += 1;
         Some(claims)
@@ -454,6 +440,24 @@ struct Shard {
 }
 
 impl Shard {
+    /// The slot of `digest` if its entry still holds: its times pass `times_ok` and its key is still
+    /// in `keys`. An entry failing either is dropped (and counted).
+    fn valid(
+        &mut self,
+        digest: &Sha256,
+        keys: &Arc<Jwks>,
+        times_ok: impl FnOnce(&Times) -> bool,
+    ) -> Option<usize> {
+        let &i = self.index.get(&Digest(*digest))?;
+        let entry = &mut self.slots[i].entry;
+        if times_ok(&entry.times) && entry.key.still_in(keys) {
+            return Some(i);
+        }
+        self.remove_at(i);
+        self.stats.invalidations += 1;
+        None
+    }
+
     fn remove_at(&mut self, i: usize) {
         let slot = self.slots.swap_remove(i);
         self.index.remove(&Digest(slot.digest));
