@@ -181,6 +181,12 @@ pub enum KeysError {
         /// The error of the last attempt.
         last: Box<KeysError>,
     },
+    /// Not attempted: an issuer registry is already trying as many new issuers as it allows, or new
+    /// issuers arrive faster than its rate limit. Nothing was fetched; a later retry may succeed.
+    TooManyNewIssuers {
+        /// The limit reached: `"max_pending_issuers"` or `"new_issuer_rate"`.
+        limit: &'static str,
+    },
 }
 
 impl KeysError {
@@ -197,6 +203,7 @@ impl KeysError {
             Self::NoUsableKeys { .. } => "no_usable_keys",
             Self::Stale { .. } => "keys_stale",
             Self::Backoff { .. } => "backoff",
+            Self::TooManyNewIssuers { .. } => "too_many_new_issuers",
         }
     }
 }
@@ -228,6 +235,11 @@ impl fmt::Display for KeysError {
                 age.as_secs()
             ),
             Self::Backoff { last } => write!(f, "waiting to retry after: {last}"),
+            Self::TooManyNewIssuers { limit } => write!(
+                f,
+                "too many new issuers at once (`{limit}` reached): this one was not tried, \
+                 try again later"
+            ),
         }
     }
 }

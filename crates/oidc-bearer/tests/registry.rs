@@ -1,5 +1,6 @@
-//! Many issuers at once: selection by `iss`, laziness, eviction, negative caching, and the rule that
-//! one issuer's keys never vouch for another's tokens. Real issuers on 127.0.0.1, keys per test.
+//! Many issuers at once: selection by `iss`, laziness, eviction, negative caching, the limits on new
+//! pattern issuers (probation, rate), and the rule that one issuer's keys never vouch for another's
+//! tokens. Real issuers on 127.0.0.1, keys per test.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -9,7 +10,7 @@ use oidc_bearer::claims::DefaultClaims;
 use oidc_bearer::clock::ManualClock;
 use oidc_bearer::issuers::gke::GkeClusters;
 use oidc_bearer::issuers::{IssuerRegistry, gke_issuer};
-use oidc_bearer::{BearerAuthLayer, Claims, Verifier, VerifyError};
+use oidc_bearer::{BearerAuthLayer, Claims, KeysError, Verifier, VerifierBuilder, VerifyError};
 use oidc_bearer_testing::TestIssuer;
 use serde_json::json;
 use tower::{ServiceBuilder, ServiceExt, service_fn};
@@ -26,6 +27,27 @@ fn code<T>(result: Result<T, VerifyError>) -> &'static str {
         Ok(_) => "ok",
         Err(e) => e.code(),
     }
+}
+
+/// Trusts every issuer on loopback http, as a pattern: each is built on demand, on probation until
+/// its keys load. Made-up issuers are paths under a real `TestIssuer`'s address.
+fn loopback_pattern(iss: &str) -> Option<VerifierBuilder> {
+    iss.starts_with("http://127.0.0.1:")
+        .then(|| Verifier::builder(iss, AUD))
+}
+
+/// The limit a refusal of a new issuer names, if it is one.
+fn refused_by(result: Result<DefaultClaims, VerifyError>) -> Option<&'static str> {
+    match result {
+        Err(VerifyError::KeysUnavailable {
+            source: KeysError::TooManyNewIssuers { limit },
+        }) => Some(limit),
+        _ => None,
+    }
+}
+
+fn fetches(issuer: &TestIssuer) -> (usize, usize) {
+    (issuer.discovery_fetches(), issuer.jwks_fetches())
 }
 
 #[tokio::test]
@@ -142,7 +164,7 @@ async fn ten_thousand_exact_issuers() {
 }
 
 #[tokio::test]
-async fn idle_issuers_are_evicted_and_rebuilt_on_return() {
+async fn idle_pattern_issuers_are_evicted_and_rebuilt_on_return() {
     let issuers = [
         TestIssuer::start().await,
         TestIssuer::start().await,
@@ -150,13 +172,12 @@ async fn idle_issuers_are_evicted_and_rebuilt_on_return() {
     ];
     let [a, b, c] = &issuers;
     let clock = ManualClock::new();
-    let mut builder = IssuerRegistry::builder()
+    let registry = IssuerRegistry::builder()
+        .with_pattern(loopback_pattern)
         .with_max_live_issuers(2)
-        .with_clock(clock.clone());
-    for issuer in &issuers {
-        builder = builder.with_issuer(Verifier::builder(issuer.issuer(), AUD));
-    }
-    let registry = builder.build().unwrap();
+        .with_clock(clock.clone())
+        .build()
+        .unwrap();
     let use_ = |issuer: &TestIssuer| {
         clock.advance(Duration::from_secs(1));
         let token = issuer.token().aud(AUD).sign();
@@ -185,6 +206,170 @@ async fn idle_issuers_are_evicted_and_rebuilt_on_return() {
     use_(c).await; // rebuilt, evicting b
     assert_eq!(c.discovery_fetches(), 2);
     assert_eq!(registry.live_issuers(), 2);
+}
+
+#[tokio::test]
+async fn a_flood_of_made_up_issuers_evicts_neither_exact_nor_proven_issuers() {
+    let exact = TestIssuer::start().await;
+    let proven = [
+        TestIssuer::start().await,
+        TestIssuer::start().await,
+        TestIssuer::start().await,
+        TestIssuer::start().await,
+    ];
+    // The made-up issuers are paths under this one's address; it answers 503 to everything.
+    let down = TestIssuer::start().await;
+    down.set_down(true);
+    let clock = ManualClock::new();
+    let registry = IssuerRegistry::builder()
+        .with_issuer(Verifier::builder(exact.issuer(), AUD))
+        .with_pattern(loopback_pattern)
+        .with_max_live_issuers(4)
+        .with_clock(clock.clone())
+        .build()
+        .unwrap();
+    // The exact issuer, and four pattern issuers proven: the proven set is full.
+    for issuer in std::iter::once(&exact).chain(&proven) {
+        clock.advance(Duration::from_secs(1));
+        let token = issuer.token().aud(AUD).sub("before").sign();
+        assert_eq!(code(verify(&registry, &token).await), "ok");
+        assert_eq!(fetches(issuer), (1, 1));
+    }
+
+    // Twenty made-up issuers, each newer than every real one: each is tried (one discovery fetch),
+    // fails and is negatively cached.
+    for i in 0..20 {
+        clock.advance(Duration::from_secs(1));
+        let token = down
+            .token()
+            .iss(&format!("{}/made-up-{i}", down.issuer()))
+            .aud(AUD)
+            .sign();
+        assert_eq!(code(verify(&registry, &token).await), "keys_unavailable");
+        assert_eq!(
+            down.requests_to(&format!("/made-up-{i}{DISCOVERY_PATH}")),
+            1,
+            "made-up issuer {i} was tried"
+        );
+    }
+
+    // Every real issuer is still there, with its key cache: new tokens verify without a fetch.
+    for issuer in std::iter::once(&exact).chain(&proven) {
+        let token = issuer.token().aud(AUD).sub("after").sign();
+        assert_eq!(code(verify(&registry, &token).await), "ok");
+        assert_eq!(fetches(issuer), (1, 1), "{}", issuer.issuer());
+    }
+    assert_eq!(registry.live_issuers(), 5);
+}
+
+#[tokio::test]
+async fn a_full_probation_refuses_new_issuers_without_fetching_until_it_drains() {
+    let trying = [TestIssuer::start().await, TestIssuer::start().await];
+    let newcomer = TestIssuer::start().await;
+    let clock = ManualClock::new();
+    let registry = IssuerRegistry::builder()
+        .with_pattern(loopback_pattern)
+        .with_max_pending_issuers(2)
+        .with_negative_ttl(Duration::from_secs(60))
+        .with_clock(clock.clone())
+        .build()
+        .unwrap();
+
+    // Two new issuers whose key fetches hang: both on probation, which is now full.
+    let holds: Vec<_> = trying.iter().map(TestIssuer::hold_jwks).collect();
+    let tasks: Vec<_> = trying
+        .iter()
+        .map(|issuer| {
+            let registry = registry.clone();
+            let token = issuer.token().aud(AUD).sign();
+            tokio::spawn(async move { code(verify(&registry, &token).await) })
+        })
+        .collect();
+    for issuer in &trying {
+        issuer.wait_for_jwks_fetches(1).await;
+    }
+    assert_eq!(registry.pending_issuers(), 2);
+
+    // A third new issuer is refused at once, as "unavailable, try later", and not contacted.
+    let token = newcomer.token().aud(AUD).sign();
+    let result = verify(&registry, &token).await;
+    assert!(result.as_ref().is_err_and(VerifyError::is_unavailable));
+    assert_eq!(refused_by(result), Some("max_pending_issuers"));
+    // Through the HTTP layer: 503 with Retry-After.
+    let service = ServiceBuilder::new()
+        .layer(BearerAuthLayer::new(registry.clone()))
+        .service(service_fn(|_: http::Request<String>| async {
+            Ok::<_, Infallible>(http::Response::new(axum::body::Body::empty()))
+        }));
+    let request = http::Request::builder()
+        .header("authorization", format!("Bearer {token}"))
+        .body(String::new())
+        .unwrap();
+    let response = service.oneshot(request).await.unwrap();
+    assert_eq!(response.status(), 503);
+    assert!(response.headers().contains_key("retry-after"));
+    assert_eq!(fetches(&newcomer), (0, 0));
+
+    // The two fail (their JWKS answers 503): they leave probation, negatively cached.
+    for issuer in &trying {
+        issuer.set_down(true);
+    }
+    drop(holds);
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), "keys_unavailable");
+    }
+    assert_eq!(registry.pending_issuers(), 0);
+    for issuer in &trying {
+        let result = verify(&registry, &issuer.token().aud(AUD).sign()).await;
+        assert_eq!(code(result), "keys_unavailable");
+        assert_eq!(fetches(issuer), (1, 1), "refused from the negative cache");
+    }
+
+    // Room again: the newcomer is admitted, fetched once and proven.
+    let claims = verify(&registry, &token).await.unwrap();
+    assert_eq!(claims.registered.iss, newcomer.issuer());
+    assert_eq!(fetches(&newcomer), (1, 1));
+    assert_eq!(registry.pending_issuers(), 0);
+    assert_eq!(registry.live_issuers(), 1);
+}
+
+#[tokio::test]
+async fn new_pattern_issuers_are_rate_limited_by_the_registry_clock() {
+    let [a, b, c] = [
+        TestIssuer::start().await,
+        TestIssuer::start().await,
+        TestIssuer::start().await,
+    ];
+    let clock = ManualClock::new();
+    let registry = IssuerRegistry::builder()
+        .with_pattern(loopback_pattern)
+        .with_new_issuer_rate(2, Duration::from_secs(10))
+        .with_clock(clock.clone())
+        .build()
+        .unwrap();
+    let token = |issuer: &TestIssuer, sub: &str| issuer.token().aud(AUD).sub(sub).sign();
+
+    // The burst: two new issuers.
+    for issuer in [&a, &b] {
+        assert_eq!(code(verify(&registry, &token(issuer, "1")).await), "ok");
+    }
+    // The third is refused without a fetch.
+    let result = verify(&registry, &token(&c, "1")).await;
+    assert_eq!(refused_by(result), Some("new_issuer_rate"));
+    // Known issuers are not limited.
+    for issuer in [&a, &b] {
+        assert_eq!(code(verify(&registry, &token(issuer, "2")).await), "ok");
+    }
+    // Still refused just before the next token is due...
+    clock.advance(Duration::from_millis(9_999));
+    let result = verify(&registry, &token(&c, "2")).await;
+    assert_eq!(refused_by(result), Some("new_issuer_rate"));
+    assert_eq!(fetches(&c), (0, 0));
+    // ...admitted once it is.
+    clock.advance(Duration::from_millis(1));
+    assert_eq!(code(verify(&registry, &token(&c, "3")).await), "ok");
+    assert_eq!(fetches(&c), (1, 1));
+    assert_eq!([fetches(&a), fetches(&b)], [(1, 1), (1, 1)]);
 }
 
 #[tokio::test]
@@ -225,7 +410,7 @@ async fn a_failing_issuer_is_negatively_cached_even_across_eviction() {
         "refused from the negative cache, without a fetch"
     );
 
-    // The other issuer is unaffected, and takes the only live slot (evicting the broken one)...
+    // The other issuer is unaffected, and takes the only live slot (the broken one never had it)...
     let claims = verify(&registry, &healthy.token().aud(AUD).sign())
         .await
         .unwrap();

@@ -30,7 +30,8 @@ mod registry;
 
 pub use gke::gke_issuer;
 pub use registry::{
-    DEFAULT_MAX_LIVE_ISSUERS, DEFAULT_NEGATIVE_TTL, IssuerPattern, IssuerRegistry,
+    DEFAULT_MAX_LIVE_ISSUERS, DEFAULT_MAX_PENDING_ISSUERS, DEFAULT_NEGATIVE_TTL,
+    DEFAULT_NEW_ISSUER_BURST, DEFAULT_NEW_ISSUER_INTERVAL, IssuerPattern, IssuerRegistry,
     IssuerRegistryBuilder,
 };
 

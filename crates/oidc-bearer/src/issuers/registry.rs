@@ -4,21 +4,28 @@
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 
 use super::ClockHandle;
+use crate::Algorithm;
 use crate::cache::{TokenCacheSettings, TokenCacheStats};
 use crate::clock::{Clock, SharedClock, SystemClock};
 use crate::error::{ConfigError, KeysError, VerifyError};
 use crate::token::{ClaimValue, Parsed};
 use crate::verify::{DEFAULT_MAX_TOKEN_BYTES, Verifier, VerifierBuilder, VerifyToken};
 
-/// The default cap on issuers built on demand and kept at once.
+/// The default cap on proven pattern issuers kept at once.
 pub const DEFAULT_MAX_LIVE_ISSUERS: usize = 1000;
+/// The default cap on pattern issuers on probation (built, keys not loaded yet) at once.
+pub const DEFAULT_MAX_PENDING_ISSUERS: usize = 64;
+/// The default number of new pattern issuers that may be built in a burst.
+pub const DEFAULT_NEW_ISSUER_BURST: u32 = 100;
+/// The default time after which one more new pattern issuer may be built (10 per second).
+pub const DEFAULT_NEW_ISSUER_INTERVAL: Duration = Duration::from_millis(100);
 /// The default per-issuer token cache of issuers built on demand: 1,000 tokens, 1 MiB.
 fn default_issuer_token_cache() -> TokenCacheSettings {
     TokenCacheSettings {
@@ -39,7 +46,8 @@ pub const DEFAULT_NEGATIVE_TTL: Duration = Duration::from_secs(30);
 /// The issuer it is called with is the token's `iss` **before** any verification: anyone can put
 /// anything there. A pattern must match strictly (whole URL, known projects), must not fetch anything,
 /// and should be cheap; the registry calls it once per new issuer (and again after the issuer was
-/// evicted or its negative entry expired). The builder it returns must accept that exact issuer.
+/// evicted, refused by the limits on new issuers, or its negative entry expired). The builder it
+/// returns must accept that exact issuer.
 pub trait IssuerPattern: Send + Sync + 'static {
     /// The policy for `issuer`, or `None` if this pattern does not trust it.
     fn verifier_for(&self, issuer: &str) -> Option<VerifierBuilder>;
@@ -64,17 +72,32 @@ where
 ///
 /// - **Lazy**: a [`VerifierBuilder`] is built into a verifier when a token first names its issuer,
 ///   and nothing is fetched before a token needs it, so thousands of issuers cost little until used.
+/// - **Exact issuers stay**: an issuer listed exactly is built once (one verifier and key cache for
+///   all its names) and then kept for the registry's lifetime: never evicted, not counted against
+///   any cap (the configuration bounds them), and its own key cache's backoff paces its retries.
+/// - **Probation**: the `iss` that selects a pattern issuer is unverified, so anyone can name a new
+///   one in every token. A pattern issuer whose keys have not loaded yet is *on probation*: at most
+///   [`with_max_pending_issuers`](IssuerRegistryBuilder::with_max_pending_issuers) (default 64) are
+///   at once, and new ones are built at most at
+///   [`with_new_issuer_rate`](IssuerRegistryBuilder::with_new_issuer_rate) (default a burst of 100,
+///   then 10 per second). Beyond either limit a token naming a new pattern issuer is refused with
+///   [`VerifyError::KeysUnavailable`] ([`KeysError::TooManyNewIssuers`]; the HTTP layer answers 503
+///   with `Retry-After`) without building anything or fetching. The first verification that loads
+///   the issuer's keys proves it; one whose keys cannot be fetched leaves probation and is
+///   negatively cached.
 /// - **Bounded**: at most [`with_max_live_issuers`](IssuerRegistryBuilder::with_max_live_issuers)
-///   built-on-demand issuers are kept; the one used least recently is dropped to make room (and built
-///   again, with a fresh key cache, if it comes back).
-/// - **Negative caching**: when a built-on-demand issuer's keys cannot be fetched, its tokens are
-///   refused with [`VerifyError::KeysUnavailable`] for
+///   proven pattern issuers are kept; when a newly proven one needs room, the one used least recently
+///   is dropped (and built again, with a fresh key cache, if it comes back). Issuers on probation never
+///   evict anything, so a flood of made-up issuers cannot push out the issuers in use.
+/// - **Negative caching**: when a pattern issuer's keys cannot be fetched, its tokens are refused with
+///   [`VerifyError::KeysUnavailable`] for
 ///   [`with_negative_ttl`](IssuerRegistryBuilder::with_negative_ttl) without a new attempt, even if
 ///   the issuer was evicted meanwhile: a broken or made-up issuer costs at most one fetch per period,
 ///   however many tokens name it.
 /// - **Independent**: each issuer has its own key cache, refresh schedule and backoff.
-/// - **Fast**: the issuer is found by hash lookup, whatever the number of issuers; locks are std
-///   locks, held for map operations only, never across a fetch.
+/// - **Fast**: a known issuer is found by hash lookup (exact issuers without any lock, pattern issuers
+///   under a read lock), whatever the number of issuers; locks are std locks, held for map operations
+///   only, never across a fetch.
 ///
 /// Cheap to clone; clones share everything. It implements [`VerifyToken`], so the HTTP layer takes it
 /// wherever it takes a [`Verifier`].
@@ -117,6 +140,8 @@ struct Inner {
     exact_count: usize,
     patterns: Vec<Box<dyn IssuerPattern>>,
     max_live: usize,
+    max_pending: usize,
+    rate: Rate,
     negative_ttl: Duration,
     max_token_bytes: usize,
     clock: SharedClock,
@@ -131,33 +156,159 @@ enum ExactEntry {
     /// Built by the caller: always live, never evicted, never negatively cached (its own key cache's
     /// backoff applies).
     Built(Verifier),
-    /// Built on first use, under all of `names` (the issuer and its aliases) at once, so that every
-    /// spelling shares one key cache.
-    Lazy {
-        builder: Box<VerifierBuilder>,
-        names: Vec<String>,
-    },
+    /// Built on first use, under all its names (the issuer and its aliases) at once, so that every
+    /// spelling shares one key cache; then kept like a ready-built one.
+    Lazy(LazyExact),
 }
 
-#[derive(Default)]
+struct LazyExact {
+    builder: Box<VerifierBuilder>,
+    names: Vec<String>,
+    verifier: OnceLock<Verifier>,
+    /// Held while building, so that the issuer is built once even when its first tokens race.
+    building: Mutex<()>,
+}
+
+/// The mutable part of the registry: pattern issuers (proven and on probation), the negative cache.
 struct State {
-    /// Built-on-demand verifiers by `iss`; an issuer with aliases appears under each name.
-    live: HashMap<String, Arc<Live>>,
-    live_count: usize,
+    /// Pattern issuers whose keys have loaded, by `iss`; at most `max_live`, evicted LRU.
+    proven: HashMap<String, Arc<Live>>,
+    /// Pattern issuers on probation (built, keys never loaded yet), by `iss`. With `reserved`, at most
+    /// `max_pending`; never evicts anything.
+    pending: HashMap<String, Arc<Live>>,
+    /// Probation slots taken by issuers being built (outside the lock).
+    reserved: usize,
+    /// Paces the building of new pattern issuers.
+    bucket: Bucket,
     /// Issuers refused without an attempt until `until`.
     negative: HashMap<String, Negative>,
+    /// The exact issuers built so far (for counts and cache statistics).
+    exact_built: Vec<Verifier>,
 }
 
 struct Live {
     verifier: Verifier,
-    names: Vec<String>,
     /// Clock time of the last use, in milliseconds (for eviction).
     last_used: AtomicU64,
+    /// Verifications running while the issuer is on probation (see [`Trial`]).
+    trials: AtomicUsize,
 }
 
 struct Negative {
     until: Duration,
     error: VerifyError,
+}
+
+/// The verifier chosen for a token, and what the verification's outcome changes.
+enum Selected {
+    /// An exact issuer: kept whatever happens.
+    Exact(Verifier),
+    /// A proven pattern issuer: negatively cached if its keys become unavailable.
+    Proven(Verifier),
+    /// A pattern issuer on probation: this verification may prove it or fail it.
+    Pending(Trial),
+}
+
+impl Selected {
+    fn verifier(&self) -> &Verifier {
+        match self {
+            Self::Exact(verifier) | Self::Proven(verifier) => verifier,
+            Self::Pending(trial) => &trial.live.verifier,
+        }
+    }
+}
+
+/// One verification by an issuer on probation. When the last running one ends without proving or
+/// failing the issuer (its token was refused before the keys were needed, or the request was
+/// cancelled), the issuer leaves probation (nothing negative is remembered), so an abandoned
+/// verification never holds a slot.
+struct Trial {
+    inner: Arc<Inner>,
+    issuer: String,
+    live: Arc<Live>,
+}
+
+impl Trial {
+    /// Joins the trial of `live`; called with the state locked (read or write), so that the count
+    /// cannot change between `Drop`'s decrement and its look at `pending` (done under the write lock).
+    fn join(inner: &Arc<Inner>, issuer: &str, live: &Arc<Live>) -> Self {
+        live.trials.fetch_add(1, Ordering::AcqRel);
+        Self {
+            inner: inner.clone(),
+            issuer: issuer.to_owned(),
+            live: live.clone(),
+        }
+    }
+}
+
+impl Drop for Trial {
+    fn drop(&mut self) {
+        let mut state = self.inner.write();
+        let last = self.live.trials.fetch_sub(1, Ordering::AcqRel) == 1;
+        if last && is_pending(&state, &self.issuer, &self.live) {
+            state.pending.remove(&self.issuer);
+            tracing::debug!(
+                iss = self.issuer,
+                "issuer left probation undecided (keys never needed)"
+            );
+        }
+    }
+}
+
+fn is_pending(state: &State, issuer: &str, live: &Arc<Live>) -> bool {
+    state
+        .pending
+        .get(issuer)
+        .is_some_and(|p| Arc::ptr_eq(p, live))
+}
+
+/// How fast new pattern issuers may be built.
+#[derive(Debug, Clone, Copy)]
+struct Rate {
+    burst: u32,
+    interval: Duration,
+}
+
+/// A token bucket: `burst` tokens, one more every `interval`, read against the registry's clock.
+struct Bucket {
+    tokens: u32,
+    /// When tokens were last added (`None` until first used).
+    refilled: Option<Duration>,
+}
+
+impl Bucket {
+    fn full(rate: Rate) -> Self {
+        Self {
+            tokens: rate.burst,
+            refilled: None,
+        }
+    }
+
+    /// Takes a token if there is one.
+    fn take(&mut self, now: Duration, rate: Rate) -> bool {
+        let refilled = *self.refilled.get_or_insert(now);
+        // A clock moved backwards adds nothing.
+        let periods = now.saturating_sub(refilled).as_nanos() / rate.interval.as_nanos().max(1);
+        if periods > 0 {
+            let tokens = u128::from(self.tokens) + periods;
+            match (u32::try_from(tokens), u32::try_from(periods)) {
+                (Ok(tokens), Ok(periods)) if tokens < rate.burst => {
+                    self.tokens = tokens;
+                    // Keep the fraction of a period already elapsed.
+                    self.refilled = Some(refilled + rate.interval * periods);
+                }
+                _ => {
+                    self.tokens = rate.burst;
+                    self.refilled = Some(now);
+                }
+            }
+        }
+        if self.tokens == 0 {
+            return false;
+        }
+        self.tokens -= 1;
+        true
+    }
 }
 
 impl IssuerRegistry {
@@ -173,9 +324,9 @@ impl IssuerRegistry {
     /// everything (`iss` included) with that issuer's keys.
     pub async fn verify<T: DeserializeOwned>(&self, token: &str) -> Result<T, VerifyError> {
         let parsed = Parsed::new(token, self.inner.max_token_bytes)?;
-        let (verifier, on_demand) = self.select(&parsed)?;
-        let result = verifier.verify_parsed(token, &parsed).await;
-        self.after(&parsed, on_demand, result.as_ref().err());
+        let (iss, selected) = self.select(&parsed)?;
+        let result = selected.verifier().verify_parsed(token, &parsed).await;
+        self.settle(iss, &selected, result.as_ref().err());
         result
     }
 
@@ -186,16 +337,21 @@ impl IssuerRegistry {
         T: DeserializeOwned + Send + Sync + 'static,
     {
         let parsed = Parsed::new(token, self.inner.max_token_bytes)?;
-        let (verifier, on_demand) = self.select(&parsed)?;
-        let result = verifier.verify_parsed_shared(token, &parsed).await;
-        self.after(&parsed, on_demand, result.as_ref().err());
+        let (iss, selected) = self.select(&parsed)?;
+        let result = selected
+            .verifier()
+            .verify_parsed_shared(token, &parsed)
+            .await;
+        self.settle(iss, &selected, result.as_ref().err());
         result
     }
 
     /// The verifier for the token's issuer.
-    fn select(&self, parsed: &Parsed<'_>) -> Result<(Verifier, bool), VerifyError> {
+    fn select<'p>(&self, parsed: &'p Parsed<'_>) -> Result<(&'p str, Selected), VerifyError> {
+        if let Some(iss) = parsed.claims.issuer() {
+            return Ok((iss, self.lookup(iss, &parsed.header.alg)?));
+        }
         match &parsed.claims.iss {
-            ClaimValue::Str(iss) => self.lookup(iss),
             ClaimValue::Absent => Err(VerifyError::UntrustedIssuer { found: None }),
             _ => Err(VerifyError::InvalidClaim {
                 claim: "iss",
@@ -204,32 +360,53 @@ impl IssuerRegistry {
         }
     }
 
-    /// Remembers an issuer built on demand whose keys could not be had.
-    fn after(&self, parsed: &Parsed<'_>, on_demand: bool, error: Option<&VerifyError>) {
-        if let (Some(VerifyError::KeysUnavailable { source }), true, Some(iss)) =
-            (error, on_demand, parsed.claims.issuer())
-        {
-            self.remember_failure(iss, backoff(source.clone()));
+    /// What the outcome of a verification changes: a pattern issuer on probation is proven when its
+    /// keys loaded, and a pattern issuer whose keys could not be had is negatively cached (and leaves
+    /// probation).
+    fn settle(&self, iss: &str, selected: &Selected, error: Option<&VerifyError>) {
+        match (selected, error) {
+            (Selected::Exact(_), _) => {}
+            (Selected::Proven(_), Some(VerifyError::KeysUnavailable { source })) => {
+                self.remember_failure(iss, backoff(source.clone()));
+            }
+            (Selected::Proven(_), _) => {}
+            (Selected::Pending(trial), Some(VerifyError::KeysUnavailable { source })) => {
+                self.withdraw(trial, backoff(source.clone()));
+            }
+            (Selected::Pending(trial), error) if keys_were_loaded(error) => self.promote(trial),
+            // Refused before its keys were needed: says nothing about the issuer. The trial's drop
+            // releases the slot if no other verification is trying the issuer.
+            (Selected::Pending(_), _) => {}
         }
     }
 
-    /// How many built-on-demand issuers are kept now (exact [`Verifier`]s given ready-built are not
+    /// How many issuers built on demand are kept now: exact issuers built so far, proven pattern
+    /// issuers and pattern issuers on probation (exact [`Verifier`]s given ready-built are not
     /// counted).
     pub fn live_issuers(&self) -> usize {
-        self.inner.read().live_count
+        let state = self.inner.read();
+        state.exact_built.len() + state.proven.len() + state.pending.len()
+    }
+
+    /// How many pattern issuers are on probation now (built, keys not loaded yet).
+    pub fn pending_issuers(&self) -> usize {
+        self.inner.read().pending.len()
     }
 
     /// The token-cache counters of the issuers built on demand that are live now, added up (an issuer
     /// with aliases is counted once), for metrics and to watch the per-issuer bounds.
     pub fn token_cache_stats(&self) -> TokenCacheStats {
         let state = self.inner.read();
-        let mut seen = std::collections::HashSet::new();
         let mut total = TokenCacheStats::default();
-        for live in state.live.values() {
-            if !seen.insert(Arc::as_ptr(live)) {
-                continue;
-            }
-            if let Some(s) = live.verifier.token_cache_stats() {
+        let verifiers = state.exact_built.iter().chain(
+            state
+                .proven
+                .values()
+                .chain(state.pending.values())
+                .map(|live| &live.verifier),
+        );
+        for verifier in verifiers {
+            if let Some(s) = verifier.token_cache_stats() {
                 total.entries += s.entries;
                 total.bytes += s.bytes;
                 total.hits += s.hits;
@@ -247,40 +424,139 @@ impl IssuerRegistry {
         self.inner.exact_count
     }
 
-    /// The verifier for `iss`, and whether it was built on demand (evictable, negatively cached).
-    fn lookup(&self, iss: &str) -> Result<(Verifier, bool), VerifyError> {
+    /// The verifier for `iss` (a token whose header names `alg`).
+    fn lookup(&self, iss: &str, alg: &str) -> Result<Selected, VerifyError> {
         let inner = &*self.inner;
+        if let Some(entry) = inner.exact.get(iss) {
+            return match &**entry {
+                ExactEntry::Built(verifier) => Ok(Selected::Exact(verifier.clone())),
+                ExactEntry::Lazy(lazy) => self.exact_lazy(iss, lazy).map(Selected::Exact),
+            };
+        }
         let now = inner.clock.now();
-        {
-            let state = inner.read();
-            if let Some(negative) = state.negative.get(iss)
-                && now < negative.until
-            {
-                return Err(negative.error.clone());
-            }
-            if let Some(live) = state.live.get(iss) {
-                live.last_used.store(millis(now), Ordering::Relaxed);
-                return Ok((live.verifier.clone(), true));
-            }
+        if let Some(known) = self.known(&inner.read(), iss, now) {
+            return known;
         }
         let untrusted = || VerifyError::UntrustedIssuer {
             found: Some(iss.to_owned()),
         };
-        let (builder, names) = match inner.exact.get(iss).map(|e| &**e) {
-            Some(ExactEntry::Built(verifier)) => return Ok((verifier.clone(), false)),
-            Some(ExactEntry::Lazy { builder, names }) => (*builder.clone(), names.clone()),
-            None => {
-                let Some(builder) = inner.patterns.iter().find_map(|p| p.verifier_for(iss)) else {
-                    return Err(untrusted());
-                };
-                if !builder.accepted_issuers().any(|name| name == iss) {
-                    // The pattern is wrong; its verifier would refuse every token anyway.
-                    tracing::error!(iss, builder = ?builder, "issuer pattern returned a verifier for another issuer");
-                    return Err(untrusted());
-                }
-                (builder, vec![iss.to_owned()])
+        let Some(builder) = inner.patterns.iter().find_map(|p| p.verifier_for(iss)) else {
+            return Err(untrusted());
+        };
+        if !builder.accepted_issuers().any(|name| name == iss) {
+            // The pattern is wrong; its verifier would refuse every token anyway.
+            tracing::error!(iss, builder = ?builder, "issuer pattern returned a verifier for another issuer");
+            return Err(untrusted());
+        }
+        // The verifier's first check (RFC 8725 §3.1), made before building one: a token with `alg`
+        // `none` or an unknown name costs no build and no rate-limit token.
+        if Algorithm::from_header(alg).is_none() {
+            return Err(VerifyError::UnsupportedAlgorithm {
+                alg: alg.to_owned(),
+            });
+        }
+        self.admit(iss, builder, now)
+    }
+
+    /// A pattern issuer the registry knows (negatively cached, proven or on probation).
+    fn known(
+        &self,
+        state: &State,
+        iss: &str,
+        now: Duration,
+    ) -> Option<Result<Selected, VerifyError>> {
+        if let Some(negative) = state.negative.get(iss)
+            && now < negative.until
+        {
+            return Some(Err(negative.error.clone()));
+        }
+        if let Some(live) = state.proven.get(iss) {
+            live.last_used.store(millis(now), Ordering::Relaxed);
+            return Some(Ok(Selected::Proven(live.verifier.clone())));
+        }
+        let live = state.pending.get(iss)?;
+        Some(Ok(Selected::Pending(Trial::join(&self.inner, iss, live))))
+    }
+
+    /// An exact issuer, built on its first use.
+    fn exact_lazy(&self, iss: &str, lazy: &LazyExact) -> Result<Verifier, VerifyError> {
+        if let Some(verifier) = lazy.verifier.get() {
+            return Ok(verifier.clone());
+        }
+        let inner = &*self.inner;
+        if let Some(negative) = inner.read().negative.get(iss)
+            && inner.clock.now() < negative.until
+        {
+            return Err(negative.error.clone());
+        }
+        // Concurrent first uses wait for one build (milliseconds, once per issuer) rather than build
+        // verifiers that would be thrown away.
+        let _building = lazy.building.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(verifier) = lazy.verifier.get() {
+            return Ok(verifier.clone());
+        }
+        let verifier = self.build(iss, (*lazy.builder).clone())?;
+        let verifier = lazy.verifier.get_or_init(|| verifier).clone();
+        inner.write().exact_built.push(verifier.clone());
+        Ok(verifier)
+    }
+
+    /// Puts a new pattern issuer on probation, if a slot and the rate limit allow.
+    ///
+    /// Our own hardening, not from a standard (go-oidc has no registry and so no such limit): the
+    /// `iss` that leads here is unverified, so without these limits every made-up name would cost a
+    /// verifier build and an outbound fetch.
+    fn admit(
+        &self,
+        iss: &str,
+        builder: VerifierBuilder,
+        now: Duration,
+    ) -> Result<Selected, VerifyError> {
+        let inner = &*self.inner;
+        let refuse = |limit: &'static str| {
+            tracing::debug!(iss, limit, "new issuer refused: too many new issuers");
+            VerifyError::KeysUnavailable {
+                source: KeysError::TooManyNewIssuers { limit },
             }
         };
+        let reservation = {
+            let mut state = inner.write();
+            // Another request may have admitted it meanwhile.
+            if let Some(known) = self.known(&state, iss, now) {
+                return known;
+            }
+            if state.pending.len() + state.reserved >= inner.max_pending {
+                return Err(refuse("max_pending_issuers"));
+            }
+            if !state.bucket.take(now, inner.rate) {
+                return Err(refuse("new_issuer_rate"));
+            }
+            state.reserved += 1;
+            Reservation { inner }
+        };
+        // Outside the lock: a build takes milliseconds (an HTTP client, TLS roots).
+        let verifier = self.build(iss, builder)?;
+        let mut state = inner.write();
+        reservation.fill(&mut state);
+        if let Some(known) = self.known(&state, iss, now) {
+            // Built by another request meanwhile: keep the first, so one key cache serves the issuer
+            // and only one fetch happens.
+            return known;
+        }
+        let live = Arc::new(Live {
+            verifier,
+            last_used: AtomicU64::new(millis(now)),
+            trials: AtomicUsize::new(0),
+        });
+        let trial = Trial::join(&self.inner, iss, &live);
+        state.pending.insert(iss.to_owned(), live);
+        tracing::debug!(iss, pending = state.pending.len(), "issuer on probation");
+        Ok(Selected::Pending(trial))
+    }
+
+    /// Builds an issuer's verifier with the registry's clock and token-cache defaults.
+    fn build(&self, iss: &str, builder: VerifierBuilder) -> Result<Verifier, VerifyError> {
+        let inner = &*self.inner;
         let builder = if inner.share_clock {
             builder.with_clock(ClockHandle(inner.clock.clone()))
         } else {
@@ -291,56 +567,60 @@ impl IssuerRegistry {
         } else {
             builder
         };
-        match builder.build() {
-            Ok(verifier) => Ok((self.insert_live(iss, verifier, names, now), true)),
-            Err(error) => {
-                // Not a token problem: the configuration of a trusted issuer is wrong. Said loudly,
-                // remembered so that the builder is not retried on every request.
-                tracing::error!(iss, code = error.code(), %error, "cannot build the verifier of a trusted issuer");
-                self.remember_failure(iss, untrusted());
-                Err(untrusted())
-            }
-        }
+        builder.build().map_err(|error| {
+            // Not a token problem: the configuration of a trusted issuer is wrong. Said loudly,
+            // remembered so that the builder is not retried on every request.
+            tracing::error!(iss, code = error.code(), %error, "cannot build the verifier of a trusted issuer");
+            let untrusted = VerifyError::UntrustedIssuer {
+                found: Some(iss.to_owned()),
+            };
+            self.remember_failure(iss, untrusted.clone());
+            untrusted
+        })
     }
 
-    fn insert_live(
-        &self,
-        iss: &str,
-        verifier: Verifier,
-        names: Vec<String>,
-        now: Duration,
-    ) -> Verifier {
+    /// Moves an issuer from probation to the proven set, making room by evicting the proven issuer
+    /// used least recently.
+    fn promote(&self, trial: &Trial) {
         let inner = &*self.inner;
+        let now = inner.clock.now();
         let mut state = inner.write();
-        // Another request may have built it meanwhile: keep the first, so one key cache serves the
-        // issuer and only one fetch happens.
-        if let Some(live) = state.live.get(iss) {
-            live.last_used.store(millis(now), Ordering::Relaxed);
-            return live.verifier.clone();
+        if !is_pending(&state, &trial.issuer, &trial.live) {
+            return; // proven or failed by a concurrent verification
         }
-        while state.live_count >= inner.max_live {
-            evict_least_recently_used(&mut state);
+        state.pending.remove(&trial.issuer);
+        while state.proven.len() >= inner.max_live {
+            evict_least_recently_used(&mut state.proven);
         }
-        let live = Arc::new(Live {
-            verifier: verifier.clone(),
-            names,
-            last_used: AtomicU64::new(millis(now)),
-        });
-        for name in &live.names {
-            state.live.insert(name.clone(), live.clone());
+        trial.live.last_used.store(millis(now), Ordering::Relaxed);
+        state
+            .proven
+            .insert(trial.issuer.clone(), trial.live.clone());
+        tracing::debug!(iss = trial.issuer, "issuer proven: keys loaded");
+    }
+
+    /// Takes an issuer whose keys could not be had off probation and negatively caches it, in one
+    /// step, so that no request finds it in neither place and builds it again.
+    fn withdraw(&self, trial: &Trial, error: VerifyError) {
+        let mut state = self.inner.write();
+        if is_pending(&state, &trial.issuer, &trial.live) {
+            state.pending.remove(&trial.issuer);
         }
-        state.live_count += 1;
-        verifier
+        self.remember_failure_in(&mut state, &trial.issuer, error);
     }
 
     fn remember_failure(&self, iss: &str, error: VerifyError) {
+        self.remember_failure_in(&mut self.inner.write(), iss, error);
+    }
+
+    fn remember_failure_in(&self, state: &mut State, iss: &str, error: VerifyError) {
         let inner = &*self.inner;
         if inner.negative_ttl.is_zero() {
             return;
         }
         let now = inner.clock.now();
-        let mut state = inner.write();
-        // Bounded like the live set: expired entries go first, then the one expiring soonest.
+        // Bounded like the live set: expired entries go first, then the one expiring soonest. The scan
+        // is paid only by failures of new issuers, which the rate limit paces.
         if state.negative.len() >= inner.max_live && !state.negative.contains_key(iss) {
             state.negative.retain(|_, n| n.until > now);
             while state.negative.len() >= inner.max_live {
@@ -364,11 +644,53 @@ impl IssuerRegistry {
         state.negative.insert(
             iss.to_owned(),
             Negative {
-                until: now + inner.negative_ttl,
+                until: now.saturating_add(inner.negative_ttl),
                 error,
             },
         );
     }
+}
+
+/// A probation slot held while its issuer is built; given back if the build fails (or panics).
+struct Reservation<'a> {
+    inner: &'a Inner,
+}
+
+impl Reservation<'_> {
+    /// Gives the slot back as its issuer is inserted, under the caller's lock.
+    fn fill(self, state: &mut State) {
+        state.reserved -= 1;
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        self.inner.write().reserved -= 1;
+    }
+}
+
+/// Whether a verification that ended this way had the issuer's keys: it succeeded, or failed at or
+/// after the key lookup or the signature. Errors found before the keys are needed (size, `alg`,
+/// `typ`) say nothing about the issuer; so does any variant added later, until listed here.
+fn keys_were_loaded(error: Option<&VerifyError>) -> bool {
+    matches!(
+        error,
+        None | Some(
+            VerifyError::UnknownKey { .. }
+                | VerifyError::AmbiguousKey { .. }
+                | VerifyError::AlgorithmKeyMismatch { .. }
+                | VerifyError::InvalidSignature
+                | VerifyError::IssuerMismatch { .. }
+                | VerifyError::AudienceMismatch { .. }
+                | VerifyError::MissingClaim { .. }
+                | VerifyError::InvalidClaim { .. }
+                | VerifyError::Expired { .. }
+                | VerifyError::NotYetValid { .. }
+                | VerifyError::IssuedInFuture { .. }
+                | VerifyError::ClaimsDecode { .. }
+        )
+    )
 }
 
 impl Inner {
@@ -381,23 +703,20 @@ impl Inner {
     }
 }
 
-/// Drops the live issuer used least recently, under all its names. O(live issuers), paid only when a
-/// new issuer arrives at a full registry.
-fn evict_least_recently_used(state: &mut State) {
-    let Some(oldest) = state
-        .live
-        .values()
-        .min_by_key(|live| live.last_used.load(Ordering::Relaxed))
-        .cloned()
+/// Drops the proven issuer used least recently. O(proven issuers): a scan rather than an LRU list, so
+/// that a hit stays a read-locked hash lookup. Paid only when an issuer on probation is proven while
+/// the proven set is full, which takes keys that really loaded from a trusted issuer and is paced by
+/// the new-issuer rate limit; a flood of made-up issuers never gets here.
+fn evict_least_recently_used(proven: &mut HashMap<String, Arc<Live>>) {
+    let Some(oldest) = proven
+        .iter()
+        .min_by_key(|(_, live)| live.last_used.load(Ordering::Relaxed))
+        .map(|(iss, _)| iss.clone())
     else {
-        state.live_count = 0;
         return;
     };
-    tracing::debug!(issuer = oldest.verifier.issuer(), "evicting idle issuer");
-    for name in &oldest.names {
-        state.live.remove(name);
-    }
-    state.live_count -= 1;
+    tracing::debug!(iss = oldest, "evicting idle issuer");
+    proven.remove(&oldest);
 }
 
 fn millis(d: Duration) -> u64 {
@@ -433,7 +752,11 @@ impl fmt::Debug for IssuerRegistry {
             .field("exact_issuers", &self.inner.exact_count)
             .field("patterns", &self.inner.patterns.len())
             .field("live_issuers", &self.live_issuers())
+            .field("pending_issuers", &self.pending_issuers())
             .field("max_live_issuers", &self.inner.max_live)
+            .field("max_pending_issuers", &self.inner.max_pending)
+            .field("new_issuer_burst", &self.inner.rate.burst)
+            .field("new_issuer_interval", &self.inner.rate.interval)
             .field("negative_ttl", &self.inner.negative_ttl)
             .finish_non_exhaustive()
     }
@@ -445,6 +768,8 @@ pub struct IssuerRegistryBuilder {
     exact: Vec<ExactEntry>,
     patterns: Vec<Box<dyn IssuerPattern>>,
     max_live: usize,
+    max_pending: usize,
+    rate: Rate,
     negative_ttl: Duration,
     max_token_bytes: usize,
     clock: Option<SharedClock>,
@@ -457,6 +782,11 @@ impl Default for IssuerRegistryBuilder {
             exact: Vec::new(),
             patterns: Vec::new(),
             max_live: DEFAULT_MAX_LIVE_ISSUERS,
+            max_pending: DEFAULT_MAX_PENDING_ISSUERS,
+            rate: Rate {
+                burst: DEFAULT_NEW_ISSUER_BURST,
+                interval: DEFAULT_NEW_ISSUER_INTERVAL,
+            },
             negative_ttl: DEFAULT_NEGATIVE_TTL,
             max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
             clock: None,
@@ -467,13 +797,16 @@ impl Default for IssuerRegistryBuilder {
 
 impl IssuerRegistryBuilder {
     /// Trusts this issuer (and its aliases), with this policy. Built into a verifier when a token first
-    /// names it; nothing is fetched before.
+    /// names it (nothing is fetched before), then kept: never evicted, not counted against
+    /// [`with_max_live_issuers`](Self::with_max_live_issuers).
     pub fn with_issuer(mut self, builder: VerifierBuilder) -> Self {
         let names = builder.accepted_issuers().map(str::to_owned).collect();
-        self.exact.push(ExactEntry::Lazy {
+        self.exact.push(ExactEntry::Lazy(LazyExact {
             builder: Box::new(builder),
             names,
-        });
+            verifier: OnceLock::new(),
+            building: Mutex::new(()),
+        }));
         self
     }
 
@@ -491,10 +824,32 @@ impl IssuerRegistryBuilder {
         self
     }
 
-    /// The most built-on-demand issuers kept at once (default 1000); the least recently used is dropped
-    /// to make room. Also bounds the negative cache.
+    /// The most proven pattern issuers (keys loaded) kept at once (default 1000); the least recently
+    /// used is dropped to make room for a newly proven one. Exact issuers do not count. Also bounds the
+    /// negative cache.
     pub fn with_max_live_issuers(mut self, max: usize) -> Self {
         self.max_live = max;
+        self
+    }
+
+    /// The most pattern issuers on probation — built, keys not loaded yet — at once (default 64, at
+    /// least 1). While that many are, a token naming another new pattern issuer is refused with
+    /// [`VerifyError::KeysUnavailable`] ([`KeysError::TooManyNewIssuers`]) without building or
+    /// fetching anything. An issuer leaves probation when a verification loads its keys (it is then
+    /// kept, see [`with_max_live_issuers`](Self::with_max_live_issuers)) or fails to (it is then
+    /// negatively cached).
+    pub fn with_max_pending_issuers(mut self, max: usize) -> Self {
+        self.max_pending = max;
+        self
+    }
+
+    /// How fast new pattern issuers may be built: `burst` at once, then one more per `interval`
+    /// (default 100, then one per 100 ms, 10 per second), timed by the registry's
+    /// [clock](Self::with_clock). Beyond it, a token naming a new pattern issuer is refused like when
+    /// probation is full. Known issuers and exact ones are not limited. `burst` must be at least 1 and
+    /// `interval` positive.
+    pub fn with_new_issuer_rate(mut self, burst: u32, interval: Duration) -> Self {
+        self.rate = Rate { burst, interval };
         self
     }
 
@@ -508,8 +863,9 @@ impl IssuerRegistryBuilder {
 
     /// The verified-token cache of each issuer the registry builds on demand, when its builder keeps the
     /// default cache (default 1,000 tokens and 1 MiB per issuer, so the registry's cache memory is
-    /// bounded by `max_live_issuers` × this, 1 GiB at most with the defaults — and only tokens that
-    /// verified are ever cached). A builder configured with its own cache settings keeps them.
+    /// bounded by (exact issuers + `max_live_issuers` + `max_pending_issuers`) × this, about 1 GiB at
+    /// most with the defaults and no exact issuers — and only tokens that verified are ever cached). A
+    /// builder configured with its own cache settings keeps them.
     pub fn with_issuer_token_cache(mut self, settings: TokenCacheSettings) -> Self {
         self.issuer_token_cache = settings;
         self
@@ -521,9 +877,9 @@ impl IssuerRegistryBuilder {
         self
     }
 
-    /// The clock for idle and negative-cache times (default: the system clock). It is also given to
-    /// every verifier the registry builds, so that one clock rules them all (tests move it by hand);
-    /// ready-built verifiers keep their own.
+    /// The clock for idle and negative-cache times and the new-issuer rate (default: the system
+    /// clock). It is also given to every verifier the registry builds, so that one clock rules them
+    /// all (tests move it by hand); ready-built verifiers keep their own.
     pub fn with_clock(mut self, clock: impl Clock) -> Self {
         self.clock = Some(Arc::new(clock));
         self
@@ -540,6 +896,15 @@ impl IssuerRegistryBuilder {
         if self.max_live == 0 {
             return Err(invalid("max_live_issuers", "must be positive"));
         }
+        if self.max_pending == 0 {
+            return Err(invalid("max_pending_issuers", "must be positive"));
+        }
+        if self.rate.burst == 0 {
+            return Err(invalid("new_issuer_burst", "must be positive"));
+        }
+        if self.rate.interval.is_zero() {
+            return Err(invalid("new_issuer_interval", "must be positive"));
+        }
         if self.max_token_bytes == 0 {
             return Err(invalid("max_token_bytes", "must be positive"));
         }
@@ -550,7 +915,7 @@ impl IssuerRegistryBuilder {
                 ExactEntry::Built(verifier) => {
                     verifier.accepted_issuers().map(str::to_owned).collect()
                 }
-                ExactEntry::Lazy { names, .. } => names.clone(),
+                ExactEntry::Lazy(lazy) => lazy.names.clone(),
             };
             let entry = Arc::new(entry);
             for name in names {
@@ -575,18 +940,28 @@ impl IssuerRegistryBuilder {
         }
         self.issuer_token_cache.validate()?;
         let share_clock = self.clock.is_some();
+        let state = State {
+            proven: HashMap::new(),
+            pending: HashMap::new(),
+            reserved: 0,
+            bucket: Bucket::full(self.rate),
+            negative: HashMap::new(),
+            exact_built: Vec::new(),
+        };
         Ok(IssuerRegistry {
             inner: Arc::new(Inner {
                 exact,
                 exact_count,
                 patterns: self.patterns,
                 max_live: self.max_live,
+                max_pending: self.max_pending,
+                rate: self.rate,
                 negative_ttl: self.negative_ttl,
                 max_token_bytes: self.max_token_bytes,
                 clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
                 share_clock,
                 issuer_token_cache: self.issuer_token_cache,
-                state: RwLock::new(State::default()),
+                state: RwLock::new(state),
             }),
         })
     }
@@ -598,6 +973,9 @@ impl fmt::Debug for IssuerRegistryBuilder {
             .field("exact_issuers", &self.exact.len())
             .field("patterns", &self.patterns.len())
             .field("max_live_issuers", &self.max_live)
+            .field("max_pending_issuers", &self.max_pending)
+            .field("new_issuer_burst", &self.rate.burst)
+            .field("new_issuer_interval", &self.rate.interval)
             .field("negative_ttl", &self.negative_ttl)
             .finish_non_exhaustive()
     }
@@ -614,8 +992,29 @@ mod tests {
         Verifier::builder(iss, "aud").with_key_set(keys)
     }
 
+    fn example_pattern(iss: &str) -> Option<VerifierBuilder> {
+        iss.ends_with(".example").then(|| static_builder(iss))
+    }
+
+    /// Looks `iss` up and, if it is on probation, proves it as a verification that loaded its keys
+    /// would.
+    fn use_(registry: &IssuerRegistry, iss: &str) -> Selected {
+        let selected = registry.lookup(iss, "RS256").unwrap();
+        if let Selected::Pending(trial) = &selected {
+            registry.promote(trial);
+        }
+        selected
+    }
+
+    fn proven(registry: &IssuerRegistry) -> Vec<String> {
+        let state = registry.inner.read();
+        let mut names: Vec<String> = state.proven.keys().cloned().collect();
+        names.sort_unstable();
+        names
+    }
+
     #[test]
-    fn an_issuer_listed_twice_is_a_configuration_error() {
+    fn invalid_settings_are_configuration_errors() {
         let err = IssuerRegistry::builder()
             .with_issuer(static_builder("https://a.example"))
             .with_issuer(static_builder("https://b.example").with_issuer_alias("https://a.example"))
@@ -623,51 +1022,128 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.code(), "invalid_issuer");
         assert!(err.to_string().contains("listed twice"), "{err}");
-        let err = IssuerRegistry::builder()
-            .with_max_live_issuers(0)
-            .build()
-            .unwrap_err();
-        assert_eq!(err.code(), "invalid_setting");
+        let settings = [
+            IssuerRegistry::builder().with_max_live_issuers(0),
+            IssuerRegistry::builder().with_max_pending_issuers(0),
+            IssuerRegistry::builder().with_new_issuer_rate(0, Duration::from_secs(1)),
+            IssuerRegistry::builder().with_new_issuer_rate(1, Duration::ZERO),
+        ];
+        for builder in settings {
+            assert_eq!(builder.build().unwrap_err().code(), "invalid_setting");
+        }
     }
 
     #[test]
-    fn the_least_recently_used_issuer_is_evicted_under_all_its_names() {
+    fn exact_issuers_are_built_once_under_all_their_names_and_never_evicted() {
         let clock = ManualClock::at_unix(1_000);
         let registry = IssuerRegistry::builder()
             .with_issuer(static_builder("https://a.example").with_issuer_alias("a.example"))
             .with_issuer(static_builder("https://b.example"))
             .with_issuer(static_builder("https://c.example"))
+            .with_pattern(example_pattern)
+            .with_max_live_issuers(1)
+            .with_clock(clock.clone())
+            .build()
+            .unwrap();
+        for iss in [
+            "a.example",
+            "https://a.example",
+            "https://b.example",
+            "https://c.example",
+        ] {
+            assert!(matches!(use_(&registry, iss), Selected::Exact(_)));
+            clock.advance(Duration::from_secs(1));
+        }
+        // Pattern issuers come and go in the one proven slot; the exact ones stay.
+        for i in 0..5 {
+            use_(&registry, &format!("https://{i}.example"));
+        }
+        assert_eq!(proven(&registry), ["https://4.example"]);
+        for iss in [
+            "a.example",
+            "https://a.example",
+            "https://b.example",
+            "https://c.example",
+        ] {
+            assert!(matches!(use_(&registry, iss), Selected::Exact(_)));
+        }
+        // Three issuers, built once each (the alias shares a's verifier).
+        assert_eq!(registry.inner.read().exact_built.len(), 3);
+        assert_eq!(registry.live_issuers(), 4);
+    }
+
+    #[test]
+    fn the_least_recently_used_proven_issuer_makes_room() {
+        let clock = ManualClock::at_unix(1_000);
+        let registry = IssuerRegistry::builder()
+            .with_pattern(example_pattern)
             .with_max_live_issuers(2)
             .with_clock(clock.clone())
             .build()
             .unwrap();
         let step = || clock.advance(Duration::from_secs(1));
-        registry.lookup("a.example").unwrap();
-        step();
-        registry.lookup("https://a.example").unwrap();
-        {
-            // The other spelling shares the same verifier (and so the same key cache).
-            let state = registry.inner.read();
-            assert!(Arc::ptr_eq(
-                &state.live["a.example"],
-                &state.live["https://a.example"]
-            ));
-            assert_eq!(state.live_count, 1);
+        for iss in [
+            "https://a.example",
+            "https://b.example",
+            "https://a.example",
+        ] {
+            use_(&registry, iss); // a is now the most recent
+            step();
         }
-        step();
-        registry.lookup("https://b.example").unwrap();
-        step();
-        registry.lookup("https://a.example").unwrap(); // a is now the most recent
-        step();
-        registry.lookup("https://c.example").unwrap(); // evicts b
-        assert_eq!(registry.live_issuers(), 2);
-        let state = registry.inner.read();
-        let mut names: Vec<&str> = state.live.keys().map(String::as_str).collect();
-        names.sort_unstable();
+        // On probation: evicts nothing, even with the proven set full.
+        let c = registry.lookup("https://c.example", "RS256").unwrap();
         assert_eq!(
-            names,
-            ["a.example", "https://a.example", "https://c.example"]
+            proven(&registry),
+            ["https://a.example", "https://b.example"]
         );
+        assert_eq!(registry.pending_issuers(), 1);
+        let Selected::Pending(trial) = &c else {
+            panic!("c should be on probation")
+        };
+        registry.promote(trial); // evicts b
+        assert_eq!(
+            proven(&registry),
+            ["https://a.example", "https://c.example"]
+        );
+        assert_eq!(registry.pending_issuers(), 0);
+    }
+
+    #[test]
+    fn an_issuer_whose_trials_all_end_undecided_leaves_probation() {
+        let registry = IssuerRegistry::builder()
+            .with_pattern(example_pattern)
+            .build()
+            .unwrap();
+        let first = registry.lookup("https://a.example", "RS256").unwrap();
+        let second = registry.lookup("https://a.example", "RS256").unwrap();
+        assert_eq!(registry.pending_issuers(), 1);
+        drop(first);
+        assert_eq!(registry.pending_issuers(), 1, "one trial still runs");
+        drop(second);
+        assert_eq!(registry.pending_issuers(), 0);
+        // `alg: none` is refused before anything is built.
+        let err = registry.lookup("https://b.example", "none").err().unwrap();
+        assert_eq!(err.code(), "unsupported_algorithm");
+        assert_eq!(registry.pending_issuers(), 0);
+    }
+
+    #[test]
+    fn the_bucket_refills_one_token_per_interval_up_to_the_burst() {
+        let rate = Rate {
+            burst: 3,
+            interval: Duration::from_secs(10),
+        };
+        let mut bucket = Bucket::full(rate);
+        let t = Duration::from_secs(1_000);
+        let taken = |bucket: &mut Bucket, now| (0..5).filter(|_| bucket.take(now, rate)).count();
+        assert_eq!(taken(&mut bucket, t), 3);
+        assert_eq!(taken(&mut bucket, t + Duration::from_secs(9)), 0);
+        assert_eq!(taken(&mut bucket, t + Duration::from_secs(25)), 2);
+        // The half period left over from the 25 s counts.
+        assert_eq!(taken(&mut bucket, t + Duration::from_secs(30)), 1);
+        assert_eq!(taken(&mut bucket, t + Duration::from_secs(3_600)), 3);
+        // A clock moved backwards adds nothing.
+        assert_eq!(taken(&mut bucket, t), 0);
     }
 
     #[test]
