@@ -184,6 +184,27 @@ mod tests {
         }
     }
 
+    /// Real tokens are checked 32 bytes at a time: a bad byte anywhere, in a chunk or in the
+    /// remainder, is refused.
+    #[test]
+    fn a_bad_byte_is_found_in_every_chunk_position() {
+        let good = "a".repeat(70);
+        assert_eq!(check_b64token(&good), Ok(good.as_str()));
+        for at in [0, 1, 31, 32, 33, 63, 64, 69] {
+            for bad in [b' ', b',', b'"', b'=', 0x7f, b'@', b'['] {
+                let mut token = good.clone().into_bytes();
+                token[at] = bad;
+                let token = String::from_utf8(token).unwrap();
+                let expected = if bad == b'=' && at == 69 {
+                    Ok(token.as_str()) // trailing padding
+                } else {
+                    Err(BearerError::InvalidToken)
+                };
+                assert_eq!(check_b64token(&token), expected, "{bad:#x} at {at}");
+            }
+        }
+    }
+
     #[test]
     fn b64token_alphabet_is_exact() {
         for b in 0..=255u8 {

@@ -507,7 +507,7 @@ fn list(values: &[String]) -> String {
 
 /// A token-supplied string in a message: at most [`Excerpt::MAX_CHARS`] characters, so that an
 /// 8 KiB `iss` or `kid` cannot flood logs (the typed error keeps the whole value).
-struct Excerpt<'a>(&'a str);
+pub(crate) struct Excerpt<'a>(pub(crate) &'a str);
 
 impl Excerpt<'_> {
     const MAX_CHARS: usize = 64;

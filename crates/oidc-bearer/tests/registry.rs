@@ -373,7 +373,7 @@ async fn new_pattern_issuers_are_rate_limited_by_the_registry_clock() {
 }
 
 #[tokio::test]
-async fn a_failing_issuer_is_negatively_cached_even_across_eviction() {
+async fn a_failing_issuer_is_negatively_cached_and_never_takes_a_live_slot() {
     let broken = TestIssuer::start().await;
     let healthy = TestIssuer::start().await;
     broken.set_down(true);
@@ -561,4 +561,33 @@ async fn each_built_issuer_gets_the_registrys_token_cache_bounds() {
             .build()
             .is_err()
     );
+}
+
+/// Concurrent first requests for one new pattern issuer share its build: one probation slot, one
+/// rate-limit token, one key cache; none is refused for a limit the issuer itself filled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_first_requests_for_one_new_issuer_share_one_slot() {
+    let issuer = TestIssuer::start().await;
+    let registry = IssuerRegistry::builder()
+        .with_pattern(loopback_pattern)
+        .with_max_pending_issuers(1)
+        .with_new_issuer_rate(1, Duration::from_secs(3600))
+        .build()
+        .unwrap();
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(16));
+    let tasks: Vec<_> = (0..16)
+        .map(|_| {
+            let (registry, barrier) = (registry.clone(), barrier.clone());
+            let token = issuer.token().aud(AUD).sign();
+            tokio::spawn(async move {
+                barrier.wait().await;
+                code(verify(&registry, &token).await)
+            })
+        })
+        .collect();
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), "ok");
+    }
+    assert_eq!(fetches(&issuer), (1, 1));
+    assert_eq!(registry.live_issuers(), 1);
 }

@@ -14,7 +14,7 @@ use super::ClockHandle;
 use crate::Algorithm;
 use crate::cache::{TokenCacheSettings, TokenCacheStats};
 use crate::clock::{Clock, SharedClock, SystemClock};
-use crate::error::{ConfigError, KeysError, VerifyError};
+use crate::error::{ConfigError, Excerpt, KeysError, VerifyError};
 use crate::token::{ClaimValue, Parsed};
 use crate::verify::{DEFAULT_MAX_TOKEN_BYTES, Verifier, VerifierBuilder, VerifyToken};
 
@@ -173,11 +173,12 @@ struct LazyExact {
 struct State {
     /// Pattern issuers whose keys have loaded, by `iss`; at most `max_live`, evicted LRU.
     proven: HashMap<String, Arc<Live>>,
-    /// Pattern issuers on probation (built, keys never loaded yet), by `iss`. With `reserved`, at most
+    /// Pattern issuers on probation (built, keys never loaded yet), by `iss`. With `building`, at most
     /// `max_pending`; never evicts anything.
     pending: HashMap<String, Arc<Live>>,
-    /// Probation slots taken by issuers being built (outside the lock).
-    reserved: usize,
+    /// Pattern issuers being built (outside the lock), each holding a probation slot; the gate is
+    /// locked by the building request, and other first requests for the same issuer wait on it.
+    building: HashMap<String, Arc<Mutex<()>>>,
     /// Paces the building of new pattern issuers.
     bucket: Bucket,
     /// Issuers refused without an attempt until `until`.
@@ -248,7 +249,7 @@ impl Drop for Trial {
         if last && is_pending(&state, &self.issuer, &self.live) {
             state.pending.remove(&self.issuer);
             tracing::debug!(
-                iss = self.issuer,
+                iss = ?Excerpt(&self.issuer),
                 "issuer left probation undecided (keys never needed)"
             );
         }
@@ -445,7 +446,7 @@ impl IssuerRegistry {
         };
         if !builder.accepted_issuers().any(|name| name == iss) {
             // The pattern is wrong; its verifier would refuse every token anyway.
-            tracing::error!(iss, builder = ?builder, "issuer pattern returned a verifier for another issuer");
+            tracing::error!(iss = ?Excerpt(iss), builder = ?builder, "issuer pattern returned a verifier for another issuer");
             return Err(untrusted());
         }
         // The verifier's first check (RFC 8725 §3.1), made before building one: a token with `alg`
@@ -514,33 +515,44 @@ impl IssuerRegistry {
     ) -> Result<Selected, VerifyError> {
         let inner = &*self.inner;
         let refuse = |limit: &'static str| {
-            tracing::debug!(iss, limit, "new issuer refused: too many new issuers");
+            tracing::debug!(iss = ?Excerpt(iss), limit, "new issuer refused: too many new issuers");
             VerifyError::KeysUnavailable {
                 source: KeysError::TooManyNewIssuers { limit },
             }
         };
+        let gate = Arc::new(Mutex::new(()));
+        let building = gate.lock().unwrap_or_else(PoisonError::into_inner);
         let reservation = {
             let mut state = inner.write();
             // Another request may have admitted it meanwhile.
             if let Some(known) = self.known(&state, iss, now) {
                 return known;
             }
-            if state.pending.len() + state.reserved >= inner.max_pending {
+            if let Some(other) = state.building.get(iss).cloned() {
+                // Another request is building this issuer: wait for it (milliseconds, once per
+                // issuer) instead of taking a second slot and rate-limit token for the same name.
+                drop(state);
+                drop(other.lock().unwrap_or_else(PoisonError::into_inner));
+                if let Some(known) = self.known(&inner.read(), iss, now) {
+                    return known;
+                }
+                // Its build failed without a negative entry: try again as a first request.
+                return self.admit(iss, builder, now);
+            }
+            if state.pending.len() + state.building.len() >= inner.max_pending {
                 return Err(refuse("max_pending_issuers"));
             }
             if !state.bucket.take(now, inner.rate) {
                 return Err(refuse("new_issuer_rate"));
             }
-            state.reserved += 1;
-            Reservation { inner }
+            state.building.insert(iss.to_owned(), gate.clone());
+            Reservation { inner, iss }
         };
         // Outside the lock: a build takes milliseconds (an HTTP client, TLS roots).
         let verifier = self.build(iss, builder)?;
         let mut state = inner.write();
         reservation.fill(&mut state);
         if let Some(known) = self.known(&state, iss, now) {
-            // Built by another request meanwhile: keep the first, so one key cache serves the issuer
-            // and only one fetch happens.
             return known;
         }
         let live = Arc::new(Live {
@@ -548,9 +560,16 @@ impl IssuerRegistry {
             last_used: AtomicU64::new(millis(now)),
             trials: AtomicUsize::new(0),
         });
+        state.pending.insert(iss.to_owned(), live.clone());
         let trial = Trial::join(&self.inner, iss, &live);
-        state.pending.insert(iss.to_owned(), live);
-        tracing::debug!(iss, pending = state.pending.len(), "issuer on probation");
+        tracing::debug!(
+            iss = ?Excerpt(iss),
+            pending = state.pending.len(),
+            "issuer on probation"
+        );
+        drop(state);
+        // Waiting first requests for this issuer now find it on probation.
+        drop(building);
         Ok(Selected::Pending(trial))
     }
 
@@ -570,7 +589,7 @@ impl IssuerRegistry {
         builder.build().map_err(|error| {
             // Not a token problem: the configuration of a trusted issuer is wrong. Said loudly,
             // remembered so that the builder is not retried on every request.
-            tracing::error!(iss, code = error.code(), %error, "cannot build the verifier of a trusted issuer");
+            tracing::error!(iss = ?Excerpt(iss), code = error.code(), %error, "cannot build the verifier of a trusted issuer");
             let untrusted = VerifyError::UntrustedIssuer {
                 found: Some(iss.to_owned()),
             };
@@ -596,7 +615,7 @@ impl IssuerRegistry {
         state
             .proven
             .insert(trial.issuer.clone(), trial.live.clone());
-        tracing::debug!(iss = trial.issuer, "issuer proven: keys loaded");
+        tracing::debug!(iss = ?Excerpt(&trial.issuer), "issuer proven: keys loaded");
     }
 
     /// Takes an issuer whose keys could not be had off probation and negatively caches it, in one
@@ -636,7 +655,7 @@ impl IssuerRegistry {
             }
         }
         tracing::debug!(
-            iss,
+            iss = ?Excerpt(iss),
             ttl_secs = inner.negative_ttl.as_secs(),
             code = error.code(),
             "issuer negatively cached"
@@ -654,19 +673,20 @@ impl IssuerRegistry {
 /// A probation slot held while its issuer is built; given back if the build fails (or panics).
 struct Reservation<'a> {
     inner: &'a Inner,
+    iss: &'a str,
 }
 
 impl Reservation<'_> {
     /// Gives the slot back as its issuer is inserted, under the caller's lock.
     fn fill(self, state: &mut State) {
-        state.reserved -= 1;
+        state.building.remove(self.iss);
         std::mem::forget(self);
     }
 }
 
 impl Drop for Reservation<'_> {
     fn drop(&mut self) {
-        self.inner.write().reserved -= 1;
+        self.inner.write().building.remove(self.iss);
     }
 }
 
@@ -715,7 +735,7 @@ fn evict_least_recently_used(proven: &mut HashMap<String, Arc<Live>>) {
     else {
         return;
     };
-    tracing::debug!(iss = oldest, "evicting idle issuer");
+    tracing::debug!(iss = ?Excerpt(&oldest), "evicting idle issuer");
     proven.remove(&oldest);
 }
 
@@ -943,7 +963,7 @@ impl IssuerRegistryBuilder {
         let state = State {
             proven: HashMap::new(),
             pending: HashMap::new(),
-            reserved: 0,
+            building: HashMap::new(),
             bucket: Bucket::full(self.rate),
             negative: HashMap::new(),
             exact_built: Vec::new(),
