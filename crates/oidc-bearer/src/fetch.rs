@@ -70,12 +70,51 @@ pub(crate) struct Fetched {
 /// An HTTP client with our policy built in.
 #[derive(Clone)]
 pub(crate) struct Fetcher {
-    client: reqwest::Client,
+    client: Arc<reqwest::Client>,
     settings: HttpSettings,
 }
 
+/// What a `reqwest::Client` is built from: fetchers that agree on it share one client.
+#[derive(PartialEq)]
+struct ClientKey {
+    connect_timeout: Duration,
+    timeout: Duration,
+    root_certificates: Vec<Vec<u8>>,
+}
+
+/// Clients shared by fetchers with the same settings. A client (its TLS configuration and root
+/// store) weighs about 100 KiB, and a registry may build thousands of verifiers: with one client per
+/// setting they cost a few KiB each. Bounded: past [`MAX_SHARED_CLIENTS`] distinct settings, a
+/// fetcher gets a client of its own.
+static SHARED_CLIENTS: std::sync::Mutex<Vec<(ClientKey, Arc<reqwest::Client>)>> =
+    std::sync::Mutex::new(Vec::new());
+const MAX_SHARED_CLIENTS: usize = 16;
+
 impl Fetcher {
     pub(crate) fn new(settings: HttpSettings) -> Result<Self, ConfigError> {
+        let key = ClientKey {
+            connect_timeout: settings.connect_timeout,
+            timeout: settings.timeout,
+            root_certificates: settings.root_certificates.clone(),
+        };
+        let mut shared = SHARED_CLIENTS
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((_, client)) = shared.iter().find(|(k, _)| *k == key) {
+            let client = client.clone();
+            return Ok(Self { client, settings });
+        }
+        // Built under the lock, so that concurrent first builds with one setting make one client.
+        let client = Arc::new(Self::client(&settings)?);
+        if shared.len() < MAX_SHARED_CLIENTS {
+            shared.push((key, client.clone()));
+        }
+        Ok(Self { client, settings })
+    }
+
+    /// A client with the settings that apply to the connection; per-request settings (the bearer
+    /// token, the size cap, the insecure-http switch) stay in the fetcher.
+    fn client(settings: &HttpSettings) -> Result<reqwest::Client, ConfigError> {
         let mut builder = reqwest::Client::builder()
             // A redirect could move the fetch to a host (or scheme) we never vetted.
             .redirect(reqwest::redirect::Policy::none())
@@ -99,10 +138,9 @@ impl Fetcher {
         if !certs.is_empty() {
             builder = builder.tls_certs_merge(certs);
         }
-        let client = builder.build().map_err(|e| ConfigError::HttpClient {
+        builder.build().map_err(|e| ConfigError::HttpClient {
             message: e.to_string(),
-        })?;
-        Ok(Self { client, settings })
+        })
     }
 
     pub(crate) fn settings(&self) -> &HttpSettings {
@@ -251,6 +289,22 @@ pub(crate) fn parse_url(value: &str, allow_insecure_http: bool) -> Result<Url, C
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fetchers_with_the_same_connection_settings_share_a_client() {
+        let a = Fetcher::new(HttpSettings::default()).unwrap();
+        let mut with_token = HttpSettings::default();
+        with_token.authorization = Some(Arc::new(|| Some("t".into())));
+        let b = Fetcher::new(with_token).unwrap();
+        assert!(
+            Arc::ptr_eq(&a.client, &b.client),
+            "per-request settings differ only"
+        );
+        let mut slower = HttpSettings::default();
+        slower.connect_timeout = Duration::from_secs(7);
+        let c = Fetcher::new(slower).unwrap();
+        assert!(!Arc::ptr_eq(&a.client, &c.client));
+    }
 
     #[test]
     fn max_age_is_read_from_cache_control() {
