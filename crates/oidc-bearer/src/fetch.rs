@@ -293,15 +293,19 @@ mod tests {
     #[test]
     fn fetchers_with_the_same_connection_settings_share_a_client() {
         let a = Fetcher::new(HttpSettings::default()).unwrap();
-        let mut with_token = HttpSettings::default();
-        with_token.authorization = Some(Arc::new(|| Some("t".into())));
+        let with_token = HttpSettings {
+            authorization: Some(Arc::new(|| Some("t".into()))),
+            ..HttpSettings::default()
+        };
         let b = Fetcher::new(with_token).unwrap();
         assert!(
             Arc::ptr_eq(&a.client, &b.client),
             "per-request settings differ only"
         );
-        let mut slower = HttpSettings::default();
-        slower.connect_timeout = Duration::from_secs(7);
+        let slower = HttpSettings {
+            connect_timeout: Duration::from_secs(7),
+            ..HttpSettings::default()
+        };
         let c = Fetcher::new(slower).unwrap();
         assert!(!Arc::ptr_eq(&a.client, &c.client));
     }
