@@ -1065,12 +1065,13 @@ mod tests {
             .with_clock(clock.clone())
             .build()
             .unwrap();
-        for iss in [
+        let exact = [
             "a.example",
             "https://a.example",
             "https://b.example",
             "https://c.example",
-        ] {
+        ];
+        for iss in exact {
             assert!(matches!(use_(&registry, iss), Selected::Exact(_)));
             clock.advance(Duration::from_secs(1));
         }
@@ -1079,12 +1080,7 @@ mod tests {
             use_(&registry, &format!("https://{i}.example"));
         }
         assert_eq!(proven(&registry), ["https://4.example"]);
-        for iss in [
-            "a.example",
-            "https://a.example",
-            "https://b.example",
-            "https://c.example",
-        ] {
+        for iss in exact {
             assert!(matches!(use_(&registry, iss), Selected::Exact(_)));
         }
         // Three issuers, built once each (the alias shares a's verifier).
