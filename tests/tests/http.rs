@@ -414,3 +414,107 @@ async fn cached_tokens_are_rechecked_on_every_request() {
     assert!(challenge.unwrap().contains(r#"error="invalid_token""#));
     assert_eq!(verifier.token_cache_stats().unwrap().invalidations, 2);
 }
+
+/// `Claims<WithPayload>` hands the handler the payload exactly as signed (keys the claims type does
+/// not model, the issuer's order), on the first request and on cache hits alike; a payload the claims
+/// type cannot decode is refused without quoting it.
+#[tokio::test]
+async fn with_payload_gives_the_signed_payload_verbatim() {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use oidc_bearer::claims::WithPayload;
+
+    async fn echo(Claims(claims): Claims<WithPayload>) -> String {
+        format!("{}\n{}", claims.subject(), claims.payload().get())
+    }
+    let issuer = TestIssuer::start().await;
+    let verifier = Verifier::new(issuer.issuer(), AUD).unwrap();
+    let app = Router::new()
+        .route("/echo", get(echo))
+        .layer(BearerAuthLayer::new(verifier.clone()).claims::<WithPayload>());
+    let base = serve(app).await;
+    let token = issuer
+        .token()
+        .aud(AUD)
+        .sub("alice")
+        .claim("zeta", json!({"nested": [1, "two", null]}))
+        .claim("alpha", json!("é\u{1F600}"))
+        .sign();
+    // What the issuer signed: the middle segment, base64url-decoded.
+    let segment = token.split('.').nth(1).unwrap();
+    let signed = String::from_utf8(URL_SAFE_NO_PAD.decode(segment).unwrap()).unwrap();
+
+    let client = reqwest::Client::new();
+    for round in ["miss", "hit"] {
+        let response = client
+            .get(format!("{base}/echo"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{round}");
+        assert_eq!(
+            response.text().await.unwrap(),
+            format!("alice\n{signed}"),
+            "{round}"
+        );
+    }
+    let stats = verifier.token_cache_stats().unwrap();
+    assert_eq!((stats.hits, stats.misses), (1, 1));
+
+    // `sub` must be a string for DefaultClaims: refused, and the value is not repeated.
+    let bad = issuer
+        .token()
+        .aud(AUD)
+        .claim("sub", json!(4242424242u64))
+        .sign();
+    let reply = get_with(&format!("{base}/echo"), &[&format!("Bearer {bad}")]).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(reply.body["error"], "invalid_token");
+    let description = reply.body["error_description"].as_str().unwrap();
+    assert!(!description.contains("4242424242"), "{description}");
+}
+
+/// Cache hits with the standard source (looked up before the syntax check) and with a source of
+/// one's own (no unchecked lookup: looked up after its syntax check) alike.
+#[tokio::test]
+async fn cache_hits_with_any_token_source() {
+    use oidc_bearer::bearer::{BearerError, parse_authorization};
+
+    let issuer = TestIssuer::start().await;
+    let token = issuer.token().aud(AUD).sub("alice").sign();
+    let client = reqwest::Client::new();
+    let standard = Verifier::new(issuer.issuer(), AUD).unwrap();
+    let custom = Verifier::new(issuer.issuer(), AUD).unwrap();
+    fn source(headers: &http::HeaderMap) -> Result<Option<&str>, BearerError> {
+        match headers.get("x-token") {
+            Some(value) => parse_authorization(value.to_str().map_err(|_| BearerError::NotAscii)?),
+            None => Ok(None),
+        }
+    }
+    let app = Router::new()
+        .route("/standard", get(private))
+        .route_layer(BearerAuthLayer::new(standard.clone()))
+        .route(
+            "/custom",
+            get(private)
+                .route_layer(BearerAuthLayer::new(custom.clone()).with_token_source(source)),
+        );
+    let base = serve(app).await;
+    for (path, header, verifier) in [
+        ("standard", "authorization", &standard),
+        ("custom", "x-token", &custom),
+    ] {
+        for _ in 0..3 {
+            let response = client
+                .get(format!("{base}/{path}"))
+                .header(header, format!("Bearer {token}"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), StatusCode::OK, "{path}");
+        }
+        let stats = verifier.token_cache_stats().unwrap();
+        assert_eq!((stats.hits, stats.misses), (2, 1), "{path}");
+    }
+}

@@ -50,6 +50,19 @@ impl std::error::Error for BearerError {}
 pub trait TokenSource: Clone + Send + Sync + 'static {
     /// Finds the token in `headers`.
     fn token<'a>(&self, headers: &'a HeaderMap) -> Result<Option<&'a str>, BearerError>;
+
+    /// Finds the token in `headers` without checking its syntax, or `None` (the default).
+    ///
+    /// The layer looks this up among the tokens its verifier has already accepted before calling
+    /// [`token`](Self::token): a hit is a token that passed verification (equal by SHA-256), so its
+    /// syntax is known to be good and the check costs nothing on the hot path. Return `Some` only
+    /// where `token` would return the same string, or would refuse that string for its syntax;
+    /// `None` wherever `token` finds no token or refuses the request for another reason (several
+    /// headers, say).
+    fn token_unchecked<'a>(&self, headers: &'a HeaderMap) -> Option<&'a str> {
+        let _ = headers;
+        None
+    }
 }
 
 impl<F> TokenSource for F
@@ -81,6 +94,20 @@ impl TokenSource for AuthorizationHeader {
         let value = value.to_str().map_err(|_| BearerError::NotAscii)?;
         parse_authorization(value)
     }
+
+    fn token_unchecked<'a>(&self, headers: &'a HeaderMap) -> Option<&'a str> {
+        let value = single(headers, &AUTHORIZATION)?;
+        // UTF-8 rather than `to_str`'s visible-ASCII test: cheaper on a 1 KiB header, and a token
+        // found in the cache is base64url and dots, hence visible ASCII.
+        bearer_credentials(std::str::from_utf8(value.as_bytes()).ok()?)
+    }
+}
+
+/// The only value of the header `name`; `None` when there is none or several.
+fn single<'a>(headers: &'a HeaderMap, name: &http::HeaderName) -> Option<&'a http::HeaderValue> {
+    let mut values = headers.get_all(name).iter();
+    let value = values.next()?;
+    values.next().is_none().then_some(value)
 }
 
 /// A raw token in a header of your choice (e.g. a proxy's `X-Forwarded-Access-Token`): the whole
@@ -109,21 +136,32 @@ impl TokenSource for HeaderToken {
         let token = value.to_str().map_err(|_| BearerError::NotAscii)?.trim();
         check_b64token(token).map(Some)
     }
+
+    fn token_unchecked<'a>(&self, headers: &'a HeaderMap) -> Option<&'a str> {
+        let value = single(headers, &self.name)?;
+        Some(std::str::from_utf8(value.as_bytes()).ok()?.trim())
+    }
 }
 
 /// Parses an `Authorization` value. The scheme is case-insensitive (RFC 7235 §2.1); another scheme
 /// (e.g. `Basic`) is "no bearer credentials", not an error.
 pub fn parse_authorization(value: &str) -> Result<Option<&str>, BearerError> {
+    match bearer_credentials(value) {
+        Some(token) => check_b64token(token).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// What follows the `Bearer` scheme (possibly empty), or `None` for another scheme.
+fn bearer_credentials(value: &str) -> Option<&str> {
     let value = value.trim_matches(|c| c == ' ' || c == '\t');
     let (scheme, rest) = match value.find([' ', '\t']) {
         Some(i) => (&value[..i], &value[i..]),
         None => (value, ""),
     };
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return Ok(None);
-    }
-    let token = rest.trim_start_matches([' ', '\t']);
-    check_b64token(token).map(Some)
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| rest.trim_start_matches([' ', '\t']))
 }
 
 /// RFC 6750 §2.1: `b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
@@ -181,6 +219,64 @@ mod tests {
         ];
         for (value, expected) in rows {
             assert_eq!(&parse_authorization(value), expected, "{value:?}");
+        }
+    }
+
+    /// `token_unchecked` may skip the syntax check and nothing else: wherever `token` accepts a
+    /// header, it finds the same token; wherever `token` finds none or refuses the request for
+    /// another reason (no or several headers, another scheme, not UTF-8), it finds none.
+    #[test]
+    fn token_unchecked_agrees_with_token() {
+        use http::HeaderValue;
+        let name = http::HeaderName::from_static("x-token");
+        let values: &[&[u8]] = &[
+            b"Bearer abc.def.ghi",
+            b"bearer   abc",
+            b"  Bearer\tabc  ",
+            b"Bearer a-b_c~d+e/f==",
+            b"Basic dXNlcjpwYXNz",
+            b"Bearerabc",
+            b"Bearer",
+            b"Bearer abc def",
+            b"Bearer abc,def",
+            b"Bearer \xc3\xa9",
+            b"Bearer \xff",
+            b"abc.def",
+            b" abc.def ",
+        ];
+        let cases = values.iter().flat_map(|value| {
+            let value = HeaderValue::from_bytes(value).unwrap();
+            [vec![], vec![value.clone()], vec![value.clone(), value]]
+        });
+        for values in cases {
+            for header in [AUTHORIZATION, name.clone()] {
+                let mut headers = HeaderMap::new();
+                for value in &values {
+                    headers.append(header.clone(), value.clone());
+                }
+                let (checked, unchecked) = if header == AUTHORIZATION {
+                    let source = AuthorizationHeader;
+                    (source.token(&headers), source.token_unchecked(&headers))
+                } else {
+                    let source = HeaderToken::new(name.clone());
+                    (source.token(&headers), source.token_unchecked(&headers))
+                };
+                match checked {
+                    Ok(Some(token)) => assert_eq!(unchecked, Some(token), "{values:?}"),
+                    Ok(None) | Err(BearerError::MultipleAuthorizationHeaders) => {
+                        assert_eq!(unchecked, None, "{header} {values:?}")
+                    }
+                    // Refused for its syntax: what is found is no b64token, so never in the cache.
+                    Err(
+                        BearerError::EmptyToken | BearerError::InvalidToken | BearerError::NotAscii,
+                    ) => {
+                        assert!(
+                            unchecked.is_none_or(|t| check_b64token(t).is_err()),
+                            "{header} {values:?}"
+                        )
+                    }
+                }
+            }
         }
     }
 

@@ -663,7 +663,9 @@ pub trait VerifyToken: Clone + Send + Sync + 'static {
     /// The claims of a token verified before and still valid, answered synchronously from a cache
     /// of verified tokens; `None` sends the token through [`verify_token`](Self::verify_token).
     ///
-    /// The HTTP layer asks this first, so that a cache hit costs no allocated future. The default
+    /// The HTTP layer asks this first, so that a cache hit costs no allocated future, and it may ask
+    /// before the token's syntax is checked (see
+    /// [`TokenSource::token_unchecked`](crate::bearer::TokenSource::token_unchecked)). The default
     /// answers `None`. An implementation must only return claims that
     /// [`verify_token`](Self::verify_token) would return for the same token at this moment.
     fn verify_token_cached<T>(&self, token: &str) -> Option<Arc<T>>

@@ -16,7 +16,7 @@ use std::time::Duration;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use oidc_bearer::claims::DefaultClaims;
+use oidc_bearer::claims::WithPayload;
 use oidc_bearer::{BearerAuthLayer, Claims, Verifier};
 use oidc_bearer_testing::TestIssuer;
 use serde::Serialize;
@@ -27,15 +27,16 @@ async fn exposed() -> Json<Value> {
     Json(json!({"msg": "hello-exposed"}))
 }
 
-/// The `/private` answer, serialized straight from the shared claims (no intermediate JSON tree).
+/// The `/private` answer. `claims` is the verified payload written verbatim (`WithPayload`): exactly
+/// what the issuer signed, and no serialization of the claims on each request.
 #[derive(Serialize)]
 struct PrivateReply<'a> {
     msg: &'static str,
     sub: &'a str,
-    claims: &'a DefaultClaims,
+    claims: &'a WithPayload,
 }
 
-async fn private(Claims(claims): Claims<DefaultClaims>) -> Response {
+async fn private(Claims(claims): Claims<WithPayload>) -> Response {
     Json(PrivateReply {
         msg: "hello-private",
         sub: claims.subject(),
@@ -49,7 +50,7 @@ async fn private(Claims(claims): Claims<DefaultClaims>) -> Response {
 fn app(verifier: Verifier) -> Router {
     Router::new()
         .route("/private", get(private))
-        .route_layer(BearerAuthLayer::new(verifier))
+        .route_layer(BearerAuthLayer::new(verifier).claims::<WithPayload>())
         .route("/", get(exposed))
 }
 

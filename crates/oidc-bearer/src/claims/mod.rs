@@ -1,5 +1,6 @@
 //! Typed claims: the registered claims of RFC 7519 §4.1 (with a one-or-many audience and a numeric
-//! date type), and [`DefaultClaims`], the registered claims plus the rest of the payload.
+//! date type), [`DefaultClaims`], the registered claims plus the rest of the payload, and
+//! [`WithPayload`], any claims type together with the payload as signed.
 //!
 //! A verifier decodes the verified payload into any `T: DeserializeOwned`; these types are building
 //! blocks for `T` (use `#[serde(flatten)]` to embed [`RegisteredClaims`] in your own struct).
@@ -179,6 +180,88 @@ impl DefaultClaims {
     /// The subject, or `""` when the token has none.
     pub fn subject(&self) -> &str {
         self.registered.sub.as_deref().unwrap_or_default()
+    }
+}
+
+/// Claims decoded into `T`, together with the verified payload exactly as the issuer signed it.
+///
+/// Use it as the claims type (`layer.claims::<WithPayload<MyClaims>>()` and
+/// `Claims<WithPayload<MyClaims>>` in a handler, or `verifier.verify::<WithPayload<MyClaims>>`)
+/// when a handler echoes, logs or forwards the claims: [`payload`](Self::payload) is the signed JSON
+/// object, and serializing a `WithPayload` writes it verbatim. That is exact (claims that `T` does not
+/// model are kept, nothing is reordered or reformatted) and cheap: no second serialization of `T` on
+/// every request, since the token cache shares one `WithPayload` between all requests with the same
+/// token. go-oidc keeps the same raw payload in its `IDToken` for `Claims`; Envoy's
+/// `forward_payload_header` forwards it.
+///
+/// It dereferences to `T`. A cache miss reads the payload twice (once to keep it, once into `T`),
+/// and each entry holds the payload's text besides `T`.
+///
+/// ```
+/// use oidc_bearer::claims::WithPayload;
+///
+/// let payload = r#"{"iss":"https://issuer.example","sub":"alice","aud":"api","exp":2000000000}"#;
+/// let claims: WithPayload = serde_json::from_str(payload).unwrap();
+/// assert_eq!(claims.subject(), "alice"); // DefaultClaims, through Deref
+/// assert_eq!(claims.payload().get(), payload);
+/// assert_eq!(serde_json::to_string(&claims).unwrap(), payload);
+/// ```
+#[derive(Clone)]
+pub struct WithPayload<T = DefaultClaims> {
+    claims: T,
+    payload: Box<serde_json::value::RawValue>,
+}
+
+impl<T> WithPayload<T> {
+    /// The decoded claims.
+    pub fn claims(&self) -> &T {
+        &self.claims
+    }
+
+    /// The payload: the JSON object the issuer signed, byte for byte.
+    pub fn payload(&self) -> &serde_json::value::RawValue {
+        &self.payload
+    }
+
+    /// The decoded claims and the payload.
+    pub fn into_parts(self) -> (T, Box<serde_json::value::RawValue>) {
+        (self.claims, self.payload)
+    }
+}
+
+impl<T> std::ops::Deref for WithPayload<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.claims
+    }
+}
+
+impl<T: fmt::Debug> fmt::Debug for WithPayload<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The payload repeats the claims; its length is enough to tell it is there.
+        f.debug_struct("WithPayload")
+            .field("claims", &self.claims)
+            .field("payload_len", &self.payload.get().len())
+            .finish()
+    }
+}
+
+/// Writes the payload verbatim.
+impl<T> Serialize for WithPayload<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.payload.serialize(serializer)
+    }
+}
+
+/// Reads a JSON object: its text is kept, then decoded into `T`. Only serde_json's deserializers
+/// can hand out the text (as for any [`RawValue`](serde_json::value::RawValue)); the verifier's is
+/// one.
+impl<'de, T: serde::de::DeserializeOwned> Deserialize<'de> for WithPayload<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let payload = Box::<serde_json::value::RawValue>::deserialize(deserializer)?;
+        let claims = serde_json::from_str(payload.get()).map_err(de::Error::custom)?;
+        Ok(Self { claims, payload })
     }
 }
 

@@ -58,6 +58,25 @@ impl<S: fmt::Debug, V: fmt::Debug, T, R: fmt::Debug, Src: fmt::Debug> fmt::Debug
     }
 }
 
+impl<S, V, T, R, Src> BearerAuth<S, V, T, R, Src> {
+    /// Calls the inner service with claims found in the token cache.
+    fn call_cached<ReqBody, ResBody>(
+        &mut self,
+        mut req: Request<ReqBody>,
+        claims: std::sync::Arc<T>,
+        span: &tracing::Span,
+    ) -> ResponseFuture<S, ReqBody, T, R>
+    where
+        S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+        T: Send + Sync + 'static,
+        R: RejectionResponse<ResBody>,
+    {
+        span.record("cached", true);
+        req.extensions_mut().insert(Claims::<T>(claims));
+        ResponseFuture::call(self.inner.call(req))
+    }
+}
+
 impl<S, V, T, R, Src, ReqBody, ResBody> Service<Request<ReqBody>> for BearerAuth<S, V, T, R, Src>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
@@ -76,6 +95,19 @@ where
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let layer = &self.layer;
+        let span = tracing::debug_span!(
+            "oidc_bearer.verify",
+            cached = tracing::field::Empty,
+            code = tracing::field::Empty
+        );
+        // A token verified before: answered from the token cache without allocating a future,
+        // copying the token or cloning the inner service (it was polled ready; call it now). The
+        // token is looked up before its syntax check, which a hit makes redundant.
+        let unchecked = layer.source.token_unchecked(req.headers());
+        let cached = |token| span.in_scope(|| layer.verifier.verify_token_cached::<T>(token));
+        if let Some(claims) = unchecked.and_then(cached) {
+            return self.call_cached(req, claims, &span);
+        }
         let token = match layer.source.token(req.headers()) {
             Ok(Some(token)) => token,
             Ok(None) if layer.optional => {
@@ -93,17 +125,11 @@ where
                 );
             }
         };
-        let span = tracing::debug_span!(
-            "oidc_bearer.verify",
-            cached = tracing::field::Empty,
-            code = tracing::field::Empty
-        );
-        // A token verified before: answered from the token cache without allocating a future,
-        // copying the token or cloning the inner service (it was polled ready; call it now).
-        if let Some(claims) = span.in_scope(|| layer.verifier.verify_token_cached::<T>(token)) {
-            span.record("cached", true);
-            req.extensions_mut().insert(Claims::<T>(claims));
-            return ResponseFuture::call(self.inner.call(req));
+        // Not looked up yet when the source found no unchecked token (or another one).
+        if unchecked != Some(token)
+            && let Some(claims) = cached(token)
+        {
+            return self.call_cached(req, claims, &span);
         }
         let token = token.to_owned();
         // The service that was polled ready is the one to call; leave a clone in its place (tower's
