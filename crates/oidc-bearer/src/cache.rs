@@ -380,6 +380,78 @@ impl TokenCache {
     }
 }
 
+/// A bounded map from token digests to values (an issuer registry's "which verifier accepted this
+/// token"), sharded like the token cache, the oldest entry evicted first. Like the token cache, it
+/// is only written for tokens that verified.
+pub(crate) struct DigestIndex<V> {
+    shards: Box<[Mutex<IndexShard<V>>]>,
+    max_per_shard: usize,
+}
+
+struct IndexShard<V> {
+    map: HashMap<Digest, V, BuildHasherDefault<PassThrough>>,
+    /// Insertion order, oldest first: every digest of `map`, and digests removed since.
+    order: std::collections::VecDeque<Sha256>,
+}
+
+impl<V: Clone> DigestIndex<V> {
+    /// An index of at most `max_entries` (at least one per shard).
+    pub(crate) fn new(max_entries: usize) -> Self {
+        let shards = MAX_SHARDS
+            .min(max_entries.div_ceil(MIN_ENTRIES_PER_SHARD))
+            .max(1);
+        Self {
+            shards: (0..shards)
+                .map(|_| {
+                    Mutex::new(IndexShard {
+                        map: HashMap::default(),
+                        order: Default::default(),
+                    })
+                })
+                .collect(),
+            max_per_shard: (max_entries / shards).max(1),
+        }
+    }
+
+    fn shard(&self, digest: &Sha256) -> MutexGuard<'_, IndexShard<V>> {
+        let shard = &self.shards[usize::from(digest[31]) % self.shards.len()];
+        // Every mutation completes before anything that can panic (see `TokenCache::shard`).
+        shard.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn get(&self, digest: &Sha256) -> Option<V> {
+        self.shard(digest).map.get(&Digest(*digest)).cloned()
+    }
+
+    /// Stores `value` for `digest` (replacing the value already there, which keeps its age).
+    pub(crate) fn insert(&self, digest: &Sha256, value: V) {
+        let mut shard = self.shard(digest);
+        if shard.map.insert(Digest(*digest), value).is_some() {
+            return;
+        }
+        shard.order.push_back(*digest);
+        while shard.order.len() > self.max_per_shard {
+            if let Some(oldest) = shard.order.pop_front() {
+                shard.map.remove(&Digest(oldest));
+            }
+        }
+    }
+
+    /// Forgets `digest`. Its place in the order stays until it comes up, so this is O(1) and the
+    /// order never holds more than the bound (a digest inserted again may then leave early).
+    pub(crate) fn remove(&self, digest: &Sha256) {
+        self.shard(digest).map.remove(&Digest(*digest));
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).map.len())
+            .sum()
+    }
+}
+
 /// A cache key: a SHA-256 digest, hashed by taking its first eight bytes (it is uniform already).
 ///
 /// Only tokens that verified are inserted, so an attacker cannot fill a bucket with chosen digests.
@@ -513,6 +585,42 @@ mod tests {
 
     fn digest(n: u32) -> Sha256 {
         crate::crypto::sha256(format!("token-{n}").as_bytes())
+    }
+
+    /// The index holds at most its bound under a stream of distinct digests, forgets the oldest
+    /// first, and stays bounded when digests are removed and inserted again.
+    #[test]
+    fn the_digest_index_is_bounded_and_forgets_the_oldest_first() {
+        let index = DigestIndex::new(100);
+        assert_eq!(index.shards.len(), 2);
+        for n in 0..10_000 {
+            index.insert(&digest(n), n);
+            assert!(index.len() <= 100);
+        }
+        assert!(index.len() >= 90, "{}", index.len());
+        assert_eq!(index.get(&digest(9_999)), Some(9_999));
+        assert_eq!(index.get(&digest(0)), None);
+        // Within one shard, exactly the newest stay.
+        let mut in_first: Vec<u32> = (0..10_000)
+            .filter(|&n| usize::from(digest(n)[31]) % 2 == 0)
+            .collect();
+        let kept = in_first.split_off(in_first.len() - index.max_per_shard);
+        assert!(kept.iter().all(|&n| index.get(&digest(n)) == Some(n)));
+        assert!(in_first.iter().all(|&n| index.get(&digest(n)).is_none()));
+
+        index.insert(&digest(9_999), 0);
+        assert_eq!(index.get(&digest(9_999)), Some(0), "replaced");
+        for round in 0..3 {
+            for n in 9_900..10_000 {
+                index.remove(&digest(n));
+                assert_eq!(index.get(&digest(n)), None);
+                index.insert(&digest(n), round);
+            }
+            assert!(index.shards.iter().all(|s| {
+                let s = s.lock().unwrap();
+                s.order.len() <= index.max_per_shard && s.map.len() <= s.order.len()
+            }));
+        }
     }
 
     #[test]

@@ -49,6 +49,16 @@ pub struct Verifier {
     inner: Arc<Inner>,
 }
 
+/// A [`Verifier`] that may have been dropped.
+#[derive(Clone)]
+pub(crate) struct WeakVerifier(std::sync::Weak<Inner>);
+
+impl WeakVerifier {
+    pub(crate) fn upgrade(&self) -> Option<Verifier> {
+        self.0.upgrade().map(|inner| Verifier { inner })
+    }
+}
+
 struct Inner {
     issuer: String,
     audiences: Vec<String>,
@@ -126,6 +136,7 @@ impl Verifier {
     pub async fn verify<T: DeserializeOwned>(&self, token: &str) -> Result<T, VerifyError> {
         self.verify_cached(token, None, None, decode_capturing::<T>, |_| None, |_| None)
             .await
+            .map(|(claims, _)| claims)
     }
 
     /// Verifies `token` and decodes its payload into a shared `T`: what the HTTP layer uses.
@@ -145,6 +156,7 @@ impl Verifier {
             |claims| Some(claims.clone() as SharedClaims),
         )
         .await
+        .map(|(claims, _)| claims)
     }
 
     /// The shared claims of `token` if this verifier's token cache already holds them for `T`, still
@@ -156,19 +168,35 @@ impl Verifier {
         T: Send + Sync + 'static,
     {
         let inner = &*self.inner;
-        let cache = inner.token_cache.as_ref()?;
-        if token.len() > inner.max_token_bytes {
+        if inner.token_cache.is_none() || token.len() > inner.max_token_bytes {
             return None;
         }
+        self.cached_digest(&crate::crypto::sha256(token.as_bytes()))
+    }
+
+    /// [`cached_shared`](Self::cached_shared) for a token whose SHA-256 the caller has computed
+    /// (and whose length it has checked against this verifier's cap: only tokens within it are
+    /// ever cached).
+    pub(crate) fn cached_digest<T>(&self, digest: &crate::crypto::Sha256) -> Option<Arc<T>>
+    where
+        T: Send + Sync + 'static,
+    {
+        let inner = &*self.inner;
+        let cache = inner.token_cache.as_ref()?;
         let keys = inner.keys.current()?;
-        let digest = crate::crypto::sha256(token.as_bytes());
         let now = self.now();
         cache
-            .get_typed(&digest, TypeId::of::<T>(), &keys, |times| {
+            .get_typed(digest, TypeId::of::<T>(), &keys, |times| {
                 self.check_times(times, now).is_ok()
             })?
             .downcast::<T>()
             .ok()
+    }
+
+    /// A reference to this verifier that does not keep it alive (an issuer registry's index of
+    /// recent tokens holds these, so that it never outlives the registry's own choice of issuers).
+    pub(crate) fn downgrade(&self) -> WeakVerifier {
+        WeakVerifier(Arc::downgrade(&self.inner))
     }
 
     /// Counters of this verifier's token cache (shared by its clones), or `None` when the cache is
@@ -193,15 +221,17 @@ impl Verifier {
             |_| None,
         )
         .await
+        .map(|(claims, _)| claims)
     }
 
     /// [`verify_parsed`](Self::verify_parsed) into a shared `T`, cached like
-    /// [`verify_shared`](Self::verify_shared).
+    /// [`verify_shared`](Self::verify_shared); with the token's SHA-256 when the token cache is on
+    /// (an issuer registry indexes it).
     pub(crate) async fn verify_parsed_shared<T>(
         &self,
         token: &str,
         parsed: &Parsed<'_>,
-    ) -> Result<Arc<T>, VerifyError>
+    ) -> Result<(Arc<T>, Option<crate::crypto::Sha256>), VerifyError>
     where
         T: DeserializeOwned + Send + Sync + 'static,
     {
@@ -246,7 +276,7 @@ impl Verifier {
         decode: impl Fn(&[u8]) -> (Result<R, VerifyError>, Option<RawClaims>),
         from_shared: impl Fn(SharedClaims) -> Option<R>,
         to_shared: impl Fn(&R) -> Option<SharedClaims>,
-    ) -> Result<R, VerifyError> {
+    ) -> Result<(R, Option<crate::crypto::Sha256>), VerifyError> {
         let inner = &*self.inner;
         // Before hashing: an oversized token costs nothing but this comparison.
         if token.len() > inner.max_token_bytes {
@@ -281,7 +311,7 @@ impl Verifier {
         if let Some(keys) = &current
             && let Some(hit) = lookup(keys, now)?
         {
-            return Ok(hit);
+            return Ok((hit, digest));
         }
 
         let owned;
@@ -296,7 +326,7 @@ impl Verifier {
         if waited {
             now = self.now();
             if let Some(hit) = lookup(&keys, now)? {
-                return Ok(hit);
+                return Ok((hit, digest));
             }
         }
         // On a miss the token's hash was computed with the state at its last dot kept: the SHA-256
@@ -331,7 +361,7 @@ impl Verifier {
             );
             cache.insert(digest, entry, now);
         }
-        Ok(value)
+        Ok((value, digest))
     }
 
     /// The cache lookup: `Some` when the token was verified before and still holds.

@@ -591,3 +591,68 @@ async fn concurrent_first_requests_for_one_new_issuer_share_one_slot() {
     assert_eq!(fetches(&issuer), (1, 1));
     assert_eq!(registry.live_issuers(), 1);
 }
+
+/// The HTTP layer answers tokens a registry has accepted from their issuer's own token cache (no
+/// parsing), with that cache's checks: an expired token is refused. And only while the registry
+/// keeps the issuer: a token of an evicted pattern issuer goes through a rebuilt verifier (a fresh
+/// key cache, so one more fetch), never through the evicted one.
+#[tokio::test]
+async fn the_layer_answers_known_tokens_from_their_issuers_cache_while_the_registry_keeps_it() {
+    let [a, b, c] = [
+        TestIssuer::start().await,
+        TestIssuer::start().await,
+        TestIssuer::start().await,
+    ];
+    let clock = ManualClock::new();
+    let patterns = [b.issuer(), c.issuer()];
+    let registry = IssuerRegistry::builder()
+        .with_issuer(Verifier::builder(a.issuer(), AUD))
+        .with_pattern(move |iss: &str| {
+            patterns
+                .iter()
+                .any(|p| p == iss)
+                .then(|| Verifier::builder(iss, AUD))
+        })
+        .with_max_live_issuers(1)
+        .with_clock(clock.clone())
+        .build()
+        .unwrap();
+    let service = ServiceBuilder::new()
+        .layer(BearerAuthLayer::new(registry.clone()))
+        .service(service_fn(|req: http::Request<String>| async move {
+            let claims = req.extensions().get::<Claims<DefaultClaims>>().unwrap();
+            let body = axum::body::Body::from(claims.registered.iss.clone());
+            Ok::<_, Infallible>(http::Response::new(body))
+        }));
+    let call = |token: &str| {
+        let request = http::Request::builder()
+            .header("authorization", format!("Bearer {token}"))
+            .body(String::new())
+            .unwrap();
+        let service = service.clone();
+        async move { service.oneshot(request).await.unwrap().status() }
+    };
+    let hits = || registry.token_cache_stats().hits;
+
+    let token_a = a.token().aud(AUD).expires_in(600).sign();
+    assert_eq!(call(&token_a).await, 200);
+    assert_eq!(hits(), 0);
+    assert_eq!(call(&token_a).await, 200);
+    assert_eq!(hits(), 1);
+
+    let token_b = b.token().aud(AUD).sign();
+    assert_eq!(call(&token_b).await, 200);
+    assert_eq!(call(&token_b).await, 200);
+    assert_eq!(hits(), 2);
+    assert_eq!(fetches(&b), (1, 1));
+    // c takes the one live slot of pattern issuers: b is evicted, and its verifier dropped.
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(call(&c.token().aud(AUD).sign()).await, 200);
+    assert_eq!(registry.live_issuers(), 2); // a (exact) and c
+    assert_eq!(call(&token_b).await, 200);
+    assert_eq!(fetches(&b), (2, 2));
+
+    // Past `exp` and the 60 s leeway: refused although it was cached.
+    clock.advance(Duration::from_secs(600 + 61));
+    assert_eq!(call(&token_a).await, 401);
+}

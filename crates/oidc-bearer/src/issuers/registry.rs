@@ -12,11 +12,13 @@ use serde::de::DeserializeOwned;
 
 use super::ClockHandle;
 use crate::Algorithm;
-use crate::cache::{TokenCacheSettings, TokenCacheStats};
+use crate::cache::{DigestIndex, TokenCacheSettings, TokenCacheStats};
 use crate::clock::{Clock, SharedClock, SystemClock};
 use crate::error::{ConfigError, Excerpt, KeysError, VerifyError};
 use crate::token::{ClaimValue, Parsed};
-use crate::verify::{DEFAULT_MAX_TOKEN_BYTES, Verifier, VerifierBuilder, VerifyToken};
+use crate::verify::{
+    DEFAULT_MAX_TOKEN_BYTES, Verifier, VerifierBuilder, VerifyToken, WeakVerifier,
+};
 
 /// The default cap on proven pattern issuers kept at once.
 pub const DEFAULT_MAX_LIVE_ISSUERS: usize = 1000;
@@ -149,8 +151,15 @@ struct Inner {
     share_clock: bool,
     /// The token cache of verifiers built on demand whose builders keep the default.
     issuer_token_cache: TokenCacheSettings,
+    /// Which verifier accepted each recent token, so that the HTTP layer's fast path finds a token
+    /// it has seen in its issuer's token cache without parsing it. Weak: an issuer the registry
+    /// drops is not kept alive, and its tokens are no longer found here.
+    recent: DigestIndex<WeakVerifier>,
     state: RwLock<State>,
 }
+
+/// How many recent tokens the registry remembers the verifier of (about 100 bytes each).
+const RECENT_TOKENS: usize = 65_536;
 
 enum ExactEntry {
     /// Built by the caller: always live, never evicted, never negatively cached (its own key cache's
@@ -339,12 +348,37 @@ impl IssuerRegistry {
     {
         let parsed = Parsed::new(token, self.inner.max_token_bytes)?;
         let (iss, selected) = self.select(&parsed)?;
-        let result = selected
-            .verifier()
-            .verify_parsed_shared(token, &parsed)
-            .await;
+        let verifier = selected.verifier();
+        let result = verifier.verify_parsed_shared(token, &parsed).await;
         self.settle(iss, &selected, result.as_ref().err());
-        result
+        let (claims, digest) = result?;
+        if let Some(digest) = digest {
+            self.inner.recent.insert(&digest, verifier.downgrade());
+        }
+        Ok(claims)
+    }
+
+    /// The shared claims of a token accepted before, from its issuer's token cache (see
+    /// [`VerifyToken::verify_token_cached`]): a SHA-256 and two lookups, no parsing.
+    ///
+    /// A token is found only through the verifier that accepted it, and only while the registry
+    /// keeps that verifier: a pattern issuer it evicts or negatively caches is dropped, and the
+    /// index holds it weakly.
+    fn cached_shared<T>(&self, token: &str) -> Option<Arc<T>>
+    where
+        T: Send + Sync + 'static,
+    {
+        if token.len() > self.inner.max_token_bytes {
+            return None;
+        }
+        let digest = crate::crypto::sha256(token.as_bytes());
+        let verifier = self.inner.recent.get(&digest)?.upgrade();
+        let claims = verifier.as_ref().and_then(|v| v.cached_digest(&digest));
+        if claims.is_none() {
+            // Gone from the issuer's cache (expired, key removed, evicted) or the issuer dropped.
+            self.inner.recent.remove(&digest);
+        }
+        claims
     }
 
     /// The verifier for the token's issuer.
@@ -764,6 +798,13 @@ impl VerifyToken for IssuerRegistry {
     {
         self.verify_shared(token)
     }
+
+    fn verify_token_cached<T>(&self, token: &str) -> Option<Arc<T>>
+    where
+        T: DeserializeOwned + Send + Sync + 'static,
+    {
+        self.cached_shared(token)
+    }
 }
 
 impl fmt::Debug for IssuerRegistry {
@@ -981,6 +1022,7 @@ impl IssuerRegistryBuilder {
                 clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
                 share_clock,
                 issuer_token_cache: self.issuer_token_cache,
+                recent: DigestIndex::new(RECENT_TOKENS),
                 state: RwLock::new(state),
             }),
         })
