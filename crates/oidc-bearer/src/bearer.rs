@@ -51,15 +51,16 @@ pub trait TokenSource: Clone + Send + Sync + 'static {
     /// Finds the token in `headers`.
     fn token<'a>(&self, headers: &'a HeaderMap) -> Result<Option<&'a str>, BearerError>;
 
-    /// Finds the token in `headers` without checking its syntax, or `None` (the default).
+    /// Finds the token's bytes in `headers` without checking their syntax (nor that they are
+    /// text), or `None` (the default).
     ///
-    /// The layer looks this up among the tokens its verifier has already accepted before calling
+    /// The layer looks these up among the tokens its verifier has already accepted before calling
     /// [`token`](Self::token): a hit is a token that passed verification (equal by SHA-256), so its
     /// syntax is known to be good and the check costs nothing on the hot path. Return `Some` only
-    /// where `token` would return the same string, or would refuse that string for its syntax;
-    /// `None` wherever `token` finds no token or refuses the request for another reason (several
-    /// headers, say).
-    fn token_unchecked<'a>(&self, headers: &'a HeaderMap) -> Option<&'a str> {
+    /// where `token` would return the same string, or would refuse those bytes for their syntax or
+    /// encoding; `None` wherever `token` finds no token or refuses the request for another reason
+    /// (several headers, say).
+    fn token_unchecked<'a>(&self, headers: &'a HeaderMap) -> Option<&'a [u8]> {
         let _ = headers;
         None
     }
@@ -95,11 +96,12 @@ impl TokenSource for AuthorizationHeader {
         parse_authorization(value)
     }
 
-    fn token_unchecked<'a>(&self, headers: &'a HeaderMap) -> Option<&'a str> {
-        let value = single(headers, &AUTHORIZATION)?;
-        // UTF-8 rather than `to_str`'s visible-ASCII test: cheaper on a 1 KiB header, and a token
-        // found in the cache is base64url and dots, hence visible ASCII.
-        bearer_credentials(std::str::from_utf8(value.as_bytes()).ok()?)
+    fn token_unchecked<'a>(&self, headers: &'a HeaderMap) -> Option<&'a [u8]> {
+        // Bytes: a token found in the cache is base64url and dots, so the visible-ASCII test of
+        // `to_str` (a loop over the 1 KiB header) is left to the miss path.
+        let value = single(headers, &AUTHORIZATION)?.as_bytes();
+        let (start, end) = bearer_credentials(value)?;
+        Some(&value[start..end])
     }
 }
 
@@ -137,31 +139,40 @@ impl TokenSource for HeaderToken {
         check_b64token(token).map(Some)
     }
 
-    fn token_unchecked<'a>(&self, headers: &'a HeaderMap) -> Option<&'a str> {
-        let value = single(headers, &self.name)?;
-        Some(std::str::from_utf8(value.as_bytes()).ok()?.trim())
+    fn token_unchecked<'a>(&self, headers: &'a HeaderMap) -> Option<&'a [u8]> {
+        // `trim_ascii` equals `str::trim` on the visible ASCII that `token` accepts.
+        Some(single(headers, &self.name)?.as_bytes().trim_ascii())
     }
 }
 
 /// Parses an `Authorization` value. The scheme is case-insensitive (RFC 7235 §2.1); another scheme
 /// (e.g. `Basic`) is "no bearer credentials", not an error.
 pub fn parse_authorization(value: &str) -> Result<Option<&str>, BearerError> {
-    match bearer_credentials(value) {
-        Some(token) => check_b64token(token).map(Some),
+    match bearer_credentials(value.as_bytes()) {
+        // The range's ends are next to ASCII bytes (or the value's ends): char boundaries.
+        Some((start, end)) => check_b64token(&value[start..end]).map(Some),
         None => Ok(None),
     }
 }
 
-/// What follows the `Bearer` scheme (possibly empty), or `None` for another scheme.
-fn bearer_credentials(value: &str) -> Option<&str> {
-    let value = value.trim_matches(|c| c == ' ' || c == '\t');
-    let (scheme, rest) = match value.find([' ', '\t']) {
-        Some(i) => (&value[..i], &value[i..]),
-        None => (value, ""),
-    };
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| rest.trim_start_matches([' ', '\t']))
+/// Where the credentials after the `Bearer` scheme lie in `value` (possibly empty), or `None` for
+/// another scheme. Bytes are split at spaces and tabs only.
+fn bearer_credentials(value: &[u8]) -> Option<(usize, usize)> {
+    let blank = |b: &u8| *b == b' ' || *b == b'\t';
+    let start = value.iter().position(|b| !blank(b))?;
+    let end = value.iter().rposition(|b| !blank(b))? + 1;
+    let scheme_end = value[start..end]
+        .iter()
+        .position(blank)
+        .map_or(end, |i| start + i);
+    if !value[start..scheme_end].eq_ignore_ascii_case(b"bearer") {
+        return None;
+    }
+    let token_start = value[scheme_end..end]
+        .iter()
+        .position(|b| !blank(b))
+        .map_or(end, |i| scheme_end + i);
+    Some((token_start, end))
 }
 
 /// RFC 6750 §2.1: `b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
@@ -262,7 +273,9 @@ mod tests {
                     (source.token(&headers), source.token_unchecked(&headers))
                 };
                 match checked {
-                    Ok(Some(token)) => assert_eq!(unchecked, Some(token), "{values:?}"),
+                    Ok(Some(token)) => {
+                        assert_eq!(unchecked, Some(token.as_bytes()), "{values:?}")
+                    }
                     Ok(None) | Err(BearerError::MultipleAuthorizationHeaders) => {
                         assert_eq!(unchecked, None, "{header} {values:?}")
                     }
@@ -270,10 +283,9 @@ mod tests {
                     Err(
                         BearerError::EmptyToken | BearerError::InvalidToken | BearerError::NotAscii,
                     ) => {
-                        assert!(
-                            unchecked.is_none_or(|t| check_b64token(t).is_err()),
-                            "{header} {values:?}"
-                        )
+                        let b64token =
+                            |t| std::str::from_utf8(t).is_ok_and(|t| check_b64token(t).is_ok());
+                        assert!(!unchecked.is_some_and(b64token), "{header} {values:?}")
                     }
                 }
             }

@@ -163,7 +163,7 @@ impl Verifier {
     /// valid (times re-checked against the clock, key still published); `None` otherwise, and the
     /// token must go through [`verify_shared`](Self::verify_shared). Never waits, never verifies:
     /// the HTTP layer answers cache hits with it without allocating a future.
-    pub(crate) fn cached_shared<T>(&self, token: &str) -> Option<Arc<T>>
+    pub(crate) fn cached_shared<T>(&self, token: &[u8]) -> Option<Arc<T>>
     where
         T: Send + Sync + 'static,
     {
@@ -171,7 +171,7 @@ impl Verifier {
         if inner.token_cache.is_none() || token.len() > inner.max_token_bytes {
             return None;
         }
-        self.cached_digest(&crate::crypto::sha256(token.as_bytes()))
+        self.cached_digest(&crate::crypto::sha256(token))
     }
 
     /// [`cached_shared`](Self::cached_shared) for a token whose SHA-256 the caller has computed
@@ -693,12 +693,13 @@ pub trait VerifyToken: Clone + Send + Sync + 'static {
     /// The claims of a token verified before and still valid, answered synchronously from a cache
     /// of verified tokens; `None` sends the token through [`verify_token`](Self::verify_token).
     ///
-    /// The HTTP layer asks this first, so that a cache hit costs no allocated future, and it may ask
-    /// before the token's syntax is checked (see
-    /// [`TokenSource::token_unchecked`](crate::bearer::TokenSource::token_unchecked)). The default
-    /// answers `None`. An implementation must only return claims that
-    /// [`verify_token`](Self::verify_token) would return for the same token at this moment.
-    fn verify_token_cached<T>(&self, token: &str) -> Option<Arc<T>>
+    /// The HTTP layer asks this first, so that a cache hit costs no allocated future. It asks with
+    /// the token's bytes before their syntax (or even their encoding) is checked (see
+    /// [`TokenSource::token_unchecked`](crate::bearer::TokenSource::token_unchecked)), so the
+    /// bytes may be anything. The default answers `None`. An implementation must only return claims
+    /// that [`verify_token`](Self::verify_token) would return for the same token at this moment
+    /// (and so never for bytes that are not a token it accepts).
+    fn verify_token_cached<T>(&self, token: &[u8]) -> Option<Arc<T>>
     where
         T: DeserializeOwned + Send + Sync + 'static,
     {
@@ -718,7 +719,7 @@ impl VerifyToken for Verifier {
         self.verify_shared(token)
     }
 
-    fn verify_token_cached<T>(&self, token: &str) -> Option<Arc<T>>
+    fn verify_token_cached<T>(&self, token: &[u8]) -> Option<Arc<T>>
     where
         T: DeserializeOwned + Send + Sync + 'static,
     {

@@ -364,14 +364,14 @@ impl IssuerRegistry {
     /// A token is found only through the verifier that accepted it, and only while the registry
     /// keeps that verifier: a pattern issuer it evicts or negatively caches is dropped, and the
     /// index holds it weakly.
-    fn cached_shared<T>(&self, token: &str) -> Option<Arc<T>>
+    fn cached_shared<T>(&self, token: &[u8]) -> Option<Arc<T>>
     where
         T: Send + Sync + 'static,
     {
         if token.len() > self.inner.max_token_bytes {
             return None;
         }
-        let digest = crate::crypto::sha256(token.as_bytes());
+        let digest = crate::crypto::sha256(token);
         let verifier = self.inner.recent.get(&digest)?.upgrade();
         let claims = verifier.as_ref().and_then(|v| v.cached_digest(&digest));
         if claims.is_none() {
@@ -799,7 +799,7 @@ impl VerifyToken for IssuerRegistry {
         self.verify_shared(token)
     }
 
-    fn verify_token_cached<T>(&self, token: &str) -> Option<Arc<T>>
+    fn verify_token_cached<T>(&self, token: &[u8]) -> Option<Arc<T>>
     where
         T: DeserializeOwned + Send + Sync + 'static,
     {

@@ -126,8 +126,8 @@ where
             }
         };
         // Not looked up yet when the source found no unchecked token (or another one).
-        if unchecked != Some(token)
-            && let Some(claims) = cached(token)
+        if unchecked != Some(token.as_bytes())
+            && let Some(claims) = cached(token.as_bytes())
         {
             return self.call_cached(req, claims, &span);
         }
