@@ -1,5 +1,7 @@
 //! End to end: test issuer → BearerAuthLayer → axum router, over real HTTP on 127.0.0.1.
 
+mod support;
+
 use std::time::Duration;
 
 use axum::routing::get;
@@ -475,45 +477,64 @@ async fn with_payload_gives_the_signed_payload_verbatim() {
     assert!(!description.contains("4242424242"), "{description}");
 }
 
-/// Cache hits with the standard source (looked up before the syntax check) and with a source of
-/// one's own (no unchecked lookup: looked up after its syntax check) alike.
+/// Cache hits take the fast path with any token source. A source with an unchecked lookup (the
+/// standard one's) is not asked for its checked token on a hit; a source without one (a closure,
+/// say) is, and its hits are found after its check.
 #[tokio::test]
 async fn cache_hits_with_any_token_source() {
-    use oidc_bearer::bearer::{BearerError, parse_authorization};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
+    use oidc_bearer::bearer::{AuthorizationHeader, BearerError, TokenSource};
+
+    /// The standard source, counting the calls to `token` (with or without its unchecked lookup).
+    #[derive(Clone)]
+    struct Counting {
+        calls: Arc<AtomicUsize>,
+        unchecked: bool,
+    }
+    impl TokenSource for Counting {
+        fn token<'a>(&self, headers: &'a http::HeaderMap) -> Result<Option<&'a str>, BearerError> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            AuthorizationHeader.token(headers)
+        }
+        fn token_unchecked<'a>(&self, headers: &'a http::HeaderMap) -> Option<&'a [u8]> {
+            self.unchecked
+                .then(|| AuthorizationHeader.token_unchecked(headers))
+                .flatten()
+        }
+    }
+
+    let log = support::FastPathLog::install();
     let issuer = TestIssuer::start().await;
     let token = issuer.token().aud(AUD).sub("alice").sign();
     let client = reqwest::Client::new();
-    let standard = Verifier::new(issuer.issuer(), AUD).unwrap();
-    let custom = Verifier::new(issuer.issuer(), AUD).unwrap();
-    fn source(headers: &http::HeaderMap) -> Result<Option<&str>, BearerError> {
-        match headers.get("x-token") {
-            Some(value) => parse_authorization(value.to_str().map_err(|_| BearerError::NotAscii)?),
-            None => Ok(None),
-        }
+    let mut app = Router::new();
+    let mut routes = Vec::new();
+    for unchecked in [true, false] {
+        let source = Counting {
+            calls: Arc::default(),
+            unchecked,
+        };
+        let verifier = Verifier::new(issuer.issuer(), AUD).unwrap();
+        let path = format!("/{unchecked}");
+        let layer = BearerAuthLayer::new(verifier.clone()).with_token_source(source.clone());
+        app = app.route(&path, get(private).route_layer(layer));
+        routes.push((path, source.calls, verifier));
     }
-    let app = Router::new()
-        .route("/standard", get(private))
-        .route_layer(BearerAuthLayer::new(standard.clone()))
-        .route(
-            "/custom",
-            get(private)
-                .route_layer(BearerAuthLayer::new(custom.clone()).with_token_source(source)),
-        );
     let base = serve(app).await;
-    for (path, header, verifier) in [
-        ("standard", "authorization", &standard),
-        ("custom", "x-token", &custom),
-    ] {
+    for ((path, calls, verifier), token_calls) in routes.into_iter().zip([1, 3]) {
         for _ in 0..3 {
             let response = client
-                .get(format!("{base}/{path}"))
-                .header(header, format!("Bearer {token}"))
+                .get(format!("{base}{path}"))
+                .bearer_auth(&token)
                 .send()
                 .await
                 .unwrap();
             assert_eq!(response.status(), StatusCode::OK, "{path}");
         }
+        assert_eq!(log.take(), [false, true, true], "{path}");
+        assert_eq!(calls.load(Ordering::SeqCst), token_calls, "{path}");
         let stats = verifier.token_cache_stats().unwrap();
         assert_eq!((stats.hits, stats.misses), (2, 1), "{path}");
     }

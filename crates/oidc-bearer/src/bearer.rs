@@ -254,6 +254,12 @@ mod tests {
             b"Bearer \xff",
             b"abc.def",
             b" abc.def ",
+            b"\tabc\t",
+            b"Bearer abc\xff",
+            b"\x80Bearer abc",
+            b"Bearer\xc2\xa0abc",
+            b"\xc2\xa0Bearer abc",
+            b"Bearer abc\xc2\xa0",
         ];
         let cases = values.iter().flat_map(|value| {
             let value = HeaderValue::from_bytes(value).unwrap();

@@ -390,7 +390,7 @@ pub(crate) struct DigestIndex<V> {
 
 struct IndexShard<V> {
     map: HashMap<Digest, V, BuildHasherDefault<PassThrough>>,
-    /// Insertion order, oldest first: every digest of `map`, and digests removed since.
+    /// Insertion order, oldest first: each digest of `map` once.
     order: std::collections::VecDeque<Sha256>,
 }
 
@@ -435,12 +435,6 @@ impl<V: Clone> DigestIndex<V> {
                 shard.map.remove(&Digest(oldest));
             }
         }
-    }
-
-    /// Forgets `digest`. Its place in the order stays until it comes up, so this is O(1) and the
-    /// order never holds more than the bound (a digest inserted again may then leave early).
-    pub(crate) fn remove(&self, digest: &Sha256) {
-        self.shard(digest).map.remove(&Digest(*digest));
     }
 
     #[cfg(test)]
@@ -588,7 +582,7 @@ mod tests {
     }
 
     /// The index holds at most its bound under a stream of distinct digests, forgets the oldest
-    /// first, and stays bounded when digests are removed and inserted again.
+    /// first, and stays exact when digests are inserted again.
     #[test]
     fn the_digest_index_is_bounded_and_forgets_the_oldest_first() {
         let index = DigestIndex::new(100);
@@ -608,17 +602,15 @@ mod tests {
         assert!(kept.iter().all(|&n| index.get(&digest(n)) == Some(n)));
         assert!(in_first.iter().all(|&n| index.get(&digest(n)).is_none()));
 
-        index.insert(&digest(9_999), 0);
-        assert_eq!(index.get(&digest(9_999)), Some(0), "replaced");
+        // Inserting a digest again replaces its value and keeps its age.
         for round in 0..3 {
             for n in 9_900..10_000 {
-                index.remove(&digest(n));
-                assert_eq!(index.get(&digest(n)), None);
                 index.insert(&digest(n), round);
+                assert_eq!(index.get(&digest(n)), Some(round));
             }
             assert!(index.shards.iter().all(|s| {
                 let s = s.lock().unwrap();
-                s.order.len() <= index.max_per_shard && s.map.len() <= s.order.len()
+                s.order.len() <= index.max_per_shard && s.map.len() == s.order.len()
             }));
         }
     }

@@ -174,9 +174,9 @@ impl Verifier {
         self.cached_digest(&crate::crypto::sha256(token))
     }
 
-    /// [`cached_shared`](Self::cached_shared) for a token whose SHA-256 the caller has computed
-    /// (and whose length it has checked against this verifier's cap: only tokens within it are
-    /// ever cached).
+    /// [`cached_shared`](Self::cached_shared) for a token whose SHA-256 the caller has computed.
+    /// No size check: a digest found in the cache is that of a token this verifier accepted, so
+    /// within its cap.
     pub(crate) fn cached_digest<T>(&self, digest: &crate::crypto::Sha256) -> Option<Arc<T>>
     where
         T: Send + Sync + 'static,

@@ -194,8 +194,12 @@ impl DefaultClaims {
 /// token. go-oidc keeps the same raw payload in its `IDToken` for `Claims`; Envoy's
 /// `forward_payload_header` forwards it.
 ///
-/// It dereferences to `T`. A cache miss reads the payload twice (once to keep it, once into `T`),
-/// and each entry holds the payload's text besides `T`.
+/// It dereferences to `T`. A cache miss reads the payload more often than with `T` alone (once to
+/// keep it, once into `T`, once for the registered claims), and each cache entry holds the
+/// payload's text besides `T`. Serializing writes the text verbatim with serde_json (others see
+/// serde_json's private `RawValue` shape). A payload that repeats a claim name is kept as signed,
+/// while `T` sees the last value (RFC 7519 §4 lets parsers keep the last duplicate): whoever reads
+/// the forwarded payload should do the same.
 ///
 /// ```
 /// use oidc_bearer::claims::WithPayload;

@@ -154,12 +154,21 @@ struct Inner {
     /// Which verifier accepted each recent token, so that the HTTP layer's fast path finds a token
     /// it has seen in its issuer's token cache without parsing it. Weak: an issuer the registry
     /// drops is not kept alive, and its tokens are no longer found here.
-    recent: DigestIndex<WeakVerifier>,
+    recent: DigestIndex<Recent>,
     state: RwLock<State>,
 }
 
 /// How many recent tokens the registry remembers the verifier of (about 100 bytes each).
 const RECENT_TOKENS: usize = 65_536;
+
+/// The issuer that accepted a recent token, held weakly.
+#[derive(Clone)]
+enum Recent {
+    /// An exact issuer: never evicted or negatively cached once built.
+    Exact(WeakVerifier),
+    /// A pattern issuer: answered for only while it is proven and not negatively cached.
+    Pattern(std::sync::Weak<Live>),
+}
 
 enum ExactEntry {
     /// Built by the caller: always live, never evicted, never negatively cached (its own key cache's
@@ -200,6 +209,10 @@ struct Live {
     verifier: Verifier,
     /// Clock time of the last use, in milliseconds (for eviction).
     last_used: AtomicU64,
+    /// Clock time, in milliseconds, until which the fast path (the index of recent tokens) must
+    /// not answer for this issuer: the end of its negative caching, or forever once it is evicted
+    /// or leaves probation failed. Only ever makes the fast path defer to the full one.
+    refuse_until: AtomicU64,
     /// Verifications running while the issuer is on probation (see [`Trial`]).
     trials: AtomicUsize,
 }
@@ -214,7 +227,7 @@ enum Selected {
     /// An exact issuer: kept whatever happens.
     Exact(Verifier),
     /// A proven pattern issuer: negatively cached if its keys become unavailable.
-    Proven(Verifier),
+    Proven(Arc<Live>),
     /// A pattern issuer on probation: this verification may prove it or fail it.
     Pending(Trial),
 }
@@ -222,7 +235,8 @@ enum Selected {
 impl Selected {
     fn verifier(&self) -> &Verifier {
         match self {
-            Self::Exact(verifier) | Self::Proven(verifier) => verifier,
+            Self::Exact(verifier) => verifier,
+            Self::Proven(live) => &live.verifier,
             Self::Pending(trial) => &trial.live.verifier,
         }
     }
@@ -348,12 +362,19 @@ impl IssuerRegistry {
     {
         let parsed = Parsed::new(token, self.inner.max_token_bytes)?;
         let (iss, selected) = self.select(&parsed)?;
-        let verifier = selected.verifier();
-        let result = verifier.verify_parsed_shared(token, &parsed).await;
+        let result = selected
+            .verifier()
+            .verify_parsed_shared(token, &parsed)
+            .await;
         self.settle(iss, &selected, result.as_ref().err());
         let (claims, digest) = result?;
         if let Some(digest) = digest {
-            self.inner.recent.insert(&digest, verifier.downgrade());
+            let recent = match &selected {
+                Selected::Exact(verifier) => Recent::Exact(verifier.downgrade()),
+                Selected::Proven(live) => Recent::Pattern(Arc::downgrade(live)),
+                Selected::Pending(trial) => Recent::Pattern(Arc::downgrade(&trial.live)),
+            };
+            self.inner.recent.insert(&digest, recent);
         }
         Ok(claims)
     }
@@ -361,9 +382,11 @@ impl IssuerRegistry {
     /// The shared claims of a token accepted before, from its issuer's token cache (see
     /// [`VerifyToken::verify_token_cached`]): a SHA-256 and two lookups, no parsing.
     ///
-    /// A token is found only through the verifier that accepted it, and only while the registry
-    /// keeps that verifier: a pattern issuer it evicts or negatively caches is dropped, and the
-    /// index holds it weakly.
+    /// A token is found only through the verifier that accepted it, with that verifier's checks
+    /// (times, key still published), and only while the full path would choose that verifier: a
+    /// pattern issuer the registry has evicted or failed is refused here (the index holds it
+    /// weakly, and it is marked), and so is one negatively cached. A hit counts as a use of the
+    /// issuer for eviction. Entries that no longer answer are left to be replaced or to age out.
     fn cached_shared<T>(&self, token: &[u8]) -> Option<Arc<T>>
     where
         T: Send + Sync + 'static,
@@ -372,13 +395,19 @@ impl IssuerRegistry {
             return None;
         }
         let digest = crate::crypto::sha256(token);
-        let verifier = self.inner.recent.get(&digest)?.upgrade();
-        let claims = verifier.as_ref().and_then(|v| v.cached_digest(&digest));
-        if claims.is_none() {
-            // Gone from the issuer's cache (expired, key removed, evicted) or the issuer dropped.
-            self.inner.recent.remove(&digest);
+        match self.inner.recent.get(&digest)? {
+            Recent::Exact(verifier) => verifier.upgrade()?.cached_digest(&digest),
+            Recent::Pattern(live) => {
+                let live = live.upgrade()?;
+                let now = millis(self.inner.clock.now());
+                if now < live.refuse_until.load(Ordering::Acquire) {
+                    return None;
+                }
+                let claims = live.verifier.cached_digest(&digest)?;
+                live.last_used.store(now, Ordering::Relaxed);
+                Some(claims)
+            }
         }
-        claims
     }
 
     /// The verifier for the token's issuer.
@@ -507,7 +536,7 @@ impl IssuerRegistry {
         }
         if let Some(live) = state.proven.get(iss) {
             live.last_used.store(millis(now), Ordering::Relaxed);
-            return Some(Ok(Selected::Proven(live.verifier.clone())));
+            return Some(Ok(Selected::Proven(live.clone())));
         }
         let live = state.pending.get(iss)?;
         Some(Ok(Selected::Pending(Trial::join(&self.inner, iss, live))))
@@ -592,6 +621,7 @@ impl IssuerRegistry {
         let live = Arc::new(Live {
             verifier,
             last_used: AtomicU64::new(millis(now)),
+            refuse_until: AtomicU64::new(0),
             trials: AtomicUsize::new(0),
         });
         state.pending.insert(iss.to_owned(), live.clone());
@@ -659,6 +689,7 @@ impl IssuerRegistry {
         if is_pending(&state, &trial.issuer, &trial.live) {
             state.pending.remove(&trial.issuer);
         }
+        trial.live.refuse_until.store(u64::MAX, Ordering::Release);
         self.remember_failure_in(&mut state, &trial.issuer, error);
     }
 
@@ -694,13 +725,14 @@ impl IssuerRegistry {
             code = error.code(),
             "issuer negatively cached"
         );
-        state.negative.insert(
-            iss.to_owned(),
-            Negative {
-                until: now.saturating_add(inner.negative_ttl),
-                error,
-            },
-        );
+        let until = now.saturating_add(inner.negative_ttl);
+        // A proven issuer stays in `proven` while negatively cached: its fast path must wait too.
+        if let Some(live) = state.proven.get(iss) {
+            live.refuse_until.fetch_max(millis(until), Ordering::AcqRel);
+        }
+        state
+            .negative
+            .insert(iss.to_owned(), Negative { until, error });
     }
 }
 
@@ -770,7 +802,9 @@ fn evict_least_recently_used(proven: &mut HashMap<String, Arc<Live>>) {
         return;
     };
     tracing::debug!(iss = ?Excerpt(&oldest), "evicting idle issuer");
-    proven.remove(&oldest);
+    if let Some(live) = proven.remove(&oldest) {
+        live.refuse_until.store(u64::MAX, Ordering::Release);
+    }
 }
 
 fn millis(d: Duration) -> u64 {

@@ -95,18 +95,26 @@ where
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let layer = &self.layer;
-        let span = tracing::debug_span!(
-            "oidc_bearer.verify",
-            cached = tracing::field::Empty,
-            code = tracing::field::Empty
-        );
+        // Made only for requests that carry a token (as before the fast path existed).
+        let new_span = || {
+            tracing::debug_span!(
+                "oidc_bearer.verify",
+                cached = tracing::field::Empty,
+                code = tracing::field::Empty
+            )
+        };
+        let cached = |span: &tracing::Span, token: &[u8]| {
+            span.in_scope(|| layer.verifier.verify_token_cached::<T>(token))
+        };
         // A token verified before: answered from the token cache without allocating a future,
         // copying the token or cloning the inner service (it was polled ready; call it now). The
         // token is looked up before its syntax check, which a hit makes redundant.
         let unchecked = layer.source.token_unchecked(req.headers());
-        let cached = |token| span.in_scope(|| layer.verifier.verify_token_cached::<T>(token));
-        if let Some(claims) = unchecked.and_then(cached) {
-            return self.call_cached(req, claims, &span);
+        let span = unchecked.map(|_| new_span());
+        if let (Some(span), Some(token)) = (&span, unchecked)
+            && let Some(claims) = cached(span, token)
+        {
+            return self.call_cached(req, claims, span);
         }
         let token = match layer.source.token(req.headers()) {
             Ok(Some(token)) => token,
@@ -125,9 +133,10 @@ where
                 );
             }
         };
+        let span = span.unwrap_or_else(new_span);
         // Not looked up yet when the source found no unchecked token (or another one).
         if unchecked != Some(token.as_bytes())
-            && let Some(claims) = cached(token.as_bytes())
+            && let Some(claims) = cached(&span, token.as_bytes())
         {
             return self.call_cached(req, claims, &span);
         }

@@ -1,0 +1,215 @@
+//! The HTTP layer in front of an `IssuerRegistry`: known tokens are answered from their issuer's
+//! token cache on the layer's fast path, exactly when the registry's full path would accept them.
+
+mod support;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use oidc_bearer::claims::DefaultClaims;
+use oidc_bearer::clock::ManualClock;
+use oidc_bearer::issuers::IssuerRegistry;
+use oidc_bearer::keys::{BoxFuture, Jwks, KeySet};
+use oidc_bearer::{BearerAuthLayer, Claims, KeysError, Verifier, VerifierBuilder};
+use oidc_bearer_testing::TestIssuer;
+use support::FastPathLog;
+use tower::{ServiceBuilder, ServiceExt as _, service_fn};
+
+const AUD: &str = "my-service";
+
+/// A registry trusting `exact` by name and `patterns` as pattern issuers (built on demand,
+/// evictable, negatively cached when their keys fail), on `clock`, behind the layer. Returns the
+/// registry and a function sending one token through the layer (its status code).
+fn registry_behind_layer(
+    exact: &TestIssuer,
+    pattern: impl Fn(&str) -> Option<VerifierBuilder> + Send + Sync + 'static,
+    max_live: usize,
+    clock: &ManualClock,
+) -> (IssuerRegistry, impl Fn(&str) -> Status) {
+    let registry = IssuerRegistry::builder()
+        .with_issuer(Verifier::builder(exact.issuer(), AUD))
+        .with_pattern(pattern)
+        .with_max_live_issuers(max_live)
+        .with_negative_ttl(Duration::from_secs(60))
+        .with_clock(clock.clone())
+        .build()
+        .unwrap();
+    let service = ServiceBuilder::new()
+        .layer(BearerAuthLayer::new(registry.clone()))
+        .service(service_fn(|req: http::Request<String>| async move {
+            let claims = req.extensions().get::<Claims<DefaultClaims>>().unwrap();
+            let body = axum::body::Body::from(claims.registered.iss.clone());
+            Ok::<_, Infallible>(http::Response::new(body))
+        }));
+    let call = move |token: &str| {
+        let request = http::Request::builder()
+            .header("authorization", format!("Bearer {token}"))
+            .body(String::new())
+            .unwrap();
+        let service = service.clone();
+        Box::pin(async move { service.oneshot(request).await.unwrap().status().as_u16() }) as Status
+    };
+    (registry, call)
+}
+
+/// A pattern trusting `issuers`, with discovery.
+fn trusting(issuers: Vec<String>) -> impl Fn(&str) -> Option<VerifierBuilder> + Send + Sync {
+    move |iss: &str| {
+        issuers
+            .iter()
+            .any(|i| i == iss)
+            .then(|| Verifier::builder(iss, AUD))
+    }
+}
+
+/// A request's status code, to come.
+type Status = std::pin::Pin<Box<dyn std::future::Future<Output = u16>>>;
+
+fn fetches(issuer: &TestIssuer) -> (usize, usize) {
+    (issuer.discovery_fetches(), issuer.jwks_fetches())
+}
+
+/// Hits come from the fast path, with the issuer cache's checks (an expired token is refused); a
+/// token of an evicted pattern issuer is not answered there but goes through a rebuilt verifier (a
+/// fresh key cache: one more fetch).
+#[tokio::test]
+async fn known_tokens_take_the_fast_path_while_the_registry_keeps_their_issuer() {
+    let log = FastPathLog::install();
+    let [a, b, c] = [
+        TestIssuer::start().await,
+        TestIssuer::start().await,
+        TestIssuer::start().await,
+    ];
+    let clock = ManualClock::new();
+    let (_registry, call) =
+        registry_behind_layer(&a, trusting(vec![b.issuer(), c.issuer()]), 1, &clock);
+
+    let token_a = a.token().aud(AUD).expires_in(600).sign();
+    assert_eq!(call(&token_a).await, 200);
+    assert_eq!(call(&token_a).await, 200);
+    assert_eq!(log.take(), [false, true]);
+
+    let token_b = b.token().aud(AUD).sign();
+    assert_eq!(call(&token_b).await, 200);
+    assert_eq!(call(&token_b).await, 200);
+    assert_eq!(log.take(), [false, true]);
+    assert_eq!(fetches(&b), (1, 1));
+    // c takes the one live slot of pattern issuers: b is evicted.
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(call(&c.token().aud(AUD).sign()).await, 200);
+    assert_eq!(call(&token_b).await, 200);
+    assert_eq!(log.take(), [false, false]);
+    assert_eq!(fetches(&b), (2, 2));
+    assert_eq!(call(&token_b).await, 200);
+    assert_eq!(log.take(), [true]);
+
+    // Past `exp` and the 60 s leeway: refused although it was cached.
+    clock.advance(Duration::from_secs(600 + 61));
+    assert_eq!(call(&token_a).await, 401);
+    assert_eq!(log.take(), [false]);
+}
+
+/// A key set that keeps its keys but whose refreshes fail once told to (an issuer that went down,
+/// with a key set that does not serve stale keys in that case).
+#[derive(Clone)]
+struct Failing {
+    keys: Arc<Jwks>,
+    failing: Arc<AtomicBool>,
+}
+
+impl KeySet for Failing {
+    fn current(&self) -> Option<Arc<Jwks>> {
+        Some(self.keys.clone())
+    }
+
+    fn refresh(&self) -> BoxFuture<'_, Result<Arc<Jwks>, KeysError>> {
+        let result = if self.failing.load(Ordering::SeqCst) {
+            Err(KeysError::Transport {
+                url: "http://127.0.0.1/keys".into(),
+                message: "down".into(),
+            })
+        } else {
+            Ok(self.keys.clone())
+        };
+        Box::pin(async move { result })
+    }
+}
+
+/// A proven pattern issuer whose keys fail is negatively cached: its cached tokens get the 503 the
+/// full path gives, not an answer from the fast path, until the negative period ends.
+#[tokio::test]
+async fn a_negatively_cached_issuer_gets_no_answer_from_the_fast_path() {
+    let log = FastPathLog::install();
+    let [a, b] = [TestIssuer::start().await, TestIssuer::start().await];
+    let keys = Failing {
+        keys: Arc::new(Jwks::from_json(&serde_json::to_vec(&b.jwks_json()).unwrap()).unwrap()),
+        failing: Arc::default(),
+    };
+    let clock = ManualClock::new();
+    let b_issuer = b.issuer();
+    let pattern = {
+        let keys = keys.clone();
+        move |iss: &str| {
+            (iss == b_issuer).then(|| Verifier::builder(iss, AUD).with_key_set(keys.clone()))
+        }
+    };
+    let (_registry, call) = registry_behind_layer(&a, pattern, 4, &clock);
+    let token = b.token().aud(AUD).sign();
+    assert_eq!(call(&token).await, 200);
+    assert_eq!(call(&token).await, 200);
+    assert_eq!(log.take(), [false, true]);
+
+    // A token with a key b does not publish, while refreshes fail: keys unavailable, 503, and b is
+    // negatively cached; its cached token gets the same answer.
+    keys.failing.store(true, Ordering::SeqCst);
+    let rotated = b.add_unpublished_key(oidc_bearer_testing::KeyAlg::ES256);
+    let unknown = b.token().aud(AUD).sign_with(&rotated).sign();
+    assert_eq!(call(&unknown).await, 503);
+    assert_eq!(call(&token).await, 503);
+    assert_eq!(log.take(), [false, false]);
+
+    // After the negative period the full path would accept it again (from the cache), and so
+    // does the fast path.
+    keys.failing.store(false, Ordering::SeqCst);
+    clock.advance(Duration::from_secs(61));
+    assert_eq!(call(&token).await, 200);
+    assert_eq!(log.take(), [true]);
+}
+
+/// Hits on the fast path count as uses: the pattern issuer that only the fast path serves is not
+/// the one evicted as idle.
+#[tokio::test]
+async fn fast_path_hits_keep_their_issuer_from_being_evicted() {
+    let log = FastPathLog::install();
+    let [a, b, c, d] = [
+        TestIssuer::start().await,
+        TestIssuer::start().await,
+        TestIssuer::start().await,
+        TestIssuer::start().await,
+    ];
+    let clock = ManualClock::new();
+    let (_registry, call) = registry_behind_layer(
+        &a,
+        trusting(vec![b.issuer(), c.issuer(), d.issuer()]),
+        2,
+        &clock,
+    );
+    let (token_b, token_c) = (b.token().aud(AUD).sign(), c.token().aud(AUD).sign());
+    assert_eq!(call(&token_b).await, 200);
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(call(&token_c).await, 200);
+    for _ in 0..3 {
+        clock.advance(Duration::from_secs(1));
+        assert_eq!(call(&token_b).await, 200);
+    }
+    assert_eq!(log.take(), [false, false, true, true, true]);
+    // d is proven: the issuer used least recently goes, and that is c.
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(call(&d.token().aud(AUD).sign()).await, 200);
+    assert_eq!(call(&token_b).await, 200);
+    assert_eq!(call(&token_c).await, 200);
+    assert_eq!(log.take(), [false, true, false]);
+    assert_eq!((fetches(&b), fetches(&c)), ((1, 1), (2, 2)));
+}

@@ -1,0 +1,58 @@
+//! What the tests observe of the layer through tracing.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::sync::Once;
+
+use tracing::field::{Field, Visit};
+use tracing::span;
+use tracing_subscriber::layer::{Context, SubscriberExt as _};
+
+thread_local! {
+    static LOG: RefCell<Vec<bool>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The `cached` field of each `oidc_bearer.verify` span recorded on this thread, in order: `true`
+/// when the layer answered from its fast path (a token cache hit without a future), `false` when
+/// it verified the token.
+///
+/// One global subscriber records for every test of the binary (a per-test default subscriber
+/// would race with the callsite interest cache of tests running at the same time), into the
+/// recording thread's log: use it from current-thread tests, where the layer runs on the test's
+/// thread.
+pub(crate) struct FastPathLog(());
+
+impl FastPathLog {
+    /// Installs the subscriber (once per binary) and clears this thread's log.
+    pub(crate) fn install() -> Self {
+        static INSTALL: Once = Once::new();
+        INSTALL.call_once(|| {
+            tracing::subscriber::set_global_default(tracing_subscriber::registry().with(Recorder))
+                .expect("no other global subscriber in the test binary");
+        });
+        LOG.with(|log| log.borrow_mut().clear());
+        Self(())
+    }
+
+    /// What was recorded on this thread since the last call.
+    pub(crate) fn take(&self) -> Vec<bool> {
+        LOG.with(|log| std::mem::take(&mut *log.borrow_mut()))
+    }
+}
+
+struct Recorder;
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Recorder {
+    fn on_record(&self, _: &span::Id, values: &span::Record<'_>, _: Context<'_, S>) {
+        struct Cached;
+        impl Visit for Cached {
+            fn record_bool(&mut self, field: &Field, value: bool) {
+                if field.name() == "cached" {
+                    LOG.with(|log| log.borrow_mut().push(value));
+                }
+            }
+            fn record_debug(&mut self, _: &Field, _: &dyn fmt::Debug) {}
+        }
+        values.record(&mut Cached);
+    }
+}
