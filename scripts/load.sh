@@ -40,18 +40,18 @@ base="http://127.0.0.1:$PORT"
 curl -fsS "$base/" >/dev/null
 curl -fsS -H "Authorization: Bearer $token" "$base/private" >/dev/null
 
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$server/stat"; } # the server's utime + stime
+cpu_ticks() { awk '{ print $14, $15 }' "/proc/$server/stat"; } # the server's utime and stime
 TICK=$(getconf CLK_TCK)
-run() { # route, extra wrk args… → "req/s server-CPU-µs-per-request"
+run() { # route, extra wrk args… → "req/s CPU-µs-per-request user-µs sys-µs" (server)
     local route=$1; shift
-    local before after
-    before=$(cpu_ticks)
+    local u0 s0 u1 s1
+    read -r u0 s0 < <(cpu_ticks)
     taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d"$DURATION" "$@" "$base$route" >"$workdir/wrk"
-    after=$(cpu_ticks)
-    awk -v cpu=$((after - before)) -v tick="$TICK" '
+    read -r u1 s1 < <(cpu_ticks)
+    awk -v user=$((u1 - u0)) -v sys=$((s1 - s0)) -v tick="$TICK" '
         /requests in/ { n = $1 }
         /Requests\/sec/ { rps = $2 }
-        END { printf "%s %.2f\n", rps, cpu / tick * 1e6 / n }' "$workdir/wrk"
+        END { us = 1e6 / tick / n; printf "%s %.2f %.2f %.2f\n", rps, (user + sys) * us, user * us, sys * us }' "$workdir/wrk"
 }
 # Warm up both paths, then measure in alternating rounds (this machine's throughput drifts; the
 # per-round ratio compares neighbours) and report medians.
@@ -61,11 +61,13 @@ ROUNDS=${ROUNDS:-7}
 # A control: `GET /` carrying the same `Authorization` header, which that route ignores. It costs what
 # a 1 KiB token costs in the kernel and in hyper, without our layer.
 opens=() privates=() ratios=() open_cpu=() private_cpu=() carried=() carried_cpu=() layer_ratios=()
+open_user=() open_sys=() private_user=() private_sys=()
 for _ in $(seq 1 "$ROUNDS"); do
-    read -r o oc < <(run /)
-    read -r c cc < <(run / -H "Authorization: Bearer $token")
-    read -r p pc < <(run /private -H "Authorization: Bearer $token")
+    read -r o oc ou os < <(run /)
+    read -r c cc _ _ < <(run / -H "Authorization: Bearer $token")
+    read -r p pc pu ps < <(run /private -H "Authorization: Bearer $token")
     opens+=("$o") privates+=("$p") open_cpu+=("$oc") private_cpu+=("$pc") carried+=("$c") carried_cpu+=("$cc")
+    open_user+=("$ou") open_sys+=("$os") private_user+=("$pu") private_sys+=("$ps")
     ratios+=("$(awk -v a="$p" -v b="$o" 'BEGIN { printf "%.3f", a / b }')")
     layer_ratios+=("$(awk -v a="$p" -v b="$c" 'BEGIN { printf "%.3f", a / b }')")
 done
@@ -81,7 +83,7 @@ sig=${token##*.}
 mid=$(( ${#sig} / 2 ))
 c=${sig:$mid:1}; [ "$c" = A ] && r=B || r=A
 bad="${token%.*}.${sig:0:$mid}$r${sig:$((mid + 1))}"
-read -r invalid invalid_cpu < <(run /private -H "Authorization: Bearer $bad")
+read -r invalid invalid_cpu _ _ < <(run /private -H "Authorization: Bearer $bad")
 
 printf '%-40s %12s %18s\n' "route (median of $ROUNDS rounds)" "req/s" "server CPU µs/req"
 printf '%-40s %12.0f %18.2f\n' "GET /" "$open" "$(median "${open_cpu[@]}")"
@@ -91,4 +93,5 @@ printf '%-40s %12.0f %18.2f\n' "GET /private (bad signature, 401)" "$invalid" "$
 echo "ratio /private ÷ / per round: ${ratios[*]}"
 echo "ratio /private ÷ / (median of rounds) = $(median "${ratios[@]}")"
 echo "ratio /private ÷ (/ carrying the token) (median of rounds) = $(median "${layer_ratios[@]}")"
+echo "server CPU µs/req, user + system (medians): / $(median "${open_user[@]}") + $(median "${open_sys[@]}"), /private $(median "${private_user[@]}") + $(median "${private_sys[@]}")"
 echo "ratio of the best rounds: /private ÷ / = $(awk -v a="$(best "${privates[@]}")" -v b="$(best "${opens[@]}")" 'BEGIN { printf "%.3f (%.0f ÷ %.0f req/s)", a / b, a, b }')"

@@ -213,3 +213,82 @@ async fn fast_path_hits_keep_their_issuer_from_being_evicted() {
     assert_eq!(log.take(), [false, true, false]);
     assert_eq!((fetches(&b), fetches(&c)), ((1, 1), (2, 2)));
 }
+
+/// A key set whose refreshes wait for `release`, then fail.
+#[derive(Clone)]
+struct HeldThenFailing {
+    keys: Arc<Jwks>,
+    release: Arc<tokio::sync::Notify>,
+}
+
+impl KeySet for HeldThenFailing {
+    fn current(&self) -> Option<Arc<Jwks>> {
+        Some(self.keys.clone())
+    }
+
+    fn refresh(&self) -> BoxFuture<'_, Result<Arc<Jwks>, KeysError>> {
+        Box::pin(async move {
+            self.release.notified().await;
+            Err(KeysError::Transport {
+                url: "http://127.0.0.1/keys".into(),
+                message: "down".into(),
+            })
+        })
+    }
+}
+
+/// Two first verifications of a new pattern issuer at once: one proves it while the other then
+/// fails its keys. The issuer stays in use and is negatively cached; once that period ends, the fast
+/// path answers for it again (it is not shut off for good).
+#[tokio::test]
+async fn a_failure_after_a_concurrent_proof_holds_the_fast_path_back_only_for_the_negative_period()
+{
+    let log = FastPathLog::install();
+    let [a, b] = [TestIssuer::start().await, TestIssuer::start().await];
+    let keys = HeldThenFailing {
+        keys: Arc::new(Jwks::from_json(&serde_json::to_vec(&b.jwks_json()).unwrap()).unwrap()),
+        release: Arc::default(),
+    };
+    let clock = ManualClock::new();
+    let b_issuer = b.issuer();
+    let pattern = {
+        let keys = keys.clone();
+        move |iss: &str| {
+            (iss == b_issuer).then(|| Verifier::builder(iss, AUD).with_key_set(keys.clone()))
+        }
+    };
+    let (_registry, call) = registry_behind_layer(&a, pattern, 4, &clock);
+    let token = b.token().aud(AUD).sign();
+    let unknown = b
+        .token()
+        .aud(AUD)
+        .sign_with(&b.add_unpublished_key(oidc_bearer_testing::KeyAlg::ES256))
+        .sign();
+
+    // The first request puts b on probation and waits in a refresh for its unknown kid; the second
+    // joins the probation and proves b; then the refresh fails.
+    let (proved_tx, proved_rx) = tokio::sync::oneshot::channel();
+    let (failed, proved, ()) = tokio::join!(
+        call(&unknown),
+        async {
+            let status = call(&token).await;
+            proved_tx.send(()).unwrap();
+            status
+        },
+        async {
+            proved_rx.await.unwrap();
+            keys.release.notify_one();
+        }
+    );
+    assert_eq!((failed, proved), (503, 200));
+    assert_eq!(log.take(), [false, false]);
+
+    // Negatively cached: refused on both paths.
+    assert_eq!(call(&token).await, 503);
+    assert_eq!(log.take(), [false]);
+    // Afterwards the token is answered from the fast path again.
+    clock.advance(Duration::from_secs(61));
+    assert_eq!(call(&token).await, 200);
+    assert_eq!(call(&token).await, 200);
+    assert_eq!(log.take(), [true, true]);
+}

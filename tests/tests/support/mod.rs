@@ -29,6 +29,9 @@ impl FastPathLog {
         INSTALL.call_once(|| {
             tracing::subscriber::set_global_default(tracing_subscriber::registry().with(Recorder))
                 .expect("no other global subscriber in the test binary");
+            // A callsite first seen by another test while the subscriber was being set may have
+            // cached "not interested"; ask every callsite again.
+            tracing::callsite::rebuild_interest_cache();
         });
         LOG.with(|log| log.borrow_mut().clear());
         Self(())

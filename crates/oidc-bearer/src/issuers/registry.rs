@@ -676,6 +676,14 @@ impl IssuerRegistry {
             evict_least_recently_used(&mut state.proven);
         }
         trial.live.last_used.store(millis(now), Ordering::Relaxed);
+        // Negatively cached meanwhile (by a verification on an earlier, evicted verifier of this
+        // issuer): the full path refuses it until then, so the fast path must too.
+        if let Some(negative) = state.negative.get(&trial.issuer) {
+            trial
+                .live
+                .refuse_until
+                .fetch_max(millis_ceil(negative.until), Ordering::AcqRel);
+        }
         state
             .proven
             .insert(trial.issuer.clone(), trial.live.clone());
@@ -689,7 +697,15 @@ impl IssuerRegistry {
         if is_pending(&state, &trial.issuer, &trial.live) {
             state.pending.remove(&trial.issuer);
         }
-        trial.live.refuse_until.store(u64::MAX, Ordering::Release);
+        // Off probation for good, unless a concurrent trial already proved this very issuer: then it
+        // stays in use, and only the negative period below holds its fast path back.
+        let proven = state
+            .proven
+            .get(&trial.issuer)
+            .is_some_and(|p| Arc::ptr_eq(p, &trial.live));
+        if !proven {
+            trial.live.refuse_until.store(u64::MAX, Ordering::Release);
+        }
         self.remember_failure_in(&mut state, &trial.issuer, error);
     }
 
@@ -726,9 +742,14 @@ impl IssuerRegistry {
             "issuer negatively cached"
         );
         let until = now.saturating_add(inner.negative_ttl);
-        // A proven issuer stays in `proven` while negatively cached: its fast path must wait too.
-        if let Some(live) = state.proven.get(iss) {
-            live.refuse_until.fetch_max(millis(until), Ordering::AcqRel);
+        // A proven issuer stays in `proven` while negatively cached (and one on probation may be
+        // proven meanwhile): its fast path must wait too.
+        for live in [state.proven.get(iss), state.pending.get(iss)]
+            .into_iter()
+            .flatten()
+        {
+            live.refuse_until
+                .fetch_max(millis_ceil(until), Ordering::AcqRel);
         }
         state
             .negative
@@ -809,6 +830,11 @@ fn evict_least_recently_used(proven: &mut HashMap<String, Arc<Live>>) {
 
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// [`millis`] rounded up: a deadline in milliseconds that is never before the exact one.
+fn millis_ceil(d: Duration) -> u64 {
+    millis(d).saturating_add(u64::from(d.subsec_nanos() % 1_000_000 != 0))
 }
 
 /// The error served while an issuer is negatively cached: the original failure, marked as a wait.
