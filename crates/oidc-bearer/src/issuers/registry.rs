@@ -834,7 +834,7 @@ fn millis(d: Duration) -> u64 {
 
 /// [`millis`] rounded up: a deadline in milliseconds that is never before the exact one.
 fn millis_ceil(d: Duration) -> u64 {
-    millis(d).saturating_add(u64::from(d.subsec_nanos() % 1_000_000 != 0))
+    millis(d).saturating_add(u64::from(!d.subsec_nanos().is_multiple_of(1_000_000)))
 }
 
 /// The error served while an issuer is negatively cached: the original failure, marked as a wait.
