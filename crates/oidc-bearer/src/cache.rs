@@ -7,7 +7,9 @@
 //!
 //! The rules:
 //! - entries are keyed by SHA-256 of the whole token, never a shorter or non-cryptographic hash:
-//!   a collision would let one token stand for another;
+//!   a collision would let one token stand for another; and the tokens themselves are not kept, so
+//!   the cache holds nothing a caller could present (the Kubernetes API server's cached token
+//!   authenticator keys by an HMAC-SHA-256 of the token for the same reason);
 //! - one cache per verifier (clones share it), so a token accepted for one issuer, audience or
 //!   algorithm policy is never found by a verifier with another;
 //! - only accepted tokens are stored; a rejection always goes through the whole check again;
