@@ -85,13 +85,9 @@ pub struct AuthorizationHeader;
 
 impl TokenSource for AuthorizationHeader {
     fn token<'a>(&self, headers: &'a HeaderMap) -> Result<Option<&'a str>, BearerError> {
-        let mut values = headers.get_all(AUTHORIZATION).iter();
-        let Some(value) = values.next() else {
+        let Some(value) = single(headers, &AUTHORIZATION)? else {
             return Ok(None);
         };
-        if values.next().is_some() {
-            return Err(BearerError::MultipleAuthorizationHeaders);
-        }
         let value = value.to_str().map_err(|_| BearerError::NotAscii)?;
         parse_authorization(value)
     }
@@ -99,17 +95,23 @@ impl TokenSource for AuthorizationHeader {
     fn token_unchecked<'a>(&self, headers: &'a HeaderMap) -> Option<&'a [u8]> {
         // Bytes: a token found in the cache is base64url and dots, so the visible-ASCII test of
         // `to_str` (a loop over the 1 KiB header) is left to the miss path.
-        let value = single(headers, &AUTHORIZATION)?.as_bytes();
+        let value = single(headers, &AUTHORIZATION).ok()??.as_bytes();
         let (start, end) = bearer_credentials(value)?;
         Some(&value[start..end])
     }
 }
 
-/// The only value of the header `name`; `None` when there is none or several.
-fn single<'a>(headers: &'a HeaderMap, name: &http::HeaderName) -> Option<&'a http::HeaderValue> {
+/// The only value of the header `name`, or `None` without one; several are malformed.
+fn single<'a>(
+    headers: &'a HeaderMap,
+    name: &http::HeaderName,
+) -> Result<Option<&'a http::HeaderValue>, BearerError> {
     let mut values = headers.get_all(name).iter();
-    let value = values.next()?;
-    values.next().is_none().then_some(value)
+    let value = values.next();
+    match values.next() {
+        Some(_) => Err(BearerError::MultipleAuthorizationHeaders),
+        None => Ok(value),
+    }
 }
 
 /// A raw token in a header of your choice (e.g. a proxy's `X-Forwarded-Access-Token`): the whole
@@ -128,20 +130,16 @@ impl HeaderToken {
 
 impl TokenSource for HeaderToken {
     fn token<'a>(&self, headers: &'a HeaderMap) -> Result<Option<&'a str>, BearerError> {
-        let mut values = headers.get_all(&self.name).iter();
-        let Some(value) = values.next() else {
+        let Some(value) = single(headers, &self.name)? else {
             return Ok(None);
         };
-        if values.next().is_some() {
-            return Err(BearerError::MultipleAuthorizationHeaders);
-        }
         let token = value.to_str().map_err(|_| BearerError::NotAscii)?.trim();
         check_b64token(token).map(Some)
     }
 
     fn token_unchecked<'a>(&self, headers: &'a HeaderMap) -> Option<&'a [u8]> {
         // `trim_ascii` equals `str::trim` on the visible ASCII that `token` accepts.
-        Some(single(headers, &self.name)?.as_bytes().trim_ascii())
+        Some(single(headers, &self.name).ok()??.as_bytes().trim_ascii())
     }
 }
 
