@@ -64,6 +64,22 @@ fn trusting(issuers: Vec<String>) -> impl Fn(&str) -> Option<VerifierBuilder> + 
     }
 }
 
+/// A pattern trusting `issuer` only, whose verifier takes its keys from `keys`.
+fn trusting_with_keys(
+    issuer: &TestIssuer,
+    keys: impl KeySet + Clone,
+) -> impl Fn(&str) -> Option<VerifierBuilder> + Send + Sync + 'static {
+    let trusted = issuer.issuer();
+    move |iss: &str| {
+        (iss == trusted).then(|| Verifier::builder(iss, AUD).with_key_set(keys.clone()))
+    }
+}
+
+/// The keys `issuer` publishes now.
+fn jwks_of(issuer: &TestIssuer) -> Arc<Jwks> {
+    Arc::new(Jwks::from_json(&serde_json::to_vec(&issuer.jwks_json()).unwrap()).unwrap())
+}
+
 /// A request's status code, to come.
 type Status = std::pin::Pin<Box<dyn std::future::Future<Output = u16>>>;
 
@@ -144,18 +160,12 @@ async fn a_negatively_cached_issuer_gets_no_answer_from_the_fast_path() {
     let log = FastPathLog::install();
     let [a, b] = [TestIssuer::start().await, TestIssuer::start().await];
     let keys = Failing {
-        keys: Arc::new(Jwks::from_json(&serde_json::to_vec(&b.jwks_json()).unwrap()).unwrap()),
+        keys: jwks_of(&b),
         failing: Arc::default(),
     };
     let clock = ManualClock::new();
-    let b_issuer = b.issuer();
-    let pattern = {
-        let keys = keys.clone();
-        move |iss: &str| {
-            (iss == b_issuer).then(|| Verifier::builder(iss, AUD).with_key_set(keys.clone()))
-        }
-    };
-    let (_registry, call) = registry_behind_layer(&a, pattern, 4, &clock);
+    let (_registry, call) =
+        registry_behind_layer(&a, trusting_with_keys(&b, keys.clone()), 4, &clock);
     let token = b.token().aud(AUD).sign();
     assert_eq!(call(&token).await, 200);
     assert_eq!(call(&token).await, 200);
@@ -246,18 +256,12 @@ async fn a_failure_after_a_concurrent_proof_holds_the_fast_path_back_only_for_th
     let log = FastPathLog::install();
     let [a, b] = [TestIssuer::start().await, TestIssuer::start().await];
     let keys = HeldThenFailing {
-        keys: Arc::new(Jwks::from_json(&serde_json::to_vec(&b.jwks_json()).unwrap()).unwrap()),
+        keys: jwks_of(&b),
         release: Arc::default(),
     };
     let clock = ManualClock::new();
-    let b_issuer = b.issuer();
-    let pattern = {
-        let keys = keys.clone();
-        move |iss: &str| {
-            (iss == b_issuer).then(|| Verifier::builder(iss, AUD).with_key_set(keys.clone()))
-        }
-    };
-    let (_registry, call) = registry_behind_layer(&a, pattern, 4, &clock);
+    let (_registry, call) =
+        registry_behind_layer(&a, trusting_with_keys(&b, keys.clone()), 4, &clock);
     let token = b.token().aud(AUD).sign();
     let unknown = b
         .token()
