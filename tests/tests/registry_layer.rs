@@ -296,3 +296,115 @@ async fn a_failure_after_a_concurrent_proof_holds_the_fast_path_back_only_for_th
     assert_eq!(call(&token).await, 200);
     assert_eq!(log.take(), [true, true]);
 }
+
+/// A key set that starts with `before` and whose refreshes say when they start (`entered`), wait for
+/// `release`, then load `after`.
+#[derive(Clone)]
+struct HeldThenLoading {
+    current: Arc<std::sync::Mutex<Arc<Jwks>>>,
+    after: Arc<Jwks>,
+    entered: Arc<tokio::sync::Notify>,
+    release: Arc<tokio::sync::Notify>,
+}
+
+impl KeySet for HeldThenLoading {
+    fn current(&self) -> Option<Arc<Jwks>> {
+        Some(self.current.lock().unwrap().clone())
+    }
+
+    fn refresh(&self) -> BoxFuture<'_, Result<Arc<Jwks>, KeysError>> {
+        Box::pin(async move {
+            self.entered.notify_one();
+            self.release.notified().await;
+            *self.current.lock().unwrap() = self.after.clone();
+            Ok(self.after.clone())
+        })
+    }
+}
+
+/// A pattern issuer evicted while a verification on its old verifier still waits for keys, and
+/// admitted again: that old verification then fails and negatively caches the issuer while the new
+/// verifier is on probation, and the new one is proven inside the negative period. Its tokens get
+/// the full path's 503 until the period ends, not an answer from the fast path.
+#[tokio::test]
+async fn an_issuer_proven_inside_a_negative_period_left_by_its_evicted_verifier_waits_for_its_end()
+{
+    let log = FastPathLog::install();
+    let [a, b, c] = [
+        TestIssuer::start().await,
+        TestIssuer::start().await,
+        TestIssuer::start().await,
+    ];
+    let rotated = b.add_unpublished_key(oidc_bearer_testing::KeyAlg::ES256);
+    let unknown = b.token().aud(AUD).sign_with(&rotated).sign();
+    // b's first verifier: refreshes wait, then fail. Its second: refreshes wait, then find the key.
+    let first = HeldThenFailing {
+        keys: jwks_of(&b),
+        release: Arc::default(),
+    };
+    let before = jwks_of(&b);
+    b.publish_key(&rotated);
+    let second = HeldThenLoading {
+        current: Arc::new(std::sync::Mutex::new(before)),
+        after: jwks_of(&b),
+        entered: Arc::default(),
+        release: Arc::default(),
+    };
+    let builds = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let pattern = {
+        let builds = builds.clone();
+        let (b_iss, c_iss) = (b.issuer(), c.issuer());
+        let (first, second) = (first.clone(), second.clone());
+        move |iss: &str| {
+            if iss == c_iss {
+                return Some(Verifier::builder(iss, AUD));
+            }
+            (iss == b_iss).then(|| match builds.fetch_add(1, Ordering::SeqCst) {
+                0 => Verifier::builder(iss, AUD).with_key_set(first.clone()),
+                _ => Verifier::builder(iss, AUD).with_key_set(second.clone()),
+            })
+        }
+    };
+    let clock = ManualClock::new();
+    let (_registry, call) = registry_behind_layer(&a, pattern, 1, &clock);
+    assert_eq!(call(&b.token().aud(AUD).sign()).await, 200);
+    log.take();
+
+    // The old verification waits in a refresh; c takes the one live slot (b is evicted); the token
+    // comes again and b goes on probation with its second verifier, which waits in a refresh too.
+    // Then the old verification fails (b is negatively cached), and the new one proves b.
+    let (old_failed, old_done) = tokio::sync::oneshot::channel();
+    let (old, new, ()) = tokio::join!(
+        async {
+            let status = call(&unknown).await;
+            old_failed.send(()).unwrap();
+            status
+        },
+        async {
+            clock.advance(Duration::from_secs(1));
+            assert_eq!(call(&c.token().aud(AUD).sign()).await, 200);
+            call(&unknown).await
+        },
+        async {
+            second.entered.notified().await;
+            first.release.notify_one();
+            old_done.await.unwrap();
+            second.release.notify_one();
+        }
+    );
+    assert_eq!((old, new), (503, 200));
+    assert_eq!(
+        builds.load(Ordering::SeqCst),
+        2,
+        "b was evicted and built again"
+    );
+    assert_eq!(log.take(), [false, false, false]);
+
+    // Negatively cached: the fast path does not answer, the full path gives 503.
+    assert_eq!(call(&unknown).await, 503);
+    assert_eq!(log.take(), [false]);
+    // Afterwards the token is answered from the fast path.
+    clock.advance(Duration::from_secs(61));
+    assert_eq!(call(&unknown).await, 200);
+    assert_eq!(log.take(), [true]);
+}
