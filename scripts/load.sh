@@ -61,15 +61,23 @@ ROUNDS=${ROUNDS:-7}
 # A control: `GET /` carrying the same `Authorization` header, which that route ignores. It costs what
 # a 1 KiB token costs in the kernel and in hyper, without our layer.
 opens=() privates=() ratios=() open_cpu=() private_cpu=() carried=() carried_cpu=() layer_ratios=()
-open_user=() open_sys=() private_user=() private_sys=()
-for _ in $(seq 1 "$ROUNDS"); do
-    read -r o oc ou os < <(run /)
+open_user=() open_sys=() private_user=() private_sys=() cpu_ratios=()
+# The two routes the target compares run back to back, in alternating order (ABBA), so that a drift
+# of the machine's speed within a round does not favour either; the control runs last.
+for round in $(seq 1 "$ROUNDS"); do
+    if [ $((round % 2)) -eq 1 ]; then
+        read -r o oc ou os < <(run /)
+        read -r p pc pu ps < <(run /private -H "Authorization: Bearer $token")
+    else
+        read -r p pc pu ps < <(run /private -H "Authorization: Bearer $token")
+        read -r o oc ou os < <(run /)
+    fi
     read -r c cc _ _ < <(run / -H "Authorization: Bearer $token")
-    read -r p pc pu ps < <(run /private -H "Authorization: Bearer $token")
     opens+=("$o") privates+=("$p") open_cpu+=("$oc") private_cpu+=("$pc") carried+=("$c") carried_cpu+=("$cc")
     open_user+=("$ou") open_sys+=("$os") private_user+=("$pu") private_sys+=("$ps")
     ratios+=("$(awk -v a="$p" -v b="$o" 'BEGIN { printf "%.3f", a / b }')")
     layer_ratios+=("$(awk -v a="$p" -v b="$c" 'BEGIN { printf "%.3f", a / b }')")
+    cpu_ratios+=("$(awk -v a="$oc" -v b="$pc" 'BEGIN { printf "%.3f", a / b }')")
 done
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 # The best round of a route: other load on the machine only ever slows a round down, so the fastest
@@ -92,6 +100,7 @@ printf '%-40s %12.0f %18.2f\n' "GET /private (valid token)" "$private" "$(median
 printf '%-40s %12.0f %18.2f\n' "GET /private (bad signature, 401)" "$invalid" "$invalid_cpu"
 echo "ratio /private ÷ / per round: ${ratios[*]}"
 echo "ratio /private ÷ / (median of rounds) = $(median "${ratios[@]}")"
+echo "ratio by server CPU per request, / ÷ /private (median of rounds) = $(median "${cpu_ratios[@]}")"
 echo "ratio /private ÷ (/ carrying the token) (median of rounds) = $(median "${layer_ratios[@]}")"
 echo "server CPU µs/req, user + system (medians): / $(median "${open_user[@]}") + $(median "${open_sys[@]}"), /private $(median "${private_user[@]}") + $(median "${private_sys[@]}")"
 echo "ratio of the best rounds: /private ÷ / = $(awk -v a="$(best "${privates[@]}")" -v b="$(best "${opens[@]}")" 'BEGIN { printf "%.3f (%.0f ÷ %.0f req/s)", a / b, a, b }')"
