@@ -297,8 +297,8 @@ async fn a_failure_after_a_concurrent_proof_holds_the_fast_path_back_only_for_th
     assert_eq!(log.take(), [true, true]);
 }
 
-/// A key set that starts with `before` and whose refreshes say when they start (`entered`), wait for
-/// `release`, then load `after`.
+/// A key set whose refreshes say when they start (`entered`), wait for `release`, then replace the
+/// `current` keys with `after`.
 #[derive(Clone)]
 struct HeldThenLoading {
     current: Arc<std::sync::Mutex<Arc<Jwks>>>,
@@ -325,7 +325,9 @@ impl KeySet for HeldThenLoading {
 /// A pattern issuer evicted while a verification on its old verifier still waits for keys, and
 /// admitted again: that old verification then fails and negatively caches the issuer while the new
 /// verifier is on probation, and the new one is proven inside the negative period. Its tokens get
-/// the full path's 503 until the period ends, not an answer from the fast path.
+/// the full path's 503 until the period ends, not an answer from the fast path. (Two guards cover
+/// this: the failure marks the issuer on probation, and its promotion checks the negative cache; the
+/// test fails when both are removed.)
 #[tokio::test]
 async fn an_issuer_proven_inside_a_negative_period_left_by_its_evicted_verifier_waits_for_its_end()
 {
