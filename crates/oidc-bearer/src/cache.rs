@@ -130,6 +130,19 @@ pub struct TokenCacheStats {
     pub invalidations: u64,
 }
 
+impl TokenCacheStats {
+    /// Adds `other`'s counts to these: totals over a cache's shards, or over a registry's issuers.
+    pub(crate) fn add(&mut self, other: &Self) {
+        self.entries += other.entries;
+        self.bytes += other.bytes;
+        self.hits += other.hits;
+        self.misses += other.misses;
+        self.insertions += other.insertions;
+        self.evictions += other.evictions;
+        self.invalidations += other.invalidations;
+    }
+}
+
 /// The validity window of a verified token, in seconds since the epoch, re-checked on every hit.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub(crate) struct Times {
@@ -369,14 +382,11 @@ impl TokenCache {
         let mut total = TokenCacheStats::default();
         for shard in &self.shards {
             let shard = shard.lock().unwrap_or_else(|e| e.into_inner());
-            let s = &shard.stats;
-            total.entries += shard.slots.len();
-            total.bytes += shard.bytes;
-            total.hits += s.hits;
-            total.misses += s.misses;
-            total.insertions += s.insertions;
-            total.evictions += s.evictions;
-            total.invalidations += s.invalidations;
+            total.add(&TokenCacheStats {
+                entries: shard.slots.len(),
+                bytes: shard.bytes,
+                ..shard.stats
+            });
         }
         total
     }
@@ -488,15 +498,6 @@ struct Slot {
     entry: Entry,
 }
 
-#[derive(Default)]
-struct Counters {
-    hits: u64,
-    misses: u64,
-    insertions: u64,
-    evictions: u64,
-    invalidations: u64,
-}
-
 /// One lock's worth of entries: a vector scanned by the CLOCK hand, and an index into it.
 #[derive(Default)]
 struct Shard {
@@ -504,7 +505,8 @@ struct Shard {
     slots: Vec<Slot>,
     hand: usize,
     bytes: usize,
-    stats: Counters,
+    /// The counters (its `entries` and `bytes` stay 0: `stats` reads them off the shard itself).
+    stats: TokenCacheStats,
 }
 
 impl Shard {

@@ -470,14 +470,8 @@ impl IssuerRegistry {
                 .map(|live| &live.verifier),
         );
         for verifier in verifiers {
-            if let Some(s) = verifier.token_cache_stats() {
-                total.entries += s.entries;
-                total.bytes += s.bytes;
-                total.hits += s.hits;
-                total.misses += s.misses;
-                total.insertions += s.insertions;
-                total.evictions += s.evictions;
-                total.invalidations += s.invalidations;
+            if let Some(stats) = verifier.token_cache_stats() {
+                total.add(&stats);
             }
         }
         total
