@@ -417,6 +417,55 @@ async fn cached_tokens_are_rechecked_on_every_request() {
     assert_eq!(verifier.token_cache_stats().unwrap().invalidations, 2);
 }
 
+/// The token cache finds a token by its signature's SHA-256 and compares the rest byte for byte: a
+/// cached token's signature over another header or payload is refused as a bad signature, not
+/// answered with the cached token's claims, and the cached token keeps hitting.
+#[tokio::test]
+async fn a_cached_signature_over_another_payload_is_refused() {
+    let issuer = TestIssuer::start().await;
+    let verifier = Verifier::new(issuer.issuer(), AUD).unwrap();
+    let base = serve(app(verifier.clone())).await;
+    let url = format!("{base}/private");
+    let bearer = |token: &str| format!("Bearer {token}");
+
+    let genuine = issuer.token().aud(AUD).sub("alice").sign();
+    let reply = get_with(&url, &[&bearer(&genuine)]).await;
+    assert_eq!(
+        (reply.status, &reply.body["sub"]),
+        (StatusCode::OK, &json!("alice"))
+    );
+
+    let mallory = issuer.token().aud(AUD).sub("mallory").sign();
+    let header = issuer
+        .token()
+        .aud(AUD)
+        .sub("alice")
+        .header("note", json!("x"))
+        .sign();
+    for forged in [
+        support::with_signature_of(&genuine, &mallory),
+        support::with_signature_of(&genuine, &header),
+    ] {
+        for _ in 0..2 {
+            let reply = get_with(&url, &[&bearer(&forged)]).await;
+            assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{:?}", reply.body);
+            assert!(
+                reply
+                    .challenge
+                    .unwrap()
+                    .contains(r#"error="invalid_token""#)
+            );
+        }
+    }
+    let reply = get_with(&url, &[&bearer(&genuine)]).await;
+    assert_eq!(
+        (reply.status, &reply.body["sub"]),
+        (StatusCode::OK, &json!("alice"))
+    );
+    let stats = verifier.token_cache_stats().unwrap();
+    assert_eq!((stats.entries, stats.hits, stats.invalidations), (1, 1, 0));
+}
+
 /// `Claims<WithPayload>` hands the handler the payload exactly as signed (keys the claims type does
 /// not model, the issuer's order), on the first request and on cache hits alike; a payload the claims
 /// type cannot decode is refused without quoting it.

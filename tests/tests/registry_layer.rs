@@ -127,6 +127,28 @@ async fn known_tokens_take_the_fast_path_while_the_registry_keeps_their_issuer()
     assert_eq!(log.take(), [false]);
 }
 
+/// The registry's index finds a token by its signature's SHA-256, and the issuer's token cache
+/// compares the rest: a cached token's signature over another payload, for an exact or a pattern
+/// issuer, is not answered from the fast path but refused by the full path, and the genuine token
+/// still takes the fast path.
+#[tokio::test]
+async fn a_cached_signature_over_another_payload_gets_no_answer_from_the_fast_path() {
+    let log = FastPathLog::install();
+    let [a, b] = [TestIssuer::start().await, TestIssuer::start().await];
+    let clock = ManualClock::new();
+    let (_registry, call) = registry_behind_layer(&a, trusting(vec![b.issuer()]), 4, &clock);
+
+    for issuer in [&a, &b] {
+        let genuine = issuer.token().aud(AUD).sub("alice").sign();
+        assert_eq!(call(&genuine).await, 200);
+        let mallory = issuer.token().aud(AUD).sub("mallory").sign();
+        let forged = support::with_signature_of(&genuine, &mallory);
+        assert_eq!(call(&forged).await, 401);
+        assert_eq!(call(&genuine).await, 200);
+        assert_eq!(log.take(), [false, false, true]);
+    }
+}
+
 /// A key set that keeps its keys but whose refreshes fail once told to (an issuer that went down,
 /// with a key set that does not serve stale keys in that case).
 #[derive(Clone)]

@@ -3,20 +3,26 @@
 //!
 //! Workloads send the same token for many requests (a Kubernetes bound token lives up to an hour),
 //! and an RS256 signature check costs about twice what answering a small request does. A hit costs
-//! a SHA-256 of the token and a map lookup instead.
+//! a SHA-256 of the token's signature, a map lookup and a comparison of bytes instead.
 //!
 //! The rules:
-//! - entries are keyed by SHA-256 of the whole token, never a shorter or non-cryptographic hash:
-//!   a collision would let one token stand for another; and the tokens themselves are not kept, so
-//!   the cache holds nothing a caller could present (the Kubernetes API server's cached token
-//!   authenticator keys by an HMAC-SHA-256 of the token for the same reason);
+//! - a hit means the token presented equals, byte for byte, one that verified (see [`TokenKey`]):
+//!   entries are found by the SHA-256 of the token's signature segment, never a shorter or
+//!   non-cryptographic hash, and the entry keeps the token's signing input (header and payload),
+//!   which the hit compares exactly. So one token can stand for another only through a SHA-256
+//!   collision, as with a hash of the whole token, at a third of the hashing (an RS256 signature
+//!   is 342 of a Kubernetes token's ~1,000 characters). The signature itself is never kept, so the
+//!   cache holds nothing a caller could present: without it, header and payload are no more than
+//!   the claims already cached (the Kubernetes API server's cached token authenticator keys by an
+//!   HMAC-SHA-256 of the token so as not to keep tokens either);
 //! - one cache per verifier (clones share it), so a token accepted for one issuer, audience or
 //!   algorithm policy is never found by a verifier with another;
 //! - only accepted tokens are stored; a rejection always goes through the whole check again;
 //! - every hit re-checks `exp`, `nbf` and `iat` against the verifier's clock (with its leeway), and
 //!   that the key which verified the token is still in the current key set with the same material;
 //!   an entry that fails either is dropped and the token verified afresh;
-//! - bounded by entries and by approximate bytes (token plus decoded payload per claims type);
+//! - bounded by entries and by approximate bytes (signing input plus decoded payload per claims
+//!   type);
 //!   expired entries and entries not used since the clock hand last passed (CLOCK, a cheap
 //!   approximation of least-recently-used) are evicted first.
 //!
@@ -30,7 +36,7 @@ use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use crate::Algorithm;
-use crate::crypto::Sha256;
+use crate::crypto::{Sha256, sha256};
 use crate::error::ConfigError;
 use crate::keys::Jwks;
 
@@ -39,7 +45,7 @@ pub const DEFAULT_MAX_ENTRIES: usize = 10_000;
 /// The default bound on the cache's approximate size: 16 MiB.
 pub const DEFAULT_MAX_BYTES: usize = 16 * 1024 * 1024;
 
-/// What an entry costs besides the token and the payload: the slot, the index, the `Arc`s and the
+/// What an entry costs besides the signing input and the payload: the slot, the index, the `Arc`s and the
 /// key reference, rounded up.
 const ENTRY_OVERHEAD: usize = 192;
 /// At most this many claims types are kept per token (a service rarely decodes more than one).
@@ -71,8 +77,8 @@ const MIN_BYTES_PER_SHARD: usize = 64 * 1024;
 pub struct TokenCacheSettings {
     /// The most tokens kept. Default 10,000.
     pub max_entries: usize,
-    /// The most bytes kept, counted as each token's length plus its decoded payload's length per
-    /// claims type, plus a fixed overhead per entry. Default 16 MiB.
+    /// The most bytes kept, counted as each token's signing input (all but its signature) plus its
+    /// decoded payload's length per claims type, plus a fixed overhead per entry. Default 16 MiB.
     pub max_bytes: usize,
 }
 
@@ -143,6 +149,35 @@ impl TokenCacheStats {
     }
 }
 
+/// How the token cache knows a token: the SHA-256 of its signature segment, and its signing input.
+///
+/// A compact JWS is `header '.' payload '.' signature` (RFC 7515 §7.1), and its signing input is
+/// everything before the last `.` (§5.2). The signature is the one part a caller must hold to
+/// present the token: it is hashed and never kept. The signing input is kept in the entry and
+/// compared byte for byte on a hit, so a hit means the same bytes as a token that verified, and a
+/// different token can match only through a SHA-256 collision on its signature segment.
+///
+/// The bytes may be unchecked (the HTTP layer looks a token up before its syntax check): a hit
+/// equals a token that passed every check, and anything else is a miss.
+#[derive(Clone, Copy)]
+pub(crate) struct TokenKey<'a> {
+    /// SHA-256 of the signature segment: the map key.
+    pub(crate) digest: Sha256,
+    /// Header and payload, as sent.
+    signing_input: &'a [u8],
+}
+
+impl<'a> TokenKey<'a> {
+    /// The key of `token`; `None` for bytes without a `.`, which are no JWS and cannot be cached.
+    pub(crate) fn new(token: &'a [u8]) -> Option<Self> {
+        let dot = memchr::memrchr(b'.', token)?;
+        Some(Self {
+            digest: sha256(&token[dot + 1..]),
+            signing_input: &token[..dot],
+        })
+    }
+}
+
 /// The validity window of a verified token, in seconds since the epoch, re-checked on every hit.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub(crate) struct Times {
@@ -198,6 +233,8 @@ pub(crate) type SharedClaims = Arc<dyn Any + Send + Sync>;
 
 /// A verified token.
 pub(crate) struct Entry {
+    /// The token's signing input, compared on every hit (see [`TokenKey`]).
+    signing_input: Box<[u8]>,
     times: Times,
     /// `exp + leeway`: past it the entry is useless and evicted first.
     stale_after: f64,
@@ -213,21 +250,23 @@ pub(crate) struct Entry {
 
 impl Entry {
     pub(crate) fn new(
+        token: &TokenKey<'_>,
         times: Times,
         leeway: f64,
         key: KeyRef,
         claims: Option<(TypeId, SharedClaims)>,
-        token_len: usize,
         payload_len: usize,
     ) -> Self {
         let typed = usize::from(claims.is_some());
+        let signing_input: Box<[u8]> = token.signing_input.into();
         Self {
+            size: ENTRY_OVERHEAD + signing_input.len() + typed * payload_len,
+            signing_input,
             times,
             stale_after: times.exp.map_or(f64::INFINITY, |exp| exp + leeway),
             key,
             claims: claims.into_iter().collect(),
             payload_len,
-            size: ENTRY_OVERHEAD + token_len + typed * payload_len,
             referenced: false,
         }
     }
@@ -274,25 +313,25 @@ impl TokenCache {
         }
     }
 
-    fn shard(&self, digest: &Sha256) -> MutexGuard<'_, Shard> {
+    fn shard(&self, token: &TokenKey<'_>) -> MutexGuard<'_, Shard> {
         // The digest is uniform: its last byte picks the shard, its first eight the bucket.
-        let shard = &self.shards[usize::from(digest[31]) % self.shards.len()];
+        let shard = &self.shards[usize::from(token.digest[31]) % self.shards.len()];
         // A panic while holding the lock cannot leave an entry half-written: every mutation
         // completes before anything that can panic. Keep serving.
         shard.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Looks `digest` up, for claims of type `type_id` if given, with the current key set and the
+    /// Looks `token` up, for claims of type `type_id` if given, with the current key set and the
     /// verifier's judgement of the entry's times. An entry failing either check is dropped.
     pub(crate) fn get(
         &self,
-        digest: &Sha256,
+        token: &TokenKey<'_>,
         type_id: Option<TypeId>,
         keys: &Arc<Jwks>,
         times_ok: impl FnOnce(&Times) -> bool,
     ) -> Lookup {
-        let mut shard = self.shard(digest);
-        let Some(i) = shard.valid(digest, keys, times_ok) else {
+        let mut shard = self.shard(token);
+        let Some(i) = shard.valid(token, keys, times_ok) else {
             shard.stats.misses += 1;
             return Lookup::Miss;
         };
@@ -306,18 +345,18 @@ impl TokenCache {
         }
     }
 
-    /// The claims of type `type_id` cached for `digest`, if the entry holds them and is still valid:
+    /// The claims of type `type_id` cached for `token`, if the entry holds them and is still valid:
     /// the synchronous fast path of the HTTP layer. Counts only hits, so that a miss here, followed
     /// by [`get`](Self::get) on the full path, is counted once. An invalid entry is dropped.
     pub(crate) fn get_typed(
         &self,
-        digest: &Sha256,
+        token: &TokenKey<'_>,
         type_id: TypeId,
         keys: &Arc<Jwks>,
         times_ok: impl FnOnce(&Times) -> bool,
     ) -> Option<SharedClaims> {
-        let mut shard = self.shard(digest);
-        let i = shard.valid(digest, keys, times_ok)?;
+        let mut shard = self.shard(token);
+        let i = shard.valid(token, keys, times_ok)?;
         let entry = &mut shard.slots[i].entry;
         let claims = entry.claims_of(type_id)?;
         entry.referenced = true;
@@ -325,15 +364,17 @@ impl TokenCache {
         Some(claims)
     }
 
-    /// Stores a verified token (keeping the entry already there for the same token).
-    pub(crate) fn insert(&self, digest: &Sha256, entry: Entry, now: f64) {
+    /// Stores a verified token (keeping the entry already there for the same signature).
+    pub(crate) fn insert(&self, token: &TokenKey<'_>, entry: Entry, now: f64) {
         if entry.size > self.max_bytes_per_shard {
             return;
         }
-        let mut shard = self.shard(digest);
+        let digest = &token.digest;
+        let mut shard = self.shard(token);
         shard.stats.insertions += 1;
         if shard.index.contains_key(&Digest(*digest)) {
-            // A concurrent first use verified it too: keep the entry already shared.
+            // A concurrent first use verified it too: keep the entry already shared. (Another
+            // token with the same signature would be a forgery of the issuer's signature scheme.)
             return;
         }
         while !shard.slots.is_empty()
@@ -353,9 +394,15 @@ impl TokenCache {
 
     /// Adds claims of another type to a verified token's entry, when it is still there and the
     /// bounds allow.
-    pub(crate) fn attach(&self, digest: &Sha256, type_id: TypeId, claims: SharedClaims, now: f64) {
-        let mut shard = self.shard(digest);
-        let Some(&i) = shard.index.get(&Digest(*digest)) else {
+    pub(crate) fn attach(
+        &self,
+        token: &TokenKey<'_>,
+        type_id: TypeId,
+        claims: SharedClaims,
+        now: f64,
+    ) {
+        let mut shard = self.shard(token);
+        let Some(i) = shard.find(token) else {
             return;
         };
         let entry = &shard.slots[i].entry;
@@ -510,15 +557,24 @@ struct Shard {
 }
 
 impl Shard {
-    /// The slot of `digest` if its entry still holds: its times pass `times_ok` and its key is still
-    /// in `keys`. An entry failing either is dropped (and counted).
+    /// The slot of `token`: its signature's digest found, and its signing input the same bytes.
+    fn find(&self, token: &TokenKey<'_>) -> Option<usize> {
+        let &i = self.index.get(&Digest(token.digest))?;
+        // Not constant-time, and need not be: reaching this comparison takes the signature of a
+        // token that verified (its one secret part), and what it compares is no secret.
+        (*self.slots[i].entry.signing_input == *token.signing_input).then_some(i)
+    }
+
+    /// The slot of `token` if its entry still holds: its times pass `times_ok` and its key is still
+    /// in `keys`. An entry failing either is dropped (and counted); one whose signing input differs
+    /// is left alone (the token presented is not the one cached).
     fn valid(
         &mut self,
-        digest: &Sha256,
+        token: &TokenKey<'_>,
         keys: &Arc<Jwks>,
         times_ok: impl FnOnce(&Times) -> bool,
     ) -> Option<usize> {
-        let &i = self.index.get(&Digest(*digest))?;
+        let i = self.find(token)?;
         let entry = &mut self.slots[i].entry;
         if times_ok(&entry.times) && entry.key.still_in(keys) {
             return Some(i);
@@ -566,23 +622,101 @@ mod tests {
         Arc::new(Jwks::from_secret(&[7; 32], Some("k")).unwrap())
     }
 
-    fn entry(keys: &Arc<Jwks>, exp: f64, claims: Option<u32>) -> Entry {
-        let key = keys.select(Some("k"), Algorithm::HS256).unwrap();
+    /// Token `n`: a signing input of 100 bytes and a signature, both distinct per `n`.
+    fn token(n: u32) -> String {
+        format!("{n:0>100}.sig-{n}")
+    }
+
+    fn key(token: &str) -> TokenKey<'_> {
+        TokenKey::new(token.as_bytes()).unwrap()
+    }
+
+    fn entry(token: &str, keys: &Arc<Jwks>, exp: f64, claims: Option<u32>) -> Entry {
+        let key_ref = keys.select(Some("k"), Algorithm::HS256).unwrap();
         Entry::new(
+            &key(token),
             Times {
                 exp: Some(exp),
                 ..Times::default()
             },
             0.0,
-            KeyRef::new(keys, Some("k"), Algorithm::HS256, key.fingerprint()),
+            KeyRef::new(keys, Some("k"), Algorithm::HS256, key_ref.fingerprint()),
             claims.map(|c| (TypeId::of::<u32>(), Arc::new(c) as SharedClaims)),
-            100,
             50,
         )
     }
 
+    /// Caches token `n` with claims `claims`.
+    fn insert(
+        cache: &TokenCache,
+        keys: &Arc<Jwks>,
+        n: u32,
+        exp: f64,
+        claims: Option<u32>,
+        now: f64,
+    ) {
+        let token = token(n);
+        cache.insert(&key(&token), entry(&token, keys, exp, claims), now);
+    }
+
+    fn get(cache: &TokenCache, keys: &Arc<Jwks>, token: &str) -> Lookup {
+        cache.get(&key(token), Some(TypeId::of::<u32>()), keys, |_| true)
+    }
+
     fn digest(n: u32) -> Sha256 {
         crate::crypto::sha256(format!("token-{n}").as_bytes())
+    }
+
+    /// The key is the SHA-256 of the signature segment; the signing input is everything before
+    /// the last `.`; bytes without a `.` have no key.
+    #[test]
+    fn a_token_key_hashes_the_signature_and_keeps_the_signing_input() {
+        let key = key("aGVhZA.cGF5bG9hZA.c2ln");
+        assert_eq!(key.digest, crate::crypto::sha256(b"c2ln"));
+        assert_eq!(key.signing_input, b"aGVhZA.cGF5bG9hZA");
+        assert!(TokenKey::new(b"no-dot-at-all").is_none());
+        assert!(TokenKey::new(b"").is_none());
+    }
+
+    /// Another token with a cached token's signature (here: another payload) does not hit, and
+    /// leaves the entry to the token it belongs to.
+    #[test]
+    fn a_cached_signature_with_another_signing_input_is_a_miss() {
+        let cache = TokenCache::new(&TokenCacheSettings::default());
+        let keys = keys();
+        insert(&cache, &keys, 0, 1e10, Some(7), 0.0);
+        let genuine = token(0);
+        let (signing_input, signature) = genuine.rsplit_once('.').unwrap();
+        for forged in [
+            format!("{}X.{signature}", signing_input),
+            format!("{}.{signature}", &signing_input[1..]),
+            format!(".{signature}"),
+        ] {
+            assert_eq!(key(&forged).digest, key(&genuine).digest);
+            assert!(matches!(get(&cache, &keys, &forged), Lookup::Miss));
+            let typed = cache.get_typed(&key(&forged), TypeId::of::<u32>(), &keys, |_| true);
+            assert!(typed.is_none());
+        }
+        let Lookup::Typed(claims) = get(&cache, &keys, &genuine) else {
+            panic!("the genuine token no longer hits");
+        };
+        assert_eq!(claims.downcast::<u32>().ok().as_deref(), Some(&7));
+        let stats = cache.stats();
+        assert_eq!(
+            (stats.entries, stats.hits, stats.misses, stats.invalidations),
+            (1, 1, 3, 0)
+        );
+        // Claims of another type are never attached through a forged token either.
+        cache.attach(
+            &key(&format!("{}X.{signature}", signing_input)),
+            TypeId::of::<String>(),
+            Arc::new(String::new()),
+            0.0,
+        );
+        let other = cache.get(&key(&genuine), Some(TypeId::of::<String>()), &keys, |_| {
+            true
+        });
+        assert!(matches!(other, Lookup::Verified));
     }
 
     /// The index holds at most its bound under a stream of distinct digests, forgets the oldest
@@ -628,7 +762,7 @@ mod tests {
         assert_eq!(cache.shards.len(), 1);
         let keys = keys();
         for n in 0..100 {
-            cache.insert(&digest(n), entry(&keys, 1e10, Some(n)), 0.0);
+            insert(&cache, &keys, n, 1e10, Some(n), 0.0);
             assert!(cache.stats().entries <= 10);
         }
         let stats = cache.stats();
@@ -647,7 +781,7 @@ mod tests {
         });
         let keys = keys();
         for n in 0..100 {
-            cache.insert(&digest(n), entry(&keys, 1e10, Some(n)), 0.0);
+            insert(&cache, &keys, n, 1e10, Some(n), 0.0);
             let stats = cache.stats();
             assert!(stats.bytes <= max_bytes, "{stats:?}");
         }
@@ -662,15 +796,12 @@ mod tests {
         });
         let keys = keys();
         for n in 0..4 {
-            cache.insert(&digest(n), entry(&keys, 1e10, Some(n)), 0.0);
+            insert(&cache, &keys, n, 1e10, Some(n), 0.0);
         }
-        let hot = digest(0);
+        let hot = token(0);
         for n in 4..40 {
-            assert!(matches!(
-                cache.get(&hot, Some(TypeId::of::<u32>()), &keys, |_| true),
-                Lookup::Typed(_)
-            ));
-            cache.insert(&digest(n), entry(&keys, 1e10, Some(n)), 0.0);
+            assert!(matches!(get(&cache, &keys, &hot), Lookup::Typed(_)));
+            insert(&cache, &keys, n, 1e10, Some(n), 0.0);
         }
     }
 
@@ -681,18 +812,14 @@ mod tests {
             max_bytes: 1 << 20,
         });
         let keys = keys();
-        cache.insert(&digest(0), entry(&keys, 1e10, None), 0.0);
-        cache.insert(&digest(1), entry(&keys, 50.0, None), 0.0);
-        cache.insert(&digest(2), entry(&keys, 1e10, None), 0.0);
-        for n in [0, 2] {
-            cache.get(&digest(n), Some(TypeId::of::<u32>()), &keys, |_| true);
+        insert(&cache, &keys, 0, 1e10, None, 0.0);
+        insert(&cache, &keys, 1, 50.0, None, 0.0);
+        insert(&cache, &keys, 2, 1e10, None, 0.0);
+        for n in [0, 2, 1] {
+            get(&cache, &keys, &token(n));
         }
-        cache.get(&digest(1), Some(TypeId::of::<u32>()), &keys, |_| true);
-        cache.insert(&digest(3), entry(&keys, 1e10, None), 100.0);
-        assert!(matches!(
-            cache.get(&digest(1), Some(TypeId::of::<u32>()), &keys, |_| true),
-            Lookup::Miss
-        ));
+        insert(&cache, &keys, 3, 1e10, None, 100.0);
+        assert!(matches!(get(&cache, &keys, &token(1)), Lookup::Miss));
         assert_eq!(cache.stats().entries, 3);
     }
 
@@ -700,19 +827,13 @@ mod tests {
     fn a_key_with_other_material_under_the_same_kid_invalidates() {
         let cache = TokenCache::new(&TokenCacheSettings::default());
         let old = keys();
-        cache.insert(&digest(0), entry(&old, 1e10, Some(0)), 0.0);
+        insert(&cache, &old, 0, 1e10, Some(0), 0.0);
         // The same material in a new set (a refresh that kept the key): still valid.
         let same = keys();
-        assert!(matches!(
-            cache.get(&digest(0), Some(TypeId::of::<u32>()), &same, |_| true),
-            Lookup::Typed(_)
-        ));
+        assert!(matches!(get(&cache, &same, &token(0)), Lookup::Typed(_)));
         // Other material under the same kid: dropped.
         let other = Arc::new(Jwks::from_secret(&[8; 32], Some("k")).unwrap());
-        assert!(matches!(
-            cache.get(&digest(0), Some(TypeId::of::<u32>()), &other, |_| true),
-            Lookup::Miss
-        ));
+        assert!(matches!(get(&cache, &other, &token(0)), Lookup::Miss));
         assert_eq!(cache.stats().invalidations, 1);
         assert_eq!(cache.stats().entries, 0);
     }
@@ -721,12 +842,13 @@ mod tests {
     fn claims_of_another_type_are_attached() {
         let cache = TokenCache::new(&TokenCacheSettings::default());
         let keys = keys();
-        cache.insert(&digest(0), entry(&keys, 1e10, Some(1)), 0.0);
+        insert(&cache, &keys, 0, 1e10, Some(1), 0.0);
         let other = TypeId::of::<String>();
-        let get = |t| cache.get(&digest(0), t, &keys, |_| true);
+        let token = token(0);
+        let get = |t| cache.get(&key(&token), t, &keys, |_| true);
         assert!(matches!(get(Some(other)), Lookup::Verified));
         assert!(matches!(get(None), Lookup::Verified));
-        cache.attach(&digest(0), other, Arc::new(String::from("x")), 0.0);
+        cache.attach(&key(&token), other, Arc::new(String::from("x")), 0.0);
         assert!(matches!(get(Some(other)), Lookup::Typed(_)));
         assert_eq!(cache.stats().bytes, ENTRY_OVERHEAD + 100 + 2 * 50);
     }

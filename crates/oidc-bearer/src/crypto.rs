@@ -34,77 +34,13 @@ pub(crate) fn provider() -> &'static jsonwebtoken::crypto::CryptoProvider {
 /// A SHA-256 digest.
 pub(crate) type Sha256 = [u8; 32];
 
-/// SHA-256 of `bytes`: the token cache's key and a key's fingerprint.
+/// SHA-256 of `bytes`: the token cache's key (see `cache::TokenKey`) and a key's fingerprint.
 ///
-/// With the `sha2` crate whatever the backend: it uses the CPU's SHA extensions as aws-lc does, and
-/// its hash state is a plain value, so keeping a copy mid-way costs a copy (see [`TokenHash`]).
+/// With the `sha2` crate whatever the backend: it uses the CPU's SHA extensions as aws-lc does (the
+/// two run at the same speed here).
 pub(crate) fn sha256(bytes: &[u8]) -> Sha256 {
     use sha2::Digest as _;
     sha2::Sha256::digest(bytes).into()
-}
-
-/// The SHA-256 of a signing input, computed along with the token's own SHA-256 (see [`TokenHash`]),
-/// that a verifier of a SHA-256 algorithm checks instead of hashing the same bytes again.
-#[cfg(feature = "aws-lc-rs")]
-pub(crate) type Prehashed = aws_lc_rs::digest::Digest;
-
-/// Without aws-lc-rs, no backend verifies a precomputed digest: there is never one.
-#[cfg(all(feature = "rust-crypto", not(feature = "aws-lc-rs")))]
-pub(crate) type Prehashed = std::convert::Infallible;
-
-/// A token's SHA-256 (the token cache's key), hashed in one pass that also yields the SHA-256 of
-/// its JWS signing input almost for free: the hash state at the last `.` is kept, so a cache miss
-/// of an RS256, PS256 or ES256 token pays for hashing its bytes once, not twice.
-pub(crate) struct TokenHash {
-    /// SHA-256 of the whole token.
-    pub(crate) token: Sha256,
-    /// The length hashed and the state at the last `.`, finished only on a cache miss.
-    #[cfg_attr(not(feature = "aws-lc-rs"), allow(dead_code))]
-    signing_input: Option<(usize, sha2::Sha256)>,
-}
-
-impl TokenHash {
-    /// Hashes `token`.
-    pub(crate) fn new(token: &str) -> Self {
-        use sha2::Digest as _;
-        let bytes = token.as_bytes();
-        let mut state = sha2::Sha256::new();
-        let signing_input = match token.rfind('.') {
-            Some(dot) => {
-                state.update(&bytes[..dot]);
-                let at_dot = state.clone();
-                state.update(&bytes[dot..]);
-                Some((dot, at_dot))
-            }
-            None => {
-                state.update(bytes);
-                None
-            }
-        };
-        Self {
-            token: state.finalize().into(),
-            signing_input,
-        }
-    }
-
-    /// The SHA-256 of `signing_input`, if it is the prefix hashed (it always is for a well-formed
-    /// token: everything before the last `.`).
-    #[cfg(feature = "aws-lc-rs")]
-    pub(crate) fn signing_input(self, signing_input: &[u8]) -> Option<Prehashed> {
-        use sha2::Digest as _;
-        let (len, state) = self.signing_input?;
-        if len != signing_input.len() {
-            return None;
-        }
-        aws_lc_rs::digest::Digest::import_less_safe(&state.finalize(), &aws_lc_rs::digest::SHA256)
-            .ok()
-    }
-
-    /// Never available without aws-lc-rs.
-    #[cfg(all(feature = "rust-crypto", not(feature = "aws-lc-rs")))]
-    pub(crate) fn signing_input(self, _: &[u8]) -> Option<Prehashed> {
-        None
-    }
 }
 
 /// A fingerprint of a key's material, so that the token cache can tell whether the key an entry was
@@ -132,10 +68,6 @@ pub(crate) fn fingerprint(key: &DecodingKey) -> Sha256 {
 /// A public key (or HMAC secret) ready to check signatures for one algorithm.
 pub(crate) struct Prepared {
     inner: Inner,
-    /// The algorithm signs a SHA-256 digest (RS256, PS256, ES256): a [`Prehashed`] signing input
-    /// can be checked directly.
-    #[cfg_attr(not(feature = "aws-lc-rs"), allow(dead_code))]
-    sha256: bool,
 }
 
 #[cfg(feature = "aws-lc-rs")]
@@ -177,7 +109,6 @@ impl Prepared {
                 let secret = key.try_get_as_bytes().map_err(|e| e.to_string())?;
                 return Ok(Self {
                     inner: Inner::Hmac(Box::new(hmac::Key::new(h, secret))),
-                    sha256: false,
                 });
             }
         };
@@ -196,7 +127,6 @@ impl Prepared {
         parsed
             .map(|key| Self {
                 inner: Inner::Public(key),
-                sha256: matches!(alg, Algorithm::RS256 | Algorithm::PS256 | Algorithm::ES256),
             })
             .map_err(|e| format!("key rejected for {alg}: {e}"))
     }
@@ -208,37 +138,22 @@ impl Prepared {
         (provider().verifier_factory)(&alg.to_jwt(), key)
             .map(|_| Self {
                 inner: Inner::Provider(key.clone(), alg.to_jwt()),
-                sha256: false,
             })
             .map_err(|e| format!("key rejected for {alg}: {e}"))
     }
 
-    /// Checks `signature` over `message`, whose SHA-256 `prehashed` may already hold.
+    /// Checks `signature` over `message`.
     #[inline]
-    pub(crate) fn verify(
-        &self,
-        message: &[u8],
-        signature: &[u8],
-        prehashed: Option<&Prehashed>,
-    ) -> bool {
+    pub(crate) fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
         match &self.inner {
             #[cfg(feature = "aws-lc-rs")]
-            Inner::Public(key) => match prehashed {
-                // The same check as `verify_sig`, minus hashing the message: aws-lc's
-                // `EVP_PKEY_verify` on the digest that `verify_sig` would compute itself.
-                Some(digest) if self.sha256 => key.verify_digest_sig(digest, signature).is_ok(),
-                _ => key.verify_sig(message, signature).is_ok(),
-            },
+            Inner::Public(key) => key.verify_sig(message, signature).is_ok(),
             // Constant-time comparison (RFC 7518 §3.2 warns against timing leaks).
             #[cfg(feature = "aws-lc-rs")]
             Inner::Hmac(key) => aws_lc_rs::hmac::verify(key, message, signature).is_ok(),
             #[cfg(all(feature = "rust-crypto", not(feature = "aws-lc-rs")))]
-            Inner::Provider(key, alg) => {
-                // `Prehashed` is uninhabited here.
-                let _ = prehashed;
-                (provider().verifier_factory)(alg, key)
-                    .is_ok_and(|v| v.verify(message, &signature.to_vec()).is_ok())
-            }
+            Inner::Provider(key, alg) => (provider().verifier_factory)(alg, key)
+                .is_ok_and(|v| v.verify(message, &signature.to_vec()).is_ok()),
         }
     }
 }

@@ -12,9 +12,9 @@ use serde::de::DeserializeOwned;
 use crate::Algorithm;
 use crate::cache::{
     Entry, KeyRef, Lookup, SharedClaims, Times, TokenCache, TokenCacheSettings, TokenCacheStats,
+    TokenKey,
 };
 use crate::clock::{Clock, SharedClock, SystemClock};
-use crate::crypto::{Prehashed, TokenHash};
 use crate::error::{ConfigError, KeysError, VerifyError};
 use crate::fetch::HttpSettings;
 use crate::keys::{CacheSettings, Jwks, KeySet, PublicKey, RemoteKeySet};
@@ -141,8 +141,9 @@ impl Verifier {
 
     /// Verifies `token` and decodes its payload into a shared `T`: what the HTTP layer uses.
     ///
-    /// With the [token cache](crate::cache) on (the default), a token seen before costs a SHA-256
-    /// and a lookup, and every request with it gets the same `Arc<T>` (no decoding, no deep copy).
+    /// With the [token cache](crate::cache) on (the default), a token seen before costs a SHA-256 of
+    /// its signature and a lookup, and every request with it gets the same `Arc<T>` (no decoding,
+    /// no deep copy).
     pub async fn verify_shared<T>(&self, token: &str) -> Result<Arc<T>, VerifyError>
     where
         T: DeserializeOwned + Send + Sync + 'static,
@@ -171,13 +172,13 @@ impl Verifier {
         if inner.token_cache.is_none() || token.len() > inner.max_token_bytes {
             return None;
         }
-        self.cached_digest(&crate::crypto::sha256(token))
+        self.cached_key(&TokenKey::new(token)?)
     }
 
-    /// [`cached_shared`](Self::cached_shared) for a token whose SHA-256 the caller has computed.
-    /// No size check: a digest found in the cache is that of a token this verifier accepted, so
-    /// within its cap.
-    pub(crate) fn cached_digest<T>(&self, digest: &crate::crypto::Sha256) -> Option<Arc<T>>
+    /// [`cached_shared`](Self::cached_shared) for a token whose cache key the caller has computed.
+    /// No size check: a key found in the cache is that of a token this verifier accepted, so within
+    /// its cap.
+    pub(crate) fn cached_key<T>(&self, token: &TokenKey<'_>) -> Option<Arc<T>>
     where
         T: Send + Sync + 'static,
     {
@@ -186,7 +187,7 @@ impl Verifier {
         let keys = inner.keys.current()?;
         let now = self.now();
         cache
-            .get_typed(digest, TypeId::of::<T>(), &keys, |times| {
+            .get_typed(token, TypeId::of::<T>(), &keys, |times| {
                 self.check_times(times, now).is_ok()
             })?
             .downcast::<T>()
@@ -225,8 +226,9 @@ impl Verifier {
     }
 
     /// [`verify_parsed`](Self::verify_parsed) into a shared `T`, cached like
-    /// [`verify_shared`](Self::verify_shared); with the token's SHA-256 when the token cache is on
-    /// (an issuer registry indexes it).
+    /// [`verify_shared`](Self::verify_shared); with the digest of its token cache key (the SHA-256
+    /// of its signature, see [`TokenKey`]) when the token cache is on (an issuer registry indexes
+    /// it).
     pub(crate) async fn verify_parsed_shared<T>(
         &self,
         token: &str,
@@ -286,14 +288,15 @@ impl Verifier {
             });
         }
         let cache = inner.token_cache.as_ref();
-        let mut hash = cache.map(|_| TokenHash::new(token));
-        let digest = hash.as_ref().map(|hash| hash.token);
+        // No key for bytes without a `.`: no JWS, refused below.
+        let cache_key = cache.and_then(|_| TokenKey::new(token.as_bytes()));
+        let digest = cache_key.as_ref().map(|key| key.digest);
         // One reading of the clock per verification (another after waiting for keys).
         let mut now = self.now();
-        let lookup = |keys: &Arc<Jwks>, now| match (cache, &digest) {
-            (Some(cache), Some(digest)) => self.cached(
+        let lookup = |keys: &Arc<Jwks>, now| match (cache, &cache_key) {
+            (Some(cache), Some(cache_key)) => self.cached(
                 cache,
-                digest,
+                cache_key,
                 keys,
                 now,
                 token,
@@ -329,12 +332,7 @@ impl Verifier {
                 return Ok((hit, digest));
             }
         }
-        // On a miss the token's hash was computed with the state at its last dot kept: the SHA-256
-        // of the signing input (RS256, PS256, ES256) is then one finalisation away.
-        let prehashed = hash
-            .take()
-            .and_then(|hash| hash.signing_input(jws.signing_input));
-        let key = check_signature(jws, &keys, alg, prehashed.as_ref())?;
+        let key = check_signature(jws, &keys, alg)?;
 
         let (decoded, captured) = decode(&jws.payload);
         let separate;
@@ -350,16 +348,16 @@ impl Verifier {
         };
         let times = self.check_claims(jws, claims, now)?;
         let value = decoded?;
-        if let (Some(cache), Some(digest)) = (cache, &digest) {
+        if let (Some(cache), Some(cache_key)) = (cache, &cache_key) {
             let entry = Entry::new(
+                cache_key,
                 times,
                 inner.leeway,
                 KeyRef::new(&keys, jws.header.kid.as_deref(), alg, key.fingerprint()),
                 type_id.zip(to_shared(&value)),
-                token.len(),
                 jws.payload.len(),
             );
-            cache.insert(digest, entry, now);
+            cache.insert(cache_key, entry, now);
         }
         Ok((value, digest))
     }
@@ -369,7 +367,7 @@ impl Verifier {
     fn cached<R>(
         &self,
         cache: &TokenCache,
-        digest: &crate::crypto::Sha256,
+        cache_key: &TokenKey<'_>,
         keys: &Arc<Jwks>,
         now: f64,
         token: &str,
@@ -379,7 +377,7 @@ impl Verifier {
         from_shared: &impl Fn(SharedClaims) -> Option<R>,
         to_shared: &impl Fn(&R) -> Option<SharedClaims>,
     ) -> Result<Option<R>, VerifyError> {
-        let lookup = cache.get(digest, type_id, keys, |times| {
+        let lookup = cache.get(cache_key, type_id, keys, |times| {
             self.check_times(times, now).is_ok()
         });
         match lookup {
@@ -392,7 +390,7 @@ impl Verifier {
                 };
                 let claims = decode(&payload).0?;
                 if let Some((type_id, shared)) = type_id.zip(to_shared(&claims)) {
-                    cache.attach(digest, type_id, shared, now);
+                    cache.attach(cache_key, type_id, shared, now);
                 }
                 Ok(Some(claims))
             }
@@ -585,7 +583,6 @@ fn check_signature<'k>(
     jws: &Jws<'_>,
     keys: &'k Jwks,
     alg: Algorithm,
-    prehashed: Option<&Prehashed>,
 ) -> Result<&'k PublicKey, VerifyError> {
     let key = keys.select(jws.header.kid.as_deref(), alg)?;
     // A signature of the wrong length is refused without any crypto.
@@ -595,7 +592,7 @@ fn check_signature<'k>(
     {
         return Err(VerifyError::InvalidSignature);
     }
-    if !key.verify(alg, jws.signing_input, &jws.signature, prehashed) {
+    if !key.verify(alg, jws.signing_input, &jws.signature) {
         return Err(VerifyError::InvalidSignature);
     }
     Ok(key)

@@ -59,3 +59,12 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Recorder {
         values.record(&mut Cached);
     }
 }
+
+/// `onto`'s header and payload with `signed`'s signature: a token whose signature segment is that of
+/// a token the server may have cached, over another signing input (RFC 7515 §5.2). It must be
+/// refused, and must not disturb the cached token.
+pub(crate) fn with_signature_of(signed: &str, onto: &str) -> String {
+    let (_, signature) = signed.rsplit_once('.').unwrap();
+    let (signing_input, _) = onto.rsplit_once('.').unwrap();
+    format!("{signing_input}.{signature}")
+}

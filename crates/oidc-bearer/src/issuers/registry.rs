@@ -380,7 +380,8 @@ impl IssuerRegistry {
     }
 
     /// The shared claims of a token accepted before, from its issuer's token cache (see
-    /// [`VerifyToken::verify_token_cached`]): a SHA-256 and two lookups, no parsing.
+    /// [`VerifyToken::verify_token_cached`]): a SHA-256 of its signature and two lookups, no
+    /// parsing.
     ///
     /// A token is found only through the verifier that accepted it, with that verifier's checks
     /// (times, key still published), and only while the full path would choose that verifier: a
@@ -394,16 +395,16 @@ impl IssuerRegistry {
         if token.len() > self.inner.max_token_bytes {
             return None;
         }
-        let digest = crate::crypto::sha256(token);
-        match self.inner.recent.get(&digest)? {
-            Recent::Exact(verifier) => verifier.upgrade()?.cached_digest(&digest),
+        let key = crate::cache::TokenKey::new(token)?;
+        match self.inner.recent.get(&key.digest)? {
+            Recent::Exact(verifier) => verifier.upgrade()?.cached_key(&key),
             Recent::Pattern(live) => {
                 let live = live.upgrade()?;
                 let now = millis(self.inner.clock.now());
                 if now < live.refuse_until.load(Ordering::Acquire) {
                     return None;
                 }
-                let claims = live.verifier.cached_digest(&digest)?;
+                let claims = live.verifier.cached_key(&key)?;
                 live.last_used.store(now, Ordering::Relaxed);
                 Some(claims)
             }

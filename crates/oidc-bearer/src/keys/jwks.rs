@@ -101,19 +101,12 @@ impl PublicKey {
         &self.fingerprint
     }
 
-    /// Checks `signature` over `message` with `alg`; `prehashed` is the message's SHA-256 when it
-    /// was computed already.
-    pub(crate) fn verify(
-        &self,
-        alg: Algorithm,
-        message: &[u8],
-        signature: &[u8],
-        prehashed: Option<&crypto::Prehashed>,
-    ) -> bool {
+    /// Checks `signature` over `message` with `alg`.
+    pub(crate) fn verify(&self, alg: Algorithm, message: &[u8], signature: &[u8]) -> bool {
         self.prepared
             .iter()
             .find(|(a, _)| *a == alg)
-            .is_some_and(|(_, p)| p.verify(message, signature, prehashed))
+            .is_some_and(|(_, p)| p.verify(message, signature))
     }
 
     fn new(
