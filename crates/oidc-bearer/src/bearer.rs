@@ -55,7 +55,7 @@ pub trait TokenSource: Clone + Send + Sync + 'static {
     /// text), or `None` (the default).
     ///
     /// The layer looks these up among the tokens its verifier has already accepted before calling
-    /// [`token`](Self::token): a hit is a token that passed verification (equal by SHA-256), so its
+    /// [`token`](Self::token): a hit is a token that passed verification (the same bytes), so its
     /// syntax is known to be good and the check costs nothing on the hot path. Return `Some` only
     /// where `token` would return the same string, or would refuse those bytes for their syntax or
     /// encoding; `None` wherever `token` finds no token or refuses the request for another reason

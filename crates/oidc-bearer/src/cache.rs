@@ -12,9 +12,10 @@
 //!   which the hit compares exactly. So one token can stand for another only through a SHA-256
 //!   collision, as with a hash of the whole token, at a third of the hashing (an RS256 signature
 //!   is 342 of a Kubernetes token's ~1,000 characters). The signature itself is never kept, so the
-//!   cache holds nothing a caller could present: without it, header and payload are no more than
-//!   the claims already cached (the Kubernetes API server's cached token authenticator keys by an
-//!   HMAC-SHA-256 of the token so as not to keep tokens either);
+//!   cache holds nothing a caller could present: header and payload can be read by anyone who sees
+//!   the token, and are no credential without the signature. (The Kubernetes API server's cached
+//!   token authenticator keeps no part of the token: it keys by an HMAC-SHA-256 of the whole token.
+//!   We keep the signing input, counted in the byte bound, to hash a third as much);
 //! - one cache per verifier (clones share it), so a token accepted for one issuer, audience or
 //!   algorithm policy is never found by a verifier with another;
 //! - only accepted tokens are stored; a rejection always goes through the whole check again;
@@ -45,9 +46,10 @@ pub const DEFAULT_MAX_ENTRIES: usize = 10_000;
 /// The default bound on the cache's approximate size: 16 MiB.
 pub const DEFAULT_MAX_BYTES: usize = 16 * 1024 * 1024;
 
-/// What an entry costs besides the signing input and the payload: the slot, the index, the `Arc`s and the
-/// key reference, rounded up.
-const ENTRY_OVERHEAD: usize = 192;
+/// What an entry costs besides the signing input and the payload: its slot, its index entry, its
+/// claims list and the key's `kid`, with the allocator's and the hash table's slack, rounded up (a
+/// test checks that the fixed part fits with room to spare).
+const ENTRY_OVERHEAD: usize = 416;
 /// At most this many claims types are kept per token (a service rarely decodes more than one).
 const MAX_TYPES_PER_ENTRY: usize = 4;
 /// At most this many shards (independent locks).
@@ -373,8 +375,11 @@ impl TokenCache {
         let mut shard = self.shard(token);
         shard.stats.insertions += 1;
         if shard.index.contains_key(&Digest(*digest)) {
-            // A concurrent first use verified it too: keep the entry already shared. (Another
-            // token with the same signature would be a forgery of the issuer's signature scheme.)
+            // A concurrent first use verified it too: keep the entry already shared. Another token
+            // with the same signature can verify only under a key chosen for it (ECDSA allows one
+            // to be computed for a given signature and message: duplicate-signature key selection),
+            // so it needs a key in this verifier's set; it then misses here and is verified on
+            // every request, but never hits this entry (the signing inputs differ).
             return;
         }
         while !shard.slots.is_empty()
@@ -439,9 +444,10 @@ impl TokenCache {
     }
 }
 
-/// A bounded map from token digests to values (an issuer registry's "which verifier accepted this
-/// token"), sharded like the token cache, the oldest entry evicted first. Like the token cache, it
-/// is only written for tokens that verified.
+/// A bounded map from token digests (of the signature segment, see [`TokenKey`]) to values (an
+/// issuer registry's "which verifier last accepted a token with this signature"), sharded like the
+/// token cache, the oldest entry evicted first. Like the token cache, it is only written for tokens
+/// that verified; a value found here is only a hint, the token cache it leads to decides.
 pub(crate) struct DigestIndex<V> {
     shards: Box<[Mutex<IndexShard<V>>]>,
     max_per_shard: usize,
@@ -851,6 +857,18 @@ mod tests {
         cache.attach(&key(&token), other, Arc::new(String::from("x")), 0.0);
         assert!(matches!(get(Some(other)), Lookup::Typed(_)));
         assert_eq!(cache.stats().bytes, ENTRY_OVERHEAD + 100 + 2 * 50);
+    }
+
+    /// The fixed part of an entry fits in the overhead counted for it: its slot, its index entry
+    /// (with the hash table's spare capacity at its 7/8 load), one claims type, the headers of its
+    /// three allocations (signing input, claims list, `kid`), the claims' `Arc` counts and a `kid`
+    /// of up to 48 bytes.
+    #[test]
+    fn the_counted_overhead_covers_an_entrys_fixed_size() {
+        let fixed = std::mem::size_of::<Slot>()
+            + std::mem::size_of::<(Digest, usize)>() * 8 / 7
+            + std::mem::size_of::<(TypeId, SharedClaims)>();
+        assert!(fixed + 3 * 16 + 16 + 48 <= ENTRY_OVERHEAD, "{fixed}");
     }
 
     #[test]

@@ -151,8 +151,9 @@ struct Inner {
     share_clock: bool,
     /// The token cache of verifiers built on demand whose builders keep the default.
     issuer_token_cache: TokenCacheSettings,
-    /// Which verifier accepted each recent token, so that the HTTP layer's fast path finds a token
-    /// it has seen in its issuer's token cache without parsing it. Weak: an issuer the registry
+    /// Which verifier last accepted a token with each recent signature, so that the HTTP layer's
+    /// fast path finds a token it has seen in its issuer's token cache without parsing it (that
+    /// cache compares the rest of the token). Weak: an issuer the registry
     /// drops is not kept alive, and its tokens are no longer found here.
     recent: DigestIndex<Recent>,
     state: RwLock<State>,
