@@ -6,10 +6,10 @@
 //! a SHA-256 of the token's signature, a map lookup and a comparison of bytes instead.
 //!
 //! The rules:
-//! - a hit means the token presented equals, byte for byte, one that verified (see [`TokenKey`]):
-//!   entries are found by the SHA-256 of the token's signature segment, never a shorter or
-//!   non-cryptographic hash, and the entry keeps the token's signing input (header and payload),
-//!   which the hit compares exactly. So one token can stand for another only through a SHA-256
+//! - a hit means the token presented equals, byte for byte, one that verified: entries are found
+//!   by the SHA-256 of the token's signature segment, never a shorter or non-cryptographic hash,
+//!   and the entry keeps the token's signing input (header and payload, RFC 7515 §5.2), which the
+//!   hit compares exactly. So one token can stand for another only through a SHA-256
 //!   collision, as with a hash of the whole token, at a third of the hashing (an RS256 signature
 //!   is 342 of a Kubernetes token's ~1,000 characters). The signature itself is never kept, so the
 //!   cache holds nothing a caller could present: header and payload can be read by anyone who sees
