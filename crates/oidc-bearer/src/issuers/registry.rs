@@ -153,8 +153,8 @@ struct Inner {
     issuer_token_cache: TokenCacheSettings,
     /// Which verifier last accepted a token with each recent signature, so that the HTTP layer's
     /// fast path finds a token it has seen in its issuer's token cache without parsing it (that
-    /// cache compares the rest of the token). Weak: an issuer the registry
-    /// drops is not kept alive, and its tokens are no longer found here.
+    /// cache compares the rest of the token). Weak: an issuer the registry drops is not kept
+    /// alive, and its tokens are no longer found here.
     recent: DigestIndex<Recent>,
     state: RwLock<State>,
 }
