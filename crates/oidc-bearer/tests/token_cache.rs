@@ -7,7 +7,7 @@ use std::time::Duration;
 use oidc_bearer::cache::TokenCacheSettings;
 use oidc_bearer::claims::DefaultClaims;
 use oidc_bearer::clock::ManualClock;
-use oidc_bearer::keys::{BoxFuture, Jwks, KeySet};
+use oidc_bearer::keys::{BoxFuture, Jwks, KeySet, Refresh};
 use oidc_bearer::{KeysError, Verifier, VerifyError};
 use oidc_bearer_testing::{KeyAlg, TestIssuer};
 
@@ -32,9 +32,9 @@ impl KeySet for Swappable {
         Some(self.0.read().unwrap().clone())
     }
 
-    fn refresh(&self) -> BoxFuture<'_, Result<Arc<Jwks>, KeysError>> {
+    fn refresh(&self) -> BoxFuture<'_, Result<Refresh, KeysError>> {
         let keys = self.current();
-        Box::pin(async move { Ok(keys.unwrap()) })
+        Box::pin(async move { Ok(Refresh::fresh(keys.unwrap())) })
     }
 }
 
