@@ -248,7 +248,10 @@ impl KeysError {
                 "the discovery document names issuer {found:?}; configure exactly that string, \
                  including any trailing slash (OpenID Connect Discovery 1.0 §4.3 requires an exact match)"
             ),
-            Self::Status { url, status: 404 | 410 } => match issuer {
+            Self::Status {
+                url,
+                status: 404 | 410,
+            } => match issuer {
                 Some(issuer) => format!(
                     "nothing is published at {url}: check the issuer URL {issuer:?} (the discovery \
                      document is read from <issuer>/.well-known/openid-configuration), or set the \
@@ -256,7 +259,10 @@ impl KeysError {
                 ),
                 None => format!("nothing is published at {url}: check the JWKS URL"),
             },
-            Self::Status { url, status: 401 | 403 } => format!(
+            Self::Status {
+                url,
+                status: 401 | 403,
+            } => format!(
                 "{url} refuses us: the issuer requires credentials (configure a fetch bearer token) \
                  or a network policy blocks it"
             ),

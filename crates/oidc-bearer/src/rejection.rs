@@ -213,9 +213,11 @@ impl DefaultRejection {
     /// The `Retry-After` seconds for an unavailable verification: the error's own delay rounded up
     /// (at least 1 s, RFC 9110 §10.2.3 takes whole seconds), else the configured default.
     fn retry_after(&self, error: &VerifyError) -> u64 {
-        error.retry_after().map_or(u64::from(self.retry_after_secs), |d| {
-            (d.as_secs() + u64::from(d.subsec_nanos() > 0)).max(1)
-        })
+        error
+            .retry_after()
+            .map_or(u64::from(self.retry_after_secs), |d| {
+                (d.as_secs() + u64::from(d.subsec_nanos() > 0)).max(1)
+            })
     }
 }
 

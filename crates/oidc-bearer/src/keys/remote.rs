@@ -142,8 +142,9 @@ struct State {
     keys: Option<Arc<Jwks>>,
     /// When the keys were fetched and when they expire (clock time).
     fetched_at: Duration,
-    /// When the fetch that brought the keys started.
+    /// When the fetch that brought the keys started, and its number.
     fetch_started: Duration,
+    loaded_by: u64,
     expires_at: Duration,
     /// The JWKS URL learnt from discovery.
     jwks_url: Option<Url>,
@@ -251,9 +252,9 @@ impl RemoteKeySet {
 
     /// When the cooldown and the backoff next allow a fetch.
     fn next_fetch_at(&self, state: &State) -> Duration {
-        let cooled = state
-            .last_attempt
-            .map_or(Duration::ZERO, |t| t.saturating_add(self.shared.settings.cooldown));
+        let cooled = state.last_attempt.map_or(Duration::ZERO, |t| {
+            t.saturating_add(self.shared.settings.cooldown)
+        });
         cooled.max(state.retry_at)
     }
 
@@ -292,8 +293,10 @@ impl RemoteKeySet {
         match usable(&state, now, &self.shared.settings) {
             Some(keys) => {
                 // A fetch that started before this caller arrived could not bring a key published
-                // since: the caller may be told to come back when the next fetch is allowed.
-                let retry_after = (inflight.started < arrived)
+                // since, and a failed one brought nothing: the caller may be told to come back when
+                // the next fetch is allowed.
+                let brought = state.loaded_by >= inflight.id;
+                let retry_after = (inflight.started < arrived || !brought)
                     .then(|| self.next_fetch_at(&state).saturating_sub(now));
                 Ok(Refresh {
                     keys,
@@ -362,7 +365,7 @@ impl RemoteKeySet {
 
     /// Stores a fetch's outcome and logs it (once per attempt: attempts are paced by the cooldown and
     /// the backoff, so an outage or a misconfiguration cannot flood the logs).
-    fn store(&self, started: Duration, result: Result<(Jwks, Duration, Url), KeysError>) {
+    fn store(&self, id: u64, started: Duration, result: Result<(Jwks, Duration, Url), KeysError>) {
         let shared = &self.shared;
         let now = self.now();
         let mut state = self.write();
@@ -385,6 +388,7 @@ impl RemoteKeySet {
                 state.keys = Some(keys);
                 state.fetched_at = now;
                 state.fetch_started = started;
+                state.loaded_by = id;
                 state.expires_at = now.saturating_add(ttl);
                 state.jwks_url = Some(jwks_url);
                 state.failures = 0;
@@ -498,7 +502,7 @@ struct FetchGuard {
 
 impl FetchGuard {
     fn finish(&mut self, result: Result<(Jwks, Duration, Url), KeysError>) {
-        self.set.store(self.started, result);
+        self.set.store(self.id, self.started, result);
         self.finished = true;
     }
 }
@@ -507,6 +511,7 @@ impl Drop for FetchGuard {
     fn drop(&mut self) {
         if !self.finished {
             self.set.store(
+                self.id,
                 self.started,
                 Err(KeysError::Transport {
                     url: String::new(),
