@@ -9,7 +9,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-pub use jwks::{Jwks, KeyKind, PublicKey};
+pub use jwks::{Jwks, KeyKind, MAX_SKIPPED_KEYS_KEPT, PublicKey, SkippedKey};
 pub use remote::{CacheSettings, RemoteKeySet};
 
 use crate::error::KeysError;
