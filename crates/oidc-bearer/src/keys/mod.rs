@@ -3,13 +3,15 @@
 //! issuer's published keys with a cache.
 
 mod jwks;
+mod skipped;
 mod remote;
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-pub use jwks::{Jwks, KeyKind, MAX_SKIPPED_KEYS_KEPT, PublicKey, SkippedKey};
+pub use jwks::{Jwks, KeyKind, PublicKey};
+pub use skipped::{MAX_SKIPPED_KEYS_KEPT, SkippedKey};
 pub use remote::{CacheSettings, RemoteKeySet};
 
 use crate::error::KeysError;
