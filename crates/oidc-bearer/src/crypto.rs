@@ -8,6 +8,10 @@
 //! the boxed verifier that jsonwebtoken's RustCrypto provider builds. When both features are on (cargo
 //! features are additive), aws-lc-rs is used: we call the chosen provider directly and never rely on
 //! jsonwebtoken's process-wide default, whose selection panics when both or neither backend is enabled.
+//!
+//! Algorithms beyond jsonwebtoken's: ES512 (aws-lc-rs; with `rust-crypto` the `p521` crate, since
+//! jsonwebtoken's RustCrypto provider has no P-521), `Ed25519` (RFC 9864; the same check as `EdDSA`),
+//! and ML-DSA-44/65/87 (aws-lc-rs with the `ml-dsa` feature only). No backend here verifies Ed448.
 
 use jsonwebtoken::DecodingKey;
 use jsonwebtoken::DecodingKeyKind;

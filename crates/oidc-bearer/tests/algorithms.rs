@@ -84,7 +84,12 @@ async fn every_algorithm_verifies_through_the_layer_with_keys_from_the_jwks() {
     }
     let verifier = Verifier::new(issuer.issuer(), AUD).unwrap();
     for (alg, kid) in &kids {
-        let token = issuer.token().aud(AUD).sub(alg.name()).sign_with(kid).sign();
+        let token = issuer
+            .token()
+            .aud(AUD)
+            .sub(alg.name())
+            .sign_with(kid)
+            .sign();
         assert_eq!(
             through_layer(&verifier, &token).await,
             (200, alg.name().to_owned()),
@@ -221,7 +226,12 @@ async fn hmac_secrets_must_be_as_long_as_the_hash() {
             .build()
             .unwrap();
         for alg in ["HS256", "HS384", "HS512"] {
-            let token = issuer.token().iss(iss).aud(AUD).no_kid().sign_hmac(alg, &secret);
+            let token = issuer
+                .token()
+                .iss(iss)
+                .aud(AUD)
+                .no_kid()
+                .sign_hmac(alg, &secret);
             let expected = if accepted.contains(&alg) {
                 "ok"
             } else {
@@ -291,7 +301,11 @@ async fn skipped_keys_are_recorded_with_kid_and_reason() {
             Some("ed448-alg"),
             "Ed448 is not supported by either crypto backend",
         ),
-        (short_p521, Some("short-x"), "EC coordinates have the wrong length"),
+        (
+            short_p521,
+            Some("short-x"),
+            "EC coordinates have the wrong length",
+        ),
         (
             json!({"kty": "oct", "kid": "hmac", "k": b64(32)}),
             Some("hmac"),
@@ -345,10 +359,18 @@ async fn skipped_keys_are_recorded_with_kid_and_reason() {
 #[test]
 fn ml_dsa_keys_of_the_wrong_length_are_skipped() {
     let b64 = |n: usize| URL_SAFE_NO_PAD.encode(vec![1u8; n]);
-    for (alg, len) in [("ML-DSA-44", 1312), ("ML-DSA-65", 1952), ("ML-DSA-87", 2592)] {
+    for (alg, len) in [
+        ("ML-DSA-44", 1312),
+        ("ML-DSA-65", 1952),
+        ("ML-DSA-87", 2592),
+    ] {
         for wrong in [0, 32, len - 1, len + 1, 10 * len] {
             let jwks = parse(json!([{"kty": "AKP", "kid": "k", "alg": alg, "pub": b64(wrong)}]));
-            assert_eq!((jwks.len(), jwks.skipped()), (0, 1), "{alg} of {wrong} bytes");
+            assert_eq!(
+                (jwks.len(), jwks.skipped()),
+                (0, 1),
+                "{alg} of {wrong} bytes"
+            );
             assert!(
                 jwks.skipped_keys()[0]
                     .reason()

@@ -3,16 +3,16 @@
 //! issuer's published keys with a cache.
 
 mod jwks;
-mod skipped;
 mod remote;
+mod skipped;
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
 pub use jwks::{Jwks, KeyKind, PublicKey};
-pub use skipped::{MAX_SKIPPED_KEYS_KEPT, SkippedKey};
 pub use remote::{CacheSettings, RemoteKeySet};
+pub use skipped::{MAX_SKIPPED_KEYS_KEPT, SkippedKey};
 
 use crate::error::KeysError;
 

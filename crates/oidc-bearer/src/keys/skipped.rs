@@ -70,3 +70,23 @@ fn truncate(s: &str, max: usize) -> String {
         Some((end, _)) => format!("{}…", &s[..end]),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truncation_keeps_whole_characters() {
+        assert_eq!(truncate("abc", 3), "abc");
+        assert_eq!(truncate("abcd", 3), "abc…");
+        // Multi-byte characters are never split.
+        assert_eq!(truncate("ééééé", 2), "éé…");
+        let skipped = SkippedKey::new(3, Some(&"ü".repeat(100)), &"x".repeat(1000));
+        assert_eq!(
+            skipped.kid().unwrap().chars().count(),
+            MAX_SKIPPED_KID_CHARS + 1
+        );
+        assert_eq!(skipped.reason().chars().count(), MAX_SKIP_REASON_CHARS + 1);
+        assert_eq!(skipped.index(), 3);
+    }
+}
