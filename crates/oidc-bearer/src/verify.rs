@@ -1012,6 +1012,8 @@ impl VerifierBuilder {
                 reason: "no algorithm allowed".into(),
             });
         }
+        crate::algorithm::check_available(&self.algorithms)
+            .map_err(|reason| ConfigError::InvalidAlgorithms { reason })?;
         if !self.hmac && self.algorithms.iter().any(|a| a.is_hmac()) {
             return Err(ConfigError::InvalidAlgorithms {
                 reason: "HMAC algorithms are only for shared-secret issuers, never with published \

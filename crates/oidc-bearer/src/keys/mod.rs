@@ -4,6 +4,7 @@
 
 mod jwks;
 mod remote;
+mod skipped;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -11,6 +12,7 @@ use std::sync::Arc;
 
 pub use jwks::{Jwks, KeyKind, PublicKey};
 pub use remote::{CacheSettings, RemoteKeySet};
+pub use skipped::{MAX_SKIPPED_KEYS_KEPT, SkippedKey};
 
 use crate::error::KeysError;
 
