@@ -471,6 +471,7 @@ impl Verifier {
                     // the clients that retry). After a fetch that still lacks it, 401.
                     (Err(VerifyError::UnknownKey { kid }), Some(retry_after))
                         if retry_after <= MAX_UNKNOWN_KEY_RETRY
+                            && !published_but_skipped(&fresh.keys, kid.as_deref())
                             && !self.issued_before(jws, fresh.keys_as_of) =>
                     {
                         return Err(VerifyError::UnknownKeyRetry { kid, retry_after });
@@ -665,6 +666,12 @@ fn claims_decode_error(e: serde_json::Error) -> VerifyError {
         ),
     };
     VerifyError::ClaimsDecode { message }
+}
+
+/// Whether the issuer publishes `kid` but the key was skipped as unusable: no later fetch will make it
+/// usable, so the refusal is final.
+fn published_but_skipped(keys: &Jwks, kid: Option<&str>) -> bool {
+    kid.is_some_and(|kid| keys.skipped_keys().iter().any(|k| k.kid() == Some(kid)))
 }
 
 /// A NumericDate claim: a JSON number (RFC 7519 §2), never a string (CVE-2026-25537).

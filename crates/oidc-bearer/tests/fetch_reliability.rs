@@ -339,3 +339,27 @@ async fn a_jwks_without_usable_keys_is_a_configuration_error() {
     );
     assert!(err.is_configuration());
 }
+
+/// Keys the issuer publishes that we skip are named once per key-set load at WARN, with why.
+#[tokio::test]
+async fn skipped_keys_are_reported_once_per_load_with_their_reason() {
+    let events = Events::install();
+    let issuer = TestIssuer::start().await;
+    issuer.add_raw_jwk(
+        serde_json::json!({"kty": "RSA", "kid": "enc", "use": "enc", "n": "AQAB", "e": "AQAB"}),
+    );
+    let clock = ManualClock::new();
+    let v = verifier(&issuer.issuer(), &clock);
+    v.ready().await.unwrap();
+    let token = issuer.token().aud(AUD).sign();
+    for _ in 0..10 {
+        assert_eq!(code(&v, &token).await, "ok");
+    }
+    let warns = events.at(tracing::Level::WARN);
+    assert_eq!(warns.len(), 1, "{warns:?}");
+    assert!(
+        warns[0].contains(r#"key "enc": use "enc" is not "sig""#),
+        "{}",
+        warns[0]
+    );
+}

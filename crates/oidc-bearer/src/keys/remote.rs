@@ -456,6 +456,22 @@ impl RemoteKeySet {
             url: jwks_url.to_string(),
             message,
         })?;
+        if jwks.skipped() > 0 {
+            // Once per load (loads are paced by the cache), at WARN: an operator must learn which of
+            // the issuer's keys will never be accepted, and why (RFC 7517 §4.2/§4.3, RFC 7518 §3.3…).
+            let kept: Vec<String> = jwks
+                .skipped_keys()
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            tracing::warn!(
+                url = %jwks_url,
+                skipped = jwks.skipped(),
+                usable = jwks.len(),
+                keys = %kept.join("; "),
+                "JWKS keys skipped as unusable"
+            );
+        }
         if jwks.is_empty() {
             return Err(KeysError::NoUsableKeys {
                 url: jwks_url.to_string(),
