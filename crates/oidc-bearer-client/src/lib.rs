@@ -91,14 +91,18 @@
 //! when due) → `Authorization: Bearer …` (sensitive) → inner client. No token → [`TokenError`], and
 //! the request is not sent.
 
-mod clock;
 mod error;
 mod file;
 pub mod layer;
 #[cfg(feature = "metadata")]
 mod metadata;
+mod refresh;
 mod source;
 mod token;
+
+/// The clock the sources read, shared with `oidc-bearer`: implement [`Clock`](clock::Clock) or use
+/// [`ManualClock`](clock::ManualClock) in tests, and pass it to a source's `with_clock`.
+pub use oidc_bearer::clock;
 
 pub use self::{
     error::{ConfigError, TokenError},
@@ -109,4 +113,4 @@ pub use self::{
 };
 
 #[cfg(feature = "metadata")]
-pub use self::metadata::{DEFAULT_METADATA_BASE_URL, MetadataTokenSource};
+pub use self::metadata::{DEFAULT_METADATA_BASE_URL, METADATA_HOST_ENV, MetadataTokenSource};
