@@ -10,8 +10,12 @@
 //!   feature `metadata`, on by default);
 //! - **your own** source: implement [`TokenSource`].
 //!
-//! No JWT library or crypto backend is needed: a client never verifies its own token, it only reads
-//! `exp` from the payload to know when to renew it.
+//! A client never verifies its own token: it only reads `exp` from the payload to know when to renew
+//! it. Both sources share one refresh engine: one load for all callers, run as a task of its own so
+//! that a cancelled caller neither stops nor repeats it, the last good token kept while a load fails,
+//! and a pause before retrying counted from the start of the failed load. Loads need a Tokio runtime.
+//! The clock is `oidc-bearer`'s ([`clock`]), which is why this crate depends on `oidc-bearer` (without
+//! its default features; enable the crypto-backend feature your service uses, `aws-lc-rs` by default).
 //!
 //! # Quick start: a tower client (hyper-util, tonic)
 //!

@@ -173,7 +173,10 @@ impl MetadataTokenSource {
     /// ```
     pub fn from_env(audience: impl Into<String>) -> Result<Self, ConfigError> {
         let source = Self::new(audience)?;
-        match std::env::var(METADATA_HOST_ENV).ok().filter(|v| !v.is_empty()) {
+        match std::env::var(METADATA_HOST_ENV)
+            .ok()
+            .filter(|v| !v.is_empty())
+        {
             // cloud.google.com/go/compute/metadata: `"http://" + host + "/computeMetadata/v1/"`.
             Some(host) => source.with_base_url(&format!("http://{host}")),
             None => Ok(source),

@@ -335,7 +335,9 @@ impl<L> Inner<L> {
             Err(error) => {
                 // The error names the file or URL and the reason, never a token. Once per load, and
                 // loads are at least `retry_after` apart.
-                let retry_in = state.next_load.and_then(|next| next.duration_since(started).ok());
+                let retry_in = state
+                    .next_load
+                    .and_then(|next| next.duration_since(started).ok());
                 match &state.held {
                     Some(held) => tracing::warn!(
                         %error,
@@ -533,7 +535,10 @@ mod tests {
         assert_eq!(refresher.token().await.unwrap(), good);
         assert!(refresher.reload().await.is_err(), "reload reports it");
         clock.advance(Duration::from_secs(10));
-        assert!(refresher.token().await.is_err(), "expired: no token to send");
+        assert!(
+            refresher.token().await.is_err(),
+            "expired: no token to send"
+        );
     }
 
     #[tokio::test(flavor = "current_thread")]

@@ -140,11 +140,7 @@ async fn identity(
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
     // The real server's answers to the two usual mistakes.
-    if headers
-        .get("metadata-flavor")
-        .and_then(|v| v.to_str().ok())
-        != Some("Google")
-    {
+    if headers.get("metadata-flavor").and_then(|v| v.to_str().ok()) != Some("Google") {
         return (
             StatusCode::FORBIDDEN,
             "Missing required header: Metadata-Flavor\n",

@@ -36,7 +36,9 @@ fn env_secs(name: &str, default: u64) -> Result<Duration, String> {
         None => Ok(Duration::from_secs(default)),
         Some(text) => match text.parse::<u64>() {
             Ok(secs) if secs > 0 => Ok(Duration::from_secs(secs)),
-            _ => Err(format!("{name}={text:?} is not a whole number of seconds above 0")),
+            _ => Err(format!(
+                "{name}={text:?} is not a whole number of seconds above 0"
+            )),
         },
     }
 }
@@ -72,9 +74,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         None => {
             let settings = Settings {
                 audience: audience.clone(),
-                token_file: env("TOKEN_FILE").map(PathBuf::from).unwrap_or_else(|| {
-                    std::env::temp_dir().join("oidc-bearer-demo").join("token")
-                }),
+                token_file: env("TOKEN_FILE")
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| std::env::temp_dir().join("oidc-bearer-demo").join("token")),
                 rotate_every: env_secs("ROTATE_SECS", 30)?,
                 token_lifetime: env_secs("TOKEN_SECS", 3600)?,
             };

@@ -197,13 +197,14 @@ async fn embedded_metadata_server_mints_google_id_tokens_the_server_accepts() {
         .unwrap_or_else(|| panic!("no metadata address in {lines:?}"))
         .to_owned();
     assert!(
-        lines.iter().any(|l| l.contains("IDENTITY=google cargo run -p workload-client")),
+        lines
+            .iter()
+            .any(|l| l.contains("IDENTITY=google cargo run -p workload-client")),
         "{lines:?}"
     );
 
-    let identity = format!(
-        "http://{metadata}/computeMetadata/v1/instance/service-accounts/default/identity"
-    );
+    let identity =
+        format!("http://{metadata}/computeMetadata/v1/instance/service-accounts/default/identity");
     let client = reqwest::Client::new();
     // The metadata server's guards: the header, then the audience.
     let no_header = client
@@ -252,6 +253,11 @@ async fn embedded_metadata_server_mints_google_id_tokens_the_server_accepts() {
         .text()
         .await
         .unwrap();
-    assert_eq!(get(&format!("{}/private", server.base), Some(&other)).await.0, 401);
+    assert_eq!(
+        get(&format!("{}/private", server.base), Some(&other))
+            .await
+            .0,
+        401
+    );
     let _ = std::fs::remove_dir_all(dir);
 }

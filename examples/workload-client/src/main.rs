@@ -195,7 +195,10 @@ async fn run() -> Result<(), Box<dyn Error>> {
                     println!("[{round}] GET {path} as {identity} -> {status} {body}");
                 }
                 Err(error) => {
-                    println!("[{round}] GET {path} as {identity} failed: {}", chain(&*error));
+                    println!(
+                        "[{round}] GET {path} as {identity} failed: {}",
+                        chain(&*error)
+                    );
                 }
             }
         }

@@ -45,7 +45,9 @@ async fn calls_both_paths_with_the_token_from_the_file() {
     let stdout = run_client(addr, &token_file).await;
     for round in 1..=2 {
         assert!(
-            stdout.contains(&format!("[{round}] GET / as cluster -> 200 OK hello, anyone")),
+            stdout.contains(&format!(
+                "[{round}] GET / as cluster -> 200 OK hello, anyone"
+            )),
             "{stdout}"
         );
         assert!(

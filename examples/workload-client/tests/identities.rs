@@ -171,7 +171,10 @@ async fn until_rotated(client: &mut Client, identity: &str, check: impl Fn(&Valu
 async fn cluster_identity_sends_the_token_file_and_its_rotations() {
     let offline = Offline::start().await;
     let token_file = offline.embedded.settings().token_file.clone();
-    let mut client = Client::spawn(offline.server, &[("TOKEN_FILE", token_file.to_str().unwrap())]);
+    let mut client = Client::spawn(
+        offline.server,
+        &[("TOKEN_FILE", token_file.to_str().unwrap())],
+    );
     let check = |body: &Value| {
         assert_eq!(body["sub"], "system:serviceaccount:default:workload-client");
         assert_eq!(body["claims"]["iss"], offline.embedded.kubernetes.issuer());
