@@ -60,6 +60,7 @@ pub mod layer;
 pub mod policy;
 pub mod rejection;
 mod token;
+pub mod tokenreview;
 pub mod verify;
 
 pub use algorithm::{Algorithm, UnknownAlgorithm};
