@@ -4,7 +4,6 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use super::api::ApiServer;
@@ -124,7 +123,6 @@ impl ObjectBindingCheck {
         Ok(ObjectBinding {
             reviewer: Arc::new(Reviewer::new(api, audiences, settings, clock)),
             grace: self.grace.as_secs_f64(),
-            outage_since: AtomicU64::new(NO_OUTAGE),
             grace_log: LogLimit::default(),
         })
     }
@@ -140,14 +138,10 @@ impl fmt::Debug for ObjectBindingCheck {
     }
 }
 
-const NO_OUTAGE: u64 = u64::MAX;
-
 /// The check as a verifier runs it.
 pub(crate) struct ObjectBinding {
     reviewer: Arc<Reviewer>,
     grace: f64,
-    /// When the current outage began (the bits of an `f64`), or [`NO_OUTAGE`].
-    outage_since: AtomicU64,
     grace_log: LogLimit,
 }
 
@@ -168,11 +162,11 @@ impl ObjectBinding {
         let now = self.reviewer.now();
         let cached = self.reviewer.cached(&key, now);
         match cached {
-            Some(Ok(_)) => return self.answered(Ok(())),
-            Some(Err(e)) if !e.is_unavailable() => return self.answered(Err(e)),
+            Some(Ok(_)) => return Ok(()),
+            Some(Err(e)) if !e.is_unavailable() => return Err(e),
             _ => {}
         }
-        if let Some(since) = self.outage() {
+        if let Some(since) = self.reviewer.outage_since() {
             if now < since + self.grace {
                 // In the grace period: no request waits for a review that will likely fail; one
                 // is retried in the background per token and retry interval.
@@ -186,44 +180,18 @@ impl ObjectBinding {
             }
         }
         match self.reviewer.review(key, token, None).await {
-            Ok(_) => self.answered(Ok(())),
-            Err(e) if !e.is_unavailable() => self.answered(Err(e)),
+            Ok(_) => Ok(()),
+            Err(e) if !e.is_unavailable() => Err(e),
             Err(error) => {
                 let now = self.reviewer.now();
-                let since = self.begin_outage(now);
+                // The review that failed recorded the outage (unless one answered since).
+                let since = self.reviewer.outage_since().unwrap_or(now);
                 if now < since + self.grace {
                     self.in_grace(since, now)
                 } else {
                     Err(error)
                 }
             }
-        }
-    }
-
-    /// A review answered: any outage is over.
-    fn answered(&self, result: Result<(), VerifyError>) -> Result<(), VerifyError> {
-        if self.outage_since.load(Ordering::Relaxed) != NO_OUTAGE {
-            self.outage_since.store(NO_OUTAGE, Ordering::Relaxed);
-            tracing::info!("TokenReview answers again: object binding is checked again");
-        }
-        result
-    }
-
-    fn outage(&self) -> Option<f64> {
-        let bits = self.outage_since.load(Ordering::Relaxed);
-        (bits != NO_OUTAGE).then(|| f64::from_bits(bits))
-    }
-
-    /// Marks an outage as begun at `now` unless one is under way; returns its start.
-    fn begin_outage(&self, now: f64) -> f64 {
-        match self.outage_since.compare_exchange(
-            NO_OUTAGE,
-            now.to_bits(),
-            Ordering::Relaxed,
-            Ordering::Relaxed,
-        ) {
-            Ok(_) => now,
-            Err(bits) => f64::from_bits(bits),
         }
     }
 

@@ -13,9 +13,10 @@ pub(crate) type Answer = Result<Arc<TokenReviewClaims>, VerifyError>;
 
 /// What an entry costs beyond its strings: the map slot, the queue slot, the `Arc`, the digest.
 const ENTRY_OVERHEAD: usize = 192;
-/// Below this many entries the cache is one shard, so its bounds are exact.
-const MIN_ENTRIES_FOR_SHARDS: usize = 1024;
-const SHARDS: usize = 8;
+/// Shards hold at least this many entries and bytes, so that small bounds stay (nearly) exact.
+const MIN_ENTRIES_PER_SHARD: usize = 128;
+const MIN_BYTES_PER_SHARD: usize = 64 * 1024;
+const MAX_SHARDS: usize = 8;
 
 pub(crate) struct AnswerCache {
     shards: Box<[Mutex<Shard>]>,
@@ -42,11 +43,13 @@ struct Slot {
 
 impl AnswerCache {
     pub(crate) fn new(max_entries: usize, max_bytes: usize) -> Self {
-        let shards = if max_entries < MIN_ENTRIES_FOR_SHARDS {
-            1
-        } else {
-            SHARDS
-        };
+        let mut shards = MAX_SHARDS;
+        while shards > 1
+            && (max_entries / shards < MIN_ENTRIES_PER_SHARD
+                || max_bytes / shards < MIN_BYTES_PER_SHARD)
+        {
+            shards /= 2;
+        }
         Self {
             shards: (0..shards).map(|_| Mutex::default()).collect(),
             max_entries: (max_entries / shards).max(1),

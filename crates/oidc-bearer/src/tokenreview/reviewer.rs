@@ -163,7 +163,12 @@ pub(crate) struct Reviewer {
     waiting: AtomicUsize,
     config_log: LogLimit,
     outage_log: LogLimit,
+    /// When the current outage began (the bits of an `f64`: the first review that failed since
+    /// the API server last answered), or [`NO_OUTAGE`].
+    outage_since: AtomicU64,
 }
+
+const NO_OUTAGE: u64 = u64::MAX;
 
 impl Reviewer {
     pub(crate) fn new(
@@ -187,6 +192,30 @@ impl Reviewer {
             waiting: AtomicUsize::new(0),
             config_log: LogLimit::default(),
             outage_log: LogLimit::default(),
+            outage_since: AtomicU64::new(NO_OUTAGE),
+        }
+    }
+
+    /// When the current outage began (by the clock), if reviews fail since the API server last
+    /// answered.
+    pub(crate) fn outage_since(&self) -> Option<f64> {
+        let bits = self.outage_since.load(Ordering::Relaxed);
+        (bits != NO_OUTAGE).then(|| f64::from_bits(bits))
+    }
+
+    /// Records a review's outcome for [`outage_since`](Self::outage_since).
+    fn record(&self, answered: bool, now: f64) {
+        if answered {
+            if self.outage_since.swap(NO_OUTAGE, Ordering::Relaxed) != NO_OUTAGE {
+                tracing::info!(url = self.api.url(), "TokenReview answers again");
+            }
+        } else {
+            let _ = self.outage_since.compare_exchange(
+                NO_OUTAGE,
+                now.to_bits(),
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
         }
     }
 
@@ -345,6 +374,7 @@ async fn run(
     let result = reviewer.call(&token).await;
     drop(token);
     let now = reviewer.now();
+    reviewer.record(result.is_ok(), now);
     let (answer, expires_at) = match result {
         Ok(Ok(claims)) => {
             let until = now + settings.cache_ttl.as_secs_f64();
