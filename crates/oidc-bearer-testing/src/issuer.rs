@@ -70,6 +70,8 @@ pub(crate) struct Shared {
     jwks_fetches: watch::Sender<usize>,
     /// Number of live [`JwksHold`]s; JWKS requests wait while it is non-zero.
     holds: watch::Sender<usize>,
+    /// The TokenReview endpoint's state.
+    pub(crate) reviews: crate::tokenreview::ReviewState,
 }
 
 struct State {
@@ -107,6 +109,10 @@ impl Shared {
         // A test that panicked while holding the lock must not take every other test down with
         // a PoisonError; the state is still consistent (we never panic mid-update).
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn addr(&self) -> SocketAddr {
+        self.addr
     }
 
     fn base_url(&self) -> String {
@@ -690,6 +696,11 @@ impl TestIssuer {
         wait_for_count(counter, n, "wait_for_discovery_fetches", "discovery").await;
     }
 
+    /// The issuer's Kubernetes TokenReview endpoint, on the same address: see [`TokenReviews`].
+    pub fn token_reviews(&self) -> crate::TokenReviews {
+        crate::TokenReviews::new(Arc::clone(&self.inner.shared))
+    }
+
     /// A token builder pre-filled for this issuer: `iss`, `sub`, `iat`, `exp` one hour ahead,
     /// signed with the current signing key. See [`TokenBuilder`].
     pub fn token(&self) -> TokenBuilder {
@@ -715,7 +726,12 @@ impl fmt::Debug for TestIssuer {
 }
 
 /// Waits until `counter` reaches `n`, or panics after [`WAIT_LIMIT`] of real time.
-async fn wait_for_count(counter: &watch::Sender<usize>, n: usize, method: &str, what: &str) {
+pub(crate) async fn wait_for_count(
+    counter: &watch::Sender<usize>,
+    n: usize,
+    method: &str,
+    what: &str,
+) {
     let mut rx = counter.subscribe();
     if *rx.borrow() >= n {
         return;
@@ -887,6 +903,7 @@ impl TestIssuerBuilder {
             discovery_fetches: watch::Sender::new(0),
             jwks_fetches: watch::Sender::new(0),
             holds: watch::Sender::new(0),
+            reviews: Default::default(),
         });
         let server = Server::spawn(&runtime, listener, Arc::clone(&shared));
         TestIssuer {

@@ -34,6 +34,9 @@
 //! - [`TestIssuer`] runs the server and holds the keys: add, rotate, unpublish, publish odd raw
 //!   JWKs; change the discovery document; take the endpoints down; hold JWKS requests to test
 //!   single-flight refreshes; count fetches and wait for them.
+//! - [`TokenReviews`] is a Kubernetes TokenReview endpoint on the same server, behaving like the
+//!   API server's: delete a token's bound pod to revoke it, refuse the caller, go down, hold and
+//!   count reviews.
 //! - [`TokenBuilder`] shapes the claims and header (including wrong ones) and signs with a key
 //!   of the issuer, with `alg: none`, or with HMAC.
 //!
@@ -46,7 +49,9 @@ mod issuer;
 mod key;
 mod server;
 mod token;
+mod tokenreview;
 
 pub use issuer::{JwksHold, TestIssuer, TestIssuerBuilder};
 pub use key::{KeyAlg, UnknownKeyAlg};
 pub use token::{TokenBuilder, now};
+pub use tokenreview::{ReviewHold, TOKEN_REVIEW_PATH, TokenReviews};

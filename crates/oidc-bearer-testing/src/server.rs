@@ -93,6 +93,9 @@ async fn accept_loop(
 async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<String> {
     let path = req.uri().path().to_owned();
     let route = shared.route(&path);
+    if path == crate::tokenreview::TOKEN_REVIEW_PATH {
+        return crate::tokenreview::handle(shared, req).await;
+    }
     match &route {
         Route::Discovery => shared.count_discovery(),
         Route::Jwks(_) => {

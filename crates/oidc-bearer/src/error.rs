@@ -474,6 +474,18 @@ pub enum VerifyError {
         /// The token's (unverified) `iss`, if any.
         found: Option<String>,
     },
+    /// The Kubernetes API server's TokenReview refused the token (`status.authenticated` false):
+    /// its bound pod or secret was deleted, it expired, its signature or audience is wrong.
+    ReviewRefused {
+        /// The API server's `status.error`, if any (kept here and in logs, never sent to the client).
+        error: Option<String>,
+    },
+    /// The token could not be reviewed by the Kubernetes API server (unreachable, overloaded, or
+    /// refusing our own credentials). A server answers 503 rather than 401.
+    ReviewUnavailable {
+        /// Why the review could not be done.
+        source: crate::tokenreview::ReviewError,
+    },
 }
 
 impl VerifyError {
@@ -501,15 +513,20 @@ impl VerifyError {
             Self::ClaimsDecode { .. } => "claims_decode",
             Self::KeysUnavailable { .. } => "keys_unavailable",
             Self::UntrustedIssuer { .. } => "untrusted_issuer",
+            Self::ReviewRefused { .. } => "review_refused",
+            Self::ReviewUnavailable { .. } => "review_unavailable",
         }
     }
 
-    /// Whether the failure is on the server's side (the issuer's keys are unavailable) rather than
-    /// the token's: an HTTP server answers 503 for these instead of 401.
+    /// Whether the failure is on the server's side (the issuer's keys are unavailable, or a
+    /// TokenReview could not be done) rather than the token's: an HTTP server answers 503 for these
+    /// instead of 401.
     pub fn is_unavailable(&self) -> bool {
         matches!(
             self,
-            Self::KeysUnavailable { .. } | Self::UnknownKeyRetry { .. }
+            Self::KeysUnavailable { .. }
+                | Self::UnknownKeyRetry { .. }
+                | Self::ReviewUnavailable { .. }
         )
     }
 
@@ -597,6 +614,13 @@ impl fmt::Display for VerifyError {
                 write!(f, "issuer {:?} is not trusted", Excerpt(iss))
             }
             Self::UntrustedIssuer { found: None } => write!(f, "token has no issuer"),
+            Self::ReviewRefused { error: Some(error) } => write!(
+                f,
+                "the API server refused the token: {:?}",
+                crate::tokenreview::Truncated(error)
+            ),
+            Self::ReviewRefused { error: None } => write!(f, "the API server refused the token"),
+            Self::ReviewUnavailable { source } => write!(f, "cannot review the token: {source}"),
         }
     }
 }
@@ -605,6 +629,7 @@ impl std::error::Error for VerifyError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Self::KeysUnavailable { source } => Some(source),
+            Self::ReviewUnavailable { source } => Some(source),
             _ => None,
         }
     }

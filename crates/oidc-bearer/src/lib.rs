@@ -61,6 +61,7 @@ mod log_limit;
 pub mod policy;
 pub mod rejection;
 mod token;
+pub mod tokenreview;
 pub mod verify;
 
 pub use algorithm::{Algorithm, UnknownAlgorithm};

@@ -85,6 +85,9 @@ impl AuthRejection {
             Self::Unavailable(VerifyError::UnknownKeyRetry { .. }) => {
                 "the token's signing key is not known yet; try again later"
             }
+            Self::Unavailable(e) if e.code() == "review_unavailable" => {
+                "the token cannot be checked with the cluster now; try again later"
+            }
             Self::Unavailable(_) => "the token issuer's keys are not available; try again later",
             Self::InvalidToken(e) => match e.code() {
                 "expired" => "the token has expired",
@@ -105,6 +108,7 @@ impl AuthRejection {
                 "claims_decode" => "the token's claims do not have the expected shape",
                 "invalid_typ" => "the token's type is not accepted",
                 "unsupported_crit" => "the token uses unsupported critical extensions",
+                "review_refused" => "the token was refused by the cluster",
                 _ => "the token is malformed",
             },
         }

@@ -78,6 +78,8 @@ struct Inner {
     token_cache: Option<TokenCache>,
     issuer_aliases: Vec<String>,
     required_claims: Vec<&'static str>,
+    /// The object-binding check: TokenReview confirmations of locally verified tokens.
+    binding: Option<crate::tokenreview::ObjectBinding>,
 }
 
 impl Verifier {
@@ -190,18 +192,29 @@ impl Verifier {
         let cache = inner.token_cache.as_ref()?;
         let keys = inner.keys.current()?;
         let now = self.now();
-        cache
+        let claims = cache
             .get_typed(token, TypeId::of::<T>(), &keys, |times| {
                 self.check_times(times, now).is_ok()
             })?
             .downcast::<T>()
-            .ok()
+            .ok()?;
+        // With the object-binding check, only while a review within the interval confirmed it.
+        match &inner.binding {
+            Some(binding) if !binding.confirmed(&token.digest) => None,
+            _ => Some(claims),
+        }
     }
 
     /// A reference to this verifier that does not keep it alive (an issuer registry's index of
     /// recent tokens holds these, so that it never outlives the registry's own choice of issuers).
     pub(crate) fn downgrade(&self) -> WeakVerifier {
         WeakVerifier(Arc::downgrade(&self.inner))
+    }
+
+    /// Counters of this verifier's object-binding check (TokenReviews sent, answers cached), or
+    /// `None` without one.
+    pub fn object_binding_stats(&self) -> Option<crate::tokenreview::TokenReviewStats> {
+        self.inner.binding.as_ref().map(|b| b.stats())
     }
 
     /// Counters of this verifier's token cache (shared by its clones), or `None` when the cache is
@@ -274,7 +287,35 @@ impl Verifier {
     /// miss path awaits nothing once the keys are loaded, and after any await (a key fetch) it looks
     /// in the cache again, so the tasks that queued behind one fetch find the token verified by the
     /// first of them.
+    ///
+    /// With the object-binding check, a locally accepted token is then confirmed by TokenReview
+    /// (at most once per interval, keyed by the token cache's key).
     async fn verify_cached<R>(
+        &self,
+        token: &str,
+        parsed: Option<&Parsed<'_>>,
+        type_id: Option<TypeId>,
+        decode: impl Fn(&[u8]) -> (Result<R, VerifyError>, Option<RawClaims>),
+        from_shared: impl Fn(SharedClaims) -> Option<R>,
+        to_shared: impl Fn(&R) -> Option<SharedClaims>,
+    ) -> Result<(R, Option<crate::crypto::Sha256>), VerifyError> {
+        let (value, digest) = self
+            .verify_local(token, parsed, type_id, decode, from_shared, to_shared)
+            .await?;
+        if let Some(binding) = &self.inner.binding {
+            // A token accepted locally is a JWS, so it has a key.
+            let key = digest
+                .or_else(|| TokenKey::new(token.as_bytes()).map(|key| key.digest))
+                .ok_or(VerifyError::Malformed {
+                    reason: "a JWS has three dot-separated parts",
+                })?;
+            binding.check(token, key).await?;
+        }
+        Ok((value, digest))
+    }
+
+    /// The local verification behind [`verify_cached`](Self::verify_cached).
+    async fn verify_local<R>(
         &self,
         token: &str,
         parsed: Option<&Parsed<'_>>,
@@ -795,6 +836,9 @@ pub struct VerifierBuilder {
     issuer_aliases: Vec<String>,
     required_claims: Vec<&'static str>,
     discovery_jwks_uri: Option<String>,
+    object_binding: Option<crate::tokenreview::ObjectBindingCheck>,
+    /// The cluster whose API server the object-binding check asks by default.
+    in_cluster: Option<crate::issuers::kubernetes::InCluster>,
 }
 
 impl VerifierBuilder {
@@ -818,6 +862,8 @@ impl VerifierBuilder {
             issuer_aliases: Vec::new(),
             required_claims: Vec::new(),
             discovery_jwks_uri: None,
+            object_binding: None,
+            in_cluster: None,
         }
     }
 
@@ -995,6 +1041,32 @@ impl VerifierBuilder {
         self
     }
 
+    /// Confirms with a Kubernetes TokenReview, at most once per `interval` per token, that a
+    /// locally verified token's bound pod or secret still exists: a deleted pod's token stops
+    /// working within `interval`, while nearly every request costs a local cache hit. The API
+    /// server asked is that of [`InCluster`](crate::issuers::kubernetes::InCluster) for a builder
+    /// it made; otherwise use [`with_object_binding`](Self::with_object_binding). When the API
+    /// server cannot answer, tokens are accepted for a grace period, then get 503 (see
+    /// [`ObjectBindingCheck`](crate::tokenreview::ObjectBindingCheck)).
+    pub fn with_object_binding_check(self, interval: Duration) -> Self {
+        self.with_object_binding(crate::tokenreview::ObjectBindingCheck::new(interval))
+    }
+
+    /// The object-binding check with every setting (API server, grace period, limits).
+    pub fn with_object_binding(mut self, check: crate::tokenreview::ObjectBindingCheck) -> Self {
+        self.object_binding = Some(check);
+        self
+    }
+
+    /// The cluster whose API server the object-binding check asks unless told otherwise.
+    pub(crate) fn with_in_cluster(
+        mut self,
+        cluster: crate::issuers::kubernetes::InCluster,
+    ) -> Self {
+        self.in_cluster = Some(cluster);
+        self
+    }
+
     /// Marks this as a shared-secret issuer: HMAC algorithms only, keys from the given key set only.
     pub(crate) fn hmac_issuer(mut self, keys: impl KeySet) -> Self {
         self.hmac = true;
@@ -1071,6 +1143,21 @@ impl VerifierBuilder {
         };
         let mut audiences = self.audiences;
         audiences.retain(|a| !a.is_empty());
+        let binding = match self.object_binding {
+            // Without an audience to ask for, every review would be refused.
+            Some(_) if audiences.is_empty() => {
+                return Err(ConfigError::InvalidSetting {
+                    name: "object_binding_check",
+                    reason: "needs an audience: TokenReview checks the token against it".into(),
+                });
+            }
+            Some(check) => Some(check.build(
+                self.in_cluster.as_ref().map(|c| c.api_server()),
+                audiences.clone(),
+                self.clock.clone(),
+            )?),
+            None => None,
+        };
         Ok(Verifier {
             inner: Arc::new(Inner {
                 issuer: self.issuer,
@@ -1086,6 +1173,7 @@ impl VerifierBuilder {
                 issuer_aliases: self.issuer_aliases,
                 required_claims: self.required_claims,
                 token_cache: self.token_cache.as_ref().map(TokenCache::new),
+                binding,
             }),
         })
     }

@@ -13,6 +13,11 @@
 //!   Unset: an embedded test issuer on 127.0.0.1 stands in for a GKE cluster.
 //! - `IN_CLUSTER=1`: fetch discovery and keys from the API server of the cluster this pod runs in,
 //!   with the pod's own token and CA (`ISSUER` still required: it is what tokens carry in `iss`).
+//! - `TOKEN_REVIEW`: `off` (default: local verification only), `only` (ask the API server about
+//!   every token with a TokenReview, cached 30 s; `ISSUER` not needed), or `binding` (verify
+//!   locally and confirm with a TokenReview at most once per `BINDING_INTERVAL_SECS`, default 30,
+//!   that the token's pod still exists). Needs `IN_CLUSTER=1` or the embedded issuer (which also
+//!   answers TokenReviews); the service account needs the `system:auth-delegator` cluster role.
 //! - `AUDIENCE` (default `kubernetes-example`): the audience callers request in their projected
 //!   token (`serviceAccountToken.audience`).
 //! - `ALLOWED_NAMESPACE` (default `prod`).
@@ -28,7 +33,8 @@ use oidc_bearer::claims::kubernetes::KubernetesClaims;
 use oidc_bearer::issuers::gke_issuer;
 use oidc_bearer::issuers::kubernetes::InCluster;
 use oidc_bearer::policy::AuthorizeLayer;
-use oidc_bearer::{BearerAuthLayer, Claims, Verifier};
+use oidc_bearer::tokenreview::{ApiServer, ObjectBindingCheck, TokenReview, TokenReviewClaims};
+use oidc_bearer::{BearerAuthLayer, Claims, Verifier, VerifierBuilder};
 use oidc_bearer_testing::TestIssuer;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
@@ -64,6 +70,64 @@ async fn whoami(Claims(claims): Claims<KubernetesClaims>) -> Json<Value> {
         "node": bound.and_then(|k| k.node.as_ref()).map(|n| &n.name),
         "expires_at": claims.registered.exp.map(|e| e.as_secs()),
     }))
+}
+
+/// The caller as the API server's TokenReview names it (`TOKEN_REVIEW=only`).
+async fn whoami_reviewed(Claims(claims): Claims<TokenReviewClaims>) -> Json<Value> {
+    let account = claims.service_account();
+    Json(json!({
+        "username": claims.username,
+        "namespace": account.map(|a| a.namespace),
+        "service_account": account.map(|a| a.name),
+        "service_account_uid": account.map(|a| a.uid),
+        "pod": claims.pod_name(),
+        "node": claims.node_name(),
+    }))
+}
+
+/// [`app`] for the TokenReview verifier: the same namespace policy reads the service account
+/// from the reviewed user name.
+fn review_app(review: TokenReview, namespace: &str) -> Router {
+    Router::new()
+        .route("/whoami", get(whoami_reviewed))
+        .route_layer(AuthorizeLayer::namespaces([namespace]).claims::<TokenReviewClaims>())
+        .route_layer(BearerAuthLayer::new(review).claims::<TokenReviewClaims>())
+        .route("/healthz", get(|| async { "ok" }))
+}
+
+/// How tokens are checked (`TOKEN_REVIEW`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Local,
+    Review,
+    Binding(Duration),
+}
+
+fn mode() -> Result<Mode, String> {
+    let interval = match env("BINDING_INTERVAL_SECS") {
+        Some(secs) => secs
+            .parse()
+            .map(Duration::from_secs)
+            .map_err(|_| format!("BINDING_INTERVAL_SECS={secs:?} is not a number of seconds"))?,
+        None => Duration::from_secs(30),
+    };
+    match env("TOKEN_REVIEW").as_deref() {
+        None | Some("off") => Ok(Mode::Local),
+        Some("only") => Ok(Mode::Review),
+        Some("binding") => Ok(Mode::Binding(interval)),
+        Some(other) => Err(format!("TOKEN_REVIEW={other:?}: use off, only or binding")),
+    }
+}
+
+/// Adds the object-binding check in `binding` mode.
+fn with_mode(builder: VerifierBuilder, mode: Mode, api: Option<ApiServer>) -> VerifierBuilder {
+    match (mode, api) {
+        (Mode::Binding(interval), Some(api)) => {
+            builder.with_object_binding(ObjectBindingCheck::new(interval).with_api_server(api))
+        }
+        (Mode::Binding(interval), None) => builder.with_object_binding_check(interval),
+        _ => builder,
+    }
 }
 
 /// The app: `/whoami` needs a token of the cluster (401) from a service account of `namespace`
@@ -125,14 +189,46 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let host = env("HOST").unwrap_or_else(|| "127.0.0.1".to_owned());
     let port: u16 = env("PORT").map_or(Ok(8080), |p| p.parse())?;
     let in_cluster = env("IN_CLUSTER").is_some_and(|v| v == "1" || v == "true");
+    let mode = mode()?;
+
+    // TokenReview only: the API server checks every token (cached 30 s); no issuer needed.
+    if mode == Mode::Review {
+        let (review, embedded) = if in_cluster {
+            (
+                InCluster::new().token_review(audience.clone())?.build()?,
+                None,
+            )
+        } else if configured_issuer()?.is_none() {
+            let issuer = demo_issuer().await;
+            let review =
+                TokenReview::builder(embedded_api_server(&issuer)?, audience.clone()).build()?;
+            (review, Some(issuer))
+        } else {
+            return Err(NEEDS_API_SERVER.into());
+        };
+        let listener = TcpListener::bind((host.as_str(), port)).await?;
+        let addr: SocketAddr = listener.local_addr()?;
+        println!(
+            "listening on http://{addr} (TokenReview, audience {audience}, namespace {namespace})"
+        );
+        if let Some(issuer) = &embedded {
+            print_demo(issuer, addr, &audience, &namespace, mode);
+        }
+        axum::serve(listener, review_app(review, &namespace))
+            .with_graceful_shutdown(shutdown())
+            .await?;
+        println!("shut down");
+        return Ok(());
+    }
 
     // Construction never contacts the issuer; a bad issuer URL, or IN_CLUSTER=1 outside a pod, fails
     // here rather than at the first request.
     let (verifier, embedded) = match configured_issuer()? {
         Some(issuer) if in_cluster => {
             let builder = InCluster::new().verifier_builder(issuer, audience.clone())?;
-            (builder.build()?, None)
+            (with_mode(builder, mode, None).build()?, None)
         }
+        Some(_) if matches!(mode, Mode::Binding(_)) => return Err(NEEDS_API_SERVER.into()),
         Some(issuer) => (Verifier::new(issuer, audience.clone())?, None),
         None if in_cluster => {
             return Err("IN_CLUSTER=1 needs ISSUER (or GKE_PROJECT/GKE_LOCATION/GKE_CLUSTER): \
@@ -142,15 +238,11 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         None => {
             // No cluster: a local issuer whose tokens carry a GKE cluster's `iss`. Discovery is
             // fetched from it on 127.0.0.1, and its document must still name that issuer.
-            let (project, location, cluster) = DEMO_CLUSTER;
-            let issuer = TestIssuer::builder()
-                .issuer(&gke_issuer(project, location, cluster))
-                .start()
-                .await;
-            let verifier = Verifier::builder(issuer.issuer(), audience.clone())
-                .with_discovery_url(issuer.discovery_url())
-                .build()?;
-            (verifier, Some(issuer))
+            let issuer = demo_issuer().await;
+            let builder = Verifier::builder(issuer.issuer(), audience.clone())
+                .with_discovery_url(issuer.discovery_url());
+            let api = embedded_api_server(&issuer)?;
+            (with_mode(builder, mode, Some(api)).build()?, Some(issuer))
         }
     };
 
@@ -177,7 +269,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     if let Some(issuer) = &embedded {
-        print_demo(issuer, addr, &audience, &namespace);
+        print_demo(issuer, addr, &audience, &namespace, mode);
     }
 
     axum::serve(listener, app(verifier, &namespace))
@@ -187,9 +279,31 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// Mints a token for a service account of the allowed namespace and one of another namespace, and
-/// prints a curl command for each.
-fn print_demo(issuer: &TestIssuer, addr: SocketAddr, audience: &str, namespace: &str) {
+const NEEDS_API_SERVER: &str = "TOKEN_REVIEW=only or binding needs an API server to ask: set \
+                                IN_CLUSTER=1 in a pod, or leave ISSUER unset for the embedded demo";
+
+/// The embedded issuer, posing as a GKE cluster so that tokens look like a real cluster's.
+async fn demo_issuer() -> TestIssuer {
+    let (project, location, cluster) = DEMO_CLUSTER;
+    TestIssuer::builder()
+        .issuer(&gke_issuer(project, location, cluster))
+        .start()
+        .await
+}
+
+/// The embedded issuer's TokenReview endpoint, with a credential it accepts (in a pod:
+/// `InCluster::api_server`, which sends the pod's own token).
+fn embedded_api_server(issuer: &TestIssuer) -> Result<ApiServer, oidc_bearer::ConfigError> {
+    let reviews = issuer.token_reviews();
+    let credential = reviews.caller_token();
+    ApiServer::builder(reviews.api_server_url())
+        .with_bearer_token(move || Some(credential.clone()))
+        .build()
+}
+
+/// Mints a token for a service account of the allowed namespace, one of another namespace, and one
+/// whose pod was deleted, and prints a curl command for each.
+fn print_demo(issuer: &TestIssuer, addr: SocketAddr, audience: &str, namespace: &str, mode: Mode) {
     let other = if namespace == "default" {
         "kube-system"
     } else {
@@ -219,6 +333,16 @@ fn print_demo(issuer: &TestIssuer, addr: SocketAddr, audience: &str, namespace: 
         "  curl -si -H \"Authorization: Bearer {}\" {url}    # 403: {other}/billing, namespace not allowed",
         token(other)
     );
+    let revoked = token(namespace);
+    issuer.token_reviews().delete_bound_object(&revoked);
+    let outcome = match mode {
+        Mode::Local => {
+            "# 200: its pod was deleted, but a local check cannot know before exp (try TOKEN_REVIEW=binding)"
+        }
+        Mode::Review => "# 401: its pod was deleted, and TokenReview says so",
+        Mode::Binding(_) => "# 401: its pod was deleted; the object-binding check asks TokenReview",
+    };
+    println!("  curl -si -H \"Authorization: Bearer {revoked}\" {url}    {outcome}");
     println!();
 }
 

@@ -10,7 +10,9 @@ use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdout, Command};
 
 /// Every variable the example reads, cleared so the caller's environment cannot leak in.
-const CONFIG: [&str; 9] = [
+const CONFIG: [&str; 11] = [
+    "TOKEN_REVIEW",
+    "BINDING_INTERVAL_SECS",
     "ISSUER",
     "GKE_PROJECT",
     "GKE_LOCATION",
@@ -191,13 +193,12 @@ async fn only_the_allowed_namespace_gets_through() {
     assert!(rest.iter().any(|l| l == "shut down"), "{rest:?}");
 }
 
-#[tokio::test]
-async fn embedded_mode_prints_working_curl_commands() {
-    let mut server = Server::start(&[("ALLOWED_NAMESPACE", "payments")]).await;
+/// The tokens of the embedded demo's curl commands: allowed, other namespace, deleted pod.
+async fn demo_tokens(server: &mut Server) -> (Option<String>, Option<String>, String) {
     let mut allowed = None;
     let mut refused = None;
     let mut seen = Vec::new();
-    while allowed.is_none() || refused.is_none() {
+    loop {
         let line = next_line(&mut server.stdout)
             .await
             .unwrap_or_else(|| panic!("no curl commands in {seen:?}"));
@@ -206,14 +207,24 @@ async fn embedded_mode_prints_working_curl_commands() {
             .nth(1)
             .and_then(|rest| rest.split('"').next())
             .map(str::to_owned);
-        if line.contains("# 200") {
+        if line.contains("pod was deleted") {
+            return (allowed, refused, token.unwrap());
+        } else if line.contains("# 200") {
             allowed = token;
         } else if line.contains("# 403") {
             refused = token;
         }
         seen.push(line);
     }
+}
+
+#[tokio::test]
+async fn embedded_mode_prints_working_curl_commands() {
+    let mut server = Server::start(&[("ALLOWED_NAMESPACE", "payments")]).await;
+    let (allowed, refused, revoked) = demo_tokens(&mut server).await;
     let url = server.whoami();
+    // Locally verified only: a deleted pod's token works until it expires.
+    assert_eq!(get(&url, Some(&revoked)).await.0, 200);
 
     let (status, _, body) = get(&url, allowed.as_deref()).await;
     assert_eq!(status, 200, "{body}");
@@ -230,8 +241,52 @@ async fn embedded_mode_prints_working_curl_commands() {
 }
 
 #[tokio::test]
+async fn token_review_modes_refuse_a_deleted_pods_token() {
+    for mode in ["only", "binding"] {
+        let mut server =
+            Server::start(&[("TOKEN_REVIEW", mode), ("ALLOWED_NAMESPACE", "prod")]).await;
+        let (allowed, refused, revoked) = demo_tokens(&mut server).await;
+        let url = server.whoami();
+        let (status, _, body) = get(&url, allowed.as_deref()).await;
+        assert_eq!(status, 200, "{mode}: {body}");
+        assert_eq!(
+            (&body["namespace"], &body["service_account"]),
+            (&json!("prod"), &json!("billing"))
+        );
+        assert_eq!(body["pod"], "billing-7d4b9c8f6-x2k9q", "{mode}");
+        let (status, challenge, _) = get(&url, refused.as_deref()).await;
+        assert_eq!(
+            (status, challenge.as_deref()),
+            (403, Some(FORBIDDEN)),
+            "{mode}"
+        );
+        let (status, challenge, _) = get(&url, Some(&revoked)).await;
+        assert_eq!(status, 401, "{mode}");
+        assert!(
+            challenge.unwrap().contains("refused by the cluster"),
+            "{mode}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn bad_configurations_fail_at_start() {
     let mut rows = vec![
+        (vec![("TOKEN_REVIEW", "maybe")], "use off, only or binding"),
+        (
+            vec![
+                ("TOKEN_REVIEW", "binding"),
+                ("ISSUER", "https://issuer.example"),
+            ],
+            "needs an API server to ask",
+        ),
+        (
+            vec![
+                ("TOKEN_REVIEW", "binding"),
+                ("BINDING_INTERVAL_SECS", "soon"),
+            ],
+            "not a number of seconds",
+        ),
         (vec![("IN_CLUSTER", "1")], "IN_CLUSTER=1 needs ISSUER"),
         (
             vec![("GKE_PROJECT", "p"), ("GKE_CLUSTER", "c")],

@@ -126,7 +126,8 @@ impl InCluster {
         let mut builder = Verifier::builder(issuer, audience)
             .with_discovery_url(crate::discovery::discovery_url(api))
             .with_discovery_jwks_uri(format!("{api}{API_SERVER_JWKS_PATH}"))
-            .with_fetch_bearer_token(move || token.read());
+            .with_fetch_bearer_token(move || token.read())
+            .with_in_cluster(self.clone());
         if let Some(path) = &self.ca_path {
             let pem = fs::read(path).map_err(|e| ConfigError::InvalidCertificate {
                 reason: format!("cannot read the cluster CA at {}: {e}", path.display()),
@@ -135,14 +136,52 @@ impl InCluster {
         }
         Ok(builder)
     }
+
+    /// This cluster's API server as a TokenReview endpoint, authenticated with the pod's token
+    /// (re-read when it rotates) and trusting the cluster's CA. The service account needs
+    /// `create` on `tokenreviews.authentication.k8s.io` (the `system:auth-delegator` cluster role).
+    ///
+    /// Reads the token and CA now; fails if either cannot be read.
+    pub fn api_server(&self) -> Result<crate::tokenreview::ApiServer, ConfigError> {
+        let token = Arc::new(TokenFile::new(self.token_path.clone()));
+        if let Err(e) = token.load() {
+            return Err(ConfigError::InvalidSetting {
+                name: "token_path",
+                reason: format!("cannot read the service-account token: {e}"),
+            });
+        }
+        let mut builder = crate::tokenreview::ApiServer::builder(self.api_server.clone())
+            .with_bearer_token(move || token.read());
+        if let Some(path) = &self.ca_path {
+            let pem = fs::read(path).map_err(|e| ConfigError::InvalidCertificate {
+                reason: format!("cannot read the cluster CA at {}: {e}", path.display()),
+            })?;
+            builder = builder.with_root_certificates_pem(pem);
+        }
+        builder.build()
+    }
+
+    /// A [`TokenReview`](crate::tokenreview::TokenReview) verifier builder asking this cluster's
+    /// API server about tokens meant for `audience` (see [`api_server`](Self::api_server)).
+    pub fn token_review(
+        &self,
+        audience: impl Into<String>,
+    ) -> Result<crate::tokenreview::TokenReviewBuilder, ConfigError> {
+        Ok(crate::tokenreview::TokenReview::builder(
+            self.api_server()?,
+            audience,
+        ))
+    }
 }
 
 /// A token file, re-read only when it changed: the kubelet replaces it (through an atomic symlink
 /// swap) well before it expires, and a fetch must send the current one. A `stat` per fetch is the
 /// whole cost; client-go's `CachedFileTokenSource` re-reads on a timer instead.
-struct TokenFile {
+pub(crate) struct TokenFile {
     path: PathBuf,
     cached: Mutex<Option<CachedToken>>,
+    /// A TokenReview reads the file per review, which a caller can trigger: warn once a minute.
+    warn_limit: crate::tokenreview::LogLimit,
 }
 
 struct CachedToken {
@@ -173,26 +212,29 @@ impl Stamp {
 }
 
 impl TokenFile {
-    fn new(path: PathBuf) -> Self {
+    pub(crate) fn new(path: PathBuf) -> Self {
         Self {
             path,
             cached: Mutex::new(None),
+            warn_limit: crate::tokenreview::LogLimit::default(),
         }
     }
 
     /// The current token, re-read if the file changed; the last good one if it cannot be read now.
-    fn read(&self) -> Option<String> {
+    pub(crate) fn read(&self) -> Option<String> {
         match self.load() {
             Ok(token) => Some(token),
             Err(error) => {
                 let cached = self.cached.lock().unwrap_or_else(|e| e.into_inner());
-                tracing::warn!(path = %self.path.display(), %error, "cannot read the service-account token; using the last one read");
+                if let Some(suppressed) = self.warn_limit.allow() {
+                    tracing::warn!(path = %self.path.display(), %error, suppressed, "cannot read the service-account token; using the last one read");
+                }
                 cached.as_ref().map(|c| c.token.clone())
             }
         }
     }
 
-    fn load(&self) -> Result<String, String> {
+    pub(crate) fn load(&self) -> Result<String, String> {
         let mut cached = self.cached.lock().unwrap_or_else(|e| e.into_inner());
         let stamp = fs::metadata(&self.path)
             .map(|meta| Stamp::of(&meta))

@@ -1,0 +1,470 @@
+//! [`ApiServer`]: where TokenReviews are sent and with which credentials, and the mapping of the
+//! API server's answer.
+//!
+//! The POST follows the rules of the discovery and key fetches (`fetch.rs`): no redirects,
+//! connect and total timeouts, a size cap on the answer, and `https` only (plain `http` on
+//! loopback for tests).
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use super::claims::TokenReviewClaims;
+use super::error::ReviewError;
+use crate::error::{ConfigError, VerifyError};
+
+/// The TokenReview API's path on the API server.
+pub const TOKEN_REVIEW_PATH: &str = "/apis/authentication.k8s.io/v1/tokenreviews";
+
+/// The default connect timeout of a review.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// The default cap on a TokenReview answer (real ones are under 2 KiB).
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 64 * 1024;
+/// The longest `status.error` kept from an answer (they are a line of text).
+const MAX_ERROR_CHARS: usize = 512;
+
+type Credential = Arc<dyn Fn() -> Option<String> + Send + Sync>;
+
+/// A Kubernetes API server to send TokenReviews to, with the credential to send and the CA to
+/// trust. Cheap to clone.
+///
+/// In a pod, [`InCluster::api_server`](crate::issuers::kubernetes::InCluster::api_server) builds
+/// it from the mounted token and CA. The caller's service account needs `create` on
+/// `tokenreviews.authentication.k8s.io` (the `system:auth-delegator` cluster role grants it).
+///
+/// ```
+/// use oidc_bearer::tokenreview::ApiServer;
+///
+/// let api = ApiServer::builder("https://kubernetes.default.svc")
+///     .with_bearer_token(|| std::fs::read_to_string("/path/to/token").ok())
+///     .build()?;
+/// assert_eq!(api.url(), "https://kubernetes.default.svc/apis/authentication.k8s.io/v1/tokenreviews");
+/// # Ok::<(), oidc_bearer::ConfigError>(())
+/// ```
+#[derive(Clone)]
+pub struct ApiServer {
+    inner: Arc<ApiInner>,
+}
+
+struct ApiInner {
+    url: Url,
+    client: reqwest::Client,
+    credential: Credential,
+    max_response_bytes: usize,
+}
+
+impl ApiServer {
+    /// Starts configuring the API server at `base_url` (`https://…`; the TokenReview path is
+    /// appended).
+    pub fn builder(base_url: impl Into<String>) -> ApiServerBuilder {
+        ApiServerBuilder {
+            base_url: base_url.into(),
+            credential: None,
+            root_certificates: Vec::new(),
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            allow_insecure_http: false,
+        }
+    }
+
+    /// The TokenReview URL.
+    pub fn url(&self) -> &str {
+        self.inner.url.as_str()
+    }
+
+    /// Sends one TokenReview for `token` and `audiences` and maps the answer: `Ok(Ok(claims))`
+    /// when the API server authenticated it for one of `audiences`, `Ok(Err(refusal))` when it
+    /// refused it, `Err` when there is no answer to trust.
+    pub(crate) async fn review(
+        &self,
+        token: &str,
+        audiences: &[String],
+        timeout: Duration,
+    ) -> Result<Result<TokenReviewClaims, VerifyError>, ReviewError> {
+        let inner = &*self.inner;
+        let credential = (inner.credential)().ok_or(ReviewError::NoCredentials)?;
+        let mut authorization = http::HeaderValue::try_from(format!("Bearer {credential}"))
+            .map_err(|_| ReviewError::Transport {
+                message: "the service-account token is not a valid header value".into(),
+            })?;
+        authorization.set_sensitive(true);
+        let body = serde_json::to_vec(&Request {
+            api_version: "authentication.k8s.io/v1",
+            kind: "TokenReview",
+            spec: Spec { token, audiences },
+        })
+        .map_err(|e| ReviewError::InvalidResponse {
+            message: e.to_string(),
+        })?;
+        let map_err = |e: reqwest::Error| {
+            if e.is_timeout() {
+                ReviewError::Timeout { timeout }
+            } else {
+                ReviewError::Transport {
+                    message: error_chain(&e),
+                }
+            }
+        };
+        let mut response = inner
+            .client
+            .post(inner.url.clone())
+            .timeout(timeout)
+            .header(http::header::AUTHORIZATION, authorization)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .header(http::header::ACCEPT, "application/json")
+            .body(body)
+            .send()
+            .await
+            .map_err(map_err)?;
+        let status = response.status().as_u16();
+        match status {
+            200 | 201 => {}
+            401 | 403 => return Err(ReviewError::Unauthorized { status }),
+            _ => return Err(ReviewError::Status { status }),
+        }
+        let max = inner.max_response_bytes;
+        if response.content_length().is_some_and(|n| n > max as u64) {
+            return Err(ReviewError::TooLarge { max_bytes: max });
+        }
+        let mut bytes = BytesMut::new();
+        while let Some(chunk) = response.chunk().await.map_err(map_err)? {
+            if bytes.len() + chunk.len() > max {
+                return Err(ReviewError::TooLarge { max_bytes: max });
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        interpret(&bytes, audiences)
+    }
+}
+
+/// Maps a TokenReview answer (2xx body) to claims, a refusal, or an answer not to trust.
+///
+/// The rules, from the TokenReview API reference: `status.authenticated` false is a refusal whose
+/// `status.error` we keep; when true, `status.audiences` must share one audience with those we
+/// asked for ("clients should validate that the audiences in the status intersect the spec
+/// audiences"; an API server that ignores `spec.audiences` answers without them, which is a
+/// refusal too, since the token was then never checked against our audience).
+pub(crate) fn interpret(
+    body: &[u8],
+    asked: &[String],
+) -> Result<Result<TokenReviewClaims, VerifyError>, ReviewError> {
+    let invalid = |message: String| ReviewError::InvalidResponse { message };
+    let review: Response =
+        serde_json::from_slice(body).map_err(|e| invalid(format!("not a TokenReview: {e}")))?;
+    let status = review.status.ok_or_else(|| invalid("no `status`".into()))?;
+    if !status.authenticated {
+        let error = status.error.filter(|e| !e.is_empty()).map(|e| {
+            match e.char_indices().nth(MAX_ERROR_CHARS) {
+                Some((end, _)) => e[..end].to_owned(),
+                None => e,
+            }
+        });
+        return Ok(Err(VerifyError::ReviewRefused { error }));
+    }
+    let found = status.audiences.unwrap_or_default();
+    if !found.iter().any(|a| asked.contains(a)) {
+        return Ok(Err(VerifyError::AudienceMismatch {
+            expected: asked.to_vec(),
+            found,
+        }));
+    }
+    let user = status
+        .user
+        .filter(|u| !u.username.is_empty())
+        .ok_or_else(|| invalid("`authenticated` without a `user.username`".into()))?;
+    Ok(Ok(TokenReviewClaims {
+        username: user.username,
+        uid: user.uid.filter(|u| !u.is_empty()),
+        groups: user.groups,
+        extra: user.extra,
+        audiences: found.into_iter().filter(|a| asked.contains(a)).collect(),
+    }))
+}
+
+#[derive(Serialize)]
+struct Request<'a> {
+    #[serde(rename = "apiVersion")]
+    api_version: &'static str,
+    kind: &'static str,
+    spec: Spec<'a>,
+}
+
+#[derive(Serialize)]
+struct Spec<'a> {
+    token: &'a str,
+    audiences: &'a [String],
+}
+
+#[derive(Deserialize)]
+struct Response {
+    #[serde(default)]
+    status: Option<Status>,
+}
+
+#[derive(Deserialize)]
+struct Status {
+    #[serde(default)]
+    authenticated: bool,
+    #[serde(default)]
+    user: Option<User>,
+    #[serde(default)]
+    audiences: Option<Vec<String>>,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct User {
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    uid: Option<String>,
+    #[serde(default)]
+    groups: Vec<String>,
+    #[serde(default)]
+    extra: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut message = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        message.push_str(": ");
+        message.push_str(&s.to_string());
+        source = s.source();
+    }
+    message
+}
+
+impl fmt::Debug for ApiServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApiServer")
+            .field("url", &self.inner.url.as_str())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Configures an [`ApiServer`]; from [`ApiServer::builder`].
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct ApiServerBuilder {
+    base_url: String,
+    credential: Option<Credential>,
+    root_certificates: Vec<Vec<u8>>,
+    connect_timeout: Duration,
+    max_response_bytes: usize,
+    allow_insecure_http: bool,
+}
+
+impl ApiServerBuilder {
+    /// The bearer token to authenticate with, read per review (so that a rotating file can be
+    /// re-read); required.
+    pub fn with_bearer_token(
+        mut self,
+        token: impl Fn() -> Option<String> + Send + Sync + 'static,
+    ) -> Self {
+        self.credential = Some(Arc::new(token));
+        self
+    }
+
+    /// Trusts these extra root certificates (PEM) for the API server (the cluster's CA).
+    pub fn with_root_certificates_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.root_certificates.push(pem.into());
+        self
+    }
+
+    /// The connect timeout (default 2 s; the total timeout is the verifier's).
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// The largest answer accepted (default 64 KiB).
+    pub fn with_max_response_bytes(mut self, max: usize) -> Self {
+        self.max_response_bytes = max;
+        self
+    }
+
+    /// **Dangerous**: allows plain `http` off loopback, where anyone on the path reads the tokens
+    /// under review and our own credential, and can answer for the API server.
+    pub fn dangerous_allow_insecure_http(mut self) -> Self {
+        self.allow_insecure_http = true;
+        self
+    }
+
+    /// Checks the URL, reads the certificates and builds the HTTP client. Nothing is sent.
+    pub fn build(self) -> Result<ApiServer, ConfigError> {
+        let base = crate::fetch::parse_url(&self.base_url, self.allow_insecure_http)?;
+        if base.query().is_some() || base.fragment().is_some() {
+            return Err(ConfigError::InvalidUrl {
+                url: self.base_url,
+                reason: "the API server's URL has no query or fragment".into(),
+            });
+        }
+        let url = Url::parse(&format!(
+            "{}{TOKEN_REVIEW_PATH}",
+            base.as_str().trim_end_matches('/')
+        ))
+        .map_err(|e| ConfigError::InvalidUrl {
+            url: self.base_url.clone(),
+            reason: e.to_string(),
+        })?;
+        let credential = self.credential.ok_or_else(|| ConfigError::InvalidSetting {
+            name: "bearer_token",
+            reason: "the API server only answers TokenReviews from authenticated callers: give \
+                     `with_bearer_token` (InCluster::api_server reads the pod's token)"
+                .into(),
+        })?;
+        if self.max_response_bytes == 0 {
+            return Err(ConfigError::InvalidSetting {
+                name: "max_response_bytes",
+                reason: "must be positive".into(),
+            });
+        }
+        let mut builder = reqwest::Client::builder()
+            // A redirect could take the token under review to a host we never vetted.
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(self.connect_timeout)
+            .user_agent(concat!("oidc-bearer/", env!("CARGO_PKG_VERSION")));
+        let mut certs = Vec::new();
+        for pem in &self.root_certificates {
+            let parsed = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| {
+                ConfigError::InvalidCertificate {
+                    reason: e.to_string(),
+                }
+            })?;
+            if parsed.is_empty() {
+                return Err(ConfigError::InvalidCertificate {
+                    reason: "no certificate found in PEM".into(),
+                });
+            }
+            certs.extend(parsed);
+        }
+        if !certs.is_empty() {
+            builder = builder.tls_certs_merge(certs);
+        }
+        let client = builder.build().map_err(|e| ConfigError::HttpClient {
+            message: e.to_string(),
+        })?;
+        Ok(ApiServer {
+            inner: Arc::new(ApiInner {
+                url,
+                client,
+                credential,
+                max_response_bytes: self.max_response_bytes,
+            }),
+        })
+    }
+}
+
+impl fmt::Debug for ApiServerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApiServerBuilder")
+            .field("base_url", &self.base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn asked() -> Vec<String> {
+        vec!["a".into(), "b".into()]
+    }
+
+    fn answer(
+        status: serde_json::Value,
+    ) -> Result<Result<TokenReviewClaims, VerifyError>, ReviewError> {
+        interpret(
+            json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "status": status})
+                .to_string()
+                .as_bytes(),
+            &asked(),
+        )
+    }
+
+    const USER: &str = "system:serviceaccount:ns:sa";
+
+    #[test]
+    fn answers_map_as_the_api_reference_requires() {
+        let user = json!({"username": USER, "uid": "u", "groups": ["g"]});
+        // Accepted: the audiences found are the intersection.
+        let ok = answer(json!({"authenticated": true, "user": user, "audiences": ["b", "z"]}))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (ok.username.as_str(), ok.audiences.clone()),
+            (USER, vec!["b".to_owned()])
+        );
+        // Refused, with the API server's error kept.
+        let refused = answer(json!({"authenticated": false, "error": "[invalid bearer token, x]"}));
+        assert_eq!(
+            refused,
+            Ok(Err(VerifyError::ReviewRefused {
+                error: Some("[invalid bearer token, x]".into())
+            }))
+        );
+        assert_eq!(
+            answer(json!({"authenticated": false, "error": ""})),
+            Ok(Err(VerifyError::ReviewRefused { error: None }))
+        );
+        assert_eq!(
+            answer(json!({})),
+            Ok(Err(VerifyError::ReviewRefused { error: None }))
+        );
+        // Authenticated for other audiences, for none, or without saying: refused.
+        for audiences in [json!(["z"]), json!([]), json!(null)] {
+            let got = answer(json!({"authenticated": true, "user": user, "audiences": audiences}));
+            assert!(
+                matches!(got, Ok(Err(VerifyError::AudienceMismatch { .. }))),
+                "{audiences}: {got:?}"
+            );
+        }
+        // Authenticated without a user: not an answer to trust.
+        for user in [json!(null), json!({"username": ""})] {
+            let got = answer(json!({"authenticated": true, "user": user, "audiences": ["a"]}));
+            assert_eq!(got.unwrap_err().code(), "review_invalid_response");
+        }
+        // Not a TokenReview at all.
+        assert_eq!(
+            interpret(b"<html>", &asked()).unwrap_err().code(),
+            "review_invalid_response"
+        );
+        assert_eq!(
+            interpret(b"{}", &asked()).unwrap_err().code(),
+            "review_invalid_response"
+        );
+    }
+
+    #[test]
+    fn long_errors_are_cut() {
+        let long = "e".repeat(10_000);
+        let Ok(Err(VerifyError::ReviewRefused { error: Some(kept) })) =
+            answer(json!({"authenticated": false, "error": long}))
+        else {
+            panic!("refusal expected")
+        };
+        assert_eq!(kept.len(), MAX_ERROR_CHARS);
+    }
+
+    #[test]
+    fn the_builder_checks_url_and_credential() {
+        let no_credential = ApiServer::builder("https://k.example").build().unwrap_err();
+        assert_eq!(no_credential.code(), "invalid_setting");
+        let insecure = ApiServer::builder("http://k.example")
+            .with_bearer_token(|| None)
+            .build()
+            .unwrap_err();
+        assert_eq!(insecure.code(), "insecure_url");
+        let api = ApiServer::builder("http://127.0.0.1:1/")
+            .with_bearer_token(|| None)
+            .build()
+            .unwrap();
+        assert_eq!(api.url(), format!("http://127.0.0.1:1{TOKEN_REVIEW_PATH}"));
+    }
+}

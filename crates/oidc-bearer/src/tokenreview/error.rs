@@ -1,0 +1,116 @@
+//! [`ReviewError`]: why a token could not be reviewed (the answer is then a 503, never an
+//! acceptance).
+
+use std::fmt;
+use std::time::Duration;
+
+/// A TokenReview could not be done: the token may well be valid, so an HTTP server answers 503
+/// with `Retry-After` ([`VerifyError::ReviewUnavailable`](crate::VerifyError::ReviewUnavailable)).
+///
+/// [`is_configuration`](Self::is_configuration) tells a deployment mistake (our own credentials
+/// refused, a wrong URL) from an outage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ReviewError {
+    /// The API server refused our own credentials (401) or their permissions (403): grant the
+    /// service account `create` on `tokenreviews` (the `system:auth-delegator` cluster role).
+    Unauthorized {
+        /// 401 or 403.
+        status: u16,
+    },
+    /// The API server answered another non-success status: 429 and 5xx (overloaded or down), or an
+    /// unexpected one (404: the URL does not serve TokenReviews; redirects are not followed).
+    Status {
+        /// The HTTP status code.
+        status: u16,
+    },
+    /// The connection failed or was reset.
+    Transport {
+        /// What went wrong.
+        message: String,
+    },
+    /// The review did not complete within its timeout (waiting for a free slot included).
+    Timeout {
+        /// The timeout that elapsed.
+        timeout: Duration,
+    },
+    /// The answer exceeded the size cap.
+    TooLarge {
+        /// The cap, in bytes.
+        max_bytes: usize,
+    },
+    /// The answer is not a TokenReview, or says `authenticated` without naming a user.
+    InvalidResponse {
+        /// What is wrong with it.
+        message: String,
+    },
+    /// Not attempted: as many different tokens are already waiting for a review as allowed.
+    Overloaded {
+        /// The limit reached.
+        max_pending: usize,
+    },
+    /// There is no credential to send (the token file could not be read, ever).
+    NoCredentials,
+    /// The review ended without an answer (the runtime is shutting down).
+    Aborted,
+}
+
+impl ReviewError {
+    /// A stable, machine-readable code for this kind of error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Unauthorized { .. } => "review_unauthorized",
+            Self::Status { .. } => "review_http_status",
+            Self::Transport { .. } => "review_transport",
+            Self::Timeout { .. } => "review_timeout",
+            Self::TooLarge { .. } => "review_response_too_large",
+            Self::InvalidResponse { .. } => "review_invalid_response",
+            Self::Overloaded { .. } => "review_overloaded",
+            Self::NoCredentials => "review_no_credentials",
+            Self::Aborted => "review_aborted",
+        }
+    }
+
+    /// Whether this is a deployment mistake rather than an outage: our credentials or their
+    /// permissions refused, no credentials at all, or a status that says the URL is wrong.
+    pub fn is_configuration(&self) -> bool {
+        match self {
+            Self::Unauthorized { .. } | Self::NoCredentials => true,
+            Self::Status { status } => *status != 429 && *status < 500,
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for ReviewError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Unauthorized { status } => write!(
+                f,
+                "the API server answered {status} to our TokenReview: its credentials or RBAC are \
+                 wrong (grant `create` on `tokenreviews.authentication.k8s.io`, e.g. the \
+                 `system:auth-delegator` cluster role, to this service's account)"
+            ),
+            Self::Status { status } => write!(f, "the API server answered HTTP {status}"),
+            Self::Transport { message } => write!(f, "TokenReview request failed: {message}"),
+            Self::Timeout { timeout } => write!(f, "TokenReview timed out after {timeout:?}"),
+            Self::TooLarge { max_bytes } => {
+                write!(f, "TokenReview answer larger than {max_bytes} bytes")
+            }
+            Self::InvalidResponse { message } => {
+                write!(f, "invalid TokenReview answer: {message}")
+            }
+            Self::Overloaded { max_pending } => write!(
+                f,
+                "{max_pending} tokens already wait for a TokenReview; this one was not sent"
+            ),
+            Self::NoCredentials => write!(
+                f,
+                "no credential for the API server: the service-account token file was never read"
+            ),
+            Self::Aborted => write!(f, "the TokenReview ended without an answer"),
+        }
+    }
+}
+
+impl std::error::Error for ReviewError {}

@@ -1,0 +1,342 @@
+//! Kubernetes TokenReview: ask the API server whether a token is valid — signature, expiry,
+//! audience, *and* that the pod or secret it is bound to still exists — so that a deleted pod's
+//! token stops working within seconds instead of at its `exp`.
+//!
+//! Two ways to use it:
+//!
+//! - [`TokenReview`], a verifier of its own (it implements [`VerifyToken`], so it plugs into
+//!   [`BearerAuthLayer`](crate::BearerAuthLayer) and [`IssuerRegistry`](crate::IssuerRegistry)
+//!   like any other). It also validates tokens of clusters that publish no discovery document.
+//!   Handlers read [`TokenReviewClaims`].
+//! - The object-binding check on a local [`Verifier`](crate::Verifier):
+//!   [`VerifierBuilder::with_object_binding_check`](crate::VerifierBuilder::with_object_binding_check)
+//!   verifies the JWT locally (the fast path) and confirms with a TokenReview at most once per
+//!   interval per token.
+//!
+//! ```no_run
+//! # fn run() -> Result<(), oidc_bearer::ConfigError> {
+//! use oidc_bearer::BearerAuthLayer;
+//! use oidc_bearer::issuers::kubernetes::InCluster;
+//! use oidc_bearer::tokenreview::TokenReviewClaims;
+//!
+//! // The pod's own token and CA authenticate the reviews; tokens must be meant for "my-service".
+//! let review = InCluster::new().token_review("my-service")?.build()?;
+//! let layer = BearerAuthLayer::new(review).claims::<TokenReviewClaims>();
+//! # Ok(()) }
+//! ```
+//!
+//! The service account sending reviews needs `create` on `tokenreviews.authentication.k8s.io`:
+//! bind it to the `system:auth-delegator` cluster role (see `docs/tokenreview.md` for the
+//! manifest and the API-server load to expect).
+//!
+//! Answers are cached by the SHA-256 of the token (never the token itself): acceptances for
+//! [`DEFAULT_CACHE_TTL`] and never past the token's `exp`, refusals for [`DEFAULT_NEGATIVE_TTL`].
+//! One review is in flight per token however many requests carry it, and it runs detached: a
+//! request that goes away neither cancels nor repeats it. Reviews are capped
+//! ([`DEFAULT_MAX_CONCURRENT_REVIEWS`]) and time out ([`DEFAULT_TIMEOUT`]). Anything that is not a
+//! well-formed, unexpired JWS is refused before any review, so garbage never costs an API call.
+//! An API server that cannot answer (down, 5xx, 429, timeout) or that refuses our own credentials
+//! (401/403, logged at ERROR as a configuration mistake) gives 503 with `Retry-After`, never an
+//! acceptance.
+
+mod api;
+mod binding;
+mod cache;
+mod claims;
+mod error;
+mod reviewer;
+
+pub use api::{
+    ApiServer, ApiServerBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES,
+    TOKEN_REVIEW_PATH,
+};
+pub(crate) use binding::ObjectBinding;
+pub use binding::{DEFAULT_GRACE_PERIOD, ObjectBindingCheck};
+pub use claims::{
+    EXTRA_CREDENTIAL_ID, EXTRA_NODE_NAME, EXTRA_NODE_UID, EXTRA_POD_NAME, EXTRA_POD_UID,
+    TokenReviewClaims,
+};
+pub use error::ReviewError;
+pub(crate) use reviewer::LogLimit;
+pub use reviewer::{
+    DEFAULT_CACHE_TTL, DEFAULT_MAX_BYTES, DEFAULT_MAX_CONCURRENT_REVIEWS, DEFAULT_MAX_ENTRIES,
+    DEFAULT_MAX_PENDING_REVIEWS, DEFAULT_NEGATIVE_TTL, DEFAULT_RETRY_INTERVAL, DEFAULT_TIMEOUT,
+    TokenReviewSettings, TokenReviewStats,
+};
+
+use std::any::{Any, TypeId};
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+
+use self::cache::Answer;
+use self::reviewer::Reviewer;
+use crate::clock::{Clock, SharedClock, SystemClock};
+use crate::error::{ConfigError, VerifyError};
+use crate::token::{ClaimValue, Parsed};
+use crate::verify::{DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_BYTES, VerifyToken};
+
+/// A verifier that asks the Kubernetes API server about each token (`POST
+/// /apis/authentication.k8s.io/v1/tokenreviews`), with the audiences it accepts.
+///
+/// Cheap to clone; clones share the answer cache. Construction sends nothing.
+#[derive(Clone)]
+pub struct TokenReview {
+    reviewer: Arc<Reviewer>,
+    max_token_bytes: usize,
+    leeway: f64,
+}
+
+impl TokenReview {
+    /// Starts configuring a verifier that sends reviews to `api` for tokens meant for `audience`
+    /// (required: the API server checks the token's `aud` against it).
+    pub fn builder(api: ApiServer, audience: impl Into<String>) -> TokenReviewBuilder {
+        TokenReviewBuilder {
+            api,
+            audiences: vec![audience.into()],
+            settings: TokenReviewSettings::default(),
+            clock: Arc::new(SystemClock),
+            max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
+        }
+    }
+
+    /// The audiences asked for.
+    pub fn audiences(&self) -> &[String] {
+        self.reviewer.audiences()
+    }
+
+    /// Counters of reviews and of the answer cache.
+    pub fn stats(&self) -> TokenReviewStats {
+        self.reviewer.stats()
+    }
+
+    /// Reviews `token` (or finds its answer cached) and returns who it belongs to.
+    pub async fn verify(&self, token: &str) -> Result<TokenReviewClaims, VerifyError> {
+        self.verify_shared::<TokenReviewClaims>(token)
+            .await
+            .map(Arc::unwrap_or_clone)
+    }
+
+    /// Reviews `token` and returns its claims as a shared `T`: [`TokenReviewClaims`] itself
+    /// (shared with the cache, nothing copied), or any type that deserializes from its JSON
+    /// (`{"username", "uid", "groups", "extra", "audiences"}`).
+    pub async fn verify_shared<T>(&self, token: &str) -> Result<Arc<T>, VerifyError>
+    where
+        T: DeserializeOwned + Send + Sync + 'static,
+    {
+        let key = self.check_size(token.as_bytes())?;
+        let reviewer = &self.reviewer;
+        let now = reviewer.now();
+        if let Some(answer) = reviewer.cached(&key, now) {
+            return convert(answer);
+        }
+        let exp = self.precheck(token, now)?;
+        convert(reviewer.review(key, token, exp).await)
+    }
+
+    /// The cache key of a token within the size cap: the SHA-256 of all of it, since nothing in
+    /// it is verified here (a key over its signature alone would let a changed payload hit).
+    fn check_size(&self, token: &[u8]) -> Result<crate::crypto::Sha256, VerifyError> {
+        if token.len() > self.max_token_bytes {
+            return Err(VerifyError::TooLarge {
+                len: token.len(),
+                max: self.max_token_bytes,
+            });
+        }
+        Ok(crate::crypto::sha256(token))
+    }
+
+    /// What is refused before any review: anything but a compact JWS, `alg` `none` or HMAC (the
+    /// API server signs with keys; RFC 8725 §3.1), and an `exp` already past (with leeway). None of
+    /// it is trusted; it only spares the API server garbage. Returns the (unverified) `exp`.
+    fn precheck(&self, token: &str, now: f64) -> Result<Option<f64>, VerifyError> {
+        let parsed = Parsed::new(token, self.max_token_bytes)?;
+        let alg = &parsed.header.alg;
+        if alg.eq_ignore_ascii_case("none") || alg.starts_with("HS") {
+            return Err(VerifyError::UnsupportedAlgorithm { alg: alg.clone() });
+        }
+        let exp = match parsed.claims.exp {
+            ClaimValue::Absent => None,
+            ClaimValue::Num(exp) if exp.is_finite() => Some(exp),
+            _ => {
+                return Err(VerifyError::InvalidClaim {
+                    claim: "exp",
+                    reason: "must be a number of seconds since the epoch (RFC 7519 §2 NumericDate)",
+                });
+            }
+        };
+        if let Some(exp) = exp
+            && now >= exp + self.leeway
+        {
+            return Err(VerifyError::Expired {
+                exp: exp.floor() as i64,
+                now: now.floor() as i64,
+            });
+        }
+        Ok(exp)
+    }
+}
+
+/// The claims of an answer as the caller's type.
+fn convert<T>(answer: Answer) -> Result<Arc<T>, VerifyError>
+where
+    T: DeserializeOwned + Send + Sync + 'static,
+{
+    let claims = answer?;
+    if TypeId::of::<T>() == TypeId::of::<TokenReviewClaims>() {
+        let any: Arc<dyn Any + Send + Sync> = claims;
+        if let Ok(same) = any.downcast::<T>() {
+            return Ok(same);
+        }
+        unreachable!("the type ids are equal");
+    }
+    let value = serde_json::to_value(&*claims).map_err(|_| VerifyError::ClaimsDecode {
+        message: "the review's claims could not be encoded".into(),
+    })?;
+    serde_json::from_value(value)
+        .map(Arc::new)
+        .map_err(|e| VerifyError::ClaimsDecode {
+            // Never the values: only a missing field's name, as the local verifier does.
+            message: match e.to_string().strip_prefix("missing field `") {
+                Some(rest) => {
+                    format!("missing field `{}", rest.split('`').next().unwrap_or("")) + "`"
+                }
+                None => "a claim has the wrong type or value".into(),
+            },
+        })
+}
+
+impl VerifyToken for TokenReview {
+    fn verify_token<T>(
+        &self,
+        token: &str,
+    ) -> impl std::future::Future<Output = Result<Arc<T>, VerifyError>> + Send
+    where
+        T: DeserializeOwned + Send + Sync + 'static,
+    {
+        self.verify_shared(token)
+    }
+
+    fn verify_token_cached<T>(&self, token: &[u8]) -> Option<Arc<T>>
+    where
+        T: DeserializeOwned + Send + Sync + 'static,
+    {
+        // Only acceptances of `TokenReviewClaims` are answered here: anything else (a refusal, a
+        // conversion) goes through `verify_token`, which finds the same cached answer.
+        if TypeId::of::<T>() != TypeId::of::<TokenReviewClaims>() {
+            return None;
+        }
+        let key = self.check_size(token).ok()?;
+        let claims = self.reviewer.cached(&key, self.reviewer.now())?.ok()?;
+        let any: Arc<dyn Any + Send + Sync> = claims;
+        any.downcast::<T>().ok()
+    }
+}
+
+impl fmt::Debug for TokenReview {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenReview")
+            .field("audiences", &self.audiences())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Configures a [`TokenReview`] verifier; from [`TokenReview::builder`] or
+/// [`InCluster::token_review`](crate::issuers::kubernetes::InCluster::token_review).
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct TokenReviewBuilder {
+    api: ApiServer,
+    audiences: Vec<String>,
+    settings: TokenReviewSettings,
+    clock: SharedClock,
+    max_token_bytes: usize,
+}
+
+impl TokenReviewBuilder {
+    /// Accepts another audience too (all are sent in `spec.audiences`).
+    pub fn with_audience(mut self, audience: impl Into<String>) -> Self {
+        self.audiences.push(audience.into());
+        self
+    }
+
+    /// How long an acceptance is kept (default 30 s; never past the token's `exp`). It bounds how
+    /// long a deleted pod's token keeps working.
+    pub fn with_cache_ttl(mut self, ttl: Duration) -> Self {
+        self.settings.cache_ttl = ttl;
+        self
+    }
+
+    /// How long a refusal is kept (default 5 s; at most the cache TTL).
+    pub fn with_negative_ttl(mut self, ttl: Duration) -> Self {
+        self.settings.negative_ttl = ttl;
+        self
+    }
+
+    /// Every cache and limit setting at once.
+    pub fn with_settings(mut self, settings: TokenReviewSettings) -> Self {
+        self.settings = settings;
+        self
+    }
+
+    /// The clock for cache lifetimes and the `exp` pre-check (default: the system clock).
+    pub fn with_clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// The largest token accepted, in bytes (default 8 KiB).
+    pub fn with_max_token_bytes(mut self, max: usize) -> Self {
+        self.max_token_bytes = max;
+        self
+    }
+
+    /// Checks the settings and builds the verifier. Nothing is sent.
+    pub fn build(self) -> Result<TokenReview, ConfigError> {
+        let mut audiences = self.audiences;
+        audiences.retain(|a| !a.is_empty());
+        if audiences.is_empty() {
+            return Err(ConfigError::NoAudience);
+        }
+        if self.max_token_bytes == 0 {
+            return Err(ConfigError::InvalidSetting {
+                name: "max_token_bytes",
+                reason: "must be positive".into(),
+            });
+        }
+        self.settings.validate()?;
+        Ok(TokenReview {
+            reviewer: Arc::new(Reviewer::new(
+                self.api,
+                audiences,
+                self.settings,
+                self.clock,
+            )),
+            max_token_bytes: self.max_token_bytes,
+            leeway: DEFAULT_LEEWAY.as_secs_f64(),
+        })
+    }
+}
+
+impl fmt::Debug for TokenReviewBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenReviewBuilder")
+            .field("api", &self.api)
+            .field("audiences", &self.audiences)
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An API server's message in a log line or an error's text: at most 256 characters.
+pub(crate) struct Truncated<'a>(pub(crate) &'a str);
+
+impl fmt::Debug for Truncated<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0.char_indices().nth(256) {
+            None => write!(f, "{:?}", self.0),
+            Some((end, _)) => write!(f, "{:?}…", &self.0[..end]),
+        }
+    }
+}

@@ -1,0 +1,484 @@
+//! The review engine behind [`TokenReview`](super::TokenReview) and the object-binding check: the
+//! answer cache, one review in flight per token (detached, so that no caller owns it), a cap on
+//! concurrent reviews, and timeouts.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Semaphore, watch};
+
+use super::api::ApiServer;
+use super::cache::{Answer, AnswerCache};
+use super::error::ReviewError;
+use crate::clock::SharedClock;
+use crate::crypto::Sha256;
+use crate::error::{ConfigError, VerifyError};
+
+/// The default time an accepted token's answer is kept: 30 s.
+///
+/// It bounds how long a token whose pod was deleted keeps working, which is why one uses
+/// TokenReview at all; the API server's webhook authenticator keeps answers 2 min
+/// (`--authentication-token-webhook-cache-ttl`), which is tuned for load, not revocation. At 30 s
+/// a busy client costs the API server 2 reviews per minute per replica.
+pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(30);
+/// The default time a refusal is kept: 5 s, shorter than acceptances (a refused token rarely
+/// becomes valid, but a short TTL bounds the cost of a mistake and of a `nbf` in the future).
+pub const DEFAULT_NEGATIVE_TTL: Duration = Duration::from_secs(5);
+/// The default time between two reviews of one token while the API server cannot answer: 1 s.
+pub const DEFAULT_RETRY_INTERVAL: Duration = Duration::from_secs(1);
+/// The default bound on kept answers.
+pub const DEFAULT_MAX_ENTRIES: usize = 10_000;
+/// The default bound on the bytes of kept answers.
+pub const DEFAULT_MAX_BYTES: usize = 16 * 1024 * 1024;
+/// The default cap on reviews in flight at once, per verifier.
+pub const DEFAULT_MAX_CONCURRENT_REVIEWS: usize = 8;
+/// The default cap on distinct tokens waiting for a review, per verifier.
+pub const DEFAULT_MAX_PENDING_REVIEWS: usize = 1024;
+/// The default time a review may take, waiting for a free slot included.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How TokenReview answers are cached and reviews are limited.
+///
+/// ```
+/// use oidc_bearer::tokenreview::TokenReviewSettings;
+/// use std::time::Duration;
+///
+/// let mut settings = TokenReviewSettings::default();
+/// settings.cache_ttl = Duration::from_secs(10);
+/// assert_eq!(settings.max_concurrent_reviews, 8);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TokenReviewSettings {
+    /// How long an acceptance is kept, never past the token's `exp` (default 30 s). For the
+    /// object-binding check, this is its interval.
+    pub cache_ttl: Duration,
+    /// How long a refusal is kept (default 5 s).
+    pub negative_ttl: Duration,
+    /// How long "could not review" is kept before the token is reviewed again (default 1 s).
+    pub retry_interval: Duration,
+    /// The most answers kept (default 10,000).
+    pub max_entries: usize,
+    /// The most bytes of answers kept, counted as their strings plus a fixed overhead (default
+    /// 16 MiB).
+    pub max_bytes: usize,
+    /// The most reviews in flight at once (default 8); more wait for a slot, within the timeout.
+    pub max_concurrent_reviews: usize,
+    /// The most distinct tokens waiting for a review (default 1,024); beyond, a new token gets 503
+    /// at once.
+    pub max_pending_reviews: usize,
+    /// The time a review may take, waiting for a slot included (default 5 s).
+    pub timeout: Duration,
+}
+
+impl Default for TokenReviewSettings {
+    fn default() -> Self {
+        Self {
+            cache_ttl: DEFAULT_CACHE_TTL,
+            negative_ttl: DEFAULT_NEGATIVE_TTL,
+            retry_interval: DEFAULT_RETRY_INTERVAL,
+            max_entries: DEFAULT_MAX_ENTRIES,
+            max_bytes: DEFAULT_MAX_BYTES,
+            max_concurrent_reviews: DEFAULT_MAX_CONCURRENT_REVIEWS,
+            max_pending_reviews: DEFAULT_MAX_PENDING_REVIEWS,
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
+}
+
+impl TokenReviewSettings {
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |name, reason: &str| {
+            Err(ConfigError::InvalidSetting {
+                name,
+                reason: reason.to_owned(),
+            })
+        };
+        if self.negative_ttl > self.cache_ttl {
+            return bad(
+                "token_review.negative_ttl",
+                "must not exceed cache_ttl (a refusal is kept for less time than an acceptance)",
+            );
+        }
+        if self.max_entries == 0 || self.max_bytes < 4096 {
+            return bad(
+                "token_review.max_entries",
+                "the cache needs at least one entry and 4 KiB",
+            );
+        }
+        if self.max_concurrent_reviews == 0 || self.max_pending_reviews == 0 {
+            return bad(
+                "token_review.max_concurrent_reviews",
+                "must be positive (as must max_pending_reviews)",
+            );
+        }
+        if self.timeout.is_zero() {
+            return bad("token_review.timeout", "must be positive");
+        }
+        Ok(())
+    }
+}
+
+/// Counters of a TokenReview verifier (or of an object-binding check).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TokenReviewStats {
+    /// Reviews sent to the API server.
+    pub reviews: u64,
+    /// Answers found in the cache.
+    pub cache_hits: u64,
+    /// Callers that joined a review already in flight for their token.
+    pub joined: u64,
+    /// Reviews started and not finished (waiting for a slot or in flight).
+    pub pending: usize,
+    /// Reviews waiting for a slot under the concurrency cap.
+    pub waiting_for_slot: usize,
+    /// Answers kept in the cache.
+    pub cached_answers: usize,
+}
+
+/// Where a review in flight publishes its answer.
+type Pending = watch::Receiver<Option<Answer>>;
+
+/// What [`Reviewer::start`] found: an answer, or a review to wait for.
+pub(crate) enum Started {
+    Answer(Answer),
+    Pending(watch::Receiver<Option<Answer>>),
+}
+
+pub(crate) struct Reviewer {
+    api: ApiServer,
+    audiences: Arc<[String]>,
+    settings: TokenReviewSettings,
+    clock: SharedClock,
+    cache: AnswerCache,
+    inflight: Mutex<HashMap<Sha256, (u64, Pending)>>,
+    next_id: AtomicU64,
+    slots: Arc<Semaphore>,
+    reviews: AtomicU64,
+    hits: AtomicU64,
+    joined: AtomicU64,
+    waiting: AtomicUsize,
+    config_log: LogLimit,
+    outage_log: LogLimit,
+    /// When the current outage began (the bits of an `f64`: the first review that failed since
+    /// the API server last answered), or [`NO_OUTAGE`].
+    outage_since: AtomicU64,
+}
+
+const NO_OUTAGE: u64 = u64::MAX;
+
+impl Reviewer {
+    pub(crate) fn new(
+        api: ApiServer,
+        audiences: Vec<String>,
+        settings: TokenReviewSettings,
+        clock: SharedClock,
+    ) -> Self {
+        Self {
+            api,
+            audiences: audiences.into(),
+            cache: AnswerCache::new(settings.max_entries, settings.max_bytes),
+            slots: Arc::new(Semaphore::new(settings.max_concurrent_reviews)),
+            settings,
+            clock,
+            inflight: Mutex::default(),
+            next_id: AtomicU64::new(0),
+            reviews: AtomicU64::new(0),
+            hits: AtomicU64::new(0),
+            joined: AtomicU64::new(0),
+            waiting: AtomicUsize::new(0),
+            config_log: LogLimit::default(),
+            outage_log: LogLimit::default(),
+            outage_since: AtomicU64::new(NO_OUTAGE),
+        }
+    }
+
+    /// When the current outage began (by the clock), if reviews fail since the API server last
+    /// answered.
+    pub(crate) fn outage_since(&self) -> Option<f64> {
+        let bits = self.outage_since.load(Ordering::Relaxed);
+        (bits != NO_OUTAGE).then(|| f64::from_bits(bits))
+    }
+
+    /// Records a review's outcome for [`outage_since`](Self::outage_since).
+    fn record(&self, answered: bool, now: f64) {
+        if answered {
+            if self.outage_since.swap(NO_OUTAGE, Ordering::Relaxed) != NO_OUTAGE {
+                tracing::info!(url = self.api.url(), "TokenReview answers again");
+            }
+        } else {
+            let _ = self.outage_since.compare_exchange(
+                NO_OUTAGE,
+                now.to_bits(),
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
+        }
+    }
+
+    pub(crate) fn audiences(&self) -> &[String] {
+        &self.audiences
+    }
+
+    pub(crate) fn now(&self) -> f64 {
+        self.clock.now().as_secs_f64()
+    }
+
+    /// The cached answer for `key`, if current.
+    pub(crate) fn cached(&self, key: &Sha256, now: f64) -> Option<Answer> {
+        let answer = self.cache.get(key, now)?;
+        self.hits.fetch_add(1, Ordering::Relaxed);
+        Some(answer)
+    }
+
+    /// The answer for `token` (whose cache key is `key` and unverified `exp` is `exp`): cached, or
+    /// from a review this call starts or joins.
+    pub(crate) async fn review(
+        self: &Arc<Self>,
+        key: Sha256,
+        token: &str,
+        exp: Option<f64>,
+    ) -> Answer {
+        if let Some(answer) = self.cached(&key, self.now()) {
+            return answer;
+        }
+        match self.start(key, token, exp) {
+            Started::Answer(answer) => answer,
+            Started::Pending(rx) => wait(rx).await,
+        }
+    }
+
+    /// Starts a review of `token`, or joins the one in flight; the review runs as a task of its
+    /// own and is never cancelled by a caller leaving (Go's `singleflight.DoChan`).
+    pub(crate) fn start(self: &Arc<Self>, key: Sha256, token: &str, exp: Option<f64>) -> Started {
+        let mut inflight = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, rx)) = inflight.get(&key)
+            && rx.has_changed().is_ok()
+        {
+            self.joined.fetch_add(1, Ordering::Relaxed);
+            return Started::Pending(rx.clone());
+        }
+        // A review that finished between the caller's lookup and this lock has cached its answer
+        // before leaving `inflight`: look again rather than review twice.
+        if let Some(answer) = self.cached(&key, self.now()) {
+            return Started::Answer(answer);
+        }
+        if inflight.len() >= self.settings.max_pending_reviews {
+            return Started::Answer(Err(VerifyError::ReviewUnavailable {
+                source: ReviewError::Overloaded {
+                    max_pending: self.settings.max_pending_reviews,
+                },
+            }));
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = watch::channel(None);
+        inflight.insert(key, (id, rx.clone()));
+        drop(inflight);
+        let guard = InflightGuard {
+            reviewer: Arc::clone(self),
+            key,
+            id,
+        };
+        tokio::spawn(run(guard, token.to_owned(), exp, tx));
+        Started::Pending(rx)
+    }
+
+    pub(crate) fn stats(&self) -> TokenReviewStats {
+        TokenReviewStats {
+            reviews: self.reviews.load(Ordering::Relaxed),
+            cache_hits: self.hits.load(Ordering::Relaxed),
+            joined: self.joined.load(Ordering::Relaxed),
+            pending: self
+                .inflight
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .len(),
+            waiting_for_slot: self.waiting.load(Ordering::Relaxed),
+            cached_answers: self.cache.size().0,
+        }
+    }
+
+    /// One review, under the concurrency cap and the timeout.
+    async fn call(
+        &self,
+        token: &str,
+    ) -> Result<Result<super::TokenReviewClaims, VerifyError>, ReviewError> {
+        let timeout = self.settings.timeout;
+        let deadline = Instant::now() + timeout;
+        let slot = {
+            self.waiting.fetch_add(1, Ordering::Relaxed);
+            let _waiting = DecrementOnDrop(&self.waiting);
+            tokio::time::timeout(timeout, Arc::clone(&self.slots).acquire_owned()).await
+        };
+        let Ok(Ok(_slot)) = slot else {
+            return Err(ReviewError::Timeout { timeout });
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        self.reviews.fetch_add(1, Ordering::Relaxed);
+        match tokio::time::timeout(left, self.api.review(token, &self.audiences, left)).await {
+            Ok(result) => result,
+            Err(_) => Err(ReviewError::Timeout { timeout }),
+        }
+    }
+
+    /// Logs a failed review, at most once a minute per kind, with the count suppressed.
+    fn log_failure(&self, error: &ReviewError) {
+        if error.is_configuration() {
+            if let Some(suppressed) = self.config_log.allow() {
+                tracing::error!(
+                    code = error.code(),
+                    %error,
+                    url = self.api.url(),
+                    suppressed,
+                    "TokenReview is misconfigured; requests get 503 until it is fixed"
+                );
+            }
+        } else if let Some(suppressed) = self.outage_log.allow() {
+            tracing::warn!(
+                code = error.code(),
+                %error,
+                url = self.api.url(),
+                suppressed,
+                "TokenReview failed; requests get 503"
+            );
+        }
+    }
+}
+
+/// Waits for a review's answer; a review that ended without one is "unavailable".
+pub(crate) async fn wait(mut rx: watch::Receiver<Option<Answer>>) -> Answer {
+    match rx.wait_for(Option::is_some).await {
+        Ok(answer) => answer.clone().unwrap_or(Err(aborted())),
+        Err(_) => Err(aborted()),
+    }
+}
+
+fn aborted() -> VerifyError {
+    VerifyError::ReviewUnavailable {
+        source: ReviewError::Aborted,
+    }
+}
+
+/// The detached review: its answer is cached before it leaves `inflight`, then published.
+async fn run(
+    guard: InflightGuard,
+    token: String,
+    exp: Option<f64>,
+    tx: watch::Sender<Option<Answer>>,
+) {
+    let reviewer = &guard.reviewer;
+    let settings = &reviewer.settings;
+    let result = reviewer.call(&token).await;
+    drop(token);
+    let now = reviewer.now();
+    reviewer.record(result.is_ok(), now);
+    let (answer, expires_at) = match result {
+        Ok(Ok(claims)) => {
+            let until = now + settings.cache_ttl.as_secs_f64();
+            // Never past the token's own expiry: the API server would refuse it then.
+            (
+                Ok(Arc::new(claims)),
+                exp.map_or(until, |exp| until.min(exp)),
+            )
+        }
+        Ok(Err(refusal)) => (Err(refusal), now + settings.negative_ttl.as_secs_f64()),
+        Err(error) => {
+            reviewer.log_failure(&error);
+            let until = now + settings.retry_interval.as_secs_f64();
+            (Err(VerifyError::ReviewUnavailable { source: error }), until)
+        }
+    };
+    reviewer
+        .cache
+        .insert(guard.key, answer.clone(), expires_at, now);
+    drop(guard);
+    let _ = tx.send(Some(answer));
+}
+
+/// Removes a review from `inflight` when it ends, however it ends.
+struct InflightGuard {
+    reviewer: Arc<Reviewer>,
+    key: Sha256,
+    id: u64,
+}
+
+impl Drop for InflightGuard {
+    fn drop(&mut self) {
+        let mut inflight = self
+            .reviewer
+            .inflight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if inflight
+            .get(&self.key)
+            .is_some_and(|(id, _)| *id == self.id)
+        {
+            inflight.remove(&self.key);
+        }
+    }
+}
+
+struct DecrementOnDrop<'a>(&'a AtomicUsize);
+
+impl Drop for DecrementOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// At most one log line per [`LogLimit::INTERVAL`], with the number of lines suppressed since.
+#[derive(Default)]
+pub(crate) struct LogLimit {
+    last: Mutex<Option<Instant>>,
+    suppressed: AtomicU64,
+}
+
+impl LogLimit {
+    const INTERVAL: Duration = Duration::from_secs(60);
+
+    /// `Some(suppressed)` when a line may be logged now.
+    pub(crate) fn allow(&self) -> Option<u64> {
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        if last.is_some_and(|at| now.duration_since(at) < Self::INTERVAL) {
+            self.suppressed.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        *last = Some(now);
+        Some(self.suppressed.swap(0, Ordering::Relaxed))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_lines_are_limited_and_count_what_they_suppress() {
+        let limit = LogLimit::default();
+        assert_eq!(limit.allow(), Some(0));
+        assert_eq!(limit.allow(), None);
+        assert_eq!(limit.allow(), None);
+        *limit.last.lock().unwrap() = Instant::now().checked_sub(LogLimit::INTERVAL);
+        assert_eq!(limit.allow(), Some(2));
+    }
+
+    #[test]
+    fn settings_are_checked() {
+        assert!(TokenReviewSettings::default().validate().is_ok());
+        let cases: [fn(&mut TokenReviewSettings); 4] = [
+            |s| s.negative_ttl = s.cache_ttl + Duration::from_secs(1),
+            |s| s.max_entries = 0,
+            |s| s.max_concurrent_reviews = 0,
+            |s| s.timeout = Duration::ZERO,
+        ];
+        for change in cases {
+            let mut settings = TokenReviewSettings::default();
+            change(&mut settings);
+            assert_eq!(settings.validate().unwrap_err().code(), "invalid_setting");
+        }
+    }
+}

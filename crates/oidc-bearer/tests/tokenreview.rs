@@ -1,0 +1,497 @@
+//! The TokenReview verifier against the testing crate's API-server stand-in on 127.0.0.1: every
+//! answer mapping, the answer cache (hits, TTLs, the `exp` bound, bounds), single flight, the
+//! concurrency cap, cancellation, and the HTTP layer's statuses.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::get;
+use oidc_bearer::clock::{Clock as _, ManualClock};
+use oidc_bearer::issuers::kubernetes::InCluster;
+use oidc_bearer::policy::AuthorizeLayer;
+use oidc_bearer::tokenreview::{
+    ReviewError, TokenReview, TokenReviewBuilder, TokenReviewClaims, TokenReviewSettings,
+};
+use oidc_bearer::{BearerAuthLayer, Claims, VerifyError, VerifyToken};
+use oidc_bearer_testing::{TestIssuer, TokenBuilder, TokenReviews};
+use serde_json::json;
+
+const AUD: &str = "my-service";
+
+struct Cluster {
+    issuer: TestIssuer,
+    reviews: TokenReviews,
+    token_path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    async fn start() -> Self {
+        let issuer = TestIssuer::start().await;
+        let reviews = issuer.token_reviews();
+        let dir = tempfile::tempdir().unwrap();
+        let token_path = dir.path().join("token");
+        std::fs::write(&token_path, reviews.caller_token()).unwrap();
+        Self {
+            issuer,
+            reviews,
+            token_path,
+            _dir: dir,
+        }
+    }
+
+    fn in_cluster(&self) -> InCluster {
+        InCluster::new()
+            .with_api_server(self.reviews.api_server_url())
+            .with_token_path(&self.token_path)
+            .without_ca()
+    }
+
+    fn builder(&self) -> TokenReviewBuilder {
+        self.in_cluster().token_review(AUD).unwrap()
+    }
+
+    fn review(&self) -> TokenReview {
+        self.builder().build().unwrap()
+    }
+
+    fn token(&self) -> TokenBuilder {
+        self.issuer.token().kubernetes("prod", "billing").aud(AUD)
+    }
+}
+
+fn code<T>(result: &Result<T, VerifyError>) -> &'static str {
+    match result {
+        Ok(_) => "ok",
+        Err(e) => e.code(),
+    }
+}
+
+fn source(result: Result<TokenReviewClaims, VerifyError>) -> ReviewError {
+    match result {
+        Err(VerifyError::ReviewUnavailable { source }) => source,
+        other => panic!("expected ReviewUnavailable, got {other:?}"),
+    }
+}
+
+/// Polls a condition that a detached task makes true (no fixed sleep: it returns as soon as it
+/// holds, and fails after 10 s).
+async fn until(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !condition() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+#[tokio::test]
+async fn an_accepted_token_gives_typed_claims_and_is_reviewed_once() {
+    let cluster = Cluster::start().await;
+    let review = cluster.review();
+    let builder = cluster.token();
+    let claims = builder.claims();
+    let token = builder.sign();
+    let got = review.verify(&token).await.unwrap();
+    let k8s = &claims["kubernetes.io"];
+    let sa = got.service_account().unwrap();
+    assert_eq!((sa.namespace, sa.name), ("prod", "billing"));
+    assert_eq!(sa.uid, k8s["serviceaccount"]["uid"]);
+    assert_eq!(got.pod_name(), k8s["pod"]["name"].as_str());
+    assert_eq!(got.pod_uid(), k8s["pod"]["uid"].as_str());
+    assert_eq!(got.node_name(), Some("node-1"));
+    assert_eq!(
+        got.credential_id().unwrap(),
+        format!("JTI={}", claims["jti"].as_str().unwrap())
+    );
+    assert_eq!(got.audiences, [AUD]);
+    assert!(
+        got.groups
+            .contains(&"system:serviceaccounts:prod".to_owned())
+    );
+    // What was sent: the token and our audiences.
+    let spec = cluster.reviews.last_spec().unwrap();
+    assert_eq!(spec, json!({"token": token, "audiences": [AUD]}));
+
+    // Cached: no second review, the synchronous path answers, the same `Arc`.
+    let a = review
+        .verify_shared::<TokenReviewClaims>(&token)
+        .await
+        .unwrap();
+    let b = review
+        .verify_token_cached::<TokenReviewClaims>(token.as_bytes())
+        .unwrap();
+    assert!(Arc::ptr_eq(&a, &b));
+    assert_eq!(cluster.reviews.calls(), 1);
+    assert_eq!(review.stats().reviews, 1);
+    // Other claim types are decoded from the claims' JSON.
+    let value: Arc<serde_json::Value> = review.verify_shared(&token).await.unwrap();
+    assert_eq!(value["username"], "system:serviceaccount:prod:billing");
+    assert!(
+        review
+            .verify_token_cached::<serde_json::Value>(token.as_bytes())
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn refusals_are_401_with_the_api_servers_error_kept() {
+    let cluster = Cluster::start().await;
+    let review = cluster.review();
+    let revoked = cluster.token().sign();
+    cluster.reviews.delete_bound_object(&revoked);
+    let result = review.verify(&revoked).await;
+    assert_eq!(
+        result,
+        Err(VerifyError::ReviewRefused {
+            error: Some(
+                "[invalid bearer token, service account token has been invalidated]".into()
+            )
+        })
+    );
+    assert!(!result.unwrap_err().is_unavailable());
+    let other_audience = cluster
+        .issuer
+        .token()
+        .kubernetes("prod", "billing")
+        .aud("other")
+        .sign();
+    let Err(VerifyError::ReviewRefused { error: Some(error) }) =
+        review.verify(&other_audience).await
+    else {
+        panic!("refusal expected")
+    };
+    assert!(
+        error.contains("is invalid for the target audiences"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn authenticated_answers_must_name_one_of_our_audiences() {
+    let cluster = Cluster::start().await;
+    let review = cluster.builder().with_audience("second").build().unwrap();
+    let user = json!({"username": "system:serviceaccount:prod:billing"});
+    let rows = [
+        (json!(["second", "x"]), "ok"),
+        (json!(["x"]), "audience_mismatch"),
+        (json!([]), "audience_mismatch"),
+        (json!(null), "audience_mismatch"),
+    ];
+    for (audiences, expected) in rows {
+        cluster.reviews.answer_with(Some(json!({
+            "authenticated": true, "user": user, "audiences": audiences,
+        })));
+        let result = review.verify(&cluster.token().sign()).await;
+        assert_eq!(code(&result), expected, "{audiences}");
+        if let Ok(claims) = result {
+            assert_eq!(claims.audiences, ["second"]);
+        }
+    }
+    // Authenticated without a user: not trusted, 503.
+    cluster
+        .reviews
+        .answer_with(Some(json!({"authenticated": true, "audiences": [AUD]})));
+    let error = source(review.verify(&cluster.token().sign()).await);
+    assert_eq!(error.code(), "review_invalid_response");
+}
+
+#[tokio::test]
+async fn api_server_failures_are_503_and_never_an_acceptance() {
+    let cluster = Cluster::start().await;
+    let review = cluster.review();
+    for status in [500, 503, 429] {
+        cluster.reviews.fail_with(Some(status));
+        let error = source(review.verify(&cluster.token().sign()).await);
+        assert_eq!(error, ReviewError::Status { status });
+        assert!(!error.is_configuration());
+    }
+    cluster.reviews.fail_with(Some(404));
+    let error = source(review.verify(&cluster.token().sign()).await);
+    assert!(
+        error.is_configuration(),
+        "a wrong URL is a configuration mistake"
+    );
+    cluster.reviews.fail_with(None);
+
+    // Our own credentials refused: a configuration error.
+    cluster.reviews.forbid_callers(true);
+    let error = source(review.verify(&cluster.token().sign()).await);
+    assert_eq!(error, ReviewError::Unauthorized { status: 403 });
+    assert!(error.is_configuration());
+    cluster.reviews.forbid_callers(false);
+    std::fs::write(&cluster.token_path, cluster.token().sign()).unwrap();
+    let error = source(review.verify(&cluster.token().sign()).await);
+    assert_eq!(error, ReviewError::Unauthorized { status: 401 });
+    // The rotated credential is read at the next review.
+    std::fs::write(&cluster.token_path, cluster.reviews.caller_token()).unwrap();
+    assert!(review.verify(&cluster.token().sign()).await.is_ok());
+
+    cluster.issuer.stop_listening().await;
+    let error = source(review.verify(&cluster.token().sign()).await);
+    assert_eq!(error.code(), "review_transport");
+}
+
+#[tokio::test]
+async fn malformed_or_expired_tokens_are_refused_without_a_review() {
+    let cluster = Cluster::start().await;
+    let review = cluster
+        .builder()
+        .with_max_token_bytes(4096)
+        .build()
+        .unwrap();
+    let rows = [
+        ("garbage".to_owned(), "malformed"),
+        ("a.b.c".to_owned(), "malformed"),
+        (cluster.token().sign_none(), "malformed"),
+        (
+            cluster.token().header("alg", json!("none")).sign(),
+            "unsupported_algorithm",
+        ),
+        (
+            cluster.token().sign_hmac("HS256", &[7; 32]),
+            "unsupported_algorithm",
+        ),
+        (cluster.token().expires_in(-120).sign(), "expired"),
+        (
+            cluster.token().claim("exp", json!("soon")).sign(),
+            "invalid_claim",
+        ),
+        (
+            cluster.token().claim("pad", json!("x".repeat(5000))).sign(),
+            "token_too_large",
+        ),
+    ];
+    for (token, expected) in rows {
+        assert_eq!(code(&review.verify(&token).await), expected);
+    }
+    assert_eq!(cluster.reviews.calls(), 0);
+}
+
+#[tokio::test]
+async fn answers_are_kept_for_their_ttl_never_past_exp_and_refusals_shorter() {
+    let cluster = Cluster::start().await;
+    let clock = ManualClock::new();
+    let review = cluster
+        .builder()
+        .with_clock(clock.clone())
+        .with_cache_ttl(Duration::from_secs(30))
+        .with_negative_ttl(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let calls = || cluster.reviews.calls();
+
+    let token = cluster.token().sign();
+    review.verify(&token).await.unwrap();
+    clock.advance(Duration::from_secs(29));
+    review.verify(&token).await.unwrap();
+    assert_eq!(calls(), 1, "within the TTL: cached");
+    clock.advance(Duration::from_secs(2));
+    review.verify(&token).await.unwrap();
+    assert_eq!(calls(), 2, "past the TTL: reviewed again");
+
+    // A token expiring in 10 s (by the verifier's clock) is kept 10 s, not 30.
+    let now = clock.now().as_secs() as i64;
+    let short = cluster.token().exp(now + 10).sign();
+    review.verify(&short).await.unwrap();
+    clock.advance(Duration::from_secs(9));
+    review.verify(&short).await.unwrap();
+    assert_eq!(calls(), 3);
+    clock.advance(Duration::from_secs(2));
+    assert!(
+        review
+            .verify_token_cached::<TokenReviewClaims>(short.as_bytes())
+            .is_none()
+    );
+    review.verify(&short).await.unwrap();
+    assert_eq!(calls(), 4, "past exp: not served from the cache");
+
+    let revoked = cluster.token().sign();
+    cluster.reviews.delete_bound_object(&revoked);
+    assert_eq!(code(&review.verify(&revoked).await), "review_refused");
+    clock.advance(Duration::from_secs(4));
+    assert_eq!(code(&review.verify(&revoked).await), "review_refused");
+    assert_eq!(calls(), 5, "within the negative TTL: cached");
+    clock.advance(Duration::from_secs(2));
+    assert_eq!(code(&review.verify(&revoked).await), "review_refused");
+    assert_eq!(calls(), 6);
+}
+
+#[tokio::test]
+async fn the_cache_is_bounded_in_entries_and_bytes() {
+    let cluster = Cluster::start().await;
+    let mut settings = TokenReviewSettings::default();
+    settings.max_entries = 2;
+    let review = cluster.builder().with_settings(settings).build().unwrap();
+    let tokens: Vec<String> = (0..3).map(|_| cluster.token().sign()).collect();
+    for token in &tokens {
+        review.verify(token).await.unwrap();
+    }
+    assert_eq!(review.stats().cached_answers, 2);
+    review.verify(&tokens[2]).await.unwrap();
+    assert_eq!(cluster.reviews.calls(), 3, "the newest is kept");
+    review.verify(&tokens[0]).await.unwrap();
+    assert_eq!(cluster.reviews.calls(), 4, "the oldest was evicted");
+
+    // Bytes: each answer here weighs well over 1 KiB (a long user name), so 4 KiB keeps two.
+    let mut settings = TokenReviewSettings::default();
+    settings.max_bytes = 4096;
+    let review = cluster.builder().with_settings(settings).build().unwrap();
+    let long = format!("system:serviceaccount:prod:{}", "n".repeat(1500));
+    cluster.reviews.answer_with(Some(json!({
+        "authenticated": true, "user": {"username": long}, "audiences": [AUD],
+    })));
+    for _ in 0..5 {
+        review.verify(&cluster.token().sign()).await.unwrap();
+    }
+    assert_eq!(review.stats().cached_answers, 2);
+}
+
+#[tokio::test]
+async fn concurrent_requests_with_one_token_share_one_review() {
+    let cluster = Cluster::start().await;
+    let review = cluster.review();
+    let token = cluster.token().sign();
+    let hold = cluster.reviews.hold();
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let (review, token) = (review.clone(), token.clone());
+            tokio::spawn(async move { review.verify(&token).await })
+        })
+        .collect();
+    cluster.reviews.wait_for_calls(1).await;
+    until("all callers to join", || review.stats().joined == 19).await;
+    drop(hold);
+    for task in tasks {
+        assert!(task.await.unwrap().is_ok());
+    }
+    assert_eq!(cluster.reviews.calls(), 1);
+}
+
+#[tokio::test]
+async fn reviews_beyond_the_cap_wait_for_a_slot() {
+    let cluster = Cluster::start().await;
+    let mut settings = TokenReviewSettings::default();
+    settings.max_concurrent_reviews = 2;
+    let review = cluster.builder().with_settings(settings).build().unwrap();
+    let hold = cluster.reviews.hold();
+    let tasks: Vec<_> = (0..5)
+        .map(|_| {
+            let (review, token) = (review.clone(), cluster.token().sign());
+            tokio::spawn(async move { review.verify(&token).await })
+        })
+        .collect();
+    cluster.reviews.wait_for_calls(2).await;
+    until("three reviews waiting for a slot", || {
+        review.stats().waiting_for_slot == 3
+    })
+    .await;
+    assert_eq!(cluster.reviews.calls(), 2, "only two reviews in flight");
+    drop(hold);
+    for task in tasks {
+        assert!(task.await.unwrap().is_ok());
+    }
+    assert_eq!(cluster.reviews.calls(), 5);
+}
+
+#[tokio::test]
+async fn a_review_outlives_the_requests_that_wait_for_it() {
+    let cluster = Cluster::start().await;
+    let review = cluster.review();
+    let token = cluster.token().sign();
+    let hold = cluster.reviews.hold();
+    let tasks: Vec<_> = (0..10)
+        .map(|_| {
+            let (review, token) = (review.clone(), token.clone());
+            tokio::spawn(async move { review.verify(&token).await })
+        })
+        .collect();
+    cluster.reviews.wait_for_calls(1).await;
+    for task in &tasks {
+        task.abort();
+    }
+    for task in tasks {
+        assert!(task.await.unwrap_err().is_cancelled());
+    }
+    drop(hold);
+    // The review went on: this call joins it or finds its answer, and nothing was sent again.
+    review.verify(&token).await.unwrap();
+    until("the review to finish", || review.stats().pending == 0).await;
+    review.verify(&token).await.unwrap();
+    assert_eq!(cluster.reviews.calls(), 1);
+    assert_eq!(review.stats().reviews, 1);
+}
+
+#[tokio::test]
+async fn reviews_time_out_and_pending_reviews_are_capped() {
+    let cluster = Cluster::start().await;
+    let mut settings = TokenReviewSettings::default();
+    settings.timeout = Duration::from_millis(300);
+    settings.max_pending_reviews = 1;
+    let review = cluster.builder().with_settings(settings).build().unwrap();
+    let hold = cluster.reviews.hold();
+    let first = tokio::spawn({
+        let (review, token) = (review.clone(), cluster.token().sign());
+        async move { review.verify(&token).await }
+    });
+    cluster.reviews.wait_for_calls(1).await;
+    let error = source(review.verify(&cluster.token().sign()).await);
+    assert_eq!(error, ReviewError::Overloaded { max_pending: 1 });
+    let error = source(first.await.unwrap());
+    assert_eq!(error.code(), "review_timeout");
+    drop(hold);
+}
+
+async fn whoami(Claims(claims): Claims<TokenReviewClaims>) -> String {
+    claims.username.clone()
+}
+
+#[tokio::test]
+async fn through_the_layer_200_401_403_and_503_with_retry_after() {
+    let cluster = Cluster::start().await;
+    let review = cluster.review();
+    let app: Router = Router::new()
+        .route("/whoami", get(whoami))
+        .route_layer(AuthorizeLayer::namespaces(["prod"]).claims::<TokenReviewClaims>())
+        .route_layer(BearerAuthLayer::new(review).claims::<TokenReviewClaims>());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/whoami", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let client = reqwest::Client::new();
+    let get = |token: String| client.get(&url).bearer_auth(token).send();
+
+    let ok = get(cluster.token().sign()).await.unwrap();
+    assert_eq!(ok.status(), 200);
+    assert_eq!(
+        ok.text().await.unwrap(),
+        "system:serviceaccount:prod:billing"
+    );
+    let other_ns = cluster
+        .issuer
+        .token()
+        .kubernetes("dev", "billing")
+        .aud(AUD)
+        .sign();
+    assert_eq!(get(other_ns).await.unwrap().status(), 403);
+    let revoked = cluster.token().sign();
+    cluster.reviews.delete_bound_object(&revoked);
+    let refused = get(revoked).await.unwrap();
+    assert_eq!(refused.status(), 401);
+    let challenge = refused.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(challenge.contains("refused by the cluster"), "{challenge}");
+    assert!(
+        !refused.text().await.unwrap().contains("invalidated"),
+        "the API server's error stays in the logs"
+    );
+    cluster.reviews.set_down(true);
+    let down = get(cluster.token().sign()).await.unwrap();
+    assert_eq!(down.status(), 503);
+    assert!(down.headers().contains_key("retry-after"));
+}
