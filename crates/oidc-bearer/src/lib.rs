@@ -57,6 +57,7 @@ mod fetch;
 pub mod issuers;
 pub mod keys;
 pub mod layer;
+pub mod metrics;
 pub mod policy;
 pub mod rejection;
 mod token;

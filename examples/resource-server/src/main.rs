@@ -7,15 +7,24 @@
 //! Environment: `ID_ISSUER` (issuer URL; unset = embedded test issuer on loopback), `JWT_AUDIENCE`
 //! (default `resource-server`), `PORT` (default 8080; 0 picks a free port), `HOST` (default 127.0.0.1;
 //! containers set 0.0.0.0), `TOKEN_FILE` (embedded mode: where the minted token is written and rewritten
-//! every 30 s; default `$TMPDIR/oidc-bearer-demo/token`).
+//! every 30 s; default `$TMPDIR/oidc-bearer-demo/token`), `JWT_TYP` (e.g. `at+jwt`: require this header
+//! `typ`, RFC 9068 §4; unset: any).
+//!
+//! `GET /metrics` serves the library's metrics as Prometheus text (docs/metrics.md).
+//!
+//! Log levels (`RUST_LOG`, default `info`): a refused token is INFO (`bearer token rejected`, with
+//! its code), a request without a token DEBUG, issuer keys unavailable WARN, a configuration the
+//! library cannot use ERROR; each verification has a DEBUG span `oidc_bearer.verify`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use oidc_bearer::claims::WithPayload;
 use oidc_bearer::{BearerAuthLayer, Claims, Verifier};
 use oidc_bearer_testing::TestIssuer;
@@ -45,13 +54,40 @@ async fn private(Claims(claims): Claims<WithPayload>) -> Response {
     .into_response()
 }
 
-/// The app: `/` open, `/private` behind the bearer layer. `route_layer` guards only the routes added
-/// before it, and keeps unknown paths 404 rather than 401.
-fn app(verifier: Verifier) -> Router {
+/// The app: `/` open, `/private` behind the bearer layer, `/metrics` for Prometheus. `route_layer`
+/// guards only the routes added before it, and keeps unknown paths 404 rather than 401.
+fn app(verifier: Verifier, metrics: PrometheusHandle) -> Router {
+    // The Prometheus text exposition format, version 0.0.4.
+    let scrape = move || {
+        let text = metrics.render();
+        async move { ([(CONTENT_TYPE, "text/plain; version=0.0.4")], text) }
+    };
     Router::new()
         .route("/private", get(private))
         .route_layer(BearerAuthLayer::new(verifier).claims::<WithPayload>())
         .route("/", get(exposed))
+        .route("/metrics", get(scrape))
+}
+
+/// Installs the Prometheus recorder, with buckets for the verification-time histogram (a summary
+/// otherwise), and keeps its histograms drained.
+fn install_metrics() -> Result<PrometheusHandle, Box<dyn std::error::Error>> {
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            Matcher::Full("oidc_bearer_verify_duration_seconds".into()),
+            &[25e-6, 50e-6, 100e-6, 250e-6, 1e-3, 10e-3, 100e-3, 1.0, 10.0],
+        )?
+        .install_recorder()?;
+    oidc_bearer::metrics::describe();
+    let upkeep = handle.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            upkeep.run_upkeep();
+        }
+    });
+    Ok(handle)
 }
 
 fn env(name: &str) -> Option<String> {
@@ -68,7 +104,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_writer(std::io::stderr)
         .init();
 
+    let metrics = install_metrics()?;
     let audience = env("JWT_AUDIENCE").unwrap_or_else(|| "resource-server".to_owned());
+    let typ = env("JWT_TYP");
     let host = env("HOST").unwrap_or_else(|| "127.0.0.1".to_owned());
     let port: u16 = env("PORT").map_or(Ok(8080), |p| p.parse())?;
 
@@ -82,7 +120,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
 
     // Construction never contacts the issuer: the server starts even when it is down.
-    let verifier = Verifier::new(issuer_url.clone(), audience.clone())?;
+    let mut builder = Verifier::builder(issuer_url.clone(), audience.clone());
+    if let Some(typ) = &typ {
+        // RFC 9068 §4: an access token says `typ: at+jwt`; requiring it keeps the provider's ID
+        // tokens, which may carry the same audience, out.
+        builder = builder.with_required_typ(typ);
+    }
+    let verifier = builder.build()?;
     // Warm the key cache in the background, retrying until the issuer answers, so the server starts
     // accepting tokens as soon as the issuer is reachable (requests meanwhile get 503).
     let warm = verifier.clone();
@@ -106,7 +150,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let token_file = env("TOKEN_FILE")
             .map(PathBuf::from)
             .unwrap_or_else(|| std::env::temp_dir().join("oidc-bearer-demo").join("token"));
-        let token = mint(issuer, &audience, &token_file)?;
+        let token = mint(issuer, &audience, typ.as_deref(), &token_file)?;
         println!();
         println!(
             "Embedded test issuer at {issuer_url}; a token for audience {audience:?} is in {}",
@@ -124,27 +168,36 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             tick.tick().await;
             loop {
                 tick.tick().await;
-                if let Err(error) = mint(&issuer, &audience, &token_file) {
+                if let Err(error) = mint(&issuer, &audience, typ.as_deref(), &token_file) {
                     tracing::warn!(%error, "could not rewrite the token file");
                 }
             }
         });
     }
 
-    axum::serve(listener, app(verifier))
+    axum::serve(listener, app(verifier, metrics))
         .with_graceful_shutdown(shutdown())
         .await?;
     println!("shut down");
     Ok(())
 }
 
-/// Mints a token and writes it atomically (write a temporary file, rename over the old one).
-fn mint(issuer: &TestIssuer, audience: &str, path: &std::path::Path) -> std::io::Result<String> {
-    let token = issuer
+/// Mints a token (with header `typ` if given) and writes it atomically (write a temporary file,
+/// rename over the old one).
+fn mint(
+    issuer: &TestIssuer,
+    audience: &str,
+    typ: Option<&str>,
+    path: &std::path::Path,
+) -> std::io::Result<String> {
+    let mut token = issuer
         .token()
         .kubernetes("default", "workload-client")
-        .aud(audience)
-        .sign();
+        .aud(audience);
+    if let Some(typ) = typ {
+        token = token.header("typ", typ.into());
+    }
+    let token = token.sign();
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }

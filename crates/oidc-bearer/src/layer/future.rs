@@ -100,6 +100,7 @@ fn reject<B, R: RejectionResponse<B>>(rejection: &R, reason: AuthRejection) -> R
             tracing::info!(code = other.code(), status = other.status().as_u16(), reason = %other, "bearer token rejected");
         }
     }
+    crate::metrics::request_refused(reason.code());
     let mut response = rejection.response(&reason);
     response.extensions_mut().insert(reason);
     response
@@ -126,6 +127,7 @@ where
                     let result = ready!(verify.as_mut().poll(cx));
                     match result {
                         Ok(claims) => {
+                            crate::metrics::request_accepted();
                             let mut req = req.take().expect("polled after completion");
                             // Decoded once per request, shared with handlers.
                             req.extensions_mut().insert(Claims::<T>(claims));
