@@ -4,6 +4,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
+use std::time::Duration;
 
 use http::{Request, Response};
 use pin_project_lite::pin_project;
@@ -11,6 +12,7 @@ use tower_service::Service;
 
 use super::Claims;
 use crate::error::VerifyError;
+use crate::log_limit::LogLimit;
 use crate::rejection::{AuthRejection, RejectionResponse};
 
 type VerifyFuture<T> = Pin<Box<dyn Future<Output = Result<Arc<T>, VerifyError>> + Send>>;
@@ -84,7 +86,15 @@ where
     }
 }
 
-/// Builds the rejection response, records why in its extensions, and traces it (never the token).
+/// At most one "bearer token rejected" line per period: a client (or an attacker) chooses how often
+/// its token is refused, and a line per refusal cost more than the refusal itself. The typed reason
+/// still goes with every response.
+static REJECTED_LOG: LogLimit = LogLimit::new(Duration::from_secs(10));
+/// At most one "issuer keys unavailable" line per period (an outage refuses every request).
+static UNAVAILABLE_LOG: LogLimit = LogLimit::new(Duration::from_secs(10));
+
+/// Builds the rejection response, records why in its extensions, and traces it (never the token):
+/// refusals at INFO and outages at WARN, each at most once per 10 s with the count suppressed.
 fn reject<B, R: RejectionResponse<B>>(rejection: &R, reason: AuthRejection) -> Response<B> {
     match &reason {
         AuthRejection::MissingToken => {
@@ -94,10 +104,18 @@ fn reject<B, R: RejectionResponse<B>>(rejection: &R, reason: AuthRejection) -> R
             );
         }
         AuthRejection::Unavailable(error) => {
-            tracing::warn!(code = reason.code(), %error, "token not verifiable: issuer keys unavailable");
+            if tracing::enabled!(tracing::Level::WARN)
+                && let Some(suppressed) = UNAVAILABLE_LOG.allow()
+            {
+                tracing::warn!(code = reason.code(), %error, suppressed, "token not verifiable: issuer keys unavailable (one line per 10 s; `suppressed` since the last)");
+            }
         }
         other => {
-            tracing::info!(code = other.code(), status = other.status().as_u16(), reason = %other, "bearer token rejected");
+            if tracing::enabled!(tracing::Level::INFO)
+                && let Some(suppressed) = REJECTED_LOG.allow()
+            {
+                tracing::info!(code = other.code(), status = other.status().as_u16(), reason = %other, suppressed, "bearer token rejected (one line per 10 s; `suppressed` since the last)");
+            }
         }
     }
     crate::metrics::request_refused(reason.code());
