@@ -322,6 +322,8 @@ struct Rejects {
     bad_signature: String,
     forged_kid: Vec<String>,
     next_forged: std::cell::Cell<usize>,
+    /// `verifier` behind `BearerAuth`, for the refusal's cost through the layer.
+    layered: tower::util::BoxCloneService<http::Request<()>, http::Response<String>, Infallible>,
 }
 
 impl Rejects {
@@ -332,6 +334,17 @@ impl Rejects {
             .with_key_set(StaticKeySet::new(Jwks::from_json(&jwks_json).unwrap()))
             .build()
             .unwrap();
+        let layered = {
+            use tower::{Layer as _, ServiceExt as _};
+            let inner = tower::service_fn(|req: http::Request<()>| async move {
+                black_box(&req);
+                Ok::<_, Infallible>(http::Response::new(String::new()))
+            });
+            oidc_bearer::BearerAuthLayer::new(verifier.clone())
+                .claims::<WorkloadClaims>()
+                .layer(inner)
+                .boxed_clone()
+        };
         // Forged kids go through the real remote key set: the first loads the keys, the rest
         // fall inside the refresh cooldown (the clock does not move), so none may fetch.
         let forged_kid_verifier = Verifier::builder(issuer.issuer(), AUD)
@@ -364,6 +377,7 @@ impl Rejects {
                 })
                 .collect(),
             next_forged: std::cell::Cell::new(0),
+            layered,
             verifier,
             forged_kid_verifier,
             _issuer: issuer,
@@ -377,7 +391,22 @@ impl Rejects {
             assert_eq!(rejects.reject(token).code(), code);
         }
         assert_eq!(rejects.forged().code(), "unknown_key");
+        assert_eq!(rejects.layered_refusal(), http::StatusCode::UNAUTHORIZED);
         rejects
+    }
+
+    /// The bad-signature token through `BearerAuth`: the request a flood of forged tokens makes.
+    fn layered_refusal(&self) -> http::StatusCode {
+        use tower::Service as _;
+        let mut request = http::Request::new(());
+        request.headers_mut().insert(
+            http::header::AUTHORIZATION,
+            http::HeaderValue::try_from(format!("Bearer {}", self.bad_signature)).unwrap(),
+        );
+        let request = black_box(request);
+        now_or_never(self.layered.clone().call(request))
+            .unwrap()
+            .status()
     }
 
     fn reject(&self, token: &str) -> VerifyError {
@@ -556,6 +585,12 @@ fn table(cases: &[Case], rejects: &Rejects, rounds: usize, window: Duration) {
             &mut || {
                 black_box(rejects.forged());
             },
+            &mut || {
+                black_box(rejects.layered_refusal());
+            },
+            &mut || {
+                black_box(rs256.signature_only());
+            },
         ],
     );
     let us = |x: f64| format!("{:.3} µs", 1e6 / x);
@@ -567,6 +602,12 @@ fn table(cases: &[Case], rejects: &Rejects, rounds: usize, window: Duration) {
     println!("  oversized (64 KiB)     {}", us(r[3]));
     println!("  bad base64             {}", us(r[4]));
     println!("  forged kid             {}", us(r[5]));
+    println!(
+        "  bad signature through BearerAuth {} (signature check alone {}: the rest is {:.3} µs)",
+        us(r[6]),
+        us(r[7]),
+        1e6 / r[6] - 1e6 / r[7]
+    );
 
     let layer = LayerCase::new(rs256);
     let r = interleaved(
@@ -605,6 +646,16 @@ fn table(cases: &[Case], rejects: &Rejects, rounds: usize, window: Duration) {
 
 fn main() {
     let _ = jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER.install_default();
+    // With feature `metrics`, a real exporter records what the library emits (the cost measured is
+    // that of a service scraped by Prometheus, not of the facade's no-op recorder).
+    #[cfg(feature = "metrics")]
+    let _metrics = {
+        let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
+            .install_recorder()
+            .unwrap();
+        println!("metrics: on (Prometheus recorder installed)");
+        handle
+    };
     let args: Vec<String> = std::env::args().collect();
     // `cargo test --benches` runs this binary with `--test`: check that it works, quickly.
     let testing = args.iter().any(|a| a == "--test");
@@ -634,6 +685,28 @@ fn main() {
         "token bytes (Kubernetes-shaped claims): {}",
         sizes.join(", ")
     );
+    // `refusal-profile N`: N bad-signature requests through the layer and nothing else, for
+    // `valgrind --tool=callgrind` (instruction counts, since there is no PMU here).
+    if let Some(n) = args
+        .iter()
+        .position(|a| a == "refusal-profile")
+        .and_then(|i| args.get(i + 1)?.parse::<usize>().ok())
+    {
+        for _ in 0..n {
+            black_box(rejects.layered_refusal());
+        }
+        return;
+    }
+    // `sig-only`: the RS256 signature check alone, in µs (best of 5 rounds of 200 ms), for
+    // scripts/load-refusal.sh.
+    if args.iter().any(|a| a == "sig-only") {
+        let case = &cases[0];
+        let rounds = (0..5).map(|_| rate(Duration::from_millis(200), || case.signature_only()));
+        println!("sig-only {:.3}", 1e6 / best(rounds.collect()));
+        return;
+    }
+    let sample = &cases[0].token;
+    println!("token: {} bytes (Kubernetes-shaped claims)", sample.len());
     if testing {
         table(&cases, &rejects, 1, Duration::from_millis(1));
         return;

@@ -335,12 +335,14 @@ impl TokenCache {
         let mut shard = self.shard(token);
         let Some(i) = shard.valid(token, keys, times_ok) else {
             shard.stats.misses += 1;
+            crate::metrics::token_cache_miss();
             return Lookup::Miss;
         };
         let entry = &mut shard.slots[i].entry;
         entry.referenced = true;
         let found = type_id.and_then(|type_id| entry.claims_of(type_id));
         shard.stats.hits += 1;
+        crate::metrics::token_cache_hit();
         match found {
             Some(claims) => Lookup::Typed(claims),
             None => Lookup::Verified,
@@ -363,6 +365,7 @@ impl TokenCache {
         let claims = entry.claims_of(type_id)?;
         entry.referenced = true;
         shard.stats.hits += 1;
+        crate::metrics::token_cache_hit();
         Some(claims)
     }
 
@@ -614,6 +617,7 @@ impl Shard {
             } else {
                 self.remove_at(self.hand);
                 self.stats.evictions += 1;
+                crate::metrics::token_cache_eviction();
                 return;
             }
         }

@@ -241,7 +241,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 
 /// `max-age` from a Cache-Control value (RFC 9111 §5.2.2.1); `no-store`/`no-cache` count as zero
 /// (the caller clamps to its minimum lifetime).
-fn parse_max_age(value: &str) -> Option<Duration> {
+pub(crate) fn parse_max_age(value: &str) -> Option<Duration> {
     value.split(',').map(str::trim).find_map(|directive| {
         let lower = directive.to_ascii_lowercase();
         if lower == "no-store" || lower == "no-cache" {

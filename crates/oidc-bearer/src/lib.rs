@@ -58,6 +58,7 @@ pub mod issuers;
 pub mod keys;
 pub mod layer;
 mod log_limit;
+pub mod metrics;
 pub mod policy;
 pub mod rejection;
 mod token;

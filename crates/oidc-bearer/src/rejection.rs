@@ -196,18 +196,27 @@ impl DefaultRejection {
         if matches!(rejection, AuthRejection::Unavailable(_)) {
             return None;
         }
-        let mut value = format!("Bearer realm=\"{}\"", quote(&self.realm));
+        // Written into one buffer: a refused token is the path an attacker chooses, so its response
+        // costs one allocation per string rather than one per piece.
+        let description = rejection.description();
+        let mut value = String::with_capacity(64 + self.realm.len() + description.len());
+        value.push_str("Bearer realm=\"");
+        push_quoted(&mut value, &self.realm);
+        value.push('"');
         if let Some(error) = rejection.error() {
-            value.push_str(&format!(
-                ", error=\"{error}\", error_description=\"{}\"",
-                quote(rejection.description())
-            ));
+            value.push_str(", error=\"");
+            value.push_str(error);
+            value.push_str("\", error_description=\"");
+            push_quoted(&mut value, description);
+            value.push('"');
         }
         if let AuthRejection::Forbidden {
             scope: Some(scope), ..
         } = rejection
         {
-            value.push_str(&format!(", scope=\"{}\"", quote(scope)));
+            value.push_str(", scope=\"");
+            push_quoted(&mut value, scope);
+            value.push('"');
         }
         Some(value)
     }
@@ -232,11 +241,15 @@ impl<B: From<String>> RejectionResponse<B> for DefaultRejection {
             AuthRejection::Unavailable(_) => "temporarily_unavailable",
             other => other.error().unwrap_or("unauthorized"),
         };
-        let body = serde_json::json!({
-            "error": error,
-            "error_description": rejection.description(),
-        });
-        let mut response = Response::new(B::from(body.to_string()));
+        // `{"error":…,"error_description":…}`, as serde_json writes it, without building a `Value`.
+        let description = rejection.description();
+        let mut body = String::with_capacity(40 + error.len() + description.len());
+        body.push_str("{\"error\":");
+        push_json_string(&mut body, error);
+        body.push_str(",\"error_description\":");
+        push_json_string(&mut body, description);
+        body.push('}');
+        let mut response = Response::new(B::from(body));
         *response.status_mut() = rejection.status();
         let headers = response.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -305,8 +318,15 @@ impl<B: Default> RejectionResponse<B> for GrpcRejection {
 
 /// Escapes a value for an HTTP quoted-string (RFC 9110 §5.6.4): backslash-escape `"` and `\`,
 /// and drop control characters, which cannot appear at all.
-pub(crate) fn quote(value: &str) -> String {
+#[cfg(test)]
+fn quote(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
+    push_quoted(&mut out, value);
+    out
+}
+
+/// [`quote`] into `out`.
+fn push_quoted(out: &mut String, value: &str) {
     for c in value.chars() {
         match c {
             '"' | '\\' => {
@@ -317,7 +337,18 @@ pub(crate) fn quote(value: &str) -> String {
             c => out.push(c),
         }
     }
-    out
+}
+
+/// `value` as a JSON string (RFC 8259 §7) into `out`: as is between quotes when nothing needs
+/// escaping (every fixed description), else as serde_json escapes it.
+fn push_json_string(out: &mut String, value: &str) {
+    if value.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push('"');
+        out.push_str(value);
+        out.push('"');
+    } else {
+        out.push_str(&serde_json::Value::from(value).to_string());
+    }
 }
 
 #[cfg(test)]
@@ -350,6 +381,32 @@ mod tests {
         ];
         for (rejection, expected) in rows {
             assert_eq!(d.challenge(&rejection), expected, "{rejection}");
+        }
+    }
+
+    #[test]
+    fn the_json_body_is_what_serde_json_writes() {
+        let rows = [
+            AuthRejection::MissingToken,
+            AuthRejection::InvalidToken(VerifyError::InvalidSignature),
+            AuthRejection::Unavailable(VerifyError::InvalidSignature),
+            AuthRejection::Forbidden {
+                reason: "needs \"admin\" \\ é\n".into(),
+                scope: None,
+            },
+        ];
+        for rejection in rows {
+            let response: Response<String> = DefaultRejection::new().response(&rejection);
+            let expected = serde_json::json!({
+                "error": match &rejection {
+                    AuthRejection::MissingToken => "unauthorized",
+                    AuthRejection::Unavailable(_) => "temporarily_unavailable",
+                    other => other.error().unwrap(),
+                },
+                "error_description": rejection.description(),
+            })
+            .to_string();
+            assert_eq!(response.body(), &expected, "{rejection}");
         }
     }
 

@@ -362,6 +362,8 @@ impl Verifier {
             return Ok((hit, digest));
         }
 
+        // The miss path, timed to its end (feature `metrics`).
+        let _timer = crate::metrics::VerifyTimer::start();
         let owned;
         let jws: &Jws<'_> = match parsed {
             Some(parsed) => parsed,

@@ -61,7 +61,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         // The tutorial's setup: one issuer.
         Some(issuer_url) => {
             // Construction never contacts the issuer: the server starts even when it is down.
-            let verifier = Verifier::new(issuer_url.clone(), audience.clone())?;
+            let mut builder = Verifier::builder(issuer_url.clone(), audience.clone());
+            if let Some(typ) = env("JWT_TYP") {
+                // RFC 9068 §4: an access token says `typ: at+jwt`; requiring it keeps the provider's
+                // ID tokens, which may carry the same audience, out.
+                builder = builder.with_required_typ(typ);
+            }
+            let verifier = builder.build()?;
             warm(verifier.clone());
             let listener = TcpListener::bind((host.as_str(), port)).await?;
             println!(

@@ -272,6 +272,7 @@ impl Drop for Trial {
         let last = self.live.trials.fetch_sub(1, Ordering::AcqRel) == 1;
         if last && is_pending(&state, &self.issuer, &self.live) {
             state.pending.remove(&self.issuer);
+            crate::metrics::registry_issuers(state.proven.len(), state.pending.len());
             tracing::debug!(
                 iss = ?Excerpt(&self.issuer),
                 "issuer left probation undecided (keys never needed)"
@@ -621,6 +622,7 @@ impl IssuerRegistry {
             trials: AtomicUsize::new(0),
         });
         state.pending.insert(iss.to_owned(), live.clone());
+        crate::metrics::registry_issuers(state.proven.len(), state.pending.len());
         let trial = Trial::join(&self.inner, iss, &live);
         tracing::debug!(
             iss = ?Excerpt(iss),
@@ -683,6 +685,7 @@ impl IssuerRegistry {
         state
             .proven
             .insert(trial.issuer.clone(), trial.live.clone());
+        crate::metrics::registry_issuers(state.proven.len(), state.pending.len());
         tracing::debug!(iss = ?Excerpt(&trial.issuer), "issuer proven: keys loaded");
     }
 
@@ -693,6 +696,7 @@ impl IssuerRegistry {
         if is_pending(&state, &trial.issuer, &trial.live) {
             state.pending.remove(&trial.issuer);
         }
+        crate::metrics::registry_issuers(state.proven.len(), state.pending.len());
         // Off probation for good, unless a concurrent trial already proved this very issuer: then it
         // stays in use, and only the negative period below holds its fast path back.
         let proven = state

@@ -14,7 +14,7 @@ pub use jwks::{Jwks, KeyKind, PublicKey};
 pub use remote::{CacheSettings, RemoteKeySet};
 pub use skipped::{MAX_SKIPPED_KEYS_KEPT, SkippedKey};
 
-use crate::error::KeysError;
+use crate::error::{ConfigError, KeysError};
 
 /// A boxed, sendable future, as returned by [`KeySet::refresh`].
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -112,4 +112,47 @@ impl KeySet for StaticKeySet {
         let keys = self.keys.clone();
         Box::pin(async move { Ok(Refresh::fresh(keys)) })
     }
+}
+
+impl CacheSettings {
+    /// How long a [`RemoteKeySet`] uses a key set served with this `Cache-Control` value before it
+    /// must refresh it: `max-age` (`no-store` and `no-cache` count as zero) clamped to
+    /// [`min_ttl`](Self::min_ttl)..=[`max_ttl`](Self::max_ttl), or [`default_ttl`](Self::default_ttl)
+    /// without one.
+    ///
+    /// ```
+    /// use oidc_bearer::keys::CacheSettings;
+    /// use std::time::Duration;
+    ///
+    /// let settings = CacheSettings::default();
+    /// assert_eq!(settings.key_set_lifetime(Some("public, max-age=300")), Duration::from_secs(300));
+    /// assert_eq!(settings.key_set_lifetime(Some("no-store")), settings.min_ttl);
+    /// assert_eq!(settings.key_set_lifetime(None), settings.default_ttl);
+    /// ```
+    pub fn key_set_lifetime(&self, cache_control: Option<&str>) -> std::time::Duration {
+        cache_control
+            .and_then(crate::fetch::parse_max_age)
+            .unwrap_or(self.default_ttl)
+            .clamp(self.min_ttl, self.max_ttl)
+    }
+}
+
+/// Each key of a JWK Set document as a key set would take it, in the document's order: the parsed key,
+/// or why it is skipped (the same rules as [`Jwks::from_json`], which keeps only the usable keys and
+/// traces the rest). For diagnostics, such as the `oidc-bearer discover` command; an error only when
+/// the document is not a JSON object with a `keys` array.
+///
+/// ```
+/// let keys = oidc_bearer::keys::explain_jwks(br#"{"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}"#).unwrap();
+/// assert!(keys[0].as_ref().unwrap_err().contains("RFC 8725"));
+/// ```
+pub fn explain_jwks(json: &[u8]) -> Result<Vec<Result<PublicKey, String>>, ConfigError> {
+    #[derive(serde::Deserialize)]
+    struct RawJwkSet {
+        keys: Vec<serde_json::Value>,
+    }
+    let set: RawJwkSet = serde_json::from_slice(json).map_err(|e| ConfigError::InvalidKey {
+        reason: format!("not a JWK Set (a JSON object with a `keys` array): {e}"),
+    })?;
+    Ok(set.keys.into_iter().map(jwks::parse_jwk).collect())
 }

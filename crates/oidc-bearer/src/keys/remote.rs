@@ -368,9 +368,12 @@ impl RemoteKeySet {
     fn store(&self, id: u64, started: Duration, result: Result<(Jwks, Duration, Url), KeysError>) {
         let shared = &self.shared;
         let now = self.now();
+        let label = self.metrics_label();
+        crate::metrics::key_fetch(label, result.as_ref().map(|_| ()));
         let mut state = self.write();
         match result {
             Ok((keys, ttl, jwks_url)) => {
+                crate::metrics::key_set_fetched(label, now);
                 if state.failures > 0 {
                     tracing::info!(
                         keys = keys.len(),
@@ -422,6 +425,15 @@ impl RemoteKeySet {
                 }
                 state.last_error = Some(error);
             }
+        }
+    }
+
+    /// The issuer (or, without discovery, the JWKS URL) this key set was configured with: a bounded
+    /// metrics label, never anything a token says.
+    fn metrics_label(&self) -> &str {
+        match &self.shared.source {
+            Source::Discovery { issuer, .. } => issuer,
+            Source::Jwks(url) => url.as_str(),
         }
     }
 

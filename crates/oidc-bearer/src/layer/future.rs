@@ -115,6 +115,7 @@ fn reject<B, R: RejectionResponse<B>>(rejection: &R, reason: AuthRejection) -> R
             }
         }
     }
+    crate::metrics::request_refused(reason.code());
     let mut response = rejection.response(&reason);
     response.extensions_mut().insert(reason);
     response

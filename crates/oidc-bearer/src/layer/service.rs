@@ -72,6 +72,7 @@ impl<S, V, T, R, Src> BearerAuth<S, V, T, R, Src> {
         R: RejectionResponse<ResBody>,
     {
         span.record("cached", true);
+        crate::metrics::request_accepted();
         req.extensions_mut().insert(Claims::<T>(claims));
         ResponseFuture::call(self.inner.call(req))
     }

@@ -1,0 +1,66 @@
+//! Times as dates and as "expires in 12 min", for both text and JSON output.
+
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// Now, in seconds since the epoch.
+pub(crate) fn now() -> i64 {
+    OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// `secs` as an RFC 3339 date in UTC (`2025-01-31T12:00:00Z`), or the number when out of range.
+pub(crate) fn date(secs: i64) -> String {
+    OffsetDateTime::from_unix_timestamp(secs)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_else(|| format!("{secs} (out of range)"))
+}
+
+/// A duration in the largest unit that keeps it readable: `45 s`, `12 min`, `3 h`, `4 d`.
+pub(crate) fn span(secs: i64) -> String {
+    let secs = secs.unsigned_abs();
+    match secs {
+        0..120 => format!("{secs} s"),
+        120..7200 => format!("{} min", secs / 60),
+        7200..172_800 => format!("{} h", secs / 3600),
+        _ => format!("{} d", secs / 86_400),
+    }
+}
+
+/// How `secs` relates to now, for the claim `name`: "expires in 12 min", "expired 3 h ago",
+/// "issued 5 min ago", "valid from 2 min ago".
+pub(crate) fn relative(name: &str, secs: i64, now: i64) -> String {
+    let delta = secs - now;
+    let future = delta > 0;
+    let ago = |verb: &str| format!("{verb} {} ago", span(delta));
+    let ahead = |verb: &str| format!("{verb} in {}", span(delta));
+    match (name, future) {
+        ("exp", true) => ahead("expires"),
+        ("exp", false) => ago("expired"),
+        ("nbf", true) => ahead("valid"),
+        ("nbf", false) => ago("valid since"),
+        ("iat", true) => format!("issued {} in the future", span(delta)),
+        ("iat", false) => ago("issued"),
+        (_, true) => ahead("in"),
+        (_, false) => ago("was"),
+    }
+}
+
+/// A time claim for JSON output: seconds, date, and how it relates to now.
+pub(crate) fn time_json(name: &str, secs: i64, now: i64) -> Value {
+    json!({ "unix": secs, "date": date(secs), "relative": relative(name, secs, now) })
+}
+
+/// A time claim for text output: `2025-01-31T12:00:00Z (expires in 12 min)`.
+pub(crate) fn time_text(name: &str, secs: i64, now: i64) -> String {
+    format!("{} ({})", date(secs), relative(name, secs, now))
+}
+
+/// Prints `value` as pretty JSON on standard output.
+pub(crate) fn print_json(value: &Value) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
+    );
+}

@@ -1,0 +1,286 @@
+//! Metrics through the [`metrics`](https://docs.rs/metrics) facade (feature `metrics`, off by
+//! default): install any exporter (Prometheus, StatsD, OpenTelemetry) and these appear.
+//!
+//! | name | type | labels | what |
+//! |---|---|---|---|
+//! | `oidc_bearer_requests_accepted_total` | counter | | requests the layer let through with claims |
+//! | `oidc_bearer_requests_refused_total` | counter | `code` | requests the layer refused, by [`AuthRejection::code`](crate::rejection::AuthRejection::code) |
+//! | `oidc_bearer_token_cache_hits_total` | counter | | verified-token cache hits |
+//! | `oidc_bearer_token_cache_misses_total` | counter | | verified-token cache misses |
+//! | `oidc_bearer_token_cache_evictions_total` | counter | | entries evicted to make room |
+//! | `oidc_bearer_verify_duration_seconds` | histogram | | time of a verification that missed the token cache (parsing, keys, signature, claims) |
+//! | `oidc_bearer_key_fetches_total` | counter | `issuer`, `outcome` | discovery + JWKS fetches: `ok` or the [`KeysError::code`](crate::KeysError::code) |
+//! | `oidc_bearer_key_set_fetched_timestamp_seconds` | gauge | `issuer` | when the issuer's keys were last fetched (age = now − this) |
+//! | `oidc_bearer_registry_issuers` | gauge | `state` = `proven`, `probation` | an issuer registry's pattern issuers |
+//!
+//! Labels are bounded: `code` and `outcome` are fixed strings of this library; `issuer` is an issuer
+//! whose keys were fetched successfully in this process (so configured or proven, never a value an
+//! attacker writes into a token's `iss`), at most [`MAX_ISSUER_LABELS`] of them, and `unproven`
+//! otherwise. No label ever holds a `sub`, a `kid` or anything else taken from a token.
+//!
+//! Without the feature every hook is an empty inline function.
+
+#[cfg(feature = "metrics")]
+use std::collections::HashSet;
+#[cfg(feature = "metrics")]
+use std::sync::RwLock;
+use std::time::Duration;
+
+/// The most distinct `issuer` label values; issuers proven after that are labelled `other`.
+pub const MAX_ISSUER_LABELS: usize = 1000;
+
+/// Registers the help text of every metric with the installed recorder (call once after installing
+/// it; optional: exporters show the names without it).
+pub fn describe() {
+    #[cfg(feature = "metrics")]
+    {
+        use ::metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+        describe_counter!(
+            "oidc_bearer_requests_accepted_total",
+            "Requests the bearer layer let through with verified claims."
+        );
+        describe_counter!(
+            "oidc_bearer_requests_refused_total",
+            "Requests the bearer layer refused, by reason code."
+        );
+        describe_counter!(
+            "oidc_bearer_token_cache_hits_total",
+            "Verified-token cache hits."
+        );
+        describe_counter!(
+            "oidc_bearer_token_cache_misses_total",
+            "Verified-token cache misses."
+        );
+        describe_counter!(
+            "oidc_bearer_token_cache_evictions_total",
+            "Verified-token cache entries evicted to make room."
+        );
+        describe_histogram!(
+            "oidc_bearer_verify_duration_seconds",
+            Unit::Seconds,
+            "Time of verifications that missed the token cache."
+        );
+        describe_counter!(
+            "oidc_bearer_key_fetches_total",
+            "Key fetches (discovery and JWKS) by issuer and outcome."
+        );
+        describe_gauge!(
+            "oidc_bearer_key_set_fetched_timestamp_seconds",
+            Unit::Seconds,
+            "Unix time of the issuer's last successful key fetch."
+        );
+        describe_gauge!(
+            "oidc_bearer_registry_issuers",
+            "Pattern issuers of an issuer registry, proven or on probation."
+        );
+    }
+}
+
+/// A request let through with claims (from the token cache or after verification).
+#[inline]
+pub(crate) fn request_accepted() {
+    #[cfg(feature = "metrics")]
+    ::metrics::counter!("oidc_bearer_requests_accepted_total").increment(1);
+}
+
+/// A request refused, with the rejection's stable code.
+#[inline]
+pub(crate) fn request_refused(code: &'static str) {
+    #[cfg(feature = "metrics")]
+    ::metrics::counter!("oidc_bearer_requests_refused_total", "code" => code).increment(1);
+    #[cfg(not(feature = "metrics"))]
+    let _ = code;
+}
+
+/// A verified-token cache hit.
+#[inline]
+pub(crate) fn token_cache_hit() {
+    #[cfg(feature = "metrics")]
+    ::metrics::counter!("oidc_bearer_token_cache_hits_total").increment(1);
+}
+
+/// A verified-token cache miss.
+#[inline]
+pub(crate) fn token_cache_miss() {
+    #[cfg(feature = "metrics")]
+    ::metrics::counter!("oidc_bearer_token_cache_misses_total").increment(1);
+}
+
+/// A verified-token cache entry evicted to make room.
+#[inline]
+pub(crate) fn token_cache_eviction() {
+    #[cfg(feature = "metrics")]
+    ::metrics::counter!("oidc_bearer_token_cache_evictions_total").increment(1);
+}
+
+/// Times a verification that missed the token cache; records when dropped (so a verification that
+/// returns early, fails or is abandoned while waiting for keys is timed too).
+pub(crate) struct VerifyTimer {
+    #[cfg(feature = "metrics")]
+    start: std::time::Instant,
+}
+
+impl VerifyTimer {
+    /// Starts timing.
+    #[inline]
+    pub(crate) fn start() -> Self {
+        Self {
+            #[cfg(feature = "metrics")]
+            start: std::time::Instant::now(),
+        }
+    }
+}
+
+#[cfg(feature = "metrics")]
+impl Drop for VerifyTimer {
+    fn drop(&mut self) {
+        ::metrics::histogram!("oidc_bearer_verify_duration_seconds")
+            .record(self.start.elapsed().as_secs_f64());
+    }
+}
+
+/// The issuers that may appear as a label: those whose keys were fetched successfully.
+#[cfg(feature = "metrics")]
+static PROVEN_ISSUERS: RwLock<Option<HashSet<String>>> = RwLock::new(None);
+
+/// The `issuer` label for `issuer`: itself once proven (a successful fetch, `proves`), `unproven`
+/// before, `other` past [`MAX_ISSUER_LABELS`]. An issuer registry's pattern can make a verifier
+/// for any `iss` a token names; only a fetch that succeeded shows the issuer is real (and trusted by
+/// the pattern), so only then may its name become a label value.
+#[cfg(feature = "metrics")]
+fn issuer_label(issuer: &str, proves: bool) -> String {
+    let known = |set: &Option<HashSet<String>>| set.as_ref().is_some_and(|s| s.contains(issuer));
+    if known(&PROVEN_ISSUERS.read().unwrap_or_else(|e| e.into_inner())) {
+        return issuer.to_owned();
+    }
+    if !proves {
+        return "unproven".to_owned();
+    }
+    let mut set = PROVEN_ISSUERS.write().unwrap_or_else(|e| e.into_inner());
+    let set = set.get_or_insert_with(HashSet::new);
+    if set.len() >= MAX_ISSUER_LABELS && !set.contains(issuer) {
+        return "other".to_owned();
+    }
+    set.insert(issuer.to_owned());
+    issuer.to_owned()
+}
+
+/// A key fetch (discovery and JWKS, as one) for `issuer` ended: `Ok` or its error. To be called by
+/// the remote key set once per fetch attempt, with the issuer (or, without discovery, the JWKS URL)
+/// it was configured with.
+#[cfg_attr(not(test), allow(dead_code))]
+#[inline]
+pub(crate) fn key_fetch(issuer: &str, result: Result<(), &crate::KeysError>) {
+    #[cfg(feature = "metrics")]
+    {
+        let outcome = match result {
+            Ok(()) => "ok",
+            Err(e) => e.code(),
+        };
+        let issuer = issuer_label(issuer, result.is_ok());
+        ::metrics::counter!("oidc_bearer_key_fetches_total", "issuer" => issuer, "outcome" => outcome)
+            .increment(1);
+    }
+    #[cfg(not(feature = "metrics"))]
+    let _ = (issuer, result);
+}
+
+/// The keys of `issuer` were fetched successfully at `fetched_at` (time since the Unix epoch, from
+/// the key set's clock). To be called by the remote key set when it stores fetched keys.
+#[cfg_attr(not(test), allow(dead_code))]
+#[inline]
+pub(crate) fn key_set_fetched(issuer: &str, fetched_at: Duration) {
+    #[cfg(feature = "metrics")]
+    {
+        let issuer = issuer_label(issuer, true);
+        ::metrics::gauge!("oidc_bearer_key_set_fetched_timestamp_seconds", "issuer" => issuer)
+            .set(fetched_at.as_secs_f64());
+    }
+    #[cfg(not(feature = "metrics"))]
+    let _ = (issuer, fetched_at);
+}
+
+/// An issuer registry's pattern issuers changed: how many are proven and on probation now (of the
+/// registry that changed last, when a process has several).
+#[inline]
+pub(crate) fn registry_issuers(proven: usize, probation: usize) {
+    #[cfg(feature = "metrics")]
+    {
+        ::metrics::gauge!("oidc_bearer_registry_issuers", "state" => "proven").set(proven as f64);
+        ::metrics::gauge!("oidc_bearer_registry_issuers", "state" => "probation")
+            .set(probation as f64);
+    }
+    #[cfg(not(feature = "metrics"))]
+    let _ = (proven, probation);
+}
+
+#[cfg(all(test, feature = "metrics"))]
+mod tests {
+    use super::*;
+    use metrics_exporter_prometheus::PrometheusBuilder;
+
+    /// Runs `f` with a Prometheus recorder of its own and returns the rendered text.
+    fn rendered(f: impl FnOnce()) -> String {
+        let recorder = PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        ::metrics::with_local_recorder(&recorder, f);
+        handle.render()
+    }
+
+    #[test]
+    fn an_issuer_becomes_a_label_only_once_its_keys_were_fetched() {
+        let unavailable = crate::KeysError::Status {
+            url: "https://x".into(),
+            status: 503,
+        };
+        let text = rendered(|| {
+            key_fetch("https://attacker.example/1", Err(&unavailable));
+            key_fetch("https://attacker.example/2", Err(&unavailable));
+            key_fetch("https://real.example", Ok(()));
+            key_fetch("https://real.example", Err(&unavailable));
+            key_set_fetched("https://real.example", Duration::from_secs(1_700_000_000));
+        });
+        assert!(
+            text.contains(
+                r#"oidc_bearer_key_fetches_total{issuer="unproven",outcome="http_status"} 2"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"oidc_bearer_key_fetches_total{issuer="https://real.example",outcome="ok"} 1"#
+            ),
+            "{text}"
+        );
+        assert!(text.contains(r#"oidc_bearer_key_fetches_total{issuer="https://real.example",outcome="http_status"} 1"#), "{text}");
+        assert!(text.contains(r#"oidc_bearer_key_set_fetched_timestamp_seconds{issuer="https://real.example"} 1700000000"#), "{text}");
+        assert!(!text.contains("attacker"), "{text}");
+    }
+
+    #[test]
+    fn refusals_are_counted_by_code() {
+        let text = rendered(|| {
+            request_refused("expired");
+            request_refused("expired");
+            request_refused("invalid_signature");
+            request_accepted();
+            registry_issuers(3, 1);
+        });
+        assert!(
+            text.contains(r#"oidc_bearer_requests_refused_total{code="expired"} 2"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"oidc_bearer_requests_refused_total{code="invalid_signature"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains("oidc_bearer_requests_accepted_total 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"oidc_bearer_registry_issuers{state="probation"} 1"#),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# The cost of a refusal: `GET /` versus `GET /private` with 1,000 rotating bad-signature tokens on
+# examples/resource-server, with its default logging (INFO), driven by wrk, side by side in alternating
+# rounds. Each round also times the RS256 signature check alone (the verify bench's `sig-only`, on the
+# server's core), so that the target reads off one run:
+#   server CPU per refusal <= server CPU per `GET /` + signature check + 3 µs.
+#
+#   scripts/load-refusal.sh            # 5 alternating rounds of 6 s per route, 64 connections
+#   ROUNDS=3 DURATION=10s scripts/load-refusal.sh
+#
+# Needs wrk (Debian package `wrk`; installed here if missing), taskset (util-linux) and python3.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${DURATION:-6s}
+CONNECTIONS=${CONNECTIONS:-64}
+PORT=${PORT:-18081}
+SERVER_CPU=${SERVER_CPU:-0}
+LOAD_CPU=${LOAD_CPU:-1}
+ROUNDS=${ROUNDS:-5}
+
+if ! command -v wrk >/dev/null 2>&1; then
+    apt-get update -qq && apt-get install -y -qq wrk
+fi
+
+cargo build --release -q -p resource-server
+bench=$(cargo bench -q -p oidc-bearer --bench verify --no-run --message-format=json 2>/dev/null |
+    python3 -c 'import json,sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "verify":
+        print(m["executable"])')
+workdir=$(mktemp -d)
+trap 'kill "$server" 2>/dev/null || true; rm -rf "$workdir"' EXIT
+
+# Default logging: the server's own default filter (info), written to a file as in production.
+TOKIO_WORKER_THREADS=1 PORT=$PORT TOKEN_FILE="$workdir/token" \
+    taskset -c "$SERVER_CPU" target/release/resource-server >"$workdir/out" 2>"$workdir/log" &
+server=$!
+for _ in $(seq 1 100); do
+    [ -s "$workdir/token" ] && break
+    sleep 0.1
+done
+[ -s "$workdir/token" ] || { echo "server did not start"; cat "$workdir/out" "$workdir/log"; exit 1; }
+base="http://127.0.0.1:$PORT"
+
+# 1,000 distinct bad signatures over the same header and payload: every one a token-cache miss that
+# is refused by the signature check itself.
+python3 - "$workdir/token" >"$workdir/bad" <<'PY'
+import base64, sys
+token = open(sys.argv[1]).read().strip()
+head, sig = token.rsplit(".", 1)
+raw = base64.urlsafe_b64decode(sig + "=" * (-len(sig) % 4))
+for i in range(1000):
+    b = bytearray(raw)
+    b[i % len(b)] ^= 1 + i // len(b)
+    print(head + "." + base64.urlsafe_b64encode(bytes(b)).decode().rstrip("="))
+PY
+cat >"$workdir/rotate.lua" <<'LUA'
+local tokens = {}
+for line in io.lines(os.getenv("TOKENS")) do tokens[#tokens + 1] = line end
+local i = 0
+request = function()
+    i = i % #tokens + 1
+    return wrk.format("GET", "/private", { ["Authorization"] = "Bearer " .. tokens[i] })
+end
+LUA
+status=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $(head -1 "$workdir/bad")" "$base/private")
+[ "$status" = 401 ] || { echo "a bad signature answered $status, not 401"; exit 1; }
+
+cpu_ticks() { awk '{ print $14, $15 }' "/proc/$server/stat"; }
+TICK=$(getconf CLK_TCK)
+run() { # route, extra wrk args… → "req/s CPU-µs-per-request" (server)
+    local route=$1; shift
+    local u0 s0 u1 s1
+    read -r u0 s0 < <(cpu_ticks)
+    TOKENS="$workdir/bad" taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d"$DURATION" "$@" "$base$route" >"$workdir/wrk"
+    read -r u1 s1 < <(cpu_ticks)
+    awk -v user=$((u1 - u0)) -v sys=$((s1 - s0)) -v tick="$TICK" '
+        /requests in/ { n = $1 }
+        /Requests\/sec/ { rps = $2 }
+        END { printf "%s %.2f\n", rps, (user + sys) * 1e6 / tick / n }' "$workdir/wrk"
+}
+sig_only() { taskset -c "$SERVER_CPU" "$bench" sig-only | awk '/^sig-only/ { print $2 }'; }
+
+run / -d2s >/dev/null
+run /private -d2s -s "$workdir/rotate.lua" >/dev/null
+opens=() open_cpu=() bads=() bad_cpu=() sigs=() margins=()
+for round in $(seq 1 "$ROUNDS"); do
+    if [ $((round % 2)) -eq 1 ]; then
+        read -r o oc < <(run /)
+        read -r b bc < <(run /private -s "$workdir/rotate.lua")
+    else
+        read -r b bc < <(run /private -s "$workdir/rotate.lua")
+        read -r o oc < <(run /)
+    fi
+    s=$(sig_only)
+    opens+=("$o") open_cpu+=("$oc") bads+=("$b") bad_cpu+=("$bc") sigs+=("$s")
+    margins+=("$(awk -v b="$bc" -v o="$oc" -v s="$s" 'BEGIN { printf "%.2f", b - o - s }')")
+    echo "round $round: GET / $oc µs, refusal $bc µs, signature $s µs: refusal - (GET / + signature) = ${margins[-1]} µs"
+done
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+printf '%-44s %12s %18s\n' "route (median of $ROUNDS rounds)" "req/s" "server CPU µs/req"
+printf '%-44s %12.0f %18.2f\n' "GET /" "$(median "${opens[@]}")" "$(median "${open_cpu[@]}")"
+printf '%-44s %12.0f %18.2f\n' "GET /private, 1,000 rotating bad signatures" "$(median "${bads[@]}")" "$(median "${bad_cpu[@]}")"
+echo "RS256 signature check alone (in process, server core): $(median "${sigs[@]}") µs"
+echo "refusal - (GET / + signature check), per round: ${margins[*]}"
+echo "refusal - (GET / + signature check), median: $(median "${margins[@]}") µs (target <= 3 µs)"
+echo "log lines written during the run: $(grep -c 'bearer token rejected' "$workdir/log" || true)"
