@@ -11,6 +11,8 @@ use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use crate::error::VerifyError;
 
 mod capture;
+#[cfg(test)]
+mod fuzz;
 
 pub(crate) use capture::decode_with_claims;
 
