@@ -405,3 +405,34 @@ fn skipped_key_records_are_bounded() {
     assert_eq!(merged.skipped_keys().len(), MAX_SKIPPED_KEYS_KEPT);
     assert_eq!(merged.skipped_keys()[0].reason(), r#"unsupported kty "x""#);
 }
+
+/// A P-521 or Ed25519 key configured by hand as PEM serves its algorithms like one from a JWKS.
+#[tokio::test]
+async fn pem_keys_of_the_new_algorithms_verify() {
+    for (alg, other) in [
+        (KeyAlg::ES512, "ES384"),
+        (KeyAlg::Ed25519, "ES256"),
+        (KeyAlg::EdDSA, "ES512"),
+    ] {
+        let issuer = TestIssuer::builder().key(alg).start().await;
+        let kid = issuer.signing_kid();
+        let pem = issuer.public_key_pem(&kid);
+        let jwks = Jwks::from_pem(pem.as_bytes(), Some(&kid)).unwrap();
+        let verifier = Verifier::builder(issuer.issuer(), AUD)
+            .with_key_set(oidc_bearer::keys::StaticKeySet::new(jwks))
+            .build()
+            .unwrap();
+        let token = issuer.token().aud(AUD).sub("pem").sign();
+        assert_eq!(
+            through_layer(&verifier, &token).await,
+            (200, "pem".to_owned()),
+            "{alg}"
+        );
+        let token = issuer.token().aud(AUD).header("alg", json!(other)).sign();
+        assert_eq!(
+            code(verifier.verify::<DefaultClaims>(&token).await),
+            "algorithm_key_mismatch",
+            "{alg} key with alg {other}"
+        );
+    }
+}
