@@ -20,8 +20,8 @@
 //! With `ID_ISSUER` it trusts that one issuer, as the tutorial does. To accept Google ID tokens as well
 //! (which the tutorial leaves to Cloud Run), serve `app` with a registry of both instead:
 //! `IssuerRegistry::builder().with_verifier(verifier).with_issuer(issuers::google::id_token_verifier(audience)).build()?`
-//! (`oidc_bearer::issuers`), and decode `/private`'s claims as `claims::google::GoogleIdClaims` to read
-//! `email`.
+//! (`oidc_bearer::issuers`). `/private` then answers with the Google account's `sub` and, in
+//! `claims`, its `email`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
