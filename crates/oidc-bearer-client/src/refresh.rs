@@ -24,6 +24,7 @@
 use std::{
     fmt,
     future::Future,
+    pin::Pin,
     sync::{
         Arc, RwLock, RwLockReadGuard, RwLockWriteGuard,
         atomic::{AtomicBool, Ordering},
@@ -31,6 +32,7 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
+use futures_util::future::Either;
 use oidc_bearer::clock::{Clock, SystemClock};
 use tokio::sync::watch;
 
@@ -38,6 +40,11 @@ use crate::{BearerToken, TokenError};
 
 /// The result of one load, shared by everyone who waited for it.
 type Outcome = Result<BearerToken, TokenError>;
+
+/// [`Refresher::token`]'s future: ready at once while the token is fresh, else the (boxed) wait for
+/// a load.
+pub(crate) type TokenFuture<'a> =
+    Either<std::future::Ready<Outcome>, Pin<Box<dyn Future<Output = Outcome> + Send + 'a>>>;
 
 /// One attempt to obtain a token: what differs between sources.
 pub(crate) trait Load: Send + Sync + 'static {
@@ -179,17 +186,18 @@ impl<L: Load> Refresher<L> {
 
     /// The token to send now: the held one while fresh; when due, the outcome of the (single,
     /// shared) load, or the held token if that load fails and the token has not expired.
-    pub(crate) async fn token(&self) -> Outcome {
+    pub(crate) fn token(&self) -> TokenFuture<'_> {
         let now = self.inner.now();
         {
             let state = self.inner.read();
             if !state.is_due(now)
                 && let Some(answer) = state.settled(now)
             {
-                return answer;
+                // The fast path, on every request: no load's state machine to build or poll.
+                return Either::Left(std::future::ready(answer));
             }
         }
-        self.load(now, false).await
+        Either::Right(Box::pin(self.load(now, false)))
     }
 
     /// Loads now, or joins the load in flight, and returns its outcome, a failure included.

@@ -16,6 +16,12 @@
 //!   on `METADATA_PORT` (default 8081; 0 picks a free port) and mints Google-shaped ID tokens;
 //! - both issuers are trusted through one `IssuerRegistry`; minted tokens live `TOKEN_SECS` (default
 //!   3600).
+//!
+//! With `ID_ISSUER` it trusts that one issuer, as the tutorial does. To accept Google ID tokens as well
+//! (which the tutorial leaves to Cloud Run), serve `app` with a registry of both instead:
+//! `IssuerRegistry::builder().with_verifier(verifier).with_issuer(issuers::google::id_token_verifier(audience)).build()?`
+//! (`oidc_bearer::issuers`). `/private` then answers with the Google account's `sub` and, in
+//! `claims`, its `email`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
