@@ -121,7 +121,8 @@ impl ObjectBindingCheck {
         settings.retry_interval = settings.retry_interval.min(self.interval);
         settings.validate()?;
         Ok(ObjectBinding {
-            reviewer: Arc::new(Reviewer::new(api, audiences, settings, clock)),
+            // Keyed by the token cache's key of a token verified locally: nothing to compare.
+            reviewer: Arc::new(Reviewer::new(api, false, audiences, settings, clock)),
             grace: self.grace.as_secs_f64(),
             grace_log: LogLimit::default(),
         })
@@ -149,7 +150,10 @@ impl ObjectBinding {
     /// Whether the token with this key was confirmed within the interval (the synchronous fast
     /// path: nothing is started).
     pub(crate) fn confirmed(&self, key: &Sha256) -> bool {
-        matches!(self.reviewer.cached(key, self.reviewer.now()), Some(Ok(_)))
+        matches!(
+            self.reviewer.cached(key, b"", self.reviewer.now()),
+            Some(Ok(_))
+        )
     }
 
     pub(crate) fn stats(&self) -> TokenReviewStats {
@@ -160,7 +164,7 @@ impl ObjectBinding {
     /// interval, shared by every request with the token.
     pub(crate) async fn check(&self, token: &str, key: Sha256) -> Result<(), VerifyError> {
         let now = self.reviewer.now();
-        let cached = self.reviewer.cached(&key, now);
+        let cached = self.reviewer.cached(&key, b"", now);
         match cached {
             Some(Ok(_)) => return Ok(()),
             Some(Err(e)) if !e.is_unavailable() => return Err(e),
