@@ -53,6 +53,12 @@ pub enum TokenError {
         /// What is wrong with the body.
         reason: InvalidToken,
     },
+    /// A token had to be loaded outside a Tokio runtime, which the sources load on; call them from
+    /// within one. A token already held is still served.
+    NoRuntime,
+    /// The load this call waited for ended without an outcome: its Tokio runtime shut down, or it
+    /// panicked. The next load starts after the usual pause.
+    Interrupted,
     /// A user-provided source failed; see [`TokenError::other`].
     Other(Arc<dyn Error + Send + Sync>),
 }
@@ -91,6 +97,12 @@ impl fmt::Display for TokenError {
             Self::InvalidMetadataResponse { url, reason } => {
                 write!(f, "metadata server answer for {url} is unusable: {reason}")
             }
+            Self::NoRuntime => f.write_str(
+                "no Tokio runtime to load a token on: call the token source from within a Tokio runtime",
+            ),
+            Self::Interrupted => f.write_str(
+                "the token load ended without an outcome (its Tokio runtime shut down, or it panicked)",
+            ),
             Self::Other(error) => write!(f, "token source failed: {error}"),
         }
     }

@@ -2,13 +2,16 @@
 
 use std::{
     path::{Path, PathBuf},
-    sync::RwLock,
-    time::{Duration, SystemTime},
+    time::Duration,
 };
 
+use oidc_bearer::clock::Clock;
 use tokio::io::AsyncReadExt as _;
 
-use crate::{BearerToken, InvalidToken, MAX_TOKEN_LEN, TokenError, TokenSource, clock::Clock};
+use crate::{
+    BearerToken, InvalidToken, MAX_TOKEN_LEN, TokenError, TokenSource,
+    refresh::{Load, Refresher, Schedule},
+};
 
 /// How often [`FileTokenSource`] re-reads its file by default.
 ///
@@ -18,7 +21,8 @@ use crate::{BearerToken, InvalidToken, MAX_TOKEN_LEN, TokenError, TokenSource, c
 /// 1 KiB file six times a minute.
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(10);
 
-/// Leading and trailing whitespace (the newline editors and `echo` add) is not part of the token.
+/// The most of a file that is read: a token of [`MAX_TOKEN_LEN`] bytes plus room for the whitespace
+/// around it (the newline editors and `echo` add), which is not part of the token.
 const READ_LIMIT: usize = MAX_TOKEN_LEN + 4096;
 
 /// A token read from a file, re-read when due: the Kubernetes projected service-account token.
@@ -33,11 +37,14 @@ const READ_LIMIT: usize = MAX_TOKEN_LEN + 4096;
 /// - re-reads it every [poll interval](Self::with_poll_interval) (10 s by default), and early when the
 ///   token's own `exp` is near (a fifth of its remaining life before, at most a minute), so a rotated
 ///   file is picked up whether it was rewritten in place or swapped in by the kubelet's symlink rename;
-/// - keeps the last good token, and traces a warning, if a re-read fails (file missing, empty, or not a
-///   token); only the first read's failure is an error;
-/// - re-reads once for all concurrent callers, who meanwhile keep using the current token.
+/// - keeps the last good token while it has not expired, and traces a warning, if a re-read fails
+///   (file missing, empty, or not a token), and tries again after the poll interval;
+/// - re-reads once for all concurrent callers, in a task of its own that a cancelled caller does not
+///   stop; callers that hold an unexpired token keep using it meanwhile.
 ///
-/// The token never appears in `Debug` output or in the traced warnings.
+/// It needs a Tokio runtime to read the file; outside one it serves the token it holds and otherwise
+/// answers [`TokenError::NoRuntime`]. The token never appears in `Debug` output or in the traced
+/// warnings.
 ///
 /// ```
 /// use oidc_bearer_client::{FileTokenSource, TokenSource};
@@ -60,23 +67,24 @@ const READ_LIMIT: usize = MAX_TOKEN_LEN + 4096;
 /// ```
 #[derive(Debug)]
 pub struct FileTokenSource {
-    path: PathBuf,
-    poll_interval: Duration,
-    clock: Clock,
-    state: RwLock<Option<Loaded>>,
-    /// Held while reading the file, so concurrent callers cause one read.
-    reading: tokio::sync::Mutex<()>,
+    refresher: Refresher<TokenFile>,
 }
 
+/// The file, and how to read it: the source's [`Load`].
 #[derive(Debug, Clone)]
-struct Loaded {
-    token: BearerToken,
-    /// When the file was last read, successfully or not.
-    checked_at: SystemTime,
-    /// When the file is read next.
-    next_check: SystemTime,
-    /// Shortly before the token's `exp`; kept while re-reads return the same token.
-    refresh_at: Option<SystemTime>,
+struct TokenFile {
+    path: PathBuf,
+}
+
+/// The schedule of a file polled every `interval`: at most that long between reads, earlier when the
+/// token's refresh point comes first, and that long after a failed read.
+fn poll_schedule(interval: Duration) -> Schedule {
+    Schedule {
+        max_age: Some(interval),
+        min_age: Duration::ZERO,
+        retry_after: interval,
+        no_expiry_ttl: interval,
+    }
 }
 
 impl FileTokenSource {
@@ -85,99 +93,57 @@ impl FileTokenSource {
     /// Nothing is read yet; call [`reload`](Self::reload) at start-up to fail fast on a wrong path.
     pub fn new(path: impl Into<PathBuf>) -> Self {
         Self {
-            path: path.into(),
-            poll_interval: DEFAULT_POLL_INTERVAL,
-            clock: Clock::default(),
-            state: RwLock::new(None),
-            reading: tokio::sync::Mutex::new(()),
+            refresher: Refresher::new(
+                TokenFile { path: path.into() },
+                poll_schedule(DEFAULT_POLL_INTERVAL),
+            ),
         }
     }
 
     /// How often the file is re-read ([`DEFAULT_POLL_INTERVAL`] by default); zero re-reads it on every
     /// call.
     #[must_use]
-    pub fn with_poll_interval(mut self, interval: Duration) -> Self {
-        self.poll_interval = interval;
-        self
+    pub fn with_poll_interval(self, interval: Duration) -> Self {
+        let refresher = &self.refresher;
+        Self {
+            refresher: Refresher::with_clock(
+                refresher.loader().clone(),
+                poll_schedule(interval),
+                refresher.clock(),
+            ),
+        }
     }
 
-    /// Replaces the wall clock used for reload times and `exp`, so tests can move time.
+    /// Replaces the wall clock used for reload times and `exp`, so tests can move time (e.g.
+    /// [`ManualClock`](oidc_bearer::clock::ManualClock)).
     #[must_use]
-    pub fn with_clock(mut self, now: impl Fn() -> SystemTime + Send + Sync + 'static) -> Self {
-        self.clock = Clock::custom(now);
-        self
+    pub fn with_clock(self, clock: impl Clock) -> Self {
+        let refresher = &self.refresher;
+        Self {
+            refresher: Refresher::with_clock(
+                refresher.loader().clone(),
+                refresher.schedule(),
+                std::sync::Arc::new(clock),
+            ),
+        }
     }
 
     /// The file's path.
     pub fn path(&self) -> &Path {
-        &self.path
+        &self.refresher.loader().path
     }
 
-    /// Reads the file now and returns its token.
+    /// Reads the file now (or joins a read under way) and returns its token.
     ///
     /// Unlike [`token`](TokenSource::token), a failure is returned even when a last good token is held
     /// (that token stays in use), so this is the call to make at start-up or after you know the file
     /// changed.
     pub async fn reload(&self) -> Result<BearerToken, TokenError> {
-        let _reading = self.reading.lock().await;
-        let result = self.read_file().await;
-        let now = self.clock.now();
-        match &result {
-            Ok(token) => self.store(token.clone(), now),
-            Err(_) => self.postpone(now),
-        }
-        result
+        self.refresher.reload().await
     }
+}
 
-    fn current(&self) -> Option<Loaded> {
-        self.state.read().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    fn is_due(loaded: &Loaded, now: SystemTime) -> bool {
-        // A clock that stepped back past the last read would otherwise postpone the next one by as
-        // much; count it as due.
-        now >= loaded.next_check || now < loaded.checked_at
-    }
-
-    /// The next read: after the poll interval, or at the refresh point if that comes first.
-    fn next_check(&self, now: SystemTime, refresh_at: Option<SystemTime>) -> SystemTime {
-        let poll = now + self.poll_interval;
-        match refresh_at {
-            Some(refresh_at) if refresh_at > now => refresh_at.min(poll),
-            // Past the refresh point and the file still holds the same token: the kubelet has not
-            // rotated it yet, so keep polling at the normal pace rather than on every call.
-            _ => poll,
-        }
-    }
-
-    fn store(&self, token: BearerToken, now: SystemTime) {
-        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
-        let refresh_at = match state.as_ref() {
-            Some(loaded) if loaded.token == token => loaded.refresh_at,
-            _ => {
-                if state.is_some() {
-                    tracing::debug!(path = %self.path.display(), expires_at = ?token.expires_at(), "token file rotated");
-                }
-                token.refresh_at(now)
-            }
-        };
-        *state = Some(Loaded {
-            next_check: self.next_check(now, refresh_at),
-            checked_at: now,
-            refresh_at,
-            token,
-        });
-    }
-
-    /// After a failed read, try again after the poll interval, not on every call.
-    fn postpone(&self, now: SystemTime) {
-        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
-        if let Some(loaded) = state.as_mut() {
-            loaded.checked_at = now;
-            loaded.next_check = now + self.poll_interval;
-        }
-    }
-
+impl Load for TokenFile {
     /// Reads and checks the file's token.
     ///
     /// Opening the path each time (no held file descriptor, no inode watch) follows the kubelet's
@@ -185,7 +151,7 @@ impl FileTokenSource {
     /// `..data_tmp` symlink over `..data`, which the visible `token` symlink points through; a
     /// reader that resolves the path again sees the old or the new token, never a mix (Kubernetes
     /// `pkg/volume/util/atomic_writer.go`).
-    async fn read_file(&self) -> Result<BearerToken, TokenError> {
+    async fn load(&self) -> Result<BearerToken, TokenError> {
         let read_error = |error: std::io::Error| TokenError::ReadFile {
             path: self.path.clone(),
             kind: error.kind(),
@@ -217,52 +183,8 @@ impl FileTokenSource {
 }
 
 impl TokenSource for FileTokenSource {
-    async fn token(&self) -> Result<BearerToken, TokenError> {
-        let now = self.clock.now();
-        let current = self.current();
-        if let Some(loaded) = &current
-            && !Self::is_due(loaded, now)
-        {
-            return Ok(loaded.token.clone());
-        }
-
-        // Due. One caller reads the file; the others keep sending the current token instead of queueing
-        // behind the read, unless there is none yet or it has expired.
-        let _reading = match &current {
-            Some(loaded) if !loaded.token.is_expired_at(now) => match self.reading.try_lock() {
-                Ok(guard) => guard,
-                Err(_) => return Ok(loaded.token.clone()),
-            },
-            _ => self.reading.lock().await,
-        };
-        // Whoever held the lock before us may have just read the file.
-        let current = self.current();
-        let now = self.clock.now();
-        if let Some(loaded) = &current
-            && !Self::is_due(loaded, now)
-        {
-            return Ok(loaded.token.clone());
-        }
-
-        match (self.read_file().await, current) {
-            (Ok(token), _) => {
-                self.store(token.clone(), self.clock.now());
-                Ok(token)
-            }
-            (Err(error), Some(loaded)) => {
-                // The issue's contract: a failed reload keeps the last good token. The error names the
-                // path and the io error kind or the reason, never the token.
-                tracing::warn!(
-                    path = %self.path.display(),
-                    %error,
-                    last_token_expired = loaded.token.is_expired_at(now),
-                    "could not reload the token file; keeping the last good token"
-                );
-                self.postpone(self.clock.now());
-                Ok(loaded.token)
-            }
-            (Err(error), None) => Err(error),
-        }
+    fn token(&self) -> impl std::future::Future<Output = Result<BearerToken, TokenError>> + Send {
+        self.refresher.token()
     }
 }
 
@@ -271,15 +193,17 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::{clock::tests::ManualClock, token::tests::jwt};
+    use oidc_bearer::clock::ManualClock;
+
+    use crate::{refresh::FIRST_RETRY_AFTER, token::tests::jwt};
 
     fn token_with(clock: &ManualClock, exp_in: u64, sub: &str) -> String {
-        let now = clock.unix_secs();
+        let now = clock.now().as_secs();
         jwt(&serde_json::json!({"sub": sub, "iat": now, "exp": now + exp_in}))
     }
 
     fn source(path: &Path, clock: &ManualClock) -> FileTokenSource {
-        FileTokenSource::new(path).with_clock(clock.as_fn())
+        FileTokenSource::new(path).with_clock(clock.clone())
     }
 
     // That a broken reload is traced as a warning, without the token, is tested in
@@ -433,7 +357,8 @@ mod tests {
     async fn first_read_failure_is_an_error_naming_the_path_and_kind() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("missing");
-        let source = FileTokenSource::new(&path);
+        let clock = ManualClock::new();
+        let source = source(&path, &clock);
         match source.token().await {
             Err(TokenError::ReadFile { path: p, kind }) => {
                 assert_eq!(p, path);
@@ -442,7 +367,13 @@ mod tests {
             other => panic!("expected ReadFile, got {other:?}"),
         }
 
+        // Retried after a second, not on every call, while no token was ever read.
         std::fs::write(&path, "two words").unwrap();
+        assert!(matches!(
+            source.token().await,
+            Err(TokenError::ReadFile { .. })
+        ));
+        clock.advance(FIRST_RETRY_AFTER);
         match source.token().await {
             Err(TokenError::InvalidFile { reason, .. }) => {
                 assert_eq!(reason, InvalidToken::InvalidCharacter { position: 3 });
@@ -451,6 +382,7 @@ mod tests {
         }
 
         std::fs::write(&path, "a".repeat(READ_LIMIT + 1)).unwrap();
+        clock.advance(FIRST_RETRY_AFTER);
         assert!(matches!(
             source.token().await,
             Err(TokenError::InvalidFile {
@@ -510,7 +442,7 @@ mod tests {
         let source = source(&path, &clock);
         source.token().await.unwrap();
         std::fs::write(&path, "token-b").unwrap();
-        clock.rewind(Duration::from_secs(3600));
+        clock.set(clock.now() - Duration::from_secs(3600));
         assert_eq!(source.token().await.unwrap().secret(), "token-b");
     }
 

@@ -10,8 +10,12 @@
 //!   feature `metadata`, on by default);
 //! - **your own** source: implement [`TokenSource`].
 //!
-//! No JWT library or crypto backend is needed: a client never verifies its own token, it only reads
-//! `exp` from the payload to know when to renew it.
+//! A client never verifies its own token: it only reads `exp` from the payload to know when to renew
+//! it. Both sources share one refresh engine: one load for all callers, run as a task of its own so
+//! that a cancelled caller neither stops nor repeats it, the last good token kept while a load fails,
+//! and a pause before retrying counted from the start of the failed load. Loads need a Tokio runtime.
+//! The clock is `oidc-bearer`'s ([`clock`]), which is why this crate depends on `oidc-bearer` (without
+//! its default features; enable the crypto-backend feature your service uses, `aws-lc-rs` by default).
 //!
 //! # Quick start: a tower client (hyper-util, tonic)
 //!
@@ -91,14 +95,18 @@
 //! when due) → `Authorization: Bearer …` (sensitive) → inner client. No token → [`TokenError`], and
 //! the request is not sent.
 
-mod clock;
 mod error;
 mod file;
 pub mod layer;
 #[cfg(feature = "metadata")]
 mod metadata;
+mod refresh;
 mod source;
 mod token;
+
+/// The clock the sources read, shared with `oidc-bearer`: implement [`Clock`](clock::Clock) or use
+/// [`ManualClock`](clock::ManualClock) in tests, and pass it to a source's `with_clock`.
+pub use oidc_bearer::clock;
 
 pub use self::{
     error::{ConfigError, TokenError},
@@ -109,4 +117,4 @@ pub use self::{
 };
 
 #[cfg(feature = "metadata")]
-pub use self::metadata::{DEFAULT_METADATA_BASE_URL, MetadataTokenSource};
+pub use self::metadata::{DEFAULT_METADATA_BASE_URL, METADATA_HOST_ENV, MetadataTokenSource};

@@ -1,14 +1,17 @@
 //! [`MetadataTokenSource`]: Google ID tokens for an audience, from the Compute Engine metadata server.
 
 use std::{
-    sync::{OnceLock, RwLock},
-    time::{Duration, SystemTime},
+    sync::{Arc, OnceLock},
+    time::Duration,
 };
 
+use http_body_util::{BodyExt as _, LengthLimitError, Limited};
+use oidc_bearer::clock::Clock;
 use url::Url;
 
 use crate::{
-    BearerToken, ConfigError, InvalidToken, MAX_TOKEN_LEN, TokenError, TokenSource, clock::Clock,
+    BearerToken, ConfigError, InvalidToken, MAX_TOKEN_LEN, TokenError, TokenSource,
+    refresh::{Load, Refresher, Schedule},
 };
 
 /// The metadata server's address on Compute Engine, GKE (with Workload Identity), Cloud Run and
@@ -31,8 +34,15 @@ const RETRY_AFTER: Duration = Duration::from_secs(1);
 /// this only guards against a server that answers something else.
 const NO_EXPIRY_TTL: Duration = Duration::from_secs(60);
 
-/// How much of an error response is kept for the error message.
+/// The longest error response whose body goes into the error message; a longer one is left out.
 const ERROR_BODY_LIMIT: usize = 512;
+
+/// The longest token response read: a token of [`MAX_TOKEN_LEN`] and room for whitespace around it.
+const BODY_LIMIT: usize = MAX_TOKEN_LEN + 1024;
+
+/// The environment variable with which Google's client libraries point at another metadata server
+/// (`host:port`, no scheme), e.g. an emulator.
+pub const METADATA_HOST_ENV: &str = "GCE_METADATA_HOST";
 
 /// Google-signed ID tokens from the metadata server, for one audience, cached until shortly before they
 /// expire.
@@ -47,12 +57,16 @@ const ERROR_BODY_LIMIT: usize = 512;
 /// and the answer's body is the token. `format=full` adds the project and instance claims. The source:
 ///
 /// - caches the token until a fifth of its remaining life (at most a minute) before its `exp`;
-/// - fetches once for all concurrent callers; while it does, callers that hold an unexpired token keep
-///   using it, the others wait for the fetch;
-/// - keeps the last good token (with a traced warning) if a refresh fails, and retries at most once a
-///   second;
+/// - fetches once for all concurrent callers, in a task of its own that a cancelled caller does not
+///   stop; while it does, callers that hold an unexpired token keep using it, the others wait for it;
+/// - keeps the last good token while it has not expired (with a traced warning) if a refresh fails,
+///   and retries at most once a second, counted from the start of the failed fetch;
 /// - times out (2 s to connect, 5 s in all by default), ignores proxy settings (the server is
-///   link-local) and follows no redirects (so the `Metadata-Flavor` header goes nowhere else).
+///   link-local), follows no redirects (so the `Metadata-Flavor` header goes nowhere else), and
+///   reads at most a token's worth of body.
+///
+/// It needs a Tokio runtime to fetch; outside one it serves the token it holds and otherwise answers
+/// [`TokenError::NoRuntime`].
 ///
 /// ```no_run
 /// use oidc_bearer_client::{MetadataTokenSource, TokenSource};
@@ -65,38 +79,29 @@ const ERROR_BODY_LIMIT: usize = 512;
 /// ```
 #[derive(Debug)]
 pub struct MetadataTokenSource {
+    refresher: Refresher<Endpoint>,
+}
+
+/// Where and how to ask: the source's [`Load`].
+#[derive(Debug, Clone)]
+struct Endpoint {
     audience: String,
     url: Url,
     connect_timeout: Duration,
     timeout: Duration,
-    clock: Clock,
     /// Built on first use, once the `with_*` settings are final.
-    client: OnceLock<Result<reqwest::Client, String>>,
-    state: RwLock<State>,
-    /// Held while fetching, so concurrent callers cause one fetch.
-    fetching: tokio::sync::Mutex<()>,
+    client: Arc<OnceLock<Result<reqwest::Client, String>>>,
 }
 
-#[derive(Debug, Default)]
-struct State {
-    cached: Option<Cached>,
-    /// The last fetch's failure and when it happened; cleared by a success.
-    failure: Option<(SystemTime, TokenError)>,
-}
-
-#[derive(Debug, Clone)]
-struct Cached {
-    token: BearerToken,
-    fetched_at: SystemTime,
-    refresh_at: SystemTime,
-}
-
-impl Cached {
-    fn is_fresh(&self, now: SystemTime) -> bool {
-        // A clock that stepped back past the fetch counts as stale.
-        self.fetched_at <= now && now < self.refresh_at
-    }
-}
+/// Until shortly before `exp`; a failure is retried after [`RETRY_AFTER`].
+const SCHEDULE: Schedule = Schedule {
+    max_age: None,
+    // A token that is already (nearly) expired, e.g. because this host's clock is ahead: reuse it
+    // briefly rather than fetch on every call.
+    min_age: RETRY_AFTER,
+    retry_after: RETRY_AFTER,
+    no_expiry_ttl: NO_EXPIRY_TTL,
+};
 
 impl MetadataTokenSource {
     /// A source of ID tokens whose `aud` is `audience`: the URL or name the receiving service checks.
@@ -109,23 +114,34 @@ impl MetadataTokenSource {
             return Err(ConfigError::EmptyAudience);
         }
         let base = Url::parse(DEFAULT_METADATA_BASE_URL).expect("the default base URL parses");
-        Ok(Self {
+        let endpoint = Endpoint {
             url: identity_url(&base, &audience),
             audience,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             timeout: DEFAULT_TIMEOUT,
-            clock: Clock::default(),
-            client: OnceLock::new(),
-            state: RwLock::new(State::default()),
-            fetching: tokio::sync::Mutex::new(()),
+            client: Arc::default(),
+        };
+        Ok(Self {
+            refresher: Refresher::new(endpoint, SCHEDULE),
         })
     }
 
-    /// Talks to another metadata server, e.g. `http://127.0.0.1:8080` in tests or an emulator
-    /// (Google's client libraries read such an address from `GCE_METADATA_HOST`; pass it here).
+    /// The same source with its endpoint changed by `change` (settings are final before first use).
+    fn with_endpoint(self, change: impl FnOnce(&mut Endpoint)) -> Self {
+        let mut endpoint = self.refresher.loader().clone();
+        change(&mut endpoint);
+        endpoint.client = Arc::default();
+        Self {
+            refresher: Refresher::with_clock(endpoint, SCHEDULE, self.refresher.clock()),
+        }
+    }
+
+    /// Talks to another metadata server, e.g. `http://127.0.0.1:8080` in tests or an emulator.
     ///
-    /// The identity path is appended to the URL's path.
-    pub fn with_base_url(mut self, base_url: &str) -> Result<Self, ConfigError> {
+    /// Google's client libraries read such an address from `GCE_METADATA_HOST` (a `host:port`, no
+    /// scheme); [`from_env`](Self::from_env) does that for you. The identity path is appended to the
+    /// URL's path.
+    pub fn with_base_url(self, base_url: &str) -> Result<Self, ConfigError> {
         let invalid = |reason: String| ConfigError::InvalidBaseUrl {
             url: base_url.to_owned(),
             reason,
@@ -137,49 +153,76 @@ impl MetadataTokenSource {
         if base.query().is_some() || base.fragment().is_some() {
             return Err(invalid("a base URL has no query or fragment".to_owned()));
         }
-        self.url = identity_url(&base, &self.audience);
-        Ok(self)
+        Ok(self.with_endpoint(|endpoint| {
+            endpoint.url = identity_url(&base, &endpoint.audience);
+        }))
+    }
+
+    /// A source for `audience` at the metadata server that Google's client libraries would use: the
+    /// `host:port` in the `GCE_METADATA_HOST` environment variable when it is set (an emulator, a
+    /// test server), [`DEFAULT_METADATA_BASE_URL`] otherwise.
+    ///
+    /// ```
+    /// use oidc_bearer_client::MetadataTokenSource;
+    ///
+    /// let source = MetadataTokenSource::from_env("https://api.example.com")?;
+    /// # if std::env::var_os("GCE_METADATA_HOST").is_none() {
+    /// assert!(source.url().starts_with("http://metadata.google.internal/computeMetadata/v1/"));
+    /// # }
+    /// # Ok::<(), oidc_bearer_client::ConfigError>(())
+    /// ```
+    pub fn from_env(audience: impl Into<String>) -> Result<Self, ConfigError> {
+        let source = Self::new(audience)?;
+        match std::env::var(METADATA_HOST_ENV)
+            .ok()
+            .filter(|v| !v.is_empty())
+        {
+            // cloud.google.com/go/compute/metadata: `"http://" + host + "/computeMetadata/v1/"`.
+            Some(host) => source.with_base_url(&format!("http://{host}")),
+            None => Ok(source),
+        }
     }
 
     /// The whole request's time limit, connecting included (5 s by default).
     #[must_use]
-    pub fn with_timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
+    pub fn with_timeout(self, timeout: Duration) -> Self {
+        self.with_endpoint(|endpoint| endpoint.timeout = timeout)
     }
 
     /// The time limit for connecting (2 s by default).
     #[must_use]
-    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
-        self
+    pub fn with_connect_timeout(self, timeout: Duration) -> Self {
+        self.with_endpoint(|endpoint| endpoint.connect_timeout = timeout)
     }
 
-    /// Replaces the wall clock used to compare with `exp`, so tests can move time.
+    /// Replaces the wall clock used to compare with `exp`, so tests can move time (e.g.
+    /// [`ManualClock`](oidc_bearer::clock::ManualClock)).
     #[must_use]
-    pub fn with_clock(mut self, now: impl Fn() -> SystemTime + Send + Sync + 'static) -> Self {
-        self.clock = Clock::custom(now);
-        self
+    pub fn with_clock(self, clock: impl Clock) -> Self {
+        let endpoint = self.refresher.loader().clone();
+        Self {
+            refresher: Refresher::with_clock(endpoint, SCHEDULE, Arc::new(clock)),
+        }
     }
 
     /// The audience the tokens are for.
     pub fn audience(&self) -> &str {
-        &self.audience
+        &self.refresher.loader().audience
     }
 
     /// The URL requested, audience included.
     pub fn url(&self) -> &str {
-        self.url.as_str()
+        self.refresher.loader().url.as_str()
     }
+}
 
-    fn state(&self) -> std::sync::RwLockReadGuard<'_, State> {
-        self.state.read().unwrap_or_else(|e| e.into_inner())
+impl TokenSource for MetadataTokenSource {
+    fn token(&self) -> impl std::future::Future<Output = Result<BearerToken, TokenError>> + Send {
+        self.refresher.token()
     }
+}
 
-    fn state_mut(&self) -> std::sync::RwLockWriteGuard<'_, State> {
-        self.state.write().unwrap_or_else(|e| e.into_inner())
-    }
-
+impl Endpoint {
     fn client(&self) -> Result<&reqwest::Client, TokenError> {
         self.client
             .get_or_init(|| {
@@ -201,16 +244,18 @@ impl MetadataTokenSource {
                 reason: format!("could not build the HTTP client: {reason}"),
             })
     }
+}
 
+impl Load for Endpoint {
     /// One request to the metadata server.
-    async fn fetch(&self) -> Result<BearerToken, TokenError> {
+    async fn load(&self) -> Result<BearerToken, TokenError> {
         let url = self.url.to_string();
         let unavailable = |error: reqwest::Error| TokenError::MetadataUnavailable {
             url: url.clone(),
             timed_out: error.is_timeout(),
             reason: error_chain(&error.without_url()),
         };
-        let mut response = self
+        let response = self
             .client()?
             .get(self.url.clone())
             // Required on every request; the server refuses requests without it (403), which keeps a
@@ -221,12 +266,15 @@ impl MetadataTokenSource {
             .map_err(unavailable)?;
 
         let status = response.status();
+        let content_length = response.content_length();
+        let body = http::Response::from(response).into_body();
         if !status.is_success() {
-            let body = match read_limited(&mut response, ERROR_BODY_LIMIT).await {
-                Ok(Limited::Complete(body) | Limited::Truncated(body)) => body,
-                Err(_) => Vec::new(),
+            // The body says why ("non-empty audience parameter required"); one too long to be that is
+            // left out.
+            let body = match read_limited(body, ERROR_BODY_LIMIT).await {
+                Ok(body) => String::from_utf8_lossy(&body).into_owned(),
+                Err(_) => String::new(),
             };
-            let body = String::from_utf8_lossy(&body);
             return Err(TokenError::MetadataStatus {
                 url,
                 status,
@@ -240,18 +288,21 @@ impl MetadataTokenSource {
                 limit: MAX_TOKEN_LEN,
             },
         };
-        let limit = MAX_TOKEN_LEN + 1024;
-        if response
-            .content_length()
-            .is_some_and(|len| len > limit as u64)
-        {
+        if content_length.is_some_and(|len| len > BODY_LIMIT as u64) {
             return Err(too_long());
         }
-        let Limited::Complete(body) = read_limited(&mut response, limit)
-            .await
-            .map_err(unavailable)?
-        else {
-            return Err(too_long());
+        let body = match read_limited(body, BODY_LIMIT).await {
+            Ok(body) => body,
+            Err(ReadError::TooLong) => return Err(too_long()),
+            Err(ReadError::Failed(error)) => {
+                return Err(TokenError::MetadataUnavailable {
+                    url: url.clone(),
+                    timed_out: error
+                        .downcast_ref::<reqwest::Error>()
+                        .is_some_and(reqwest::Error::is_timeout),
+                    reason: error_chain(&*error),
+                });
+            }
         };
         let invalid = |reason| TokenError::InvalidMetadataResponse {
             url: url.clone(),
@@ -263,86 +314,6 @@ impl MetadataTokenSource {
             })
         })?;
         BearerToken::new(text.trim()).map_err(invalid)
-    }
-
-    fn store(&self, token: BearerToken) {
-        let now = self.clock.now();
-        let refresh_at = token
-            .refresh_at(now)
-            .unwrap_or(now + NO_EXPIRY_TTL)
-            // A token that is already (nearly) expired, e.g. because this host's clock is ahead: reuse it
-            // briefly rather than fetch on every call.
-            .max(now + RETRY_AFTER);
-        let mut state = self.state_mut();
-        state.cached = Some(Cached {
-            token,
-            fetched_at: now,
-            refresh_at,
-        });
-        state.failure = None;
-    }
-}
-
-impl TokenSource for MetadataTokenSource {
-    async fn token(&self) -> Result<BearerToken, TokenError> {
-        let now = self.clock.now();
-        let cached = self.state().cached.clone();
-        if let Some(cached) = &cached
-            && cached.is_fresh(now)
-        {
-            return Ok(cached.token.clone());
-        }
-
-        // Due. One caller fetches; callers with a still-valid token keep sending it meanwhile, the
-        // others queue for the fetch's result (go-oidc's remote key set shares one in-flight fetch the
-        // same way).
-        let usable = cached
-            .map(|cached| cached.token)
-            .filter(|token| !token.is_expired_at(now));
-        let _fetching = match &usable {
-            Some(token) => match self.fetching.try_lock() {
-                Ok(guard) => guard,
-                Err(_) => return Ok(token.clone()),
-            },
-            None => self.fetching.lock().await,
-        };
-
-        let now = self.clock.now();
-        {
-            let state = self.state();
-            if let Some(cached) = &state.cached
-                && cached.is_fresh(now)
-            {
-                return Ok(cached.token.clone());
-            }
-            // The fetch we queued behind failed a moment ago: share its outcome rather than ask again.
-            if let Some((failed_at, error)) = &state.failure
-                && *failed_at <= now
-                && now < *failed_at + RETRY_AFTER
-            {
-                return usable.ok_or_else(|| error.clone());
-            }
-        }
-
-        match self.fetch().await {
-            Ok(token) => {
-                self.store(token.clone());
-                Ok(token)
-            }
-            Err(error) => {
-                self.state_mut().failure = Some((self.clock.now(), error.clone()));
-                match usable {
-                    Some(token) => {
-                        tracing::warn!(
-                            %error,
-                            "could not refresh the ID token from the metadata server; keeping the current one"
-                        );
-                        Ok(token)
-                    }
-                    None => Err(error),
-                }
-            }
-        }
     }
 }
 
@@ -361,28 +332,21 @@ fn identity_url(base: &Url, audience: &str) -> Url {
     url
 }
 
-/// A body read up to a limit.
-enum Limited {
-    Complete(Vec<u8>),
-    /// The first `limit` bytes of a longer body.
-    Truncated(Vec<u8>),
+/// Why a body could not be read whole.
+enum ReadError {
+    /// It is longer than the limit.
+    TooLong,
+    /// The connection failed, or timed out, while reading it.
+    Failed(Box<dyn std::error::Error + Send + Sync>),
 }
 
-/// Reads at most `limit` bytes of the body, so a misbehaving server cannot make us buffer without end.
-async fn read_limited(
-    response: &mut reqwest::Response,
-    limit: usize,
-) -> Result<Limited, reqwest::Error> {
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await? {
-        if body.len() + chunk.len() > limit {
-            let room = limit - body.len();
-            body.extend_from_slice(&chunk[..room]);
-            return Ok(Limited::Truncated(body));
-        }
-        body.extend_from_slice(&chunk);
+/// Reads at most `limit` bytes of `body`, so a misbehaving server cannot make us buffer without end.
+async fn read_limited(body: reqwest::Body, limit: usize) -> Result<bytes::Bytes, ReadError> {
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(error) if error.is::<LengthLimitError>() => Err(ReadError::TooLong),
+        Err(error) => Err(ReadError::Failed(error)),
     }
-    Ok(Limited::Complete(body))
 }
 
 /// An error and its sources, "a: b: c", since reqwest's own message leaves out the cause.
@@ -417,7 +381,9 @@ mod tests {
     };
 
     use super::*;
-    use crate::{clock::tests::ManualClock, token::tests::jwt};
+    use oidc_bearer::clock::ManualClock;
+
+    use crate::token::tests::jwt;
 
     const PATH: &str = "/computeMetadata/v1/instance/service-accounts/default/identity";
 
@@ -429,8 +395,10 @@ mod tests {
         fetches: Arc<AtomicUsize>,
         /// When set, requests wait for a permit: lets a test hold the first fetch open.
         gate: Option<Arc<tokio::sync::Semaphore>>,
-        /// Requests that reached the handler (before the gate).
+        /// Told of each request that reaches the handler (before the gate).
         arrived: Arc<tokio::sync::Notify>,
+        /// Requests that reached the handler, answered or not.
+        requests: Arc<AtomicUsize>,
         /// When set, answer with this status instead of a token.
         fail_with: Arc<std::sync::Mutex<Option<StatusCode>>>,
     }
@@ -442,6 +410,7 @@ mod tests {
                 fetches: Arc::default(),
                 gate: None,
                 arrived: Arc::default(),
+                requests: Arc::default(),
                 fail_with: Arc::default(),
             }
         }
@@ -464,6 +433,7 @@ mod tests {
         headers: HeaderMap,
         Query(query): Query<HashMap<String, String>>,
     ) -> impl IntoResponse {
+        server.requests.fetch_add(1, Ordering::SeqCst);
         server.arrived.notify_one();
         if let Some(gate) = &server.gate {
             gate.acquire().await.unwrap().forget();
@@ -487,7 +457,7 @@ mod tests {
             return (status, "metadata server unhappy\n").into_response();
         }
         let n = server.fetches.fetch_add(1, Ordering::SeqCst) + 1;
-        let now = server.clock.unix_secs();
+        let now = server.clock.now().as_secs();
         let mut claims = serde_json::json!({
             "iss": "https://accounts.google.com",
             "aud": audience,
@@ -516,7 +486,7 @@ mod tests {
             .unwrap()
             .with_base_url(&format!("http://{addr}"))
             .unwrap()
-            .with_clock(clock.as_fn())
+            .with_clock(clock.clone())
     }
 
     #[tokio::test]
@@ -555,7 +525,7 @@ mod tests {
         assert_eq!(claims["google"]["compute_engine"]["project_id"], "demo");
         assert_eq!(
             token.expires_at(),
-            Some(SystemTime::UNIX_EPOCH + Duration::from_secs(clock.unix_secs() + 3600))
+            Some(std::time::UNIX_EPOCH + Duration::from_secs(clock.now().as_secs() + 3600))
         );
         assert!(source.url().contains("format=full"), "{}", source.url());
     }
@@ -583,36 +553,79 @@ mod tests {
         assert_eq!(server.fetches(), 2);
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn concurrent_callers_cause_a_single_fetch() {
-        let clock = ManualClock::new();
+    /// A gated server and 50 callers waiting for its first, held, fetch. On a current-thread runtime
+    /// every caller has run up to its wait by the time the fetch reaches the server.
+    async fn callers_behind_a_held_fetch(
+        clock: &ManualClock,
+    ) -> (
+        FakeMetadata,
+        Arc<tokio::sync::Semaphore>,
+        Arc<MetadataTokenSource>,
+        tokio::task::JoinSet<Result<BearerToken, TokenError>>,
+    ) {
         let gate = Arc::new(tokio::sync::Semaphore::new(0));
         let server = FakeMetadata {
             gate: Some(Arc::clone(&gate)),
-            ..FakeMetadata::new(&clock)
+            ..FakeMetadata::new(clock)
         };
         let addr = server.clone().serve().await;
-        let source = Arc::new(source(addr, "https://api.example.com", &clock));
-
+        let source = Arc::new(source(addr, "https://api.example.com", clock));
+        let arrived = server.arrived.notified();
         let mut callers = tokio::task::JoinSet::new();
         for _ in 0..50 {
             let source = Arc::clone(&source);
             callers.spawn(async move { source.token().await });
         }
-        // Hold the first fetch open until it has reached the server, so the other 49 callers pile
-        // up behind it; then let every request through, in case a second one were made.
-        server.arrived.notified().await;
-        for _ in 0..50 {
-            tokio::task::yield_now().await;
-        }
-        gate.add_permits(50);
+        arrived.await;
+        (server, gate, source, callers)
+    }
 
+    #[tokio::test(flavor = "current_thread")]
+    async fn concurrent_callers_cause_a_single_fetch() {
+        let clock = ManualClock::new();
+        let (server, gate, _source, mut callers) = callers_behind_a_held_fetch(&clock).await;
+        // Let every request through, in case a second one were made.
+        gate.add_permits(50);
         let mut tokens = Vec::new();
         while let Some(result) = callers.join_next().await {
             tokens.push(result.unwrap().unwrap());
         }
         assert_eq!(server.fetches(), 1);
+        assert_eq!(server.requests.load(Ordering::SeqCst), 1);
         assert!(tokens.iter().all(|t| *t == tokens[0]));
+    }
+
+    /// Issue 13 §1 for this source: callers that are dropped while the shared fetch is held (a request
+    /// timeout in front of the client, a task aborted) neither cancel it nor cause another, and the
+    /// clock does not move, so nothing else could have allowed one.
+    #[tokio::test(flavor = "current_thread")]
+    async fn callers_aborted_during_a_held_fetch_cause_one_fetch() {
+        let clock = ManualClock::new();
+        let (server, gate, source, mut callers) = callers_behind_a_held_fetch(&clock).await;
+        callers.abort_all();
+        while let Some(joined) = callers.join_next().await {
+            assert!(joined.is_err_and(|e| e.is_cancelled()));
+        }
+        // Each new caller that gives up (here: after one poll) leaves the fetch alone too.
+        for _ in 0..20 {
+            let mut token = std::pin::pin!(source.token());
+            assert!(futures_poll_once(token.as_mut()).is_pending());
+        }
+        assert_eq!(server.requests.load(Ordering::SeqCst), 1);
+
+        gate.add_permits(50);
+        let token = source.token().await.unwrap();
+        assert_eq!(claims(&token)["n"], 1);
+        assert_eq!(source.token().await.unwrap(), token);
+        assert_eq!(server.requests.load(Ordering::SeqCst), 1);
+        assert_eq!(server.fetches(), 1);
+    }
+
+    /// Polls a future once, with a waker that does nothing.
+    fn futures_poll_once<F: std::future::Future>(
+        future: std::pin::Pin<&mut F>,
+    ) -> std::task::Poll<F::Output> {
+        future.poll(&mut std::task::Context::from_waker(std::task::Waker::noop()))
     }
 
     #[tokio::test]

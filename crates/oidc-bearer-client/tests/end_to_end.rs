@@ -1,15 +1,7 @@
 //! The layer end to end: hyper-util's client, wrapped in `AddBearerLayer`, sends a token file's
 //! token to a real HTTP server on 127.0.0.1, and the rotated token after the kubelet rotates the file.
 
-use std::{
-    net::SocketAddr,
-    path::Path,
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-    },
-    time::{Duration, SystemTime, UNIX_EPOCH},
-};
+use std::{net::SocketAddr, path::Path};
 
 use axum::{Router, http::HeaderMap, routing::get};
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
@@ -18,7 +10,11 @@ use http::{Request, StatusCode};
 use http_body_util::{BodyExt as _, Empty};
 use hyper::body::Incoming;
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
-use oidc_bearer_client::{AddBearerLayer, FileTokenSource, TokenError, layer::BoxError};
+use oidc_bearer_client::{
+    AddBearerLayer, FileTokenSource, TokenError,
+    clock::{Clock as _, ManualClock},
+    layer::BoxError,
+};
 use tower::{Service, ServiceBuilder, ServiceExt as _};
 
 /// Answers with the Authorization header it received, or 401 without one.
@@ -87,22 +83,13 @@ async fn hyper_client_sends_the_file_token_and_the_rotated_one() {
     let dir = tempfile::tempdir().unwrap();
 
     // A clock the test moves, so the source's poll interval passes without sleeping.
-    let millis = Arc::new(AtomicU64::new(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as u64,
-    ));
-    let now = {
-        let millis = Arc::clone(&millis);
-        move || UNIX_EPOCH + Duration::from_millis(millis.load(Ordering::SeqCst))
-    };
-    let exp = now().duration_since(UNIX_EPOCH).unwrap().as_secs() + 600;
+    let clock = ManualClock::new();
+    let exp = clock.now().as_secs() + 600;
     let first = jwt("first", exp);
     let second = jwt("second", exp + 480);
     kubelet_write(dir.path(), "..2026_01_01_00_00_00.000000001", &first);
 
-    let source = FileTokenSource::new(dir.path().join("token")).with_clock(now);
+    let source = FileTokenSource::new(dir.path().join("token")).with_clock(clock.clone());
     let client = ServiceBuilder::new()
         .layer(AddBearerLayer::new(source))
         .service(Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>());
@@ -112,10 +99,7 @@ async fn hyper_client_sends_the_file_token_and_the_rotated_one() {
     assert_eq!(sent, format!("Bearer {first}"));
 
     kubelet_write(dir.path(), "..2026_01_01_00_08_00.000000002", &second);
-    millis.fetch_add(
-        oidc_bearer_client::DEFAULT_POLL_INTERVAL.as_millis() as u64,
-        Ordering::SeqCst,
-    );
+    clock.advance(oidc_bearer_client::DEFAULT_POLL_INTERVAL);
     let (status, sent) = get_private(client, addr).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(sent, format!("Bearer {second}"));

@@ -6,14 +6,10 @@
 
 use std::{
     io::Write,
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicU64, Ordering},
-    },
-    time::{Duration, UNIX_EPOCH},
+    sync::{Arc, Mutex},
 };
 
-use oidc_bearer_client::{DEFAULT_POLL_INTERVAL, FileTokenSource, TokenSource};
+use oidc_bearer_client::{DEFAULT_POLL_INTERVAL, FileTokenSource, TokenSource, clock::ManualClock};
 
 /// Collects what the subscriber writes.
 #[derive(Clone, Default)]
@@ -42,16 +38,12 @@ async fn broken_reload_warns_with_the_path_but_without_the_token() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("token");
     std::fs::write(&path, "secret-token-value\n").unwrap();
-    let millis = Arc::new(AtomicU64::new(1_700_000_000_000));
-    let now = {
-        let millis = Arc::clone(&millis);
-        move || UNIX_EPOCH + Duration::from_millis(millis.load(Ordering::SeqCst))
-    };
-    let source = FileTokenSource::new(&path).with_clock(now);
+    let clock = ManualClock::at_unix(1_700_000_000);
+    let source = FileTokenSource::new(&path).with_clock(clock.clone());
     assert_eq!(source.token().await.unwrap().secret(), "secret-token-value");
 
     std::fs::remove_file(&path).unwrap();
-    millis.fetch_add(DEFAULT_POLL_INTERVAL.as_millis() as u64, Ordering::SeqCst);
+    clock.advance(DEFAULT_POLL_INTERVAL);
     assert_eq!(source.token().await.unwrap().secret(), "secret-token-value");
 
     let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();

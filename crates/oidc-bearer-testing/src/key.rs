@@ -1,5 +1,5 @@
 //! Signing keys: generation with aws-lc-rs, public JWK and PEM export, and JWS signatures
-//! (RFC 7518 §3).
+//! (RFC 7518 §3, RFC 8037, RFC 9864, and ML-DSA as draft-ietf-cose-dilithium puts it in JOSE).
 //!
 //! We sign with aws-lc-rs directly rather than through `jsonwebtoken`: this crate is a
 //! dev-dependency of users whose `oidc-bearer` picks one of jsonwebtoken's crypto backends by
@@ -11,20 +11,24 @@ use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::KeySize;
 use aws_lc_rs::signature::{
-    self, EcdsaKeyPair, Ed25519KeyPair, KeyPair as _, RsaEncoding, RsaKeyPair,
+    self, EcdsaKeyPair, Ed25519KeyPair, KeyPair as _, PqdsaKeyPair, PqdsaSigningAlgorithm,
+    RsaEncoding, RsaKeyPair,
 };
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde_json::{Value, json};
 
-/// The signature algorithm of a key the issuer generates (RFC 7518 §3.1, RFC 8037 §3.1).
+/// The signature algorithm of a key the issuer generates (RFC 7518 §3.1, RFC 8037 §3.1, RFC 9864
+/// §2, draft-ietf-cose-dilithium).
 ///
 /// ```
 /// use oidc_bearer_testing::KeyAlg;
 /// assert_eq!(KeyAlg::PS384.name(), "PS384");
 /// assert_eq!("EdDSA".parse::<KeyAlg>(), Ok(KeyAlg::EdDSA));
+/// assert_eq!("ML-DSA-65".parse::<KeyAlg>(), Ok(KeyAlg::MlDsa65));
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum KeyAlg {
     /// RSASSA-PKCS1-v1_5 with SHA-256 (2048-bit key).
     RS256,
@@ -42,13 +46,25 @@ pub enum KeyAlg {
     ES256,
     /// ECDSA on P-384 with SHA-384, signature as fixed-width `r || s`.
     ES384,
-    /// Ed25519 (RFC 8037).
+    /// ECDSA on P-521 with SHA-512, signature as fixed-width `r || s` (RFC 7518 §3.4).
+    ES512,
+    /// Ed25519 under the polymorphic name `EdDSA` (RFC 8037).
     EdDSA,
+    /// Ed25519 under its fully-specified name `Ed25519` (RFC 9864 §2); the JWK is the same OKP key
+    /// with `alg: "Ed25519"`.
+    Ed25519,
+    /// ML-DSA-44 (FIPS 204): a JWK of kty `AKP` with the raw public key in `pub`.
+    MlDsa44,
+    /// ML-DSA-65 (FIPS 204): a JWK of kty `AKP` with the raw public key in `pub`.
+    MlDsa65,
+    /// ML-DSA-87 (FIPS 204): a JWK of kty `AKP` with the raw public key in `pub`.
+    MlDsa87,
 }
 
 impl KeyAlg {
-    /// Every algorithm, in declaration order (handy for table tests).
-    pub const ALL: [KeyAlg; 9] = [
+    /// Every algorithm, in declaration order (handy for table tests). A verifier may support fewer:
+    /// see [`KeyAlg::is_ml_dsa`].
+    pub const ALL: [KeyAlg; 14] = [
         KeyAlg::RS256,
         KeyAlg::RS384,
         KeyAlg::RS512,
@@ -57,8 +73,19 @@ impl KeyAlg {
         KeyAlg::PS512,
         KeyAlg::ES256,
         KeyAlg::ES384,
+        KeyAlg::ES512,
         KeyAlg::EdDSA,
+        KeyAlg::Ed25519,
+        KeyAlg::MlDsa44,
+        KeyAlg::MlDsa65,
+        KeyAlg::MlDsa87,
     ];
+
+    /// Whether this is one of the ML-DSA (post-quantum, still draft in JOSE) algorithms, which a
+    /// verifier may support only behind a feature.
+    pub fn is_ml_dsa(&self) -> bool {
+        matches!(self, KeyAlg::MlDsa44 | KeyAlg::MlDsa65 | KeyAlg::MlDsa87)
+    }
 
     /// The JOSE name, as it appears in a JWS header's `alg` and a JWK's `alg`.
     pub fn name(&self) -> &'static str {
@@ -71,8 +98,22 @@ impl KeyAlg {
             KeyAlg::PS512 => "PS512",
             KeyAlg::ES256 => "ES256",
             KeyAlg::ES384 => "ES384",
+            KeyAlg::ES512 => "ES512",
             KeyAlg::EdDSA => "EdDSA",
+            KeyAlg::Ed25519 => "Ed25519",
+            KeyAlg::MlDsa44 => "ML-DSA-44",
+            KeyAlg::MlDsa65 => "ML-DSA-65",
+            KeyAlg::MlDsa87 => "ML-DSA-87",
         }
+    }
+
+    fn ml_dsa_signing(self) -> Option<&'static PqdsaSigningAlgorithm> {
+        Some(match self {
+            KeyAlg::MlDsa44 => &signature::ML_DSA_44_SIGNING,
+            KeyAlg::MlDsa65 => &signature::ML_DSA_65_SIGNING,
+            KeyAlg::MlDsa87 => &signature::ML_DSA_87_SIGNING,
+            _ => return None,
+        })
     }
 
     fn rsa_encoding(self) -> Option<&'static dyn RsaEncoding> {
@@ -85,7 +126,7 @@ impl KeyAlg {
             KeyAlg::PS256 => &signature::RSA_PSS_SHA256,
             KeyAlg::PS384 => &signature::RSA_PSS_SHA384,
             KeyAlg::PS512 => &signature::RSA_PSS_SHA512,
-            KeyAlg::ES256 | KeyAlg::ES384 | KeyAlg::EdDSA => return None,
+            _ => return None,
         })
     }
 }
@@ -105,7 +146,7 @@ impl fmt::Display for UnknownKeyAlg {
         write!(
             f,
             "unknown key algorithm {:?}; expected one of RS256, RS384, RS512, PS256, PS384, \
-             PS512, ES256, ES384, EdDSA",
+             PS512, ES256, ES384, ES512, EdDSA, Ed25519, ML-DSA-44, ML-DSA-65, ML-DSA-87",
             self.0
         )
     }
@@ -128,6 +169,7 @@ enum Signer {
     Rsa(RsaKeyPair),
     Ecdsa(EcdsaKeyPair),
     Ed25519(Ed25519KeyPair),
+    MlDsa(PqdsaKeyPair),
 }
 
 /// A generated key pair with its public forms computed once.
@@ -163,11 +205,11 @@ impl TestKey {
                 let der = der.as_ref().to_vec();
                 (Signer::Rsa(pair), jwk, der)
             }
-            KeyAlg::ES256 | KeyAlg::ES384 => {
-                let (signing, crv, coord_len) = if alg == KeyAlg::ES256 {
-                    (&signature::ECDSA_P256_SHA256_FIXED_SIGNING, "P-256", 32)
-                } else {
-                    (&signature::ECDSA_P384_SHA384_FIXED_SIGNING, "P-384", 48)
+            KeyAlg::ES256 | KeyAlg::ES384 | KeyAlg::ES512 => {
+                let (signing, crv, coord_len) = match alg {
+                    KeyAlg::ES256 => (&signature::ECDSA_P256_SHA256_FIXED_SIGNING, "P-256", 32),
+                    KeyAlg::ES384 => (&signature::ECDSA_P384_SHA384_FIXED_SIGNING, "P-384", 48),
+                    _ => (&signature::ECDSA_P521_SHA512_FIXED_SIGNING, "P-521", 66),
                 };
                 let pair = EcdsaKeyPair::generate(signing).unwrap_or_else(|e| fail(e));
                 let public = pair.public_key();
@@ -189,7 +231,7 @@ impl TestKey {
                 let der = der.as_ref().to_vec();
                 (Signer::Ecdsa(pair), jwk, der)
             }
-            KeyAlg::EdDSA => {
+            KeyAlg::EdDSA | KeyAlg::Ed25519 => {
                 let pair = Ed25519KeyPair::generate().unwrap_or_else(|e| fail(e));
                 let public = pair.public_key();
                 // RFC 8037 §2: an OKP key with the raw 32-byte public key in x.
@@ -201,6 +243,21 @@ impl TestKey {
                 let der = public.as_der().unwrap_or_else(|e| fail(e));
                 let der = der.as_ref().to_vec();
                 (Signer::Ed25519(pair), jwk, der)
+            }
+            KeyAlg::MlDsa44 | KeyAlg::MlDsa65 | KeyAlg::MlDsa87 => {
+                let signing = alg.ml_dsa_signing().expect("an ML-DSA alg");
+                let pair = PqdsaKeyPair::generate(signing).unwrap_or_else(|e| fail(e));
+                let public = pair.public_key();
+                // draft-ietf-cose-dilithium: an "algorithm key pair" with the raw public key
+                // (FIPS 204 pkEncode) in `pub`; the `alg` member, required for AKP, is added with
+                // the kid.
+                let jwk = json!({
+                    "kty": "AKP",
+                    "pub": b64(public.as_ref()),
+                });
+                let der = public.as_der().unwrap_or_else(|e| fail(e));
+                let der = der.as_ref().to_vec();
+                (Signer::MlDsa(pair), jwk, der)
             }
         };
         let Value::Object(jwk) = jwk else {
@@ -256,6 +313,13 @@ impl TestKey {
                 .as_ref()
                 .to_vec(),
             Signer::Ed25519(pair) => pair.sign(message).as_ref().to_vec(),
+            // Pure ML-DSA with the empty context string, as draft-ietf-cose-dilithium specifies.
+            Signer::MlDsa(pair) => {
+                let mut sig = vec![0; pair.algorithm().signature_len()];
+                let len = pair.sign(message, &mut sig).unwrap_or_else(|e| fail(e));
+                sig.truncate(len);
+                sig
+            }
         }
     }
 }
@@ -310,7 +374,11 @@ mod tests {
             KeyAlg::PS512 => &signature::RSA_PSS_2048_8192_SHA512,
             KeyAlg::ES256 => &signature::ECDSA_P256_SHA256_FIXED,
             KeyAlg::ES384 => &signature::ECDSA_P384_SHA384_FIXED,
-            KeyAlg::EdDSA => &signature::ED25519,
+            KeyAlg::ES512 => &signature::ECDSA_P521_SHA512_FIXED,
+            KeyAlg::EdDSA | KeyAlg::Ed25519 => &signature::ED25519,
+            KeyAlg::MlDsa44 => &signature::ML_DSA_44,
+            KeyAlg::MlDsa65 => &signature::ML_DSA_65,
+            KeyAlg::MlDsa87 => &signature::ML_DSA_87,
         }
     }
 
@@ -341,6 +409,7 @@ mod tests {
                 point
             }
             "OKP" => b64d(&jwk["x"]),
+            "AKP" => b64d(&jwk["pub"]),
             other => panic!("unexpected kty {other}"),
         };
         UnparsedPublicKey::new(verification_alg(alg), public)
@@ -390,6 +459,42 @@ mod tests {
         );
         assert_eq!(b64d(&ed["x"]).len(), 32);
         assert_eq!(ed["alg"], "EdDSA");
+
+        // RFC 7518 §6.2.1.2: P-521 coordinates are 66 octets, leading zeros kept.
+        let p521 = TestKey::generate(KeyAlg::ES512).public_jwk("d");
+        assert_eq!(
+            (p521["kty"].as_str(), p521["crv"].as_str()),
+            (Some("EC"), Some("P-521"))
+        );
+        assert_eq!((b64d(&p521["x"]).len(), b64d(&p521["y"]).len()), (66, 66));
+        assert_eq!(p521["alg"], "ES512");
+
+        // RFC 9864 §2: the same OKP key, bound to the fully-specified name.
+        let ed = TestKey::generate(KeyAlg::Ed25519).public_jwk("e");
+        assert_eq!(
+            (ed["kty"].as_str(), ed["crv"].as_str(), ed["alg"].as_str()),
+            (Some("OKP"), Some("Ed25519"), Some("Ed25519"))
+        );
+
+        // draft-ietf-cose-dilithium: kty AKP, the raw public key in `pub`, FIPS 204 sizes.
+        for (alg, len) in [
+            (KeyAlg::MlDsa44, 1312),
+            (KeyAlg::MlDsa65, 1952),
+            (KeyAlg::MlDsa87, 2592),
+        ] {
+            let key = TestKey::generate(alg);
+            let jwk = key.public_jwk("f");
+            assert_eq!(jwk["kty"], "AKP");
+            assert_eq!(jwk["alg"], alg.name());
+            assert_eq!(b64d(&jwk["pub"]).len(), len, "{alg}");
+            assert!(jwk.get("x").is_none() && jwk.get("crv").is_none());
+            let signature_len = [(1312, 2420), (1952, 3309), (2592, 4627)]
+                .iter()
+                .find(|(k, _)| *k == len)
+                .unwrap()
+                .1;
+            assert_eq!(key.sign(b"m").len(), signature_len, "{alg}");
+        }
     }
 
     #[test]

@@ -76,6 +76,7 @@ fn verify(token: &str, jwks: &Value) -> Result<Value, String> {
             let params = match jwk["crv"].as_str().unwrap() {
                 "P-256" => &signature::ECDSA_P256_SHA256_FIXED,
                 "P-384" => &signature::ECDSA_P384_SHA384_FIXED,
+                "P-521" => &signature::ECDSA_P521_SHA512_FIXED,
                 other => return Err(format!("curve {other}")),
             };
             let mut point = vec![4];
@@ -88,6 +89,17 @@ fn verify(token: &str, jwks: &Value) -> Result<Value, String> {
         "OKP" => UnparsedPublicKey::new(&signature::ED25519, b64d(jwk["x"].as_str().unwrap()))
             .verify(input, &sig)
             .is_ok(),
+        "AKP" => {
+            let params = match jwk["alg"].as_str().unwrap() {
+                "ML-DSA-44" => &signature::ML_DSA_44,
+                "ML-DSA-65" => &signature::ML_DSA_65,
+                "ML-DSA-87" => &signature::ML_DSA_87,
+                other => return Err(format!("AKP alg {other}")),
+            };
+            UnparsedPublicKey::new(params, b64d(jwk["pub"].as_str().unwrap()))
+                .verify(input, &sig)
+                .is_ok()
+        }
         other => return Err(format!("kty {other}")),
     };
     if ok {

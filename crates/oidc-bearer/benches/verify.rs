@@ -4,7 +4,9 @@
 //! Shorter: `cargo bench -p oidc-bearer --bench verify -- --warm-up-time 1 --measurement-time 3`.
 //! Only the ratio table: `cargo bench -p oidc-bearer --bench verify -- table`.
 //!
-//! Criterion groups, one per algorithm (RS256, ES256, PS256, EdDSA):
+//! Criterion groups, one per algorithm (RS256, ES256, PS256, EdDSA, ES512, Ed25519, and with
+//! `--features ml-dsa` ML-DSA-44/65/87); jsonwebtoken has no ES512, `Ed25519` name or ML-DSA, so
+//! its columns are empty for those:
 //! - `signature_only`: aws-lc-rs `ParsedPublicKey::verify_sig` over the token's signing input, the
 //!   key prepared once: the floor any verifier pays;
 //! - `jsonwebtoken_signature`: `jsonwebtoken::crypto::verify`, which prepares the key per call;
@@ -77,9 +79,12 @@ struct Case {
     message: Vec<u8>,
     signature: Vec<u8>,
     aws_key: ParsedPublicKey,
-    jwt_key: jsonwebtoken::DecodingKey,
-    jwt_alg: jsonwebtoken::Algorithm,
-    jwt_validation: jsonwebtoken::Validation,
+    /// jsonwebtoken's key, algorithm and validation, where it supports the algorithm.
+    jwt: Option<(
+        jsonwebtoken::DecodingKey,
+        jsonwebtoken::Algorithm,
+        jsonwebtoken::Validation,
+    )>,
     uncached: Verifier,
     cached: Verifier,
     churn: Verifier,
@@ -106,14 +111,21 @@ impl Case {
         let signature = URL_SAFE_NO_PAD.decode(signature).unwrap();
         let aws_key = aws_key(alg, &jwk);
 
-        let jwt_alg: jsonwebtoken::Algorithm = alg.name().parse().unwrap();
-        let jwt_key =
-            jsonwebtoken::DecodingKey::from_jwk(&serde_json::from_value(jwk).unwrap()).unwrap();
-        let mut jwt_validation = jsonwebtoken::Validation::new(jwt_alg);
-        jwt_validation.set_audience(&[AUD]);
-        jwt_validation.set_issuer(&[issuer.issuer()]);
-        jwt_validation.leeway = 60;
-        jwt_validation.validate_nbf = true;
+        let jwt = alg
+            .name()
+            .parse::<jsonwebtoken::Algorithm>()
+            .ok()
+            .map(|jwt_alg| {
+                let jwt_key =
+                    jsonwebtoken::DecodingKey::from_jwk(&serde_json::from_value(jwk).unwrap())
+                        .unwrap();
+                let mut jwt_validation = jsonwebtoken::Validation::new(jwt_alg);
+                jwt_validation.set_audience(&[AUD]);
+                jwt_validation.set_issuer(&[issuer.issuer()]);
+                jwt_validation.leeway = 60;
+                jwt_validation.validate_nbf = true;
+                (jwt_key, jwt_alg, jwt_validation)
+            });
 
         let verifier = |cache: Option<TokenCacheSettings>| {
             let builder = Verifier::builder(issuer.issuer(), AUD)
@@ -135,9 +147,7 @@ impl Case {
             message,
             signature,
             aws_key,
-            jwt_key,
-            jwt_alg,
-            jwt_validation,
+            jwt,
             uncached: verifier(None),
             cached: verifier(Some(TokenCacheSettings::default())),
             churn: verifier(Some(small)),
@@ -145,8 +155,10 @@ impl Case {
         };
         // Every variant accepts the token before it is timed.
         assert!(case.signature_only());
-        assert!(case.jsonwebtoken_signature());
-        case.jsonwebtoken_decode();
+        if case.jwt.is_some() {
+            assert!(case.jsonwebtoken_signature());
+            case.jsonwebtoken_decode();
+        }
         case.ours_uncached();
         case.ours_uncached_default_claims();
         case.ours_hit();
@@ -161,18 +173,16 @@ impl Case {
     }
 
     fn jsonwebtoken_signature(&self) -> bool {
+        let (key, alg, _) = self.jwt.as_ref().unwrap();
         let signature = self.token.rsplit_once('.').unwrap().1;
-        jsonwebtoken::crypto::verify(signature, &self.message, &self.jwt_key, self.jwt_alg).unwrap()
+        jsonwebtoken::crypto::verify(signature, &self.message, key, *alg).unwrap()
     }
 
     fn jsonwebtoken_decode(&self) -> WorkloadClaims {
-        jsonwebtoken::decode::<WorkloadClaims>(
-            black_box(&self.token),
-            &self.jwt_key,
-            &self.jwt_validation,
-        )
-        .unwrap()
-        .claims
+        let (key, _, validation) = self.jwt.as_ref().unwrap();
+        jsonwebtoken::decode::<WorkloadClaims>(black_box(&self.token), key, validation)
+            .unwrap()
+            .claims
     }
 
     fn ours_uncached(&self) -> Arc<WorkloadClaims> {
@@ -281,13 +291,21 @@ fn aws_key(alg: KeyAlg, jwk: &Value) -> ParsedPublicKey {
             };
             (params, der)
         }
-        KeyAlg::ES256 => {
+        KeyAlg::ES256 | KeyAlg::ES512 => {
             let mut point = vec![4];
             point.extend(field("x"));
             point.extend(field("y"));
-            (&sig::ECDSA_P256_SHA256_FIXED, point)
+            let params: &'static dyn sig::VerificationAlgorithm = if alg == KeyAlg::ES256 {
+                &sig::ECDSA_P256_SHA256_FIXED
+            } else {
+                &sig::ECDSA_P521_SHA512_FIXED
+            };
+            (params, point)
         }
-        KeyAlg::EdDSA => (&sig::ED25519, field("x")),
+        KeyAlg::EdDSA | KeyAlg::Ed25519 => (&sig::ED25519, field("x")),
+        KeyAlg::MlDsa44 => (&sig::ML_DSA_44, field("pub")),
+        KeyAlg::MlDsa65 => (&sig::ML_DSA_65, field("pub")),
+        KeyAlg::MlDsa87 => (&sig::ML_DSA_87, field("pub")),
         other => unreachable!("not benchmarked: {other}"),
     };
     ParsedPublicKey::new(params, &der).unwrap()
@@ -385,12 +403,14 @@ fn bench_algorithms(c: &mut Criterion, cases: &[Case]) {
     for case in cases {
         let mut group = c.benchmark_group(case.alg.name());
         group.bench_function("signature_only", |b| b.iter(|| case.signature_only()));
-        group.bench_function("jsonwebtoken_signature", |b| {
-            b.iter(|| case.jsonwebtoken_signature())
-        });
-        group.bench_function("jsonwebtoken_decode", |b| {
-            b.iter(|| case.jsonwebtoken_decode())
-        });
+        if case.jwt.is_some() {
+            group.bench_function("jsonwebtoken_signature", |b| {
+                b.iter(|| case.jsonwebtoken_signature())
+            });
+            group.bench_function("jsonwebtoken_decode", |b| {
+                b.iter(|| case.jsonwebtoken_decode())
+            });
+        }
         group.bench_function("ours_uncached", |b| b.iter(|| case.ours_uncached()));
         group.bench_function("ours_miss", |b| b.iter(|| case.ours_miss()));
         group.bench_function("ours_hit", |b| b.iter(|| case.ours_hit()));
@@ -456,7 +476,7 @@ fn table(cases: &[Case], rejects: &Rejects, rounds: usize, window: Duration) {
         window.as_millis()
     );
     println!(
-        "{:<6} {:>10} {:>16} {:>16} {:>16} {:>16} {:>18} {:>12}",
+        "{:<9} {:>10} {:>16} {:>16} {:>16} {:>16} {:>18} {:>12}",
         "alg",
         "sig-only",
         "jwt sig-only",
@@ -467,6 +487,7 @@ fn table(cases: &[Case], rejects: &Rejects, rounds: usize, window: Duration) {
         "ours hit"
     );
     for case in cases {
+        let jwt = case.jwt.is_some();
         let r = interleaved(
             rounds,
             window,
@@ -475,10 +496,14 @@ fn table(cases: &[Case], rejects: &Rejects, rounds: usize, window: Duration) {
                     black_box(case.signature_only());
                 },
                 &mut || {
-                    black_box(case.jsonwebtoken_signature());
+                    if jwt {
+                        black_box(case.jsonwebtoken_signature());
+                    }
                 },
                 &mut || {
-                    black_box(case.jsonwebtoken_decode());
+                    if jwt {
+                        black_box(case.jsonwebtoken_decode());
+                    }
                 },
                 &mut || {
                     black_box(case.ours_uncached());
@@ -495,12 +520,13 @@ fn table(cases: &[Case], rejects: &Rejects, rounds: usize, window: Duration) {
             ],
         );
         let cell = |x: f64| format!("{:>7.0} {:>5.2}×", x, x / r[0]);
+        let jwt_cell = |x: f64| if jwt { cell(x) } else { "n/a".to_owned() };
         println!(
-            "{:<6} {:>10.0} {:>16} {:>16} {:>16} {:>16} {:>18} {:>12.0}",
+            "{:<9} {:>10.0} {:>16} {:>16} {:>16} {:>16} {:>18} {:>12.0}",
             case.alg.name(),
             r[0],
-            cell(r[1]),
-            cell(r[2]),
+            jwt_cell(r[1]),
+            jwt_cell(r[2]),
             cell(r[3]),
             cell(r[4]),
             cell(r[5]),
@@ -587,13 +613,27 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let cases: Vec<Case> = [KeyAlg::RS256, KeyAlg::ES256, KeyAlg::PS256, KeyAlg::EdDSA]
-        .into_iter()
-        .map(Case::new)
-        .collect();
+    let mut algs = vec![
+        KeyAlg::RS256,
+        KeyAlg::ES256,
+        KeyAlg::PS256,
+        KeyAlg::EdDSA,
+        KeyAlg::ES512,
+        KeyAlg::Ed25519,
+    ];
+    if cfg!(feature = "ml-dsa") {
+        algs.extend([KeyAlg::MlDsa44, KeyAlg::MlDsa65, KeyAlg::MlDsa87]);
+    }
+    let cases: Vec<Case> = algs.into_iter().map(Case::new).collect();
     let rejects = Rejects::new(&runtime);
-    let sample = &cases[0].token;
-    println!("token: {} bytes (Kubernetes-shaped claims)", sample.len());
+    let sizes: Vec<String> = cases
+        .iter()
+        .map(|c| format!("{} {}", c.alg.name(), c.token.len()))
+        .collect();
+    println!(
+        "token bytes (Kubernetes-shaped claims): {}",
+        sizes.join(", ")
+    );
     if testing {
         table(&cases, &rejects, 1, Duration::from_millis(1));
         return;

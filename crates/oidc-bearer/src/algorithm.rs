@@ -1,4 +1,5 @@
-//! The signature algorithms this library verifies (RFC 7518 §3).
+//! The signature algorithms this library verifies (RFC 7518 §3, RFC 8037, RFC 9864, and ML-DSA from
+//! draft-ietf-cose-dilithium behind the `ml-dsa` feature).
 
 use std::fmt;
 use std::str::FromStr;
@@ -26,8 +27,19 @@ pub enum Algorithm {
     ES256,
     /// ECDSA on P-384 with SHA-384.
     ES384,
-    /// Ed25519 (RFC 8037).
+    /// ECDSA on P-521 with SHA-512 (RFC 7518 §3.4).
+    ES512,
+    /// EdDSA, the polymorphic name of RFC 8037; only with Ed25519 keys here (Ed448 is not supported).
     EdDSA,
+    /// Ed25519 by its fully-specified name (RFC 9864 §2): the same keys and signatures as `EdDSA`
+    /// with an Ed25519 key.
+    Ed25519,
+    /// ML-DSA-44 (FIPS 204, draft-ietf-cose-dilithium): feature `ml-dsa`, aws-lc-rs backend only.
+    MlDsa44,
+    /// ML-DSA-65 (FIPS 204, draft-ietf-cose-dilithium): feature `ml-dsa`, aws-lc-rs backend only.
+    MlDsa65,
+    /// ML-DSA-87 (FIPS 204, draft-ietf-cose-dilithium): feature `ml-dsa`, aws-lc-rs backend only.
+    MlDsa87,
     /// HMAC with SHA-256: shared-secret issuers only, never with published keys.
     HS256,
     /// HMAC with SHA-384: shared-secret issuers only.
@@ -37,7 +49,9 @@ pub enum Algorithm {
 }
 
 impl Algorithm {
-    /// Every asymmetric algorithm supported: the default allowed list of a public-key issuer.
+    /// Every asymmetric algorithm this build supports: the default allowed list of a public-key
+    /// issuer. The ML-DSA algorithms are in it when the `ml-dsa` feature is enabled.
+    #[cfg(not(feature = "ml-dsa"))]
     pub const ASYMMETRIC: &'static [Algorithm] = &[
         Self::RS256,
         Self::RS384,
@@ -47,7 +61,29 @@ impl Algorithm {
         Self::PS512,
         Self::ES256,
         Self::ES384,
+        Self::ES512,
         Self::EdDSA,
+        Self::Ed25519,
+    ];
+
+    /// Every asymmetric algorithm this build supports: the default allowed list of a public-key
+    /// issuer. The ML-DSA algorithms are in it when the `ml-dsa` feature is enabled.
+    #[cfg(feature = "ml-dsa")]
+    pub const ASYMMETRIC: &'static [Algorithm] = &[
+        Self::RS256,
+        Self::RS384,
+        Self::RS512,
+        Self::PS256,
+        Self::PS384,
+        Self::PS512,
+        Self::ES256,
+        Self::ES384,
+        Self::ES512,
+        Self::EdDSA,
+        Self::Ed25519,
+        Self::MlDsa44,
+        Self::MlDsa65,
+        Self::MlDsa87,
     ];
 
     /// The HMAC algorithms, for shared-secret issuers.
@@ -64,7 +100,12 @@ impl Algorithm {
             Self::PS512 => "PS512",
             Self::ES256 => "ES256",
             Self::ES384 => "ES384",
+            Self::ES512 => "ES512",
             Self::EdDSA => "EdDSA",
+            Self::Ed25519 => "Ed25519",
+            Self::MlDsa44 => "ML-DSA-44",
+            Self::MlDsa65 => "ML-DSA-65",
+            Self::MlDsa87 => "ML-DSA-87",
             Self::HS256 => "HS256",
             Self::HS384 => "HS384",
             Self::HS512 => "HS512",
@@ -74,6 +115,37 @@ impl Algorithm {
     /// Whether this is an HMAC (shared-secret) algorithm.
     pub fn is_hmac(self) -> bool {
         matches!(self, Self::HS256 | Self::HS384 | Self::HS512)
+    }
+
+    /// Whether this is one of the ML-DSA (post-quantum) algorithms.
+    pub fn is_ml_dsa(self) -> bool {
+        matches!(self, Self::MlDsa44 | Self::MlDsa65 | Self::MlDsa87)
+    }
+
+    /// The shortest HMAC secret this algorithm may be used with: the hash output size
+    /// (RFC 7518 §3.2: "A key of the same size as the hash output ... or larger MUST be used").
+    pub(crate) fn min_secret_len(self) -> Option<usize> {
+        match self {
+            Self::HS256 => Some(32),
+            Self::HS384 => Some(48),
+            Self::HS512 => Some(64),
+            _ => None,
+        }
+    }
+
+    /// Whether this build can verify this algorithm: ML-DSA needs the `ml-dsa` feature (aws-lc-rs).
+    pub fn is_available(self) -> bool {
+        !self.is_ml_dsa() || cfg!(feature = "ml-dsa")
+    }
+
+    /// Why this build cannot verify `self`, for configuration errors and skipped keys.
+    pub(crate) fn unavailable_reason(self) -> Option<String> {
+        (!self.is_available()).then(|| {
+            format!(
+                "{self} needs the `ml-dsa` feature of oidc-bearer (aws-lc-rs backend; the \
+                 rust-crypto backend has no ML-DSA)"
+            )
+        })
     }
 
     /// Parses a header's `alg` exactly (JOSE names are case-sensitive, RFC 7515 §4.1.1), so `none`,
@@ -88,7 +160,12 @@ impl Algorithm {
             "PS512" => Self::PS512,
             "ES256" => Self::ES256,
             "ES384" => Self::ES384,
+            "ES512" => Self::ES512,
             "EdDSA" => Self::EdDSA,
+            "Ed25519" => Self::Ed25519,
+            "ML-DSA-44" => Self::MlDsa44,
+            "ML-DSA-65" => Self::MlDsa65,
+            "ML-DSA-87" => Self::MlDsa87,
             "HS256" => Self::HS256,
             "HS384" => Self::HS384,
             "HS512" => Self::HS512,
@@ -96,10 +173,13 @@ impl Algorithm {
         })
     }
 
+    /// jsonwebtoken's name for the algorithm, where its RustCrypto provider verifies it: not ES512
+    /// (verified with the `p521` crate instead) nor ML-DSA. `Ed25519` is `EdDSA` over the same key
+    /// (RFC 9864 §2).
     #[cfg(all(feature = "rust-crypto", not(feature = "aws-lc-rs")))]
-    pub(crate) fn to_jwt(self) -> jsonwebtoken::Algorithm {
+    pub(crate) fn to_jwt(self) -> Option<jsonwebtoken::Algorithm> {
         use jsonwebtoken::Algorithm as J;
-        match self {
+        Some(match self {
             Self::RS256 => J::RS256,
             Self::RS384 => J::RS384,
             Self::RS512 => J::RS512,
@@ -108,11 +188,20 @@ impl Algorithm {
             Self::PS512 => J::PS512,
             Self::ES256 => J::ES256,
             Self::ES384 => J::ES384,
-            Self::EdDSA => J::EdDSA,
+            Self::EdDSA | Self::Ed25519 => J::EdDSA,
             Self::HS256 => J::HS256,
             Self::HS384 => J::HS384,
             Self::HS512 => J::HS512,
-        }
+            Self::ES512 | Self::MlDsa44 | Self::MlDsa65 | Self::MlDsa87 => return None,
+        })
+    }
+}
+
+/// Refuses an allowed list that names an algorithm this build cannot verify, saying what to enable.
+pub(crate) fn check_available(algorithms: &[Algorithm]) -> Result<(), String> {
+    match algorithms.iter().find_map(|a| a.unavailable_reason()) {
+        Some(reason) => Err(reason),
+        None => Ok(()),
     }
 }
 
@@ -139,5 +228,45 @@ impl FromStr for Algorithm {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Self::from_header(s).ok_or_else(|| UnknownAlgorithm(s.to_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_are_case_sensitive() {
+        let all = Algorithm::ASYMMETRIC.iter().chain(Algorithm::HMAC).chain(&[
+            Algorithm::MlDsa44,
+            Algorithm::MlDsa65,
+            Algorithm::MlDsa87,
+        ]);
+        for &alg in all {
+            assert_eq!(Algorithm::from_header(alg.as_str()), Some(alg));
+            assert_eq!(Algorithm::from_header(&alg.as_str().to_lowercase()), None);
+        }
+        assert_eq!(
+            Algorithm::from_header("Ed448"),
+            None,
+            "no backend has Ed448"
+        );
+        assert_eq!(Algorithm::from_header("none"), None);
+    }
+
+    #[test]
+    fn ml_dsa_is_available_only_with_its_feature() {
+        for alg in [Algorithm::MlDsa44, Algorithm::MlDsa65, Algorithm::MlDsa87] {
+            assert_eq!(alg.is_available(), cfg!(feature = "ml-dsa"));
+            assert_eq!(
+                Algorithm::ASYMMETRIC.contains(&alg),
+                cfg!(feature = "ml-dsa")
+            );
+            assert_eq!(
+                check_available(&[Algorithm::ES512, alg]).is_ok(),
+                alg.is_available()
+            );
+        }
+        assert!(check_available(Algorithm::ASYMMETRIC).is_ok());
     }
 }

@@ -8,6 +8,10 @@
 //! the boxed verifier that jsonwebtoken's RustCrypto provider builds. When both features are on (cargo
 //! features are additive), aws-lc-rs is used: we call the chosen provider directly and never rely on
 //! jsonwebtoken's process-wide default, whose selection panics when both or neither backend is enabled.
+//!
+//! Algorithms beyond jsonwebtoken's: ES512 (aws-lc-rs; with `rust-crypto` the `p521` crate, since
+//! jsonwebtoken's RustCrypto provider has no P-521), `Ed25519` (RFC 9864; the same check as `EdDSA`),
+//! and ML-DSA-44/65/87 (aws-lc-rs with the `ml-dsa` feature only). No backend here verifies Ed448.
 
 use jsonwebtoken::DecodingKey;
 use jsonwebtoken::DecodingKeyKind;
@@ -81,6 +85,8 @@ enum Inner {
 #[cfg(all(feature = "rust-crypto", not(feature = "aws-lc-rs")))]
 enum Inner {
     Provider(DecodingKey, jsonwebtoken::Algorithm),
+    /// ES512: jsonwebtoken's RustCrypto provider has no P-521, so the `p521` crate verifies it.
+    P521(Box<p521::ecdsa::VerifyingKey>),
 }
 
 impl Prepared {
@@ -99,7 +105,21 @@ impl Prepared {
             Algorithm::PS512 => &sig::RSA_PSS_2048_8192_SHA512,
             Algorithm::ES256 => &sig::ECDSA_P256_SHA256_FIXED,
             Algorithm::ES384 => &sig::ECDSA_P384_SHA384_FIXED,
-            Algorithm::EdDSA => &sig::ED25519,
+            // RFC 7518 §3.4: the signature is the fixed-width R || S, 66 octets each.
+            Algorithm::ES512 => &sig::ECDSA_P521_SHA512_FIXED,
+            // RFC 9864 §2: `Ed25519` is EdDSA restricted to Ed25519, the same verification.
+            Algorithm::EdDSA | Algorithm::Ed25519 => &sig::ED25519,
+            // Pure ML-DSA with the empty context string, as draft-ietf-cose-dilithium specifies.
+            #[cfg(feature = "ml-dsa")]
+            Algorithm::MlDsa44 => &sig::ML_DSA_44,
+            #[cfg(feature = "ml-dsa")]
+            Algorithm::MlDsa65 => &sig::ML_DSA_65,
+            #[cfg(feature = "ml-dsa")]
+            Algorithm::MlDsa87 => &sig::ML_DSA_87,
+            #[cfg(not(feature = "ml-dsa"))]
+            Algorithm::MlDsa44 | Algorithm::MlDsa65 | Algorithm::MlDsa87 => {
+                return Err(alg.unavailable_reason().unwrap_or_default());
+            }
             Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => {
                 let h = match alg {
                     Algorithm::HS256 => hmac::HMAC_SHA256,
@@ -134,10 +154,23 @@ impl Prepared {
     /// Prepares `key` for `alg`. Fails when the key material is invalid for the algorithm.
     #[cfg(all(feature = "rust-crypto", not(feature = "aws-lc-rs")))]
     pub(crate) fn new(key: &DecodingKey, alg: Algorithm) -> Result<Self, String> {
+        let Some(jwt_alg) = alg.to_jwt() else {
+            if alg == Algorithm::ES512 {
+                let point = key.try_get_as_bytes().map_err(|e| e.to_string())?;
+                let key = p521::ecdsa::VerifyingKey::from_sec1_bytes(point)
+                    .map_err(|_| format!("key rejected for {alg}: not a P-521 point"))?;
+                return Ok(Self {
+                    inner: Inner::P521(Box::new(key)),
+                });
+            }
+            return Err(alg
+                .unavailable_reason()
+                .unwrap_or_else(|| format!("{alg} is not supported by the rust-crypto backend")));
+        };
         // Built once here to refuse bad key material when the key set is loaded.
-        (provider().verifier_factory)(&alg.to_jwt(), key)
+        (provider().verifier_factory)(&jwt_alg, key)
             .map(|_| Self {
-                inner: Inner::Provider(key.clone(), alg.to_jwt()),
+                inner: Inner::Provider(key.clone(), jwt_alg),
             })
             .map_err(|e| format!("key rejected for {alg}: {e}"))
     }
@@ -154,6 +187,13 @@ impl Prepared {
             #[cfg(all(feature = "rust-crypto", not(feature = "aws-lc-rs")))]
             Inner::Provider(key, alg) => (provider().verifier_factory)(alg, key)
                 .is_ok_and(|v| v.verify(message, &signature.to_vec()).is_ok()),
+            #[cfg(all(feature = "rust-crypto", not(feature = "aws-lc-rs")))]
+            Inner::P521(key) => {
+                use p521::ecdsa::signature::Verifier as _;
+                // The fixed-width R || S of RFC 7518 §3.4; from_slice refuses any other length.
+                p521::ecdsa::Signature::from_slice(signature)
+                    .is_ok_and(|sig| key.verify(message, &sig).is_ok())
+            }
         }
     }
 }

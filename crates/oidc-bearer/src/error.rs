@@ -187,6 +187,9 @@ pub enum KeysError {
         /// The limit reached: `"max_pending_issuers"` or `"new_issuer_rate"`.
         limit: &'static str,
     },
+    /// Keys had to be fetched, but the caller is not running on a Tokio runtime, on which fetches
+    /// run as spawned tasks (so that no caller owns them). Keys already loaded keep working.
+    NoRuntime,
 }
 
 impl KeysError {
@@ -204,6 +207,90 @@ impl KeysError {
             Self::Stale { .. } => "keys_stale",
             Self::Backoff { .. } => "backoff",
             Self::TooManyNewIssuers { .. } => "too_many_new_issuers",
+            Self::NoRuntime => "no_runtime",
+        }
+    }
+
+    /// Whether the failure is a configuration mistake that retrying will not fix until someone
+    /// changes a setting or the issuer: a discovery document naming another issuer, a 4xx other than
+    /// 408 and 429 (a wrong URL), a redirect (never followed), a body that is not a discovery
+    /// document or a JWKS, a JWKS with no usable key, an insecure URL, a body over the size cap, no
+    /// Tokio runtime. The rest — connection failures, timeouts, 5xx, 408, 429 — are outages that end
+    /// on their own ([`is_transient`](Self::is_transient)).
+    pub fn is_configuration(&self) -> bool {
+        match self {
+            Self::Status { status, .. } => !matches!(status, 408 | 429 | 500..),
+            Self::InvalidDocument { .. }
+            | Self::IssuerMismatch { .. }
+            | Self::InsecureUrl { .. }
+            | Self::NoUsableKeys { .. }
+            | Self::TooLarge { .. }
+            | Self::NoRuntime => true,
+            Self::Backoff { last } => last.is_configuration(),
+            Self::Transport { .. }
+            | Self::Timeout { .. }
+            | Self::Stale { .. }
+            | Self::TooManyNewIssuers { .. } => false,
+        }
+    }
+
+    /// Whether the failure is an outage expected to end on its own (the opposite of
+    /// [`is_configuration`](Self::is_configuration)).
+    pub fn is_transient(&self) -> bool {
+        !self.is_configuration()
+    }
+
+    /// What to change, for a configuration error: one sentence for the operator's log.
+    /// `issuer` is the configured issuer, when discovery is used.
+    pub fn hint(&self, issuer: Option<&str>) -> String {
+        match self {
+            Self::IssuerMismatch { found, .. } => format!(
+                "the discovery document names issuer {found:?}; configure exactly that string, \
+                 including any trailing slash (OpenID Connect Discovery 1.0 §4.3 requires an exact match)"
+            ),
+            Self::Status {
+                url,
+                status: 404 | 410,
+            } => match issuer {
+                Some(issuer) => format!(
+                    "nothing is published at {url}: check the issuer URL {issuer:?} (the discovery \
+                     document is read from <issuer>/.well-known/openid-configuration), or set the \
+                     discovery or JWKS URL explicitly"
+                ),
+                None => format!("nothing is published at {url}: check the JWKS URL"),
+            },
+            Self::Status {
+                url,
+                status: 401 | 403,
+            } => format!(
+                "{url} refuses us: the issuer requires credentials (configure a fetch bearer token) \
+                 or a network policy blocks it"
+            ),
+            Self::Status { url, status } if (300..400).contains(status) => format!(
+                "{url} redirects, and redirects are never followed: configure the final URL"
+            ),
+            Self::Status { url, .. } => format!("check the URL {url}"),
+            Self::InvalidDocument { url, .. } => format!(
+                "{url} does not serve the expected JSON document: check that the issuer (or JWKS) \
+                 URL points at an OpenID provider"
+            ),
+            Self::NoUsableKeys { url, .. } => format!(
+                "the key set at {url} holds no key this library can use: check the algorithms the \
+                 issuer signs with (the skipped keys and why are logged at WARN)"
+            ),
+            Self::InsecureUrl { url } => format!(
+                "{url:?} is not https: serve the issuer over https, or (never in production) allow \
+                 plain http"
+            ),
+            Self::TooLarge { max_bytes, .. } => format!(
+                "the response exceeds {max_bytes} bytes: check the URL, or raise the maximum \
+                 response size"
+            ),
+            Self::NoRuntime => "verify from inside a Tokio runtime (keys are fetched by spawned \
+                                tasks), or load the keys once from one with `ready()`"
+                .to_owned(),
+            Self::Backoff { last } => last.hint(issuer),
+            _ => "retrying with backoff".to_owned(),
         }
     }
 }
@@ -239,6 +326,10 @@ impl fmt::Display for KeysError {
                 f,
                 "too many new issuers at once (`{limit}` reached): this one was not tried, \
                  try again later"
+            ),
+            Self::NoRuntime => write!(
+                f,
+                "keys must be fetched but there is no Tokio runtime to fetch them on"
             ),
         }
     }
@@ -287,6 +378,18 @@ pub enum VerifyError {
     UnknownKey {
         /// The header's `kid`, if any.
         kid: Option<String>,
+    },
+    /// The token names a key that the issuer's keys lack, and no fetch that could have brought it has
+    /// been made since the request arrived: the refresh cooldown forbids one for `retry_after`. A
+    /// server answers 503 with `Retry-After` (not a final 401), so that a client that retries sees
+    /// no failure across a key rotation that was not pre-published; once a fetch has shown the key
+    /// unknown, the answer is [`UnknownKey`](Self::UnknownKey). Its own code, so that a flood of
+    /// forged `kid`s is told apart from an outage in logs and metrics.
+    UnknownKeyRetry {
+        /// The header's `kid`, if any.
+        kid: Option<String>,
+        /// When a fetch is allowed again.
+        retry_after: Duration,
     },
     /// The token has no `kid` and more than one key fits its algorithm.
     AmbiguousKey {
@@ -395,6 +498,7 @@ impl VerifyError {
             Self::AlgorithmNotAllowed { .. } => "algorithm_not_allowed",
             Self::AlgorithmKeyMismatch { .. } => "algorithm_key_mismatch",
             Self::UnknownKey { .. } => "unknown_key",
+            Self::UnknownKeyRetry { .. } => "unknown_key_retry",
             Self::AmbiguousKey { .. } => "ambiguous_key",
             Self::UnsupportedCritical { .. } => "unsupported_crit",
             Self::InvalidType { .. } => "invalid_typ",
@@ -420,8 +524,19 @@ impl VerifyError {
     pub fn is_unavailable(&self) -> bool {
         matches!(
             self,
-            Self::KeysUnavailable { .. } | Self::ReviewUnavailable { .. }
+            Self::KeysUnavailable { .. }
+                | Self::UnknownKeyRetry { .. }
+                | Self::ReviewUnavailable { .. }
         )
+    }
+
+    /// For an [unavailable](Self::is_unavailable) failure, when trying again may succeed, if known
+    /// (it becomes a 503's `Retry-After`).
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::UnknownKeyRetry { retry_after, .. } => Some(*retry_after),
+            _ => None,
+        }
     }
 }
 
@@ -448,6 +563,12 @@ impl fmt::Display for VerifyError {
             },
             Self::UnknownKey { kid: Some(kid) } => write!(f, "unknown key id {:?}", Excerpt(kid)),
             Self::UnknownKey { kid: None } => write!(f, "no key fits the token"),
+            Self::UnknownKeyRetry { kid, retry_after } => write!(
+                f,
+                "unknown key id {:?}; the issuer's keys may be fetched again in {} s",
+                Excerpt(kid.as_deref().unwrap_or("")),
+                retry_after.as_secs_f64().ceil()
+            ),
             Self::AmbiguousKey { candidates } => write!(
                 f,
                 "token has no key id and {candidates} keys fit its algorithm"

@@ -57,6 +57,7 @@ mod fetch;
 pub mod issuers;
 pub mod keys;
 pub mod layer;
+mod log_limit;
 pub mod policy;
 pub mod rejection;
 mod token;

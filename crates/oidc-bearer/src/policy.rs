@@ -383,7 +383,13 @@ where
                 AuthorizeFuture::inner(inner.call(req))
             }
             Err(rejection) => {
-                tracing::info!(code = rejection.code(), status = rejection.status().as_u16(), reason = %rejection, "request refused by policy");
+                // Rate-limited like the bearer layer's lines: callers choose how often this runs.
+                static REFUSED: crate::log_limit::LogLimiter = crate::log_limit::LogLimiter::new();
+                if tracing::enabled!(tracing::Level::INFO)
+                    && let Some(suppressed) = REFUSED.allow(crate::log_limit::PERIOD)
+                {
+                    tracing::info!(code = rejection.code(), status = rejection.status().as_u16(), reason = %rejection, suppressed, "request refused by policy");
+                }
                 let mut response = self.layer.rejection.response(&rejection);
                 response.extensions_mut().insert(rejection);
                 AuthorizeFuture::refused(response)

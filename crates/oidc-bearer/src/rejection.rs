@@ -82,6 +82,9 @@ impl AuthRejection {
             Self::MissingToken => "a bearer token is required",
             Self::InvalidRequest(e) => e.description(),
             Self::Forbidden { reason, .. } => reason,
+            Self::Unavailable(VerifyError::UnknownKeyRetry { .. }) => {
+                "the token's signing key is not known yet; try again later"
+            }
             Self::Unavailable(e) if e.code() == "review_unavailable" => {
                 "the token cannot be checked with the cluster now; try again later"
             }
@@ -165,7 +168,8 @@ impl Default for DefaultRejection {
 }
 
 impl DefaultRejection {
-    /// Realm `api`, `Retry-After: 5` on 503.
+    /// Realm `api`; on 503, `Retry-After` says when the verifier expects to be able to answer (the
+    /// next allowed key fetch), or 5 s when it cannot tell.
     pub fn new() -> Self {
         Self {
             realm: Arc::from("api"),
@@ -180,7 +184,7 @@ impl DefaultRejection {
         self
     }
 
-    /// The `Retry-After` seconds of a 503.
+    /// The `Retry-After` seconds of a 503 when the verifier cannot tell when to retry.
     #[must_use]
     pub fn with_retry_after_secs(mut self, secs: u32) -> Self {
         self.retry_after_secs = secs;
@@ -209,6 +213,18 @@ impl DefaultRejection {
     }
 }
 
+impl DefaultRejection {
+    /// The `Retry-After` seconds for an unavailable verification: the error's own delay rounded up
+    /// (at least 1 s, RFC 9110 §10.2.3 takes whole seconds), else the configured default.
+    fn retry_after(&self, error: &VerifyError) -> u64 {
+        error
+            .retry_after()
+            .map_or(u64::from(self.retry_after_secs), |d| {
+                (d.as_secs() + u64::from(d.subsec_nanos() > 0)).max(1)
+            })
+    }
+}
+
 impl<B: From<String>> RejectionResponse<B> for DefaultRejection {
     fn response(&self, rejection: &AuthRejection) -> Response<B> {
         let error = match rejection {
@@ -229,8 +245,8 @@ impl<B: From<String>> RejectionResponse<B> for DefaultRejection {
         {
             headers.insert(WWW_AUTHENTICATE, value);
         }
-        if matches!(rejection, AuthRejection::Unavailable(_)) {
-            headers.insert(RETRY_AFTER, HeaderValue::from(self.retry_after_secs));
+        if let AuthRejection::Unavailable(error) = rejection {
+            headers.insert(RETRY_AFTER, HeaderValue::from(self.retry_after(error)));
         }
         response
     }

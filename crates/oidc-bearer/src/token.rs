@@ -11,6 +11,8 @@ use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use crate::error::VerifyError;
 
 mod capture;
+#[cfg(test)]
+mod fuzz;
 
 pub(crate) use capture::decode_with_claims;
 
@@ -23,8 +25,15 @@ pub(crate) struct Header {
     pub(crate) kid: Option<String>,
     #[serde(default)]
     pub(crate) typ: Option<String>,
-    #[serde(default)]
-    pub(crate) crit: Option<Vec<String>>,
+    /// `None` when absent, `Some(None)` for `"crit": null`, which RFC 7515 §4.1.11 does not allow
+    /// ("its value is an array"), so it is told apart from absence and refused.
+    #[serde(default, deserialize_with = "present")]
+    pub(crate) crit: Option<Option<Vec<String>>>,
+}
+
+/// Wraps a present member in `Some`, so that `null` is not mistaken for absence.
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
 }
 
 /// A claim's value as found, before validation, so that a wrong type is reported precisely instead of
@@ -196,14 +205,17 @@ impl<'a> Jws<'a> {
             return Err(malformed("payload is not a JSON object"));
         }
         // RFC 7515 §4.1.11: a recipient MUST reject a JWS whose `crit` lists extensions it does not
-        // understand; we understand none. An empty list is itself invalid.
-        if let Some(crit) = &header.crit {
-            if crit.is_empty() {
-                return Err(malformed("crit must not be empty"));
+        // understand; we understand none. An empty list is itself invalid, and so is any value that
+        // is not an array, `null` included.
+        match &header.crit {
+            None => {}
+            Some(None) => return Err(malformed("crit must be an array of names")),
+            Some(Some(crit)) if crit.is_empty() => return Err(malformed("crit must not be empty")),
+            Some(Some(crit)) => {
+                return Err(VerifyError::UnsupportedCritical {
+                    names: crit.clone(),
+                });
             }
-            return Err(VerifyError::UnsupportedCritical {
-                names: crit.clone(),
-            });
         }
         Ok(Self {
             header,
@@ -293,6 +305,19 @@ mod tests {
                 format!("{}.{p}.c2ln", b64(r#"{"alg":"RS256","crit":["exp"]}"#)),
                 "unsupported_crit",
             ),
+            // RFC 7515 §4.1.11: when present, crit is an array; null is not absence.
+            (
+                format!("{}.{p}.c2ln", b64(r#"{"alg":"RS256","crit":null}"#)),
+                "malformed",
+            ),
+            (
+                format!("{}.{p}.c2ln", b64(r#"{"alg":"RS256","crit":[]}"#)),
+                "malformed",
+            ),
+            (
+                format!("{}.{p}.c2ln", b64(r#"{"alg":"RS256","crit":"exp"}"#)),
+                "malformed",
+            ),
             (
                 format!("{}.{p}.c2ln", b64(r#"{"alg":"RS256","alg":"HS256"}"#)),
                 "malformed",
@@ -303,6 +328,20 @@ mod tests {
             let err = Parsed::new(&token, 8192).unwrap_err();
             assert_eq!(err.code(), code, "{token:.60}: {err}");
         }
+    }
+
+    #[test]
+    fn crit_null_is_refused_as_not_an_array() {
+        let h = b64(r#"{"alg":"RS256","crit":null}"#);
+        let token = format!("{h}.{}.c2ln", b64(r#"{"iss":"x"}"#));
+        let err = Parsed::new(&token, 8192).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "malformed token: crit must be an array of names"
+        );
+        // Without crit at all the same token parses.
+        let h = b64(r#"{"alg":"RS256"}"#);
+        assert!(Parsed::new(&format!("{h}.{}.c2ln", b64(r#"{"iss":"x"}"#)), 8192).is_ok());
     }
 
     #[test]

@@ -22,6 +22,10 @@ use crate::token::{ClaimValue, Jws, Parsed, RawClaims};
 
 /// The default token size cap: 8 KiB, far above real workload tokens (about 1 KiB).
 pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8 * 1024;
+/// The longest wait for which an unknown `kid` is answered "retry later" (503) rather than refused
+/// (401): a client will not wait longer, and a key set configured never to refetch (an endless
+/// cooldown) gives final answers.
+const MAX_UNKNOWN_KEY_RETRY: Duration = Duration::from_secs(300);
 /// The default clock-skew leeway for `exp`, `nbf` and `iat`.
 pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
 
@@ -486,6 +490,7 @@ impl Verifier {
                     .refresh()
                     .await
                     .map_err(|source| VerifyError::KeysUnavailable { source })?
+                    .keys
             }
         };
         let keys = match keys.select(kid, alg) {
@@ -498,14 +503,44 @@ impl Verifier {
                     .refresh()
                     .await
                     .map_err(|source| VerifyError::KeysUnavailable { source })?;
-                fresh.select(kid, alg)?;
                 waited = true;
-                fresh
+                match (fresh.keys.select(kid, alg), fresh.retry_after) {
+                    (Ok(_), _) => {}
+                    // No fetch could be made since this request arrived, so the key may have been
+                    // published meanwhile: 503 with `Retry-After` until the next allowed fetch,
+                    // not a final 401 (a key rotation that was not pre-published must not fail
+                    // the clients that retry). After a fetch that still lacks it, 401.
+                    (Err(VerifyError::UnknownKey { kid }), Some(retry_after))
+                        if retry_after <= MAX_UNKNOWN_KEY_RETRY
+                            && !published_but_skipped(&fresh.keys, kid.as_deref())
+                            && !self.issued_before(jws, fresh.keys_as_of) =>
+                    {
+                        return Err(VerifyError::UnknownKeyRetry { kid, retry_after });
+                    }
+                    (Err(e), _) => return Err(e),
+                }
+                fresh.keys
             }
             Err(e) => return Err(e),
             Ok(_) => keys,
         };
         Ok((keys, alg, waited))
+    }
+
+    /// Whether the (unverified) token says it was issued, leeway included, before `keys_as_of`, when
+    /// the fetch of the keys that lack its key started. Then its key was not published at that
+    /// fetch, and waiting for another cannot help: the refusal is final (401). A token without a
+    /// readable `iat` is not. Read only on this path (an unknown `kid` inside the cooldown), so a
+    /// known key never pays for it; a forger who sets `iat` gains nothing from it but a 503.
+    fn issued_before(&self, jws: &Jws<'_>, keys_as_of: Option<Duration>) -> bool {
+        let Some(as_of) = keys_as_of else {
+            return false;
+        };
+        let iat = jws
+            .raw_claims()
+            .ok()
+            .and_then(|claims| time_claim(&claims.iat, "iat").ok().flatten());
+        iat.is_some_and(|iat| iat + self.inner.leeway < as_of.as_secs_f64())
     }
 
     /// The registered claims of a token whose signature holds; its validity window on success.
@@ -672,6 +707,12 @@ fn claims_decode_error(e: serde_json::Error) -> VerifyError {
         ),
     };
     VerifyError::ClaimsDecode { message }
+}
+
+/// Whether the issuer publishes `kid` but the key was skipped as unusable: no later fetch will make it
+/// usable, so the refusal is final.
+fn published_but_skipped(keys: &Jwks, kid: Option<&str>) -> bool {
+    kid.is_some_and(|kid| keys.skipped_keys().iter().any(|k| k.kid() == Some(kid)))
 }
 
 /// A NumericDate claim: a JSON number (RFC 7519 §2), never a string (CVE-2026-25537).
@@ -1050,6 +1091,8 @@ impl VerifierBuilder {
                 reason: "no algorithm allowed".into(),
             });
         }
+        crate::algorithm::check_available(&self.algorithms)
+            .map_err(|reason| ConfigError::InvalidAlgorithms { reason })?;
         if !self.hmac && self.algorithms.iter().any(|a| a.is_hmac()) {
             return Err(ConfigError::InvalidAlgorithms {
                 reason: "HMAC algorithms are only for shared-secret issuers, never with published \

@@ -98,11 +98,26 @@ async fn forged_kid_flood_fetches_at_most_once_per_cooldown() {
         2,
         "one initial fetch, one refresh for the whole flood"
     );
-    // Within the cooldown, more forged kids cause no fetch; after it, one more.
+    // Within the cooldown, more forged kids cause no fetch. Their key could have been published
+    // since the last fetch, so they are told to retry when the next fetch is allowed (503), unless
+    // they say they were issued before that fetch began (then the key was not published for them).
     for i in 0..50 {
         let token = issuer.token().aud(AUD).kid(&format!("again-{i}")).sign();
-        assert_eq!(code(check(&v, &token).await), "unknown_key");
+        let err = check(&v, &token).await.unwrap_err();
+        assert_eq!(err.code(), "unknown_key_retry");
+        assert!(err.is_unavailable());
+        assert_eq!(err.retry_after(), Some(Duration::from_secs(30)));
     }
+    let issued_before_the_fetch = issuer
+        .token()
+        .aud(AUD)
+        .kid("old")
+        .iat(oidc_bearer_testing::now() - 3600)
+        .sign();
+    assert_eq!(
+        code(check(&v, &issued_before_the_fetch).await),
+        "unknown_key"
+    );
     assert_eq!(issuer.jwks_fetches(), 2);
     clock.advance(Duration::from_secs(31));
     let token = issuer.token().aud(AUD).kid("late").sign();
@@ -225,7 +240,8 @@ async fn odd_keys_are_skipped_and_the_set_stays_usable() {
     }
     let v = Verifier::new(issuer.issuer(), AUD).unwrap();
     assert_eq!(code(check(&v, &issuer.token().aud(AUD).sign()).await), "ok");
-    // A token naming a skipped key is refused as unknown.
+    // A token naming a skipped key is refused as unknown at once: the issuer publishes it, and no
+    // later fetch will make it usable.
     assert_eq!(
         code(check(&v, &issuer.token().aud(AUD).kid("short").sign()).await),
         "unknown_key"

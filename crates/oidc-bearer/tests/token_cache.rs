@@ -7,7 +7,7 @@ use std::time::Duration;
 use oidc_bearer::cache::TokenCacheSettings;
 use oidc_bearer::claims::DefaultClaims;
 use oidc_bearer::clock::ManualClock;
-use oidc_bearer::keys::{BoxFuture, Jwks, KeySet};
+use oidc_bearer::keys::{BoxFuture, Jwks, KeySet, Refresh};
 use oidc_bearer::{KeysError, Verifier, VerifyError};
 use oidc_bearer_testing::{KeyAlg, TestIssuer};
 
@@ -32,9 +32,9 @@ impl KeySet for Swappable {
         Some(self.0.read().unwrap().clone())
     }
 
-    fn refresh(&self) -> BoxFuture<'_, Result<Arc<Jwks>, KeysError>> {
+    fn refresh(&self) -> BoxFuture<'_, Result<Refresh, KeysError>> {
         let keys = self.current();
-        Box::pin(async move { Ok(keys.unwrap()) })
+        Box::pin(async move { Ok(Refresh::fresh(keys.unwrap())) })
     }
 }
 
@@ -329,7 +329,11 @@ async fn concurrent_first_uses_of_one_token_verify_it_a_few_times_at_most() {
 /// with the cache key: tampering must still fail, for every algorithm.
 #[tokio::test]
 async fn tampered_tokens_are_refused_on_the_miss_path() {
-    for alg in KeyAlg::ALL {
+    // Every algorithm this build verifies (ML-DSA needs the `ml-dsa` feature).
+    let available = KeyAlg::ALL.into_iter().filter(|alg| {
+        oidc_bearer::Algorithm::from_header(alg.name()).is_some_and(|a| a.is_available())
+    });
+    for alg in available {
         let issuer = TestIssuer::builder().key(alg).start().await;
         let keys = Swappable::new(&issuer);
         let v = verifier(&issuer, &keys, &ManualClock::new());

@@ -32,7 +32,9 @@ async fn every_supported_algorithm_is_accepted() {
         KeyAlg::PS512,
         KeyAlg::ES256,
         KeyAlg::ES384,
+        KeyAlg::ES512,
         KeyAlg::EdDSA,
+        KeyAlg::Ed25519,
     ] {
         let issuer = TestIssuer::builder().key(alg).start().await;
         let verifier = Verifier::new(issuer.issuer(), AUD).unwrap();
@@ -446,7 +448,8 @@ async fn static_keys_from_pem_and_jwks() {
 
 #[tokio::test]
 async fn shared_secret_issuer_accepts_only_its_hmac() {
-    let secret = b"0123456789abcdef0123456789abcdef-extra";
+    // 64 bytes: long enough for HS512 too (RFC 7518 §3.2).
+    let secret = b"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
     let verifier = Verifier::shared_secret_builder("https://auth.internal", AUD, secret)
         .unwrap()
         .build()

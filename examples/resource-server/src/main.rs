@@ -1,61 +1,46 @@
-// Run: `cargo run -p resource-server` (offline: starts an embedded test issuer and prints curl commands),
-// or `ID_ISSUER=https://… JWT_AUDIENCE=my-service cargo run -p resource-server` against a real issuer.
+// Run: `cargo run -p resource-server` (offline: embedded issuers for both client identities, prints curl
+// commands), or `ID_ISSUER=https://… JWT_AUDIENCE=my-service cargo run -p resource-server` against a real issuer.
 //! The resource server of Google's "Kubernetes Workload Identity for client-server authorization"
 //! tutorial, with oidc-bearer in place of go-oidc: `GET /` is open, `GET /private` needs a bearer token
 //! from `ID_ISSUER` for `JWT_AUDIENCE`.
 //!
-//! Environment: `ID_ISSUER` (issuer URL; unset = embedded test issuer on loopback), `JWT_AUDIENCE`
+//! Environment: `ID_ISSUER` (issuer URL; unset = the embedded offline mode below), `JWT_AUDIENCE`
 //! (default `resource-server`), `PORT` (default 8080; 0 picks a free port), `HOST` (default 127.0.0.1;
-//! containers set 0.0.0.0), `TOKEN_FILE` (embedded mode: where the minted token is written and rewritten
-//! every 30 s; default `$TMPDIR/oidc-bearer-demo/token`).
+//! containers set 0.0.0.0).
+//!
+//! Offline mode (no `ID_ISSUER`), for both identities of `examples/workload-client`:
+//! - `cluster`: a Kubernetes test issuer's token is written to `TOKEN_FILE` (default
+//!   `$TMPDIR/oidc-bearer-demo/token`) and rewritten every `ROTATE_SECS` (default 30), as the kubelet
+//!   does;
+//! - `google`: a stand-in for `https://accounts.google.com` and the GKE metadata server, which listens
+//!   on `METADATA_PORT` (default 8081; 0 picks a free port) and mints Google-shaped ID tokens;
+//! - both issuers are trusted through one `IssuerRegistry`; minted tokens live `TOKEN_SECS` (default
+//!   3600).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
-use oidc_bearer::claims::WithPayload;
-use oidc_bearer::{BearerAuthLayer, Claims, Verifier};
-use oidc_bearer_testing::TestIssuer;
-use serde::Serialize;
-use serde_json::{Value, json};
+use oidc_bearer::Verifier;
+use resource_server::app::app;
+use resource_server::embedded::{Embedded, Settings};
 use tokio::net::TcpListener;
-
-async fn exposed() -> Json<Value> {
-    Json(json!({"msg": "hello-exposed"}))
-}
-
-/// The `/private` answer. `claims` is the verified payload written verbatim (`WithPayload`): exactly
-/// what the issuer signed, and no serialization of the claims on each request.
-#[derive(Serialize)]
-struct PrivateReply<'a> {
-    msg: &'static str,
-    sub: &'a str,
-    claims: &'a WithPayload,
-}
-
-async fn private(Claims(claims): Claims<WithPayload>) -> Response {
-    Json(PrivateReply {
-        msg: "hello-private",
-        sub: claims.subject(),
-        claims: &claims,
-    })
-    .into_response()
-}
-
-/// The app: `/` open, `/private` behind the bearer layer. `route_layer` guards only the routes added
-/// before it, and keeps unknown paths 404 rather than 401.
-fn app(verifier: Verifier) -> Router {
-    Router::new()
-        .route("/private", get(private))
-        .route_layer(BearerAuthLayer::new(verifier).claims::<WithPayload>())
-        .route("/", get(exposed))
-}
 
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// A whole number of seconds from the environment, at least 1.
+fn env_secs(name: &str, default: u64) -> Result<Duration, String> {
+    match env(name) {
+        None => Ok(Duration::from_secs(default)),
+        Some(text) => match text.parse::<u64>() {
+            Ok(secs) if secs > 0 => Ok(Duration::from_secs(secs)),
+            _ => Err(format!(
+                "{name}={text:?} is not a whole number of seconds above 0"
+            )),
+        },
+    }
 }
 
 #[tokio::main]
@@ -72,86 +57,109 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let host = env("HOST").unwrap_or_else(|| "127.0.0.1".to_owned());
     let port: u16 = env("PORT").map_or(Ok(8080), |p| p.parse())?;
 
-    // With no issuer configured, run one on loopback so the example works offline.
-    let (issuer_url, embedded) = match env("ID_ISSUER") {
-        Some(url) => (url, None),
+    let (listener, router) = match env("ID_ISSUER") {
+        // The tutorial's setup: one issuer.
+        Some(issuer_url) => {
+            // Construction never contacts the issuer: the server starts even when it is down.
+            let verifier = Verifier::new(issuer_url.clone(), audience.clone())?;
+            warm(verifier.clone());
+            let listener = TcpListener::bind((host.as_str(), port)).await?;
+            println!(
+                "listening on http://{} (issuer {issuer_url}, audience {audience})",
+                listener.local_addr()?
+            );
+            (listener, app(verifier))
+        }
+        // Offline: both identities' issuers on loopback, trusted through a registry.
         None => {
-            let issuer = TestIssuer::start().await;
-            (issuer.issuer(), Some(issuer))
+            let settings = Settings {
+                audience: audience.clone(),
+                token_file: env("TOKEN_FILE")
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| std::env::temp_dir().join("oidc-bearer-demo").join("token")),
+                rotate_every: env_secs("ROTATE_SECS", 30)?,
+                token_lifetime: env_secs("TOKEN_SECS", 3600)?,
+            };
+            let metadata_port: u16 = env("METADATA_PORT").map_or(Ok(8081), |p| p.parse())?;
+            let embedded = Embedded::start(settings).await?;
+            for verifier in &embedded.verifiers {
+                warm(verifier.clone());
+            }
+            let listener = TcpListener::bind((host.as_str(), port)).await?;
+            let addr = listener.local_addr()?;
+            println!(
+                "listening on http://{addr} (issuers {} and {}, audience {audience})",
+                embedded.kubernetes.issuer(),
+                oidc_bearer::issuers::google::GOOGLE_ISSUER,
+            );
+            let metadata = TcpListener::bind(("127.0.0.1", metadata_port)).await?;
+            let metadata_addr = metadata.local_addr()?;
+            let router = embedded.google.metadata_router();
+            tokio::spawn(async move { axum::serve(metadata, router).await });
+            print_offline_help(&embedded, addr, metadata_addr)?;
+            embedded.spawn_rotation();
+            (listener, app(embedded.registry.clone()))
         }
     };
 
-    // Construction never contacts the issuer: the server starts even when it is down.
-    let verifier = Verifier::new(issuer_url.clone(), audience.clone())?;
-    // Warm the key cache in the background, retrying until the issuer answers, so the server starts
-    // accepting tokens as soon as the issuer is reachable (requests meanwhile get 503).
-    let warm = verifier.clone();
-    tokio::spawn(async move {
-        let mut delay = Duration::from_secs(1);
-        loop {
-            match warm.ready().await {
-                Ok(()) => break tracing::info!("issuer keys loaded"),
-                Err(error) => tracing::warn!(%error, "issuer keys not loaded yet; retrying"),
-            }
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_secs(30));
-        }
-    });
-
-    let listener = TcpListener::bind((host.as_str(), port)).await?;
-    let addr: SocketAddr = listener.local_addr()?;
-    println!("listening on http://{addr} (issuer {issuer_url}, audience {audience})");
-
-    if let Some(issuer) = &embedded {
-        let token_file = env("TOKEN_FILE")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| std::env::temp_dir().join("oidc-bearer-demo").join("token"));
-        let token = mint(issuer, &audience, &token_file)?;
-        println!();
-        println!(
-            "Embedded test issuer at {issuer_url}; a token for audience {audience:?} is in {}",
-            token_file.display()
-        );
-        println!("Try:");
-        println!("  curl -s http://{addr}/");
-        println!("  curl -s http://{addr}/private");
-        println!("  curl -s -H \"Authorization: Bearer {token}\" http://{addr}/private");
-        println!();
-        // Rotate the token file as the kubelet would, for examples/workload-client.
-        let issuer = issuer.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(30));
-            tick.tick().await;
-            loop {
-                tick.tick().await;
-                if let Err(error) = mint(&issuer, &audience, &token_file) {
-                    tracing::warn!(%error, "could not rewrite the token file");
-                }
-            }
-        });
-    }
-
-    axum::serve(listener, app(verifier))
+    axum::serve(listener, router)
         .with_graceful_shutdown(shutdown())
         .await?;
     println!("shut down");
     Ok(())
 }
 
-/// Mints a token and writes it atomically (write a temporary file, rename over the old one).
-fn mint(issuer: &TestIssuer, audience: &str, path: &std::path::Path) -> std::io::Result<String> {
-    let token = issuer
-        .token()
-        .kubernetes("default", "workload-client")
-        .aud(audience)
-        .sign();
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, &token)?;
-    std::fs::rename(&tmp, path)?;
-    Ok(token)
+/// Writes the first token file and prints how to call the server with each identity.
+fn print_offline_help(
+    embedded: &Embedded,
+    addr: SocketAddr,
+    metadata: SocketAddr,
+) -> std::io::Result<()> {
+    let settings = embedded.settings();
+    let audience = &settings.audience;
+    let token = embedded.write_token_file()?;
+    let account = embedded.google.account();
+    println!("metadata server stand-in on http://{metadata} (GCE_METADATA_HOST={metadata})");
+    println!();
+    println!(
+        "cluster identity: a Kubernetes token for audience {audience:?} is in {}, rewritten every {:?}",
+        settings.token_file.display(),
+        settings.rotate_every
+    );
+    println!(
+        "google identity: the metadata server mints ID tokens of https://accounts.google.com for {}",
+        account.email
+    );
+    println!("Try:");
+    println!("  curl -s http://{addr}/");
+    println!("  curl -s http://{addr}/private");
+    println!("  curl -s -H \"Authorization: Bearer {token}\" http://{addr}/private");
+    println!(
+        "  curl -s -H \"Authorization: Bearer $(curl -s -H 'Metadata-Flavor: Google' \
+         'http://{metadata}/computeMetadata/v1/instance/service-accounts/default/identity?audience={audience}&format=full')\" \
+         http://{addr}/private"
+    );
+    println!("or run the client with either identity:");
+    println!("  cargo run -p workload-client");
+    println!("  IDENTITY=google cargo run -p workload-client");
+    println!();
+    Ok(())
+}
+
+/// Warms the key cache in the background, retrying until the issuer answers, so the server starts
+/// accepting tokens as soon as the issuer is reachable (requests meanwhile get 503).
+fn warm(verifier: Verifier) {
+    tokio::spawn(async move {
+        let mut delay = Duration::from_secs(1);
+        loop {
+            match verifier.ready().await {
+                Ok(()) => break tracing::info!(issuer = verifier.issuer(), "issuer keys loaded"),
+                Err(error) => tracing::warn!(%error, "issuer keys not loaded yet; retrying"),
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(30));
+        }
+    });
 }
 
 /// Resolves on Ctrl-C or SIGTERM (what Kubernetes sends before killing a pod).

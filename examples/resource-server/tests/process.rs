@@ -21,6 +21,7 @@ async fn start(env: &[(&str, &str)]) -> Server {
         .env_remove("ID_ISSUER")
         .env_remove("JWT_AUDIENCE")
         .env("PORT", "0")
+        .env("METADATA_PORT", "0")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -166,5 +167,97 @@ async fn embedded_issuer_prints_working_curl_commands() {
     let (status, _, body) = get(&format!("{}/private", server.base), Some(token)).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["sub"], "system:serviceaccount:default:workload-client");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Reads the offline banner up to its last command.
+async fn banner(server: &mut Server) -> Vec<String> {
+    let mut lines = Vec::new();
+    while let Ok(Ok(Some(line))) =
+        tokio::time::timeout(Duration::from_secs(10), server.stdout.next_line()).await
+    {
+        let done = line.contains("IDENTITY=google");
+        lines.push(line);
+        if done {
+            break;
+        }
+    }
+    lines
+}
+
+#[tokio::test]
+async fn embedded_metadata_server_mints_google_id_tokens_the_server_accepts() {
+    let dir = std::env::temp_dir().join(format!("oidc-bearer-rs-google-{}", std::process::id()));
+    let mut server = start(&[("TOKEN_FILE", dir.join("token").to_str().unwrap())]).await;
+    let lines = banner(&mut server).await;
+    let metadata = lines
+        .iter()
+        .find_map(|l| l.split("(GCE_METADATA_HOST=").nth(1))
+        .and_then(|rest| rest.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("no metadata address in {lines:?}"))
+        .to_owned();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("IDENTITY=google cargo run -p workload-client")),
+        "{lines:?}"
+    );
+
+    let identity =
+        format!("http://{metadata}/computeMetadata/v1/instance/service-accounts/default/identity");
+    let client = reqwest::Client::new();
+    // The metadata server's guards: the header, then the audience.
+    let no_header = client
+        .get(format!("{identity}?audience=resource-server"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_header.status(), 403);
+    let no_audience = client
+        .get(&identity)
+        .header("Metadata-Flavor", "Google")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_audience.status(), 400);
+
+    let token = client
+        .get(format!("{identity}?audience=resource-server&format=full"))
+        .header("Metadata-Flavor", "Google")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let (status, _, body) = get(&format!("{}/private", server.base), Some(&token)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["claims"]["iss"], "https://accounts.google.com");
+    assert_eq!(
+        body["claims"]["email"],
+        "workload-client@demo-project.iam.gserviceaccount.com"
+    );
+    assert_eq!(body["sub"], body["claims"]["azp"]);
+    assert_eq!(
+        body["claims"]["google"]["compute_engine"]["project_id"],
+        "demo-project"
+    );
+
+    // For another audience the token is minted, and refused here.
+    let other = client
+        .get(format!("{identity}?audience=another-service"))
+        .header("Metadata-Flavor", "Google")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        get(&format!("{}/private", server.base), Some(&other))
+            .await
+            .0,
+        401
+    );
     let _ = std::fs::remove_dir_all(dir);
 }

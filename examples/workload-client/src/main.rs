@@ -1,33 +1,100 @@
-// Run: `cargo run -p resource-server` in one terminal, then `cargo run -p workload-client` in another.
-//! The tutorial's client: every few seconds it calls a resource server's `/` and `/private` with the
-//! workload token from a file, and prints the answers.
+// Run: `cargo run -p resource-server` in one terminal, then `cargo run -p workload-client` (or
+// `IDENTITY=google cargo run -p workload-client`) in another.
+//! The tutorial's client: every few seconds it calls a resource server's `/` and `/private` with its
+//! workload identity, and prints the answers and which identity it used.
 //!
-//! In Kubernetes the token file is a projected service-account token that the kubelet rotates; here
-//! the resource-server example (run without `ID_ISSUER`) plays the kubelet and rewrites the file at the
-//! default path every 30 s. The client picks each new token up without restarting, through
-//! [`FileTokenSource`], and attaches it with [`AddBearerLayer`] on hyper-util's client.
+//! `IDENTITY` picks the credential, as in the tutorial:
+//! - `cluster` (default): the projected Kubernetes service-account token in `TOKEN_FILE`, which the
+//!   kubelet rotates; read through [`FileTokenSource`], which picks each new token up without a restart.
+//! - `google`: a Google-signed ID token for `AUDIENCE` from the GKE metadata server, through
+//!   [`MetadataTokenSource`], which fetches a new one shortly before the last expires.
+//!
+//! Offline, the resource-server example (run without `ID_ISSUER`) plays the kubelet (it rewrites the
+//! token file at the default path every 30 s) and the metadata server (on 127.0.0.1:8081), and trusts
+//! both identities. The token goes out through [`AddBearerLayer`] on hyper-util's client.
 //!
 //! Settings, all optional:
 //!
-//! | variable        | default                                  |
-//! |-----------------|------------------------------------------|
-//! | `SERVER_URL`    | `http://127.0.0.1:8080`                  |
-//! | `TOKEN_FILE`    | `$TMPDIR/oidc-bearer-demo/token`         |
-//! | `INTERVAL_SECS` | `5`                                      |
-//! | `ITERATIONS`    | none: run until stopped; `N`: N rounds   |
+//! | variable            | default                                                              |
+//! |---------------------|----------------------------------------------------------------------|
+//! | `IDENTITY`          | `cluster`; or `google`                                               |
+//! | `SERVER_URL`        | `http://127.0.0.1:8080`                                              |
+//! | `TOKEN_FILE`        | `$TMPDIR/oidc-bearer-demo/token` (`cluster`)                         |
+//! | `AUDIENCE`          | `resource-server` (`google`: the `aud` the server checks)            |
+//! | `GCE_METADATA_HOST` | `google`: as Google's libraries, `host:port` of the metadata server; |
+//! |                     | unset: `127.0.0.1:8081` (the demo's) while `SERVER_URL` is unset,    |
+//! |                     | else `metadata.google.internal`                                      |
+//! | `INTERVAL_SECS`     | `5`                                                                  |
+//! | `ITERATIONS`        | none: run until stopped; `N`: N rounds                               |
 
-use std::{error::Error, path::PathBuf, time::Duration};
+use std::{error::Error, path::PathBuf, process::ExitCode, time::Duration};
 
 use bytes::Bytes;
 use http::{Request, Uri};
-use http_body_util::{BodyExt as _, Empty};
+use http_body_util::{BodyExt as _, Empty, Limited};
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
-use oidc_bearer_client::{AddBearerLayer, FileTokenSource, layer::BoxError};
+use oidc_bearer_client::{
+    AddBearerLayer, FileTokenSource, METADATA_HOST_ENV, MetadataTokenSource, SharedTokenSource,
+    layer::BoxError,
+};
 use tower::{Service, ServiceBuilder, ServiceExt as _};
+
+/// The metadata server of the offline demo (`cargo run -p resource-server`).
+const DEMO_METADATA_HOST: &str = "127.0.0.1:8081";
+
+/// The most of an answer that is read and printed.
+const BODY_LIMIT: usize = 64 * 1024;
+
+/// The credential the client sends.
+enum Identity {
+    /// The projected service-account token in this file.
+    Cluster { token_file: PathBuf },
+    /// Google ID tokens for this audience from the metadata server at this `host:port`, or Google's
+    /// default address.
+    Google {
+        audience: String,
+        metadata_host: Option<String>,
+    },
+}
+
+impl Identity {
+    const NAMES: &'static str = "cluster, google";
+
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Cluster { .. } => "cluster",
+            Self::Google { .. } => "google",
+        }
+    }
+
+    /// The token source for this identity, and a line that says where its tokens come from.
+    fn source(&self) -> Result<(SharedTokenSource, String), Box<dyn Error>> {
+        match self {
+            Self::Cluster { token_file } => Ok((
+                // No up-front read: the resource server may create the file after we start, and until
+                // then each round reports the missing file and tries again.
+                SharedTokenSource::new(FileTokenSource::new(token_file)),
+                format!("the token in {}", token_file.display()),
+            )),
+            Self::Google {
+                audience,
+                metadata_host,
+            } => {
+                let source = match metadata_host {
+                    Some(host) => MetadataTokenSource::new(audience.as_str())?
+                        .with_base_url(&format!("http://{host}"))?,
+                    None => MetadataTokenSource::from_env(audience.as_str())?,
+                };
+                let origin = format!("ID tokens from {}", source.url());
+                Ok((SharedTokenSource::new(source), origin))
+            }
+        }
+    }
+}
 
 struct Config {
     server_url: String,
-    token_file: PathBuf,
+    identity: Identity,
     interval: Duration,
     iterations: Option<u64>,
 }
@@ -35,13 +102,34 @@ struct Config {
 impl Config {
     fn from_env() -> Result<Self, String> {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let demo = var("SERVER_URL").is_none();
         let server_url = var("SERVER_URL").unwrap_or_else(|| "http://127.0.0.1:8080".to_owned());
         server_url
             .parse::<Uri>()
             .map_err(|e| format!("SERVER_URL {server_url:?}: {e}"))?;
-        let token_file = var("TOKEN_FILE")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| std::env::temp_dir().join("oidc-bearer-demo/token"));
+        let identity = match var("IDENTITY").as_deref() {
+            None | Some("cluster") => Identity::Cluster {
+                token_file: var("TOKEN_FILE")
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| std::env::temp_dir().join("oidc-bearer-demo/token")),
+            },
+            Some("google") => Identity::Google {
+                audience: var("AUDIENCE").unwrap_or_else(|| "resource-server".to_owned()),
+                // GCE_METADATA_HOST wins (MetadataTokenSource::from_env reads it); the local demo's
+                // stand-in otherwise, as long as the server is the local demo's too.
+                metadata_host: match var(METADATA_HOST_ENV) {
+                    Some(_) => None,
+                    None if demo => Some(DEMO_METADATA_HOST.to_owned()),
+                    None => None,
+                },
+            },
+            Some(other) => {
+                return Err(format!(
+                    "IDENTITY={other:?} is not an identity this client knows; use one of: {}",
+                    Identity::NAMES
+                ));
+            }
+        };
         let interval = match var("INTERVAL_SECS") {
             Some(secs) => secs
                 .parse::<f64>()
@@ -59,7 +147,7 @@ impl Config {
             .transpose()?;
         Ok(Self {
             server_url: server_url.trim_end_matches('/').to_owned(),
-            token_file,
+            identity,
             interval,
             iterations,
         })
@@ -67,22 +155,29 @@ impl Config {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn Error>> {
-    // Shows the source's warnings, e.g. a rotation that left the file empty.
+async fn main() -> ExitCode {
+    // Shows the sources' warnings: a rotation that left the file empty, a metadata server that is down.
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .init();
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run() -> Result<(), Box<dyn Error>> {
     let config = Config::from_env()?;
+    let (source, origin) = config.identity.source()?;
+    let identity = config.identity.name();
     println!(
-        "calling {} every {:?} with the token in {}",
-        config.server_url,
-        config.interval,
-        config.token_file.display()
+        "calling {} every {:?} as {identity}: {origin}",
+        config.server_url, config.interval,
     );
 
-    // No up-front read: the resource server may create the file after we start, and until then each
-    // round reports the missing file and tries again.
-    let source = FileTokenSource::new(&config.token_file);
     let http = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
     let mut client = ServiceBuilder::new()
         .layer(AddBearerLayer::new(source))
@@ -96,8 +191,15 @@ async fn main() -> Result<(), Box<dyn Error>> {
         for path in ["/", "/private"] {
             let uri: Uri = format!("{}{path}", config.server_url).parse()?;
             match get(&mut client, uri).await {
-                Ok((status, body)) => println!("[{round}] GET {path} -> {status} {body}"),
-                Err(error) => println!("[{round}] GET {path} failed: {}", chain(&*error)),
+                Ok((status, body)) => {
+                    println!("[{round}] GET {path} as {identity} -> {status} {body}");
+                }
+                Err(error) => {
+                    println!(
+                        "[{round}] GET {path} as {identity} failed: {}",
+                        chain(&*error)
+                    );
+                }
             }
         }
     }
@@ -116,7 +218,10 @@ where
     let request = Request::get(uri).body(Empty::new())?;
     let response = client.ready().await?.call(request).await?;
     let status = response.status();
-    let body = response.into_body().collect().await?.to_bytes();
+    let body = Limited::new(response.into_body(), BODY_LIMIT)
+        .collect()
+        .await?
+        .to_bytes();
     Ok((status, String::from_utf8_lossy(&body).trim().to_owned()))
 }
 

@@ -23,6 +23,7 @@ async fn serve() -> std::net::SocketAddr {
 
 async fn run_client(addr: std::net::SocketAddr, token_file: &std::path::Path) -> String {
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_workload-client"))
+        .env_remove("IDENTITY")
         .env("SERVER_URL", format!("http://{addr}"))
         .env("TOKEN_FILE", token_file)
         .env("INTERVAL_SECS", "0.01")
@@ -44,12 +45,14 @@ async fn calls_both_paths_with_the_token_from_the_file() {
     let stdout = run_client(addr, &token_file).await;
     for round in 1..=2 {
         assert!(
-            stdout.contains(&format!("[{round}] GET / -> 200 OK hello, anyone")),
+            stdout.contains(&format!(
+                "[{round}] GET / as cluster -> 200 OK hello, anyone"
+            )),
             "{stdout}"
         );
         assert!(
             stdout.contains(&format!(
-                "[{round}] GET /private -> 200 OK hello, Bearer demo-token"
+                "[{round}] GET /private as cluster -> 200 OK hello, Bearer demo-token"
             )),
             "{stdout}"
         );
@@ -62,7 +65,24 @@ async fn a_missing_token_file_is_reported_and_the_client_keeps_going() {
     let dir = tempfile::tempdir().unwrap();
     let stdout = run_client(addr, &dir.path().join("absent")).await;
     assert!(
-        stdout.contains("[2] GET /private failed: could not read token file"),
+        stdout.contains("[2] GET /private as cluster failed: could not read token file"),
         "{stdout}"
     );
+}
+
+#[tokio::test]
+async fn an_unknown_identity_is_refused_at_start_with_the_valid_ones() {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_workload-client"))
+        .env("IDENTITY", "kubernetes")
+        .env("ITERATIONS", "1")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.contains(r#"IDENTITY="kubernetes" is not an identity this client knows; use one of: cluster, google"#),
+        "{stderr}"
+    );
+    assert!(output.stdout.is_empty(), "no request was made");
 }

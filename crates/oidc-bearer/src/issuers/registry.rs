@@ -781,6 +781,7 @@ fn keys_were_loaded(error: Option<&VerifyError>) -> bool {
         error,
         None | Some(
             VerifyError::UnknownKey { .. }
+                | VerifyError::UnknownKeyRetry { .. }
                 | VerifyError::AmbiguousKey { .. }
                 | VerifyError::AlgorithmKeyMismatch { .. }
                 | VerifyError::InvalidSignature

@@ -12,9 +12,12 @@ use crate::Algorithm;
 use crate::crypto::{self, Prepared};
 use crate::error::{ConfigError, VerifyError};
 
+use super::skipped::{MAX_SKIPPED_KEYS_KEPT, SkippedKey};
+
 /// RFC 7518 §3.3: "A key of size 2048 bits or larger MUST be used with these algorithms."
 const MIN_RSA_BITS: usize = 2048;
-/// Shared secrets must be at least as long as the hash output (RFC 7518 §3.2).
+/// Shared secrets must be at least as long as the hash output (RFC 7518 §3.2): 32 bytes for HS256,
+/// the shortest; HS384 and HS512 need 48 and 64 (see `Algorithm::min_secret_len`).
 pub(crate) const MIN_HMAC_SECRET_BYTES: usize = 32;
 
 /// The type of a public key (or shared secret).
@@ -30,8 +33,16 @@ pub enum KeyKind {
     P256,
     /// An EC public key on P-384.
     P384,
+    /// An EC public key on P-521.
+    P521,
     /// An Ed25519 public key.
     Ed25519,
+    /// An ML-DSA-44 public key (kty `AKP`, draft-ietf-cose-dilithium).
+    MlDsa44,
+    /// An ML-DSA-65 public key (kty `AKP`, draft-ietf-cose-dilithium).
+    MlDsa65,
+    /// An ML-DSA-87 public key (kty `AKP`, draft-ietf-cose-dilithium).
+    MlDsa87,
     /// An HMAC shared secret (only ever configured explicitly, never read from a JWKS).
     Secret,
 }
@@ -44,7 +55,13 @@ impl KeyKind {
             Self::Rsa { .. } => matches!(alg, RS256 | RS384 | RS512 | PS256 | PS384 | PS512),
             Self::P256 => alg == ES256,
             Self::P384 => alg == ES384,
-            Self::Ed25519 => alg == EdDSA,
+            Self::P521 => alg == ES512,
+            // RFC 9864 §2: an Ed25519 key serves the polymorphic `EdDSA` and the fully-specified
+            // `Ed25519`; a JWK `alg` narrows it to one of them.
+            Self::Ed25519 => matches!(alg, EdDSA | Ed25519),
+            Self::MlDsa44 => alg == MlDsa44,
+            Self::MlDsa65 => alg == MlDsa65,
+            Self::MlDsa87 => alg == MlDsa87,
             Self::Secret => alg.is_hmac(),
         }
     }
@@ -77,9 +94,11 @@ impl PublicKey {
     }
 
     /// Whether this key may verify a token whose header says `alg`: the algorithm must fit the key's
-    /// type and curve, and equal the JWK's `alg` when it has one (RFC 8725 §3.1, RFC 7517 §4.4).
+    /// type and curve, and equal the JWK's `alg` when it has one (RFC 8725 §3.1, RFC 7517 §4.4); an
+    /// HMAC secret must be at least as long as the algorithm's hash output (RFC 7518 §3.2).
     pub fn fits(&self, alg: Algorithm) -> bool {
-        self.kind.fits(alg) && self.alg.is_none_or(|a| a == alg)
+        // Exactly the algorithms the key was prepared for, which `new` chose by these rules.
+        self.prepared.iter().any(|(a, _)| *a == alg)
     }
 
     /// The expected signature length for `alg`, when it is fixed; used to reject garbage before any
@@ -89,7 +108,13 @@ impl PublicKey {
             (KeyKind::Rsa { bits }, _) => Some(bits.div_ceil(8)),
             (KeyKind::P256, _) => Some(64),
             (KeyKind::P384, _) => Some(96),
+            // RFC 7518 §3.4: R and S of 521 bits, each padded to 66 octets.
+            (KeyKind::P521, _) => Some(132),
             (KeyKind::Ed25519, _) => Some(64),
+            // FIPS 204 Table 2: ML-DSA signature sizes.
+            (KeyKind::MlDsa44, _) => Some(2420),
+            (KeyKind::MlDsa65, _) => Some(3309),
+            (KeyKind::MlDsa87, _) => Some(4627),
             (KeyKind::Secret, Algorithm::HS256) => Some(32),
             (KeyKind::Secret, Algorithm::HS384) => Some(48),
             (KeyKind::Secret, _) => Some(64),
@@ -129,6 +154,21 @@ impl PublicKey {
         {
             return Err(format!("alg {alg} does not fit a {kind:?} key"));
         }
+        if let Some(reason) = alg.and_then(Algorithm::unavailable_reason) {
+            return Err(reason);
+        }
+        // RFC 7518 §3.2: "A key of the same size as the hash output (for instance, 256 bits for
+        // HS256) or larger MUST be used": a 32-byte secret is for HS256 only, 48 bytes also allow
+        // HS384, 64 bytes all three.
+        let candidates: Vec<Algorithm> = if kind == KeyKind::Secret {
+            let len = key.try_get_as_bytes().map_or(0, <[u8]>::len);
+            candidates
+                .into_iter()
+                .filter(|a| a.min_secret_len().is_some_and(|min| len >= min))
+                .collect()
+        } else {
+            candidates
+        };
         let prepared = candidates
             .into_iter()
             .map(|a| Prepared::new(key, a).map(|p| (a, p)))
@@ -159,6 +199,8 @@ pub struct Jwks {
     keys: Vec<PublicKey>,
     by_kid: HashMap<String, Vec<usize>>,
     skipped: usize,
+    /// The first [`MAX_SKIPPED_KEYS_KEPT`] skipped keys, with why.
+    skipped_keys: Vec<SkippedKey>,
 }
 
 /// The lenient shape of one JWK: every field optional, so that one odd key is skipped instead of
@@ -177,6 +219,9 @@ struct RawJwk {
     e: Option<String>,
     x: Option<String>,
     y: Option<String>,
+    /// The public key of an `AKP` (algorithm key pair) JWK, draft-ietf-cose-dilithium.
+    #[serde(rename = "pub")]
+    pub_: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -187,12 +232,13 @@ struct RawJwkSet {
 impl Jwks {
     /// Parses a JWK Set document (RFC 7517 §5).
     ///
-    /// Keys this library cannot or must not use are skipped (and traced), never failing the set:
-    /// unknown `kty` or `crv` (Kubernetes can publish ML-DSA keys), `use` other than `sig`, `key_ops`
-    /// without `verify` (RFC 7517 §4.2, §4.3), an `alg` that is unknown or does not fit the key,
-    /// symmetric (`oct`) keys — HMAC is never used with published keys (RFC 8725 §3.1) — and RSA keys
-    /// shorter than 2048 bits (RFC 7518 §3.3). Only a document that is not a JSON object with a `keys`
-    /// array is an error.
+    /// Keys this library cannot or must not use are skipped, never failing the set, and listed by
+    /// [`skipped_keys`](Self::skipped_keys) with the reason: unknown `kty` or `crv` (Ed448 has no
+    /// backend here), `use` other than `sig`, `key_ops` without `verify` (RFC 7517 §4.2, §4.3), an
+    /// `alg` that is unknown or does not fit the key, ML-DSA (`AKP`) keys without the `ml-dsa`
+    /// feature, symmetric (`oct`) keys — HMAC is never used with published keys (RFC 8725 §3.1) —
+    /// and RSA keys shorter than 2048 bits (RFC 7518 §3.3). Only a document that is not a JSON object
+    /// with a `keys` array is an error.
     pub fn from_json(json: &[u8]) -> Result<Self, ConfigError> {
         Self::parse(json).map_err(|reason| ConfigError::InvalidKey { reason })
     }
@@ -202,19 +248,30 @@ impl Jwks {
             .map_err(|e| format!("not a JWK Set (a JSON object with a `keys` array): {e}"))?;
         let mut jwks = Self::default();
         for (index, value) in set.keys.into_iter().enumerate() {
+            // Read before parsing, so that a key whose other members are malformed is still named.
+            let kid = value.get("kid").and_then(serde_json::Value::as_str);
+            let kid = kid.map(str::to_owned);
             match parse_jwk(value) {
                 Ok(key) => jwks.push(key),
                 Err(reason) => {
-                    jwks.skipped += 1;
-                    tracing::debug!(index, %reason, "skipping JWK");
+                    tracing::debug!(index, kid, %reason, "skipping JWK");
+                    jwks.record_skipped(SkippedKey::new(index, kid.as_deref(), &reason));
                 }
             }
         }
         Ok(jwks)
     }
 
-    /// A key set holding one PEM-encoded public key (`PUBLIC KEY` or `RSA PUBLIC KEY`): RSA, EC P-256
-    /// or P-384, or Ed25519. `kid` names it; tokens without a `kid` are matched by algorithm.
+    /// Counts a skipped key, and keeps it while fewer than [`MAX_SKIPPED_KEYS_KEPT`] are kept.
+    fn record_skipped(&mut self, key: SkippedKey) {
+        self.skipped += 1;
+        if self.skipped_keys.len() < MAX_SKIPPED_KEYS_KEPT {
+            self.skipped_keys.push(key);
+        }
+    }
+
+    /// A key set holding one PEM-encoded public key (`PUBLIC KEY` or `RSA PUBLIC KEY`): RSA, EC P-256,
+    /// P-384 or P-521, or Ed25519. `kid` names it; tokens without a `kid` are matched by algorithm.
     pub fn from_pem(pem: &[u8], kid: Option<&str>) -> Result<Self, ConfigError> {
         let err = |reason: String| ConfigError::InvalidKey { reason };
         let kid = kid.map(str::to_owned);
@@ -230,14 +287,19 @@ impl Jwks {
             let kind = match point.len() {
                 65 => KeyKind::P256,
                 97 => KeyKind::P384,
-                _ => return Err(err("unsupported EC curve (P-256 and P-384 are)".into())),
+                133 => KeyKind::P521,
+                _ => {
+                    return Err(err(
+                        "unsupported EC curve (P-256, P-384 and P-521 are)".into()
+                    ));
+                }
             };
             PublicKey::new(kid, kind, None, &key)
         } else if let Ok(key) = DecodingKey::from_ed_pem(pem) {
             PublicKey::new(kid, KeyKind::Ed25519, None, &key)
         } else {
             return Err(err(
-                "not a PEM public key (RSA, EC P-256/P-384 or Ed25519 `PUBLIC KEY`)".into(),
+                "not a PEM public key (RSA, EC P-256/P-384/P-521 or Ed25519 `PUBLIC KEY`)".into(),
             ));
         };
         let mut jwks = Self::default();
@@ -246,7 +308,8 @@ impl Jwks {
     }
 
     /// A key set holding one HMAC shared secret, for an explicitly configured shared-secret issuer.
-    /// The secret must be at least 32 bytes (RFC 7518 §3.2: at least the hash output size).
+    /// The secret must be at least as long as the hash output (RFC 7518 §3.2): 32 bytes, and tokens
+    /// signed with HS384 or HS512 are accepted only with a secret of at least 48 or 64 bytes.
     pub fn from_secret(secret: &[u8], kid: Option<&str>) -> Result<Self, ConfigError> {
         if secret.len() < MIN_HMAC_SECRET_BYTES {
             return Err(ConfigError::InvalidKey {
@@ -271,6 +334,9 @@ impl Jwks {
 
     /// Adds the keys of `other` to this set.
     pub fn merge(mut self, other: Jwks) -> Self {
+        let room = MAX_SKIPPED_KEYS_KEPT.saturating_sub(self.skipped_keys.len());
+        self.skipped_keys
+            .extend(other.skipped_keys.into_iter().take(room));
         self.skipped += other.skipped;
         for key in other.keys {
             self.push(key);
@@ -296,6 +362,12 @@ impl Jwks {
     /// How many keys the set held that were skipped as unusable.
     pub fn skipped(&self) -> usize {
         self.skipped
+    }
+
+    /// The skipped keys with their `kid` and the reason, in document order: the first
+    /// [`MAX_SKIPPED_KEYS_KEPT`] of them ([`skipped`](Self::skipped) counts them all).
+    pub fn skipped_keys(&self) -> &[SkippedKey] {
+        &self.skipped_keys
     }
 
     /// The number of usable keys.
@@ -366,6 +438,8 @@ fn parse_jwk(value: serde_json::Value) -> Result<PublicKey, String> {
     }
     let alg = match raw.alg.as_deref() {
         None => None,
+        // RFC 9864 §2 registers Ed448 next to Ed25519; neither crypto backend verifies it.
+        Some("Ed448") => return Err(ED448_UNSUPPORTED.into()),
         Some(name) => match Algorithm::from_header(name) {
             Some(alg) if !alg.is_hmac() => Some(alg),
             _ => return Err(format!("unsupported alg {name:?}")),
@@ -384,9 +458,11 @@ fn parse_jwk(value: serde_json::Value) -> Result<PublicKey, String> {
             rsa_key(raw.kid, alg, &n, &e)
         }
         "EC" => {
+            // RFC 7518 §6.2.1.2: x and y are exactly the field size, P-521's being 66 octets.
             let (kind, len) = match raw.crv.as_deref() {
                 Some("P-256") => (KeyKind::P256, 32),
                 Some("P-384") => (KeyKind::P384, 48),
+                Some("P-521") => (KeyKind::P521, 66),
                 other => return Err(format!("unsupported EC curve {other:?}")),
             };
             let x = decode_b64(&field(&raw.x, "x")?, "x")?;
@@ -401,8 +477,10 @@ fn parse_jwk(value: serde_json::Value) -> Result<PublicKey, String> {
             PublicKey::new(raw.kid, kind, alg, &DecodingKey::from_ec_der(&point))
         }
         "OKP" => {
-            if raw.crv.as_deref() != Some("Ed25519") {
-                return Err(format!("unsupported OKP curve {:?}", raw.crv));
+            match raw.crv.as_deref() {
+                Some("Ed25519") => {}
+                Some("Ed448") => return Err(ED448_UNSUPPORTED.into()),
+                other => return Err(format!("unsupported OKP curve {other:?}")),
             }
             let x = decode_b64(&field(&raw.x, "x")?, "x")?;
             if x.len() != 32 {
@@ -415,9 +493,42 @@ fn parse_jwk(value: serde_json::Value) -> Result<PublicKey, String> {
                 &DecodingKey::from_ed_der(&x),
             )
         }
+        "AKP" => ml_dsa_key(raw.kid, alg, &field(&raw.pub_, "pub")?),
         "oct" => Err("symmetric keys are never accepted from a key set (RFC 8725 §3.1)".into()),
         other => Err(format!("unsupported kty {other:?}")),
     }
+}
+
+const ED448_UNSUPPORTED: &str = "Ed448 is not supported by either crypto backend";
+
+/// An `AKP` key (draft-ietf-cose-dilithium): the JWK's `alg` is required and names the parameter
+/// set; the raw public key in `pub` must have exactly that set's length (FIPS 204 Table 2), checked
+/// before any crypto.
+fn ml_dsa_key(
+    kid: Option<String>,
+    alg: Option<Algorithm>,
+    public: &str,
+) -> Result<PublicKey, String> {
+    let (kind, len) = match alg {
+        Some(Algorithm::MlDsa44) => (KeyKind::MlDsa44, 1312_usize),
+        Some(Algorithm::MlDsa65) => (KeyKind::MlDsa65, 1952),
+        Some(Algorithm::MlDsa87) => (KeyKind::MlDsa87, 2592),
+        Some(other) => return Err(format!("alg {other} does not fit an AKP key")),
+        None => return Err("AKP key without \"alg\" (required for AKP keys)".into()),
+    };
+    if let Some(reason) = alg.and_then(Algorithm::unavailable_reason) {
+        return Err(reason);
+    }
+    // The base64url text of a key of `len` bytes is 4/3 as long: refuse longer text undecoded.
+    if public.len() > len.div_ceil(3) * 4 {
+        return Err(format!("{kind:?} public key is not {len} bytes"));
+    }
+    let public = decode_b64(public, "pub")?;
+    if public.len() != len {
+        return Err(format!("{kind:?} public key is not {len} bytes"));
+    }
+    // DecodingKey only carries the raw bytes here; the backend parses them per algorithm.
+    PublicKey::new(kid, kind, alg, &DecodingKey::from_ed_der(&public))
 }
 
 fn rsa_key(

@@ -4,6 +4,7 @@
 
 mod jwks;
 mod remote;
+mod skipped;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -11,6 +12,7 @@ use std::sync::Arc;
 
 pub use jwks::{Jwks, KeyKind, PublicKey};
 pub use remote::{CacheSettings, RemoteKeySet};
+pub use skipped::{MAX_SKIPPED_KEYS_KEPT, SkippedKey};
 
 use crate::error::KeysError;
 
@@ -31,8 +33,41 @@ pub trait KeySet: Send + Sync + 'static {
     fn current(&self) -> Option<Arc<Jwks>>;
 
     /// Asks for newer keys because a token named a key that `current` did not have. Returns the newest
-    /// keys available (possibly unchanged), or why there are none.
-    fn refresh(&self) -> BoxFuture<'_, Result<Arc<Jwks>, KeysError>>;
+    /// keys available (possibly unchanged) and whether a later call could bring newer ones, or why
+    /// there are none.
+    fn refresh(&self) -> BoxFuture<'_, Result<Refresh, KeysError>>;
+}
+
+/// What [`KeySet::refresh`] found.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Refresh {
+    /// The newest keys available.
+    pub keys: Arc<Jwks>,
+    /// `None` when `keys` are as new as the source can give for this call (they were fetched after
+    /// it began, or the source never changes): a key missing from them is unknown, and the token is
+    /// refused. `Some(wait)` when no fetch could be made for this call (the refresh cooldown
+    /// forbids it, or the fetch it joined had started earlier): a key missing from them may have
+    /// been published since, and a fetch is allowed again after `wait`, so the verifier answers
+    /// 503 with `Retry-After` rather than a final 401 (see [`VerifyError::UnknownKeyRetry`]).
+    ///
+    /// [`VerifyError::UnknownKeyRetry`]: crate::VerifyError::UnknownKeyRetry
+    pub retry_after: Option<std::time::Duration>,
+    /// When the fetch that brought `keys` started, on the key set's clock (`None` if unknown). A
+    /// token issued (`iat`) before then, whose key they lack, was signed by a key that was not
+    /// published when they were fetched: it is refused at once, even with `retry_after`.
+    pub keys_as_of: Option<std::time::Duration>,
+}
+
+impl Refresh {
+    /// Keys that are final for this call: a key they lack is unknown.
+    pub fn fresh(keys: Arc<Jwks>) -> Self {
+        Self {
+            keys,
+            retry_after: None,
+            keys_as_of: None,
+        }
+    }
 }
 
 impl<K: KeySet + ?Sized> KeySet for Arc<K> {
@@ -40,7 +75,7 @@ impl<K: KeySet + ?Sized> KeySet for Arc<K> {
         (**self).current()
     }
 
-    fn refresh(&self) -> BoxFuture<'_, Result<Arc<Jwks>, KeysError>> {
+    fn refresh(&self) -> BoxFuture<'_, Result<Refresh, KeysError>> {
         (**self).refresh()
     }
 }
@@ -73,8 +108,8 @@ impl KeySet for StaticKeySet {
         Some(self.keys.clone())
     }
 
-    fn refresh(&self) -> BoxFuture<'_, Result<Arc<Jwks>, KeysError>> {
+    fn refresh(&self) -> BoxFuture<'_, Result<Refresh, KeysError>> {
         let keys = self.keys.clone();
-        Box::pin(async move { Ok(keys) })
+        Box::pin(async move { Ok(Refresh::fresh(keys)) })
     }
 }

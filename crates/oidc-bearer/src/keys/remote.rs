@@ -6,20 +6,29 @@
 //!   path;
 //! - an unknown `kid` triggers at most one shared fetch, and at most one per cooldown window, so a
 //!   flood of forged `kid`s cannot flood the issuer (go-oidc refetches on every unknown `kid`; we add
-//!   the cooldown);
+//!   the cooldown); while the cooldown forbids a fetch, [`Refresh::retry_after`] says when one will
+//!   be allowed, so that the verifier answers 503 with `Retry-After` instead of a final 401 to a
+//!   token signed by a key published since the last fetch;
+//! - a fetch runs detached from the requests that wait for it (a spawned task whose end is published
+//!   through a `watch` channel, as Go's `singleflight.Group.DoChan`): a request that is dropped
+//!   mid-fetch neither aborts it nor causes another, and the cooldown and backoff count from when
+//!   a fetch *starts*;
 //! - the set lives as long as the JWKS response's `Cache-Control: max-age` says, clamped, and is
 //!   refreshed in the background ahead of expiry;
 //! - a failed refresh keeps the keys we have (stale-if-error, RFC 5861 in spirit) up to a maximum
-//!   staleness, retrying with exponential backoff; keys missing from a successful refresh are dropped.
+//!   staleness, retrying with exponential backoff; keys missing from a successful refresh are dropped;
+//! - a failure is logged once per attempt (attempts are paced by the backoff): at ERROR with what to
+//!   change when it is a configuration mistake ([`KeysError::is_configuration`]), at WARN when it is
+//!   an outage.
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use tokio::sync::watch;
 use url::Url;
 
-use super::{BoxFuture, Jwks, KeySet};
+use super::{BoxFuture, Jwks, KeySet, Refresh};
 use crate::clock::{SharedClock, SystemClock};
 use crate::discovery;
 use crate::error::{ConfigError, KeysError};
@@ -111,6 +120,10 @@ enum Source {
 ///
 /// Cheap to clone; clones share the cache. Construction never fetches: the first verification (or
 /// [`ready`](RemoteKeySet::ready)) does.
+///
+/// Fetches run on the Tokio runtime of the caller that starts them, as spawned tasks. Called outside
+/// a Tokio runtime (from another executor), a key set that must fetch answers
+/// [`KeysError::NoRuntime`] and fetches nothing; keys already loaded keep working.
 #[derive(Clone)]
 pub struct RemoteKeySet {
     shared: Arc<Shared>,
@@ -122,9 +135,6 @@ struct Shared {
     clock: SharedClock,
     settings: CacheSettings,
     state: RwLock<State>,
-    /// Held only by the one task fetching; never by readers.
-    fetching: tokio::sync::Mutex<()>,
-    background: AtomicBool,
 }
 
 #[derive(Default)]
@@ -132,17 +142,30 @@ struct State {
     keys: Option<Arc<Jwks>>,
     /// When the keys were fetched and when they expire (clock time).
     fetched_at: Duration,
+    /// When the fetch that brought the keys started, and its number.
+    fetch_started: Duration,
+    loaded_by: u64,
     expires_at: Duration,
     /// The JWKS URL learnt from discovery.
     jwks_url: Option<Url>,
-    /// The last fetch attempt, successful or not (for the cooldown).
+    /// When the last fetch started, successful or not (for the cooldown).
     last_attempt: Option<Duration>,
-    /// No new attempt before this (backoff after failures).
+    /// No new attempt before this (backoff after failures, counted from the failed fetch's start).
     retry_at: Duration,
     failures: u32,
     last_error: Option<KeysError>,
-    /// Bumped by every completed attempt, so waiters know one happened while they queued.
-    generation: u64,
+    /// The fetch running now, if any: every caller that needs it waits on this one.
+    inflight: Option<Inflight>,
+    /// Counts fetches started, so that a finished fetch clears only its own `inflight`.
+    started: u64,
+}
+
+/// A fetch in flight: when it started, and a channel that turns `true` when it has stored its outcome.
+#[derive(Clone)]
+struct Inflight {
+    id: u64,
+    started: Duration,
+    done: watch::Receiver<bool>,
 }
 
 impl RemoteKeySet {
@@ -198,7 +221,10 @@ impl RemoteKeySet {
     /// Fetches the keys now if none are loaded: a warm-up before serving. Verification works without
     /// it (the first token triggers the fetch), and a failure here is not fatal: later requests retry.
     pub async fn ready(&self) -> Result<(), KeysError> {
-        self.load().await.map(|_| ())
+        match self.current() {
+            Some(_) => Ok(()),
+            None => self.refresh_inner().await.map(|_| ()),
+        }
     }
 
     /// How many keys are loaded now.
@@ -210,62 +236,148 @@ impl RemoteKeySet {
         self.shared.clock.now()
     }
 
-    /// The keys, fetching (single flight) if none are loaded.
-    async fn load(&self) -> Result<Arc<Jwks>, KeysError> {
-        match self.current() {
-            Some(keys) => Ok(keys),
-            None => self.refresh_inner().await,
-        }
-    }
-
-    async fn refresh_inner(&self) -> Result<Arc<Jwks>, KeysError> {
-        let shared = &self.shared;
-        let generation = {
-            let state = shared.state.read().unwrap_or_else(|e| e.into_inner());
-            let now = self.now();
-            if let Some(keys) = usable(&state, now, &shared.settings) {
-                // An unknown kid: at most one fetch per cooldown window (and none while backing off).
-                let cooling = state
-                    .last_attempt
-                    .is_some_and(|t| now < t.saturating_add(shared.settings.cooldown));
-                if cooling || now < state.retry_at {
-                    return Ok(keys);
-                }
-            } else if now < state.retry_at {
-                return Err(unavailable(&state, now));
-            }
-            state.generation
-        };
-        // Single flight: one task fetches; the others wait here for its result.
-        let _fetching = shared.fetching.lock().await;
-        {
-            let state = shared.state.read().unwrap_or_else(|e| e.into_inner());
-            if state.generation != generation {
-                let now = self.now();
-                return usable(&state, now, &shared.settings)
-                    .ok_or_else(|| unavailable(&state, now));
-            }
-        }
-        self.fetch_and_store().await
-    }
-
-    /// Fetches once and updates the state. Must be called with `fetching` held.
-    async fn fetch_and_store(&self) -> Result<Arc<Jwks>, KeysError> {
-        let shared = &self.shared;
-        let started = self.now();
-        let known_jwks_url = shared
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
+        self.shared
             .state
             .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .jwks_url
-            .clone();
-        let result = self.fetch(known_jwks_url).await;
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, State> {
+        self.shared
+            .state
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// When the cooldown and the backoff next allow a fetch.
+    fn next_fetch_at(&self, state: &State) -> Duration {
+        let cooled = state.last_attempt.map_or(Duration::ZERO, |t| {
+            t.saturating_add(self.shared.settings.cooldown)
+        });
+        cooled.max(state.retry_at)
+    }
+
+    /// Newer keys for a caller that found a `kid` missing (or no keys at all): joins the fetch in
+    /// flight, starts one if the cooldown and backoff allow, or else answers with the keys we have
+    /// and when the next fetch may start.
+    async fn refresh_inner(&self) -> Result<Refresh, KeysError> {
+        let arrived = self.now();
+        let wait = {
+            let state = self.read();
+            match self.decide(&state, arrived) {
+                Decision::Answer(answer) => return answer,
+                Decision::Wait(inflight) => Some(inflight),
+                Decision::Start => None,
+            }
+        };
+        let inflight = match wait {
+            Some(inflight) => inflight,
+            None => {
+                // Decided under the read lock; decided again under the write lock, where the fetch
+                // starts, so that concurrent callers start one fetch.
+                let mut state = self.write();
+                match self.decide(&state, arrived) {
+                    Decision::Answer(answer) => return answer,
+                    Decision::Wait(inflight) => inflight,
+                    Decision::Start => self.start_fetch(&mut state, arrived)?,
+                }
+            }
+        };
+        let mut done = inflight.done.clone();
+        // Err only if the task ended without publishing (its runtime shut down): its guard cleared
+        // `inflight` and recorded the failure, so the state below is still the answer.
+        let _ = done.wait_for(|done| *done).await;
         let now = self.now();
-        let mut state = shared.state.write().unwrap_or_else(|e| e.into_inner());
-        state.generation += 1;
-        state.last_attempt = Some(started);
+        let state = self.read();
+        match usable(&state, now, &self.shared.settings) {
+            Some(keys) => {
+                // A fetch that started before this caller arrived could not bring a key published
+                // since, and a failed one brought nothing: the caller may be told to come back when
+                // the next fetch is allowed.
+                let brought = state.loaded_by >= inflight.id;
+                let retry_after = (inflight.started < arrived || !brought)
+                    .then(|| self.next_fetch_at(&state).saturating_sub(now));
+                Ok(Refresh {
+                    keys,
+                    retry_after,
+                    keys_as_of: Some(state.fetch_started),
+                })
+            }
+            // This caller saw the attempt: its own error, not a `Backoff` wrapping it.
+            None if state.keys.is_none() => Err(state
+                .last_error
+                .clone()
+                .unwrap_or_else(|| unavailable(&state, now))),
+            None => Err(unavailable(&state, now)),
+        }
+    }
+
+    fn decide(&self, state: &State, now: Duration) -> Decision {
+        if let Some(inflight) = &state.inflight {
+            return Decision::Wait(inflight.clone());
+        }
+        let next = self.next_fetch_at(state);
+        match usable(state, now, &self.shared.settings) {
+            // An unknown kid: at most one fetch per cooldown window (and none while backing off).
+            Some(keys) if now < next => Decision::Answer(Ok(Refresh {
+                keys,
+                retry_after: Some(next - now),
+                keys_as_of: Some(state.fetch_started),
+            })),
+            None if now < state.retry_at => Decision::Answer(Err(unavailable(state, now))),
+            _ => Decision::Start,
+        }
+    }
+
+    /// Starts a fetch on the current Tokio runtime, recording its start (the cooldown and the backoff
+    /// count from here). Called with the state locked for writing and no fetch in flight.
+    fn start_fetch(&self, state: &mut State, now: Duration) -> Result<Inflight, KeysError> {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            // Nothing is recorded: a later call from inside a runtime may fetch at once.
+            return Err(KeysError::NoRuntime);
+        };
+        state.started += 1;
+        let (done_tx, done) = watch::channel(false);
+        let inflight = Inflight {
+            id: state.started,
+            started: now,
+            done,
+        };
+        state.inflight = Some(inflight.clone());
+        state.last_attempt = Some(now);
+        let this = self.clone();
+        let guard = FetchGuard {
+            set: self.clone(),
+            id: inflight.id,
+            started: now,
+            done: done_tx,
+            finished: false,
+        };
+        runtime.spawn(async move {
+            let mut guard = guard;
+            let known_jwks_url = this.read().jwks_url.clone();
+            let result = this.fetch(known_jwks_url).await;
+            guard.finish(result);
+        });
+        Ok(inflight)
+    }
+
+    /// Stores a fetch's outcome and logs it (once per attempt: attempts are paced by the cooldown and
+    /// the backoff, so an outage or a misconfiguration cannot flood the logs).
+    fn store(&self, id: u64, started: Duration, result: Result<(Jwks, Duration, Url), KeysError>) {
+        let shared = &self.shared;
+        let now = self.now();
+        let mut state = self.write();
         match result {
             Ok((keys, ttl, jwks_url)) => {
+                if state.failures > 0 {
+                    tracing::info!(
+                        keys = keys.len(),
+                        failures = state.failures,
+                        "issuer keys loaded again after failed fetches"
+                    );
+                }
                 tracing::debug!(
                     keys = keys.len(),
                     skipped = keys.skipped(),
@@ -273,29 +385,50 @@ impl RemoteKeySet {
                     "fetched JWKS"
                 );
                 let keys = Arc::new(keys);
-                state.keys = Some(keys.clone());
+                state.keys = Some(keys);
                 state.fetched_at = now;
+                state.fetch_started = started;
+                state.loaded_by = id;
                 state.expires_at = now.saturating_add(ttl);
                 state.jwks_url = Some(jwks_url);
                 state.failures = 0;
-                state.retry_at = now;
+                state.retry_at = started;
                 state.last_error = None;
-                Ok(keys)
             }
             Err(error) => {
-                state.failures += 1;
-                state.retry_at = now.saturating_add(shared.settings.backoff(state.failures));
+                state.failures = state.failures.saturating_add(1);
+                state.retry_at = started.saturating_add(shared.settings.backoff(state.failures));
                 // Re-discover next time: the JWKS URL may have moved.
                 state.jwks_url = None;
-                tracing::warn!(code = error.code(), %error, failures = state.failures, "JWKS refresh failed; keeping cached keys");
-                state.last_error = Some(error.clone());
-                match usable(&state, now, &shared.settings) {
-                    Some(keys) => Ok(keys),
-                    None if state.keys.is_some() => Err(unavailable(&state, now)),
-                    // The fetching task reports its own error; waiters see it behind `Backoff`.
-                    None => Err(error),
+                let retry_in = state.retry_at.saturating_sub(now).as_secs();
+                let failures = state.failures;
+                // Honest wording: whether we still serve with older keys, and how old.
+                let keys = match (&state.keys, usable(&state, now, &shared.settings)) {
+                    (None, _) => "no keys loaded yet".to_owned(),
+                    (Some(_), Some(_)) => format!(
+                        "keeping keys loaded {} s ago",
+                        now.saturating_sub(state.fetched_at).as_secs()
+                    ),
+                    (Some(_), None) => format!(
+                        "keys loaded {} s ago are past their maximum staleness",
+                        now.saturating_sub(state.fetched_at).as_secs()
+                    ),
+                };
+                if error.is_configuration() {
+                    let fix = error.hint(self.configured_issuer());
+                    tracing::error!(code = error.code(), %error, failures, retry_in_secs = retry_in, "cannot load the issuer's keys: a configuration error; {fix} ({keys})");
+                } else {
+                    tracing::warn!(code = error.code(), %error, failures, retry_in_secs = retry_in, "cannot load the issuer's keys ({keys})");
                 }
+                state.last_error = Some(error);
             }
+        }
+    }
+
+    fn configured_issuer(&self) -> Option<&str> {
+        match &self.shared.source {
+            Source::Discovery { issuer, .. } => Some(issuer),
+            Source::Jwks(_) => None,
         }
     }
 
@@ -323,6 +456,22 @@ impl RemoteKeySet {
             url: jwks_url.to_string(),
             message,
         })?;
+        if jwks.skipped() > 0 {
+            // Once per load (loads are paced by the cache), at WARN: an operator must learn which of
+            // the issuer's keys will never be accepted, and why (RFC 7517 §4.2/§4.3, RFC 7518 §3.3…).
+            let kept: Vec<String> = jwks
+                .skipped_keys()
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            tracing::warn!(
+                url = %jwks_url,
+                skipped = jwks.skipped(),
+                usable = jwks.len(),
+                keys = %kept.join("; "),
+                "JWKS keys skipped as unusable"
+            );
+        }
         if jwks.is_empty() {
             return Err(KeysError::NoUsableKeys {
                 url: jwks_url.to_string(),
@@ -332,32 +481,67 @@ impl RemoteKeySet {
         Ok((jwks, shared.settings.ttl(fetched.max_age), jwks_url))
     }
 
-    /// Starts a background refresh when the keys are due, unless one is running or backing off.
-    fn maybe_refresh_in_background(&self, state: &State, now: Duration) {
+    /// Whether the keys are due for a background refresh: three quarters of their lifetime have
+    /// passed (so no request meets expired keys), and no fetch is running or forbidden by the backoff.
+    fn refresh_due(state: &State, now: Duration) -> bool {
         let lifetime = state.expires_at.saturating_sub(state.fetched_at);
-        // Refresh once three quarters of the lifetime has passed, so no request meets expired keys.
         let due = state.fetched_at.saturating_add(lifetime.mul_f64(0.75));
-        if now < due || now < state.retry_at {
-            return;
+        now >= due && now >= state.retry_at && state.inflight.is_none()
+    }
+
+    /// Starts a background refresh if one is still due (checked again under the write lock). Without
+    /// a Tokio runtime, none starts: the keys are served until their maximum staleness.
+    fn refresh_in_background(&self, now: Duration) {
+        let mut state = self.write();
+        if Self::refresh_due(&state, now) {
+            let _ = self.start_fetch(&mut state, now);
         }
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        if self
-            .shared
-            .background
-            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
-            .is_err()
+    }
+}
+
+enum Decision {
+    Answer(Result<Refresh, KeysError>),
+    Wait(Inflight),
+    Start,
+}
+
+/// Owned by the fetch task: stores the outcome and wakes the waiters. If the task is dropped before
+/// it finishes (its runtime shuts down), the drop records a failure and still wakes them, so that no
+/// caller waits forever and the next fetch is allowed after the backoff.
+struct FetchGuard {
+    set: RemoteKeySet,
+    id: u64,
+    started: Duration,
+    done: watch::Sender<bool>,
+    finished: bool,
+}
+
+impl FetchGuard {
+    fn finish(&mut self, result: Result<(Jwks, Duration, Url), KeysError>) {
+        self.set.store(self.id, self.started, result);
+        self.finished = true;
+    }
+}
+
+impl Drop for FetchGuard {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.set.store(
+                self.id,
+                self.started,
+                Err(KeysError::Transport {
+                    url: String::new(),
+                    message: "the key fetch was cancelled: its Tokio runtime shut down".into(),
+                }),
+            );
+        }
         {
-            return;
-        }
-        let this = self.clone();
-        runtime.spawn(async move {
-            if let Ok(_fetching) = this.shared.fetching.try_lock() {
-                let _ = this.fetch_and_store().await;
+            let mut state = self.set.write();
+            if state.inflight.as_ref().is_some_and(|f| f.id == self.id) {
+                state.inflight = None;
             }
-            this.shared.background.store(false, Ordering::Release);
-        });
+        }
+        self.done.send_replace(true);
     }
 }
 
@@ -390,13 +574,18 @@ fn unavailable(state: &State, now: Duration) -> KeysError {
 impl KeySet for RemoteKeySet {
     fn current(&self) -> Option<Arc<Jwks>> {
         let now = self.now();
-        let state = self.shared.state.read().unwrap_or_else(|e| e.into_inner());
-        let keys = usable(&state, now, &self.shared.settings)?;
-        self.maybe_refresh_in_background(&state, now);
+        let (keys, due) = {
+            let state = self.read();
+            let keys = usable(&state, now, &self.shared.settings)?;
+            (keys, Self::refresh_due(&state, now))
+        };
+        if due {
+            self.refresh_in_background(now);
+        }
         Some(keys)
     }
 
-    fn refresh(&self) -> BoxFuture<'_, Result<Arc<Jwks>, KeysError>> {
+    fn refresh(&self) -> BoxFuture<'_, Result<Refresh, KeysError>> {
         Box::pin(self.refresh_inner())
     }
 }
@@ -425,8 +614,6 @@ impl Pending {
                 clock,
                 settings,
                 state: RwLock::new(State::default()),
-                fetching: tokio::sync::Mutex::new(()),
-                background: AtomicBool::new(false),
             }),
         }
     }

@@ -85,7 +85,14 @@ where
 }
 
 /// Builds the rejection response, records why in its extensions, and traces it (never the token).
+///
+/// The lines are rate-limited (one per 10 s per kind, with the count of those suppressed): callers
+/// choose how often this runs, and a flood of bad tokens must not fill a disk. The typed reason is
+/// in every response's extensions whatever the logging does.
 fn reject<B, R: RejectionResponse<B>>(rejection: &R, reason: AuthRejection) -> Response<B> {
+    use crate::log_limit::{LogLimiter, PERIOD};
+    static UNAVAILABLE: LogLimiter = LogLimiter::new();
+    static REJECTED: LogLimiter = LogLimiter::new();
     match &reason {
         AuthRejection::MissingToken => {
             tracing::debug!(
@@ -94,10 +101,18 @@ fn reject<B, R: RejectionResponse<B>>(rejection: &R, reason: AuthRejection) -> R
             );
         }
         AuthRejection::Unavailable(error) => {
-            tracing::warn!(code = reason.code(), %error, "token not verifiable: issuer keys unavailable");
+            if tracing::enabled!(tracing::Level::WARN)
+                && let Some(suppressed) = UNAVAILABLE.allow(PERIOD)
+            {
+                tracing::warn!(code = reason.code(), %error, suppressed, "token not verifiable now (503)");
+            }
         }
         other => {
-            tracing::info!(code = other.code(), status = other.status().as_u16(), reason = %other, "bearer token rejected");
+            if tracing::enabled!(tracing::Level::INFO)
+                && let Some(suppressed) = REJECTED.allow(PERIOD)
+            {
+                tracing::info!(code = other.code(), status = other.status().as_u16(), reason = %other, suppressed, "bearer token rejected");
+            }
         }
     }
     let mut response = rejection.response(&reason);

@@ -1,0 +1,407 @@
+//! Every signature algorithm end to end: keys published in a JWKS by a real issuer on 127.0.0.1,
+//! tokens through the HTTP layer; algorithm/key pairs that do not fit; HMAC secret lengths; and
+//! the keys a JWKS parse skips, with why.
+
+use std::convert::Infallible;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use oidc_bearer::claims::DefaultClaims;
+use oidc_bearer::keys::{Jwks, MAX_SKIPPED_KEYS_KEPT};
+use oidc_bearer::rejection::AuthRejection;
+use oidc_bearer::{Algorithm, BearerAuthLayer, Claims, Verifier, VerifyError};
+use oidc_bearer_testing::{KeyAlg, TestIssuer};
+use serde_json::{Value, json};
+use tower::{ServiceBuilder, ServiceExt, service_fn};
+
+const AUD: &str = "my-service";
+
+/// The algorithms this build verifies: ML-DSA only with the `ml-dsa` feature.
+fn supported() -> impl Iterator<Item = KeyAlg> {
+    KeyAlg::ALL
+        .into_iter()
+        .filter(|alg| !alg.is_ml_dsa() || cfg!(feature = "ml-dsa"))
+}
+
+/// Sends `token` through `BearerAuthLayer` in front of a handler that echoes the verified `sub`;
+/// returns the status and the body, or the rejection's code.
+async fn through_layer(verifier: &Verifier, token: &str) -> (u16, String) {
+    let service = ServiceBuilder::new()
+        .layer(BearerAuthLayer::new(verifier.clone()).claims::<DefaultClaims>())
+        .service(service_fn(|req: http::Request<String>| async move {
+            let claims = req.extensions().get::<Claims<DefaultClaims>>().unwrap();
+            Ok::<_, Infallible>(http::Response::new(claims.subject().to_owned()))
+        }));
+    let request = http::Request::builder()
+        .header("authorization", format!("Bearer {token}"))
+        .body(String::new())
+        .unwrap();
+    let response = service.oneshot(request).await.unwrap();
+    let status = response.status().as_u16();
+    match response.extensions().get::<AuthRejection>() {
+        Some(rejection) => (status, rejection.code().to_owned()),
+        None => (status, response.into_body()),
+    }
+}
+
+fn code(result: Result<DefaultClaims, VerifyError>) -> &'static str {
+    match result {
+        Ok(_) => "ok",
+        Err(e) => e.code(),
+    }
+}
+
+/// The token with one bit of its signature flipped.
+fn flip_signature(token: &str) -> String {
+    let (input, signature) = token.rsplit_once('.').unwrap();
+    let mut signature = URL_SAFE_NO_PAD.decode(signature).unwrap();
+    signature[7] ^= 1;
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
+}
+
+#[tokio::test]
+async fn every_algorithm_verifies_through_the_layer_with_keys_from_the_jwks() {
+    // One issuer publishing a key of every algorithm this build supports.
+    let issuer = TestIssuer::builder().key(KeyAlg::RS256).start().await;
+    let first = issuer.signing_kid();
+    let kids: Vec<(KeyAlg, String)> = supported()
+        .map(|alg| {
+            let kid = if alg == KeyAlg::RS256 {
+                first.clone()
+            } else {
+                issuer.add_key(alg)
+            };
+            (alg, kid)
+        })
+        .collect();
+    // Every published algorithm is advertised by discovery, under its JOSE name.
+    let advertised = issuer.discovery_json()["id_token_signing_alg_values_supported"].clone();
+    for (alg, _) in &kids {
+        assert!(
+            advertised.as_array().unwrap().contains(&json!(alg.name())),
+            "{alg}: {advertised}"
+        );
+    }
+    let verifier = Verifier::new(issuer.issuer(), AUD).unwrap();
+    for (alg, kid) in &kids {
+        let token = issuer
+            .token()
+            .aud(AUD)
+            .sub(alg.name())
+            .sign_with(kid)
+            .sign();
+        assert_eq!(
+            through_layer(&verifier, &token).await,
+            (200, alg.name().to_owned()),
+            "{alg}"
+        );
+        assert_eq!(
+            through_layer(&verifier, &flip_signature(&token)).await,
+            (401, "invalid_signature".to_owned()),
+            "{alg}: a flipped signature bit"
+        );
+    }
+    // All from one fetch of the JWKS: no key was missing from it.
+    assert_eq!(issuer.jwks_fetches(), 1);
+}
+
+/// Without the `ml-dsa` feature, ML-DSA keys are skipped with a reason that names the feature, and
+/// their tokens are refused; the other keys of the set still work.
+#[cfg(not(feature = "ml-dsa"))]
+#[tokio::test]
+async fn ml_dsa_keys_are_skipped_with_a_reason_without_the_feature() {
+    let issuer = TestIssuer::builder().key(KeyAlg::MlDsa65).start().await;
+    let ml_dsa = issuer.signing_kid();
+    let es512 = issuer.add_key(KeyAlg::ES512);
+    let jwks = Jwks::from_json(&serde_json::to_vec(&issuer.jwks_json()).unwrap()).unwrap();
+    assert_eq!((jwks.len(), jwks.skipped()), (1, 1));
+    let skipped = &jwks.skipped_keys()[0];
+    assert_eq!(skipped.kid(), Some(ml_dsa.as_str()));
+    assert!(skipped.reason().contains("`ml-dsa` feature"), "{skipped}");
+
+    let verifier = Verifier::new(issuer.issuer(), AUD).unwrap();
+    let token = issuer.token().aud(AUD).sign_with(&ml_dsa).sign();
+    assert_eq!(
+        through_layer(&verifier, &token).await,
+        (401, "algorithm_not_allowed".to_owned())
+    );
+    let token = issuer.token().aud(AUD).sub("ok").sign_with(&es512).sign();
+    assert_eq!(through_layer(&verifier, &token).await, (200, "ok".into()));
+    // Asking for ML-DSA explicitly is a configuration error that says what to enable.
+    let err = Verifier::builder(issuer.issuer(), AUD)
+        .with_algorithms(&[Algorithm::MlDsa44])
+        .build()
+        .unwrap_err();
+    assert_eq!(err.code(), "invalid_algorithms");
+    assert!(err.to_string().contains("`ml-dsa` feature"), "{err}");
+}
+
+/// A token's `alg` must fit the key its `kid` names: type, curve, parameter set, and the JWK's
+/// own `alg` when it has one (RFC 8725 §3.1, RFC 9864 §2).
+#[tokio::test]
+async fn mismatched_algorithm_and_key_pairs_are_refused() {
+    let issuer = TestIssuer::builder().key(KeyAlg::ES512).start().await;
+    let es512 = issuer.signing_kid();
+    let es256 = issuer.add_key(KeyAlg::ES256);
+    let eddsa = issuer.add_key(KeyAlg::EdDSA);
+    let ed25519 = issuer.add_key(KeyAlg::Ed25519);
+    let rsa = issuer.add_key(KeyAlg::RS256);
+    // An Ed25519 key published without `alg`: it serves both names.
+    let mut unbound = issuer.public_jwk(&ed25519);
+    unbound.as_object_mut().unwrap().remove("alg");
+    unbound["kid"] = json!("unbound");
+    issuer.add_raw_jwk(unbound);
+
+    let mut rows: Vec<(&str, &str, &str, &str)> = vec![
+        // (signing kid, header kid, header alg, expected)
+        (&es512, &es512, "ES512", "ok"),
+        (&es512, &es512, "ES256", "algorithm_key_mismatch"),
+        (&es512, &es512, "ES384", "algorithm_key_mismatch"),
+        (&es256, &es256, "ES512", "algorithm_key_mismatch"),
+        (&rsa, &rsa, "ES512", "algorithm_key_mismatch"),
+        (&es512, &es512, "EdDSA", "algorithm_key_mismatch"),
+        // A JWK alg binds the key to one of the two names of Ed25519.
+        (&eddsa, &eddsa, "EdDSA", "ok"),
+        (&eddsa, &eddsa, "Ed25519", "algorithm_key_mismatch"),
+        (&ed25519, &ed25519, "Ed25519", "ok"),
+        (&ed25519, &ed25519, "EdDSA", "algorithm_key_mismatch"),
+        (&ed25519, "unbound", "Ed25519", "ok"),
+        (&ed25519, "unbound", "EdDSA", "ok"),
+        (&ed25519, "unbound", "ES256", "algorithm_key_mismatch"),
+        // No backend has Ed448.
+        (&ed25519, &ed25519, "Ed448", "unsupported_algorithm"),
+    ];
+    let ml_dsa44;
+    let ml_dsa87;
+    if cfg!(feature = "ml-dsa") {
+        ml_dsa44 = issuer.add_key(KeyAlg::MlDsa44);
+        ml_dsa87 = issuer.add_key(KeyAlg::MlDsa87);
+        rows.extend([
+            (ml_dsa44.as_str(), ml_dsa44.as_str(), "ML-DSA-44", "ok"),
+            (&ml_dsa44, &ml_dsa44, "ML-DSA-65", "algorithm_key_mismatch"),
+            (&ml_dsa44, &ml_dsa44, "ML-DSA-87", "algorithm_key_mismatch"),
+            (&ml_dsa87, &ml_dsa87, "ML-DSA-87", "ok"),
+            (&ml_dsa87, &ml_dsa87, "ML-DSA-44", "algorithm_key_mismatch"),
+            (&es512, &es512, "ML-DSA-44", "algorithm_key_mismatch"),
+            (&rsa, &ml_dsa44, "RS256", "algorithm_key_mismatch"),
+            // A token signed by another key under the ML-DSA kid and alg: the signature's length
+            // is wrong for ML-DSA-44, refused before any crypto.
+            (&es512, &ml_dsa44, "ML-DSA-44", "invalid_signature"),
+        ]);
+    }
+    let verifier = Verifier::new(issuer.issuer(), AUD).unwrap();
+    for (signer, kid, alg, expected) in rows {
+        let token = issuer
+            .token()
+            .aud(AUD)
+            .sign_with(signer)
+            .kid(kid)
+            .header("alg", json!(alg))
+            .sign();
+        assert_eq!(
+            code(verifier.verify::<DefaultClaims>(&token).await),
+            expected,
+            "key {} (kid {kid}) with alg {alg}",
+            issuer.key_alg(signer)
+        );
+    }
+}
+
+/// RFC 7518 §3.2: the secret must be at least the hash output: 32, 48 and 64 bytes for HS256,
+/// HS384 and HS512.
+#[tokio::test]
+async fn hmac_secrets_must_be_as_long_as_the_hash() {
+    let issuer = TestIssuer::start().await;
+    let iss = "https://auth.internal";
+    for (len, accepted) in [
+        (32, ["HS256"].as_slice()),
+        (47, &["HS256"]),
+        (48, &["HS256", "HS384"]),
+        (63, &["HS256", "HS384"]),
+        (64, &["HS256", "HS384", "HS512"]),
+    ] {
+        let secret: Vec<u8> = (0..len as u8).collect();
+        let verifier = Verifier::shared_secret_builder(iss, AUD, &secret)
+            .unwrap()
+            .build()
+            .unwrap();
+        for alg in ["HS256", "HS384", "HS512"] {
+            let token = issuer
+                .token()
+                .iss(iss)
+                .aud(AUD)
+                .no_kid()
+                .sign_hmac(alg, &secret);
+            let expected = if accepted.contains(&alg) {
+                "ok"
+            } else {
+                // Without a kid: no key fits the algorithm.
+                "unknown_key"
+            };
+            assert_eq!(
+                code(verifier.verify::<DefaultClaims>(&token).await),
+                expected,
+                "{alg} with a {len}-byte secret"
+            );
+        }
+        // The binding is visible on the key itself.
+        let jwks = Jwks::from_secret(&secret, Some("s")).unwrap();
+        for alg in [Algorithm::HS256, Algorithm::HS384, Algorithm::HS512] {
+            assert_eq!(
+                jwks.keys()[0].fits(alg),
+                accepted.contains(&alg.as_str()),
+                "{alg} with a {len}-byte secret"
+            );
+        }
+    }
+    let err = Verifier::shared_secret_builder(iss, AUD, &[7; 31]).unwrap_err();
+    assert_eq!(err.code(), "invalid_key");
+}
+
+fn parse(keys: Value) -> Jwks {
+    Jwks::from_json(&serde_json::to_vec(&json!({ "keys": keys })).unwrap()).unwrap()
+}
+
+/// Each unusable JWK is recorded with its kid and a reason, and the usable ones are kept.
+#[tokio::test]
+async fn skipped_keys_are_recorded_with_kid_and_reason() {
+    let issuer = TestIssuer::builder().key(KeyAlg::ES512).start().await;
+    let good = issuer.public_jwk(&issuer.signing_kid());
+    let ed = issuer.public_jwk(&issuer.add_key(KeyAlg::Ed25519));
+    let b64 = |n: usize| URL_SAFE_NO_PAD.encode(vec![1u8; n]);
+    let short_p521 = {
+        let mut jwk = good.clone();
+        jwk["kid"] = json!("short-x");
+        jwk["x"] = json!(b64(65));
+        jwk
+    };
+    let rows: Vec<(Value, Option<&str>, &str)> = vec![
+        (
+            json!({"kty": "RSA", "kid": "enc", "use": "enc", "n": "AQAB", "e": "AQAB"}),
+            Some("enc"),
+            r#"use "enc" is not "sig""#,
+        ),
+        (
+            json!({"kty": "RSA", "kid": "short-rsa", "n": b64(128), "e": "AQAB"}),
+            Some("short-rsa"),
+            "RSA key of 1017 bits is shorter than 2048 (RFC 7518 §3.3)",
+        ),
+        (
+            json!({"kty": "EC", "kid": "unknown-alg", "alg": "ES999", "crv": "P-256"}),
+            Some("unknown-alg"),
+            r#"unsupported alg "ES999""#,
+        ),
+        (
+            json!({"kty": "OKP", "kid": "ed448", "crv": "Ed448", "x": b64(57)}),
+            Some("ed448"),
+            "Ed448 is not supported by either crypto backend",
+        ),
+        (
+            json!({"kty": "OKP", "kid": "ed448-alg", "alg": "Ed448", "crv": "Ed448", "x": b64(57)}),
+            Some("ed448-alg"),
+            "Ed448 is not supported by either crypto backend",
+        ),
+        (
+            short_p521,
+            Some("short-x"),
+            "EC coordinates have the wrong length",
+        ),
+        (
+            json!({"kty": "oct", "kid": "hmac", "k": b64(32)}),
+            Some("hmac"),
+            "symmetric keys are never accepted from a key set (RFC 8725 §3.1)",
+        ),
+        (
+            json!({"kty": "AKP", "kid": "no-alg", "pub": b64(1312)}),
+            Some("no-alg"),
+            r#"AKP key without "alg" (required for AKP keys)"#,
+        ),
+        (
+            json!({"kty": "AKP", "kid": "akp-es256", "alg": "ES256", "pub": b64(1312)}),
+            Some("akp-es256"),
+            "alg ES256 does not fit an AKP key",
+        ),
+        (
+            json!({"kty": "OKP", "kid": "ed-as-es512", "alg": "ES512", "crv": "Ed25519", "x": ed["x"]}),
+            Some("ed-as-es512"),
+            "alg ES512 does not fit a Ed25519 key",
+        ),
+        (
+            json!({"kty": 5, "kid": "bad-kty"}),
+            Some("bad-kty"),
+            "invalid JWK",
+        ),
+        (json!({"kty": "XYZ"}), None, r#"unsupported kty "XYZ""#),
+    ];
+    let mut keys = vec![good.clone(), ed.clone()];
+    keys.extend(rows.iter().map(|(jwk, _, _)| jwk.clone()));
+    let jwks = parse(Value::Array(keys));
+    assert_eq!(jwks.len(), 2, "the ES512 and Ed25519 keys are kept");
+    assert_eq!(jwks.skipped(), rows.len());
+    assert_eq!(jwks.skipped_keys().len(), rows.len());
+    for (i, ((_, kid, reason), skipped)) in rows.iter().zip(jwks.skipped_keys()).enumerate() {
+        assert_eq!(skipped.kid(), *kid, "row {i}");
+        assert!(
+            skipped.reason().starts_with(reason),
+            "row {i}: {:?} does not start with {reason:?}",
+            skipped.reason()
+        );
+        assert_eq!(skipped.index(), i + 2, "its place in the document");
+    }
+    assert_eq!(
+        jwks.skipped_keys().last().unwrap().to_string(),
+        r#"key #13 (no kid): unsupported kty "XYZ""#
+    );
+}
+
+/// ML-DSA public keys of the wrong length are refused at parse time, before any crypto.
+#[cfg(feature = "ml-dsa")]
+#[test]
+fn ml_dsa_keys_of_the_wrong_length_are_skipped() {
+    let b64 = |n: usize| URL_SAFE_NO_PAD.encode(vec![1u8; n]);
+    for (alg, len) in [
+        ("ML-DSA-44", 1312),
+        ("ML-DSA-65", 1952),
+        ("ML-DSA-87", 2592),
+    ] {
+        for wrong in [0, 32, len - 1, len + 1, 10 * len] {
+            let jwks = parse(json!([{"kty": "AKP", "kid": "k", "alg": alg, "pub": b64(wrong)}]));
+            assert_eq!(
+                (jwks.len(), jwks.skipped()),
+                (0, 1),
+                "{alg} of {wrong} bytes"
+            );
+            assert!(
+                jwks.skipped_keys()[0]
+                    .reason()
+                    .ends_with(&format!("public key is not {len} bytes")),
+                "{:?}",
+                jwks.skipped_keys()[0]
+            );
+        }
+    }
+}
+
+/// A key set with thousands of junk keys counts them all but keeps only a few short records.
+#[test]
+fn skipped_key_records_are_bounded() {
+    let long = "k".repeat(10_000);
+    let junk: Vec<Value> = (0..5_000)
+        .map(|i| json!({"kty": format!("junk-{i}-{long}"), "kid": format!("{i}-{long}")}))
+        .collect();
+    let jwks = parse(Value::Array(junk));
+    assert_eq!(jwks.skipped(), 5_000);
+    assert_eq!(jwks.skipped_keys().len(), MAX_SKIPPED_KEYS_KEPT);
+    for (i, skipped) in jwks.skipped_keys().iter().enumerate() {
+        let kid = skipped.kid().unwrap();
+        assert!(kid.starts_with(&format!("{i}-kkk")), "{kid:.20}");
+        assert!(kid.chars().count() <= 65, "kid cut to 64 characters and …");
+        assert!(skipped.reason().chars().count() <= 161, "reason cut");
+        assert!(skipped.reason().starts_with("unsupported kty"));
+    }
+    // Merging keeps the bound too.
+    let merged = parse(json!([{"kty": "x"}])).merge(jwks);
+    assert_eq!(merged.skipped(), 5_001);
+    assert_eq!(merged.skipped_keys().len(), MAX_SKIPPED_KEYS_KEPT);
+    assert_eq!(merged.skipped_keys()[0].reason(), r#"unsupported kty "x""#);
+}
