@@ -538,3 +538,25 @@ async fn another_payload_under_a_valid_signature_never_shares_its_answer() {
     );
     assert_eq!(code(&review.verify(&forged).await), "review_refused");
 }
+
+/// Outside a Tokio runtime a review cannot be spawned: a typed 503, never a panic.
+#[test]
+fn without_a_runtime_a_review_is_unavailable_not_a_panic() {
+    use std::future::Future as _;
+    use std::task::{Context, Poll, Waker};
+    let api = oidc_bearer::tokenreview::ApiServer::builder("http://127.0.0.1:1")
+        .with_bearer_token(|| Some("caller".into()))
+        .build()
+        .unwrap();
+    let review = TokenReview::builder(api, AUD).build().unwrap();
+    // {"alg":"RS256"}.{"sub":"x"}.sig
+    let token = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln";
+    let mut future = std::pin::pin!(review.verify(token));
+    let Poll::Ready(result) = future
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+    else {
+        panic!("the review waited")
+    };
+    assert_eq!(source(result), ReviewError::NoRuntime);
+}

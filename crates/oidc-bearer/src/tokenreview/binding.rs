@@ -7,10 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::api::ApiServer;
-use super::reviewer::{LogLimit, Reviewer, TokenReviewSettings, TokenReviewStats};
+use super::reviewer::{LOG_PERIOD, Reviewer, TokenReviewSettings, TokenReviewStats};
 use crate::clock::SharedClock;
 use crate::crypto::Sha256;
 use crate::error::{ConfigError, VerifyError};
+use crate::log_limit::LogLimiter;
 
 /// The default grace period of the object-binding check: 60 s.
 ///
@@ -124,7 +125,6 @@ impl ObjectBindingCheck {
             // Keyed by the token cache's key of a token verified locally: nothing to compare.
             reviewer: Arc::new(Reviewer::new(api, false, audiences, settings, clock)),
             grace: self.grace.as_secs_f64(),
-            grace_log: LogLimit::default(),
         })
     }
 }
@@ -143,7 +143,6 @@ impl fmt::Debug for ObjectBindingCheck {
 pub(crate) struct ObjectBinding {
     reviewer: Arc<Reviewer>,
     grace: f64,
-    grace_log: LogLimit,
 }
 
 impl ObjectBinding {
@@ -200,7 +199,8 @@ impl ObjectBinding {
     }
 
     fn in_grace(&self, since: f64, now: f64) -> Result<(), VerifyError> {
-        if let Some(suppressed) = self.grace_log.allow() {
+        static GRACE: LogLimiter = LogLimiter::new();
+        if let Some(suppressed) = GRACE.allow(LOG_PERIOD) {
             tracing::warn!(
                 outage_secs = (now - since).floor(),
                 grace_secs = self.grace,

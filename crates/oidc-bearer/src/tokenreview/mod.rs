@@ -58,7 +58,6 @@ pub use claims::{
     TokenReviewClaims,
 };
 pub use error::ReviewError;
-pub(crate) use reviewer::LogLimit;
 pub use reviewer::{
     DEFAULT_CACHE_TTL, DEFAULT_MAX_BYTES, DEFAULT_MAX_CONCURRENT_REVIEWS, DEFAULT_MAX_ENTRIES,
     DEFAULT_MAX_PENDING_REVIEWS, DEFAULT_NEGATIVE_TTL, DEFAULT_RETRY_INTERVAL, DEFAULT_TIMEOUT,
@@ -191,26 +190,26 @@ where
 {
     let claims = answer?;
     if TypeId::of::<T>() == TypeId::of::<TokenReviewClaims>() {
-        let any: Arc<dyn Any + Send + Sync> = claims;
+        let any: Arc<dyn Any + Send + Sync> = claims.clone();
         if let Ok(same) = any.downcast::<T>() {
             return Ok(same);
         }
-        unreachable!("the type ids are equal");
     }
     let value = serde_json::to_value(&*claims).map_err(|_| VerifyError::ClaimsDecode {
         message: "the review's claims could not be encoded".into(),
     })?;
-    serde_json::from_value(value)
-        .map(Arc::new)
-        .map_err(|e| VerifyError::ClaimsDecode {
-            // Never the values: only a missing field's name, as the local verifier does.
-            message: match e.to_string().strip_prefix("missing field `") {
-                Some(rest) => {
-                    format!("missing field `{}", rest.split('`').next().unwrap_or("")) + "`"
-                }
-                None => "a claim has the wrong type or value".into(),
-            },
-        })
+    serde_json::from_value(value).map(Arc::new).map_err(|e| {
+        // Never the values: only a missing field's name, as the local verifier does.
+        let text = e.to_string();
+        let message = match text
+            .strip_prefix("missing field `")
+            .and_then(|r| r.split_once('`'))
+        {
+            Some((field, _)) => format!("missing field `{field}`"),
+            None => "a claim has the wrong type or value".to_owned(),
+        };
+        VerifyError::ClaimsDecode { message }
+    })
 }
 
 impl VerifyToken for TokenReview {

@@ -15,6 +15,7 @@ use super::error::ReviewError;
 use crate::clock::SharedClock;
 use crate::crypto::Sha256;
 use crate::error::{ConfigError, VerifyError};
+use crate::log_limit::LogLimiter;
 
 /// The default time an accepted token's answer is kept: 30 s.
 ///
@@ -175,8 +176,6 @@ pub(crate) struct Reviewer {
     hits: AtomicU64,
     joined: AtomicU64,
     waiting: AtomicUsize,
-    config_log: LogLimit,
-    outage_log: LogLimit,
     /// When the current outage began (the bits of an `f64`: the first review that failed since
     /// the API server last answered), or [`NO_OUTAGE`].
     outage_since: AtomicU64,
@@ -207,8 +206,6 @@ impl Reviewer {
             hits: AtomicU64::new(0),
             joined: AtomicU64::new(0),
             waiting: AtomicUsize::new(0),
-            config_log: LogLimit::default(),
-            outage_log: LogLimit::default(),
             outage_since: AtomicU64::new(NO_OUTAGE),
         }
     }
@@ -271,6 +268,11 @@ impl Reviewer {
     /// Starts a review of `token`, or joins the one in flight; the review runs as a task of its
     /// own and is never cancelled by a caller leaving (Go's `singleflight.DoChan`).
     pub(crate) fn start(self: &Arc<Self>, key: Sha256, token: &str, exp: Option<f64>) -> Started {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return Started::Answer(Err(VerifyError::ReviewUnavailable {
+                source: ReviewError::NoRuntime,
+            }));
+        };
         let input = self
             .compare_input
             .then(|| Box::<[u8]>::from(signing_input(token.as_bytes())));
@@ -312,7 +314,7 @@ impl Reviewer {
             key,
             id,
         };
-        tokio::spawn(run(guard, token.to_owned(), input, exp, tx));
+        runtime.spawn(run(guard, token.to_owned(), input, exp, tx));
         Started::Pending(rx)
     }
 
@@ -356,8 +358,10 @@ impl Reviewer {
 
     /// Logs a failed review, at most once a minute per kind, with the count suppressed.
     fn log_failure(&self, error: &ReviewError) {
+        static CONFIG: LogLimiter = LogLimiter::new();
+        static OUTAGE: LogLimiter = LogLimiter::new();
         if error.is_configuration() {
-            if let Some(suppressed) = self.config_log.allow() {
+            if let Some(suppressed) = CONFIG.allow(LOG_PERIOD) {
                 tracing::error!(
                     code = error.code(),
                     %error,
@@ -366,7 +370,7 @@ impl Reviewer {
                     "TokenReview is misconfigured; requests get 503 until it is fixed"
                 );
             }
-        } else if let Some(suppressed) = self.outage_log.allow() {
+        } else if let Some(suppressed) = OUTAGE.allow(LOG_PERIOD) {
             tracing::warn!(
                 code = error.code(),
                 %error,
@@ -460,42 +464,12 @@ impl Drop for DecrementOnDrop<'_> {
     }
 }
 
-/// At most one log line per [`LogLimit::INTERVAL`], with the number of lines suppressed since.
-#[derive(Default)]
-pub(crate) struct LogLimit {
-    last: Mutex<Option<Instant>>,
-    suppressed: AtomicU64,
-}
-
-impl LogLimit {
-    const INTERVAL: Duration = Duration::from_secs(60);
-
-    /// `Some(suppressed)` when a line may be logged now.
-    pub(crate) fn allow(&self) -> Option<u64> {
-        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
-        let now = Instant::now();
-        if last.is_some_and(|at| now.duration_since(at) < Self::INTERVAL) {
-            self.suppressed.fetch_add(1, Ordering::Relaxed);
-            return None;
-        }
-        *last = Some(now);
-        Some(self.suppressed.swap(0, Ordering::Relaxed))
-    }
-}
+/// How often the review failures' log lines may appear (a caller can trigger a review per token).
+pub(crate) const LOG_PERIOD: Duration = Duration::from_secs(60);
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn log_lines_are_limited_and_count_what_they_suppress() {
-        let limit = LogLimit::default();
-        assert_eq!(limit.allow(), Some(0));
-        assert_eq!(limit.allow(), None);
-        assert_eq!(limit.allow(), None);
-        *limit.last.lock().unwrap() = Instant::now().checked_sub(LogLimit::INTERVAL);
-        assert_eq!(limit.allow(), Some(2));
-    }
 
     #[test]
     fn settings_are_checked() {
