@@ -696,7 +696,8 @@ impl TestIssuer {
         wait_for_count(counter, n, "wait_for_discovery_fetches", "discovery").await;
     }
 
-    /// The issuer's Kubernetes TokenReview endpoint, on the same address: see [`TokenReviews`].
+    /// The issuer's Kubernetes TokenReview endpoint, on the same address: see
+    /// [`TokenReviews`](crate::TokenReviews).
     pub fn token_reviews(&self) -> crate::TokenReviews {
         crate::TokenReviews::new(Arc::clone(&self.inner.shared))
     }

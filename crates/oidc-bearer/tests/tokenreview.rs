@@ -337,11 +337,12 @@ async fn the_cache_is_bounded_in_entries_and_bytes() {
     review.verify(&tokens[0]).await.unwrap();
     assert_eq!(cluster.reviews.calls(), 4, "the oldest was evicted");
 
-    // Bytes: each answer here weighs well over 1 KiB (a long user name), so 4 KiB keeps two.
+    // Bytes: each answer here weighs about 3 KiB (a 2,000-byte user name and the token's signing
+    // input), so 8 KiB keeps two.
     let mut settings = TokenReviewSettings::default();
-    settings.max_bytes = 4096;
+    settings.max_bytes = 8192;
     let review = cluster.builder().with_settings(settings).build().unwrap();
-    let long = format!("system:serviceaccount:prod:{}", "n".repeat(1500));
+    let long = format!("system:serviceaccount:prod:{}", "n".repeat(2000));
     cluster.reviews.answer_with(Some(json!({
         "authenticated": true, "user": {"username": long}, "audiences": [AUD],
     })));
@@ -494,4 +495,68 @@ async fn through_the_layer_200_401_403_and_503_with_retry_after() {
     let down = get(cluster.token().sign()).await.unwrap();
     assert_eq!(down.status(), 503);
     assert!(down.headers().contains_key("retry-after"));
+}
+
+/// A valid token's signature over another payload: the cache and the single flight are keyed by
+/// the signature's SHA-256, and must still never answer it with the valid token's answer.
+#[tokio::test]
+async fn another_payload_under_a_valid_signature_never_shares_its_answer() {
+    let cluster = Cluster::start().await;
+    let review = cluster.review();
+    let valid = cluster.token().sign();
+    let other = cluster
+        .issuer
+        .token()
+        .kubernetes("kube-system", "admin")
+        .aud(AUD)
+        .sign();
+    let (v, o): (Vec<&str>, Vec<&str>) = (valid.split('.').collect(), other.split('.').collect());
+    let forged = format!("{}.{}.{}", v[0], o[1], v[2]);
+
+    // In flight together: the forged token is reviewed on its own.
+    let hold = cluster.reviews.hold();
+    let first = tokio::spawn({
+        let (review, valid) = (review.clone(), valid.clone());
+        async move { review.verify(&valid).await }
+    });
+    cluster.reviews.wait_for_calls(1).await;
+    let second = tokio::spawn({
+        let (review, forged) = (review.clone(), forged.clone());
+        async move { review.verify(&forged).await }
+    });
+    cluster.reviews.wait_for_calls(2).await;
+    drop(hold);
+    assert!(first.await.unwrap().is_ok());
+    assert_eq!(code(&second.await.unwrap()), "review_refused");
+
+    // Cached: the valid token's answer is not the forged one's, and the other way round.
+    review.verify(&valid).await.unwrap();
+    assert!(
+        review
+            .verify_token_cached::<TokenReviewClaims>(forged.as_bytes())
+            .is_none()
+    );
+    assert_eq!(code(&review.verify(&forged).await), "review_refused");
+}
+
+/// Outside a Tokio runtime a review cannot be spawned: a typed 503, never a panic.
+#[test]
+fn without_a_runtime_a_review_is_unavailable_not_a_panic() {
+    use std::future::Future as _;
+    use std::task::{Context, Poll, Waker};
+    let api = oidc_bearer::tokenreview::ApiServer::builder("http://127.0.0.1:1")
+        .with_bearer_token(|| Some("caller".into()))
+        .build()
+        .unwrap();
+    let review = TokenReview::builder(api, AUD).build().unwrap();
+    // {"alg":"RS256"}.{"sub":"x"}.sig
+    let token = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln";
+    let mut future = std::pin::pin!(review.verify(token));
+    let Poll::Ready(result) = future
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+    else {
+        panic!("the review waited")
+    };
+    assert_eq!(source(result), ReviewError::NoRuntime);
 }

@@ -180,8 +180,6 @@ impl InCluster {
 pub(crate) struct TokenFile {
     path: PathBuf,
     cached: Mutex<Option<CachedToken>>,
-    /// A TokenReview reads the file per review, which a caller can trigger: warn once a minute.
-    warn_limit: crate::tokenreview::LogLimit,
 }
 
 struct CachedToken {
@@ -216,7 +214,6 @@ impl TokenFile {
         Self {
             path,
             cached: Mutex::new(None),
-            warn_limit: crate::tokenreview::LogLimit::default(),
         }
     }
 
@@ -226,7 +223,10 @@ impl TokenFile {
             Ok(token) => Some(token),
             Err(error) => {
                 let cached = self.cached.lock().unwrap_or_else(|e| e.into_inner());
-                if let Some(suppressed) = self.warn_limit.allow() {
+                // A TokenReview reads the file per review, which a caller can trigger.
+                static UNREADABLE: crate::log_limit::LogLimiter =
+                    crate::log_limit::LogLimiter::new();
+                if let Some(suppressed) = UNREADABLE.allow(crate::log_limit::PERIOD) {
                     tracing::warn!(path = %self.path.display(), %error, suppressed, "cannot read the service-account token; using the last one read");
                 }
                 cached.as_ref().map(|c| c.token.clone())

@@ -7,10 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::api::ApiServer;
-use super::reviewer::{LogLimit, Reviewer, TokenReviewSettings, TokenReviewStats};
+use super::reviewer::{LOG_PERIOD, Reviewer, TokenReviewSettings, TokenReviewStats};
 use crate::clock::SharedClock;
 use crate::crypto::Sha256;
 use crate::error::{ConfigError, VerifyError};
+use crate::log_limit::LogLimiter;
 
 /// The default grace period of the object-binding check: 60 s.
 ///
@@ -121,9 +122,9 @@ impl ObjectBindingCheck {
         settings.retry_interval = settings.retry_interval.min(self.interval);
         settings.validate()?;
         Ok(ObjectBinding {
-            reviewer: Arc::new(Reviewer::new(api, audiences, settings, clock)),
+            // Keyed by the token cache's key of a token verified locally: nothing to compare.
+            reviewer: Arc::new(Reviewer::new(api, false, audiences, settings, clock)),
             grace: self.grace.as_secs_f64(),
-            grace_log: LogLimit::default(),
         })
     }
 }
@@ -142,14 +143,16 @@ impl fmt::Debug for ObjectBindingCheck {
 pub(crate) struct ObjectBinding {
     reviewer: Arc<Reviewer>,
     grace: f64,
-    grace_log: LogLimit,
 }
 
 impl ObjectBinding {
     /// Whether the token with this key was confirmed within the interval (the synchronous fast
     /// path: nothing is started).
     pub(crate) fn confirmed(&self, key: &Sha256) -> bool {
-        matches!(self.reviewer.cached(key, self.reviewer.now()), Some(Ok(_)))
+        matches!(
+            self.reviewer.cached(key, b"", self.reviewer.now()),
+            Some(Ok(_))
+        )
     }
 
     pub(crate) fn stats(&self) -> TokenReviewStats {
@@ -160,7 +163,7 @@ impl ObjectBinding {
     /// interval, shared by every request with the token.
     pub(crate) async fn check(&self, token: &str, key: Sha256) -> Result<(), VerifyError> {
         let now = self.reviewer.now();
-        let cached = self.reviewer.cached(&key, now);
+        let cached = self.reviewer.cached(&key, b"", now);
         match cached {
             Some(Ok(_)) => return Ok(()),
             Some(Err(e)) if !e.is_unavailable() => return Err(e),
@@ -196,7 +199,8 @@ impl ObjectBinding {
     }
 
     fn in_grace(&self, since: f64, now: f64) -> Result<(), VerifyError> {
-        if let Some(suppressed) = self.grace_log.allow() {
+        static GRACE: LogLimiter = LogLimiter::new();
+        if let Some(suppressed) = GRACE.allow(LOG_PERIOD) {
             tracing::warn!(
                 outage_secs = (now - since).floor(),
                 grace_secs = self.grace,

@@ -1,5 +1,11 @@
-//! The answer cache: TokenReview answers by the SHA-256 of what was reviewed (never the token
-//! itself), each until its own deadline, bounded in entries and bytes (oldest out first).
+//! The answer cache: TokenReview answers by a SHA-256 (never the token itself), each until its own
+//! deadline, bounded in entries and bytes (oldest out first).
+//!
+//! The key is the SHA-256 of the token's signature segment, as the token cache's is; for tokens
+//! verified nowhere else (the `TokenReview` verifier) an entry also keeps the signing input
+//! (header and payload, which is no credential without the signature) and a hit must match it
+//! byte for byte, so that a hit is the same token up to a SHA-256 collision, for a third of the
+//! hashing of the whole token.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -34,6 +40,8 @@ struct Shard {
 }
 
 struct Slot {
+    /// The signing input the answer is for, when it must be compared.
+    input: Option<Box<[u8]>>,
     answer: Answer,
     /// Seconds since the epoch, by the verifier's clock.
     expires_at: f64,
@@ -63,10 +71,14 @@ impl AnswerCache {
         shard.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The answer for `key` if it is still current at `now`; an expired one is dropped.
-    pub(crate) fn get(&self, key: &Sha256, now: f64) -> Option<Answer> {
+    /// The answer for `key` (and `input`, if the entry keeps one) if it is still current at
+    /// `now`; an expired one is dropped.
+    pub(crate) fn get(&self, key: &Sha256, input: &[u8], now: f64) -> Option<Answer> {
         let mut shard = self.shard(key);
         let slot = shard.map.get(key)?;
+        if slot.input.as_deref().is_some_and(|kept| kept != input) {
+            return None;
+        }
         if now < slot.expires_at {
             return Some(slot.answer.clone());
         }
@@ -76,12 +88,20 @@ impl AnswerCache {
 
     /// Keeps `answer` for `key` until `expires_at` (nothing when that is not after `now`), evicting
     /// the oldest entries past the bounds.
-    pub(crate) fn insert(&self, key: Sha256, answer: Answer, expires_at: f64, now: f64) {
+    pub(crate) fn insert(
+        &self,
+        key: Sha256,
+        input: Option<Box<[u8]>>,
+        answer: Answer,
+        expires_at: f64,
+        now: f64,
+    ) {
         if expires_at <= now {
             self.shard(&key).remove(&key);
             return;
         }
         let bytes = ENTRY_OVERHEAD
+            + input.as_ref().map_or(0, |i| i.len())
             + match &answer {
                 Ok(claims) => claims.weight(),
                 Err(error) => match error {
@@ -100,6 +120,7 @@ impl AnswerCache {
         shard.map.insert(
             key,
             Slot {
+                input,
                 answer,
                 expires_at,
                 bytes,
@@ -152,13 +173,13 @@ mod tests {
     #[test]
     fn answers_last_until_their_deadline() {
         let cache = AnswerCache::new(10, 1 << 20);
-        cache.insert([1; 32], claims("a"), 110.0, 100.0);
-        assert!(cache.get(&[1; 32], 109.9).is_some());
-        assert!(cache.get(&[1; 32], 110.0).is_none());
+        cache.insert([1; 32], None, claims("a"), 110.0, 100.0);
+        assert!(cache.get(&[1; 32], b"", 109.9).is_some());
+        assert!(cache.get(&[1; 32], b"", 110.0).is_none());
         assert_eq!(cache.size().0, 0, "an expired answer is dropped when found");
-        cache.insert([2; 32], claims("b"), 100.0, 100.0);
+        cache.insert([2; 32], None, claims("b"), 100.0, 100.0);
         assert!(
-            cache.get(&[2; 32], 99.0).is_none(),
+            cache.get(&[2; 32], b"", 99.0).is_none(),
             "never kept past its deadline"
         );
     }
@@ -167,28 +188,48 @@ mod tests {
     fn the_oldest_answers_go_first_past_either_bound() {
         let cache = AnswerCache::new(2, 1 << 20);
         for k in 1..=3u8 {
-            cache.insert([k; 32], claims("a"), 200.0, 100.0);
+            cache.insert([k; 32], None, claims("a"), 200.0, 100.0);
         }
-        assert!(cache.get(&[1; 32], 100.0).is_none());
-        assert!(cache.get(&[2; 32], 100.0).is_some() && cache.get(&[3; 32], 100.0).is_some());
+        assert!(cache.get(&[1; 32], b"", 100.0).is_none());
+        assert!(
+            cache.get(&[2; 32], b"", 100.0).is_some() && cache.get(&[3; 32], b"", 100.0).is_some()
+        );
         // Replacing an answer moves it to the back of the queue.
-        cache.insert([2; 32], claims("a"), 200.0, 100.0);
-        cache.insert([4; 32], claims("a"), 200.0, 100.0);
-        assert!(cache.get(&[3; 32], 100.0).is_none());
-        assert!(cache.get(&[2; 32], 100.0).is_some());
+        cache.insert([2; 32], None, claims("a"), 200.0, 100.0);
+        cache.insert([4; 32], None, claims("a"), 200.0, 100.0);
+        assert!(cache.get(&[3; 32], b"", 100.0).is_none());
+        assert!(cache.get(&[2; 32], b"", 100.0).is_some());
 
         let big = "x".repeat(1000);
         let cache = AnswerCache::new(100, 2 * (ENTRY_OVERHEAD + 1000) + 10);
         for k in 1..=3u8 {
-            cache.insert([k; 32], claims(&big), 200.0, 100.0);
+            cache.insert([k; 32], None, claims(&big), 200.0, 100.0);
         }
         let (entries, bytes) = cache.size();
         assert_eq!(entries, 2);
         assert!(bytes <= 2 * (ENTRY_OVERHEAD + 1000) + 10);
-        assert!(cache.get(&[1; 32], 100.0).is_none());
+        assert!(cache.get(&[1; 32], b"", 100.0).is_none());
         // One answer larger than the whole bound is not kept at all.
-        cache.insert([9; 32], claims(&"y".repeat(10_000)), 200.0, 100.0);
-        assert!(cache.get(&[9; 32], 100.0).is_none());
+        cache.insert([9; 32], None, claims(&"y".repeat(10_000)), 200.0, 100.0);
+        assert!(cache.get(&[9; 32], b"", 100.0).is_none());
         assert_eq!(cache.size().0, 2);
+    }
+
+    #[test]
+    fn a_kept_signing_input_must_match() {
+        let cache = AnswerCache::new(10, 1 << 20);
+        cache.insert(
+            [1; 32],
+            Some(b"header.payload".as_slice().into()),
+            claims("a"),
+            200.0,
+            100.0,
+        );
+        assert!(cache.get(&[1; 32], b"header.payload", 100.0).is_some());
+        assert!(cache.get(&[1; 32], b"header.other", 100.0).is_none());
+        assert!(
+            cache.get(&[1; 32], b"header.payload", 100.0).is_some(),
+            "a mismatch evicts nothing"
+        );
     }
 }

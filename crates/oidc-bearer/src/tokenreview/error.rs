@@ -53,6 +53,9 @@ pub enum ReviewError {
     NoCredentials,
     /// The review ended without an answer (the runtime is shutting down).
     Aborted,
+    /// The caller is not running on a Tokio runtime, on which reviews run as spawned tasks (so
+    /// that no caller owns them).
+    NoRuntime,
 }
 
 impl ReviewError {
@@ -68,6 +71,7 @@ impl ReviewError {
             Self::Overloaded { .. } => "review_overloaded",
             Self::NoCredentials => "review_no_credentials",
             Self::Aborted => "review_aborted",
+            Self::NoRuntime => "review_no_runtime",
         }
     }
 
@@ -75,7 +79,7 @@ impl ReviewError {
     /// permissions refused, no credentials at all, or a status that says the URL is wrong.
     pub fn is_configuration(&self) -> bool {
         match self {
-            Self::Unauthorized { .. } | Self::NoCredentials => true,
+            Self::Unauthorized { .. } | Self::NoCredentials | Self::NoRuntime => true,
             Self::Status { status } => *status != 429 && *status < 500,
             _ => false,
         }
@@ -109,6 +113,10 @@ impl fmt::Display for ReviewError {
                 "no credential for the API server: the service-account token file was never read"
             ),
             Self::Aborted => write!(f, "the TokenReview ended without an answer"),
+            Self::NoRuntime => write!(
+                f,
+                "a TokenReview must be sent but there is no Tokio runtime to send it on"
+            ),
         }
     }
 }

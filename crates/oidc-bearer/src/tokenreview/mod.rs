@@ -29,7 +29,8 @@
 //! bind it to the `system:auth-delegator` cluster role (see `docs/tokenreview.md` for the
 //! manifest and the API-server load to expect).
 //!
-//! Answers are cached by the SHA-256 of the token (never the token itself): acceptances for
+//! Answers are cached by the SHA-256 of the token's signature, a hit matching the rest of the
+//! token byte for byte (the token itself is never kept): acceptances for
 //! [`DEFAULT_CACHE_TTL`] and never past the token's `exp`, refusals for [`DEFAULT_NEGATIVE_TTL`].
 //! One review is in flight per token however many requests carry it, and it runs detached: a
 //! request that goes away neither cancels nor repeats it. Reviews are capped
@@ -57,7 +58,6 @@ pub use claims::{
     TokenReviewClaims,
 };
 pub use error::ReviewError;
-pub(crate) use reviewer::LogLimit;
 pub use reviewer::{
     DEFAULT_CACHE_TTL, DEFAULT_MAX_BYTES, DEFAULT_MAX_CONCURRENT_REVIEWS, DEFAULT_MAX_ENTRIES,
     DEFAULT_MAX_PENDING_REVIEWS, DEFAULT_NEGATIVE_TTL, DEFAULT_RETRY_INTERVAL, DEFAULT_TIMEOUT,
@@ -126,26 +126,30 @@ impl TokenReview {
     where
         T: DeserializeOwned + Send + Sync + 'static,
     {
-        let key = self.check_size(token.as_bytes())?;
+        let key = self.key(token.as_bytes())?;
         let reviewer = &self.reviewer;
         let now = reviewer.now();
-        if let Some(answer) = reviewer.cached(&key, now) {
+        if let Some(answer) = reviewer.cached(&key, token.as_bytes(), now) {
             return convert(answer);
         }
         let exp = self.precheck(token, now)?;
         convert(reviewer.review(key, token, exp).await)
     }
 
-    /// The cache key of a token within the size cap: the SHA-256 of all of it, since nothing in
-    /// it is verified here (a key over its signature alone would let a changed payload hit).
-    fn check_size(&self, token: &[u8]) -> Result<crate::crypto::Sha256, VerifyError> {
+    /// The cache key of a token within the size cap: the SHA-256 of its signature segment, as
+    /// the token cache's (the cache also compares the rest of the token, which is verified
+    /// nowhere here). Bytes without a `.` are no JWS.
+    fn key(&self, token: &[u8]) -> Result<crate::crypto::Sha256, VerifyError> {
         if token.len() > self.max_token_bytes {
             return Err(VerifyError::TooLarge {
                 len: token.len(),
                 max: self.max_token_bytes,
             });
         }
-        Ok(crate::crypto::sha256(token))
+        let dot = memchr::memrchr(b'.', token).ok_or(VerifyError::Malformed {
+            reason: "a JWS has three dot-separated parts",
+        })?;
+        Ok(crate::crypto::sha256(&token[dot + 1..]))
     }
 
     /// What is refused before any review: anything but a compact JWS, `alg` `none` or HMAC (the
@@ -186,26 +190,26 @@ where
 {
     let claims = answer?;
     if TypeId::of::<T>() == TypeId::of::<TokenReviewClaims>() {
-        let any: Arc<dyn Any + Send + Sync> = claims;
+        let any: Arc<dyn Any + Send + Sync> = claims.clone();
         if let Ok(same) = any.downcast::<T>() {
             return Ok(same);
         }
-        unreachable!("the type ids are equal");
     }
     let value = serde_json::to_value(&*claims).map_err(|_| VerifyError::ClaimsDecode {
         message: "the review's claims could not be encoded".into(),
     })?;
-    serde_json::from_value(value)
-        .map(Arc::new)
-        .map_err(|e| VerifyError::ClaimsDecode {
-            // Never the values: only a missing field's name, as the local verifier does.
-            message: match e.to_string().strip_prefix("missing field `") {
-                Some(rest) => {
-                    format!("missing field `{}", rest.split('`').next().unwrap_or("")) + "`"
-                }
-                None => "a claim has the wrong type or value".into(),
-            },
-        })
+    serde_json::from_value(value).map(Arc::new).map_err(|e| {
+        // Never the values: only a missing field's name, as the local verifier does.
+        let text = e.to_string();
+        let message = match text
+            .strip_prefix("missing field `")
+            .and_then(|r| r.split_once('`'))
+        {
+            Some((field, _)) => format!("missing field `{field}`"),
+            None => "a claim has the wrong type or value".to_owned(),
+        };
+        VerifyError::ClaimsDecode { message }
+    })
 }
 
 impl VerifyToken for TokenReview {
@@ -228,8 +232,11 @@ impl VerifyToken for TokenReview {
         if TypeId::of::<T>() != TypeId::of::<TokenReviewClaims>() {
             return None;
         }
-        let key = self.check_size(token).ok()?;
-        let claims = self.reviewer.cached(&key, self.reviewer.now())?.ok()?;
+        let key = self.key(token).ok()?;
+        let claims = self
+            .reviewer
+            .cached(&key, token, self.reviewer.now())?
+            .ok()?;
         let any: Arc<dyn Any + Send + Sync> = claims;
         any.downcast::<T>().ok()
     }
@@ -309,6 +316,7 @@ impl TokenReviewBuilder {
         Ok(TokenReview {
             reviewer: Arc::new(Reviewer::new(
                 self.api,
+                true,
                 audiences,
                 self.settings,
                 self.clock,

@@ -15,6 +15,7 @@ use super::error::ReviewError;
 use crate::clock::SharedClock;
 use crate::crypto::Sha256;
 use crate::error::{ConfigError, VerifyError};
+use crate::log_limit::LogLimiter;
 
 /// The default time an accepted token's answer is kept: 30 s.
 ///
@@ -142,6 +143,18 @@ pub struct TokenReviewStats {
 /// Where a review in flight publishes its answer.
 type Pending = watch::Receiver<Option<Answer>>;
 
+/// A review in flight: its id, the signing input it reviews (when compared) and its answer.
+struct InFlight {
+    id: u64,
+    input: Option<Box<[u8]>>,
+    rx: Pending,
+}
+
+/// All of a token but its signature segment (the whole token if it has no `.`).
+fn signing_input(token: &[u8]) -> &[u8] {
+    &token[..memchr::memrchr(b'.', token).unwrap_or(token.len())]
+}
+
 /// What [`Reviewer::start`] found: an answer, or a review to wait for.
 pub(crate) enum Started {
     Answer(Answer),
@@ -150,19 +163,19 @@ pub(crate) enum Started {
 
 pub(crate) struct Reviewer {
     api: ApiServer,
+    /// Whether answers keep and compare the token's signing input (tokens verified nowhere else).
+    compare_input: bool,
     audiences: Arc<[String]>,
     settings: TokenReviewSettings,
     clock: SharedClock,
     cache: AnswerCache,
-    inflight: Mutex<HashMap<Sha256, (u64, Pending)>>,
+    inflight: Mutex<HashMap<Sha256, InFlight>>,
     next_id: AtomicU64,
     slots: Arc<Semaphore>,
     reviews: AtomicU64,
     hits: AtomicU64,
     joined: AtomicU64,
     waiting: AtomicUsize,
-    config_log: LogLimit,
-    outage_log: LogLimit,
     /// When the current outage began (the bits of an `f64`: the first review that failed since
     /// the API server last answered), or [`NO_OUTAGE`].
     outage_since: AtomicU64,
@@ -171,14 +184,17 @@ pub(crate) struct Reviewer {
 const NO_OUTAGE: u64 = u64::MAX;
 
 impl Reviewer {
+    /// `compare_input`: see the field.
     pub(crate) fn new(
         api: ApiServer,
+        compare_input: bool,
         audiences: Vec<String>,
         settings: TokenReviewSettings,
         clock: SharedClock,
     ) -> Self {
         Self {
             api,
+            compare_input,
             audiences: audiences.into(),
             cache: AnswerCache::new(settings.max_entries, settings.max_bytes),
             slots: Arc::new(Semaphore::new(settings.max_concurrent_reviews)),
@@ -190,8 +206,6 @@ impl Reviewer {
             hits: AtomicU64::new(0),
             joined: AtomicU64::new(0),
             waiting: AtomicUsize::new(0),
-            config_log: LogLimit::default(),
-            outage_log: LogLimit::default(),
             outage_since: AtomicU64::new(NO_OUTAGE),
         }
     }
@@ -227,9 +241,9 @@ impl Reviewer {
         self.clock.now().as_secs_f64()
     }
 
-    /// The cached answer for `key`, if current.
-    pub(crate) fn cached(&self, key: &Sha256, now: f64) -> Option<Answer> {
-        let answer = self.cache.get(key, now)?;
+    /// The cached answer for `token`, whose key is `key`, if current.
+    pub(crate) fn cached(&self, key: &Sha256, token: &[u8], now: f64) -> Option<Answer> {
+        let answer = self.cache.get(key, signing_input(token), now)?;
         self.hits.fetch_add(1, Ordering::Relaxed);
         Some(answer)
     }
@@ -242,7 +256,7 @@ impl Reviewer {
         token: &str,
         exp: Option<f64>,
     ) -> Answer {
-        if let Some(answer) = self.cached(&key, self.now()) {
+        if let Some(answer) = self.cached(&key, token.as_bytes(), self.now()) {
             return answer;
         }
         match self.start(key, token, exp) {
@@ -254,16 +268,30 @@ impl Reviewer {
     /// Starts a review of `token`, or joins the one in flight; the review runs as a task of its
     /// own and is never cancelled by a caller leaving (Go's `singleflight.DoChan`).
     pub(crate) fn start(self: &Arc<Self>, key: Sha256, token: &str, exp: Option<f64>) -> Started {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return Started::Answer(Err(VerifyError::ReviewUnavailable {
+                source: ReviewError::NoRuntime,
+            }));
+        };
+        let input = self
+            .compare_input
+            .then(|| Box::<[u8]>::from(signing_input(token.as_bytes())));
         let mut inflight = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((_, rx)) = inflight.get(&key)
-            && rx.has_changed().is_ok()
+        let mut register = true;
+        if let Some(pending) = inflight.get(&key)
+            && pending.rx.has_changed().is_ok()
         {
-            self.joined.fetch_add(1, Ordering::Relaxed);
-            return Started::Pending(rx.clone());
+            if pending.input == input {
+                self.joined.fetch_add(1, Ordering::Relaxed);
+                return Started::Pending(pending.rx.clone());
+            }
+            // Another token with the same signature segment (a valid token's signature over a
+            // changed payload): never share its answer; review this one on its own.
+            register = false;
         }
         // A review that finished between the caller's lookup and this lock has cached its answer
         // before leaving `inflight`: look again rather than review twice.
-        if let Some(answer) = self.cached(&key, self.now()) {
+        if let Some(answer) = self.cached(&key, token.as_bytes(), self.now()) {
             return Started::Answer(answer);
         }
         if inflight.len() >= self.settings.max_pending_reviews {
@@ -275,14 +303,18 @@ impl Reviewer {
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = watch::channel(None);
-        inflight.insert(key, (id, rx.clone()));
+        if register {
+            let rx = rx.clone();
+            let input = input.clone();
+            inflight.insert(key, InFlight { id, input, rx });
+        }
         drop(inflight);
         let guard = InflightGuard {
             reviewer: Arc::clone(self),
             key,
             id,
         };
-        tokio::spawn(run(guard, token.to_owned(), exp, tx));
+        runtime.spawn(run(guard, token.to_owned(), input, exp, tx));
         Started::Pending(rx)
     }
 
@@ -326,8 +358,10 @@ impl Reviewer {
 
     /// Logs a failed review, at most once a minute per kind, with the count suppressed.
     fn log_failure(&self, error: &ReviewError) {
+        static CONFIG: LogLimiter = LogLimiter::new();
+        static OUTAGE: LogLimiter = LogLimiter::new();
         if error.is_configuration() {
-            if let Some(suppressed) = self.config_log.allow() {
+            if let Some(suppressed) = CONFIG.allow(LOG_PERIOD) {
                 tracing::error!(
                     code = error.code(),
                     %error,
@@ -336,7 +370,7 @@ impl Reviewer {
                     "TokenReview is misconfigured; requests get 503 until it is fixed"
                 );
             }
-        } else if let Some(suppressed) = self.outage_log.allow() {
+        } else if let Some(suppressed) = OUTAGE.allow(LOG_PERIOD) {
             tracing::warn!(
                 code = error.code(),
                 %error,
@@ -366,6 +400,7 @@ fn aborted() -> VerifyError {
 async fn run(
     guard: InflightGuard,
     token: String,
+    input: Option<Box<[u8]>>,
     exp: Option<f64>,
     tx: watch::Sender<Option<Answer>>,
 ) {
@@ -393,7 +428,7 @@ async fn run(
     };
     reviewer
         .cache
-        .insert(guard.key, answer.clone(), expires_at, now);
+        .insert(guard.key, input, answer.clone(), expires_at, now);
     drop(guard);
     let _ = tx.send(Some(answer));
 }
@@ -414,7 +449,7 @@ impl Drop for InflightGuard {
             .unwrap_or_else(|e| e.into_inner());
         if inflight
             .get(&self.key)
-            .is_some_and(|(id, _)| *id == self.id)
+            .is_some_and(|pending| pending.id == self.id)
         {
             inflight.remove(&self.key);
         }
@@ -429,42 +464,12 @@ impl Drop for DecrementOnDrop<'_> {
     }
 }
 
-/// At most one log line per [`LogLimit::INTERVAL`], with the number of lines suppressed since.
-#[derive(Default)]
-pub(crate) struct LogLimit {
-    last: Mutex<Option<Instant>>,
-    suppressed: AtomicU64,
-}
-
-impl LogLimit {
-    const INTERVAL: Duration = Duration::from_secs(60);
-
-    /// `Some(suppressed)` when a line may be logged now.
-    pub(crate) fn allow(&self) -> Option<u64> {
-        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
-        let now = Instant::now();
-        if last.is_some_and(|at| now.duration_since(at) < Self::INTERVAL) {
-            self.suppressed.fetch_add(1, Ordering::Relaxed);
-            return None;
-        }
-        *last = Some(now);
-        Some(self.suppressed.swap(0, Ordering::Relaxed))
-    }
-}
+/// How often the review failures' log lines may appear (a caller can trigger a review per token).
+pub(crate) const LOG_PERIOD: Duration = Duration::from_secs(60);
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn log_lines_are_limited_and_count_what_they_suppress() {
-        let limit = LogLimit::default();
-        assert_eq!(limit.allow(), Some(0));
-        assert_eq!(limit.allow(), None);
-        assert_eq!(limit.allow(), None);
-        *limit.last.lock().unwrap() = Instant::now().checked_sub(LogLimit::INTERVAL);
-        assert_eq!(limit.allow(), Some(2));
-    }
 
     #[test]
     fn settings_are_checked() {
