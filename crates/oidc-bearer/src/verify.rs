@@ -483,19 +483,24 @@ impl Verifier {
 
         let kid = header.kid.as_deref();
         let mut waited = false;
+        // Whether the keys come from a fetch made for this request (the first load): then a key
+        // they lack is unknown, with no second refresh.
+        let mut fetched_for_this = false;
         let keys = match current.or_else(|| inner.keys.current()) {
             Some(keys) => keys,
             None => {
                 waited = true;
-                inner
+                let loaded = inner
                     .keys
                     .refresh()
                     .await
-                    .map_err(|source| VerifyError::KeysUnavailable { source })?
-                    .keys
+                    .map_err(|source| VerifyError::KeysUnavailable { source })?;
+                fetched_for_this = loaded.retry_after.is_none();
+                loaded.keys
             }
         };
         let keys = match keys.select(kid, alg) {
+            Err(e @ VerifyError::UnknownKey { .. }) if fetched_for_this => return Err(e),
             Err(VerifyError::UnknownKey { .. }) => {
                 // An unknown kid may be a rotation we have not seen: ask for fresh keys. The key set
                 // decides whether to fetch (single flight, cooldown), so a flood of forged kids
