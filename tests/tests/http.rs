@@ -402,9 +402,16 @@ async fn cached_tokens_are_rechecked_on_every_request() {
     let forged = issuer.token().aud(AUD).sign_with(&unknown).sign();
     assert_eq!(fetch(forged).await.0, StatusCode::UNAUTHORIZED);
     assert_eq!(issuer.jwks_fetches(), 2);
+    // Its kid is gone from keys fetched within a leeway of its `iat`: "retry" (503) until the next
+    // allowed fetch, which shows the key still gone: 401.
+    let (status, challenge, _) = fetch(token.clone()).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(challenge, None);
+    clock.advance(Duration::from_secs(31));
     let (status, challenge, _) = fetch(token.clone()).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert!(challenge.unwrap().contains(r#"error="invalid_token""#));
+    assert_eq!(issuer.jwks_fetches(), 3);
     assert_eq!(fetch(other.clone()).await.0, StatusCode::OK);
     let stats = verifier.token_cache_stats().unwrap();
     assert_eq!((stats.invalidations, stats.hits), (1, 2));
