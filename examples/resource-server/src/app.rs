@@ -1,8 +1,11 @@
-//! The routes: `GET /` is open, `GET /private` needs a bearer token that the verifier accepts.
+//! The routes: `GET /` is open, `GET /private` needs a bearer token that the verifier accepts, and
+//! `GET /metrics` serves the library's metrics as Prometheus text (docs/metrics.md).
 
+use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use oidc_bearer::claims::WithPayload;
 use oidc_bearer::{BearerAuthLayer, Claims, VerifyToken};
 use serde::Serialize;
@@ -39,4 +42,34 @@ pub fn app(verifier: impl VerifyToken) -> Router {
         .route("/private", get(private))
         .route_layer(BearerAuthLayer::new(verifier).claims::<WithPayload>())
         .route("/", get(exposed))
+}
+
+/// Adds `GET /metrics`: the Prometheus text exposition format (version 0.0.4) of `metrics`.
+pub fn with_metrics(router: Router, metrics: PrometheusHandle) -> Router {
+    let scrape = move || {
+        let text = metrics.render();
+        async move { ([(CONTENT_TYPE, "text/plain; version=0.0.4")], text) }
+    };
+    router.route("/metrics", get(scrape))
+}
+
+/// Installs the process's Prometheus recorder, with buckets for the verification-time histogram
+/// (a summary otherwise), and keeps its histograms drained. Call once, inside a Tokio runtime.
+pub fn install_metrics() -> Result<PrometheusHandle, Box<dyn std::error::Error>> {
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            Matcher::Full("oidc_bearer_verify_duration_seconds".into()),
+            &[25e-6, 50e-6, 100e-6, 250e-6, 1e-3, 10e-3, 100e-3, 1.0, 10.0],
+        )?
+        .install_recorder()?;
+    oidc_bearer::metrics::describe();
+    let upkeep = handle.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            upkeep.run_upkeep();
+        }
+    });
+    Ok(handle)
 }

@@ -6,7 +6,15 @@
 //!
 //! Environment: `ID_ISSUER` (issuer URL; unset = the embedded offline mode below), `JWT_AUDIENCE`
 //! (default `resource-server`), `PORT` (default 8080; 0 picks a free port), `HOST` (default 127.0.0.1;
-//! containers set 0.0.0.0).
+//! containers set 0.0.0.0), `JWT_TYP` (with `ID_ISSUER`: require this header `typ`, e.g. `at+jwt`,
+//! RFC 9068 §4; unset: any).
+//!
+//! `GET /metrics` serves the library's metrics as Prometheus text (docs/metrics.md).
+//!
+//! Log levels (`RUST_LOG`, default `info`): a refused token is INFO (`bearer token rejected`, with its
+//! code, at most one line per 10 s with a `suppressed` count), a request without a token DEBUG, a 503
+//! WARN (rate-limited likewise), a key fetch that fails for a configuration reason ERROR with the fix,
+//! an outage WARN; each verification has a DEBUG span `oidc_bearer.verify`.
 //!
 //! Offline mode (no `ID_ISSUER`), for both identities of `examples/workload-client`:
 //! - `cluster`: a Kubernetes test issuer's token is written to `TOKEN_FILE` (default
@@ -28,7 +36,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use oidc_bearer::Verifier;
-use resource_server::app::app;
+use resource_server::app::{app, install_metrics, with_metrics};
 use resource_server::embedded::{Embedded, Settings};
 use tokio::net::TcpListener;
 
@@ -63,6 +71,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let host = env("HOST").unwrap_or_else(|| "127.0.0.1".to_owned());
     let port: u16 = env("PORT").map_or(Ok(8080), |p| p.parse())?;
 
+    let metrics = install_metrics()?;
     let (listener, router) = match env("ID_ISSUER") {
         // The tutorial's setup: one issuer.
         Some(issuer_url) => {
@@ -114,7 +123,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     };
 
-    axum::serve(listener, router)
+    axum::serve(listener, with_metrics(router, metrics))
         .with_graceful_shutdown(shutdown())
         .await?;
     println!("shut down");

@@ -261,3 +261,103 @@ async fn embedded_metadata_server_mints_google_id_tokens_the_server_accepts() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// The value of the sample `series` (name and labels exactly as rendered) in Prometheus text.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .map(|value| value.trim().parse().unwrap())
+}
+
+#[tokio::test]
+async fn metrics_count_known_traffic() {
+    let issuer = TestIssuer::start().await;
+    let server = start(&[("ID_ISSUER", &issuer.issuer()), ("JWT_AUDIENCE", "my-api")]).await;
+    let private = format!("{}/private", server.base);
+    let token = issuer.token().aud("my-api").sign();
+    let (head, sig) = token.rsplit_once('.').unwrap();
+    let bad_signature = format!(
+        "{head}.{}{}",
+        if sig.starts_with('A') { 'B' } else { 'A' },
+        &sig[1..]
+    );
+    let other_audience = issuer.token().aud("another-api").sign();
+    // Three accepted (one verification, then two cache hits), four refused for three reasons.
+    for _ in 0..3 {
+        assert_eq!(get(&private, Some(&token)).await.0, 200);
+    }
+    assert_eq!(get(&private, None).await.0, 401);
+    assert_eq!(get(&private, None).await.0, 401);
+    assert_eq!(get(&private, Some(&bad_signature)).await.0, 401);
+    assert_eq!(get(&private, Some(&other_audience)).await.0, 401);
+
+    let response = reqwest::get(format!("{}/metrics", server.base))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = response.text().await.unwrap();
+    let rows = [
+        ("oidc_bearer_requests_accepted_total", 3.0),
+        (
+            r#"oidc_bearer_requests_refused_total{code="missing_token"}"#,
+            2.0,
+        ),
+        (
+            r#"oidc_bearer_requests_refused_total{code="invalid_signature"}"#,
+            1.0,
+        ),
+        (
+            r#"oidc_bearer_requests_refused_total{code="audience_mismatch"}"#,
+            1.0,
+        ),
+        ("oidc_bearer_token_cache_hits_total", 2.0),
+        // The first use of the good token, the bad signature and the other audience.
+        ("oidc_bearer_token_cache_misses_total", 3.0),
+        ("oidc_bearer_verify_duration_seconds_count", 3.0),
+    ];
+    for (series, expected) in rows {
+        assert_eq!(sample(&text, series), Some(expected), "{series}:\n{text}");
+    }
+    assert!(
+        text.contains("# HELP oidc_bearer_requests_refused_total"),
+        "{text}"
+    );
+    // Nothing from the tokens becomes a label.
+    assert!(
+        !text.contains("another-api") && !text.contains(&issuer.signing_kid()),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn jwt_typ_requires_rfc_9068_access_tokens() {
+    let issuer = TestIssuer::start().await;
+    let server = start(&[
+        ("ID_ISSUER", &issuer.issuer()),
+        ("JWT_AUDIENCE", "my-api"),
+        ("JWT_TYP", "at+jwt"),
+    ])
+    .await;
+    let private = format!("{}/private", server.base);
+    let id_token = issuer.token().aud("my-api").sign();
+    let (status, challenge, _) = get(&private, Some(&id_token)).await;
+    assert_eq!(status, 401);
+    assert!(
+        challenge
+            .unwrap()
+            .contains("the token's type is not accepted"),
+        "an ID token with the same audience is refused"
+    );
+    let access_token = issuer
+        .token()
+        .aud("my-api")
+        .header("typ", json!("at+jwt"))
+        .sign();
+    assert_eq!(get(&private, Some(&access_token)).await.0, 200);
+}

@@ -142,6 +142,7 @@ where
                     let result = ready!(verify.as_mut().poll(cx));
                     match result {
                         Ok(claims) => {
+                            crate::metrics::request_accepted();
                             let mut req = req.take().expect("polled after completion");
                             // Decoded once per request, shared with handlers.
                             req.extensions_mut().insert(Claims::<T>(claims));
