@@ -298,7 +298,8 @@ impl<B: Default> RejectionResponse<B> for GrpcRejection {
 
 /// Escapes a value for an HTTP quoted-string (RFC 9110 §5.6.4): backslash-escape `"` and `\`,
 /// and drop control characters, which cannot appear at all.
-pub(crate) fn quote(value: &str) -> String {
+#[cfg(test)]
+fn quote(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     push_quoted(&mut out, value);
     out
