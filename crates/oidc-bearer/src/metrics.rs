@@ -263,7 +263,8 @@ fn issuer_label(issuer: &str, proves: bool) -> String {
 /// A key fetch (discovery and JWKS, as one) for `issuer` ended: `Ok` or its error. To be called by
 /// the remote key set once per fetch attempt, with the issuer (or, without discovery, the JWKS URL)
 /// it was configured with.
-#[cfg_attr(not(test), allow(dead_code))]
+// Not called yet: keys/remote.rs (being rewritten) is to call it; the tests below do.
+#[allow(dead_code)]
 #[inline]
 pub(crate) fn key_fetch(issuer: &str, result: Result<(), &crate::KeysError>) {
     #[cfg(feature = "metrics")]
@@ -282,7 +283,8 @@ pub(crate) fn key_fetch(issuer: &str, result: Result<(), &crate::KeysError>) {
 
 /// The keys of `issuer` were fetched successfully at `fetched_at` (time since the Unix epoch, from
 /// the key set's clock). To be called by the remote key set when it stores fetched keys.
-#[cfg_attr(not(test), allow(dead_code))]
+// Not called yet: keys/remote.rs (being rewritten) is to call it; the tests below do.
+#[allow(dead_code)]
 #[inline]
 pub(crate) fn key_set_fetched(issuer: &str, fetched_at: Duration) {
     #[cfg(feature = "metrics")]
