@@ -7,6 +7,7 @@
 #
 #   scripts/load-refusal.sh            # 5 alternating rounds of 6 s per route, 64 connections
 #   ROUNDS=3 DURATION=10s scripts/load-refusal.sh
+#   SERVER_BIN=/path/to/older/resource-server scripts/load-refusal.sh   # compare another build
 #
 # Needs wrk (Debian package `wrk`; installed here if missing), taskset (util-linux) and python3.
 set -euo pipefail
@@ -23,7 +24,8 @@ if ! command -v wrk >/dev/null 2>&1; then
     apt-get update -qq && apt-get install -y -qq wrk
 fi
 
-cargo build --release -q -p resource-server
+SERVER_BIN=${SERVER_BIN:-target/release/resource-server}
+[ "$SERVER_BIN" != target/release/resource-server ] || cargo build --release -q -p resource-server
 bench=$(cargo bench -q -p oidc-bearer --bench verify --no-run --message-format=json 2>/dev/null |
     python3 -c 'import json,sys
 for line in sys.stdin:
@@ -35,7 +37,7 @@ trap 'kill "$server" 2>/dev/null || true; rm -rf "$workdir"' EXIT
 
 # Default logging: the server's own default filter (info), written to a file as in production.
 TOKIO_WORKER_THREADS=1 PORT=$PORT TOKEN_FILE="$workdir/token" \
-    taskset -c "$SERVER_CPU" target/release/resource-server >"$workdir/out" 2>"$workdir/log" &
+    taskset -c "$SERVER_CPU" "$SERVER_BIN" >"$workdir/out" 2>"$workdir/log" &
 server=$!
 for _ in $(seq 1 100); do
     [ -s "$workdir/token" ] && break
@@ -62,7 +64,7 @@ for line in io.lines(os.getenv("TOKENS")) do tokens[#tokens + 1] = line end
 local i = 0
 request = function()
     i = i % #tokens + 1
-    return wrk.format("GET", "/private", { ["Authorization"] = "Bearer " .. tokens[i] })
+    return wrk.format("GET", os.getenv("ROUTE"), { ["Authorization"] = "Bearer " .. tokens[i] })
 end
 LUA
 status=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $(head -1 "$workdir/bad")" "$base/private")
@@ -74,7 +76,7 @@ run() { # route, extra wrk args… → "req/s CPU-µs-per-request" (server)
     local route=$1; shift
     local u0 s0 u1 s1
     read -r u0 s0 < <(cpu_ticks)
-    TOKENS="$workdir/bad" taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d"$DURATION" "$@" "$base$route" >"$workdir/wrk"
+    ROUTE=$route TOKENS="$workdir/bad" taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d"$DURATION" "$@" "$base$route" >"$workdir/wrk"
     read -r u1 s1 < <(cpu_ticks)
     awk -v user=$((u1 - u0)) -v sys=$((s1 - s0)) -v tick="$TICK" '
         /requests in/ { n = $1 }
@@ -85,7 +87,7 @@ sig_only() { taskset -c "$SERVER_CPU" "$bench" sig-only | awk '/^sig-only/ { pri
 
 run / -d2s >/dev/null
 run /private -d2s -s "$workdir/rotate.lua" >/dev/null
-opens=() open_cpu=() bads=() bad_cpu=() sigs=() margins=()
+opens=() open_cpu=() bads=() bad_cpu=() sigs=() margins=() carried_cpu=()
 for round in $(seq 1 "$ROUNDS"); do
     if [ $((round % 2)) -eq 1 ]; then
         read -r o oc < <(run /)
@@ -94,14 +96,18 @@ for round in $(seq 1 "$ROUNDS"); do
         read -r b bc < <(run /private -s "$workdir/rotate.lua")
         read -r o oc < <(run /)
     fi
+    # A control: `GET /` carrying the same rotating tokens, which that route ignores: what the 1 KiB
+    # header costs in the kernel and in hyper, without our layer.
+    read -r _ cc < <(run / -s "$workdir/rotate.lua")
     s=$(sig_only)
-    opens+=("$o") open_cpu+=("$oc") bads+=("$b") bad_cpu+=("$bc") sigs+=("$s")
+    opens+=("$o") open_cpu+=("$oc") bads+=("$b") bad_cpu+=("$bc") sigs+=("$s") carried_cpu+=("$cc")
     margins+=("$(awk -v b="$bc" -v o="$oc" -v s="$s" 'BEGIN { printf "%.2f", b - o - s }')")
-    echo "round $round: GET / $oc µs, refusal $bc µs, signature $s µs: refusal - (GET / + signature) = ${margins[-1]} µs"
+    echo "round $round: GET / $oc µs, GET / carrying a token $cc µs, refusal $bc µs, signature $s µs: refusal - (GET / + signature) = ${margins[-1]} µs"
 done
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 printf '%-44s %12s %18s\n' "route (median of $ROUNDS rounds)" "req/s" "server CPU µs/req"
 printf '%-44s %12.0f %18.2f\n' "GET /" "$(median "${opens[@]}")" "$(median "${open_cpu[@]}")"
+printf '%-44s %12s %18.2f\n' "GET / carrying the tokens (ignored)" "" "$(median "${carried_cpu[@]}")"
 printf '%-44s %12.0f %18.2f\n' "GET /private, 1,000 rotating bad signatures" "$(median "${bads[@]}")" "$(median "${bad_cpu[@]}")"
 echo "RS256 signature check alone (in process, server core): $(median "${sigs[@]}") µs"
 echo "refusal - (GET / + signature check), per round: ${margins[*]}"

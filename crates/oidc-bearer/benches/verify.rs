@@ -262,6 +262,12 @@ impl LayerCase {
             .status()
     }
 
+    /// A cached request through `BearerAuth`; never inlined, for callgrind's `--toggle-collect`.
+    #[inline(never)]
+    fn layered_call(&self) -> http::StatusCode {
+        self.call(&self.layered)
+    }
+
     /// What a cache lookup hashes: the SHA-256 of the token's signature segment.
     fn sha256(&self) -> u8 {
         use sha2::Digest as _;
@@ -396,6 +402,8 @@ impl Rejects {
     }
 
     /// The bad-signature token through `BearerAuth`: the request a flood of forged tokens makes.
+    /// Never inlined, so that callgrind can count it alone (`--toggle-collect`).
+    #[inline(never)]
     fn layered_refusal(&self) -> http::StatusCode {
         use tower::Service as _;
         let mut request = http::Request::new(());
@@ -653,6 +661,7 @@ fn main() {
         let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
             .install_recorder()
             .unwrap();
+        oidc_bearer::metrics::register();
         println!("metrics: on (Prometheus recorder installed)");
         handle
     };
@@ -676,7 +685,6 @@ fn main() {
         algs.extend([KeyAlg::MlDsa44, KeyAlg::MlDsa65, KeyAlg::MlDsa87]);
     }
     let cases: Vec<Case> = algs.into_iter().map(Case::new).collect();
-    let rejects = Rejects::new(&runtime);
     let sizes: Vec<String> = cases
         .iter()
         .map(|c| format!("{} {}", c.alg.name(), c.token.len()))
@@ -692,19 +700,59 @@ fn main() {
         .position(|a| a == "refusal-profile")
         .and_then(|i| args.get(i + 1)?.parse::<usize>().ok())
     {
+        let rejects = Rejects::new(&runtime);
         for _ in 0..n {
             black_box(rejects.layered_refusal());
         }
         return;
     }
-    // `sig-only`: the RS256 signature check alone, in µs (best of 5 rounds of 200 ms), for
-    // scripts/load-refusal.sh.
-    if args.iter().any(|a| a == "sig-only") {
-        let case = &cases[0];
-        let rounds = (0..5).map(|_| rate(Duration::from_millis(200), || case.signature_only()));
-        println!("sig-only {:.3}", 1e6 / best(rounds.collect()));
+    // `hit-profile N`: N cached requests through the layer, for callgrind (the layer's own cost in
+    // instructions, with and without feature `metrics`, free of the machine's noise).
+    if let Some(n) = args
+        .iter()
+        .position(|a| a == "hit-profile")
+        .and_then(|i| args.get(i + 1)?.parse::<usize>().ok())
+    {
+        let layer = LayerCase::new(&Case::new(KeyAlg::RS256));
+        for _ in 0..n {
+            black_box(layer.layered_call());
+        }
         return;
     }
+    // `sig-only`: the RS256 signature check alone, in µs of this thread's CPU time (the scheduler's
+    // own count, /proc/thread-self/schedstat; the median of 9 rounds of 200 ms), for
+    // scripts/load-refusal.sh, which compares it with the server's CPU time per request: CPU time,
+    // unlike a rate, leaves out the time other processes had the core.
+    if args.iter().any(|a| a == "sig-only") {
+        let case = Case::new(KeyAlg::RS256);
+        let cpu_ns = || -> f64 {
+            std::fs::read_to_string("/proc/thread-self/schedstat")
+                .ok()
+                .and_then(|s| s.split_whitespace().next()?.parse().ok())
+                .expect("/proc/thread-self/schedstat (Linux)")
+        };
+        let mut rounds: Vec<f64> = (0..9)
+            .map(|_| {
+                let (start, cpu) = (Instant::now(), cpu_ns());
+                let mut n = 0u64;
+                while start.elapsed() < Duration::from_millis(200) {
+                    for _ in 0..16 {
+                        black_box(case.signature_only());
+                    }
+                    n += 16;
+                }
+                (cpu_ns() - cpu) / 1e3 / n as f64
+            })
+            .collect();
+        rounds.sort_by(f64::total_cmp);
+        println!("sig-only {:.3}", rounds[rounds.len() / 2]);
+        return;
+    }
+    let cases: Vec<Case> = [KeyAlg::RS256, KeyAlg::ES256, KeyAlg::PS256, KeyAlg::EdDSA]
+        .into_iter()
+        .map(Case::new)
+        .collect();
+    let rejects = Rejects::new(&runtime);
     let sample = &cases[0].token;
     println!("token: {} bytes (Kubernetes-shaped claims)", sample.len());
     if testing {

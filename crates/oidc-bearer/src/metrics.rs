@@ -18,6 +18,11 @@
 //! attacker writes into a token's `iss`), at most [`MAX_ISSUER_LABELS`] of them, and `unproven`
 //! otherwise. No label ever holds a `sub`, a `kid` or anything else taken from a token.
 //!
+//! Call [`register`] once after installing a global recorder: it describes the metrics and keeps
+//! handles to them, so that a request costs an atomic add per metric instead of the facade's lookup
+//! (a hash and a lock per increment: about 0.2 µs each with the Prometheus exporter, which would
+//! double the cost of a cached request). Without it every metric still works.
+//!
 //! Without the feature every hook is an empty inline function.
 
 #[cfg(feature = "metrics")]
@@ -29,10 +34,80 @@ use std::time::Duration;
 /// The most distinct `issuer` label values; issuers proven after that are labelled `other`.
 pub const MAX_ISSUER_LABELS: usize = 1000;
 
-/// Registers the help text of every metric with the installed recorder (call once after installing
-/// it; optional: exporters show the names without it).
-pub fn describe() {
+/// The codes a refusal can have: [`AuthRejection::code`](crate::rejection::AuthRejection::code).
+#[cfg(feature = "metrics")]
+const REFUSAL_CODES: &[&str] = &[
+    "missing_token",
+    "invalid_request",
+    "forbidden",
+    "token_too_large",
+    "malformed",
+    "unsupported_algorithm",
+    "algorithm_not_allowed",
+    "algorithm_key_mismatch",
+    "unknown_key",
+    "ambiguous_key",
+    "unsupported_crit",
+    "invalid_typ",
+    "invalid_signature",
+    "issuer_mismatch",
+    "audience_mismatch",
+    "missing_claim",
+    "invalid_claim",
+    "expired",
+    "not_yet_valid",
+    "issued_in_future",
+    "claims_decode",
+    "keys_unavailable",
+    "untrusted_issuer",
+];
+
+/// Handles to the metrics of the request path, registered once with the global recorder.
+#[cfg(feature = "metrics")]
+struct Handles {
+    accepted: ::metrics::Counter,
+    refused: Vec<(&'static str, ::metrics::Counter)>,
+    hits: ::metrics::Counter,
+    misses: ::metrics::Counter,
+    evictions: ::metrics::Counter,
+    verify_duration: ::metrics::Histogram,
+}
+
+#[cfg(feature = "metrics")]
+static HANDLES: std::sync::OnceLock<Handles> = std::sync::OnceLock::new();
+
+#[cfg(feature = "metrics")]
+fn handles() -> Option<&'static Handles> {
+    HANDLES.get()
+}
+
+/// Describes every metric to the installed recorder and keeps handles to those of the request path.
+/// Call once, after installing a global recorder (`PrometheusBuilder::install_recorder` or the
+/// like); later calls do nothing. Optional: without it the metrics work, a little more slowly.
+pub fn register() {
     #[cfg(feature = "metrics")]
+    {
+        describe();
+        HANDLES.get_or_init(|| Handles {
+            accepted: ::metrics::counter!("oidc_bearer_requests_accepted_total"),
+            refused: REFUSAL_CODES
+                .iter()
+                .map(|&code| {
+                    let counter =
+                        ::metrics::counter!("oidc_bearer_requests_refused_total", "code" => code);
+                    (code, counter)
+                })
+                .collect(),
+            hits: ::metrics::counter!("oidc_bearer_token_cache_hits_total"),
+            misses: ::metrics::counter!("oidc_bearer_token_cache_misses_total"),
+            evictions: ::metrics::counter!("oidc_bearer_token_cache_evictions_total"),
+            verify_duration: ::metrics::histogram!("oidc_bearer_verify_duration_seconds"),
+        });
+    }
+}
+
+#[cfg(feature = "metrics")]
+fn describe() {
     {
         use ::metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
         describe_counter!(
@@ -80,14 +155,22 @@ pub fn describe() {
 #[inline]
 pub(crate) fn request_accepted() {
     #[cfg(feature = "metrics")]
-    ::metrics::counter!("oidc_bearer_requests_accepted_total").increment(1);
+    match handles() {
+        Some(h) => h.accepted.increment(1),
+        None => ::metrics::counter!("oidc_bearer_requests_accepted_total").increment(1),
+    }
 }
 
 /// A request refused, with the rejection's stable code.
 #[inline]
 pub(crate) fn request_refused(code: &'static str) {
     #[cfg(feature = "metrics")]
-    ::metrics::counter!("oidc_bearer_requests_refused_total", "code" => code).increment(1);
+    match handles().and_then(|h| h.refused.iter().find(|(c, _)| *c == code)) {
+        Some((_, counter)) => counter.increment(1),
+        None => {
+            ::metrics::counter!("oidc_bearer_requests_refused_total", "code" => code).increment(1)
+        }
+    }
     #[cfg(not(feature = "metrics"))]
     let _ = code;
 }
@@ -96,21 +179,30 @@ pub(crate) fn request_refused(code: &'static str) {
 #[inline]
 pub(crate) fn token_cache_hit() {
     #[cfg(feature = "metrics")]
-    ::metrics::counter!("oidc_bearer_token_cache_hits_total").increment(1);
+    match handles() {
+        Some(h) => h.hits.increment(1),
+        None => ::metrics::counter!("oidc_bearer_token_cache_hits_total").increment(1),
+    }
 }
 
 /// A verified-token cache miss.
 #[inline]
 pub(crate) fn token_cache_miss() {
     #[cfg(feature = "metrics")]
-    ::metrics::counter!("oidc_bearer_token_cache_misses_total").increment(1);
+    match handles() {
+        Some(h) => h.misses.increment(1),
+        None => ::metrics::counter!("oidc_bearer_token_cache_misses_total").increment(1),
+    }
 }
 
 /// A verified-token cache entry evicted to make room.
 #[inline]
 pub(crate) fn token_cache_eviction() {
     #[cfg(feature = "metrics")]
-    ::metrics::counter!("oidc_bearer_token_cache_evictions_total").increment(1);
+    match handles() {
+        Some(h) => h.evictions.increment(1),
+        None => ::metrics::counter!("oidc_bearer_token_cache_evictions_total").increment(1),
+    }
 }
 
 /// Times a verification that missed the token cache; records when dropped (so a verification that
@@ -134,8 +226,11 @@ impl VerifyTimer {
 #[cfg(feature = "metrics")]
 impl Drop for VerifyTimer {
     fn drop(&mut self) {
-        ::metrics::histogram!("oidc_bearer_verify_duration_seconds")
-            .record(self.start.elapsed().as_secs_f64());
+        let elapsed = self.start.elapsed().as_secs_f64();
+        match handles() {
+            Some(h) => h.verify_duration.record(elapsed),
+            None => ::metrics::histogram!("oidc_bearer_verify_duration_seconds").record(elapsed),
+        }
     }
 }
 
@@ -168,7 +263,8 @@ fn issuer_label(issuer: &str, proves: bool) -> String {
 /// A key fetch (discovery and JWKS, as one) for `issuer` ended: `Ok` or its error. To be called by
 /// the remote key set once per fetch attempt, with the issuer (or, without discovery, the JWKS URL)
 /// it was configured with.
-#[cfg_attr(not(test), allow(dead_code))]
+// Not called yet: keys/remote.rs (being rewritten) is to call it; the tests below do.
+#[allow(dead_code)]
 #[inline]
 pub(crate) fn key_fetch(issuer: &str, result: Result<(), &crate::KeysError>) {
     #[cfg(feature = "metrics")]
@@ -187,7 +283,8 @@ pub(crate) fn key_fetch(issuer: &str, result: Result<(), &crate::KeysError>) {
 
 /// The keys of `issuer` were fetched successfully at `fetched_at` (time since the Unix epoch, from
 /// the key set's clock). To be called by the remote key set when it stores fetched keys.
-#[cfg_attr(not(test), allow(dead_code))]
+// Not called yet: keys/remote.rs (being rewritten) is to call it; the tests below do.
+#[allow(dead_code)]
 #[inline]
 pub(crate) fn key_set_fetched(issuer: &str, fetched_at: Duration) {
     #[cfg(feature = "metrics")]
@@ -255,6 +352,69 @@ mod tests {
         assert!(text.contains(r#"oidc_bearer_key_fetches_total{issuer="https://real.example",outcome="http_status"} 1"#), "{text}");
         assert!(text.contains(r#"oidc_bearer_key_set_fetched_timestamp_seconds{issuer="https://real.example"} 1700000000"#), "{text}");
         assert!(!text.contains("attacker"), "{text}");
+    }
+
+    #[test]
+    fn every_refusal_code_has_a_registered_handle() {
+        use crate::VerifyError;
+        use crate::rejection::AuthRejection;
+        let errors = [
+            VerifyError::TooLarge { len: 1, max: 0 },
+            VerifyError::Malformed { reason: "" },
+            VerifyError::UnsupportedAlgorithm { alg: String::new() },
+            VerifyError::AlgorithmNotAllowed { alg: String::new() },
+            VerifyError::AlgorithmKeyMismatch {
+                alg: String::new(),
+                kid: None,
+            },
+            VerifyError::UnknownKey { kid: None },
+            VerifyError::AmbiguousKey { candidates: 2 },
+            VerifyError::UnsupportedCritical { names: vec![] },
+            VerifyError::InvalidType {
+                expected: String::new(),
+                found: None,
+            },
+            VerifyError::InvalidSignature,
+            VerifyError::IssuerMismatch {
+                expected: String::new(),
+                found: None,
+            },
+            VerifyError::AudienceMismatch {
+                expected: vec![],
+                found: vec![],
+            },
+            VerifyError::MissingClaim { claim: "exp" },
+            VerifyError::InvalidClaim {
+                claim: "exp",
+                reason: "",
+            },
+            VerifyError::Expired { exp: 0, now: 0 },
+            VerifyError::NotYetValid { nbf: 0, now: 0 },
+            VerifyError::IssuedInFuture { iat: 0, now: 0 },
+            VerifyError::ClaimsDecode {
+                message: String::new(),
+            },
+            VerifyError::KeysUnavailable {
+                source: crate::KeysError::Stale {
+                    age: Duration::ZERO,
+                },
+            },
+            VerifyError::UntrustedIssuer { found: None },
+        ];
+        let rejections = errors.into_iter().map(AuthRejection::from_verify).chain([
+            AuthRejection::MissingToken,
+            AuthRejection::Forbidden {
+                reason: String::new(),
+                scope: None,
+            },
+        ]);
+        for rejection in rejections {
+            assert!(
+                REFUSAL_CODES.contains(&rejection.code()),
+                "{}",
+                rejection.code()
+            );
+        }
     }
 
     #[test]

@@ -62,7 +62,7 @@ pub fn install_metrics() -> Result<PrometheusHandle, Box<dyn std::error::Error>>
             &[25e-6, 50e-6, 100e-6, 250e-6, 1e-3, 10e-3, 100e-3, 1.0, 10.0],
         )?
         .install_recorder()?;
-    oidc_bearer::metrics::describe();
+    oidc_bearer::metrics::register();
     let upkeep = handle.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
