@@ -26,14 +26,13 @@
 pub mod gke;
 pub mod google;
 pub mod kubernetes;
-mod registry;
 
-pub use gke::gke_issuer;
-pub use registry::{
+pub use crate::registry::{
     DEFAULT_MAX_LIVE_ISSUERS, DEFAULT_MAX_PENDING_ISSUERS, DEFAULT_NEGATIVE_TTL,
     DEFAULT_NEW_ISSUER_BURST, DEFAULT_NEW_ISSUER_INTERVAL, IssuerPattern, IssuerRegistry,
     IssuerRegistryBuilder,
 };
+pub use gke::gke_issuer;
 
 use std::sync::Arc;
 use std::time::Duration;
