@@ -27,7 +27,8 @@
 //! request → [`bearer`] (read `Authorization: Bearer`) → [`layer`] → [`verify`] (→ [`cache`] for
 //! tokens seen before → [`keys`] → [`discovery`]) → [`claims`] into the request's extensions →
 //! your handler ([`axum`](mod@crate::axum) extractor), or → [`rejection`] (401/400/503) and
-//! [`policy`] (403). Many issuers at once: [`issuers`]. Asking the Kubernetes API server (TokenReview,
+//! [`policy`] (403). Many issuers at once: [`registry`], with
+//! presets by issuer kind in [`issuers`]. Asking the Kubernetes API server (TokenReview,
 //! revocation of a deleted pod's token): [`tokenreview`]. Errors per phase: [`error`].
 //!
 //! [`Verifier::verify`] takes the token apart and rejects garbage before any crypto

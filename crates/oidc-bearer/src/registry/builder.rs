@@ -15,13 +15,13 @@ use crate::error::ConfigError;
 use crate::verify::{DEFAULT_MAX_TOKEN_BYTES, Verifier, VerifierBuilder};
 
 /// The default cap on proven pattern issuers kept at once.
-pub const DEFAULT_MAX_LIVE_ISSUERS: usize = 1000;
+pub(crate) const DEFAULT_MAX_LIVE_ISSUERS: usize = 1000;
 /// The default cap on pattern issuers on probation (built, keys not loaded yet) at once.
-pub const DEFAULT_MAX_PENDING_ISSUERS: usize = 64;
+pub(crate) const DEFAULT_MAX_PENDING_ISSUERS: usize = 64;
 /// The default number of new pattern issuers that may be built in a burst.
-pub const DEFAULT_NEW_ISSUER_BURST: u32 = 100;
+pub(crate) const DEFAULT_NEW_ISSUER_BURST: u32 = 100;
 /// The default time after which one more new pattern issuer may be built (10 per second).
-pub const DEFAULT_NEW_ISSUER_INTERVAL: Duration = Duration::from_millis(100);
+pub(crate) const DEFAULT_NEW_ISSUER_INTERVAL: Duration = Duration::from_millis(100);
 /// The default per-issuer token cache of issuers built on demand: 1,000 tokens, 1 MiB.
 fn default_issuer_token_cache() -> TokenCacheSettings {
     TokenCacheSettings {
@@ -31,7 +31,7 @@ fn default_issuer_token_cache() -> TokenCacheSettings {
 }
 
 /// The default time an issuer whose keys could not be fetched is refused without a new attempt.
-pub const DEFAULT_NEGATIVE_TTL: Duration = Duration::from_secs(30);
+pub(crate) const DEFAULT_NEGATIVE_TTL: Duration = Duration::from_secs(30);
 
 /// Configures an [`IssuerRegistry`].
 #[must_use = "a builder does nothing until `build` is called"]

@@ -89,6 +89,6 @@ mod tests {
         }
         // Three issuers, built once each (the alias shares a's verifier).
         assert_eq!(registry.inner.read().exact_built.len(), 3);
-        assert_eq!(registry.live_issuers(), 4);
+        assert_eq!(registry.built_issuers(), 4);
     }
 }

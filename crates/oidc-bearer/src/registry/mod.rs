@@ -31,9 +31,10 @@ use crate::token::{ClaimValue, Parsed};
 use crate::verify::{Verifier, VerifierBuilder, VerifyToken};
 
 use admission::{Bucket, Rate, Trial};
-pub use builder::{
+pub use builder::IssuerRegistryBuilder;
+pub(crate) use builder::{
     DEFAULT_MAX_LIVE_ISSUERS, DEFAULT_MAX_PENDING_ISSUERS, DEFAULT_NEGATIVE_TTL,
-    DEFAULT_NEW_ISSUER_BURST, DEFAULT_NEW_ISSUER_INTERVAL, IssuerRegistryBuilder,
+    DEFAULT_NEW_ISSUER_BURST, DEFAULT_NEW_ISSUER_INTERVAL,
 };
 use exact::{ExactEntry, LazyExact};
 use fast_path::Recent;
@@ -258,12 +259,31 @@ impl IssuerRegistry {
         }
     }
 
-    /// How many issuers built on demand are kept now: exact issuers built so far, proven pattern
-    /// issuers and pattern issuers on probation (exact [`Verifier`]s given ready-built are not
-    /// counted).
-    pub fn live_issuers(&self) -> usize {
+    /// How many verifiers the registry has built and keeps now: exact issuers built so far (never
+    /// evicted, not capped), proven pattern issuers (capped by
+    /// [`with_max_live_issuers`](IssuerRegistryBuilder::with_max_live_issuers), see
+    /// [`proven_issuers`](Self::proven_issuers)) and pattern issuers on probation (capped by
+    /// [`with_max_pending_issuers`](IssuerRegistryBuilder::with_max_pending_issuers)). Exact
+    /// [`Verifier`]s given ready-built are not counted.
+    pub fn built_issuers(&self) -> usize {
         let state = self.inner.read();
         state.exact_built.len() + state.proven.len() + state.pending.len()
+    }
+
+    /// The old name of [`built_issuers`](Self::built_issuers), which counts more than
+    /// [`with_max_live_issuers`](IssuerRegistryBuilder::with_max_live_issuers) bounds.
+    #[deprecated(
+        note = "renamed `built_issuers` (exact, proven and pending issuers); the count that \
+                `with_max_live_issuers` bounds is `proven_issuers`"
+    )]
+    pub fn live_issuers(&self) -> usize {
+        self.built_issuers()
+    }
+
+    /// How many pattern issuers are proven (keys loaded) and kept now: the count that
+    /// [`with_max_live_issuers`](IssuerRegistryBuilder::with_max_live_issuers) bounds.
+    pub fn proven_issuers(&self) -> usize {
+        self.inner.read().proven.len()
     }
 
     /// How many pattern issuers are on probation now (built, keys not loaded yet).
@@ -443,7 +463,7 @@ impl fmt::Debug for IssuerRegistry {
         f.debug_struct("IssuerRegistry")
             .field("exact_issuers", &self.inner.exact_count)
             .field("patterns", &self.inner.patterns.len())
-            .field("live_issuers", &self.live_issuers())
+            .field("built_issuers", &self.built_issuers())
             .field("pending_issuers", &self.pending_issuers())
             .field("max_live_issuers", &self.inner.max_live)
             .field("max_pending_issuers", &self.inner.max_pending)
