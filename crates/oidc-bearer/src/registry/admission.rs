@@ -306,6 +306,7 @@ mod tests {
             proven(&registry),
             ["https://a.example", "https://c.example"]
         );
+        assert_eq!(registry.proven_issuers(), 2);
         assert_eq!(registry.pending_issuers(), 0);
     }
 

@@ -7,9 +7,9 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
 use super::admission::{Bucket, Rate};
-use super::fast_path::RECENT_TOKENS;
+use super::fast_path::{DigestIndex, RECENT_TOKENS};
 use super::{ExactEntry, Inner, IssuerPattern, IssuerRegistry, LazyExact, State};
-use crate::cache::{DigestIndex, TokenCacheSettings};
+use crate::cache::TokenCacheSettings;
 use crate::clock::{Clock, SharedClock, SystemClock};
 use crate::error::ConfigError;
 use crate::verify::{DEFAULT_MAX_TOKEN_BYTES, Verifier, VerifierBuilder};

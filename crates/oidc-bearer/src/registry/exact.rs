@@ -89,6 +89,8 @@ mod tests {
         }
         // Three issuers, built once each (the alias shares a's verifier).
         assert_eq!(registry.inner.read().exact_built.len(), 3);
+        // Counted as built, but only the pattern issuer is proven (what `max_live` bounds).
         assert_eq!(registry.built_issuers(), 4);
+        assert_eq!(registry.proven_issuers(), 1);
     }
 }

@@ -23,7 +23,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 
 use crate::Algorithm;
-use crate::cache::{DigestIndex, TokenCacheSettings, TokenCacheStats};
+use crate::cache::{TokenCacheSettings, TokenCacheStats};
 use crate::clock::SharedClock;
 use crate::error::{Excerpt, VerifyError};
 use crate::issuers::ClockHandle;
@@ -37,7 +37,7 @@ pub(crate) use builder::{
     DEFAULT_NEW_ISSUER_BURST, DEFAULT_NEW_ISSUER_INTERVAL,
 };
 use exact::{ExactEntry, LazyExact};
-use fast_path::Recent;
+use fast_path::{DigestIndex, Recent};
 use negative::{Negative, backoff};
 pub use pattern::IssuerPattern;
 
