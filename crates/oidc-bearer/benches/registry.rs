@@ -1,5 +1,7 @@
 //! The issuer registry's lookup cost does not grow with the number of issuers: selecting (and here
-//! refusing) a token's issuer with 10,000 registered issuers, side by side with one.
+//! refusing) a token's issuer with 10,000 registered issuers, side by side with one. Then a trusted
+//! issuer's token seen before, through the HTTP layer's fast path (the recent-token index) and
+//! through the full path (parse, select, the issuer's token cache).
 //!
 //! `cargo bench -p oidc-bearer --bench registry`
 
@@ -7,9 +9,9 @@
 #![allow(missing_docs)]
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use oidc_bearer::Verifier;
 use oidc_bearer::claims::DefaultClaims;
 use oidc_bearer::issuers::IssuerRegistry;
+use oidc_bearer::{Verifier, VerifyToken};
 use oidc_bearer_testing::TestIssuer;
 
 fn registry(issuers: usize) -> IssuerRegistry {
@@ -49,5 +51,53 @@ fn lookup(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, lookup);
+fn known(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let issuer = runtime.block_on(TestIssuer::start());
+    let token = issuer.token().aud("my-service").sign();
+    let mut group = c.benchmark_group("registry_known_token");
+    for issuers in [1, 10_000] {
+        let mut builder = IssuerRegistry::builder();
+        for i in 1..issuers {
+            builder = builder.with_issuer(Verifier::builder(
+                format!("https://issuer-{i}.example/tenant/{i}"),
+                "my-service",
+            ));
+        }
+        let registry = builder
+            .with_issuer(Verifier::builder(issuer.issuer(), "my-service"))
+            .build()
+            .expect("registry");
+        // The first verification loads the keys (over loopback) and fills the caches.
+        runtime
+            .block_on(registry.verify_token::<DefaultClaims>(&token))
+            .expect("token verifies");
+        group.bench_with_input(
+            BenchmarkId::new("fast_path", issuers),
+            &registry,
+            |b, registry| {
+                b.iter(|| {
+                    let claims = registry.verify_token_cached::<DefaultClaims>(token.as_bytes());
+                    assert!(claims.is_some());
+                });
+            },
+        );
+        group.bench_with_input(
+            BenchmarkId::new("full_path", issuers),
+            &registry,
+            |b, registry| {
+                b.iter(|| {
+                    let claims = runtime.block_on(registry.verify_token::<DefaultClaims>(&token));
+                    assert!(claims.is_ok());
+                });
+            },
+        );
+    }
+    group.finish();
+}
+
+criterion_group!(benches, lookup, known);
 criterion_main!(benches);

@@ -53,10 +53,10 @@ const ENTRY_OVERHEAD: usize = 416;
 /// At most this many claims types are kept per token (a service rarely decodes more than one).
 const MAX_TYPES_PER_ENTRY: usize = 4;
 /// At most this many shards (independent locks).
-const MAX_SHARDS: usize = 16;
+pub(crate) const MAX_SHARDS: usize = 16;
 /// Shards are halved until each holds at least this many entries and bytes, so that small caches
 /// keep their bounds nearly exactly instead of being split into slivers.
-const MIN_ENTRIES_PER_SHARD: usize = 64;
+pub(crate) const MIN_ENTRIES_PER_SHARD: usize = 64;
 const MIN_BYTES_PER_SHARD: usize = 64 * 1024;
 
 /// How a [`Verifier`](crate::Verifier) caches the tokens it has accepted.
@@ -447,78 +447,11 @@ impl TokenCache {
     }
 }
 
-/// A bounded map from token digests (of the signature segment, see [`TokenKey`]) to values (an
-/// issuer registry's "which verifier last accepted a token with this signature"), sharded like the
-/// token cache, the oldest entry evicted first. Like the token cache, it is only written for tokens
-/// that verified; a value found here is only a hint, the token cache it leads to decides.
-pub(crate) struct DigestIndex<V> {
-    shards: Box<[Mutex<IndexShard<V>>]>,
-    max_per_shard: usize,
-}
-
-struct IndexShard<V> {
-    map: HashMap<Digest, V, BuildHasherDefault<PassThrough>>,
-    /// Insertion order, oldest first: each digest of `map` once.
-    order: std::collections::VecDeque<Sha256>,
-}
-
-impl<V: Clone> DigestIndex<V> {
-    /// An index of at most `max_entries` (at least one per shard).
-    pub(crate) fn new(max_entries: usize) -> Self {
-        let shards = MAX_SHARDS
-            .min(max_entries.div_ceil(MIN_ENTRIES_PER_SHARD))
-            .max(1);
-        Self {
-            shards: (0..shards)
-                .map(|_| {
-                    Mutex::new(IndexShard {
-                        map: HashMap::default(),
-                        order: Default::default(),
-                    })
-                })
-                .collect(),
-            max_per_shard: (max_entries / shards).max(1),
-        }
-    }
-
-    fn shard(&self, digest: &Sha256) -> MutexGuard<'_, IndexShard<V>> {
-        let shard = &self.shards[usize::from(digest[31]) % self.shards.len()];
-        // Every mutation completes before anything that can panic (see `TokenCache::shard`).
-        shard.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    pub(crate) fn get(&self, digest: &Sha256) -> Option<V> {
-        self.shard(digest).map.get(&Digest(*digest)).cloned()
-    }
-
-    /// Stores `value` for `digest` (replacing the value already there, which keeps its age).
-    pub(crate) fn insert(&self, digest: &Sha256, value: V) {
-        let mut shard = self.shard(digest);
-        if shard.map.insert(Digest(*digest), value).is_some() {
-            return;
-        }
-        shard.order.push_back(*digest);
-        while shard.order.len() > self.max_per_shard {
-            if let Some(oldest) = shard.order.pop_front() {
-                shard.map.remove(&Digest(oldest));
-            }
-        }
-    }
-
-    #[cfg(test)]
-    fn len(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).map.len())
-            .sum()
-    }
-}
-
 /// A cache key: a SHA-256 digest, hashed by taking its first eight bytes (it is uniform already).
 ///
 /// Only tokens that verified are inserted, so an attacker cannot fill a bucket with chosen digests.
 #[derive(Clone, Copy, PartialEq, Eq)]
-struct Digest(Sha256);
+pub(crate) struct Digest(pub(crate) Sha256);
 
 impl Hash for Digest {
     fn hash<H: Hasher>(&self, state: &mut H) {
@@ -530,7 +463,7 @@ impl Hash for Digest {
 
 /// Passes a [`Digest`]'s `u64` through unchanged.
 #[derive(Default)]
-struct PassThrough(u64);
+pub(crate) struct PassThrough(u64);
 
 impl Hasher for PassThrough {
     fn finish(&self) -> u64 {
@@ -673,10 +606,6 @@ mod tests {
         cache.get(&key(token), Some(TypeId::of::<u32>()), keys, |_| true)
     }
 
-    fn digest(n: u32) -> Sha256 {
-        crate::crypto::sha256(format!("token-{n}").as_bytes())
-    }
-
     /// The key is the SHA-256 of the signature segment; the signing input is everything before
     /// the last `.`; bytes without a `.` have no key.
     #[test]
@@ -727,40 +656,6 @@ mod tests {
             true
         });
         assert!(matches!(other, Lookup::Verified));
-    }
-
-    /// The index holds at most its bound under a stream of distinct digests, forgets the oldest
-    /// first, and stays exact when digests are inserted again.
-    #[test]
-    fn the_digest_index_is_bounded_and_forgets_the_oldest_first() {
-        let index = DigestIndex::new(100);
-        assert_eq!(index.shards.len(), 2);
-        for n in 0..10_000 {
-            index.insert(&digest(n), n);
-            assert!(index.len() <= 100);
-        }
-        assert!(index.len() >= 90, "{}", index.len());
-        assert_eq!(index.get(&digest(9_999)), Some(9_999));
-        assert_eq!(index.get(&digest(0)), None);
-        // Within one shard, exactly the newest stay.
-        let mut in_first: Vec<u32> = (0..10_000)
-            .filter(|&n| usize::from(digest(n)[31]) % 2 == 0)
-            .collect();
-        let kept = in_first.split_off(in_first.len() - index.max_per_shard);
-        assert!(kept.iter().all(|&n| index.get(&digest(n)) == Some(n)));
-        assert!(in_first.iter().all(|&n| index.get(&digest(n)).is_none()));
-
-        // Inserting a digest again replaces its value and keeps its age.
-        for round in 0..3 {
-            for n in 9_900..10_000 {
-                index.insert(&digest(n), round);
-                assert_eq!(index.get(&digest(n)), Some(round));
-            }
-            assert!(index.shards.iter().all(|s| {
-                let s = s.lock().unwrap();
-                s.order.len() <= index.max_per_shard && s.map.len() == s.order.len()
-            }));
-        }
     }
 
     #[test]

@@ -27,7 +27,8 @@
 //! request → [`bearer`] (read `Authorization: Bearer`) → [`layer`] → [`verify`] (→ [`cache`] for
 //! tokens seen before → [`keys`] → [`discovery`]) → [`claims`] into the request's extensions →
 //! your handler ([`axum`](mod@crate::axum) extractor), or → [`rejection`] (401/400/503) and
-//! [`policy`] (403). Many issuers at once: [`issuers`]. Asking the Kubernetes API server (TokenReview,
+//! [`policy`] (403). Many issuers at once: [`registry`], with
+//! presets by issuer kind in [`issuers`]. Asking the Kubernetes API server (TokenReview,
 //! revocation of a deleted pod's token): [`tokenreview`]. Errors per phase: [`error`].
 //!
 //! [`Verifier::verify`] takes the token apart and rejects garbage before any crypto
@@ -61,6 +62,7 @@ pub mod layer;
 mod log_limit;
 pub mod metrics;
 pub mod policy;
+pub mod registry;
 pub mod rejection;
 mod token;
 pub mod tokenreview;
@@ -69,6 +71,6 @@ pub mod verify;
 pub use algorithm::{Algorithm, UnknownAlgorithm};
 pub use error::{ConfigError, KeysError, VerifyError};
 pub use fetch::HttpSettings;
-pub use issuers::IssuerRegistry;
 pub use layer::{BearerAuthLayer, Claims};
+pub use registry::IssuerRegistry;
 pub use verify::{Verifier, VerifierBuilder, VerifyToken};

@@ -125,7 +125,7 @@ async fn untrusted_or_missing_issuers_are_refused_without_any_fetch() {
     }
     assert_eq!(stranger.discovery_fetches() + stranger.jwks_fetches(), 0);
     assert_eq!(trusted.discovery_fetches() + trusted.jwks_fetches(), 0);
-    assert_eq!(registry.live_issuers(), 0);
+    assert_eq!(registry.built_issuers(), 0);
 }
 
 /// Times `rounds` refusals of a token from an untrusted issuer (parse + lookup).
@@ -158,7 +158,7 @@ async fn ten_thousand_exact_issuers() {
         assert_eq!(issuer.discovery_fetches(), 1);
     }
     // Only the issuers that were used were built; the other 9,997 cost a map entry each.
-    assert_eq!(registry.live_issuers(), 3);
+    assert_eq!(registry.built_issuers(), 3);
 
     // The lookup is a hash-map probe whatever the number of issuers; its cost is measured side by
     // side with a one-issuer registry in `benches/registry.rs`, not timed here.
@@ -188,9 +188,9 @@ async fn idle_pattern_issuers_are_evicted_and_rebuilt_on_return() {
     use_(a).await;
     use_(b).await;
     use_(a).await; // a is now the most recently used
-    assert_eq!(registry.live_issuers(), 2);
+    assert_eq!(registry.built_issuers(), 2);
     use_(c).await; // evicts b
-    assert_eq!(registry.live_issuers(), 2);
+    assert_eq!(registry.built_issuers(), 2);
     use_(a).await; // still live: no new fetch
     assert_eq!(
         [
@@ -206,7 +206,7 @@ async fn idle_pattern_issuers_are_evicted_and_rebuilt_on_return() {
     assert_eq!(a.discovery_fetches(), 1);
     use_(c).await; // rebuilt, evicting b
     assert_eq!(c.discovery_fetches(), 2);
-    assert_eq!(registry.live_issuers(), 2);
+    assert_eq!(registry.built_issuers(), 2);
 }
 
 #[tokio::test]
@@ -260,7 +260,7 @@ async fn a_flood_of_made_up_issuers_evicts_neither_exact_nor_proven_issuers() {
         assert_eq!(code(verify(&registry, &token).await), "ok");
         assert_eq!(fetches(issuer), (1, 1), "{}", issuer.issuer());
     }
-    assert_eq!(registry.live_issuers(), 5);
+    assert_eq!(registry.built_issuers(), 5);
 }
 
 #[tokio::test]
@@ -331,7 +331,7 @@ async fn a_full_probation_refuses_new_issuers_without_fetching_until_it_drains()
     assert_eq!(claims.registered.iss, newcomer.issuer());
     assert_eq!(fetches(&newcomer), (1, 1));
     assert_eq!(registry.pending_issuers(), 0);
-    assert_eq!(registry.live_issuers(), 1);
+    assert_eq!(registry.built_issuers(), 1);
 }
 
 #[tokio::test]
@@ -590,5 +590,5 @@ async fn concurrent_first_requests_for_one_new_issuer_share_one_slot() {
         assert_eq!(task.await.unwrap(), "ok");
     }
     assert_eq!(fetches(&issuer), (1, 1));
-    assert_eq!(registry.live_issuers(), 1);
+    assert_eq!(registry.built_issuers(), 1);
 }

@@ -1,5 +1,6 @@
 //! Issuers by name: presets for Kubernetes (in-cluster, GKE, legacy tokens) and Google (ID tokens,
-//! service-account JWTs), and [`IssuerRegistry`], which trusts many issuers at once.
+//! service-account JWTs). [`IssuerRegistry`], which trusts many issuers at once, lives in
+//! [`registry`](crate::registry) and is re-exported here.
 //!
 //! A preset is a function that returns a [`VerifierBuilder`](crate::VerifierBuilder) with the issuer's
 //! quirks set; finish it with your own settings and `build`, or hand it to a registry.
@@ -26,14 +27,28 @@
 pub mod gke;
 pub mod google;
 pub mod kubernetes;
-mod registry;
 
+// The registry is core machinery with a module of its own; these paths keep working.
+pub use crate::registry::{IssuerPattern, IssuerRegistry, IssuerRegistryBuilder};
+
+/// The registry's default cap on proven pattern issuers.
+#[deprecated(note = "the default is documented on `IssuerRegistryBuilder::with_max_live_issuers`")]
+pub const DEFAULT_MAX_LIVE_ISSUERS: usize = crate::registry::DEFAULT_MAX_LIVE_ISSUERS;
+/// The registry's default cap on pattern issuers on probation.
+#[deprecated(
+    note = "the default is documented on `IssuerRegistryBuilder::with_max_pending_issuers`"
+)]
+pub const DEFAULT_MAX_PENDING_ISSUERS: usize = crate::registry::DEFAULT_MAX_PENDING_ISSUERS;
+/// The registry's default burst of new pattern issuers.
+#[deprecated(note = "the default is documented on `IssuerRegistryBuilder::with_new_issuer_rate`")]
+pub const DEFAULT_NEW_ISSUER_BURST: u32 = crate::registry::DEFAULT_NEW_ISSUER_BURST;
+/// The registry's default interval between new pattern issuers.
+#[deprecated(note = "the default is documented on `IssuerRegistryBuilder::with_new_issuer_rate`")]
+pub const DEFAULT_NEW_ISSUER_INTERVAL: Duration = crate::registry::DEFAULT_NEW_ISSUER_INTERVAL;
+/// The registry's default negative-cache time.
+#[deprecated(note = "the default is documented on `IssuerRegistryBuilder::with_negative_ttl`")]
+pub const DEFAULT_NEGATIVE_TTL: Duration = crate::registry::DEFAULT_NEGATIVE_TTL;
 pub use gke::gke_issuer;
-pub use registry::{
-    DEFAULT_MAX_LIVE_ISSUERS, DEFAULT_MAX_PENDING_ISSUERS, DEFAULT_NEGATIVE_TTL,
-    DEFAULT_NEW_ISSUER_BURST, DEFAULT_NEW_ISSUER_INTERVAL, IssuerPattern, IssuerRegistry,
-    IssuerRegistryBuilder,
-};
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,0 +1,96 @@
+//! Issuers listed exactly: built on their first use, once for all their names, then kept.
+
+use std::sync::{Mutex, OnceLock, PoisonError};
+
+use super::IssuerRegistry;
+use crate::error::VerifyError;
+use crate::verify::{Verifier, VerifierBuilder};
+
+pub(super) enum ExactEntry {
+    /// Built by the caller: always live, never evicted, never negatively cached (its own key cache's
+    /// backoff applies).
+    Built(Verifier),
+    /// Built on first use, under all its names (the issuer and its aliases) at once, so that every
+    /// spelling shares one key cache; then kept like a ready-built one.
+    Lazy(LazyExact),
+}
+
+pub(super) struct LazyExact {
+    pub(super) builder: Box<VerifierBuilder>,
+    pub(super) names: Vec<String>,
+    pub(super) verifier: OnceLock<Verifier>,
+    /// Held while building, so that the issuer is built once even when its first tokens race.
+    pub(super) building: Mutex<()>,
+}
+
+impl IssuerRegistry {
+    /// An exact issuer, built on its first use.
+    pub(super) fn exact_lazy(&self, iss: &str, lazy: &LazyExact) -> Result<Verifier, VerifyError> {
+        if let Some(verifier) = lazy.verifier.get() {
+            return Ok(verifier.clone());
+        }
+        let inner = &*self.inner;
+        if let Some(negative) = inner.read().negative.get(iss)
+            && inner.clock.now() < negative.until
+        {
+            return Err(negative.error.clone());
+        }
+        // Concurrent first uses wait for one build (milliseconds, once per issuer) rather than build
+        // verifiers that would be thrown away.
+        let _building = lazy.building.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(verifier) = lazy.verifier.get() {
+            return Ok(verifier.clone());
+        }
+        let verifier = self.build(iss, (*lazy.builder).clone())?;
+        let verifier = lazy.verifier.get_or_init(|| verifier).clone();
+        inner.write().exact_built.push(verifier.clone());
+        Ok(verifier)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::super::Selected;
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::registry::tests::{example_pattern, proven, static_builder, use_};
+
+    #[test]
+    fn exact_issuers_are_built_once_under_all_their_names_and_never_evicted() {
+        let clock = ManualClock::at_unix(1_000);
+        let registry = IssuerRegistry::builder()
+            .with_issuer(static_builder("https://a.example").with_issuer_alias("a.example"))
+            .with_issuer(static_builder("https://b.example"))
+            .with_issuer(static_builder("https://c.example"))
+            .with_pattern(example_pattern)
+            .with_max_live_issuers(1)
+            .with_clock(clock.clone())
+            .build()
+            .unwrap();
+        let exact = [
+            "a.example",
+            "https://a.example",
+            "https://b.example",
+            "https://c.example",
+        ];
+        for iss in exact {
+            assert!(matches!(use_(&registry, iss), Selected::Exact(_)));
+            clock.advance(Duration::from_secs(1));
+        }
+        // Pattern issuers come and go in the one proven slot; the exact ones stay.
+        for i in 0..5 {
+            use_(&registry, &format!("https://{i}.example"));
+        }
+        assert_eq!(proven(&registry), ["https://4.example"]);
+        for iss in exact {
+            assert!(matches!(use_(&registry, iss), Selected::Exact(_)));
+        }
+        // Three issuers, built once each (the alias shares a's verifier).
+        assert_eq!(registry.inner.read().exact_built.len(), 3);
+        // Counted as built, but only the pattern issuer is proven (what `max_live` bounds).
+        assert_eq!(registry.built_issuers(), 4);
+        assert_eq!(registry.proven_issuers(), 1);
+    }
+}

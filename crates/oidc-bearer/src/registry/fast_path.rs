@@ -1,0 +1,179 @@
+//! The HTTP layer's fast path through a registry: an index from recent tokens' signature digests to
+//! the verifier that accepted them, so that a token seen before is found in its issuer's token cache
+//! without being parsed.
+
+use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::{IssuerRegistry, Live, Selected, millis};
+use crate::cache::{Digest, MAX_SHARDS, MIN_ENTRIES_PER_SHARD, PassThrough};
+use crate::crypto::Sha256;
+use crate::verify::WeakVerifier;
+
+/// How many recent tokens the registry remembers the verifier of (about 100 bytes each).
+pub(super) const RECENT_TOKENS: usize = 65_536;
+
+/// The issuer that accepted a recent token, held weakly.
+#[derive(Clone)]
+pub(super) enum Recent {
+    /// An exact issuer: never evicted or negatively cached once built.
+    Exact(WeakVerifier),
+    /// A pattern issuer: answered for only while it is proven and not negatively cached.
+    Pattern(std::sync::Weak<Live>),
+}
+
+impl IssuerRegistry {
+    /// Remembers which verifier accepted the token with this signature digest.
+    pub(super) fn remember_recent(&self, digest: &Sha256, selected: &Selected) {
+        let recent = match selected {
+            Selected::Exact(verifier) => Recent::Exact(verifier.downgrade()),
+            Selected::Proven(live) => Recent::Pattern(Arc::downgrade(live)),
+            Selected::Pending(trial) => Recent::Pattern(Arc::downgrade(&trial.live)),
+        };
+        self.inner.recent.insert(digest, recent);
+    }
+
+    /// The shared claims of a token accepted before, from its issuer's token cache (see
+    /// [`VerifyToken::verify_token_cached`](crate::VerifyToken::verify_token_cached)): a SHA-256 of its signature and two lookups, no
+    /// parsing.
+    ///
+    /// A token is found only through the verifier that accepted it, with that verifier's checks
+    /// (times, key still published), and only while the full path would choose that verifier: a
+    /// pattern issuer the registry has evicted or failed is refused here (the index holds it
+    /// weakly, and it is marked), and so is one negatively cached. A hit counts as a use of the
+    /// issuer for eviction. Entries that no longer answer are left to be replaced or to age out.
+    pub(super) fn cached_shared<T>(&self, token: &[u8]) -> Option<Arc<T>>
+    where
+        T: Send + Sync + 'static,
+    {
+        if token.len() > self.inner.max_token_bytes {
+            return None;
+        }
+        let key = crate::cache::TokenKey::new(token)?;
+        match self.inner.recent.get(&key.digest)? {
+            Recent::Exact(verifier) => verifier.upgrade()?.cached_key(&key),
+            Recent::Pattern(live) => {
+                let live = live.upgrade()?;
+                let now = millis(self.inner.clock.now());
+                if now < live.refuse_until.load(Ordering::Acquire) {
+                    return None;
+                }
+                let claims = live.verifier.cached_key(&key)?;
+                live.last_used.store(now, Ordering::Relaxed);
+                Some(claims)
+            }
+        }
+    }
+}
+
+/// A bounded map from token digests (of the signature segment, see `cache::TokenKey`) to values (an
+/// issuer registry's "which verifier last accepted a token with this signature"), sharded like the
+/// token cache, the oldest entry evicted first. Like the token cache, it is only written for tokens
+/// that verified; a value found here is only a hint, the token cache it leads to decides.
+pub(super) struct DigestIndex<V> {
+    shards: Box<[Mutex<IndexShard<V>>]>,
+    max_per_shard: usize,
+}
+
+struct IndexShard<V> {
+    map: HashMap<Digest, V, BuildHasherDefault<PassThrough>>,
+    /// Insertion order, oldest first: each digest of `map` once.
+    order: std::collections::VecDeque<Sha256>,
+}
+
+impl<V: Clone> DigestIndex<V> {
+    /// An index of at most `max_entries` (at least one per shard).
+    pub(super) fn new(max_entries: usize) -> Self {
+        let shards = MAX_SHARDS
+            .min(max_entries.div_ceil(MIN_ENTRIES_PER_SHARD))
+            .max(1);
+        Self {
+            shards: (0..shards)
+                .map(|_| {
+                    Mutex::new(IndexShard {
+                        map: HashMap::default(),
+                        order: Default::default(),
+                    })
+                })
+                .collect(),
+            max_per_shard: (max_entries / shards).max(1),
+        }
+    }
+
+    fn shard(&self, digest: &Sha256) -> MutexGuard<'_, IndexShard<V>> {
+        let shard = &self.shards[usize::from(digest[31]) % self.shards.len()];
+        // Every mutation completes before anything that can panic (see `cache::TokenCache::shard`).
+        shard.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(super) fn get(&self, digest: &Sha256) -> Option<V> {
+        self.shard(digest).map.get(&Digest(*digest)).cloned()
+    }
+
+    /// Stores `value` for `digest` (replacing the value already there, which keeps its age).
+    pub(super) fn insert(&self, digest: &Sha256, value: V) {
+        let mut shard = self.shard(digest);
+        if shard.map.insert(Digest(*digest), value).is_some() {
+            return;
+        }
+        shard.order.push_back(*digest);
+        while shard.order.len() > self.max_per_shard {
+            if let Some(oldest) = shard.order.pop_front() {
+                shard.map.remove(&Digest(oldest));
+            }
+        }
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).map.len())
+            .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn digest(n: u32) -> Sha256 {
+        crate::crypto::sha256(format!("token-{n}").as_bytes())
+    }
+
+    /// The index holds at most its bound under a stream of distinct digests, forgets the oldest
+    /// first, and stays exact when digests are inserted again.
+    #[test]
+    fn the_digest_index_is_bounded_and_forgets_the_oldest_first() {
+        let index = DigestIndex::new(100);
+        assert_eq!(index.shards.len(), 2);
+        for n in 0..10_000 {
+            index.insert(&digest(n), n);
+            assert!(index.len() <= 100);
+        }
+        assert!(index.len() >= 90, "{}", index.len());
+        assert_eq!(index.get(&digest(9_999)), Some(9_999));
+        assert_eq!(index.get(&digest(0)), None);
+        // Within one shard, exactly the newest stay.
+        let mut in_first: Vec<u32> = (0..10_000)
+            .filter(|&n| usize::from(digest(n)[31]) % 2 == 0)
+            .collect();
+        let kept = in_first.split_off(in_first.len() - index.max_per_shard);
+        assert!(kept.iter().all(|&n| index.get(&digest(n)) == Some(n)));
+        assert!(in_first.iter().all(|&n| index.get(&digest(n)).is_none()));
+
+        // Inserting a digest again replaces its value and keeps its age.
+        for round in 0..3 {
+            for n in 9_900..10_000 {
+                index.insert(&digest(n), round);
+                assert_eq!(index.get(&digest(n)), Some(round));
+            }
+            assert!(index.shards.iter().all(|s| {
+                let s = s.lock().unwrap();
+                s.order.len() <= index.max_per_shard && s.map.len() == s.order.len()
+            }));
+        }
+    }
+}

@@ -1,0 +1,507 @@
+//! [`IssuerRegistry`]: many issuers behind one verifier, each token checked by its own issuer's policy
+//! and keys only.
+//!
+//! One concern per file: `builder` ([`IssuerRegistryBuilder`], defaults and checks), `pattern`
+//! ([`IssuerPattern`]), `exact` (issuers listed exactly, built once on first use), `admission`
+//! (probation, the new-issuer rate bucket, build reservations, least-recently-used eviction),
+//! `negative` (the negative cache), `fast_path` (the index of recent tokens). This file holds the
+//! registry itself: selecting the verifier by `iss`, and what a verification's outcome changes.
+
+mod admission;
+mod builder;
+mod exact;
+mod fast_path;
+mod negative;
+mod pattern;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+
+use crate::Algorithm;
+use crate::cache::{TokenCacheSettings, TokenCacheStats};
+use crate::clock::SharedClock;
+use crate::error::{Excerpt, VerifyError};
+use crate::issuers::ClockHandle;
+use crate::token::{ClaimValue, Parsed};
+use crate::verify::{Verifier, VerifierBuilder, VerifyToken};
+
+use admission::{Bucket, Rate, Trial};
+pub use builder::IssuerRegistryBuilder;
+pub(crate) use builder::{
+    DEFAULT_MAX_LIVE_ISSUERS, DEFAULT_MAX_PENDING_ISSUERS, DEFAULT_NEGATIVE_TTL,
+    DEFAULT_NEW_ISSUER_BURST, DEFAULT_NEW_ISSUER_INTERVAL,
+};
+use exact::{ExactEntry, LazyExact};
+use fast_path::{DigestIndex, Recent};
+use negative::{Negative, backoff};
+pub use pattern::IssuerPattern;
+
+/// Verifies tokens of many issuers: each token goes to the policy of its own `iss`, and only that
+/// issuer's keys are used (RFC 8725 §3.8), so one issuer's key can never vouch for another's tokens.
+///
+/// Issuers are listed exactly ([`with_issuer`](IssuerRegistryBuilder::with_issuer),
+/// [`with_verifier`](IssuerRegistryBuilder::with_verifier)) or matched by
+/// [patterns](IssuerRegistryBuilder::with_pattern); exact entries win. A token whose `iss` is trusted
+/// by neither is refused with [`VerifyError::UntrustedIssuer`] before any fetch.
+///
+/// - **Lazy**: a [`VerifierBuilder`] is built into a verifier when a token first names its issuer,
+///   and nothing is fetched before a token needs it, so thousands of issuers cost little until used.
+/// - **Exact issuers stay**: an issuer listed exactly is built once (one verifier and key cache for
+///   all its names) and then kept for the registry's lifetime: never evicted, not counted against
+///   any cap (the configuration bounds them), and its own key cache's backoff paces its retries.
+/// - **Probation**: the `iss` that selects a pattern issuer is unverified, so anyone can name a new
+///   one in every token. A pattern issuer whose keys have not loaded yet is *on probation*: at most
+///   [`with_max_pending_issuers`](IssuerRegistryBuilder::with_max_pending_issuers) (default 64) are
+///   at once, and new ones are built at most at
+///   [`with_new_issuer_rate`](IssuerRegistryBuilder::with_new_issuer_rate) (default a burst of 100,
+///   then 10 per second). Beyond either limit a token naming a new pattern issuer is refused with
+///   [`VerifyError::KeysUnavailable`] ([`KeysError::TooManyNewIssuers`](crate::KeysError::TooManyNewIssuers); the HTTP layer answers 503
+///   with `Retry-After`) without building anything or fetching. The first verification that loads
+///   the issuer's keys proves it; one whose keys cannot be fetched leaves probation and is
+///   negatively cached.
+/// - **Bounded**: at most [`with_max_live_issuers`](IssuerRegistryBuilder::with_max_live_issuers)
+///   proven pattern issuers are kept; when a newly proven one needs room, the one used least recently
+///   is dropped (and built again, with a fresh key cache, if it comes back). Issuers on probation never
+///   evict anything, so a flood of made-up issuers cannot push out the issuers in use.
+/// - **Negative caching**: when a pattern issuer's keys cannot be fetched, its tokens are refused with
+///   [`VerifyError::KeysUnavailable`] for
+///   [`with_negative_ttl`](IssuerRegistryBuilder::with_negative_ttl) without a new attempt, even if
+///   the issuer was evicted meanwhile: a broken or made-up issuer costs at most one fetch per period,
+///   however many tokens name it.
+/// - **Independent**: each issuer has its own key cache, refresh schedule and backoff.
+/// - **Fast**: a known issuer is found by hash lookup (exact issuers without any lock, pattern issuers
+///   under a read lock), whatever the number of issuers; locks are std locks, held for map operations
+///   only, never across a fetch.
+///
+/// Cheap to clone; clones share everything. It implements [`VerifyToken`], so the HTTP layer takes it
+/// wherever it takes a [`Verifier`].
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use oidc_bearer::{Verifier, VerifyError};
+/// use oidc_bearer::claims::DefaultClaims;
+/// use oidc_bearer::issuers::IssuerRegistry;
+/// use oidc_bearer_testing::TestIssuer;
+///
+/// let (a, b) = (TestIssuer::start().await, TestIssuer::start().await);
+/// let registry = IssuerRegistry::builder()
+///     .with_issuer(Verifier::builder(a.issuer(), "my-service"))
+///     .with_issuer(Verifier::builder(b.issuer(), "my-service"))
+///     .build()
+///     .unwrap();
+///
+/// let claims: DefaultClaims = registry.verify(&b.token().aud("my-service").sign()).await.unwrap();
+/// assert_eq!(claims.registered.iss, b.issuer());
+///
+/// let stranger = TestIssuer::start().await;
+/// let err = registry
+///     .verify::<DefaultClaims>(&stranger.token().aud("my-service").sign())
+///     .await
+///     .unwrap_err();
+/// assert!(matches!(err, VerifyError::UntrustedIssuer { .. }));
+/// assert_eq!(stranger.discovery_fetches(), 0);
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct IssuerRegistry {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// Every exact name (issuers and their aliases); never changes after `build`.
+    exact: HashMap<String, Arc<ExactEntry>>,
+    exact_count: usize,
+    patterns: Vec<Box<dyn IssuerPattern>>,
+    max_live: usize,
+    max_pending: usize,
+    rate: Rate,
+    negative_ttl: Duration,
+    max_token_bytes: usize,
+    clock: SharedClock,
+    /// Whether the registry's clock is given to the verifiers it builds.
+    share_clock: bool,
+    /// The token cache of verifiers built on demand whose builders keep the default.
+    issuer_token_cache: TokenCacheSettings,
+    /// Which verifier last accepted a token with each recent signature, so that the HTTP layer's
+    /// fast path finds a token it has seen in its issuer's token cache without parsing it (that
+    /// cache compares the rest of the token). Weak: an issuer the registry drops is not kept
+    /// alive, and its tokens are no longer found here.
+    recent: DigestIndex<Recent>,
+    state: RwLock<State>,
+}
+
+/// The mutable part of the registry: pattern issuers (proven and on probation), the negative cache.
+struct State {
+    /// Pattern issuers whose keys have loaded, by `iss`; at most `max_live`, evicted LRU.
+    proven: HashMap<String, Arc<Live>>,
+    /// Pattern issuers on probation (built, keys never loaded yet), by `iss`. With `building`, at most
+    /// `max_pending`; never evicts anything.
+    pending: HashMap<String, Arc<Live>>,
+    /// Pattern issuers being built (outside the lock), each holding a probation slot; the gate is
+    /// locked by the building request, and other first requests for the same issuer wait on it.
+    building: HashMap<String, Arc<Mutex<()>>>,
+    /// Paces the building of new pattern issuers.
+    bucket: Bucket,
+    /// Issuers refused without an attempt until `until`.
+    negative: HashMap<String, Negative>,
+    /// The exact issuers built so far (for counts and cache statistics).
+    exact_built: Vec<Verifier>,
+}
+
+struct Live {
+    verifier: Verifier,
+    /// Clock time of the last use, in milliseconds (for eviction).
+    last_used: AtomicU64,
+    /// Clock time, in milliseconds, until which the fast path (the index of recent tokens) must
+    /// not answer for this issuer: the end of its negative caching, or forever once it is evicted
+    /// or leaves probation failed. Only ever makes the fast path defer to the full one.
+    refuse_until: AtomicU64,
+    /// Verifications running while the issuer is on probation (see [`Trial`]).
+    trials: AtomicUsize,
+}
+
+/// The verifier chosen for a token, and what the verification's outcome changes.
+enum Selected {
+    /// An exact issuer: kept whatever happens.
+    Exact(Verifier),
+    /// A proven pattern issuer: negatively cached if its keys become unavailable.
+    Proven(Arc<Live>),
+    /// A pattern issuer on probation: this verification may prove it or fail it.
+    Pending(Trial),
+}
+
+impl Selected {
+    fn verifier(&self) -> &Verifier {
+        match self {
+            Self::Exact(verifier) => verifier,
+            Self::Proven(live) => &live.verifier,
+            Self::Pending(trial) => &trial.live.verifier,
+        }
+    }
+}
+
+impl IssuerRegistry {
+    /// Starts configuring a registry.
+    pub fn builder() -> IssuerRegistryBuilder {
+        IssuerRegistryBuilder::default()
+    }
+
+    /// Verifies `token` with the policy of the issuer its `iss` names, and decodes its payload into
+    /// `T`.
+    ///
+    /// The token is parsed once; its unverified `iss` only selects the policy, which then checks
+    /// everything (`iss` included) with that issuer's keys.
+    pub async fn verify<T: DeserializeOwned>(&self, token: &str) -> Result<T, VerifyError> {
+        let parsed = Parsed::new(token, self.inner.max_token_bytes)?;
+        let (iss, selected) = self.select(&parsed)?;
+        let result = selected.verifier().verify_parsed(token, &parsed).await;
+        self.settle(iss, &selected, result.as_ref().err());
+        result
+    }
+
+    /// Like [`verify`](Self::verify), with the claims shared (what the HTTP layer uses; served from
+    /// the issuer's token cache when it has the token).
+    pub async fn verify_shared<T>(&self, token: &str) -> Result<Arc<T>, VerifyError>
+    where
+        T: DeserializeOwned + Send + Sync + 'static,
+    {
+        let parsed = Parsed::new(token, self.inner.max_token_bytes)?;
+        let (iss, selected) = self.select(&parsed)?;
+        let result = selected
+            .verifier()
+            .verify_parsed_shared(token, &parsed)
+            .await;
+        self.settle(iss, &selected, result.as_ref().err());
+        let (claims, digest) = result?;
+        if let Some(digest) = digest {
+            self.remember_recent(&digest, &selected);
+        }
+        Ok(claims)
+    }
+
+    /// The verifier for the token's issuer.
+    fn select<'p>(&self, parsed: &'p Parsed<'_>) -> Result<(&'p str, Selected), VerifyError> {
+        if let Some(iss) = parsed.claims.issuer() {
+            return Ok((iss, self.lookup(iss, &parsed.header.alg)?));
+        }
+        match &parsed.claims.iss {
+            ClaimValue::Absent => Err(VerifyError::UntrustedIssuer { found: None }),
+            _ => Err(VerifyError::InvalidClaim {
+                claim: "iss",
+                reason: "must be a single string (RFC 7519 §4.1.1)",
+            }),
+        }
+    }
+
+    /// What the outcome of a verification changes: a pattern issuer on probation is proven when its
+    /// keys loaded, and a pattern issuer whose keys could not be had is negatively cached (and leaves
+    /// probation).
+    fn settle(&self, iss: &str, selected: &Selected, error: Option<&VerifyError>) {
+        match (selected, error) {
+            (Selected::Exact(_), _) => {}
+            (Selected::Proven(_), Some(VerifyError::KeysUnavailable { source })) => {
+                self.remember_failure(iss, backoff(source.clone()));
+            }
+            (Selected::Proven(_), _) => {}
+            (Selected::Pending(trial), Some(VerifyError::KeysUnavailable { source })) => {
+                self.withdraw(trial, backoff(source.clone()));
+            }
+            (Selected::Pending(trial), error) if keys_were_loaded(error) => self.promote(trial),
+            // Refused before its keys were needed: says nothing about the issuer. The trial's drop
+            // releases the slot if no other verification is trying the issuer.
+            (Selected::Pending(_), _) => {}
+        }
+    }
+
+    /// How many verifiers the registry has built and keeps now: exact issuers built so far (never
+    /// evicted, not capped), proven pattern issuers (capped by
+    /// [`with_max_live_issuers`](IssuerRegistryBuilder::with_max_live_issuers), see
+    /// [`proven_issuers`](Self::proven_issuers)) and pattern issuers on probation (capped by
+    /// [`with_max_pending_issuers`](IssuerRegistryBuilder::with_max_pending_issuers)). Exact
+    /// [`Verifier`]s given ready-built are not counted.
+    pub fn built_issuers(&self) -> usize {
+        let state = self.inner.read();
+        state.exact_built.len() + state.proven.len() + state.pending.len()
+    }
+
+    /// The old name of [`built_issuers`](Self::built_issuers), which counts more than
+    /// [`with_max_live_issuers`](IssuerRegistryBuilder::with_max_live_issuers) bounds.
+    #[deprecated(
+        note = "renamed `built_issuers` (exact, proven and pending issuers); the count that \
+                `with_max_live_issuers` bounds is `proven_issuers`"
+    )]
+    pub fn live_issuers(&self) -> usize {
+        self.built_issuers()
+    }
+
+    /// How many pattern issuers are proven (keys loaded) and kept now: the count that
+    /// [`with_max_live_issuers`](IssuerRegistryBuilder::with_max_live_issuers) bounds.
+    pub fn proven_issuers(&self) -> usize {
+        self.inner.read().proven.len()
+    }
+
+    /// How many pattern issuers are on probation now (built, keys not loaded yet).
+    pub fn pending_issuers(&self) -> usize {
+        self.inner.read().pending.len()
+    }
+
+    /// The token-cache counters of the issuers built on demand that are live now, added up (an issuer
+    /// with aliases is counted once), for metrics and to watch the per-issuer bounds.
+    pub fn token_cache_stats(&self) -> TokenCacheStats {
+        let state = self.inner.read();
+        let mut total = TokenCacheStats::default();
+        let verifiers = state.exact_built.iter().chain(
+            state
+                .proven
+                .values()
+                .chain(state.pending.values())
+                .map(|live| &live.verifier),
+        );
+        for verifier in verifiers {
+            if let Some(stats) = verifier.token_cache_stats() {
+                total.add(&stats);
+            }
+        }
+        total
+    }
+
+    /// How many issuers are listed exactly (aliases not counted).
+    pub fn exact_issuers(&self) -> usize {
+        self.inner.exact_count
+    }
+
+    /// The verifier for `iss` (a token whose header names `alg`).
+    fn lookup(&self, iss: &str, alg: &str) -> Result<Selected, VerifyError> {
+        let inner = &*self.inner;
+        if let Some(entry) = inner.exact.get(iss) {
+            return match &**entry {
+                ExactEntry::Built(verifier) => Ok(Selected::Exact(verifier.clone())),
+                ExactEntry::Lazy(lazy) => self.exact_lazy(iss, lazy).map(Selected::Exact),
+            };
+        }
+        let now = inner.clock.now();
+        if let Some(known) = self.known(&inner.read(), iss, now) {
+            return known;
+        }
+        let untrusted = || VerifyError::UntrustedIssuer {
+            found: Some(iss.to_owned()),
+        };
+        let Some(builder) = inner.patterns.iter().find_map(|p| p.verifier_for(iss)) else {
+            return Err(untrusted());
+        };
+        if !builder.accepted_issuers().any(|name| name == iss) {
+            // The pattern is wrong; its verifier would refuse every token anyway.
+            tracing::error!(iss = ?Excerpt(iss), builder = ?builder, "issuer pattern returned a verifier for another issuer");
+            return Err(untrusted());
+        }
+        // The verifier's first check (RFC 8725 §3.1), made before building one: a token with `alg`
+        // `none` or an unknown name costs no build and no rate-limit token.
+        if Algorithm::from_header(alg).is_none() {
+            return Err(VerifyError::UnsupportedAlgorithm {
+                alg: alg.to_owned(),
+            });
+        }
+        self.admit(iss, builder, now)
+    }
+
+    /// A pattern issuer the registry knows (negatively cached, proven or on probation).
+    fn known(
+        &self,
+        state: &State,
+        iss: &str,
+        now: Duration,
+    ) -> Option<Result<Selected, VerifyError>> {
+        if let Some(negative) = state.negative.get(iss)
+            && now < negative.until
+        {
+            return Some(Err(negative.error.clone()));
+        }
+        if let Some(live) = state.proven.get(iss) {
+            live.last_used.store(millis(now), Ordering::Relaxed);
+            return Some(Ok(Selected::Proven(live.clone())));
+        }
+        let live = state.pending.get(iss)?;
+        Some(Ok(Selected::Pending(Trial::join(&self.inner, iss, live))))
+    }
+
+    /// Builds an issuer's verifier with the registry's clock and token-cache defaults.
+    fn build(&self, iss: &str, builder: VerifierBuilder) -> Result<Verifier, VerifyError> {
+        let inner = &*self.inner;
+        let builder = if inner.share_clock {
+            builder.with_clock(ClockHandle(inner.clock.clone()))
+        } else {
+            builder
+        };
+        let builder = if builder.has_default_token_cache() {
+            builder.with_token_cache(inner.issuer_token_cache.clone())
+        } else {
+            builder
+        };
+        builder.build().map_err(|error| {
+            // Not a token problem: the configuration of a trusted issuer is wrong. Said loudly,
+            // remembered so that the builder is not retried on every request.
+            tracing::error!(iss = ?Excerpt(iss), code = error.code(), %error, "cannot build the verifier of a trusted issuer");
+            let untrusted = VerifyError::UntrustedIssuer {
+                found: Some(iss.to_owned()),
+            };
+            self.remember_failure(iss, untrusted.clone());
+            untrusted
+        })
+    }
+}
+
+/// Whether a verification that ended this way had the issuer's keys: it succeeded, or failed at or
+/// after the key lookup or the signature. Errors found before the keys are needed (size, `alg`,
+/// `typ`) say nothing about the issuer; so does any variant added later, until listed here.
+fn keys_were_loaded(error: Option<&VerifyError>) -> bool {
+    matches!(
+        error,
+        None | Some(
+            VerifyError::UnknownKey { .. }
+                | VerifyError::UnknownKeyRetry { .. }
+                | VerifyError::AmbiguousKey { .. }
+                | VerifyError::AlgorithmKeyMismatch { .. }
+                | VerifyError::InvalidSignature
+                | VerifyError::IssuerMismatch { .. }
+                | VerifyError::AudienceMismatch { .. }
+                | VerifyError::MissingClaim { .. }
+                | VerifyError::InvalidClaim { .. }
+                | VerifyError::Expired { .. }
+                | VerifyError::NotYetValid { .. }
+                | VerifyError::IssuedInFuture { .. }
+                | VerifyError::ClaimsDecode { .. }
+        )
+    )
+}
+
+impl Inner {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// [`millis`] rounded up: a deadline in milliseconds that is never before the exact one.
+fn millis_ceil(d: Duration) -> u64 {
+    millis(d).saturating_add(u64::from(!d.subsec_nanos().is_multiple_of(1_000_000)))
+}
+
+impl VerifyToken for IssuerRegistry {
+    fn verify_token<T>(
+        &self,
+        token: &str,
+    ) -> impl std::future::Future<Output = Result<Arc<T>, VerifyError>> + Send
+    where
+        T: DeserializeOwned + Send + Sync + 'static,
+    {
+        self.verify_shared(token)
+    }
+
+    fn verify_token_cached<T>(&self, token: &[u8]) -> Option<Arc<T>>
+    where
+        T: DeserializeOwned + Send + Sync + 'static,
+    {
+        self.cached_shared(token)
+    }
+}
+
+impl fmt::Debug for IssuerRegistry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IssuerRegistry")
+            .field("exact_issuers", &self.inner.exact_count)
+            .field("patterns", &self.inner.patterns.len())
+            .field("built_issuers", &self.built_issuers())
+            .field("pending_issuers", &self.pending_issuers())
+            .field("max_live_issuers", &self.inner.max_live)
+            .field("max_pending_issuers", &self.inner.max_pending)
+            .field("new_issuer_burst", &self.inner.rate.burst)
+            .field("new_issuer_interval", &self.inner.rate.interval)
+            .field("negative_ttl", &self.inner.negative_ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::{Jwks, StaticKeySet};
+
+    pub(super) fn static_builder(iss: &str) -> VerifierBuilder {
+        let keys = StaticKeySet::new(Jwks::from_json(br#"{"keys": []}"#).unwrap());
+        Verifier::builder(iss, "aud").with_key_set(keys)
+    }
+
+    pub(super) fn example_pattern(iss: &str) -> Option<VerifierBuilder> {
+        iss.ends_with(".example").then(|| static_builder(iss))
+    }
+
+    /// Looks `iss` up and, if it is on probation, proves it as a verification that loaded its keys
+    /// would.
+    pub(super) fn use_(registry: &IssuerRegistry, iss: &str) -> Selected {
+        let selected = registry.lookup(iss, "RS256").unwrap();
+        if let Selected::Pending(trial) = &selected {
+            registry.promote(trial);
+        }
+        selected
+    }
+
+    pub(super) fn proven(registry: &IssuerRegistry) -> Vec<String> {
+        let state = registry.inner.read();
+        let mut names: Vec<String> = state.proven.keys().cloned().collect();
+        names.sort_unstable();
+        names
+    }
+}
