@@ -140,9 +140,9 @@ impl Verifier {
     /// published; the payload is then decoded into a new `T`. Prefer
     /// [`verify_shared`](Self::verify_shared), which hands out the cached claims themselves.
     pub async fn verify<T: DeserializeOwned>(&self, token: &str) -> Result<T, VerifyError> {
-        self.verify_cached(token, None, None, decode_capturing::<T>, |_| None, |_| None)
+        self.verify_cached::<Owned<T>>(token, None)
             .await
-            .map(|(claims, _)| claims)
+            .map(|(Owned(claims), _)| claims)
     }
 
     /// Verifies `token` and decodes its payload into a shared `T`: what the HTTP layer uses.
@@ -154,16 +154,9 @@ impl Verifier {
     where
         T: DeserializeOwned + Send + Sync + 'static,
     {
-        self.verify_cached(
-            token,
-            None,
-            Some(TypeId::of::<T>()),
-            decode_shared::<T>,
-            |shared| shared.downcast::<T>().ok(),
-            |claims| Some(claims.clone() as SharedClaims),
-        )
-        .await
-        .map(|(claims, _)| claims)
+        self.verify_cached::<Arc<T>>(token, None)
+            .await
+            .map(|(claims, _)| claims)
     }
 
     /// The shared claims of `token` if this verifier's token cache already holds them for `T`, still
@@ -230,16 +223,9 @@ impl Verifier {
         token: &str,
         parsed: &Parsed<'_>,
     ) -> Result<T, VerifyError> {
-        self.verify_cached(
-            token,
-            Some(parsed),
-            None,
-            decode_capturing::<T>,
-            |_| None,
-            |_| None,
-        )
-        .await
-        .map(|(claims, _)| claims)
+        self.verify_cached::<Owned<T>>(token, Some(parsed))
+            .await
+            .map(|(Owned(claims), _)| claims)
     }
 
     /// [`verify_parsed`](Self::verify_parsed) into a shared `T`, cached like
@@ -254,15 +240,7 @@ impl Verifier {
     where
         T: DeserializeOwned + Send + Sync + 'static,
     {
-        self.verify_cached(
-            token,
-            Some(parsed),
-            Some(TypeId::of::<T>()),
-            decode_shared::<T>,
-            |shared| shared.downcast::<T>().ok(),
-            |claims| Some(claims.clone() as SharedClaims),
-        )
-        .await
+        self.verify_cached::<Arc<T>>(token, Some(parsed)).await
     }
 
     /// The `iss` values accepted: the issuer, then its aliases.
@@ -278,10 +256,8 @@ impl Verifier {
     /// before any crypto, and the payload parsed once, after the signature, into the caller's type
     /// with the registered claims read in the same pass (`token::capture`).
     ///
-    /// With the token cache on, a hit returns before any parsing. `decode` turns the verified
-    /// payload into what the caller gets (and the registered claims when it could read them);
-    /// with `type_id`, a hit returns the claims cached for that type (`from_shared`) and a miss
-    /// caches what `to_shared` gives.
+    /// With the token cache on, a hit returns before any parsing. `R` (see [`Decoded`]) says what
+    /// the caller gets: shared claims are cached per type, so a hit hands out the same `Arc`.
     ///
     /// Concurrent first uses of one token may each verify it, but only as many as run at once: the
     /// miss path awaits nothing once the keys are loaded, and after any await (a key fetch) it looks
@@ -290,18 +266,12 @@ impl Verifier {
     ///
     /// With the object-binding check, a locally accepted token is then confirmed by TokenReview
     /// (at most once per interval, keyed by the token cache's key).
-    async fn verify_cached<R>(
+    async fn verify_cached<R: Decoded>(
         &self,
         token: &str,
         parsed: Option<&Parsed<'_>>,
-        type_id: Option<TypeId>,
-        decode: impl Fn(&[u8]) -> (Result<R, VerifyError>, Option<RawClaims>),
-        from_shared: impl Fn(SharedClaims) -> Option<R>,
-        to_shared: impl Fn(&R) -> Option<SharedClaims>,
     ) -> Result<(R, Option<crate::crypto::Sha256>), VerifyError> {
-        let (value, digest) = self
-            .verify_local(token, parsed, type_id, decode, from_shared, to_shared)
-            .await?;
+        let (value, digest) = self.verify_local::<R>(token, parsed).await?;
         if let Some(binding) = &self.inner.binding {
             // A token accepted locally is a JWS, so it has a key.
             let key = digest
@@ -315,14 +285,10 @@ impl Verifier {
     }
 
     /// The local verification behind [`verify_cached`](Self::verify_cached).
-    async fn verify_local<R>(
+    async fn verify_local<R: Decoded>(
         &self,
         token: &str,
         parsed: Option<&Parsed<'_>>,
-        type_id: Option<TypeId>,
-        decode: impl Fn(&[u8]) -> (Result<R, VerifyError>, Option<RawClaims>),
-        from_shared: impl Fn(SharedClaims) -> Option<R>,
-        to_shared: impl Fn(&R) -> Option<SharedClaims>,
     ) -> Result<(R, Option<crate::crypto::Sha256>), VerifyError> {
         let inner = &*self.inner;
         // Before hashing: an oversized token costs nothing but this comparison.
@@ -339,18 +305,9 @@ impl Verifier {
         // One reading of the clock per verification (another after waiting for keys).
         let mut now = self.now();
         let lookup = |keys: &Arc<Jwks>, now| match (cache, &cache_key) {
-            (Some(cache), Some(cache_key)) => self.cached(
-                cache,
-                cache_key,
-                keys,
-                now,
-                token,
-                parsed,
-                type_id,
-                &decode,
-                &from_shared,
-                &to_shared,
-            ),
+            (Some(cache), Some(cache_key)) => {
+                self.cached::<R>(cache, cache_key, keys, now, token, parsed)
+            }
             _ => Ok(None),
         };
         // The current keys, never waiting: a hit must still find its key there (and reading them
@@ -381,7 +338,7 @@ impl Verifier {
         }
         let key = check_signature(jws, &keys, alg)?;
 
-        let (decoded, captured) = decode(&jws.payload);
+        let (decoded, captured) = R::decode(&jws.payload);
         let separate;
         let claims = match (parsed, &captured) {
             (Some(parsed), _) => &parsed.claims,
@@ -401,7 +358,7 @@ impl Verifier {
                 times,
                 inner.leeway,
                 KeyRef::new(&keys, jws.header.kid.as_deref(), alg, key.fingerprint()),
-                type_id.zip(to_shared(&value)),
+                R::type_id().zip(value.to_shared()),
                 jws.payload.len(),
             );
             cache.insert(cache_key, entry, now);
@@ -410,8 +367,7 @@ impl Verifier {
     }
 
     /// The cache lookup: `Some` when the token was verified before and still holds.
-    #[allow(clippy::too_many_arguments)]
-    fn cached<R>(
+    fn cached<R: Decoded>(
         &self,
         cache: &TokenCache,
         cache_key: &TokenKey<'_>,
@@ -419,24 +375,20 @@ impl Verifier {
         now: f64,
         token: &str,
         parsed: Option<&Parsed<'_>>,
-        type_id: Option<TypeId>,
-        decode: &impl Fn(&[u8]) -> (Result<R, VerifyError>, Option<RawClaims>),
-        from_shared: &impl Fn(SharedClaims) -> Option<R>,
-        to_shared: &impl Fn(&R) -> Option<SharedClaims>,
     ) -> Result<Option<R>, VerifyError> {
-        let lookup = cache.get(cache_key, type_id, keys, |times| {
+        let lookup = cache.get(cache_key, R::type_id(), keys, |times| {
             self.check_times(times, now).is_ok()
         });
         match lookup {
             Lookup::Miss => Ok(None),
-            Lookup::Typed(shared) => Ok(from_shared(shared)),
+            Lookup::Typed(shared) => Ok(R::from_shared(shared)),
             Lookup::Verified => {
                 let payload = match parsed {
                     Some(parsed) => Cow::Borrowed(&parsed.payload[..]),
                     None => Cow::Owned(crate::token::decode_payload(token)?),
                 };
-                let claims = decode(&payload).0?;
-                if let Some((type_id, shared)) = type_id.zip(to_shared(&claims)) {
+                let claims = R::decode(&payload).0?;
+                if let Some((type_id, shared)) = R::type_id().zip(claims.to_shared()) {
                     cache.attach(cache_key, type_id, shared, now);
                 }
                 Ok(Some(claims))
@@ -689,12 +641,59 @@ fn decode_capturing<T: DeserializeOwned>(
     (result.map_err(claims_decode_error), claims)
 }
 
-/// [`decode_capturing`] into an `Arc`.
-fn decode_shared<T: DeserializeOwned>(
-    payload: &[u8],
-) -> (Result<Arc<T>, VerifyError>, Option<RawClaims>) {
-    let (result, claims) = decode_capturing::<T>(payload);
-    (result.map(Arc::new), claims)
+/// What a verification hands back: the caller's type by value ([`Owned`]) or shared (`Arc<T>`,
+/// which the token cache keeps per type, so that a hit hands out the same `Arc`). One decode path
+/// serves both.
+trait Decoded: Sized {
+    /// The type the token cache keeps these claims under; `None` when it does not keep them.
+    fn type_id() -> Option<TypeId>;
+    /// Decodes a verified payload, with the registered claims when they were read in the same pass.
+    fn decode(payload: &[u8]) -> (Result<Self, VerifyError>, Option<RawClaims>);
+    /// The claims the token cache kept for [`type_id`](Self::type_id).
+    fn from_shared(shared: SharedClaims) -> Option<Self>;
+    /// What the token cache keeps for [`type_id`](Self::type_id).
+    fn to_shared(&self) -> Option<SharedClaims>;
+}
+
+/// Claims handed out by value ([`Verifier::verify`]): decoded anew on every cache hit.
+struct Owned<T>(T);
+
+impl<T: DeserializeOwned> Decoded for Owned<T> {
+    fn type_id() -> Option<TypeId> {
+        None
+    }
+
+    fn decode(payload: &[u8]) -> (Result<Self, VerifyError>, Option<RawClaims>) {
+        let (result, claims) = decode_capturing::<T>(payload);
+        (result.map(Owned), claims)
+    }
+
+    fn from_shared(_: SharedClaims) -> Option<Self> {
+        None
+    }
+
+    fn to_shared(&self) -> Option<SharedClaims> {
+        None
+    }
+}
+
+impl<T: DeserializeOwned + Send + Sync + 'static> Decoded for Arc<T> {
+    fn type_id() -> Option<TypeId> {
+        Some(TypeId::of::<T>())
+    }
+
+    fn decode(payload: &[u8]) -> (Result<Self, VerifyError>, Option<RawClaims>) {
+        let (result, claims) = decode_capturing::<T>(payload);
+        (result.map(Arc::new), claims)
+    }
+
+    fn from_shared(shared: SharedClaims) -> Option<Self> {
+        shared.downcast::<T>().ok()
+    }
+
+    fn to_shared(&self) -> Option<SharedClaims> {
+        Some(self.clone() as SharedClaims)
+    }
 }
 
 fn claims_decode_error(e: serde_json::Error) -> VerifyError {
