@@ -609,6 +609,46 @@ fn table(cases: &[Case], rejects: &Rejects, rounds: usize, window: Duration) {
         1e6 / r[6] - 1e6 / r[7]
     );
 
+    // The miss path with the registered claims read while decoding the caller's type (`capture`)
+    // and the serde way (read where the payload is validated, then the caller's type on its own).
+    println!();
+    println!("Miss path, capture vs serde (ops/s, token cache off):");
+    for case in cases {
+        let r = interleaved(
+            rounds,
+            window,
+            &mut [
+                &mut || {
+                    oidc_bearer::__set_capture(true);
+                    black_box(case.ours_uncached());
+                },
+                &mut || {
+                    oidc_bearer::__set_capture(false);
+                    black_box(case.ours_uncached());
+                },
+                &mut || {
+                    oidc_bearer::__set_capture(true);
+                    black_box(case.ours_uncached_default_claims());
+                },
+                &mut || {
+                    oidc_bearer::__set_capture(false);
+                    black_box(case.ours_uncached_default_claims());
+                },
+            ],
+        );
+        oidc_bearer::__set_capture(true);
+        println!(
+            "  {:<10} typed: capture {:>8.0} serde {:>8.0} ({:.3}x)   DefaultClaims: capture {:>8.0} serde {:>8.0} ({:.3}x)",
+            case.alg.name(),
+            r[0],
+            r[1],
+            r[1] / r[0],
+            r[2],
+            r[3],
+            r[3] / r[2]
+        );
+    }
+
     let layer = LayerCase::new(rs256);
     let r = interleaved(
         rounds,

@@ -338,7 +338,12 @@ impl Verifier {
         }
         let key = check_signature(jws, &keys, alg)?;
 
-        let (decoded, captured) = R::decode(&jws.payload);
+        let capture = parsed.is_none() && crate::token::capture_on();
+        let (decoded, captured) = if capture {
+            R::decode(&jws.payload)
+        } else {
+            (R::decode_serde(&jws.payload), None)
+        };
         let separate;
         let claims = match (parsed, &captured) {
             (Some(parsed), _) => &parsed.claims,
@@ -346,8 +351,8 @@ impl Verifier {
             // Not readable in the same pass (or the caller's type failed): parse them on their own,
             // so that a claim error still comes before a decoding error.
             (None, None) => {
-                separate = jws.raw_claims()?;
-                &separate
+                separate = jws.claims()?;
+                &*separate
             }
         };
         let times = self.check_claims(jws, claims, now)?;
@@ -496,7 +501,7 @@ impl Verifier {
             return false;
         };
         let iat = jws
-            .raw_claims()
+            .claims()
             .ok()
             .and_then(|claims| time_claim(&claims.iat, "iat").ok().flatten());
         iat.is_some_and(|iat| iat + self.inner.leeway < as_of.as_secs_f64())
@@ -649,6 +654,8 @@ trait Decoded: Sized {
     fn type_id() -> Option<TypeId>;
     /// Decodes a verified payload, with the registered claims when they were read in the same pass.
     fn decode(payload: &[u8]) -> (Result<Self, VerifyError>, Option<RawClaims>);
+    /// Decodes a verified payload the serde way.
+    fn decode_serde(payload: &[u8]) -> Result<Self, VerifyError>;
     /// The claims the token cache kept for [`type_id`](Self::type_id).
     fn from_shared(shared: SharedClaims) -> Option<Self>;
     /// What the token cache keeps for [`type_id`](Self::type_id).
@@ -668,6 +675,12 @@ impl<T: DeserializeOwned> Decoded for Owned<T> {
         (result.map(Owned), claims)
     }
 
+    fn decode_serde(payload: &[u8]) -> Result<Self, VerifyError> {
+        serde_json::from_slice(payload)
+            .map(Owned)
+            .map_err(claims_decode_error)
+    }
+
     fn from_shared(_: SharedClaims) -> Option<Self> {
         None
     }
@@ -685,6 +698,12 @@ impl<T: DeserializeOwned + Send + Sync + 'static> Decoded for Arc<T> {
     fn decode(payload: &[u8]) -> (Result<Self, VerifyError>, Option<RawClaims>) {
         let (result, claims) = decode_capturing::<T>(payload);
         (result.map(Arc::new), claims)
+    }
+
+    fn decode_serde(payload: &[u8]) -> Result<Self, VerifyError> {
+        serde_json::from_slice(payload)
+            .map(Arc::new)
+            .map_err(claims_decode_error)
     }
 
     fn from_shared(shared: SharedClaims) -> Option<Self> {
