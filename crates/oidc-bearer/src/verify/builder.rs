@@ -10,7 +10,7 @@ use crate::cache::{TokenCache, TokenCacheSettings};
 use crate::clock::{Clock, SharedClock, SystemClock};
 use crate::error::ConfigError;
 use crate::fetch::HttpSettings;
-use crate::keys::{CacheSettings, KeySet, RemoteKeySet};
+use crate::keys::{KeyCacheSettings, KeySet, RemoteKeySet};
 
 #[derive(Clone)]
 enum KeySource {
@@ -36,7 +36,7 @@ pub struct VerifierBuilder {
     source: KeySource,
     discovery_url: Option<String>,
     http: HttpSettings,
-    cache: CacheSettings,
+    cache: KeyCacheSettings,
     token_cache: Option<TokenCacheSettings>,
     hmac: bool,
     issuer_aliases: Vec<String>,
@@ -62,7 +62,7 @@ impl VerifierBuilder {
             source: KeySource::Discovery,
             discovery_url: None,
             http: HttpSettings::default(),
-            cache: CacheSettings::default(),
+            cache: KeyCacheSettings::default(),
             token_cache: Some(TokenCacheSettings::default()),
             hmac: false,
             issuer_aliases: Vec::new(),
@@ -196,9 +196,18 @@ impl VerifierBuilder {
     }
 
     /// The key cache's settings (cooldown, lifetimes, staleness, backoff).
-    pub fn with_cache_settings(mut self, cache: CacheSettings) -> Self {
-        self.cache = cache;
+    pub fn with_key_cache(mut self, settings: KeyCacheSettings) -> Self {
+        self.cache = settings;
         self
+    }
+
+    /// The former name of [`with_key_cache`](Self::with_key_cache).
+    #[deprecated(
+        since = "0.2.0",
+        note = "renamed `with_key_cache` (beside `with_token_cache`)"
+    )]
+    pub fn with_cache_settings(self, settings: KeyCacheSettings) -> Self {
+        self.with_key_cache(settings)
     }
 
     /// Bounds for the cache of accepted tokens (on by default: 10,000 tokens, 16 MiB). See

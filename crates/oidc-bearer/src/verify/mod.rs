@@ -538,6 +538,12 @@ pub trait VerifyToken: Clone + Send + Sync + 'static {
     /// bytes may be anything. The default answers `None`. An implementation must only return claims
     /// that [`verify_token`](Self::verify_token) would return for the same token at this moment
     /// (and so never for bytes that are not a token it accepts).
+    ///
+    /// Not part of the public API (hidden, and free to change in any release): the contract above
+    /// is subtle enough that only this crate's verifiers implement it. Implementations outside the
+    /// crate keep the default, which is always correct (every token then goes through
+    /// [`verify_token`](Self::verify_token)).
+    #[doc(hidden)]
     fn verify_token_cached<T>(&self, token: &[u8]) -> Option<Arc<T>>
     where
         T: DeserializeOwned + Send + Sync + 'static,
