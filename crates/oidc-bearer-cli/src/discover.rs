@@ -4,7 +4,7 @@
 use clap::Args;
 use oidc_bearer::Verifier;
 use oidc_bearer::discovery::{DiscoveryDocument, discovery_url};
-use oidc_bearer::keys::{CacheSettings, KeyKind, explain_jwks};
+use oidc_bearer::keys::{KeyCacheSettings, KeyKind, explain_jwks};
 use serde_json::{Value, json};
 
 use crate::output::{print_json, span};
@@ -63,7 +63,7 @@ fn keys_report(body: &[u8]) -> Result<Vec<Value>, String> {
 
 /// What the key cache does with a key set served with `cache_control`.
 fn cache_report(cache_control: Option<&str>, usable: usize) -> Value {
-    let settings = CacheSettings::default();
+    let settings = KeyCacheSettings::default();
     let lifetime = settings.key_set_lifetime(cache_control);
     let mut notes = vec![format!(
         "keys used for {} after each fetch ({}; the library clamps it to {}..{}), then refreshed in \

@@ -73,4 +73,6 @@ pub use error::{ConfigError, KeysError, VerifyError};
 pub use fetch::HttpSettings;
 pub use layer::{BearerAuthLayer, Claims};
 pub use registry::IssuerRegistry;
+#[doc(hidden)]
+pub use token::set_capture as __set_capture;
 pub use verify::{Verifier, VerifierBuilder, VerifyToken};

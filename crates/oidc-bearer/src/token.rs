@@ -16,6 +16,20 @@ mod fuzz;
 
 pub(crate) use capture::decode_with_claims;
 
+/// Temporary switch for the capture measurement (BENCHMARKS.md): whether the verifier reads the
+/// registered claims while decoding the caller's type (`capture`) or where the payload is validated.
+static CAPTURE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// Temporary: chooses the capture path (`true`) or the serde path (`false`), for the bench only.
+#[doc(hidden)]
+pub fn set_capture(on: bool) {
+    CAPTURE.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+pub(crate) fn capture_on() -> bool {
+    CAPTURE.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// The JOSE header fields we read. `jku`, `x5u`, `x5c` and `jwk` are deliberately not read: keys come
 /// only from the issuer's configured key set, never from the token (RFC 8725 §3.10).
 #[derive(Debug, Deserialize)]
@@ -104,7 +118,7 @@ impl<'de> Deserialize<'de> for ClaimValue {
 /// The registered claims the verifier checks: read while decoding the caller's type after the
 /// signature check ([`capture`]), or up front by [`Parsed`] (to pick the issuer); only trusted after
 /// the signature.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(default)]
 pub(crate) struct RawClaims {
     pub(crate) iss: ClaimValue,
@@ -137,6 +151,10 @@ pub(crate) struct Jws<'a> {
     pub(crate) signing_input: &'a [u8],
     pub(crate) payload: Vec<u8>,
     pub(crate) signature: Vec<u8>,
+    /// The registered claims, read (not trusted) in the pass that validates the payload; `None`
+    /// when the payload is a JSON object whose registered claims cannot be read (a duplicated
+    /// `iss`, say), which is refused after the signature check.
+    pub(crate) claims: Option<RawClaims>,
 }
 
 /// Headers up to this size are decoded on the stack (real ones are under 200 bytes).
@@ -199,9 +217,15 @@ impl<'a> Jws<'a> {
         // Garbage is refused before any crypto: the payload must be one well-formed JSON object. This
         // pass only validates (serde's `IgnoredAny` allocates nothing); the claims are decoded once,
         // after the signature check.
-        if !is_json_object(&payload)
-            || serde_json::from_slice::<serde::de::IgnoredAny>(&payload).is_err()
-        {
+        if !is_json_object(&payload) {
+            return Err(malformed("payload is not a JSON object"));
+        }
+        let claims = if capture_on() {
+            None
+        } else {
+            serde_json::from_slice::<RawClaims>(&payload).ok()
+        };
+        if claims.is_none() && serde_json::from_slice::<serde::de::IgnoredAny>(&payload).is_err() {
             return Err(malformed("payload is not a JSON object"));
         }
         // RFC 7515 §4.1.11: a recipient MUST reject a JWS whose `crit` lists extensions it does not
@@ -222,6 +246,7 @@ impl<'a> Jws<'a> {
             signing_input: &token.as_bytes()[..h.len() + 1 + p.len()],
             payload,
             signature,
+            claims,
         })
     }
 
@@ -230,6 +255,14 @@ impl<'a> Jws<'a> {
         serde_json::from_slice(&self.payload).map_err(|_| VerifyError::Malformed {
             reason: "payload is not a JSON object",
         })
+    }
+
+    /// The registered claims read when the payload was validated (or parsed now).
+    pub(crate) fn claims(&self) -> Result<std::borrow::Cow<'_, RawClaims>, VerifyError> {
+        match &self.claims {
+            Some(claims) => Ok(std::borrow::Cow::Borrowed(claims)),
+            None => self.raw_claims().map(std::borrow::Cow::Owned),
+        }
     }
 }
 
@@ -243,8 +276,11 @@ pub(crate) struct Parsed<'a> {
 
 impl<'a> Parsed<'a> {
     pub(crate) fn new(token: &'a str, max_len: usize) -> Result<Self, VerifyError> {
-        let jws = Jws::new(token, max_len)?;
-        let claims = jws.raw_claims()?;
+        let mut jws = Jws::new(token, max_len)?;
+        let claims = match jws.claims.take() {
+            Some(claims) => claims,
+            None => jws.raw_claims()?,
+        };
         Ok(Self { jws, claims })
     }
 }

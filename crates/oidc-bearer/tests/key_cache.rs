@@ -2,7 +2,7 @@
 
 use oidc_bearer::claims::DefaultClaims;
 use oidc_bearer::clock::ManualClock;
-use oidc_bearer::keys::CacheSettings;
+use oidc_bearer::keys::KeyCacheSettings;
 use oidc_bearer::{KeysError, Verifier, VerifyError};
 use oidc_bearer_testing::{KeyAlg, TestIssuer};
 use serde_json::json;
@@ -301,11 +301,11 @@ async fn insecure_jwks_uri_from_discovery_is_refused() {
 async fn custom_cache_settings_apply() {
     let issuer = TestIssuer::start().await;
     let clock = ManualClock::new();
-    let mut settings = CacheSettings::default();
+    let mut settings = KeyCacheSettings::default();
     settings.cooldown = Duration::from_secs(5);
     let v = Verifier::builder(issuer.issuer(), AUD)
         .with_clock(clock.clone())
-        .with_cache_settings(settings)
+        .with_key_cache(settings)
         .build()
         .unwrap();
     v.ready().await.unwrap();
@@ -320,7 +320,7 @@ async fn custom_cache_settings_apply() {
 async fn huge_cache_settings_saturate_instead_of_overflowing() {
     let issuer = TestIssuer::start().await;
     let clock = ManualClock::new();
-    let mut settings = CacheSettings::default();
+    let mut settings = KeyCacheSettings::default();
     settings.cooldown = Duration::MAX;
     settings.max_ttl = Duration::MAX;
     settings.default_ttl = Duration::MAX;
@@ -328,7 +328,7 @@ async fn huge_cache_settings_saturate_instead_of_overflowing() {
     settings.max_backoff = Duration::MAX;
     let v = Verifier::builder(issuer.issuer(), AUD)
         .with_clock(clock.clone())
-        .with_cache_settings(settings)
+        .with_key_cache(settings)
         .build()
         .unwrap();
     let token = issuer.token().aud(AUD).sign();

@@ -11,7 +11,14 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 pub use jwks::{Jwks, KeyKind, PublicKey};
-pub use remote::{CacheSettings, RemoteKeySet};
+pub use remote::{KeyCacheSettings, RemoteKeySet};
+
+/// The former name of [`KeyCacheSettings`].
+#[deprecated(
+    since = "0.2.0",
+    note = "renamed `KeyCacheSettings` (beside `TokenCacheSettings`)"
+)]
+pub type CacheSettings = KeyCacheSettings;
 pub use skipped::{MAX_SKIPPED_KEYS_KEPT, SkippedKey};
 
 use crate::error::{ConfigError, KeysError};
@@ -114,17 +121,17 @@ impl KeySet for StaticKeySet {
     }
 }
 
-impl CacheSettings {
+impl KeyCacheSettings {
     /// How long a [`RemoteKeySet`] uses a key set served with this `Cache-Control` value before it
     /// must refresh it: `max-age` (`no-store` and `no-cache` count as zero) clamped to
     /// [`min_ttl`](Self::min_ttl)..=[`max_ttl`](Self::max_ttl), or [`default_ttl`](Self::default_ttl)
     /// without one.
     ///
     /// ```
-    /// use oidc_bearer::keys::CacheSettings;
+    /// use oidc_bearer::keys::KeyCacheSettings;
     /// use std::time::Duration;
     ///
-    /// let settings = CacheSettings::default();
+    /// let settings = KeyCacheSettings::default();
     /// assert_eq!(settings.key_set_lifetime(Some("public, max-age=300")), Duration::from_secs(300));
     /// assert_eq!(settings.key_set_lifetime(Some("no-store")), settings.min_ttl);
     /// assert_eq!(settings.key_set_lifetime(None), settings.default_ttl);

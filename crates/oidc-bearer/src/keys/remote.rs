@@ -34,10 +34,11 @@ use crate::discovery;
 use crate::error::{ConfigError, KeysError};
 use crate::fetch::{Fetcher, HttpSettings};
 
-/// How a [`RemoteKeySet`] caches keys.
+/// How a [`RemoteKeySet`] caches keys (the key cache; the cache of verified tokens is
+/// [`TokenCacheSettings`](crate::cache::TokenCacheSettings)).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct CacheSettings {
+pub struct KeyCacheSettings {
     /// The least time between two fetches triggered by unknown `kid`s. Default 30 s.
     pub cooldown: Duration,
     /// The key set's lifetime when the JWKS response has no `max-age`. Default 10 min.
@@ -54,7 +55,7 @@ pub struct CacheSettings {
     pub max_backoff: Duration,
 }
 
-impl Default for CacheSettings {
+impl Default for KeyCacheSettings {
     fn default() -> Self {
         Self {
             cooldown: Duration::from_secs(30),
@@ -68,7 +69,7 @@ impl Default for CacheSettings {
     }
 }
 
-impl CacheSettings {
+impl KeyCacheSettings {
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         let bad = |name, reason: &str| {
             Err(ConfigError::InvalidSetting {
@@ -133,7 +134,7 @@ struct Shared {
     source: Source,
     fetcher: Fetcher,
     clock: SharedClock,
-    settings: CacheSettings,
+    settings: KeyCacheSettings,
     state: RwLock<State>,
 }
 
@@ -172,13 +173,13 @@ impl RemoteKeySet {
     /// Keys found by OpenID Connect Discovery for `issuer`, at the standard discovery URL.
     pub fn discover(issuer: &str) -> Result<Self, ConfigError> {
         Self::builder_discovery(issuer, None, None, HttpSettings::default())
-            .map(|b| b.build(Arc::new(SystemClock), CacheSettings::default()))
+            .map(|b| b.build(Arc::new(SystemClock), KeyCacheSettings::default()))
     }
 
     /// Keys at a JWKS URL, without discovery.
     pub fn from_jwks_url(url: &str) -> Result<Self, ConfigError> {
         Self::builder_jwks(url, HttpSettings::default())
-            .map(|b| b.build(Arc::new(SystemClock), CacheSettings::default()))
+            .map(|b| b.build(Arc::new(SystemClock), KeyCacheSettings::default()))
     }
 
     pub(crate) fn builder_discovery(
@@ -558,7 +559,7 @@ impl Drop for FetchGuard {
 }
 
 /// The keys if they are within their lifetime plus the maximum staleness.
-fn usable(state: &State, now: Duration, settings: &CacheSettings) -> Option<Arc<Jwks>> {
+fn usable(state: &State, now: Duration, settings: &KeyCacheSettings) -> Option<Arc<Jwks>> {
     let keys = state.keys.as_ref()?;
     (now < state.expires_at.saturating_add(settings.max_stale)).then(|| keys.clone())
 }
@@ -618,7 +619,7 @@ pub(crate) struct Pending {
 }
 
 impl Pending {
-    pub(crate) fn build(self, clock: SharedClock, settings: CacheSettings) -> RemoteKeySet {
+    pub(crate) fn build(self, clock: SharedClock, settings: KeyCacheSettings) -> RemoteKeySet {
         RemoteKeySet {
             shared: Arc::new(Shared {
                 source: self.source,
@@ -637,7 +638,7 @@ mod tests {
 
     #[test]
     fn ttl_follows_max_age_within_bounds() {
-        let s = CacheSettings::default();
+        let s = KeyCacheSettings::default();
         assert_eq!(s.ttl(None), Duration::from_secs(600));
         assert_eq!(s.ttl(Some(Duration::from_secs(5))), Duration::from_secs(60));
         assert_eq!(
@@ -652,7 +653,7 @@ mod tests {
 
     #[test]
     fn backoff_doubles_up_to_the_cap() {
-        let s = CacheSettings::default();
+        let s = KeyCacheSettings::default();
         let secs: Vec<u64> = (1..=9).map(|n| s.backoff(n).as_secs()).collect();
         assert_eq!(secs, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
         assert_eq!(s.backoff(u32::MAX), Duration::from_secs(60));

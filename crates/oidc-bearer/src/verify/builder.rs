@@ -1,0 +1,404 @@
+//! [`VerifierBuilder`]: a [`Verifier`]'s configuration, checked when it is built.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_BYTES, Inner, Verifier};
+use crate::Algorithm;
+use crate::cache::{TokenCache, TokenCacheSettings};
+use crate::clock::{Clock, SharedClock, SystemClock};
+use crate::error::ConfigError;
+use crate::fetch::HttpSettings;
+use crate::keys::{KeyCacheSettings, KeySet, RemoteKeySet};
+
+#[derive(Clone)]
+enum KeySource {
+    Discovery,
+    JwksUrl(String),
+    Custom(Arc<dyn KeySet>),
+}
+
+/// Configures a [`Verifier`]. Every setting has a safe default; settings that weaken a check are named
+/// `dangerous_*`.
+#[must_use = "a builder does nothing until `build` is called"]
+#[derive(Clone)]
+pub struct VerifierBuilder {
+    issuer: String,
+    audiences: Vec<String>,
+    skip_audience: bool,
+    algorithms: Vec<Algorithm>,
+    leeway: Duration,
+    require_exp: bool,
+    required_typ: Option<String>,
+    max_token_bytes: usize,
+    clock: SharedClock,
+    source: KeySource,
+    discovery_url: Option<String>,
+    http: HttpSettings,
+    cache: KeyCacheSettings,
+    token_cache: Option<TokenCacheSettings>,
+    hmac: bool,
+    issuer_aliases: Vec<String>,
+    required_claims: Vec<&'static str>,
+    discovery_jwks_uri: Option<String>,
+    object_binding: Option<crate::tokenreview::ObjectBindingCheck>,
+    /// The cluster whose API server the object-binding check asks by default.
+    in_cluster: Option<crate::issuers::kubernetes::InCluster>,
+}
+
+impl VerifierBuilder {
+    pub(super) fn new(issuer: String, audience: String) -> Self {
+        Self {
+            issuer,
+            audiences: vec![audience],
+            skip_audience: false,
+            algorithms: Algorithm::ASYMMETRIC.to_vec(),
+            leeway: DEFAULT_LEEWAY,
+            require_exp: true,
+            required_typ: None,
+            max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
+            clock: Arc::new(SystemClock),
+            source: KeySource::Discovery,
+            discovery_url: None,
+            http: HttpSettings::default(),
+            cache: KeyCacheSettings::default(),
+            token_cache: Some(TokenCacheSettings::default()),
+            hmac: false,
+            issuer_aliases: Vec::new(),
+            required_claims: Vec::new(),
+            discovery_jwks_uri: None,
+            object_binding: None,
+            in_cluster: None,
+        }
+    }
+
+    /// Accepts another audience too (a token is accepted when any of its audiences is accepted).
+    pub fn with_audience(mut self, audience: impl Into<String>) -> Self {
+        self.audiences.push(audience.into());
+        self
+    }
+
+    /// The algorithms accepted (default: every asymmetric algorithm supported). The key's type and
+    /// JWK `alg` narrow this further per key.
+    pub fn with_algorithms(mut self, algorithms: &[Algorithm]) -> Self {
+        self.algorithms = algorithms.to_vec();
+        self
+    }
+
+    /// The clock-skew leeway for `exp`, `nbf` and `iat` (default 60 s, like go-jose's default
+    /// `DefaultLeeway`; go-oidc itself allows none for `exp`).
+    pub fn with_leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = leeway;
+        self
+    }
+
+    /// Requires the header's `typ` (e.g. `at+jwt` for RFC 9068 access tokens). Off by default:
+    /// Kubernetes and Google tokens are plain `JWT`s.
+    pub fn with_required_typ(mut self, typ: impl Into<String>) -> Self {
+        self.required_typ = Some(typ.into());
+        self
+    }
+
+    /// The largest token accepted, in bytes (default 8 KiB).
+    pub fn with_max_token_bytes(mut self, max: usize) -> Self {
+        self.max_token_bytes = max;
+        self
+    }
+
+    /// The clock for token and cache lifetimes (default: the system clock).
+    pub fn with_clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Fetches discovery from this URL instead of `{issuer}/.well-known/openid-configuration` (inside a
+    /// cluster the API server is reached at another address than the issuer). The document's `issuer`
+    /// must still equal the configured issuer.
+    pub fn with_discovery_url(mut self, url: impl Into<String>) -> Self {
+        self.discovery_url = Some(url.into());
+        self
+    }
+
+    /// Fetches the JWKS from this URL instead of the discovery document's `jwks_uri` (discovery is then
+    /// skipped).
+    pub fn with_jwks_uri(mut self, url: impl Into<String>) -> Self {
+        self.source = KeySource::JwksUrl(url.into());
+        self
+    }
+
+    /// Accepts this `iss` value too, as another spelling of the same issuer: Google's ID tokens say
+    /// `accounts.google.com` or `https://accounts.google.com` (go-oidc accepts both the same way).
+    /// Discovery still uses the configured issuer. Never give another issuer's name here: its tokens
+    /// would be checked with this issuer's keys, so this is only for one issuer's spellings.
+    pub fn with_issuer_alias(mut self, iss: impl Into<String>) -> Self {
+        self.issuer_aliases.push(iss.into());
+        self
+    }
+
+    /// Requires this claim in every token (present and not `null`), e.g. to accept only tokens of a
+    /// given shape. A token without it is refused with [`VerifyError::MissingClaim`](crate::VerifyError::MissingClaim).
+    pub fn with_required_claim(mut self, claim: &'static str) -> Self {
+        self.required_claims.push(claim);
+        self
+    }
+
+    /// Fetches discovery as usual (and checks its `issuer`), but the keys from this URL instead of the
+    /// document's `jwks_uri`.
+    pub(crate) fn with_discovery_jwks_uri(mut self, url: impl Into<String>) -> Self {
+        self.discovery_jwks_uri = Some(url.into());
+        self
+    }
+
+    /// The issuer and its aliases.
+    pub(crate) fn accepted_issuers(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.issuer.as_str()).chain(self.issuer_aliases.iter().map(String::as_str))
+    }
+
+    /// Uses these keys instead of fetching any (a [`StaticKeySet`](crate::keys::StaticKeySet), or your
+    /// own [`KeySet`]).
+    pub fn with_key_set(mut self, keys: impl KeySet) -> Self {
+        self.source = KeySource::Custom(Arc::new(keys));
+        self
+    }
+
+    /// Trusts these extra root certificates (PEM, one or more) for discovery and JWKS fetches.
+    pub fn with_root_certificates_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.http.root_certificates.push(pem.into());
+        self
+    }
+
+    /// Sends `Authorization: Bearer <token>` with discovery and JWKS fetches (a Kubernetes API server
+    /// requires it unless anonymous discovery is allowed). The closure is called per fetch, so a
+    /// rotating token file can be re-read. The token is only sent to the origins of the URLs
+    /// configured here (the issuer's discovery URL or [`with_discovery_url`](Self::with_discovery_url),
+    /// and [`with_jwks_uri`](Self::with_jwks_uri)), never to a `jwks_uri` a discovery document
+    /// advertises on another host (GKE and EKS clusters advertise public ones).
+    pub fn with_fetch_bearer_token(
+        mut self,
+        token: impl Fn() -> Option<String> + Send + Sync + 'static,
+    ) -> Self {
+        self.http.authorization = Some(Arc::new(token));
+        self
+    }
+
+    /// The connect and total timeouts of each fetch (default 5 s and 10 s).
+    pub fn with_http_timeouts(mut self, connect: Duration, total: Duration) -> Self {
+        self.http.connect_timeout = connect;
+        self.http.timeout = total;
+        self
+    }
+
+    /// The largest discovery or JWKS response accepted (default 1 MiB).
+    pub fn with_max_response_bytes(mut self, max: usize) -> Self {
+        self.http.max_response_bytes = max;
+        self
+    }
+
+    /// The key cache's settings (cooldown, lifetimes, staleness, backoff).
+    pub fn with_key_cache(mut self, settings: KeyCacheSettings) -> Self {
+        self.cache = settings;
+        self
+    }
+
+    /// The former name of [`with_key_cache`](Self::with_key_cache).
+    #[deprecated(
+        since = "0.2.0",
+        note = "renamed `with_key_cache` (beside `with_token_cache`)"
+    )]
+    pub fn with_cache_settings(self, settings: KeyCacheSettings) -> Self {
+        self.with_key_cache(settings)
+    }
+
+    /// Bounds for the cache of accepted tokens (on by default: 10,000 tokens, 16 MiB). See
+    /// [`cache`](crate::cache).
+    pub fn with_token_cache(mut self, settings: TokenCacheSettings) -> Self {
+        self.token_cache = Some(settings);
+        self
+    }
+
+    /// Whether the token cache is left at its default (a registry then applies its per-issuer bounds).
+    pub(crate) fn has_default_token_cache(&self) -> bool {
+        self.token_cache == Some(TokenCacheSettings::default())
+    }
+
+    /// Turns the cache of accepted tokens off: every request's token is verified in full, signature
+    /// included.
+    pub fn without_token_cache(mut self) -> Self {
+        self.token_cache = None;
+        self
+    }
+
+    /// The least time between two fetches triggered by unknown `kid`s (default 30 s).
+    pub fn with_refresh_cooldown(mut self, cooldown: Duration) -> Self {
+        self.cache.cooldown = cooldown;
+        self
+    }
+
+    /// **Dangerous**: allows fetching discovery and keys over plain `http` from hosts other than
+    /// loopback, where anyone on the path can replace the keys.
+    pub fn dangerous_allow_insecure_http(mut self) -> Self {
+        self.http.allow_insecure_http = true;
+        self
+    }
+
+    /// **Dangerous**: accepts tokens for any audience (go-oidc's `SkipClientIDCheck`). A token meant for
+    /// another service is then accepted here.
+    pub fn dangerous_skip_audience_check(mut self) -> Self {
+        self.skip_audience = true;
+        self
+    }
+
+    /// **Dangerous**: accepts tokens without `exp`, which never expire (legacy Kubernetes
+    /// service-account tokens are like this).
+    pub fn dangerous_allow_missing_exp(mut self) -> Self {
+        self.require_exp = false;
+        self
+    }
+
+    /// Confirms with a Kubernetes TokenReview, at most once per `interval` per token, that a
+    /// locally verified token's bound pod or secret still exists: a deleted pod's token stops
+    /// working within `interval`, while nearly every request costs a local cache hit. The API
+    /// server asked is that of [`InCluster`](crate::issuers::kubernetes::InCluster) for a builder
+    /// it made; otherwise use [`with_object_binding`](Self::with_object_binding). When the API
+    /// server cannot answer, tokens are accepted for a grace period, then get 503 (see
+    /// [`ObjectBindingCheck`](crate::tokenreview::ObjectBindingCheck)).
+    pub fn with_object_binding_check(self, interval: Duration) -> Self {
+        self.with_object_binding(crate::tokenreview::ObjectBindingCheck::new(interval))
+    }
+
+    /// The object-binding check with every setting (API server, grace period, limits).
+    pub fn with_object_binding(mut self, check: crate::tokenreview::ObjectBindingCheck) -> Self {
+        self.object_binding = Some(check);
+        self
+    }
+
+    /// The cluster whose API server the object-binding check asks unless told otherwise.
+    pub(crate) fn with_in_cluster(
+        mut self,
+        cluster: crate::issuers::kubernetes::InCluster,
+    ) -> Self {
+        self.in_cluster = Some(cluster);
+        self
+    }
+
+    /// Marks this as a shared-secret issuer: HMAC algorithms only, keys from the given key set only.
+    pub(crate) fn hmac_issuer(mut self, keys: impl KeySet) -> Self {
+        self.hmac = true;
+        self.algorithms = Algorithm::HMAC.to_vec();
+        self.source = KeySource::Custom(Arc::new(keys));
+        self
+    }
+
+    /// Checks the configuration and builds the verifier. Nothing is fetched.
+    pub fn build(self) -> Result<Verifier, ConfigError> {
+        if !self.skip_audience && self.audiences.iter().all(String::is_empty) {
+            return Err(ConfigError::NoAudience);
+        }
+        if self.issuer.is_empty() {
+            return Err(ConfigError::InvalidIssuer {
+                issuer: self.issuer,
+                reason: "empty".into(),
+            });
+        }
+        if self.algorithms.is_empty() {
+            return Err(ConfigError::InvalidAlgorithms {
+                reason: "no algorithm allowed".into(),
+            });
+        }
+        crate::algorithm::check_available(&self.algorithms)
+            .map_err(|reason| ConfigError::InvalidAlgorithms { reason })?;
+        if !self.hmac && self.algorithms.iter().any(|a| a.is_hmac()) {
+            return Err(ConfigError::InvalidAlgorithms {
+                reason: "HMAC algorithms are only for shared-secret issuers, never with published \
+                         public keys (RFC 8725 §2.1)"
+                    .into(),
+            });
+        }
+        if self.max_token_bytes == 0 {
+            return Err(ConfigError::InvalidSetting {
+                name: "max_token_bytes",
+                reason: "must be positive".into(),
+            });
+        }
+        self.cache.validate()?;
+        if let Some(settings) = &self.token_cache {
+            settings.validate()?;
+        }
+        let keys: Arc<dyn KeySet> = match self.source {
+            KeySource::Custom(keys) => keys,
+            KeySource::JwksUrl(url) => Arc::new(
+                RemoteKeySet::builder_jwks(&url, self.http)?.build(self.clock.clone(), self.cache),
+            ),
+            KeySource::Discovery => {
+                let issuer_url =
+                    crate::fetch::parse_url(&self.issuer, self.http.allow_insecure_http).map_err(
+                        |e| ConfigError::InvalidIssuer {
+                            issuer: self.issuer.clone(),
+                            reason: e.to_string(),
+                        },
+                    )?;
+                if issuer_url.query().is_some() || issuer_url.fragment().is_some() {
+                    // OpenID Connect Discovery 1.0 §2: the issuer has no query or fragment.
+                    return Err(ConfigError::InvalidIssuer {
+                        issuer: self.issuer,
+                        reason: "an issuer URL has no query or fragment".into(),
+                    });
+                }
+                Arc::new(
+                    RemoteKeySet::builder_discovery(
+                        &self.issuer,
+                        self.discovery_url.as_deref(),
+                        self.discovery_jwks_uri.as_deref(),
+                        self.http,
+                    )?
+                    .build(self.clock.clone(), self.cache),
+                )
+            }
+        };
+        let mut audiences = self.audiences;
+        audiences.retain(|a| !a.is_empty());
+        let binding = match self.object_binding {
+            // Without an audience to ask for, every review would be refused.
+            Some(_) if audiences.is_empty() => {
+                return Err(ConfigError::InvalidSetting {
+                    name: "object_binding_check",
+                    reason: "needs an audience: TokenReview checks the token against it".into(),
+                });
+            }
+            Some(check) => Some(check.build(
+                self.in_cluster.as_ref().map(|c| c.api_server()),
+                audiences.clone(),
+                self.clock.clone(),
+            )?),
+            None => None,
+        };
+        Ok(Verifier {
+            inner: Arc::new(Inner {
+                issuer: self.issuer,
+                audiences,
+                skip_audience: self.skip_audience,
+                algorithms: self.algorithms,
+                leeway: self.leeway.as_secs_f64(),
+                require_exp: self.require_exp,
+                required_typ: self.required_typ,
+                max_token_bytes: self.max_token_bytes,
+                keys,
+                clock: self.clock,
+                issuer_aliases: self.issuer_aliases,
+                required_claims: self.required_claims,
+                token_cache: self.token_cache.as_ref().map(TokenCache::new),
+                binding,
+            }),
+        })
+    }
+}
+
+impl fmt::Debug for VerifierBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VerifierBuilder")
+            .field("issuer", &self.issuer)
+            .field("audiences", &self.audiences)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,573 @@
+//! [`Verifier`]: one issuer's policy — where its keys are, which audiences and algorithms are
+//! accepted, how much clock skew is tolerated — and the verification of a token against it.
+
+//!
+//! One stage per file: [`builder`](VerifierBuilder) (configuration), `keys` (the algorithm and the
+//! key set holding the token's key, unknown `kid`s included), `claims` (the registered claims and
+//! times).
+
+use std::any::TypeId;
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+
+use crate::Algorithm;
+use crate::cache::{Entry, KeyRef, Lookup, SharedClaims, TokenCache, TokenCacheStats, TokenKey};
+use crate::clock::SharedClock;
+use crate::error::{ConfigError, KeysError, VerifyError};
+use crate::keys::{Jwks, KeySet};
+use crate::token::{Jws, Parsed, RawClaims};
+
+mod builder;
+mod claims;
+mod keys;
+
+pub use builder::VerifierBuilder;
+use keys::check_signature;
+
+/// The default token size cap: 8 KiB, far above real workload tokens (about 1 KiB).
+pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8 * 1024;
+/// The default clock-skew leeway for `exp`, `nbf` and `iat`.
+pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
+
+/// Verifies tokens of one issuer.
+///
+/// Cheap to clone (an `Arc` inside); clones share the key cache. Construction never contacts the
+/// issuer: keys are fetched on first use (or by [`ready`](Verifier::ready)), so a service starts even
+/// when its issuer is down.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// use oidc_bearer::{Verifier, claims::DefaultClaims};
+///
+/// let verifier = Verifier::new(
+///     "https://container.googleapis.com/v1/projects/p/locations/europe-west1/clusters/c",
+///     "my-service",
+/// )?;
+/// # let token = "";
+/// let claims: DefaultClaims = verifier.verify(token).await?;
+/// println!("hello {}", claims.subject());
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Verifier {
+    inner: Arc<Inner>,
+}
+
+/// A [`Verifier`] that may have been dropped.
+#[derive(Clone)]
+pub(crate) struct WeakVerifier(std::sync::Weak<Inner>);
+
+impl WeakVerifier {
+    pub(crate) fn upgrade(&self) -> Option<Verifier> {
+        self.0.upgrade().map(|inner| Verifier { inner })
+    }
+}
+
+struct Inner {
+    issuer: String,
+    audiences: Vec<String>,
+    skip_audience: bool,
+    algorithms: Vec<Algorithm>,
+    leeway: f64,
+    require_exp: bool,
+    required_typ: Option<String>,
+    max_token_bytes: usize,
+    keys: Arc<dyn KeySet>,
+    clock: SharedClock,
+    /// Tokens this verifier (and its clones) accepted: per verifier, so per policy.
+    token_cache: Option<TokenCache>,
+    issuer_aliases: Vec<String>,
+    required_claims: Vec<&'static str>,
+    /// The object-binding check: TokenReview confirmations of locally verified tokens.
+    binding: Option<crate::tokenreview::ObjectBinding>,
+}
+
+impl Verifier {
+    /// A verifier for `issuer`'s tokens meant for `audience`, with keys found by OpenID Connect
+    /// Discovery and every default.
+    pub fn new(
+        issuer: impl Into<String>,
+        audience: impl Into<String>,
+    ) -> Result<Self, ConfigError> {
+        Self::builder(issuer, audience).build()
+    }
+
+    /// Starts configuring a verifier for `issuer`'s tokens meant for `audience`. The audience is
+    /// required: it is what stops a token sent to service A from being replayed to service B.
+    pub fn builder(issuer: impl Into<String>, audience: impl Into<String>) -> VerifierBuilder {
+        VerifierBuilder::new(issuer.into(), audience.into())
+    }
+
+    /// Starts configuring a verifier for an issuer that signs its own tokens with a shared HMAC secret
+    /// (HS256/384/512), such as an internal auth service. Only these algorithms and this secret are
+    /// accepted; the secret must be at least 32 bytes (RFC 7518 §3.2). Never mixed with published
+    /// public keys (RFC 8725 §2.1).
+    pub fn shared_secret_builder(
+        issuer: impl Into<String>,
+        audience: impl Into<String>,
+        secret: &[u8],
+    ) -> Result<VerifierBuilder, ConfigError> {
+        let keys = crate::keys::StaticKeySet::new(crate::keys::Jwks::from_secret(secret, None)?);
+        Ok(Self::builder(issuer, audience).hmac_issuer(keys))
+    }
+
+    /// The issuer this verifier accepts.
+    pub fn issuer(&self) -> &str {
+        &self.inner.issuer
+    }
+
+    /// The audiences this verifier accepts.
+    pub fn audiences(&self) -> &[String] {
+        &self.inner.audiences
+    }
+
+    /// Fetches the keys now if none are loaded (a warm-up). Not required: the first verification does
+    /// it, and a failure is retried by later requests.
+    pub async fn ready(&self) -> Result<(), KeysError> {
+        match self.inner.keys.current() {
+            Some(_) => Ok(()),
+            None => self.inner.keys.refresh().await.map(|_| ()),
+        }
+    }
+
+    /// Verifies `token` and decodes its payload into `T`.
+    ///
+    /// Order: structure (before any crypto), algorithm and key, signature, then the claims — go-oidc
+    /// checks the signature before the claims since v3.15 (CVE-2025-27144) and so do we.
+    ///
+    /// With the [token cache](crate::cache) on (the default), a token this verifier has accepted
+    /// before is not checked again: its `exp`, `nbf` and `iat` are, and that its key is still
+    /// published; the payload is then decoded into a new `T`. Prefer
+    /// [`verify_shared`](Self::verify_shared), which hands out the cached claims themselves.
+    pub async fn verify<T: DeserializeOwned>(&self, token: &str) -> Result<T, VerifyError> {
+        self.verify_cached::<Owned<T>>(token, None)
+            .await
+            .map(|(Owned(claims), _)| claims)
+    }
+
+    /// Verifies `token` and decodes its payload into a shared `T`: what the HTTP layer uses.
+    ///
+    /// With the [token cache](crate::cache) on (the default), a token seen before costs a SHA-256 of
+    /// its signature and a lookup, and every request with it gets the same `Arc<T>` (no decoding,
+    /// no deep copy).
+    pub async fn verify_shared<T>(&self, token: &str) -> Result<Arc<T>, VerifyError>
+    where
+        T: DeserializeOwned + Send + Sync + 'static,
+    {
+        self.verify_cached::<Arc<T>>(token, None)
+            .await
+            .map(|(claims, _)| claims)
+    }
+
+    /// The shared claims of `token` if this verifier's token cache already holds them for `T`, still
+    /// valid (times re-checked against the clock, key still published); `None` otherwise, and the
+    /// token must go through [`verify_shared`](Self::verify_shared). Never waits, never verifies:
+    /// the HTTP layer answers cache hits with it without allocating a future.
+    pub(crate) fn cached_shared<T>(&self, token: &[u8]) -> Option<Arc<T>>
+    where
+        T: Send + Sync + 'static,
+    {
+        let inner = &*self.inner;
+        if inner.token_cache.is_none() || token.len() > inner.max_token_bytes {
+            return None;
+        }
+        self.cached_key(&TokenKey::new(token)?)
+    }
+
+    /// [`cached_shared`](Self::cached_shared) for a token whose cache key the caller has computed.
+    /// No size check: a key found in the cache is that of a token this verifier accepted, so within
+    /// its cap.
+    pub(crate) fn cached_key<T>(&self, token: &TokenKey<'_>) -> Option<Arc<T>>
+    where
+        T: Send + Sync + 'static,
+    {
+        let inner = &*self.inner;
+        let cache = inner.token_cache.as_ref()?;
+        let keys = inner.keys.current()?;
+        let now = self.now();
+        let claims = cache
+            .get_typed(token, TypeId::of::<T>(), &keys, |times| {
+                self.check_times(times, now).is_ok()
+            })?
+            .downcast::<T>()
+            .ok()?;
+        // With the object-binding check, only while a review within the interval confirmed it.
+        match &inner.binding {
+            Some(binding) if !binding.confirmed(&token.digest) => None,
+            _ => Some(claims),
+        }
+    }
+
+    /// A reference to this verifier that does not keep it alive (an issuer registry's index of
+    /// recent tokens holds these, so that it never outlives the registry's own choice of issuers).
+    pub(crate) fn downgrade(&self) -> WeakVerifier {
+        WeakVerifier(Arc::downgrade(&self.inner))
+    }
+
+    /// Counters of this verifier's object-binding check (TokenReviews sent, answers cached), or
+    /// `None` without one.
+    pub fn object_binding_stats(&self) -> Option<crate::tokenreview::TokenReviewStats> {
+        self.inner.binding.as_ref().map(|b| b.stats())
+    }
+
+    /// Counters of this verifier's token cache (shared by its clones), or `None` when the cache is
+    /// off.
+    pub fn token_cache_stats(&self) -> Option<TokenCacheStats> {
+        self.inner.token_cache.as_ref().map(TokenCache::stats)
+    }
+
+    /// Verifies a token the caller has already parsed (an issuer registry parses once to pick the
+    /// verifier): the same checks as [`verify`](Self::verify), this verifier's size cap included.
+    pub(crate) async fn verify_parsed<T: DeserializeOwned>(
+        &self,
+        token: &str,
+        parsed: &Parsed<'_>,
+    ) -> Result<T, VerifyError> {
+        self.verify_cached::<Owned<T>>(token, Some(parsed))
+            .await
+            .map(|(Owned(claims), _)| claims)
+    }
+
+    /// [`verify_parsed`](Self::verify_parsed) into a shared `T`, cached like
+    /// [`verify_shared`](Self::verify_shared); with the digest of its token cache key (the SHA-256
+    /// of its signature, see [`TokenKey`]) when the token cache is on (an issuer registry indexes
+    /// it).
+    pub(crate) async fn verify_parsed_shared<T>(
+        &self,
+        token: &str,
+        parsed: &Parsed<'_>,
+    ) -> Result<(Arc<T>, Option<crate::crypto::Sha256>), VerifyError>
+    where
+        T: DeserializeOwned + Send + Sync + 'static,
+    {
+        self.verify_cached::<Arc<T>>(token, Some(parsed)).await
+    }
+
+    /// The `iss` values accepted: the issuer, then its aliases.
+    pub(crate) fn accepted_issuers(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.inner.issuer.as_str())
+            .chain(self.inner.issuer_aliases.iter().map(String::as_str))
+    }
+
+    /// The verification behind every `verify*` method.
+    ///
+    /// A miss runs as close to the bare signature check as we can make it: the header is parsed
+    /// once, the key found by `kid` in O(1) and already prepared (see `crypto`), garbage refused
+    /// before any crypto, and the payload parsed once, after the signature, into the caller's type
+    /// with the registered claims read in the same pass (`token::capture`).
+    ///
+    /// With the token cache on, a hit returns before any parsing. `R` (see [`Decoded`]) says what
+    /// the caller gets: shared claims are cached per type, so a hit hands out the same `Arc`.
+    ///
+    /// Concurrent first uses of one token may each verify it, but only as many as run at once: the
+    /// miss path awaits nothing once the keys are loaded, and after any await (a key fetch) it looks
+    /// in the cache again, so the tasks that queued behind one fetch find the token verified by the
+    /// first of them.
+    ///
+    /// With the object-binding check, a locally accepted token is then confirmed by TokenReview
+    /// (at most once per interval, keyed by the token cache's key).
+    async fn verify_cached<R: Decoded>(
+        &self,
+        token: &str,
+        parsed: Option<&Parsed<'_>>,
+    ) -> Result<(R, Option<crate::crypto::Sha256>), VerifyError> {
+        let (value, digest) = self.verify_local::<R>(token, parsed).await?;
+        if let Some(binding) = &self.inner.binding {
+            // A token accepted locally is a JWS, so it has a key.
+            let key = digest
+                .or_else(|| TokenKey::new(token.as_bytes()).map(|key| key.digest))
+                .ok_or(VerifyError::Malformed {
+                    reason: "a JWS has three dot-separated parts",
+                })?;
+            binding.check(token, key).await?;
+        }
+        Ok((value, digest))
+    }
+
+    /// The local verification behind [`verify_cached`](Self::verify_cached).
+    async fn verify_local<R: Decoded>(
+        &self,
+        token: &str,
+        parsed: Option<&Parsed<'_>>,
+    ) -> Result<(R, Option<crate::crypto::Sha256>), VerifyError> {
+        let inner = &*self.inner;
+        // Before hashing: an oversized token costs nothing but this comparison.
+        if token.len() > inner.max_token_bytes {
+            return Err(VerifyError::TooLarge {
+                len: token.len(),
+                max: inner.max_token_bytes,
+            });
+        }
+        let cache = inner.token_cache.as_ref();
+        // No key for bytes without a `.`: no JWS, refused below.
+        let cache_key = cache.and_then(|_| TokenKey::new(token.as_bytes()));
+        let digest = cache_key.as_ref().map(|key| key.digest);
+        // One reading of the clock per verification (another after waiting for keys).
+        let mut now = self.now();
+        let lookup = |keys: &Arc<Jwks>, now| match (cache, &cache_key) {
+            (Some(cache), Some(cache_key)) => {
+                self.cached::<R>(cache, cache_key, keys, now, token, parsed)
+            }
+            _ => Ok(None),
+        };
+        // The current keys, never waiting: a hit must still find its key there (and reading them
+        // lets a remote key set schedule its background refresh, as a full verification would).
+        let current = inner.keys.current();
+        if let Some(keys) = &current
+            && let Some(hit) = lookup(keys, now)?
+        {
+            return Ok((hit, digest));
+        }
+
+        // The miss path, timed to its end (feature `metrics`).
+        let _timer = crate::metrics::VerifyTimer::start();
+        let owned;
+        let jws: &Jws<'_> = match parsed {
+            Some(parsed) => parsed,
+            None => {
+                owned = Jws::new(token, inner.max_token_bytes)?;
+                &owned
+            }
+        };
+        let (keys, alg, waited) = self.resolve_keys(jws, current).await?;
+        if waited {
+            now = self.now();
+            if let Some(hit) = lookup(&keys, now)? {
+                return Ok((hit, digest));
+            }
+        }
+        let key = check_signature(jws, &keys, alg)?;
+
+        let capture = parsed.is_none() && crate::token::capture_on();
+        let (decoded, captured) = if capture {
+            R::decode(&jws.payload)
+        } else {
+            (R::decode_serde(&jws.payload), None)
+        };
+        let separate;
+        let claims = match (parsed, &captured) {
+            (Some(parsed), _) => &parsed.claims,
+            (None, Some(captured)) => captured,
+            // Not readable in the same pass (or the caller's type failed): parse them on their own,
+            // so that a claim error still comes before a decoding error.
+            (None, None) => {
+                separate = jws.claims()?;
+                &*separate
+            }
+        };
+        let times = self.check_claims(jws, claims, now)?;
+        let value = decoded?;
+        if let (Some(cache), Some(cache_key)) = (cache, &cache_key) {
+            let entry = Entry::new(
+                cache_key,
+                times,
+                inner.leeway,
+                KeyRef::new(&keys, jws.header.kid.as_deref(), alg, key.fingerprint()),
+                R::type_id().zip(value.to_shared()),
+                jws.payload.len(),
+            );
+            cache.insert(cache_key, entry, now);
+        }
+        Ok((value, digest))
+    }
+
+    /// The cache lookup: `Some` when the token was verified before and still holds.
+    fn cached<R: Decoded>(
+        &self,
+        cache: &TokenCache,
+        cache_key: &TokenKey<'_>,
+        keys: &Arc<Jwks>,
+        now: f64,
+        token: &str,
+        parsed: Option<&Parsed<'_>>,
+    ) -> Result<Option<R>, VerifyError> {
+        let lookup = cache.get(cache_key, R::type_id(), keys, |times| {
+            self.check_times(times, now).is_ok()
+        });
+        match lookup {
+            Lookup::Miss => Ok(None),
+            Lookup::Typed(shared) => Ok(R::from_shared(shared)),
+            Lookup::Verified => {
+                let payload = match parsed {
+                    Some(parsed) => Cow::Borrowed(&parsed.payload[..]),
+                    None => Cow::Owned(crate::token::decode_payload(token)?),
+                };
+                let claims = R::decode(&payload).0?;
+                if let Some((type_id, shared)) = R::type_id().zip(claims.to_shared()) {
+                    cache.attach(cache_key, type_id, shared, now);
+                }
+                Ok(Some(claims))
+            }
+        }
+    }
+
+    pub(super) fn now(&self) -> f64 {
+        self.inner.clock.now().as_secs_f64()
+    }
+}
+
+/// Decodes a verified payload into `T`, reading the registered claims in the same pass.
+fn decode_capturing<T: DeserializeOwned>(
+    payload: &[u8],
+) -> (Result<T, VerifyError>, Option<RawClaims>) {
+    let (result, claims) = crate::token::decode_with_claims::<T>(payload);
+    (result.map_err(claims_decode_error), claims)
+}
+
+/// What a verification hands back: the caller's type by value ([`Owned`]) or shared (`Arc<T>`,
+/// which the token cache keeps per type, so that a hit hands out the same `Arc`). One decode path
+/// serves both.
+trait Decoded: Sized {
+    /// The type the token cache keeps these claims under; `None` when it does not keep them.
+    fn type_id() -> Option<TypeId>;
+    /// Decodes a verified payload, with the registered claims when they were read in the same pass.
+    fn decode(payload: &[u8]) -> (Result<Self, VerifyError>, Option<RawClaims>);
+    /// Decodes a verified payload the serde way.
+    fn decode_serde(payload: &[u8]) -> Result<Self, VerifyError>;
+    /// The claims the token cache kept for [`type_id`](Self::type_id).
+    fn from_shared(shared: SharedClaims) -> Option<Self>;
+    /// What the token cache keeps for [`type_id`](Self::type_id).
+    fn to_shared(&self) -> Option<SharedClaims>;
+}
+
+/// Claims handed out by value ([`Verifier::verify`]): decoded anew on every cache hit.
+struct Owned<T>(T);
+
+impl<T: DeserializeOwned> Decoded for Owned<T> {
+    fn type_id() -> Option<TypeId> {
+        None
+    }
+
+    fn decode(payload: &[u8]) -> (Result<Self, VerifyError>, Option<RawClaims>) {
+        let (result, claims) = decode_capturing::<T>(payload);
+        (result.map(Owned), claims)
+    }
+
+    fn decode_serde(payload: &[u8]) -> Result<Self, VerifyError> {
+        serde_json::from_slice(payload)
+            .map(Owned)
+            .map_err(claims_decode_error)
+    }
+
+    fn from_shared(_: SharedClaims) -> Option<Self> {
+        None
+    }
+
+    fn to_shared(&self) -> Option<SharedClaims> {
+        None
+    }
+}
+
+impl<T: DeserializeOwned + Send + Sync + 'static> Decoded for Arc<T> {
+    fn type_id() -> Option<TypeId> {
+        Some(TypeId::of::<T>())
+    }
+
+    fn decode(payload: &[u8]) -> (Result<Self, VerifyError>, Option<RawClaims>) {
+        let (result, claims) = decode_capturing::<T>(payload);
+        (result.map(Arc::new), claims)
+    }
+
+    fn decode_serde(payload: &[u8]) -> Result<Self, VerifyError> {
+        serde_json::from_slice(payload)
+            .map(Arc::new)
+            .map_err(claims_decode_error)
+    }
+
+    fn from_shared(shared: SharedClaims) -> Option<Self> {
+        shared.downcast::<T>().ok()
+    }
+
+    fn to_shared(&self) -> Option<SharedClaims> {
+        Some(self.clone() as SharedClaims)
+    }
+}
+
+fn claims_decode_error(e: serde_json::Error) -> VerifyError {
+    // serde_json's messages can quote claim values (`invalid type: string "alice@example.com"`,
+    // and a custom `Deserialize` may say anything): keep only a missing field's name and the
+    // position, so that claims never reach logs through this error.
+    let text = e.to_string();
+    let message = match text
+        .strip_prefix("missing field `")
+        .and_then(|r| r.split_once('`'))
+    {
+        Some((field, _)) if field.len() <= 64 => format!("missing field `{field}`"),
+        _ => format!(
+            "a claim has the wrong type or value (line {}, column {})",
+            e.line(),
+            e.column()
+        ),
+    };
+    VerifyError::ClaimsDecode { message }
+}
+
+impl fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Verifier")
+            .field("issuer", &self.inner.issuer)
+            .field("audiences", &self.inner.audiences)
+            .field("algorithms", &self.inner.algorithms)
+            .field("leeway", &self.inner.leeway)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Something that verifies bearer tokens: a single-issuer [`Verifier`], or a registry of many issuers.
+///
+/// The HTTP layer is generic over it.
+pub trait VerifyToken: Clone + Send + Sync + 'static {
+    /// Verifies `token` and decodes its claims into a shared `T`.
+    fn verify_token<T>(
+        &self,
+        token: &str,
+    ) -> impl std::future::Future<Output = Result<Arc<T>, VerifyError>> + Send
+    where
+        T: DeserializeOwned + Send + Sync + 'static;
+
+    /// The claims of a token verified before and still valid, answered synchronously from a cache
+    /// of verified tokens; `None` sends the token through [`verify_token`](Self::verify_token).
+    ///
+    /// The HTTP layer asks this first, so that a cache hit costs no allocated future. It asks with
+    /// the token's bytes before their syntax (or even their encoding) is checked (see
+    /// [`TokenSource::token_unchecked`](crate::bearer::TokenSource::token_unchecked)), so the
+    /// bytes may be anything. The default answers `None`. An implementation must only return claims
+    /// that [`verify_token`](Self::verify_token) would return for the same token at this moment
+    /// (and so never for bytes that are not a token it accepts).
+    ///
+    /// Not part of the public API (hidden, and free to change in any release): the contract above
+    /// is subtle enough that only this crate's verifiers implement it. Implementations outside the
+    /// crate keep the default, which is always correct (every token then goes through
+    /// [`verify_token`](Self::verify_token)).
+    #[doc(hidden)]
+    fn verify_token_cached<T>(&self, token: &[u8]) -> Option<Arc<T>>
+    where
+        T: DeserializeOwned + Send + Sync + 'static,
+    {
+        let _ = token;
+        None
+    }
+}
+
+impl VerifyToken for Verifier {
+    fn verify_token<T>(
+        &self,
+        token: &str,
+    ) -> impl std::future::Future<Output = Result<Arc<T>, VerifyError>> + Send
+    where
+        T: DeserializeOwned + Send + Sync + 'static,
+    {
+        self.verify_shared(token)
+    }
+
+    fn verify_token_cached<T>(&self, token: &[u8]) -> Option<Arc<T>>
+    where
+        T: DeserializeOwned + Send + Sync + 'static,
+    {
+        self.cached_shared(token)
+    }
+}
