@@ -133,6 +133,7 @@ impl TestIssuerBuilder {
                 shared,
                 runtime,
                 server: Mutex::new(Some(server)),
+                switching: tokio::sync::Mutex::new(()),
                 alive: watch::Sender::new(()),
             }),
         }

@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::sync::atomic::Ordering;
+use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
@@ -45,6 +46,8 @@ impl TestIssuer {
     /// Closes the listener and every open connection: new requests get "connection refused".
     /// Keys, settings and counters are kept. Does nothing if already stopped.
     pub async fn stop_listening(&self) {
+        // Held until the server is gone, so that a `resume_listening` waits for the port.
+        let _switching = self.inner.switching.lock().await;
         let server = self
             .inner
             .server
@@ -60,40 +63,28 @@ impl TestIssuer {
     /// listening.
     ///
     /// # Panics
-    /// If the port cannot be bound again within a few seconds (another process took it).
+    /// If the port cannot be bound again (another process took it meanwhile).
     pub async fn resume_listening(&self) {
+        // Waits for a `stop_listening` under way: once it has returned, the old listener and its
+        // connections are closed, and tokio sets SO_REUSEADDR, so the port binds at the first try.
+        let _switching = self.inner.switching.lock().await;
         if self.is_listening() {
             return;
         }
         let port = self.addr().port();
-        let mut attempt = 0;
-        let listener = loop {
-            match server::bind(port).await {
-                Ok(listener) => break listener,
-                // The port was just released; give the kernel a moment.
-                Err(_) if attempt < 50 => {
-                    attempt += 1;
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-                Err(e) => {
-                    panic!("oidc-bearer-testing: resume_listening: cannot bind port {port}: {e}")
-                }
-            }
-        };
+        let listener = server::bind(port).await.unwrap_or_else(|e| {
+            panic!("oidc-bearer-testing: resume_listening: cannot bind port {port}: {e}")
+        });
         let new = Server::spawn(
             &self.inner.runtime,
             listener,
             Arc::clone(&self.inner.shared),
         );
-        let mut server = self
+        *self
             .inner
             .server
             .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        // Two racing resume calls: the first one wins; dropping `new` stops the second.
-        if server.is_none() {
-            *server = Some(new);
-        }
+            .unwrap_or_else(PoisonError::into_inner) = Some(new);
     }
 
     /// Whether the issuer is accepting connections (false between [`Self::stop_listening`] and
@@ -198,11 +189,14 @@ pub(crate) async fn wait_for_count(
         return;
     }
     // A std thread keeps the time: tokio's clock may be paused in the caller's test, and would
-    // then jump straight to a tokio deadline while the requests are still on their way.
+    // then jump straight to a tokio deadline while the requests are still on their way. The thread
+    // waits on a channel whose sender this function holds, so it ends as soon as the wait does.
     let (expired_tx, expired) = tokio::sync::oneshot::channel::<()>();
+    let (_done, done) = std::sync::mpsc::channel::<()>();
     std::thread::spawn(move || {
-        std::thread::sleep(WAIT_LIMIT);
-        let _ = expired_tx.send(());
+        if let Err(RecvTimeoutError::Timeout) = done.recv_timeout(WAIT_LIMIT) {
+            let _ = expired_tx.send(());
+        }
     });
     tokio::select! {
         // The sender lives in `Shared`, which the caller's handle keeps alive.

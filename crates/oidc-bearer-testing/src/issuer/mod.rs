@@ -61,6 +61,8 @@ struct Inner {
     shared: Arc<Shared>,
     runtime: tokio::runtime::Handle,
     server: Mutex<Option<Server>>,
+    /// Held by `stop_listening` and `resume_listening` from start to end, so they never overlap.
+    switching: tokio::sync::Mutex<()>,
     alive: watch::Sender<()>,
 }
 
