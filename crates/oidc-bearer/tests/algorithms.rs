@@ -2,6 +2,8 @@
 //! tokens through the HTTP layer; algorithm/key pairs that do not fit; HMAC secret lengths; and
 //! the keys a JWKS parse skips, with why.
 
+mod support;
+
 use std::convert::Infallible;
 
 use base64::Engine as _;
@@ -9,9 +11,10 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use oidc_bearer::claims::DefaultClaims;
 use oidc_bearer::keys::{Jwks, MAX_SKIPPED_KEYS_KEPT};
 use oidc_bearer::rejection::AuthRejection;
-use oidc_bearer::{Algorithm, BearerAuthLayer, Claims, Verifier, VerifyError};
+use oidc_bearer::{Algorithm, BearerAuthLayer, Claims, Verifier};
 use oidc_bearer_testing::{KeyAlg, TestIssuer};
 use serde_json::{Value, json};
+use support::code;
 use tower::{ServiceBuilder, ServiceExt, service_fn};
 
 const AUD: &str = "my-service";
@@ -41,13 +44,6 @@ async fn through_layer(verifier: &Verifier, token: &str) -> (u16, String) {
     match response.extensions().get::<AuthRejection>() {
         Some(rejection) => (status, rejection.code().to_owned()),
         None => (status, response.into_body()),
-    }
-}
-
-fn code(result: Result<DefaultClaims, VerifyError>) -> &'static str {
-    match result {
-        Ok(_) => "ok",
-        Err(e) => e.code(),
     }
 }
 

@@ -1,5 +1,7 @@
 //! The remote key set: rotation, removal, forged-kid floods, outages, single flight, Cache-Control.
 
+mod support;
+
 use oidc_bearer::claims::DefaultClaims;
 use oidc_bearer::clock::ManualClock;
 use oidc_bearer::keys::CacheSettings;
@@ -7,6 +9,7 @@ use oidc_bearer::{KeysError, Verifier, VerifyError};
 use oidc_bearer_testing::{KeyAlg, TestIssuer};
 use serde_json::json;
 use std::time::Duration;
+use support::code;
 
 const AUD: &str = "my-service";
 
@@ -19,10 +22,6 @@ fn verifier(issuer: &TestIssuer, clock: &ManualClock) -> Verifier {
 
 async fn check(verifier: &Verifier, token: &str) -> Result<DefaultClaims, VerifyError> {
     verifier.verify(token).await
-}
-
-fn code(r: Result<DefaultClaims, VerifyError>) -> &'static str {
-    r.map_or_else(|e| e.code(), |_| "ok")
 }
 
 #[tokio::test]

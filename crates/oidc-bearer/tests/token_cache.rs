@@ -1,6 +1,8 @@
 //! The verified-token cache: what a hit may and may not skip. Correctness only; the speed is in
 //! `benches/verify.rs`.
 
+mod support;
+
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -10,6 +12,7 @@ use oidc_bearer::clock::ManualClock;
 use oidc_bearer::keys::{BoxFuture, Jwks, KeySet, Refresh};
 use oidc_bearer::{KeysError, Verifier, VerifyError};
 use oidc_bearer_testing::{KeyAlg, TestIssuer};
+use support::jwks_of;
 
 const AUD: &str = "my-service";
 
@@ -36,10 +39,6 @@ impl KeySet for Swappable {
         let keys = self.current();
         Box::pin(async move { Ok(Refresh::fresh(keys.unwrap())) })
     }
-}
-
-fn jwks_of(issuer: &TestIssuer) -> Jwks {
-    Jwks::from_json(&serde_json::to_vec(&issuer.jwks_json()).unwrap()).unwrap()
 }
 
 fn verifier(issuer: &TestIssuer, keys: &Swappable, clock: &ManualClock) -> Verifier {
@@ -325,7 +324,10 @@ async fn first_uses_race() -> (oidc_bearer::cache::TokenCacheStats, usize) {
 async fn concurrent_first_uses_of_one_token_keep_one_entry() {
     let (stats, distinct) = first_uses_race().await;
     assert!(stats.insertions >= 1, "{stats:?}");
-    assert!(distinct as u64 <= stats.insertions, "{distinct} distinct, {stats:?}");
+    assert!(
+        distinct as u64 <= stats.insertions,
+        "{distinct} distinct, {stats:?}"
+    );
 }
 
 /// A lookup, the verification and the insertion run without a suspension point: on one thread, the

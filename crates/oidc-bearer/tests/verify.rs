@@ -1,5 +1,7 @@
 //! The verification rules, each through a real issuer on 127.0.0.1 with keys generated per test.
 
+mod support;
+
 use oidc_bearer::claims::DefaultClaims;
 use oidc_bearer::clock::ManualClock;
 use oidc_bearer::keys::{Jwks, StaticKeySet};
@@ -7,18 +9,12 @@ use oidc_bearer::{Algorithm, Verifier, VerifyError};
 use oidc_bearer_testing::{KeyAlg, TestIssuer, TokenBuilder, now};
 use serde_json::json;
 use std::time::Duration;
+use support::code;
 
 const AUD: &str = "my-service";
 
 async fn verify(verifier: &Verifier, token: &str) -> Result<DefaultClaims, VerifyError> {
     verifier.verify::<DefaultClaims>(token).await
-}
-
-fn code(result: Result<DefaultClaims, VerifyError>) -> &'static str {
-    match result {
-        Ok(_) => "ok",
-        Err(e) => e.code(),
-    }
 }
 
 #[tokio::test]
