@@ -14,17 +14,10 @@ use oidc_bearer::rejection::AuthRejection;
 use oidc_bearer::{Algorithm, BearerAuthLayer, Claims, Verifier};
 use oidc_bearer_testing::{KeyAlg, TestIssuer};
 use serde_json::{Value, json};
-use support::code;
+use support::{code, verifiable_algs};
 use tower::{ServiceBuilder, ServiceExt, service_fn};
 
 const AUD: &str = "my-service";
-
-/// The algorithms this build verifies: ML-DSA only with the `ml-dsa` feature.
-fn supported() -> impl Iterator<Item = KeyAlg> {
-    KeyAlg::ALL
-        .into_iter()
-        .filter(|alg| !alg.is_ml_dsa() || cfg!(feature = "ml-dsa"))
-}
 
 /// Sends `token` through `BearerAuthLayer` in front of a handler that echoes the verified `sub`;
 /// returns the status and the body, or the rejection's code.
@@ -60,7 +53,7 @@ async fn every_algorithm_verifies_through_the_layer_with_keys_from_the_jwks() {
     // One issuer publishing a key of every algorithm this build supports.
     let issuer = TestIssuer::builder().key(KeyAlg::RS256).start().await;
     let first = issuer.signing_kid();
-    let kids: Vec<(KeyAlg, String)> = supported()
+    let kids: Vec<(KeyAlg, String)> = verifiable_algs()
         .map(|alg| {
             let kid = if alg == KeyAlg::RS256 {
                 first.clone()

@@ -3,7 +3,7 @@
 
 use oidc_bearer::VerifyError;
 use oidc_bearer::keys::Jwks;
-use oidc_bearer_testing::TestIssuer;
+use oidc_bearer_testing::{KeyAlg, TestIssuer};
 
 /// `"ok"`, or the error's stable code: what a verification table compares.
 pub(crate) fn code<T>(result: Result<T, VerifyError>) -> &'static str {
@@ -18,4 +18,11 @@ pub(crate) fn jwks_of(issuer: &TestIssuer) -> Jwks {
 /// `(discovery, JWKS)` requests `issuer` has seen.
 pub(crate) fn fetches(issuer: &TestIssuer) -> (usize, usize) {
     (issuer.discovery_fetches(), issuer.jwks_fetches())
+}
+
+/// Every algorithm of [`KeyAlg::ALL`] this build verifies (ML-DSA needs the `ml-dsa` feature).
+pub(crate) fn verifiable_algs() -> impl Iterator<Item = KeyAlg> {
+    KeyAlg::ALL.into_iter().filter(|alg| {
+        oidc_bearer::Algorithm::from_header(alg.name()).is_some_and(|a| a.is_available())
+    })
 }
