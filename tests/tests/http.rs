@@ -14,6 +14,7 @@ use oidc_bearer::rejection::AuthRejection;
 use oidc_bearer::{BearerAuthLayer, Claims, Verifier, VerifyError};
 use oidc_bearer_testing::{TestIssuer, now};
 use serde_json::{Value, json};
+use support::serve;
 use tower::ServiceExt;
 
 const AUD: &str = "resource-server";
@@ -27,14 +28,6 @@ fn app(verifier: Verifier) -> Router {
         .route("/private", get(private))
         .route_layer(BearerAuthLayer::new(verifier))
         .route("/", get(|| async { Json(json!({"msg": "hello-exposed"})) }))
-}
-
-/// Serves `app` on 127.0.0.1:0 and returns its base URL.
-async fn serve(app: Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    format!("http://{addr}")
 }
 
 struct Reply {

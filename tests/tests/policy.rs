@@ -1,5 +1,7 @@
 //! Authorization policies: 403 `insufficient_scope` after a valid token, over real HTTP.
 
+mod support;
+
 use axum::Router;
 use axum::routing::get;
 use oidc_bearer::claims::DefaultClaims;
@@ -7,15 +9,9 @@ use oidc_bearer::policy::{AuthorizeLayer, Denied};
 use oidc_bearer::{BearerAuthLayer, Verifier};
 use oidc_bearer_testing::TestIssuer;
 use serde_json::json;
+use support::serve;
 
 const AUD: &str = "resource-server";
-
-async fn serve(app: Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    format!("http://{addr}")
-}
 
 async fn call(url: String, token: &str) -> (u16, Option<String>, String) {
     let response = reqwest::Client::new()

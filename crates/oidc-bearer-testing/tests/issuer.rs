@@ -633,17 +633,16 @@ async fn dropping_the_last_handle_stops_the_server() {
     let addr = issuer.addr();
     drop(issuer);
     get_json(&clone.jwks_uri()).await; // a clone keeps it running
+    // An idle connection is the notification: the server closes it after its listener.
+    let mut idle = tokio::net::TcpStream::connect(addr).await.unwrap();
     drop(clone);
-    // The accept loop ends on its next poll; give the scheduler turns, without sleeping.
-    let mut refused = false;
-    for _ in 0..1000 {
-        tokio::task::yield_now().await;
-        if tokio::net::TcpStream::connect(addr).await.is_err() {
-            refused = true;
-            break;
-        }
-    }
-    assert!(refused, "the listener outlived the last handle");
+    let mut buf = [0u8; 1];
+    let closed = tokio::io::AsyncReadExt::read(&mut idle, &mut buf).await;
+    assert!(matches!(closed, Ok(0) | Err(_)), "{closed:?}");
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "the listener outlived the last handle"
+    );
 }
 
 #[test]
@@ -705,19 +704,36 @@ fn blocking_get(addr: std::net::SocketAddr, path: &str) -> String {
 #[tokio::test(start_paused = true)]
 async fn waiting_for_fetches_is_not_cut_short_by_a_paused_clock() {
     // With tokio's clock paused, a tokio-timer deadline would expire as soon as the runtime
-    // idles; the wait must keep real time instead. The client is a plain thread that shows up
-    // a little later in real time, so the runtime does idle while waiting for it.
+    // idles; the wait must keep real time instead. A paused clock's hour passes only when the
+    // runtime is idle, so the task sleeping one tells the client (a plain thread) when to send:
+    // each request then arrives after the runtime idled inside the wait, past any shorter
+    // tokio deadline.
     let issuer = TestIssuer::start().await;
     let addr = issuer.addr();
+    let (go, go_rx) = std::sync::mpsc::channel::<()>();
+    let next = std::sync::Arc::new(tokio::sync::Notify::new());
+    let idler = tokio::spawn({
+        let next = std::sync::Arc::clone(&next);
+        async move {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            go.send(()).unwrap();
+            next.notified().await;
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            go.send(()).unwrap();
+        }
+    });
     let client = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(300));
+        go_rx.recv().unwrap();
         let keys = blocking_get(addr, "/keys");
-        std::thread::sleep(Duration::from_millis(300));
+        go_rx.recv().unwrap();
         let discovery = blocking_get(addr, "/.well-known/openid-configuration");
         (keys, discovery)
     });
     issuer.wait_for_jwks_fetches(1).await;
+    assert_eq!(issuer.discovery_fetches(), 0);
+    next.notify_one();
     issuer.wait_for_discovery_fetches(1).await;
+    idler.await.unwrap();
     let (keys, discovery) = tokio::task::spawn_blocking(move || client.join().unwrap())
         .await
         .unwrap();

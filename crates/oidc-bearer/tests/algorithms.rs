@@ -2,6 +2,8 @@
 //! tokens through the HTTP layer; algorithm/key pairs that do not fit; HMAC secret lengths; and
 //! the keys a JWKS parse skips, with why.
 
+mod support;
+
 use std::convert::Infallible;
 
 use base64::Engine as _;
@@ -9,19 +11,13 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use oidc_bearer::claims::DefaultClaims;
 use oidc_bearer::keys::{Jwks, MAX_SKIPPED_KEYS_KEPT};
 use oidc_bearer::rejection::AuthRejection;
-use oidc_bearer::{Algorithm, BearerAuthLayer, Claims, Verifier, VerifyError};
+use oidc_bearer::{Algorithm, BearerAuthLayer, Claims, Verifier};
 use oidc_bearer_testing::{KeyAlg, TestIssuer};
 use serde_json::{Value, json};
+use support::{code, verifiable_algs};
 use tower::{ServiceBuilder, ServiceExt, service_fn};
 
 const AUD: &str = "my-service";
-
-/// The algorithms this build verifies: ML-DSA only with the `ml-dsa` feature.
-fn supported() -> impl Iterator<Item = KeyAlg> {
-    KeyAlg::ALL
-        .into_iter()
-        .filter(|alg| !alg.is_ml_dsa() || cfg!(feature = "ml-dsa"))
-}
 
 /// Sends `token` through `BearerAuthLayer` in front of a handler that echoes the verified `sub`;
 /// returns the status and the body, or the rejection's code.
@@ -44,13 +40,6 @@ async fn through_layer(verifier: &Verifier, token: &str) -> (u16, String) {
     }
 }
 
-fn code(result: Result<DefaultClaims, VerifyError>) -> &'static str {
-    match result {
-        Ok(_) => "ok",
-        Err(e) => e.code(),
-    }
-}
-
 /// The token with one bit of its signature flipped.
 fn flip_signature(token: &str) -> String {
     let (input, signature) = token.rsplit_once('.').unwrap();
@@ -64,7 +53,7 @@ async fn every_algorithm_verifies_through_the_layer_with_keys_from_the_jwks() {
     // One issuer publishing a key of every algorithm this build supports.
     let issuer = TestIssuer::builder().key(KeyAlg::RS256).start().await;
     let first = issuer.signing_kid();
-    let kids: Vec<(KeyAlg, String)> = supported()
+    let kids: Vec<(KeyAlg, String)> = verifiable_algs()
         .map(|alg| {
             let kid = if alg == KeyAlg::RS256 {
                 first.clone()

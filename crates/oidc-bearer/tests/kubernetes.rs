@@ -1,6 +1,8 @@
 //! Kubernetes service-account tokens, bound and legacy, and the in-cluster issuer, through real
 //! issuers on 127.0.0.1 with keys generated per test.
 
+mod support;
+
 use std::fs;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -15,10 +17,11 @@ use oidc_bearer::clock::ManualClock;
 use oidc_bearer::issuers::kubernetes::{
     InCluster, LEGACY_ISSUER, dangerous_legacy_service_account_verifier,
 };
-use oidc_bearer::keys::{Jwks, StaticKeySet};
+use oidc_bearer::keys::StaticKeySet;
 use oidc_bearer::{KeysError, Verifier, VerifyError};
 use oidc_bearer_testing::{TestIssuer, TokenBuilder, now};
 use serde_json::{Value, json};
+use support::jwks_of;
 
 const AUD: &str = "my-service";
 const CLUSTER_ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
@@ -28,10 +31,6 @@ fn code<T>(result: Result<T, VerifyError>) -> &'static str {
         Ok(_) => "ok",
         Err(e) => e.code(),
     }
-}
-
-fn published_keys(issuer: &TestIssuer) -> Jwks {
-    Jwks::from_json(&serde_json::to_vec(&issuer.jwks_json()).unwrap()).unwrap()
 }
 
 /// A token shaped like the ones Kubernetes stored in `Secret`s before 1.24: flat claims, no `exp`,
@@ -61,7 +60,7 @@ fn legacy_token(issuer: &TestIssuer) -> TokenBuilder {
 #[tokio::test]
 async fn legacy_token_is_accepted_only_under_the_legacy_policy() {
     let issuer = TestIssuer::start().await;
-    let legacy = dangerous_legacy_service_account_verifier(published_keys(&issuer))
+    let legacy = dangerous_legacy_service_account_verifier(jwks_of(&issuer))
         .build()
         .unwrap();
     let claims: KubernetesClaims = legacy.verify(&legacy_token(&issuer).sign()).await.unwrap();
@@ -80,7 +79,7 @@ async fn legacy_token_is_accepted_only_under_the_legacy_policy() {
 
     // The default policy, with the same keys and issuer, refuses it: no audience, no expiry.
     let default = Verifier::builder(LEGACY_ISSUER, AUD)
-        .with_key_set(StaticKeySet::new(published_keys(&issuer)))
+        .with_key_set(StaticKeySet::new(jwks_of(&issuer)))
         .build()
         .unwrap();
     let rows: Vec<(&str, TokenBuilder, &str, &str)> = vec![

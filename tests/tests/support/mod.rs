@@ -1,4 +1,6 @@
-//! What the tests observe of the layer through tracing.
+//! Helpers shared by the end-to-end tests: serving an app, and what the tests observe of the layer
+//! through tracing. Each test binary uses a part of them.
+#![allow(dead_code)]
 
 use std::cell::RefCell;
 use std::fmt;
@@ -67,4 +69,12 @@ pub(crate) fn with_signature_of(signed: &str, onto: &str) -> String {
     let (_, signature) = signed.rsplit_once('.').unwrap();
     let (signing_input, _) = onto.rsplit_once('.').unwrap();
     format!("{signing_input}.{signature}")
+}
+
+/// Serves `app` on 127.0.0.1:0 and returns its base URL.
+pub(crate) async fn serve(app: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}")
 }

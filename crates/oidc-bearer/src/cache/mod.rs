@@ -31,15 +31,18 @@
 //! [`dangerous_allow_missing_exp`](crate::VerifierBuilder::dangerous_allow_missing_exp)) stay until
 //! evicted or until their key leaves the set.
 
-use std::any::{Any, TypeId};
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hash, Hasher};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+mod key;
+mod shard;
 
-use crate::Algorithm;
-use crate::crypto::{Sha256, sha256};
+use std::any::TypeId;
+use std::sync::{Arc, MutexGuard};
+
 use crate::error::ConfigError;
 use crate::keys::Jwks;
+
+pub(crate) use self::key::{Digest, KeyRef, PassThrough, Times, TokenKey};
+pub(crate) use self::shard::{Entry, SharedClaims};
+use self::shard::{Shard, Shards, Slot};
 
 /// The default bound on cached tokens.
 pub const DEFAULT_MAX_ENTRIES: usize = 10_000;
@@ -150,137 +153,6 @@ impl TokenCacheStats {
         self.invalidations += other.invalidations;
     }
 }
-
-/// How the token cache knows a token: the SHA-256 of its signature segment, and its signing input.
-///
-/// A compact JWS is `header '.' payload '.' signature` (RFC 7515 §7.1), and its signing input is
-/// everything before the last `.` (§5.2). The signature is the one part a caller must hold to
-/// present the token: it is hashed and never kept. The signing input is kept in the entry and
-/// compared byte for byte on a hit, so a hit means the same bytes as a token that verified, and a
-/// different token can match only through a SHA-256 collision on its signature segment.
-///
-/// The bytes may be unchecked (the HTTP layer looks a token up before its syntax check): a hit
-/// equals a token that passed every check, and anything else is a miss.
-#[derive(Clone, Copy)]
-pub(crate) struct TokenKey<'a> {
-    /// SHA-256 of the signature segment: the map key.
-    pub(crate) digest: Sha256,
-    /// Header and payload, as sent.
-    signing_input: &'a [u8],
-}
-
-impl<'a> TokenKey<'a> {
-    /// The key of `token`; `None` for bytes without a `.`, which are no JWS and cannot be cached.
-    pub(crate) fn new(token: &'a [u8]) -> Option<Self> {
-        let dot = memchr::memrchr(b'.', token)?;
-        Some(Self {
-            digest: sha256(&token[dot + 1..]),
-            signing_input: &token[..dot],
-        })
-    }
-}
-
-/// The validity window of a verified token, in seconds since the epoch, re-checked on every hit.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub(crate) struct Times {
-    pub(crate) exp: Option<f64>,
-    pub(crate) nbf: Option<f64>,
-    pub(crate) iat: Option<f64>,
-}
-
-/// The key a token was verified with: the key set it was found in and the key's material.
-pub(crate) struct KeyRef {
-    /// A `Weak`, not a pointer: while it lives the allocation is not reused, so pointer equality with
-    /// the current set means the same set; it does not keep the set's keys alive.
-    jwks: Weak<Jwks>,
-    kid: Option<Box<str>>,
-    alg: Algorithm,
-    fingerprint: Sha256,
-}
-
-impl KeyRef {
-    pub(crate) fn new(
-        jwks: &Arc<Jwks>,
-        kid: Option<&str>,
-        alg: Algorithm,
-        fingerprint: &Sha256,
-    ) -> Self {
-        Self {
-            jwks: Arc::downgrade(jwks),
-            kid: kid.map(Into::into),
-            alg,
-            fingerprint: *fingerprint,
-        }
-    }
-
-    /// Whether `current` still selects the same key for this token. The common case (the key set
-    /// has not changed) is one pointer comparison; after a refresh, one `kid` lookup, and the entry
-    /// then follows the new set.
-    fn still_in(&mut self, current: &Arc<Jwks>) -> bool {
-        if std::ptr::eq(self.jwks.as_ptr(), Arc::as_ptr(current)) {
-            return true;
-        }
-        match current.select(self.kid.as_deref(), self.alg) {
-            Ok(key) if *key.fingerprint() == self.fingerprint => {
-                self.jwks = Arc::downgrade(current);
-                true
-            }
-            _ => false,
-        }
-    }
-}
-
-/// Decoded claims, shared with every request that presents the token.
-pub(crate) type SharedClaims = Arc<dyn Any + Send + Sync>;
-
-/// A verified token.
-pub(crate) struct Entry {
-    /// The token's signing input, compared on every hit (see [`TokenKey`]).
-    signing_input: Box<[u8]>,
-    times: Times,
-    /// `exp + leeway`: past it the entry is useless and evicted first.
-    stale_after: f64,
-    key: KeyRef,
-    /// The claims decoded per type, so a hit hands out the same `Arc` without decoding.
-    claims: Vec<(TypeId, SharedClaims)>,
-    /// The payload's length: what each further claims type adds to `size`.
-    payload_len: usize,
-    size: usize,
-    /// CLOCK's reference bit: set by a hit, cleared by the passing hand.
-    referenced: bool,
-}
-
-impl Entry {
-    pub(crate) fn new(
-        token: &TokenKey<'_>,
-        times: Times,
-        leeway: f64,
-        key: KeyRef,
-        claims: Option<(TypeId, SharedClaims)>,
-        payload_len: usize,
-    ) -> Self {
-        let typed = usize::from(claims.is_some());
-        let signing_input: Box<[u8]> = token.signing_input.into();
-        Self {
-            size: ENTRY_OVERHEAD + signing_input.len() + typed * payload_len,
-            signing_input,
-            times,
-            stale_after: times.exp.map_or(f64::INFINITY, |exp| exp + leeway),
-            key,
-            claims: claims.into_iter().collect(),
-            payload_len,
-            referenced: false,
-        }
-    }
-
-    fn claims_of(&self, type_id: TypeId) -> Option<SharedClaims> {
-        self.claims
-            .iter()
-            .find(|(t, _)| *t == type_id)
-            .map(|(_, claims)| claims.clone())
-    }
-}
-
 /// What a lookup found.
 pub(crate) enum Lookup {
     /// A valid entry with claims of the requested type.
@@ -294,7 +166,7 @@ pub(crate) enum Lookup {
 
 /// The token cache of one verifier.
 pub(crate) struct TokenCache {
-    shards: Box<[Mutex<Shard>]>,
+    shards: Shards<Shard>,
     max_entries_per_shard: usize,
     max_bytes_per_shard: usize,
 }
@@ -309,18 +181,14 @@ impl TokenCache {
             shards /= 2;
         }
         Self {
-            shards: (0..shards).map(|_| Mutex::default()).collect(),
+            shards: Shards::new(shards, Shard::default),
             max_entries_per_shard: (settings.max_entries / shards).max(1),
             max_bytes_per_shard: settings.max_bytes / shards,
         }
     }
 
     fn shard(&self, token: &TokenKey<'_>) -> MutexGuard<'_, Shard> {
-        // The digest is uniform: its last byte picks the shard, its first eight the bucket.
-        let shard = &self.shards[usize::from(token.digest[31]) % self.shards.len()];
-        // A panic while holding the lock cannot leave an entry half-written: every mutation
-        // completes before anything that can panic. Keep serving.
-        shard.lock().unwrap_or_else(|e| e.into_inner())
+        self.shards.of(&token.digest)
     }
 
     /// Looks `token` up, for claims of type `type_id` if given, with the current key set and the
@@ -435,8 +303,7 @@ impl TokenCache {
 
     pub(crate) fn stats(&self) -> TokenCacheStats {
         let mut total = TokenCacheStats::default();
-        for shard in &self.shards {
-            let shard = shard.lock().unwrap_or_else(|e| e.into_inner());
+        for shard in self.shards.each() {
             total.add(&TokenCacheStats {
                 entries: shard.slots.len(),
                 bytes: shard.bytes,
@@ -447,119 +314,10 @@ impl TokenCache {
     }
 }
 
-/// A cache key: a SHA-256 digest, hashed by taking its first eight bytes (it is uniform already).
-///
-/// Only tokens that verified are inserted, so an attacker cannot fill a bucket with chosen digests.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Digest(pub(crate) Sha256);
-
-impl Hash for Digest {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        let mut first = [0; 8];
-        first.copy_from_slice(&self.0[..8]);
-        state.write_u64(u64::from_le_bytes(first));
-    }
-}
-
-/// Passes a [`Digest`]'s `u64` through unchanged.
-#[derive(Default)]
-pub(crate) struct PassThrough(u64);
-
-impl Hasher for PassThrough {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        // Only `write_u64` is used by `Digest`; fold anything else in for safety.
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
-
-struct Slot {
-    digest: Sha256,
-    entry: Entry,
-}
-
-/// One lock's worth of entries: a vector scanned by the CLOCK hand, and an index into it.
-#[derive(Default)]
-struct Shard {
-    index: HashMap<Digest, usize, BuildHasherDefault<PassThrough>>,
-    slots: Vec<Slot>,
-    hand: usize,
-    bytes: usize,
-    /// The counters (its `entries` and `bytes` stay 0: `stats` reads them off the shard itself).
-    stats: TokenCacheStats,
-}
-
-impl Shard {
-    /// The slot of `token`: its signature's digest found, and its signing input the same bytes.
-    fn find(&self, token: &TokenKey<'_>) -> Option<usize> {
-        let &i = self.index.get(&Digest(token.digest))?;
-        // Not constant-time, and need not be: reaching this comparison takes the signature of a
-        // token that verified (its one secret part), and what it compares is no secret.
-        (*self.slots[i].entry.signing_input == *token.signing_input).then_some(i)
-    }
-
-    /// The slot of `token` if its entry still holds: its times pass `times_ok` and its key is still
-    /// in `keys`. An entry failing either is dropped (and counted); one whose signing input differs
-    /// is left alone (the token presented is not the one cached).
-    fn valid(
-        &mut self,
-        token: &TokenKey<'_>,
-        keys: &Arc<Jwks>,
-        times_ok: impl FnOnce(&Times) -> bool,
-    ) -> Option<usize> {
-        let i = self.find(token)?;
-        let entry = &mut self.slots[i].entry;
-        if times_ok(&entry.times) && entry.key.still_in(keys) {
-            return Some(i);
-        }
-        self.remove_at(i);
-        self.stats.invalidations += 1;
-        None
-    }
-
-    fn remove_at(&mut self, i: usize) {
-        let slot = self.slots.swap_remove(i);
-        self.index.remove(&Digest(slot.digest));
-        if let Some(moved) = self.slots.get(i) {
-            self.index.insert(Digest(moved.digest), i);
-        }
-        self.bytes -= slot.entry.size;
-    }
-
-    /// Evicts one entry: the first under the hand that is stale or was not used since the hand last
-    /// passed (second chance).
-    fn evict_one(&mut self, now: f64) {
-        // Two turns clear every reference bit, so this always finds one.
-        for _ in 0..=2 * self.slots.len() {
-            if self.hand >= self.slots.len() {
-                self.hand = 0;
-            }
-            let entry = &mut self.slots[self.hand].entry;
-            if entry.referenced && now < entry.stale_after {
-                entry.referenced = false;
-                self.hand += 1;
-            } else {
-                self.remove_at(self.hand);
-                self.stats.evictions += 1;
-                crate::metrics::token_cache_eviction();
-                return;
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Algorithm;
 
     fn keys() -> Arc<Jwks> {
         Arc::new(Jwks::from_secret(&[7; 32], Some("k")).unwrap())

@@ -1,0 +1,126 @@
+//! How the cache knows a token ([`TokenKey`]), what it re-checks on a hit ([`Times`], [`KeyRef`]),
+//! and how its maps hash a digest.
+
+use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::sync::{Arc, Weak};
+
+use crate::Algorithm;
+use crate::crypto::{Sha256, sha256};
+use crate::keys::Jwks;
+
+/// How the token cache knows a token: the SHA-256 of its signature segment, and its signing input.
+///
+/// A compact JWS is `header '.' payload '.' signature` (RFC 7515 §7.1), and its signing input is
+/// everything before the last `.` (§5.2). The signature is the one part a caller must hold to
+/// present the token: it is hashed and never kept. The signing input is kept in the entry and
+/// compared byte for byte on a hit, so a hit means the same bytes as a token that verified, and a
+/// different token can match only through a SHA-256 collision on its signature segment.
+///
+/// The bytes may be unchecked (the HTTP layer looks a token up before its syntax check): a hit
+/// equals a token that passed every check, and anything else is a miss.
+#[derive(Clone, Copy)]
+pub(crate) struct TokenKey<'a> {
+    /// SHA-256 of the signature segment: the map key.
+    pub(crate) digest: Sha256,
+    /// Header and payload, as sent.
+    pub(super) signing_input: &'a [u8],
+}
+
+impl<'a> TokenKey<'a> {
+    /// The key of `token`; `None` for bytes without a `.`, which are no JWS and cannot be cached.
+    pub(crate) fn new(token: &'a [u8]) -> Option<Self> {
+        let dot = memchr::memrchr(b'.', token)?;
+        Some(Self {
+            digest: sha256(&token[dot + 1..]),
+            signing_input: &token[..dot],
+        })
+    }
+}
+
+/// The validity window of a verified token, in seconds since the epoch, re-checked on every hit.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct Times {
+    pub(crate) exp: Option<f64>,
+    pub(crate) nbf: Option<f64>,
+    pub(crate) iat: Option<f64>,
+}
+
+/// The key a token was verified with: the key set it was found in and the key's material.
+pub(crate) struct KeyRef {
+    /// A `Weak`, not a pointer: while it lives the allocation is not reused, so pointer equality with
+    /// the current set means the same set; it does not keep the set's keys alive.
+    jwks: Weak<Jwks>,
+    kid: Option<Box<str>>,
+    alg: Algorithm,
+    fingerprint: Sha256,
+}
+
+impl KeyRef {
+    pub(crate) fn new(
+        jwks: &Arc<Jwks>,
+        kid: Option<&str>,
+        alg: Algorithm,
+        fingerprint: &Sha256,
+    ) -> Self {
+        Self {
+            jwks: Arc::downgrade(jwks),
+            kid: kid.map(Into::into),
+            alg,
+            fingerprint: *fingerprint,
+        }
+    }
+
+    /// Whether `current` still selects the same key for this token. The common case (the key set
+    /// has not changed) is one pointer comparison; after a refresh, one `kid` lookup, and the entry
+    /// then follows the new set.
+    pub(super) fn still_in(&mut self, current: &Arc<Jwks>) -> bool {
+        if std::ptr::eq(self.jwks.as_ptr(), Arc::as_ptr(current)) {
+            return true;
+        }
+        match current.select(self.kid.as_deref(), self.alg) {
+            Ok(key) if *key.fingerprint() == self.fingerprint => {
+                self.jwks = Arc::downgrade(current);
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+/// A cache key: a SHA-256 digest, hashed by taking its first eight bytes (it is uniform already).
+///
+/// Only tokens that verified are inserted, so an attacker cannot fill a bucket with chosen digests.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Digest(pub(crate) Sha256);
+
+impl Hash for Digest {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        let mut first = [0; 8];
+        first.copy_from_slice(&self.0[..8]);
+        state.write_u64(u64::from_le_bytes(first));
+    }
+}
+
+/// Passes a [`Digest`]'s `u64` through unchanged.
+#[derive(Default)]
+pub(crate) struct PassThrough(u64);
+
+impl Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is used by `Digest`; fold anything else in for safety.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// The hasher of maps keyed by [`Digest`].
+pub(super) type DigestHasher = BuildHasherDefault<PassThrough>;
