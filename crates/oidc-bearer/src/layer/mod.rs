@@ -31,6 +31,7 @@ mod layer;
 mod service;
 
 use std::fmt;
+use std::marker::PhantomData;
 use std::ops::Deref;
 use std::sync::Arc;
 
@@ -62,5 +63,27 @@ impl<T> Deref for Claims<T> {
 impl<T: fmt::Debug> fmt::Debug for Claims<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("Claims").field(&self.0).finish()
+    }
+}
+
+/// Put into a request's extensions by every bearer layer that handled it, so that a policy finding
+/// no claims of its type can tell a wiring mistake (500, naming the fix) from an anonymous request
+/// (401). Zero-sized: inserting it allocates nothing.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BearerRan;
+
+/// Put into the extensions of a request without credentials that an optional bearer layer decoding
+/// `T` let through.
+pub(crate) struct Anonymous<T>(PhantomData<fn() -> T>);
+
+impl<T> Anonymous<T> {
+    pub(crate) fn new() -> Self {
+        Self(PhantomData)
+    }
+}
+
+impl<T> Clone for Anonymous<T> {
+    fn clone(&self) -> Self {
+        Self::new()
     }
 }

@@ -5,7 +5,6 @@ use std::future::Future;
 use std::marker::PhantomData;
 use std::mem;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::{Request, Response};
@@ -13,12 +12,35 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::{Denied, Namespaces, Policy, Scopes, ServiceAccounts, Subjects, set};
+use super::{Denied, ForIssuers, Policy};
 use crate::claims::DefaultClaims;
-use crate::layer::Claims;
+use crate::issuers::IssuerPattern;
+use crate::layer::{Anonymous, BearerRan, Claims};
 use crate::rejection::{AuthRejection, DefaultRejection, RejectionResponse};
 
-/// Applies a [`Policy`] to requests that passed [`BearerAuthLayer`](crate::BearerAuthLayer).
+/// Applies a [`Policy`] to requests that passed [`BearerAuthLayer`](crate::BearerAuthLayer), per
+/// route. Prefer [`BearerAuthLayer::authorize`](crate::BearerAuthLayer::authorize) where one bearer
+/// layer guards the route: it types the policy by the layer's claims.
+///
+/// It reads `Claims<T>`, where `T` is [`DefaultClaims`] unless named with [`claims`](Self::claims).
+/// A request without `Claims<T>` although a bearer layer ran (it decodes another type), or that no
+/// bearer layer handled before this one (the wrong order), is answered **500** and logged at ERROR
+/// with the fix; only a request that an optional bearer layer let through without credentials gets
+/// a 401.
+///
+/// ```
+/// use axum::{Router, routing::get};
+/// use oidc_bearer::prelude::*;
+///
+/// let verifier = Verifier::new("https://issuer.example", "my-service")?;
+/// let app: Router = Router::new()
+///     .route("/admin", get(|| async { "admin" }))
+///     // With `route_layer`, the layer added last runs first: the policy goes first.
+///     .route_layer(AuthorizeLayer::subjects(["system:serviceaccount:ops:deployer"]))
+///     .route("/private", get(|| async { "private" }))
+///     .route_layer(BearerAuthLayer::new(verifier));
+/// # Ok::<(), oidc_bearer::ConfigError>(())
+/// ```
 pub struct AuthorizeLayer<P, T = DefaultClaims, R = DefaultRejection> {
     policy: P,
     rejection: R,
@@ -28,47 +50,69 @@ pub struct AuthorizeLayer<P, T = DefaultClaims, R = DefaultRejection> {
 impl<P: Policy<T>, T> AuthorizeLayer<P, T> {
     /// Applies `policy` to `Claims<T>`.
     pub fn new(policy: P) -> Self {
+        Self::from_parts(policy, DefaultRejection::new())
+    }
+}
+
+impl<P, T, R> AuthorizeLayer<P, T, R> {
+    pub(crate) fn from_parts(policy: P, rejection: R) -> Self {
         Self {
             policy,
-            rejection: DefaultRejection::new(),
+            rejection,
             _claims: PhantomData,
         }
     }
+
+    /// Applies the policy to tokens of these issuers only (exact `iss` values); others are refused.
+    #[must_use]
+    pub fn for_issuer<I: IntoIterator<Item = S>, S: Into<String>>(
+        self,
+        issuers: I,
+    ) -> AuthorizeLayer<ForIssuers<P>, T, R> {
+        AuthorizeLayer::from_parts(ForIssuers::new(issuers, self.policy), self.rejection)
+    }
+
+    /// Applies the policy to tokens of the issuers a registry pattern trusts; others are refused.
+    #[must_use]
+    pub fn for_issuers_matching(
+        self,
+        pattern: impl IssuerPattern,
+    ) -> AuthorizeLayer<ForIssuers<P>, T, R> {
+        AuthorizeLayer::from_parts(ForIssuers::matching(pattern, self.policy), self.rejection)
+    }
 }
 
-impl AuthorizeLayer<Subjects> {
+impl AuthorizeLayer<super::Subjects> {
     /// Allows only these subjects.
     pub fn subjects<I: IntoIterator<Item = S>, S: Into<String>>(subjects: I) -> Self {
-        Self::new(Subjects(set(subjects)))
+        Self::new(super::subjects(subjects))
     }
 }
 
-impl AuthorizeLayer<Namespaces> {
+impl AuthorizeLayer<super::Namespaces> {
     /// Allows only service accounts of these Kubernetes namespaces.
     pub fn namespaces<I: IntoIterator<Item = S>, S: Into<String>>(namespaces: I) -> Self {
-        Self::new(Namespaces(set(namespaces)))
+        Self::new(super::namespaces(namespaces))
     }
 }
 
-impl AuthorizeLayer<ServiceAccounts> {
+impl AuthorizeLayer<super::ServiceAccounts> {
     /// Allows only these Kubernetes service accounts, each as `namespace/name`.
     pub fn service_accounts<I: IntoIterator<Item = S>, S: Into<String>>(accounts: I) -> Self {
-        Self::new(ServiceAccounts(set(accounts)))
+        Self::new(super::service_accounts(accounts))
     }
 }
 
-impl AuthorizeLayer<Scopes> {
+impl AuthorizeLayer<super::Scopes> {
     /// Requires every one of these scopes (`scope` string or `scp` array).
     pub fn scopes<I: IntoIterator<Item = S>, S: Into<String>>(scopes: I) -> Self {
-        Self::new(Scopes(Arc::new(
-            scopes.into_iter().map(Into::into).collect(),
-        )))
+        Self::new(super::scopes(scopes))
     }
 }
 
 impl<P, T, R> AuthorizeLayer<P, T, R> {
     /// Applies the policy to `Claims<T2>` instead (the built-in policies work with any
-    /// [`PolicyClaims`] type).
+    /// [`PolicyClaims`](super::PolicyClaims) type).
     #[must_use]
     pub fn claims<T2>(self) -> AuthorizeLayer<P, T2, R> {
         AuthorizeLayer {
@@ -177,14 +221,18 @@ where
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        let decision = match req.extensions().get::<Claims<T>>() {
+        let extensions = req.extensions();
+        let decision = match extensions.get::<Claims<T>>() {
             Some(claims) => self
                 .layer
                 .policy
                 .check(claims)
                 .map_err(Denied::into_rejection),
-            // No claims: the bearer layer is in optional mode and the request is anonymous.
-            None => Err(AuthRejection::MissingToken),
+            // An optional bearer layer for `T` let a request without credentials through: the
+            // client must authenticate (RFC 6750 §3.1, a challenge without an `error`).
+            None if extensions.get::<Anonymous<T>>().is_some() => Err(AuthRejection::MissingToken),
+            // Not the client's fault: never a 401 that would send it looking for a better token.
+            None => Err(misconfigured::<T>(extensions.get::<BearerRan>().is_some())),
         };
         match decision {
             Ok(()) => {
@@ -193,6 +241,13 @@ where
                 AuthorizeFuture::inner(inner.call(req))
             }
             Err(rejection) => {
+                if let AuthRejection::Misconfigured(fix) = &rejection {
+                    static MISCONFIGURED: crate::log_limit::LogLimiter =
+                        crate::log_limit::LogLimiter::new();
+                    if let Some(suppressed) = MISCONFIGURED.allow(crate::log_limit::PERIOD) {
+                        tracing::error!(suppressed, "{fix}");
+                    }
+                }
                 // Rate-limited like the bearer layer's lines: callers choose how often this runs.
                 static REFUSED: crate::log_limit::LogLimiter = crate::log_limit::LogLimiter::new();
                 if tracing::enabled!(tracing::Level::INFO)
@@ -206,6 +261,27 @@ where
             }
         }
     }
+}
+
+/// The 500 for a policy that found no `Claims<T>`, naming the fix.
+fn misconfigured<T>(bearer_ran: bool) -> AuthRejection {
+    let claims = std::any::type_name::<T>();
+    let message = if bearer_ran {
+        format!(
+            "a policy on `Claims<{claims}>` found no such claims although a bearer layer ran: that \
+             layer decodes another claims type. Pass the policy to the bearer layer, which types it by \
+             the layer's claims (`BearerAuthLayer::new(verifier).claims::<{claims}>().authorize(policy)`, \
+             from `oidc_bearer::prelude`), or name the layer's type with `AuthorizeLayer::claims::<T>()`"
+        )
+    } else {
+        format!(
+            "a policy on `Claims<{claims}>` ran before any bearer layer: pass the policy to the bearer \
+             layer (`BearerAuthLayer::new(verifier).claims::<{claims}>().authorize(policy)`, from \
+             `oidc_bearer::prelude`), or put `BearerAuthLayer` in front of the policy (with axum's \
+             `route_layer`, the layer added last runs first: add the policy first)"
+        )
+    };
+    AuthRejection::Misconfigured(message)
 }
 
 pin_project! {
