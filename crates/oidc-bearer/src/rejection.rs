@@ -14,7 +14,28 @@ use http::{Response, StatusCode};
 use crate::bearer::BearerError;
 use crate::error::VerifyError;
 
-/// Why a request was not let through.
+/// Why a request was not let through. The layers put it into every rejection's extensions, for
+/// logs, metrics and tests:
+///
+/// ```
+/// use oidc_bearer::prelude::*;
+/// use tower::{Layer, ServiceExt, service_fn};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let verifier = Verifier::new("https://issuer.example", "my-service").unwrap();
+/// let service = BearerAuthLayer::new(verifier).layer(service_fn(|_: http::Request<String>| async {
+///     Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+/// }));
+/// let request = http::Request::builder()
+///     .header("authorization", "Bearer not-a-jwt")
+///     .body(String::new())
+///     .unwrap();
+/// let response = service.oneshot(request).await.unwrap();
+/// let rejection = response.extensions().get::<AuthRejection>().unwrap();
+/// assert_eq!((rejection.status(), rejection.code()), (http::StatusCode::UNAUTHORIZED, "malformed"));
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum AuthRejection {

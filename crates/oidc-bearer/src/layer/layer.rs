@@ -16,6 +16,19 @@ use crate::rejection::DefaultRejection;
 /// Generic over the token verifier `V` (a [`Verifier`](crate::Verifier) or anything implementing
 /// [`VerifyToken`](crate::VerifyToken)), the claims type `T` (default [`DefaultClaims`]), the rejection
 /// response builder `R` and the token source `Src`.
+///
+/// ```
+/// use oidc_bearer::claims::kubernetes::KubernetesClaims;
+/// use oidc_bearer::prelude::*;
+///
+/// let verifier = Verifier::new("https://kubernetes.default.svc.cluster.local", "my-service")?;
+/// let layer = BearerAuthLayer::new(verifier)
+///     .claims::<KubernetesClaims>()                      // handlers take Claims<KubernetesClaims>
+///     .with_rejection(DefaultRejection::new().with_realm("billing")
+///         .with_body(|r: &AuthRejection| format!("{{\"reason\":\"{}\"}}", r.code())))
+///     .authorize(policy::namespaces(["prod"]));         // 403 for other namespaces; call it last
+/// # Ok::<(), oidc_bearer::ConfigError>(())
+/// ```
 pub struct BearerAuthLayer<V, T = DefaultClaims, R = DefaultRejection, Src = AuthorizationHeader> {
     pub(super) verifier: V,
     pub(super) rejection: R,

@@ -44,6 +44,38 @@ pub use service::BearerAuth;
 /// The claims are shared (`Arc`), so handing them to a handler (or serving them from the verified-token
 /// cache) copies nothing. `Claims<T>` dereferences to `T`. With the `axum` feature it is also an
 /// extractor: take `Claims<T>` or `Option<Claims<T>>` in a handler.
+///
+/// Required and optional routes side by side, with claims of your own type:
+///
+/// ```
+/// use axum::{Router, routing::get};
+/// use oidc_bearer::prelude::*;
+/// use serde::Deserialize;
+///
+/// #[derive(Deserialize)]
+/// struct MyClaims {
+///     #[serde(flatten)]
+///     registered: RegisteredClaims,
+///     email: Option<String>,
+/// }
+///
+/// async fn private(Claims(c): Claims<MyClaims>) -> String {
+///     format!("hello {}", c.email.as_deref().unwrap_or("stranger"))
+/// }
+///
+/// async fn maybe(claims: Option<Claims<MyClaims>>) -> &'static str {
+///     if claims.is_some() { "signed in" } else { "anonymous" }
+/// }
+///
+/// let verifier = Verifier::new("https://issuer.example", "my-service")?;
+/// let layer = BearerAuthLayer::new(verifier).claims::<MyClaims>();
+/// let app: Router = Router::new()
+///     .route("/private", get(private))
+///     .route_layer(layer.clone())
+///     // Without credentials: let through, no claims. With a bad token: still 401.
+///     .merge(Router::new().route("/maybe", get(maybe)).route_layer(layer.optional()));
+/// # Ok::<(), oidc_bearer::ConfigError>(())
+/// ```
 pub struct Claims<T>(pub Arc<T>);
 
 impl<T> Clone for Claims<T> {
