@@ -122,3 +122,224 @@ async fn each_policy_answers_403_with_its_challenge() {
     let (status, _, _) = call(format!("{base}/subjects"), "not-a-jwt").await;
     assert_eq!(status, 401);
 }
+
+/// The body and the `WWW-Authenticate` challenge of a GET.
+async fn get_text(url: String, token: Option<&str>) -> (u16, Option<String>, String) {
+    let mut request = reqwest::Client::new().get(url);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.unwrap();
+    let challenge = response
+        .headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_owned());
+    (
+        response.status().as_u16(),
+        challenge,
+        response.text().await.unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn a_policy_on_another_claims_type_is_a_500_naming_the_fix() {
+    use oidc_bearer::claims::kubernetes::KubernetesClaims;
+
+    let issuer = TestIssuer::start().await;
+    let verifier = Verifier::new(issuer.issuer(), AUD).unwrap();
+    // The policy defaults to `DefaultClaims`; the layer decodes `KubernetesClaims`.
+    let app = Router::new()
+        .route("/admin", get(|| async { "admin" }))
+        .route_layer(AuthorizeLayer::scopes(["admin"]))
+        .route_layer(BearerAuthLayer::new(verifier).claims::<KubernetesClaims>());
+    let base = serve(app).await;
+    let token = issuer
+        .token()
+        .kubernetes("prod", "billing")
+        .aud(AUD)
+        .claim("scope", "admin")
+        .sign();
+
+    let (status, challenge, body) = get_text(format!("{base}/admin"), Some(&token)).await;
+    assert_eq!(status, 500, "{body}");
+    assert_eq!(challenge, None, "not the client's fault: no challenge");
+    assert!(
+        body.contains("a bearer layer ran")
+            && body.contains(".claims::<oidc_bearer::claims::DefaultClaims>().authorize(policy)"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn a_policy_before_its_bearer_layer_is_a_500_naming_the_fix() {
+    let issuer = TestIssuer::start().await;
+    let verifier = Verifier::new(issuer.issuer(), AUD).unwrap();
+    // With `route_layer`, the layer added last runs first: here the policy runs first.
+    let app = Router::new()
+        .route("/admin", get(|| async { "admin" }))
+        .route_layer(BearerAuthLayer::new(verifier))
+        .route_layer(AuthorizeLayer::scopes(["admin"]));
+    let base = serve(app).await;
+    let token = issuer.token().aud(AUD).claim("scope", "admin").sign();
+
+    let (status, _, body) = get_text(format!("{base}/admin"), Some(&token)).await;
+    assert_eq!(status, 500, "{body}");
+    assert!(
+        body.contains("ran before any bearer layer") && body.contains("add the policy first"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn authorize_on_the_bearer_layer_uses_its_claims_type() {
+    use oidc_bearer::prelude::*;
+    use serde::Deserialize;
+
+    #[derive(Deserialize)]
+    struct MyClaims {
+        #[serde(flatten)]
+        registered: RegisteredClaims,
+        #[serde(default)]
+        scope: String,
+    }
+
+    impl PolicyClaims for MyClaims {
+        fn issuer(&self) -> Option<&str> {
+            Some(&self.registered.iss)
+        }
+        fn subject(&self) -> Option<&str> {
+            self.registered.subject()
+        }
+        fn scopes(&self) -> Vec<&str> {
+            policy::split_scope(&self.scope)
+        }
+    }
+
+    let issuer = TestIssuer::start().await;
+    let verifier = Verifier::new(issuer.issuer(), AUD).unwrap();
+    let app = Router::new()
+        .route("/admin", get(|| async { "admin" }))
+        .route_layer(
+            BearerAuthLayer::new(verifier.clone())
+                .claims::<MyClaims>()
+                .authorize(policy::scopes(["admin"]).for_issuer([issuer.issuer()])),
+        )
+        .merge(
+            Router::new()
+                .route("/maybe", get(|| async { "maybe" }))
+                .route_layer(
+                    BearerAuthLayer::new(verifier)
+                        .claims::<MyClaims>()
+                        .optional()
+                        .authorize(policy::scopes(["admin"])),
+                ),
+        );
+    let base = serve(app).await;
+    let admin = issuer.token().aud(AUD).claim("scope", "read admin").sign();
+    let reader = issuer.token().aud(AUD).claim("scope", "read").sign();
+
+    for path in ["admin", "maybe"] {
+        let (status, _, body) = get_text(format!("{base}/{path}"), Some(&admin)).await;
+        assert_eq!((status, body.as_str()), (200, path));
+        let (status, challenge, _) = get_text(format!("{base}/{path}"), Some(&reader)).await;
+        assert_eq!(status, 403, "{path}");
+        assert!(challenge.unwrap().contains(r#"scope="admin""#));
+    }
+    // Optional layer, no credentials: the policy needs a caller, so a challenge (401), never a 500.
+    let (status, challenge, _) = get_text(format!("{base}/maybe"), None).await;
+    assert_eq!(
+        (status, challenge.as_deref()),
+        (401, Some(r#"Bearer realm="api""#))
+    );
+}
+
+#[tokio::test]
+async fn a_custom_body_keeps_www_authenticate_and_retry_after() {
+    use oidc_bearer::prelude::*;
+
+    let issuer = TestIssuer::start().await;
+    let down = TestIssuer::start().await;
+    down.set_down(true);
+    let rejection = DefaultRejection::new()
+        .with_realm("shop")
+        .with_body(|r: &AuthRejection| format!("custom {} {}", r.status().as_u16(), r.code()))
+        .with_content_type("text/plain");
+    let layer = |verifier: Verifier| {
+        BearerAuthLayer::new(verifier)
+            .with_rejection(rejection.clone())
+            .authorize(policy::scopes(["admin"]))
+    };
+    let app = Router::new()
+        .route("/up", get(|| async { "up" }))
+        .route_layer(layer(Verifier::new(issuer.issuer(), AUD).unwrap()))
+        .merge(
+            Router::new()
+                .route("/down", get(|| async { "down" }))
+                .route_layer(layer(Verifier::new(down.issuer(), AUD).unwrap())),
+        );
+    let base = serve(app).await;
+    let reader = issuer.token().aud(AUD).claim("scope", "read").sign();
+    let on_down = down.token().aud(AUD).sign();
+
+    let rows = [
+        (
+            "up",
+            None,
+            401,
+            Some(r#"Bearer realm="shop""#),
+            "custom 401 missing_token",
+        ),
+        (
+            "up",
+            Some("not-a-jwt"),
+            401,
+            Some(
+                r#"Bearer realm="shop", error="invalid_token", error_description="the token is malformed""#,
+            ),
+            "custom 401 malformed",
+        ),
+        (
+            "up",
+            Some(reader.as_str()),
+            403,
+            Some(
+                r#"Bearer realm="shop", error="insufficient_scope", error_description="the token lacks a required scope", scope="admin""#,
+            ),
+            "custom 403 forbidden",
+        ),
+        (
+            "down",
+            Some(on_down.as_str()),
+            503,
+            None,
+            "custom 503 keys_unavailable",
+        ),
+    ];
+    for (path, token, status, challenge, body) in rows {
+        let mut request = reqwest::Client::new().get(format!("{base}/{path}"));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap();
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .map(|v| v.to_str().unwrap().to_owned())
+        };
+        let (got_challenge, retry_after, content_type) = (
+            header("www-authenticate"),
+            header("retry-after"),
+            header("content-type"),
+        );
+        assert_eq!(response.status().as_u16(), status, "{body}");
+        assert_eq!(got_challenge.as_deref(), challenge, "{body}");
+        assert_eq!(
+            retry_after.is_some(),
+            status == 503,
+            "{body}: Retry-After on 503 only"
+        );
+        assert_eq!(content_type.as_deref(), Some("text/plain"));
+        assert_eq!(response.text().await.unwrap(), body);
+    }
+}

@@ -129,9 +129,16 @@ impl TokenBuilder {
         self.claim("nbf", json!(unix_secs))
     }
 
-    /// Sets or replaces any claim with any JSON value, e.g. `("exp", json!("123"))` for a
-    /// string where a number belongs.
-    pub fn claim(mut self, name: &str, value: Value) -> Self {
+    /// Sets or replaces any claim with any serializable value: `.claim("team", "blue")`,
+    /// `.claim("scp", ["read"])`, or a [`Value`] such as `json!("123")` for a string where a number
+    /// belongs.
+    ///
+    /// # Panics
+    ///
+    /// If `value` cannot be written as JSON (a map with non-string keys): a bug in the test.
+    pub fn claim(mut self, name: &str, value: impl serde::Serialize) -> Self {
+        let value = serde_json::to_value(value)
+            .unwrap_or_else(|e| panic!("claim `{name}` cannot be written as JSON: {e}"));
         self.claims.insert(name.to_owned(), value);
         self
     }

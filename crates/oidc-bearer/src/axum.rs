@@ -2,7 +2,7 @@
 //!
 //! ```
 //! use axum::{Router, routing::get};
-//! use oidc_bearer::{BearerAuthLayer, Claims, Verifier, claims::DefaultClaims};
+//! use oidc_bearer::prelude::*;
 //!
 //! async fn private(Claims(claims): Claims<DefaultClaims>) -> String {
 //!     format!("hello {}", claims.subject())
@@ -37,7 +37,7 @@ impl std::fmt::Display for MissingClaimsLayer {
         write!(
             f,
             "Missing request extension `Claims<{0}>`: add `BearerAuthLayer::new(verifier).claims::<{0}>()` \
-             in front of this handler (with `.layer` or `.route_layer`)",
+             in front of this handler (with `.layer` or `.route_layer`; `use oidc_bearer::prelude::*`)",
             self.type_name
         )
     }

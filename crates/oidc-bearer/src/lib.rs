@@ -3,20 +3,30 @@
 //!
 //! # Quick start
 //!
-//! A verifier for an issuer and an audience, layered onto `/private`; handlers read [`Claims<T>`]:
+//! A verifier for an issuer and an audience, layered onto `/private`; handlers read [`Claims<T>`].
+//! Everything a typical service needs is in the [`prelude`]:
 //!
-//! ```
-//! # #[cfg(feature = "axum")] {
+//! ```no_run
 //! use axum::{Router, routing::get};
-//! use oidc_bearer::{BearerAuthLayer, Claims, Verifier, claims::DefaultClaims};
+//! use oidc_bearer::prelude::*;
 //!
-//! let verifier = Verifier::new("https://issuer.example", "my-service")?;
-//! let app: Router = Router::new()
-//!     .route("/private", get(|Claims(c): Claims<DefaultClaims>| async move { format!("hello {}", c.subject()) }))
-//!     .route_layer(BearerAuthLayer::new(verifier))
-//!     .route("/", get(|| async { "open" }));
-//! # }
-//! # Ok::<(), oidc_bearer::ConfigError>(())
+//! #[tokio::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let verifier = Verifier::new("https://issuer.example", "my-service")?;
+//!     // Fail fast: refuse to start rather than answer 503 until the issuer is reachable
+//!     // (go-oidc's `NewProvider` does the same). Leave it out to start regardless.
+//!     verifier.ready().await?;
+//!
+//!     let app = Router::new()
+//!         .route("/private", get(|Claims(c): Claims<DefaultClaims>| async move {
+//!             format!("hello {}", c.subject())
+//!         }))
+//!         .route_layer(BearerAuthLayer::new(verifier))
+//!         .route("/", get(|| async { "open" }));
+//!     let listener = tokio::net::TcpListener::bind("0.0.0.0:8080").await?;
+//!     axum::serve(listener, app).await?;
+//!     Ok(())
+//! }
 //! ```
 //!
 //! Keys are found by OpenID Connect Discovery on first use, cached, and followed through rotation;
@@ -35,6 +45,57 @@
 //! ([`VerifyError::Malformed`], [`VerifyError::TooLarge`]), binds the header's `alg` to the key
 //! found by `kid` in the issuer's [key set](keys), checks the signature, then the claims (`iss`,
 //! `aud`, `exp`, `nbf`, `iat`), and finally decodes the payload into your claims type.
+//!
+//! # Verifying without HTTP
+//!
+//! A [`Verifier`] checks one issuer's tokens; here against a [`TestIssuer`] (crate
+//! `oidc-bearer-testing`), a real issuer on 127.0.0.1 with real keys:
+//!
+//! [`TestIssuer`]: https://docs.rs/oidc-bearer-testing
+//!
+//! ```
+//! use oidc_bearer::prelude::*;
+//! use oidc_bearer_testing::TestIssuer;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let issuer = TestIssuer::start().await;
+//! let verifier = Verifier::new(issuer.issuer(), "my-service").unwrap();
+//!
+//! let token = issuer.token().sub("alice").aud("my-service").sign();
+//! let claims: DefaultClaims = verifier.verify(&token).await.unwrap();
+//! assert_eq!(claims.subject(), "alice");
+//!
+//! let other = issuer.token().aud("another-service").sign();
+//! let error = verifier.verify::<DefaultClaims>(&other).await.unwrap_err();
+//! assert_eq!(error.code(), "audience_mismatch");
+//! # }
+//! ```
+//!
+//! An [`IssuerRegistry`] trusts many issuers at once, each token checked by its own issuer's
+//! verifier (and keys); it goes wherever a `Verifier` goes, the layer included:
+//!
+//! ```
+//! use oidc_bearer::prelude::*;
+//! use oidc_bearer_testing::TestIssuer;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let (a, b) = (TestIssuer::start().await, TestIssuer::start().await);
+//! let registry = IssuerRegistry::builder()
+//!     .with_issuer(Verifier::builder(a.issuer(), "my-service"))
+//!     .with_issuer(Verifier::builder(b.issuer(), "my-service"))
+//!     .build()
+//!     .unwrap();
+//! for issuer in [&a, &b] {
+//!     let token = issuer.token().aud("my-service").sign();
+//!     let claims: DefaultClaims = registry.verify(&token).await.unwrap();
+//!     assert_eq!(claims.registered.iss, issuer.issuer());
+//! }
+//! let layer = BearerAuthLayer::new(registry);
+//! # let _ = layer;
+//! # }
+//! ```
 //!
 //! # Crypto backends
 //!
@@ -75,4 +136,19 @@ pub use layer::{BearerAuthLayer, Claims};
 pub use registry::IssuerRegistry;
 #[doc(hidden)]
 pub use token::set_capture as __set_capture;
+pub use policy::AuthorizeLayer;
 pub use verify::{Verifier, VerifierBuilder, VerifyToken};
+
+/// What a typical service imports: `use oidc_bearer::prelude::*;`.
+///
+/// The layer and its extractor, the verifier and the registry of issuers, the claims types, the
+/// policies (the [`policy`] module itself, for `policy::scopes([..])` and friends) and the rejection
+/// vocabulary.
+pub mod prelude {
+    pub use crate::claims::{DefaultClaims, RegisteredClaims};
+    pub use crate::policy::{self, AuthorizeLayer, Denied, Policy, PolicyClaims};
+    pub use crate::rejection::{AuthRejection, DefaultRejection, RejectionResponse};
+    pub use crate::{
+        BearerAuthLayer, Claims, ConfigError, IssuerRegistry, KeysError, Verifier, VerifyError,
+    };
+}

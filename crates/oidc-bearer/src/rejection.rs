@@ -14,7 +14,28 @@ use http::{Response, StatusCode};
 use crate::bearer::BearerError;
 use crate::error::VerifyError;
 
-/// Why a request was not let through.
+/// Why a request was not let through. The layers put it into every rejection's extensions, for
+/// logs, metrics and tests:
+///
+/// ```
+/// use oidc_bearer::prelude::*;
+/// use tower::{Layer, ServiceExt, service_fn};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let verifier = Verifier::new("https://issuer.example", "my-service").unwrap();
+/// let service = BearerAuthLayer::new(verifier).layer(service_fn(|_: http::Request<String>| async {
+///     Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+/// }));
+/// let request = http::Request::builder()
+///     .header("authorization", "Bearer not-a-jwt")
+///     .body(String::new())
+///     .unwrap();
+/// let response = service.oneshot(request).await.unwrap();
+/// let rejection = response.extensions().get::<AuthRejection>().unwrap();
+/// assert_eq!((rejection.status(), rejection.code()), (http::StatusCode::UNAUTHORIZED, "malformed"));
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum AuthRejection {
@@ -33,6 +54,9 @@ pub enum AuthRejection {
         /// The scope that would be sufficient, if the policy is about scopes (RFC 6750 §3).
         scope: Option<String>,
     },
+    /// The server is wired wrong — a policy found no claims of its type although it needs them —
+    /// so the request cannot be judged (500). It says what to change; it is also logged at ERROR.
+    Misconfigured(String),
 }
 
 impl AuthRejection {
@@ -51,13 +75,14 @@ impl AuthRejection {
             Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             Self::Forbidden { .. } => StatusCode::FORBIDDEN,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Misconfigured(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     /// The RFC 6750 §3.1 `error` code, when there is one.
     pub fn error(&self) -> Option<&'static str> {
         match self {
-            Self::MissingToken | Self::Unavailable(_) => None,
+            Self::MissingToken | Self::Unavailable(_) | Self::Misconfigured(_) => None,
             Self::InvalidRequest(_) => Some("invalid_request"),
             Self::InvalidToken(_) => Some("invalid_token"),
             Self::Forbidden { .. } => Some("insufficient_scope"),
@@ -72,45 +97,53 @@ impl AuthRejection {
             Self::InvalidRequest(_) => "invalid_request",
             Self::InvalidToken(e) | Self::Unavailable(e) => e.code(),
             Self::Forbidden { .. } => "forbidden",
+            Self::Misconfigured(_) => "misconfigured",
         }
     }
 
     /// A human-readable description safe to send to the client: fixed text per reason, never the
-    /// token's contents or internal detail (the full error is in the extensions and the logs).
+    /// token's contents or internal detail (the full error is in the extensions and the logs). A
+    /// [`Misconfigured`](Self::Misconfigured) server says what to change, as axum's extractors do.
     pub fn description(&self) -> &str {
         match self {
             Self::MissingToken => "a bearer token is required",
             Self::InvalidRequest(e) => e.description(),
             Self::Forbidden { reason, .. } => reason,
-            Self::Unavailable(VerifyError::UnknownKeyRetry { .. }) => {
-                "the token's signing key is not known yet; try again later"
-            }
-            Self::Unavailable(e) if e.code() == "review_unavailable" => {
-                "the token cannot be checked with the cluster now; try again later"
-            }
-            Self::Unavailable(_) => "the token issuer's keys are not available; try again later",
-            Self::InvalidToken(e) => match e.code() {
-                "expired" => "the token has expired",
-                "not_yet_valid" => "the token is not valid yet",
-                "issued_in_future" => "the token was issued in the future",
-                "audience_mismatch" => "the token is not meant for this service",
-                "issuer_mismatch" | "untrusted_issuer" => "the token's issuer is not trusted",
-                "invalid_signature" => "the token's signature is invalid",
-                "unknown_key" | "ambiguous_key" | "algorithm_key_mismatch" => {
-                    "the token is not signed with a key of its issuer"
-                }
-                "unsupported_algorithm" | "algorithm_not_allowed" => {
-                    "the token's algorithm is not accepted"
-                }
-                "missing_claim" | "invalid_claim" => {
-                    "the token lacks a required claim or has an invalid one"
-                }
-                "claims_decode" => "the token's claims do not have the expected shape",
-                "invalid_typ" => "the token's type is not accepted",
-                "unsupported_crit" => "the token uses unsupported critical extensions",
-                "review_refused" => "the token was refused by the cluster",
-                _ => "the token is malformed",
-            },
+            Self::Misconfigured(fix) => fix,
+            Self::InvalidToken(e) | Self::Unavailable(e) => verify_description(e),
+        }
+    }
+}
+
+/// The client-facing text for each [`VerifyError`]. Exhaustive, with no `_` arm, so that a new
+/// variant is a compile error here rather than a wrong answer ("malformed") to the client.
+fn verify_description(error: &VerifyError) -> &'static str {
+    use VerifyError as E;
+    match error {
+        E::TooLarge { .. } | E::Malformed { .. } => "the token is malformed",
+        E::UnsupportedAlgorithm { .. } | E::AlgorithmNotAllowed { .. } => {
+            "the token's algorithm is not accepted"
+        }
+        E::AlgorithmKeyMismatch { .. } | E::UnknownKey { .. } | E::AmbiguousKey { .. } => {
+            "the token is not signed with a key of its issuer"
+        }
+        E::UnknownKeyRetry { .. } => "the token's signing key is not known yet; try again later",
+        E::UnsupportedCritical { .. } => "the token uses unsupported critical extensions",
+        E::InvalidType { .. } => "the token's type is not accepted",
+        E::InvalidSignature => "the token's signature is invalid",
+        E::IssuerMismatch { .. } | E::UntrustedIssuer { .. } => "the token's issuer is not trusted",
+        E::AudienceMismatch { .. } => "the token is not meant for this service",
+        E::MissingClaim { .. } | E::InvalidClaim { .. } => {
+            "the token lacks a required claim or has an invalid one"
+        }
+        E::Expired { .. } => "the token has expired",
+        E::NotYetValid { .. } => "the token is not valid yet",
+        E::IssuedInFuture { .. } => "the token was issued in the future",
+        E::ClaimsDecode { .. } => "the token's claims do not have the expected shape",
+        E::KeysUnavailable { .. } => "the token issuer's keys are not available; try again later",
+        E::ReviewRefused { .. } => "the token was refused by the cluster",
+        E::ReviewUnavailable { .. } => {
+            "the token cannot be checked with the cluster now; try again later"
         }
     }
 }
@@ -123,14 +156,18 @@ impl fmt::Display for AuthRejection {
             Self::InvalidToken(e) => write!(f, "invalid token: {e}"),
             Self::Unavailable(e) => write!(f, "cannot verify: {e}"),
             Self::Forbidden { reason, .. } => write!(f, "forbidden: {reason}"),
+            Self::Misconfigured(fix) => write!(f, "misconfigured: {fix}"),
         }
     }
 }
 
 /// Builds the response for a rejected request. Implemented by [`DefaultRejection`] (JSON),
-/// [`GrpcRejection`] (for tonic), and closures `Fn(&AuthRejection) -> Response<B>`.
+/// [`BodyRejection`] (your body, RFC 6750 headers kept), [`GrpcRejection`] (for tonic), and closures
+/// `Fn(&AuthRejection) -> Response<B>`.
 ///
-/// Whatever it returns, the layer adds the [`AuthRejection`] to the response's extensions.
+/// A closure builds the whole response, headers included: to shape only the body and keep the
+/// `WWW-Authenticate` challenge and `Retry-After`, use [`DefaultRejection::with_body`]. Whatever it
+/// returns, the layer adds the [`AuthRejection`] to the response's extensions.
 pub trait RejectionResponse<B>: Clone + Send + Sync + 'static {
     /// The response for `rejection`.
     fn response(&self, rejection: &AuthRejection) -> Response<B>;
@@ -191,9 +228,13 @@ impl DefaultRejection {
         self
     }
 
-    /// The `WWW-Authenticate` value for `rejection`, if it has one (503 has none).
+    /// The `WWW-Authenticate` value for `rejection`, if it has one (503 and 500 have none: they
+    /// are not about the client's credentials).
     pub fn challenge(&self, rejection: &AuthRejection) -> Option<String> {
-        if matches!(rejection, AuthRejection::Unavailable(_)) {
+        if matches!(
+            rejection,
+            AuthRejection::Unavailable(_) | AuthRejection::Misconfigured(_)
+        ) {
             return None;
         }
         // Written into one buffer: a refused token is the path an attacker chooses, so its response
@@ -234,11 +275,62 @@ impl DefaultRejection {
     }
 }
 
+impl DefaultRejection {
+    /// Keeps this rejection's status and RFC 6750 headers (`WWW-Authenticate` with the right
+    /// `error`, `Retry-After` on 503) and lets `body` write the body — the way to shape rejections
+    /// without losing the challenge. Works for the bearer layer and the policy layers alike.
+    ///
+    /// ```
+    /// use oidc_bearer::prelude::*;
+    ///
+    /// let rejection = DefaultRejection::new()
+    ///     .with_body(|r: &AuthRejection| format!(r#"{{"message":"{}"}}"#, r.code()));
+    /// let response: http::Response<String> = rejection.response(&AuthRejection::MissingToken);
+    /// assert_eq!(response.status(), 401);
+    /// assert_eq!(response.headers()["www-authenticate"], r#"Bearer realm="api""#);
+    /// assert_eq!(response.body(), r#"{"message":"missing_token"}"#);
+    /// ```
+    #[must_use]
+    pub fn with_body<F>(self, body: F) -> BodyRejection<F>
+    where
+        F: Fn(&AuthRejection) -> String + Clone + Send + Sync + 'static,
+    {
+        BodyRejection {
+            headers: self,
+            body,
+            content_type: HeaderValue::from_static("application/json"),
+        }
+    }
+
+    /// The status and the RFC 6750 headers of `rejection`'s response.
+    fn response_with<B>(
+        &self,
+        rejection: &AuthRejection,
+        body: B,
+        content_type: HeaderValue,
+    ) -> Response<B> {
+        let mut response = Response::new(body);
+        *response.status_mut() = rejection.status();
+        let headers = response.headers_mut();
+        headers.insert(CONTENT_TYPE, content_type);
+        if let Some(challenge) = self.challenge(rejection)
+            && let Ok(value) = HeaderValue::try_from(challenge)
+        {
+            headers.insert(WWW_AUTHENTICATE, value);
+        }
+        if let AuthRejection::Unavailable(error) = rejection {
+            headers.insert(RETRY_AFTER, HeaderValue::from(self.retry_after(error)));
+        }
+        response
+    }
+}
+
 impl<B: From<String>> RejectionResponse<B> for DefaultRejection {
     fn response(&self, rejection: &AuthRejection) -> Response<B> {
         let error = match rejection {
             AuthRejection::MissingToken => "unauthorized",
             AuthRejection::Unavailable(_) => "temporarily_unavailable",
+            AuthRejection::Misconfigured(_) => "server_error",
             other => other.error().unwrap_or("unauthorized"),
         };
         // `{"error":…,"error_description":…}`, as serde_json writes it, without building a `Value`.
@@ -249,19 +341,59 @@ impl<B: From<String>> RejectionResponse<B> for DefaultRejection {
         body.push_str(",\"error_description\":");
         push_json_string(&mut body, description);
         body.push('}');
-        let mut response = Response::new(B::from(body));
-        *response.status_mut() = rejection.status();
-        let headers = response.headers_mut();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        if let Some(challenge) = self.challenge(rejection)
-            && let Ok(value) = HeaderValue::try_from(challenge)
-        {
-            headers.insert(WWW_AUTHENTICATE, value);
+        self.response_with(
+            rejection,
+            B::from(body),
+            HeaderValue::from_static("application/json"),
+        )
+    }
+}
+
+/// [`DefaultRejection`]'s status and RFC 6750 headers with a body of your own: made by
+/// [`DefaultRejection::with_body`].
+#[derive(Clone)]
+pub struct BodyRejection<F> {
+    headers: DefaultRejection,
+    body: F,
+    content_type: HeaderValue,
+}
+
+impl<F> BodyRejection<F> {
+    /// The `Content-Type` of the body (default `application/json`); an invalid value is ignored.
+    #[must_use]
+    pub fn with_content_type(mut self, content_type: &str) -> Self {
+        if let Ok(value) = HeaderValue::try_from(content_type) {
+            self.content_type = value;
         }
-        if let AuthRejection::Unavailable(error) = rejection {
-            headers.insert(RETRY_AFTER, HeaderValue::from(self.retry_after(error)));
-        }
-        response
+        self
+    }
+
+    /// The `realm` of the challenge (RFC 7235 §2.2).
+    #[must_use]
+    pub fn with_realm(mut self, realm: impl AsRef<str>) -> Self {
+        self.headers = self.headers.with_realm(realm);
+        self
+    }
+}
+
+impl<F> fmt::Debug for BodyRejection<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BodyRejection")
+            .field("headers", &self.headers)
+            .field("content_type", &self.content_type)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<B, F> RejectionResponse<B> for BodyRejection<F>
+where
+    B: From<String>,
+    F: Fn(&AuthRejection) -> String + Clone + Send + Sync + 'static,
+{
+    fn response(&self, rejection: &AuthRejection) -> Response<B> {
+        let body = B::from((self.body)(rejection));
+        self.headers
+            .response_with(rejection, body, self.content_type.clone())
     }
 }
 
@@ -287,6 +419,7 @@ impl<B: Default> RejectionResponse<B> for GrpcRejection {
             AuthRejection::InvalidRequest(_) => 3,
             AuthRejection::Forbidden { .. } => 7,
             AuthRejection::Unavailable(_) => 14,
+            AuthRejection::Misconfigured(_) => 13,
         };
         let mut response = Response::new(B::default());
         let headers = response.headers_mut();

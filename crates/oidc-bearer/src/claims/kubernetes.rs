@@ -29,7 +29,6 @@
 use serde::{Deserialize, Serialize};
 
 use super::{NumericDate, RegisteredClaims};
-use crate::policy::PolicyClaims;
 
 /// The prefix of a service account's user name, and of its tokens' `sub`
 /// (`system:serviceaccount:<namespace>:<name>`).
@@ -163,13 +162,9 @@ impl KubernetesClaims {
             uid: &k.serviceaccount.uid,
         });
         let legacy = self.legacy.service_account();
-        let account = match (bound, legacy) {
-            (Some(bound), Some(legacy)) if bound != legacy => return None,
-            (Some(account), _) | (None, Some(account)) => account,
-            (None, None) => return None,
-        };
-        let (namespace, name) = parse_subject(self.registered.sub.as_deref()?)?;
-        (namespace == account.namespace && name == account.name).then_some(account)
+        let account = bound.or(legacy)?;
+        named_service_account(self.registered.sub.as_deref(), [bound, legacy])?;
+        Some(account)
     }
 
     /// Whether this is a legacy, secret-based token (it carries the flat
@@ -190,18 +185,31 @@ impl LegacyServiceAccountClaims {
     }
 }
 
-/// The built-in policies read the service account through [`KubernetesClaims::service_account`], so
-/// a token whose `sub` and `kubernetes.io` claim disagree names no service account and is refused by
-/// [`AuthorizeLayer::namespaces`](crate::policy::AuthorizeLayer::namespaces) and
-/// [`AuthorizeLayer::service_accounts`](crate::policy::AuthorizeLayer::service_accounts).
-impl PolicyClaims for KubernetesClaims {
-    fn subject(&self) -> Option<&str> {
-        self.registered.sub.as_deref()
+/// Which service account a token names — the one rule behind [`KubernetesClaims::service_account`],
+/// the built-in policies' [`PolicyClaims::kubernetes_service_account`](crate::policy::PolicyClaims::kubernetes_service_account)
+/// for every claims type, and TokenReview answers.
+///
+/// `sub` must be exactly `system:serviceaccount:<namespace>:<name>` ([`parse_subject`]), and each
+/// form of the Kubernetes claims the token carries (`forms`: the bound `kubernetes.io` object, the
+/// legacy flat claims) must name that same account; two forms must also agree on the uid. The API
+/// server never issues a token that disagrees with itself; one that does is not trusted to name
+/// anyone. A token with neither form (a TokenReview user name, another issuer's subject) is named
+/// by its `sub` alone.
+pub(crate) fn named_service_account<'a>(
+    sub: Option<&'a str>,
+    forms: [Option<ServiceAccount<'a>>; 2],
+) -> Option<(&'a str, &'a str)> {
+    let (namespace, name) = parse_subject(sub?)?;
+    if let [Some(a), Some(b)] = forms
+        && a != b
+    {
+        return None;
     }
-
-    fn kubernetes_service_account(&self) -> Option<(&str, &str)> {
-        self.service_account().map(|sa| (sa.namespace, sa.name))
-    }
+    forms
+        .iter()
+        .flatten()
+        .all(|form| form.namespace == namespace && form.name == name)
+        .then_some((namespace, name))
 }
 
 /// Splits a service account's user name, `system:serviceaccount:<namespace>:<name>`, into namespace
@@ -339,70 +347,6 @@ mod tests {
         assert!(!claims(bound("system:serviceaccount:prod:billing")).is_legacy());
     }
 
-    #[tokio::test]
-    async fn policies_read_the_checked_service_account() {
-        use std::convert::Infallible;
-        use std::sync::Arc;
-
-        use tower::{Layer as _, ServiceExt as _, service_fn};
-
-        use crate::layer::Claims;
-        use crate::policy::AuthorizeLayer;
-
-        let mut dev = bound("system:serviceaccount:dev:billing");
-        dev["kubernetes.io"]["namespace"] = json!("dev");
-        let rows = [
-            (
-                "bound, allowed namespace",
-                bound("system:serviceaccount:prod:billing"),
-                Some(("prod", "billing")),
-                200,
-            ),
-            (
-                "legacy, allowed namespace",
-                legacy("system:serviceaccount:prod:billing"),
-                Some(("prod", "billing")),
-                200,
-            ),
-            ("bound, other namespace", dev, Some(("dev", "billing")), 403),
-            (
-                "sub claims the allowed namespace, kubernetes.io another",
-                {
-                    let mut v = bound("system:serviceaccount:prod:billing");
-                    v["kubernetes.io"]["namespace"] = json!("dev");
-                    v
-                },
-                None,
-                403,
-            ),
-            (
-                "not a service account",
-                bound("system:node:node-1"),
-                None,
-                403,
-            ),
-        ];
-        for (name, value, expected, status) in rows {
-            let claims = claims(value);
-            assert_eq!(
-                PolicyClaims::subject(&claims),
-                claims.registered.sub.as_deref(),
-                "{name}"
-            );
-            assert_eq!(claims.kubernetes_service_account(), expected, "{name}");
-
-            let service = AuthorizeLayer::namespaces(["prod"])
-                .claims::<KubernetesClaims>()
-                .layer(service_fn(|_: http::Request<String>| async {
-                    Ok::<_, Infallible>(http::Response::new(String::new()))
-                }));
-            let mut request = http::Request::new(String::new());
-            request.extensions_mut().insert(Claims(Arc::new(claims)));
-            let response = service.oneshot(request).await.unwrap();
-            assert_eq!(response.status(), status, "{name}");
-        }
-    }
-
     #[test]
     fn subjects_are_parsed_strictly() {
         let rows = [
@@ -426,5 +370,61 @@ mod tests {
             uid: "u",
         };
         assert_eq!(sa.username(), "system:serviceaccount:prod:billing");
+    }
+
+    #[test]
+    fn a_token_names_a_service_account_only_when_its_forms_agree() {
+        let sa = |namespace, name, uid| {
+            Some(ServiceAccount {
+                namespace,
+                name,
+                uid,
+            })
+        };
+        let sub = Some("system:serviceaccount:prod:billing");
+        let rows = [
+            ("sub alone", sub, [None, None], Some(("prod", "billing"))),
+            ("no sub", None, [sa("prod", "billing", "u"), None], None),
+            ("not a service account", Some("alice"), [None, None], None),
+            (
+                "bound agrees",
+                sub,
+                [sa("prod", "billing", "u"), None],
+                Some(("prod", "billing")),
+            ),
+            (
+                "legacy agrees",
+                sub,
+                [None, sa("prod", "billing", "u")],
+                Some(("prod", "billing")),
+            ),
+            (
+                "bound names another namespace",
+                sub,
+                [sa("dev", "billing", "u"), None],
+                None,
+            ),
+            (
+                "legacy names another account",
+                sub,
+                [None, sa("prod", "other", "u")],
+                None,
+            ),
+            (
+                "both forms agree",
+                sub,
+                [sa("prod", "billing", "u"), sa("prod", "billing", "u")],
+                Some(("prod", "billing")),
+            ),
+            (
+                "the forms disagree on the uid",
+                sub,
+                [sa("prod", "billing", "u1"), sa("prod", "billing", "u2")],
+                None,
+            ),
+        ];
+        for (name, sub, forms, expected) in rows {
+            assert_eq!(named_service_account(sub, forms), expected, "{name}");
+        }
     }
 }

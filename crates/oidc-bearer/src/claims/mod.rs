@@ -129,7 +129,19 @@ impl<'de> Deserialize<'de> for Audience {
 }
 
 /// The registered claims of RFC 7519 §4.1, as a verified token carries them.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// Embed them in your claims type with `#[serde(flatten)]`. In unit tests, build them with
+/// [`new`](Self::new) and set the public fields:
+///
+/// ```
+/// use oidc_bearer::claims::RegisteredClaims;
+///
+/// let mut claims = RegisteredClaims::new("https://issuer.example");
+/// claims.sub = Some("alice".into());
+/// assert_eq!(claims.subject(), Some("alice"));
+/// assert!(claims.aud.is_empty());
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct RegisteredClaims {
     /// The issuer.
@@ -152,6 +164,22 @@ pub struct RegisteredClaims {
     /// The token's unique id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jti: Option<String>,
+}
+
+impl RegisteredClaims {
+    /// Claims naming only their issuer (every other claim empty): a start for tests, since the
+    /// struct is `#[non_exhaustive]`.
+    pub fn new(iss: impl Into<String>) -> Self {
+        Self {
+            iss: iss.into(),
+            ..Self::default()
+        }
+    }
+
+    /// The subject (`sub`), if the token has one.
+    pub fn subject(&self) -> Option<&str> {
+        self.sub.as_deref()
+    }
 }
 
 /// The claims type used when none is named: the registered claims plus every other claim of the

@@ -9,7 +9,7 @@ use http::{Request, Response};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
-use super::Claims;
+use super::{BearerRan, Claims};
 use crate::error::VerifyError;
 use crate::rejection::{AuthRejection, RejectionResponse};
 
@@ -146,6 +146,7 @@ where
                             let mut req = req.take().expect("polled after completion");
                             // Decoded once per request, shared with handlers.
                             req.extensions_mut().insert(Claims::<T>(claims));
+                            req.extensions_mut().insert(BearerRan);
                             let mut inner = inner.take().expect("polled after completion");
                             let future = inner.call(req);
                             this.state.set(State::Calling { future });

@@ -3,11 +3,12 @@
 use std::fmt;
 use std::marker::PhantomData;
 
-use tower_layer::Layer;
+use tower_layer::{Layer, Stack};
 
 use super::BearerAuth;
 use crate::bearer::{AuthorizationHeader, TokenSource};
 use crate::claims::DefaultClaims;
+use crate::policy::{AuthorizeLayer, Policy};
 use crate::rejection::DefaultRejection;
 
 /// Requires a valid bearer token on every request of the wrapped service.
@@ -15,6 +16,19 @@ use crate::rejection::DefaultRejection;
 /// Generic over the token verifier `V` (a [`Verifier`](crate::Verifier) or anything implementing
 /// [`VerifyToken`](crate::VerifyToken)), the claims type `T` (default [`DefaultClaims`]), the rejection
 /// response builder `R` and the token source `Src`.
+///
+/// ```
+/// use oidc_bearer::claims::kubernetes::KubernetesClaims;
+/// use oidc_bearer::prelude::*;
+///
+/// let verifier = Verifier::new("https://kubernetes.default.svc.cluster.local", "my-service")?;
+/// let layer = BearerAuthLayer::new(verifier)
+///     .claims::<KubernetesClaims>()                      // handlers take Claims<KubernetesClaims>
+///     .with_rejection(DefaultRejection::new().with_realm("billing")
+///         .with_body(|r: &AuthRejection| format!("{{\"reason\":\"{}\"}}", r.code())))
+///     .authorize(policy::namespaces(["prod"]));         // 403 for other namespaces; call it last
+/// # Ok::<(), oidc_bearer::ConfigError>(())
+/// ```
 pub struct BearerAuthLayer<V, T = DefaultClaims, R = DefaultRejection, Src = AuthorizationHeader> {
     pub(super) verifier: V,
     pub(super) rejection: R,
@@ -79,6 +93,31 @@ impl<V, T, R, Src> BearerAuthLayer<V, T, R, Src> {
             optional: self.optional,
             _claims: PhantomData,
         }
+    }
+
+    /// Applies `policy` to every request this layer lets through, typed by this layer's claims type
+    /// `T` — so it cannot be attached to the wrong type or in the wrong order. Refusals (403) are
+    /// built by this layer's rejection builder. Call it last: it returns the two layers stacked.
+    ///
+    /// ```
+    /// use oidc_bearer::prelude::*;
+    ///
+    /// let verifier = Verifier::new("https://issuer.example", "my-service")?;
+    /// let layer = BearerAuthLayer::new(verifier)
+    ///     .with_realm("api")
+    ///     .authorize(policy::namespaces(["prod"]).for_issuer(["https://issuer.example"]));
+    /// # Ok::<(), oidc_bearer::ConfigError>(())
+    /// ```
+    ///
+    /// In optional mode, a request without credentials reaches the policy with no claims and is
+    /// answered 401 (`MissingToken`): a policy needs a caller.
+    pub fn authorize<P: Policy<T>>(self, policy: P) -> Stack<AuthorizeLayer<P, T, R>, Self>
+    where
+        R: Clone,
+    {
+        let authorize = AuthorizeLayer::from_parts(policy, self.rejection.clone());
+        // Stack::new(inner, outer): this layer runs first, the policy after it.
+        Stack::new(authorize, self)
     }
 
     /// Reads tokens with `source` instead of the `Authorization` header.

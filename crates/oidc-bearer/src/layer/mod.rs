@@ -31,6 +31,7 @@ mod layer;
 mod service;
 
 use std::fmt;
+use std::marker::PhantomData;
 use std::ops::Deref;
 use std::sync::Arc;
 
@@ -43,6 +44,38 @@ pub use service::BearerAuth;
 /// The claims are shared (`Arc`), so handing them to a handler (or serving them from the verified-token
 /// cache) copies nothing. `Claims<T>` dereferences to `T`. With the `axum` feature it is also an
 /// extractor: take `Claims<T>` or `Option<Claims<T>>` in a handler.
+///
+/// Required and optional routes side by side, with claims of your own type:
+///
+/// ```
+/// use axum::{Router, routing::get};
+/// use oidc_bearer::prelude::*;
+/// use serde::Deserialize;
+///
+/// #[derive(Deserialize)]
+/// struct MyClaims {
+///     #[serde(flatten)]
+///     registered: RegisteredClaims,
+///     email: Option<String>,
+/// }
+///
+/// async fn private(Claims(c): Claims<MyClaims>) -> String {
+///     format!("hello {}", c.email.as_deref().unwrap_or("stranger"))
+/// }
+///
+/// async fn maybe(claims: Option<Claims<MyClaims>>) -> &'static str {
+///     if claims.is_some() { "signed in" } else { "anonymous" }
+/// }
+///
+/// let verifier = Verifier::new("https://issuer.example", "my-service")?;
+/// let layer = BearerAuthLayer::new(verifier).claims::<MyClaims>();
+/// let app: Router = Router::new()
+///     .route("/private", get(private))
+///     .route_layer(layer.clone())
+///     // Without credentials: let through, no claims. With a bad token: still 401.
+///     .merge(Router::new().route("/maybe", get(maybe)).route_layer(layer.optional()));
+/// # Ok::<(), oidc_bearer::ConfigError>(())
+/// ```
 pub struct Claims<T>(pub Arc<T>);
 
 impl<T> Clone for Claims<T> {
@@ -62,5 +95,27 @@ impl<T> Deref for Claims<T> {
 impl<T: fmt::Debug> fmt::Debug for Claims<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("Claims").field(&self.0).finish()
+    }
+}
+
+/// Put into a request's extensions by every bearer layer that handled it, so that a policy finding
+/// no claims of its type can tell a wiring mistake (500, naming the fix) from an anonymous request
+/// (401). Zero-sized: inserting it allocates nothing.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BearerRan;
+
+/// Put into the extensions of a request without credentials that an optional bearer layer decoding
+/// `T` let through.
+pub(crate) struct Anonymous<T>(PhantomData<fn() -> T>);
+
+impl<T> Anonymous<T> {
+    pub(crate) fn new() -> Self {
+        Self(PhantomData)
+    }
+}
+
+impl<T> Clone for Anonymous<T> {
+    fn clone(&self) -> Self {
+        Self::new()
     }
 }

@@ -10,7 +10,7 @@ use tower_service::Service;
 use tracing::Instrument;
 
 use super::future::ResponseFuture;
-use super::{BearerAuthLayer, Claims};
+use super::{Anonymous, BearerAuthLayer, BearerRan, Claims};
 use crate::bearer::TokenSource;
 use crate::rejection::{AuthRejection, RejectionResponse};
 use crate::verify::VerifyToken;
@@ -74,6 +74,7 @@ impl<S, V, T, R, Src> BearerAuth<S, V, T, R, Src> {
         span.record("cached", true);
         crate::metrics::request_accepted();
         req.extensions_mut().insert(Claims::<T>(claims));
+        req.extensions_mut().insert(BearerRan);
         ResponseFuture::call(self.inner.call(req))
     }
 }
@@ -122,6 +123,8 @@ where
             Ok(None) if layer.optional => {
                 // Optional mode: no credentials, no claims; the handler decides.
                 req.extensions_mut().remove::<Claims<T>>();
+                req.extensions_mut().insert(Anonymous::<T>::new());
+                req.extensions_mut().insert(BearerRan);
                 return ResponseFuture::call(self.inner.call(req));
             }
             Ok(None) => {

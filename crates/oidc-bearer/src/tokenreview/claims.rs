@@ -119,12 +119,19 @@ impl TokenReviewClaims {
 }
 
 impl PolicyClaims for TokenReviewClaims {
+    /// `None`: a TokenReview answer names no issuer (the cluster asked is the one that vouches), so
+    /// issuer-scoped policies refuse these claims.
+    fn issuer(&self) -> Option<&str> {
+        None
+    }
+
     fn subject(&self) -> Option<&str> {
         Some(&self.username)
     }
 
-    fn kubernetes_service_account(&self) -> Option<(&str, &str)> {
-        parse_subject(&self.username)
+    /// A TokenReview answer carries no scopes.
+    fn scopes(&self) -> Vec<&str> {
+        Vec::new()
     }
 }
 

@@ -1,0 +1,585 @@
+//! Authorization policies: checks on verified claims that answer **403** `insufficient_scope`
+//! (RFC 6750 §3.1) instead of 401 — allowed subjects, Kubernetes namespaces or service accounts,
+//! required scopes, or any closure over your claims type.
+//!
+//! The way that cannot be wired wrong: give the policy to the bearer layer, which types it by the
+//! layer's claims type and runs it right after verification.
+//!
+//! ```
+//! use axum::{Router, routing::get};
+//! use oidc_bearer::prelude::*;
+//!
+//! let verifier = Verifier::new("https://issuer.example", "my-service")?;
+//! let app: Router = Router::new()
+//!     .route("/admin", get(|| async { "admin" }))
+//!     .route_layer(BearerAuthLayer::new(verifier).authorize(policy::scopes(["admin"])));
+//! # Ok::<(), oidc_bearer::ConfigError>(())
+//! ```
+//!
+//! A policy of its own per route, behind a bearer layer shared by many routes, is an
+//! [`AuthorizeLayer`]. With axum's `route_layer` the layer added last runs first, so add the policy
+//! before the bearer layer. A policy that finds no claims of its type although a bearer layer ran
+//! (another claims type, or the wrong order) is a programmer error: it answers **500** and logs at
+//! ERROR what to change — never a 401 that would blame the client.
+//!
+//! # Custom claims
+//!
+//! The built-in policies read [`PolicyClaims`]. Its methods are required (except the service
+//! account, which has one rule for every type), so a claims type that forgets its scopes is a
+//! compile error, not a policy that silently refuses every token:
+//!
+//! ```
+//! use oidc_bearer::prelude::*;
+//! use serde::Deserialize;
+//!
+//! #[derive(Deserialize)]
+//! struct MyClaims {
+//!     #[serde(flatten)]
+//!     registered: RegisteredClaims,
+//!     #[serde(default)]
+//!     scope: String,
+//! }
+//!
+//! impl PolicyClaims for MyClaims {
+//!     fn issuer(&self) -> Option<&str> { Some(&self.registered.iss) }
+//!     fn subject(&self) -> Option<&str> { self.registered.subject() }
+//!     fn scopes(&self) -> Vec<&str> { policy::split_scope(&self.scope) }
+//! }
+//!
+//! let verifier = Verifier::new("https://issuer.example", "my-service")?;
+//! let layer = BearerAuthLayer::new(verifier).claims::<MyClaims>().authorize(policy::scopes(["read"]));
+//! # Ok::<(), oidc_bearer::ConfigError>(())
+//! ```
+//!
+//! # Many issuers
+//!
+//! Unscoped, a built-in policy accepts a matching token from **every** issuer the verifier trusts:
+//! with an [`IssuerRegistry`](crate::IssuerRegistry) that trusts every GKE cluster of a project,
+//! `namespaces(["prod"])` accepts a token from a dev cluster where anyone may create a `prod`
+//! namespace. Bind it to the issuer the names belong to with [`Subjects::for_issuer`] (and the same
+//! method on each built-in policy), or to a registry pattern with `for_issuers_matching`.
+//!
+//! The tutorial's `AuthorizedSubjects` check called `forbid(w)` and forgot to `return`, so the private
+//! handler still ran. Here a refusal is the response: the inner service is never called.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::Arc;
+
+use crate::claims::kubernetes::{KubernetesClaims, ServiceAccount, named_service_account};
+use crate::claims::{DefaultClaims, RegisteredClaims};
+use crate::issuers::IssuerPattern;
+use crate::rejection::AuthRejection;
+
+mod layer;
+
+pub use layer::{Authorize, AuthorizeFuture, AuthorizeLayer};
+
+/// A policy's refusal: what it requires, said without repeating the token's contents.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Denied {
+    reason: String,
+    scope: Option<String>,
+}
+
+impl Denied {
+    /// A refusal with this description (sent to the client as `error_description`).
+    pub fn new(reason: impl Into<String>) -> Self {
+        Self {
+            reason: reason.into(),
+            scope: None,
+        }
+    }
+
+    /// Names the scope that would be sufficient (the `scope` attribute of the challenge).
+    #[must_use]
+    pub fn with_scope(mut self, scope: impl Into<String>) -> Self {
+        self.scope = Some(scope.into());
+        self
+    }
+
+    pub(crate) fn into_rejection(self) -> AuthRejection {
+        AuthRejection::Forbidden {
+            reason: self.reason,
+            scope: self.scope,
+        }
+    }
+}
+
+/// A check on verified claims of type `T`. Closures `Fn(&T) -> Result<(), Denied>` implement it.
+pub trait Policy<T>: Clone + Send + Sync + 'static {
+    /// Allows or refuses the request.
+    fn check(&self, claims: &T) -> Result<(), Denied>;
+}
+
+impl<T, F> Policy<T> for F
+where
+    F: Fn(&T) -> Result<(), Denied> + Clone + Send + Sync + 'static,
+{
+    fn check(&self, claims: &T) -> Result<(), Denied> {
+        self(claims)
+    }
+}
+
+/// What the built-in policies read from a claims type. Implemented by [`DefaultClaims`],
+/// [`KubernetesClaims`] and [`TokenReviewClaims`](crate::tokenreview::TokenReviewClaims); implement
+/// it for your own type to use the built-in policies with it.
+///
+/// `issuer`, `subject` and `scopes` are required on purpose: a default of "no scopes" once made
+/// [`Scopes`] refuse every token of a custom type without a word. A type that has no scopes says so
+/// with `Vec::new()`, where a reader sees it. Only the service account has a default, because its
+/// rule is the same for every type ([`kubernetes_service_account`](Self::kubernetes_service_account)).
+pub trait PolicyClaims {
+    /// The issuer that vouched for the claims (`iss`), read by issuer-scoped policies; `None`
+    /// makes every issuer-scoped policy refuse.
+    fn issuer(&self) -> Option<&str>;
+
+    /// The `sub` claim.
+    fn subject(&self) -> Option<&str>;
+
+    /// The granted scopes: the space-separated `scope` claim (RFC 8693 §4.2, RFC 9068 §2.2.3) or the
+    /// `scp` array; [`split_scope`] reads the former.
+    fn scopes(&self) -> Vec<&str>;
+
+    /// The Kubernetes service account `(namespace, name)` the token names: by default its `sub`
+    /// alone (`system:serviceaccount:<namespace>:<name>`). Types that carry the `kubernetes.io`
+    /// claims check them against `sub` (see
+    /// [`KubernetesClaims::service_account`]).
+    fn kubernetes_service_account(&self) -> Option<(&str, &str)> {
+        named_service_account(self.subject(), [None, None])
+    }
+}
+
+/// The scopes of a space-separated `scope` claim (RFC 6749 §3.3), empty items skipped.
+///
+/// ```
+/// assert_eq!(oidc_bearer::policy::split_scope("read  write"), ["read", "write"]);
+/// ```
+pub fn split_scope(scope: &str) -> Vec<&str> {
+    scope.split(' ').filter(|s| !s.is_empty()).collect()
+}
+
+impl PolicyClaims for RegisteredClaims {
+    fn issuer(&self) -> Option<&str> {
+        Some(&self.iss)
+    }
+
+    fn subject(&self) -> Option<&str> {
+        self.sub.as_deref()
+    }
+
+    /// The registered claims hold no scopes.
+    fn scopes(&self) -> Vec<&str> {
+        Vec::new()
+    }
+}
+
+impl PolicyClaims for DefaultClaims {
+    fn issuer(&self) -> Option<&str> {
+        Some(&self.registered.iss)
+    }
+
+    fn subject(&self) -> Option<&str> {
+        self.registered.sub.as_deref()
+    }
+
+    fn scopes(&self) -> Vec<&str> {
+        match (self.extra.get("scope"), self.extra.get("scp")) {
+            (Some(serde_json::Value::String(s)), _) => split_scope(s),
+            (_, Some(serde_json::Value::Array(a))) => a.iter().filter_map(|v| v.as_str()).collect(),
+            (_, Some(serde_json::Value::String(s))) => split_scope(s),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The forms of the Kubernetes claims found in the payload, under the one rule of
+    /// [`KubernetesClaims::service_account`]; a `kubernetes.io` object of the wrong shape names no one.
+    fn kubernetes_service_account(&self) -> Option<(&str, &str)> {
+        fn str_at<'a>(v: &'a serde_json::Value, key: &str) -> Option<&'a str> {
+            v.get(key)?.as_str()
+        }
+        let bound = match self.extra.get("kubernetes.io") {
+            None => None,
+            Some(k8s) => {
+                let sa = k8s.get("serviceaccount")?;
+                Some(ServiceAccount {
+                    namespace: str_at(k8s, "namespace")?,
+                    name: str_at(sa, "name")?,
+                    uid: str_at(sa, "uid")?,
+                })
+            }
+        };
+        let flat = |key: &str| self.extra.get(key)?.as_str();
+        let legacy = (|| {
+            Some(ServiceAccount {
+                namespace: flat("kubernetes.io/serviceaccount/namespace")?,
+                name: flat("kubernetes.io/serviceaccount/service-account.name")?,
+                uid: flat("kubernetes.io/serviceaccount/service-account.uid")?,
+            })
+        })();
+        named_service_account(PolicyClaims::subject(self), [bound, legacy])
+    }
+}
+
+/// The service account of [`KubernetesClaims::service_account`], so a token whose `sub` and
+/// `kubernetes.io` claim disagree names no service account and is refused by [`Namespaces`] and
+/// [`ServiceAccounts`].
+impl PolicyClaims for KubernetesClaims {
+    fn issuer(&self) -> Option<&str> {
+        Some(&self.registered.iss)
+    }
+
+    fn subject(&self) -> Option<&str> {
+        self.registered.sub.as_deref()
+    }
+
+    /// Kubernetes service-account tokens carry no scopes.
+    fn scopes(&self) -> Vec<&str> {
+        Vec::new()
+    }
+
+    fn kubernetes_service_account(&self) -> Option<(&str, &str)> {
+        self.service_account().map(|sa| (sa.namespace, sa.name))
+    }
+}
+
+/// Which issuers an issuer-scoped policy accepts.
+#[derive(Clone)]
+enum IssuerScope {
+    Exact(Arc<HashSet<String>>),
+    Pattern(Arc<dyn IssuerPattern>),
+}
+
+impl IssuerScope {
+    fn allows(&self, issuer: &str) -> bool {
+        match self {
+            Self::Exact(issuers) => issuers.contains(issuer),
+            // The pattern that made the registry trust the issuer: strict, cheap, never fetching
+            // (the `IssuerPattern` contract).
+            Self::Pattern(pattern) => pattern.verifier_for(issuer).is_some(),
+        }
+    }
+}
+
+impl fmt::Debug for IssuerScope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Exact(issuers) => f.debug_tuple("Exact").field(issuers).finish(),
+            Self::Pattern(_) => f.write_str("Pattern(..)"),
+        }
+    }
+}
+
+/// A policy bound to some issuers: tokens of any other issuer are refused before `P` is asked.
+/// Made by `for_issuer`/`for_issuers_matching` on the built-in policies and on [`AuthorizeLayer`].
+#[derive(Debug, Clone)]
+pub struct ForIssuers<P> {
+    scope: IssuerScope,
+    policy: P,
+}
+
+impl<P> ForIssuers<P> {
+    /// `policy` for tokens of these issuers only (exact `iss` values).
+    pub fn new<I: IntoIterator<Item = S>, S: Into<String>>(issuers: I, policy: P) -> Self {
+        Self {
+            scope: IssuerScope::Exact(set(issuers)),
+            policy,
+        }
+    }
+
+    /// `policy` for tokens of the issuers `pattern` trusts (the pattern given to the
+    /// [`IssuerRegistry`](crate::IssuerRegistry) builder's `with_pattern`).
+    pub fn matching(pattern: impl IssuerPattern, policy: P) -> Self {
+        Self {
+            scope: IssuerScope::Pattern(Arc::new(pattern)),
+            policy,
+        }
+    }
+}
+
+impl<T: PolicyClaims, P: Policy<T>> Policy<T> for ForIssuers<P> {
+    fn check(&self, claims: &T) -> Result<(), Denied> {
+        match claims.issuer() {
+            Some(issuer) if self.scope.allows(issuer) => self.policy.check(claims),
+            _ => Err(Denied::new("the token's issuer is not allowed here")),
+        }
+    }
+}
+
+macro_rules! scoped {
+    ($($policy:ident),*) => {$(
+        impl $policy {
+            /// This policy for tokens of these issuers only (exact `iss` values); others are refused.
+            #[must_use]
+            pub fn for_issuer<I: IntoIterator<Item = S>, S: Into<String>>(self, issuers: I) -> ForIssuers<Self> {
+                ForIssuers::new(issuers, self)
+            }
+
+            /// This policy for tokens of the issuers a registry pattern trusts; others are refused.
+            #[must_use]
+            pub fn for_issuers_matching(self, pattern: impl IssuerPattern) -> ForIssuers<Self> {
+                ForIssuers::matching(pattern, self)
+            }
+        }
+    )*};
+}
+
+scoped!(Subjects, Namespaces, ServiceAccounts, Scopes);
+
+/// Allows only these subjects (`sub`). Unscoped, from any trusted issuer: see the [module
+/// docs](self#many-issuers).
+#[derive(Debug, Clone)]
+pub struct Subjects(Arc<HashSet<String>>);
+
+impl<T: PolicyClaims> Policy<T> for Subjects {
+    fn check(&self, claims: &T) -> Result<(), Denied> {
+        match claims.subject() {
+            Some(sub) if self.0.contains(sub) => Ok(()),
+            _ => Err(Denied::new("the token's subject is not allowed here")),
+        }
+    }
+}
+
+/// Allows only service accounts of these Kubernetes namespaces. Unscoped, a namespace of any trusted
+/// cluster: see the [module docs](self#many-issuers).
+#[derive(Debug, Clone)]
+pub struct Namespaces(Arc<HashSet<String>>);
+
+impl<T: PolicyClaims> Policy<T> for Namespaces {
+    fn check(&self, claims: &T) -> Result<(), Denied> {
+        match claims.kubernetes_service_account() {
+            Some((ns, _)) if self.0.contains(ns) => Ok(()),
+            _ => Err(Denied::new(
+                "the token's Kubernetes namespace is not allowed here",
+            )),
+        }
+    }
+}
+
+/// Allows only these Kubernetes service accounts, as `namespace/name`. Unscoped, of any trusted
+/// cluster: see the [module docs](self#many-issuers).
+#[derive(Debug, Clone)]
+pub struct ServiceAccounts(Arc<HashSet<String>>);
+
+impl<T: PolicyClaims> Policy<T> for ServiceAccounts {
+    fn check(&self, claims: &T) -> Result<(), Denied> {
+        match claims.kubernetes_service_account() {
+            Some((ns, name)) if self.0.contains(&format!("{ns}/{name}")) => Ok(()),
+            _ => Err(Denied::new(
+                "the token's Kubernetes service account is not allowed here",
+            )),
+        }
+    }
+}
+
+/// Requires every one of these scopes. Unscoped, granted by any trusted issuer: see the [module
+/// docs](self#many-issuers).
+#[derive(Debug, Clone)]
+pub struct Scopes(Arc<Vec<String>>);
+
+impl<T: PolicyClaims> Policy<T> for Scopes {
+    fn check(&self, claims: &T) -> Result<(), Denied> {
+        let granted = claims.scopes();
+        if self.0.iter().all(|s| granted.contains(&s.as_str())) {
+            Ok(())
+        } else {
+            Err(Denied::new("the token lacks a required scope").with_scope(self.0.join(" ")))
+        }
+    }
+}
+
+/// Allows only these subjects (`sub`).
+pub fn subjects<I: IntoIterator<Item = S>, S: Into<String>>(subjects: I) -> Subjects {
+    Subjects(set(subjects))
+}
+
+/// Allows only service accounts of these Kubernetes namespaces.
+pub fn namespaces<I: IntoIterator<Item = S>, S: Into<String>>(namespaces: I) -> Namespaces {
+    Namespaces(set(namespaces))
+}
+
+/// Allows only these Kubernetes service accounts, each as `namespace/name`.
+pub fn service_accounts<I: IntoIterator<Item = S>, S: Into<String>>(
+    accounts: I,
+) -> ServiceAccounts {
+    ServiceAccounts(set(accounts))
+}
+
+/// Requires every one of these scopes (`scope` string or `scp` array).
+pub fn scopes<I: IntoIterator<Item = S>, S: Into<String>>(scopes: I) -> Scopes {
+    Scopes(Arc::new(scopes.into_iter().map(Into::into).collect()))
+}
+
+pub(crate) fn set<I: IntoIterator<Item = S>, S: Into<String>>(items: I) -> Arc<HashSet<String>> {
+    Arc::new(items.into_iter().map(Into::into).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn claims(json: serde_json::Value) -> DefaultClaims {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn issuer_scoped_policies_refuse_other_issuers() {
+        let prod_of = |iss: &str| {
+            claims(json!({
+                "iss": iss, "sub": "system:serviceaccount:prod:billing", "scope": "admin",
+                "kubernetes.io": {"namespace": "prod", "serviceaccount": {"name": "billing", "uid": "u"}}
+            }))
+        };
+        let prod_cluster =
+            "https://container.googleapis.com/v1/projects/p/locations/l/clusters/prod";
+        let dev_cluster = "https://container.googleapis.com/v1/projects/p/locations/l/clusters/dev";
+        let (from_prod, from_dev) = (prod_of(prod_cluster), prod_of(dev_cluster));
+        // Unscoped: a `prod` namespace of any trusted cluster.
+        assert!(namespaces(["prod"]).check(&from_dev).is_ok());
+
+        let exact = namespaces(["prod"]).for_issuer([prod_cluster]);
+        let pattern = scopes(["admin"]).for_issuers_matching(|iss: &str| {
+            iss.ends_with("/clusters/prod")
+                .then(|| crate::Verifier::builder(iss, "aud"))
+        });
+        assert!(exact.check(&from_prod).is_ok());
+        assert!(pattern.check(&from_prod).is_ok());
+        for (name, denied) in [
+            ("exact", exact.check(&from_dev)),
+            ("pattern", pattern.check(&from_dev)),
+        ] {
+            assert_eq!(
+                denied,
+                Err(Denied::new("the token's issuer is not allowed here")),
+                "{name}"
+            );
+        }
+        // The inner policy still applies to the allowed issuer.
+        assert!(
+            subjects(["alice"])
+                .for_issuer([prod_cluster])
+                .check(&from_prod)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn built_in_policies_table() {
+        let bound = claims(serde_json::json!({
+            "iss": "i", "sub": "system:serviceaccount:prod:billing", "scope": "read write",
+            "kubernetes.io": {"namespace": "prod", "serviceaccount": {"name": "billing", "uid": "u"}}
+        }));
+        let forged_sub = claims(serde_json::json!({
+            "iss": "i", "sub": "system:serviceaccount:prod:billing",
+            "kubernetes.io": {"namespace": "dev", "serviceaccount": {"name": "billing", "uid": "u"}}
+        }));
+        let scp = claims(serde_json::json!({"iss": "i", "sub": "x", "scp": ["read"]}));
+        let ns = namespaces(["prod"]);
+        let sa = service_accounts(["prod/billing"]);
+        let subjects = subjects(["system:serviceaccount:prod:billing"]);
+        let read = scopes(["read"]);
+        let admin = scopes(["read", "admin"]);
+        assert!(ns.check(&bound).is_ok());
+        assert!(sa.check(&bound).is_ok());
+        assert!(subjects.check(&bound).is_ok());
+        assert!(read.check(&bound).is_ok());
+        assert!(read.check(&scp).is_ok());
+        assert_eq!(
+            admin.check(&bound).unwrap_err().scope.as_deref(),
+            Some("read admin")
+        );
+        assert!(
+            ns.check(&forged_sub).is_err(),
+            "sub and kubernetes.io disagree"
+        );
+        assert!(ns.check(&scp).is_err());
+        assert!(subjects.check(&scp).is_err());
+    }
+
+    fn k8s(value: serde_json::Value) -> KubernetesClaims {
+        serde_json::from_value(value).unwrap()
+    }
+
+    fn bound(sub: &str) -> serde_json::Value {
+        json!({
+            "iss": "https://kubernetes.default.svc.cluster.local",
+            "sub": sub,
+            "kubernetes.io": {"namespace": "prod", "serviceaccount": {"name": "billing", "uid": "u1"}}
+        })
+    }
+
+    fn legacy(sub: &str) -> serde_json::Value {
+        json!({
+            "iss": "kubernetes/serviceaccount",
+            "sub": sub,
+            "kubernetes.io/serviceaccount/namespace": "prod",
+            "kubernetes.io/serviceaccount/secret.name": "billing-token-x7k2p",
+            "kubernetes.io/serviceaccount/service-account.name": "billing",
+            "kubernetes.io/serviceaccount/service-account.uid": "u1"
+        })
+    }
+
+    #[tokio::test]
+    async fn policies_read_the_checked_service_account() {
+        use std::convert::Infallible;
+        use std::sync::Arc;
+
+        use tower::{Layer as _, ServiceExt as _, service_fn};
+
+        use crate::layer::Claims;
+
+        let mut dev = bound("system:serviceaccount:dev:billing");
+        dev["kubernetes.io"]["namespace"] = json!("dev");
+        let rows = [
+            (
+                "bound, allowed namespace",
+                bound("system:serviceaccount:prod:billing"),
+                Some(("prod", "billing")),
+                200,
+            ),
+            (
+                "legacy, allowed namespace",
+                legacy("system:serviceaccount:prod:billing"),
+                Some(("prod", "billing")),
+                200,
+            ),
+            ("bound, other namespace", dev, Some(("dev", "billing")), 403),
+            (
+                "sub claims the allowed namespace, kubernetes.io another",
+                {
+                    let mut v = bound("system:serviceaccount:prod:billing");
+                    v["kubernetes.io"]["namespace"] = json!("dev");
+                    v
+                },
+                None,
+                403,
+            ),
+            (
+                "not a service account",
+                bound("system:node:node-1"),
+                None,
+                403,
+            ),
+        ];
+        for (name, value, expected, status) in rows {
+            let claims = k8s(value);
+            assert_eq!(
+                PolicyClaims::subject(&claims),
+                claims.registered.sub.as_deref(),
+                "{name}"
+            );
+            assert_eq!(claims.kubernetes_service_account(), expected, "{name}");
+
+            let service = AuthorizeLayer::namespaces(["prod"])
+                .claims::<KubernetesClaims>()
+                .layer(service_fn(|_: http::Request<String>| async {
+                    Ok::<_, Infallible>(http::Response::new(String::new()))
+                }));
+            let mut request = http::Request::new(String::new());
+            request.extensions_mut().insert(Claims(Arc::new(claims)));
+            let response = service.oneshot(request).await.unwrap();
+            assert_eq!(response.status(), status, "{name}");
+        }
+    }
+}
