@@ -105,7 +105,8 @@ impl IssuerRegistryBuilder {
 
     /// The most pattern issuers on probation — built, keys not loaded yet — at once (default 64, at
     /// least 1). While that many are, a token naming another new pattern issuer is refused with
-    /// [`VerifyError::KeysUnavailable`] ([`KeysError::TooManyNewIssuers`]) without building or
+    /// [`VerifyError::KeysUnavailable`](crate::VerifyError::KeysUnavailable)
+    /// ([`KeysError::TooManyNewIssuers`](crate::KeysError::TooManyNewIssuers)) without building or
     /// fetching anything. An issuer leaves probation when a verification loads its keys (it is then
     /// kept, see [`with_max_live_issuers`](Self::with_max_live_issuers)) or fails to (it is then
     /// negatively cached).
@@ -158,7 +159,7 @@ impl IssuerRegistryBuilder {
 
     /// Checks the configuration and builds the registry. Nothing is fetched, and issuers given as
     /// builders are built only when first used (so a mistake in one of them is reported then, as an
-    /// error log and [`VerifyError::UntrustedIssuer`]).
+    /// error log and [`VerifyError::UntrustedIssuer`](crate::VerifyError::UntrustedIssuer)).
     pub fn build(self) -> Result<IssuerRegistry, ConfigError> {
         let invalid = |name, reason: &str| ConfigError::InvalidSetting {
             name,
