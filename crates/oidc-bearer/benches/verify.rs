@@ -720,6 +720,11 @@ fn main() {
         algs.extend([KeyAlg::MlDsa44, KeyAlg::MlDsa65, KeyAlg::MlDsa87]);
     }
     let cases: Vec<Case> = algs.into_iter().map(Case::new).collect();
+    // `capture`: only the capture-vs-serde comparison of the miss path.
+    if args.iter().any(|a| a == "capture") {
+        capture_table(&cases, 15, Duration::from_millis(50));
+        return;
+    }
     let rejects = Rejects::new(&runtime);
     let sizes: Vec<String> = cases
         .iter()
@@ -753,11 +758,6 @@ fn main() {
     println!("token: {} bytes (Kubernetes-shaped claims)", sample.len());
     if testing {
         table(&cases, &rejects, 1, Duration::from_millis(1));
-        return;
-    }
-    // `capture`: only the capture-vs-serde comparison of the miss path.
-    if args.iter().any(|a| a == "capture") {
-        capture_table(&cases, 15, Duration::from_millis(50));
         return;
     }
     if !table_only {
