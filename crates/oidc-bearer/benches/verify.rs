@@ -609,8 +609,6 @@ fn table(cases: &[Case], rejects: &Rejects, rounds: usize, window: Duration) {
         1e6 / r[6] - 1e6 / r[7]
     );
 
-    capture_table(cases, rounds, window);
-
     let layer = LayerCase::new(rs256);
     let r = interleaved(
         rounds,
@@ -646,48 +644,6 @@ fn table(cases: &[Case], rejects: &Rejects, rounds: usize, window: Duration) {
     println!("  through IssuerRegistry {:.0} ns", ns(r[3]) - ns(r[0]));
 }
 
-/// The miss path with the registered claims read while decoding the caller's type (`capture`) and
-/// the serde way (read where the payload is validated, then the caller's type on its own).
-fn capture_table(cases: &[Case], rounds: usize, window: Duration) {
-    println!();
-    println!("Miss path, capture vs serde (ops/s, token cache off):");
-    for case in cases {
-        let r = interleaved(
-            rounds,
-            window,
-            &mut [
-                &mut || {
-                    oidc_bearer::__set_capture(true);
-                    black_box(case.ours_uncached());
-                },
-                &mut || {
-                    oidc_bearer::__set_capture(false);
-                    black_box(case.ours_uncached());
-                },
-                &mut || {
-                    oidc_bearer::__set_capture(true);
-                    black_box(case.ours_uncached_default_claims());
-                },
-                &mut || {
-                    oidc_bearer::__set_capture(false);
-                    black_box(case.ours_uncached_default_claims());
-                },
-            ],
-        );
-        oidc_bearer::__set_capture(true);
-        println!(
-            "  {:<10} typed: capture {:>8.0} serde {:>8.0} ({:.3}x)   DefaultClaims: capture {:>8.0} serde {:>8.0} ({:.3}x)",
-            case.alg.name(),
-            r[0],
-            r[1],
-            r[1] / r[0],
-            r[2],
-            r[3],
-            r[3] / r[2]
-        );
-    }
-}
-
 fn main() {
     let _ = jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER.install_default();
     // With feature `metrics`, a real exporter records what the library emits (the cost measured is
@@ -720,11 +676,6 @@ fn main() {
         algs.extend([KeyAlg::MlDsa44, KeyAlg::MlDsa65, KeyAlg::MlDsa87]);
     }
     let cases: Vec<Case> = algs.into_iter().map(Case::new).collect();
-    // `capture`: only the capture-vs-serde comparison of the miss path.
-    if args.iter().any(|a| a == "capture") {
-        capture_table(&cases, 15, Duration::from_millis(50));
-        return;
-    }
     let rejects = Rejects::new(&runtime);
     let sizes: Vec<String> = cases
         .iter()

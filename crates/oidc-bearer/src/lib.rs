@@ -71,6 +71,4 @@ pub use error::{ConfigError, KeysError, VerifyError};
 pub use fetch::HttpSettings;
 pub use issuers::IssuerRegistry;
 pub use layer::{BearerAuthLayer, Claims};
-#[doc(hidden)]
-pub use token::set_capture as __set_capture;
 pub use verify::{Verifier, VerifierBuilder, VerifyToken};
