@@ -133,10 +133,8 @@ pub use algorithm::{Algorithm, UnknownAlgorithm};
 pub use error::{ConfigError, KeysError, VerifyError};
 pub use fetch::HttpSettings;
 pub use layer::{BearerAuthLayer, Claims};
-pub use registry::IssuerRegistry;
-#[doc(hidden)]
-pub use token::set_capture as __set_capture;
 pub use policy::AuthorizeLayer;
+pub use registry::IssuerRegistry;
 pub use verify::{Verifier, VerifierBuilder, VerifyToken};
 
 /// What a typical service imports: `use oidc_bearer::prelude::*;`.

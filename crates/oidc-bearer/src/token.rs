@@ -10,26 +10,6 @@ use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use crate::error::VerifyError;
 
-mod capture;
-#[cfg(test)]
-mod fuzz;
-
-pub(crate) use capture::decode_with_claims;
-
-/// Temporary switch for the capture measurement (BENCHMARKS.md): whether the verifier reads the
-/// registered claims while decoding the caller's type (`capture`) or where the payload is validated.
-static CAPTURE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
-
-/// Temporary: chooses the capture path (`true`) or the serde path (`false`), for the bench only.
-#[doc(hidden)]
-pub fn set_capture(on: bool) {
-    CAPTURE.store(on, std::sync::atomic::Ordering::Relaxed);
-}
-
-pub(crate) fn capture_on() -> bool {
-    CAPTURE.load(std::sync::atomic::Ordering::Relaxed)
-}
-
 /// The JOSE header fields we read. `jku`, `x5u`, `x5c` and `jwk` are deliberately not read: keys come
 /// only from the issuer's configured key set, never from the token (RFC 8725 §3.10).
 #[derive(Debug, Deserialize)]
@@ -115,9 +95,8 @@ impl<'de> Deserialize<'de> for ClaimValue {
     }
 }
 
-/// The registered claims the verifier checks: read while decoding the caller's type after the
-/// signature check ([`capture`]), or up front by [`Parsed`] (to pick the issuer); only trusted after
-/// the signature.
+/// The registered claims the verifier checks: read in the pass that validates the payload, before
+/// the signature check; only trusted after it.
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(default)]
 pub(crate) struct RawClaims {
@@ -141,9 +120,9 @@ impl RawClaims {
 /// A compact JWS taken apart, its payload decoded and validated as JSON but not yet decoded into
 /// claims; nothing in it is trusted until the signature is checked.
 ///
-/// The verifier parses the payload once, after the signature, into the caller's claims type while
-/// reading the registered claims in the same pass ([`capture`]); [`Parsed`] reads them up front for
-/// callers that need the (unverified) issuer first.
+/// The registered claims are read in the pass that validates the payload (one pass, as validating
+/// alone would cost: BENCHMARKS.md, "One JSON path"); the caller's claims type is decoded once,
+/// after the signature check.
 #[derive(Debug)]
 pub(crate) struct Jws<'a> {
     pub(crate) header: Header,
@@ -220,11 +199,7 @@ impl<'a> Jws<'a> {
         if !is_json_object(&payload) {
             return Err(malformed("payload is not a JSON object"));
         }
-        let claims = if capture_on() {
-            None
-        } else {
-            serde_json::from_slice::<RawClaims>(&payload).ok()
-        };
+        let claims = serde_json::from_slice::<RawClaims>(&payload).ok();
         if claims.is_none() && serde_json::from_slice::<serde::de::IgnoredAny>(&payload).is_err() {
             return Err(malformed("payload is not a JSON object"));
         }

@@ -19,7 +19,7 @@ use crate::cache::{Entry, KeyRef, Lookup, SharedClaims, TokenCache, TokenCacheSt
 use crate::clock::SharedClock;
 use crate::error::{ConfigError, KeysError, VerifyError};
 use crate::keys::{Jwks, KeySet};
-use crate::token::{Jws, Parsed, RawClaims};
+use crate::token::{Jws, Parsed};
 
 mod builder;
 mod claims;
@@ -258,7 +258,7 @@ impl Verifier {
     /// A miss runs as close to the bare signature check as we can make it: the header is parsed
     /// once, the key found by `kid` in O(1) and already prepared (see `crypto`), garbage refused
     /// before any crypto, and the payload parsed once, after the signature, into the caller's type
-    /// with the registered claims read in the same pass (`token::capture`).
+    /// (the registered claims were read where the payload was validated).
     ///
     /// With the token cache on, a hit returns before any parsing. `R` (see [`Decoded`]) says what
     /// the caller gets: shared claims are cached per type, so a hit hands out the same `Arc`.
@@ -342,19 +342,12 @@ impl Verifier {
         }
         let key = check_signature(jws, &keys, alg)?;
 
-        let capture = parsed.is_none() && crate::token::capture_on();
-        let (decoded, captured) = if capture {
-            R::decode(&jws.payload)
-        } else {
-            (R::decode_serde(&jws.payload), None)
-        };
+        let decoded = R::decode(&jws.payload);
         let separate;
-        let claims = match (parsed, &captured) {
-            (Some(parsed), _) => &parsed.claims,
-            (None, Some(captured)) => captured,
-            // Not readable in the same pass (or the caller's type failed): parse them on their own,
-            // so that a claim error still comes before a decoding error.
-            (None, None) => {
+        let claims = match parsed {
+            Some(parsed) => &parsed.claims,
+            // A claim error comes before a decoding error.
+            None => {
                 separate = jws.claims()?;
                 &*separate
             }
@@ -396,7 +389,7 @@ impl Verifier {
                     Some(parsed) => Cow::Borrowed(&parsed.payload[..]),
                     None => Cow::Owned(crate::token::decode_payload(token)?),
                 };
-                let claims = R::decode(&payload).0?;
+                let claims = R::decode(&payload)?;
                 if let Some((type_id, shared)) = R::type_id().zip(claims.to_shared()) {
                     cache.attach(cache_key, type_id, shared, now);
                 }
@@ -410,24 +403,14 @@ impl Verifier {
     }
 }
 
-/// Decodes a verified payload into `T`, reading the registered claims in the same pass.
-fn decode_capturing<T: DeserializeOwned>(
-    payload: &[u8],
-) -> (Result<T, VerifyError>, Option<RawClaims>) {
-    let (result, claims) = crate::token::decode_with_claims::<T>(payload);
-    (result.map_err(claims_decode_error), claims)
-}
-
 /// What a verification hands back: the caller's type by value ([`Owned`]) or shared (`Arc<T>`,
 /// which the token cache keeps per type, so that a hit hands out the same `Arc`). One decode path
 /// serves both.
 trait Decoded: Sized {
     /// The type the token cache keeps these claims under; `None` when it does not keep them.
     fn type_id() -> Option<TypeId>;
-    /// Decodes a verified payload, with the registered claims when they were read in the same pass.
-    fn decode(payload: &[u8]) -> (Result<Self, VerifyError>, Option<RawClaims>);
-    /// Decodes a verified payload the serde way.
-    fn decode_serde(payload: &[u8]) -> Result<Self, VerifyError>;
+    /// Decodes a verified payload.
+    fn decode(payload: &[u8]) -> Result<Self, VerifyError>;
     /// The claims the token cache kept for [`type_id`](Self::type_id).
     fn from_shared(shared: SharedClaims) -> Option<Self>;
     /// What the token cache keeps for [`type_id`](Self::type_id).
@@ -442,12 +425,7 @@ impl<T: DeserializeOwned> Decoded for Owned<T> {
         None
     }
 
-    fn decode(payload: &[u8]) -> (Result<Self, VerifyError>, Option<RawClaims>) {
-        let (result, claims) = decode_capturing::<T>(payload);
-        (result.map(Owned), claims)
-    }
-
-    fn decode_serde(payload: &[u8]) -> Result<Self, VerifyError> {
+    fn decode(payload: &[u8]) -> Result<Self, VerifyError> {
         serde_json::from_slice(payload)
             .map(Owned)
             .map_err(claims_decode_error)
@@ -467,12 +445,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> Decoded for Arc<T> {
         Some(TypeId::of::<T>())
     }
 
-    fn decode(payload: &[u8]) -> (Result<Self, VerifyError>, Option<RawClaims>) {
-        let (result, claims) = decode_capturing::<T>(payload);
-        (result.map(Arc::new), claims)
-    }
-
-    fn decode_serde(payload: &[u8]) -> Result<Self, VerifyError> {
+    fn decode(payload: &[u8]) -> Result<Self, VerifyError> {
         serde_json::from_slice(payload)
             .map(Arc::new)
             .map_err(claims_decode_error)
