@@ -121,23 +121,7 @@ impl Fetcher {
             .connect_timeout(settings.connect_timeout)
             .timeout(settings.timeout)
             .user_agent(concat!("oidc-bearer/", env!("CARGO_PKG_VERSION")));
-        let mut certs = Vec::new();
-        for pem in &settings.root_certificates {
-            let parsed = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| {
-                ConfigError::InvalidCertificate {
-                    reason: e.to_string(),
-                }
-            })?;
-            if parsed.is_empty() {
-                return Err(ConfigError::InvalidCertificate {
-                    reason: "no certificate found in PEM".into(),
-                });
-            }
-            certs.extend(parsed);
-        }
-        if !certs.is_empty() {
-            builder = builder.tls_certs_merge(certs);
-        }
+        builder = with_root_certificates(builder, &settings.root_certificates)?;
         builder.build().map_err(|e| ConfigError::HttpClient {
             message: e.to_string(),
         })
@@ -226,6 +210,32 @@ impl Fetcher {
             max_age,
         })
     }
+}
+
+/// Adds PEM root certificates (each a bundle of one or more) to `builder`; a PEM without any
+/// certificate is refused. Shared by every HTTP client this crate builds.
+pub(crate) fn with_root_certificates(
+    mut builder: reqwest::ClientBuilder,
+    pems: &[Vec<u8>],
+) -> Result<reqwest::ClientBuilder, ConfigError> {
+    let mut certs = Vec::new();
+    for pem in pems {
+        let parsed = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| {
+            ConfigError::InvalidCertificate {
+                reason: e.to_string(),
+            }
+        })?;
+        if parsed.is_empty() {
+            return Err(ConfigError::InvalidCertificate {
+                reason: "no certificate found in PEM".into(),
+            });
+        }
+        certs.extend(parsed);
+    }
+    if !certs.is_empty() {
+        builder = builder.tls_certs_merge(certs);
+    }
+    Ok(builder)
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {

@@ -329,23 +329,7 @@ impl ApiServerBuilder {
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(self.connect_timeout)
             .user_agent(concat!("oidc-bearer/", env!("CARGO_PKG_VERSION")));
-        let mut certs = Vec::new();
-        for pem in &self.root_certificates {
-            let parsed = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| {
-                ConfigError::InvalidCertificate {
-                    reason: e.to_string(),
-                }
-            })?;
-            if parsed.is_empty() {
-                return Err(ConfigError::InvalidCertificate {
-                    reason: "no certificate found in PEM".into(),
-                });
-            }
-            certs.extend(parsed);
-        }
-        if !certs.is_empty() {
-            builder = builder.tls_certs_merge(certs);
-        }
+        builder = crate::fetch::with_root_certificates(builder, &self.root_certificates)?;
         let client = builder.build().map_err(|e| ConfigError::HttpClient {
             message: e.to_string(),
         })?;
