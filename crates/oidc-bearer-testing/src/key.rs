@@ -354,7 +354,8 @@ pub(crate) fn hmac_sign(alg: &str, secret: &[u8], message: &[u8]) -> Vec<u8> {
 mod tests {
     use super::*;
     use aws_lc_rs::signature::{
-        ParsedPublicKey, RsaPublicKeyComponents, UnparsedPublicKey, VerificationAlgorithm,
+        ParsedPublicKey, RsaParameters, RsaPublicKeyComponents, UnparsedPublicKey,
+        VerificationAlgorithm,
     };
 
     fn b64d(v: &Value) -> Vec<u8> {
@@ -363,15 +364,25 @@ mod tests {
             .expect("base64url")
     }
 
-    /// Verifies `sig` over `msg` using only the published JWK, the way a relying party would.
-    pub(crate) fn verification_alg(alg: KeyAlg) -> &'static dyn VerificationAlgorithm {
-        match alg {
+    /// The RSA verification parameters of `alg`, if it is an RSA algorithm.
+    fn rsa_params(alg: KeyAlg) -> Option<&'static RsaParameters> {
+        Some(match alg {
             KeyAlg::RS256 => &signature::RSA_PKCS1_2048_8192_SHA256,
             KeyAlg::RS384 => &signature::RSA_PKCS1_2048_8192_SHA384,
             KeyAlg::RS512 => &signature::RSA_PKCS1_2048_8192_SHA512,
             KeyAlg::PS256 => &signature::RSA_PSS_2048_8192_SHA256,
             KeyAlg::PS384 => &signature::RSA_PSS_2048_8192_SHA384,
             KeyAlg::PS512 => &signature::RSA_PSS_2048_8192_SHA512,
+            _ => return None,
+        })
+    }
+
+    /// How a relying party verifies `alg`'s signatures.
+    pub(crate) fn verification_alg(alg: KeyAlg) -> &'static dyn VerificationAlgorithm {
+        if let Some(params) = rsa_params(alg) {
+            return params;
+        }
+        match alg {
             KeyAlg::ES256 => &signature::ECDSA_P256_SHA256_FIXED,
             KeyAlg::ES384 => &signature::ECDSA_P384_SHA384_FIXED,
             KeyAlg::ES512 => &signature::ECDSA_P521_SHA512_FIXED,
@@ -379,6 +390,7 @@ mod tests {
             KeyAlg::MlDsa44 => &signature::ML_DSA_44,
             KeyAlg::MlDsa65 => &signature::ML_DSA_65,
             KeyAlg::MlDsa87 => &signature::ML_DSA_87,
+            rsa => unreachable!("{rsa} is an RSA algorithm"),
         }
     }
 
@@ -387,15 +399,7 @@ mod tests {
         let alg: KeyAlg = jwk["alg"].as_str().unwrap().parse().unwrap();
         let public = match jwk["kty"].as_str().unwrap() {
             "RSA" => {
-                let params = match alg {
-                    KeyAlg::RS256 => &signature::RSA_PKCS1_2048_8192_SHA256,
-                    KeyAlg::RS384 => &signature::RSA_PKCS1_2048_8192_SHA384,
-                    KeyAlg::RS512 => &signature::RSA_PKCS1_2048_8192_SHA512,
-                    KeyAlg::PS256 => &signature::RSA_PSS_2048_8192_SHA256,
-                    KeyAlg::PS384 => &signature::RSA_PSS_2048_8192_SHA384,
-                    KeyAlg::PS512 => &signature::RSA_PSS_2048_8192_SHA512,
-                    other => panic!("RSA JWK with alg {other}"),
-                };
+                let params = rsa_params(alg).unwrap_or_else(|| panic!("RSA JWK with alg {alg}"));
                 let components = RsaPublicKeyComponents {
                     n: b64d(&jwk["n"]),
                     e: b64d(&jwk["e"]),

@@ -2,70 +2,27 @@
 //! interval, at most one review per token per interval, the grace period when the API server
 //! cannot answer, and the same through a registry.
 
-use std::path::PathBuf;
+mod support;
+
 use std::time::Duration;
 
 use oidc_bearer::claims::kubernetes::KubernetesClaims;
 use oidc_bearer::clock::ManualClock;
-use oidc_bearer::issuers::kubernetes::{API_SERVER_JWKS_PATH, InCluster};
 use oidc_bearer::tokenreview::{ObjectBindingCheck, ReviewError};
 use oidc_bearer::{IssuerRegistry, Verifier, VerifierBuilder, VerifyError, VerifyToken};
-use oidc_bearer_testing::{TestIssuer, TokenBuilder, TokenReviews};
-
-const AUD: &str = "my-service";
-const INTERVAL: Duration = Duration::from_secs(30);
-
-struct Cluster {
-    issuer: TestIssuer,
-    reviews: TokenReviews,
-    token_path: PathBuf,
-    _dir: tempfile::TempDir,
-}
+use support::cluster::{AUD, Cluster};
+use support::code;
 
 impl Cluster {
-    async fn start() -> Self {
-        // The API server serves the issuer's keys where InCluster fetches them.
-        let issuer = TestIssuer::builder()
-            .jwks_path(API_SERVER_JWKS_PATH)
-            .start()
-            .await;
-        let reviews = issuer.token_reviews();
-        let dir = tempfile::tempdir().unwrap();
-        let token_path = dir.path().join("token");
-        std::fs::write(&token_path, reviews.caller_token()).unwrap();
-        Self {
-            issuer,
-            reviews,
-            token_path,
-            _dir: dir,
-        }
-    }
-
-    fn in_cluster(&self) -> InCluster {
-        InCluster::new()
-            .with_api_server(self.reviews.api_server_url())
-            .with_token_path(&self.token_path)
-            .without_ca()
-    }
-
     fn builder(&self, clock: &ManualClock) -> VerifierBuilder {
         self.in_cluster()
             .verifier_builder(self.issuer.issuer(), AUD)
             .unwrap()
             .with_clock(clock.clone())
     }
-
-    fn token(&self) -> TokenBuilder {
-        self.issuer.token().kubernetes("prod", "billing").aud(AUD)
-    }
 }
 
-fn code<T>(result: &Result<T, VerifyError>) -> &'static str {
-    match result {
-        Ok(_) => "ok",
-        Err(e) => e.code(),
-    }
-}
+const INTERVAL: Duration = Duration::from_secs(30);
 
 async fn verify(verifier: &impl VerifyToken, token: &str) -> Result<(), VerifyError> {
     verifier
@@ -159,14 +116,14 @@ async fn when_the_api_server_cannot_answer_tokens_pass_for_the_grace_period_then
     verify(&verifier, &revoked).await.unwrap();
     cluster.reviews.delete_bound_object(&revoked);
     clock.advance(INTERVAL);
-    assert_eq!(code(&verify(&verifier, &revoked).await), "review_refused");
+    assert_eq!(code(verify(&verifier, &revoked).await), "review_refused");
 
     cluster.reviews.set_down(true);
     // The outage begins: accepted, and a new token (never confirmed) too.
     verify(&verifier, &token).await.unwrap();
     verify(&verifier, &cluster.token().sign()).await.unwrap();
     // A refusal is never overridden by the grace period.
-    assert_eq!(code(&verify(&verifier, &revoked).await), "review_refused");
+    assert_eq!(code(verify(&verifier, &revoked).await), "review_refused");
     clock.advance(grace - Duration::from_secs(1));
     verify(&verifier, &token).await.unwrap();
     clock.advance(Duration::from_secs(2));
@@ -232,7 +189,7 @@ async fn a_registry_of_bound_verifiers_checks_the_binding_too() {
             .verify_token_cached::<KubernetesClaims>(token.as_bytes())
             .is_none()
     );
-    assert_eq!(code(&verify(&registry, &token).await), "review_refused");
+    assert_eq!(code(verify(&registry, &token).await), "review_refused");
 }
 
 #[tokio::test]

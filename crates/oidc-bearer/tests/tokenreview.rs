@@ -2,70 +2,30 @@
 //! answer mapping, the answer cache (hits, TTLs, the `exp` bound, bounds), single flight, the
 //! concurrency cap, cancellation, and the HTTP layer's statuses.
 
-use std::path::PathBuf;
+mod support;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
 use oidc_bearer::clock::{Clock as _, ManualClock};
-use oidc_bearer::issuers::kubernetes::InCluster;
 use oidc_bearer::policy::AuthorizeLayer;
 use oidc_bearer::tokenreview::{
     ReviewError, TokenReview, TokenReviewBuilder, TokenReviewClaims, TokenReviewSettings,
 };
 use oidc_bearer::{BearerAuthLayer, Claims, VerifyError, VerifyToken};
-use oidc_bearer_testing::{TestIssuer, TokenBuilder, TokenReviews};
 use serde_json::json;
-
-const AUD: &str = "my-service";
-
-struct Cluster {
-    issuer: TestIssuer,
-    reviews: TokenReviews,
-    token_path: PathBuf,
-    _dir: tempfile::TempDir,
-}
+use support::cluster::{AUD, Cluster};
+use support::code;
 
 impl Cluster {
-    async fn start() -> Self {
-        let issuer = TestIssuer::start().await;
-        let reviews = issuer.token_reviews();
-        let dir = tempfile::tempdir().unwrap();
-        let token_path = dir.path().join("token");
-        std::fs::write(&token_path, reviews.caller_token()).unwrap();
-        Self {
-            issuer,
-            reviews,
-            token_path,
-            _dir: dir,
-        }
-    }
-
-    fn in_cluster(&self) -> InCluster {
-        InCluster::new()
-            .with_api_server(self.reviews.api_server_url())
-            .with_token_path(&self.token_path)
-            .without_ca()
-    }
-
     fn builder(&self) -> TokenReviewBuilder {
         self.in_cluster().token_review(AUD).unwrap()
     }
 
     fn review(&self) -> TokenReview {
         self.builder().build().unwrap()
-    }
-
-    fn token(&self) -> TokenBuilder {
-        self.issuer.token().kubernetes("prod", "billing").aud(AUD)
-    }
-}
-
-fn code<T>(result: &Result<T, VerifyError>) -> &'static str {
-    match result {
-        Ok(_) => "ok",
-        Err(e) => e.code(),
     }
 }
 
@@ -76,17 +36,27 @@ fn source(result: Result<TokenReviewClaims, VerifyError>) -> ReviewError {
     }
 }
 
-/// Polls a condition that a detached task makes true (no fixed sleep: it returns as soon as it
-/// holds, and fails after 10 s).
-async fn until(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !condition() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
+/// Runs each future once, here, then as a task of its own. A verification's first poll does all
+/// that precedes its first wait (the cache lookup, then joining a review in flight or starting one,
+/// which takes a review slot or counts as waiting for one), so that the counters of
+/// [`TokenReview::stats`] are exact when this returns: no polling, no sleep.
+async fn started<F>(futures: Vec<F>) -> Vec<tokio::task::JoinHandle<F::Output>>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let mut futures: Vec<_> = futures.into_iter().map(Box::pin).collect();
+    std::future::poll_fn(|cx| {
+        for future in &mut futures {
+            assert!(
+                future.as_mut().poll(cx).is_pending(),
+                "held by the API server"
+            );
+        }
+        std::task::Poll::Ready(())
+    })
+    .await;
+    futures.into_iter().map(tokio::spawn).collect()
 }
 
 #[tokio::test]
@@ -187,10 +157,10 @@ async fn authenticated_answers_must_name_one_of_our_audiences() {
             "authenticated": true, "user": user, "audiences": audiences,
         })));
         let result = review.verify(&cluster.token().sign()).await;
-        assert_eq!(code(&result), expected, "{audiences}");
-        if let Ok(claims) = result {
+        if let Ok(claims) = &result {
             assert_eq!(claims.audiences, ["second"]);
         }
+        assert_eq!(code(result), expected, "{audiences}");
     }
     // Authenticated without a user: not trusted, 503.
     cluster
@@ -267,7 +237,7 @@ async fn malformed_or_expired_tokens_are_refused_without_a_review() {
         ),
     ];
     for (token, expected) in rows {
-        assert_eq!(code(&review.verify(&token).await), expected);
+        assert_eq!(code(review.verify(&token).await), expected);
     }
     assert_eq!(cluster.reviews.calls(), 0);
 }
@@ -312,12 +282,12 @@ async fn answers_are_kept_for_their_ttl_never_past_exp_and_refusals_shorter() {
 
     let revoked = cluster.token().sign();
     cluster.reviews.delete_bound_object(&revoked);
-    assert_eq!(code(&review.verify(&revoked).await), "review_refused");
+    assert_eq!(code(review.verify(&revoked).await), "review_refused");
     clock.advance(Duration::from_secs(4));
-    assert_eq!(code(&review.verify(&revoked).await), "review_refused");
+    assert_eq!(code(review.verify(&revoked).await), "review_refused");
     assert_eq!(calls(), 5, "within the negative TTL: cached");
     clock.advance(Duration::from_secs(2));
-    assert_eq!(code(&review.verify(&revoked).await), "review_refused");
+    assert_eq!(code(review.verify(&revoked).await), "review_refused");
     assert_eq!(calls(), 6);
 }
 
@@ -358,14 +328,21 @@ async fn concurrent_requests_with_one_token_share_one_review() {
     let review = cluster.review();
     let token = cluster.token().sign();
     let hold = cluster.reviews.hold();
-    let tasks: Vec<_> = (0..20)
-        .map(|_| {
-            let (review, token) = (review.clone(), token.clone());
-            tokio::spawn(async move { review.verify(&token).await })
-        })
-        .collect();
+    let tasks = started(
+        (0..20)
+            .map(|_| {
+                let (review, token) = (review.clone(), token.clone());
+                async move { review.verify(&token).await }
+            })
+            .collect(),
+    )
+    .await;
+    assert_eq!(
+        review.stats().joined,
+        19,
+        "all but the first joined its review"
+    );
     cluster.reviews.wait_for_calls(1).await;
-    until("all callers to join", || review.stats().joined == 19).await;
     drop(hold);
     for task in tasks {
         assert!(task.await.unwrap().is_ok());
@@ -380,17 +357,21 @@ async fn reviews_beyond_the_cap_wait_for_a_slot() {
     settings.max_concurrent_reviews = 2;
     let review = cluster.builder().with_settings(settings).build().unwrap();
     let hold = cluster.reviews.hold();
-    let tasks: Vec<_> = (0..5)
-        .map(|_| {
-            let (review, token) = (review.clone(), cluster.token().sign());
-            tokio::spawn(async move { review.verify(&token).await })
-        })
-        .collect();
-    cluster.reviews.wait_for_calls(2).await;
-    until("three reviews waiting for a slot", || {
-        review.stats().waiting_for_slot == 3
-    })
+    let tasks = started(
+        (0..5)
+            .map(|_| {
+                let (review, token) = (review.clone(), cluster.token().sign());
+                async move { review.verify(&token).await }
+            })
+            .collect(),
+    )
     .await;
+    assert_eq!(
+        review.stats().waiting_for_slot,
+        3,
+        "two slots, five reviews"
+    );
+    cluster.reviews.wait_for_calls(2).await;
     assert_eq!(cluster.reviews.calls(), 2, "only two reviews in flight");
     drop(hold);
     for task in tasks {
@@ -419,9 +400,8 @@ async fn a_review_outlives_the_requests_that_wait_for_it() {
         assert!(task.await.unwrap_err().is_cancelled());
     }
     drop(hold);
-    // The review went on: this call joins it or finds its answer, and nothing was sent again.
-    review.verify(&token).await.unwrap();
-    until("the review to finish", || review.stats().pending == 0).await;
+    // The review went on: this call joins it or finds the answer it cached when it ended, and
+    // nothing was sent again.
     review.verify(&token).await.unwrap();
     assert_eq!(cluster.reviews.calls(), 1);
     assert_eq!(review.stats().reviews, 1);
@@ -527,7 +507,7 @@ async fn another_payload_under_a_valid_signature_never_shares_its_answer() {
     cluster.reviews.wait_for_calls(2).await;
     drop(hold);
     assert!(first.await.unwrap().is_ok());
-    assert_eq!(code(&second.await.unwrap()), "review_refused");
+    assert_eq!(code(second.await.unwrap()), "review_refused");
 
     // Cached: the valid token's answer is not the forged one's, and the other way round.
     review.verify(&valid).await.unwrap();
@@ -536,7 +516,7 @@ async fn another_payload_under_a_valid_signature_never_shares_its_answer() {
             .verify_token_cached::<TokenReviewClaims>(forged.as_bytes())
             .is_none()
     );
-    assert_eq!(code(&review.verify(&forged).await), "review_refused");
+    assert_eq!(code(review.verify(&forged).await), "review_refused");
 }
 
 /// Outside a Tokio runtime a review cannot be spawned: a typed 503, never a panic.

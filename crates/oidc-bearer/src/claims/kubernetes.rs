@@ -229,16 +229,19 @@ pub fn parse_subject(sub: &str) -> Option<(&str, &str)> {
     (!namespace.is_empty() && !name.is_empty() && !name.contains(':')).then_some((namespace, name))
 }
 
+/// Service-account token claims of both forms, for the tests of this module and of the policies.
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(crate) mod fixtures {
+    use super::KubernetesClaims;
     use serde_json::json;
 
-    fn claims(value: serde_json::Value) -> KubernetesClaims {
+    /// `value` as [`KubernetesClaims`].
+    pub(crate) fn claims(value: serde_json::Value) -> KubernetesClaims {
         serde_json::from_value(value).unwrap()
     }
 
-    fn bound(sub: &str) -> serde_json::Value {
+    /// A projected (bound) token's claims for `prod/billing` (uid `u1`), with `sub` as given.
+    pub(crate) fn bound(sub: &str) -> serde_json::Value {
         json!({
             "iss": "https://kubernetes.default.svc.cluster.local",
             "sub": sub,
@@ -246,7 +249,8 @@ mod tests {
         })
     }
 
-    fn legacy(sub: &str) -> serde_json::Value {
+    /// A legacy (secret-based) token's claims for `prod/billing` (uid `u1`), with `sub` as given.
+    pub(crate) fn legacy(sub: &str) -> serde_json::Value {
         json!({
             "iss": "kubernetes/serviceaccount",
             "sub": sub,
@@ -256,6 +260,13 @@ mod tests {
             "kubernetes.io/serviceaccount/service-account.uid": "u1"
         })
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::{bound, claims, legacy};
+    use super::*;
+    use serde_json::json;
 
     #[test]
     fn service_account_is_checked_against_sub() {

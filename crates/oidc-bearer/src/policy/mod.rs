@@ -417,6 +417,7 @@ pub(crate) fn set<I: IntoIterator<Item = S>, S: Into<String>>(items: I) -> Arc<H
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::claims::kubernetes::fixtures::{bound, claims as k8s, legacy};
     use serde_json::json;
 
     fn claims(json: serde_json::Value) -> DefaultClaims {
@@ -495,29 +496,6 @@ mod tests {
         );
         assert!(ns.check(&scp).is_err());
         assert!(subjects.check(&scp).is_err());
-    }
-
-    fn k8s(value: serde_json::Value) -> KubernetesClaims {
-        serde_json::from_value(value).unwrap()
-    }
-
-    fn bound(sub: &str) -> serde_json::Value {
-        json!({
-            "iss": "https://kubernetes.default.svc.cluster.local",
-            "sub": sub,
-            "kubernetes.io": {"namespace": "prod", "serviceaccount": {"name": "billing", "uid": "u1"}}
-        })
-    }
-
-    fn legacy(sub: &str) -> serde_json::Value {
-        json!({
-            "iss": "kubernetes/serviceaccount",
-            "sub": sub,
-            "kubernetes.io/serviceaccount/namespace": "prod",
-            "kubernetes.io/serviceaccount/secret.name": "billing-token-x7k2p",
-            "kubernetes.io/serviceaccount/service-account.name": "billing",
-            "kubernetes.io/serviceaccount/service-account.uid": "u1"
-        })
     }
 
     #[tokio::test]

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
 use super::api::ApiServer;
 use super::cache::{Answer, AnswerCache};
@@ -314,8 +314,22 @@ impl Reviewer {
             key,
             id,
         };
-        runtime.spawn(run(guard, token.to_owned(), input, exp, tx));
+        let slot = self.take_slot();
+        runtime.spawn(run(guard, slot, token.to_owned(), input, exp, tx));
         Started::Pending(rx)
+    }
+
+    /// A free review slot, taken now; or, when all are busy, this review counted as waiting for
+    /// one (from here, not from when its task first runs, so that the count is exact as soon as
+    /// the review is started).
+    fn take_slot(self: &Arc<Self>) -> Slot {
+        match Arc::clone(&self.slots).try_acquire_owned() {
+            Ok(permit) => Slot::Held(permit),
+            Err(_) => {
+                self.waiting.fetch_add(1, Ordering::Relaxed);
+                Slot::Waiting(WaitingForSlot(Arc::clone(self)))
+            }
+        }
     }
 
     pub(crate) fn stats(&self) -> TokenReviewStats {
@@ -336,17 +350,22 @@ impl Reviewer {
     /// One review, under the concurrency cap and the timeout.
     async fn call(
         &self,
+        slot: Slot,
         token: &str,
     ) -> Result<Result<super::TokenReviewClaims, VerifyError>, ReviewError> {
         let timeout = self.settings.timeout;
         let deadline = Instant::now() + timeout;
-        let slot = {
-            self.waiting.fetch_add(1, Ordering::Relaxed);
-            let _waiting = DecrementOnDrop(&self.waiting);
-            tokio::time::timeout(timeout, Arc::clone(&self.slots).acquire_owned()).await
-        };
-        let Ok(Ok(_slot)) = slot else {
-            return Err(ReviewError::Timeout { timeout });
+        let _slot = match slot {
+            Slot::Held(permit) => permit,
+            Slot::Waiting(waiting) => {
+                let acquired =
+                    tokio::time::timeout(timeout, Arc::clone(&self.slots).acquire_owned()).await;
+                drop(waiting);
+                match acquired {
+                    Ok(Ok(permit)) => permit,
+                    _ => return Err(ReviewError::Timeout { timeout }),
+                }
+            }
         };
         let left = deadline.saturating_duration_since(Instant::now());
         self.reviews.fetch_add(1, Ordering::Relaxed);
@@ -399,6 +418,7 @@ fn aborted() -> VerifyError {
 /// The detached review: its answer is cached before it leaves `inflight`, then published.
 async fn run(
     guard: InflightGuard,
+    slot: Slot,
     token: String,
     input: Option<Box<[u8]>>,
     exp: Option<f64>,
@@ -406,7 +426,7 @@ async fn run(
 ) {
     let reviewer = &guard.reviewer;
     let settings = &reviewer.settings;
-    let result = reviewer.call(&token).await;
+    let result = reviewer.call(slot, &token).await;
     drop(token);
     let now = reviewer.now();
     reviewer.record(result.is_ok(), now);
@@ -456,11 +476,18 @@ impl Drop for InflightGuard {
     }
 }
 
-struct DecrementOnDrop<'a>(&'a AtomicUsize);
+/// A review's place under the concurrency cap.
+enum Slot {
+    Held(OwnedSemaphorePermit),
+    Waiting(WaitingForSlot),
+}
 
-impl Drop for DecrementOnDrop<'_> {
+/// A review counted in `waiting_for_slot`, uncounted when it gets a slot, times out or is dropped.
+struct WaitingForSlot(Arc<Reviewer>);
+
+impl Drop for WaitingForSlot {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        self.0.waiting.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

@@ -1,6 +1,8 @@
 //! Helpers shared by this crate's integration tests (each test binary uses a part of them).
 #![allow(dead_code)]
 
+pub(crate) mod cluster;
+
 use oidc_bearer::VerifyError;
 use oidc_bearer::keys::Jwks;
 use oidc_bearer_testing::{KeyAlg, TestIssuer};
