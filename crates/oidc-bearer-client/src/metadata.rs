@@ -595,7 +595,7 @@ mod tests {
         assert!(tokens.iter().all(|t| *t == tokens[0]));
     }
 
-    /// Issue 13 §1 for this source: callers that are dropped while the shared fetch is held (a request
+    /// Cancel safety: callers that are dropped while the shared fetch is held (a request
     /// timeout in front of the client, a task aborted) neither cancel it nor cause another, and the
     /// clock does not move, so nothing else could have allowed one.
     #[tokio::test(flavor = "current_thread")]

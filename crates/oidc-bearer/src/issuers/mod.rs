@@ -53,18 +53,6 @@ pub use gke::gke_issuer;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::clock::{Clock, SharedClock};
-
-/// A shared clock as a [`Clock`], to hand one clock to many builders.
-#[derive(Clone)]
-pub(crate) struct ClockHandle(pub(crate) SharedClock);
-
-impl Clock for ClockHandle {
-    fn now(&self) -> Duration {
-        self.0.now()
-    }
-}
-
 /// A hook that finishes the builders a pattern makes (clock, cache settings, test URLs...).
 pub(crate) type Configure =
     Arc<dyn Fn(crate::VerifierBuilder, &str) -> crate::VerifierBuilder + Send + Sync>;

@@ -26,7 +26,6 @@ use crate::Algorithm;
 use crate::cache::{TokenCacheSettings, TokenCacheStats};
 use crate::clock::SharedClock;
 use crate::error::{Excerpt, VerifyError};
-use crate::issuers::ClockHandle;
 use crate::token::{ClaimValue, Parsed};
 use crate::verify::{Verifier, VerifierBuilder, VerifyToken};
 
@@ -374,7 +373,7 @@ impl IssuerRegistry {
     fn build(&self, iss: &str, builder: VerifierBuilder) -> Result<Verifier, VerifyError> {
         let inner = &*self.inner;
         let builder = if inner.share_clock {
-            builder.with_clock(ClockHandle(inner.clock.clone()))
+            builder.with_clock(inner.clock.clone())
         } else {
             builder
         };
