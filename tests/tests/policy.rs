@@ -13,24 +13,6 @@ use support::serve;
 
 const AUD: &str = "resource-server";
 
-async fn call(url: String, token: &str) -> (u16, Option<String>, String) {
-    let response = reqwest::Client::new()
-        .get(url)
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    let challenge = response
-        .headers()
-        .get("www-authenticate")
-        .map(|v| v.to_str().unwrap().to_owned());
-    (
-        response.status().as_u16(),
-        challenge,
-        response.text().await.unwrap(),
-    )
-}
-
 #[tokio::test]
 async fn each_policy_answers_403_with_its_challenge() {
     let issuer = TestIssuer::start().await;
@@ -83,7 +65,7 @@ async fn each_policy_answers_403_with_its_challenge() {
         .claim("scope", json!("invoices:read"))
         .sign();
     for path in ["subjects", "namespaces", "accounts", "scopes", "closure"] {
-        let (status, _, body) = call(format!("{base}/{path}"), &billing).await;
+        let (status, _, body) = get_text(format!("{base}/{path}"), Some(&billing)).await;
         assert_eq!(
             (status, body.as_str()),
             (200, "ok"),
@@ -113,13 +95,13 @@ async fn each_policy_answers_403_with_its_challenge() {
         ),
     ];
     for (path, challenge) in rows {
-        let (status, got, body) = call(format!("{base}/{path}"), &other).await;
+        let (status, got, body) = get_text(format!("{base}/{path}"), Some(&other)).await;
         assert_eq!(status, 403, "{path}");
         assert_eq!(got.as_deref(), Some(challenge), "{path}");
         assert!(body.contains(r#""error":"insufficient_scope""#), "{body}");
     }
     // An invalid token is still a 401 from the bearer layer, before any policy.
-    let (status, _, _) = call(format!("{base}/subjects"), "not-a-jwt").await;
+    let (status, _, _) = get_text(format!("{base}/subjects"), Some("not-a-jwt")).await;
     assert_eq!(status, 401);
 }
 

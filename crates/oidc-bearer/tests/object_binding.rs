@@ -20,6 +20,19 @@ impl Cluster {
             .unwrap()
             .with_clock(clock.clone())
     }
+
+    /// A cluster, a manual clock, and a verifier of its tokens with the object-binding check
+    /// every [`INTERVAL`].
+    async fn with_binding() -> (Self, ManualClock, Verifier) {
+        let cluster = Self::start().await;
+        let clock = ManualClock::new();
+        let verifier = cluster
+            .builder(&clock)
+            .with_object_binding_check(INTERVAL)
+            .build()
+            .unwrap();
+        (cluster, clock, verifier)
+    }
 }
 
 const INTERVAL: Duration = Duration::from_secs(30);
@@ -33,13 +46,7 @@ async fn verify(verifier: &impl VerifyToken, token: &str) -> Result<(), VerifyEr
 
 #[tokio::test]
 async fn a_deleted_pods_token_is_refused_within_the_interval() {
-    let cluster = Cluster::start().await;
-    let clock = ManualClock::new();
-    let verifier = cluster
-        .builder(&clock)
-        .with_object_binding_check(INTERVAL)
-        .build()
-        .unwrap();
+    let (cluster, clock, verifier) = Cluster::with_binding().await;
     let token = cluster.token().sign();
     verify(&verifier, &token).await.unwrap();
     assert_eq!(cluster.reviews.calls(), 1);
@@ -82,13 +89,7 @@ async fn a_deleted_pods_token_is_refused_within_the_interval() {
 
 #[tokio::test]
 async fn at_most_one_review_per_token_per_interval() {
-    let cluster = Cluster::start().await;
-    let clock = ManualClock::new();
-    let verifier = cluster
-        .builder(&clock)
-        .with_object_binding_check(INTERVAL)
-        .build()
-        .unwrap();
+    let (cluster, clock, verifier) = Cluster::with_binding().await;
     let (a, b) = (cluster.token().sign(), cluster.token().sign());
     // Three intervals, ten requests per interval per token.
     for _ in 0..30 {
@@ -168,13 +169,7 @@ async fn without_a_grace_period_an_outage_is_503_at_once() {
 
 #[tokio::test]
 async fn a_registry_of_bound_verifiers_checks_the_binding_too() {
-    let cluster = Cluster::start().await;
-    let clock = ManualClock::new();
-    let verifier = cluster
-        .builder(&clock)
-        .with_object_binding_check(INTERVAL)
-        .build()
-        .unwrap();
+    let (cluster, clock, verifier) = Cluster::with_binding().await;
     let registry = IssuerRegistry::builder()
         .with_verifier(verifier)
         .build()
