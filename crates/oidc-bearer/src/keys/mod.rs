@@ -125,11 +125,11 @@ impl Refresh {
 
 impl<K: KeySet> KeySet for Arc<K> {
     fn current(&self) -> Option<Arc<Jwks>> {
-        (**self).current()
+        KeySet::current(&**self)
     }
 
     fn refresh(&self) -> impl Future<Output = Result<Refresh, KeysError>> + Send {
-        (**self).refresh()
+        KeySet::refresh(&**self)
     }
 }
 
