@@ -303,7 +303,7 @@ async fn works_with_a_plain_tower_service_and_custom_pieces() {
     let service = ServiceBuilder::new()
         .layer(
             BearerAuthLayer::new(verifier)
-                .with_token_source(HeaderToken::new(http::HeaderName::from_static(
+                .with_token_extractor(HeaderToken::new(http::HeaderName::from_static(
                     "x-workload-token",
                 )))
                 .with_rejection(|r: &AuthRejection| {
@@ -530,11 +530,11 @@ async fn with_payload_gives_the_signed_payload_verbatim() {
 /// standard one's) is not asked for its checked token on a hit; a source without one (a closure,
 /// say) is, and its hits are found after its check.
 #[tokio::test]
-async fn cache_hits_with_any_token_source() {
+async fn cache_hits_with_any_token_extractor() {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    use oidc_bearer::bearer::{AuthorizationHeader, BearerError, TokenSource};
+    use oidc_bearer::bearer::{AuthorizationHeader, BearerError, TokenExtractor};
 
     /// The standard source, counting the calls to `token` (with or without its unchecked lookup).
     #[derive(Clone)]
@@ -542,7 +542,7 @@ async fn cache_hits_with_any_token_source() {
         calls: Arc<AtomicUsize>,
         unchecked: bool,
     }
-    impl TokenSource for Counting {
+    impl TokenExtractor for Counting {
         fn token<'a>(&self, headers: &'a http::HeaderMap) -> Result<Option<&'a str>, BearerError> {
             self.calls.fetch_add(1, Ordering::SeqCst);
             AuthorizationHeader.token(headers)
@@ -566,7 +566,7 @@ async fn cache_hits_with_any_token_source() {
         };
         let verifier = Verifier::new(issuer.issuer(), AUD).unwrap();
         let path = format!("/{unchecked}");
-        let layer = BearerAuthLayer::new(verifier.clone()).with_token_source(source.clone());
+        let layer = BearerAuthLayer::new(verifier.clone()).with_token_extractor(source.clone());
         app = app.route(&path, get(private).route_layer(layer));
         routes.push((path, source.calls, verifier));
     }

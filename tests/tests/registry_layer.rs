@@ -11,7 +11,7 @@ use std::time::Duration;
 use oidc_bearer::claims::DefaultClaims;
 use oidc_bearer::clock::ManualClock;
 use oidc_bearer::issuers::IssuerRegistry;
-use oidc_bearer::keys::{BoxFuture, Jwks, KeySet, Refresh};
+use oidc_bearer::keys::{Jwks, KeySet, Refresh};
 use oidc_bearer::{BearerAuthLayer, Claims, KeysError, Verifier, VerifierBuilder};
 use oidc_bearer_testing::TestIssuer;
 use support::FastPathLog;
@@ -162,16 +162,15 @@ impl KeySet for Failing {
         Some(self.keys.clone())
     }
 
-    fn refresh(&self) -> BoxFuture<'_, Result<Refresh, KeysError>> {
-        let result = if self.failing.load(Ordering::SeqCst) {
+    async fn refresh(&self) -> Result<Refresh, KeysError> {
+        if self.failing.load(Ordering::SeqCst) {
             Err(KeysError::Transport {
                 url: "http://127.0.0.1/keys".into(),
                 message: "down".into(),
             })
         } else {
             Ok(Refresh::fresh(self.keys.clone()))
-        };
-        Box::pin(async move { result })
+        }
     }
 }
 
@@ -258,13 +257,11 @@ impl KeySet for HeldThenFailing {
         Some(self.keys.clone())
     }
 
-    fn refresh(&self) -> BoxFuture<'_, Result<Refresh, KeysError>> {
-        Box::pin(async move {
-            self.release.notified().await;
-            Err(KeysError::Transport {
-                url: "http://127.0.0.1/keys".into(),
-                message: "down".into(),
-            })
+    async fn refresh(&self) -> Result<Refresh, KeysError> {
+        self.release.notified().await;
+        Err(KeysError::Transport {
+            url: "http://127.0.0.1/keys".into(),
+            message: "down".into(),
         })
     }
 }
@@ -334,13 +331,11 @@ impl KeySet for HeldThenLoading {
         Some(self.current.lock().unwrap().clone())
     }
 
-    fn refresh(&self) -> BoxFuture<'_, Result<Refresh, KeysError>> {
-        Box::pin(async move {
-            self.entered.notify_one();
-            self.release.notified().await;
-            *self.current.lock().unwrap() = self.after.clone();
-            Ok(Refresh::fresh(self.after.clone()))
-        })
+    async fn refresh(&self) -> Result<Refresh, KeysError> {
+        self.entered.notify_one();
+        self.release.notified().await;
+        *self.current.lock().unwrap() = self.after.clone();
+        Ok(Refresh::fresh(self.after.clone()))
     }
 }
 

@@ -1,4 +1,5 @@
-//! Errors: [`TokenError`] when a token cannot be had, [`ConfigError`] when a source is set up wrong.
+//! Errors: [`TokenError`] when a token cannot be had, [`MetadataConfigError`] when a
+//! `MetadataTokenSource` is set up wrong.
 
 use std::{error::Error, fmt, io, path::PathBuf, sync::Arc};
 
@@ -120,10 +121,10 @@ impl Error for TokenError {
     }
 }
 
-/// Why a token source could not be set up.
+/// Why a `MetadataTokenSource` could not be set up (its audience or the metadata server's URL).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum ConfigError {
+pub enum MetadataConfigError {
     /// The audience is empty; the metadata server would refuse it, and a token for no audience is one
     /// any service would accept.
     EmptyAudience,
@@ -136,7 +137,7 @@ pub enum ConfigError {
     },
 }
 
-impl fmt::Display for ConfigError {
+impl fmt::Display for MetadataConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::EmptyAudience => f.write_str("the audience must not be empty"),
@@ -147,7 +148,12 @@ impl fmt::Display for ConfigError {
     }
 }
 
-impl Error for ConfigError {}
+impl Error for MetadataConfigError {}
+
+/// The former name of [`MetadataConfigError`], which `oidc_bearer::ConfigError` (a verifier's
+/// configuration) made ambiguous.
+#[deprecated(since = "0.2.0", note = "renamed `MetadataConfigError`")]
+pub type ConfigError = MetadataConfigError;
 
 #[cfg(test)]
 mod tests {

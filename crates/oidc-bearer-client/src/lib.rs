@@ -108,8 +108,10 @@ mod token;
 /// [`ManualClock`](clock::ManualClock) in tests, and pass it to a source's `with_clock`.
 pub use oidc_bearer::clock;
 
+#[allow(deprecated)]
+pub use self::error::ConfigError;
 pub use self::{
-    error::{ConfigError, TokenError},
+    error::{MetadataConfigError, TokenError},
     file::{DEFAULT_POLL_INTERVAL, FileTokenSource},
     layer::{AddBearer, AddBearerLayer},
     source::{SharedTokenSource, TokenSource},

@@ -10,7 +10,7 @@ use oidc_bearer::clock::Clock;
 use url::Url;
 
 use crate::{
-    BearerToken, ConfigError, InvalidToken, MAX_TOKEN_LEN, TokenError, TokenSource,
+    BearerToken, InvalidToken, MAX_TOKEN_LEN, MetadataConfigError, TokenError, TokenSource,
     refresh::{Load, Refresher, Schedule},
 };
 
@@ -108,10 +108,10 @@ impl MetadataTokenSource {
     ///
     /// The audience is required: the metadata server refuses an empty one, and so does this, before any
     /// request.
-    pub fn new(audience: impl Into<String>) -> Result<Self, ConfigError> {
+    pub fn new(audience: impl Into<String>) -> Result<Self, MetadataConfigError> {
         let audience = audience.into();
         if audience.is_empty() {
-            return Err(ConfigError::EmptyAudience);
+            return Err(MetadataConfigError::EmptyAudience);
         }
         let base = Url::parse(DEFAULT_METADATA_BASE_URL).expect("the default base URL parses");
         let endpoint = Endpoint {
@@ -141,8 +141,8 @@ impl MetadataTokenSource {
     /// Google's client libraries read such an address from `GCE_METADATA_HOST` (a `host:port`, no
     /// scheme); [`from_env`](Self::from_env) does that for you. The identity path is appended to the
     /// URL's path.
-    pub fn with_base_url(self, base_url: &str) -> Result<Self, ConfigError> {
-        let invalid = |reason: String| ConfigError::InvalidBaseUrl {
+    pub fn with_base_url(self, base_url: &str) -> Result<Self, MetadataConfigError> {
+        let invalid = |reason: String| MetadataConfigError::InvalidBaseUrl {
             url: base_url.to_owned(),
             reason,
         };
@@ -169,9 +169,9 @@ impl MetadataTokenSource {
     /// # if std::env::var_os("GCE_METADATA_HOST").is_none() {
     /// assert!(source.url().starts_with("http://metadata.google.internal/computeMetadata/v1/"));
     /// # }
-    /// # Ok::<(), oidc_bearer_client::ConfigError>(())
+    /// # Ok::<(), oidc_bearer_client::MetadataConfigError>(())
     /// ```
-    pub fn from_env(audience: impl Into<String>) -> Result<Self, ConfigError> {
+    pub fn from_env(audience: impl Into<String>) -> Result<Self, MetadataConfigError> {
         let source = Self::new(audience)?;
         match std::env::var(METADATA_HOST_ENV)
             .ok()
@@ -732,13 +732,13 @@ mod tests {
     fn configuration_is_checked_up_front() {
         assert_eq!(
             MetadataTokenSource::new("").unwrap_err(),
-            ConfigError::EmptyAudience
+            MetadataConfigError::EmptyAudience
         );
         for bad in ["not a url", "ftp://host", "http://host/?q=1", "mailto:x@y"] {
             assert!(
                 matches!(
                     MetadataTokenSource::new("aud").unwrap().with_base_url(bad),
-                    Err(ConfigError::InvalidBaseUrl { .. })
+                    Err(MetadataConfigError::InvalidBaseUrl { .. })
                 ),
                 "{bad}"
             );

@@ -3,7 +3,7 @@
 //! - criterion group `cached_answer`: a request's cost when its answer is cached, each the way the
 //!   HTTP layer asks first (`verify_token_cached`): `token_cache_hit` (a local `Verifier`),
 //!   `review_cache_hit` (the `TokenReview` verifier), `binding_hit` (a local `Verifier` with the
-//!   object-binding check), and `review_cache_hit_async` (`TokenReview::verify_shared`, the path a
+//!   object-binding check), and `review_cache_hit_async` (`TokenReview::verify_token`, the path a
 //!   miss of the synchronous lookup takes);
 //! - a table of the same by interleaved rounds (each variant in turn, the best of several rounds),
 //!   with the ratios to `token_cache_hit`;
@@ -93,17 +93,17 @@ impl Setup {
         runtime.block_on(async {
             setup
                 .local
-                .verify_shared::<KubernetesClaims>(&setup.token)
+                .verify_token::<KubernetesClaims>(&setup.token)
                 .await
                 .expect("local");
             setup
                 .bound
-                .verify_shared::<KubernetesClaims>(&setup.token)
+                .verify_token::<KubernetesClaims>(&setup.token)
                 .await
                 .expect("bound");
             setup
                 .review
-                .verify_shared::<TokenReviewClaims>(&setup.token)
+                .verify_token::<TokenReviewClaims>(&setup.token)
                 .await
                 .expect("review");
         });
@@ -129,7 +129,7 @@ impl Setup {
     }
 
     fn review_cache_hit_async(&self) -> Arc<TokenReviewClaims> {
-        now_or_never(self.review.verify_shared(black_box(&self.token))).expect("hit")
+        now_or_never(self.review.verify_token(black_box(&self.token))).expect("hit")
     }
 }
 
@@ -206,7 +206,7 @@ fn simulated_load(runtime: &tokio::runtime::Runtime, setup: &Setup) {
                         .is_none()
                     {
                         runtime
-                            .block_on(verifier.verify_shared::<KubernetesClaims>(token))
+                            .block_on(verifier.verify_token::<KubernetesClaims>(token))
                             .expect("accepted");
                     }
                 }

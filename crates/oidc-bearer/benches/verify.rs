@@ -11,7 +11,7 @@
 //!   key prepared once: the floor any verifier pays;
 //! - `jsonwebtoken_signature`: `jsonwebtoken::crypto::verify`, which prepares the key per call;
 //! - `jsonwebtoken_decode`: `jsonwebtoken::decode` with an equivalent `Validation`;
-//! - `ours_uncached`: `Verifier::verify_shared` with the token cache off (every call is a full
+//! - `ours_uncached`: `Verifier::verify_token` with the token cache off (every call is a full
 //!   verification);
 //! - `ours_miss`: the cache on, every call a token the cache has not seen (pre-minted tokens, a
 //!   cache smaller than the cycle, so the cost of hashing, inserting and evicting is included);
@@ -43,7 +43,7 @@ use oidc_bearer::cache::TokenCacheSettings;
 use oidc_bearer::claims::{Audience, DefaultClaims};
 use oidc_bearer::clock::ManualClock;
 use oidc_bearer::keys::{Jwks, StaticKeySet};
-use oidc_bearer::{Verifier, VerifyError};
+use oidc_bearer::{Verifier, VerifyError, VerifyToken};
 use oidc_bearer_testing::{KeyAlg, TestIssuer};
 use serde::Deserialize;
 use serde_json::Value;
@@ -186,21 +186,21 @@ impl Case {
     }
 
     fn ours_uncached(&self) -> Arc<WorkloadClaims> {
-        now_or_never(self.uncached.verify_shared(black_box(&self.token))).unwrap()
+        now_or_never(self.uncached.verify_token(black_box(&self.token))).unwrap()
     }
 
     fn ours_uncached_default_claims(&self) -> Arc<DefaultClaims> {
-        now_or_never(self.uncached.verify_shared(black_box(&self.token))).unwrap()
+        now_or_never(self.uncached.verify_token(black_box(&self.token))).unwrap()
     }
 
     fn ours_hit(&self) -> Arc<WorkloadClaims> {
-        now_or_never(self.cached.verify_shared(black_box(&self.token))).unwrap()
+        now_or_never(self.cached.verify_token(black_box(&self.token))).unwrap()
     }
 
     fn ours_miss(&self) -> Arc<WorkloadClaims> {
         let i = self.next_fresh.get();
         self.next_fresh.set((i + 1) % self.fresh.len());
-        now_or_never(self.churn.verify_shared(black_box(&self.fresh[i]))).unwrap()
+        now_or_never(self.churn.verify_token(black_box(&self.fresh[i]))).unwrap()
     }
 }
 
@@ -426,7 +426,7 @@ impl Rejects {
     fn reject(&self, token: &str) -> VerifyError {
         now_or_never(
             self.verifier
-                .verify_shared::<WorkloadClaims>(black_box(token)),
+                .verify_token::<WorkloadClaims>(black_box(token)),
         )
         .unwrap_err()
     }
@@ -436,7 +436,7 @@ impl Rejects {
         self.next_forged.set((i + 1) % self.forged_kid.len());
         now_or_never(
             self.forged_kid_verifier
-                .verify_shared::<WorkloadClaims>(black_box(&self.forged_kid[i])),
+                .verify_token::<WorkloadClaims>(black_box(&self.forged_kid[i])),
         )
         .unwrap_err()
     }

@@ -1,5 +1,5 @@
 //! Reading the bearer token from a request: `Authorization: Bearer <b64token>` (RFC 6750 §2.1), or a
-//! [`TokenSource`] of your own.
+//! [`TokenExtractor`] of your own.
 //!
 //! Tokens are never read from query strings or cookies by default: RFC 6750 §2.3 says the URI query
 //! parameter SHOULD NOT be used, since URLs end up in logs and browser history.
@@ -42,12 +42,14 @@ impl std::fmt::Display for BearerError {
 
 impl std::error::Error for BearerError {}
 
-/// Where a request's token comes from.
+/// Reads a request's token from its headers (the HTTP layer's first step; golang-jwt's
+/// `request.Extractor` plays the same part). Not to be confused with `oidc-bearer-client`'s
+/// `TokenSource`, which obtains the token a client sends.
 ///
 /// `Ok(None)` means the request carries no credentials for this scheme (answered with a bare
 /// challenge, or passed through in optional mode); `Err` means it carries malformed ones.
 /// Closures `Fn(&HeaderMap) -> Result<Option<&str>, BearerError>` implement it too.
-pub trait TokenSource: Clone + Send + Sync + 'static {
+pub trait TokenExtractor: Clone + Send + Sync + 'static {
     /// Finds the token in `headers`.
     fn token<'a>(&self, headers: &'a HeaderMap) -> Result<Option<&'a str>, BearerError>;
 
@@ -66,7 +68,7 @@ pub trait TokenSource: Clone + Send + Sync + 'static {
     }
 }
 
-impl<F> TokenSource for F
+impl<F> TokenExtractor for F
 where
     F: for<'a> Fn(&'a HeaderMap) -> Result<Option<&'a str>, BearerError>
         + Clone
@@ -79,11 +81,11 @@ where
     }
 }
 
-/// The standard source: `Authorization: Bearer <token>`.
+/// The standard extractor: `Authorization: Bearer <token>`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct AuthorizationHeader;
 
-impl TokenSource for AuthorizationHeader {
+impl TokenExtractor for AuthorizationHeader {
     fn token<'a>(&self, headers: &'a HeaderMap) -> Result<Option<&'a str>, BearerError> {
         let Some(value) = single(headers, &AUTHORIZATION)? else {
             return Ok(None);
@@ -128,7 +130,7 @@ impl HeaderToken {
     }
 }
 
-impl TokenSource for HeaderToken {
+impl TokenExtractor for HeaderToken {
     fn token<'a>(&self, headers: &'a HeaderMap) -> Result<Option<&'a str>, BearerError> {
         let Some(value) = single(headers, &self.name)? else {
             return Ok(None);

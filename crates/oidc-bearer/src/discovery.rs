@@ -3,6 +3,25 @@
 //!
 //! Kubernetes and GitHub Actions publish documents without `authorization_endpoint`, so we do not use
 //! a full OpenID Provider metadata type (the `openidconnect` crate requires that field).
+//!
+//! A verifier fetches and checks the document itself; the two public items are for tools that
+//! inspect an issuer the way a verifier would (the `oidc-bearer discover` command uses both):
+//! [`discovery_url`], where the document is read from, and [`DiscoveryDocument`], the fields a
+//! verifier requires of it.
+//!
+//! ```
+//! use oidc_bearer::discovery::{DiscoveryDocument, discovery_url};
+//!
+//! assert_eq!(
+//!     discovery_url("https://issuer.example/"),
+//!     "https://issuer.example/.well-known/openid-configuration"
+//! );
+//! let doc: DiscoveryDocument = serde_json::from_str(
+//!     r#"{"issuer": "https://issuer.example", "jwks_uri": "https://issuer.example/keys"}"#,
+//! ).unwrap();
+//! // A verifier refuses a document that names another issuer (Discovery 1.0 §4.3, exact match).
+//! assert_ne!(doc.issuer, "https://issuer.example/");
+//! ```
 
 use serde::Deserialize;
 use url::Url;
@@ -10,7 +29,8 @@ use url::Url;
 use crate::error::KeysError;
 use crate::fetch::{Fetcher, check_url};
 
-/// The fields of a discovery document a resource server needs. Other fields are ignored.
+/// The fields of a discovery document a verifier reads, parsed as a verifier parses them (a document
+/// without `issuer` or `jwks_uri` is refused; other fields are ignored).
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct DiscoveryDocument {

@@ -181,12 +181,6 @@ pub enum KeysError {
         /// The error of the last attempt.
         last: Box<KeysError>,
     },
-    /// Not attempted: an issuer registry is already trying as many new issuers as it allows, or new
-    /// issuers arrive faster than its rate limit. Nothing was fetched; a later retry may succeed.
-    TooManyNewIssuers {
-        /// The limit reached: `"max_pending_issuers"` or `"new_issuer_rate"`.
-        limit: &'static str,
-    },
     /// Keys had to be fetched, but the caller is not running on a Tokio runtime, on which fetches
     /// run as spawned tasks (so that no caller owns them). Keys already loaded keep working.
     NoRuntime,
@@ -206,7 +200,6 @@ impl KeysError {
             Self::NoUsableKeys { .. } => "no_usable_keys",
             Self::Stale { .. } => "keys_stale",
             Self::Backoff { .. } => "backoff",
-            Self::TooManyNewIssuers { .. } => "too_many_new_issuers",
             Self::NoRuntime => "no_runtime",
         }
     }
@@ -227,10 +220,7 @@ impl KeysError {
             | Self::TooLarge { .. }
             | Self::NoRuntime => true,
             Self::Backoff { last } => last.is_configuration(),
-            Self::Transport { .. }
-            | Self::Timeout { .. }
-            | Self::Stale { .. }
-            | Self::TooManyNewIssuers { .. } => false,
+            Self::Transport { .. } | Self::Timeout { .. } | Self::Stale { .. } => false,
         }
     }
 
@@ -322,11 +312,6 @@ impl fmt::Display for KeysError {
                 age.as_secs()
             ),
             Self::Backoff { last } => write!(f, "waiting to retry after: {last}"),
-            Self::TooManyNewIssuers { limit } => write!(
-                f,
-                "too many new issuers at once (`{limit}` reached): this one was not tried, \
-                 try again later"
-            ),
             Self::NoRuntime => write!(
                 f,
                 "keys must be fetched but there is no Tokio runtime to fetch them on"
@@ -474,6 +459,14 @@ pub enum VerifyError {
         /// The token's (unverified) `iss`, if any.
         found: Option<String>,
     },
+    /// A registry of issuers did not try the token's (pattern) issuer: it is already trying as
+    /// many new issuers as it allows, or new issuers arrive faster than its rate limit. Nothing
+    /// was built or fetched; a server answers 503 with `Retry-After`, and a later retry may
+    /// succeed.
+    TooManyNewIssuers {
+        /// The limit reached: `"max_pending_issuers"` or `"new_issuer_rate"`.
+        limit: &'static str,
+    },
     /// The Kubernetes API server's TokenReview refused the token (`status.authenticated` false):
     /// its bound pod or secret was deleted, it expired, its signature or audience is wrong.
     ReviewRefused {
@@ -513,19 +506,21 @@ impl VerifyError {
             Self::ClaimsDecode { .. } => "claims_decode",
             Self::KeysUnavailable { .. } => "keys_unavailable",
             Self::UntrustedIssuer { .. } => "untrusted_issuer",
+            Self::TooManyNewIssuers { .. } => "too_many_new_issuers",
             Self::ReviewRefused { .. } => "review_refused",
             Self::ReviewUnavailable { .. } => "review_unavailable",
         }
     }
 
-    /// Whether the failure is on the server's side (the issuer's keys are unavailable, or a
-    /// TokenReview could not be done) rather than the token's: an HTTP server answers 503 for these
-    /// instead of 401.
+    /// Whether the failure is on the server's side (the issuer's keys are unavailable, a registry
+    /// is not trying new issuers now, or a TokenReview could not be done) rather than the token's:
+    /// an HTTP server answers 503 for these instead of 401.
     pub fn is_unavailable(&self) -> bool {
         matches!(
             self,
             Self::KeysUnavailable { .. }
                 | Self::UnknownKeyRetry { .. }
+                | Self::TooManyNewIssuers { .. }
                 | Self::ReviewUnavailable { .. }
         )
     }
@@ -614,6 +609,11 @@ impl fmt::Display for VerifyError {
                 write!(f, "issuer {:?} is not trusted", Excerpt(iss))
             }
             Self::UntrustedIssuer { found: None } => write!(f, "token has no issuer"),
+            Self::TooManyNewIssuers { limit } => write!(
+                f,
+                "too many new issuers at once (`{limit}` reached): this one was not tried, \
+                 try again later"
+            ),
             Self::ReviewRefused { error: Some(error) } => write!(
                 f,
                 "the API server refused the token: {:?}",

@@ -11,9 +11,9 @@ use url::Url;
 
 use crate::error::{ConfigError, KeysError};
 
-/// How discovery documents and key sets are fetched.
+/// How discovery documents and key sets are fetched: what `VerifierBuilder`'s HTTP settings set.
 #[derive(Clone)]
-pub struct HttpSettings {
+pub(crate) struct HttpSettings {
     pub(crate) connect_timeout: Duration,
     pub(crate) timeout: Duration,
     pub(crate) max_response_bytes: usize,

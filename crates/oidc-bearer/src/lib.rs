@@ -131,7 +131,6 @@ pub mod verify;
 
 pub use algorithm::{Algorithm, UnknownAlgorithm};
 pub use error::{ConfigError, KeysError, VerifyError};
-pub use fetch::HttpSettings;
 pub use layer::{BearerAuthLayer, Claims};
 pub use policy::AuthorizeLayer;
 pub use registry::IssuerRegistry;
@@ -139,14 +138,15 @@ pub use verify::{Verifier, VerifierBuilder, VerifyToken};
 
 /// What a typical service imports: `use oidc_bearer::prelude::*;`.
 ///
-/// The layer and its extractor, the verifier and the registry of issuers, the claims types, the
-/// policies (the [`policy`] module itself, for `policy::scopes([..])` and friends) and the rejection
-/// vocabulary.
+/// The layer and its extractor, the verifier and the registry of issuers (with [`VerifyToken`], for
+/// `verify_token`: shared claims), the claims types, the policies (the [`policy`] module itself, for
+/// `policy::scopes([..])` and friends) and the rejection vocabulary.
 pub mod prelude {
     pub use crate::claims::{DefaultClaims, RegisteredClaims};
     pub use crate::policy::{self, AuthorizeLayer, Denied, Policy, PolicyClaims};
     pub use crate::rejection::{AuthRejection, DefaultRejection, RejectionResponse};
     pub use crate::{
         BearerAuthLayer, Claims, ConfigError, IssuerRegistry, KeysError, Verifier, VerifyError,
+        VerifyToken,
     };
 }

@@ -60,6 +60,7 @@ const REFUSAL_CODES: &[&str] = &[
     "claims_decode",
     "keys_unavailable",
     "untrusted_issuer",
+    "too_many_new_issuers",
 ];
 
 /// Handles to the metrics of the request path, registered once with the global recorder.
@@ -400,6 +401,9 @@ mod tests {
                 },
             },
             VerifyError::UntrustedIssuer { found: None },
+            VerifyError::TooManyNewIssuers {
+                limit: "new_issuer_rate",
+            },
         ];
         let rejections = errors.into_iter().map(AuthRejection::from_verify).chain([
             AuthRejection::MissingToken,

@@ -79,14 +79,25 @@ impl AuthRejection {
         }
     }
 
-    /// The RFC 6750 §3.1 `error` code, when there is one.
-    pub fn error(&self) -> Option<&'static str> {
+    /// The `error` attribute of the `WWW-Authenticate: Bearer` challenge (RFC 6750 §3.1:
+    /// `invalid_request`, `invalid_token` or `insufficient_scope`), when there is one; the exact
+    /// reason is [`code`](Self::code).
+    pub fn challenge_error(&self) -> Option<&'static str> {
         match self {
             Self::MissingToken | Self::Unavailable(_) | Self::Misconfigured(_) => None,
             Self::InvalidRequest(_) => Some("invalid_request"),
             Self::InvalidToken(_) => Some("invalid_token"),
             Self::Forbidden { .. } => Some("insufficient_scope"),
         }
+    }
+
+    /// The former name of [`challenge_error`](Self::challenge_error).
+    #[deprecated(
+        since = "0.2.0",
+        note = "renamed `challenge_error` (the RFC 6750 `error` attribute)"
+    )]
+    pub fn error(&self) -> Option<&'static str> {
+        self.challenge_error()
     }
 
     /// A stable code naming the exact reason, for logs and metrics (`missing_token`, or the
@@ -140,7 +151,10 @@ fn verify_description(error: &VerifyError) -> &'static str {
         E::NotYetValid { .. } => "the token is not valid yet",
         E::IssuedInFuture { .. } => "the token was issued in the future",
         E::ClaimsDecode { .. } => "the token's claims do not have the expected shape",
-        E::KeysUnavailable { .. } => "the token issuer's keys are not available; try again later",
+        // A registry that did not try a new issuer has no keys for it: the same words, still true.
+        E::KeysUnavailable { .. } | E::TooManyNewIssuers { .. } => {
+            "the token issuer's keys are not available; try again later"
+        }
         E::ReviewRefused { .. } => "the token was refused by the cluster",
         E::ReviewUnavailable { .. } => {
             "the token cannot be checked with the cluster now; try again later"
@@ -244,7 +258,7 @@ impl DefaultRejection {
         value.push_str("Bearer realm=\"");
         push_quoted(&mut value, &self.realm);
         value.push('"');
-        if let Some(error) = rejection.error() {
+        if let Some(error) = rejection.challenge_error() {
             value.push_str(", error=\"");
             value.push_str(error);
             value.push_str("\", error_description=\"");
@@ -331,7 +345,7 @@ impl<B: From<String>> RejectionResponse<B> for DefaultRejection {
             AuthRejection::MissingToken => "unauthorized",
             AuthRejection::Unavailable(_) => "temporarily_unavailable",
             AuthRejection::Misconfigured(_) => "server_error",
-            other => other.error().unwrap_or("unauthorized"),
+            other => other.challenge_error().unwrap_or("unauthorized"),
         };
         // `{"error":…,"error_description":…}`, as serde_json writes it, without building a `Value`.
         let description = rejection.description();
@@ -534,7 +548,7 @@ mod tests {
                 "error": match &rejection {
                     AuthRejection::MissingToken => "unauthorized",
                     AuthRejection::Unavailable(_) => "temporarily_unavailable",
-                    other => other.error().unwrap(),
+                    other => other.challenge_error().unwrap(),
                 },
                 "error_description": rejection.description(),
             })

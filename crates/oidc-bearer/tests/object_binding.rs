@@ -74,7 +74,7 @@ async fn a_deleted_pods_token_is_refused_within_the_interval() {
             .is_none(),
         "the fast path no longer answers once the interval is over"
     );
-    let refused = verifier.verify_shared::<KubernetesClaims>(&token).await;
+    let refused = verifier.verify_token::<KubernetesClaims>(&token).await;
     assert_eq!(
         refused.unwrap_err(),
         VerifyError::ReviewRefused {

@@ -10,9 +10,10 @@ use std::time::Duration;
 
 use oidc_bearer::claims::DefaultClaims;
 use oidc_bearer::clock::ManualClock;
-use oidc_bearer::issuers::gke::GkeClusters;
-use oidc_bearer::issuers::{IssuerRegistry, gke_issuer};
-use oidc_bearer::{BearerAuthLayer, Claims, KeysError, Verifier, VerifierBuilder, VerifyError};
+use oidc_bearer::issuers::IssuerRegistry;
+use oidc_bearer::issuers::gke::{GkeClusters, gke_issuer};
+use oidc_bearer::rejection::AuthRejection;
+use oidc_bearer::{BearerAuthLayer, Claims, Verifier, VerifierBuilder, VerifyError};
 use oidc_bearer_testing::TestIssuer;
 use serde_json::json;
 use support::fetches;
@@ -42,9 +43,7 @@ fn loopback_pattern(iss: &str) -> Option<VerifierBuilder> {
 /// The limit a refusal of a new issuer names, if it is one.
 fn refused_by(result: Result<DefaultClaims, VerifyError>) -> Option<&'static str> {
     match result {
-        Err(VerifyError::KeysUnavailable {
-            source: KeysError::TooManyNewIssuers { limit },
-        }) => Some(limit),
+        Err(VerifyError::TooManyNewIssuers { limit }) => Some(limit),
         _ => None,
     }
 }
@@ -308,6 +307,8 @@ async fn a_full_probation_refuses_new_issuers_without_fetching_until_it_drains()
     let response = service.oneshot(request).await.unwrap();
     assert_eq!(response.status(), 503);
     assert!(response.headers().contains_key("retry-after"));
+    let rejection = response.extensions().get::<AuthRejection>().unwrap();
+    assert_eq!(rejection.code(), "too_many_new_issuers");
     assert_eq!(fetches(&newcomer), (0, 0));
 
     // The two fail (their JWKS answers 503): they leave probation, negatively cached.

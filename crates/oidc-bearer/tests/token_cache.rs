@@ -9,8 +9,8 @@ use std::time::Duration;
 use oidc_bearer::cache::TokenCacheSettings;
 use oidc_bearer::claims::DefaultClaims;
 use oidc_bearer::clock::ManualClock;
-use oidc_bearer::keys::{BoxFuture, Jwks, KeySet, Refresh};
-use oidc_bearer::{KeysError, Verifier, VerifyError};
+use oidc_bearer::keys::{Jwks, KeySet, Refresh};
+use oidc_bearer::{KeysError, Verifier, VerifyError, VerifyToken};
 use oidc_bearer_testing::{KeyAlg, TestIssuer};
 use support::{jwks_of, verifiable_algs};
 
@@ -35,9 +35,8 @@ impl KeySet for Swappable {
         Some(self.0.read().unwrap().clone())
     }
 
-    fn refresh(&self) -> BoxFuture<'_, Result<Refresh, KeysError>> {
-        let keys = self.current();
-        Box::pin(async move { Ok(Refresh::fresh(keys.unwrap())) })
+    async fn refresh(&self) -> Result<Refresh, KeysError> {
+        Ok(Refresh::fresh(self.0.read().unwrap().clone()))
     }
 }
 
@@ -50,7 +49,7 @@ fn verifier(issuer: &TestIssuer, keys: &Swappable, clock: &ManualClock) -> Verif
 }
 
 async fn shared(v: &Verifier, token: &str) -> Result<Arc<DefaultClaims>, VerifyError> {
-    v.verify_shared::<DefaultClaims>(token).await
+    v.verify_token::<DefaultClaims>(token).await
 }
 
 fn code<T>(result: Result<T, VerifyError>) -> &'static str {
@@ -90,8 +89,8 @@ async fn another_claims_type_is_decoded_once_then_shared() {
     let token = issuer.token().aud(AUD).sub("bob").sign();
     // Verified through `verify` first: the entry holds no decoded claims yet.
     let _: DefaultClaims = v.verify(&token).await.unwrap();
-    let a = v.verify_shared::<Sub>(&token).await.unwrap();
-    let b = v.verify_shared::<Sub>(&token).await.unwrap();
+    let a = v.verify_token::<Sub>(&token).await.unwrap();
+    let b = v.verify_token::<Sub>(&token).await.unwrap();
     assert!(Arc::ptr_eq(&a, &b));
     assert_eq!(a.sub, "bob");
     let stats = v.token_cache_stats().unwrap();

@@ -89,7 +89,7 @@ async fn an_accepted_token_gives_typed_claims_and_is_reviewed_once() {
 
     // Cached: no second review, the synchronous path answers, the same `Arc`.
     let a = review
-        .verify_shared::<TokenReviewClaims>(&token)
+        .verify_token::<TokenReviewClaims>(&token)
         .await
         .unwrap();
     let b = review
@@ -99,7 +99,7 @@ async fn an_accepted_token_gives_typed_claims_and_is_reviewed_once() {
     assert_eq!(cluster.reviews.calls(), 1);
     assert_eq!(review.stats().reviews, 1);
     // Other claim types are decoded from the claims' JSON.
-    let value: Arc<serde_json::Value> = review.verify_shared(&token).await.unwrap();
+    let value: Arc<serde_json::Value> = review.verify_token(&token).await.unwrap();
     assert_eq!(value["username"], "system:serviceaccount:prod:billing");
     assert!(
         review

@@ -30,7 +30,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use axum::routing::get;
 use axum::{Json, Router};
 use oidc_bearer::claims::kubernetes::KubernetesClaims;
-use oidc_bearer::issuers::gke_issuer;
+use oidc_bearer::issuers::gke::gke_issuer;
 use oidc_bearer::issuers::kubernetes::InCluster;
 use oidc_bearer::policy::AuthorizeLayer;
 use oidc_bearer::tokenreview::{ApiServer, ObjectBindingCheck, TokenReview, TokenReviewClaims};

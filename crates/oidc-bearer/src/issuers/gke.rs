@@ -22,7 +22,7 @@ pub const GKE_ISSUER_PREFIX: &str = "https://container.googleapis.com/v1/project
 ///
 /// ```
 /// assert_eq!(
-///     oidc_bearer::issuers::gke_issuer("my-project", "europe-west1", "prod"),
+///     oidc_bearer::issuers::gke::gke_issuer("my-project", "europe-west1", "prod"),
 ///     "https://container.googleapis.com/v1/projects/my-project/locations/europe-west1/clusters/prod",
 /// );
 /// ```
@@ -112,7 +112,8 @@ fn valid_part(part: &str) -> bool {
 /// negative-cache period when it does not exist.
 ///
 /// ```
-/// use oidc_bearer::issuers::{IssuerPattern, gke::GkeClusters, gke_issuer};
+/// use oidc_bearer::issuers::IssuerPattern;
+/// use oidc_bearer::issuers::gke::{GkeClusters, gke_issuer};
 ///
 /// let pattern = GkeClusters::new("my-service").project("prod-1").location("europe-west1");
 /// assert!(pattern.verifier_for(&gke_issuer("prod-1", "europe-west1", "any-cluster")).is_some());

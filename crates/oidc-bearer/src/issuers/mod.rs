@@ -48,7 +48,13 @@ pub const DEFAULT_NEW_ISSUER_INTERVAL: Duration = crate::registry::DEFAULT_NEW_I
 /// The registry's default negative-cache time.
 #[deprecated(note = "the default is documented on `IssuerRegistryBuilder::with_negative_ttl`")]
 pub const DEFAULT_NEGATIVE_TTL: Duration = crate::registry::DEFAULT_NEGATIVE_TTL;
-pub use gke::gke_issuer;
+
+/// The former path of [`gke::gke_issuer`], beside every other GKE item in [`gke`].
+#[deprecated(since = "0.2.0", note = "use `issuers::gke::gke_issuer`")]
+#[doc(hidden)]
+pub fn gke_issuer(project: &str, location: &str, cluster: &str) -> String {
+    gke::gke_issuer(project, location, cluster)
+}
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -23,7 +23,12 @@ pub use skipped::{MAX_SKIPPED_KEYS_KEPT, SkippedKey};
 
 use crate::error::{ConfigError, KeysError};
 
-/// A boxed, sendable future, as returned by [`KeySet::refresh`].
+/// A boxed, sendable future: what [`KeySet::refresh`] returned before it became
+/// `-> impl Future + Send`.
+#[deprecated(
+    since = "0.2.0",
+    note = "implement `KeySet::refresh` as `async fn refresh(&self) -> Result<Refresh, KeysError>`"
+)]
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// A source of an issuer's verification keys.
@@ -34,6 +39,26 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// return the newest keys they have.
 ///
 /// Keys belong to one issuer: a key set is never shared between issuers (RFC 8725 §3.8).
+///
+/// ```
+/// use std::sync::Arc;
+/// use oidc_bearer::KeysError;
+/// use oidc_bearer::keys::{Jwks, KeySet, Refresh};
+///
+/// /// Keys that some other part of the service loads.
+/// struct Loaded(Arc<Jwks>);
+///
+/// impl KeySet for Loaded {
+///     fn current(&self) -> Option<Arc<Jwks>> {
+///         Some(self.0.clone())
+///     }
+///
+///     async fn refresh(&self) -> Result<Refresh, KeysError> {
+///         Ok(Refresh::fresh(self.0.clone()))
+///     }
+/// }
+/// # let _ = Loaded(Arc::new(Jwks::from_json(br#"{"keys": []}"#).unwrap())).current();
+/// ```
 pub trait KeySet: Send + Sync + 'static {
     /// The keys available now, without waiting. `None` when none are loaded (or they are too stale to
     /// use).
@@ -42,7 +67,28 @@ pub trait KeySet: Send + Sync + 'static {
     /// Asks for newer keys because a token named a key that `current` did not have. Returns the newest
     /// keys available (possibly unchanged) and whether a later call could bring newer ones, or why
     /// there are none.
-    fn refresh(&self) -> BoxFuture<'_, Result<Refresh, KeysError>>;
+    fn refresh(&self) -> impl Future<Output = Result<Refresh, KeysError>> + Send;
+}
+
+/// [`KeySet`] with its future boxed, so that a verifier holds any key set as `Arc<dyn DynKeySet>`
+/// (a trait whose method returns `impl Future` cannot be a trait object). Implemented for every
+/// `KeySet`; a refresh (an unknown `kid`, no keys yet) pays one allocation, a read none.
+pub(crate) trait DynKeySet: Send + Sync + 'static {
+    /// [`KeySet::current`].
+    fn current(&self) -> Option<Arc<Jwks>>;
+
+    /// [`KeySet::refresh`], boxed.
+    fn refresh(&self) -> Pin<Box<dyn Future<Output = Result<Refresh, KeysError>> + Send + '_>>;
+}
+
+impl<K: KeySet> DynKeySet for K {
+    fn current(&self) -> Option<Arc<Jwks>> {
+        KeySet::current(self)
+    }
+
+    fn refresh(&self) -> Pin<Box<dyn Future<Output = Result<Refresh, KeysError>> + Send + '_>> {
+        Box::pin(KeySet::refresh(self))
+    }
 }
 
 /// What [`KeySet::refresh`] found.
@@ -77,13 +123,13 @@ impl Refresh {
     }
 }
 
-impl<K: KeySet + ?Sized> KeySet for Arc<K> {
+impl<K: KeySet> KeySet for Arc<K> {
     fn current(&self) -> Option<Arc<Jwks>> {
-        (**self).current()
+        KeySet::current(&**self)
     }
 
-    fn refresh(&self) -> BoxFuture<'_, Result<Refresh, KeysError>> {
-        (**self).refresh()
+    fn refresh(&self) -> impl Future<Output = Result<Refresh, KeysError>> + Send {
+        KeySet::refresh(&**self)
     }
 }
 
@@ -115,9 +161,8 @@ impl KeySet for StaticKeySet {
         Some(self.keys.clone())
     }
 
-    fn refresh(&self) -> BoxFuture<'_, Result<Refresh, KeysError>> {
-        let keys = self.keys.clone();
-        Box::pin(async move { Ok(Refresh::fresh(keys)) })
+    async fn refresh(&self) -> Result<Refresh, KeysError> {
+        Ok(Refresh::fresh(self.keys.clone()))
     }
 }
 

@@ -28,7 +28,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use url::Url;
 
-use super::{BoxFuture, Jwks, KeySet, Refresh};
+use super::{Jwks, KeySet, Refresh};
 use crate::clock::{SharedClock, SystemClock};
 use crate::discovery;
 use crate::error::{ConfigError, KeysError};
@@ -170,13 +170,23 @@ struct Inflight {
 }
 
 impl RemoteKeySet {
-    /// Keys found by OpenID Connect Discovery for `issuer`, at the standard discovery URL.
+    /// Keys found by OpenID Connect Discovery for `issuer`, at the standard discovery URL, with the
+    /// default HTTP settings, clock and key cache.
+    #[deprecated(
+        since = "0.2.0",
+        note = "build a verifier instead: `Verifier::builder(issuer, audience)` finds its keys by \
+                discovery, with your HTTP settings, clock and key cache"
+    )]
     pub fn discover(issuer: &str) -> Result<Self, ConfigError> {
         Self::builder_discovery(issuer, None, None, HttpSettings::default())
             .map(|b| b.build(Arc::new(SystemClock), KeyCacheSettings::default()))
     }
 
-    /// Keys at a JWKS URL, without discovery.
+    /// Keys at a JWKS URL, without discovery, with the default HTTP settings, clock and key cache.
+    #[deprecated(
+        since = "0.2.0",
+        note = "build a verifier instead: `Verifier::builder(issuer, audience).with_jwks_uri(url)`"
+    )]
     pub fn from_jwks_url(url: &str) -> Result<Self, ConfigError> {
         Self::builder_jwks(url, HttpSettings::default())
             .map(|b| b.build(Arc::new(SystemClock), KeyCacheSettings::default()))
@@ -229,6 +239,10 @@ impl RemoteKeySet {
     }
 
     /// How many keys are loaded now.
+    #[deprecated(
+        since = "0.2.0",
+        note = "use `KeySet::current`: `keys.current().map_or(0, |keys| keys.len())`"
+    )]
     pub fn loaded_keys(&self) -> usize {
         self.current().map_or(0, |k| k.len())
     }
@@ -598,8 +612,8 @@ impl KeySet for RemoteKeySet {
         Some(keys)
     }
 
-    fn refresh(&self) -> BoxFuture<'_, Result<Refresh, KeysError>> {
-        Box::pin(self.refresh_inner())
+    fn refresh(&self) -> impl Future<Output = Result<Refresh, KeysError>> + Send {
+        self.refresh_inner()
     }
 }
 

@@ -6,7 +6,7 @@ use std::marker::PhantomData;
 use tower_layer::{Layer, Stack};
 
 use super::BearerAuth;
-use crate::bearer::{AuthorizationHeader, TokenSource};
+use crate::bearer::{AuthorizationHeader, TokenExtractor};
 use crate::claims::DefaultClaims;
 use crate::policy::{AuthorizeLayer, Policy};
 use crate::rejection::DefaultRejection;
@@ -15,7 +15,7 @@ use crate::rejection::DefaultRejection;
 ///
 /// Generic over the token verifier `V` (a [`Verifier`](crate::Verifier) or anything implementing
 /// [`VerifyToken`](crate::VerifyToken)), the claims type `T` (default [`DefaultClaims`]), the rejection
-/// response builder `R` and the token source `Src`.
+/// response builder `R` and the token extractor `Src`.
 ///
 /// ```
 /// use oidc_bearer::claims::kubernetes::KubernetesClaims;
@@ -120,19 +120,30 @@ impl<V, T, R, Src> BearerAuthLayer<V, T, R, Src> {
         Stack::new(authorize, self)
     }
 
-    /// Reads tokens with `source` instead of the `Authorization` header.
+    /// Reads tokens with `extractor` instead of from the `Authorization` header (e.g.
+    /// [`HeaderToken`](crate::bearer::HeaderToken) for another header, or a closure).
     #[must_use]
-    pub fn with_token_source<Src2: TokenSource>(
+    pub fn with_token_extractor<Src2: TokenExtractor>(
         self,
-        source: Src2,
+        extractor: Src2,
     ) -> BearerAuthLayer<V, T, R, Src2> {
         BearerAuthLayer {
             verifier: self.verifier,
             rejection: self.rejection,
-            source,
+            source: extractor,
             optional: self.optional,
             _claims: PhantomData,
         }
+    }
+
+    /// The former name of [`with_token_extractor`](Self::with_token_extractor).
+    #[deprecated(since = "0.2.0", note = "renamed `with_token_extractor`")]
+    #[must_use]
+    pub fn with_token_source<Src2: TokenExtractor>(
+        self,
+        source: Src2,
+    ) -> BearerAuthLayer<V, T, R, Src2> {
+        self.with_token_extractor(source)
     }
 }
 

@@ -11,7 +11,7 @@ use tracing::Instrument;
 
 use super::future::ResponseFuture;
 use super::{Anonymous, BearerAuthLayer, BearerRan, Claims};
-use crate::bearer::TokenSource;
+use crate::bearer::TokenExtractor;
 use crate::rejection::{AuthRejection, RejectionResponse};
 use crate::verify::VerifyToken;
 
@@ -85,7 +85,7 @@ where
     V: VerifyToken,
     T: DeserializeOwned + Send + Sync + 'static,
     R: RejectionResponse<ResBody>,
-    Src: TokenSource,
+    Src: TokenExtractor,
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
@@ -138,7 +138,7 @@ where
             }
         };
         let span = span.unwrap_or_else(new_span);
-        // Not looked up yet when the source found no unchecked token (or another one).
+        // Not looked up yet when the extractor found no unchecked token (or another one).
         if unchecked != Some(token.as_bytes())
             && let Some(claims) = cached(&span, token.as_bytes())
         {

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use super::{Inner, IssuerRegistry, Live, Selected, State, millis, millis_ceil};
-use crate::error::{Excerpt, KeysError, VerifyError};
+use crate::error::{Excerpt, VerifyError};
 use crate::verify::VerifierBuilder;
 
 /// One verification by an issuer on probation. When the last running one ends without proving or
@@ -120,9 +120,7 @@ impl IssuerRegistry {
         let inner = &*self.inner;
         let refuse = |limit: &'static str| {
             tracing::debug!(iss = ?Excerpt(iss), limit, "new issuer refused: too many new issuers");
-            VerifyError::KeysUnavailable {
-                source: KeysError::TooManyNewIssuers { limit },
-            }
+            VerifyError::TooManyNewIssuers { limit }
         };
         let gate = Arc::new(Mutex::new(()));
         let building = gate.lock().unwrap_or_else(PoisonError::into_inner);

@@ -105,9 +105,8 @@ impl IssuerRegistryBuilder {
 
     /// The most pattern issuers on probation — built, keys not loaded yet — at once (default 64, at
     /// least 1). While that many are, a token naming another new pattern issuer is refused with
-    /// [`VerifyError::KeysUnavailable`](crate::VerifyError::KeysUnavailable)
-    /// ([`KeysError::TooManyNewIssuers`](crate::KeysError::TooManyNewIssuers)) without building or
-    /// fetching anything. An issuer leaves probation when a verification loads its keys (it is then
+    /// [`VerifyError::TooManyNewIssuers`](crate::VerifyError::TooManyNewIssuers) (503 with
+    /// `Retry-After`) without building or fetching anything. An issuer leaves probation when a verification loads its keys (it is then
     /// kept, see [`with_max_live_issuers`](Self::with_max_live_issuers)) or fails to (it is then
     /// negatively cached).
     pub fn with_max_pending_issuers(mut self, max: usize) -> Self {

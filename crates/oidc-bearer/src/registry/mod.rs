@@ -59,8 +59,8 @@ pub use pattern::IssuerPattern;
 ///   at once, and new ones are built at most at
 ///   [`with_new_issuer_rate`](IssuerRegistryBuilder::with_new_issuer_rate) (default a burst of 100,
 ///   then 10 per second). Beyond either limit a token naming a new pattern issuer is refused with
-///   [`VerifyError::KeysUnavailable`] ([`KeysError::TooManyNewIssuers`](crate::KeysError::TooManyNewIssuers); the HTTP layer answers 503
-///   with `Retry-After`) without building anything or fetching. The first verification that loads
+///   [`VerifyError::TooManyNewIssuers`] (the HTTP layer answers 503 with `Retry-After`) without
+///   building anything or fetching. The first verification that loads
 ///   the issuer's keys proves it; one whose keys cannot be fetched leaves probation and is
 ///   negatively cached.
 /// - **Bounded**: at most [`with_max_live_issuers`](IssuerRegistryBuilder::with_max_live_issuers)
@@ -204,25 +204,7 @@ impl IssuerRegistry {
         result
     }
 
-    /// Like [`verify`](Self::verify), with the claims shared (what the HTTP layer uses; served from
-    /// the issuer's token cache when it has the token).
-    pub async fn verify_shared<T>(&self, token: &str) -> Result<Arc<T>, VerifyError>
-    where
-        T: DeserializeOwned + Send + Sync + 'static,
-    {
-        let parsed = Parsed::new(token, self.inner.max_token_bytes)?;
-        let (iss, selected) = self.select(&parsed)?;
-        let result = selected
-            .verifier()
-            .verify_parsed_shared(token, &parsed)
-            .await;
-        self.settle(iss, &selected, result.as_ref().err());
-        let (claims, digest) = result?;
-        if let Some(digest) = digest {
-            self.remember_recent(&digest, &selected);
-        }
-        Ok(claims)
-    }
+    crate::verify::deprecated_verify_shared!();
 
     /// The verifier for the token's issuer.
     fn select<'p>(&self, parsed: &'p Parsed<'_>) -> Result<(&'p str, Selected), VerifyError> {
@@ -439,14 +421,24 @@ fn millis_ceil(d: Duration) -> u64 {
 }
 
 impl VerifyToken for IssuerRegistry {
-    fn verify_token<T>(
-        &self,
-        token: &str,
-    ) -> impl std::future::Future<Output = Result<Arc<T>, VerifyError>> + Send
+    /// Like [`verify`](IssuerRegistry::verify), with the claims shared (served from the issuer's
+    /// token cache when it has the token).
+    async fn verify_token<T>(&self, token: &str) -> Result<Arc<T>, VerifyError>
     where
         T: DeserializeOwned + Send + Sync + 'static,
     {
-        self.verify_shared(token)
+        let parsed = Parsed::new(token, self.inner.max_token_bytes)?;
+        let (iss, selected) = self.select(&parsed)?;
+        let result = selected
+            .verifier()
+            .verify_parsed_shared(token, &parsed)
+            .await;
+        self.settle(iss, &selected, result.as_ref().err());
+        let (claims, digest) = result?;
+        if let Some(digest) = digest {
+            self.remember_recent(&digest, &selected);
+        }
+        Ok(claims)
     }
 
     fn verify_token_cached<T>(&self, token: &[u8]) -> Option<Arc<T>>

@@ -114,27 +114,12 @@ impl TokenReview {
 
     /// Reviews `token` (or finds its answer cached) and returns who it belongs to.
     pub async fn verify(&self, token: &str) -> Result<TokenReviewClaims, VerifyError> {
-        self.verify_shared::<TokenReviewClaims>(token)
+        self.verify_token::<TokenReviewClaims>(token)
             .await
             .map(Arc::unwrap_or_clone)
     }
 
-    /// Reviews `token` and returns its claims as a shared `T`: [`TokenReviewClaims`] itself
-    /// (shared with the cache, nothing copied), or any type that deserializes from its JSON
-    /// (`{"username", "uid", "groups", "extra", "audiences"}`).
-    pub async fn verify_shared<T>(&self, token: &str) -> Result<Arc<T>, VerifyError>
-    where
-        T: DeserializeOwned + Send + Sync + 'static,
-    {
-        let key = self.key(token.as_bytes())?;
-        let reviewer = &self.reviewer;
-        let now = reviewer.now();
-        if let Some(answer) = reviewer.cached(&key, token.as_bytes(), now) {
-            return convert(answer);
-        }
-        let exp = self.precheck(token, now)?;
-        convert(reviewer.review(key, token, exp).await)
-    }
+    crate::verify::deprecated_verify_shared!();
 
     /// The cache key of a token within the size cap: the SHA-256 of its signature segment, as
     /// the token cache's (the cache also compares the rest of the token, which is verified
@@ -213,14 +198,21 @@ where
 }
 
 impl VerifyToken for TokenReview {
-    fn verify_token<T>(
-        &self,
-        token: &str,
-    ) -> impl std::future::Future<Output = Result<Arc<T>, VerifyError>> + Send
+    /// Reviews `token` and returns its claims as a shared `T`: [`TokenReviewClaims`] itself
+    /// (shared with the cache, nothing copied), or any type that deserializes from its JSON
+    /// (`{"username", "uid", "groups", "extra", "audiences"}`).
+    async fn verify_token<T>(&self, token: &str) -> Result<Arc<T>, VerifyError>
     where
         T: DeserializeOwned + Send + Sync + 'static,
     {
-        self.verify_shared(token)
+        let key = self.key(token.as_bytes())?;
+        let reviewer = &self.reviewer;
+        let now = reviewer.now();
+        if let Some(answer) = reviewer.cached(&key, token.as_bytes(), now) {
+            return convert(answer);
+        }
+        let exp = self.precheck(token, now)?;
+        convert(reviewer.review(key, token, exp).await)
     }
 
     fn verify_token_cached<T>(&self, token: &[u8]) -> Option<Arc<T>>

@@ -10,13 +10,13 @@ use crate::cache::{TokenCache, TokenCacheSettings};
 use crate::clock::{Clock, SharedClock, SystemClock};
 use crate::error::ConfigError;
 use crate::fetch::HttpSettings;
-use crate::keys::{KeyCacheSettings, KeySet, RemoteKeySet};
+use crate::keys::{DynKeySet, KeyCacheSettings, KeySet, RemoteKeySet};
 
 #[derive(Clone)]
 enum KeySource {
     Discovery,
     JwksUrl(String),
-    Custom(Arc<dyn KeySet>),
+    Custom(Arc<dyn DynKeySet>),
 }
 
 /// Configures a [`Verifier`]. Every setting has a safe default; settings that weaken a check are named
@@ -325,7 +325,7 @@ impl VerifierBuilder {
         if let Some(settings) = &self.token_cache {
             settings.validate()?;
         }
-        let keys: Arc<dyn KeySet> = match self.source {
+        let keys: Arc<dyn DynKeySet> = match self.source {
             KeySource::Custom(keys) => keys,
             KeySource::JwksUrl(url) => Arc::new(
                 RemoteKeySet::builder_jwks(&url, self.http)?.build(self.clock.clone(), self.cache),

@@ -18,7 +18,7 @@ use crate::Algorithm;
 use crate::cache::{Entry, KeyRef, Lookup, SharedClaims, TokenCache, TokenCacheStats, TokenKey};
 use crate::clock::SharedClock;
 use crate::error::{ConfigError, KeysError, VerifyError};
-use crate::keys::{Jwks, KeySet};
+use crate::keys::{DynKeySet, Jwks};
 use crate::token::{Jws, Parsed};
 
 mod builder;
@@ -76,7 +76,7 @@ struct Inner {
     require_exp: bool,
     required_typ: Option<String>,
     max_token_bytes: usize,
-    keys: Arc<dyn KeySet>,
+    keys: Arc<dyn DynKeySet>,
     clock: SharedClock,
     /// Tokens this verifier (and its clones) accepted: per verifier, so per policy.
     token_cache: Option<TokenCache>,
@@ -142,43 +142,35 @@ impl Verifier {
     /// With the [token cache](crate::cache) on (the default), a token this verifier has accepted
     /// before is not checked again: its `exp`, `nbf` and `iat` are, and that its key is still
     /// published; the payload is then decoded into a new `T`. Prefer
-    /// [`verify_shared`](Self::verify_shared), which hands out the cached claims themselves.
+    /// [`verify_token`](VerifyToken::verify_token), which hands out the cached claims themselves.
+    ///
+    /// ```
+    /// use oidc_bearer::prelude::*;
+    /// use oidc_bearer_testing::TestIssuer;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let issuer = TestIssuer::start().await;
+    /// let verifier = Verifier::new(issuer.issuer(), "my-service").unwrap();
+    /// let token = issuer.token().sub("alice").aud("my-service").sign();
+    ///
+    /// let owned: DefaultClaims = verifier.verify(&token).await.unwrap();
+    /// // Shared: the second call is a token-cache hit handing out the same `Arc`.
+    /// let shared = verifier.verify_token::<DefaultClaims>(&token).await.unwrap();
+    /// let again = verifier.verify_token::<DefaultClaims>(&token).await.unwrap();
+    /// assert!(std::sync::Arc::ptr_eq(&shared, &again));
+    /// assert_eq!(shared.subject(), owned.subject());
+    /// # }
+    /// ```
     pub async fn verify<T: DeserializeOwned>(&self, token: &str) -> Result<T, VerifyError> {
         self.verify_cached::<Owned<T>>(token, None)
             .await
             .map(|(Owned(claims), _)| claims)
     }
 
-    /// Verifies `token` and decodes its payload into a shared `T`: what the HTTP layer uses.
-    ///
-    /// With the [token cache](crate::cache) on (the default), a token seen before costs a SHA-256 of
-    /// its signature and a lookup, and every request with it gets the same `Arc<T>` (no decoding,
-    /// no deep copy).
-    pub async fn verify_shared<T>(&self, token: &str) -> Result<Arc<T>, VerifyError>
-    where
-        T: DeserializeOwned + Send + Sync + 'static,
-    {
-        self.verify_cached::<Arc<T>>(token, None)
-            .await
-            .map(|(claims, _)| claims)
-    }
+    deprecated_verify_shared!();
 
-    /// The shared claims of `token` if this verifier's token cache already holds them for `T`, still
-    /// valid (times re-checked against the clock, key still published); `None` otherwise, and the
-    /// token must go through [`verify_shared`](Self::verify_shared). Never waits, never verifies:
-    /// the HTTP layer answers cache hits with it without allocating a future.
-    pub(crate) fn cached_shared<T>(&self, token: &[u8]) -> Option<Arc<T>>
-    where
-        T: Send + Sync + 'static,
-    {
-        let inner = &*self.inner;
-        if inner.token_cache.is_none() || token.len() > inner.max_token_bytes {
-            return None;
-        }
-        self.cached_key(&TokenKey::new(token)?)
-    }
-
-    /// [`cached_shared`](Self::cached_shared) for a token whose cache key the caller has computed.
+    /// [`verify_token_cached`](VerifyToken::verify_token_cached) for a token whose cache key the
+    /// caller has computed.
     /// No size check: a key found in the cache is that of a token this verifier accepted, so within
     /// its cap.
     pub(crate) fn cached_key<T>(&self, token: &TokenKey<'_>) -> Option<Arc<T>>
@@ -233,7 +225,7 @@ impl Verifier {
     }
 
     /// [`verify_parsed`](Self::verify_parsed) into a shared `T`, cached like
-    /// [`verify_shared`](Self::verify_shared); with the digest of its token cache key (the SHA-256
+    /// [`verify_token`](VerifyToken::verify_token); with the digest of its token cache key (the SHA-256
     /// of its signature, see [`TokenKey`]) when the token cache is on (an issuer registry indexes
     /// it).
     pub(crate) async fn verify_parsed_shared<T>(
@@ -490,11 +482,42 @@ impl fmt::Debug for Verifier {
     }
 }
 
-/// Something that verifies bearer tokens: a single-issuer [`Verifier`], or a registry of many issuers.
+/// The inherent `verify_shared` of the verifiers, now [`VerifyToken::verify_token`]: one deprecated
+/// forwarder, written once for [`Verifier`], `IssuerRegistry` and `TokenReview`.
+macro_rules! deprecated_verify_shared {
+    () => {
+        /// The former name of [`verify_token`](crate::VerifyToken::verify_token): the claims as a
+        /// shared `T`.
+        #[deprecated(
+            since = "0.2.0",
+            note = "use `VerifyToken::verify_token` (in the prelude)"
+        )]
+        pub async fn verify_shared<T>(
+            &self,
+            token: &str,
+        ) -> Result<std::sync::Arc<T>, $crate::VerifyError>
+        where
+            T: serde::de::DeserializeOwned + Send + Sync + 'static,
+        {
+            $crate::VerifyToken::verify_token(self, token).await
+        }
+    };
+}
+pub(crate) use deprecated_verify_shared;
+
+/// Something that verifies bearer tokens: a single-issuer [`Verifier`], a registry of many issuers
+/// ([`IssuerRegistry`](crate::IssuerRegistry)), or the Kubernetes API server
+/// ([`TokenReview`](crate::tokenreview::TokenReview)).
 ///
-/// The HTTP layer is generic over it.
+/// The HTTP layer is generic over it, and [`verify_token`](Self::verify_token) is how to verify a
+/// token into shared claims outside it (the prelude brings the trait into scope); each verifier's
+/// inherent `verify` hands out the claims by value instead.
 pub trait VerifyToken: Clone + Send + Sync + 'static {
-    /// Verifies `token` and decodes its claims into a shared `T`.
+    /// Verifies `token` and decodes its claims into a shared `T`: what the HTTP layer uses.
+    ///
+    /// With a token cache (a [`Verifier`]'s is on by default), a token seen before costs a SHA-256
+    /// of its signature and a lookup, and every request with it gets the same `Arc<T>` (no
+    /// decoding, no deep copy).
     fn verify_token<T>(
         &self,
         token: &str,
@@ -507,7 +530,7 @@ pub trait VerifyToken: Clone + Send + Sync + 'static {
     ///
     /// The HTTP layer asks this first, so that a cache hit costs no allocated future. It asks with
     /// the token's bytes before their syntax (or even their encoding) is checked (see
-    /// [`TokenSource::token_unchecked`](crate::bearer::TokenSource::token_unchecked)), so the
+    /// [`TokenExtractor::token_unchecked`](crate::bearer::TokenExtractor::token_unchecked)), so the
     /// bytes may be anything. The default answers `None`. An implementation must only return claims
     /// that [`verify_token`](Self::verify_token) would return for the same token at this moment
     /// (and so never for bytes that are not a token it accepts).
@@ -527,20 +550,26 @@ pub trait VerifyToken: Clone + Send + Sync + 'static {
 }
 
 impl VerifyToken for Verifier {
-    fn verify_token<T>(
-        &self,
-        token: &str,
-    ) -> impl std::future::Future<Output = Result<Arc<T>, VerifyError>> + Send
+    async fn verify_token<T>(&self, token: &str) -> Result<Arc<T>, VerifyError>
     where
         T: DeserializeOwned + Send + Sync + 'static,
     {
-        self.verify_shared(token)
+        self.verify_cached::<Arc<T>>(token, None)
+            .await
+            .map(|(claims, _)| claims)
     }
 
+    /// The shared claims of `token` if this verifier's token cache already holds them for `T`, still
+    /// valid (times re-checked against the clock, key still published). Never waits, never
+    /// verifies: the HTTP layer answers cache hits with it without allocating a future.
     fn verify_token_cached<T>(&self, token: &[u8]) -> Option<Arc<T>>
     where
         T: DeserializeOwned + Send + Sync + 'static,
     {
-        self.cached_shared(token)
+        let inner = &*self.inner;
+        if inner.token_cache.is_none() || token.len() > inner.max_token_bytes {
+            return None;
+        }
+        self.cached_key(&TokenKey::new(token)?)
     }
 }
