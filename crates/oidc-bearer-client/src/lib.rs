@@ -108,6 +108,10 @@ mod token;
 /// [`ManualClock`](clock::ManualClock) in tests, and pass it to a source's `with_clock`.
 pub use oidc_bearer::clock;
 
+/// An error and its causes as one line ("a: b: c"), for logging a [`TokenError`] or an HTTP
+/// client's error, whose own message often leaves the cause out; shared with `oidc-bearer`.
+pub use oidc_bearer::error::error_chain;
+
 pub use self::{
     error::{ConfigError, TokenError},
     file::{DEFAULT_POLL_INTERVAL, FileTokenSource},

@@ -53,6 +53,7 @@ pub use gke::gke_issuer;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::VerifierBuilder;
 use crate::clock::{Clock, SharedClock};
 
 /// A shared clock as a [`Clock`], to hand one clock to many builders.
@@ -65,6 +66,25 @@ impl Clock for ClockHandle {
     }
 }
 
-/// A hook that finishes the builders a pattern makes (clock, cache settings, test URLs...).
-pub(crate) type Configure =
-    Arc<dyn Fn(crate::VerifierBuilder, &str) -> crate::VerifierBuilder + Send + Sync>;
+/// A pattern's hook that finishes each builder it makes (clock, cache settings, test URLs...);
+/// without one, the builder is used as made.
+#[derive(Clone, Default)]
+pub(crate) struct Configure(Option<Arc<ConfigureFn>>);
+
+type ConfigureFn = dyn Fn(VerifierBuilder, &str) -> VerifierBuilder + Send + Sync;
+
+impl Configure {
+    pub(crate) fn new(
+        configure: impl Fn(VerifierBuilder, &str) -> VerifierBuilder + Send + Sync + 'static,
+    ) -> Self {
+        Self(Some(Arc::new(configure)))
+    }
+
+    /// `builder`, finished by the hook for `issuer`.
+    pub(crate) fn apply(&self, builder: VerifierBuilder, issuer: &str) -> VerifierBuilder {
+        match &self.0 {
+            Some(configure) => configure(builder, issuer),
+            None => builder,
+        }
+    }
+}

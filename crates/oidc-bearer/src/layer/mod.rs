@@ -25,6 +25,28 @@
 //! # }
 //! ```
 
+/// `get_ref`, `get_mut` and `into_inner` for a middleware service whose inner service `S` is its
+/// field `inner` (tower-http defines its services' accessors with a macro of the same name).
+macro_rules! define_inner_service_accessors {
+    () => {
+        /// The inner service.
+        pub fn get_ref(&self) -> &S {
+            &self.inner
+        }
+
+        /// The inner service, mutably.
+        pub fn get_mut(&mut self) -> &mut S {
+            &mut self.inner
+        }
+
+        /// Unwraps the inner service.
+        pub fn into_inner(self) -> S {
+            self.inner
+        }
+    };
+}
+pub(crate) use define_inner_service_accessors;
+
 mod future;
 #[allow(clippy::module_inception)]
 mod layer;
