@@ -385,6 +385,64 @@ mod tests {
         assert!(!Arc::ptr_eq(&a.client, &b.client));
     }
 
+    /// Serves each canned HTTP/1.1 response once, in order, on 127.0.0.1.
+    async fn serve(responses: Vec<String>) -> Url {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = Url::parse(&format!("http://{}/", listener.local_addr().unwrap())).unwrap();
+        tokio::spawn(async move {
+            for response in responses {
+                let (mut stream, _) = listener.accept().await.unwrap();
+                let mut request = Vec::new();
+                while !request.ends_with(b"\r\n\r\n") {
+                    let mut byte = [0];
+                    if stream.read(&mut byte).await.unwrap() == 0 {
+                        break;
+                    }
+                    request.push(byte[0]);
+                }
+                stream.write_all(response.as_bytes()).await.unwrap();
+            }
+        });
+        url
+    }
+
+    #[tokio::test]
+    async fn a_body_over_the_cap_is_refused_whether_or_not_its_length_is_stated() {
+        const MAX: usize = 16;
+        let long = "x".repeat(MAX + 1);
+        let exact = "y".repeat(MAX);
+        let chunked = |body: &str| {
+            format!(
+                "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n\
+                 {:x}\r\n{body}\r\n0\r\n\r\n",
+                body.len()
+            )
+        };
+        let stated = format!(
+            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{long}",
+            long.len()
+        );
+        let url = serve(vec![stated, chunked(&long), chunked(&exact)]).await;
+        let fetcher = Fetcher::new(HttpSettings {
+            max_response_bytes: MAX,
+            ..HttpSettings::default()
+        })
+        .unwrap();
+        for case in ["content-length", "chunked"] {
+            match fetcher.get(&url).await {
+                Err(KeysError::TooLarge { max_bytes, .. }) => assert_eq!(max_bytes, MAX, "{case}"),
+                other => panic!("{case}: {:?}", other.map(|f| f.body)),
+            }
+        }
+        let fetched = fetcher.get(&url).await.unwrap();
+        assert_eq!(
+            fetched.body,
+            exact.as_bytes(),
+            "a body of exactly the cap is read"
+        );
+    }
+
     #[test]
     fn max_age_is_read_from_cache_control() {
         let cases = [
