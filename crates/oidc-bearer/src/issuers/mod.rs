@@ -53,7 +53,6 @@ pub use gke::gke_issuer;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::VerifierBuilder;
 use crate::clock::{Clock, SharedClock};
 
 /// A shared clock as a [`Clock`], to hand one clock to many builders.
@@ -71,17 +70,22 @@ impl Clock for ClockHandle {
 #[derive(Clone, Default)]
 pub(crate) struct Configure(Option<Arc<ConfigureFn>>);
 
-type ConfigureFn = dyn Fn(VerifierBuilder, &str) -> VerifierBuilder + Send + Sync;
+type ConfigureFn = dyn Fn(crate::VerifierBuilder, &str) -> crate::VerifierBuilder + Send + Sync;
 
 impl Configure {
-    pub(crate) fn new(
-        configure: impl Fn(VerifierBuilder, &str) -> VerifierBuilder + Send + Sync + 'static,
-    ) -> Self {
+    pub(crate) fn new<F>(configure: F) -> Self
+    where
+        F: Fn(crate::VerifierBuilder, &str) -> crate::VerifierBuilder + Send + Sync + 'static,
+    {
         Self(Some(Arc::new(configure)))
     }
 
     /// `builder`, finished by the hook for `issuer`.
-    pub(crate) fn apply(&self, builder: VerifierBuilder, issuer: &str) -> VerifierBuilder {
+    pub(crate) fn apply(
+        &self,
+        builder: crate::VerifierBuilder,
+        issuer: &str,
+    ) -> crate::VerifierBuilder {
         match &self.0 {
             Some(configure) => configure(builder, issuer),
             None => builder,
