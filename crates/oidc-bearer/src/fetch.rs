@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::net::IpAddr;
-use std::sync::{Arc, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -97,13 +97,14 @@ impl ClientKey {
 }
 
 /// HTTP clients shared by the verifiers that one issuer registry builds, one per distinct
-/// connection setting. A client (its TLS configuration and root store, its connection pool) weighs
-/// about 100 KiB, and a registry may build thousands of verifiers: sharing makes each cost a few
-/// KiB, and lets them reuse connections to a common host. Owned by the registry rather than the
-/// process, so that what one registry (or test) configures cannot reach another's verifiers.
-/// Bounded: past [`SharedClients::MAX`] distinct settings, a fetcher gets a client of its own.
+/// connection setting. A client (its TLS configuration and root store, its connection pool) costs
+/// about 110 KiB, and a registry may build thousands of verifiers: sharing makes each cost about
+/// 4 KiB instead (BENCHMARKS.md, "HTTP clients"), and lets them reuse connections to a common host.
+/// Owned by the registry rather than the process, so that no state is shared between registries
+/// (or tests) that never asked for it. Bounded: past [`SharedClients::MAX`] distinct settings, a
+/// fetcher gets a client of its own.
 #[derive(Clone, Default)]
-pub(crate) struct SharedClients(Arc<std::sync::Mutex<Pool>>);
+pub(crate) struct SharedClients(Arc<Mutex<Pool>>);
 
 #[derive(Default)]
 struct Pool {
