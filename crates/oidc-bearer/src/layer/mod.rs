@@ -26,8 +26,11 @@
 //! ```
 
 /// `get_ref`, `get_mut` and `into_inner` for a middleware service whose inner service `S` is its
-/// field `inner` (tower-http defines its services' accessors with a macro of the same name).
-macro_rules! define_inner_service_accessors {
+/// field `inner` (tower-http defines its services' accessors with a macro of this name). Exported,
+/// hidden, only for `oidc-bearer-client`'s service: not part of the public API.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __define_inner_service_accessors {
     () => {
         /// The inner service.
         pub fn get_ref(&self) -> &S {
@@ -45,7 +48,6 @@ macro_rules! define_inner_service_accessors {
         }
     };
 }
-pub(crate) use define_inner_service_accessors;
 
 mod future;
 #[allow(clippy::module_inception)]

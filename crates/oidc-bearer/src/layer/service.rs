@@ -22,7 +22,7 @@ pub struct BearerAuth<S, V, T, R, Src> {
 }
 
 impl<S, V, T, R, Src> BearerAuth<S, V, T, R, Src> {
-    crate::layer::define_inner_service_accessors!();
+    crate::__define_inner_service_accessors!();
 }
 
 impl<S: Clone, V: Clone, T, R: Clone, Src: Clone> Clone for BearerAuth<S, V, T, R, Src> {

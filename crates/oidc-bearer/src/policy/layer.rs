@@ -171,7 +171,7 @@ pub struct Authorize<S, P, T, R> {
 }
 
 impl<S, P, T, R> Authorize<S, P, T, R> {
-    crate::layer::define_inner_service_accessors!();
+    crate::__define_inner_service_accessors!();
 }
 
 impl<S: Clone, P: Clone, T, R: Clone> Clone for Authorize<S, P, T, R> {
