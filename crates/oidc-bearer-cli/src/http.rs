@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use oidc_bearer::error::error_chain;
+
 use crate::{HttpArgs, UsageError};
 
 /// The library's default response cap.
@@ -77,7 +79,7 @@ pub(crate) async fn get(
         .header(reqwest::header::ACCEPT, "application/json")
         .send()
         .await
-        .map_err(|e| format!("GET {url} failed: {}", chain(&e)))?;
+        .map_err(|e| format!("GET {url} failed: {}", error_chain(&e)))?;
     let status = response.status().as_u16();
     let cache_control = response
         .headers()
@@ -98,7 +100,7 @@ pub(crate) async fn get(
     while let Some(chunk) = response
         .chunk()
         .await
-        .map_err(|e| format!("GET {url} failed: {}", chain(&e)))?
+        .map_err(|e| format!("GET {url} failed: {}", error_chain(&e)))?
     {
         if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
             return Err(format!(
@@ -112,15 +114,4 @@ pub(crate) async fn get(
         cache_control,
         body,
     })
-}
-
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut message = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        message.push_str(": ");
-        message.push_str(&s.to_string());
-        source = s.source();
-    }
-    message
 }

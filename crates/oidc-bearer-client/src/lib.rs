@@ -110,6 +110,10 @@ pub use oidc_bearer::clock;
 
 #[allow(deprecated)]
 pub use self::error::ConfigError;
+/// An error and its causes as one line ("a: b: c"), for logging a [`TokenError`] or an HTTP
+/// client's error, whose own message often leaves the cause out; shared with `oidc-bearer`.
+pub use oidc_bearer::error::error_chain;
+
 pub use self::{
     error::{MetadataConfigError, TokenError},
     file::{DEFAULT_POLL_INTERVAL, FileTokenSource},

@@ -6,7 +6,7 @@ use std::{
 };
 
 use http_body_util::{BodyExt as _, LengthLimitError, Limited};
-use oidc_bearer::clock::Clock;
+use oidc_bearer::{clock::Clock, error::error_chain};
 use url::Url;
 
 use crate::{
@@ -347,18 +347,6 @@ async fn read_limited(body: reqwest::Body, limit: usize) -> Result<bytes::Bytes,
         Err(error) if error.is::<LengthLimitError>() => Err(ReadError::TooLong),
         Err(error) => Err(ReadError::Failed(error)),
     }
-}
-
-/// An error and its sources, "a: b: c", since reqwest's own message leaves out the cause.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(error) = source {
-        message.push_str(": ");
-        message.push_str(&error.to_string());
-        source = error.source();
-    }
-    message
 }
 
 #[cfg(test)]

@@ -51,25 +51,17 @@ pub enum Algorithm {
 impl Algorithm {
     /// Every asymmetric algorithm this build supports: the default allowed list of a public-key
     /// issuer. The ML-DSA algorithms are in it when the `ml-dsa` feature is enabled.
-    #[cfg(not(feature = "ml-dsa"))]
-    pub const ASYMMETRIC: &'static [Algorithm] = &[
-        Self::RS256,
-        Self::RS384,
-        Self::RS512,
-        Self::PS256,
-        Self::PS384,
-        Self::PS512,
-        Self::ES256,
-        Self::ES384,
-        Self::ES512,
-        Self::EdDSA,
-        Self::Ed25519,
-    ];
+    pub const ASYMMETRIC: &'static [Algorithm] = if cfg!(feature = "ml-dsa") {
+        Self::EVERY_ASYMMETRIC
+    } else {
+        Self::EVERY_ASYMMETRIC
+            .split_at(Self::EVERY_ASYMMETRIC.len() - Self::ML_DSA)
+            .0
+    };
 
-    /// Every asymmetric algorithm this build supports: the default allowed list of a public-key
-    /// issuer. The ML-DSA algorithms are in it when the `ml-dsa` feature is enabled.
-    #[cfg(feature = "ml-dsa")]
-    pub const ASYMMETRIC: &'static [Algorithm] = &[
+    /// Every asymmetric algorithm there is, the [`ML_DSA`](Self::ML_DSA) feature-gated ones last,
+    /// so that one list serves both builds.
+    const EVERY_ASYMMETRIC: &'static [Algorithm] = &[
         Self::RS256,
         Self::RS384,
         Self::RS512,
@@ -85,6 +77,9 @@ impl Algorithm {
         Self::MlDsa65,
         Self::MlDsa87,
     ];
+
+    /// How many ML-DSA algorithms end [`EVERY_ASYMMETRIC`](Self::EVERY_ASYMMETRIC).
+    const ML_DSA: usize = 3;
 
     /// The HMAC algorithms, for shared-secret issuers.
     pub const HMAC: &'static [Algorithm] = &[Self::HS256, Self::HS384, Self::HS512];
@@ -237,11 +232,7 @@ mod tests {
 
     #[test]
     fn names_round_trip_and_are_case_sensitive() {
-        let all = Algorithm::ASYMMETRIC.iter().chain(Algorithm::HMAC).chain(&[
-            Algorithm::MlDsa44,
-            Algorithm::MlDsa65,
-            Algorithm::MlDsa87,
-        ]);
+        let all = Algorithm::EVERY_ASYMMETRIC.iter().chain(Algorithm::HMAC);
         for &alg in all {
             assert_eq!(Algorithm::from_header(alg.as_str()), Some(alg));
             assert_eq!(Algorithm::from_header(&alg.as_str().to_lowercase()), None);
@@ -268,5 +259,17 @@ mod tests {
             );
         }
         assert!(check_available(Algorithm::ASYMMETRIC).is_ok());
+        // The list is cut where the ML-DSA tail starts, and nowhere else.
+        let (classic, ml_dsa): (Vec<Algorithm>, Vec<Algorithm>) = Algorithm::EVERY_ASYMMETRIC
+            .iter()
+            .copied()
+            .partition(|alg| !alg.is_ml_dsa());
+        assert_eq!(ml_dsa.len(), Algorithm::ML_DSA);
+        let expected = if cfg!(feature = "ml-dsa") {
+            Algorithm::EVERY_ASYMMETRIC.to_vec()
+        } else {
+            classic
+        };
+        assert_eq!(Algorithm::ASYMMETRIC, expected);
     }
 }

@@ -328,6 +328,11 @@ impl std::error::Error for KeysError {}
 /// refusal ("expected audience X, got Y").
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
+#[cfg_attr(
+    test,
+    derive(strum::EnumDiscriminants),
+    strum_discriminants(name(VerifyErrorKind), vis(pub(crate)), derive(strum::EnumIter))
+)]
 pub enum VerifyError {
     /// The token is longer than the configured cap.
     TooLarge {
@@ -535,6 +540,64 @@ impl VerifyError {
     }
 }
 
+impl VerifyError {
+    /// The stage of verification that refused the token. Written as one `match` with no `_` arm, so
+    /// that a new variant is a compile error here instead of a wrong answer wherever phases are used.
+    pub fn phase(&self) -> Phase {
+        match self {
+            Self::TooLarge { .. } | Self::Malformed { .. } => Phase::Structure,
+            Self::UnsupportedAlgorithm { .. }
+            | Self::AlgorithmNotAllowed { .. }
+            | Self::UnsupportedCritical { .. }
+            | Self::InvalidType { .. } => Phase::Header,
+            Self::UntrustedIssuer { .. } | Self::TooManyNewIssuers { .. } => Phase::Issuer,
+            Self::KeysUnavailable { .. } => Phase::Keys,
+            Self::AlgorithmKeyMismatch { .. }
+            | Self::UnknownKey { .. }
+            | Self::UnknownKeyRetry { .. }
+            | Self::AmbiguousKey { .. } => Phase::KeySelection,
+            Self::InvalidSignature => Phase::Signature,
+            Self::IssuerMismatch { .. }
+            | Self::AudienceMismatch { .. }
+            | Self::MissingClaim { .. }
+            | Self::InvalidClaim { .. }
+            | Self::Expired { .. }
+            | Self::NotYetValid { .. }
+            | Self::IssuedInFuture { .. } => Phase::Claims,
+            Self::ClaimsDecode { .. } => Phase::Decode,
+            Self::ReviewRefused { .. } | Self::ReviewUnavailable { .. } => Phase::Review,
+        }
+    }
+}
+
+/// The stages of verifying a token, in the order they run; [`VerifyError::phase`] says which one
+/// refused a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Phase {
+    /// Reading the compact JWS before any check: its size, segments, base64url and JSON.
+    Structure,
+    /// The protected header against this verifier's policy: `alg` (RFC 8725 §3.1), `crit` (RFC 7515
+    /// §4.1.11), `typ` (RFC 8725 §3.11).
+    Header,
+    /// Choosing the issuer from the token's unverified `iss` (an issuer registry: an untrusted
+    /// issuer, or a new one refused by the admission limits).
+    Issuer,
+    /// Obtaining the issuer's keys (a fetch failed, or the keys are too stale): the token may be
+    /// valid.
+    Keys,
+    /// Choosing, from the issuer's keys, the one the token names (`kid`) and that fits its `alg`.
+    KeySelection,
+    /// Checking the signature with that key.
+    Signature,
+    /// The signed claims: `iss`, `aud`, `exp`, `nbf`, `iat` and the required ones (RFC 7519 §4.1).
+    Claims,
+    /// Decoding the verified payload into the caller's claims type.
+    Decode,
+    /// A Kubernetes TokenReview, where the API server makes every check of its own.
+    Review,
+}
+
 impl fmt::Display for VerifyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -666,5 +729,154 @@ impl fmt::Debug for Excerpt<'_> {
             None => write!(f, "{:?}", self.0),
             Some((end, _)) => write!(f, "{:?}… ({} bytes)", &self.0[..end], self.0.len()),
         }
+    }
+}
+
+/// An error and its sources, joined by `: ` ("a: b: c"): for a log line or a message, since the
+/// messages of reqwest and hyper leave out the cause ("error sending request").
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use strum::IntoEnumIterator as _;
+
+    use super::*;
+
+    /// The table of every [`VerifyError`]: one error of each variant and its phase. The match is
+    /// over the variant list that strum derives from the enum, with no `_` arm, so that a new variant
+    /// fails to compile here until it has a row.
+    fn row(kind: VerifyErrorKind) -> (VerifyError, Phase) {
+        use VerifyError as E;
+        use VerifyErrorKind as K;
+        let text = String::new;
+        match kind {
+            K::TooLarge => (E::TooLarge { len: 2, max: 1 }, Phase::Structure),
+            K::Malformed => (E::Malformed { reason: "" }, Phase::Structure),
+            K::UnsupportedAlgorithm => (E::UnsupportedAlgorithm { alg: text() }, Phase::Header),
+            K::AlgorithmNotAllowed => (E::AlgorithmNotAllowed { alg: text() }, Phase::Header),
+            K::UnsupportedCritical => (E::UnsupportedCritical { names: vec![] }, Phase::Header),
+            K::InvalidType => {
+                let error = E::InvalidType {
+                    expected: text(),
+                    found: None,
+                };
+                (error, Phase::Header)
+            }
+            K::UntrustedIssuer => (E::UntrustedIssuer { found: None }, Phase::Issuer),
+            K::TooManyNewIssuers => {
+                let error = E::TooManyNewIssuers {
+                    limit: "new_issuer_rate",
+                };
+                (error, Phase::Issuer)
+            }
+            K::KeysUnavailable => {
+                let source = KeysError::Stale {
+                    age: Duration::ZERO,
+                };
+                (E::KeysUnavailable { source }, Phase::Keys)
+            }
+            K::AlgorithmKeyMismatch => {
+                let error = E::AlgorithmKeyMismatch {
+                    alg: text(),
+                    kid: None,
+                };
+                (error, Phase::KeySelection)
+            }
+            K::UnknownKey => (E::UnknownKey { kid: None }, Phase::KeySelection),
+            K::UnknownKeyRetry => {
+                let error = E::UnknownKeyRetry {
+                    kid: None,
+                    retry_after: Duration::ZERO,
+                };
+                (error, Phase::KeySelection)
+            }
+            K::AmbiguousKey => (E::AmbiguousKey { candidates: 2 }, Phase::KeySelection),
+            K::InvalidSignature => (E::InvalidSignature, Phase::Signature),
+            K::IssuerMismatch => {
+                let error = E::IssuerMismatch {
+                    expected: text(),
+                    found: None,
+                };
+                (error, Phase::Claims)
+            }
+            K::AudienceMismatch => {
+                let error = E::AudienceMismatch {
+                    expected: vec![],
+                    found: vec![],
+                };
+                (error, Phase::Claims)
+            }
+            K::MissingClaim => (E::MissingClaim { claim: "exp" }, Phase::Claims),
+            K::InvalidClaim => {
+                let error = E::InvalidClaim {
+                    claim: "exp",
+                    reason: "",
+                };
+                (error, Phase::Claims)
+            }
+            K::Expired => (E::Expired { exp: 0, now: 1 }, Phase::Claims),
+            K::NotYetValid => (E::NotYetValid { nbf: 1, now: 0 }, Phase::Claims),
+            K::IssuedInFuture => (E::IssuedInFuture { iat: 1, now: 0 }, Phase::Claims),
+            K::ClaimsDecode => (E::ClaimsDecode { message: text() }, Phase::Decode),
+            K::ReviewRefused => (E::ReviewRefused { error: None }, Phase::Review),
+            K::ReviewUnavailable => {
+                let source = crate::tokenreview::ReviewError::NoCredentials;
+                (E::ReviewUnavailable { source }, Phase::Review)
+            }
+        }
+    }
+
+    /// One error of each [`VerifyError`] variant, for tests elsewhere that must cover them all.
+    pub(crate) fn one_of_each() -> Vec<VerifyError> {
+        VerifyErrorKind::iter().map(|kind| row(kind).0).collect()
+    }
+
+    #[test]
+    fn every_verify_error_has_its_phase() {
+        for kind in VerifyErrorKind::iter() {
+            let (error, phase) = row(kind);
+            assert_eq!(VerifyErrorKind::from(&error), kind, "the row of {kind:?}");
+            assert_eq!(error.phase(), phase, "{error:?}");
+        }
+    }
+
+    #[test]
+    fn every_verify_error_has_a_code_of_its_own() {
+        let mut codes: Vec<_> = one_of_each().iter().map(VerifyError::code).collect();
+        let all = codes.len();
+        codes.sort_unstable();
+        codes.dedup();
+        assert_eq!(codes.len(), all, "{codes:?}");
+    }
+
+    #[test]
+    fn an_error_chain_names_every_cause() {
+        #[derive(Debug)]
+        struct Wrapped(KeysError);
+        impl fmt::Display for Wrapped {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("error sending request")
+            }
+        }
+        impl std::error::Error for Wrapped {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let cause = KeysError::NoRuntime;
+        assert_eq!(
+            error_chain(&Wrapped(cause.clone())),
+            format!("error sending request: {cause}")
+        );
+        assert_eq!(error_chain(&cause), cause.to_string());
     }
 }

@@ -3,13 +3,14 @@
 
 use std::fmt;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, LengthLimitError, Limited};
 use url::Url;
 
-use crate::error::{ConfigError, KeysError};
+use crate::error::{ConfigError, KeysError, error_chain};
 
 /// How discovery documents and key sets are fetched: what `VerifierBuilder`'s HTTP settings set.
 #[derive(Clone)]
@@ -22,6 +23,8 @@ pub(crate) struct HttpSettings {
     pub(crate) authorization: Option<Arc<dyn Fn() -> Option<String> + Send + Sync>>,
     /// Where `authorization` may be sent: the origins of the URLs the user configured.
     pub(crate) authorization_origins: Vec<url::Origin>,
+    /// The clients to draw from (an issuer registry's); without, a fetcher builds its own.
+    pub(crate) clients: Option<SharedClients>,
 }
 
 impl HttpSettings {
@@ -44,6 +47,7 @@ impl Default for HttpSettings {
             root_certificates: Vec::new(),
             authorization: None,
             authorization_origins: Vec::new(),
+            clients: None,
         }
     }
 }
@@ -74,7 +78,7 @@ pub(crate) struct Fetcher {
     settings: HttpSettings,
 }
 
-/// What a `reqwest::Client` is built from: fetchers that agree on it share one client.
+/// What a `reqwest::Client` is built from: fetchers that agree on it can share one client.
 #[derive(PartialEq)]
 struct ClientKey {
     connect_timeout: Duration,
@@ -82,33 +86,72 @@ struct ClientKey {
     root_certificates: Vec<Vec<u8>>,
 }
 
-/// Clients shared by fetchers with the same settings. A client (its TLS configuration and root
-/// store) weighs about 100 KiB, and a registry may build thousands of verifiers: with one client per
-/// setting they cost a few KiB each. Bounded: past [`MAX_SHARED_CLIENTS`] distinct settings, a
-/// fetcher gets a client of its own.
-static SHARED_CLIENTS: std::sync::Mutex<Vec<(ClientKey, Arc<reqwest::Client>)>> =
-    std::sync::Mutex::new(Vec::new());
-const MAX_SHARED_CLIENTS: usize = 16;
-
-impl Fetcher {
-    pub(crate) fn new(settings: HttpSettings) -> Result<Self, ConfigError> {
-        let key = ClientKey {
+impl ClientKey {
+    fn of(settings: &HttpSettings) -> Self {
+        Self {
             connect_timeout: settings.connect_timeout,
             timeout: settings.timeout,
             root_certificates: settings.root_certificates.clone(),
-        };
-        let mut shared = SHARED_CLIENTS
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some((_, client)) = shared.iter().find(|(k, _)| *k == key) {
-            let client = client.clone();
-            return Ok(Self { client, settings });
+        }
+    }
+}
+
+/// HTTP clients shared by the verifiers that one issuer registry builds, one per distinct
+/// connection setting. A client (its TLS configuration and root store, its connection pool) costs
+/// about 110 KiB, and a registry may build thousands of verifiers: sharing makes each cost about
+/// 4 KiB instead (BENCHMARKS.md, "HTTP clients"), and lets them reuse connections to a common host.
+/// Owned by the registry rather than the process, so that no state is shared between registries
+/// (or tests) that never asked for it. Bounded: past [`SharedClients::MAX`] distinct settings, a
+/// fetcher gets a client of its own.
+#[derive(Clone, Default)]
+pub(crate) struct SharedClients(Arc<Mutex<Pool>>);
+
+#[derive(Default)]
+struct Pool {
+    clients: Vec<(ClientKey, Arc<reqwest::Client>)>,
+    /// How many fetchers were given a pooled client (seen by tests).
+    lent: usize,
+}
+
+impl SharedClients {
+    const MAX: usize = 16;
+
+    /// A client for `settings`: the pooled one with the same connection settings, or a new one.
+    fn client(&self, settings: &HttpSettings) -> Result<Arc<reqwest::Client>, ConfigError> {
+        let key = ClientKey::of(settings);
+        let mut pool = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(client) = pool
+            .clients
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, c)| c.clone())
+        {
+            pool.lent += 1;
+            return Ok(client);
         }
         // Built under the lock, so that concurrent first builds with one setting make one client.
-        let client = Arc::new(Self::client(&settings)?);
-        if shared.len() < MAX_SHARED_CLIENTS {
-            shared.push((key, client.clone()));
+        let client = Arc::new(Fetcher::client(settings)?);
+        if pool.clients.len() < Self::MAX {
+            pool.clients.push((key, client.clone()));
+            pool.lent += 1;
         }
+        Ok(client)
+    }
+
+    /// How many clients the pool holds, and how many fetchers it gave one to.
+    #[cfg(test)]
+    pub(crate) fn counts(&self) -> (usize, usize) {
+        let pool = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        (pool.clients.len(), pool.lent)
+    }
+}
+
+impl Fetcher {
+    pub(crate) fn new(settings: HttpSettings) -> Result<Self, ConfigError> {
+        let client = match &settings.clients {
+            Some(clients) => clients.client(&settings)?,
+            None => Arc::new(Self::client(&settings)?),
+        };
         Ok(Self { client, settings })
     }
 
@@ -160,8 +203,8 @@ impl Fetcher {
             value.set_sensitive(true);
             request = request.header(http::header::AUTHORIZATION, value);
         }
-        let map_err = |e: reqwest::Error| {
-            if e.is_timeout() {
+        let map_err = |e: &(dyn std::error::Error + 'static)| {
+            if is_timeout(e) {
                 KeysError::Timeout {
                     url: url_string(),
                     timeout: self.settings.timeout,
@@ -169,11 +212,11 @@ impl Fetcher {
             } else {
                 KeysError::Transport {
                     url: url_string(),
-                    message: error_chain(&e),
+                    message: error_chain(e),
                 }
             }
         };
-        let mut response = request.send().await.map_err(map_err)?;
+        let response = request.send().await.map_err(|e| map_err(&e))?;
         let status = response.status();
         if !status.is_success() {
             return Err(KeysError::Status {
@@ -181,34 +224,21 @@ impl Fetcher {
                 status: status.as_u16(),
             });
         }
-        let max = self.settings.max_response_bytes;
-        let too_large = || KeysError::TooLarge {
-            url: url_string(),
-            max_bytes: max,
-        };
-        if response
-            .content_length()
-            .is_some_and(|len| len > max as u64)
-        {
-            return Err(too_large());
-        }
         let max_age = response
             .headers()
             .get_all(http::header::CACHE_CONTROL)
             .iter()
             .filter_map(|v| v.to_str().ok())
             .find_map(parse_max_age);
-        let mut body = BytesMut::new();
-        while let Some(chunk) = response.chunk().await.map_err(map_err)? {
-            if body.len() + chunk.len() > max {
-                return Err(too_large());
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(Fetched {
-            body: body.freeze(),
-            max_age,
-        })
+        let max = self.settings.max_response_bytes;
+        let body = read_body(response, max).await.map_err(|e| match e {
+            BodyError::TooLarge => KeysError::TooLarge {
+                url: url_string(),
+                max_bytes: max,
+            },
+            BodyError::Failed(e) => map_err(&*e),
+        })?;
+        Ok(Fetched { body, max_age })
     }
 }
 
@@ -238,15 +268,37 @@ pub(crate) fn with_root_certificates(
     Ok(builder)
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut message = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        message.push_str(": ");
-        message.push_str(&s.to_string());
-        source = s.source();
+/// Why a response body could not be read whole.
+pub(crate) enum BodyError {
+    /// It is longer than the cap.
+    TooLarge,
+    /// The connection failed, or timed out, while it was read.
+    Failed(Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// Reads a response's body whole, refusing one over `max` bytes without reading on: by its
+/// `Content-Length` when it states one, else as the bytes arrive. Every body this crate reads from
+/// the network comes through here, so that no server can make it buffer without end.
+pub(crate) async fn read_body(response: reqwest::Response, max: usize) -> Result<Bytes, BodyError> {
+    if response
+        .content_length()
+        .is_some_and(|len| len > max as u64)
+    {
+        return Err(BodyError::TooLarge);
     }
-    message
+    let body = http::Response::from(response).into_body();
+    match Limited::new(body, max).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(error) if error.is::<LengthLimitError>() => Err(BodyError::TooLarge),
+        Err(error) => Err(BodyError::Failed(error)),
+    }
+}
+
+/// Whether a request or body error is reqwest's timeout.
+pub(crate) fn is_timeout(error: &(dyn std::error::Error + 'static)) -> bool {
+    error
+        .downcast_ref::<reqwest::Error>()
+        .is_some_and(reqwest::Error::is_timeout)
 }
 
 /// `max-age` from a Cache-Control value (RFC 9111 §5.2.2.1); `no-store`/`no-cache` count as zero
@@ -301,23 +353,95 @@ mod tests {
     use super::*;
 
     #[test]
-    fn fetchers_with_the_same_connection_settings_share_a_client() {
-        let a = Fetcher::new(HttpSettings::default()).unwrap();
-        let with_token = HttpSettings {
+    fn fetchers_drawing_from_one_pool_share_a_client_per_connection_setting() {
+        let clients = SharedClients::default();
+        let pooled = |settings: HttpSettings| {
+            Fetcher::new(HttpSettings {
+                clients: Some(clients.clone()),
+                ..settings
+            })
+            .unwrap()
+        };
+        let a = pooled(HttpSettings::default());
+        let with_token = pooled(HttpSettings {
             authorization: Some(Arc::new(|| Some("t".into()))),
             ..HttpSettings::default()
-        };
-        let b = Fetcher::new(with_token).unwrap();
+        });
         assert!(
-            Arc::ptr_eq(&a.client, &b.client),
+            Arc::ptr_eq(&a.client, &with_token.client),
             "per-request settings differ only"
         );
-        let slower = HttpSettings {
+        let slower = pooled(HttpSettings {
             connect_timeout: Duration::from_secs(7),
             ..HttpSettings::default()
+        });
+        assert!(!Arc::ptr_eq(&a.client, &slower.client));
+        assert_eq!(clients.counts(), (2, 3));
+    }
+
+    #[test]
+    fn a_fetcher_without_a_pool_builds_its_own_client() {
+        let a = Fetcher::new(HttpSettings::default()).unwrap();
+        let b = Fetcher::new(HttpSettings::default()).unwrap();
+        assert!(!Arc::ptr_eq(&a.client, &b.client));
+    }
+
+    /// Serves each canned HTTP/1.1 response once, in order, on 127.0.0.1.
+    async fn serve(responses: Vec<String>) -> Url {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = Url::parse(&format!("http://{}/", listener.local_addr().unwrap())).unwrap();
+        tokio::spawn(async move {
+            for response in responses {
+                let (mut stream, _) = listener.accept().await.unwrap();
+                let mut request = Vec::new();
+                while !request.ends_with(b"\r\n\r\n") {
+                    let mut byte = [0];
+                    if stream.read(&mut byte).await.unwrap() == 0 {
+                        break;
+                    }
+                    request.push(byte[0]);
+                }
+                stream.write_all(response.as_bytes()).await.unwrap();
+            }
+        });
+        url
+    }
+
+    #[tokio::test]
+    async fn a_body_over_the_cap_is_refused_whether_or_not_its_length_is_stated() {
+        const MAX: usize = 16;
+        let long = "x".repeat(MAX + 1);
+        let exact = "y".repeat(MAX);
+        let chunked = |body: &str| {
+            format!(
+                "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n\
+                 {:x}\r\n{body}\r\n0\r\n\r\n",
+                body.len()
+            )
         };
-        let c = Fetcher::new(slower).unwrap();
-        assert!(!Arc::ptr_eq(&a.client, &c.client));
+        let stated = format!(
+            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{long}",
+            long.len()
+        );
+        let url = serve(vec![stated, chunked(&long), chunked(&exact)]).await;
+        let fetcher = Fetcher::new(HttpSettings {
+            max_response_bytes: MAX,
+            ..HttpSettings::default()
+        })
+        .unwrap();
+        for case in ["content-length", "chunked"] {
+            match fetcher.get(&url).await {
+                Err(KeysError::TooLarge { max_bytes, .. }) => assert_eq!(max_bytes, MAX, "{case}"),
+                other => panic!("{case}: {:?}", other.map(|f| f.body)),
+            }
+        }
+        let fetched = fetcher.get(&url).await.unwrap();
+        assert_eq!(
+            fetched.body,
+            exact.as_bytes(),
+            "a body of exactly the cap is read"
+        );
     }
 
     #[test]

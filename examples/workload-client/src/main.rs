@@ -35,7 +35,7 @@ use http_body_util::{BodyExt as _, Empty, Limited};
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 use oidc_bearer_client::{
     AddBearerLayer, FileTokenSource, METADATA_HOST_ENV, MetadataTokenSource, SharedTokenSource,
-    layer::BoxError,
+    error_chain, layer::BoxError,
 };
 use tower::{Service, ServiceBuilder, ServiceExt as _};
 
@@ -197,7 +197,7 @@ async fn run() -> Result<(), Box<dyn Error>> {
                 Err(error) => {
                     println!(
                         "[{round}] GET {path} as {identity} failed: {}",
-                        chain(&*error)
+                        error_chain(&*error)
                     );
                 }
             }
@@ -223,16 +223,4 @@ where
         .await?
         .to_bytes();
     Ok((status, String::from_utf8_lossy(&body).trim().to_owned()))
-}
-
-/// "error: cause: cause", since hyper-util's own message ("client error (Connect)") hides the cause.
-fn chain(error: &(dyn Error + 'static)) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
 }

@@ -91,37 +91,27 @@ pub struct ObjectRef {
     pub uid: String,
 }
 
-/// The flat claims of a legacy, secret-based service-account token.
+/// The flat claims of a legacy, secret-based service-account token, each named
+/// `kubernetes.io/serviceaccount/…`; an absent one is `None`, and is left out when serialized.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 #[non_exhaustive]
 pub struct LegacyServiceAccountClaims {
     /// `kubernetes.io/serviceaccount/namespace`.
-    #[serde(
-        rename = "kubernetes.io/serviceaccount/namespace",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "kubernetes.io/serviceaccount/namespace")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
     /// `kubernetes.io/serviceaccount/secret.name`: the `Secret` the token was stored in.
-    #[serde(
-        rename = "kubernetes.io/serviceaccount/secret.name",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "kubernetes.io/serviceaccount/secret.name")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub secret_name: Option<String>,
     /// `kubernetes.io/serviceaccount/service-account.name`.
-    #[serde(
-        rename = "kubernetes.io/serviceaccount/service-account.name",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "kubernetes.io/serviceaccount/service-account.name")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub service_account_name: Option<String>,
     /// `kubernetes.io/serviceaccount/service-account.uid`.
-    #[serde(
-        rename = "kubernetes.io/serviceaccount/service-account.uid",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "kubernetes.io/serviceaccount/service-account.uid")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub service_account_uid: Option<String>,
 }
 

@@ -6,7 +6,6 @@
 
 use std::collections::HashSet;
 use std::fmt;
-use std::sync::Arc;
 
 use super::{Configure, IssuerPattern};
 use crate::{Verifier, VerifierBuilder};
@@ -126,7 +125,7 @@ pub struct GkeClusters {
     audience: String,
     projects: HashSet<String>,
     locations: Option<HashSet<String>>,
-    configure: Option<Configure>,
+    configure: Configure,
 }
 
 impl GkeClusters {
@@ -137,7 +136,7 @@ impl GkeClusters {
             audience: audience.into(),
             projects: HashSet::new(),
             locations: None,
-            configure: None,
+            configure: Configure::default(),
         }
     }
 
@@ -162,7 +161,7 @@ impl GkeClusters {
         mut self,
         configure: impl Fn(VerifierBuilder, &str) -> VerifierBuilder + Send + Sync + 'static,
     ) -> Self {
-        self.configure = Some(Arc::new(configure));
+        self.configure = Configure::new(configure);
         self
     }
 }
@@ -179,10 +178,7 @@ impl IssuerPattern for GkeClusters {
             return None;
         }
         let builder = Verifier::builder(issuer, self.audience.clone());
-        Some(match &self.configure {
-            Some(configure) => configure(builder, issuer),
-            None => builder,
-        })
+        Some(self.configure.apply(builder, issuer))
     }
 }
 

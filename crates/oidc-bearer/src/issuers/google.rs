@@ -11,7 +11,6 @@
 
 use std::collections::HashSet;
 use std::fmt;
-use std::sync::Arc;
 
 use super::{Configure, IssuerPattern};
 use crate::error::ConfigError;
@@ -94,7 +93,7 @@ pub struct ServiceAccounts {
     audience: String,
     accounts: HashSet<String>,
     base: String,
-    configure: Option<Configure>,
+    configure: Configure,
 }
 
 impl ServiceAccounts {
@@ -111,7 +110,7 @@ impl ServiceAccounts {
             audience: audience.into(),
             accounts,
             base: SERVICE_ACCOUNT_JWKS_BASE.to_owned(),
-            configure: None,
+            configure: Configure::default(),
         })
     }
 
@@ -129,7 +128,7 @@ impl ServiceAccounts {
         mut self,
         configure: impl Fn(VerifierBuilder, &str) -> VerifierBuilder + Send + Sync + 'static,
     ) -> Self {
-        self.configure = Some(Arc::new(configure));
+        self.configure = Configure::new(configure);
         self
     }
 }
@@ -140,10 +139,7 @@ impl IssuerPattern for ServiceAccounts {
             return None;
         }
         let builder = account_builder(issuer, self.audience.clone(), &self.base);
-        Some(match &self.configure {
-            Some(configure) => configure(builder, issuer),
-            None => builder,
-        })
+        Some(self.configure.apply(builder, issuer))
     }
 }
 

@@ -59,6 +59,30 @@ pub fn gke_issuer(project: &str, location: &str, cluster: &str) -> String {
 use std::sync::Arc;
 use std::time::Duration;
 
-/// A hook that finishes the builders a pattern makes (clock, cache settings, test URLs...).
-pub(crate) type Configure =
-    Arc<dyn Fn(crate::VerifierBuilder, &str) -> crate::VerifierBuilder + Send + Sync>;
+/// A pattern's hook that finishes each builder it makes (clock, cache settings, test URLs...);
+/// without one, the builder is used as made.
+#[derive(Clone, Default)]
+pub(crate) struct Configure(Option<Arc<ConfigureFn>>);
+
+type ConfigureFn = dyn Fn(crate::VerifierBuilder, &str) -> crate::VerifierBuilder + Send + Sync;
+
+impl Configure {
+    pub(crate) fn new<F>(configure: F) -> Self
+    where
+        F: Fn(crate::VerifierBuilder, &str) -> crate::VerifierBuilder + Send + Sync + 'static,
+    {
+        Self(Some(Arc::new(configure)))
+    }
+
+    /// `builder`, finished by the hook for `issuer`.
+    pub(crate) fn apply(
+        &self,
+        builder: crate::VerifierBuilder,
+        issuer: &str,
+    ) -> crate::VerifierBuilder {
+        match &self.0 {
+            Some(configure) => configure(builder, issuer),
+            None => builder,
+        }
+    }
+}

@@ -25,6 +25,30 @@
 //! # }
 //! ```
 
+/// `get_ref`, `get_mut` and `into_inner` for a middleware service whose inner service `S` is its
+/// field `inner` (tower-http defines its services' accessors with a macro of this name). Exported,
+/// hidden, only for `oidc-bearer-client`'s service: not part of the public API.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __define_inner_service_accessors {
+    () => {
+        /// The inner service.
+        pub fn get_ref(&self) -> &S {
+            &self.inner
+        }
+
+        /// The inner service, mutably.
+        pub fn get_mut(&mut self) -> &mut S {
+            &mut self.inner
+        }
+
+        /// Unwraps the inner service.
+        pub fn into_inner(self) -> S {
+            self.inner
+        }
+    };
+}
+
 mod future;
 #[allow(clippy::module_inception)]
 mod layer;

@@ -22,20 +22,7 @@ pub struct BearerAuth<S, V, T, R, Src> {
 }
 
 impl<S, V, T, R, Src> BearerAuth<S, V, T, R, Src> {
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Unwraps the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    crate::__define_inner_service_accessors!();
 }
 
 impl<S: Clone, V: Clone, T, R: Clone, Src: Clone> Clone for BearerAuth<S, V, T, R, Src> {

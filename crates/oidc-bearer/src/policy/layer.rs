@@ -171,20 +171,7 @@ pub struct Authorize<S, P, T, R> {
 }
 
 impl<S, P, T, R> Authorize<S, P, T, R> {
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Unwraps the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    crate::__define_inner_service_accessors!();
 }
 
 impl<S: Clone, P: Clone, T, R: Clone> Clone for Authorize<S, P, T, R> {

@@ -141,10 +141,10 @@ impl IssuerRegistry {
                 // Its build failed without a negative entry: try again as a first request.
                 return self.admit(iss, builder, now);
             }
-            if state.pending.len() + state.building.len() >= inner.max_pending {
+            if state.pending.len() + state.building.len() >= inner.limits.max_pending {
                 return Err(refuse("max_pending_issuers"));
             }
-            if !state.bucket.take(now, inner.rate) {
+            if !state.bucket.take(now, inner.limits.rate) {
                 return Err(refuse("new_issuer_rate"));
             }
             state.building.insert(iss.to_owned(), gate.clone());
@@ -187,7 +187,7 @@ impl IssuerRegistry {
             return; // proven or failed by a concurrent verification
         }
         state.pending.remove(&trial.issuer);
-        while state.proven.len() >= inner.max_live {
+        while state.proven.len() >= inner.limits.max_live {
             evict_least_recently_used(&mut state.proven);
         }
         trial.live.last_used.store(millis(now), Ordering::Relaxed);

@@ -12,6 +12,7 @@ use super::{ExactEntry, Inner, IssuerPattern, IssuerRegistry, LazyExact, State};
 use crate::cache::TokenCacheSettings;
 use crate::clock::{Clock, SharedClock, SystemClock};
 use crate::error::ConfigError;
+use crate::fetch::SharedClients;
 use crate::verify::{DEFAULT_MAX_TOKEN_BYTES, Verifier, VerifierBuilder};
 
 /// The default cap on proven pattern issuers kept at once.
@@ -33,16 +34,40 @@ fn default_issuer_token_cache() -> TokenCacheSettings {
 /// The default time an issuer whose keys could not be fetched is refused without a new attempt.
 pub(crate) const DEFAULT_NEGATIVE_TTL: Duration = Duration::from_secs(30);
 
+/// The registry's bounds: set by its builder, then read by the registry as they are.
+#[derive(Clone, Copy)]
+pub(super) struct Limits {
+    /// Proven pattern issuers kept at once (also bounds the negative cache).
+    pub(super) max_live: usize,
+    /// Pattern issuers on probation at once.
+    pub(super) max_pending: usize,
+    /// How fast new pattern issuers may be built.
+    pub(super) rate: Rate,
+    /// How long an issuer whose keys could not be fetched is refused.
+    pub(super) negative_ttl: Duration,
+    /// The longest token parsed.
+    pub(super) max_token_bytes: usize,
+}
+
+impl fmt::Debug for Limits {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Limits")
+            .field("max_live_issuers", &self.max_live)
+            .field("max_pending_issuers", &self.max_pending)
+            .field("new_issuer_burst", &self.rate.burst)
+            .field("new_issuer_interval", &self.rate.interval)
+            .field("negative_ttl", &self.negative_ttl)
+            .field("max_token_bytes", &self.max_token_bytes)
+            .finish()
+    }
+}
+
 /// Configures an [`IssuerRegistry`].
 #[must_use = "a builder does nothing until `build` is called"]
 pub struct IssuerRegistryBuilder {
     exact: Vec<ExactEntry>,
     patterns: Vec<Box<dyn IssuerPattern>>,
-    max_live: usize,
-    max_pending: usize,
-    rate: Rate,
-    negative_ttl: Duration,
-    max_token_bytes: usize,
+    limits: Limits,
     clock: Option<SharedClock>,
     issuer_token_cache: TokenCacheSettings,
 }
@@ -52,14 +77,16 @@ impl Default for IssuerRegistryBuilder {
         Self {
             exact: Vec::new(),
             patterns: Vec::new(),
-            max_live: DEFAULT_MAX_LIVE_ISSUERS,
-            max_pending: DEFAULT_MAX_PENDING_ISSUERS,
-            rate: Rate {
-                burst: DEFAULT_NEW_ISSUER_BURST,
-                interval: DEFAULT_NEW_ISSUER_INTERVAL,
+            limits: Limits {
+                max_live: DEFAULT_MAX_LIVE_ISSUERS,
+                max_pending: DEFAULT_MAX_PENDING_ISSUERS,
+                rate: Rate {
+                    burst: DEFAULT_NEW_ISSUER_BURST,
+                    interval: DEFAULT_NEW_ISSUER_INTERVAL,
+                },
+                negative_ttl: DEFAULT_NEGATIVE_TTL,
+                max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
             },
-            negative_ttl: DEFAULT_NEGATIVE_TTL,
-            max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
             clock: None,
             issuer_token_cache: default_issuer_token_cache(),
         }
@@ -99,7 +126,7 @@ impl IssuerRegistryBuilder {
     /// used is dropped to make room for a newly proven one. Exact issuers do not count. Also bounds the
     /// negative cache.
     pub fn with_max_live_issuers(mut self, max: usize) -> Self {
-        self.max_live = max;
+        self.limits.max_live = max;
         self
     }
 
@@ -110,7 +137,7 @@ impl IssuerRegistryBuilder {
     /// kept, see [`with_max_live_issuers`](Self::with_max_live_issuers)) or fails to (it is then
     /// negatively cached).
     pub fn with_max_pending_issuers(mut self, max: usize) -> Self {
-        self.max_pending = max;
+        self.limits.max_pending = max;
         self
     }
 
@@ -120,7 +147,7 @@ impl IssuerRegistryBuilder {
     /// probation is full. Known issuers and exact ones are not limited. `burst` must be at least 1 and
     /// `interval` positive.
     pub fn with_new_issuer_rate(mut self, burst: u32, interval: Duration) -> Self {
-        self.rate = Rate { burst, interval };
+        self.limits.rate = Rate { burst, interval };
         self
     }
 
@@ -128,7 +155,7 @@ impl IssuerRegistryBuilder {
     /// 30 s; zero disables the negative cache, leaving only each key cache's own backoff, which
     /// eviction resets).
     pub fn with_negative_ttl(mut self, ttl: Duration) -> Self {
-        self.negative_ttl = ttl;
+        self.limits.negative_ttl = ttl;
         self
     }
 
@@ -144,7 +171,7 @@ impl IssuerRegistryBuilder {
 
     /// The largest token parsed to find its issuer (default 8 KiB); each issuer's own cap applies too.
     pub fn with_max_token_bytes(mut self, max: usize) -> Self {
-        self.max_token_bytes = max;
+        self.limits.max_token_bytes = max;
         self
     }
 
@@ -164,19 +191,19 @@ impl IssuerRegistryBuilder {
             name,
             reason: reason.to_owned(),
         };
-        if self.max_live == 0 {
+        if self.limits.max_live == 0 {
             return Err(invalid("max_live_issuers", "must be positive"));
         }
-        if self.max_pending == 0 {
+        if self.limits.max_pending == 0 {
             return Err(invalid("max_pending_issuers", "must be positive"));
         }
-        if self.rate.burst == 0 {
+        if self.limits.rate.burst == 0 {
             return Err(invalid("new_issuer_burst", "must be positive"));
         }
-        if self.rate.interval.is_zero() {
+        if self.limits.rate.interval.is_zero() {
             return Err(invalid("new_issuer_interval", "must be positive"));
         }
-        if self.max_token_bytes == 0 {
+        if self.limits.max_token_bytes == 0 {
             return Err(invalid("max_token_bytes", "must be positive"));
         }
         let exact_count = self.exact.len();
@@ -215,7 +242,7 @@ impl IssuerRegistryBuilder {
             proven: HashMap::new(),
             pending: HashMap::new(),
             building: HashMap::new(),
-            bucket: Bucket::full(self.rate),
+            bucket: Bucket::full(self.limits.rate),
             negative: HashMap::new(),
             exact_built: Vec::new(),
         };
@@ -224,14 +251,11 @@ impl IssuerRegistryBuilder {
                 exact,
                 exact_count,
                 patterns: self.patterns,
-                max_live: self.max_live,
-                max_pending: self.max_pending,
-                rate: self.rate,
-                negative_ttl: self.negative_ttl,
-                max_token_bytes: self.max_token_bytes,
+                limits: self.limits,
                 clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
                 share_clock,
                 issuer_token_cache: self.issuer_token_cache,
+                clients: SharedClients::default(),
                 recent: DigestIndex::new(RECENT_TOKENS),
                 state: RwLock::new(state),
             }),
@@ -244,11 +268,7 @@ impl fmt::Debug for IssuerRegistryBuilder {
         f.debug_struct("IssuerRegistryBuilder")
             .field("exact_issuers", &self.exact.len())
             .field("patterns", &self.patterns.len())
-            .field("max_live_issuers", &self.max_live)
-            .field("max_pending_issuers", &self.max_pending)
-            .field("new_issuer_burst", &self.rate.burst)
-            .field("new_issuer_interval", &self.rate.interval)
-            .field("negative_ttl", &self.negative_ttl)
+            .field("limits", &self.limits)
             .finish_non_exhaustive()
     }
 }

@@ -48,7 +48,7 @@ impl IssuerRegistry {
     where
         T: Send + Sync + 'static,
     {
-        if token.len() > self.inner.max_token_bytes {
+        if token.len() > self.inner.limits.max_token_bytes {
             return None;
         }
         let key = crate::cache::TokenKey::new(token)?;

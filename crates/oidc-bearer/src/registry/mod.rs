@@ -25,12 +25,14 @@ use serde::de::DeserializeOwned;
 use crate::Algorithm;
 use crate::cache::{TokenCacheSettings, TokenCacheStats};
 use crate::clock::SharedClock;
-use crate::error::{Excerpt, VerifyError};
+use crate::error::{Excerpt, Phase, VerifyError};
+use crate::fetch::SharedClients;
 use crate::token::{ClaimValue, Parsed};
 use crate::verify::{Verifier, VerifierBuilder, VerifyToken};
 
-use admission::{Bucket, Rate, Trial};
+use admission::{Bucket, Trial};
 pub use builder::IssuerRegistryBuilder;
+use builder::Limits;
 pub(crate) use builder::{
     DEFAULT_MAX_LIVE_ISSUERS, DEFAULT_MAX_PENDING_ISSUERS, DEFAULT_NEGATIVE_TTL,
     DEFAULT_NEW_ISSUER_BURST, DEFAULT_NEW_ISSUER_INTERVAL,
@@ -117,16 +119,15 @@ struct Inner {
     exact: HashMap<String, Arc<ExactEntry>>,
     exact_count: usize,
     patterns: Vec<Box<dyn IssuerPattern>>,
-    max_live: usize,
-    max_pending: usize,
-    rate: Rate,
-    negative_ttl: Duration,
-    max_token_bytes: usize,
+    limits: Limits,
     clock: SharedClock,
     /// Whether the registry's clock is given to the verifiers it builds.
     share_clock: bool,
     /// The token cache of verifiers built on demand whose builders keep the default.
     issuer_token_cache: TokenCacheSettings,
+    /// The HTTP clients of the verifiers the registry builds: one per connection setting, instead
+    /// of one (about 100 KiB) per verifier.
+    clients: SharedClients,
     /// Which verifier last accepted a token with each recent signature, so that the HTTP layer's
     /// fast path finds a token it has seen in its issuer's token cache without parsing it (that
     /// cache compares the rest of the token). Weak: an issuer the registry drops is not kept
@@ -197,7 +198,7 @@ impl IssuerRegistry {
     /// The token is parsed once; its unverified `iss` only selects the policy, which then checks
     /// everything (`iss` included) with that issuer's keys.
     pub async fn verify<T: DeserializeOwned>(&self, token: &str) -> Result<T, VerifyError> {
-        let parsed = Parsed::new(token, self.inner.max_token_bytes)?;
+        let parsed = Parsed::new(token, self.inner.limits.max_token_bytes)?;
         let (iss, selected) = self.select(&parsed)?;
         let result = selected.verifier().verify_parsed(token, &parsed).await;
         self.settle(iss, &selected, result.as_ref().err());
@@ -351,9 +352,10 @@ impl IssuerRegistry {
         Some(Ok(Selected::Pending(Trial::join(&self.inner, iss, live))))
     }
 
-    /// Builds an issuer's verifier with the registry's clock and token-cache defaults.
+    /// Builds an issuer's verifier with the registry's clock, token-cache defaults and HTTP clients.
     fn build(&self, iss: &str, builder: VerifierBuilder) -> Result<Verifier, VerifyError> {
         let inner = &*self.inner;
+        let builder = builder.with_shared_clients(inner.clients.clone());
         let builder = if inner.share_clock {
             builder.with_clock(inner.clock.clone())
         } else {
@@ -378,27 +380,14 @@ impl IssuerRegistry {
 }
 
 /// Whether a verification that ended this way had the issuer's keys: it succeeded, or failed at or
-/// after the key lookup or the signature. Errors found before the keys are needed (size, `alg`,
-/// `typ`) say nothing about the issuer; so does any variant added later, until listed here.
+/// after choosing a key from them. Errors found before the keys are needed (size, `alg`, `typ`) say
+/// nothing about the issuer. No `_` arm: a new phase is a compile error here.
 fn keys_were_loaded(error: Option<&VerifyError>) -> bool {
-    matches!(
-        error,
-        None | Some(
-            VerifyError::UnknownKey { .. }
-                | VerifyError::UnknownKeyRetry { .. }
-                | VerifyError::AmbiguousKey { .. }
-                | VerifyError::AlgorithmKeyMismatch { .. }
-                | VerifyError::InvalidSignature
-                | VerifyError::IssuerMismatch { .. }
-                | VerifyError::AudienceMismatch { .. }
-                | VerifyError::MissingClaim { .. }
-                | VerifyError::InvalidClaim { .. }
-                | VerifyError::Expired { .. }
-                | VerifyError::NotYetValid { .. }
-                | VerifyError::IssuedInFuture { .. }
-                | VerifyError::ClaimsDecode { .. }
-        )
-    )
+    let Some(error) = error else { return true };
+    match error.phase() {
+        Phase::KeySelection | Phase::Signature | Phase::Claims | Phase::Decode => true,
+        Phase::Structure | Phase::Header | Phase::Issuer | Phase::Keys | Phase::Review => false,
+    }
 }
 
 impl Inner {
@@ -427,7 +416,7 @@ impl VerifyToken for IssuerRegistry {
     where
         T: DeserializeOwned + Send + Sync + 'static,
     {
-        let parsed = Parsed::new(token, self.inner.max_token_bytes)?;
+        let parsed = Parsed::new(token, self.inner.limits.max_token_bytes)?;
         let (iss, selected) = self.select(&parsed)?;
         let result = selected
             .verifier()
@@ -456,11 +445,7 @@ impl fmt::Debug for IssuerRegistry {
             .field("patterns", &self.inner.patterns.len())
             .field("built_issuers", &self.built_issuers())
             .field("pending_issuers", &self.pending_issuers())
-            .field("max_live_issuers", &self.inner.max_live)
-            .field("max_pending_issuers", &self.inner.max_pending)
-            .field("new_issuer_burst", &self.inner.rate.burst)
-            .field("new_issuer_interval", &self.inner.rate.interval)
-            .field("negative_ttl", &self.inner.negative_ttl)
+            .field("limits", &self.inner.limits)
             .finish_non_exhaustive()
     }
 }
@@ -487,6 +472,38 @@ mod tests {
             registry.promote(trial);
         }
         selected
+    }
+
+    #[tokio::test]
+    async fn the_verifiers_a_registry_builds_share_one_http_client() {
+        const ISSUERS: usize = 4;
+        let mut issuers = Vec::new();
+        for _ in 0..ISSUERS {
+            issuers.push(oidc_bearer_testing::TestIssuer::start().await);
+        }
+        let names: Vec<String> = issuers.iter().map(|issuer| issuer.issuer()).collect();
+        // One exact issuer, the others by a pattern: both kinds are built by the registry.
+        let exact = Verifier::builder(names[0].clone(), "aud");
+        let patterns = names[1..].to_vec();
+        let registry = IssuerRegistry::builder()
+            .with_issuer(exact)
+            .with_pattern(move |iss: &str| {
+                patterns
+                    .iter()
+                    .any(|name| name == iss)
+                    .then(|| Verifier::builder(iss, "aud"))
+            })
+            .build()
+            .unwrap();
+        for issuer in &issuers {
+            let token = issuer.token().aud("aud").sign();
+            let claims: crate::claims::DefaultClaims = registry.verify(&token).await.unwrap();
+            assert_eq!(claims.registered.iss, issuer.issuer());
+            assert_eq!(issuer.jwks_fetches(), 1, "the keys came over HTTP");
+        }
+        assert_eq!(registry.built_issuers(), ISSUERS);
+        // One client, lent to every verifier's key fetcher.
+        assert_eq!(registry.inner.clients.counts(), (1, ISSUERS));
     }
 
     pub(super) fn proven(registry: &IssuerRegistry) -> Vec<String> {

@@ -20,15 +20,15 @@ impl IssuerRegistry {
 
     pub(super) fn remember_failure_in(&self, state: &mut State, iss: &str, error: VerifyError) {
         let inner = &*self.inner;
-        if inner.negative_ttl.is_zero() {
+        if inner.limits.negative_ttl.is_zero() {
             return;
         }
         let now = inner.clock.now();
         // Bounded like the live set: expired entries go first, then the one expiring soonest. The scan
         // is paid only by failures of new issuers, which the rate limit paces.
-        if state.negative.len() >= inner.max_live && !state.negative.contains_key(iss) {
+        if state.negative.len() >= inner.limits.max_live && !state.negative.contains_key(iss) {
             state.negative.retain(|_, n| n.until > now);
-            while state.negative.len() >= inner.max_live {
+            while state.negative.len() >= inner.limits.max_live {
                 let Some(first) = state
                     .negative
                     .iter()
@@ -42,11 +42,11 @@ impl IssuerRegistry {
         }
         tracing::debug!(
             iss = ?Excerpt(iss),
-            ttl_secs = inner.negative_ttl.as_secs(),
+            ttl_secs = inner.limits.negative_ttl.as_secs(),
             code = error.code(),
             "issuer negatively cached"
         );
-        let until = now.saturating_add(inner.negative_ttl);
+        let until = now.saturating_add(inner.limits.negative_ttl);
         // A proven issuer stays in `proven` while negatively cached (and one on probation may be
         // proven meanwhile): its fast path must wait too.
         for live in [state.proven.get(iss), state.pending.get(iss)]

@@ -9,13 +9,13 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::BytesMut;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
 use super::claims::TokenReviewClaims;
 use super::error::ReviewError;
-use crate::error::{ConfigError, VerifyError};
+use crate::error::{ConfigError, VerifyError, error_chain};
+use crate::fetch::{BodyError, is_timeout, read_body};
 
 /// The TokenReview API's path on the API server.
 pub const TOKEN_REVIEW_PATH: &str = "/apis/authentication.k8s.io/v1/tokenreviews";
@@ -100,16 +100,16 @@ impl ApiServer {
         .map_err(|e| ReviewError::InvalidResponse {
             message: e.to_string(),
         })?;
-        let map_err = |e: reqwest::Error| {
-            if e.is_timeout() {
+        let map_err = |e: &(dyn std::error::Error + 'static)| {
+            if is_timeout(e) {
                 ReviewError::Timeout { timeout }
             } else {
                 ReviewError::Transport {
-                    message: error_chain(&e),
+                    message: error_chain(e),
                 }
             }
         };
-        let mut response = inner
+        let response = inner
             .client
             .post(inner.url.clone())
             .timeout(timeout)
@@ -119,7 +119,7 @@ impl ApiServer {
             .body(body)
             .send()
             .await
-            .map_err(map_err)?;
+            .map_err(|e| map_err(&e))?;
         let status = response.status().as_u16();
         match status {
             200 | 201 => {}
@@ -127,16 +127,10 @@ impl ApiServer {
             _ => return Err(ReviewError::Status { status }),
         }
         let max = inner.max_response_bytes;
-        if response.content_length().is_some_and(|n| n > max as u64) {
-            return Err(ReviewError::TooLarge { max_bytes: max });
-        }
-        let mut bytes = BytesMut::new();
-        while let Some(chunk) = response.chunk().await.map_err(map_err)? {
-            if bytes.len() + chunk.len() > max {
-                return Err(ReviewError::TooLarge { max_bytes: max });
-            }
-            bytes.extend_from_slice(&chunk);
-        }
+        let bytes = read_body(response, max).await.map_err(|e| match e {
+            BodyError::TooLarge => ReviewError::TooLarge { max_bytes: max },
+            BodyError::Failed(e) => map_err(&*e),
+        })?;
         interpret(&bytes, audiences)
     }
 }
@@ -227,17 +221,6 @@ struct User {
     groups: Vec<String>,
     #[serde(default)]
     extra: std::collections::BTreeMap<String, Vec<String>>,
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut message = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        message.push_str(": ");
-        message.push_str(&s.to_string());
-        source = s.source();
-    }
-    message
 }
 
 impl fmt::Debug for ApiServer {

@@ -9,7 +9,7 @@ use crate::Algorithm;
 use crate::cache::{TokenCache, TokenCacheSettings};
 use crate::clock::{Clock, SharedClock, SystemClock};
 use crate::error::ConfigError;
-use crate::fetch::HttpSettings;
+use crate::fetch::{HttpSettings, SharedClients};
 use crate::keys::{DynKeySet, KeyCacheSettings, KeySet, RemoteKeySet};
 
 #[derive(Clone)]
@@ -279,6 +279,12 @@ impl VerifierBuilder {
         cluster: crate::issuers::kubernetes::InCluster,
     ) -> Self {
         self.in_cluster = Some(cluster);
+        self
+    }
+
+    /// Draws the HTTP client from `clients` (an issuer registry's) instead of building one.
+    pub(crate) fn with_shared_clients(mut self, clients: SharedClients) -> Self {
+        self.http.clients = Some(clients);
         self
     }
 
