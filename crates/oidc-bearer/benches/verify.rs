@@ -223,7 +223,12 @@ impl Case {
 
 /// Cache hits per second from `threads` threads at once on one verifier: all presenting the same
 /// token (one shard, the most contended case), or each its own token.
-fn concurrent_hits(verifier: &Verifier, tokens: &[String], threads: usize, window: Duration) -> f64 {
+fn concurrent_hits(
+    verifier: &Verifier,
+    tokens: &[String],
+    threads: usize,
+    window: Duration,
+) -> f64 {
     let start = std::sync::Barrier::new(threads);
     let total: u64 = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
@@ -271,8 +276,14 @@ fn concurrent_table(case: &Case, rounds: usize, window: Duration) {
         case.alg.name(),
         window.as_millis()
     );
-    println!("  same token      1 thread {:>9.0}   2 threads {:>9.0}", r[0], r[1]);
-    println!("  distinct tokens 1 thread {:>9.0}   2 threads {:>9.0}", r[2], r[3]);
+    println!(
+        "  same token      1 thread {:>9.0}   2 threads {:>9.0}",
+        r[0], r[1]
+    );
+    println!(
+        "  distinct tokens 1 thread {:>9.0}   2 threads {:>9.0}",
+        r[2], r[3]
+    );
 }
 
 /// The HTTP layer's cost per request with a cached token: the same request through a bare tower
@@ -807,7 +818,11 @@ fn main() {
         {
             let case = Case::new(KeyAlg::RS256);
             for _ in 0..n {
-                black_box(if miss { case.miss_call() } else { case.hit_call() });
+                black_box(if miss {
+                    case.miss_call()
+                } else {
+                    case.hit_call()
+                });
             }
             return;
         }

@@ -46,7 +46,6 @@ pub(crate) struct Times {
 }
 
 /// The key a token was verified with: the key set it was found in and the key's material.
-#[derive(Clone)]
 pub(crate) struct KeyRef {
     /// A `Weak`, not a pointer: while it lives the allocation is not reused, so pointer equality with
     /// the current set means the same set; it does not keep the set's keys alive.
@@ -85,14 +84,6 @@ impl KeyRef {
             }
             _ => false,
         }
-    }
-
-    /// [`still_in`](Self::still_in) without remembering the new set.
-    #[cfg(feature = "quick-cache-trial")]
-    pub(super) fn still_selected(&self, current: &Arc<Jwks>) -> bool {
-        std::ptr::eq(self.jwks.as_ptr(), Arc::as_ptr(current))
-            || matches!(current.select(self.kid.as_deref(), self.alg),
-                Ok(key) if *key.fingerprint() == self.fingerprint)
     }
 }
 

@@ -32,23 +32,16 @@
 //! evicted or until their key leaves the set.
 
 mod key;
-#[cfg(feature = "quick-cache-trial")]
-mod quick;
 mod shard;
 
 use std::any::TypeId;
-#[cfg(not(feature = "quick-cache-trial"))]
-use std::sync::MutexGuard;
-use std::sync::Arc;
+use std::sync::{Arc, MutexGuard};
 
 use crate::error::ConfigError;
 use crate::keys::Jwks;
 
 pub(crate) use self::key::{Digest, KeyRef, PassThrough, Times, TokenKey};
 pub(crate) use self::shard::{Entry, SharedClaims};
-#[cfg(feature = "quick-cache-trial")]
-pub(crate) use self::quick::TokenCache;
-#[cfg(not(feature = "quick-cache-trial"))]
 use self::shard::{Shard, Shards, Slot};
 
 /// The default bound on cached tokens.
@@ -172,14 +165,12 @@ pub(crate) enum Lookup {
 }
 
 /// The token cache of one verifier.
-#[cfg(not(feature = "quick-cache-trial"))]
 pub(crate) struct TokenCache {
     shards: Shards<Shard>,
     max_entries_per_shard: usize,
     max_bytes_per_shard: usize,
 }
 
-#[cfg(not(feature = "quick-cache-trial"))]
 impl TokenCache {
     pub(crate) fn new(settings: &TokenCacheSettings) -> Self {
         let mut shards = MAX_SHARDS;
@@ -477,7 +468,6 @@ mod tests {
         }
     }
 
-    #[cfg(not(feature = "quick-cache-trial"))]
     #[test]
     fn expired_entries_are_evicted_first() {
         let cache = TokenCache::new(&TokenCacheSettings {
@@ -530,7 +520,6 @@ mod tests {
     /// (with the hash table's spare capacity at its 7/8 load), one claims type, the headers of its
     /// three allocations (signing input, claims list, `kid`), the claims' `Arc` counts and a `kid`
     /// of up to 48 bytes.
-    #[cfg(not(feature = "quick-cache-trial"))]
     #[test]
     fn the_counted_overhead_covers_an_entrys_fixed_size() {
         let fixed = std::mem::size_of::<Slot>()

@@ -1,6 +1,5 @@
 //! The cache's shards: independent locks, one chosen by a token's digest, each holding its entries
 //! in a vector scanned by a CLOCK hand.
-#![cfg_attr(feature = "quick-cache-trial", allow(dead_code))]
 
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
@@ -54,7 +53,6 @@ fn lock<T>(shard: &Mutex<T>) -> MutexGuard<'_, T> {
 pub(crate) type SharedClaims = Arc<dyn Any + Send + Sync>;
 
 /// A verified token.
-#[derive(Clone)]
 pub(crate) struct Entry {
     /// The token's signing input, compared on every hit (see [`TokenKey`]).
     pub(super) signing_input: Box<[u8]>,
