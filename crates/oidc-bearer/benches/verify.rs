@@ -870,6 +870,7 @@ fn main() {
     println!("token: {} bytes (Kubernetes-shaped claims)", sample.len());
     if testing {
         table(&cases, &rejects, 1, Duration::from_millis(1));
+        concurrent_table(&cases[0], 1, Duration::from_millis(1));
         return;
     }
     if !table_only {
