@@ -25,6 +25,11 @@
 //! to `signature_only`; then the rejections, and the HTTP layer's own cost per request with a
 //! cached token (a bare tower service against the same service behind `BearerAuth`, and the
 //! SHA-256 of the token's signature segment that the cache lookup needs).
+//!
+//! `-- concurrent`: cache hits per second from one and two threads on one verifier (same token,
+//! distinct tokens). `-- hit-profile N`, `-- verify-hit-profile N`, `-- miss-profile N`: N cached
+//! requests through the layer, N hits through `verify_token`, N full verifications into a full
+//! cache, and nothing else, for `valgrind --tool=callgrind --toggle-collect=...` (see BENCHMARKS.md).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -202,6 +207,83 @@ impl Case {
         self.next_fresh.set((i + 1) % self.fresh.len());
         now_or_never(self.churn.verify_token(black_box(&self.fresh[i]))).unwrap()
     }
+
+    /// [`ours_hit`](Self::ours_hit), never inlined, for callgrind's `--toggle-collect`.
+    #[inline(never)]
+    fn hit_call(&self) -> Arc<WorkloadClaims> {
+        self.ours_hit()
+    }
+
+    /// [`ours_miss`](Self::ours_miss), never inlined, for callgrind's `--toggle-collect`.
+    #[inline(never)]
+    fn miss_call(&self) -> Arc<WorkloadClaims> {
+        self.ours_miss()
+    }
+}
+
+/// Cache hits per second from `threads` threads at once on one verifier: all presenting the same
+/// token (one shard, the most contended case), or each its own token.
+fn concurrent_hits(
+    verifier: &Verifier,
+    tokens: &[String],
+    threads: usize,
+    window: Duration,
+) -> f64 {
+    let start = std::sync::Barrier::new(threads);
+    let total: u64 = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                let (start, token) = (&start, &tokens[t % tokens.len()]);
+                scope.spawn(move || {
+                    start.wait();
+                    let begin = Instant::now();
+                    let mut n = 0u64;
+                    while begin.elapsed() < window {
+                        for _ in 0..64 {
+                            let claims: Arc<WorkloadClaims> =
+                                now_or_never(verifier.verify_token(black_box(token))).unwrap();
+                            black_box(claims);
+                        }
+                        n += 64;
+                    }
+                    n
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).sum()
+    });
+    total as f64 / window.as_secs_f64()
+}
+
+/// The `concurrent` table: hits/s with one and two threads, same token and distinct tokens.
+fn concurrent_table(case: &Case, rounds: usize, window: Duration) {
+    let same = [case.token.clone()];
+    let distinct = &case.fresh[..2];
+    for token in distinct {
+        let _: Arc<WorkloadClaims> = now_or_never(case.cached.verify_token(token)).unwrap();
+    }
+    let mut samples = vec![Vec::new(); 4];
+    for _ in 0..rounds {
+        samples[0].push(concurrent_hits(&case.cached, &same, 1, window));
+        samples[1].push(concurrent_hits(&case.cached, &same, 2, window));
+        samples[2].push(concurrent_hits(&case.cached, distinct, 1, window));
+        samples[3].push(concurrent_hits(&case.cached, distinct, 2, window));
+    }
+    let r: Vec<f64> = samples.into_iter().map(best).collect();
+    println!();
+    println!(
+        "concurrent cache hits ({}, ops/s, best of {rounds} interleaved rounds of {} ms):",
+        case.alg.name(),
+        window.as_millis()
+    );
+    println!(
+        "  same token      1 thread {:>9.0}   2 threads {:>9.0}",
+        r[0], r[1]
+    );
+    println!(
+        "  distinct tokens 1 thread {:>9.0}   2 threads {:>9.0}",
+        r[2], r[3]
+    );
 }
 
 /// The HTTP layer's cost per request with a cached token: the same request through a bare tower
@@ -725,6 +807,31 @@ fn main() {
         }
         return;
     }
+    // `verify-hit-profile N` and `miss-profile N`: N cache hits through `VerifyToken::verify_token` on a `Verifier`,
+    // or N full verifications that each insert into a full cache (RS256), for callgrind
+    // (`--toggle-collect='*hit_call*'` or `'*miss_call*'`).
+    for (mode, miss) in [("verify-hit-profile", false), ("miss-profile", true)] {
+        if let Some(n) = args
+            .iter()
+            .position(|a| a == mode)
+            .and_then(|i| args.get(i + 1)?.parse::<usize>().ok())
+        {
+            let case = Case::new(KeyAlg::RS256);
+            for _ in 0..n {
+                black_box(if miss {
+                    case.miss_call()
+                } else {
+                    case.hit_call()
+                });
+            }
+            return;
+        }
+    }
+    // `concurrent`: cache hits from one and two threads (only this table).
+    if args.iter().any(|a| a == "concurrent") {
+        concurrent_table(&Case::new(KeyAlg::RS256), 9, Duration::from_millis(100));
+        return;
+    }
     // `sig-only`: the RS256 signature check alone, in µs of this thread's CPU time (the scheduler's
     // own count, /proc/thread-self/schedstat; the median of 9 rounds of 200 ms), for
     // scripts/load-refusal.sh, which compares it with the server's CPU time per request: CPU time,
@@ -763,6 +870,7 @@ fn main() {
     println!("token: {} bytes (Kubernetes-shaped claims)", sample.len());
     if testing {
         table(&cases, &rejects, 1, Duration::from_millis(1));
+        concurrent_table(&cases[0], 1, Duration::from_millis(1));
         return;
     }
     if !table_only {
