@@ -521,13 +521,33 @@ impl VerifyError {
     /// is not trying new issuers now, or a TokenReview could not be done) rather than the token's:
     /// an HTTP server answers 503 for these instead of 401.
     pub fn is_unavailable(&self) -> bool {
-        matches!(
-            self,
+        // No `_` arm: a new variant must be placed on one side or the other.
+        match self {
             Self::KeysUnavailable { .. }
-                | Self::UnknownKeyRetry { .. }
-                | Self::TooManyNewIssuers { .. }
-                | Self::ReviewUnavailable { .. }
-        )
+            | Self::UnknownKeyRetry { .. }
+            | Self::TooManyNewIssuers { .. }
+            | Self::ReviewUnavailable { .. } => true,
+            Self::TooLarge { .. }
+            | Self::Malformed { .. }
+            | Self::UnsupportedAlgorithm { .. }
+            | Self::AlgorithmNotAllowed { .. }
+            | Self::UnsupportedCritical { .. }
+            | Self::InvalidType { .. }
+            | Self::UntrustedIssuer { .. }
+            | Self::AlgorithmKeyMismatch { .. }
+            | Self::UnknownKey { .. }
+            | Self::AmbiguousKey { .. }
+            | Self::InvalidSignature
+            | Self::IssuerMismatch { .. }
+            | Self::AudienceMismatch { .. }
+            | Self::MissingClaim { .. }
+            | Self::InvalidClaim { .. }
+            | Self::Expired { .. }
+            | Self::NotYetValid { .. }
+            | Self::IssuedInFuture { .. }
+            | Self::ClaimsDecode { .. }
+            | Self::ReviewRefused { .. } => false,
+        }
     }
 
     /// For an [unavailable](Self::is_unavailable) failure, when trying again may succeed, if known
