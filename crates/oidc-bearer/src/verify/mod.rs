@@ -35,7 +35,9 @@ pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
 
 /// Verifies tokens of one issuer.
 ///
-/// Cheap to clone (an `Arc` inside); clones share the key cache. Construction never contacts the
+/// Cheap to clone (an `Arc` inside); clones share the key cache and the HTTP client (a verifier built
+/// on its own has one of its own, about 110 KiB; an [`IssuerRegistry`](crate::IssuerRegistry) lends one
+/// to all the verifiers it builds). Construction never contacts the
 /// issuer: keys are fetched on first use (or by [`ready`](Verifier::ready)), so a service starts even
 /// when its issuer is down.
 ///
