@@ -1,0 +1,136 @@
+//! One table of every [`VerifyError`] variant, used here and by the metrics tests.
+
+use std::time::Duration;
+
+use strum::IntoEnumIterator as _;
+
+use super::*;
+
+/// The table of every [`VerifyError`]: one error of each variant and its phase. The match is
+/// over the variant list that strum derives from the enum, with no `_` arm, so that a new variant
+/// fails to compile here until it has a row.
+fn row(kind: VerifyErrorKind) -> (VerifyError, Phase) {
+    use VerifyError as E;
+    use VerifyErrorKind as K;
+    let text = String::new;
+    match kind {
+        K::TooLarge => (E::TooLarge { len: 2, max: 1 }, Phase::Structure),
+        K::Malformed => (E::Malformed { reason: "" }, Phase::Structure),
+        K::UnsupportedAlgorithm => (E::UnsupportedAlgorithm { alg: text() }, Phase::Header),
+        K::AlgorithmNotAllowed => (E::AlgorithmNotAllowed { alg: text() }, Phase::Header),
+        K::UnsupportedCritical => (E::UnsupportedCritical { names: vec![] }, Phase::Header),
+        K::InvalidType => {
+            let error = E::InvalidType {
+                expected: text(),
+                found: None,
+            };
+            (error, Phase::Header)
+        }
+        K::UntrustedIssuer => (E::UntrustedIssuer { found: None }, Phase::Issuer),
+        K::TooManyNewIssuers => {
+            let error = E::TooManyNewIssuers {
+                limit: "new_issuer_rate",
+            };
+            (error, Phase::Issuer)
+        }
+        K::KeysUnavailable => {
+            let source = KeysError::Stale {
+                age: Duration::ZERO,
+            };
+            (E::KeysUnavailable { source }, Phase::Keys)
+        }
+        K::AlgorithmKeyMismatch => {
+            let error = E::AlgorithmKeyMismatch {
+                alg: text(),
+                kid: None,
+            };
+            (error, Phase::KeySelection)
+        }
+        K::UnknownKey => (E::UnknownKey { kid: None }, Phase::KeySelection),
+        K::UnknownKeyRetry => {
+            let error = E::UnknownKeyRetry {
+                kid: None,
+                retry_after: Duration::ZERO,
+            };
+            (error, Phase::KeySelection)
+        }
+        K::AmbiguousKey => (E::AmbiguousKey { candidates: 2 }, Phase::KeySelection),
+        K::InvalidSignature => (E::InvalidSignature, Phase::Signature),
+        K::IssuerMismatch => {
+            let error = E::IssuerMismatch {
+                expected: text(),
+                found: None,
+            };
+            (error, Phase::Claims)
+        }
+        K::AudienceMismatch => {
+            let error = E::AudienceMismatch {
+                expected: vec![],
+                found: vec![],
+            };
+            (error, Phase::Claims)
+        }
+        K::MissingClaim => (E::MissingClaim { claim: "exp" }, Phase::Claims),
+        K::InvalidClaim => {
+            let error = E::InvalidClaim {
+                claim: "exp",
+                reason: "",
+            };
+            (error, Phase::Claims)
+        }
+        K::Expired => (E::Expired { exp: 0, now: 1 }, Phase::Claims),
+        K::NotYetValid => (E::NotYetValid { nbf: 1, now: 0 }, Phase::Claims),
+        K::IssuedInFuture => (E::IssuedInFuture { iat: 1, now: 0 }, Phase::Claims),
+        K::ClaimsDecode => (E::ClaimsDecode { message: text() }, Phase::Decode),
+        K::ReviewRefused => (E::ReviewRefused { error: None }, Phase::Review),
+        K::ReviewUnavailable => {
+            let source = crate::tokenreview::ReviewError::NoCredentials;
+            (E::ReviewUnavailable { source }, Phase::Review)
+        }
+    }
+}
+
+/// One error of each [`VerifyError`] variant, for tests elsewhere that must cover them all.
+pub(crate) fn one_of_each() -> Vec<VerifyError> {
+    VerifyErrorKind::iter().map(|kind| row(kind).0).collect()
+}
+
+#[test]
+fn every_verify_error_has_its_phase() {
+    for kind in VerifyErrorKind::iter() {
+        let (error, phase) = row(kind);
+        assert_eq!(VerifyErrorKind::from(&error), kind, "the row of {kind:?}");
+        assert_eq!(error.phase(), phase, "{error:?}");
+    }
+}
+
+#[test]
+fn every_verify_error_has_a_code_of_its_own() {
+    let mut codes: Vec<_> = one_of_each().iter().map(VerifyError::code).collect();
+    let all = codes.len();
+    codes.sort_unstable();
+    codes.dedup();
+    assert_eq!(codes.len(), all, "{codes:?}");
+}
+
+#[test]
+fn an_error_chain_names_every_cause() {
+    #[derive(Debug)]
+    struct Wrapped(KeysError);
+    impl fmt::Display for Wrapped {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("error sending request")
+        }
+    }
+    impl std::error::Error for Wrapped {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+    let cause = KeysError::NoRuntime;
+    assert_eq!(
+        error_chain(&Wrapped(cause.clone())),
+        format!("error sending request: {cause}")
+    );
+    assert_eq!(error_chain(&cause), cause.to_string());
+}
