@@ -1,5 +1,5 @@
 //! The verified-token cache: what a hit may and may not skip. Correctness only; the speed is in
-//! `benches/verify.rs`.
+//! `benches/verify/`.
 
 mod support;
 
