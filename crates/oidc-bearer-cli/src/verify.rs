@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
-use oidc_bearer::error::VerifyError;
+use oidc_bearer::error::{Phase, VerifyError};
 use oidc_bearer::issuers::kubernetes::dangerous_legacy_service_account_verifier;
 use oidc_bearer::keys::{Jwks, StaticKeySet};
 use oidc_bearer::verify::{DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_BYTES};
@@ -157,7 +157,16 @@ fn rule_of(error: &VerifyError) -> &'static str {
                 _ => "required",
             }
         }
-        _ => "required",
+        // Variants without a rule of their own (`VerifyError` is non-exhaustive): by the phase that
+        // refused the token.
+        other => match other.phase() {
+            Phase::Structure => "structure",
+            Phase::Header => "alg",
+            Phase::Issuer => "iss",
+            Phase::Keys | Phase::KeySelection => "key",
+            Phase::Signature => "signature",
+            _ => "required",
+        },
     }
 }
 

@@ -109,7 +109,8 @@ pub(crate) struct SharedClients(Arc<Mutex<Pool>>);
 #[derive(Default)]
 struct Pool {
     clients: Vec<(ClientKey, Arc<reqwest::Client>)>,
-    /// How many fetchers were given a pooled client (seen by tests).
+    /// How many fetchers were given a pooled client.
+    #[cfg(test)]
     lent: usize,
 }
 
@@ -126,13 +127,22 @@ impl SharedClients {
             .find(|(k, _)| *k == key)
             .map(|(_, c)| c.clone())
         {
-            pool.lent += 1;
+            #[cfg(test)]
+            {
+                pool.lent += 1;
+            }
             return Ok(client);
+        }
+        if pool.clients.len() >= Self::MAX {
+            // Not pooled: built without holding up the fetchers that are.
+            drop(pool);
+            return Fetcher::client(settings).map(Arc::new);
         }
         // Built under the lock, so that concurrent first builds with one setting make one client.
         let client = Arc::new(Fetcher::client(settings)?);
-        if pool.clients.len() < Self::MAX {
-            pool.clients.push((key, client.clone()));
+        pool.clients.push((key, client.clone()));
+        #[cfg(test)]
+        {
             pool.lent += 1;
         }
         Ok(client)
@@ -442,6 +452,35 @@ mod tests {
             exact.as_bytes(),
             "a body of exactly the cap is read"
         );
+    }
+
+    #[tokio::test]
+    async fn a_body_that_stalls_after_the_headers_times_out() {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = Url::parse(&format!("http://{}/", listener.local_addr().unwrap())).unwrap();
+        // The server keeps the connection open, silent after 10 of 100 promised bytes, until the
+        // test is done with it.
+        let (done, until_done) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut request = [0; 1024];
+            let _ = stream.read(&mut request).await.unwrap();
+            let head = "HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n0123456789";
+            stream.write_all(head.as_bytes()).await.unwrap();
+            let _ = until_done.await;
+        });
+        let timeout = Duration::from_millis(300);
+        let fetcher = Fetcher::new(HttpSettings {
+            timeout,
+            ..HttpSettings::default()
+        })
+        .unwrap();
+        match fetcher.get(&url).await {
+            Err(KeysError::Timeout { timeout: t, .. }) => assert_eq!(t, timeout),
+            other => panic!("{:?}", other.map(|f| f.body)),
+        }
+        drop(done);
     }
 
     #[test]

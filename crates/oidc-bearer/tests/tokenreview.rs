@@ -378,6 +378,37 @@ async fn reviews_beyond_the_cap_wait_for_a_slot() {
         assert!(task.await.unwrap().is_ok());
     }
     assert_eq!(cluster.reviews.calls(), 5);
+    // Each review leaves its place before publishing its answer.
+    let stats = review.stats();
+    assert_eq!((stats.waiting_for_slot, stats.pending), (0, 0));
+}
+
+#[tokio::test]
+async fn a_review_that_waits_for_a_slot_past_its_timeout_leaves_the_queue() {
+    let cluster = Cluster::start().await;
+    let mut settings = TokenReviewSettings::default();
+    settings.max_concurrent_reviews = 1;
+    settings.timeout = Duration::from_millis(300);
+    let review = cluster.builder().with_settings(settings).build().unwrap();
+    let hold = cluster.reviews.hold();
+    let mut tasks = started(
+        (0..2)
+            .map(|_| {
+                let (review, token) = (review.clone(), cluster.token().sign());
+                async move { review.verify(&token).await }
+            })
+            .collect(),
+    )
+    .await;
+    assert_eq!(review.stats().waiting_for_slot, 1, "one slot, two reviews");
+    let waiting = tasks.pop().unwrap();
+    let error = source(waiting.await.unwrap());
+    assert_eq!(error.code(), "review_timeout");
+    // Whether it timed out in the queue or got the slot as the first review timed out (one
+    // timeout covers both), it is no longer counted as waiting.
+    assert_eq!(review.stats().waiting_for_slot, 0);
+    drop(hold);
+    tasks.pop().unwrap().await.unwrap().ok();
 }
 
 #[tokio::test]

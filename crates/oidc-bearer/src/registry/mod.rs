@@ -126,7 +126,7 @@ struct Inner {
     /// The token cache of verifiers built on demand whose builders keep the default.
     issuer_token_cache: TokenCacheSettings,
     /// The HTTP clients of the verifiers the registry builds: one per connection setting, instead
-    /// of one (about 100 KiB) per verifier.
+    /// of one (about 110 KiB) per verifier.
     clients: SharedClients,
     /// Which verifier last accepted a token with each recent signature, so that the HTTP layer's
     /// fast path finds a token it has seen in its issuer's token cache without parsing it (that
