@@ -13,16 +13,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DURATION=${DURATION:-6s}
-CONNECTIONS=${CONNECTIONS:-64}
 PORT=${PORT:-18081}
-SERVER_CPU=${SERVER_CPU:-0}
-LOAD_CPU=${LOAD_CPU:-1}
 ROUNDS=${ROUNDS:-5}
-
-if ! command -v wrk >/dev/null 2>&1; then
-    apt-get update -qq && apt-get install -y -qq wrk
-fi
+# shellcheck source=scripts/load-common.sh
+. scripts/load-common.sh
 
 SERVER_BIN=${SERVER_BIN:-target/release/resource-server}
 [ "$SERVER_BIN" != target/release/resource-server ] || cargo build --release -q -p resource-server
@@ -32,19 +26,8 @@ for line in sys.stdin:
     m = json.loads(line)
     if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "verify":
         print(m["executable"])')
-workdir=$(mktemp -d)
-trap 'kill "$server" 2>/dev/null || true; rm -rf "$workdir"' EXIT
-
 # Default logging: the server's own default filter (info), written to a file as in production.
-TOKIO_WORKER_THREADS=1 PORT=$PORT TOKEN_FILE="$workdir/token" \
-    taskset -c "$SERVER_CPU" "$SERVER_BIN" >"$workdir/out" 2>"$workdir/log" &
-server=$!
-for _ in $(seq 1 100); do
-    [ -s "$workdir/token" ] && break
-    sleep 0.1
-done
-[ -s "$workdir/token" ] || { echo "server did not start"; cat "$workdir/out" "$workdir/log"; exit 1; }
-base="http://127.0.0.1:$PORT"
+start_server "$SERVER_BIN"
 
 # 1,000 distinct bad signatures over the same header and payload: every one a token-cache miss that
 # is refused by the signature check itself.
@@ -70,19 +53,7 @@ LUA
 status=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $(head -1 "$workdir/bad")" "$base/private")
 [ "$status" = 401 ] || { echo "a bad signature answered $status, not 401"; exit 1; }
 
-cpu_ticks() { awk '{ print $14, $15 }' "/proc/$server/stat"; }
-TICK=$(getconf CLK_TCK)
-run() { # route, extra wrk args… → "req/s CPU-µs-per-request" (server)
-    local route=$1; shift
-    local u0 s0 u1 s1
-    read -r u0 s0 < <(cpu_ticks)
-    ROUTE=$route TOKENS="$workdir/bad" taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d"$DURATION" "$@" "$base$route" >"$workdir/wrk"
-    read -r u1 s1 < <(cpu_ticks)
-    awk -v user=$((u1 - u0)) -v sys=$((s1 - s0)) -v tick="$TICK" '
-        /requests in/ { n = $1 }
-        /Requests\/sec/ { rps = $2 }
-        END { printf "%s %.2f\n", rps, (user + sys) * 1e6 / tick / n }' "$workdir/wrk"
-}
+export TOKENS="$workdir/bad"
 sig_only() { taskset -c "$SERVER_CPU" "$bench" sig-only | awk '/^sig-only/ { print $2 }'; }
 
 run / -d2s >/dev/null
@@ -90,21 +61,20 @@ run /private -d2s -s "$workdir/rotate.lua" >/dev/null
 opens=() open_cpu=() bads=() bad_cpu=() sigs=() margins=() carried_cpu=()
 for round in $(seq 1 "$ROUNDS"); do
     if [ $((round % 2)) -eq 1 ]; then
-        read -r o oc < <(run /)
-        read -r b bc < <(run /private -s "$workdir/rotate.lua")
+        read -r o oc _ _ < <(run /)
+        read -r b bc _ _ < <(run /private -s "$workdir/rotate.lua")
     else
-        read -r b bc < <(run /private -s "$workdir/rotate.lua")
-        read -r o oc < <(run /)
+        read -r b bc _ _ < <(run /private -s "$workdir/rotate.lua")
+        read -r o oc _ _ < <(run /)
     fi
     # A control: `GET /` carrying the same rotating tokens, which that route ignores: what the 1 KiB
     # header costs in the kernel and in hyper, without our layer.
-    read -r _ cc < <(run / -s "$workdir/rotate.lua")
+    read -r _ cc _ _ < <(run / -s "$workdir/rotate.lua")
     s=$(sig_only)
     opens+=("$o") open_cpu+=("$oc") bads+=("$b") bad_cpu+=("$bc") sigs+=("$s") carried_cpu+=("$cc")
     margins+=("$(awk -v b="$bc" -v o="$oc" -v s="$s" 'BEGIN { printf "%.2f", b - o - s }')")
     echo "round $round: GET / $oc µs, GET / carrying a token $cc µs, refusal $bc µs, signature $s µs: refusal - (GET / + signature) = ${margins[-1]} µs"
 done
-median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 printf '%-44s %12s %18s\n' "route (median of $ROUNDS rounds)" "req/s" "server CPU µs/req"
 printf '%-44s %12.0f %18.2f\n' "GET /" "$(median "${opens[@]}")" "$(median "${open_cpu[@]}")"
 printf '%-44s %12s %18.2f\n' "GET / carrying the tokens (ignored)" "" "$(median "${carried_cpu[@]}")"

@@ -10,49 +10,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DURATION=${DURATION:-6s}
-CONNECTIONS=${CONNECTIONS:-64}
 PORT=${PORT:-18080}
-SERVER_CPU=${SERVER_CPU:-0}
-LOAD_CPU=${LOAD_CPU:-1}
-
-if ! command -v wrk >/dev/null 2>&1; then
-    apt-get update -qq && apt-get install -y -qq wrk
-fi
+# shellcheck source=scripts/load-common.sh
+. scripts/load-common.sh
 
 cargo build --release -q -p resource-server
-workdir=$(mktemp -d)
-trap 'kill "$server" 2>/dev/null || true; rm -rf "$workdir"' EXIT
-
-# One server worker thread on one core: req/s then measures the per-request CPU cost.
-TOKIO_WORKER_THREADS=1 RUST_LOG=error PORT=$PORT TOKEN_FILE="$workdir/token" \
-    taskset -c "$SERVER_CPU" target/release/resource-server >"$workdir/out" 2>&1 &
-server=$!
-for _ in $(seq 1 100); do
-    [ -s "$workdir/token" ] && break
-    sleep 0.1
-done
-[ -s "$workdir/token" ] || { echo "server did not start"; cat "$workdir/out"; exit 1; }
+start_server target/release/resource-server RUST_LOG=error
 token=$(cat "$workdir/token")
-base="http://127.0.0.1:$PORT"
 
 # Sanity: both routes answer 200 before measuring.
 curl -fsS "$base/" >/dev/null
 curl -fsS -H "Authorization: Bearer $token" "$base/private" >/dev/null
 
-cpu_ticks() { awk '{ print $14, $15 }' "/proc/$server/stat"; } # the server's utime and stime
-TICK=$(getconf CLK_TCK)
-run() { # route, extra wrk args… → "req/s CPU-µs-per-request user-µs sys-µs" (server)
-    local route=$1; shift
-    local u0 s0 u1 s1
-    read -r u0 s0 < <(cpu_ticks)
-    taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d"$DURATION" "$@" "$base$route" >"$workdir/wrk"
-    read -r u1 s1 < <(cpu_ticks)
-    awk -v user=$((u1 - u0)) -v sys=$((s1 - s0)) -v tick="$TICK" '
-        /requests in/ { n = $1 }
-        /Requests\/sec/ { rps = $2 }
-        END { us = 1e6 / tick / n; printf "%s %.2f %.2f %.2f\n", rps, (user + sys) * us, user * us, sys * us }' "$workdir/wrk"
-}
 # Warm up both paths, then measure in alternating rounds (this machine's throughput drifts; the
 # per-round ratio compares neighbours) and report medians.
 run / -d2s >/dev/null
@@ -79,7 +48,6 @@ for round in $(seq 1 "$ROUNDS"); do
     layer_ratios+=("$(awk -v a="$p" -v b="$c" 'BEGIN { printf "%.3f", a / b }')")
     cpu_ratios+=("$(awk -v a="$oc" -v b="$pc" 'BEGIN { printf "%.3f", a / b }')")
 done
-median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 # The best round of a route: other load on the machine only ever slows a round down, so the fastest
 # round is the closest to the code's own speed (as in the verify bench's table).
 best() { printf '%s\n' "$@" | sort -g | tail -1; }
