@@ -9,12 +9,11 @@ use axum::{Json, Router};
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use oidc_bearer::claims::DefaultClaims;
-use oidc_bearer::clock::ManualClock;
 use oidc_bearer::rejection::AuthRejection;
 use oidc_bearer::{BearerAuthLayer, Claims, Verifier, VerifyError};
 use oidc_bearer_testing::{TestIssuer, now};
 use serde_json::{Value, json};
-use support::serve;
+use support::{clocked_verifier, serve};
 use tower::ServiceExt;
 
 const AUD: &str = "resource-server";
@@ -173,11 +172,7 @@ async fn layer_on_the_whole_router_turns_unknown_paths_into_401() {
 async fn keys_unavailable_is_503_then_recovers() {
     let issuer = TestIssuer::start().await;
     issuer.set_down(true);
-    let clock = ManualClock::new();
-    let verifier = Verifier::builder(issuer.issuer(), AUD)
-        .with_clock(clock.clone())
-        .build()
-        .unwrap();
+    let (clock, verifier) = clocked_verifier(&issuer, AUD);
     let base = serve(app(verifier)).await;
     let token = issuer.token().aud(AUD).sign();
     let auth = format!("Bearer {token}");
@@ -343,11 +338,7 @@ async fn works_with_a_plain_tower_service_and_custom_pieces() {
 async fn cached_tokens_are_rechecked_on_every_request() {
     let issuer = TestIssuer::start().await;
     let second = issuer.add_key(oidc_bearer_testing::KeyAlg::ES256);
-    let clock = ManualClock::new();
-    let verifier = Verifier::builder(issuer.issuer(), AUD)
-        .with_clock(clock.clone())
-        .build()
-        .unwrap();
+    let (clock, verifier) = clocked_verifier(&issuer, AUD);
     let app = Router::new()
         .route(
             "/private",

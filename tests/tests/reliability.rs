@@ -1,6 +1,8 @@
 //! The key path under real traffic, over real sockets: clients that hang up mid-request, and a key
 //! rotation that was not pre-published.
 
+mod support;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -11,6 +13,7 @@ use oidc_bearer::claims::DefaultClaims;
 use oidc_bearer::clock::{Clock, ManualClock};
 use oidc_bearer::{BearerAuthLayer, Claims, Verifier};
 use oidc_bearer_testing::TestIssuer;
+use support::clocked_verifier;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::Notify;
 
@@ -88,11 +91,7 @@ async fn serve(verifier: Verifier, dropped: Dropped) -> std::net::SocketAddr {
 #[tokio::test]
 async fn clients_that_hang_up_during_a_held_refresh_cause_one_fetch() {
     let issuer = TestIssuer::start().await;
-    let clock = ManualClock::new();
-    let verifier = Verifier::builder(issuer.issuer(), AUD)
-        .with_clock(clock.clone())
-        .build()
-        .unwrap();
+    let (clock, verifier) = clocked_verifier(&issuer, AUD);
     verifier.ready().await.unwrap();
     clock.advance(Duration::from_secs(31));
     let dropped = Dropped::default();
@@ -138,11 +137,7 @@ async fn clients_that_hang_up_during_a_held_refresh_cause_one_fetch() {
 #[tokio::test]
 async fn a_rotation_without_pre_publication_fails_no_retrying_client() {
     let issuer = TestIssuer::start().await;
-    let clock = ManualClock::new();
-    let verifier = Verifier::builder(issuer.issuer(), AUD)
-        .with_clock(clock.clone())
-        .build()
-        .unwrap();
+    let (clock, verifier) = clocked_verifier(&issuer, AUD);
     let addr = serve(verifier.clone(), Dropped::default()).await;
     let client = reqwest::Client::new();
     let url = format!("http://{addr}/private");

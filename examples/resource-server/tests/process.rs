@@ -221,15 +221,11 @@ async fn embedded_metadata_server_mints_google_id_tokens_the_server_accepts() {
         .unwrap();
     assert_eq!(no_audience.status(), 400);
 
-    let token = client
-        .get(format!("{identity}?audience=resource-server&format=full"))
-        .header("Metadata-Flavor", "Google")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let token = id_token(
+        &client,
+        &format!("{identity}?audience=resource-server&format=full"),
+    )
+    .await;
     let (status, _, body) = get(&format!("{}/private", server.base), Some(&token)).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["claims"]["iss"], "https://accounts.google.com");
@@ -244,15 +240,7 @@ async fn embedded_metadata_server_mints_google_id_tokens_the_server_accepts() {
     );
 
     // For another audience the token is minted, and refused here.
-    let other = client
-        .get(format!("{identity}?audience=another-service"))
-        .header("Metadata-Flavor", "Google")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let other = id_token(&client, &format!("{identity}?audience=another-service")).await;
     assert_eq!(
         get(&format!("{}/private", server.base), Some(&other))
             .await
@@ -360,4 +348,15 @@ async fn jwt_typ_requires_rfc_9068_access_tokens() {
         .header("typ", json!("at+jwt"))
         .sign();
     assert_eq!(get(&private, Some(&access_token)).await.0, 200);
+}
+
+/// An ID token from the metadata server stand-in's identity endpoint (`url` with its query).
+async fn id_token(client: &reqwest::Client, url: &str) -> String {
+    let response = client
+        .get(url)
+        .header("Metadata-Flavor", "Google")
+        .send()
+        .await
+        .unwrap();
+    response.text().await.unwrap()
 }

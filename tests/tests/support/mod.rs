@@ -78,3 +78,16 @@ pub(crate) async fn serve(app: axum::Router) -> String {
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     format!("http://{addr}")
 }
+
+/// A verifier of `issuer`'s tokens for `aud` that reads `clock`, which the test moves.
+pub(crate) fn clocked_verifier(
+    issuer: &oidc_bearer_testing::TestIssuer,
+    aud: &str,
+) -> (oidc_bearer::clock::ManualClock, oidc_bearer::Verifier) {
+    let clock = oidc_bearer::clock::ManualClock::new();
+    let verifier = oidc_bearer::Verifier::builder(issuer.issuer(), aud)
+        .with_clock(clock.clone())
+        .build()
+        .unwrap();
+    (clock, verifier)
+}
