@@ -2,16 +2,14 @@
 //! interval, at most one review per token per interval, the grace period when the API server
 //! cannot answer, and the same through a registry.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::cluster::{AUD, Cluster};
+use crate::support::code;
 use oidc_bearer::claims::kubernetes::KubernetesClaims;
 use oidc_bearer::clock::ManualClock;
 use oidc_bearer::tokenreview::{ObjectBindingCheck, ReviewError};
 use oidc_bearer::{IssuerRegistry, Verifier, VerifierBuilder, VerifyError, VerifyToken};
-use support::cluster::{AUD, Cluster};
-use support::code;
 
 impl Cluster {
     fn builder(&self, clock: &ManualClock) -> VerifierBuilder {

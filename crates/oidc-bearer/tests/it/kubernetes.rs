@@ -1,13 +1,12 @@
 //! Kubernetes service-account tokens, bound and legacy, and the in-cluster issuer, through real
 //! issuers on 127.0.0.1 with keys generated per test.
 
-mod support;
-
 use std::fs;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::support::jwks_of;
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -21,7 +20,6 @@ use oidc_bearer::keys::StaticKeySet;
 use oidc_bearer::{KeysError, Verifier, VerifyError};
 use oidc_bearer_testing::{TestIssuer, TokenBuilder, now};
 use serde_json::{Value, json};
-use support::jwks_of;
 
 const AUD: &str = "my-service";
 const CLUSTER_ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
