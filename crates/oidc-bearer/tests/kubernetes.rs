@@ -272,7 +272,6 @@ fn replace(path: &Path, contents: &str) {
     fs::rename(&next, path).unwrap();
 }
 
-
 #[tokio::test]
 async fn in_cluster_fetches_with_the_pod_token_and_follows_its_rotation() {
     let issuer = TestIssuer::builder().issuer(CLUSTER_ISSUER).start().await;

@@ -99,10 +99,11 @@ impl ObjectBindingCheck {
         self
     }
 
-    /// The runtime check, for a verifier accepting `audiences`.
+    /// The runtime check, for a verifier of `issuer` accepting `audiences`.
     pub(crate) fn build(
         self,
         fallback: Option<Result<ApiServer, ConfigError>>,
+        issuer: &str,
         audiences: Vec<String>,
         clock: SharedClock,
     ) -> Result<ObjectBinding, ConfigError> {
@@ -130,6 +131,7 @@ impl ObjectBindingCheck {
         settings.negative_ttl = settings.negative_ttl.min(self.interval);
         settings.retry_interval = settings.retry_interval.min(self.interval);
         settings.validate()?;
+        super::warn_if_api_server_audience("the object-binding check", &audiences, Some(issuer));
         Ok(ObjectBinding {
             // Keyed by the token cache's key of a token verified locally: nothing to compare.
             reviewer: Arc::new(Reviewer::new(api, false, audiences, settings, clock)),
@@ -257,7 +259,12 @@ mod tests {
         let binding = ObjectBindingCheck::new(Duration::from_secs(30))
             .with_api_server(api)
             .with_settings(settings)
-            .build(None, vec![AUD.into()], Arc::new(ManualClock::new()))
+            .build(
+                None,
+                &issuer.issuer(),
+                vec![AUD.into()],
+                Arc::new(ManualClock::new()),
+            )
             .unwrap();
         let key = |token: &str| crate::crypto::sha256(token.rsplit_once('.').unwrap().1.as_bytes());
         let token = |issuer: &oidc_bearer_testing::TestIssuer| {

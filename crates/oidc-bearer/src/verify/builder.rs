@@ -384,6 +384,7 @@ impl VerifierBuilder {
             }
             Some(check) => Some(check.build(
                 self.in_cluster.as_ref().map(|c| c.api_server()),
+                &self.issuer,
                 audiences.clone(),
                 self.clock.clone(),
             )?),
