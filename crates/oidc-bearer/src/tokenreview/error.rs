@@ -55,7 +55,8 @@ pub enum ReviewError {
         /// What is wrong with it.
         message: String,
     },
-    /// Not attempted: as many different tokens are already waiting for a review as allowed.
+    /// Not attempted: as many reviews are already pending (waiting for a slot or in flight) as
+    /// `max_pending_reviews` allows.
     Overloaded {
         /// The limit reached.
         max_pending: usize,
@@ -175,7 +176,7 @@ impl fmt::Display for ReviewError {
             }
             Self::Overloaded { max_pending } => write!(
                 f,
-                "{max_pending} tokens already wait for a TokenReview; this one was not sent"
+                "{max_pending} TokenReviews are already pending; this one was not sent"
             ),
             Self::NoCredentials => write!(
                 f,
