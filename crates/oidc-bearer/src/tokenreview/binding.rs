@@ -181,7 +181,7 @@ impl ObjectBinding {
             _ => {}
         }
         if let Some(since) = self.reviewer.outage_since() {
-            if now < since + self.grace {
+            if self.in_window(since, now) {
                 // In the grace period: no request waits for a review that will likely fail; one
                 // is retried in the background per token and retry interval.
                 if cached.is_none() {
@@ -207,13 +207,21 @@ impl ObjectBinding {
                 );
                 let now = self.reviewer.now();
                 match self.reviewer.outage_since() {
-                    Some(since) if own_failure && now < since + self.grace => {
+                    Some(since) if own_failure && self.in_window(since, now) => {
                         self.in_grace(since, now)
                     }
                     _ => Err(error),
                 }
             }
         }
+    }
+
+    /// Whether `now` is inside the grace window of an outage that began at `since`:
+    /// `[since, since + grace)` by the clock. A clock set back before the outage began (an NTP
+    /// correction) is outside it — the outage's age is then unknown — so that no clock step can
+    /// open a grace period that is off or reopen one that is over.
+    fn in_window(&self, since: f64, now: f64) -> bool {
+        since <= now && now < since + self.grace
     }
 
     fn in_grace(&self, since: f64, now: f64) -> Result<(), VerifyError> {

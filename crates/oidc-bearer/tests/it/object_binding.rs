@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::support::cluster::{AUD, Cluster};
 use crate::support::code;
 use oidc_bearer::claims::kubernetes::KubernetesClaims;
-use oidc_bearer::clock::ManualClock;
+use oidc_bearer::clock::{Clock as _, ManualClock};
 use oidc_bearer::tokenreview::{ObjectBindingCheck, ReviewError, TokenReviewSettings};
 use oidc_bearer::{
     BearerAuthLayer, IssuerRegistry, Verifier, VerifierBuilder, VerifyError, VerifyToken,
@@ -342,5 +342,60 @@ async fn a_burst_of_deleted_pods_tokens_against_a_slow_api_server_is_never_accep
     assert_eq!((status(401), status(503)), (PENDING, TOKENS - PENDING));
     for response in responses.iter().filter(|r| r.status() == 503) {
         assert!(response.headers().contains_key("retry-after"));
+    }
+}
+
+/// A token of `cluster` issued two hours ago and valid for another hour: it still passes local
+/// verification when the clock steps back an hour.
+fn issued_two_hours_ago(cluster: &Cluster) -> String {
+    let issued = oidc_bearer_testing::now() - 7200;
+    cluster.token().iat(issued).nbf(issued).sign()
+}
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+/// The grace period is the window `[start of the outage, start + grace)` by the verifier's clock,
+/// to the millisecond: a request at its end, or with the clock stepped back before its start (an
+/// NTP correction), is outside it — so a grace period that is off never opens, and one that is over
+/// never reopens, however far the clock goes back.
+#[tokio::test]
+async fn a_clock_stepping_back_never_reopens_the_grace_period() {
+    const MS: Duration = Duration::from_millis(1);
+    for grace in [Duration::ZERO, Duration::from_secs(60)] {
+        let cluster = Cluster::start().await;
+        let clock = ManualClock::new();
+        let verifier = cluster
+            .builder(&clock)
+            .with_object_binding(ObjectBindingCheck::new(INTERVAL).with_grace_period(grace))
+            .build()
+            .unwrap();
+        verify(&verifier, &issued_two_hours_ago(&cluster))
+            .await
+            .unwrap();
+        cluster.reviews.set_down(true);
+        // The outage begins now: accepted in the grace period, if there is one.
+        let first = verify(&verifier, &issued_two_hours_ago(&cluster)).await;
+        assert_eq!(first.is_ok(), !grace.is_zero(), "{grace:?}: {first:?}");
+        if !grace.is_zero() {
+            clock.advance(grace - MS);
+            verify(&verifier, &issued_two_hours_ago(&cluster))
+                .await
+                .unwrap();
+            clock.advance(MS);
+        }
+        let over = verify(&verifier, &issued_two_hours_ago(&cluster)).await;
+        assert_eq!(code(over), "review_unavailable", "{grace:?}: at its end");
+
+        // The clock steps back to before the outage began; the API server is still down.
+        let began = clock.now() - grace;
+        for before in [MS, HOUR] {
+            clock.set(began - before);
+            let result = verify(&verifier, &issued_two_hours_ago(&cluster)).await;
+            assert_eq!(
+                code(result),
+                "review_unavailable",
+                "{grace:?}: accepted with the clock {before:?} before the outage began"
+            );
+        }
     }
 }
