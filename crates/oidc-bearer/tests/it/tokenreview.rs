@@ -593,7 +593,11 @@ async fn reviews_of_variants_under_one_signature_count_against_the_pending_cap()
     let cluster = Cluster::start().await;
     let mut settings = TokenReviewSettings::default();
     settings.max_pending_reviews = 2;
-    let review = cluster.review_builder().with_settings(settings).build().unwrap();
+    let review = cluster
+        .review_builder()
+        .with_settings(settings)
+        .build()
+        .unwrap();
     let valid = cluster.token().sign();
     let (header, signature) = {
         let parts: Vec<&str> = valid.split('.').collect();
