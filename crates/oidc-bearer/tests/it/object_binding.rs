@@ -399,3 +399,22 @@ async fn a_clock_stepping_back_never_reopens_the_grace_period() {
         }
     }
 }
+
+/// A confirmation counts for `interval` from when it was made, by the verifier's clock: once the
+/// clock steps back before that moment it vouches for nothing, and the token is reviewed again —
+/// a deleted pod's token is refused at once, not accepted for as long as the clock went back.
+#[tokio::test]
+async fn a_clock_stepping_back_never_stretches_a_confirmation() {
+    let (cluster, clock, verifier) = Cluster::with_binding().await;
+    let token = issued_two_hours_ago(&cluster);
+    verify(&verifier, &token).await.unwrap();
+    cluster.reviews.delete_bound_object(&token);
+    clock.set(clock.now() - HOUR);
+    assert!(
+        verifier
+            .verify_token_cached::<KubernetesClaims>(token.as_bytes())
+            .is_none(),
+        "the fast path answered with a confirmation made an hour from now"
+    );
+    assert_eq!(code(verify(&verifier, &token).await), "review_refused");
+}
