@@ -211,14 +211,10 @@ impl Fetcher {
             .as_ref()
             .filter(|_| self.settings.authorization_origins.contains(&url.origin()));
         if let Some(token) = authorization.and_then(|auth| auth()) {
-            let mut value =
-                http::HeaderValue::try_from(format!("Bearer {token}")).map_err(|_| {
-                    KeysError::Transport {
-                        url: url_string(),
-                        message: "the configured bearer token is not a valid header value".into(),
-                    }
-                })?;
-            value.set_sensitive(true);
+            let value = bearer_authorization(&token).ok_or_else(|| KeysError::Transport {
+                url: url_string(),
+                message: "the configured bearer token is not a valid header value".into(),
+            })?;
             request = request.header(http::header::AUTHORIZATION, value);
         }
         let map_err = |e: &(dyn std::error::Error + 'static)| {
@@ -258,6 +254,15 @@ impl Fetcher {
         })?;
         Ok(Fetched { body, max_age })
     }
+}
+
+/// `Authorization: Bearer <token>` for a credential of ours (marked sensitive, so that it is never
+/// logged), or `None` when it cannot be a header value. Surrounding whitespace is dropped: a token
+/// file read whole may end in a newline (client-go's `CachedFileTokenSource` trims likewise).
+pub(crate) fn bearer_authorization(token: &str) -> Option<http::HeaderValue> {
+    let mut value = http::HeaderValue::try_from(format!("Bearer {}", token.trim())).ok()?;
+    value.set_sensitive(true);
+    Some(value)
 }
 
 /// Adds PEM root certificates (each a bundle of one or more) to `builder`, besides the system's

@@ -15,7 +15,7 @@ use url::Url;
 use super::claims::TokenReviewClaims;
 use super::error::ReviewError;
 use crate::error::{ConfigError, VerifyError, error_chain};
-use crate::fetch::{BodyError, is_timeout, read_body};
+use crate::fetch::{BodyError, bearer_authorization, is_timeout, read_body};
 
 /// The TokenReview API's path on the API server.
 pub const TOKEN_REVIEW_PATH: &str = "/apis/authentication.k8s.io/v1/tokenreviews";
@@ -86,12 +86,11 @@ impl ApiServer {
         timeout: Duration,
     ) -> Result<Result<TokenReviewClaims, VerifyError>, ReviewError> {
         let inner = &*self.inner;
-        let credential = (inner.credential)().ok_or(ReviewError::NoCredentials)?;
-        let mut authorization = http::HeaderValue::try_from(format!("Bearer {credential}"))
-            .map_err(|_| ReviewError::Transport {
-                message: "the service-account token is not a valid header value".into(),
-            })?;
-        authorization.set_sensitive(true);
+        // A credential that cannot be sent is our own configuration, never a failure of the API
+        // server (which would open the object-binding grace period).
+        let authorization = (inner.credential)()
+            .and_then(|credential| bearer_authorization(&credential))
+            .ok_or(ReviewError::NoCredentials)?;
         let body = serde_json::to_vec(&Request {
             api_version: "authentication.k8s.io/v1",
             kind: "TokenReview",

@@ -61,7 +61,8 @@ pub enum ReviewError {
         /// The limit reached.
         max_pending: usize,
     },
-    /// There is no credential to send (the token file could not be read, ever).
+    /// There is no credential to send: the token file could not be read, ever, or what it holds
+    /// cannot be sent in a header (a control character inside).
     NoCredentials,
     /// The review ended without an answer (the runtime is shutting down).
     Aborted,
@@ -180,7 +181,8 @@ impl fmt::Display for ReviewError {
             ),
             Self::NoCredentials => write!(
                 f,
-                "no credential for the API server: the service-account token file was never read"
+                "no usable credential for the API server: the service-account token file was \
+                 never read, or holds a character a header cannot carry"
             ),
             Self::Aborted => write!(f, "the TokenReview ended without an answer"),
             Self::NoRuntime => write!(

@@ -10,7 +10,7 @@ use crate::support::cluster::{AUD, Cluster};
 use crate::support::code;
 use oidc_bearer::claims::kubernetes::KubernetesClaims;
 use oidc_bearer::clock::{Clock as _, ManualClock};
-use oidc_bearer::tokenreview::{ObjectBindingCheck, ReviewError, TokenReviewSettings};
+use oidc_bearer::tokenreview::{ApiServer, ObjectBindingCheck, ReviewError, TokenReviewSettings};
 use oidc_bearer::{
     BearerAuthLayer, IssuerRegistry, Verifier, VerifierBuilder, VerifyError, VerifyToken,
 };
@@ -417,4 +417,49 @@ async fn a_clock_stepping_back_never_stretches_a_confirmation() {
         "the fast path answered with a confirmation made an hour from now"
     );
     assert_eq!(code(verify(&verifier, &token).await), "review_refused");
+}
+
+/// A credential that cannot be sent is our own configuration, never an outage of the API server.
+/// The token file of `ApiServerBuilder::with_bearer_token`'s example, read with `read_to_string`
+/// and so ending in a newline, is sent without it (client-go trims token files likewise); one
+/// with a control character inside is 503 with a configuration error, and opens no grace period
+/// (as a `Transport` error it would have: every token accepted for a minute).
+#[tokio::test]
+async fn a_credential_that_cannot_be_sent_opens_no_grace_period() {
+    let cluster = Cluster::start().await;
+    let clock = ManualClock::new();
+    let with_credential = |credential: String| {
+        let api = ApiServer::builder(cluster.reviews.api_server_url())
+            .with_bearer_token(move || Some(credential.clone()))
+            .build()
+            .unwrap();
+        cluster
+            .builder(&clock)
+            .with_object_binding(ObjectBindingCheck::new(INTERVAL).with_api_server(api))
+            .build()
+            .unwrap()
+    };
+    let file = cluster.token_path.with_file_name("written-with-echo");
+    std::fs::write(&file, format!("{}\n", cluster.reviews.caller_token())).unwrap();
+    let from_file = with_credential(std::fs::read_to_string(&file).unwrap());
+    verify(&from_file, &cluster.token().sign()).await.unwrap();
+    let revoked = cluster.token().sign();
+    cluster.reviews.delete_bound_object(&revoked);
+    assert_eq!(code(verify(&from_file, &revoked).await), "review_refused");
+    assert_eq!(cluster.reviews.calls(), 2);
+
+    let broken = with_credential("two\ntokens".into());
+    let result = verify(&broken, &revoked).await;
+    let Err(VerifyError::ReviewUnavailable { source }) = &result else {
+        panic!("{result:?}")
+    };
+    assert!(
+        source.is_configuration() && !source.is_api_server_failure(),
+        "{source:?}"
+    );
+    assert_eq!(
+        code(verify(&broken, &cluster.token().sign()).await),
+        "review_unavailable"
+    );
+    assert_eq!(cluster.reviews.calls(), 2, "nothing sent");
 }
