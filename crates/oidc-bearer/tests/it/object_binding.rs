@@ -10,7 +10,9 @@ use crate::support::cluster::{AUD, Cluster};
 use crate::support::code;
 use oidc_bearer::claims::kubernetes::KubernetesClaims;
 use oidc_bearer::clock::{Clock as _, ManualClock};
-use oidc_bearer::tokenreview::{ApiServer, ObjectBindingCheck, ReviewError, TokenReviewSettings};
+use oidc_bearer::tokenreview::{
+    ApiServer, DEFAULT_GRACE_PERIOD, ObjectBindingCheck, ReviewError, TokenReviewSettings,
+};
 use oidc_bearer::{
     BearerAuthLayer, IssuerRegistry, Verifier, VerifierBuilder, VerifyError, VerifyToken,
 };
@@ -462,4 +464,40 @@ async fn a_credential_that_cannot_be_sent_opens_no_grace_period() {
         "review_unavailable"
     );
     assert_eq!(cluster.reviews.calls(), 2, "nothing sent");
+}
+
+/// The grace period belongs to the outage: a request that arrives inside its window is accepted
+/// even when its own review cannot be queued (rule 2 of docs/tokenreview.md), while the queue stays
+/// within `max_pending_reviews`; once the window is over, the same local limit is 503.
+#[tokio::test]
+async fn inside_a_real_outages_window_a_full_queue_still_gets_grace_and_stays_bounded() {
+    let cluster = Cluster::start().await;
+    let clock = ManualClock::new();
+    let mut settings = TokenReviewSettings::default();
+    settings.max_pending_reviews = 1;
+    let verifier = limited(&cluster, &clock, settings);
+    verify(&verifier, &cluster.token().sign()).await.unwrap();
+    cluster.reviews.set_down(true);
+    // The outage begins (its first review fails: accepted in the grace period).
+    verify(&verifier, &cluster.token().sign()).await.unwrap();
+    assert_eq!(cluster.reviews.calls(), 2);
+
+    let hold = cluster.reviews.hold();
+    // The background review of this token takes the only place in the queue.
+    verify(&verifier, &cluster.token().sign()).await.unwrap();
+    cluster.reviews.wait_for_calls(3).await;
+    for _ in 0..10 {
+        verify(&verifier, &cluster.token().sign()).await.unwrap();
+    }
+    assert_eq!(verifier.object_binding_stats().unwrap().pending, 1);
+
+    clock.advance(DEFAULT_GRACE_PERIOD);
+    assert_eq!(
+        verify(&verifier, &cluster.token().sign()).await,
+        Err(VerifyError::ReviewUnavailable {
+            source: ReviewError::Overloaded { max_pending: 1 }
+        })
+    );
+    drop(hold);
+    assert_eq!(cluster.reviews.calls(), 3);
 }
