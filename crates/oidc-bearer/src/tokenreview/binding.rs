@@ -18,8 +18,9 @@ use crate::log_limit::LogLimiter;
 /// While the API server itself fails (unreachable, 5xx, 429, no answer within the timeout),
 /// tokens that pass local verification are accepted for this long, counted from the first review
 /// that failed so; then requests get 503 until a review is answered. A minute rides out an
-/// API-server restart or a leader election; a deleted pod's token then works at most
-/// `interval + grace` after the deletion, and only while the API server is failing.
+/// API-server restart or a leader election. A deleted pod's token then works only while the API
+/// server is failing, for at most `grace` from the start of the outage — however long after the
+/// deletion it begins: a refusal is remembered only for the negative TTL.
 pub const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(60);
 
 /// Settings of the object-binding check of a [`Verifier`](crate::Verifier); see
@@ -31,7 +32,8 @@ pub const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(60);
 /// ([`DEFAULT_GRACE_PERIOD`], counted from the first review that failed so), without waiting for
 /// reviews that would fail (they are retried in the background, once per token per
 /// [`retry_interval`](TokenReviewSettings::retry_interval)); after it, requests get 503 with
-/// `Retry-After` until a review is answered. A refusal from the API server is never overridden.
+/// `Retry-After` until a review is answered. A refusal from the API server is never overridden
+/// while it is cached ([`negative_ttl`](TokenReviewSettings::negative_ttl)).
 /// `with_grace_period(Duration::ZERO)` answers 503 from the first failure.
 ///
 /// **Nothing else opens the grace period.** A review this process could not run — as many
