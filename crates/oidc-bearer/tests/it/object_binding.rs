@@ -501,3 +501,38 @@ async fn inside_a_real_outages_window_a_full_queue_still_gets_grace_and_stays_bo
     drop(hold);
     assert_eq!(cluster.reviews.calls(), 3);
 }
+
+/// The confirmation is kept by the SHA-256 of the signature segment alone, which is enough only
+/// because nothing reaches it without passing local verification: another payload under a
+/// confirmed token's signature is refused locally (fast path and full path), never reviewed, never
+/// answered from the confirmation — also while an outage's grace period is open.
+#[tokio::test]
+async fn another_payload_under_a_confirmed_signature_never_uses_its_confirmation() {
+    let (cluster, _clock, verifier) = Cluster::with_binding().await;
+    let token = cluster.token().sign();
+    verify(&verifier, &token).await.unwrap();
+    let other = cluster.token().sign();
+    let forged = {
+        let (signing_input, _) = other.rsplit_once('.').unwrap();
+        let (_, signature) = token.rsplit_once('.').unwrap();
+        format!("{signing_input}.{signature}")
+    };
+    for down in [false, true] {
+        if down {
+            // An outage: its first review fails and opens the grace period.
+            cluster.reviews.set_down(true);
+            verify(&verifier, &cluster.token().sign()).await.unwrap();
+        }
+        assert!(
+            verifier
+                .verify_token_cached::<KubernetesClaims>(forged.as_bytes())
+                .is_none()
+        );
+        assert_eq!(code(verify(&verifier, &forged).await), "invalid_signature");
+    }
+    assert_eq!(
+        cluster.reviews.calls(),
+        2,
+        "the forged token was never reviewed"
+    );
+}
