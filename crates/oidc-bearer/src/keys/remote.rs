@@ -695,27 +695,19 @@ mod tests {
     /// A fetch started on a runtime that is shutting down: tokio drops the task's future inside
     /// `spawn`, whose guard then stores a failure, which takes the state's lock. Started with that
     /// lock held, this deadlocked the key set; now the call returns the failure, and later calls
-    /// return too. Run on a thread of its own, bounded by a channel's timeout, so that a deadlock
-    /// fails the test instead of hanging it.
+    /// return too (a deadlock fails the test instead of hanging it).
     #[test]
     fn a_fetch_started_while_the_runtime_shuts_down_fails_and_later_calls_return() {
         use std::future::Future as _;
         use std::task::{Context, Poll, Waker};
 
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        let handle = runtime.handle().clone();
-        runtime.shutdown_background();
         let set = RemoteKeySet::builder_jwks("http://127.0.0.1:1/jwks", HttpSettings::default())
             .unwrap()
             .build(
                 Arc::new(crate::clock::ManualClock::new()),
                 KeyCacheSettings::default(),
             );
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let _entered = handle.enter();
+        let (polled, current) = crate::shut_down_runtime::run(move || {
             let mut polled = Vec::new();
             for _ in 0..2 {
                 let mut refresh = std::pin::pin!(set.refresh());
@@ -727,12 +719,8 @@ mod tests {
                     Poll::Pending => None,
                 });
             }
-            let current = set.current().is_some();
-            let _ = tx.send((polled, current));
+            (polled, set.current().is_some())
         });
-        let (polled, current) = rx
-            .recv_timeout(Duration::from_secs(10))
-            .expect("the key set deadlocked (or its thread panicked)");
         // The cancelled fetch is a transport failure; the next call is within its backoff.
         assert_eq!(polled, [Some(Err("transport")), Some(Err("backoff"))]);
         assert!(!current);

@@ -556,18 +556,12 @@ mod tests {
     /// A review started on a runtime that is shutting down: tokio drops its task inside `spawn`,
     /// and the task's guards (its place in `inflight`, its wait for a slot) take the reviewer's
     /// lock. Started with that lock released, the call returns `Aborted` and every count is back to
-    /// zero; a later start returns too. On a thread of its own, bounded by a channel's timeout, so
-    /// that a deadlock fails the test instead of hanging it.
+    /// zero; a later start returns too (a deadlock fails the test instead of hanging it).
     #[test]
     fn a_review_started_while_the_runtime_shuts_down_is_aborted_and_leaves_no_count() {
         use std::future::Future as _;
         use std::task::{Context, Poll, Waker};
 
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        let handle = runtime.handle().clone();
-        runtime.shutdown_background();
         let api = ApiServer::builder("http://127.0.0.1:1")
             .with_bearer_token(|| None)
             .build()
@@ -584,9 +578,7 @@ mod tests {
             settings,
             Arc::new(crate::clock::ManualClock::new()),
         ));
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let _entered = handle.enter();
+        let (answers, stats) = crate::shut_down_runtime::run(move || {
             // The first review takes the only slot; the second waits for one.
             let _slots = reviewer.take_all_slots();
             let mut answers = Vec::new();
@@ -606,11 +598,8 @@ mod tests {
                     other => Ok(other.map(|_| ()).map_err(|e| e.code())),
                 }));
             }
-            let _ = tx.send((answers, reviewer.stats()));
+            (answers, reviewer.stats())
         });
-        let (answers, stats) = rx
-            .recv_timeout(Duration::from_secs(10))
-            .expect("the reviewer deadlocked (or its thread panicked)");
         assert_eq!(answers, [Some(Err("review_aborted")); 3]);
         assert_eq!(
             (stats.pending, stats.waiting_for_slot, stats.reviews),

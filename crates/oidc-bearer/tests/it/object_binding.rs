@@ -38,6 +38,18 @@ impl Cluster {
             .unwrap();
         (cluster, clock, verifier)
     }
+
+    /// A cluster, a manual clock, and a verifier whose object-binding check takes at most
+    /// `max_pending` reviews; its keys are loaded and one review answered (the API server is up).
+    async fn with_pending_cap(max_pending: usize) -> (Self, ManualClock, Verifier) {
+        let cluster = Self::start().await;
+        let clock = ManualClock::new();
+        let mut settings = TokenReviewSettings::default();
+        settings.max_pending_reviews = max_pending;
+        let verifier = limited(&cluster, &clock, settings);
+        verify(&verifier, &cluster.token().sign()).await.unwrap();
+        (cluster, clock, verifier)
+    }
 }
 
 /// A verifier of `cluster`'s tokens whose object-binding check has these limits.
@@ -248,13 +260,7 @@ async fn object_binding_needs_an_api_server_an_interval_and_an_audience() {
 /// API-server outage: 503, never the grace period's acceptance, however long the queue stays full.
 #[tokio::test]
 async fn a_full_review_queue_is_503_never_an_acceptance() {
-    let cluster = Cluster::start().await;
-    let clock = ManualClock::new();
-    let mut settings = TokenReviewSettings::default();
-    settings.max_pending_reviews = 1;
-    let verifier = limited(&cluster, &clock, settings);
-    // The keys load and one review answers: the API server is up.
-    verify(&verifier, &cluster.token().sign()).await.unwrap();
+    let (cluster, clock, verifier) = Cluster::with_pending_cap(1).await;
     let revoked = cluster.token().sign();
     cluster.reviews.delete_bound_object(&revoked);
 
@@ -471,12 +477,7 @@ async fn a_credential_that_cannot_be_sent_opens_no_grace_period() {
 /// within `max_pending_reviews`; once the window is over, the same local limit is 503.
 #[tokio::test]
 async fn inside_a_real_outages_window_a_full_queue_still_gets_grace_and_stays_bounded() {
-    let cluster = Cluster::start().await;
-    let clock = ManualClock::new();
-    let mut settings = TokenReviewSettings::default();
-    settings.max_pending_reviews = 1;
-    let verifier = limited(&cluster, &clock, settings);
-    verify(&verifier, &cluster.token().sign()).await.unwrap();
+    let (cluster, clock, verifier) = Cluster::with_pending_cap(1).await;
     cluster.reviews.set_down(true);
     // The outage begins (its first review fails: accepted in the grace period).
     verify(&verifier, &cluster.token().sign()).await.unwrap();
