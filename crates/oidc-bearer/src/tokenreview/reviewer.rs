@@ -579,7 +579,8 @@ mod tests {
             Arc::new(crate::clock::ManualClock::new()),
         ));
         let (answers, stats) = crate::shut_down_runtime::run(move || {
-            // The first review takes the only slot; the second waits for one.
+            // Every slot busy: each review is counted as waiting for one until its task is
+            // dropped. The second start is for the key whose review was just aborted.
             let _slots = reviewer.take_all_slots();
             let mut answers = Vec::new();
             for key in [[1; 32], [1; 32], [2; 32]] {
