@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::api::ApiServer;
-use super::reviewer::{LOG_PERIOD, Reviewer, TokenReviewSettings, TokenReviewStats};
+use super::reviewer::{LOG_PERIOD, Reviewer, Started, TokenReviewSettings, TokenReviewStats};
 use crate::clock::SharedClock;
 use crate::crypto::Sha256;
 use crate::error::{ConfigError, VerifyError};
@@ -186,8 +186,13 @@ impl ObjectBinding {
             if self.in_window(since, now) {
                 // In the grace period: no request waits for a review that will likely fail; one
                 // is retried in the background per token and retry interval.
-                if cached.is_none() {
-                    let _ = self.reviewer.start(key, token, None);
+                // A review that answered between the lookup above and this start is heeded: a
+                // refusal in hand is never overridden by the grace period.
+                if cached.is_none()
+                    && let Started::Answer(Err(refusal)) = self.reviewer.start(key, token, None)
+                    && !refusal.is_unavailable()
+                {
+                    return Err(refusal);
                 }
                 return self.in_grace(since, now);
             }
