@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::Verifier;
-use super::claims::{check_typ, time_claim};
+use super::rules::time_claim;
 use crate::Algorithm;
 use crate::error::VerifyError;
 use crate::keys::{Jwks, PublicKey};
@@ -28,28 +28,7 @@ impl Verifier {
     ) -> Result<(Arc<Jwks>, Algorithm, bool), VerifyError> {
         let inner = &*self.inner;
         let header = &jws.header;
-        // RFC 8725 §3.1: `none` and unknown names never pass; names are case-sensitive.
-        let alg = Algorithm::from_header(&header.alg).ok_or_else(|| {
-            VerifyError::UnsupportedAlgorithm {
-                alg: header.alg.clone(),
-            }
-        })?;
-        if !inner.algorithms.contains(&alg) {
-            // HMAC is refused here for public-key issuers, whose allowed lists never hold it, so a
-            // public key can never be used as an HMAC secret (RFC 8725 §2.1).
-            return Err(if alg.is_hmac() {
-                VerifyError::UnsupportedAlgorithm {
-                    alg: header.alg.clone(),
-                }
-            } else {
-                VerifyError::AlgorithmNotAllowed {
-                    alg: header.alg.clone(),
-                }
-            });
-        }
-        if let Some(expected) = &inner.required_typ {
-            check_typ(expected, header.typ.as_deref())?;
-        }
+        let alg = self.rules().check_header(header)?;
 
         let kid = header.kid.as_deref();
         let mut waited = false;

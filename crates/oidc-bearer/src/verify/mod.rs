@@ -2,9 +2,9 @@
 //! accepted, how much clock skew is tolerated — and the verification of a token against it.
 
 //!
-//! One stage per file: [`builder`](VerifierBuilder) (configuration), `keys` (the algorithm and the
-//! key set holding the token's key, unknown `kid`s included), `claims` (the registered claims and
-//! times).
+//! One stage per file: [`builder`](VerifierBuilder) (configuration), `rules` (the rules that need
+//! no key: size, `alg`, `typ`, audience, times), `keys` (the key set holding the token's key,
+//! unknown `kid`s included), `claims` (the registered claims).
 
 use std::any::TypeId;
 use std::borrow::Cow;
@@ -24,9 +24,11 @@ use crate::token::{Jws, Parsed};
 mod builder;
 mod claims;
 mod keys;
+mod rules;
 
 pub use builder::VerifierBuilder;
 use keys::check_signature;
+pub(crate) use rules::Rules;
 
 /// The default token size cap: 8 KiB, far above real workload tokens (about 1 KiB).
 pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8 * 1024;
@@ -185,7 +187,7 @@ impl Verifier {
         let now = self.now();
         let claims = cache
             .get_typed(token, TypeId::of::<T>(), &keys, |times| {
-                self.check_times(times, now).is_ok()
+                self.rules().check_times(times, now).is_ok()
             })?
             .downcast::<T>()
             .ok()?;
@@ -241,6 +243,20 @@ impl Verifier {
         self.verify_cached::<Arc<T>>(token, Some(parsed)).await
     }
 
+    /// This verifier's rules that need no key.
+    pub(crate) fn rules(&self) -> Rules<'_> {
+        let inner = &*self.inner;
+        Rules {
+            max_token_bytes: inner.max_token_bytes,
+            algorithms: &inner.algorithms,
+            required_typ: inner.required_typ.as_deref(),
+            audiences: &inner.audiences,
+            skip_audience: inner.skip_audience,
+            leeway: inner.leeway,
+            require_exp: inner.require_exp,
+        }
+    }
+
     /// The `iss` values accepted: the issuer, then its aliases.
     pub(crate) fn accepted_issuers(&self) -> impl Iterator<Item = &str> {
         std::iter::once(self.inner.issuer.as_str())
@@ -289,13 +305,8 @@ impl Verifier {
         parsed: Option<&Parsed<'_>>,
     ) -> Result<(R, Option<crate::crypto::Sha256>), VerifyError> {
         let inner = &*self.inner;
-        // Before hashing: an oversized token costs nothing but this comparison.
-        if token.len() > inner.max_token_bytes {
-            return Err(VerifyError::TooLarge {
-                len: token.len(),
-                max: inner.max_token_bytes,
-            });
-        }
+        // Before hashing.
+        self.rules().check_size(token.len())?;
         let cache = inner.token_cache.as_ref();
         // No key for bytes without a `.`: no JWS, refused below.
         let cache_key = cache.and_then(|_| TokenKey::new(token.as_bytes()));
@@ -373,7 +384,7 @@ impl Verifier {
         parsed: Option<&Parsed<'_>>,
     ) -> Result<Option<R>, VerifyError> {
         let lookup = cache.get(cache_key, R::type_id(), keys, |times| {
-            self.check_times(times, now).is_ok()
+            self.rules().check_times(times, now).is_ok()
         });
         match lookup {
             Lookup::Miss => Ok(None),
