@@ -158,3 +158,74 @@ async fn every_keyless_rule_of_the_pattern_refuses_before_admission() {
     assert_eq!(registry.built_issuers(), 0);
     assert_eq!(code(verify(&registry, &at_jwt().sign()).await), "ok");
 }
+
+/// Two patterns: made-up tenants under an attacker's address, and every other loopback issuer.
+/// The attacker's tenants get their keys from the attacker's JWKS (held in one test, so that they
+/// stay on probation), and fail: their tokens pass every keyless rule but cost an admission each.
+fn two_patterns(attacker: &TestIssuer, max_pending: usize) -> IssuerRegistry {
+    let tenants = format!("{}/tenant-", attacker.issuer());
+    let jwks = attacker.jwks_uri();
+    IssuerRegistry::builder()
+        .with_pattern(move |iss: &str| {
+            iss.starts_with(&tenants)
+                .then(|| Verifier::builder(iss, AUD).with_jwks_uri(&jwks))
+        })
+        .with_pattern(|iss: &str| {
+            iss.starts_with("http://127.0.0.1:")
+                .then(|| Verifier::builder(iss, AUD))
+        })
+        .with_new_issuer_rate(3, Duration::from_secs(3600))
+        .with_max_pending_issuers(max_pending)
+        .build()
+        .unwrap()
+}
+
+/// A token of a made-up tenant of `attacker`, signed with a key its JWKS does not have.
+fn tenant_token(attacker: &TestIssuer, unpublished: &str, i: usize) -> String {
+    attacker
+        .token()
+        .iss(&format!("{}/tenant-{i}", attacker.issuer()))
+        .aud(AUD)
+        .sign_with(unpublished)
+        .sign()
+}
+
+#[tokio::test]
+async fn one_patterns_flood_does_not_use_up_anothers_new_issuer_rate() {
+    let attacker = TestIssuer::start().await;
+    let unpublished = attacker.add_unpublished_key(KeyAlg::RS256);
+    let real = TestIssuer::start().await;
+    let registry = two_patterns(&attacker, 64);
+    for i in 0..10 {
+        let result = verify(&registry, &tenant_token(&attacker, &unpublished, i)).await;
+        assert_ne!(code(result), "ok");
+    }
+    // The attacker's pattern used up its own rate...
+    let result = verify(&registry, &tenant_token(&attacker, &unpublished, 10)).await;
+    assert_eq!(code(result), "too_many_new_issuers");
+    // ...not the other pattern's.
+    let token = real.token().aud(AUD).sign();
+    assert_eq!(code(verify(&registry, &token).await), "ok");
+}
+
+#[tokio::test]
+async fn one_patterns_issuers_on_probation_do_not_fill_anothers_probation() {
+    let attacker = TestIssuer::start().await;
+    let unpublished = attacker.add_unpublished_key(KeyAlg::RS256);
+    let real = TestIssuer::start().await;
+    let registry = two_patterns(&attacker, 1);
+    let hold = attacker.hold_jwks();
+    let held = {
+        let (registry, token) = (registry.clone(), tenant_token(&attacker, &unpublished, 0));
+        tokio::spawn(async move { code(verify(&registry, &token).await) })
+    };
+    attacker.wait_for_jwks_fetches(1).await;
+    assert_eq!(registry.pending_issuers(), 1);
+    let result = verify(&registry, &tenant_token(&attacker, &unpublished, 1)).await;
+    assert_eq!(code(result), "too_many_new_issuers");
+    // The attacker's tenant holds its own pattern's probation, not the other's.
+    let token = real.token().aud(AUD).sign();
+    assert_eq!(code(verify(&registry, &token).await), "ok");
+    drop(hold);
+    assert_eq!(held.await.unwrap(), "unknown_key");
+}

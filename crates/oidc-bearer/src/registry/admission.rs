@@ -58,7 +58,7 @@ impl Drop for Trial {
             let asked_keys = self.live.asked_keys.load(Ordering::Relaxed);
             if !asked_keys {
                 let rate = self.inner.limits.rate;
-                state.bucket.give_back(rate);
+                state.buckets[self.live.pattern].give_back(rate);
             }
             tracing::debug!(
                 iss = ?Excerpt(&self.issuer),
@@ -84,6 +84,7 @@ pub(super) struct Rate {
 }
 
 /// A token bucket: `burst` tokens, one more every `interval`, read against the registry's clock.
+#[derive(Clone)]
 pub(super) struct Bucket {
     tokens: u32,
     /// When tokens were last added (`None` until first used).
@@ -130,15 +131,36 @@ impl Bucket {
     }
 }
 
+/// A pattern issuer being built: the probation slot of its pattern that it holds, and the gate
+/// other first requests for it wait on.
+pub(super) struct Building {
+    pattern: usize,
+    gate: Arc<Mutex<()>>,
+}
+
+impl State {
+    /// The probation slots of pattern `pattern` in use: its issuers on probation or being built.
+    /// A scan, as bounded as probation itself, paid only by a new issuer that passed the keyless
+    /// rules.
+    fn probation_of(&self, pattern: usize) -> usize {
+        let pending = self.pending.values().filter(|l| l.pattern == pattern);
+        let building = self.building.values().filter(|b| b.pattern == pattern);
+        pending.count() + building.count()
+    }
+}
+
 impl IssuerRegistry {
-    /// Puts a new pattern issuer on probation, if a slot and the rate limit allow.
+    /// Puts a new issuer of pattern `pattern` on probation, if a slot and the rate limit of that
+    /// pattern allow.
     ///
     /// Our own hardening, not from a standard (go-oidc has no registry and so no such limit): the
     /// `iss` that leads here is unverified, so without these limits every made-up name would cost a
-    /// verifier build and an outbound fetch.
+    /// verifier build and an outbound fetch. The limits are per pattern, so that the made-up names
+    /// one pattern lets through (any cluster of a listed project, say) cannot starve another's.
     pub(super) fn admit(
         &self,
         iss: &str,
+        pattern: usize,
         builder: VerifierBuilder,
         now: Duration,
     ) -> Result<Selected, VerifyError> {
@@ -155,7 +177,7 @@ impl IssuerRegistry {
             if let Some(known) = self.known(&state, iss, now) {
                 return known;
             }
-            if let Some(other) = state.building.get(iss).cloned() {
+            if let Some(other) = state.building.get(iss).map(|b| b.gate.clone()) {
                 // Another request is building this issuer: wait for it (milliseconds, once per
                 // issuer) instead of taking a second slot and rate-limit token for the same name.
                 drop(state);
@@ -164,15 +186,18 @@ impl IssuerRegistry {
                     return known;
                 }
                 // Its build failed without a negative entry: try again as a first request.
-                return self.admit(iss, builder, now);
+                return self.admit(iss, pattern, builder, now);
             }
-            if state.pending.len() + state.building.len() >= inner.limits.max_pending {
+            if state.probation_of(pattern) >= inner.limits.max_pending {
                 return Err(refuse("max_pending_issuers"));
             }
-            if !state.bucket.take(now, inner.limits.rate) {
+            if !state.buckets[pattern].take(now, inner.limits.rate) {
                 return Err(refuse("new_issuer_rate"));
             }
-            state.building.insert(iss.to_owned(), gate.clone());
+            let gate = gate.clone();
+            state
+                .building
+                .insert(iss.to_owned(), Building { pattern, gate });
             Reservation { inner, iss }
         };
         // Outside the lock: a build takes milliseconds (an HTTP client, TLS roots).
@@ -184,6 +209,7 @@ impl IssuerRegistry {
         }
         let live = Arc::new(Live {
             verifier,
+            pattern,
             last_used: AtomicU64::new(millis(now)),
             refuse_until: AtomicU64::new(0),
             trials: AtomicUsize::new(0),

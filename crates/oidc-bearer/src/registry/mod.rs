@@ -17,7 +17,7 @@ mod pattern;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
@@ -29,7 +29,7 @@ use crate::fetch::SharedClients;
 use crate::token::{ClaimValue, Parsed};
 use crate::verify::{Verifier, VerifierBuilder, VerifyToken};
 
-use admission::{Bucket, Trial};
+use admission::{Bucket, Building, Trial};
 pub use builder::IssuerRegistryBuilder;
 use builder::Limits;
 pub(crate) use builder::{
@@ -55,11 +55,15 @@ pub use pattern::IssuerPattern;
 ///   all its names) and then kept for the registry's lifetime: never evicted, not counted against
 ///   any cap (the configuration bounds them), and its own key cache's backoff paces its retries.
 /// - **Probation**: the `iss` that selects a pattern issuer is unverified, so anyone can name a new
-///   one in every token. A pattern issuer whose keys have not loaded yet is *on probation*: at most
+///   one in every token. A token naming a new pattern issuer must first pass every rule of the
+///   pattern's policy that needs no key (size, algorithms, `typ`, audience, times), or it is
+///   refused as the issuer's verifier would refuse it, at no cost. A pattern issuer whose keys have
+///   not loaded yet is *on probation*: per pattern, at most
 ///   [`with_max_pending_issuers`](IssuerRegistryBuilder::with_max_pending_issuers) (default 64) are
 ///   at once, and new ones are built at most at
 ///   [`with_new_issuer_rate`](IssuerRegistryBuilder::with_new_issuer_rate) (default a burst of 100,
-///   then 10 per second). Beyond either limit a token naming a new pattern issuer is refused with
+///   then 10 per second), so one pattern's made-up issuers never starve another's. Beyond either
+///   limit a token naming a new pattern issuer is refused with
 ///   [`VerifyError::TooManyNewIssuers`] (the HTTP layer answers 503 with `Retry-After`) without
 ///   building anything or fetching. The first verification that loads
 ///   the issuer's keys proves it; one whose keys cannot be fetched leaves probation and is
@@ -140,13 +144,15 @@ struct State {
     /// Pattern issuers whose keys have loaded, by `iss`; at most `max_live`, evicted LRU.
     proven: HashMap<String, Arc<Live>>,
     /// Pattern issuers on probation (built, keys never loaded yet), by `iss`. With `building`, at most
-    /// `max_pending`; never evicts anything.
+    /// `max_pending` per pattern; never evicts anything.
     pending: HashMap<String, Arc<Live>>,
-    /// Pattern issuers being built (outside the lock), each holding a probation slot; the gate is
-    /// locked by the building request, and other first requests for the same issuer wait on it.
-    building: HashMap<String, Arc<Mutex<()>>>,
-    /// Paces the building of new pattern issuers.
-    bucket: Bucket,
+    /// Pattern issuers being built (outside the lock), each holding a probation slot of its
+    /// pattern; the gate is locked by the building request, and other first requests for the same
+    /// issuer wait on it.
+    building: HashMap<String, Building>,
+    /// Paces the building of new pattern issuers: one bucket per pattern, by index, so that one
+    /// pattern's flood leaves the others' new issuers alone.
+    buckets: Vec<Bucket>,
     /// Issuers refused without an attempt until `until`.
     negative: HashMap<String, Negative>,
     /// The exact issuers built so far (for counts and cache statistics).
@@ -155,6 +161,8 @@ struct State {
 
 struct Live {
     verifier: Verifier,
+    /// The index of the pattern that trusted it, whose admission limits it counts against.
+    pattern: usize,
     /// Clock time of the last use, in milliseconds (for eviction).
     last_used: AtomicU64,
     /// Clock time, in milliseconds, until which the fast path (the index of recent tokens) must
@@ -332,7 +340,12 @@ impl IssuerRegistry {
         let untrusted = || VerifyError::UntrustedIssuer {
             found: Some(iss.to_owned()),
         };
-        let Some(builder) = inner.patterns.iter().find_map(|p| p.verifier_for(iss)) else {
+        let Some((pattern, builder)) = inner
+            .patterns
+            .iter()
+            .enumerate()
+            .find_map(|(i, p)| Some((i, p.verifier_for(iss)?)))
+        else {
             return Err(untrusted());
         };
         if !builder.accepted_issuers().any(|name| name == iss) {
@@ -352,7 +365,7 @@ impl IssuerRegistry {
         builder
             .rules()
             .check_unverified(parsed, &parsed.claims, token_len, now.as_secs_f64())?;
-        self.admit(iss, builder, now)
+        self.admit(iss, pattern, builder, now)
     }
 
     /// A pattern issuer the registry knows (negatively cached, proven or on probation).
