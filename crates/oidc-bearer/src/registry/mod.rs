@@ -364,7 +364,7 @@ impl IssuerRegistry {
         // an undecided trial leaves again. `crit` and the structure were checked when parsing.
         builder
             .rules()
-            .check_unverified(parsed, &parsed.claims, token_len, now.as_secs_f64())?;
+            .check_unverified(parsed, token_len, now.as_secs_f64())?;
         self.admit(iss, pattern, builder, now)
     }
 

@@ -4,17 +4,13 @@
 use super::Verifier;
 use crate::cache::Times;
 use crate::error::VerifyError;
-use crate::token::{ClaimValue, Jws, RawClaims};
+use crate::token::{ClaimValue, Parsed};
 
 impl Verifier {
     /// The registered claims of a token whose signature holds; its validity window on success.
-    pub(super) fn check_claims(
-        &self,
-        parsed: &Jws<'_>,
-        claims: &RawClaims,
-        now: f64,
-    ) -> Result<Times, VerifyError> {
+    pub(super) fn check_claims(&self, parsed: &Parsed<'_>, now: f64) -> Result<Times, VerifyError> {
         let inner = &*self.inner;
+        let claims = &parsed.claims;
         // RFC 7519 §4.1.1: `iss` is a single StringOrURI. jsonwebtoken accepts an array; we must not.
         match &claims.iss {
             ClaimValue::Str(iss) if *iss == inner.issuer || inner.issuer_aliases.contains(iss) => {}

@@ -19,7 +19,7 @@ use crate::cache::{Entry, KeyRef, Lookup, SharedClaims, TokenCache, TokenCacheSt
 use crate::clock::SharedClock;
 use crate::error::{ConfigError, KeysError, VerifyError};
 use crate::keys::{DynKeySet, Jwks};
-use crate::token::{Jws, Parsed};
+use crate::token::Parsed;
 
 mod builder;
 mod claims;
@@ -331,10 +331,10 @@ impl Verifier {
         // The miss path, timed to its end (feature `metrics`).
         let _timer = crate::metrics::VerifyTimer::start();
         let owned;
-        let jws: &Jws<'_> = match parsed {
+        let jws: &Parsed<'_> = match parsed {
             Some(parsed) => parsed,
             None => {
-                owned = Jws::new(token, inner.max_token_bytes)?;
+                owned = Parsed::new(token, inner.max_token_bytes)?;
                 &owned
             }
         };
@@ -348,16 +348,8 @@ impl Verifier {
         let key = check_signature(jws, &keys, alg)?;
 
         let decoded = R::decode(&jws.payload);
-        let separate;
-        let claims = match parsed {
-            Some(parsed) => &parsed.claims,
-            // A claim error comes before a decoding error.
-            None => {
-                separate = jws.claims()?;
-                &*separate
-            }
-        };
-        let times = self.check_claims(jws, claims, now)?;
+        // A claim error comes before a decoding error.
+        let times = self.check_claims(jws, now)?;
         let value = decoded?;
         if let (Some(cache), Some(cache_key)) = (cache, &cache_key) {
             let entry = Entry::new(
