@@ -1,4 +1,5 @@
-//! Times as dates and as "expires in 12 min", for both text and JSON output.
+//! Text output ([`say!`]), and times as dates and as "expires in 12 min", for both text and JSON
+//! output.
 
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -64,3 +65,17 @@ pub(crate) fn print_json(value: &Value) {
         serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
     );
 }
+
+/// `println!` for text output: the line with every character that could act on the terminal or
+/// forge a line escaped ([`oidc_bearer::error::Escaped`], as the library's log excerpts are), since
+/// tokens and issuers choose much of what is printed (names, `kid`s, documents). Every line of text
+/// output goes through it. `\n` inside the line is escaped too: one call, one line.
+macro_rules! say {
+    () => {
+        println!()
+    };
+    ($($arg:tt)*) => {
+        println!("{}", oidc_bearer::error::Escaped(&format!($($arg)*)))
+    };
+}
+pub(crate) use say;
