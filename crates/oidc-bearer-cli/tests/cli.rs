@@ -525,6 +525,17 @@ fn discover_escapes_what_the_issuer_controls() {
     assert_eq!(code, 1, "no usable key: {out}{err}");
     assert!(out.contains("SKIPPED  kid"), "{out}");
     assert_terminal_safe(&out);
+    // JSON output: the same values, escaped as JSON.
+    let (code, out, _) = run(&["discover", &issuer, "--json"], "");
+    assert_eq!(code, 1);
+    assert!(
+        !out.chars()
+            .any(|c| c != '\n' && (c.is_control() || c == '\u{202e}')),
+        "{out}"
+    );
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["jwks"]["keys"][0]["kid"], HOSTILE);
+    assert_eq!(report["discovery"]["document"][HOSTILE], HOSTILE);
 }
 
 #[test]
