@@ -168,6 +168,16 @@ impl VerifierBuilder {
         self
     }
 
+    /// Trusts exactly this CA (PEM, one or more certificates), and not the system's roots, for
+    /// discovery and JWKS fetches: a cluster's own API server, which gets the pod's token
+    /// (client-go trusts only the cluster CA in-cluster). Roots added by
+    /// [`with_root_certificates_pem`](Self::with_root_certificates_pem) are trusted too.
+    pub(crate) fn with_cluster_ca_pem(mut self, pem: Vec<u8>) -> Self {
+        self.http.root_certificates.push(pem);
+        self.http.system_roots = false;
+        self
+    }
+
     /// Sends `Authorization: Bearer <token>` with discovery and JWKS fetches (a Kubernetes API server
     /// requires it unless anonymous discovery is allowed). The closure is called per fetch, so a
     /// rotating token file can be re-read. The token is only sent to the origins of the URLs
@@ -395,6 +405,7 @@ impl VerifierBuilder {
             }
             Some(check) => Some(check.build(
                 self.in_cluster.as_ref().map(|c| c.api_server()),
+                &self.issuer,
                 audiences.clone(),
                 self.clock.clone(),
             )?),

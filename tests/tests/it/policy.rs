@@ -1,7 +1,6 @@
 //! Authorization policies: 403 `insufficient_scope` after a valid token, over real HTTP.
 
-mod support;
-
+use crate::support::serve;
 use axum::Router;
 use axum::routing::get;
 use oidc_bearer::claims::DefaultClaims;
@@ -9,7 +8,6 @@ use oidc_bearer::policy::{AuthorizeLayer, Denied};
 use oidc_bearer::{BearerAuthLayer, Verifier};
 use oidc_bearer_testing::TestIssuer;
 use serde_json::json;
-use support::serve;
 
 const AUD: &str = "resource-server";
 

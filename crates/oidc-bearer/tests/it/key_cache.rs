@@ -1,7 +1,6 @@
 //! The remote key set: rotation, removal, forged-kid floods, outages, single flight, Cache-Control.
 
-mod support;
-
+use crate::support::code;
 use oidc_bearer::claims::DefaultClaims;
 use oidc_bearer::clock::ManualClock;
 use oidc_bearer::keys::KeyCacheSettings;
@@ -9,7 +8,6 @@ use oidc_bearer::{KeysError, Verifier, VerifyError};
 use oidc_bearer_testing::{KeyAlg, TestIssuer};
 use serde_json::json;
 use std::time::Duration;
-use support::code;
 
 const AUD: &str = "my-service";
 

@@ -1,0 +1,16 @@
+//! The integration tests of `oidc-bearer`: one binary (the crypto backend is linked once), a module
+//! per topic.
+
+mod support;
+
+mod algorithms;
+mod fetch_reliability;
+mod fuzz;
+mod google;
+mod key_cache;
+mod kubernetes;
+mod object_binding;
+mod registry;
+mod token_cache;
+mod tokenreview;
+mod verify;
