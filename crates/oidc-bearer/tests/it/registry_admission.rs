@@ -3,15 +3,13 @@
 //! forgeries that cost their sender nothing never drain the new-issuer limits, and one pattern's
 //! flood leaves another's new issuers alone. Real issuers on 127.0.0.1, keys per test.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::{code, fetches};
 use oidc_bearer::claims::DefaultClaims;
 use oidc_bearer::issuers::IssuerRegistry;
 use oidc_bearer::{Algorithm, Verifier, VerifierBuilder, VerifyError};
 use oidc_bearer_testing::{KeyAlg, TestIssuer, TokenBuilder, now};
-use support::{code, fetches};
 
 const AUD: &str = "my-service";
 

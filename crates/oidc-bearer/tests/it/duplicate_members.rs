@@ -4,8 +4,7 @@
 //! values. Tokens are written by hand, as JSON text, and signed with HMAC or, for TokenReview, not
 //! at all: no JSON library writes a duplicate.
 
-mod support;
-
+use crate::support::cluster::{AUD, Cluster};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use oidc_bearer::claims::DefaultClaims;
@@ -13,7 +12,6 @@ use oidc_bearer::claims::kubernetes::KubernetesClaims;
 use oidc_bearer::{Verifier, VerifyError};
 use oidc_bearer_testing::now;
 use serde::de::DeserializeOwned;
-use support::cluster::{AUD, Cluster};
 
 const ISS: &str = "https://auth.internal";
 const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
