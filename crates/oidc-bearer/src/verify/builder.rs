@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_BYTES, Inner, Verifier};
+use super::{DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_BYTES, Inner, Rules, Verifier};
 use crate::Algorithm;
 use crate::cache::{TokenCache, TokenCacheSettings};
 use crate::clock::{Clock, SharedClock, SystemClock};
@@ -306,14 +306,29 @@ impl VerifierBuilder {
         self
     }
 
-    /// Checks the configuration and builds the verifier. Nothing is fetched.
-    pub fn build(self) -> Result<Verifier, ConfigError> {
+    /// The rules of this policy that need no key, as the verifier built from it applies them (an
+    /// issuer registry checks a token against them before it admits a new issuer).
+    pub(crate) fn rules(&self) -> Rules<'_> {
+        Rules {
+            max_token_bytes: self.max_token_bytes,
+            algorithms: &self.algorithms,
+            required_typ: self.required_typ.as_deref(),
+            audiences: &self.audiences,
+            skip_audience: self.skip_audience,
+            leeway: self.leeway.as_secs_f64(),
+            require_exp: self.require_exp,
+        }
+    }
+
+    /// The checks of [`build`](Self::build) that need nothing built: a registry makes them before
+    /// it takes an admission for a new issuer, so that a wrong pattern is reported as one.
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         if !self.skip_audience && self.audiences.iter().all(String::is_empty) {
             return Err(ConfigError::NoAudience);
         }
         if self.issuer.is_empty() {
             return Err(ConfigError::InvalidIssuer {
-                issuer: self.issuer,
+                issuer: self.issuer.clone(),
                 reason: "empty".into(),
             });
         }
@@ -341,6 +356,12 @@ impl VerifierBuilder {
         if let Some(settings) = &self.token_cache {
             settings.validate()?;
         }
+        Ok(())
+    }
+
+    /// Checks the configuration and builds the verifier. Nothing is fetched.
+    pub fn build(self) -> Result<Verifier, ConfigError> {
+        self.validate()?;
         let keys: Arc<dyn DynKeySet> = match self.source {
             KeySource::Custom(keys) => keys,
             KeySource::JwksUrl(url) => Arc::new(
