@@ -362,9 +362,11 @@ impl IssuerRegistry {
         // admitted, by the same rules: a forgery that costs its sender nothing (`alg: HS256`, a
         // wrong audience, an expired token) must not cost an admission, nor leave a verifier that
         // an undecided trial leaves again. `crit` and the structure were checked when parsing.
+        // By the clock the issuer's verifier will read (the registry's, if it gives its own).
+        let builder = self.with_clock(builder);
         builder
             .rules()
-            .check_unverified(parsed, token_len, now.as_secs_f64())?;
+            .check_unverified(parsed, token_len, builder.now())?;
         self.admit(iss, pattern, builder, now)
     }
 
@@ -391,12 +393,7 @@ impl IssuerRegistry {
     /// Builds an issuer's verifier with the registry's clock, token-cache defaults and HTTP clients.
     fn build(&self, iss: &str, builder: VerifierBuilder) -> Result<Verifier, VerifyError> {
         let inner = &*self.inner;
-        let builder = builder.with_shared_clients(inner.clients.clone());
-        let builder = if inner.share_clock {
-            builder.with_clock(inner.clock.clone())
-        } else {
-            builder
-        };
+        let builder = self.with_clock(builder.with_shared_clients(inner.clients.clone()));
         let builder = if builder.has_default_token_cache() {
             builder.with_token_cache(inner.issuer_token_cache.clone())
         } else {
@@ -405,6 +402,16 @@ impl IssuerRegistry {
         builder
             .build()
             .map_err(|error| self.misconfigured(iss, &error))
+    }
+
+    /// `builder` with the registry's clock, if the registry was given one; else with its own.
+    fn with_clock(&self, builder: VerifierBuilder) -> VerifierBuilder {
+        let inner = &*self.inner;
+        if inner.share_clock {
+            builder.with_clock(inner.clock.clone())
+        } else {
+            builder
+        }
     }
 
     /// The refusal of a trusted issuer whose verifier cannot be built. Not a token problem: the

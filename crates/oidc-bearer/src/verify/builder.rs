@@ -320,6 +320,12 @@ impl VerifierBuilder {
         }
     }
 
+    /// Now by this policy's clock, in seconds since the epoch: what the verifier built from it
+    /// reads its token times against.
+    pub(crate) fn now(&self) -> f64 {
+        self.clock.now().as_secs_f64()
+    }
+
     /// The checks of [`build`](Self::build) that need nothing built: a registry makes them before
     /// it takes an admission for a new issuer, so that a wrong pattern is reported as one.
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {

@@ -227,3 +227,43 @@ async fn one_patterns_issuers_on_probation_do_not_fill_anothers_probation() {
     drop(hold);
     assert_eq!(held.await.unwrap(), "unknown_key");
 }
+
+/// A pattern whose builder keeps its own clock (the registry has none to give it): the keyless
+/// rules read that clock, as the issuer's verifier does, not the registry's: a token the verifier
+/// accepts by its clock is not refused as expired before admission.
+#[tokio::test]
+async fn the_keyless_time_rules_read_the_clock_the_issuers_verifier_reads() {
+    use oidc_bearer::clock::ManualClock;
+    let issuer = TestIssuer::start().await;
+    // The pattern's verifiers live a day behind the system clock the registry reads.
+    let day_ago = u64::try_from(now() - 86_400).unwrap();
+    let clock = ManualClock::at_unix(day_ago);
+    let pattern_clock = clock.clone();
+    let builder = move |iss: &str| {
+        Verifier::builder(iss, AUD)
+            .with_clock(pattern_clock.clone())
+            .with_leeway(Duration::ZERO)
+    };
+    let iss = issuer.issuer();
+    let registry = IssuerRegistry::builder()
+        .with_pattern(move |name: &str| (name == iss).then(|| builder(name)))
+        .with_new_issuer_rate(1, Duration::from_secs(3600))
+        .build()
+        .unwrap();
+    let day_ago = now() - 86_400;
+    // Valid by the verifier's clock (a day ago), long expired by the system's.
+    let verifier = Verifier::builder(issuer.issuer(), AUD)
+        .with_clock(clock.clone())
+        .with_leeway(Duration::ZERO)
+        .build()
+        .unwrap();
+    let token = issuer
+        .token()
+        .aud(AUD)
+        .iat(day_ago)
+        .exp(day_ago + 600)
+        .sign();
+    assert_eq!(code(verifier.verify::<DefaultClaims>(&token).await), "ok");
+    assert_eq!(code(verify(&registry, &token).await), "ok");
+    assert_eq!(registry.proven_issuers(), 1);
+}
