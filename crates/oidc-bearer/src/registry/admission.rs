@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use super::{Inner, IssuerRegistry, Live, Selected, State, millis, millis_ceil};
-use crate::error::{Excerpt, VerifyError};
+use crate::error::{ConfigError, Excerpt, VerifyError};
 use crate::verify::VerifierBuilder;
 
 /// One verification by an issuer on probation. When the last running one ends without proving or
@@ -227,6 +227,27 @@ impl IssuerRegistry {
         // Waiting first requests for this issuer now find it on probation.
         drop(building);
         Ok(Selected::Pending(trial))
+    }
+
+    /// The refusal of a new issuer of pattern `pattern` whose policy is misconfigured. It is
+    /// reported (an ERROR, a negative entry) only as fast as the pattern admits new issuers, as
+    /// when such a policy failed its build after admission: made-up names must neither flood the
+    /// log nor fill the negative cache, pushing out other issuers' entries, at their sender's pace.
+    pub(super) fn misconfigured_pattern(
+        &self,
+        iss: &str,
+        pattern: usize,
+        error: &ConfigError,
+        now: Duration,
+    ) -> VerifyError {
+        let inner = &*self.inner;
+        let report = inner.write().buckets[pattern].take(now, inner.limits.rate);
+        if report {
+            return self.misconfigured(iss, error);
+        }
+        VerifyError::UntrustedIssuer {
+            found: Some(iss.to_owned()),
+        }
     }
 
     /// Moves an issuer from probation to the proven set, making room by evicting the proven issuer

@@ -355,7 +355,7 @@ impl IssuerRegistry {
         }
         // A wrong pattern is reported as one, before any rule of the policy it gives.
         if let Err(error) = builder.validate() {
-            return Err(self.misconfigured(iss, &error));
+            return Err(self.misconfigured_pattern(iss, pattern, &error, now));
         }
         // Whatever the issuer's verifier would refuse without a key (the pattern's algorithms,
         // HMAC and `none` included, `typ`, size, audience, times) is refused before the issuer is
@@ -591,6 +591,29 @@ mod tests {
         assert_eq!(registry.built_issuers(), ISSUERS);
         // One client, lent to every verifier's key fetcher.
         assert_eq!(registry.inner.clients.counts(), (1, ISSUERS));
+    }
+
+    /// A pattern whose builders cannot be built (no audience) is reported, by an ERROR and a
+    /// negative entry per issuer, no faster than new issuers of that pattern may be built: made-up
+    /// names must not flood the log, nor fill the negative cache (pushing out other issuers'
+    /// entries) at the sender's pace.
+    #[test]
+    fn a_misconfigured_pattern_is_reported_no_faster_than_the_new_issuer_rate() {
+        let registry = IssuerRegistry::builder()
+            .with_pattern(|iss: &str| {
+                // No algorithm allowed: refused by `validate`, whatever the token.
+                example_pattern(iss).map(|builder| builder.with_algorithms(&[]))
+            })
+            .with_new_issuer_rate(2, Duration::from_secs(3600))
+            .build()
+            .unwrap();
+        for i in 0..50 {
+            let err = lookup(&registry, &format!("https://{i}.example"), "RS256")
+                .err()
+                .unwrap();
+            assert_eq!(err.code(), "untrusted_issuer");
+        }
+        assert_eq!(registry.inner.read().negative.len(), 2, "one per admission");
     }
 
     pub(super) fn proven(registry: &IssuerRegistry) -> Vec<String> {
