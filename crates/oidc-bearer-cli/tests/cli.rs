@@ -560,3 +560,54 @@ fn verify_and_inspect_escape_what_the_token_controls() {
     assert_eq!(code, 0, "{err}");
     assert_terminal_safe(&out);
 }
+
+/// The command `inspect` suggests ("verify with: ...") quotes what the token chose, so that
+/// pasting it into a shell runs `oidc-bearer verify` with the token's issuer and audience as
+/// arguments, and nothing else: an `iss` or `aud` with `;`, `$(...)`, spaces or quotes must not
+/// become shell syntax. Checked by letting `sh` parse the suggested command, with `printf` in the
+/// place of `oidc-bearer verify`.
+#[test]
+fn inspect_suggests_a_command_that_the_shell_reads_as_the_tokens_own_values() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("token"), "").unwrap();
+    let issuer = issuer();
+    let iss = "https://evil.example/a b; touch pwned-iss; echo $(touch pwned-sub) 'q' \"d\" \\";
+    let aud = "api`touch pwned-aud`";
+    let sa = "x;touch${IFS}pwned-sa;@p.iam.gserviceaccount.com";
+    let sa_jwks = oidc_bearer::issuers::google::service_account_jwks_uri(sa);
+    let rows = [
+        (iss, aud, vec!["--issuer", iss, "--audience", aud]),
+        (
+            sa,
+            aud,
+            vec!["--issuer", sa, "--audience", aud, "--jwks-uri", &sa_jwks],
+        ),
+    ];
+    for (iss, aud, expected) in rows {
+        let token = issuer.token().iss(iss).aud(aud).sign();
+        let (code, out, err) = run(&["inspect"], &token);
+        assert_eq!(code, 0, "{err}");
+        let hint = out
+            .lines()
+            .find_map(|l| l.strip_prefix("verify with: oidc-bearer verify "))
+            .unwrap_or_else(|| panic!("no suggested command:\n{out}"));
+        let (code, args, err) = {
+            let out = Command::new("sh")
+                .arg("-c")
+                .arg(format!("printf '%s\\n' {hint}"))
+                .current_dir(dir.path())
+                .output()
+                .unwrap();
+            let text = String::from_utf8(out.stdout).unwrap();
+            let stderr = String::from_utf8(out.stderr).unwrap();
+            (out.status.code(), text, stderr)
+        };
+        assert_eq!(code, Some(0), "{hint}: {err}");
+        assert_eq!(args.lines().collect::<Vec<_>>(), expected, "{hint}");
+        let made: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(made, ["token"], "{hint}");
+    }
+}
