@@ -528,6 +528,51 @@ mod tests {
         }
     }
 
+    /// The passes that look for repeated names recurse into every array and object: nesting up to
+    /// serde_json's depth limit (128) is read, and deeper nesting is refused as malformed, never a
+    /// stack overflow (which aborts the process), in the header, an unknown claim and `aud`, on a
+    /// thread with a quarter of Tokio's default stack.
+    #[test]
+    fn deep_nesting_is_read_or_refused_within_a_small_stack() {
+        let nested = |depth: usize, object: bool| {
+            let (open, close) = if object {
+                (r#"{"a":"#, "}")
+            } else {
+                ("[", "]")
+            };
+            format!("{}1{}", open.repeat(depth), close.repeat(depth))
+        };
+        let header = r#"{"alg":"RS256"}"#;
+        let mut rows = Vec::new();
+        for object in [false, true] {
+            for (depth, accepted) in [(120, true), (5_000, false)] {
+                let value = nested(depth, object);
+                rows.push((header.to_owned(), format!(r#"{{"x":{value}}}"#), accepted));
+                rows.push((header.to_owned(), format!(r#"{{"aud":{value}}}"#), accepted));
+                let deep_header = format!(r#"{{"alg":"RS256","x":{value}}}"#);
+                rows.push((deep_header, r#"{"iss":"x"}"#.to_owned(), accepted));
+            }
+        }
+        let outcomes = std::thread::Builder::new()
+            .stack_size(512 * 1024)
+            .spawn(move || {
+                rows.into_iter()
+                    .map(|(h, p, accepted)| {
+                        let token = format!("{}.{}.c2ln", b64(&h), b64(&p));
+                        let outcome = Parsed::new(&token, 1 << 20).map(drop);
+                        (outcome.map_err(|e| e.code()), accepted, p.len() + h.len())
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        for (outcome, accepted, len) in outcomes {
+            let expected = if accepted { Ok(()) } else { Err("malformed") };
+            assert_eq!(outcome, expected, "{len} bytes");
+        }
+    }
+
     #[test]
     fn crit_null_is_refused_as_not_an_array() {
         let h = b64(r#"{"alg":"RS256","crit":null}"#);
