@@ -503,6 +503,10 @@ mod tests {
             (header, r#"{"iss":"x","aud":{"a":1,"a":2}}"#),
             (header, r#"{"iss":"x","aud":[{"a":1,"a":2}]}"#),
             (header, r#"{"iss":"x","scope":"read","sc\u006fpe":"admin"}"#),
+            // Escaped quotes and backslashes are unescaped before names are compared.
+            (header, r#"{"iss":"x","a\"b":1,"a\u0022b":2}"#),
+            (header, r#"{"iss":"x","a\\b":1,"a\u005cb":2}"#),
+            (r#"{"alg":"RS256","\u0061lg":"none"}"#, payload),
             (header, r#"{"iss":"x","a":{"b":{"c":{"d":1,"d":1}}}}"#),
         ];
         // Past the names compared one by one, in the hash set.
