@@ -558,6 +558,44 @@ mod tests {
         ));
     }
 
+    /// Behind the token path's symlink: a device that answers forever, or a directory, is never
+    /// read (`NotAFile`); a huge (sparse) regular file is read only up to the limit. The last good
+    /// token stays in use meanwhile.
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn devices_directories_and_huge_files_at_the_token_path_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, data) = (dir.path().join("token"), dir.path().join("data"));
+        let clock = ManualClock::new();
+        let good = token_with(&clock, 3600, "good");
+        std::fs::write(&data, &good).unwrap();
+        std::os::unix::fs::symlink(&data, &path).unwrap();
+        let source = source(&path, &clock);
+        assert_eq!(source.token().await.unwrap().secret(), good);
+        let huge = dir.path().join("huge");
+        std::fs::File::create(&huge)
+            .unwrap()
+            .set_len(1 << 40)
+            .unwrap();
+        let targets = [Path::new("/dev/zero"), dir.path(), &huge];
+        for target in targets {
+            std::fs::remove_file(&path).unwrap();
+            std::os::unix::fs::symlink(target, &path).unwrap();
+            match (source.reload().await, target == huge) {
+                (Err(TokenError::NotAFile { path: p }), false) => assert_eq!(p, path),
+                (
+                    Err(TokenError::InvalidFile {
+                        reason: InvalidToken::TooLong { .. },
+                        ..
+                    }),
+                    true,
+                ) => {}
+                (other, _) => panic!("{}: {other:?}", target.display()),
+            }
+            assert_eq!(source.token().await.unwrap().secret(), good);
+        }
+    }
+
     #[tokio::test]
     async fn near_expiry_forces_an_early_reload() {
         let dir = tempfile::tempdir().unwrap();
