@@ -363,7 +363,7 @@ impl IssuerRegistry {
         // wrong audience, an expired token) must not cost an admission, nor leave a verifier that
         // an undecided trial leaves again. `crit` and the structure were checked when parsing.
         // By the clock the issuer's verifier will read (the registry's, if it gives its own).
-        let builder = self.with_clock(builder);
+        let builder = self.with_registry_clock(builder);
         builder
             .rules()
             .check_unverified(parsed, token_len, builder.now())?;
@@ -393,7 +393,7 @@ impl IssuerRegistry {
     /// Builds an issuer's verifier with the registry's clock, token-cache defaults and HTTP clients.
     fn build(&self, iss: &str, builder: VerifierBuilder) -> Result<Verifier, VerifyError> {
         let inner = &*self.inner;
-        let builder = self.with_clock(builder.with_shared_clients(inner.clients.clone()));
+        let builder = self.with_registry_clock(builder.with_shared_clients(inner.clients.clone()));
         let builder = if builder.has_default_token_cache() {
             builder.with_token_cache(inner.issuer_token_cache.clone())
         } else {
@@ -405,7 +405,7 @@ impl IssuerRegistry {
     }
 
     /// `builder` with the registry's clock, if the registry was given one; else with its own.
-    fn with_clock(&self, builder: VerifierBuilder) -> VerifierBuilder {
+    fn with_registry_clock(&self, builder: VerifierBuilder) -> VerifierBuilder {
         let inner = &*self.inner;
         if inner.share_clock {
             builder.with_clock(inner.clock.clone())
