@@ -43,8 +43,8 @@ const READ_LIMIT: usize = MAX_TOKEN_LEN + 4096;
 ///   stop; callers that hold an unexpired token keep using it meanwhile.
 ///
 /// It needs a Tokio runtime to read the file; outside one it serves the token it holds and otherwise
-/// answers [`TokenError::NoRuntime`]. The token never appears in `Debug` output or in the traced
-/// warnings.
+/// answers [`TokenError::Flight`] ([`FlightError::NoRuntime`](crate::FlightError::NoRuntime)). The
+/// token never appears in `Debug` output or in the traced warnings.
 ///
 /// ```
 /// use oidc_bearer_client::{FileTokenSource, TokenSource};

@@ -113,6 +113,8 @@ pub use self::error::ConfigError;
 /// An error and its causes as one line ("a: b: c"), for logging a [`TokenError`] or an HTTP
 /// client's error, whose own message often leaves the cause out; shared with `oidc-bearer`.
 pub use oidc_bearer::error::error_chain;
+/// Why a load gave no outcome ([`TokenError::Flight`]): no Tokio runtime, or interrupted.
+pub use oidc_bearer_shared::FlightError;
 
 pub use self::{
     error::{MetadataConfigError, TokenError},

@@ -66,7 +66,7 @@ pub const METADATA_HOST_ENV: &str = "GCE_METADATA_HOST";
 ///   reads at most a token's worth of body.
 ///
 /// It needs a Tokio runtime to fetch; outside one it serves the token it holds and otherwise answers
-/// [`TokenError::NoRuntime`].
+/// [`TokenError::Flight`] ([`FlightError::NoRuntime`](crate::FlightError::NoRuntime)).
 ///
 /// ```no_run
 /// use oidc_bearer_client::{MetadataTokenSource, TokenSource};

@@ -3,6 +3,8 @@
 use std::fmt;
 use std::time::Duration;
 
+use oidc_bearer_shared::FlightError;
+
 /// An issuer's discovery document or key set could not be fetched or used.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -71,9 +73,12 @@ pub enum KeysError {
         /// The error of the last attempt.
         last: Box<KeysError>,
     },
-    /// Keys had to be fetched, but the caller is not running on a Tokio runtime, on which fetches
-    /// run as spawned tasks (so that no caller owns them). Keys already loaded keep working.
-    NoRuntime,
+    /// A fetch could not be run as a task of its own: above all
+    /// [`FlightError::NoRuntime`], keys had to be fetched but the caller is not running on a Tokio
+    /// runtime, on which fetches run as spawned tasks (so that no caller owns them). Keys already
+    /// loaded keep working. (A fetch cut short by its runtime shutting down is recorded as a
+    /// [`Transport`](Self::Transport) failure.)
+    Flight(FlightError),
 }
 
 impl KeysError {
@@ -90,7 +95,9 @@ impl KeysError {
             Self::NoUsableKeys { .. } => "no_usable_keys",
             Self::Stale { .. } => "keys_stale",
             Self::Backoff { .. } => "backoff",
-            Self::NoRuntime => "no_runtime",
+            Self::Flight(FlightError::NoRuntime) => "no_runtime",
+            Self::Flight(FlightError::Full { .. }) => "fetch_overloaded",
+            Self::Flight(_) => "fetch_interrupted",
         }
     }
 
@@ -107,8 +114,8 @@ impl KeysError {
             | Self::IssuerMismatch { .. }
             | Self::InsecureUrl { .. }
             | Self::NoUsableKeys { .. }
-            | Self::TooLarge { .. }
-            | Self::NoRuntime => true,
+            | Self::TooLarge { .. } => true,
+            Self::Flight(error) => error.is_configuration(),
             Self::Backoff { last } => last.is_configuration(),
             Self::Transport { .. } | Self::Timeout { .. } | Self::Stale { .. } => false,
         }
@@ -166,9 +173,11 @@ impl KeysError {
                 "the response exceeds {max_bytes} bytes: check the URL, or raise the maximum \
                  response size"
             ),
-            Self::NoRuntime => "verify from inside a Tokio runtime (keys are fetched by spawned \
-                                tasks), or load the keys once from one with `ready()`"
-                .to_owned(),
+            Self::Flight(FlightError::NoRuntime) => {
+                "verify from inside a Tokio runtime (keys are fetched by spawned tasks), or load \
+                 the keys once from one with `ready()`"
+                    .to_owned()
+            }
             Self::Backoff { last } => last.hint(issuer),
             _ => "retrying with backoff".to_owned(),
         }
@@ -202,10 +211,11 @@ impl fmt::Display for KeysError {
                 age.as_secs()
             ),
             Self::Backoff { last } => write!(f, "waiting to retry after: {last}"),
-            Self::NoRuntime => write!(
+            Self::Flight(FlightError::NoRuntime) => write!(
                 f,
                 "keys must be fetched but there is no Tokio runtime to fetch them on"
             ),
+            Self::Flight(error) => write!(f, "the key fetch could not run: {error}"),
         }
     }
 }

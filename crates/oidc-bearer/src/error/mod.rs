@@ -20,6 +20,10 @@ pub use self::keys::KeysError;
 #[cfg(test)]
 pub(crate) use self::verify::VerifyErrorKind;
 pub use self::verify::{Phase, VerifyError};
+/// Why detached work (a key fetch, a TokenReview) gave no outcome: no Tokio runtime, too many
+/// running, or interrupted; wrapped by [`KeysError::Flight`] and
+/// [`ReviewError::Flight`](crate::tokenreview::ReviewError::Flight).
+pub use oidc_bearer_shared::FlightError;
 
 /// A token-supplied string in a message: at most [`Excerpt::MAX_CHARS`] characters, so that an
 /// 8 KiB `iss` or `kid` cannot flood logs (the typed error keeps the whole value).

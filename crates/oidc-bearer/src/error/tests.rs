@@ -127,7 +127,7 @@ fn an_error_chain_names_every_cause() {
             Some(&self.0)
         }
     }
-    let cause = KeysError::NoRuntime;
+    let cause = KeysError::Flight(crate::error::FlightError::NoRuntime);
     assert_eq!(
         error_chain(&Wrapped(cause.clone())),
         format!("error sending request: {cause}")

@@ -4,6 +4,8 @@
 use std::fmt;
 use std::time::Duration;
 
+use oidc_bearer_shared::FlightError;
+
 /// A TokenReview could not be done: the token may well be valid, so an HTTP server answers 503
 /// with `Retry-After` ([`VerifyError::ReviewUnavailable`](crate::VerifyError::ReviewUnavailable)).
 ///
@@ -55,19 +57,15 @@ pub enum ReviewError {
         /// What is wrong with it.
         message: String,
     },
-    /// Not attempted: as many reviews are already pending (waiting for a slot or in flight) as
-    /// `max_pending_reviews` allows.
-    Overloaded {
-        /// The limit reached.
-        max_pending: usize,
-    },
     /// There is no credential to send (the token file could not be read, ever).
     NoCredentials,
-    /// The review ended without an answer (the runtime is shutting down).
-    Aborted,
-    /// The caller is not running on a Tokio runtime, on which reviews run as spawned tasks (so
-    /// that no caller owns them).
-    NoRuntime,
+    /// The review could not be run as a task of its own (reviews run as spawned tasks, so that no
+    /// caller owns them): [`FlightError::Full`], as many reviews are already pending (waiting for
+    /// a slot or in flight) as `max_pending_reviews` allows, so this one was not attempted;
+    /// [`FlightError::NoRuntime`], the caller is not running on a Tokio runtime;
+    /// [`FlightError::Interrupted`], the review ended without an answer (the runtime is shutting
+    /// down).
+    Flight(FlightError),
 }
 
 impl ReviewError {
@@ -81,10 +79,10 @@ impl ReviewError {
             Self::QueueTimeout { .. } => "review_queue_timeout",
             Self::TooLarge { .. } => "review_response_too_large",
             Self::InvalidResponse { .. } => "review_invalid_response",
-            Self::Overloaded { .. } => "review_overloaded",
             Self::NoCredentials => "review_no_credentials",
-            Self::Aborted => "review_aborted",
-            Self::NoRuntime => "review_no_runtime",
+            Self::Flight(FlightError::Full { .. }) => "review_overloaded",
+            Self::Flight(FlightError::NoRuntime) => "review_no_runtime",
+            Self::Flight(_) => "review_aborted",
         }
     }
 
@@ -103,23 +101,18 @@ impl ReviewError {
             Self::Unauthorized { .. }
             | Self::TooLarge { .. }
             | Self::InvalidResponse { .. }
-            | Self::Overloaded { .. }
             | Self::QueueTimeout { .. }
             | Self::NoCredentials
-            | Self::Aborted
-            | Self::NoRuntime => false,
+            | Self::Flight(_) => false,
         }
     }
 
     /// Whether the review was not sent, or not finished, because of a limit of this process:
-    /// too many tokens pending (`Overloaded`), no free slot in time (`QueueTimeout`), no Tokio
-    /// runtime (`NoRuntime`), or the runtime shutting down (`Aborted`).
+    /// no free slot in time (`QueueTimeout`), or a review that could not run as a task of its own
+    /// (`Flight`: too many tokens pending, no Tokio runtime, or the runtime shutting down).
     pub fn is_local_limit(&self) -> bool {
         match self {
-            Self::Overloaded { .. }
-            | Self::QueueTimeout { .. }
-            | Self::NoRuntime
-            | Self::Aborted => true,
+            Self::QueueTimeout { .. } | Self::Flight(_) => true,
             Self::Unauthorized { .. }
             | Self::Status { .. }
             | Self::Transport { .. }
@@ -141,7 +134,8 @@ impl ReviewError {
     /// permissions refused, no credentials at all, or a status that says the URL is wrong.
     pub fn is_configuration(&self) -> bool {
         match self {
-            Self::Unauthorized { .. } | Self::NoCredentials | Self::NoRuntime => true,
+            Self::Unauthorized { .. } | Self::NoCredentials => true,
+            Self::Flight(error) => error.is_configuration(),
             Self::Status { status } => *status != 429 && *status < 500,
             _ => false,
         }
@@ -174,19 +168,19 @@ impl fmt::Display for ReviewError {
             Self::InvalidResponse { message } => {
                 write!(f, "invalid TokenReview answer: {message}")
             }
-            Self::Overloaded { max_pending } => write!(
+            Self::Flight(FlightError::Full { max }) => write!(
                 f,
-                "{max_pending} TokenReviews are already pending; this one was not sent"
+                "{max} TokenReviews are already pending; this one was not sent"
             ),
             Self::NoCredentials => write!(
                 f,
                 "no credential for the API server: the service-account token file was never read"
             ),
-            Self::Aborted => write!(f, "the TokenReview ended without an answer"),
-            Self::NoRuntime => write!(
+            Self::Flight(FlightError::NoRuntime) => write!(
                 f,
                 "a TokenReview must be sent but there is no Tokio runtime to send it on"
             ),
+            Self::Flight(_) => write!(f, "the TokenReview ended without an answer"),
         }
     }
 }

@@ -12,7 +12,8 @@ use oidc_bearer::claims::kubernetes::KubernetesClaims;
 use oidc_bearer::clock::ManualClock;
 use oidc_bearer::tokenreview::{ObjectBindingCheck, ReviewError, TokenReviewSettings};
 use oidc_bearer::{
-    BearerAuthLayer, IssuerRegistry, Verifier, VerifierBuilder, VerifyError, VerifyToken,
+    BearerAuthLayer, FlightError, IssuerRegistry, Verifier, VerifierBuilder, VerifyError,
+    VerifyToken,
 };
 use tower::{ServiceBuilder, ServiceExt as _, service_fn};
 
@@ -267,7 +268,7 @@ async fn a_full_review_queue_is_503_never_an_acceptance() {
         assert_eq!(
             result,
             Err(VerifyError::ReviewUnavailable {
-                source: ReviewError::Overloaded { max_pending: 1 }
+                source: ReviewError::Flight(FlightError::Full { max: 1 })
             })
         );
         clock.advance(Duration::from_secs(600));

@@ -14,7 +14,7 @@ use oidc_bearer::policy::AuthorizeLayer;
 use oidc_bearer::tokenreview::{
     ReviewError, TokenReview, TokenReviewBuilder, TokenReviewClaims, TokenReviewSettings,
 };
-use oidc_bearer::{BearerAuthLayer, Claims, VerifyError, VerifyToken};
+use oidc_bearer::{BearerAuthLayer, Claims, FlightError, VerifyError, VerifyToken};
 use serde_json::json;
 
 impl Cluster {
@@ -486,7 +486,7 @@ async fn reviews_time_out_and_pending_reviews_are_capped() {
     });
     cluster.reviews.wait_for_calls(1).await;
     let error = source(review.verify(&cluster.token().sign()).await);
-    assert_eq!(error, ReviewError::Overloaded { max_pending: 1 });
+    assert_eq!(error, ReviewError::Flight(FlightError::Full { max: 1 }));
     let error = source(first.await.unwrap());
     assert_eq!(error.code(), "review_timeout");
     drop(hold);
@@ -593,7 +593,11 @@ async fn reviews_of_variants_under_one_signature_count_against_the_pending_cap()
     let cluster = Cluster::start().await;
     let mut settings = TokenReviewSettings::default();
     settings.max_pending_reviews = 2;
-    let review = cluster.review_builder().with_settings(settings).build().unwrap();
+    let review = cluster
+        .review_builder()
+        .with_settings(settings)
+        .build()
+        .unwrap();
     let valid = cluster.token().sign();
     let (header, signature) = {
         let parts: Vec<&str> = valid.split('.').collect();
@@ -634,7 +638,10 @@ async fn reviews_of_variants_under_one_signature_count_against_the_pending_cap()
     );
     assert_eq!(answered.len(), VARIANTS - 1);
     for result in answered {
-        assert_eq!(source(result), ReviewError::Overloaded { max_pending: 2 });
+        assert_eq!(
+            source(result),
+            ReviewError::Flight(FlightError::Full { max: 2 })
+        );
     }
     drop(hold);
     assert!(first.await.unwrap().is_ok());
@@ -663,5 +670,5 @@ fn without_a_runtime_a_review_is_unavailable_not_a_panic() {
     else {
         panic!("the review waited")
     };
-    assert_eq!(source(result), ReviewError::NoRuntime);
+    assert_eq!(source(result), ReviewError::Flight(FlightError::NoRuntime));
 }
