@@ -5,7 +5,7 @@ use std::{
     time::Duration,
 };
 
-use oidc_bearer::clock::Clock;
+use oidc_bearer_shared::clock::Clock;
 use tokio::io::AsyncReadExt as _;
 
 use crate::{
@@ -115,7 +115,7 @@ impl FileTokenSource {
     }
 
     /// Replaces the wall clock used for reload times and `exp`, so tests can move time (e.g.
-    /// [`ManualClock`](oidc_bearer::clock::ManualClock)).
+    /// [`ManualClock`](crate::clock::ManualClock)).
     #[must_use]
     pub fn with_clock(self, clock: impl Clock) -> Self {
         let refresher = &self.refresher;
@@ -193,7 +193,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use oidc_bearer::clock::ManualClock;
+    use crate::clock::ManualClock;
 
     use crate::{refresh::FIRST_RETRY_AFTER, token::tests::jwt};
 

@@ -6,7 +6,7 @@ use std::{
 };
 
 use http_body_util::{BodyExt as _, LengthLimitError, Limited};
-use oidc_bearer::{clock::Clock, error::error_chain};
+use oidc_bearer_shared::{clock::Clock, error_chain};
 use url::Url;
 
 use crate::{
@@ -196,7 +196,7 @@ impl MetadataTokenSource {
     }
 
     /// Replaces the wall clock used to compare with `exp`, so tests can move time (e.g.
-    /// [`ManualClock`](oidc_bearer::clock::ManualClock)).
+    /// [`ManualClock`](crate::clock::ManualClock)).
     #[must_use]
     pub fn with_clock(self, clock: impl Clock) -> Self {
         let endpoint = self.refresher.loader().clone();
@@ -369,7 +369,7 @@ mod tests {
     };
 
     use super::*;
-    use oidc_bearer::clock::ManualClock;
+    use crate::clock::ManualClock;
 
     use crate::token::tests::jwt;
 

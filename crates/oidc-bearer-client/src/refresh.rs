@@ -33,7 +33,7 @@ use std::{
 };
 
 use futures_util::future::Either;
-use oidc_bearer::clock::{Clock, SystemClock};
+use oidc_bearer_shared::clock::{Clock, SystemClock};
 use oidc_bearer_shared::flight::{Ending, Flight, FlightGroup, Launch};
 
 use crate::{BearerToken, FlightError, TokenError};
@@ -391,7 +391,7 @@ mod tests {
         task::{Context, Poll, Wake, Waker},
     };
 
-    use oidc_bearer::clock::ManualClock;
+    use crate::clock::ManualClock;
     use tokio::sync::{Notify, Semaphore};
 
     use super::*;
