@@ -4,7 +4,7 @@
 use std::{error::Error, fmt, io, path::PathBuf, sync::Arc};
 
 use http::StatusCode;
-use oidc_bearer_shared::FlightError;
+use oidc_bearer_shared::{FetchError, FlightError};
 
 use crate::InvalidToken;
 
@@ -33,10 +33,9 @@ pub enum TokenError {
     MetadataUnavailable {
         /// The URL requested (it holds the audience, never a token).
         url: String,
-        /// Whether the request timed out.
-        timed_out: bool,
-        /// What the HTTP client reported.
-        reason: String,
+        /// What failed: [`FetchError::Transport`] (with what the HTTP client reported) or
+        /// [`FetchError::Timeout`].
+        source: FetchError,
     },
     /// The metadata server answered with an error status.
     MetadataStatus {
@@ -81,14 +80,16 @@ impl fmt::Display for TokenError {
             Self::InvalidFile { path, reason } => {
                 write!(f, "token file {} is unusable: {reason}", path.display())
             }
-            Self::MetadataUnavailable {
-                url,
-                timed_out: true,
-                reason,
-            } => write!(f, "metadata server request to {url} timed out: {reason}"),
-            Self::MetadataUnavailable { url, reason, .. } => {
-                write!(f, "metadata server request to {url} failed: {reason}")
-            }
+            Self::MetadataUnavailable { url, source } => match source {
+                FetchError::Timeout { timeout } => write!(
+                    f,
+                    "metadata server request to {url} timed out after {timeout:?}"
+                ),
+                FetchError::Transport { message } => {
+                    write!(f, "metadata server request to {url} failed: {message}")
+                }
+                other => write!(f, "metadata server request to {url} failed: {other}"),
+            },
             Self::MetadataStatus { url, status, body } => {
                 write!(f, "metadata server answered {status} for {url}")?;
                 if !body.is_empty() {

@@ -111,6 +111,9 @@ pub use oidc_bearer_shared::clock;
 
 #[allow(deprecated)]
 pub use self::error::ConfigError;
+/// Why a request to the metadata server failed ([`TokenError::MetadataUnavailable`]): the same
+/// transport-level error as `oidc-bearer`'s.
+pub use oidc_bearer_shared::FetchError;
 /// Why a load gave no outcome ([`TokenError::Flight`]): no Tokio runtime, or interrupted.
 pub use oidc_bearer_shared::FlightError;
 /// An error and its causes as one line ("a: b: c"), for logging a [`TokenError`] or an HTTP

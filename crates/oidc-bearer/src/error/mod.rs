@@ -20,6 +20,9 @@ pub use self::keys::KeysError;
 #[cfg(test)]
 pub(crate) use self::verify::VerifyErrorKind;
 pub use self::verify::{Phase, VerifyError};
+/// Why an HTTP exchange failed (status, transport, timeout, size cap); wrapped by
+/// [`KeysError::Fetch`] and [`ReviewError::Fetch`](crate::tokenreview::ReviewError::Fetch).
+pub use oidc_bearer_shared::FetchError;
 /// Why detached work (a key fetch, a TokenReview) gave no outcome: no Tokio runtime, too many
 /// running, or interrupted; wrapped by [`KeysError::Flight`] and
 /// [`ReviewError::Flight`](crate::tokenreview::ReviewError::Flight).
@@ -41,5 +44,3 @@ impl fmt::Debug for Excerpt<'_> {
         }
     }
 }
-
-pub(crate) use oidc_bearer_shared::error_chain;

@@ -31,7 +31,7 @@ use url::Url;
 use super::{Jwks, KeySet, Refresh};
 use crate::clock::{SharedClock, SystemClock};
 use crate::discovery;
-use crate::error::{ConfigError, KeysError};
+use crate::error::{ConfigError, FetchError, KeysError};
 use crate::fetch::{Fetcher, HttpSettings};
 
 /// How a [`RemoteKeySet`] caches keys (the key cache; the cache of verified tokens is
@@ -394,9 +394,11 @@ impl RemoteKeySet {
             self.store(
                 id,
                 started,
-                Err(KeysError::Transport {
+                Err(KeysError::Fetch {
                     url: String::new(),
-                    message: "the key fetch was cancelled: its Tokio runtime shut down".into(),
+                    source: FetchError::Transport {
+                        message: "the key fetch was cancelled: its Tokio runtime shut down".into(),
+                    },
                 }),
             );
         }
@@ -607,9 +609,11 @@ fn unavailable(state: &State, now: Duration) -> KeysError {
         },
         Some(e) => e.clone(),
         None => KeysError::Backoff {
-            last: Box::new(KeysError::Transport {
+            last: Box::new(KeysError::Fetch {
                 url: String::new(),
-                message: "no fetch attempted yet".into(),
+                source: FetchError::Transport {
+                    message: "no fetch attempted yet".into(),
+                },
             }),
         },
     }

@@ -16,8 +16,8 @@ use super::cache::{Answer, AnswerCache};
 use super::error::{ApiServerFailure, ReviewError};
 use crate::clock::SharedClock;
 use crate::crypto::Sha256;
-use crate::error::FlightError;
 use crate::error::{ConfigError, VerifyError};
+use crate::error::{FetchError, FlightError};
 use crate::log_limit::LogLimiter;
 
 /// The default time an accepted token's answer is kept: 30 s.
@@ -406,7 +406,7 @@ impl Reviewer {
         match tokio::time::timeout(timeout, self.api.review(token, &self.audiences, timeout)).await
         {
             Ok(result) => result,
-            Err(_) => Err(ReviewError::Timeout { timeout }),
+            Err(_) => Err(ReviewError::Fetch(FetchError::Timeout { timeout })),
         }
     }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use oidc_bearer::claims::DefaultClaims;
 use oidc_bearer::clock::ManualClock;
-use oidc_bearer::{FlightError, KeysError, Verifier, VerifyError};
+use oidc_bearer::{FetchError, FlightError, KeysError, Verifier, VerifyError};
 use oidc_bearer_testing::TestIssuer;
 use tracing::field::{Field, Visit};
 use tracing_subscriber::layer::{Context as LayerContext, SubscriberExt as _};
@@ -283,9 +283,9 @@ async fn failures_are_classified_and_worded_by_what_is_loaded() {
     let err = v.ready().await.unwrap_err();
     assert_eq!(
         err,
-        KeysError::Status {
+        KeysError::Fetch {
             url: format!("{wrong}/.well-known/openid-configuration"),
-            status: 404
+            source: FetchError::Status { status: 404 }
         }
     );
     assert!(err.is_configuration());

@@ -12,8 +12,8 @@ use oidc_bearer::claims::kubernetes::KubernetesClaims;
 use oidc_bearer::clock::ManualClock;
 use oidc_bearer::tokenreview::{ObjectBindingCheck, ReviewError, TokenReviewSettings};
 use oidc_bearer::{
-    BearerAuthLayer, FlightError, IssuerRegistry, Verifier, VerifierBuilder, VerifyError,
-    VerifyToken,
+    BearerAuthLayer, FetchError, FlightError, IssuerRegistry, Verifier, VerifierBuilder,
+    VerifyError, VerifyToken,
 };
 use tower::{ServiceBuilder, ServiceExt as _, service_fn};
 
@@ -146,7 +146,7 @@ async fn when_the_api_server_cannot_answer_tokens_pass_for_the_grace_period_then
         matches!(
             &result,
             Err(VerifyError::ReviewUnavailable {
-                source: ReviewError::Status { status: 503 }
+                source: ReviewError::Fetch(FetchError::Status { status: 503 })
             })
         ),
         "{result:?}"

@@ -14,7 +14,7 @@ use oidc_bearer::policy::AuthorizeLayer;
 use oidc_bearer::tokenreview::{
     ReviewError, TokenReview, TokenReviewBuilder, TokenReviewClaims, TokenReviewSettings,
 };
-use oidc_bearer::{BearerAuthLayer, Claims, FlightError, VerifyError, VerifyToken};
+use oidc_bearer::{BearerAuthLayer, Claims, FetchError, FlightError, VerifyError, VerifyToken};
 use serde_json::json;
 
 impl Cluster {
@@ -179,7 +179,7 @@ async fn api_server_failures_are_503_and_never_an_acceptance() {
     for status in [500, 503, 429] {
         cluster.reviews.fail_with(Some(status));
         let error = source(review.verify(&cluster.token().sign()).await);
-        assert_eq!(error, ReviewError::Status { status });
+        assert_eq!(error, ReviewError::Fetch(FetchError::Status { status }));
         assert!(!error.is_configuration());
     }
     cluster.reviews.fail_with(Some(404));
@@ -428,7 +428,7 @@ async fn a_review_that_waits_for_a_slot_past_its_timeout_leaves_the_queue() {
     assert!(
         matches!(
             error,
-            ReviewError::QueueTimeout { .. } | ReviewError::Timeout { .. }
+            ReviewError::QueueTimeout { .. } | ReviewError::Fetch(FetchError::Timeout { .. })
         ),
         "{error:?}"
     );
