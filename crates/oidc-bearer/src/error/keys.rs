@@ -4,7 +4,11 @@ use std::fmt;
 use std::time::Duration;
 
 /// An issuer's discovery document or key set could not be fetched or used.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Its `Debug` form carries the message and, for a configuration mistake, the fix (as
+/// `std::io::Error`'s carries its message), so that `verifier.ready().await?` in `main` prints
+/// what to change.
+#[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum KeysError {
     /// The server answered with a non-success status (redirects are not followed, so 3xx lands here).
@@ -207,6 +211,21 @@ impl fmt::Display for KeysError {
                 "keys must be fetched but there is no Tokio runtime to fetch them on"
             ),
         }
+    }
+}
+
+/// The code, the message and, for a configuration mistake, the fix: what `main` prints for an
+/// error it returns.
+impl fmt::Debug for KeysError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut debug = f.debug_struct("KeysError");
+        debug
+            .field("code", &self.code())
+            .field("message", &self.to_string());
+        if self.is_configuration() {
+            debug.field("fix", &self.hint(None));
+        }
+        debug.finish()
     }
 }
 
