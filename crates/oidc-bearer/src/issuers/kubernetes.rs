@@ -401,7 +401,9 @@ mod tests {
     /// is not one refused, naming the variable.
     #[test]
     fn the_api_server_comes_from_the_service_variables_when_both_are_set() {
-        let rows: [(Option<&str>, Option<&str>, Result<&str, &str>); 8] = [
+        /// The host and port variables, and the URL or the name of the variable refused.
+        type Row<'a> = (Option<&'a str>, Option<&'a str>, Result<&'a str, &'a str>);
+        let rows: [Row<'_>; 8] = [
             (Some("10.96.0.1"), Some("443"), Ok("https://10.96.0.1:443")),
             (
                 Some("fd00:10:96::1"),
