@@ -270,6 +270,11 @@ pub(crate) fn decode_table(case: &Case, rounds: usize, window: Duration) {
             &mut || {
                 black_box(decode::<DefaultClaims>(&payload));
             },
+            &mut || {
+                black_box(decode::<DefaultClaims<serde_json::Map<String, Value>>>(
+                    &payload,
+                ));
+            },
         ],
     );
     println!(
@@ -277,7 +282,12 @@ pub(crate) fn decode_table(case: &Case, rounds: usize, window: Duration) {
         payload.len(),
         window.as_millis()
     );
-    for (name, rate) in ["WorkloadClaims", "DefaultClaims"].iter().zip(&rates) {
+    let names = [
+        "WorkloadClaims",
+        "DefaultClaims",
+        "DefaultClaims<Map<String, Value>>",
+    ];
+    for (name, rate) in names.iter().zip(&rates) {
         println!("  {name:<32} {:>8.0}", 1e9 / rate);
     }
 }
