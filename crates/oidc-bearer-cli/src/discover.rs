@@ -7,7 +7,7 @@ use oidc_bearer::discovery::{DiscoveryDocument, discovery_url};
 use oidc_bearer::keys::{KeyCacheSettings, KeyKind, explain_jwks};
 use serde_json::{Value, json};
 
-use crate::output::{print_json, span};
+use crate::output::{print_json, say, span};
 use crate::{HttpArgs, Outcome, UsageError, http};
 
 /// The arguments of `discover`.
@@ -196,28 +196,28 @@ async fn fetch_jwks(
 
 fn print_text(report: &Value) {
     let s = |v: &Value| v.as_str().map_or_else(|| v.to_string(), str::to_owned);
-    println!("issuer:        {}", s(&report["issuer"]));
-    println!("discovery URL: {}", s(&report["discovery_url"]));
+    say!("issuer:        {}", s(&report["issuer"]));
+    say!("discovery URL: {}", s(&report["discovery_url"]));
     if let Some(discovery) = report.get("discovery") {
-        println!(
+        say!(
             "  HTTP {}, Cache-Control: {}",
             discovery["status"],
             discovery["cache_control"].as_str().unwrap_or("(none)")
         );
         if let Some(doc) = discovery["document"].as_object() {
             for (name, value) in doc {
-                println!("  {name}: {value}");
+                say!("  {name}: {value}");
             }
         }
     }
     if let Some(jwks) = report.get("jwks") {
-        println!("jwks_uri:      {}", s(&report["jwks_uri"]));
-        println!(
+        say!("jwks_uri:      {}", s(&report["jwks_uri"]));
+        say!(
             "  HTTP {}, Cache-Control: {}",
             jwks["status"],
             jwks["cache_control"].as_str().unwrap_or("(none)")
         );
-        println!(
+        say!(
             "  {} keys: {} usable, {} skipped",
             jwks["keys"].as_array().map_or(0, Vec::len),
             jwks["usable"],
@@ -227,9 +227,9 @@ fn print_text(report: &Value) {
             let kid = key["kid"].as_str().unwrap_or("(no kid)");
             let alg = key["alg"].as_str().unwrap_or("(any fitting alg)");
             if key["used"] == true {
-                println!("  used     kid {kid}  alg {alg}  {}", s(&key["key"]));
+                say!("  used     kid {kid}  alg {alg}  {}", s(&key["key"]));
             } else {
-                println!(
+                say!(
                     "  SKIPPED  kid {kid}  kty {}: {}",
                     key["kty"].as_str().unwrap_or("?"),
                     s(&key["skipped_because"])
@@ -238,17 +238,17 @@ fn print_text(report: &Value) {
         }
     }
     if let Some(cache) = report.get("cache") {
-        println!("key cache:");
+        say!("key cache:");
         for note in cache["notes"].as_array().into_iter().flatten() {
-            println!("  - {}", s(note));
+            say!("  - {}", s(note));
         }
     }
     for problem in report["problems"].as_array().into_iter().flatten() {
-        println!("PROBLEM: {}", s(problem));
+        say!("PROBLEM: {}", s(problem));
     }
     match report["verifier"]["loads_keys"].as_bool() {
-        Some(true) => println!("verifier: loads the keys (ok)"),
-        _ => println!(
+        Some(true) => say!("verifier: loads the keys (ok)"),
+        _ => say!(
             "verifier: cannot load the keys [{}]: {}",
             s(&report["verifier"]["code"]),
             s(&report["verifier"]["error"])

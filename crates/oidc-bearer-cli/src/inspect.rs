@@ -8,7 +8,7 @@ use oidc_bearer::issuers::google::{
 use serde_json::{Value, json};
 
 use crate::jwt::{self, Decoded};
-use crate::output::{self, time_json, time_text};
+use crate::output::{self, say, time_json, time_text};
 use crate::{Outcome, UsageError};
 
 /// The issuer of legacy, secret-based Kubernetes service-account tokens.
@@ -157,27 +157,27 @@ pub(crate) fn run(path: &Path, json: bool) -> Result<Outcome, UsageError> {
         }));
         return Ok(Outcome::Ok);
     }
-    println!(
+    say!(
         "NOT VERIFIED: decoded only; anyone can write these contents. Check them with `oidc-bearer verify`."
     );
-    println!("kind: {}", kind.description);
-    println!();
-    println!("header:");
+    say!("kind: {}", kind.description);
+    say!();
+    say!("header:");
     for (name, value) in &decoded.header {
-        println!("  {name}: {value}");
+        say!("  {name}: {value}");
     }
-    println!("claims:");
+    say!("claims:");
     for (name, value) in &decoded.claims {
         match times.iter().find(|(n, _)| n == name) {
-            Some(&(name, t)) => println!("  {name}: {t} = {}", time_text(name, t, now)),
-            None => println!("  {name}: {value}"),
+            Some(&(name, t)) => say!("  {name}: {t} = {}", time_text(name, t, now)),
+            None => say!("  {name}: {value}"),
         }
     }
     if !times.iter().any(|(n, _)| *n == "exp") {
-        println!("  (no exp: this token never expires)");
+        say!("  (no exp: this token never expires)");
     }
-    println!("signature: {} bytes", decoded.signature_len);
-    println!();
-    println!("verify with: {}", kind.hint);
+    say!("signature: {} bytes", decoded.signature_len);
+    say!();
+    say!("verify with: {}", kind.hint);
     Ok(Outcome::Ok)
 }

@@ -17,7 +17,7 @@ use oidc_bearer::{Verifier, VerifierBuilder};
 use serde_json::{Value, json};
 
 use crate::jwt::{self, Decoded};
-use crate::output::{self, date, relative, time_text};
+use crate::output::{self, date, relative, say, time_text};
 use crate::{HttpArgs, Outcome, UsageError};
 
 /// The arguments of `verify`.
@@ -343,10 +343,10 @@ pub(crate) async fn run(args: VerifyArgs, json: bool) -> Result<Outcome, UsageEr
         output::print_json(&report);
     } else {
         match &result {
-            Ok(_) => println!("ACCEPTED by the verifier of {}", verifier.issuer()),
-            Err(e) => println!("REFUSED [{}]: {e}", e.code()),
+            Ok(_) => say!("ACCEPTED by the verifier of {}", verifier.issuer()),
+            Err(e) => say!("REFUSED [{}]: {e}", e.code()),
         }
-        println!("  (leeway {leeway} s; the verdict is the library's own `Verifier`)");
+        say!("  (leeway {leeway} s; the verdict is the library's own `Verifier`)");
         for rule in &rules {
             let status = match rule["status"].as_str() {
                 Some("pass") => "pass",
@@ -354,7 +354,7 @@ pub(crate) async fn run(args: VerifyArgs, json: bool) -> Result<Outcome, UsageEr
                 Some("skipped") => "skip",
                 _ => "  - ",
             };
-            println!(
+            say!(
                 "  {status}  {:<9}  {}  [{}]",
                 rule["rule"].as_str().unwrap_or_default(),
                 rule["detail"].as_str().unwrap_or_default(),

@@ -21,6 +21,12 @@ pub enum TokenError {
         /// What went wrong, e.g. [`io::ErrorKind::NotFound`] or [`io::ErrorKind::PermissionDenied`].
         kind: io::ErrorKind,
     },
+    /// The token path is not a regular file (after following symlinks): a FIFO, a device, a
+    /// socket or a directory is never read.
+    NotAFile {
+        /// The file's path, as configured.
+        path: PathBuf,
+    },
     /// The token file was read but does not hold a usable token.
     InvalidFile {
         /// The file's path, as configured.
@@ -76,6 +82,9 @@ impl fmt::Display for TokenError {
         match self {
             Self::ReadFile { path, kind } => {
                 write!(f, "could not read token file {}: {kind}", path.display())
+            }
+            Self::NotAFile { path } => {
+                write!(f, "token path {} is not a regular file", path.display())
             }
             Self::InvalidFile { path, reason } => {
                 write!(f, "token file {} is unusable: {reason}", path.display())
@@ -185,6 +194,10 @@ mod tests {
                     kind: io::ErrorKind::NotFound,
                 },
                 "could not read token file /var/run/secrets/tokens/api: entity not found",
+            ),
+            (
+                TokenError::NotAFile { path: "/t".into() },
+                "token path /t is not a regular file",
             ),
             (
                 TokenError::InvalidFile {

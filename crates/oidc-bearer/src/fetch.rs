@@ -20,6 +20,9 @@ pub(crate) struct HttpSettings {
     pub(crate) max_response_bytes: usize,
     pub(crate) allow_insecure_http: bool,
     pub(crate) root_certificates: Vec<Vec<u8>>,
+    /// Whether the system's roots are trusted besides `root_certificates` (false: exactly those,
+    /// as for a cluster's own API server).
+    pub(crate) system_roots: bool,
     pub(crate) authorization: Option<Arc<dyn Fn() -> Option<String> + Send + Sync>>,
     /// Where `authorization` may be sent: the origins of the URLs the user configured.
     pub(crate) authorization_origins: Vec<url::Origin>,
@@ -45,6 +48,7 @@ impl Default for HttpSettings {
             max_response_bytes: 1024 * 1024,
             allow_insecure_http: false,
             root_certificates: Vec::new(),
+            system_roots: true,
             authorization: None,
             authorization_origins: Vec::new(),
             clients: None,
@@ -60,6 +64,7 @@ impl fmt::Debug for HttpSettings {
             .field("max_response_bytes", &self.max_response_bytes)
             .field("allow_insecure_http", &self.allow_insecure_http)
             .field("root_certificates", &self.root_certificates.len())
+            .field("system_roots", &self.system_roots)
             .field("authorization", &self.authorization.is_some())
             .finish()
     }
@@ -84,6 +89,7 @@ struct ClientKey {
     connect_timeout: Duration,
     timeout: Duration,
     root_certificates: Vec<Vec<u8>>,
+    system_roots: bool,
 }
 
 impl ClientKey {
@@ -92,6 +98,7 @@ impl ClientKey {
             connect_timeout: settings.connect_timeout,
             timeout: settings.timeout,
             root_certificates: settings.root_certificates.clone(),
+            system_roots: settings.system_roots,
         }
     }
 }
@@ -174,7 +181,8 @@ impl Fetcher {
             .connect_timeout(settings.connect_timeout)
             .timeout(settings.timeout)
             .user_agent(concat!("oidc-bearer/", env!("CARGO_PKG_VERSION")));
-        builder = with_root_certificates(builder, &settings.root_certificates)?;
+        builder =
+            with_root_certificates(builder, &settings.root_certificates, settings.system_roots)?;
         builder.build().map_err(|e| ConfigError::HttpClient {
             message: e.to_string(),
         })
@@ -203,14 +211,10 @@ impl Fetcher {
             .as_ref()
             .filter(|_| self.settings.authorization_origins.contains(&url.origin()));
         if let Some(token) = authorization.and_then(|auth| auth()) {
-            let mut value =
-                http::HeaderValue::try_from(format!("Bearer {token}")).map_err(|_| {
-                    KeysError::Transport {
-                        url: url_string(),
-                        message: "the configured bearer token is not a valid header value".into(),
-                    }
-                })?;
-            value.set_sensitive(true);
+            let value = bearer_authorization(&token).ok_or_else(|| KeysError::Transport {
+                url: url_string(),
+                message: "the configured bearer token is not a valid header value".into(),
+            })?;
             request = request.header(http::header::AUTHORIZATION, value);
         }
         let map_err = |e: &(dyn std::error::Error + 'static)| {
@@ -252,11 +256,22 @@ impl Fetcher {
     }
 }
 
-/// Adds PEM root certificates (each a bundle of one or more) to `builder`; a PEM without any
-/// certificate is refused. Shared by every HTTP client this crate builds.
+/// `Authorization: Bearer <token>` for a credential of ours (marked sensitive, so that it is never
+/// logged), or `None` when it cannot be a header value. Surrounding whitespace is dropped: a token
+/// file read whole may end in a newline (client-go's `CachedFileTokenSource` trims likewise).
+pub(crate) fn bearer_authorization(token: &str) -> Option<http::HeaderValue> {
+    let mut value = http::HeaderValue::try_from(format!("Bearer {}", token.trim())).ok()?;
+    value.set_sensitive(true);
+    Some(value)
+}
+
+/// Adds PEM root certificates (each a bundle of one or more) to `builder`, besides the system's
+/// roots or (`system_roots` false) instead of them; a PEM without any certificate is refused, and
+/// so is trusting nothing at all. Shared by every HTTP client this crate builds.
 pub(crate) fn with_root_certificates(
     mut builder: reqwest::ClientBuilder,
     pems: &[Vec<u8>],
+    system_roots: bool,
 ) -> Result<reqwest::ClientBuilder, ConfigError> {
     let mut certs = Vec::new();
     for pem in pems {
@@ -272,7 +287,14 @@ pub(crate) fn with_root_certificates(
         }
         certs.extend(parsed);
     }
-    if !certs.is_empty() {
+    if !system_roots {
+        if certs.is_empty() {
+            return Err(ConfigError::InvalidCertificate {
+                reason: "no root certificate to trust: give the CA's PEM".into(),
+            });
+        }
+        builder = builder.tls_certs_only(certs);
+    } else if !certs.is_empty() {
         builder = builder.tls_certs_merge(certs);
     }
     Ok(builder)
@@ -387,6 +409,38 @@ mod tests {
         });
         assert!(!Arc::ptr_eq(&a.client, &slower.client));
         assert_eq!(clients.counts(), (2, 3));
+    }
+
+    /// A fetcher that trusts exactly a cluster's CA never shares the client of one that trusts
+    /// the same CA besides the system's roots; and trusting nothing at all is refused.
+    #[test]
+    fn trusting_only_given_roots_is_a_connection_setting_of_its_own() {
+        let clients = SharedClients::default();
+        let ca = {
+            let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+            params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+            params
+                .self_signed(&rcgen::KeyPair::generate().unwrap())
+                .unwrap()
+                .pem()
+        };
+        let pooled = |system_roots: bool| {
+            Fetcher::new(HttpSettings {
+                clients: Some(clients.clone()),
+                root_certificates: vec![ca.clone().into_bytes()],
+                system_roots,
+                ..HttpSettings::default()
+            })
+            .unwrap()
+        };
+        let (merged, only) = (pooled(true), pooled(false));
+        assert!(!Arc::ptr_eq(&merged.client, &only.client));
+        assert!(Arc::ptr_eq(&only.client, &pooled(false).client));
+        let nothing = Fetcher::new(HttpSettings {
+            system_roots: false,
+            ..HttpSettings::default()
+        });
+        assert_eq!(nothing.err().unwrap().code(), "invalid_certificate");
     }
 
     #[test]

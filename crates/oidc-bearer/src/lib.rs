@@ -125,6 +125,8 @@ pub mod metrics;
 pub mod policy;
 pub mod registry;
 pub mod rejection;
+#[cfg(test)]
+mod shut_down_runtime;
 mod token;
 pub mod tokenreview;
 pub mod verify;

@@ -328,9 +328,9 @@ impl<'de> Deserialize<'de> for Scope {
 /// It dereferences to `T`. A cache miss reads the payload more often than with `T` alone (once to
 /// keep it, once into `T`, once for the registered claims), and each cache entry holds the
 /// payload's text besides `T`. Serializing writes the text verbatim with serde_json (others see
-/// serde_json's private `RawValue` shape). A payload that repeats a claim name is kept as signed,
-/// while `T` sees the last value (RFC 7519 §4 lets parsers keep the last duplicate): whoever reads
-/// the forwarded payload should do the same.
+/// serde_json's private `RawValue` shape). A payload that repeats a member name, at any depth, is
+/// refused before it gets here (RFC 7519 §4), so whoever reads the forwarded payload sees the
+/// values `T` saw.
 ///
 /// ```
 /// use oidc_bearer::claims::WithPayload;

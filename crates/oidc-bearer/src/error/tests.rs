@@ -189,3 +189,35 @@ fn a_keys_error_debug_form_carries_its_message_and_fix() {
         "an outage has nothing to fix: {debug}"
     );
 }
+
+/// Excerpts write what `{:?}` writes for a `str` (cut at 64 characters), and [`Escaped`] the same
+/// without the quotes, and without escaping `"` and `\`: what acts on a terminal is escaped in both.
+#[test]
+fn excerpts_and_escaped_text_escape_what_acts_on_a_terminal() {
+    let texts = [
+        "plain kid-1",
+        "\u{1b}[2J\nverifier: loads the keys (ok)\r\t\0",
+        "\u{9b}31m \u{7f} \u{85} \u{2028} \u{202e}evil \u{200b} \u{feff}",
+        r#"quotes " and ' and \ backslash"#,
+        "accents e\u{301} ü 漢字 🦀",
+    ];
+    for text in texts {
+        assert_eq!(
+            format!("{:?}", Excerpt(text)),
+            format!("{text:?}"),
+            "{text}"
+        );
+        let escaped = Escaped(text).to_string();
+        let unquoted = format!("{text:?}");
+        let unquoted = unquoted[1..unquoted.len() - 1]
+            .replace(r#"\""#, "\"")
+            .replace(r"\\", r"\");
+        assert_eq!(escaped, unquoted, "{text}");
+        assert!(!escaped.chars().any(char::is_control), "{escaped}");
+    }
+    let long = "a\n".repeat(100);
+    assert_eq!(
+        format!("{:?}", Excerpt(&long)),
+        format!("{:?}… (200 bytes)", &long[..64])
+    );
+}

@@ -35,7 +35,7 @@ pub const DEFAULT_CA_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount
 pub const API_SERVER_JWKS_PATH: &str = "/openid/v1/jwks";
 
 /// The cluster this pod runs in, as an issuer: discovery and keys are fetched from the API server,
-/// authenticated with the pod's own service-account token and the cluster's CA.
+/// authenticated with the pod's own service-account token, trusting exactly the cluster's CA.
 ///
 /// The cluster's issuer is a required argument of [`verifier_builder`](Self::verifier_builder): it
 /// is what tokens carry in `iss`, and differs from the API server's address on most clusters
@@ -167,7 +167,10 @@ impl InCluster {
         self
     }
 
-    /// Trusts the CA certificate(s) in this PEM file for the API server.
+    /// Trusts the CA certificate(s) in this PEM file, and no other, for the API server (default:
+    /// the mounted `ca.crt`). The connections carry the pod's own token, so a certificate from any
+    /// other CA — a system root included — is refused, as client-go's `rest.InClusterConfig`
+    /// does.
     pub fn with_ca_path(mut self, path: impl Into<PathBuf>) -> Self {
         self.ca_path = Some(path.into());
         self
@@ -207,13 +210,13 @@ impl InCluster {
             let pem = fs::read(path).map_err(|e| ConfigError::InvalidCertificate {
                 reason: format!("cannot read the cluster CA at {}: {e}", path.display()),
             })?;
-            builder = builder.with_root_certificates_pem(pem);
+            builder = builder.with_cluster_ca_pem(pem);
         }
         Ok(builder)
     }
 
     /// This cluster's API server as a TokenReview endpoint, authenticated with the pod's token
-    /// (re-read when it rotates) and trusting the cluster's CA. The service account needs
+    /// (re-read when it rotates) and trusting exactly the cluster's CA. The service account needs
     /// `create` on `tokenreviews.authentication.k8s.io` (the `system:auth-delegator` cluster role).
     ///
     /// Reads the token and CA now; fails if either cannot be read.
@@ -231,7 +234,7 @@ impl InCluster {
             let pem = fs::read(path).map_err(|e| ConfigError::InvalidCertificate {
                 reason: format!("cannot read the cluster CA at {}: {e}", path.display()),
             })?;
-            builder = builder.with_root_certificates_pem(pem);
+            builder = builder.with_ca_pem(pem);
         }
         builder.build()
     }

@@ -329,7 +329,12 @@ impl RemoteKeySet {
                 match self.decide(&state, arrived) {
                     Decision::Answer(answer) => return answer,
                     Decision::Wait(inflight) => inflight,
-                    Decision::Start => self.start_fetch(&mut state, arrived)?,
+                    Decision::Start => {
+                        let (inflight, task) = self.start_fetch(&mut state, arrived)?;
+                        drop(state);
+                        task.spawn();
+                        inflight
+                    }
                 }
             }
         };
@@ -379,9 +384,15 @@ impl RemoteKeySet {
         }
     }
 
-    /// Starts a fetch on the current Tokio runtime, recording its start (the cooldown and the backoff
-    /// count from here). Called with the state locked for writing and no fetch in flight.
-    fn start_fetch(&self, state: &mut State, now: Duration) -> Result<Inflight, KeysError> {
+    /// Marks a fetch in flight on the current Tokio runtime, recording its start (the cooldown and
+    /// the backoff count from here). Called with the state locked for writing and no fetch in
+    /// flight; the caller releases the lock, then [spawns](FetchTask::spawn) the task: on a runtime
+    /// that is shutting down, `spawn` drops the task at once, and its guard takes the lock.
+    fn start_fetch(
+        &self,
+        state: &mut State,
+        now: Duration,
+    ) -> Result<(Inflight, FetchTask), KeysError> {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             // Nothing is recorded: a later call from inside a runtime may fetch at once.
             return Err(KeysError::NoRuntime);
@@ -395,7 +406,6 @@ impl RemoteKeySet {
         };
         state.inflight = Some(inflight.clone());
         state.last_attempt = Some(now);
-        let this = self.clone();
         let guard = FetchGuard {
             set: self.clone(),
             id: inflight.id,
@@ -403,13 +413,7 @@ impl RemoteKeySet {
             done: done_tx,
             finished: false,
         };
-        runtime.spawn(async move {
-            let mut guard = guard;
-            let known_jwks_url = this.read().jwks_url.clone();
-            let result = this.fetch(known_jwks_url).await;
-            guard.finish(result);
-        });
-        Ok(inflight)
+        Ok((inflight, FetchTask { runtime, guard }))
     }
 
     /// Stores a fetch's outcome and logs it (once per attempt: attempts are paced by the cooldown and
@@ -562,9 +566,14 @@ impl RemoteKeySet {
     /// Starts a background refresh if one is still due (checked again under the write lock). Without
     /// a Tokio runtime, none starts: the keys are served until their maximum staleness.
     fn refresh_in_background(&self, now: Duration) {
-        let mut state = self.write();
-        if Self::refresh_due(&state, now) {
-            let _ = self.start_fetch(&mut state, now);
+        let task = {
+            let mut state = self.write();
+            Self::refresh_due(&state, now)
+                .then(|| self.start_fetch(&mut state, now).ok())
+                .flatten()
+        };
+        if let Some((_, task)) = task {
+            task.spawn();
         }
     }
 }
@@ -573,6 +582,24 @@ enum Decision {
     Answer(Result<Refresh, KeysError>),
     Wait(Inflight),
     Start,
+}
+
+/// A fetch marked in flight, to be spawned once the state's lock is released.
+struct FetchTask {
+    runtime: tokio::runtime::Handle,
+    guard: FetchGuard,
+}
+
+impl FetchTask {
+    fn spawn(self) {
+        let Self { runtime, mut guard } = self;
+        runtime.spawn(async move {
+            let set = guard.set.clone();
+            let known_jwks_url = set.read().jwks_url.clone();
+            let result = set.fetch(known_jwks_url).await;
+            guard.finish(result);
+        });
+    }
 }
 
 /// Owned by the fetch task: stores the outcome and wakes the waiters. If the task is dropped before
@@ -710,6 +737,40 @@ mod tests {
             s.ttl(Some(Duration::from_secs(10 * 86400))),
             Duration::from_secs(86400)
         );
+    }
+
+    /// A fetch started on a runtime that is shutting down: tokio drops the task's future inside
+    /// `spawn`, whose guard then stores a failure, which takes the state's lock. Started with that
+    /// lock held, this deadlocked the key set; now the call returns the failure, and later calls
+    /// return too (a deadlock fails the test instead of hanging it).
+    #[test]
+    fn a_fetch_started_while_the_runtime_shuts_down_fails_and_later_calls_return() {
+        use std::future::Future as _;
+        use std::task::{Context, Poll, Waker};
+
+        let set = RemoteKeySet::builder_jwks("http://127.0.0.1:1/jwks", HttpSettings::default())
+            .unwrap()
+            .build(
+                Arc::new(crate::clock::ManualClock::new()),
+                KeyCacheSettings::default(),
+            );
+        let (polled, current) = crate::shut_down_runtime::run(move || {
+            let mut polled = Vec::new();
+            for _ in 0..2 {
+                let mut refresh = std::pin::pin!(set.refresh());
+                let poll = refresh
+                    .as_mut()
+                    .poll(&mut Context::from_waker(Waker::noop()));
+                polled.push(match poll {
+                    Poll::Ready(result) => Some(result.map(|_| ()).map_err(|e| e.code())),
+                    Poll::Pending => None,
+                });
+            }
+            (polled, set.current().is_some())
+        });
+        // The cancelled fetch is a transport failure; the next call is within its backoff.
+        assert_eq!(polled, [Some(Err("transport")), Some(Err("backoff"))]);
+        assert!(!current);
     }
 
     #[test]

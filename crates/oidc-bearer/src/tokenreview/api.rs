@@ -15,7 +15,7 @@ use url::Url;
 use super::claims::TokenReviewClaims;
 use super::error::ReviewError;
 use crate::error::{ConfigError, VerifyError, error_chain};
-use crate::fetch::{BodyError, is_timeout, read_body};
+use crate::fetch::{BodyError, bearer_authorization, is_timeout, read_body};
 
 /// The TokenReview API's path on the API server.
 pub const TOKEN_REVIEW_PATH: &str = "/apis/authentication.k8s.io/v1/tokenreviews";
@@ -64,7 +64,7 @@ impl ApiServer {
         ApiServerBuilder {
             base_url: base_url.into(),
             credential: None,
-            root_certificates: Vec::new(),
+            ca_certificates: Vec::new(),
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             allow_insecure_http: false,
@@ -86,12 +86,11 @@ impl ApiServer {
         timeout: Duration,
     ) -> Result<Result<TokenReviewClaims, VerifyError>, ReviewError> {
         let inner = &*self.inner;
-        let credential = (inner.credential)().ok_or(ReviewError::NoCredentials)?;
-        let mut authorization = http::HeaderValue::try_from(format!("Bearer {credential}"))
-            .map_err(|_| ReviewError::Transport {
-                message: "the service-account token is not a valid header value".into(),
-            })?;
-        authorization.set_sensitive(true);
+        // A credential that cannot be sent is our own configuration, never a failure of the API
+        // server (which would open the object-binding grace period).
+        let authorization = (inner.credential)()
+            .and_then(|credential| bearer_authorization(&credential))
+            .ok_or(ReviewError::NoCredentials)?;
         let body = serde_json::to_vec(&Request {
             api_version: "authentication.k8s.io/v1",
             kind: "TokenReview",
@@ -236,7 +235,7 @@ impl fmt::Debug for ApiServer {
 pub struct ApiServerBuilder {
     base_url: String,
     credential: Option<Credential>,
-    root_certificates: Vec<Vec<u8>>,
+    ca_certificates: Vec<Vec<u8>>,
     connect_timeout: Duration,
     max_response_bytes: usize,
     allow_insecure_http: bool,
@@ -253,9 +252,14 @@ impl ApiServerBuilder {
         self
     }
 
-    /// Trusts these extra root certificates (PEM) for the API server (the cluster's CA).
-    pub fn with_root_certificates_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
-        self.root_certificates.push(pem.into());
+    /// Trusts exactly this CA (PEM, one or more certificates; the cluster's CA) for the API
+    /// server, and not the system's roots: every review carries our own credential and the token
+    /// under review, so no other CA may vouch for the API server (client-go likewise trusts only
+    /// a configured `certificate-authority`: `rest.InClusterConfig` sets only
+    /// `TLSClientConfig.CAFile`). Several calls trust each of the CAs. Without any, the system's
+    /// roots are trusted.
+    pub fn with_ca_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.ca_certificates.push(pem.into());
         self
     }
 
@@ -312,7 +316,11 @@ impl ApiServerBuilder {
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(self.connect_timeout)
             .user_agent(concat!("oidc-bearer/", env!("CARGO_PKG_VERSION")));
-        builder = crate::fetch::with_root_certificates(builder, &self.root_certificates)?;
+        builder = crate::fetch::with_root_certificates(
+            builder,
+            &self.ca_certificates,
+            self.ca_certificates.is_empty(),
+        )?;
         let client = builder.build().map_err(|e| ConfigError::HttpClient {
             message: e.to_string(),
         })?;

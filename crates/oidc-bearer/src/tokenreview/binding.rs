@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::api::ApiServer;
-use super::reviewer::{LOG_PERIOD, Reviewer, TokenReviewSettings, TokenReviewStats};
+use super::reviewer::{LOG_PERIOD, Reviewer, Started, TokenReviewSettings, TokenReviewStats};
 use crate::clock::SharedClock;
 use crate::crypto::Sha256;
 use crate::error::{ConfigError, VerifyError};
@@ -15,22 +15,33 @@ use crate::log_limit::LogLimiter;
 
 /// The default grace period of the object-binding check: 60 s.
 ///
-/// While the API server cannot answer, tokens that pass local verification are accepted for this
-/// long, counted from the first failed review; then requests get 503 until a review succeeds.
-/// A minute rides out an API-server restart or a leader election; a deleted pod's token then
-/// works at most `interval + grace` after the deletion.
+/// While the API server itself fails (unreachable, 5xx, 429, no answer within the timeout),
+/// tokens that pass local verification are accepted for this long, counted from the first review
+/// that failed so; then requests get 503 until a review is answered. A minute rides out an
+/// API-server restart or a leader election. A deleted pod's token then works only while the API
+/// server is failing, for at most `grace` from the start of the outage — however long after the
+/// deletion it begins: a refusal is remembered only for the negative TTL.
 pub const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(60);
 
 /// Settings of the object-binding check of a [`Verifier`](crate::Verifier); see
 /// [`VerifierBuilder::with_object_binding`](crate::VerifierBuilder::with_object_binding).
 ///
-/// **When the API server cannot answer** (unreachable, 5xx, 429, timeout, or refusing our
-/// credentials): tokens that pass local verification are still accepted during the grace period
-/// ([`DEFAULT_GRACE_PERIOD`], counted from the first failed review), without waiting for reviews
-/// that would fail (they are retried in the background, once per token per
+/// **When the API server itself fails** (unreachable, 5xx, 429, or no answer within the
+/// timeout: [`ReviewError::is_api_server_failure`](super::ReviewError::is_api_server_failure)):
+/// tokens that pass local verification are still accepted during the grace period
+/// ([`DEFAULT_GRACE_PERIOD`], counted from the first review that failed so), without waiting for
+/// reviews that would fail (they are retried in the background, once per token per
 /// [`retry_interval`](TokenReviewSettings::retry_interval)); after it, requests get 503 with
-/// `Retry-After` until a review answers. A refusal from the API server is never overridden.
+/// `Retry-After` until a review is answered. A refusal from the API server is never overridden
+/// while it is cached ([`negative_ttl`](TokenReviewSettings::negative_ttl)).
 /// `with_grace_period(Duration::ZERO)` answers 503 from the first failure.
+///
+/// **Nothing else opens the grace period.** A review this process could not run — as many
+/// reviews pending as [`max_pending_reviews`](TokenReviewSettings::max_pending_reviews) allows,
+/// no free slot within the timeout, no Tokio runtime, the runtime shutting down — and our own
+/// credentials refused (401/403), a wrong URL or an answer that cannot be trusted are 503 with
+/// `Retry-After`, and record no outage: the API server may be up, and would refuse a deleted
+/// pod's token.
 ///
 /// ```no_run
 /// # fn run() -> Result<(), oidc_bearer::ConfigError> {
@@ -77,8 +88,8 @@ impl ObjectBindingCheck {
         self
     }
 
-    /// How long tokens are accepted on local verification alone while the API server cannot
-    /// answer (default 60 s; zero: 503 at once).
+    /// How long tokens are accepted on local verification alone while the API server itself
+    /// fails (default 60 s; zero: 503 at once).
     pub fn with_grace_period(mut self, grace: Duration) -> Self {
         self.grace = grace;
         self
@@ -90,10 +101,11 @@ impl ObjectBindingCheck {
         self
     }
 
-    /// The runtime check, for a verifier accepting `audiences`.
+    /// The runtime check, for a verifier of `issuer` accepting `audiences`.
     pub(crate) fn build(
         self,
         fallback: Option<Result<ApiServer, ConfigError>>,
+        issuer: &str,
         audiences: Vec<String>,
         clock: SharedClock,
     ) -> Result<ObjectBinding, ConfigError> {
@@ -121,6 +133,7 @@ impl ObjectBindingCheck {
         settings.negative_ttl = settings.negative_ttl.min(self.interval);
         settings.retry_interval = settings.retry_interval.min(self.interval);
         settings.validate()?;
+        super::warn_if_api_server_audience("the object-binding check", &audiences, Some(issuer));
         Ok(ObjectBinding {
             // Keyed by the token cache's key of a token verified locally: nothing to compare.
             reviewer: Arc::new(Reviewer::new(api, false, audiences, settings, clock)),
@@ -170,11 +183,16 @@ impl ObjectBinding {
             _ => {}
         }
         if let Some(since) = self.reviewer.outage_since() {
-            if now < since + self.grace {
+            if self.in_window(since, now) {
                 // In the grace period: no request waits for a review that will likely fail; one
                 // is retried in the background per token and retry interval.
-                if cached.is_none() {
-                    let _ = self.reviewer.start(key, token, None);
+                // A review that answered between the lookup above and this start is heeded: a
+                // refusal in hand is never overridden by the grace period.
+                if cached.is_none()
+                    && let Started::Answer(Err(refusal)) = self.reviewer.start(key, token, None)
+                    && !refusal.is_unavailable()
+                {
+                    return Err(refusal);
                 }
                 return self.in_grace(since, now);
             }
@@ -186,16 +204,31 @@ impl ObjectBinding {
             Ok(_) => Ok(()),
             Err(e) if !e.is_unavailable() => Err(e),
             Err(error) => {
+                // Grace only for a failure of the API server itself, inside the window of the
+                // outage it recorded (none if a review answered since). A local limit — queue
+                // full, no slot in time, no runtime, shutting down — records no outage and is
+                // 503: the API server may well be up and would refuse a deleted pod's token.
+                let own_failure = matches!(
+                    &error,
+                    VerifyError::ReviewUnavailable { source } if source.is_api_server_failure()
+                );
                 let now = self.reviewer.now();
-                // The review that failed recorded the outage (unless one answered since).
-                let since = self.reviewer.outage_since().unwrap_or(now);
-                if now < since + self.grace {
-                    self.in_grace(since, now)
-                } else {
-                    Err(error)
+                match self.reviewer.outage_since() {
+                    Some(since) if own_failure && self.in_window(since, now) => {
+                        self.in_grace(since, now)
+                    }
+                    _ => Err(error),
                 }
             }
         }
+    }
+
+    /// Whether `now` is inside the grace window of an outage that began at `since`:
+    /// `[since, since + grace)` by the clock. A clock set back before the outage began (an NTP
+    /// correction) is outside it — the outage's age is then unknown — so that no clock step can
+    /// open a grace period that is off or reopen one that is over.
+    fn in_window(&self, since: f64, now: f64) -> bool {
+        since <= now && now < since + self.grace
     }
 
     fn in_grace(&self, since: f64, now: f64) -> Result<(), VerifyError> {
@@ -210,5 +243,75 @@ impl ObjectBinding {
             );
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::tokenreview::ReviewError;
+
+    const AUD: &str = "my-service";
+
+    /// A review that found no free slot within its timeout is a local limit: it records no
+    /// API-server outage, so it opens no grace period, neither for its own token nor for a token
+    /// whose pod was deleted, reviewed afterwards.
+    #[tokio::test(start_paused = true)]
+    async fn a_review_timing_out_for_a_local_slot_records_no_outage() {
+        let issuer = oidc_bearer_testing::TestIssuer::start().await;
+        let reviews = issuer.token_reviews();
+        let caller = reviews.caller_token();
+        let api = ApiServer::builder(reviews.api_server_url())
+            .with_bearer_token(move || Some(caller.clone()))
+            .build()
+            .unwrap();
+        let settings = TokenReviewSettings {
+            max_concurrent_reviews: 1,
+            timeout: Duration::from_secs(10),
+            ..TokenReviewSettings::default()
+        };
+        let binding = ObjectBindingCheck::new(Duration::from_secs(30))
+            .with_api_server(api)
+            .with_settings(settings)
+            .build(
+                None,
+                &issuer.issuer(),
+                vec![AUD.into()],
+                Arc::new(ManualClock::new()),
+            )
+            .unwrap();
+        let key = |token: &str| crate::crypto::sha256(token.rsplit_once('.').unwrap().1.as_bytes());
+        let token = |issuer: &oidc_bearer_testing::TestIssuer| {
+            issuer.token().kubernetes("prod", "billing").aud(AUD).sign()
+        };
+
+        // Every slot busy (as with reviews in flight); the paused clock lets the wait time out.
+        let slots = binding.reviewer.take_all_slots();
+        let waiting = token(&issuer);
+        let result = binding.check(&waiting, key(&waiting)).await;
+        let Err(VerifyError::ReviewUnavailable { source }) = result else {
+            panic!("a review that never ran was accepted: {result:?}")
+        };
+        assert_eq!(
+            source,
+            ReviewError::QueueTimeout {
+                timeout: Duration::from_secs(10)
+            }
+        );
+        assert!(!source.is_api_server_failure());
+        assert_eq!(binding.reviewer.outage_since(), None);
+        assert_eq!(reviews.calls(), 0);
+
+        // The API server is up: a deleted pod's token is reviewed, and refused.
+        drop(slots);
+        tokio::time::resume();
+        let revoked = token(&issuer);
+        reviews.delete_bound_object(&revoked);
+        let result = binding.check(&revoked, key(&revoked)).await;
+        assert!(
+            matches!(result, Err(VerifyError::ReviewRefused { .. })),
+            "{result:?}"
+        );
     }
 }

@@ -43,7 +43,8 @@ struct Slot {
     /// The signing input the answer is for, when it must be compared.
     input: Option<Box<[u8]>>,
     answer: Answer,
-    /// Seconds since the epoch, by the verifier's clock.
+    /// Seconds since the epoch, by the verifier's clock: when the answer was kept, and until when.
+    stored_at: f64,
     expires_at: f64,
     bytes: usize,
     seq: u64,
@@ -72,14 +73,16 @@ impl AnswerCache {
     }
 
     /// The answer for `key` (and `input`, if the entry keeps one) if it is still current at
-    /// `now`; an expired one is dropped.
+    /// `now`; an expired one is dropped. So is one kept after `now`: the clock was set back, and
+    /// the answer's age is unknown — kept, it would outlive its TTL by as much as the clock went
+    /// back (an acceptance is what bounds how long a deleted pod's token works).
     pub(crate) fn get(&self, key: &Sha256, input: &[u8], now: f64) -> Option<Answer> {
         let mut shard = self.shard(key);
         let slot = shard.map.get(key)?;
         if slot.input.as_deref().is_some_and(|kept| kept != input) {
             return None;
         }
-        if now < slot.expires_at {
+        if slot.stored_at <= now && now < slot.expires_at {
             return Some(slot.answer.clone());
         }
         shard.remove(key);
@@ -122,6 +125,7 @@ impl AnswerCache {
             Slot {
                 input,
                 answer,
+                stored_at: now,
                 expires_at,
                 bytes,
                 seq,
@@ -182,6 +186,11 @@ mod tests {
             cache.get(&[2; 32], b"", 99.0).is_none(),
             "never kept past its deadline"
         );
+        // The clock set back before an answer was kept: it is not current, and is dropped.
+        cache.insert([3; 32], None, claims("c"), 130.0, 100.0);
+        assert!(cache.get(&[3; 32], b"", 100.0).is_some());
+        assert!(cache.get(&[3; 32], b"", 99.9).is_none());
+        assert!(cache.get(&[3; 32], b"", 100.0).is_none(), "dropped");
     }
 
     #[test]

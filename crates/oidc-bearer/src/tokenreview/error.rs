@@ -7,8 +7,13 @@ use std::time::Duration;
 /// A TokenReview could not be done: the token may well be valid, so an HTTP server answers 503
 /// with `Retry-After` ([`VerifyError::ReviewUnavailable`](crate::VerifyError::ReviewUnavailable)).
 ///
-/// [`is_configuration`](Self::is_configuration) tells a deployment mistake (our own credentials
-/// refused, a wrong URL) from an outage.
+/// Three kinds, told apart by [`is_api_server_failure`](Self::is_api_server_failure),
+/// [`is_local_limit`](Self::is_local_limit) and [`is_configuration`](Self::is_configuration):
+/// the API server itself failed (unreachable, 5xx, 429, no answer in time) — the only kind that
+/// opens the object-binding check's grace period; a limit of this process (too many reviews
+/// pending, no free slot in time, no runtime, shutting down); a deployment mistake (our own
+/// credentials refused, a wrong URL). An answer that cannot be trusted (too large, not a
+/// TokenReview) is none of them: 503, nothing more.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ReviewError {
@@ -29,8 +34,14 @@ pub enum ReviewError {
         /// What went wrong.
         message: String,
     },
-    /// The review did not complete within its timeout (waiting for a free slot included).
+    /// The API server did not answer within the review's timeout.
     Timeout {
+        /// The timeout that elapsed.
+        timeout: Duration,
+    },
+    /// Not sent: no review slot came free within the timeout (as many reviews as
+    /// `max_concurrent_reviews` allows were in flight all that time).
+    QueueTimeout {
         /// The timeout that elapsed.
         timeout: Duration,
     },
@@ -44,12 +55,14 @@ pub enum ReviewError {
         /// What is wrong with it.
         message: String,
     },
-    /// Not attempted: as many different tokens are already waiting for a review as allowed.
+    /// Not attempted: as many reviews are already pending (waiting for a slot or in flight) as
+    /// `max_pending_reviews` allows.
     Overloaded {
         /// The limit reached.
         max_pending: usize,
     },
-    /// There is no credential to send (the token file could not be read, ever).
+    /// There is no credential to send: the token file could not be read, ever, or what it holds
+    /// cannot be sent in a header (a control character inside).
     NoCredentials,
     /// The review ended without an answer (the runtime is shutting down).
     Aborted,
@@ -66,6 +79,7 @@ impl ReviewError {
             Self::Status { .. } => "review_http_status",
             Self::Transport { .. } => "review_transport",
             Self::Timeout { .. } => "review_timeout",
+            Self::QueueTimeout { .. } => "review_queue_timeout",
             Self::TooLarge { .. } => "review_response_too_large",
             Self::InvalidResponse { .. } => "review_invalid_response",
             Self::Overloaded { .. } => "review_overloaded",
@@ -73,6 +87,55 @@ impl ReviewError {
             Self::Aborted => "review_aborted",
             Self::NoRuntime => "review_no_runtime",
         }
+    }
+
+    /// Whether the API server itself failed: unreachable or the connection broke (`Transport`),
+    /// 5xx or 429 (`Status`), or no answer within the timeout (`Timeout`). Only these open the
+    /// object-binding check's grace period
+    /// ([`ObjectBindingCheck`](super::ObjectBindingCheck)): a local limit, our own configuration
+    /// or an answer we cannot trust says nothing about whether the API server would refuse the
+    /// token, and accepting it then would let a deleted pod's token through while the API server
+    /// is up.
+    pub fn is_api_server_failure(&self) -> bool {
+        // No `_` arm: a new variant must be placed on one side or the other.
+        match self {
+            Self::Status { status } => *status == 429 || *status >= 500,
+            Self::Transport { .. } | Self::Timeout { .. } => true,
+            Self::Unauthorized { .. }
+            | Self::TooLarge { .. }
+            | Self::InvalidResponse { .. }
+            | Self::Overloaded { .. }
+            | Self::QueueTimeout { .. }
+            | Self::NoCredentials
+            | Self::Aborted
+            | Self::NoRuntime => false,
+        }
+    }
+
+    /// Whether the review was not sent, or not finished, because of a limit of this process:
+    /// too many tokens pending (`Overloaded`), no free slot in time (`QueueTimeout`), no Tokio
+    /// runtime (`NoRuntime`), or the runtime shutting down (`Aborted`).
+    pub fn is_local_limit(&self) -> bool {
+        match self {
+            Self::Overloaded { .. }
+            | Self::QueueTimeout { .. }
+            | Self::NoRuntime
+            | Self::Aborted => true,
+            Self::Unauthorized { .. }
+            | Self::Status { .. }
+            | Self::Transport { .. }
+            | Self::Timeout { .. }
+            | Self::TooLarge { .. }
+            | Self::InvalidResponse { .. }
+            | Self::NoCredentials => false,
+        }
+    }
+
+    /// This failure as the API server's own, if it is one
+    /// ([`is_api_server_failure`](Self::is_api_server_failure)): the only thing an outage can be
+    /// recorded from.
+    pub(crate) fn api_server_failure(&self) -> Option<ApiServerFailure> {
+        self.is_api_server_failure().then_some(ApiServerFailure(()))
     }
 
     /// Whether this is a deployment mistake rather than an outage: our credentials or their
@@ -97,7 +160,15 @@ impl fmt::Display for ReviewError {
             ),
             Self::Status { status } => write!(f, "the API server answered HTTP {status}"),
             Self::Transport { message } => write!(f, "TokenReview request failed: {message}"),
-            Self::Timeout { timeout } => write!(f, "TokenReview timed out after {timeout:?}"),
+            Self::Timeout { timeout } => write!(
+                f,
+                "the API server did not answer the TokenReview within {timeout:?}"
+            ),
+            Self::QueueTimeout { timeout } => write!(
+                f,
+                "no TokenReview slot came free within {timeout:?}; this review was not sent \
+                 (raise max_concurrent_reviews if the API server can take more)"
+            ),
             Self::TooLarge { max_bytes } => {
                 write!(f, "TokenReview answer larger than {max_bytes} bytes")
             }
@@ -106,11 +177,12 @@ impl fmt::Display for ReviewError {
             }
             Self::Overloaded { max_pending } => write!(
                 f,
-                "{max_pending} tokens already wait for a TokenReview; this one was not sent"
+                "{max_pending} TokenReviews are already pending; this one was not sent"
             ),
             Self::NoCredentials => write!(
                 f,
-                "no credential for the API server: the service-account token file was never read"
+                "no usable credential for the API server: the service-account token file was \
+                 never read, or holds a character a header cannot carry"
             ),
             Self::Aborted => write!(f, "the TokenReview ended without an answer"),
             Self::NoRuntime => write!(
@@ -122,3 +194,9 @@ impl fmt::Display for ReviewError {
 }
 
 impl std::error::Error for ReviewError {}
+
+/// A review failed because of the API server itself: made only by
+/// [`ReviewError::api_server_failure`], and what [`Reviewer`](super::reviewer::Reviewer) takes to
+/// record an outage, so that a local limit can never open the grace period.
+#[derive(Debug)]
+pub(crate) struct ApiServerFailure(());

@@ -5,13 +5,13 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
 use super::api::ApiServer;
 use super::cache::{Answer, AnswerCache};
-use super::error::ReviewError;
+use super::error::{ApiServerFailure, ReviewError};
 use crate::clock::SharedClock;
 use crate::crypto::Sha256;
 use crate::error::{ConfigError, VerifyError};
@@ -35,9 +35,10 @@ pub const DEFAULT_MAX_ENTRIES: usize = 10_000;
 pub const DEFAULT_MAX_BYTES: usize = 16 * 1024 * 1024;
 /// The default cap on reviews in flight at once, per verifier.
 pub const DEFAULT_MAX_CONCURRENT_REVIEWS: usize = 8;
-/// The default cap on distinct tokens waiting for a review, per verifier.
+/// The default cap on reviews started and not finished, per verifier.
 pub const DEFAULT_MAX_PENDING_REVIEWS: usize = 1024;
-/// The default time a review may take, waiting for a free slot included.
+/// The default time the API server has to answer a review, and the longest a review waits for a
+/// free slot before it is given up (503).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How TokenReview answers are cached and reviews are limited.
@@ -67,10 +68,12 @@ pub struct TokenReviewSettings {
     pub max_bytes: usize,
     /// The most reviews in flight at once (default 8); more wait for a slot, within the timeout.
     pub max_concurrent_reviews: usize,
-    /// The most distinct tokens waiting for a review (default 1,024); beyond, a new token gets 503
-    /// at once.
+    /// The most reviews started and not finished, waiting for a slot or in flight (default
+    /// 1,024); beyond, a new token gets 503 at once.
     pub max_pending_reviews: usize,
-    /// The time a review may take, waiting for a slot included (default 5 s).
+    /// The time the API server has to answer a review (default 5 s); a review also waits at most
+    /// this long for a free slot, then gets 503 without being sent. Only the API server's own
+    /// timeout counts as its failure (see [`ReviewError::is_api_server_failure`]).
     pub timeout: Duration,
 }
 
@@ -150,6 +153,17 @@ struct InFlight {
     rx: Pending,
 }
 
+/// The reviews started and not finished.
+#[derive(Default)]
+struct InFlightReviews {
+    /// The review each token joins, by cache key.
+    by_key: HashMap<Sha256, InFlight>,
+    /// Every review started and not finished, those in `by_key` and those of a token that could
+    /// not join one (another payload under a signature in flight): what `max_pending_reviews`
+    /// bounds. Released by each review's [`InflightGuard`].
+    count: usize,
+}
+
 /// All of a token but its signature segment (the whole token if it has no `.`).
 fn signing_input(token: &[u8]) -> &[u8] {
     &token[..memchr::memrchr(b'.', token).unwrap_or(token.len())]
@@ -169,15 +183,15 @@ pub(crate) struct Reviewer {
     settings: TokenReviewSettings,
     clock: SharedClock,
     cache: AnswerCache,
-    inflight: Mutex<HashMap<Sha256, InFlight>>,
+    inflight: Mutex<InFlightReviews>,
     next_id: AtomicU64,
     slots: Arc<Semaphore>,
     reviews: AtomicU64,
     hits: AtomicU64,
     joined: AtomicU64,
     waiting: AtomicUsize,
-    /// When the current outage began (the bits of an `f64`: the first review that failed since
-    /// the API server last answered), or [`NO_OUTAGE`].
+    /// When the current outage began (the bits of an `f64`: the first review that failed because
+    /// of the API server itself since it last answered), or [`NO_OUTAGE`].
     outage_since: AtomicU64,
 }
 
@@ -210,27 +224,29 @@ impl Reviewer {
         }
     }
 
-    /// When the current outage began (by the clock), if reviews fail since the API server last
-    /// answered.
+    /// When the current API-server outage began (by the clock): the first review that failed
+    /// because of the API server itself since one was last answered. Local limits never set it.
     pub(crate) fn outage_since(&self) -> Option<f64> {
         let bits = self.outage_since.load(Ordering::Relaxed);
         (bits != NO_OUTAGE).then(|| f64::from_bits(bits))
     }
 
-    /// Records a review's outcome for [`outage_since`](Self::outage_since).
-    fn record(&self, answered: bool, now: f64) {
-        if answered {
-            if self.outage_since.swap(NO_OUTAGE, Ordering::Relaxed) != NO_OUTAGE {
-                tracing::info!(url = self.api.url(), "TokenReview answers again");
-            }
-        } else {
-            let _ = self.outage_since.compare_exchange(
-                NO_OUTAGE,
-                now.to_bits(),
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            );
+    /// The API server answered a review (an acceptance or a refusal): any outage is over.
+    fn record_answer(&self) {
+        if self.outage_since.swap(NO_OUTAGE, Ordering::Relaxed) != NO_OUTAGE {
+            tracing::info!(url = self.api.url(), "TokenReview answers again");
         }
+    }
+
+    /// A review failed because of the API server itself: the outage begins now, unless it began
+    /// earlier. Nothing but an [`ApiServerFailure`] can start one.
+    fn record_outage(&self, _: ApiServerFailure, now: f64) {
+        let _ = self.outage_since.compare_exchange(
+            NO_OUTAGE,
+            now.to_bits(),
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
     }
 
     pub(crate) fn audiences(&self) -> &[String] {
@@ -278,7 +294,7 @@ impl Reviewer {
             .then(|| Box::<[u8]>::from(signing_input(token.as_bytes())));
         let mut inflight = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
         let mut register = true;
-        if let Some(pending) = inflight.get(&key)
+        if let Some(pending) = inflight.by_key.get(&key)
             && pending.rx.has_changed().is_ok()
         {
             if pending.input == input {
@@ -286,7 +302,8 @@ impl Reviewer {
                 return Started::Pending(pending.rx.clone());
             }
             // Another token with the same signature segment (a valid token's signature over a
-            // changed payload): never share its answer; review this one on its own.
+            // changed payload): never share its answer; review this one on its own (counted
+            // against the cap like any other).
             register = false;
         }
         // A review that finished between the caller's lookup and this lock has cached its answer
@@ -294,7 +311,7 @@ impl Reviewer {
         if let Some(answer) = self.cached(&key, token.as_bytes(), self.now()) {
             return Started::Answer(answer);
         }
-        if inflight.len() >= self.settings.max_pending_reviews {
+        if inflight.count >= self.settings.max_pending_reviews {
             return Started::Answer(Err(VerifyError::ReviewUnavailable {
                 source: ReviewError::Overloaded {
                     max_pending: self.settings.max_pending_reviews,
@@ -303,11 +320,14 @@ impl Reviewer {
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = watch::channel(None);
+        inflight.count += 1;
         if register {
             let rx = rx.clone();
             let input = input.clone();
-            inflight.insert(key, InFlight { id, input, rx });
+            inflight.by_key.insert(key, InFlight { id, input, rx });
         }
+        // Spawned with the lock released: on a runtime shutting down, `spawn` drops the task at
+        // once, and its guard takes the lock.
         drop(inflight);
         let guard = InflightGuard {
             reviewer: Arc::clone(self),
@@ -332,6 +352,13 @@ impl Reviewer {
         }
     }
 
+    /// Takes every review slot, as reviews in flight would (tests).
+    #[cfg(test)]
+    pub(crate) fn take_all_slots(&self) -> OwnedSemaphorePermit {
+        let n = self.settings.max_concurrent_reviews as u32;
+        Arc::clone(&self.slots).try_acquire_many_owned(n).unwrap()
+    }
+
     pub(crate) fn stats(&self) -> TokenReviewStats {
         TokenReviewStats {
             reviews: self.reviews.load(Ordering::Relaxed),
@@ -341,20 +368,25 @@ impl Reviewer {
                 .inflight
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .len(),
+                .count,
             waiting_for_slot: self.waiting.load(Ordering::Relaxed),
             cached_answers: self.cache.size().0,
         }
     }
 
     /// One review, under the concurrency cap and the timeout.
+    ///
+    /// Waiting for a slot and the API server's answer have a timeout each: a review that found no
+    /// slot in time is a local limit (`QueueTimeout`, never sent), and one that was sent has the
+    /// whole timeout for the API server's answer, so that its `Timeout` is the API server's own
+    /// slowness and never a share of the budget spent queueing here (which, counted as an outage,
+    /// would open the object-binding grace period under local load alone).
     async fn call(
         &self,
         slot: Slot,
         token: &str,
     ) -> Result<Result<super::TokenReviewClaims, VerifyError>, ReviewError> {
         let timeout = self.settings.timeout;
-        let deadline = Instant::now() + timeout;
         let _slot = match slot {
             Slot::Held(permit) => permit,
             Slot::Waiting(waiting) => {
@@ -363,13 +395,15 @@ impl Reviewer {
                 drop(waiting);
                 match acquired {
                     Ok(Ok(permit)) => permit,
-                    _ => return Err(ReviewError::Timeout { timeout }),
+                    // The semaphore is never closed; were it, no review could run.
+                    Ok(Err(_)) => return Err(ReviewError::Aborted),
+                    Err(_) => return Err(ReviewError::QueueTimeout { timeout }),
                 }
             }
         };
-        let left = deadline.saturating_duration_since(Instant::now());
         self.reviews.fetch_add(1, Ordering::Relaxed);
-        match tokio::time::timeout(left, self.api.review(token, &self.audiences, left)).await {
+        match tokio::time::timeout(timeout, self.api.review(token, &self.audiences, timeout)).await
+        {
             Ok(result) => result,
             Err(_) => Err(ReviewError::Timeout { timeout }),
         }
@@ -379,7 +413,19 @@ impl Reviewer {
     fn log_failure(&self, error: &ReviewError) {
         static CONFIG: LogLimiter = LogLimiter::new();
         static OUTAGE: LogLimiter = LogLimiter::new();
-        if error.is_configuration() {
+        static LOCAL: LogLimiter = LogLimiter::new();
+        if error.is_local_limit() {
+            if let Some(suppressed) = LOCAL.allow(LOG_PERIOD) {
+                tracing::warn!(
+                    code = error.code(),
+                    %error,
+                    max_concurrent_reviews = self.settings.max_concurrent_reviews,
+                    suppressed,
+                    "TokenReview not sent: more reviews than this service runs at once; requests \
+                     get 503"
+                );
+            }
+        } else if error.is_configuration() {
             if let Some(suppressed) = CONFIG.allow(LOG_PERIOD) {
                 tracing::error!(
                     code = error.code(),
@@ -429,7 +475,14 @@ async fn run(
     let result = reviewer.call(slot, &token).await;
     drop(token);
     let now = reviewer.now();
-    reviewer.record(result.is_ok(), now);
+    match &result {
+        Ok(_) => reviewer.record_answer(),
+        Err(error) => {
+            if let Some(failure) = error.api_server_failure() {
+                reviewer.record_outage(failure, now);
+            }
+        }
+    }
     let (answer, expires_at) = match result {
         Ok(Ok(claims)) => {
             let until = now + settings.cache_ttl.as_secs_f64();
@@ -467,11 +520,13 @@ impl Drop for InflightGuard {
             .inflight
             .lock()
             .unwrap_or_else(|e| e.into_inner());
+        inflight.count -= 1;
         if inflight
+            .by_key
             .get(&self.key)
             .is_some_and(|pending| pending.id == self.id)
         {
-            inflight.remove(&self.key);
+            inflight.by_key.remove(&self.key);
         }
     }
 }
@@ -497,6 +552,61 @@ pub(crate) const LOG_PERIOD: Duration = Duration::from_secs(60);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A review started on a runtime that is shutting down: tokio drops its task inside `spawn`,
+    /// and the task's guards (its place in `inflight`, its wait for a slot) take the reviewer's
+    /// lock. Started with that lock released, the call returns `Aborted` and every count is back to
+    /// zero; a later start returns too (a deadlock fails the test instead of hanging it).
+    #[test]
+    fn a_review_started_while_the_runtime_shuts_down_is_aborted_and_leaves_no_count() {
+        use std::future::Future as _;
+        use std::task::{Context, Poll, Waker};
+
+        let api = ApiServer::builder("http://127.0.0.1:1")
+            .with_bearer_token(|| None)
+            .build()
+            .unwrap();
+        let settings = TokenReviewSettings {
+            max_concurrent_reviews: 1,
+            max_pending_reviews: 1,
+            ..TokenReviewSettings::default()
+        };
+        let reviewer = Arc::new(Reviewer::new(
+            api,
+            true,
+            vec!["aud".into()],
+            settings,
+            Arc::new(crate::clock::ManualClock::new()),
+        ));
+        let (answers, stats) = crate::shut_down_runtime::run(move || {
+            // Every slot busy: each review is counted as waiting for one until its task is
+            // dropped. The second start is for the key whose review was just aborted.
+            let _slots = reviewer.take_all_slots();
+            let mut answers = Vec::new();
+            for key in [[1; 32], [1; 32], [2; 32]] {
+                let answer = match reviewer.start(key, "h.p.s", None) {
+                    Started::Answer(answer) => Some(answer),
+                    Started::Pending(rx) => {
+                        let mut wait = std::pin::pin!(wait(rx));
+                        match wait.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+                            Poll::Ready(answer) => Some(answer),
+                            Poll::Pending => None,
+                        }
+                    }
+                };
+                answers.push(answer.map(|answer| match answer {
+                    Err(VerifyError::ReviewUnavailable { source }) => Err(source.code()),
+                    other => Ok(other.map(|_| ()).map_err(|e| e.code())),
+                }));
+            }
+            (answers, reviewer.stats())
+        });
+        assert_eq!(answers, [Some(Err("review_aborted")); 3]);
+        assert_eq!(
+            (stats.pending, stats.waiting_for_slot, stats.reviews),
+            (0, 0, 0)
+        );
+    }
 
     #[test]
     fn settings_are_checked() {

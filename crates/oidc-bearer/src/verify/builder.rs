@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_BYTES, Inner, Verifier};
+use super::{DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_BYTES, Inner, Rules, Verifier};
 use crate::Algorithm;
 use crate::cache::{TokenCache, TokenCacheSettings};
 use crate::clock::{Clock, SharedClock, SystemClock};
@@ -168,6 +168,16 @@ impl VerifierBuilder {
         self
     }
 
+    /// Trusts exactly this CA (PEM, one or more certificates), and not the system's roots, for
+    /// discovery and JWKS fetches: a cluster's own API server, which gets the pod's token
+    /// (client-go trusts only the cluster CA in-cluster). Roots added by
+    /// [`with_root_certificates_pem`](Self::with_root_certificates_pem) are trusted too.
+    pub(crate) fn with_cluster_ca_pem(mut self, pem: Vec<u8>) -> Self {
+        self.http.root_certificates.push(pem);
+        self.http.system_roots = false;
+        self
+    }
+
     /// Sends `Authorization: Bearer <token>` with discovery and JWKS fetches (a Kubernetes API server
     /// requires it unless anonymous discovery is allowed). The closure is called per fetch, so a
     /// rotating token file can be re-read. The token is only sent to the origins of the URLs
@@ -296,14 +306,29 @@ impl VerifierBuilder {
         self
     }
 
-    /// Checks the configuration and builds the verifier. Nothing is fetched.
-    pub fn build(self) -> Result<Verifier, ConfigError> {
+    /// The rules of this policy that need no key, as the verifier built from it applies them (an
+    /// issuer registry checks a token against them before it admits a new issuer).
+    pub(crate) fn rules(&self) -> Rules<'_> {
+        Rules {
+            max_token_bytes: self.max_token_bytes,
+            algorithms: &self.algorithms,
+            required_typ: self.required_typ.as_deref(),
+            audiences: &self.audiences,
+            skip_audience: self.skip_audience,
+            leeway: self.leeway.as_secs_f64(),
+            require_exp: self.require_exp,
+        }
+    }
+
+    /// The checks of [`build`](Self::build) that need nothing built: a registry makes them before
+    /// it takes an admission for a new issuer, so that a wrong pattern is reported as one.
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         if !self.skip_audience && self.audiences.iter().all(String::is_empty) {
             return Err(ConfigError::NoAudience);
         }
         if self.issuer.is_empty() {
             return Err(ConfigError::InvalidIssuer {
-                issuer: self.issuer,
+                issuer: self.issuer.clone(),
                 reason: "empty".into(),
             });
         }
@@ -331,6 +356,12 @@ impl VerifierBuilder {
         if let Some(settings) = &self.token_cache {
             settings.validate()?;
         }
+        Ok(())
+    }
+
+    /// Checks the configuration and builds the verifier. Nothing is fetched.
+    pub fn build(self) -> Result<Verifier, ConfigError> {
+        self.validate()?;
         let keys: Arc<dyn DynKeySet> = match self.source {
             KeySource::Custom(keys) => keys,
             KeySource::JwksUrl(url) => Arc::new(
@@ -374,6 +405,7 @@ impl VerifierBuilder {
             }
             Some(check) => Some(check.build(
                 self.in_cluster.as_ref().map(|c| c.api_server()),
+                &self.issuer,
                 audiences.clone(),
                 self.clock.clone(),
             )?),

@@ -2,9 +2,9 @@
 //! accepted, how much clock skew is tolerated — and the verification of a token against it.
 
 //!
-//! One stage per file: [`builder`](VerifierBuilder) (configuration), `keys` (the algorithm and the
-//! key set holding the token's key, unknown `kid`s included), `claims` (the registered claims and
-//! times).
+//! One stage per file: [`builder`](VerifierBuilder) (configuration), `rules` (the rules that need
+//! no key: size, `alg`, `typ`, audience, times), `keys` (the key set holding the token's key,
+//! unknown `kid`s included), `claims` (the registered claims).
 
 use std::any::TypeId;
 use std::borrow::Cow;
@@ -19,14 +19,16 @@ use crate::cache::{Entry, KeyRef, Lookup, SharedClaims, TokenCache, TokenCacheSt
 use crate::clock::SharedClock;
 use crate::error::{ConfigError, KeysError, VerifyError};
 use crate::keys::{DynKeySet, Jwks};
-use crate::token::{Jws, Parsed};
+use crate::token::Parsed;
 
 mod builder;
 mod claims;
 mod keys;
+mod rules;
 
 pub use builder::VerifierBuilder;
 use keys::check_signature;
+pub(crate) use rules::Rules;
 
 /// The default token size cap: 8 KiB, far above real workload tokens (about 1 KiB).
 pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8 * 1024;
@@ -213,7 +215,7 @@ impl Verifier {
         let now = self.now();
         let claims = cache
             .get_typed(token, TypeId::of::<T>(), &keys, |times| {
-                self.check_times(times, now).is_ok()
+                self.rules().check_times(times, now).is_ok()
             })?
             .downcast::<T>()
             .ok()?;
@@ -269,6 +271,20 @@ impl Verifier {
         self.verify_cached::<Arc<T>>(token, Some(parsed)).await
     }
 
+    /// This verifier's rules that need no key.
+    pub(crate) fn rules(&self) -> Rules<'_> {
+        let inner = &*self.inner;
+        Rules {
+            max_token_bytes: inner.max_token_bytes,
+            algorithms: &inner.algorithms,
+            required_typ: inner.required_typ.as_deref(),
+            audiences: &inner.audiences,
+            skip_audience: inner.skip_audience,
+            leeway: inner.leeway,
+            require_exp: inner.require_exp,
+        }
+    }
+
     /// The `iss` values accepted: the issuer, then its aliases.
     pub(crate) fn accepted_issuers(&self) -> impl Iterator<Item = &str> {
         std::iter::once(self.inner.issuer.as_str())
@@ -317,13 +333,8 @@ impl Verifier {
         parsed: Option<&Parsed<'_>>,
     ) -> Result<(R, Option<crate::crypto::Sha256>), VerifyError> {
         let inner = &*self.inner;
-        // Before hashing: an oversized token costs nothing but this comparison.
-        if token.len() > inner.max_token_bytes {
-            return Err(VerifyError::TooLarge {
-                len: token.len(),
-                max: inner.max_token_bytes,
-            });
-        }
+        // Before hashing.
+        self.rules().check_size(token.len())?;
         let cache = inner.token_cache.as_ref();
         // No key for bytes without a `.`: no JWS, refused below.
         let cache_key = cache.and_then(|_| TokenKey::new(token.as_bytes()));
@@ -348,10 +359,10 @@ impl Verifier {
         // The miss path, timed to its end (feature `metrics`).
         let _timer = crate::metrics::VerifyTimer::start();
         let owned;
-        let jws: &Jws<'_> = match parsed {
+        let jws: &Parsed<'_> = match parsed {
             Some(parsed) => parsed,
             None => {
-                owned = Jws::new(token, inner.max_token_bytes)?;
+                owned = Parsed::new(token, inner.max_token_bytes)?;
                 &owned
             }
         };
@@ -365,16 +376,8 @@ impl Verifier {
         let key = check_signature(jws, &keys, alg)?;
 
         let decoded = R::decode(&jws.payload);
-        let separate;
-        let claims = match parsed {
-            Some(parsed) => &parsed.claims,
-            // A claim error comes before a decoding error.
-            None => {
-                separate = jws.claims()?;
-                &*separate
-            }
-        };
-        let times = self.check_claims(jws, claims, now)?;
+        // A claim error comes before a decoding error.
+        let times = self.check_claims(jws, now)?;
         let value = decoded?;
         if let (Some(cache), Some(cache_key)) = (cache, &cache_key) {
             let entry = Entry::new(
@@ -401,7 +404,7 @@ impl Verifier {
         parsed: Option<&Parsed<'_>>,
     ) -> Result<Option<R>, VerifyError> {
         let lookup = cache.get(cache_key, R::type_id(), keys, |times| {
-            self.check_times(times, now).is_ok()
+            self.rules().check_times(times, now).is_ok()
         });
         match lookup {
             Lookup::Miss => Ok(None),
