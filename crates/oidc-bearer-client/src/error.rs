@@ -134,7 +134,10 @@ impl Error for TokenError {
 }
 
 /// Why a `MetadataTokenSource` could not be set up (its audience or the metadata server's URL).
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Its `Debug` form carries the message (as `std::io::Error`'s does), so that `main` returning it
+/// with `?` prints what to change.
+#[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum MetadataConfigError {
     /// The audience is empty; the metadata server would refuse it, and a token for no audience is one
@@ -157,6 +160,20 @@ impl fmt::Display for MetadataConfigError {
                 write!(f, "invalid metadata server base URL {url:?}: {reason}")
             }
         }
+    }
+}
+
+/// The kind and the message: what `main` prints for an error it returns.
+impl fmt::Debug for MetadataConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match self {
+            Self::EmptyAudience => "EmptyAudience",
+            Self::InvalidBaseUrl { .. } => "InvalidBaseUrl",
+        };
+        f.debug_struct("MetadataConfigError")
+            .field("kind", &format_args!("{kind}"))
+            .field("message", &self.to_string())
+            .finish()
     }
 }
 
@@ -204,6 +221,25 @@ mod tests {
         ];
         for (error, message) in cases {
             assert_eq!(error.to_string(), message);
+        }
+    }
+
+    /// `main` returning it with `?` prints its `Debug` form: the message must be there.
+    #[test]
+    fn a_config_error_debug_form_carries_its_message() {
+        let errors = [
+            MetadataConfigError::EmptyAudience,
+            MetadataConfigError::InvalidBaseUrl {
+                url: "metadata:80".into(),
+                reason: "relative URL without a base".into(),
+            },
+        ];
+        for error in errors {
+            let debug = format!("{error:?}");
+            assert!(
+                debug.contains(&format!("{:?}", error.to_string())),
+                "{debug}"
+            );
         }
     }
 }

@@ -22,6 +22,8 @@
 //!   token (`serviceAccountToken.audience`).
 //! - `ALLOWED_NAMESPACE` (default `prod`).
 //! - `PORT` (default 8080; 0 picks a free port), `HOST` (default 127.0.0.1; in a pod, 0.0.0.0).
+//! - `RUST_LOG` (default `info`), `LOG_FORMAT=json` for JSON log lines (plain text otherwise,
+//!   coloured only on a terminal).
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -163,6 +165,26 @@ fn configured_issuer() -> Result<Option<String>, String> {
     }
 }
 
+/// Log lines on stderr, filtered by `RUST_LOG` (default `info`): plain text, coloured only when
+/// stderr is a terminal (`kubectl logs` would show the escape codes), or one JSON object per line
+/// with `LOG_FORMAT=json`, for log pipelines. (The same function in each example.)
+fn init_logging() {
+    use std::io::IsTerminal as _;
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let format = std::env::var("LOG_FORMAT").unwrap_or_default();
+    if format == "json" {
+        return logs.json().init();
+    }
+    logs.with_ansi(std::io::stderr().is_terminal()).init();
+    if !matches!(format.as_str(), "" | "text") {
+        tracing::warn!("LOG_FORMAT={format:?} is neither `text` nor `json`: logging text");
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     // Errors are printed with Display (`Result` from `main` would print their Debug form).
@@ -176,13 +198,7 @@ async fn main() -> ExitCode {
 }
 
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,oidc_bearer=info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_logging();
 
     let audience = env("AUDIENCE").unwrap_or_else(|| "kubernetes-example".to_owned());
     let namespace = env("ALLOWED_NAMESPACE").unwrap_or_else(|| "prod".to_owned());
@@ -246,20 +262,10 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         }
     };
 
-    // Warm the key cache in the background, retrying until the issuer answers; requests meanwhile
-    // get 503, and the server starts even when the issuer is down.
-    let warm = verifier.clone();
-    tokio::spawn(async move {
-        let mut delay = Duration::from_secs(1);
-        loop {
-            match warm.ready().await {
-                Ok(()) => break tracing::info!("issuer keys loaded"),
-                Err(error) => tracing::warn!(%error, "issuer keys not loaded yet; retrying"),
-            }
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_secs(30));
-        }
-    });
+    // Keys load in the background from now on, retried until the issuer answers (each attempt
+    // logged once by the library); requests meanwhile get 503, and the server starts even when the
+    // issuer is down.
+    verifier.warm_up();
 
     let issuer_url = verifier.issuer().to_owned();
     let listener = TcpListener::bind((host.as_str(), port)).await?;

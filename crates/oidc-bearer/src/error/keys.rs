@@ -6,7 +6,11 @@ use std::time::Duration;
 use oidc_bearer_shared::{FetchError, FlightError};
 
 /// An issuer's discovery document or key set could not be fetched or used.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Its `Debug` form carries the message and, for a configuration mistake, the fix (as
+/// `std::io::Error`'s carries its message), so that `verifier.ready().await?` in `main` prints
+/// what to change.
+#[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum KeysError {
     /// The HTTP exchange failed: a non-success status (redirects are not followed, so 3xx lands
@@ -217,6 +221,21 @@ impl fmt::Display for KeysError {
             ),
             Self::Flight(error) => write!(f, "the key fetch could not run: {error}"),
         }
+    }
+}
+
+/// The code, the message and, for a configuration mistake, the fix: what `main` prints for an
+/// error it returns.
+impl fmt::Debug for KeysError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut debug = f.debug_struct("KeysError");
+        debug
+            .field("code", &self.code())
+            .field("message", &self.to_string());
+        if self.is_configuration() {
+            debug.field("fix", &self.hint(None));
+        }
+        debug.finish()
     }
 }
 

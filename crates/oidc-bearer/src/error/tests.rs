@@ -113,6 +113,63 @@ fn every_verify_error_has_a_code_of_its_own() {
     assert_eq!(codes.len(), all, "{codes:?}");
 }
 
+/// `main` returning `Result<_, ConfigError>` (or a `Box<dyn Error>` holding one) prints the error's
+/// `Debug` form: it must carry the message and its hint, as `std::io::Error`'s does.
+#[test]
+fn a_config_error_debug_form_carries_its_message() {
+    let errors = [
+        ConfigError::NoAudience,
+        ConfigError::InvalidIssuer {
+            issuer: "issuer.example".into(),
+            reason: "not an absolute URL".into(),
+        },
+        ConfigError::InsecureUrl {
+            url: "http://10.0.0.1/".into(),
+        },
+    ];
+    for error in errors {
+        let debug = format!("{error:?}");
+        assert!(
+            debug.contains(&format!("{:?}", error.to_string())),
+            "{debug}"
+        );
+        assert!(debug.contains(error.code()), "{debug}");
+        let boxed: Box<dyn std::error::Error> = Box::new(error.clone());
+        assert_eq!(format!("{boxed:?}"), debug);
+    }
+}
+
+/// `verifier.ready().await?` in `main` prints a [`KeysError`]'s `Debug` form: the message, and for a
+/// configuration mistake the fix, must be in it.
+#[test]
+fn a_keys_error_debug_form_carries_its_message_and_fix() {
+    let mismatch = KeysError::IssuerMismatch {
+        expected: "https://issuer.example".into(),
+        found: "https://issuer.example/".into(),
+    };
+    let outage = KeysError::Fetch {
+        url: "https://issuer.example/.well-known/openid-configuration".into(),
+        source: FetchError::Timeout {
+            timeout: Duration::from_secs(5),
+        },
+    };
+    let debug = format!("{mismatch:?}");
+    assert!(
+        debug.contains(&format!("{:?}", mismatch.to_string())),
+        "{debug}"
+    );
+    assert!(debug.contains("configure exactly that string"), "{debug}");
+    let debug = format!("{outage:?}");
+    assert!(
+        debug.contains(&format!("{:?}", outage.to_string())),
+        "{debug}"
+    );
+    assert!(
+        !debug.contains("fix"),
+        "an outage has nothing to fix: {debug}"
+    );
+}
+
 /// Excerpts write what `{:?}` writes for a `str` (cut at 64 characters), and [`Escaped`] the same
 /// without the quotes, and without escaping `"` and `\`: what acts on a terminal is escaped in both.
 #[test]

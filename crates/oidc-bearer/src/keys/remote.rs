@@ -241,6 +241,40 @@ impl RemoteKeySet {
         }
     }
 
+    /// Loads the keys in the background until they are loaded: one fetch now, then one each time
+    /// the backoff allows after a failure. Each attempt is this key set's own fetch, shared with any
+    /// request that arrives meanwhile and logged once by [`store`](Self::store) (ERROR with the fix,
+    /// or WARN): no retry schedule or log line of its own. The task holds the key set weakly, so it
+    /// ends when the key set is dropped.
+    fn spawn_warm_up(&self) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            static OUTSIDE: crate::log_limit::LogLimiter = crate::log_limit::LogLimiter::new();
+            if let Some(suppressed) = OUTSIDE.allow(crate::log_limit::PERIOD) {
+                tracing::error!(
+                    suppressed,
+                    "warm_up called outside a Tokio runtime: nothing is loaded until the first \
+                     request; call it from within the runtime that serves requests"
+                );
+            }
+            return;
+        };
+        let set = Arc::downgrade(&self.shared);
+        runtime.spawn(async move {
+            loop {
+                let Some(shared) = set.upgrade() else { return };
+                let set = RemoteKeySet { shared };
+                if set.ready().await.is_ok() {
+                    return;
+                }
+                // The key set's own backoff: no fetch is allowed before `retry_at` (a fetch that
+                // outlasted its backoff may be retried at once).
+                let wait = set.read().retry_at.saturating_sub(set.now());
+                drop(set);
+                tokio::time::sleep(wait).await;
+            }
+        });
+    }
+
     /// How many keys are loaded now.
     #[deprecated(
         since = "0.2.0",
@@ -419,7 +453,16 @@ impl RemoteKeySet {
         match result {
             Ok((keys, ttl, jwks_url)) => {
                 crate::metrics::key_set_fetched(label, now);
-                if state.failures > 0 {
+                // Once at INFO when the first keys arrive (what an operator waits for at start,
+                // with or without `warm_up`), and when they arrive again after failures.
+                if state.keys.is_none() {
+                    tracing::info!(
+                        issuer = label,
+                        keys = keys.len(),
+                        failures = state.failures,
+                        "issuer keys loaded"
+                    );
+                } else if state.failures > 0 {
                     tracing::info!(
                         keys = keys.len(),
                         failures = state.failures,
@@ -635,6 +678,10 @@ impl KeySet for RemoteKeySet {
 
     fn refresh(&self) -> impl Future<Output = Result<Refresh, KeysError>> + Send {
         self.refresh_inner()
+    }
+
+    fn warm_up(&self) {
+        self.spawn_warm_up();
     }
 }
 

@@ -129,13 +129,41 @@ impl Verifier {
         &self.inner.audiences
     }
 
-    /// Fetches the keys now if none are loaded (a warm-up). Not required: the first verification does
-    /// it, and a failure is retried by later requests.
+    /// Fetches the keys now if none are loaded, and says whether they loaded: to refuse to start
+    /// while the issuer is unreachable. Not required: the first verification fetches them, and a
+    /// failure is retried by later requests. To load them without waiting, see
+    /// [`warm_up`](Self::warm_up).
     pub async fn ready(&self) -> Result<(), KeysError> {
         match self.inner.keys.current() {
             Some(_) => Ok(()),
             None => self.inner.keys.refresh().await.map(|_| ()),
         }
+    }
+
+    /// Starts loading the issuer's keys in the background and returns at once, so that the first
+    /// requests find them: one fetch now, then, while it fails, one each time the key cache's
+    /// backoff allows (1 s doubling to 60 s by default), until they are loaded. Each attempt is the
+    /// key cache's own fetch, shared with any request arriving meanwhile (answered 503 until the
+    /// keys are there), and logged once by the library: ERROR naming the fix for a configuration
+    /// mistake, WARN for an outage, INFO `issuer keys loaded` when they arrive.
+    ///
+    /// Call it from within the Tokio runtime that serves requests (outside one it loads nothing
+    /// and logs an ERROR). A key source that needs no loading ignores it. The background task ends
+    /// when the keys are loaded or the verifier is dropped.
+    ///
+    /// ```
+    /// use oidc_bearer::prelude::*;
+    /// use oidc_bearer_testing::TestIssuer;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let issuer = TestIssuer::start().await;
+    /// let verifier = Verifier::new(issuer.issuer(), "my-service").unwrap();
+    /// verifier.warm_up(); // the server starts now, whether the issuer answers or not
+    /// issuer.wait_for_jwks_fetches(1).await; // fetched without any request
+    /// # }
+    /// ```
+    pub fn warm_up(&self) {
+        self.inner.keys.warm_up();
     }
 
     /// Verifies `token` and decodes its payload into `T`.
