@@ -8,10 +8,9 @@
 //!   [`BearerAuthLayer`](crate::BearerAuthLayer) and [`IssuerRegistry`](crate::IssuerRegistry)
 //!   like any other). It also validates tokens of clusters that publish no discovery document.
 //!   Handlers read [`TokenReviewClaims`].
-//! - The object-binding check on a local [`Verifier`](crate::Verifier):
-//!   [`VerifierBuilder::with_object_binding_check`](crate::VerifierBuilder::with_object_binding_check)
-//!   verifies the JWT locally (the fast path) and confirms with a TokenReview at most once per
-//!   interval per token.
+//! - The object-binding check around a local [`Verifier`](crate::Verifier):
+//!   [`ObjectBindingCheck::wrap`] gives an [`ObjectBinding`], which verifies the JWT locally (the
+//!   fast path) and confirms with a TokenReview at most once per interval per token.
 //!
 //! ```no_run
 //! # fn run() -> Result<(), oidc_bearer::ConfigError> {
@@ -51,8 +50,7 @@ pub use api::{
     ApiServer, ApiServerBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES,
     TOKEN_REVIEW_PATH,
 };
-pub(crate) use binding::ObjectBinding;
-pub use binding::{DEFAULT_GRACE_PERIOD, ObjectBindingCheck};
+pub use binding::{DEFAULT_GRACE_PERIOD, ObjectBinding, ObjectBindingCheck};
 pub use claims::{
     EXTRA_CREDENTIAL_ID, EXTRA_NODE_NAME, EXTRA_NODE_UID, EXTRA_POD_NAME, EXTRA_POD_UID,
     TokenReviewClaims,
@@ -421,12 +419,7 @@ mod tests {
             warnings(|| {
                 ObjectBindingCheck::new(Duration::from_secs(30))
                     .with_api_server(api())
-                    .build(
-                        None,
-                        ISSUER,
-                        vec![audience.to_owned()],
-                        Arc::new(SystemClock),
-                    )
+                    .build(ISSUER, vec![audience.to_owned()], Arc::new(SystemClock))
                     .unwrap();
             })
         };
