@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use super::claims::TokenReviewClaims;
-use super::error::ReviewError;
+use crate::error::ReviewError;
 use crate::error::{ConfigError, VerifyError, error_chain};
 use crate::fetch::{BodyError, bearer_authorization, is_timeout, read_body};
 

@@ -43,9 +43,9 @@ mod api;
 mod binding;
 mod cache;
 mod claims;
-mod error;
 mod reviewer;
 
+pub use crate::error::ReviewError;
 pub use api::{
     ApiServer, ApiServerBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES,
     TOKEN_REVIEW_PATH,
@@ -55,7 +55,6 @@ pub use claims::{
     EXTRA_CREDENTIAL_ID, EXTRA_NODE_NAME, EXTRA_NODE_UID, EXTRA_POD_NAME, EXTRA_POD_UID,
     TokenReviewClaims,
 };
-pub use error::ReviewError;
 pub use reviewer::{
     DEFAULT_CACHE_TTL, DEFAULT_MAX_BYTES, DEFAULT_MAX_CONCURRENT_REVIEWS, DEFAULT_MAX_ENTRIES,
     DEFAULT_MAX_PENDING_REVIEWS, DEFAULT_NEGATIVE_TTL, DEFAULT_RETRY_INTERVAL, DEFAULT_TIMEOUT,
@@ -355,18 +354,6 @@ fn warn_if_api_server_audience(what: &'static str, audiences: &[String], issuer:
              give this service an audience of its own (a projected service-account token with \
              `audience: <your service>`) and ask for that"
         );
-    }
-}
-
-/// An API server's message in a log line or an error's text: at most 256 characters.
-pub(crate) struct Truncated<'a>(pub(crate) &'a str);
-
-impl fmt::Debug for Truncated<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0.char_indices().nth(256) {
-            None => write!(f, "{:?}", self.0),
-            Some((end, _)) => write!(f, "{:?}…", &self.0[..end]),
-        }
     }
 }
 

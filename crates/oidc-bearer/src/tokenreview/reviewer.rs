@@ -11,9 +11,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
 use super::api::ApiServer;
 use super::cache::{Answer, AnswerCache};
-use super::error::{ApiServerFailure, ReviewError};
 use crate::clock::SharedClock;
 use crate::crypto::Sha256;
+use crate::error::{ApiServerFailure, ReviewError};
 use crate::error::{ConfigError, VerifyError};
 use crate::log_limit::LogLimiter;
 
