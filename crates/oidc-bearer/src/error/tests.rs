@@ -113,28 +113,6 @@ fn every_verify_error_has_a_code_of_its_own() {
     assert_eq!(codes.len(), all, "{codes:?}");
 }
 
-#[test]
-fn an_error_chain_names_every_cause() {
-    #[derive(Debug)]
-    struct Wrapped(KeysError);
-    impl fmt::Display for Wrapped {
-        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("error sending request")
-        }
-    }
-    impl std::error::Error for Wrapped {
-        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-            Some(&self.0)
-        }
-    }
-    let cause = KeysError::NoRuntime;
-    assert_eq!(
-        error_chain(&Wrapped(cause.clone())),
-        format!("error sending request: {cause}")
-    );
-    assert_eq!(error_chain(&cause), cause.to_string());
-}
-
 /// Excerpts write what `{:?}` writes for a `str` (cut at 64 characters), and [`Escaped`] the same
 /// without the quotes, and without escaping `"` and `\`: what acts on a terminal is escaped in both.
 #[test]

@@ -10,6 +10,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+pub use crate::fetch::FetchedDocument;
 pub use jwks::{Jwks, KeyKind, PublicKey};
 pub use remote::{KeyCacheSettings, RemoteKeySet};
 

@@ -8,8 +8,8 @@ use super::{DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_BYTES, Inner, Rules, Verifier};
 use crate::Algorithm;
 use crate::cache::{TokenCache, TokenCacheSettings};
 use crate::clock::{Clock, SharedClock, SystemClock};
-use crate::error::ConfigError;
-use crate::fetch::{HttpSettings, SharedClients};
+use crate::error::{ConfigError, FetchError, KeysError};
+use crate::fetch::{FetchedDocument, Fetcher, HttpSettings, SharedClients};
 use crate::keys::{DynKeySet, KeyCacheSettings, KeySet, RemoteKeySet};
 
 #[derive(Clone)]
@@ -273,6 +273,33 @@ impl VerifierBuilder {
         self.algorithms = Algorithm::HMAC.to_vec();
         self.source = KeySource::Custom(Arc::new(keys));
         self
+    }
+
+    /// Diagnostics: GETs `url` as the verifier this builds fetches its discovery document and key
+    /// set — the same TLS roots, timeouts and response size cap, no redirects, `https` only (plain
+    /// `http` on loopback, or anywhere after
+    /// [`dangerous_allow_insecure_http`](Self::dangerous_allow_insecure_http)) — and returns the
+    /// response unchecked and uncached; the fetch bearer token is not sent. For tools that show
+    /// what a verifier would see, such as the `oidc-bearer discover` command.
+    ///
+    /// A URL that is not acceptable is [`KeysError::InsecureUrl`]; a root certificate that cannot
+    /// be used fails the fetch as a transport error ([`build`](Self::build) reports it as
+    /// [`ConfigError::InvalidCertificate`]).
+    pub async fn fetch_document(&self, url: &str) -> Result<FetchedDocument, KeysError> {
+        let parsed = url::Url::parse(url).map_err(|_| KeysError::InsecureUrl {
+            url: url.to_owned(),
+        })?;
+        let fetcher = Fetcher::new(HttpSettings {
+            authorization: None,
+            ..self.http.clone()
+        })
+        .map_err(|error| KeysError::Fetch {
+            url: url.to_owned(),
+            source: FetchError::Transport {
+                message: error.to_string(),
+            },
+        })?;
+        fetcher.get(&parsed).await.map(FetchedDocument::from)
     }
 
     /// The rules of this policy that need no key, as the verifier built from it applies them (an

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use oidc_bearer::claims::DefaultClaims;
 use oidc_bearer::clock::ManualClock;
-use oidc_bearer::{KeysError, Verifier, VerifyError};
+use oidc_bearer::{FetchError, FlightError, KeysError, Verifier, VerifyError};
 use oidc_bearer_testing::TestIssuer;
 use tracing::field::{Field, Visit};
 use tracing_subscriber::layer::{Context as LayerContext, SubscriberExt as _};
@@ -170,7 +170,7 @@ async fn without_a_tokio_runtime_nothing_is_fetched_and_the_error_says_why() {
         .unwrap_err();
     match &err {
         VerifyError::KeysUnavailable {
-            source: source @ KeysError::NoRuntime,
+            source: source @ KeysError::Flight(FlightError::NoRuntime),
         } => assert!(source.is_configuration()),
         other => panic!("expected NoRuntime, got {other:?}"),
     }
@@ -283,9 +283,9 @@ async fn failures_are_classified_and_worded_by_what_is_loaded() {
     let err = v.ready().await.unwrap_err();
     assert_eq!(
         err,
-        KeysError::Status {
+        KeysError::Fetch {
             url: format!("{wrong}/.well-known/openid-configuration"),
-            status: 404
+            source: FetchError::Status { status: 404 }
         }
     );
     assert!(err.is_configuration());

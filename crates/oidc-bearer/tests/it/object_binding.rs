@@ -15,7 +15,8 @@ use oidc_bearer::tokenreview::{
     TokenReviewSettings,
 };
 use oidc_bearer::{
-    BearerAuthLayer, IssuerRegistry, Verifier, VerifierBuilder, VerifyError, VerifyToken,
+    BearerAuthLayer, FetchError, FlightError, IssuerRegistry, Verifier, VerifierBuilder,
+    VerifyError, VerifyToken,
 };
 use tower::{ServiceBuilder, ServiceExt as _, service_fn};
 
@@ -162,7 +163,7 @@ async fn when_the_api_server_cannot_answer_tokens_pass_for_the_grace_period_then
         matches!(
             &result,
             Err(VerifyError::ReviewUnavailable {
-                source: ReviewError::Status { status: 503 }
+                source: ReviewError::Fetch(FetchError::Status { status: 503 })
             })
         ),
         "{result:?}"
@@ -285,7 +286,7 @@ async fn a_full_review_queue_is_503_never_an_acceptance() {
         assert_eq!(
             result,
             Err(VerifyError::ReviewUnavailable {
-                source: ReviewError::Overloaded { max_pending: 1 }
+                source: ReviewError::Flight(FlightError::Full { max: 1 })
             })
         );
         clock.advance(Duration::from_secs(600));
@@ -501,7 +502,7 @@ async fn inside_a_real_outages_window_a_full_queue_still_gets_grace_and_stays_bo
     assert_eq!(
         verify(&verifier, &cluster.token().sign()).await,
         Err(VerifyError::ReviewUnavailable {
-            source: ReviewError::Overloaded { max_pending: 1 }
+            source: ReviewError::Flight(FlightError::Full { max: 1 })
         })
     );
     drop(hold);
