@@ -36,7 +36,7 @@ use oidc_bearer::issuers::gke::gke_issuer;
 use oidc_bearer::issuers::kubernetes::InCluster;
 use oidc_bearer::policy::AuthorizeLayer;
 use oidc_bearer::tokenreview::{ApiServer, ObjectBindingCheck, TokenReview, TokenReviewClaims};
-use oidc_bearer::{BearerAuthLayer, Claims, Verifier, VerifierBuilder};
+use oidc_bearer::{BearerAuthLayer, Claims, ConfigError, Verifier, VerifyToken};
 use oidc_bearer_testing::TestIssuer;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
@@ -121,21 +121,23 @@ fn mode() -> Result<Mode, String> {
     }
 }
 
-/// Adds the object-binding check in `binding` mode.
-fn with_mode(builder: VerifierBuilder, mode: Mode, api: Option<ApiServer>) -> VerifierBuilder {
+/// The object-binding check in `binding` mode: asking `api`, or the pod's own cluster.
+fn binding(mode: Mode, api: Option<ApiServer>) -> Result<Option<ObjectBindingCheck>, ConfigError> {
     match (mode, api) {
         (Mode::Binding(interval), Some(api)) => {
-            builder.with_object_binding(ObjectBindingCheck::new(interval).with_api_server(api))
+            Ok(Some(ObjectBindingCheck::new(interval).with_api_server(api)))
         }
-        (Mode::Binding(interval), None) => builder.with_object_binding_check(interval),
-        _ => builder,
+        (Mode::Binding(interval), None) => {
+            InCluster::new().object_binding_check(interval).map(Some)
+        }
+        _ => Ok(None),
     }
 }
 
 /// The app: `/whoami` needs a token of the cluster (401) from a service account of `namespace`
 /// (403); `/healthz` is open. With `route_layer`, the layer added last runs first: the bearer layer
 /// verifies and stores the claims, then the policy reads them.
-fn app(verifier: Verifier, namespace: &str) -> Router {
+fn app(verifier: impl VerifyToken, namespace: &str) -> Router {
     Router::new()
         .route("/whoami", get(whoami))
         .route_layer(AuthorizeLayer::namespaces([namespace]).claims::<KubernetesClaims>())
@@ -239,13 +241,13 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
 
     // Construction never contacts the issuer; a bad issuer URL, or IN_CLUSTER=1 outside a pod, fails
     // here rather than at the first request.
-    let (verifier, embedded) = match configured_issuer()? {
+    let (verifier, embedded, check) = match configured_issuer()? {
         Some(issuer) if in_cluster => {
             let builder = InCluster::new().verifier_builder(issuer, audience.clone())?;
-            (with_mode(builder, mode, None).build()?, None)
+            (builder.build()?, None, binding(mode, None)?)
         }
         Some(_) if matches!(mode, Mode::Binding(_)) => return Err(NEEDS_API_SERVER.into()),
-        Some(issuer) => (Verifier::new(issuer, audience.clone())?, None),
+        Some(issuer) => (Verifier::new(issuer, audience.clone())?, None, None),
         None if in_cluster => {
             return Err("IN_CLUSTER=1 needs ISSUER (or GKE_PROJECT/GKE_LOCATION/GKE_CLUSTER): \
                         the cluster's issuer, from `kubectl get --raw /.well-known/openid-configuration`"
@@ -258,7 +260,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             let builder = Verifier::builder(issuer.issuer(), audience.clone())
                 .with_discovery_url(issuer.discovery_url());
             let api = embedded_api_server(&issuer)?;
-            (with_mode(builder, mode, Some(api)).build()?, Some(issuer))
+            (builder.build()?, Some(issuer), binding(mode, Some(api))?)
         }
     };
 
@@ -278,7 +280,11 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         print_demo(issuer, addr, &audience, &namespace, mode);
     }
 
-    axum::serve(listener, app(verifier, &namespace))
+    let router = match check {
+        Some(check) => app(check.wrap(verifier)?, &namespace),
+        None => app(verifier, &namespace),
+    };
+    axum::serve(listener, router)
         .with_graceful_shutdown(shutdown())
         .await?;
     println!("shut down");

@@ -11,12 +11,15 @@ use std::fmt::{self, Write as _};
 
 mod config;
 mod keys;
+mod review;
 #[cfg(test)]
 pub(crate) mod tests;
 mod verify;
 
 pub use self::config::ConfigError;
 pub use self::keys::KeysError;
+pub use self::review::ReviewError;
+pub(crate) use self::review::{ApiServerFailure, Truncated};
 #[cfg(test)]
 pub(crate) use self::verify::VerifyErrorKind;
 pub use self::verify::{Phase, VerifyError};

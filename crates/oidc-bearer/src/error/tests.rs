@@ -84,7 +84,7 @@ fn row(kind: VerifyErrorKind) -> (VerifyError, Phase) {
         K::ClaimsDecode => (E::ClaimsDecode { message: text() }, Phase::Decode),
         K::ReviewRefused => (E::ReviewRefused { error: None }, Phase::Review),
         K::ReviewUnavailable => {
-            let source = crate::tokenreview::ReviewError::NoCredentials;
+            let source = crate::error::ReviewError::NoCredentials;
             (E::ReviewUnavailable { source }, Phase::Review)
         }
     }

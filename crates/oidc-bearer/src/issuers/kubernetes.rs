@@ -204,8 +204,7 @@ impl InCluster {
         let mut builder = Verifier::builder(issuer, audience)
             .with_discovery_url(crate::discovery::discovery_url(api))
             .with_discovery_jwks_uri(format!("{api}{API_SERVER_JWKS_PATH}"))
-            .with_fetch_bearer_token(move || token.read())
-            .with_in_cluster(self.clone());
+            .with_fetch_bearer_token(move || token.read());
         if let Some(path) = &self.ca_path {
             let pem = fs::read(path).map_err(|e| ConfigError::InvalidCertificate {
                 reason: format!("cannot read the cluster CA at {}: {e}", path.display()),
@@ -237,6 +236,17 @@ impl InCluster {
             builder = builder.with_ca_pem(pem);
         }
         builder.build()
+    }
+
+    /// The object-binding check ([`ObjectBindingCheck`](crate::tokenreview::ObjectBindingCheck))
+    /// asking this cluster's API server (see [`api_server`](Self::api_server)), confirming each
+    /// token at most once per `interval`.
+    pub fn object_binding_check(
+        &self,
+        interval: std::time::Duration,
+    ) -> Result<crate::tokenreview::ObjectBindingCheck, ConfigError> {
+        Ok(crate::tokenreview::ObjectBindingCheck::new(interval)
+            .with_api_server(self.api_server()?))
     }
 
     /// A [`TokenReview`](crate::tokenreview::TokenReview) verifier builder asking this cluster's

@@ -91,8 +91,9 @@ use std::sync::Arc;
 
 use crate::claims::kubernetes::{KubernetesClaims, checked_service_account, named_service_account};
 use crate::claims::{DefaultClaims, RegisteredClaims};
-use crate::issuers::IssuerPattern;
+use crate::registry::IssuerPattern;
 use crate::rejection::AuthRejection;
+use crate::tokenreview::TokenReviewClaims;
 
 mod layer;
 
@@ -245,6 +246,23 @@ impl PolicyClaims for KubernetesClaims {
 
     fn kubernetes_service_account(&self) -> Option<(&str, &str)> {
         self.service_account().map(|sa| (sa.namespace, sa.name))
+    }
+}
+
+impl PolicyClaims for TokenReviewClaims {
+    /// `None`: a TokenReview answer names no issuer (the cluster asked is the one that vouches), so
+    /// issuer-scoped policies refuse these claims.
+    fn issuer(&self) -> Option<&str> {
+        None
+    }
+
+    fn subject(&self) -> Option<&str> {
+        Some(&self.username)
+    }
+
+    /// A TokenReview answer carries no scopes.
+    fn scopes(&self) -> Vec<&str> {
+        Vec::new()
     }
 }
 
@@ -424,6 +442,26 @@ mod tests {
     use super::*;
     use crate::claims::kubernetes::fixtures::{bound, claims as k8s, legacy};
     use serde_json::json;
+
+    /// A TokenReview answer's service account, as the policies read it: from the user name only.
+    #[test]
+    fn token_review_claims_name_their_service_account_to_policies() {
+        let claims: TokenReviewClaims = serde_json::from_value(serde_json::json!({
+            "username": "system:serviceaccount:prod:billing",
+            "uid": "sa-uid",
+        }))
+        .unwrap();
+        assert_eq!(
+            claims.kubernetes_service_account(),
+            Some(("prod", "billing"))
+        );
+        for username in ["alice", "system:node:n1", "system:serviceaccount:prod:a:b"] {
+            let claims: TokenReviewClaims =
+                serde_json::from_value(serde_json::json!({ "username": username })).unwrap();
+            assert!(claims.kubernetes_service_account().is_none(), "{username}");
+            assert_eq!(PolicyClaims::subject(&claims), Some(username));
+        }
+    }
 
     fn claims(json: serde_json::Value) -> DefaultClaims {
         serde_json::from_value(json).unwrap()

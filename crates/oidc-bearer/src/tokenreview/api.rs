@@ -15,7 +15,7 @@ use url::Url;
 use oidc_bearer_shared::fetch::{self as shared, ClientSettings};
 
 use super::claims::TokenReviewClaims;
-use super::error::ReviewError;
+use crate::error::ReviewError;
 use crate::error::{ConfigError, FetchError, VerifyError};
 use crate::fetch::bearer_authorization;
 

@@ -13,9 +13,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::api::ApiServer;
 use super::cache::{Answer, AnswerCache};
-use super::error::{ApiServerFailure, ReviewError};
 use crate::clock::SharedClock;
 use crate::crypto::Sha256;
+use crate::error::{ApiServerFailure, ReviewError};
 use crate::error::{ConfigError, VerifyError};
 use crate::error::{FetchError, FlightError};
 use crate::log_limit::LogLimiter;

@@ -75,7 +75,7 @@ impl ReviewError {
     /// ([`FetchError::Transport`]), 5xx or 429 ([`FetchError::Status`]), or no answer within the
     /// timeout ([`FetchError::Timeout`]). Only these open the
     /// object-binding check's grace period
-    /// ([`ObjectBindingCheck`](super::ObjectBindingCheck)): a local limit, our own configuration
+    /// (`tokenreview::ObjectBindingCheck`): a local limit, our own configuration
     /// or an answer we cannot trust says nothing about whether the API server would refuse the
     /// token, and accepting it then would let a deleted pod's token through while the API server
     /// is up.
@@ -178,7 +178,19 @@ impl fmt::Display for ReviewError {
 impl std::error::Error for ReviewError {}
 
 /// A review failed because of the API server itself: made only by
-/// [`ReviewError::api_server_failure`], and what [`Reviewer`](super::reviewer::Reviewer) takes to
+/// [`ReviewError::api_server_failure`], and what the TokenReview reviewer takes to
 /// record an outage, so that a local limit can never open the grace period.
 #[derive(Debug)]
 pub(crate) struct ApiServerFailure(());
+
+/// An API server's message in a log line or an error's text: at most 256 characters.
+pub(crate) struct Truncated<'a>(pub(crate) &'a str);
+
+impl fmt::Debug for Truncated<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0.char_indices().nth(256) {
+            None => write!(f, "{:?}", self.0),
+            Some((end, _)) => write!(f, "{:?}…", &self.0[..end]),
+        }
+    }
+}
