@@ -11,7 +11,8 @@
 //!   intervals, counting the reviews the API-server stand-in receives (object binding must send at
 //!   most one per token per interval) and the wall time against local verification alone.
 //!
-//! Run: `cargo bench -p oidc-bearer --bench tokenreview` (about a minute).
+//! Run: `cargo bench -p oidc-bearer --bench tokenreview` (about a minute). `-- profile VARIANT N`
+//! runs only `N` calls of one variant, for callgrind (see BENCHMARKS.md).
 
 use std::future::Future;
 use std::hint::black_box;
@@ -116,24 +117,28 @@ impl Setup {
         setup
     }
 
+    #[inline(never)]
     fn token_cache_hit(&self) -> Arc<KubernetesClaims> {
         self.local
             .verify_token_cached(black_box(self.token.as_bytes()))
             .expect("hit")
     }
 
+    #[inline(never)]
     fn binding_hit(&self) -> Arc<KubernetesClaims> {
         self.bound
             .verify_token_cached(black_box(self.token.as_bytes()))
             .expect("hit")
     }
 
+    #[inline(never)]
     fn review_cache_hit(&self) -> Arc<TokenReviewClaims> {
         self.review
             .verify_token_cached(black_box(self.token.as_bytes()))
             .expect("hit")
     }
 
+    #[inline(never)]
     fn review_cache_hit_async(&self) -> Arc<TokenReviewClaims> {
         now_or_never(self.review.verify_token(black_box(&self.token))).expect("hit")
     }
@@ -255,6 +260,21 @@ fn main() {
         .build()
         .expect("runtime");
     let setup = Setup::new(&runtime);
+    // `profile VARIANT N`: N calls of one variant and nothing else, for
+    // `valgrind --tool=callgrind --toggle-collect='*Setup*VARIANT*'` (instruction counts).
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "profile") {
+        let n: usize = args[i + 2].parse().expect("profile VARIANT N");
+        for _ in 0..n {
+            match args[i + 1].as_str() {
+                "token_cache_hit" => drop(black_box(setup.token_cache_hit())),
+                "review_cache_hit" => drop(black_box(setup.review_cache_hit())),
+                "binding_hit" => drop(black_box(setup.binding_hit())),
+                other => panic!("no variant {other}"),
+            }
+        }
+        return;
+    }
     let mut c = Criterion::default().configure_from_args();
     let mut group = c.benchmark_group("cached_answer");
     group.bench_function("token_cache_hit", |b| b.iter(|| setup.token_cache_hit()));

@@ -54,8 +54,9 @@ pub enum AuthRejection {
         /// The scope that would be sufficient, if the policy is about scopes (RFC 6750 §3).
         scope: Option<String>,
     },
-    /// The server is wired wrong — a policy found no claims of its type although it needs them —
-    /// so the request cannot be judged (500). It says what to change; it is also logged at ERROR.
+    /// The server is wired wrong — a policy or the `Claims` extractor found no claims of its type
+    /// although it needs them — so the request cannot be judged (500). It says what to change; it
+    /// is also logged at ERROR.
     Misconfigured(String),
 }
 

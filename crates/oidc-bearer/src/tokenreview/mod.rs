@@ -70,6 +70,7 @@ use serde::de::DeserializeOwned;
 
 use self::cache::Answer;
 use self::reviewer::Reviewer;
+use crate::cache::TokenKey;
 use crate::clock::{Clock, SharedClock, SystemClock};
 use crate::error::{ConfigError, VerifyError};
 use crate::token::{ClaimValue, Parsed};
@@ -128,10 +129,10 @@ impl TokenReview {
                 max: self.max_token_bytes,
             });
         }
-        let dot = memchr::memrchr(b'.', token).ok_or(VerifyError::Malformed {
+        let key = TokenKey::new(token).ok_or(VerifyError::Malformed {
             reason: "a JWS has three dot-separated parts",
         })?;
-        Ok(crate::crypto::sha256(&token[dot + 1..]))
+        Ok(key.digest)
     }
 
     /// What is refused before any review: anything but a compact JWS, `alg` `none` or HMAC (the

@@ -32,10 +32,10 @@ pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(30);
 pub const DEFAULT_NEGATIVE_TTL: Duration = Duration::from_secs(5);
 /// The default time between two reviews of one token while the API server cannot answer: 1 s.
 pub const DEFAULT_RETRY_INTERVAL: Duration = Duration::from_secs(1);
-/// The default bound on kept answers.
-pub const DEFAULT_MAX_ENTRIES: usize = 10_000;
-/// The default bound on the bytes of kept answers.
-pub const DEFAULT_MAX_BYTES: usize = 16 * 1024 * 1024;
+/// The default bound on kept answers: the token cache's, 10,000.
+pub const DEFAULT_MAX_ENTRIES: usize = crate::cache::DEFAULT_MAX_ENTRIES;
+/// The default bound on the bytes of kept answers: the token cache's, 16 MiB.
+pub const DEFAULT_MAX_BYTES: usize = crate::cache::DEFAULT_MAX_BYTES;
 /// The default cap on reviews in flight at once, per verifier.
 pub const DEFAULT_MAX_CONCURRENT_REVIEWS: usize = 8;
 /// The default cap on reviews started and not finished, per verifier.
