@@ -248,7 +248,7 @@ fn read_keys(args: &VerifyArgs) -> Result<Option<Jwks>, UsageError> {
 /// The verifier the arguments describe: the library's defaults, changed only where asked.
 fn verifier(args: &VerifyArgs) -> Result<Verifier, UsageError> {
     let keys = read_keys(args)?;
-    let mut builder: VerifierBuilder = if args.legacy {
+    let builder: VerifierBuilder = if args.legacy {
         let keys = keys.ok_or_else(|| {
             UsageError("--legacy needs the cluster's service-account key: --pem or --jwks".into())
         })?;
@@ -272,12 +272,7 @@ fn verifier(args: &VerifyArgs) -> Result<Verifier, UsageError> {
         }
         builder
     };
-    if let Some(ca) = &args.http.ca {
-        builder = builder.with_root_certificates_pem(crate::http::read_ca(ca)?);
-    }
-    if args.http.dangerous_allow_insecure_http {
-        builder = builder.dangerous_allow_insecure_http();
-    }
+    let mut builder = crate::http::with_http_args(builder, &args.http)?;
     if let Some(secs) = args.leeway {
         builder = builder.with_leeway(Duration::from_secs(secs));
     }

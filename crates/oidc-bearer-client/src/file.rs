@@ -10,7 +10,7 @@ use std::{
     time::Duration,
 };
 
-use oidc_bearer::clock::Clock;
+use oidc_bearer_shared::clock::Clock;
 
 use crate::{
     BearerToken, InvalidToken, MAX_TOKEN_LEN, TokenError, TokenSource,
@@ -53,8 +53,8 @@ const READ_TIMEOUT: Duration = Duration::from_secs(5);
 ///   stop; callers that hold an unexpired token keep using it meanwhile.
 ///
 /// It needs a Tokio runtime to read the file; outside one it serves the token it holds and otherwise
-/// answers [`TokenError::NoRuntime`]. The token never appears in `Debug` output or in the traced
-/// warnings.
+/// answers [`TokenError::Flight`] ([`FlightError::NoRuntime`](crate::FlightError::NoRuntime)). The
+/// token never appears in `Debug` output or in the traced warnings.
 ///
 /// ```
 /// use oidc_bearer_client::{FileTokenSource, TokenSource};
@@ -131,7 +131,7 @@ impl FileTokenSource {
     }
 
     /// Replaces the wall clock used for reload times and `exp`, so tests can move time (e.g.
-    /// [`ManualClock`](oidc_bearer::clock::ManualClock)).
+    /// [`ManualClock`](crate::clock::ManualClock)).
     #[must_use]
     pub fn with_clock(self, clock: impl Clock) -> Self {
         let refresher = &self.refresher;
@@ -283,7 +283,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use oidc_bearer::clock::ManualClock;
+    use crate::clock::ManualClock;
 
     use crate::{refresh::FIRST_RETRY_AFTER, token::tests::jwt};
 

@@ -132,7 +132,7 @@ pub mod tokenreview;
 pub mod verify;
 
 pub use algorithm::{Algorithm, UnknownAlgorithm};
-pub use error::{ConfigError, KeysError, VerifyError};
+pub use error::{ConfigError, FetchError, FlightError, KeysError, VerifyError};
 pub use layer::{BearerAuthLayer, Claims};
 pub use policy::AuthorizeLayer;
 pub use registry::IssuerRegistry;

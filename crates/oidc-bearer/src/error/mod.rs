@@ -11,15 +11,25 @@ use std::fmt::{self, Write as _};
 
 mod config;
 mod keys;
+mod review;
 #[cfg(test)]
 pub(crate) mod tests;
 mod verify;
 
 pub use self::config::ConfigError;
 pub use self::keys::KeysError;
+pub use self::review::ReviewError;
+pub(crate) use self::review::{ApiServerFailure, Truncated};
 #[cfg(test)]
 pub(crate) use self::verify::VerifyErrorKind;
 pub use self::verify::{Phase, VerifyError};
+/// Why an HTTP exchange failed (status, transport, timeout, size cap); wrapped by
+/// [`KeysError::Fetch`] and [`ReviewError::Fetch`](crate::tokenreview::ReviewError::Fetch).
+pub use oidc_bearer_shared::FetchError;
+/// Why detached work (a key fetch, a TokenReview) gave no outcome: no Tokio runtime, too many
+/// running, or interrupted; wrapped by [`KeysError::Flight`] and
+/// [`ReviewError::Flight`](crate::tokenreview::ReviewError::Flight).
+pub use oidc_bearer_shared::FlightError;
 
 /// A token-supplied string in a message: at most [`Excerpt::MAX_CHARS`] characters, so that an
 /// 8 KiB `iss` or `kid` cannot flood logs (the typed error keeps the whole value), in quotes and
@@ -92,17 +102,4 @@ fn write_escaped(out: &mut impl fmt::Write, text: &str, quoted: bool) -> fmt::Re
         }
     }
     Ok(())
-}
-
-/// An error and its sources, joined by `: ` ("a: b: c"): for a log line or a message, since the
-/// messages of reqwest and hyper leave out the cause ("error sending request").
-pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
 }

@@ -52,6 +52,7 @@ macro_rules! __define_inner_service_accessors {
 mod future;
 #[allow(clippy::module_inception)]
 mod layer;
+mod refusal;
 mod service;
 
 use std::fmt;
@@ -61,6 +62,7 @@ use std::sync::Arc;
 
 pub use future::ResponseFuture;
 pub use layer::BearerAuthLayer;
+pub(crate) use refusal::refuse;
 pub use service::BearerAuth;
 
 /// A request's verified claims, as the layer puts them into the request's extensions.

@@ -1,17 +1,25 @@
-//! The object-binding check: a locally verified token is confirmed with a TokenReview at most once
-//! per interval, so that a token whose pod or secret was deleted stops working within that
-//! interval while nearly every request costs a local cache hit.
+//! The object-binding check: a token that another verifier accepted is confirmed with a
+//! TokenReview at most once per interval, so that a token whose pod or secret was deleted stops
+//! working within that interval while nearly every request costs a local cache hit.
+//!
+//! [`ObjectBinding`] wraps any [`VerifyToken`]: it verifies first, then confirms — never the
+//! other way round, since the confirmation is kept by the SHA-256 of the token's signature alone,
+//! which identifies a token only once that signature has been checked over the rest of it.
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde::de::DeserializeOwned;
+
 use super::api::ApiServer;
 use super::reviewer::{LOG_PERIOD, Reviewer, Started, TokenReviewSettings, TokenReviewStats};
+use crate::cache::TokenKey;
 use crate::clock::SharedClock;
 use crate::crypto::Sha256;
 use crate::error::{ConfigError, VerifyError};
 use crate::log_limit::LogLimiter;
+use crate::{Verifier, VerifyToken};
 
 /// The default grace period of the object-binding check: 60 s.
 ///
@@ -23,8 +31,8 @@ use crate::log_limit::LogLimiter;
 /// deletion it begins: a refusal is remembered only for the negative TTL.
 pub const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(60);
 
-/// Settings of the object-binding check of a [`Verifier`](crate::Verifier); see
-/// [`VerifierBuilder::with_object_binding`](crate::VerifierBuilder::with_object_binding).
+/// Settings of the object-binding check; [`wrap`](Self::wrap) puts it around a
+/// [`Verifier`], giving an [`ObjectBinding`].
 ///
 /// **When the API server itself fails** (unreachable, 5xx, 429, or no answer within the
 /// timeout: [`ReviewError::is_api_server_failure`](super::ReviewError::is_api_server_failure)):
@@ -52,12 +60,11 @@ pub const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(60);
 /// let cluster = InCluster::new();
 /// let verifier = cluster
 ///     .verifier_builder("https://kubernetes.default.svc.cluster.local", "my-service")?
-///     .with_object_binding(
-///         ObjectBindingCheck::new(Duration::from_secs(30))
-///             .with_api_server(cluster.api_server()?)
-///             .with_grace_period(Duration::from_secs(120)),
-///     )
 ///     .build()?;
+/// let bound = ObjectBindingCheck::new(Duration::from_secs(30))
+///     .with_api_server(cluster.api_server()?)
+///     .with_grace_period(Duration::from_secs(120))
+///     .wrap(verifier)?;
 /// # Ok(()) }
 /// ```
 #[derive(Clone)]
@@ -80,9 +87,8 @@ impl ObjectBindingCheck {
         }
     }
 
-    /// The API server to ask. Not needed for a verifier built by
-    /// [`InCluster::verifier_builder`](crate::issuers::kubernetes::InCluster::verifier_builder),
-    /// which asks its own cluster's.
+    /// The API server to ask (required; `InCluster::object_binding_check` gives its own
+    /// cluster's).
     pub fn with_api_server(mut self, api: ApiServer) -> Self {
         self.api = Some(api);
         self
@@ -101,32 +107,48 @@ impl ObjectBindingCheck {
         self
     }
 
+    /// Wraps `verifier`: each token it accepts is then confirmed by a TokenReview asking for its
+    /// audiences, timed by its clock.
+    pub fn wrap(self, verifier: Verifier) -> Result<ObjectBinding<Verifier>, ConfigError> {
+        // Without an audience to ask for, every review would be refused.
+        if verifier.audiences().is_empty() {
+            return Err(ConfigError::InvalidSetting {
+                name: "object_binding_check",
+                reason: "needs an audience: TokenReview checks the token against it".into(),
+            });
+        }
+        let check = self.build(
+            verifier.issuer(),
+            verifier.audiences().to_vec(),
+            verifier.clock(),
+        )?;
+        Ok(ObjectBinding {
+            inner: verifier,
+            check: Arc::new(check),
+        })
+    }
+
     /// The runtime check, for a verifier of `issuer` accepting `audiences`.
     pub(crate) fn build(
         self,
-        fallback: Option<Result<ApiServer, ConfigError>>,
         issuer: &str,
         audiences: Vec<String>,
         clock: SharedClock,
-    ) -> Result<ObjectBinding, ConfigError> {
+    ) -> Result<Check, ConfigError> {
         if self.interval.is_zero() {
             return Err(ConfigError::InvalidSetting {
                 name: "object_binding_check",
                 reason: "the interval must be positive".into(),
             });
         }
-        let api = match (self.api, fallback) {
-            (Some(api), _) => api,
-            (None, Some(api)) => api?,
-            (None, None) => {
-                return Err(ConfigError::InvalidSetting {
-                    name: "object_binding_check",
-                    reason: "no API server to send TokenReviews to: build the verifier with \
-                             InCluster::verifier_builder, or give one with \
-                             ObjectBindingCheck::with_api_server"
-                        .into(),
-                });
-            }
+        let Some(api) = self.api else {
+            return Err(ConfigError::InvalidSetting {
+                name: "object_binding_check",
+                reason: "no API server to send TokenReviews to: start from \
+                         InCluster::object_binding_check, or give one with \
+                         ObjectBindingCheck::with_api_server"
+                    .into(),
+            });
         };
         let mut settings = self.settings;
         settings.cache_ttl = self.interval;
@@ -134,7 +156,7 @@ impl ObjectBindingCheck {
         settings.retry_interval = settings.retry_interval.min(self.interval);
         settings.validate()?;
         super::warn_if_api_server_audience("the object-binding check", &audiences, Some(issuer));
-        Ok(ObjectBinding {
+        Ok(Check {
             // Keyed by the token cache's key of a token verified locally: nothing to compare.
             reviewer: Arc::new(Reviewer::new(api, false, audiences, settings, clock)),
             grace: self.grace.as_secs_f64(),
@@ -152,13 +174,89 @@ impl fmt::Debug for ObjectBindingCheck {
     }
 }
 
-/// The check as a verifier runs it.
-pub(crate) struct ObjectBinding {
+/// A verifier wrapped in the object-binding check (see [`ObjectBindingCheck`]): a token passes when
+/// the inner verifier accepts it, then when a TokenReview within the interval confirmed it.
+///
+/// Cheap to clone; clones share the reviews, their answers and the counters.
+#[derive(Clone)]
+pub struct ObjectBinding<V> {
+    inner: V,
+    check: Arc<Check>,
+}
+
+impl<V> ObjectBinding<V> {
+    /// The verifier inside.
+    pub fn get_ref(&self) -> &V {
+        &self.inner
+    }
+
+    /// The verifier inside, unwrapped.
+    pub fn into_inner(self) -> V {
+        self.inner
+    }
+
+    /// The same check — its reviews, their answers, its grace period and counters — around another
+    /// verifier, e.g. an [`IssuerRegistry`](crate::IssuerRegistry) holding
+    /// [`get_ref`](Self::get_ref): every token that `inner` accepts is then confirmed with this
+    /// check's API server.
+    pub fn wrapping<W>(&self, inner: W) -> ObjectBinding<W> {
+        ObjectBinding {
+            inner,
+            check: self.check.clone(),
+        }
+    }
+
+    /// Counters of the check (TokenReviews sent, answers cached, reviews pending).
+    pub fn stats(&self) -> TokenReviewStats {
+        self.check.reviewer.stats()
+    }
+}
+
+impl<V: VerifyToken> VerifyToken for ObjectBinding<V> {
+    /// Verifies with the inner verifier, then confirms: the confirmation is keyed by the token
+    /// cache's key (the SHA-256 of the signature), which names a token only once its signature was
+    /// checked over the rest of it.
+    async fn verify_token<T>(&self, token: &str) -> Result<Arc<T>, VerifyError>
+    where
+        T: DeserializeOwned + Send + Sync + 'static,
+    {
+        let claims = self.inner.verify_token::<T>(token).await?;
+        // A token accepted by a verifier is a JWS, so it has a key.
+        let key = TokenKey::new(token.as_bytes()).ok_or(VerifyError::Malformed {
+            reason: "a JWS has three dot-separated parts",
+        })?;
+        self.check.check(token, key.digest).await?;
+        Ok(claims)
+    }
+
+    /// Only what the inner verifier answers from its cache (so a token it accepted), and only while
+    /// a review within the interval confirmed it.
+    fn verify_token_cached<T>(&self, token: &[u8]) -> Option<Arc<T>>
+    where
+        T: DeserializeOwned + Send + Sync + 'static,
+    {
+        let claims = self.inner.verify_token_cached::<T>(token)?;
+        let key = TokenKey::new(token)?;
+        self.check.confirmed(&key.digest).then_some(claims)
+    }
+}
+
+impl<V: fmt::Debug> fmt::Debug for ObjectBinding<V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ObjectBinding")
+            .field("inner", &self.inner)
+            .field("grace", &self.check.grace)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The check as a wrapper runs it.
+pub(crate) struct Check {
     reviewer: Arc<Reviewer>,
     grace: f64,
 }
 
-impl ObjectBinding {
+impl Check {
     /// Whether the token with this key was confirmed within the interval (the synchronous fast
     /// path: nothing is started).
     pub(crate) fn confirmed(&self, key: &Sha256) -> bool {
@@ -166,10 +264,6 @@ impl ObjectBinding {
             self.reviewer.cached(key, b"", self.reviewer.now()),
             Some(Ok(_))
         )
-    }
-
-    pub(crate) fn stats(&self) -> TokenReviewStats {
-        self.reviewer.stats()
     }
 
     /// Confirms a locally verified `token` (whose token-cache key is `key`): at most one review per
@@ -275,7 +369,6 @@ mod tests {
             .with_api_server(api)
             .with_settings(settings)
             .build(
-                None,
                 &issuer.issuer(),
                 vec![AUD.into()],
                 Arc::new(ManualClock::new()),

@@ -8,10 +8,9 @@
 //!   [`BearerAuthLayer`](crate::BearerAuthLayer) and [`IssuerRegistry`](crate::IssuerRegistry)
 //!   like any other). It also validates tokens of clusters that publish no discovery document.
 //!   Handlers read [`TokenReviewClaims`].
-//! - The object-binding check on a local [`Verifier`](crate::Verifier):
-//!   [`VerifierBuilder::with_object_binding_check`](crate::VerifierBuilder::with_object_binding_check)
-//!   verifies the JWT locally (the fast path) and confirms with a TokenReview at most once per
-//!   interval per token.
+//! - The object-binding check around a local [`Verifier`](crate::Verifier):
+//!   [`ObjectBindingCheck::wrap`] gives an [`ObjectBinding`], which verifies the JWT locally (the
+//!   fast path) and confirms with a TokenReview at most once per interval per token.
 //!
 //! ```no_run
 //! # fn run() -> Result<(), oidc_bearer::ConfigError> {
@@ -44,20 +43,18 @@ mod api;
 mod binding;
 mod cache;
 mod claims;
-mod error;
 mod reviewer;
 
+pub use crate::error::ReviewError;
 pub use api::{
     ApiServer, ApiServerBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES,
     TOKEN_REVIEW_PATH,
 };
-pub(crate) use binding::ObjectBinding;
-pub use binding::{DEFAULT_GRACE_PERIOD, ObjectBindingCheck};
+pub use binding::{DEFAULT_GRACE_PERIOD, ObjectBinding, ObjectBindingCheck};
 pub use claims::{
     EXTRA_CREDENTIAL_ID, EXTRA_NODE_NAME, EXTRA_NODE_UID, EXTRA_POD_NAME, EXTRA_POD_UID,
     TokenReviewClaims,
 };
-pub use error::ReviewError;
 pub use reviewer::{
     DEFAULT_CACHE_TTL, DEFAULT_MAX_BYTES, DEFAULT_MAX_CONCURRENT_REVIEWS, DEFAULT_MAX_ENTRIES,
     DEFAULT_MAX_PENDING_REVIEWS, DEFAULT_NEGATIVE_TTL, DEFAULT_RETRY_INTERVAL, DEFAULT_TIMEOUT,
@@ -73,6 +70,7 @@ use serde::de::DeserializeOwned;
 
 use self::cache::Answer;
 use self::reviewer::Reviewer;
+use crate::cache::TokenKey;
 use crate::clock::{Clock, SharedClock, SystemClock};
 use crate::error::{ConfigError, VerifyError};
 use crate::token::{ClaimValue, Parsed};
@@ -131,10 +129,10 @@ impl TokenReview {
                 max: self.max_token_bytes,
             });
         }
-        let dot = memchr::memrchr(b'.', token).ok_or(VerifyError::Malformed {
+        let key = TokenKey::new(token).ok_or(VerifyError::Malformed {
             reason: "a JWS has three dot-separated parts",
         })?;
-        Ok(crate::crypto::sha256(&token[dot + 1..]))
+        Ok(key.digest)
     }
 
     /// What is refused before any review: anything but a compact JWS, `alg` `none` or HMAC (the
@@ -360,18 +358,6 @@ fn warn_if_api_server_audience(what: &'static str, audiences: &[String], issuer:
     }
 }
 
-/// An API server's message in a log line or an error's text: at most 256 characters.
-pub(crate) struct Truncated<'a>(pub(crate) &'a str);
-
-impl fmt::Debug for Truncated<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0.char_indices().nth(256) {
-            None => write!(f, "{:?}", self.0),
-            Some((end, _)) => write!(f, "{:?}…", &self.0[..end]),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -421,12 +407,7 @@ mod tests {
             warnings(|| {
                 ObjectBindingCheck::new(Duration::from_secs(30))
                     .with_api_server(api())
-                    .build(
-                        None,
-                        ISSUER,
-                        vec![audience.to_owned()],
-                        Arc::new(SystemClock),
-                    )
+                    .build(ISSUER, vec![audience.to_owned()], Arc::new(SystemClock))
                     .unwrap();
             })
         };

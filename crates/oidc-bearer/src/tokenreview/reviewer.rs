@@ -1,20 +1,23 @@
 //! The review engine behind [`TokenReview`](super::TokenReview) and the object-binding check: the
-//! answer cache, one review in flight per token (detached, so that no caller owns it), a cap on
-//! concurrent reviews, and timeouts.
+//! answer cache, one review in flight per token (the crate's one detached single-flight task, so
+//! that no caller owns it, counted against `max_pending_reviews`), a cap on concurrent reviews, and
+//! timeouts.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use oidc_bearer_shared::flight::{Flight, FlightGroup};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::api::ApiServer;
 use super::cache::{Answer, AnswerCache};
-use super::error::{ApiServerFailure, ReviewError};
 use crate::clock::SharedClock;
 use crate::crypto::Sha256;
+use crate::error::{ApiServerFailure, ReviewError};
 use crate::error::{ConfigError, VerifyError};
+use crate::error::{FetchError, FlightError};
 use crate::log_limit::LogLimiter;
 
 /// The default time an accepted token's answer is kept: 30 s.
@@ -29,10 +32,10 @@ pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(30);
 pub const DEFAULT_NEGATIVE_TTL: Duration = Duration::from_secs(5);
 /// The default time between two reviews of one token while the API server cannot answer: 1 s.
 pub const DEFAULT_RETRY_INTERVAL: Duration = Duration::from_secs(1);
-/// The default bound on kept answers.
-pub const DEFAULT_MAX_ENTRIES: usize = 10_000;
-/// The default bound on the bytes of kept answers.
-pub const DEFAULT_MAX_BYTES: usize = 16 * 1024 * 1024;
+/// The default bound on kept answers: the token cache's, 10,000.
+pub const DEFAULT_MAX_ENTRIES: usize = crate::cache::DEFAULT_MAX_ENTRIES;
+/// The default bound on the bytes of kept answers: the token cache's, 16 MiB.
+pub const DEFAULT_MAX_BYTES: usize = crate::cache::DEFAULT_MAX_BYTES;
 /// The default cap on reviews in flight at once, per verifier.
 pub const DEFAULT_MAX_CONCURRENT_REVIEWS: usize = 8;
 /// The default cap on reviews started and not finished, per verifier.
@@ -143,25 +146,11 @@ pub struct TokenReviewStats {
     pub cached_answers: usize,
 }
 
-/// Where a review in flight publishes its answer.
-type Pending = watch::Receiver<Option<Answer>>;
-
 /// A review in flight: its id, the signing input it reviews (when compared) and its answer.
 struct InFlight {
     id: u64,
     input: Option<Box<[u8]>>,
-    rx: Pending,
-}
-
-/// The reviews started and not finished.
-#[derive(Default)]
-struct InFlightReviews {
-    /// The review each token joins, by cache key.
-    by_key: HashMap<Sha256, InFlight>,
-    /// Every review started and not finished, those in `by_key` and those of a token that could
-    /// not join one (another payload under a signature in flight): what `max_pending_reviews`
-    /// bounds. Released by each review's [`InflightGuard`].
-    count: usize,
+    answer: Flight<Answer>,
 }
 
 /// All of a token but its signature segment (the whole token if it has no `.`).
@@ -172,7 +161,7 @@ fn signing_input(token: &[u8]) -> &[u8] {
 /// What [`Reviewer::start`] found: an answer, or a review to wait for.
 pub(crate) enum Started {
     Answer(Answer),
-    Pending(watch::Receiver<Option<Answer>>),
+    Pending(Flight<Answer>),
 }
 
 pub(crate) struct Reviewer {
@@ -183,7 +172,12 @@ pub(crate) struct Reviewer {
     settings: TokenReviewSettings,
     clock: SharedClock,
     cache: AnswerCache,
-    inflight: Mutex<InFlightReviews>,
+    /// The review each token joins, by cache key.
+    inflight: Mutex<HashMap<Sha256, InFlight>>,
+    /// Every review started and not finished — those in `inflight` and those of a token that could
+    /// not join one (another payload under a signature in flight) — each counted against
+    /// `max_pending_reviews` until its task ends, however it ends.
+    flights: FlightGroup,
     next_id: AtomicU64,
     slots: Arc<Semaphore>,
     reviews: AtomicU64,
@@ -212,6 +206,7 @@ impl Reviewer {
             audiences: audiences.into(),
             cache: AnswerCache::new(settings.max_entries, settings.max_bytes),
             slots: Arc::new(Semaphore::new(settings.max_concurrent_reviews)),
+            flights: FlightGroup::new(settings.max_pending_reviews),
             settings,
             clock,
             inflight: Mutex::default(),
@@ -284,22 +279,15 @@ impl Reviewer {
     /// Starts a review of `token`, or joins the one in flight; the review runs as a task of its
     /// own and is never cancelled by a caller leaving (Go's `singleflight.DoChan`).
     pub(crate) fn start(self: &Arc<Self>, key: Sha256, token: &str, exp: Option<f64>) -> Started {
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return Started::Answer(Err(VerifyError::ReviewUnavailable {
-                source: ReviewError::NoRuntime,
-            }));
-        };
         let input = self
             .compare_input
             .then(|| Box::<[u8]>::from(signing_input(token.as_bytes())));
         let mut inflight = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
         let mut register = true;
-        if let Some(pending) = inflight.by_key.get(&key)
-            && pending.rx.has_changed().is_ok()
-        {
+        if let Some(pending) = inflight.get(&key) {
             if pending.input == input {
                 self.joined.fetch_add(1, Ordering::Relaxed);
-                return Started::Pending(pending.rx.clone());
+                return Started::Pending(pending.answer.clone());
             }
             // Another token with the same signature segment (a valid token's signature over a
             // changed payload): never share its answer; review this one on its own (counted
@@ -311,32 +299,49 @@ impl Reviewer {
         if let Some(answer) = self.cached(&key, token.as_bytes(), self.now()) {
             return Started::Answer(answer);
         }
-        if inflight.count >= self.settings.max_pending_reviews {
-            return Started::Answer(Err(VerifyError::ReviewUnavailable {
-                source: ReviewError::Overloaded {
-                    max_pending: self.settings.max_pending_reviews,
-                },
-            }));
-        }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = watch::channel(None);
-        inflight.count += 1;
+        let reviewer = Arc::clone(self);
+        // Counted against `max_pending_reviews` from here until the review's task ends (without a
+        // runtime, or past the cap, nothing starts: a local limit, 503).
+        let launch = match self
+            .flights
+            .prepare(move |_| reviewer.leave_inflight(key, id))
+        {
+            Ok(launch) => launch,
+            Err(error) => {
+                return Started::Answer(Err(VerifyError::ReviewUnavailable {
+                    source: ReviewError::Flight(error),
+                }));
+            }
+        };
+        let answer = launch.flight();
         if register {
-            let rx = rx.clone();
+            let answer = answer.clone();
             let input = input.clone();
-            inflight.by_key.insert(key, InFlight { id, input, rx });
+            inflight.insert(key, InFlight { id, input, answer });
         }
         // Spawned with the lock released: on a runtime shutting down, `spawn` drops the task at
-        // once, and its guard takes the lock.
+        // once, and its end takes the lock.
         drop(inflight);
-        let guard = InflightGuard {
-            reviewer: Arc::clone(self),
-            key,
-            id,
-        };
         let slot = self.take_slot();
-        runtime.spawn(run(guard, slot, token.to_owned(), input, exp, tx));
-        Started::Pending(rx)
+        launch.spawn(run(
+            Arc::clone(self),
+            key,
+            slot,
+            token.to_owned(),
+            input,
+            exp,
+        ));
+        Started::Pending(answer)
+    }
+
+    /// The end of review `id` of the token keyed `key`, however it ended: later callers no longer
+    /// join it (a finished review has cached its answer first).
+    fn leave_inflight(&self, key: Sha256, id: u64) {
+        let mut inflight = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
+        if inflight.get(&key).is_some_and(|pending| pending.id == id) {
+            inflight.remove(&key);
+        }
     }
 
     /// A free review slot, taken now; or, when all are busy, this review counted as waiting for
@@ -364,11 +369,7 @@ impl Reviewer {
             reviews: self.reviews.load(Ordering::Relaxed),
             cache_hits: self.hits.load(Ordering::Relaxed),
             joined: self.joined.load(Ordering::Relaxed),
-            pending: self
-                .inflight
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .count,
+            pending: self.flights.running(),
             waiting_for_slot: self.waiting.load(Ordering::Relaxed),
             cached_answers: self.cache.size().0,
         }
@@ -396,7 +397,7 @@ impl Reviewer {
                 match acquired {
                     Ok(Ok(permit)) => permit,
                     // The semaphore is never closed; were it, no review could run.
-                    Ok(Err(_)) => return Err(ReviewError::Aborted),
+                    Ok(Err(_)) => return Err(ReviewError::Flight(FlightError::Interrupted)),
                     Err(_) => return Err(ReviewError::QueueTimeout { timeout }),
                 }
             }
@@ -405,7 +406,7 @@ impl Reviewer {
         match tokio::time::timeout(timeout, self.api.review(token, &self.audiences, timeout)).await
         {
             Ok(result) => result,
-            Err(_) => Err(ReviewError::Timeout { timeout }),
+            Err(_) => Err(ReviewError::Fetch(FetchError::Timeout { timeout })),
         }
     }
 
@@ -448,29 +449,23 @@ impl Reviewer {
 }
 
 /// Waits for a review's answer; a review that ended without one is "unavailable".
-pub(crate) async fn wait(mut rx: watch::Receiver<Option<Answer>>) -> Answer {
-    match rx.wait_for(Option::is_some).await {
-        Ok(answer) => answer.clone().unwrap_or(Err(aborted())),
-        Err(_) => Err(aborted()),
-    }
+pub(crate) async fn wait(answer: Flight<Answer>) -> Answer {
+    answer.outcome().await.unwrap_or_else(|error| {
+        Err(VerifyError::ReviewUnavailable {
+            source: ReviewError::Flight(error),
+        })
+    })
 }
 
-fn aborted() -> VerifyError {
-    VerifyError::ReviewUnavailable {
-        source: ReviewError::Aborted,
-    }
-}
-
-/// The detached review: its answer is cached before it leaves `inflight`, then published.
+/// The detached review: its answer is cached before it leaves `inflight` and is published.
 async fn run(
-    guard: InflightGuard,
+    reviewer: Arc<Reviewer>,
+    key: Sha256,
     slot: Slot,
     token: String,
     input: Option<Box<[u8]>>,
     exp: Option<f64>,
-    tx: watch::Sender<Option<Answer>>,
-) {
-    let reviewer = &guard.reviewer;
+) -> Answer {
     let settings = &reviewer.settings;
     let result = reviewer.call(slot, &token).await;
     drop(token);
@@ -501,34 +496,8 @@ async fn run(
     };
     reviewer
         .cache
-        .insert(guard.key, input, answer.clone(), expires_at, now);
-    drop(guard);
-    let _ = tx.send(Some(answer));
-}
-
-/// Removes a review from `inflight` when it ends, however it ends.
-struct InflightGuard {
-    reviewer: Arc<Reviewer>,
-    key: Sha256,
-    id: u64,
-}
-
-impl Drop for InflightGuard {
-    fn drop(&mut self) {
-        let mut inflight = self
-            .reviewer
-            .inflight
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        inflight.count -= 1;
-        if inflight
-            .by_key
-            .get(&self.key)
-            .is_some_and(|pending| pending.id == self.id)
-        {
-            inflight.by_key.remove(&self.key);
-        }
-    }
+        .insert(key, input, answer.clone(), expires_at, now);
+    answer
 }
 
 /// A review's place under the concurrency cap.

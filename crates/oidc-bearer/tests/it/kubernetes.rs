@@ -17,7 +17,7 @@ use oidc_bearer::issuers::kubernetes::{
     InCluster, LEGACY_ISSUER, dangerous_legacy_service_account_verifier,
 };
 use oidc_bearer::keys::StaticKeySet;
-use oidc_bearer::{KeysError, Verifier, VerifyError};
+use oidc_bearer::{FetchError, KeysError, Verifier, VerifyError};
 use oidc_bearer_testing::{TestIssuer, TokenBuilder, now};
 use serde_json::{Value, json};
 
@@ -562,25 +562,37 @@ async fn in_cluster_tls_child() {
         .with_bearer_token(|| Some("pod-token".into()))
         .build()
         .unwrap();
-    assert_eq!(review(system).await, ReviewError::Status { status: 404 });
+    assert_eq!(
+        review(system).await,
+        ReviewError::Fetch(FetchError::Status { status: 404 })
+    );
 
     // The cluster's CA configured: the stand-in's certificate is refused on both paths.
     match review(in_cluster("cluster.pem").api_server().unwrap()).await {
-        ReviewError::Transport { message } if refused(&message) => {}
+        ReviewError::Fetch(FetchError::Transport { message }) if refused(&message) => {}
         other => panic!("TokenReview reached a server the cluster CA did not vouch for: {other:?}"),
     }
     match keys(in_cluster("cluster.pem")).await {
-        KeysError::Transport { message, .. } if refused(&message) => {}
+        KeysError::Fetch {
+            source: FetchError::Transport { message },
+            ..
+        } if refused(&message) => {}
         other => panic!("discovery reached a server the cluster CA did not vouch for: {other:?}"),
     }
 
     // With the stand-in's own CA as the cluster's, both reach it.
     let api = in_cluster("system.pem").api_server().unwrap();
-    assert_eq!(review(api).await, ReviewError::Status { status: 404 });
+    assert_eq!(
+        review(api).await,
+        ReviewError::Fetch(FetchError::Status { status: 404 })
+    );
     assert!(
         matches!(
             keys(in_cluster("system.pem")).await,
-            KeysError::Status { status: 404, .. }
+            KeysError::Fetch {
+                source: FetchError::Status { status: 404 },
+                ..
+            }
         ),
         "discovery with the right CA"
     );

@@ -11,10 +11,12 @@ use crate::support::code;
 use oidc_bearer::claims::kubernetes::KubernetesClaims;
 use oidc_bearer::clock::{Clock as _, ManualClock};
 use oidc_bearer::tokenreview::{
-    ApiServer, DEFAULT_GRACE_PERIOD, ObjectBindingCheck, ReviewError, TokenReviewSettings,
+    ApiServer, DEFAULT_GRACE_PERIOD, ObjectBinding, ObjectBindingCheck, ReviewError,
+    TokenReviewSettings,
 };
 use oidc_bearer::{
-    BearerAuthLayer, IssuerRegistry, Verifier, VerifierBuilder, VerifyError, VerifyToken,
+    BearerAuthLayer, FetchError, FlightError, IssuerRegistry, Verifier, VerifierBuilder,
+    VerifyError, VerifyToken,
 };
 use tower::{ServiceBuilder, ServiceExt as _, service_fn};
 
@@ -26,22 +28,28 @@ impl Cluster {
             .with_clock(clock.clone())
     }
 
+    /// A verifier of this cluster's tokens wrapped in `check`.
+    fn bound(&self, clock: &ManualClock, check: ObjectBindingCheck) -> ObjectBinding<Verifier> {
+        check.wrap(self.builder(clock).build().unwrap()).unwrap()
+    }
+
+    /// The object-binding check of this cluster's API server, every [`INTERVAL`].
+    fn check(&self) -> ObjectBindingCheck {
+        self.in_cluster().object_binding_check(INTERVAL).unwrap()
+    }
+
     /// A cluster, a manual clock, and a verifier of its tokens with the object-binding check
     /// every [`INTERVAL`].
-    async fn with_binding() -> (Self, ManualClock, Verifier) {
+    async fn with_binding() -> (Self, ManualClock, ObjectBinding<Verifier>) {
         let cluster = Self::start().await;
         let clock = ManualClock::new();
-        let verifier = cluster
-            .builder(&clock)
-            .with_object_binding_check(INTERVAL)
-            .build()
-            .unwrap();
+        let verifier = cluster.bound(&clock, cluster.check());
         (cluster, clock, verifier)
     }
 
     /// A cluster, a manual clock, and a verifier whose object-binding check takes at most
     /// `max_pending` reviews; its keys are loaded and one review answered (the API server is up).
-    async fn with_pending_cap(max_pending: usize) -> (Self, ManualClock, Verifier) {
+    async fn with_pending_cap(max_pending: usize) -> (Self, ManualClock, ObjectBinding<Verifier>) {
         let cluster = Self::start().await;
         let clock = ManualClock::new();
         let mut settings = TokenReviewSettings::default();
@@ -53,12 +61,12 @@ impl Cluster {
 }
 
 /// A verifier of `cluster`'s tokens whose object-binding check has these limits.
-fn limited(cluster: &Cluster, clock: &ManualClock, settings: TokenReviewSettings) -> Verifier {
-    cluster
-        .builder(clock)
-        .with_object_binding(ObjectBindingCheck::new(INTERVAL).with_settings(settings))
-        .build()
-        .unwrap()
+fn limited(
+    cluster: &Cluster,
+    clock: &ManualClock,
+    settings: TokenReviewSettings,
+) -> ObjectBinding<Verifier> {
+    cluster.bound(clock, cluster.check().with_settings(settings))
 }
 
 const INTERVAL: Duration = Duration::from_secs(30);
@@ -124,7 +132,7 @@ async fn at_most_one_review_per_token_per_interval() {
         clock.advance(INTERVAL / 10);
     }
     assert_eq!(cluster.reviews.calls(), 6);
-    assert_eq!(verifier.object_binding_stats().unwrap().reviews, 6);
+    assert_eq!(verifier.stats().reviews, 6);
 }
 
 #[tokio::test]
@@ -132,11 +140,7 @@ async fn when_the_api_server_cannot_answer_tokens_pass_for_the_grace_period_then
     let cluster = Cluster::start().await;
     let clock = ManualClock::new();
     let grace = Duration::from_secs(60);
-    let verifier = cluster
-        .builder(&clock)
-        .with_object_binding(ObjectBindingCheck::new(INTERVAL).with_grace_period(grace))
-        .build()
-        .unwrap();
+    let verifier = cluster.bound(&clock, cluster.check().with_grace_period(grace));
     let token = cluster.token().sign();
     let revoked = cluster.token().sign();
     verify(&verifier, &token).await.unwrap();
@@ -159,7 +163,7 @@ async fn when_the_api_server_cannot_answer_tokens_pass_for_the_grace_period_then
         matches!(
             &result,
             Err(VerifyError::ReviewUnavailable {
-                source: ReviewError::Status { status: 503 }
+                source: ReviewError::Fetch(FetchError::Status { status: 503 })
             })
         ),
         "{result:?}"
@@ -176,11 +180,7 @@ async fn when_the_api_server_cannot_answer_tokens_pass_for_the_grace_period_then
 async fn without_a_grace_period_an_outage_is_503_at_once() {
     let cluster = Cluster::start().await;
     let clock = ManualClock::new();
-    let verifier = cluster
-        .builder(&clock)
-        .with_object_binding(ObjectBindingCheck::new(INTERVAL).with_grace_period(Duration::ZERO))
-        .build()
-        .unwrap();
+    let verifier = cluster.bound(&clock, cluster.check().with_grace_period(Duration::ZERO));
     cluster.issuer.token_reviews().forbid_callers(true);
     let token = cluster.token().sign();
     // The keys load (GET, allowed), the review is refused with 403: our RBAC is wrong.
@@ -217,10 +217,12 @@ async fn our_own_credentials_refused_opens_no_grace_period() {
 #[tokio::test]
 async fn a_registry_of_bound_verifiers_checks_the_binding_too() {
     let (cluster, clock, verifier) = Cluster::with_binding().await;
-    let registry = IssuerRegistry::builder()
-        .with_verifier(verifier)
-        .build()
-        .unwrap();
+    let registry = verifier.wrapping(
+        IssuerRegistry::builder()
+            .with_verifier(verifier.get_ref().clone())
+            .build()
+            .unwrap(),
+    );
     let token = cluster.token().sign();
     verify(&registry, &token).await.unwrap();
     cluster.reviews.delete_bound_object(&token);
@@ -237,23 +239,32 @@ async fn a_registry_of_bound_verifiers_checks_the_binding_too() {
 #[tokio::test]
 async fn object_binding_needs_an_api_server_an_interval_and_an_audience() {
     let cluster = Cluster::start().await;
-    let no_api = Verifier::builder("https://issuer.example", AUD)
-        .with_object_binding_check(INTERVAL)
-        .build()
+    let verifier = || Verifier::new("https://issuer.example", AUD).unwrap();
+    let no_api = ObjectBindingCheck::new(INTERVAL)
+        .wrap(verifier())
         .unwrap_err();
     assert!(no_api.to_string().contains("with_api_server"), "{no_api}");
     let api = cluster.in_cluster().api_server().unwrap();
     assert!(
-        Verifier::builder("https://issuer.example", AUD)
-            .with_object_binding(ObjectBindingCheck::new(INTERVAL).with_api_server(api.clone()))
-            .build()
+        ObjectBindingCheck::new(INTERVAL)
+            .with_api_server(api.clone())
+            .wrap(verifier())
             .is_ok()
     );
-    let zero = Verifier::builder("https://issuer.example", AUD)
-        .with_object_binding(ObjectBindingCheck::new(Duration::ZERO).with_api_server(api))
-        .build()
+    let zero = ObjectBindingCheck::new(Duration::ZERO)
+        .with_api_server(api.clone())
+        .wrap(verifier())
         .unwrap_err();
     assert_eq!(zero.code(), "invalid_setting");
+    let no_audience = Verifier::builder("https://issuer.example", "")
+        .dangerous_skip_audience_check()
+        .build()
+        .unwrap();
+    let none = ObjectBindingCheck::new(INTERVAL)
+        .with_api_server(api)
+        .wrap(no_audience)
+        .unwrap_err();
+    assert!(none.to_string().contains("needs an audience"), "{none}");
 }
 
 /// A review that cannot even be started because the queue is full is a local limit, not an
@@ -275,7 +286,7 @@ async fn a_full_review_queue_is_503_never_an_acceptance() {
         assert_eq!(
             result,
             Err(VerifyError::ReviewUnavailable {
-                source: ReviewError::Overloaded { max_pending: 1 }
+                source: ReviewError::Flight(FlightError::Full { max: 1 })
             })
         );
         clock.advance(Duration::from_secs(600));
@@ -336,7 +347,7 @@ async fn a_burst_of_deleted_pods_tokens_against_a_slow_api_server_is_never_accep
         Poll::Ready(())
     })
     .await;
-    let stats = verifier.object_binding_stats().unwrap();
+    let stats = verifier.stats();
     assert_eq!(stats.pending, PENDING, "{stats:?}");
     assert_eq!(responses.len(), TOKENS - PENDING);
     // The API server holds the reviews it was sent (one before, `CONCURRENT` now).
@@ -372,11 +383,7 @@ async fn a_clock_stepping_back_never_reopens_the_grace_period() {
     for grace in [Duration::ZERO, Duration::from_secs(60)] {
         let cluster = Cluster::start().await;
         let clock = ManualClock::new();
-        let verifier = cluster
-            .builder(&clock)
-            .with_object_binding(ObjectBindingCheck::new(INTERVAL).with_grace_period(grace))
-            .build()
-            .unwrap();
+        let verifier = cluster.bound(&clock, cluster.check().with_grace_period(grace));
         verify(&verifier, &issued_two_hours_ago(&cluster))
             .await
             .unwrap();
@@ -441,11 +448,10 @@ async fn a_credential_that_cannot_be_sent_opens_no_grace_period() {
             .with_bearer_token(move || Some(credential.clone()))
             .build()
             .unwrap();
-        cluster
-            .builder(&clock)
-            .with_object_binding(ObjectBindingCheck::new(INTERVAL).with_api_server(api))
-            .build()
-            .unwrap()
+        cluster.bound(
+            &clock,
+            ObjectBindingCheck::new(INTERVAL).with_api_server(api),
+        )
     };
     let file = cluster.token_path.with_file_name("written-with-echo");
     std::fs::write(&file, format!("{}\n", cluster.reviews.caller_token())).unwrap();
@@ -490,13 +496,13 @@ async fn inside_a_real_outages_window_a_full_queue_still_gets_grace_and_stays_bo
     for _ in 0..10 {
         verify(&verifier, &cluster.token().sign()).await.unwrap();
     }
-    assert_eq!(verifier.object_binding_stats().unwrap().pending, 1);
+    assert_eq!(verifier.stats().pending, 1);
 
     clock.advance(DEFAULT_GRACE_PERIOD);
     assert_eq!(
         verify(&verifier, &cluster.token().sign()).await,
         Err(VerifyError::ReviewUnavailable {
-            source: ReviewError::Overloaded { max_pending: 1 }
+            source: ReviewError::Flight(FlightError::Full { max: 1 })
         })
     );
     drop(hold);

@@ -14,7 +14,7 @@ use oidc_bearer::policy::AuthorizeLayer;
 use oidc_bearer::tokenreview::{
     ReviewError, TokenReview, TokenReviewBuilder, TokenReviewClaims, TokenReviewSettings,
 };
-use oidc_bearer::{BearerAuthLayer, Claims, VerifyError, VerifyToken};
+use oidc_bearer::{BearerAuthLayer, Claims, FetchError, FlightError, VerifyError, VerifyToken};
 use serde_json::json;
 
 impl Cluster {
@@ -179,7 +179,7 @@ async fn api_server_failures_are_503_and_never_an_acceptance() {
     for status in [500, 503, 429] {
         cluster.reviews.fail_with(Some(status));
         let error = source(review.verify(&cluster.token().sign()).await);
-        assert_eq!(error, ReviewError::Status { status });
+        assert_eq!(error, ReviewError::Fetch(FetchError::Status { status }));
         assert!(!error.is_configuration());
     }
     cluster.reviews.fail_with(Some(404));
@@ -428,7 +428,7 @@ async fn a_review_that_waits_for_a_slot_past_its_timeout_leaves_the_queue() {
     assert!(
         matches!(
             error,
-            ReviewError::QueueTimeout { .. } | ReviewError::Timeout { .. }
+            ReviewError::QueueTimeout { .. } | ReviewError::Fetch(FetchError::Timeout { .. })
         ),
         "{error:?}"
     );
@@ -486,7 +486,7 @@ async fn reviews_time_out_and_pending_reviews_are_capped() {
     });
     cluster.reviews.wait_for_calls(1).await;
     let error = source(review.verify(&cluster.token().sign()).await);
-    assert_eq!(error, ReviewError::Overloaded { max_pending: 1 });
+    assert_eq!(error, ReviewError::Flight(FlightError::Full { max: 1 }));
     let error = source(first.await.unwrap());
     assert_eq!(error.code(), "review_timeout");
     drop(hold);
@@ -638,7 +638,10 @@ async fn reviews_of_variants_under_one_signature_count_against_the_pending_cap()
     );
     assert_eq!(answered.len(), VARIANTS - 1);
     for result in answered {
-        assert_eq!(source(result), ReviewError::Overloaded { max_pending: 2 });
+        assert_eq!(
+            source(result),
+            ReviewError::Flight(FlightError::Full { max: 2 })
+        );
     }
     drop(hold);
     assert!(first.await.unwrap().is_ok());
@@ -667,5 +670,5 @@ fn without_a_runtime_a_review_is_unavailable_not_a_panic() {
     else {
         panic!("the review waited")
     };
-    assert_eq!(source(result), ReviewError::NoRuntime);
+    assert_eq!(source(result), ReviewError::Flight(FlightError::NoRuntime));
 }
