@@ -24,11 +24,11 @@ pub(crate) use self::review::{ApiServerFailure, Truncated};
 pub(crate) use self::verify::VerifyErrorKind;
 pub use self::verify::{Phase, VerifyError};
 /// Why an HTTP exchange failed (status, transport, timeout, size cap); wrapped by
-/// [`KeysError::Fetch`] and [`ReviewError::Fetch`](crate::tokenreview::ReviewError::Fetch).
+/// [`KeysError::Fetch`] and [`ReviewError::Fetch`].
 pub use oidc_bearer_shared::FetchError;
 /// Why detached work (a key fetch, a TokenReview) gave no outcome: no Tokio runtime, too many
 /// running, or interrupted; wrapped by [`KeysError::Flight`] and
-/// [`ReviewError::Flight`](crate::tokenreview::ReviewError::Flight).
+/// [`ReviewError::Flight`].
 pub use oidc_bearer_shared::FlightError;
 
 /// A token-supplied string in a message: at most [`Excerpt::MAX_CHARS`] characters, so that an

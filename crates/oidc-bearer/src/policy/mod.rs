@@ -147,7 +147,7 @@ where
 
 /// What the built-in policies read from a claims type. Implemented by [`DefaultClaims`] (whatever
 /// your claims in it), [`KubernetesClaims`] and
-/// [`TokenReviewClaims`](crate::tokenreview::TokenReviewClaims); implement it for a claims type of
+/// [`TokenReviewClaims`]; implement it for a claims type of
 /// your own to use the built-in policies with it.
 ///
 /// `issuer`, `subject` and `scopes` are required on purpose: a default of "no scopes" once made
