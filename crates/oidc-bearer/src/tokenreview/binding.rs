@@ -3,8 +3,11 @@
 //! working within that interval while nearly every request costs a local cache hit.
 //!
 //! [`ObjectBinding`] wraps any [`VerifyToken`]: it verifies first, then confirms — never the
-//! other way round, since the confirmation is kept by the SHA-256 of the token's signature alone,
-//! which identifies a token only once that signature has been checked over the rest of it.
+//! other way round. A confirmation is kept by the SHA-256 of the token's signature together with
+//! the token's signing input, compared byte for byte: a signature checked over the rest of the
+//! token identifies it only under one key, and a wrapped [`IssuerRegistry`](crate::IssuerRegistry)
+//! accepts keys that issuers choose (an ECDSA public key can be computed under which another
+//! token's signature verifies over any payload: duplicate-signature key selection).
 
 use std::fmt;
 use std::sync::Arc;
@@ -157,8 +160,10 @@ impl ObjectBindingCheck {
         settings.validate()?;
         super::warn_if_api_server_audience("the object-binding check", &audiences, Some(issuer));
         Ok(Check {
-            // Keyed by the token cache's key of a token verified locally: nothing to compare.
-            reviewer: Arc::new(Reviewer::new(api, false, audiences, settings, clock)),
+            // Keyed by the token cache's key of a token verified locally, and the signing input
+            // compared: the inner verifier may accept one signature over several inputs, each
+            // under a key an issuer chose (see the module's documentation).
+            reviewer: Arc::new(Reviewer::new(api, true, audiences, settings, clock)),
             grace: self.grace.as_secs_f64(),
         })
     }
@@ -214,8 +219,7 @@ impl<V> ObjectBinding<V> {
 
 impl<V: VerifyToken> VerifyToken for ObjectBinding<V> {
     /// Verifies with the inner verifier, then confirms: the confirmation is keyed by the token
-    /// cache's key (the SHA-256 of the signature), which names a token only once its signature was
-    /// checked over the rest of it.
+    /// cache's key (the SHA-256 of the signature) and holds only for the same signing input.
     async fn verify_token<T>(&self, token: &str) -> Result<Arc<T>, VerifyError>
     where
         T: DeserializeOwned + Send + Sync + 'static,
@@ -237,7 +241,7 @@ impl<V: VerifyToken> VerifyToken for ObjectBinding<V> {
     {
         let claims = self.inner.verify_token_cached::<T>(token)?;
         let key = TokenKey::new(token)?;
-        self.check.confirmed(&key.digest).then_some(claims)
+        self.check.confirmed(&key.digest, token).then_some(claims)
     }
 }
 
@@ -257,11 +261,11 @@ pub(crate) struct Check {
 }
 
 impl Check {
-    /// Whether the token with this key was confirmed within the interval (the synchronous fast
-    /// path: nothing is started).
-    pub(crate) fn confirmed(&self, key: &Sha256) -> bool {
+    /// Whether `token`, whose key is `key`, was confirmed within the interval (the synchronous
+    /// fast path: nothing is started).
+    pub(crate) fn confirmed(&self, key: &Sha256, token: &[u8]) -> bool {
         matches!(
-            self.reviewer.cached(key, b"", self.reviewer.now()),
+            self.reviewer.cached(key, token, self.reviewer.now()),
             Some(Ok(_))
         )
     }
@@ -270,7 +274,7 @@ impl Check {
     /// interval, shared by every request with the token.
     pub(crate) async fn check(&self, token: &str, key: Sha256) -> Result<(), VerifyError> {
         let now = self.reviewer.now();
-        let cached = self.reviewer.cached(&key, b"", now);
+        let cached = self.reviewer.cached(&key, token.as_bytes(), now);
         match cached {
             Some(Ok(_)) => return Ok(()),
             Some(Err(e)) if !e.is_unavailable() => return Err(e),
@@ -347,6 +351,96 @@ mod tests {
     use crate::tokenreview::ReviewError;
 
     const AUD: &str = "my-service";
+
+    /// A verifier standing for an [`IssuerRegistry`](crate::IssuerRegistry) one of whose
+    /// admitted issuers chose its own key: it accepts a token carrying another issuer's
+    /// signature segment over its own header and payload. With ECDSA that takes no forgery — a
+    /// public key can be computed under which a given signature verifies over any message
+    /// (duplicate-signature key selection; Menezes & Smart 2004) — so a signature identifies a
+    /// token only together with the key it was checked under.
+    #[derive(Clone)]
+    struct AcceptsAnyKey;
+
+    impl VerifyToken for AcceptsAnyKey {
+        async fn verify_token<T>(&self, _token: &str) -> Result<Arc<T>, VerifyError>
+        where
+            T: DeserializeOwned + Send + Sync + 'static,
+        {
+            serde_json::from_str("{}")
+                .map(Arc::new)
+                .map_err(|_| VerifyError::Malformed { reason: "claims" })
+        }
+
+        fn verify_token_cached<T>(&self, token: &[u8]) -> Option<Arc<T>>
+        where
+            T: DeserializeOwned + Send + Sync + 'static,
+        {
+            let _ = token;
+            serde_json::from_str("{}").ok().map(Arc::new)
+        }
+    }
+
+    /// A confirmation is for one token: another token with the same signature segment (its own
+    /// header and payload, accepted by the inner verifier under a key its issuer chose) is
+    /// reviewed on its own — and refused — neither on the fast path nor on the slow one reusing
+    /// the first token's answer.
+    #[tokio::test]
+    async fn a_confirmation_is_never_reused_by_a_token_sharing_its_signature() {
+        let issuer = oidc_bearer_testing::TestIssuer::start().await;
+        let reviews = issuer.token_reviews();
+        let caller = reviews.caller_token();
+        let api = ApiServer::builder(reviews.api_server_url())
+            .with_bearer_token(move || Some(caller.clone()))
+            .build()
+            .unwrap();
+        let check = ObjectBindingCheck::new(Duration::from_secs(30))
+            .with_api_server(api)
+            .build(
+                &issuer.issuer(),
+                vec![AUD.into()],
+                Arc::new(ManualClock::new()),
+            )
+            .unwrap();
+        let binding = ObjectBinding {
+            inner: AcceptsAnyKey,
+            check: Arc::new(check),
+        };
+        let genuine = issuer.token().kubernetes("prod", "billing").aud(AUD).sign();
+        binding
+            .verify_token::<serde_json::Value>(&genuine)
+            .await
+            .expect("the genuine token is confirmed");
+        assert!(
+            binding
+                .verify_token_cached::<serde_json::Value>(genuine.as_bytes())
+                .is_some()
+        );
+
+        // Another issuer's header and payload under the genuine token's signature.
+        let signature = genuine.rsplit_once('.').unwrap().1;
+        let other = issuer
+            .token()
+            .kubernetes("kube-system", "admin")
+            .aud(AUD)
+            .sign();
+        let (input, _) = other.rsplit_once('.').unwrap();
+        let substituted = format!("{input}.{signature}");
+        assert!(
+            binding
+                .verify_token_cached::<serde_json::Value>(substituted.as_bytes())
+                .is_none(),
+            "the fast path confirmed a token by another token's review"
+        );
+        let calls = reviews.calls();
+        let result = binding
+            .verify_token::<serde_json::Value>(&substituted)
+            .await;
+        assert!(
+            matches!(result, Err(VerifyError::ReviewRefused { .. })),
+            "a token never reviewed was confirmed by another token's review: {result:?}"
+        );
+        assert_eq!(reviews.calls(), calls + 1, "reviewed on its own");
+    }
 
     /// A review that found no free slot within its timeout is a local limit: it records no
     /// API-server outage, so it opens no grace period, neither for its own token nor for a token
