@@ -352,6 +352,26 @@ mod tests {
 
     const AUD: &str = "my-service";
 
+    /// The check of `issuer`'s tokens (audience [`AUD`], interval 30 s, a manual clock), asking
+    /// `issuer`'s TokenReview endpoint.
+    fn check_of(issuer: &oidc_bearer_testing::TestIssuer, settings: TokenReviewSettings) -> Check {
+        let reviews = issuer.token_reviews();
+        let caller = reviews.caller_token();
+        let api = ApiServer::builder(reviews.api_server_url())
+            .with_bearer_token(move || Some(caller.clone()))
+            .build()
+            .unwrap();
+        ObjectBindingCheck::new(Duration::from_secs(30))
+            .with_api_server(api)
+            .with_settings(settings)
+            .build(
+                &issuer.issuer(),
+                vec![AUD.into()],
+                Arc::new(ManualClock::new()),
+            )
+            .unwrap()
+    }
+
     /// A verifier standing for an [`IssuerRegistry`](crate::IssuerRegistry) one of whose
     /// admitted issuers chose its own key: it accepts a token carrying another issuer's
     /// signature segment over its own header and payload. With ECDSA that takes no forgery — a
@@ -388,19 +408,7 @@ mod tests {
     async fn a_confirmation_is_never_reused_by_a_token_sharing_its_signature() {
         let issuer = oidc_bearer_testing::TestIssuer::start().await;
         let reviews = issuer.token_reviews();
-        let caller = reviews.caller_token();
-        let api = ApiServer::builder(reviews.api_server_url())
-            .with_bearer_token(move || Some(caller.clone()))
-            .build()
-            .unwrap();
-        let check = ObjectBindingCheck::new(Duration::from_secs(30))
-            .with_api_server(api)
-            .build(
-                &issuer.issuer(),
-                vec![AUD.into()],
-                Arc::new(ManualClock::new()),
-            )
-            .unwrap();
+        let check = check_of(&issuer, TokenReviewSettings::default());
         let binding = ObjectBinding {
             inner: AcceptsAnyKey,
             check: Arc::new(check),
@@ -449,25 +457,12 @@ mod tests {
     async fn a_review_timing_out_for_a_local_slot_records_no_outage() {
         let issuer = oidc_bearer_testing::TestIssuer::start().await;
         let reviews = issuer.token_reviews();
-        let caller = reviews.caller_token();
-        let api = ApiServer::builder(reviews.api_server_url())
-            .with_bearer_token(move || Some(caller.clone()))
-            .build()
-            .unwrap();
         let settings = TokenReviewSettings {
             max_concurrent_reviews: 1,
             timeout: Duration::from_secs(10),
             ..TokenReviewSettings::default()
         };
-        let binding = ObjectBindingCheck::new(Duration::from_secs(30))
-            .with_api_server(api)
-            .with_settings(settings)
-            .build(
-                &issuer.issuer(),
-                vec![AUD.into()],
-                Arc::new(ManualClock::new()),
-            )
-            .unwrap();
+        let binding = check_of(&issuer, settings);
         let key = |token: &str| crate::crypto::sha256(token.rsplit_once('.').unwrap().1.as_bytes());
         let token = |issuer: &oidc_bearer_testing::TestIssuer| {
             issuer.token().kubernetes("prod", "billing").aud(AUD).sign()
