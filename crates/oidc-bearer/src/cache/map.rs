@@ -52,6 +52,8 @@ pub(crate) trait Value {
 /// [`Digest`]).
 pub(crate) struct DigestMap<V, H = DigestHasher> {
     shards: Box<[Mutex<Shard<V, H>>]>,
+    /// Each shard's byte bound (also in each shard, read here without a lock).
+    max_bytes: usize,
 }
 
 impl<V: Value, H: BuildHasher + Default> DigestMap<V, H> {
@@ -81,7 +83,7 @@ impl<V: Value, H: BuildHasher + Default> DigestMap<V, H> {
                 })
             })
             .collect();
-        Self { shards }
+        Self { shards, max_bytes }
     }
 }
 
@@ -94,7 +96,7 @@ impl<V: Value, H: BuildHasher> DigestMap<V, H> {
 
     /// The byte bound of each shard.
     pub(crate) fn max_bytes_per_shard(&self) -> usize {
-        lock(&self.shards[0]).max_bytes
+        self.max_bytes
     }
 
     /// The shards' counters added up, with the entries and bytes held now.
