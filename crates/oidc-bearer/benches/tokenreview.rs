@@ -25,7 +25,9 @@ use criterion::Criterion;
 use oidc_bearer::claims::kubernetes::KubernetesClaims;
 use oidc_bearer::clock::ManualClock;
 use oidc_bearer::issuers::kubernetes::API_SERVER_JWKS_PATH;
-use oidc_bearer::tokenreview::{ApiServer, ObjectBindingCheck, TokenReview, TokenReviewClaims};
+use oidc_bearer::tokenreview::{
+    ApiServer, ObjectBinding, ObjectBindingCheck, TokenReview, TokenReviewClaims,
+};
 use oidc_bearer::{Verifier, VerifyToken};
 use oidc_bearer_testing::{TestIssuer, TokenReviews};
 
@@ -44,7 +46,7 @@ struct Setup {
     reviews: TokenReviews,
     clock: ManualClock,
     local: Verifier,
-    bound: Verifier,
+    bound: ObjectBinding<Verifier>,
     review: TokenReview,
     token: String,
 }
@@ -71,11 +73,15 @@ impl Setup {
             .with_clock(clock.clone())
             .build()
             .expect("verifier");
-        let bound = Verifier::builder(issuer.issuer(), AUD)
-            .with_discovery_url(issuer.discovery_url())
-            .with_clock(clock.clone())
-            .with_object_binding(ObjectBindingCheck::new(INTERVAL).with_api_server(api(&reviews)))
-            .build()
+        let bound = ObjectBindingCheck::new(INTERVAL)
+            .with_api_server(api(&reviews))
+            .wrap(
+                Verifier::builder(issuer.issuer(), AUD)
+                    .with_discovery_url(issuer.discovery_url())
+                    .with_clock(clock.clone())
+                    .build()
+                    .expect("verifier"),
+            )
             .expect("bound verifier");
         let review = TokenReview::builder(api(&reviews), AUD)
             .with_clock(clock.clone())
@@ -200,12 +206,17 @@ fn simulated_load(runtime: &tokio::runtime::Runtime, setup: &Setup) {
                 .sign()
         })
         .collect();
-    let run = |verifier: &Verifier| {
+    fn run<V: VerifyToken>(
+        verifier: &V,
+        setup: &Setup,
+        tokens: &[String],
+        runtime: &tokio::runtime::Runtime,
+    ) -> (std::time::Duration, usize) {
         let start = Instant::now();
         let before = setup.reviews.calls();
         for _ in 0..INTERVALS {
             for _ in 0..PER_INTERVAL {
-                for token in &tokens {
+                for token in tokens {
                     if verifier
                         .verify_token_cached::<KubernetesClaims>(token.as_bytes())
                         .is_none()
@@ -219,10 +230,10 @@ fn simulated_load(runtime: &tokio::runtime::Runtime, setup: &Setup) {
             }
         }
         (start.elapsed(), setup.reviews.calls() - before)
-    };
+    }
     let requests = TOKENS * PER_INTERVAL * INTERVALS;
-    let (local_time, local_reviews) = run(&setup.local);
-    let (bound_time, bound_reviews) = run(&setup.bound);
+    let (local_time, local_reviews) = run(&setup.local, setup, &tokens, runtime);
+    let (bound_time, bound_reviews) = run(&setup.bound, setup, &tokens, runtime);
     println!(
         "\nsimulated load: {requests} requests, {TOKENS} tokens, {INTERVALS} intervals of {INTERVAL:?}"
     );

@@ -125,12 +125,14 @@ pub mod metrics;
 pub mod policy;
 pub mod registry;
 pub mod rejection;
+#[cfg(test)]
+mod shut_down_runtime;
 mod token;
 pub mod tokenreview;
 pub mod verify;
 
 pub use algorithm::{Algorithm, UnknownAlgorithm};
-pub use error::{ConfigError, KeysError, VerifyError};
+pub use error::{ConfigError, FetchError, FlightError, KeysError, VerifyError};
 pub use layer::{BearerAuthLayer, Claims};
 pub use policy::AuthorizeLayer;
 pub use registry::IssuerRegistry;

@@ -333,9 +333,9 @@ mod tests {
 
     #[test]
     fn an_issuer_becomes_a_label_only_once_its_keys_were_fetched() {
-        let unavailable = crate::KeysError::Status {
+        let unavailable = crate::KeysError::Fetch {
             url: "https://x".into(),
-            status: 503,
+            source: crate::FetchError::Status { status: 503 },
         };
         let text = rendered(|| {
             key_fetch("https://attacker.example/1", Err(&unavailable));

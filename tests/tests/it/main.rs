@@ -3,6 +3,7 @@
 
 mod support;
 
+mod grpc;
 mod http;
 mod policy;
 mod registry_layer;

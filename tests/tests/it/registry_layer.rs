@@ -11,7 +11,7 @@ use oidc_bearer::claims::DefaultClaims;
 use oidc_bearer::clock::ManualClock;
 use oidc_bearer::issuers::IssuerRegistry;
 use oidc_bearer::keys::{Jwks, KeySet, Refresh};
-use oidc_bearer::{BearerAuthLayer, Claims, KeysError, Verifier, VerifierBuilder};
+use oidc_bearer::{BearerAuthLayer, Claims, FetchError, KeysError, Verifier, VerifierBuilder};
 use oidc_bearer_testing::TestIssuer;
 use tower::{ServiceBuilder, ServiceExt as _, service_fn};
 
@@ -162,9 +162,11 @@ impl KeySet for Failing {
 
     async fn refresh(&self) -> Result<Refresh, KeysError> {
         if self.failing.load(Ordering::SeqCst) {
-            Err(KeysError::Transport {
+            Err(KeysError::Fetch {
                 url: "http://127.0.0.1/keys".into(),
-                message: "down".into(),
+                source: FetchError::Transport {
+                    message: "down".into(),
+                },
             })
         } else {
             Ok(Refresh::fresh(self.keys.clone()))
@@ -257,9 +259,11 @@ impl KeySet for HeldThenFailing {
 
     async fn refresh(&self) -> Result<Refresh, KeysError> {
         self.release.notified().await;
-        Err(KeysError::Transport {
+        Err(KeysError::Fetch {
             url: "http://127.0.0.1/keys".into(),
-            message: "down".into(),
+            source: FetchError::Transport {
+                message: "down".into(),
+            },
         })
     }
 }

@@ -26,6 +26,9 @@
 //! cached token (a bare tower service against the same service behind `BearerAuth`, and the
 //! SHA-256 of the token's signature segment that the cache lookup needs).
 //!
+//! `-- decode`: the token's payload decoded into each claims type, nothing else (serde_json alone,
+//! no verification), in ns per decode: what `DefaultClaims`' shape costs next to a plain struct.
+//!
 //! `-- concurrent`: cache hits per second from one and two threads on one verifier (same token,
 //! distinct tokens). `-- hit-profile N`, `-- registry-hit-profile N`, `-- verify-hit-profile N`,
 //! `-- miss-profile N`: N cached requests through the layer (over a `Verifier`, or an
@@ -214,6 +217,11 @@ fn main() {
             }
             return;
         }
+    }
+    // `decode`: the claims decoding alone (only this table).
+    if args.iter().any(|a| a == "decode") {
+        decode_table(&Case::new(KeyAlg::RS256), 15, Duration::from_millis(50));
+        return;
     }
     // `concurrent`: cache hits from one and two threads (only this table).
     if args.iter().any(|a| a == "concurrent") {

@@ -10,6 +10,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+pub use crate::fetch::FetchedDocument;
 pub use jwks::{Jwks, KeyKind, PublicKey};
 pub use remote::{KeyCacheSettings, RemoteKeySet};
 
@@ -68,6 +69,11 @@ pub trait KeySet: Send + Sync + 'static {
     /// keys available (possibly unchanged) and whether a later call could bring newer ones, or why
     /// there are none.
     fn refresh(&self) -> impl Future<Output = Result<Refresh, KeysError>> + Send;
+
+    /// Starts loading the keys in the background, retried until they are loaded, and returns at
+    /// once (a warm-up at start: see [`Verifier::warm_up`](crate::Verifier::warm_up)). The default
+    /// does nothing, for sources that need no loading or load on their own.
+    fn warm_up(&self) {}
 }
 
 /// [`KeySet`] with its future boxed, so that a verifier holds any key set as `Arc<dyn DynKeySet>`
@@ -79,6 +85,9 @@ pub(crate) trait DynKeySet: Send + Sync + 'static {
 
     /// [`KeySet::refresh`], boxed.
     fn refresh(&self) -> Pin<Box<dyn Future<Output = Result<Refresh, KeysError>> + Send + '_>>;
+
+    /// [`KeySet::warm_up`].
+    fn warm_up(&self);
 }
 
 impl<K: KeySet> DynKeySet for K {
@@ -88,6 +97,10 @@ impl<K: KeySet> DynKeySet for K {
 
     fn refresh(&self) -> Pin<Box<dyn Future<Output = Result<Refresh, KeysError>> + Send + '_>> {
         Box::pin(KeySet::refresh(self))
+    }
+
+    fn warm_up(&self) {
+        KeySet::warm_up(self);
     }
 }
 
@@ -130,6 +143,10 @@ impl<K: KeySet> KeySet for Arc<K> {
 
     fn refresh(&self) -> impl Future<Output = Result<Refresh, KeysError>> + Send {
         KeySet::refresh(&**self)
+    }
+
+    fn warm_up(&self) {
+        KeySet::warm_up(&**self);
     }
 }
 

@@ -14,8 +14,8 @@ use tower_service::Service;
 
 use super::{Denied, ForIssuers, Policy};
 use crate::claims::DefaultClaims;
-use crate::issuers::IssuerPattern;
 use crate::layer::{Anonymous, BearerAuthLayer, BearerRan, Claims, refuse};
+use crate::registry::IssuerPattern;
 use crate::rejection::{AuthRejection, DefaultRejection, RejectionResponse};
 
 /// Applies a [`Policy`] to requests that passed [`BearerAuthLayer`](crate::BearerAuthLayer), per

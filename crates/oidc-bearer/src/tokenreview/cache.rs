@@ -31,7 +31,8 @@ struct Kept {
     /// The signing input the answer is for, when it must be compared.
     input: Option<Box<[u8]>>,
     answer: Answer,
-    /// Seconds since the epoch, by the verifier's clock.
+    /// Seconds since the epoch, by the verifier's clock: when the answer was kept, and until when.
+    stored_at: f64,
     expires_at: f64,
     bytes: usize,
 }
@@ -58,11 +59,13 @@ impl AnswerCache {
     }
 
     /// The answer for `key` (and `input`, if the entry keeps one) if it is still current at
-    /// `now`; an expired one is dropped.
+    /// `now`; an expired one is dropped. So is one kept after `now`: the clock was set back, and
+    /// the answer's age is unknown — kept, it would outlive its TTL by as much as the clock went
+    /// back (an acceptance is what bounds how long a deleted pod's token works).
     pub(crate) fn get(&self, key: &Sha256, input: &[u8], now: f64) -> Option<Answer> {
         let mut shard = self.map.lock(key);
         let kept = &shard.find(key, input)?.value;
-        if now < kept.expires_at {
+        if kept.stored_at <= now && now < kept.expires_at {
             return Some(kept.answer.clone());
         }
         shard.remove(key);
@@ -95,6 +98,7 @@ impl AnswerCache {
         let kept = Kept {
             input,
             answer,
+            stored_at: now,
             expires_at,
             bytes,
         };
@@ -130,6 +134,11 @@ mod tests {
             cache.get(&[2; 32], b"", 99.0).is_none(),
             "never kept past its deadline"
         );
+        // The clock set back before an answer was kept: it is not current, and is dropped.
+        cache.insert([3; 32], None, claims("c"), 130.0, 100.0);
+        assert!(cache.get(&[3; 32], b"", 100.0).is_some());
+        assert!(cache.get(&[3; 32], b"", 99.9).is_none());
+        assert!(cache.get(&[3; 32], b"", 100.0).is_none(), "dropped");
     }
 
     #[test]

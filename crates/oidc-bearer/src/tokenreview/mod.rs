@@ -8,10 +8,9 @@
 //!   [`BearerAuthLayer`](crate::BearerAuthLayer) and [`IssuerRegistry`](crate::IssuerRegistry)
 //!   like any other). It also validates tokens of clusters that publish no discovery document.
 //!   Handlers read [`TokenReviewClaims`].
-//! - The object-binding check on a local [`Verifier`](crate::Verifier):
-//!   [`VerifierBuilder::with_object_binding_check`](crate::VerifierBuilder::with_object_binding_check)
-//!   verifies the JWT locally (the fast path) and confirms with a TokenReview at most once per
-//!   interval per token.
+//! - The object-binding check around a local [`Verifier`](crate::Verifier):
+//!   [`ObjectBindingCheck::wrap`] gives an [`ObjectBinding`], which verifies the JWT locally (the
+//!   fast path) and confirms with a TokenReview at most once per interval per token.
 //!
 //! ```no_run
 //! # fn run() -> Result<(), oidc_bearer::ConfigError> {
@@ -44,20 +43,18 @@ mod api;
 mod binding;
 mod cache;
 mod claims;
-mod error;
 mod reviewer;
 
+pub use crate::error::ReviewError;
 pub use api::{
     ApiServer, ApiServerBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES,
     TOKEN_REVIEW_PATH,
 };
-pub(crate) use binding::ObjectBinding;
-pub use binding::{DEFAULT_GRACE_PERIOD, ObjectBindingCheck};
+pub use binding::{DEFAULT_GRACE_PERIOD, ObjectBinding, ObjectBindingCheck};
 pub use claims::{
     EXTRA_CREDENTIAL_ID, EXTRA_NODE_NAME, EXTRA_NODE_UID, EXTRA_POD_NAME, EXTRA_POD_UID,
     TokenReviewClaims,
 };
-pub use error::ReviewError;
 pub use reviewer::{
     DEFAULT_CACHE_TTL, DEFAULT_MAX_BYTES, DEFAULT_MAX_CONCURRENT_REVIEWS, DEFAULT_MAX_ENTRIES,
     DEFAULT_MAX_PENDING_REVIEWS, DEFAULT_NEGATIVE_TTL, DEFAULT_RETRY_INTERVAL, DEFAULT_TIMEOUT,
@@ -306,6 +303,7 @@ impl TokenReviewBuilder {
             });
         }
         self.settings.validate()?;
+        warn_if_api_server_audience("a TokenReview verifier", &audiences, None);
         Ok(TokenReview {
             reviewer: Arc::new(Reviewer::new(
                 self.api,
@@ -330,14 +328,131 @@ impl fmt::Debug for TokenReviewBuilder {
     }
 }
 
-/// An API server's message in a log line or an error's text: at most 256 characters.
-pub(crate) struct Truncated<'a>(pub(crate) &'a str);
+/// The audiences a Kubernetes API server accepts for itself on common clusters: its in-cluster
+/// name (EKS's default token audience) and the kubeadm/kind issuer. `--api-audiences` defaults to
+/// the `--service-account-issuer` (kube-apiserver's flag reference), so a verifier's own issuer is
+/// one too.
+const API_SERVER_AUDIENCES: [&str; 2] = [
+    "https://kubernetes.default.svc",
+    "https://kubernetes.default.svc.cluster.local",
+];
 
-impl fmt::Debug for Truncated<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0.char_indices().nth(256) {
-            None => write!(f, "{:?}", self.0),
-            Some((end, _)) => write!(f, "{:?}…", &self.0[..end]),
+/// Logs a WARN when `audiences` include one of the API server's own: a TokenReview for it
+/// authenticates every credential the API server accepts from its users — every pod's default
+/// service-account token, OIDC users' tokens — so any of them would pass. `issuer`: the issuer of
+/// the tokens, when known (its URL is the API server's default audience). Compared exactly, as the
+/// API server does.
+fn warn_if_api_server_audience(what: &'static str, audiences: &[String], issuer: Option<&str>) {
+    let own = audiences
+        .iter()
+        .find(|a| API_SERVER_AUDIENCES.contains(&a.as_str()) || Some(a.as_str()) == issuer);
+    if let Some(audience) = own {
+        tracing::warn!(
+            audience = audience.as_str(),
+            "{what} asks for the API server's own audience {audience:?}: the API server then \
+             authenticates every credential it accepts from its users (every pod's default \
+             service-account token, OIDC users' tokens), and each of them is accepted here; \
+             give this service an audience of its own (a projected service-account token with \
+             `audience: <your service>`) and ask for that"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read as _, Seek as _};
+
+    /// The WARN lines logged while `build` runs on this thread, through a subscriber set for this
+    /// thread only (the warning's callsite is reached by no other test of this binary, so no other
+    /// thread can cache its interest while no subscriber wants it).
+    fn warnings(build: impl FnOnce()) -> Vec<String> {
+        let file = tempfile::tempfile().unwrap();
+        let mut written = file.try_clone().unwrap();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::WARN)
+            .with_ansi(false)
+            .with_writer(file)
+            .finish();
+        tracing::subscriber::with_default(subscriber, build);
+        let mut text = String::new();
+        written.rewind().unwrap();
+        written.read_to_string(&mut text).unwrap();
+        text.lines()
+            .filter(|l| l.contains("WARN"))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    fn api() -> ApiServer {
+        ApiServer::builder("http://127.0.0.1:1")
+            .with_bearer_token(|| None)
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn asking_for_the_api_servers_own_audience_is_a_warning() {
+        const ISSUER: &str = "https://oidc.example/cluster";
+        let review = |audiences: &[&str]| {
+            warnings(|| {
+                let mut builder = TokenReview::builder(api(), audiences[0]);
+                for audience in &audiences[1..] {
+                    builder = builder.with_audience(*audience);
+                }
+                builder.build().unwrap();
+            })
+        };
+        let binding = |audience: &str| {
+            warnings(|| {
+                ObjectBindingCheck::new(Duration::from_secs(30))
+                    .with_api_server(api())
+                    .build(ISSUER, vec![audience.to_owned()], Arc::new(SystemClock))
+                    .unwrap();
+            })
+        };
+        let rows: [(&str, Vec<String>, Option<&str>); 8] = [
+            ("own audience", review(&["my-service"]), None),
+            (
+                "in-cluster name",
+                review(&["https://kubernetes.default.svc"]),
+                Some("https://kubernetes.default.svc"),
+            ),
+            (
+                "kubeadm issuer, second",
+                review(&["my-service", "https://kubernetes.default.svc.cluster.local"]),
+                Some("https://kubernetes.default.svc.cluster.local"),
+            ),
+            (
+                "another string is another audience",
+                review(&["https://kubernetes.default.svc/"]),
+                None,
+            ),
+            ("binding, own audience", binding("my-service"), None),
+            ("binding, the issuer", binding(ISSUER), Some(ISSUER)),
+            (
+                "binding, in-cluster name",
+                binding("https://kubernetes.default.svc"),
+                Some("https://kubernetes.default.svc"),
+            ),
+            (
+                "binding, kubeadm issuer",
+                binding("https://kubernetes.default.svc.cluster.local"),
+                Some("https://kubernetes.default.svc.cluster.local"),
+            ),
+        ];
+        for (case, logged, audience) in rows {
+            match audience {
+                None => assert!(logged.is_empty(), "{case}: {logged:?}"),
+                Some(audience) => {
+                    assert_eq!(logged.len(), 1, "{case}: {logged:?}");
+                    assert!(
+                        logged[0].contains(&format!("own audience {audience:?}"))
+                            && logged[0].contains("every pod's default service-account token"),
+                        "{case}: {logged:?}"
+                    );
+                }
+            }
         }
     }
 }

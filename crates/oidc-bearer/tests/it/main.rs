@@ -4,6 +4,7 @@
 mod support;
 
 mod algorithms;
+mod duplicate_members;
 mod fetch_reliability;
 mod fuzz;
 mod google;
@@ -11,6 +12,7 @@ mod key_cache;
 mod kubernetes;
 mod object_binding;
 mod registry;
+mod registry_admission;
 mod token_cache;
 mod tokenreview;
 mod verify;

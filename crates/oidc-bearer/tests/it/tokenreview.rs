@@ -14,7 +14,7 @@ use oidc_bearer::policy::AuthorizeLayer;
 use oidc_bearer::tokenreview::{
     ReviewError, TokenReview, TokenReviewBuilder, TokenReviewClaims, TokenReviewSettings,
 };
-use oidc_bearer::{BearerAuthLayer, Claims, VerifyError, VerifyToken};
+use oidc_bearer::{BearerAuthLayer, Claims, FetchError, FlightError, VerifyError, VerifyToken};
 use serde_json::json;
 
 impl Cluster {
@@ -179,7 +179,7 @@ async fn api_server_failures_are_503_and_never_an_acceptance() {
     for status in [500, 503, 429] {
         cluster.reviews.fail_with(Some(status));
         let error = source(review.verify(&cluster.token().sign()).await);
-        assert_eq!(error, ReviewError::Status { status });
+        assert_eq!(error, ReviewError::Fetch(FetchError::Status { status }));
         assert!(!error.is_configuration());
     }
     cluster.reviews.fail_with(Some(404));
@@ -421,9 +421,21 @@ async fn a_review_that_waits_for_a_slot_past_its_timeout_leaves_the_queue() {
     assert_eq!(review.stats().waiting_for_slot, 1, "one slot, two reviews");
     let waiting = tasks.pop().unwrap();
     let error = source(waiting.await.unwrap());
-    assert_eq!(error.code(), "review_timeout");
-    // Whether it timed out in the queue or got the slot as the first review timed out (one
-    // timeout covers both), it is no longer counted as waiting.
+    // Both reviews started within a tick, so the first one's request times out as this one's wait
+    // for its slot does: it either timed out in the queue (a local limit, never sent) or got the
+    // slot then and timed out at the held API server. Either way it is no longer counted as
+    // waiting. (`tokenreview::binding`'s unit tests time out a queued review deterministically.)
+    assert!(
+        matches!(
+            error,
+            ReviewError::QueueTimeout { .. } | ReviewError::Fetch(FetchError::Timeout { .. })
+        ),
+        "{error:?}"
+    );
+    assert_eq!(
+        error.is_api_server_failure(),
+        error.code() == "review_timeout"
+    );
     assert_eq!(review.stats().waiting_for_slot, 0);
     drop(hold);
     tasks.pop().unwrap().await.unwrap().ok();
@@ -474,7 +486,7 @@ async fn reviews_time_out_and_pending_reviews_are_capped() {
     });
     cluster.reviews.wait_for_calls(1).await;
     let error = source(review.verify(&cluster.token().sign()).await);
-    assert_eq!(error, ReviewError::Overloaded { max_pending: 1 });
+    assert_eq!(error, ReviewError::Flight(FlightError::Full { max: 1 }));
     let error = source(first.await.unwrap());
     assert_eq!(error.code(), "review_timeout");
     drop(hold);
@@ -572,6 +584,73 @@ async fn another_payload_under_a_valid_signature_never_shares_its_answer() {
     assert_eq!(code(review.verify(&forged).await), "review_refused");
 }
 
+/// Variants of a valid token under review (its signature over other payloads) are reviewed on
+/// their own, never with its answer; each such review counts against `max_pending_reviews` like any
+/// other, so that a flood of them gets 503 at once instead of queueing without bound.
+#[tokio::test]
+async fn reviews_of_variants_under_one_signature_count_against_the_pending_cap() {
+    const VARIANTS: usize = 200;
+    let cluster = Cluster::start().await;
+    let mut settings = TokenReviewSettings::default();
+    settings.max_pending_reviews = 2;
+    let review = cluster
+        .review_builder()
+        .with_settings(settings)
+        .build()
+        .unwrap();
+    let valid = cluster.token().sign();
+    let (header, signature) = {
+        let parts: Vec<&str> = valid.split('.').collect();
+        (parts[0].to_owned(), parts[2].to_owned())
+    };
+    let hold = cluster.reviews.hold();
+    let first = tokio::spawn({
+        let (review, valid) = (review.clone(), valid.clone());
+        async move { review.verify(&valid).await }
+    });
+    cluster.reviews.wait_for_calls(1).await;
+
+    let mut variants: Vec<_> = (0..VARIANTS)
+        .map(|_| {
+            let other = cluster.token().sign();
+            let payload = other.split('.').nth(1).unwrap();
+            let forged = format!("{header}.{payload}.{signature}");
+            let review = review.clone();
+            Some(Box::pin(async move { review.verify(&forged).await }))
+        })
+        .collect();
+    // Each polled once: the cap takes one more review; every other variant is answered at once.
+    let mut answered = Vec::new();
+    std::future::poll_fn(|cx| {
+        for variant in &mut variants {
+            if let std::task::Poll::Ready(result) = variant.as_mut().unwrap().as_mut().poll(cx) {
+                answered.push(result);
+                *variant = None;
+            }
+        }
+        std::task::Poll::Ready(())
+    })
+    .await;
+    let stats = review.stats();
+    assert!(
+        stats.pending <= 2 && stats.waiting_for_slot <= 2,
+        "{stats:?}"
+    );
+    assert_eq!(answered.len(), VARIANTS - 1);
+    for result in answered {
+        assert_eq!(
+            source(result),
+            ReviewError::Flight(FlightError::Full { max: 2 })
+        );
+    }
+    drop(hold);
+    assert!(first.await.unwrap().is_ok());
+    for variant in variants.into_iter().flatten() {
+        assert_eq!(code(variant.await), "review_refused");
+    }
+    assert_eq!(review.stats().pending, 0);
+}
+
 /// Outside a Tokio runtime a review cannot be spawned: a typed 503, never a panic.
 #[test]
 fn without_a_runtime_a_review_is_unavailable_not_a_panic() {
@@ -591,5 +670,5 @@ fn without_a_runtime_a_review_is_unavailable_not_a_panic() {
     else {
         panic!("the review waited")
     };
-    assert_eq!(source(result), ReviewError::NoRuntime);
+    assert_eq!(source(result), ReviewError::Flight(FlightError::NoRuntime));
 }
