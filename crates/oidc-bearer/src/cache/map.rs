@@ -247,8 +247,8 @@ impl<V: Value, H: BuildHasher> Shard<V, H> {
             digest, prev, next, ..
         }) = self.slots.get(i as usize)
         {
-            self.set_next(prev, i);
-            self.set_prev(next, i);
+            self.link(prev, i);
+            self.link(i, next);
             self.index.insert(Digest(digest), i);
         }
         self.bytes -= slot.value.size();
@@ -257,34 +257,25 @@ impl<V: Value, H: BuildHasher> Shard<V, H> {
 
     /// Links slot `i` at the back of the queue (as the newest).
     fn link_back(&mut self, i: u32) {
-        let tail = self.tail;
-        let slot = &mut self.slots[i as usize];
-        slot.prev = tail;
-        slot.next = NIL;
-        self.set_next(tail, i);
-        self.tail = i;
+        self.link(self.tail, i);
+        self.link(i, NIL);
     }
 
     /// Unlinks slot `i` from the queue.
     fn unlink(&mut self, i: u32) {
         let Slot { prev, next, .. } = self.slots[i as usize];
-        self.set_next(prev, next);
-        self.set_prev(next, prev);
+        self.link(prev, next);
     }
 
-    /// Points `at`'s successor (the head, when `at` is `NIL`) to `to`.
-    fn set_next(&mut self, at: u32, to: u32) {
-        match at {
-            NIL => self.head = to,
-            _ => self.slots[at as usize].next = to,
+    /// Makes `b` follow `a` in the queue (`NIL` stands for either end).
+    fn link(&mut self, a: u32, b: u32) {
+        match a {
+            NIL => self.head = b,
+            _ => self.slots[a as usize].next = b,
         }
-    }
-
-    /// Points `at`'s predecessor (the tail, when `at` is `NIL`) to `to`.
-    fn set_prev(&mut self, at: u32, to: u32) {
-        match at {
-            NIL => self.tail = to,
-            _ => self.slots[at as usize].prev = to,
+        match b {
+            NIL => self.tail = a,
+            _ => self.slots[b as usize].prev = a,
         }
     }
 }

@@ -92,7 +92,9 @@ mod tests {
             request.extensions_mut().insert(Claims(Arc::new(bob)));
             let _forbidden = service.call(request);
             let _misconfigured = service.call(http::Request::new(()));
-            let missing = crate::axum::missing_claims_layer::<DefaultClaims>();
+            let missing = crate::axum::MissingClaimsLayer {
+                type_name: std::any::type_name::<DefaultClaims>(),
+            };
             responses.push(missing.into_response());
         });
         let text = handle.render();
