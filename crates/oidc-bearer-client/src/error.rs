@@ -150,11 +150,6 @@ impl fmt::Display for MetadataConfigError {
 
 impl Error for MetadataConfigError {}
 
-/// The former name of [`MetadataConfigError`], which `oidc_bearer::ConfigError` (a verifier's
-/// configuration) made ambiguous.
-#[deprecated(since = "0.2.0", note = "renamed `MetadataConfigError`")]
-pub type ConfigError = MetadataConfigError;
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -108,8 +108,6 @@ mod token;
 /// [`ManualClock`](clock::ManualClock) in tests, and pass it to a source's `with_clock`.
 pub use oidc_bearer::clock;
 
-#[allow(deprecated)]
-pub use self::error::ConfigError;
 /// An error and its causes as one line ("a: b: c"), for logging a [`TokenError`] or an HTTP
 /// client's error, whose own message often leaves the cause out; shared with `oidc-bearer`.
 pub use oidc_bearer::error::error_chain;

@@ -91,15 +91,6 @@ impl AuthRejection {
         }
     }
 
-    /// The former name of [`challenge_error`](Self::challenge_error).
-    #[deprecated(
-        since = "0.2.0",
-        note = "renamed `challenge_error` (the RFC 6750 `error` attribute)"
-    )]
-    pub fn error(&self) -> Option<&'static str> {
-        self.challenge_error()
-    }
-
     /// A stable code naming the exact reason, for logs and metrics (`missing_token`, or the
     /// [`VerifyError::code`], …).
     pub fn code(&self) -> &'static str {

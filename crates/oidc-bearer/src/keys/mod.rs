@@ -12,24 +12,9 @@ use std::sync::Arc;
 
 pub use jwks::{Jwks, KeyKind, PublicKey};
 pub use remote::{KeyCacheSettings, RemoteKeySet};
-
-/// The former name of [`KeyCacheSettings`].
-#[deprecated(
-    since = "0.2.0",
-    note = "renamed `KeyCacheSettings` (beside `TokenCacheSettings`)"
-)]
-pub type CacheSettings = KeyCacheSettings;
 pub use skipped::{MAX_SKIPPED_KEYS_KEPT, SkippedKey};
 
 use crate::error::{ConfigError, KeysError};
-
-/// A boxed, sendable future: what [`KeySet::refresh`] returned before it became
-/// `-> impl Future + Send`.
-#[deprecated(
-    since = "0.2.0",
-    note = "implement `KeySet::refresh` as `async fn refresh(&self) -> Result<Refresh, KeysError>`"
-)]
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// A source of an issuer's verification keys.
 ///

@@ -29,7 +29,7 @@ use tokio::sync::watch;
 use url::Url;
 
 use super::{Jwks, KeySet, Refresh};
-use crate::clock::{SharedClock, SystemClock};
+use crate::clock::SharedClock;
 use crate::discovery;
 use crate::error::{ConfigError, KeysError};
 use crate::fetch::{Fetcher, HttpSettings};
@@ -170,28 +170,6 @@ struct Inflight {
 }
 
 impl RemoteKeySet {
-    /// Keys found by OpenID Connect Discovery for `issuer`, at the standard discovery URL, with the
-    /// default HTTP settings, clock and key cache.
-    #[deprecated(
-        since = "0.2.0",
-        note = "build a verifier instead: `Verifier::builder(issuer, audience)` finds its keys by \
-                discovery, with your HTTP settings, clock and key cache"
-    )]
-    pub fn discover(issuer: &str) -> Result<Self, ConfigError> {
-        Self::builder_discovery(issuer, None, None, HttpSettings::default())
-            .map(|b| b.build(Arc::new(SystemClock), KeyCacheSettings::default()))
-    }
-
-    /// Keys at a JWKS URL, without discovery, with the default HTTP settings, clock and key cache.
-    #[deprecated(
-        since = "0.2.0",
-        note = "build a verifier instead: `Verifier::builder(issuer, audience).with_jwks_uri(url)`"
-    )]
-    pub fn from_jwks_url(url: &str) -> Result<Self, ConfigError> {
-        Self::builder_jwks(url, HttpSettings::default())
-            .map(|b| b.build(Arc::new(SystemClock), KeyCacheSettings::default()))
-    }
-
     pub(crate) fn builder_discovery(
         issuer: &str,
         discovery_url: Option<&str>,
@@ -236,15 +214,6 @@ impl RemoteKeySet {
             Some(_) => Ok(()),
             None => self.refresh_inner().await.map(|_| ()),
         }
-    }
-
-    /// How many keys are loaded now.
-    #[deprecated(
-        since = "0.2.0",
-        note = "use `KeySet::current`: `keys.current().map_or(0, |keys| keys.len())`"
-    )]
-    pub fn loaded_keys(&self) -> usize {
-        self.current().map_or(0, |k| k.len())
     }
 
     fn now(&self) -> Duration {

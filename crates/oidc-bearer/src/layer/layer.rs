@@ -135,16 +135,6 @@ impl<V, T, R, Src> BearerAuthLayer<V, T, R, Src> {
             _claims: PhantomData,
         }
     }
-
-    /// The former name of [`with_token_extractor`](Self::with_token_extractor).
-    #[deprecated(since = "0.2.0", note = "renamed `with_token_extractor`")]
-    #[must_use]
-    pub fn with_token_source<Src2: TokenExtractor>(
-        self,
-        source: Src2,
-    ) -> BearerAuthLayer<V, T, R, Src2> {
-        self.with_token_extractor(source)
-    }
 }
 
 impl<V: Clone, T, R: Clone, Src: Clone> Clone for BearerAuthLayer<V, T, R, Src> {

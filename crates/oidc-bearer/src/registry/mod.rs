@@ -33,10 +33,6 @@ use crate::verify::{Verifier, VerifierBuilder, VerifyToken};
 use admission::{Bucket, Trial};
 pub use builder::IssuerRegistryBuilder;
 use builder::Limits;
-pub(crate) use builder::{
-    DEFAULT_MAX_LIVE_ISSUERS, DEFAULT_MAX_PENDING_ISSUERS, DEFAULT_NEGATIVE_TTL,
-    DEFAULT_NEW_ISSUER_BURST, DEFAULT_NEW_ISSUER_INTERVAL,
-};
 use exact::{ExactEntry, LazyExact};
 use fast_path::{DigestIndex, Recent};
 use negative::{Negative, backoff};
@@ -205,8 +201,6 @@ impl IssuerRegistry {
         result
     }
 
-    crate::verify::deprecated_verify_shared!();
-
     /// The verifier for the token's issuer.
     fn select<'p>(&self, parsed: &'p Parsed<'_>) -> Result<(&'p str, Selected), VerifyError> {
         if let Some(iss) = parsed.claims.issuer() {
@@ -250,16 +244,6 @@ impl IssuerRegistry {
     pub fn built_issuers(&self) -> usize {
         let state = self.inner.read();
         state.exact_built.len() + state.proven.len() + state.pending.len()
-    }
-
-    /// The old name of [`built_issuers`](Self::built_issuers), which counts more than
-    /// [`with_max_live_issuers`](IssuerRegistryBuilder::with_max_live_issuers) bounds.
-    #[deprecated(
-        note = "renamed `built_issuers` (exact, proven and pending issuers); the count that \
-                `with_max_live_issuers` bounds is `proven_issuers`"
-    )]
-    pub fn live_issuers(&self) -> usize {
-        self.built_issuers()
     }
 
     /// How many pattern issuers are proven (keys loaded) and kept now: the count that

@@ -119,8 +119,6 @@ impl TokenReview {
             .map(Arc::unwrap_or_clone)
     }
 
-    crate::verify::deprecated_verify_shared!();
-
     /// The cache key of a token within the size cap: the SHA-256 of its signature segment, as
     /// the token cache's (the cache also compares the rest of the token, which is verified
     /// nowhere here). Bytes without a `.` are no JWS.

@@ -201,15 +201,6 @@ impl VerifierBuilder {
         self
     }
 
-    /// The former name of [`with_key_cache`](Self::with_key_cache).
-    #[deprecated(
-        since = "0.2.0",
-        note = "renamed `with_key_cache` (beside `with_token_cache`)"
-    )]
-    pub fn with_cache_settings(self, settings: KeyCacheSettings) -> Self {
-        self.with_key_cache(settings)
-    }
-
     /// Bounds for the cache of accepted tokens (on by default: 10,000 tokens, 16 MiB). See
     /// [`cache`](crate::cache).
     pub fn with_token_cache(mut self, settings: TokenCacheSettings) -> Self {

@@ -169,8 +169,6 @@ impl Verifier {
             .map(|(Owned(claims), _)| claims)
     }
 
-    deprecated_verify_shared!();
-
     /// [`verify_token_cached`](VerifyToken::verify_token_cached) for a token whose cache key the
     /// caller has computed.
     /// No size check: a key found in the cache is that of a token this verifier accepted, so within
@@ -483,29 +481,6 @@ impl fmt::Debug for Verifier {
             .finish_non_exhaustive()
     }
 }
-
-/// The inherent `verify_shared` of the verifiers, now [`VerifyToken::verify_token`]: one deprecated
-/// forwarder, written once for [`Verifier`], `IssuerRegistry` and `TokenReview`.
-macro_rules! deprecated_verify_shared {
-    () => {
-        /// The former name of [`verify_token`](crate::VerifyToken::verify_token): the claims as a
-        /// shared `T`.
-        #[deprecated(
-            since = "0.2.0",
-            note = "use `VerifyToken::verify_token` (in the prelude)"
-        )]
-        pub async fn verify_shared<T>(
-            &self,
-            token: &str,
-        ) -> Result<std::sync::Arc<T>, $crate::VerifyError>
-        where
-            T: serde::de::DeserializeOwned + Send + Sync + 'static,
-        {
-            $crate::VerifyToken::verify_token(self, token).await
-        }
-    };
-}
-pub(crate) use deprecated_verify_shared;
 
 /// Something that verifies bearer tokens: a single-issuer [`Verifier`], a registry of many issuers
 /// ([`IssuerRegistry`](crate::IssuerRegistry)), or the Kubernetes API server
