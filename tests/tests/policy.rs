@@ -5,7 +5,7 @@ mod support;
 use axum::Router;
 use axum::routing::get;
 use oidc_bearer::claims::DefaultClaims;
-use oidc_bearer::policy::{AuthorizeLayer, Denied};
+use oidc_bearer::policy::{self, AuthorizeLayer, Denied};
 use oidc_bearer::{BearerAuthLayer, Verifier};
 use oidc_bearer_testing::TestIssuer;
 use serde_json::json;
@@ -19,23 +19,25 @@ async fn each_policy_answers_403_with_its_challenge() {
     let verifier = Verifier::new(issuer.issuer(), AUD).unwrap();
     let app = Router::new()
         .route("/subjects", get(|| async { "ok" }))
-        .route_layer(AuthorizeLayer::subjects([
+        .route_layer(AuthorizeLayer::new(policy::subjects([
             "system:serviceaccount:prod:billing",
-        ]))
+        ])))
         .merge(
             Router::new()
                 .route("/namespaces", get(|| async { "ok" }))
-                .route_layer(AuthorizeLayer::namespaces(["prod"])),
+                .route_layer(AuthorizeLayer::new(policy::namespaces(["prod"]))),
         )
         .merge(
             Router::new()
                 .route("/accounts", get(|| async { "ok" }))
-                .route_layer(AuthorizeLayer::service_accounts(["prod/billing"])),
+                .route_layer(AuthorizeLayer::new(policy::service_accounts([
+                    "prod/billing",
+                ]))),
         )
         .merge(
             Router::new()
                 .route("/scopes", get(|| async { "ok" }))
-                .route_layer(AuthorizeLayer::scopes(["invoices:write"])),
+                .route_layer(AuthorizeLayer::new(policy::scopes(["invoices:write"]))),
         )
         .merge(
             Router::new()
@@ -132,7 +134,7 @@ async fn a_policy_on_another_claims_type_is_a_500_naming_the_fix() {
     // The policy defaults to `DefaultClaims`; the layer decodes `KubernetesClaims`.
     let app = Router::new()
         .route("/admin", get(|| async { "admin" }))
-        .route_layer(AuthorizeLayer::scopes(["admin"]))
+        .route_layer(AuthorizeLayer::new(policy::scopes(["admin"])))
         .route_layer(BearerAuthLayer::new(verifier).claims::<KubernetesClaims>());
     let base = serve(app).await;
     let token = issuer
@@ -160,7 +162,7 @@ async fn a_policy_before_its_bearer_layer_is_a_500_naming_the_fix() {
     let app = Router::new()
         .route("/admin", get(|| async { "admin" }))
         .route_layer(BearerAuthLayer::new(verifier))
-        .route_layer(AuthorizeLayer::scopes(["admin"]));
+        .route_layer(AuthorizeLayer::new(policy::scopes(["admin"])));
     let base = serve(app).await;
     let token = issuer.token().aud(AUD).claim("scope", "admin").sign();
 

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use oidc_bearer::error::error_chain;
+use oidc_bearer_client::error_chain;
 
 use crate::{HttpArgs, UsageError};
 

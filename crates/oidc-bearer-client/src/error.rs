@@ -150,9 +150,49 @@ impl fmt::Display for MetadataConfigError {
 
 impl Error for MetadataConfigError {}
 
+/// An error and its causes as one line ("a: b: c"), for logging a [`TokenError`] or an HTTP
+/// client's error, whose own message often leaves the cause out ("error sending request").
+///
+/// ```
+/// let io = std::io::Error::other("connection refused");
+/// assert_eq!(oidc_bearer_client::error_chain(&io), "connection refused");
+/// ```
+pub fn error_chain(error: &dyn Error) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_error_chain_names_every_cause() {
+        #[derive(Debug)]
+        struct Wrapped(io::Error);
+        impl fmt::Display for Wrapped {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("error sending request")
+            }
+        }
+        impl Error for Wrapped {
+            fn source(&self) -> Option<&(dyn Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let cause = io::Error::other("connection refused");
+        assert_eq!(
+            error_chain(&Wrapped(io::Error::other("connection refused"))),
+            "error sending request: connection refused"
+        );
+        assert_eq!(error_chain(&cause), "connection refused");
+    }
 
     #[test]
     fn messages_say_what_and_where() {

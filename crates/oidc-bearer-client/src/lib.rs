@@ -108,12 +108,8 @@ mod token;
 /// [`ManualClock`](clock::ManualClock) in tests, and pass it to a source's `with_clock`.
 pub use oidc_bearer::clock;
 
-/// An error and its causes as one line ("a: b: c"), for logging a [`TokenError`] or an HTTP
-/// client's error, whose own message often leaves the cause out; shared with `oidc-bearer`.
-pub use oidc_bearer::error::error_chain;
-
 pub use self::{
-    error::{MetadataConfigError, TokenError},
+    error::{MetadataConfigError, TokenError, error_chain},
     file::{DEFAULT_POLL_INTERVAL, FileTokenSource},
     layer::{AddBearer, AddBearerLayer},
     source::{SharedTokenSource, TokenSource},

@@ -6,7 +6,9 @@ use std::{
 };
 
 use http_body_util::{BodyExt as _, LengthLimitError, Limited};
-use oidc_bearer::{clock::Clock, error::error_chain};
+use oidc_bearer::clock::Clock;
+
+use crate::error::error_chain;
 use url::Url;
 
 use crate::{

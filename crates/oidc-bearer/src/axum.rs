@@ -5,7 +5,7 @@
 //! use oidc_bearer::prelude::*;
 //!
 //! async fn private(Claims(claims): Claims<DefaultClaims>) -> String {
-//!     format!("hello {}", claims.subject())
+//!     format!("hello {}", claims.subject().unwrap_or_default())
 //! }
 //!
 //! let verifier = Verifier::new("https://issuer.example", "my-service").unwrap();

@@ -19,7 +19,7 @@
 //!
 //!     let app = Router::new()
 //!         .route("/private", get(|Claims(c): Claims<DefaultClaims>| async move {
-//!             format!("hello {}", c.subject())
+//!             format!("hello {}", c.subject().unwrap_or_default())
 //!         }))
 //!         .route_layer(BearerAuthLayer::new(verifier))
 //!         .route("/", get(|| async { "open" }));
@@ -32,14 +32,19 @@
 //! Keys are found by OpenID Connect Discovery on first use, cached, and followed through rotation;
 //! construction never contacts the issuer. Without HTTP, call [`Verifier::verify`] directly.
 //!
-//! # The flow, one module each
+//! # The flow
 //!
-//! request → [`bearer`] (read `Authorization: Bearer`) → [`layer`] → [`verify`] (→ [`cache`] for
-//! tokens seen before → [`keys`] → [`discovery`]) → [`claims`] into the request's extensions →
-//! your handler ([`axum`](mod@crate::axum) extractor), or → [`rejection`] (401/400/503) and
-//! [`policy`] (403). Many issuers at once: [`registry`], with
-//! presets by issuer kind in [`issuers`]. Asking the Kubernetes API server (TokenReview,
-//! revocation of a deleted pod's token): [`tokenreview`]. Errors per phase: [`error`].
+//! request → [`bearer`] (read `Authorization: Bearer`) → [`BearerAuthLayer`] → [`Verifier`] (→ the
+//! [`cache`] of tokens seen before → the issuer's [`keys`], found by OpenID Connect Discovery) →
+//! [`claims`] into the request's extensions as [`Claims<T>`] → your handler
+//! ([`axum`](mod@crate::axum) extractor), or → [`rejection`] (401/400/503) and [`policy`] (403).
+//! Many issuers at once: [`registry`], with presets by issuer kind in [`issuers`]. Asking the
+//! Kubernetes API server (TokenReview, revocation of a deleted pod's token): [`tokenreview`].
+//!
+//! Errors come one type per phase: configuring a verifier ([`ConfigError`]), fetching an issuer's
+//! keys ([`KeysError`]) and verifying a token ([`VerifyError`], with its [`Phase`]). Each carries the
+//! data a report needs and a stable, machine-readable `code()` for logs and metrics; no third-party
+//! error type appears in the public API.
 //!
 //! [`Verifier::verify`] takes the token apart and rejects garbage before any crypto
 //! ([`VerifyError::Malformed`], [`VerifyError::TooLarge`]), binds the header's `alg` to the key
@@ -64,7 +69,7 @@
 //!
 //! let token = issuer.token().sub("alice").aud("my-service").sign();
 //! let claims: DefaultClaims = verifier.verify(&token).await.unwrap();
-//! assert_eq!(claims.subject(), "alice");
+//! assert_eq!(claims.subject(), Some("alice"));
 //!
 //! let other = issuer.token().aud("another-service").sign();
 //! let error = verifier.verify::<DefaultClaims>(&other).await.unwrap_err();
@@ -114,12 +119,12 @@ pub mod cache;
 pub mod claims;
 pub mod clock;
 mod crypto;
-pub mod discovery;
-pub mod error;
+mod discovery;
+mod error;
 mod fetch;
 pub mod issuers;
 pub mod keys;
-pub mod layer;
+mod layer;
 mod log_limit;
 pub mod metrics;
 pub mod policy;
@@ -127,13 +132,11 @@ pub mod registry;
 pub mod rejection;
 mod token;
 pub mod tokenreview;
-pub mod verify;
+mod verify;
 
 pub use algorithm::{Algorithm, UnknownAlgorithm};
-pub use error::{ConfigError, KeysError, VerifyError};
-pub use layer::{BearerAuthLayer, Claims};
-pub use policy::AuthorizeLayer;
-pub use registry::IssuerRegistry;
+pub use error::{ConfigError, KeysError, Phase, VerifyError};
+pub use layer::{BearerAuth, BearerAuthFuture, BearerAuthLayer, Claims};
 pub use verify::{Verifier, VerifierBuilder, VerifyToken};
 
 /// What a typical service imports: `use oidc_bearer::prelude::*;`.
@@ -144,9 +147,9 @@ pub use verify::{Verifier, VerifierBuilder, VerifyToken};
 pub mod prelude {
     pub use crate::claims::{DefaultClaims, RegisteredClaims};
     pub use crate::policy::{self, AuthorizeLayer, Denied, Policy, PolicyClaims};
+    pub use crate::registry::IssuerRegistry;
     pub use crate::rejection::{AuthRejection, DefaultRejection, RejectionResponse};
     pub use crate::{
-        BearerAuthLayer, Claims, ConfigError, IssuerRegistry, KeysError, Verifier, VerifyError,
-        VerifyToken,
+        BearerAuthLayer, Claims, ConfigError, KeysError, Verifier, VerifyError, VerifyToken,
     };
 }

@@ -26,7 +26,9 @@ async fn through_layer(verifier: &Verifier, token: &str) -> (u16, String) {
         .layer(BearerAuthLayer::new(verifier.clone()).claims::<DefaultClaims>())
         .service(service_fn(|req: http::Request<String>| async move {
             let claims = req.extensions().get::<Claims<DefaultClaims>>().unwrap();
-            Ok::<_, Infallible>(http::Response::new(claims.subject().to_owned()))
+            Ok::<_, Infallible>(http::Response::new(
+                claims.subject().unwrap_or_default().to_owned(),
+            ))
         }));
     let request = http::Request::builder()
         .header("authorization", format!("Bearer {token}"))

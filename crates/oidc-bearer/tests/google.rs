@@ -4,8 +4,8 @@
 use oidc_bearer::claims::RegisteredClaims;
 use oidc_bearer::claims::google::GoogleIdClaims;
 use oidc_bearer::clock::ManualClock;
-use oidc_bearer::issuers::IssuerRegistry;
 use oidc_bearer::issuers::google::{self, GOOGLE_ISSUER, ServiceAccounts};
+use oidc_bearer::registry::IssuerRegistry;
 use oidc_bearer::{Verifier, VerifyError};
 use oidc_bearer_testing::{KeyAlg, TestIssuer, TokenBuilder};
 use serde::Deserialize;

@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use oidc_bearer::claims::kubernetes::KubernetesClaims;
 use oidc_bearer::clock::ManualClock;
+use oidc_bearer::registry::IssuerRegistry;
 use oidc_bearer::tokenreview::{ObjectBindingCheck, ReviewError};
-use oidc_bearer::{IssuerRegistry, Verifier, VerifierBuilder, VerifyError, VerifyToken};
+use oidc_bearer::{Verifier, VerifierBuilder, VerifyError, VerifyToken};
 use support::cluster::{AUD, Cluster};
 use support::code;
 

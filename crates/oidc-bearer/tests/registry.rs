@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use oidc_bearer::claims::DefaultClaims;
 use oidc_bearer::clock::ManualClock;
-use oidc_bearer::issuers::IssuerRegistry;
 use oidc_bearer::issuers::gke::{GkeClusters, gke_issuer};
+use oidc_bearer::registry::IssuerRegistry;
 use oidc_bearer::rejection::AuthRejection;
 use oidc_bearer::{BearerAuthLayer, Claims, Verifier, VerifierBuilder, VerifyError};
 use oidc_bearer_testing::TestIssuer;

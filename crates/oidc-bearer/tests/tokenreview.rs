@@ -10,7 +10,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::get;
 use oidc_bearer::clock::{Clock as _, ManualClock};
-use oidc_bearer::policy::AuthorizeLayer;
+use oidc_bearer::policy::{self, AuthorizeLayer};
 use oidc_bearer::tokenreview::{
     ReviewError, TokenReview, TokenReviewBuilder, TokenReviewClaims, TokenReviewSettings,
 };
@@ -468,7 +468,9 @@ async fn through_the_layer_200_401_403_and_503_with_retry_after() {
     let review = cluster.review();
     let app: Router = Router::new()
         .route("/whoami", get(whoami))
-        .route_layer(AuthorizeLayer::namespaces(["prod"]).claims::<TokenReviewClaims>())
+        .route_layer(
+            AuthorizeLayer::new(policy::namespaces(["prod"])).claims::<TokenReviewClaims>(),
+        )
         .route_layer(BearerAuthLayer::new(review).claims::<TokenReviewClaims>());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/whoami", listener.local_addr().unwrap());

@@ -9,9 +9,9 @@
 use axum::routing::get;
 use axum::{Json, Router};
 use oidc_bearer::claims::RegisteredClaims;
-use oidc_bearer::issuers::IssuerRegistry;
 use oidc_bearer::issuers::google::ServiceAccounts;
 use oidc_bearer::policy::{AuthorizeLayer, Denied};
+use oidc_bearer::registry::IssuerRegistry;
 use oidc_bearer::{BearerAuthLayer, Claims, ConfigError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -72,7 +72,7 @@ async fn whoami(Claims(claims): Claims<DeployClaims>) -> Json<Value> {
 pub fn app(registry: IssuerRegistry) -> Router {
     Router::new()
         .route("/whoami", get(whoami))
-        .route_layer(AuthorizeLayer::new(email_is_the_signer))
+        .route_layer(AuthorizeLayer::new(email_is_the_signer).claims::<DeployClaims>())
         .route_layer(BearerAuthLayer::new(registry).claims::<DeployClaims>())
         .route("/healthz", get(|| async { "ok" }))
 }

@@ -32,7 +32,7 @@ use axum::{Json, Router};
 use oidc_bearer::claims::kubernetes::KubernetesClaims;
 use oidc_bearer::issuers::gke::gke_issuer;
 use oidc_bearer::issuers::kubernetes::InCluster;
-use oidc_bearer::policy::AuthorizeLayer;
+use oidc_bearer::policy::{self, AuthorizeLayer};
 use oidc_bearer::tokenreview::{ApiServer, ObjectBindingCheck, TokenReview, TokenReviewClaims};
 use oidc_bearer::{BearerAuthLayer, Claims, Verifier, VerifierBuilder};
 use oidc_bearer_testing::TestIssuer;
@@ -90,7 +90,9 @@ async fn whoami_reviewed(Claims(claims): Claims<TokenReviewClaims>) -> Json<Valu
 fn review_app(review: TokenReview, namespace: &str) -> Router {
     Router::new()
         .route("/whoami", get(whoami_reviewed))
-        .route_layer(AuthorizeLayer::namespaces([namespace]).claims::<TokenReviewClaims>())
+        .route_layer(
+            AuthorizeLayer::new(policy::namespaces([namespace])).claims::<TokenReviewClaims>(),
+        )
         .route_layer(BearerAuthLayer::new(review).claims::<TokenReviewClaims>())
         .route("/healthz", get(|| async { "ok" }))
 }
@@ -136,7 +138,9 @@ fn with_mode(builder: VerifierBuilder, mode: Mode, api: Option<ApiServer>) -> Ve
 fn app(verifier: Verifier, namespace: &str) -> Router {
     Router::new()
         .route("/whoami", get(whoami))
-        .route_layer(AuthorizeLayer::namespaces([namespace]).claims::<KubernetesClaims>())
+        .route_layer(
+            AuthorizeLayer::new(policy::namespaces([namespace])).claims::<KubernetesClaims>(),
+        )
         .route_layer(BearerAuthLayer::new(verifier).claims::<KubernetesClaims>())
         .route("/healthz", get(|| async { "ok" }))
 }

@@ -35,7 +35,20 @@ impl<S, T> AddBearer<S, T> {
         AddBearerLayer::new(source)
     }
 
-    oidc_bearer::__define_inner_service_accessors!();
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
 
     /// The token source.
     pub fn source(&self) -> &T {

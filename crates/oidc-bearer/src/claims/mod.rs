@@ -205,9 +205,9 @@ pub struct DefaultClaims {
 }
 
 impl DefaultClaims {
-    /// The subject, or `""` when the token has none.
-    pub fn subject(&self) -> &str {
-        self.registered.sub.as_deref().unwrap_or_default()
+    /// The subject (`sub`), if the token has one.
+    pub fn subject(&self) -> Option<&str> {
+        self.registered.subject()
     }
 }
 
@@ -234,7 +234,7 @@ impl DefaultClaims {
 ///
 /// let payload = r#"{"iss":"https://issuer.example","sub":"alice","aud":"api","exp":2000000000}"#;
 /// let claims: WithPayload = serde_json::from_str(payload).unwrap();
-/// assert_eq!(claims.subject(), "alice"); // DefaultClaims, through Deref
+/// assert_eq!(claims.subject(), Some("alice")); // DefaultClaims, through Deref
 /// assert_eq!(claims.payload().get(), payload);
 /// assert_eq!(serde_json::to_string(&claims).unwrap(), payload);
 /// ```

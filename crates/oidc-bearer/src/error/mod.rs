@@ -40,7 +40,7 @@ impl fmt::Debug for Excerpt<'_> {
 
 /// An error and its sources, joined by `: ` ("a: b: c"): for a log line or a message, since the
 /// messages of reqwest and hyper leave out the cause ("error sending request").
-pub fn error_chain(error: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
     let mut message = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

@@ -12,8 +12,9 @@
 use std::collections::HashSet;
 use std::fmt;
 
-use super::{Configure, IssuerPattern};
+use super::Configure;
 use crate::error::ConfigError;
+use crate::registry::IssuerPattern;
 use crate::{Algorithm, Verifier, VerifierBuilder};
 
 /// Google's issuer, as discovery names it.
@@ -77,7 +78,8 @@ fn account_builder(email: &str, audience: String, base: &str) -> VerifierBuilder
 /// untrusted issuer without any fetch.
 ///
 /// ```
-/// use oidc_bearer::issuers::{IssuerPattern, IssuerRegistry, google::ServiceAccounts};
+/// use oidc_bearer::issuers::google::ServiceAccounts;
+/// use oidc_bearer::registry::{IssuerPattern, IssuerRegistry};
 ///
 /// let accounts = ServiceAccounts::new(
 ///     "my-service",

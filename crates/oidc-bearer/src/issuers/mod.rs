@@ -1,13 +1,14 @@
 //! Issuers by name: presets for Kubernetes (in-cluster, GKE, legacy tokens) and Google (ID tokens,
-//! service-account JWTs). [`IssuerRegistry`], which trusts many issuers at once, lives in
-//! [`registry`](crate::registry) and is re-exported here.
+//! service-account JWTs). Hand them to an [`IssuerRegistry`](crate::registry::IssuerRegistry) to
+//! trust many issuers at once.
 //!
 //! A preset is a function that returns a [`VerifierBuilder`](crate::VerifierBuilder) with the issuer's
 //! quirks set; finish it with your own settings and `build`, or hand it to a registry.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! use oidc_bearer::issuers::{self, IssuerRegistry, gke::GkeClusters};
+//! use oidc_bearer::issuers::{self, gke::GkeClusters};
+//! use oidc_bearer::registry::IssuerRegistry;
 //! use oidc_bearer::claims::DefaultClaims;
 //!
 //! // Trust this pod's own cluster, every GKE cluster of two projects, and Google's ID tokens.
@@ -27,9 +28,6 @@
 pub mod gke;
 pub mod google;
 pub mod kubernetes;
-
-// The registry is core machinery with a module of its own; these paths keep working.
-pub use crate::registry::{IssuerPattern, IssuerRegistry, IssuerRegistryBuilder};
 
 use std::sync::Arc;
 

@@ -34,8 +34,9 @@ use crate::discovery;
 use crate::error::{ConfigError, KeysError};
 use crate::fetch::{Fetcher, HttpSettings};
 
-/// How a [`RemoteKeySet`] caches keys (the key cache; the cache of verified tokens is
-/// [`TokenCacheSettings`](crate::cache::TokenCacheSettings)).
+/// How a verifier caches the keys it fetches from its issuer (the key cache, set with
+/// [`VerifierBuilder::with_key_cache`](crate::VerifierBuilder::with_key_cache); the cache of
+/// verified tokens is [`TokenCacheSettings`](crate::cache::TokenCacheSettings)).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct KeyCacheSettings {
@@ -89,7 +90,7 @@ impl KeyCacheSettings {
         Ok(())
     }
 
-    fn ttl(&self, max_age: Option<Duration>) -> Duration {
+    pub(crate) fn ttl(&self, max_age: Option<Duration>) -> Duration {
         max_age
             .unwrap_or(self.default_ttl)
             .clamp(self.min_ttl, self.max_ttl)
@@ -120,13 +121,13 @@ enum Source {
 /// A key set fetched from an issuer (by discovery or a direct JWKS URL) and cached.
 ///
 /// Cheap to clone; clones share the cache. Construction never fetches: the first verification (or
-/// [`ready`](RemoteKeySet::ready)) does.
+/// [`Verifier::ready`](crate::Verifier::ready)) does.
 ///
 /// Fetches run on the Tokio runtime of the caller that starts them, as spawned tasks. Called outside
 /// a Tokio runtime (from another executor), a key set that must fetch answers
 /// [`KeysError::NoRuntime`] and fetches nothing; keys already loaded keep working.
 #[derive(Clone)]
-pub struct RemoteKeySet {
+pub(crate) struct RemoteKeySet {
     shared: Arc<Shared>,
 }
 
@@ -205,15 +206,6 @@ impl RemoteKeySet {
             source: Source::Jwks(url),
             fetcher,
         })
-    }
-
-    /// Fetches the keys now if none are loaded: a warm-up before serving. Verification works without
-    /// it (the first token triggers the fetch), and a failure here is not fatal: later requests retry.
-    pub async fn ready(&self) -> Result<(), KeysError> {
-        match self.current() {
-            Some(_) => Ok(()),
-            None => self.refresh_inner().await.map(|_| ()),
-        }
     }
 
     fn now(&self) -> Duration {

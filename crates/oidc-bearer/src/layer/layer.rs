@@ -29,6 +29,32 @@ use crate::rejection::DefaultRejection;
 ///     .authorize(policy::namespaces(["prod"]));         // 403 for other namespaces; call it last
 /// # Ok::<(), oidc_bearer::ConfigError>(())
 /// ```
+///
+/// Any tower service, not only axum's: the layer puts the claims into the request's extensions as
+/// [`Claims<T>`](crate::Claims), or answers itself without calling the inner service.
+///
+/// ```
+/// use oidc_bearer::{BearerAuthLayer, Claims, Verifier};
+/// use oidc_bearer::claims::DefaultClaims;
+/// use std::convert::Infallible;
+/// use tower::{ServiceBuilder, ServiceExt, service_fn};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let verifier = Verifier::new("https://issuer.example", "my-service").unwrap();
+/// let service = ServiceBuilder::new()
+///     .layer(BearerAuthLayer::new(verifier))
+///     .service(service_fn(|req: http::Request<String>| async move {
+///         let claims = req.extensions().get::<Claims<DefaultClaims>>().unwrap();
+///         Ok::<_, Infallible>(http::Response::new(format!("hello {}", claims.subject().unwrap_or_default())))
+///     }));
+///
+/// // No token: 401 with a challenge, and the inner service is not called.
+/// let response = service.oneshot(http::Request::new(String::new())).await.unwrap();
+/// assert_eq!(response.status(), 401);
+/// assert_eq!(response.headers()["www-authenticate"], r#"Bearer realm="api""#);
+/// # }
+/// ```
 pub struct BearerAuthLayer<V, T = DefaultClaims, R = DefaultRejection, Src = AuthorizationHeader> {
     pub(super) verifier: V,
     pub(super) rejection: R,

@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use tower_service::Service;
 use tracing::Instrument;
 
-use super::future::ResponseFuture;
+use super::future::BearerAuthFuture;
 use super::{Anonymous, BearerAuthLayer, BearerRan, Claims};
 use crate::bearer::TokenExtractor;
 use crate::rejection::{AuthRejection, RejectionResponse};
@@ -22,7 +22,7 @@ pub struct BearerAuth<S, V, T, R, Src> {
 }
 
 impl<S, V, T, R, Src> BearerAuth<S, V, T, R, Src> {
-    crate::__define_inner_service_accessors!();
+    super::define_inner_service_accessors!();
 }
 
 impl<S: Clone, V: Clone, T, R: Clone, Src: Clone> Clone for BearerAuth<S, V, T, R, Src> {
@@ -52,7 +52,7 @@ impl<S, V, T, R, Src> BearerAuth<S, V, T, R, Src> {
         mut req: Request<ReqBody>,
         claims: std::sync::Arc<T>,
         span: &tracing::Span,
-    ) -> ResponseFuture<S, ReqBody, T, R>
+    ) -> BearerAuthFuture<S, ReqBody, T, R>
     where
         S: Service<Request<ReqBody>, Response = Response<ResBody>>,
         T: Send + Sync + 'static,
@@ -62,7 +62,7 @@ impl<S, V, T, R, Src> BearerAuth<S, V, T, R, Src> {
         crate::metrics::request_accepted();
         req.extensions_mut().insert(Claims::<T>(claims));
         req.extensions_mut().insert(BearerRan);
-        ResponseFuture::call(self.inner.call(req))
+        BearerAuthFuture::call(self.inner.call(req))
     }
 }
 
@@ -76,7 +76,7 @@ where
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
-    type Future = ResponseFuture<S, ReqBody, T, R>;
+    type Future = BearerAuthFuture<S, ReqBody, T, R>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -112,13 +112,13 @@ where
                 req.extensions_mut().remove::<Claims<T>>();
                 req.extensions_mut().insert(Anonymous::<T>::new());
                 req.extensions_mut().insert(BearerRan);
-                return ResponseFuture::call(self.inner.call(req));
+                return BearerAuthFuture::call(self.inner.call(req));
             }
             Ok(None) => {
-                return ResponseFuture::rejected(&layer.rejection, AuthRejection::MissingToken);
+                return BearerAuthFuture::rejected(&layer.rejection, AuthRejection::MissingToken);
             }
             Err(e) => {
-                return ResponseFuture::rejected(
+                return BearerAuthFuture::rejected(
                     &layer.rejection,
                     AuthRejection::InvalidRequest(e),
                 );
@@ -148,6 +148,6 @@ where
             }
             .instrument(span),
         );
-        ResponseFuture::verifying(verify, inner, req, layer.rejection.clone())
+        BearerAuthFuture::verifying(verify, inner, req, layer.rejection.clone())
     }
 }

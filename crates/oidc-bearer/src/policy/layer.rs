@@ -12,9 +12,8 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::{Denied, ForIssuers, Policy};
+use super::{Denied, Policy};
 use crate::claims::DefaultClaims;
-use crate::issuers::IssuerPattern;
 use crate::layer::{Anonymous, BearerRan, Claims};
 use crate::rejection::{AuthRejection, DefaultRejection, RejectionResponse};
 
@@ -36,7 +35,7 @@ use crate::rejection::{AuthRejection, DefaultRejection, RejectionResponse};
 /// let app: Router = Router::new()
 ///     .route("/admin", get(|| async { "admin" }))
 ///     // With `route_layer`, the layer added last runs first: the policy goes first.
-///     .route_layer(AuthorizeLayer::subjects(["system:serviceaccount:ops:deployer"]))
+///     .route_layer(AuthorizeLayer::new(policy::subjects(["system:serviceaccount:ops:deployer"])))
 ///     .route("/private", get(|| async { "private" }))
 ///     .route_layer(BearerAuthLayer::new(verifier));
 /// # Ok::<(), oidc_bearer::ConfigError>(())
@@ -47,8 +46,9 @@ pub struct AuthorizeLayer<P, T = DefaultClaims, R = DefaultRejection> {
     _claims: PhantomData<fn() -> T>,
 }
 
-impl<P: Policy<T>, T> AuthorizeLayer<P, T> {
-    /// Applies `policy` to `Claims<T>`.
+impl<P> AuthorizeLayer<P> {
+    /// Applies `policy` to `Claims<DefaultClaims>`; name the claims type of your bearer layer with
+    /// [`claims`](Self::claims) (a policy over another type, a closure on `&MyClaims` say, needs it).
     pub fn new(policy: P) -> Self {
         Self::from_parts(policy, DefaultRejection::new())
     }
@@ -63,54 +63,6 @@ impl<P, T, R> AuthorizeLayer<P, T, R> {
         }
     }
 
-    /// Applies the policy to tokens of these issuers only (exact `iss` values); others are refused.
-    #[must_use]
-    pub fn for_issuer<I: IntoIterator<Item = S>, S: Into<String>>(
-        self,
-        issuers: I,
-    ) -> AuthorizeLayer<ForIssuers<P>, T, R> {
-        AuthorizeLayer::from_parts(ForIssuers::new(issuers, self.policy), self.rejection)
-    }
-
-    /// Applies the policy to tokens of the issuers a registry pattern trusts; others are refused.
-    #[must_use]
-    pub fn for_issuers_matching(
-        self,
-        pattern: impl IssuerPattern,
-    ) -> AuthorizeLayer<ForIssuers<P>, T, R> {
-        AuthorizeLayer::from_parts(ForIssuers::matching(pattern, self.policy), self.rejection)
-    }
-}
-
-impl AuthorizeLayer<super::Subjects> {
-    /// Allows only these subjects.
-    pub fn subjects<I: IntoIterator<Item = S>, S: Into<String>>(subjects: I) -> Self {
-        Self::new(super::subjects(subjects))
-    }
-}
-
-impl AuthorizeLayer<super::Namespaces> {
-    /// Allows only service accounts of these Kubernetes namespaces.
-    pub fn namespaces<I: IntoIterator<Item = S>, S: Into<String>>(namespaces: I) -> Self {
-        Self::new(super::namespaces(namespaces))
-    }
-}
-
-impl AuthorizeLayer<super::ServiceAccounts> {
-    /// Allows only these Kubernetes service accounts, each as `namespace/name`.
-    pub fn service_accounts<I: IntoIterator<Item = S>, S: Into<String>>(accounts: I) -> Self {
-        Self::new(super::service_accounts(accounts))
-    }
-}
-
-impl AuthorizeLayer<super::Scopes> {
-    /// Requires every one of these scopes (`scope` string or `scp` array).
-    pub fn scopes<I: IntoIterator<Item = S>, S: Into<String>>(scopes: I) -> Self {
-        Self::new(super::scopes(scopes))
-    }
-}
-
-impl<P, T, R> AuthorizeLayer<P, T, R> {
     /// Applies the policy to `Claims<T2>` instead (the built-in policies work with any
     /// [`PolicyClaims`](super::PolicyClaims) type).
     #[must_use]
@@ -171,7 +123,7 @@ pub struct Authorize<S, P, T, R> {
 }
 
 impl<S, P, T, R> Authorize<S, P, T, R> {
-    crate::__define_inner_service_accessors!();
+    crate::layer::define_inner_service_accessors!();
 }
 
 impl<S: Clone, P: Clone, T, R: Clone> Clone for Authorize<S, P, T, R> {

@@ -83,7 +83,7 @@ pub use pattern::IssuerPattern;
 /// # async fn main() {
 /// use oidc_bearer::{Verifier, VerifyError};
 /// use oidc_bearer::claims::DefaultClaims;
-/// use oidc_bearer::issuers::IssuerRegistry;
+/// use oidc_bearer::registry::IssuerRegistry;
 /// use oidc_bearer_testing::TestIssuer;
 ///
 /// let (a, b) = (TestIssuer::start().await, TestIssuer::start().await);

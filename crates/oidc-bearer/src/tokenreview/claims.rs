@@ -24,8 +24,8 @@ pub const EXTRA_CREDENTIAL_ID: &str = "authentication.kubernetes.io/credential-i
 ///
 /// It implements [`PolicyClaims`], reading the service account from the user name as
 /// [`KubernetesClaims`](crate::claims::kubernetes::KubernetesClaims) does, so the same policies
-/// ([`AuthorizeLayer::namespaces`](crate::policy::AuthorizeLayer::namespaces),
-/// `service_accounts`, `subjects`) work with either verifier.
+/// ([`policy::namespaces`](crate::policy::namespaces), `service_accounts`, `subjects`) work with
+/// either verifier.
 ///
 /// ```
 /// use oidc_bearer::tokenreview::TokenReviewClaims;

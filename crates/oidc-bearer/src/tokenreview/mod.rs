@@ -5,7 +5,7 @@
 //! Two ways to use it:
 //!
 //! - [`TokenReview`], a verifier of its own (it implements [`VerifyToken`], so it plugs into
-//!   [`BearerAuthLayer`](crate::BearerAuthLayer) and [`IssuerRegistry`](crate::IssuerRegistry)
+//!   [`BearerAuthLayer`](crate::BearerAuthLayer) and [`IssuerRegistry`](crate::registry::IssuerRegistry)
 //!   like any other). It also validates tokens of clusters that publish no discovery document.
 //!   Handlers read [`TokenReviewClaims`].
 //! - The object-binding check on a local [`Verifier`](crate::Verifier):

@@ -29,14 +29,14 @@ pub use builder::VerifierBuilder;
 use keys::check_signature;
 
 /// The default token size cap: 8 KiB, far above real workload tokens (about 1 KiB).
-pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8 * 1024;
+pub(crate) const DEFAULT_MAX_TOKEN_BYTES: usize = 8 * 1024;
 /// The default clock-skew leeway for `exp`, `nbf` and `iat`.
-pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
+pub(crate) const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
 
 /// Verifies tokens of one issuer.
 ///
 /// Cheap to clone (an `Arc` inside); clones share the key cache and the HTTP client (a verifier built
-/// on its own has one of its own, about 110 KiB; an [`IssuerRegistry`](crate::IssuerRegistry) lends one
+/// on its own has one of its own, about 110 KiB; an [`IssuerRegistry`](crate::registry::IssuerRegistry) lends one
 /// to all the verifiers it builds). Construction never contacts the
 /// issuer: keys are fetched on first use (or by [`ready`](Verifier::ready)), so a service starts even
 /// when its issuer is down.
@@ -51,7 +51,7 @@ pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
 /// )?;
 /// # let token = "";
 /// let claims: DefaultClaims = verifier.verify(token).await?;
-/// println!("hello {}", claims.subject());
+/// println!("hello {}", claims.subject().unwrap_or_default());
 /// # Ok(()) }
 /// ```
 #[derive(Clone)]
@@ -483,7 +483,7 @@ impl fmt::Debug for Verifier {
 }
 
 /// Something that verifies bearer tokens: a single-issuer [`Verifier`], a registry of many issuers
-/// ([`IssuerRegistry`](crate::IssuerRegistry)), or the Kubernetes API server
+/// ([`IssuerRegistry`](crate::registry::IssuerRegistry)), or the Kubernetes API server
 /// ([`TokenReview`](crate::tokenreview::TokenReview)).
 ///
 /// The HTTP layer is generic over it, and [`verify_token`](Self::verify_token) is how to verify a
