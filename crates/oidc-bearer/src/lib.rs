@@ -130,6 +130,7 @@ pub mod metrics;
 pub mod policy;
 pub mod registry;
 pub mod rejection;
+mod sealed;
 mod token;
 pub mod tokenreview;
 mod verify;

@@ -12,7 +12,7 @@ use oidc_bearer::registry::IssuerRegistry;
 use oidc_bearer::tokenreview::{ObjectBindingCheck, ReviewError};
 use oidc_bearer::{Verifier, VerifierBuilder, VerifyError, VerifyToken};
 use support::cluster::{AUD, Cluster};
-use support::code;
+use support::{code, layer_status};
 
 impl Cluster {
     fn builder(&self, clock: &ManualClock) -> VerifierBuilder {
@@ -51,29 +51,27 @@ async fn a_deleted_pods_token_is_refused_within_the_interval() {
     let token = cluster.token().sign();
     verify(&verifier, &token).await.unwrap();
     assert_eq!(cluster.reviews.calls(), 1);
-    assert!(
-        verifier
-            .verify_token_cached::<KubernetesClaims>(token.as_bytes())
-            .is_some()
+    assert_eq!(
+        layer_status::<KubernetesClaims>(&verifier, &token).await,
+        200
     );
 
     cluster.reviews.delete_bound_object(&token);
     clock.advance(INTERVAL - Duration::from_secs(1));
     // Still within the interval of the last confirmation: a local cache hit, no review.
-    assert!(
-        verifier
-            .verify_token_cached::<KubernetesClaims>(token.as_bytes())
-            .is_some()
+    assert_eq!(
+        layer_status::<KubernetesClaims>(&verifier, &token).await,
+        200
     );
     verify(&verifier, &token).await.unwrap();
     assert_eq!(cluster.reviews.calls(), 1);
 
     clock.advance(Duration::from_secs(1));
-    assert!(
-        verifier
-            .verify_token_cached::<KubernetesClaims>(token.as_bytes())
-            .is_none(),
-        "the fast path no longer answers once the interval is over"
+    // The token is still in the token cache: the HTTP layer's cache lookup must not answer it now.
+    assert_eq!(
+        layer_status::<KubernetesClaims>(&verifier, &token).await,
+        401,
+        "the cache no longer answers once the interval is over"
     );
     let refused = verifier.verify_token::<KubernetesClaims>(&token).await;
     assert_eq!(
@@ -180,10 +178,9 @@ async fn a_registry_of_bound_verifiers_checks_the_binding_too() {
     cluster.reviews.delete_bound_object(&token);
     verify(&registry, &token).await.unwrap();
     clock.advance(INTERVAL);
-    assert!(
-        registry
-            .verify_token_cached::<KubernetesClaims>(token.as_bytes())
-            .is_none()
+    assert_eq!(
+        layer_status::<KubernetesClaims>(&registry, &token).await,
+        401
     );
     assert_eq!(code(verify(&registry, &token).await), "review_refused");
 }

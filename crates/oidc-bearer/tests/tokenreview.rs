@@ -17,7 +17,7 @@ use oidc_bearer::tokenreview::{
 use oidc_bearer::{BearerAuthLayer, Claims, VerifyError, VerifyToken};
 use serde_json::json;
 use support::cluster::{AUD, Cluster};
-use support::code;
+use support::{code, layer_status};
 
 impl Cluster {
     fn builder(&self) -> TokenReviewBuilder {
@@ -87,25 +87,30 @@ async fn an_accepted_token_gives_typed_claims_and_is_reviewed_once() {
     let spec = cluster.reviews.last_spec().unwrap();
     assert_eq!(spec, json!({"token": token, "audiences": [AUD]}));
 
-    // Cached: no second review, the synchronous path answers, the same `Arc`.
+    // Cached: no second review, the same `Arc`, through the HTTP layer too.
     let a = review
         .verify_token::<TokenReviewClaims>(&token)
         .await
         .unwrap();
     let b = review
-        .verify_token_cached::<TokenReviewClaims>(token.as_bytes())
+        .verify_token::<TokenReviewClaims>(&token)
+        .await
         .unwrap();
     assert!(Arc::ptr_eq(&a, &b));
+    assert_eq!(
+        layer_status::<TokenReviewClaims>(&review, &token).await,
+        200
+    );
     assert_eq!(cluster.reviews.calls(), 1);
     assert_eq!(review.stats().reviews, 1);
     // Other claim types are decoded from the claims' JSON.
     let value: Arc<serde_json::Value> = review.verify_token(&token).await.unwrap();
     assert_eq!(value["username"], "system:serviceaccount:prod:billing");
-    assert!(
-        review
-            .verify_token_cached::<serde_json::Value>(token.as_bytes())
-            .is_none()
+    assert_eq!(
+        layer_status::<serde_json::Value>(&review, &token).await,
+        200
     );
+    assert_eq!(cluster.reviews.calls(), 1);
 }
 
 #[tokio::test]
@@ -272,12 +277,11 @@ async fn answers_are_kept_for_their_ttl_never_past_exp_and_refusals_shorter() {
     review.verify(&short).await.unwrap();
     assert_eq!(calls(), 3);
     clock.advance(Duration::from_secs(2));
-    assert!(
-        review
-            .verify_token_cached::<TokenReviewClaims>(short.as_bytes())
-            .is_none()
+    // Through the HTTP layer, whose synchronous cache lookup answers first.
+    assert_eq!(
+        layer_status::<TokenReviewClaims>(&review, &short).await,
+        200
     );
-    review.verify(&short).await.unwrap();
     assert_eq!(calls(), 4, "past exp: not served from the cache");
 
     let revoked = cluster.token().sign();
@@ -544,10 +548,13 @@ async fn another_payload_under_a_valid_signature_never_shares_its_answer() {
 
     // Cached: the valid token's answer is not the forged one's, and the other way round.
     review.verify(&valid).await.unwrap();
-    assert!(
-        review
-            .verify_token_cached::<TokenReviewClaims>(forged.as_bytes())
-            .is_none()
+    assert_eq!(
+        layer_status::<TokenReviewClaims>(&review, &forged).await,
+        401
+    );
+    assert_eq!(
+        layer_status::<TokenReviewClaims>(&review, &valid).await,
+        200
     );
     assert_eq!(code(review.verify(&forged).await), "review_refused");
 }

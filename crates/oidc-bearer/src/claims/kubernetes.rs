@@ -204,15 +204,7 @@ pub(crate) fn named_service_account<'a>(
 
 /// Splits a service account's user name, `system:serviceaccount:<namespace>:<name>`, into namespace
 /// and name. `None` for any other subject (users, nodes, malformed names).
-///
-/// ```
-/// use oidc_bearer::claims::kubernetes::parse_subject;
-///
-/// assert_eq!(parse_subject("system:serviceaccount:prod:billing"), Some(("prod", "billing")));
-/// assert_eq!(parse_subject("system:node:node-1"), None);
-/// assert_eq!(parse_subject("system:serviceaccount:prod:a:b"), None);
-/// ```
-pub fn parse_subject(sub: &str) -> Option<(&str, &str)> {
+pub(crate) fn parse_subject(sub: &str) -> Option<(&str, &str)> {
     let rest = sub.strip_prefix(SERVICE_ACCOUNT_SUBJECT_PREFIX)?;
     let (namespace, name) = rest.split_once(':')?;
     // Namespaces and service-account names are DNS names: never empty, never containing `:`.

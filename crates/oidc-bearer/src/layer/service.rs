@@ -13,6 +13,7 @@ use super::future::BearerAuthFuture;
 use super::{Anonymous, BearerAuthLayer, BearerRan, Claims};
 use crate::bearer::TokenExtractor;
 use crate::rejection::{AuthRejection, RejectionResponse};
+use crate::sealed::INTERNAL;
 use crate::verify::VerifyToken;
 
 /// The service built by [`BearerAuthLayer`].
@@ -93,12 +94,12 @@ where
             )
         };
         let cached = |span: &tracing::Span, token: &[u8]| {
-            span.in_scope(|| layer.verifier.verify_token_cached::<T>(token))
+            span.in_scope(|| layer.verifier.verify_token_cached::<T>(token, INTERNAL))
         };
         // A token verified before: answered from the token cache without allocating a future,
         // copying the token or cloning the inner service (it was polled ready; call it now). The
         // token is looked up before its syntax check, which a hit makes redundant.
-        let unchecked = layer.source.token_unchecked(req.headers());
+        let unchecked = layer.source.token_unchecked(req.headers(), INTERNAL);
         let span = unchecked.map(|_| new_span());
         if let (Some(span), Some(token)) = (&span, unchecked)
             && let Some(claims) = cached(span, token)

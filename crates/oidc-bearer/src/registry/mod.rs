@@ -27,6 +27,7 @@ use crate::cache::{TokenCacheSettings, TokenCacheStats};
 use crate::clock::SharedClock;
 use crate::error::{Excerpt, Phase, VerifyError};
 use crate::fetch::SharedClients;
+use crate::sealed::Internal;
 use crate::token::{ClaimValue, Parsed};
 use crate::verify::{Verifier, VerifierBuilder, VerifyToken};
 
@@ -414,7 +415,7 @@ impl VerifyToken for IssuerRegistry {
         Ok(claims)
     }
 
-    fn verify_token_cached<T>(&self, token: &[u8]) -> Option<Arc<T>>
+    fn verify_token_cached<T>(&self, token: &[u8], _: Internal) -> Option<Arc<T>>
     where
         T: DeserializeOwned + Send + Sync + 'static,
     {

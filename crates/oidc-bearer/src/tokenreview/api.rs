@@ -18,12 +18,12 @@ use crate::error::{ConfigError, VerifyError, error_chain};
 use crate::fetch::{BodyError, is_timeout, read_body};
 
 /// The TokenReview API's path on the API server.
-pub const TOKEN_REVIEW_PATH: &str = "/apis/authentication.k8s.io/v1/tokenreviews";
+const TOKEN_REVIEW_PATH: &str = "/apis/authentication.k8s.io/v1/tokenreviews";
 
 /// The default connect timeout of a review.
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// The default cap on a TokenReview answer (real ones are under 2 KiB).
-pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 64 * 1024;
+const DEFAULT_MAX_RESPONSE_BYTES: usize = 64 * 1024;
 /// The longest `status.error` kept from an answer (they are a line of text).
 const MAX_ERROR_CHARS: usize = 512;
 

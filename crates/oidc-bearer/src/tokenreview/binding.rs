@@ -13,20 +13,15 @@ use crate::crypto::Sha256;
 use crate::error::{ConfigError, VerifyError};
 use crate::log_limit::LogLimiter;
 
-/// The default grace period of the object-binding check: 60 s.
-///
-/// While the API server cannot answer, tokens that pass local verification are accepted for this
-/// long, counted from the first failed review; then requests get 503 until a review succeeds.
-/// A minute rides out an API-server restart or a leader election; a deleted pod's token then
-/// works at most `interval + grace` after the deletion.
-pub const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(60);
+/// The default grace period of the object-binding check (see `with_grace_period`).
+const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(60);
 
 /// Settings of the object-binding check of a [`Verifier`](crate::Verifier); see
 /// [`VerifierBuilder::with_object_binding`](crate::VerifierBuilder::with_object_binding).
 ///
 /// **When the API server cannot answer** (unreachable, 5xx, 429, timeout, or refusing our
 /// credentials): tokens that pass local verification are still accepted during the grace period
-/// ([`DEFAULT_GRACE_PERIOD`], counted from the first failed review), without waiting for reviews
+/// (60 s by default, counted from the first failed review), without waiting for reviews
 /// that would fail (they are retried in the background, once per token per
 /// [`retry_interval`](TokenReviewSettings::retry_interval)); after it, requests get 503 with
 /// `Retry-After` until a review answers. A refusal from the API server is never overridden.
@@ -78,7 +73,9 @@ impl ObjectBindingCheck {
     }
 
     /// How long tokens are accepted on local verification alone while the API server cannot
-    /// answer (default 60 s; zero: 503 at once).
+    /// answer, counted from the first failed review (default 60 s; zero: 503 at once). A minute
+    /// rides out an API-server restart or a leader election; a deleted pod's token then works at
+    /// most `interval + grace` after the deletion.
     pub fn with_grace_period(mut self, grace: Duration) -> Self {
         self.grace = grace;
         self

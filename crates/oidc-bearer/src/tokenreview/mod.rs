@@ -30,12 +30,11 @@
 //! manifest and the API-server load to expect).
 //!
 //! Answers are cached by the SHA-256 of the token's signature, a hit matching the rest of the
-//! token byte for byte (the token itself is never kept): acceptances for
-//! [`DEFAULT_CACHE_TTL`] and never past the token's `exp`, refusals for [`DEFAULT_NEGATIVE_TTL`].
-//! One review is in flight per token however many requests carry it, and it runs detached: a
-//! request that goes away neither cancels nor repeats it. Reviews are capped
-//! ([`DEFAULT_MAX_CONCURRENT_REVIEWS`]) and time out ([`DEFAULT_TIMEOUT`]). Anything that is not a
-//! well-formed, unexpired JWS is refused before any review, so garbage never costs an API call.
+//! token byte for byte (the token itself is never kept): acceptances for 30 s and never past the
+//! token's `exp`, refusals for 5 s. One review is in flight per token however many requests carry
+//! it, and it runs detached: a request that goes away neither cancels nor repeats it. Reviews are
+//! capped (8 at once) and time out (5 s); [`TokenReviewSettings`] changes these. Anything that is
+//! not a well-formed, unexpired JWS is refused before any review, so garbage never costs an API call.
 //! An API server that cannot answer (down, 5xx, 429, timeout) or that refuses our own credentials
 //! (401/403, logged at ERROR as a configuration mistake) gives 503 with `Retry-After`, never an
 //! acceptance.
@@ -47,22 +46,15 @@ mod claims;
 mod error;
 mod reviewer;
 
-pub use api::{
-    ApiServer, ApiServerBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES,
-    TOKEN_REVIEW_PATH,
-};
+pub use api::{ApiServer, ApiServerBuilder};
 pub(crate) use binding::ObjectBinding;
-pub use binding::{DEFAULT_GRACE_PERIOD, ObjectBindingCheck};
+pub use binding::ObjectBindingCheck;
 pub use claims::{
     EXTRA_CREDENTIAL_ID, EXTRA_NODE_NAME, EXTRA_NODE_UID, EXTRA_POD_NAME, EXTRA_POD_UID,
     TokenReviewClaims,
 };
 pub use error::ReviewError;
-pub use reviewer::{
-    DEFAULT_CACHE_TTL, DEFAULT_MAX_BYTES, DEFAULT_MAX_CONCURRENT_REVIEWS, DEFAULT_MAX_ENTRIES,
-    DEFAULT_MAX_PENDING_REVIEWS, DEFAULT_NEGATIVE_TTL, DEFAULT_RETRY_INTERVAL, DEFAULT_TIMEOUT,
-    TokenReviewSettings, TokenReviewStats,
-};
+pub use reviewer::{TokenReviewSettings, TokenReviewStats};
 
 use std::any::{Any, TypeId};
 use std::fmt;
@@ -75,6 +67,7 @@ use self::cache::Answer;
 use self::reviewer::Reviewer;
 use crate::clock::{Clock, SharedClock, SystemClock};
 use crate::error::{ConfigError, VerifyError};
+use crate::sealed::Internal;
 use crate::token::{ClaimValue, Parsed};
 use crate::verify::{DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_BYTES, VerifyToken};
 
@@ -213,7 +206,7 @@ impl VerifyToken for TokenReview {
         convert(reviewer.review(key, token, exp).await)
     }
 
-    fn verify_token_cached<T>(&self, token: &[u8]) -> Option<Arc<T>>
+    fn verify_token_cached<T>(&self, token: &[u8], _: Internal) -> Option<Arc<T>>
     where
         T: DeserializeOwned + Send + Sync + 'static,
     {

@@ -19,6 +19,7 @@ use crate::cache::{Entry, KeyRef, Lookup, SharedClaims, TokenCache, TokenCacheSt
 use crate::clock::SharedClock;
 use crate::error::{ConfigError, KeysError, VerifyError};
 use crate::keys::{DynKeySet, Jwks};
+use crate::sealed::Internal;
 use crate::token::{Jws, Parsed};
 
 mod builder;
@@ -512,12 +513,12 @@ pub trait VerifyToken: Clone + Send + Sync + 'static {
     /// that [`verify_token`](Self::verify_token) would return for the same token at this moment
     /// (and so never for bytes that are not a token it accepts).
     ///
-    /// Not part of the public API (hidden, and free to change in any release): the contract above
-    /// is subtle enough that only this crate's verifiers implement it. Implementations outside the
-    /// crate keep the default, which is always correct (every token then goes through
+    /// Sealed (its last argument is a value only this crate can make) and hidden: the contract
+    /// above is subtle enough that only this crate's verifiers implement it. Implementations
+    /// outside the crate keep the default, which is always correct (every token then goes through
     /// [`verify_token`](Self::verify_token)).
     #[doc(hidden)]
-    fn verify_token_cached<T>(&self, token: &[u8]) -> Option<Arc<T>>
+    fn verify_token_cached<T>(&self, token: &[u8], _: Internal) -> Option<Arc<T>>
     where
         T: DeserializeOwned + Send + Sync + 'static,
     {
@@ -539,7 +540,7 @@ impl VerifyToken for Verifier {
     /// The shared claims of `token` if this verifier's token cache already holds them for `T`, still
     /// valid (times re-checked against the clock, key still published). Never waits, never
     /// verifies: the HTTP layer answers cache hits with it without allocating a future.
-    fn verify_token_cached<T>(&self, token: &[u8]) -> Option<Arc<T>>
+    fn verify_token_cached<T>(&self, token: &[u8], _: Internal) -> Option<Arc<T>>
     where
         T: DeserializeOwned + Send + Sync + 'static,
     {
