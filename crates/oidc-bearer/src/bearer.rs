@@ -26,7 +26,7 @@ pub enum BearerError {
 
 impl BearerError {
     /// A short description for the `error_description` of a 400 response.
-    pub fn description(self) -> &'static str {
+    pub(crate) fn description(self) -> &'static str {
         match self {
             Self::MultipleAuthorizationHeaders => "more than one Authorization header",
             Self::NotAscii => "the Authorization header is not visible ASCII",

@@ -372,13 +372,6 @@ impl<F> BodyRejection<F> {
         }
         self
     }
-
-    /// The `realm` of the challenge (RFC 7235 §2.2).
-    #[must_use]
-    pub fn with_realm(mut self, realm: impl AsRef<str>) -> Self {
-        self.headers = self.headers.with_realm(realm);
-        self
-    }
 }
 
 impl<F> fmt::Debug for BodyRejection<F> {

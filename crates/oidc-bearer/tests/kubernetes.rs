@@ -14,9 +14,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
 use oidc_bearer::claims::kubernetes::KubernetesClaims;
 use oidc_bearer::clock::ManualClock;
-use oidc_bearer::issuers::kubernetes::{
-    InCluster, LEGACY_ISSUER, dangerous_legacy_service_account_verifier,
-};
+use oidc_bearer::issuers::kubernetes::{InCluster, dangerous_legacy_service_account_verifier};
 use oidc_bearer::keys::StaticKeySet;
 use oidc_bearer::{KeysError, Verifier, VerifyError};
 use oidc_bearer_testing::{TestIssuer, TokenBuilder, now};
@@ -25,6 +23,8 @@ use support::jwks_of;
 
 const AUD: &str = "my-service";
 const CLUSTER_ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
+/// The `iss` of legacy, secret-based service-account tokens.
+const LEGACY_ISSUER: &str = "kubernetes/serviceaccount";
 
 fn code<T>(result: Result<T, VerifyError>) -> &'static str {
     match result {

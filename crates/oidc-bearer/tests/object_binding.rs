@@ -29,7 +29,7 @@ impl Cluster {
         let clock = ManualClock::new();
         let verifier = cluster
             .builder(&clock)
-            .with_object_binding_check(INTERVAL)
+            .with_object_binding(ObjectBindingCheck::new(INTERVAL))
             .build()
             .unwrap();
         (cluster, clock, verifier)
@@ -189,7 +189,7 @@ async fn a_registry_of_bound_verifiers_checks_the_binding_too() {
 async fn object_binding_needs_an_api_server_an_interval_and_an_audience() {
     let cluster = Cluster::start().await;
     let no_api = Verifier::builder("https://issuer.example", AUD)
-        .with_object_binding_check(INTERVAL)
+        .with_object_binding(ObjectBindingCheck::new(INTERVAL))
         .build()
         .unwrap_err();
     assert!(no_api.to_string().contains("with_api_server"), "{no_api}");

@@ -254,8 +254,12 @@ async fn answers_are_kept_for_their_ttl_never_past_exp_and_refusals_shorter() {
     let review = cluster
         .builder()
         .with_clock(clock.clone())
-        .with_cache_ttl(Duration::from_secs(30))
-        .with_negative_ttl(Duration::from_secs(5))
+        .with_settings({
+            let mut settings = TokenReviewSettings::default();
+            settings.cache_ttl = Duration::from_secs(30);
+            settings.negative_ttl = Duration::from_secs(5);
+            settings
+        })
         .build()
         .unwrap();
     let calls = || cluster.reviews.calls();

@@ -127,7 +127,9 @@ fn with_mode(builder: VerifierBuilder, mode: Mode, api: Option<ApiServer>) -> Ve
         (Mode::Binding(interval), Some(api)) => {
             builder.with_object_binding(ObjectBindingCheck::new(interval).with_api_server(api))
         }
-        (Mode::Binding(interval), None) => builder.with_object_binding_check(interval),
+        (Mode::Binding(interval), None) => {
+            builder.with_object_binding(ObjectBindingCheck::new(interval))
+        }
         _ => builder,
     }
 }

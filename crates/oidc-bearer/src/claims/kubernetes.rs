@@ -32,7 +32,7 @@ use super::{NumericDate, RegisteredClaims};
 
 /// The prefix of a service account's user name, and of its tokens' `sub`
 /// (`system:serviceaccount:<namespace>:<name>`).
-pub const SERVICE_ACCOUNT_SUBJECT_PREFIX: &str = "system:serviceaccount:";
+const SERVICE_ACCOUNT_SUBJECT_PREFIX: &str = "system:serviceaccount:";
 
 /// The claims of a Kubernetes service-account token, bound or legacy.
 ///
@@ -165,8 +165,9 @@ impl KubernetesClaims {
 }
 
 impl LegacyServiceAccountClaims {
-    /// The service account, when namespace, name and uid are all present.
-    pub fn service_account(&self) -> Option<ServiceAccount<'_>> {
+    /// The service account, when namespace, name and uid are all present; unchecked against `sub`
+    /// (what [`KubernetesClaims::service_account`] adds).
+    pub(crate) fn service_account(&self) -> Option<ServiceAccount<'_>> {
         Some(ServiceAccount {
             namespace: self.namespace.as_deref()?,
             name: self.service_account_name.as_deref()?,

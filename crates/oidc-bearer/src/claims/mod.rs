@@ -245,11 +245,6 @@ pub struct WithPayload<T = DefaultClaims> {
 }
 
 impl<T> WithPayload<T> {
-    /// The decoded claims.
-    pub fn claims(&self) -> &T {
-        &self.claims
-    }
-
     /// The payload: the JSON object the issuer signed, byte for byte.
     pub fn payload(&self) -> &serde_json::value::RawValue {
         &self.payload

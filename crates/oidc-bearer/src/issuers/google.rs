@@ -23,7 +23,7 @@ pub const GOOGLE_ISSUER: &str = "https://accounts.google.com";
 /// `issuerGoogleAccountsNoScheme`).
 pub const GOOGLE_ISSUER_NO_SCHEME: &str = "accounts.google.com";
 /// Where Google publishes each service account's public keys: `{base}/{email}`.
-pub const SERVICE_ACCOUNT_JWKS_BASE: &str = "https://www.googleapis.com/service_accounts/v1/jwk";
+const SERVICE_ACCOUNT_JWKS_BASE: &str = "https://www.googleapis.com/service_accounts/v1/jwk";
 
 /// A verifier for Google-issued ID tokens meant for `audience` (for Cloud Run and metadata-server
 /// tokens, the audience the caller asked for, often the service's URL).

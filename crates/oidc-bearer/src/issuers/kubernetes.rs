@@ -18,17 +18,17 @@ use crate::{Verifier, VerifierBuilder};
 
 /// The `iss` of legacy secret-based service-account tokens (and the default issuer of clusters
 /// before Kubernetes 1.20). Not a URL: there is no discovery for it.
-pub const LEGACY_ISSUER: &str = "kubernetes/serviceaccount";
+const LEGACY_ISSUER: &str = "kubernetes/serviceaccount";
 /// The claim that marks a legacy token, required by the legacy policy.
-pub const LEGACY_NAMESPACE_CLAIM: &str = "kubernetes.io/serviceaccount/namespace";
+const LEGACY_NAMESPACE_CLAIM: &str = "kubernetes.io/serviceaccount/namespace";
 /// The API server's address inside a cluster.
-pub const DEFAULT_API_SERVER: &str = "https://kubernetes.default.svc";
+const DEFAULT_API_SERVER: &str = "https://kubernetes.default.svc";
 /// Where the kubelet mounts the pod's own service-account token (and rotates it).
-pub const DEFAULT_TOKEN_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
+const DEFAULT_TOKEN_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
 /// Where the kubelet mounts the cluster's CA certificate.
-pub const DEFAULT_CA_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt";
+const DEFAULT_CA_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt";
 /// Where the API server serves the service-account issuer's keys.
-pub const API_SERVER_JWKS_PATH: &str = "/openid/v1/jwks";
+const API_SERVER_JWKS_PATH: &str = "/openid/v1/jwks";
 
 /// The cluster this pod runs in, as an issuer: discovery and keys are fetched from the API server,
 /// authenticated with the pod's own service-account token and the cluster's CA.
@@ -72,7 +72,8 @@ impl Default for InCluster {
 
 impl InCluster {
     /// The defaults of a pod: the API server at `https://kubernetes.default.svc`, the token and CA
-    /// where the kubelet mounts them.
+    /// where the kubelet mounts them (`/var/run/secrets/kubernetes.io/serviceaccount/token` and
+    /// `…/ca.crt`). Keys are fetched from the API server's `/openid/v1/jwks`.
     pub fn new() -> Self {
         Self {
             api_server: DEFAULT_API_SERVER.to_owned(),

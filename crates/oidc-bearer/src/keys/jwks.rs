@@ -49,7 +49,7 @@ pub enum KeyKind {
 
 impl KeyKind {
     /// Whether a key of this kind can verify `alg`.
-    pub fn fits(self, alg: Algorithm) -> bool {
+    pub(crate) fn fits(self, alg: Algorithm) -> bool {
         use Algorithm::*;
         match self {
             Self::Rsa { .. } => matches!(alg, RS256 | RS384 | RS512 | PS256 | PS384 | PS512),
@@ -96,7 +96,7 @@ impl PublicKey {
     /// Whether this key may verify a token whose header says `alg`: the algorithm must fit the key's
     /// type and curve, and equal the JWK's `alg` when it has one (RFC 8725 §3.1, RFC 7517 §4.4); an
     /// HMAC secret must be at least as long as the algorithm's hash output (RFC 7518 §3.2).
-    pub fn fits(&self, alg: Algorithm) -> bool {
+    pub(crate) fn fits(&self, alg: Algorithm) -> bool {
         // Exactly the algorithms the key was prepared for, which `new` chose by these rules.
         self.prepared.iter().any(|(a, _)| *a == alg)
     }
@@ -232,8 +232,8 @@ struct RawJwkSet {
 impl Jwks {
     /// Parses a JWK Set document (RFC 7517 §5).
     ///
-    /// Keys this library cannot or must not use are skipped, never failing the set, and listed by
-    /// [`skipped_keys`](Self::skipped_keys) with the reason: unknown `kty` or `crv` (Ed448 has no
+    /// Keys this library cannot or must not use are skipped, never failing the set (a verifier logs
+    /// each with the reason, and [`explain_key_set`](super::explain_key_set) lists them): unknown `kty` or `crv` (Ed448 has no
     /// backend here), `use` other than `sig`, `key_ops` without `verify` (RFC 7517 §4.2, §4.3), an
     /// `alg` that is unknown or does not fit the key, ML-DSA (`AKP`) keys without the `ml-dsa`
     /// feature, symmetric (`oct`) keys — HMAC is never used with published keys (RFC 8725 §3.1) —
@@ -360,13 +360,13 @@ impl Jwks {
     }
 
     /// How many keys the set held that were skipped as unusable.
-    pub fn skipped(&self) -> usize {
+    pub(crate) fn skipped(&self) -> usize {
         self.skipped
     }
 
     /// The skipped keys with their `kid` and the reason, in document order: the first
     /// [`MAX_SKIPPED_KEYS_KEPT`] of them ([`skipped`](Self::skipped) counts them all).
-    pub fn skipped_keys(&self) -> &[SkippedKey] {
+    pub(crate) fn skipped_keys(&self) -> &[SkippedKey] {
         &self.skipped_keys
     }
 
@@ -378,11 +378,6 @@ impl Jwks {
     /// Whether there is no usable key.
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
-    }
-
-    /// Whether a key with this id is in the set.
-    pub fn contains_kid(&self, kid: &str) -> bool {
-        self.by_kid.contains_key(kid)
     }
 
     /// Selects the key for a token: by `kid` when the header has one (O(1)), the algorithm must fit

@@ -15,7 +15,6 @@ use std::time::Duration;
 pub use jwks::{Jwks, KeyKind, PublicKey};
 pub use remote::KeyCacheSettings;
 pub(crate) use remote::RemoteKeySet;
-pub use skipped::{MAX_SKIPPED_KEYS_KEPT, SkippedKey};
 
 use crate::error::{ConfigError, KeysError};
 

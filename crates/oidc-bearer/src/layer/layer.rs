@@ -77,15 +77,6 @@ impl<V> BearerAuthLayer<V> {
     }
 }
 
-impl<V, T, Src> BearerAuthLayer<V, T, DefaultRejection, Src> {
-    /// The `realm` of the `WWW-Authenticate` challenge (default `api`).
-    #[must_use]
-    pub fn with_realm(mut self, realm: impl AsRef<str>) -> Self {
-        self.rejection = self.rejection.with_realm(realm);
-        self
-    }
-}
-
 impl<V, T, R, Src> BearerAuthLayer<V, T, R, Src> {
     /// Decodes the claims as `T2` instead (any `DeserializeOwned + Send + Sync + 'static` type);
     /// handlers then take `Claims<T2>`.
@@ -130,7 +121,7 @@ impl<V, T, R, Src> BearerAuthLayer<V, T, R, Src> {
     ///
     /// let verifier = Verifier::new("https://issuer.example", "my-service")?;
     /// let layer = BearerAuthLayer::new(verifier)
-    ///     .with_realm("api")
+    ///     .with_rejection(DefaultRejection::new().with_realm("billing"))
     ///     .authorize(policy::namespaces(["prod"]).for_issuer(["https://issuer.example"]));
     /// # Ok::<(), oidc_bearer::ConfigError>(())
     /// ```

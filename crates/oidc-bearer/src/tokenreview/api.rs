@@ -42,7 +42,6 @@ type Credential = Arc<dyn Fn() -> Option<String> + Send + Sync>;
 /// let api = ApiServer::builder("https://kubernetes.default.svc")
 ///     .with_bearer_token(|| std::fs::read_to_string("/path/to/token").ok())
 ///     .build()?;
-/// assert_eq!(api.url(), "https://kubernetes.default.svc/apis/authentication.k8s.io/v1/tokenreviews");
 /// # Ok::<(), oidc_bearer::ConfigError>(())
 /// ```
 #[derive(Clone)]
@@ -72,7 +71,7 @@ impl ApiServer {
     }
 
     /// The TokenReview URL.
-    pub fn url(&self) -> &str {
+    pub(crate) fn url(&self) -> &str {
         self.inner.url.as_str()
     }
 

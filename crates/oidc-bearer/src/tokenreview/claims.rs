@@ -9,15 +9,15 @@ use crate::claims::kubernetes::{ServiceAccount, parse_subject};
 use crate::policy::PolicyClaims;
 
 /// `extra` key: the name of the pod the token is bound to.
-pub const EXTRA_POD_NAME: &str = "authentication.kubernetes.io/pod-name";
+const EXTRA_POD_NAME: &str = "authentication.kubernetes.io/pod-name";
 /// `extra` key: the uid of the pod the token is bound to.
-pub const EXTRA_POD_UID: &str = "authentication.kubernetes.io/pod-uid";
+const EXTRA_POD_UID: &str = "authentication.kubernetes.io/pod-uid";
 /// `extra` key: the node the pod runs on (Kubernetes 1.30+).
-pub const EXTRA_NODE_NAME: &str = "authentication.kubernetes.io/node-name";
+const EXTRA_NODE_NAME: &str = "authentication.kubernetes.io/node-name";
 /// `extra` key: the uid of that node (Kubernetes 1.30+).
-pub const EXTRA_NODE_UID: &str = "authentication.kubernetes.io/node-uid";
+const EXTRA_NODE_UID: &str = "authentication.kubernetes.io/node-uid";
 /// `extra` key: the token's credential id, `JTI=<jti>` (Kubernetes 1.30+).
-pub const EXTRA_CREDENTIAL_ID: &str = "authentication.kubernetes.io/credential-id";
+const EXTRA_CREDENTIAL_ID: &str = "authentication.kubernetes.io/credential-id";
 
 /// Who the Kubernetes API server says a token belongs to: `status.user` of a TokenReview, and the
 /// audiences it was found valid for (`status.audiences`).
@@ -52,8 +52,9 @@ pub struct TokenReviewClaims {
     /// `system:authenticated`).
     #[serde(default)]
     pub groups: Vec<String>,
-    /// Extra attributes: the bound pod's name and uid, the node's, the credential id (see the
-    /// `EXTRA_*` constants).
+    /// Extra attributes: the bound pod's name and uid, the node's, the credential id (read them with
+    /// [`pod_name`](Self::pod_name) and its siblings), under keys such as
+    /// `authentication.kubernetes.io/pod-name`.
     #[serde(default)]
     pub extra: BTreeMap<String, Vec<String>>,
     /// The audiences the API server found the token valid for (a subset of those asked for).
@@ -74,7 +75,7 @@ impl TokenReviewClaims {
     }
 
     /// The first value of an `extra` attribute.
-    pub fn extra_value(&self, key: &str) -> Option<&str> {
+    fn extra_value(&self, key: &str) -> Option<&str> {
         self.extra.get(key)?.first().map(String::as_str)
     }
 

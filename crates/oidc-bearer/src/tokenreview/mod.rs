@@ -9,7 +9,7 @@
 //!   like any other). It also validates tokens of clusters that publish no discovery document.
 //!   Handlers read [`TokenReviewClaims`].
 //! - The object-binding check on a local [`Verifier`](crate::Verifier):
-//!   [`VerifierBuilder::with_object_binding_check`](crate::VerifierBuilder::with_object_binding_check)
+//!   [`VerifierBuilder::with_object_binding`](crate::VerifierBuilder::with_object_binding)
 //!   verifies the JWT locally (the fast path) and confirms with a TokenReview at most once per
 //!   interval per token.
 //!
@@ -49,17 +49,13 @@ mod reviewer;
 pub use api::{ApiServer, ApiServerBuilder};
 pub(crate) use binding::ObjectBinding;
 pub use binding::ObjectBindingCheck;
-pub use claims::{
-    EXTRA_CREDENTIAL_ID, EXTRA_NODE_NAME, EXTRA_NODE_UID, EXTRA_POD_NAME, EXTRA_POD_UID,
-    TokenReviewClaims,
-};
+pub use claims::TokenReviewClaims;
 pub use error::ReviewError;
 pub use reviewer::{TokenReviewSettings, TokenReviewStats};
 
 use std::any::{Any, TypeId};
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 
@@ -251,20 +247,9 @@ impl TokenReviewBuilder {
         self
     }
 
-    /// How long an acceptance is kept (default 30 s; never past the token's `exp`). It bounds how
-    /// long a deleted pod's token keeps working.
-    pub fn with_cache_ttl(mut self, ttl: Duration) -> Self {
-        self.settings.cache_ttl = ttl;
-        self
-    }
-
-    /// How long a refusal is kept (default 5 s; at most the cache TTL).
-    pub fn with_negative_ttl(mut self, ttl: Duration) -> Self {
-        self.settings.negative_ttl = ttl;
-        self
-    }
-
-    /// Every cache and limit setting at once.
+    /// The cache and limit settings: how long acceptances (30 s, never past the token's `exp`:
+    /// it bounds how long a deleted pod's token keeps working) and refusals (5 s) are kept, the
+    /// caps on reviews, their timeout.
     pub fn with_settings(mut self, settings: TokenReviewSettings) -> Self {
         self.settings = settings;
         self

@@ -220,12 +220,6 @@ impl VerifierBuilder {
         self
     }
 
-    /// The least time between two fetches triggered by unknown `kid`s (default 30 s).
-    pub fn with_refresh_cooldown(mut self, cooldown: Duration) -> Self {
-        self.cache.cooldown = cooldown;
-        self
-    }
-
     /// **Dangerous**: allows fetching discovery and keys over plain `http` from hosts other than
     /// loopback, where anyone on the path can replace the keys.
     pub fn dangerous_allow_insecure_http(mut self) -> Self {
@@ -247,18 +241,12 @@ impl VerifierBuilder {
         self
     }
 
-    /// Confirms with a Kubernetes TokenReview, at most once per `interval` per token, that a
-    /// locally verified token's bound pod or secret still exists: a deleted pod's token stops
-    /// working within `interval`, while nearly every request costs a local cache hit. The API
-    /// server asked is that of [`InCluster`](crate::issuers::kubernetes::InCluster) for a builder
-    /// it made; otherwise use [`with_object_binding`](Self::with_object_binding). When the API
-    /// server cannot answer, tokens are accepted for a grace period, then get 503 (see
-    /// [`ObjectBindingCheck`](crate::tokenreview::ObjectBindingCheck)).
-    pub fn with_object_binding_check(self, interval: Duration) -> Self {
-        self.with_object_binding(crate::tokenreview::ObjectBindingCheck::new(interval))
-    }
-
-    /// The object-binding check with every setting (API server, grace period, limits).
+    /// Confirms with a Kubernetes TokenReview, at most once per interval per token, that a locally
+    /// verified token's bound pod or secret still exists: a deleted pod's token stops working
+    /// within the interval, while nearly every request costs a local cache hit. The API server
+    /// asked is that of [`InCluster`](crate::issuers::kubernetes::InCluster) for a builder it made,
+    /// or the check's own. When the API server cannot answer, tokens are accepted for a grace
+    /// period, then get 503 (see [`ObjectBindingCheck`](crate::tokenreview::ObjectBindingCheck)).
     pub fn with_object_binding(mut self, check: crate::tokenreview::ObjectBindingCheck) -> Self {
         self.object_binding = Some(check);
         self
