@@ -176,7 +176,9 @@ async fn a_policy_before_its_bearer_layer_is_a_500_naming_the_fix() {
 
 #[tokio::test]
 async fn authorize_on_the_bearer_layer_uses_its_claims_type() {
-    use oidc_bearer::prelude::*;
+    use oidc_bearer::claims::RegisteredClaims;
+    use oidc_bearer::policy::{self, PolicyClaims};
+    use oidc_bearer::{BearerAuthLayer, Verifier};
     use serde::Deserialize;
 
     #[derive(Deserialize)]
@@ -239,7 +241,9 @@ async fn authorize_on_the_bearer_layer_uses_its_claims_type() {
 
 #[tokio::test]
 async fn a_custom_body_keeps_www_authenticate_and_retry_after() {
-    use oidc_bearer::prelude::*;
+    use oidc_bearer::policy;
+    use oidc_bearer::rejection::{AuthRejection, DefaultRejection};
+    use oidc_bearer::{BearerAuthLayer, Verifier};
 
     let issuer = TestIssuer::start().await;
     let down = TestIssuer::start().await;

@@ -8,10 +8,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use oidc_bearer::IssuerRegistry;
 use oidc_bearer::claims::DefaultClaims;
 use oidc_bearer::clock::ManualClock;
 use oidc_bearer::keys::{Jwks, KeySet, Refresh};
-use oidc_bearer::registry::IssuerRegistry;
 use oidc_bearer::{BearerAuthLayer, Claims, KeysError, Verifier, VerifierBuilder};
 use oidc_bearer_testing::TestIssuer;
 use support::FastPathLog;

@@ -10,8 +10,8 @@
 #![allow(missing_docs)]
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use oidc_bearer::IssuerRegistry;
 use oidc_bearer::claims::DefaultClaims;
-use oidc_bearer::registry::IssuerRegistry;
 use oidc_bearer::{Verifier, VerifyToken};
 use oidc_bearer_testing::TestIssuer;
 

@@ -4,11 +4,12 @@
 //! # Quick start
 //!
 //! A verifier for an issuer and an audience, layered onto `/private`; handlers read [`Claims<T>`].
-//! Everything a typical service needs is in the [`prelude`]:
+//! The core types are at the crate root, each feature in its module:
 //!
 //! ```no_run
 //! use axum::{Router, routing::get};
-//! use oidc_bearer::prelude::*;
+//! use oidc_bearer::claims::DefaultClaims;
+//! use oidc_bearer::{BearerAuthLayer, Claims, Verifier};
 //!
 //! #[tokio::main]
 //! async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -38,7 +39,7 @@
 //! [`cache`] of tokens seen before → the issuer's [`keys`], found by OpenID Connect Discovery) →
 //! [`claims`] into the request's extensions as [`Claims<T>`] → your handler
 //! ([`axum`](mod@crate::axum) extractor), or → [`rejection`] (401/400/503) and [`policy`] (403).
-//! Many issuers at once: [`registry`], with presets by issuer kind in [`issuers`]. Asking the
+//! Many issuers at once: [`IssuerRegistry`], with presets by issuer kind in [`issuers`]. Asking the
 //! Kubernetes API server (TokenReview, revocation of a deleted pod's token): [`tokenreview`].
 //!
 //! Errors come one type per phase: configuring a verifier ([`ConfigError`]), fetching an issuer's
@@ -59,7 +60,8 @@
 //! [`TestIssuer`]: https://docs.rs/oidc-bearer-testing
 //!
 //! ```
-//! use oidc_bearer::prelude::*;
+//! use oidc_bearer::claims::DefaultClaims;
+//! use oidc_bearer::Verifier;
 //! use oidc_bearer_testing::TestIssuer;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -81,7 +83,8 @@
 //! verifier (and keys); it goes wherever a `Verifier` goes, the layer included:
 //!
 //! ```
-//! use oidc_bearer::prelude::*;
+//! use oidc_bearer::claims::DefaultClaims;
+//! use oidc_bearer::{BearerAuthLayer, IssuerRegistry, Verifier};
 //! use oidc_bearer_testing::TestIssuer;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -128,29 +131,19 @@ mod layer;
 mod log_limit;
 pub mod metrics;
 pub mod policy;
-pub mod registry;
+mod registry;
 pub mod rejection;
 mod sealed;
 mod token;
 pub mod tokenreview;
 mod verify;
 
-pub use algorithm::{Algorithm, UnknownAlgorithm};
-pub use error::{ConfigError, KeysError, Phase, VerifyError};
-pub use layer::{BearerAuth, BearerAuthFuture, BearerAuthLayer, Claims};
-pub use verify::{Verifier, VerifierBuilder, VerifyToken};
-
-/// What a typical service imports: `use oidc_bearer::prelude::*;`.
-///
-/// The layer and its extractor, the verifier and the registry of issuers (with [`VerifyToken`], for
-/// `verify_token`: shared claims), the claims types, the policies (the [`policy`] module itself, for
-/// `policy::scopes([..])` and friends) and the rejection vocabulary.
-pub mod prelude {
-    pub use crate::claims::{DefaultClaims, RegisteredClaims};
-    pub use crate::policy::{self, AuthorizeLayer, Denied, Policy, PolicyClaims};
-    pub use crate::registry::IssuerRegistry;
-    pub use crate::rejection::{AuthRejection, DefaultRejection, RejectionResponse};
-    pub use crate::{
-        BearerAuthLayer, Claims, ConfigError, KeysError, Verifier, VerifyError, VerifyToken,
-    };
-}
+// The core, at the root: each item has this one path (the modules that define them are private).
+// A module's re-exports are one statement, its public list.
+pub use self::{
+    algorithm::{Algorithm, UnknownAlgorithm},
+    error::{config::ConfigError, keys::KeysError, verify::Phase, verify::VerifyError},
+    layer::{Claims, future::BearerAuthFuture, layer::BearerAuthLayer, service::BearerAuth},
+    registry::{IssuerRegistry, builder::IssuerRegistryBuilder, pattern::IssuerPattern},
+    verify::{Verifier, VerifyToken, builder::VerifierBuilder},
+};

@@ -18,7 +18,8 @@ use crate::error::VerifyError;
 /// logs, metrics and tests:
 ///
 /// ```
-/// use oidc_bearer::prelude::*;
+/// use oidc_bearer::rejection::AuthRejection;
+/// use oidc_bearer::{BearerAuthLayer, Verifier};
 /// use tower::{Layer, ServiceExt, service_fn};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
@@ -286,7 +287,7 @@ impl DefaultRejection {
     /// without losing the challenge. Works for the bearer layer and the policy layers alike.
     ///
     /// ```
-    /// use oidc_bearer::prelude::*;
+    /// use oidc_bearer::rejection::{AuthRejection, DefaultRejection, RejectionResponse};
     ///
     /// let rejection = DefaultRejection::new()
     ///     .with_body(|r: &AuthRejection| format!(r#"{{"message":"{}"}}"#, r.code()));

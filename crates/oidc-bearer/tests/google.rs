@@ -1,11 +1,11 @@
 //! Google ID tokens and service-account JWTs, through real issuers on 127.0.0.1 standing in for
 //! Google, with keys generated per test.
 
+use oidc_bearer::IssuerRegistry;
 use oidc_bearer::claims::RegisteredClaims;
 use oidc_bearer::claims::google::GoogleIdClaims;
 use oidc_bearer::clock::ManualClock;
 use oidc_bearer::issuers::google::{self, GOOGLE_ISSUER, ServiceAccounts};
-use oidc_bearer::registry::IssuerRegistry;
 use oidc_bearer::{Verifier, VerifyError};
 use oidc_bearer_testing::{KeyAlg, TestIssuer, TokenBuilder};
 use serde::Deserialize;

@@ -6,9 +6,9 @@ mod support;
 
 use std::time::Duration;
 
+use oidc_bearer::IssuerRegistry;
 use oidc_bearer::claims::kubernetes::KubernetesClaims;
 use oidc_bearer::clock::ManualClock;
-use oidc_bearer::registry::IssuerRegistry;
 use oidc_bearer::tokenreview::{ObjectBindingCheck, ReviewError};
 use oidc_bearer::{Verifier, VerifierBuilder, VerifyError, VerifyToken};
 use support::cluster::{AUD, Cluster};

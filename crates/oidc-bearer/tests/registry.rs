@@ -8,10 +8,10 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::time::Duration;
 
+use oidc_bearer::IssuerRegistry;
 use oidc_bearer::claims::DefaultClaims;
 use oidc_bearer::clock::ManualClock;
 use oidc_bearer::issuers::gke::{GkeClusters, gke_issuer};
-use oidc_bearer::registry::IssuerRegistry;
 use oidc_bearer::rejection::AuthRejection;
 use oidc_bearer::{BearerAuthLayer, Claims, Verifier, VerifierBuilder, VerifyError};
 use oidc_bearer_testing::TestIssuer;

@@ -8,10 +8,10 @@
 
 use axum::routing::get;
 use axum::{Json, Router};
+use oidc_bearer::IssuerRegistry;
 use oidc_bearer::claims::RegisteredClaims;
 use oidc_bearer::issuers::google::ServiceAccounts;
 use oidc_bearer::policy::{AuthorizeLayer, Denied};
-use oidc_bearer::registry::IssuerRegistry;
 use oidc_bearer::{BearerAuthLayer, Claims, ConfigError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};

@@ -9,17 +9,17 @@
 
 use std::fmt;
 
-mod config;
-mod keys;
+pub(crate) mod config;
+pub(crate) mod keys;
 #[cfg(test)]
 pub(crate) mod tests;
-mod verify;
+pub(crate) mod verify;
 
-pub use self::config::ConfigError;
-pub use self::keys::KeysError;
+pub(crate) use self::config::ConfigError;
+pub(crate) use self::keys::KeysError;
 #[cfg(test)]
 pub(crate) use self::verify::VerifyErrorKind;
-pub use self::verify::{Phase, VerifyError};
+pub(crate) use self::verify::{Phase, VerifyError};
 
 /// A token-supplied string in a message: at most [`Excerpt::MAX_CHARS`] characters, so that an
 /// 8 KiB `iss` or `kid` cannot flood logs (the typed error keeps the whole value).

@@ -13,8 +13,8 @@ use std::collections::HashSet;
 use std::fmt;
 
 use super::Configure;
+use crate::IssuerPattern;
 use crate::error::ConfigError;
-use crate::registry::IssuerPattern;
 use crate::{Algorithm, Verifier, VerifierBuilder};
 
 /// Google's issuer, as discovery names it.
@@ -79,7 +79,7 @@ fn account_builder(email: &str, audience: String, base: &str) -> VerifierBuilder
 ///
 /// ```
 /// use oidc_bearer::issuers::google::ServiceAccounts;
-/// use oidc_bearer::registry::{IssuerPattern, IssuerRegistry};
+/// use oidc_bearer::{IssuerPattern, IssuerRegistry};
 ///
 /// let accounts = ServiceAccounts::new(
 ///     "my-service",

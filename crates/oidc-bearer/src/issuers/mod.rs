@@ -1,5 +1,5 @@
 //! Issuers by name: presets for Kubernetes (in-cluster, GKE, legacy tokens) and Google (ID tokens,
-//! service-account JWTs). Hand them to an [`IssuerRegistry`](crate::registry::IssuerRegistry) to
+//! service-account JWTs). Hand them to an [`IssuerRegistry`](crate::IssuerRegistry) to
 //! trust many issuers at once.
 //!
 //! A preset is a function that returns a [`VerifierBuilder`](crate::VerifierBuilder) with the issuer's
@@ -8,7 +8,7 @@
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! use oidc_bearer::issuers::{self, gke::GkeClusters};
-//! use oidc_bearer::registry::IssuerRegistry;
+//! use oidc_bearer::IssuerRegistry;
 //! use oidc_bearer::claims::DefaultClaims;
 //!
 //! // Trust this pod's own cluster, every GKE cluster of two projects, and Google's ID tokens.

@@ -12,8 +12,10 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use jwks::{Jwks, KeyKind, PublicKey};
-pub use remote::KeyCacheSettings;
+pub use self::{
+    jwks::{Jwks, KeyKind, PublicKey},
+    remote::KeyCacheSettings,
+};
 pub(crate) use remote::RemoteKeySet;
 
 use crate::error::{ConfigError, KeysError};

@@ -19,7 +19,9 @@ use crate::rejection::DefaultRejection;
 ///
 /// ```
 /// use oidc_bearer::claims::kubernetes::KubernetesClaims;
-/// use oidc_bearer::prelude::*;
+/// use oidc_bearer::policy;
+/// use oidc_bearer::rejection::{AuthRejection, DefaultRejection};
+/// use oidc_bearer::{BearerAuthLayer, Claims, ConfigError, Verifier};
 ///
 /// let verifier = Verifier::new("https://kubernetes.default.svc.cluster.local", "my-service")?;
 /// let layer = BearerAuthLayer::new(verifier)
@@ -117,7 +119,9 @@ impl<V, T, R, Src> BearerAuthLayer<V, T, R, Src> {
     /// built by this layer's rejection builder. Call it last: it returns the two layers stacked.
     ///
     /// ```
-    /// use oidc_bearer::prelude::*;
+    /// use oidc_bearer::policy;
+    /// use oidc_bearer::rejection::DefaultRejection;
+    /// use oidc_bearer::{BearerAuthLayer, ConfigError, Verifier};
     ///
     /// let verifier = Verifier::new("https://issuer.example", "my-service")?;
     /// let layer = BearerAuthLayer::new(verifier)

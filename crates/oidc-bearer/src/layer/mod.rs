@@ -24,19 +24,18 @@ macro_rules! define_inner_service_accessors {
 }
 pub(crate) use define_inner_service_accessors;
 
-mod future;
+pub(crate) mod future;
 #[allow(clippy::module_inception)]
-mod layer;
-mod service;
+pub(crate) mod layer;
+pub(crate) mod service;
 
 use std::fmt;
 use std::marker::PhantomData;
 use std::ops::Deref;
 use std::sync::Arc;
 
-pub use future::BearerAuthFuture;
-pub use layer::BearerAuthLayer;
-pub use service::BearerAuth;
+pub(crate) use layer::BearerAuthLayer;
+pub(crate) use service::BearerAuth;
 
 /// A request's verified claims, as the layer puts them into the request's extensions.
 ///
@@ -48,7 +47,8 @@ pub use service::BearerAuth;
 ///
 /// ```
 /// use axum::{Router, routing::get};
-/// use oidc_bearer::prelude::*;
+/// use oidc_bearer::claims::RegisteredClaims;
+/// use oidc_bearer::{BearerAuthLayer, Claims, ConfigError, Verifier};
 /// use serde::Deserialize;
 ///
 /// #[derive(Deserialize)]

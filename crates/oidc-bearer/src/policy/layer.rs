@@ -29,7 +29,8 @@ use crate::rejection::{AuthRejection, DefaultRejection, RejectionResponse};
 ///
 /// ```
 /// use axum::{Router, routing::get};
-/// use oidc_bearer::prelude::*;
+/// use oidc_bearer::policy::{self, AuthorizeLayer};
+/// use oidc_bearer::{BearerAuthLayer, ConfigError, Verifier};
 ///
 /// let verifier = Verifier::new("https://issuer.example", "my-service")?;
 /// let app: Router = Router::new()
@@ -209,14 +210,14 @@ fn misconfigured<T>(bearer_ran: bool) -> AuthRejection {
         format!(
             "a policy on `Claims<{claims}>` found no such claims although a bearer layer ran: that \
              layer decodes another claims type. Pass the policy to the bearer layer, which types it by \
-             the layer's claims (`BearerAuthLayer::new(verifier).claims::<{claims}>().authorize(policy)`, \
-             from `oidc_bearer::prelude`), or name the layer's type with `AuthorizeLayer::claims::<T>()`"
+             the layer's claims (`BearerAuthLayer::new(verifier).claims::<{claims}>().authorize(policy)`), \
+             or name the layer's type with `AuthorizeLayer::claims::<T>()`"
         )
     } else {
         format!(
             "a policy on `Claims<{claims}>` ran before any bearer layer: pass the policy to the bearer \
-             layer (`BearerAuthLayer::new(verifier).claims::<{claims}>().authorize(policy)`, from \
-             `oidc_bearer::prelude`), or put `BearerAuthLayer` in front of the policy (with axum's \
+             layer (`BearerAuthLayer::new(verifier).claims::<{claims}>().authorize(policy)`), or put \
+             `BearerAuthLayer` in front of the policy (with axum's \
              `route_layer`, the layer added last runs first: add the policy first)"
         )
     };

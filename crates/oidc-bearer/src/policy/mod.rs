@@ -7,7 +7,8 @@
 //!
 //! ```
 //! use axum::{Router, routing::get};
-//! use oidc_bearer::prelude::*;
+//! use oidc_bearer::policy;
+//! use oidc_bearer::{BearerAuthLayer, ConfigError, Verifier};
 //!
 //! let verifier = Verifier::new("https://issuer.example", "my-service")?;
 //! let app: Router = Router::new()
@@ -29,7 +30,9 @@
 //! compile error, not a policy that silently refuses every token:
 //!
 //! ```
-//! use oidc_bearer::prelude::*;
+//! use oidc_bearer::claims::RegisteredClaims;
+//! use oidc_bearer::policy::{self, PolicyClaims};
+//! use oidc_bearer::{BearerAuthLayer, ConfigError, Verifier};
 //! use serde::Deserialize;
 //!
 //! #[derive(Deserialize)]
@@ -54,7 +57,7 @@
 //! # Many issuers
 //!
 //! Unscoped, a built-in policy accepts a matching token from **every** issuer the verifier trusts:
-//! with an [`IssuerRegistry`](crate::registry::IssuerRegistry) that trusts every GKE cluster of a project,
+//! with an [`IssuerRegistry`](crate::IssuerRegistry) that trusts every GKE cluster of a project,
 //! `namespaces(["prod"])` accepts a token from a dev cluster where anyone may create a `prod`
 //! namespace. Bind it to the issuer the names belong to with [`Rule::for_issuer`], or to a registry
 //! pattern with [`Rule::for_issuers_matching`].
@@ -66,9 +69,9 @@ use std::collections::HashSet;
 use std::fmt;
 use std::sync::Arc;
 
+use crate::IssuerPattern;
 use crate::claims::kubernetes::{KubernetesClaims, ServiceAccount, named_service_account};
 use crate::claims::{DefaultClaims, RegisteredClaims};
-use crate::registry::IssuerPattern;
 use crate::rejection::AuthRejection;
 
 mod layer;
@@ -310,7 +313,7 @@ impl Rule {
     }
 
     /// This policy for tokens of the issuers a registry pattern trusts (the pattern given to
-    /// [`IssuerRegistryBuilder::with_pattern`](crate::registry::IssuerRegistryBuilder::with_pattern));
+    /// [`IssuerRegistryBuilder::with_pattern`](crate::IssuerRegistryBuilder::with_pattern));
     /// others are refused.
     #[must_use]
     pub fn for_issuers_matching(mut self, pattern: impl IssuerPattern) -> Self {

@@ -8,11 +8,11 @@
 //! registry itself: selecting the verifier by `iss`, and what a verification's outcome changes.
 
 mod admission;
-mod builder;
+pub(crate) mod builder;
 mod exact;
 mod fast_path;
 mod negative;
-mod pattern;
+pub(crate) mod pattern;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -32,12 +32,12 @@ use crate::token::{ClaimValue, Parsed};
 use crate::verify::{Verifier, VerifierBuilder, VerifyToken};
 
 use admission::{Bucket, Trial};
-pub use builder::IssuerRegistryBuilder;
+pub(crate) use builder::IssuerRegistryBuilder;
 use builder::Limits;
 use exact::{ExactEntry, LazyExact};
 use fast_path::{DigestIndex, Recent};
 use negative::{Negative, backoff};
-pub use pattern::IssuerPattern;
+pub(crate) use pattern::IssuerPattern;
 
 /// Verifies tokens of many issuers: each token goes to the policy of its own `iss`, and only that
 /// issuer's keys are used (RFC 8725 §3.8), so one issuer's key can never vouch for another's tokens.
@@ -84,7 +84,7 @@ pub use pattern::IssuerPattern;
 /// # async fn main() {
 /// use oidc_bearer::{Verifier, VerifyError};
 /// use oidc_bearer::claims::DefaultClaims;
-/// use oidc_bearer::registry::IssuerRegistry;
+/// use oidc_bearer::IssuerRegistry;
 /// use oidc_bearer_testing::TestIssuer;
 ///
 /// let (a, b) = (TestIssuer::start().await, TestIssuer::start().await);

@@ -5,7 +5,7 @@
 //! Two ways to use it:
 //!
 //! - [`TokenReview`], a verifier of its own (it implements [`VerifyToken`], so it plugs into
-//!   [`BearerAuthLayer`](crate::BearerAuthLayer) and [`IssuerRegistry`](crate::registry::IssuerRegistry)
+//!   [`BearerAuthLayer`](crate::BearerAuthLayer) and [`IssuerRegistry`](crate::IssuerRegistry)
 //!   like any other). It also validates tokens of clusters that publish no discovery document.
 //!   Handlers read [`TokenReviewClaims`].
 //! - The object-binding check on a local [`Verifier`](crate::Verifier):
@@ -46,12 +46,14 @@ mod claims;
 mod error;
 mod reviewer;
 
-pub use api::{ApiServer, ApiServerBuilder};
+pub use self::{
+    api::{ApiServer, ApiServerBuilder},
+    binding::ObjectBindingCheck,
+    claims::TokenReviewClaims,
+    error::ReviewError,
+    reviewer::{TokenReviewSettings, TokenReviewStats},
+};
 pub(crate) use binding::ObjectBinding;
-pub use binding::ObjectBindingCheck;
-pub use claims::TokenReviewClaims;
-pub use error::ReviewError;
-pub use reviewer::{TokenReviewSettings, TokenReviewStats};
 
 use std::any::{Any, TypeId};
 use std::fmt;

@@ -22,11 +22,11 @@ use crate::keys::{DynKeySet, Jwks};
 use crate::sealed::Internal;
 use crate::token::{Jws, Parsed};
 
-mod builder;
+pub(crate) mod builder;
 mod claims;
 mod keys;
 
-pub use builder::VerifierBuilder;
+pub(crate) use builder::VerifierBuilder;
 use keys::check_signature;
 
 /// The default token size cap: 8 KiB, far above real workload tokens (about 1 KiB).
@@ -37,7 +37,7 @@ pub(crate) const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
 /// Verifies tokens of one issuer.
 ///
 /// Cheap to clone (an `Arc` inside); clones share the key cache and the HTTP client (a verifier built
-/// on its own has one of its own, about 110 KiB; an [`IssuerRegistry`](crate::registry::IssuerRegistry) lends one
+/// on its own has one of its own, about 110 KiB; an [`IssuerRegistry`](crate::IssuerRegistry) lends one
 /// to all the verifiers it builds). Construction never contacts the
 /// issuer: keys are fetched on first use (or by [`ready`](Verifier::ready)), so a service starts even
 /// when its issuer is down.
@@ -148,7 +148,8 @@ impl Verifier {
     /// [`verify_token`](VerifyToken::verify_token), which hands out the cached claims themselves.
     ///
     /// ```
-    /// use oidc_bearer::prelude::*;
+    /// use oidc_bearer::claims::DefaultClaims;
+    /// use oidc_bearer::{Verifier, VerifyToken};
     /// use oidc_bearer_testing::TestIssuer;
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
@@ -484,11 +485,11 @@ impl fmt::Debug for Verifier {
 }
 
 /// Something that verifies bearer tokens: a single-issuer [`Verifier`], a registry of many issuers
-/// ([`IssuerRegistry`](crate::registry::IssuerRegistry)), or the Kubernetes API server
+/// ([`IssuerRegistry`](crate::IssuerRegistry)), or the Kubernetes API server
 /// ([`TokenReview`](crate::tokenreview::TokenReview)).
 ///
 /// The HTTP layer is generic over it, and [`verify_token`](Self::verify_token) is how to verify a
-/// token into shared claims outside it (the prelude brings the trait into scope); each verifier's
+/// token into shared claims outside it (bring the trait into scope with `use oidc_bearer::VerifyToken`); each verifier's
 /// inherent `verify` hands out the claims by value instead.
 pub trait VerifyToken: Clone + Send + Sync + 'static {
     /// Verifies `token` and decodes its claims into a shared `T`: what the HTTP layer uses.
