@@ -3,7 +3,7 @@
 
 use clap::Args;
 use oidc_bearer::Verifier;
-use oidc_bearer::keys::{KeyCacheSettings, KeyKind, KeySetReport, explain_key_set};
+use oidc_bearer::keys::{KeyCacheSettings, KeySetReport, explain_key_set};
 use serde_json::{Value, json};
 
 use crate::output::{print_json, span};
@@ -19,18 +19,6 @@ pub(crate) struct DiscoverArgs {
     discovery_url: Option<String>,
     #[command(flatten)]
     http: HttpArgs,
-}
-
-/// A key's type as people say it: `RSA 2048`, `EC P-256`, `OKP Ed25519`.
-pub(crate) fn describe_kind(kind: KeyKind) -> String {
-    match kind {
-        KeyKind::Rsa { bits } => format!("RSA {bits} bits"),
-        KeyKind::P256 => "EC P-256".into(),
-        KeyKind::P384 => "EC P-384".into(),
-        KeyKind::Ed25519 => "OKP Ed25519".into(),
-        KeyKind::Secret => "HMAC secret".into(),
-        _ => format!("{kind:?}"),
-    }
 }
 
 /// The discovery URL of `issuer`: without its trailing `/`, then `/.well-known/openid-configuration`
@@ -52,10 +40,10 @@ fn keys_report(body: &[u8], explained: KeySetReport) -> Result<Vec<Value>, Strin
         .zip(raw_keys)
         .map(|(result, raw)| match result {
             Ok(key) => json!({
-                "kid": key.kid(),
+                "kid": key.kid,
                 "kty": raw.get("kty"),
-                "alg": key.algorithm().map(|a| a.as_str()),
-                "key": describe_kind(key.kind()),
+                "alg": key.algorithm.map(|a| a.as_str()),
+                "key": key.key_type,
                 "used": true,
             }),
             Err(reason) => json!({

@@ -227,13 +227,6 @@ impl DefaultRejection {
         self
     }
 
-    /// The `Retry-After` seconds of a 503 when the verifier cannot tell when to retry.
-    #[must_use]
-    pub fn with_retry_after_secs(mut self, secs: u32) -> Self {
-        self.retry_after_secs = secs;
-        self
-    }
-
     /// The `WWW-Authenticate` value for `rejection`, if it has one (503 and 500 have none: they
     /// are not about the client's credentials).
     pub fn challenge(&self, rejection: &AuthRejection) -> Option<String> {

@@ -21,7 +21,7 @@ use support::{code, layer_status};
 
 impl Cluster {
     fn builder(&self) -> TokenReviewBuilder {
-        self.in_cluster().token_review(AUD).unwrap()
+        TokenReview::builder(self.in_cluster().api_server().unwrap(), AUD)
     }
 
     fn review(&self) -> TokenReview {

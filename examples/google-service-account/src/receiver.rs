@@ -41,7 +41,9 @@ pub fn registry(
 ) -> Result<IssuerRegistry, ConfigError> {
     let mut pattern = ServiceAccounts::new(audience, accounts.iter().copied())?;
     if let Some(base) = jwks_base {
-        pattern = pattern.with_jwks_base_url(base)?;
+        let base = base.trim_end_matches('/').to_owned();
+        pattern = pattern
+            .with_configure(move |builder, email| builder.with_jwks_uri(format!("{base}/{email}")));
     }
     IssuerRegistry::builder().with_pattern(pattern).build()
 }

@@ -56,7 +56,7 @@ async fn whoami(Claims(claims): Claims<KubernetesClaims>) -> Json<Value> {
             .map_or(0, |d| d.as_secs());
         if i64::try_from(now).is_ok_and(|now| now > warn_after.as_secs()) {
             tracing::warn!(
-                service_account = ?account.map(|a| a.username()),
+                sub = ?claims.registered.sub,
                 "stale token: the client does not reload its projected token"
             );
         }
@@ -201,7 +201,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     if mode == Mode::Review {
         let (review, embedded) = if in_cluster {
             (
-                InCluster::new().token_review(audience.clone())?.build()?,
+                TokenReview::builder(InCluster::new().api_server()?, audience.clone()).build()?,
                 None,
             )
         } else if configured_issuer()?.is_none() {

@@ -128,8 +128,9 @@ pub struct ServiceAccount<'a> {
 }
 
 impl ServiceAccount<'_> {
-    /// The Kubernetes user name, `system:serviceaccount:<namespace>:<name>`.
-    pub fn username(&self) -> String {
+    /// The Kubernetes user name, `system:serviceaccount:<namespace>:<name>` (a token's `sub`).
+    #[cfg(test)]
+    pub(crate) fn username(&self) -> String {
         format!(
             "{SERVICE_ACCOUNT_SUBJECT_PREFIX}{}:{}",
             self.namespace, self.name
@@ -155,12 +156,6 @@ impl KubernetesClaims {
         let account = bound.or(legacy)?;
         named_service_account(self.registered.sub.as_deref(), [bound, legacy])?;
         Some(account)
-    }
-
-    /// Whether this is a legacy, secret-based token (it carries the flat
-    /// `kubernetes.io/serviceaccount/namespace` claim).
-    pub fn is_legacy(&self) -> bool {
-        self.legacy.namespace.is_some()
     }
 }
 
@@ -331,14 +326,19 @@ mod tests {
     fn legacy_claims_are_read_and_written_flat() {
         let value = legacy("system:serviceaccount:prod:billing");
         let parsed = claims(value.clone());
-        assert!(parsed.is_legacy());
+        assert!(parsed.legacy.namespace.is_some());
         assert!(parsed.kubernetes.is_none());
         assert_eq!(
             parsed.legacy.secret_name.as_deref(),
             Some("billing-token-x7k2p")
         );
         assert_eq!(serde_json::to_value(&parsed).unwrap(), value);
-        assert!(!claims(bound("system:serviceaccount:prod:billing")).is_legacy());
+        assert!(
+            claims(bound("system:serviceaccount:prod:billing"))
+                .legacy
+                .namespace
+                .is_none()
+        );
     }
 
     #[test]

@@ -93,7 +93,7 @@ impl Audience {
     }
 
     /// Whether there is none.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
 }
@@ -248,11 +248,6 @@ impl<T> WithPayload<T> {
     /// The payload: the JSON object the issuer signed, byte for byte.
     pub fn payload(&self) -> &serde_json::value::RawValue {
         &self.payload
-    }
-
-    /// The decoded claims and the payload.
-    pub fn into_parts(self) -> (T, Box<serde_json::value::RawValue>) {
-        (self.claims, self.payload)
     }
 }
 

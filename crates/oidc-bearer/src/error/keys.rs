@@ -99,7 +99,7 @@ impl KeysError {
     /// 408 and 429 (a wrong URL), a redirect (never followed), a body that is not a discovery
     /// document or a JWKS, a JWKS with no usable key, an insecure URL, a body over the size cap, no
     /// Tokio runtime. The rest — connection failures, timeouts, 5xx, 408, 429 — are outages that end
-    /// on their own ([`is_transient`](Self::is_transient)).
+    /// on their own.
     pub fn is_configuration(&self) -> bool {
         match self {
             Self::Status { status, .. } => !matches!(status, 408 | 429 | 500..),
@@ -112,12 +112,6 @@ impl KeysError {
             Self::Backoff { last } => last.is_configuration(),
             Self::Transport { .. } | Self::Timeout { .. } | Self::Stale { .. } => false,
         }
-    }
-
-    /// Whether the failure is an outage expected to end on its own (the opposite of
-    /// [`is_configuration`](Self::is_configuration)).
-    pub fn is_transient(&self) -> bool {
-        !self.is_configuration()
     }
 
     /// What to change, for a configuration error: one sentence for the operator's log.

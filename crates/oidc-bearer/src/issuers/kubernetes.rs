@@ -139,8 +139,11 @@ impl InCluster {
     }
 
     /// This cluster's API server as a TokenReview endpoint, authenticated with the pod's token
-    /// (re-read when it rotates) and trusting the cluster's CA. The service account needs
-    /// `create` on `tokenreviews.authentication.k8s.io` (the `system:auth-delegator` cluster role).
+    /// (re-read when it rotates) and trusting the cluster's CA: for
+    /// [`TokenReview::builder`](crate::tokenreview::TokenReview::builder) and
+    /// [`ObjectBindingCheck::with_api_server`](crate::tokenreview::ObjectBindingCheck::with_api_server).
+    /// The service account needs `create` on `tokenreviews.authentication.k8s.io` (the
+    /// `system:auth-delegator` cluster role).
     ///
     /// Reads the token and CA now; fails if either cannot be read.
     pub fn api_server(&self) -> Result<crate::tokenreview::ApiServer, ConfigError> {
@@ -160,18 +163,6 @@ impl InCluster {
             builder = builder.with_root_certificates_pem(pem);
         }
         builder.build()
-    }
-
-    /// A [`TokenReview`](crate::tokenreview::TokenReview) verifier builder asking this cluster's
-    /// API server about tokens meant for `audience` (see [`api_server`](Self::api_server)).
-    pub fn token_review(
-        &self,
-        audience: impl Into<String>,
-    ) -> Result<crate::tokenreview::TokenReviewBuilder, ConfigError> {
-        Ok(crate::tokenreview::TokenReview::builder(
-            self.api_server()?,
-            audience,
-        ))
     }
 }
 

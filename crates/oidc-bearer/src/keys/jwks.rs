@@ -22,8 +22,7 @@ pub(crate) const MIN_HMAC_SECRET_BYTES: usize = 32;
 
 /// The type of a public key (or shared secret).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum KeyKind {
+pub(crate) enum KeyKind {
     /// An RSA public key of this many bits.
     Rsa {
         /// The modulus length in bits.
@@ -47,6 +46,23 @@ pub enum KeyKind {
     Secret,
 }
 
+/// A key's type as people say it: `RSA 2048 bits`, `EC P-256`, `OKP Ed25519`.
+impl fmt::Display for KeyKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Rsa { bits } => write!(f, "RSA {bits} bits"),
+            Self::P256 => f.write_str("EC P-256"),
+            Self::P384 => f.write_str("EC P-384"),
+            Self::P521 => f.write_str("EC P-521"),
+            Self::Ed25519 => f.write_str("OKP Ed25519"),
+            Self::MlDsa44 => f.write_str("AKP ML-DSA-44"),
+            Self::MlDsa65 => f.write_str("AKP ML-DSA-65"),
+            Self::MlDsa87 => f.write_str("AKP ML-DSA-87"),
+            Self::Secret => f.write_str("HMAC secret"),
+        }
+    }
+}
+
 impl KeyKind {
     /// Whether a key of this kind can verify `alg`.
     pub(crate) fn fits(self, alg: Algorithm) -> bool {
@@ -68,7 +84,7 @@ impl KeyKind {
 }
 
 /// One verification key, parsed once and ready to check signatures.
-pub struct PublicKey {
+pub(crate) struct PublicKey {
     kid: Option<String>,
     kind: KeyKind,
     alg: Option<Algorithm>,
@@ -79,17 +95,17 @@ pub struct PublicKey {
 
 impl PublicKey {
     /// The key's id (`kid`), if it has one.
-    pub fn kid(&self) -> Option<&str> {
+    pub(crate) fn kid(&self) -> Option<&str> {
         self.kid.as_deref()
     }
 
     /// The key's type.
-    pub fn kind(&self) -> KeyKind {
+    pub(crate) fn kind(&self) -> KeyKind {
         self.kind
     }
 
     /// The algorithm the key is bound to by its JWK `alg`, if any.
-    pub fn algorithm(&self) -> Option<Algorithm> {
+    pub(crate) fn algorithm(&self) -> Option<Algorithm> {
         self.alg
     }
 
@@ -310,7 +326,7 @@ impl Jwks {
     /// A key set holding one HMAC shared secret, for an explicitly configured shared-secret issuer.
     /// The secret must be at least as long as the hash output (RFC 7518 §3.2): 32 bytes, and tokens
     /// signed with HS384 or HS512 are accepted only with a secret of at least 48 or 64 bytes.
-    pub fn from_secret(secret: &[u8], kid: Option<&str>) -> Result<Self, ConfigError> {
+    pub(crate) fn from_secret(secret: &[u8], kid: Option<&str>) -> Result<Self, ConfigError> {
         if secret.len() < MIN_HMAC_SECRET_BYTES {
             return Err(ConfigError::InvalidKey {
                 reason: format!(
@@ -352,11 +368,6 @@ impl Jwks {
                 .push(self.keys.len());
         }
         self.keys.push(key);
-    }
-
-    /// The usable keys.
-    pub fn keys(&self) -> &[PublicKey] {
-        &self.keys
     }
 
     /// How many keys the set held that were skipped as unusable.

@@ -12,12 +12,11 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use self::{
-    jwks::{Jwks, KeyKind, PublicKey},
-    remote::KeyCacheSettings,
-};
+pub(crate) use self::jwks::PublicKey;
+pub use self::{jwks::Jwks, remote::KeyCacheSettings};
 pub(crate) use remote::RemoteKeySet;
 
+use crate::Algorithm;
 use crate::error::{ConfigError, KeysError};
 
 /// A source of an issuer's verification keys.
@@ -160,14 +159,26 @@ impl KeySet for StaticKeySet {
 #[derive(Debug)]
 #[non_exhaustive]
 pub struct KeySetReport {
-    /// Each key of the document, in its order: the key a verifier uses, or why it skips it (the
+    /// Each key of the document, in its order: a key a verifier uses, or why it skips it (the
     /// rules of [`Jwks::from_json`], which keeps only the usable keys).
-    pub keys: Vec<Result<PublicKey, String>>,
+    pub keys: Vec<Result<UsableKey, String>>,
     /// How long the keys are used after a fetch before they are refreshed: the response's
     /// `Cache-Control: max-age` (`no-store` and `no-cache` count as zero) clamped to
     /// [`min_ttl`](KeyCacheSettings::min_ttl)..=[`max_ttl`](KeyCacheSettings::max_ttl), or
     /// [`default_ttl`](KeyCacheSettings::default_ttl) without one.
     pub lifetime: Duration,
+}
+
+/// A key of a JWK Set that a verifier uses, as [`explain_key_set`] describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct UsableKey {
+    /// Its `kid`, if it has one.
+    pub kid: Option<String>,
+    /// The algorithm its JWK `alg` binds it to, if any (otherwise every algorithm that fits it).
+    pub algorithm: Option<Algorithm>,
+    /// Its type as people say it: `RSA 2048 bits`, `EC P-256`, `OKP Ed25519`.
+    pub key_type: String,
 }
 
 /// Diagnostics: explains a JWK Set document (RFC 7517 §5) served with the `Cache-Control` value
@@ -206,7 +217,17 @@ pub fn explain_key_set(
         reason: format!("not a JWK Set (a JSON object with a `keys` array): {e}"),
     })?;
     Ok(KeySetReport {
-        keys: set.keys.into_iter().map(jwks::parse_jwk).collect(),
+        keys: set
+            .keys
+            .into_iter()
+            .map(|jwk| {
+                jwks::parse_jwk(jwk).map(|key| UsableKey {
+                    kid: key.kid().map(str::to_owned),
+                    algorithm: key.algorithm(),
+                    key_type: key.kind().to_string(),
+                })
+            })
+            .collect(),
         lifetime: settings.ttl(cache_control.and_then(crate::fetch::parse_max_age)),
     })
 }

@@ -264,12 +264,6 @@ impl ApiServerBuilder {
         self
     }
 
-    /// The largest answer accepted (default 64 KiB).
-    pub fn with_max_response_bytes(mut self, max: usize) -> Self {
-        self.max_response_bytes = max;
-        self
-    }
-
     /// **Dangerous**: allows plain `http` off loopback, where anyone on the path reads the tokens
     /// under review and our own credential, and can answer for the API server.
     pub fn dangerous_allow_insecure_http(mut self) -> Self {

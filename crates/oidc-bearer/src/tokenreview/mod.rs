@@ -17,10 +17,10 @@
 //! # fn run() -> Result<(), oidc_bearer::ConfigError> {
 //! use oidc_bearer::BearerAuthLayer;
 //! use oidc_bearer::issuers::kubernetes::InCluster;
-//! use oidc_bearer::tokenreview::TokenReviewClaims;
+//! use oidc_bearer::tokenreview::{TokenReview, TokenReviewClaims};
 //!
 //! // The pod's own token and CA authenticate the reviews; tokens must be meant for "my-service".
-//! let review = InCluster::new().token_review("my-service")?.build()?;
+//! let review = TokenReview::builder(InCluster::new().api_server()?, "my-service").build()?;
 //! let layer = BearerAuthLayer::new(review).claims::<TokenReviewClaims>();
 //! # Ok(()) }
 //! ```
@@ -94,7 +94,7 @@ impl TokenReview {
     }
 
     /// The audiences asked for.
-    pub fn audiences(&self) -> &[String] {
+    pub(crate) fn audiences(&self) -> &[String] {
         self.reviewer.audiences()
     }
 

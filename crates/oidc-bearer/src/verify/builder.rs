@@ -131,14 +131,14 @@ impl VerifierBuilder {
     /// `accounts.google.com` or `https://accounts.google.com` (go-oidc accepts both the same way).
     /// Discovery still uses the configured issuer. Never give another issuer's name here: its tokens
     /// would be checked with this issuer's keys, so this is only for one issuer's spellings.
-    pub fn with_issuer_alias(mut self, iss: impl Into<String>) -> Self {
+    pub(crate) fn with_issuer_alias(mut self, iss: impl Into<String>) -> Self {
         self.issuer_aliases.push(iss.into());
         self
     }
 
     /// Requires this claim in every token (present and not `null`), e.g. to accept only tokens of a
     /// given shape. A token without it is refused with [`VerifyError::MissingClaim`](crate::VerifyError::MissingClaim).
-    pub fn with_required_claim(mut self, claim: &'static str) -> Self {
+    pub(crate) fn with_required_claim(mut self, claim: &'static str) -> Self {
         self.required_claims.push(claim);
         self
     }
@@ -186,12 +186,6 @@ impl VerifierBuilder {
     pub fn with_http_timeouts(mut self, connect: Duration, total: Duration) -> Self {
         self.http.connect_timeout = connect;
         self.http.timeout = total;
-        self
-    }
-
-    /// The largest discovery or JWKS response accepted (default 1 MiB).
-    pub fn with_max_response_bytes(mut self, max: usize) -> Self {
-        self.http.max_response_bytes = max;
         self
     }
 
