@@ -51,7 +51,7 @@
 //! With hyper-util the inner service is
 //! `hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build_http::<Body>()`; with
 //! tonic, a `tonic::transport::Channel`, and the layered service goes to the generated client's
-//! `new` (its error is a [`BoxError`](layer::BoxError), which tonic accepts). tonic's interceptors are
+//! `new` (its error is a [`BoxError`], which tonic accepts). tonic's interceptors are
 //! synchronous and cannot wait for a token refresh, so use the layer rather than an interceptor.
 //!
 //! # reqwest
@@ -95,9 +95,11 @@
 //! when due) → `Authorization: Bearer …` (sensitive) → inner client. No token → [`TokenError`], and
 //! the request is not sent.
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 mod error;
 mod file;
-pub mod layer;
+mod layer;
 #[cfg(feature = "metadata")]
 mod metadata;
 mod refresh;
@@ -111,10 +113,11 @@ pub use oidc_bearer::clock;
 pub use self::{
     error::{MetadataConfigError, TokenError, error_chain},
     file::{DEFAULT_POLL_INTERVAL, FileTokenSource},
-    layer::{AddBearer, AddBearerLayer},
+    layer::{AddBearer, AddBearerFuture, AddBearerLayer, BoxError},
     source::{SharedTokenSource, TokenSource},
     token::{BearerToken, InvalidToken, MAX_TOKEN_LEN},
 };
 
 #[cfg(feature = "metadata")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metadata")))]
 pub use self::metadata::{DEFAULT_METADATA_BASE_URL, METADATA_HOST_ENV, MetadataTokenSource};

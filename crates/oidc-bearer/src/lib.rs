@@ -116,6 +116,7 @@
 
 mod algorithm;
 #[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub mod axum;
 pub mod bearer;
 pub mod cache;

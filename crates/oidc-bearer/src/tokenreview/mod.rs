@@ -26,8 +26,8 @@
 //! ```
 //!
 //! The service account sending reviews needs `create` on `tokenreviews.authentication.k8s.io`:
-//! bind it to the `system:auth-delegator` cluster role (see `docs/tokenreview.md` for the
-//! manifest and the API-server load to expect).
+//! bind it to the `system:auth-delegator` cluster role (see [the TokenReview notes](https://example.invalid/oidc-bearer/blob/main/docs/tokenreview.md)
+//! for the manifest and the API-server load to expect).
 //!
 //! Answers are cached by the SHA-256 of the token's signature, a hit matching the rest of the
 //! token byte for byte (the token itself is never kept): acceptances for 30 s and never past the
@@ -231,8 +231,8 @@ impl fmt::Debug for TokenReview {
     }
 }
 
-/// Configures a [`TokenReview`] verifier; from [`TokenReview::builder`] or
-/// [`InCluster::token_review`](crate::issuers::kubernetes::InCluster::token_review).
+/// Configures a [`TokenReview`] verifier; from [`TokenReview::builder`] (in a pod, with
+/// [`InCluster::api_server`](crate::issuers::kubernetes::InCluster::api_server)).
 #[must_use = "a builder does nothing until `build` is called"]
 pub struct TokenReviewBuilder {
     api: ApiServer,
