@@ -21,6 +21,7 @@ How it counts (a textual count, no compiler involved):
 Prints the total and a count per kind; `--list` prints each declaration; `--max N` exits 1 when
 the total exceeds N.
 """
+import argparse
 import re
 import sys
 from pathlib import Path
@@ -116,12 +117,12 @@ def strip_cfg_test(src: str, path: Path, excluded: set) -> str:
 
 
 def main() -> int:
-    args = sys.argv[1:]
-    root = Path(next((a for a in args if not a.startswith("--")), "crates/oidc-bearer/src"))
-    limit = None
-    if "--max" in args:
-        limit = int(args[args.index("--max") + 1])
-        args = [a for a in args if a != str(limit)]
+    parser = argparse.ArgumentParser(description="Count a crate's public declarations.")
+    parser.add_argument("root", nargs="?", default="crates/oidc-bearer/src")
+    parser.add_argument("--list", action="store_true", help="print each declaration")
+    parser.add_argument("--max", type=int, help="exit 1 when the count exceeds this")
+    options = parser.parse_args()
+    root, limit = Path(options.root), options.max
     files = sorted(root.rglob("*.rs"))
     excluded: set = set()
     texts = {}
@@ -141,7 +142,7 @@ def main() -> int:
     kinds: dict = {}
     for kind, _, _ in found:
         kinds[kind] = kinds.get(kind, 0) + 1
-    if "--list" in args:
+    if options.list:
         for kind, where, name in found:
             print(f"{kind:7} {name:40} {where}")
     print(f"{len(found)} public declarations in {root}: "
