@@ -7,8 +7,8 @@ Usage:
   scripts/public-api.py --bless    rewrite the snapshots (commit them with the change that grows or
                                    shrinks the surface: a reviewed decision)
 
-How: `cargo rustdoc --lib -- -Z unstable-options --output-format json` (RUSTC_BOOTSTRAP=1, so that a
-stable toolchain accepts the flag) for each library crate, with the features docs.rs builds, then a
+How: `cargo rustdoc --lib -- -Z unstable-options --output-format json` (rustdoc run with
+RUSTC_BOOTSTRAP=1, so that a stable toolchain accepts the flag) for each library crate, with the features docs.rs builds, then a
 walk from the crate root through public modules and re-exports. One line per
   - item: `mod`, `struct`, `enum`, `trait`, `fn`, `const`, `static`, `type`, `macro`, by the path a
     user writes (a re-export is listed where it is re-exported, under its public name);
@@ -40,7 +40,14 @@ SHORT = {"module": "mod", "function": "fn", "constant": "const", "type_alias": "
 
 def rustdoc_json(krate: str, features: list) -> dict:
     target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
-    env = dict(os.environ, RUSTC_BOOTSTRAP="1")
+    # RUSTC_BOOTSTRAP=1 for rustdoc alone, through a wrapper: set for the whole cargo command, it
+    # would change every dependency's fingerprint, and the next ordinary build would redo them all
+    # (a minute and more per switch, measured).
+    wrapper = target / "rustdoc-json.sh"
+    wrapper.parent.mkdir(parents=True, exist_ok=True)
+    wrapper.write_text(f'#!/bin/sh\nRUSTC_BOOTSTRAP=1 exec {os.environ.get("RUSTDOC", "rustdoc")} "$@"\n')
+    wrapper.chmod(0o755)
+    env = dict(os.environ, RUSTDOC=str(wrapper))
     cmd = ["cargo", "rustdoc", "-q", "-p", krate, "--lib", *features, "--",
            "-Z", "unstable-options", "--output-format", "json"]
     subprocess.run(cmd, cwd=ROOT, env=env, check=True)
