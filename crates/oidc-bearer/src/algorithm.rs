@@ -4,8 +4,6 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::error::ConfigError;
-
 /// A JWS signature algorithm accepted for public-key verification, or HMAC for an explicitly
 /// configured shared-secret issuer.
 ///
@@ -208,15 +206,24 @@ impl fmt::Display for Algorithm {
     }
 }
 
-/// Parses a JOSE name exactly (`"RS256"`, `"ML-DSA-65"`; case-sensitive, RFC 7515 §4.1.1): a
-/// configuration value, so an unknown one is a [`ConfigError::InvalidAlgorithms`].
+/// The error of parsing an unknown algorithm name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownAlgorithm(pub String);
+
+impl fmt::Display for UnknownAlgorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "unknown or unsupported algorithm {:?}", self.0)
+    }
+}
+
+impl std::error::Error for UnknownAlgorithm {}
+
+/// Parses a JOSE name exactly (`"RS256"`, `"ML-DSA-65"`; case-sensitive, RFC 7515 §4.1.1).
 impl FromStr for Algorithm {
-    type Err = ConfigError;
+    type Err = UnknownAlgorithm;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::from_header(s).ok_or_else(|| ConfigError::InvalidAlgorithms {
-            reason: format!("unknown or unsupported algorithm {s:?}"),
-        })
+        Self::from_header(s).ok_or_else(|| UnknownAlgorithm(s.to_owned()))
     }
 }
 

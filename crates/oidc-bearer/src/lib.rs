@@ -142,7 +142,7 @@ mod verify;
 // The core, at the root: each item has this one path (the modules that define them are private).
 // A module's re-exports are one statement, its public list.
 pub use self::{
-    algorithm::Algorithm,
+    algorithm::{Algorithm, UnknownAlgorithm},
     error::{config::ConfigError, keys::KeysError, verify::Phase, verify::VerifyError},
     layer::{Claims, future::BearerAuthFuture, layer::BearerAuthLayer, service::BearerAuth},
     registry::{IssuerRegistry, builder::IssuerRegistryBuilder, pattern::IssuerPattern},
