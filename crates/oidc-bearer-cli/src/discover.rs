@@ -2,11 +2,11 @@
 //! cache would do with them.
 
 use clap::Args;
-use oidc_bearer::Verifier;
 use oidc_bearer::keys::{KeyCacheSettings, KeySetReport, explain_key_set};
+use oidc_bearer::{Verifier, VerifierBuilder};
 use serde_json::{Value, json};
 
-use crate::output::{print_json, span};
+use crate::output::{print_json, say, span};
 use crate::{HttpArgs, Outcome, UsageError, http};
 
 /// The arguments of `discover`.
@@ -98,7 +98,14 @@ fn cache_report(
 
 /// Fetches and reports; exit status 0 when the library's own verifier loads the keys.
 pub(crate) async fn run(args: DiscoverArgs, json: bool) -> Result<Outcome, UsageError> {
-    let client = http::client(&args.http)?;
+    // The library's own verifier: its fetches show the documents, its `ready` gives the verdict.
+    let mut builder =
+        Verifier::builder(args.issuer.clone(), "oidc-bearer-cli").without_token_cache();
+    if let Some(url) = &args.discovery_url {
+        builder = builder.with_discovery_url(url);
+    }
+    let builder = http::with_http_args(builder, &args.http)?;
+    let verifier = builder.clone().build()?;
     let url = args
         .discovery_url
         .clone()
@@ -106,7 +113,7 @@ pub(crate) async fn run(args: DiscoverArgs, json: bool) -> Result<Outcome, Usage
     let mut report = json!({ "issuer": args.issuer, "discovery_url": url });
     let mut problems: Vec<String> = Vec::new();
 
-    match http::get(&client, &url, &args.http).await {
+    match http::get(&builder, &url).await {
         Err(e) => problems.push(e),
         Ok(fetched) => {
             report["discovery"] = json!({
@@ -128,7 +135,7 @@ pub(crate) async fn run(args: DiscoverArgs, json: bool) -> Result<Outcome, Usage
                             args.issuer
                         ));
                     }
-                    fetch_jwks(&client, &args, jwks_uri, &mut report, &mut problems).await;
+                    fetch_jwks(&builder, jwks_uri, &mut report, &mut problems).await;
                 }
                 _ => problems.push(
                     "the discovery document is not valid: a JSON object whose `issuer` and \
@@ -140,18 +147,7 @@ pub(crate) async fn run(args: DiscoverArgs, json: bool) -> Result<Outcome, Usage
     }
 
     // The library's own verdict: a verifier with these settings loads its keys (or says why not).
-    let mut builder =
-        Verifier::builder(args.issuer.clone(), "oidc-bearer-cli").without_token_cache();
-    if let Some(url) = &args.discovery_url {
-        builder = builder.with_discovery_url(url);
-    }
-    if let Some(ca) = &args.http.ca {
-        builder = builder.with_root_certificates_pem(http::read_ca(ca)?);
-    }
-    if args.http.dangerous_allow_insecure_http {
-        builder = builder.dangerous_allow_insecure_http();
-    }
-    let verdict = builder.build()?.ready().await;
+    let verdict = verifier.ready().await;
     report["verifier"] = match &verdict {
         Ok(()) => json!({ "loads_keys": true }),
         Err(e) => json!({ "loads_keys": false, "code": e.code(), "error": e.to_string() }),
@@ -171,14 +167,13 @@ pub(crate) async fn run(args: DiscoverArgs, json: bool) -> Result<Outcome, Usage
 }
 
 async fn fetch_jwks(
-    client: &reqwest::Client,
-    args: &DiscoverArgs,
+    builder: &VerifierBuilder,
     jwks_uri: &str,
     report: &mut Value,
     problems: &mut Vec<String>,
 ) {
     report["jwks_uri"] = json!(jwks_uri);
-    let fetched = match http::get(client, jwks_uri, &args.http).await {
+    let fetched = match http::get(builder, jwks_uri).await {
         Ok(fetched) => fetched,
         Err(e) => return problems.push(e),
     };
@@ -209,28 +204,28 @@ async fn fetch_jwks(
 
 fn print_text(report: &Value) {
     let s = |v: &Value| v.as_str().map_or_else(|| v.to_string(), str::to_owned);
-    println!("issuer:        {}", s(&report["issuer"]));
-    println!("discovery URL: {}", s(&report["discovery_url"]));
+    say!("issuer:        {}", s(&report["issuer"]));
+    say!("discovery URL: {}", s(&report["discovery_url"]));
     if let Some(discovery) = report.get("discovery") {
-        println!(
+        say!(
             "  HTTP {}, Cache-Control: {}",
             discovery["status"],
             discovery["cache_control"].as_str().unwrap_or("(none)")
         );
         if let Some(doc) = discovery["document"].as_object() {
             for (name, value) in doc {
-                println!("  {name}: {value}");
+                say!("  {name}: {value}");
             }
         }
     }
     if let Some(jwks) = report.get("jwks") {
-        println!("jwks_uri:      {}", s(&report["jwks_uri"]));
-        println!(
+        say!("jwks_uri:      {}", s(&report["jwks_uri"]));
+        say!(
             "  HTTP {}, Cache-Control: {}",
             jwks["status"],
             jwks["cache_control"].as_str().unwrap_or("(none)")
         );
-        println!(
+        say!(
             "  {} keys: {} usable, {} skipped",
             jwks["keys"].as_array().map_or(0, Vec::len),
             jwks["usable"],
@@ -240,9 +235,9 @@ fn print_text(report: &Value) {
             let kid = key["kid"].as_str().unwrap_or("(no kid)");
             let alg = key["alg"].as_str().unwrap_or("(any fitting alg)");
             if key["used"] == true {
-                println!("  used     kid {kid}  alg {alg}  {}", s(&key["key"]));
+                say!("  used     kid {kid}  alg {alg}  {}", s(&key["key"]));
             } else {
-                println!(
+                say!(
                     "  SKIPPED  kid {kid}  kty {}: {}",
                     key["kty"].as_str().unwrap_or("?"),
                     s(&key["skipped_because"])
@@ -251,17 +246,17 @@ fn print_text(report: &Value) {
         }
     }
     if let Some(cache) = report.get("cache") {
-        println!("key cache:");
+        say!("key cache:");
         for note in cache["notes"].as_array().into_iter().flatten() {
-            println!("  - {}", s(note));
+            say!("  - {}", s(note));
         }
     }
     for problem in report["problems"].as_array().into_iter().flatten() {
-        println!("PROBLEM: {}", s(problem));
+        say!("PROBLEM: {}", s(problem));
     }
     match report["verifier"]["loads_keys"].as_bool() {
-        Some(true) => println!("verifier: loads the keys (ok)"),
-        _ => println!(
+        Some(true) => say!("verifier: loads the keys (ok)"),
+        _ => say!(
             "verifier: cannot load the keys [{}]: {}",
             s(&report["verifier"]["code"]),
             s(&report["verifier"]["error"])

@@ -1,12 +1,13 @@
 //! `oidc-bearer inspect`: the header and claims, unverified, and what kind of token this is.
 
+use std::borrow::Cow;
 use std::path::Path;
 
 use oidc_bearer::issuers::google::GOOGLE_ISSUER;
 use serde_json::{Value, json};
 
 use crate::jwt::{self, Decoded};
-use crate::output::{self, time_json, time_text};
+use crate::output::{self, say, time_json, time_text};
 use crate::{Outcome, UsageError};
 
 /// The issuer of legacy, secret-based Kubernetes service-account tokens.
@@ -33,8 +34,10 @@ pub(crate) struct Kind {
 pub(crate) fn kind(token: &Decoded) -> Kind {
     let iss = token.str_claim("iss").unwrap_or_default();
     let aud = token.audiences().into_iter().next().unwrap_or_default();
-    let verify =
-        |extra: &str| format!("oidc-bearer verify --issuer {iss} --audience {aud}{extra} < token");
+    let verify = |extra: &str| {
+        let (iss, aud) = (shell_word(iss), shell_word(&aud));
+        format!("oidc-bearer verify --issuer {iss} --audience {aud}{extra} < token")
+    };
     if let Some(Value::Object(k8s)) = token.claims.get("kubernetes.io") {
         let namespace = k8s.get("namespace").and_then(Value::as_str);
         let account = k8s
@@ -97,7 +100,10 @@ pub(crate) fn kind(token: &Decoded) -> Kind {
         return Kind {
             id: "google_id_token",
             description: format!("Google ID token{who}{instance}"),
-            hint: format!("oidc-bearer verify --issuer {GOOGLE_ISSUER} --audience {aud} < token"),
+            hint: format!(
+                "oidc-bearer verify --issuer {GOOGLE_ISSUER} --audience {} < token",
+                shell_word(&aud)
+            ),
         };
     }
     if iss.contains('@') && iss.ends_with(".gserviceaccount.com") {
@@ -108,8 +114,10 @@ pub(crate) fn kind(token: &Decoded) -> Kind {
                  whatever the signer chose)"
             ),
             hint: format!(
-                "oidc-bearer verify --issuer {iss} --audience {aud} --jwks-uri \
-                 {SERVICE_ACCOUNT_JWKS_BASE}/{iss} < token"
+                "oidc-bearer verify --issuer {} --audience {} --jwks-uri {} < token",
+                shell_word(iss),
+                shell_word(&aud),
+                shell_word(&format!("{SERVICE_ACCOUNT_JWKS_BASE}/{iss}"))
             ),
         };
     }
@@ -130,6 +138,17 @@ pub(crate) fn kind(token: &Decoded) -> Kind {
         },
         hint: verify(""),
     }
+}
+
+/// `text` as one word of a POSIX shell command: as it is when it holds nothing the shell reads,
+/// else in single quotes (a `'` in it written `'\''`). The suggested command is meant to be
+/// pasted, and the token chose these values: `;`, `$(...)` or a space must stay in the argument.
+fn shell_word(text: &str) -> Cow<'_, str> {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "@%+=:,./_-".contains(c);
+    if !text.is_empty() && text.chars().all(plain) {
+        return Cow::Borrowed(text);
+    }
+    Cow::Owned(format!("'{}'", text.replace('\'', r"'\''")))
 }
 
 /// Prints the token's header, claims and kind; never contacts anything.
@@ -159,27 +178,27 @@ pub(crate) fn run(path: &Path, json: bool) -> Result<Outcome, UsageError> {
         }));
         return Ok(Outcome::Ok);
     }
-    println!(
+    say!(
         "NOT VERIFIED: decoded only; anyone can write these contents. Check them with `oidc-bearer verify`."
     );
-    println!("kind: {}", kind.description);
-    println!();
-    println!("header:");
+    say!("kind: {}", kind.description);
+    say!();
+    say!("header:");
     for (name, value) in &decoded.header {
-        println!("  {name}: {value}");
+        say!("  {name}: {value}");
     }
-    println!("claims:");
+    say!("claims:");
     for (name, value) in &decoded.claims {
         match times.iter().find(|(n, _)| n == name) {
-            Some(&(name, t)) => println!("  {name}: {t} = {}", time_text(name, t, now)),
-            None => println!("  {name}: {value}"),
+            Some(&(name, t)) => say!("  {name}: {t} = {}", time_text(name, t, now)),
+            None => say!("  {name}: {value}"),
         }
     }
     if !times.iter().any(|(n, _)| *n == "exp") {
-        println!("  (no exp: this token never expires)");
+        say!("  (no exp: this token never expires)");
     }
-    println!("signature: {} bytes", decoded.signature_len);
-    println!();
-    println!("verify with: {}", kind.hint);
+    say!("signature: {} bytes", decoded.signature_len);
+    say!();
+    say!("verify with: {}", kind.hint);
     Ok(Outcome::Ok)
 }

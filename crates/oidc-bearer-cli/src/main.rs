@@ -88,7 +88,8 @@ fn main() -> ExitCode {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,
         Ok(Outcome::Refused) => ExitCode::from(1),
         Err(UsageError(message)) => {
-            eprintln!("oidc-bearer: {message}");
+            // A message may quote a file's or a server's text: escaped like standard output.
+            eprintln!("oidc-bearer: {}", oidc_bearer::Escaped(&message));
             ExitCode::from(2)
         }
     }

@@ -1,5 +1,7 @@
-//! Times as dates and as "expires in 12 min", for both text and JSON output.
+//! Text output ([`say!`]), and times as dates and as "expires in 12 min", for both text and JSON
+//! output.
 
+use oidc_bearer::Escaped;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -57,10 +59,37 @@ pub(crate) fn time_text(name: &str, secs: i64, now: i64) -> String {
     format!("{} ({})", date(secs), relative(name, secs, now))
 }
 
-/// Prints `value` as pretty JSON on standard output.
+/// Prints `value` as pretty JSON on standard output, every character that [`say!`] escapes written
+/// as a JSON escape (`\u009b`): serde_json escapes only the C0 controls, and the value is the same.
 pub(crate) fn print_json(value: &Value) {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
-    );
+    let text = serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string());
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        let mut utf8 = [0; 4];
+        let one = &*c.encode_utf8(&mut utf8);
+        // Outside strings there are only printable ASCII, spaces and the pretty printer's newlines
+        // (a newline in a string is already `\n`).
+        if c == '\n' || Escaped(one).to_string() == one {
+            out.push(c);
+        } else {
+            for unit in c.encode_utf16(&mut [0; 2]) {
+                out.push_str(&format!("\\u{unit:04x}"));
+            }
+        }
+    }
+    println!("{out}");
 }
+
+/// `println!` for text output: the line with every character that could act on the terminal or
+/// forge a line escaped ([`oidc_bearer::Escaped`], as the library's log excerpts are), since
+/// tokens and issuers choose much of what is printed (names, `kid`s, documents). Every line of text
+/// output goes through it. `\n` inside the line is escaped too: one call, one line.
+macro_rules! say {
+    () => {
+        println!()
+    };
+    ($($arg:tt)*) => {
+        println!("{}", oidc_bearer::Escaped(&format!($($arg)*)))
+    };
+}
+pub(crate) use say;

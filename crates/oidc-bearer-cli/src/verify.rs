@@ -16,7 +16,7 @@ use oidc_bearer::{Verifier, VerifierBuilder};
 use serde_json::{Value, json};
 
 use crate::jwt::{self, Decoded};
-use crate::output::{self, date, relative, time_text};
+use crate::output::{self, date, relative, say, time_text};
 use crate::{HttpArgs, Outcome, UsageError};
 
 /// The library's default token size cap (`VerifierBuilder::with_max_token_bytes`), for the report.
@@ -252,7 +252,7 @@ fn read_keys(args: &VerifyArgs) -> Result<Option<Jwks>, UsageError> {
 /// The verifier the arguments describe: the library's defaults, changed only where asked.
 fn verifier(args: &VerifyArgs) -> Result<Verifier, UsageError> {
     let keys = read_keys(args)?;
-    let mut builder: VerifierBuilder = if args.legacy {
+    let builder: VerifierBuilder = if args.legacy {
         let keys = keys.ok_or_else(|| {
             UsageError("--legacy needs the cluster's service-account key: --pem or --jwks".into())
         })?;
@@ -276,12 +276,7 @@ fn verifier(args: &VerifyArgs) -> Result<Verifier, UsageError> {
         }
         builder
     };
-    if let Some(ca) = &args.http.ca {
-        builder = builder.with_root_certificates_pem(crate::http::read_ca(ca)?);
-    }
-    if args.http.dangerous_allow_insecure_http {
-        builder = builder.dangerous_allow_insecure_http();
-    }
+    let mut builder = crate::http::with_http_args(builder, &args.http)?;
     if let Some(secs) = args.leeway {
         builder = builder.with_leeway(Duration::from_secs(secs));
     }
@@ -347,10 +342,10 @@ pub(crate) async fn run(args: VerifyArgs, json: bool) -> Result<Outcome, UsageEr
         output::print_json(&report);
     } else {
         match &result {
-            Ok(_) => println!("ACCEPTED by the verifier of {}", verifier.issuer()),
-            Err(e) => println!("REFUSED [{}]: {e}", e.code()),
+            Ok(_) => say!("ACCEPTED by the verifier of {}", verifier.issuer()),
+            Err(e) => say!("REFUSED [{}]: {e}", e.code()),
         }
-        println!("  (leeway {leeway} s; the verdict is the library's own `Verifier`)");
+        say!("  (leeway {leeway} s; the verdict is the library's own `Verifier`)");
         for rule in &rules {
             let status = match rule["status"].as_str() {
                 Some("pass") => "pass",
@@ -358,7 +353,7 @@ pub(crate) async fn run(args: VerifyArgs, json: bool) -> Result<Outcome, UsageEr
                 Some("skipped") => "skip",
                 _ => "  - ",
             };
-            println!(
+            say!(
                 "  {status}  {:<9}  {}  [{}]",
                 rule["rule"].as_str().unwrap_or_default(),
                 rule["detail"].as_str().unwrap_or_default(),

@@ -458,3 +458,156 @@ fn discover_fails_when_the_document_names_another_issuer() {
             .contains("OpenID Connect Discovery 1.0 §4.3")
     );
 }
+
+/// What a hostile issuer or token puts in names and values to take over a terminal: an escape
+/// sequence that clears the screen, an 8-bit CSI (U+009B), a right-to-left override, DEL, and
+/// a newline followed by a forged verdict.
+const HOSTILE: &str = "\u{1b}[2J\u{9b}31m\u{202e}\u{7f}\nverifier: loads the keys (ok)";
+
+/// Checks that `out` holds no character that acts on a terminal (every line ends with the only
+/// control character left, `\n`), that no line is the forged verdict, and that the hostile text
+/// is shown escaped.
+fn assert_terminal_safe(out: &str) {
+    let acting: Vec<char> = out
+        .chars()
+        .filter(|&c| c != '\n' && (c.is_control() || ('\u{2028}'..='\u{202e}').contains(&c)))
+        .collect();
+    assert!(acting.is_empty(), "{acting:?} reach the terminal:\n{out}");
+    assert!(
+        !out.lines()
+            .any(|l| l.trim() == "verifier: loads the keys (ok)"),
+        "a forged line:\n{out}"
+    );
+    assert!(out.contains(r"\u{1b}[2J\u{9b}31m\u{202e}\u{7f}\n"), "{out}");
+}
+
+/// An issuer on 127.0.0.1 that serves a discovery document with a hostile member name and value
+/// and a key set with a hostile `kid` and `kty`: plain HTTP/1.1 over a `TcpListener`, one
+/// response per connection, for as long as the test process runs.
+fn hostile_issuer() -> String {
+    use std::io::{BufRead, BufReader};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let mut discovery = json!({ "issuer": base, "jwks_uri": format!("{base}/jwks") });
+    discovery[HOSTILE] = json!(HOSTILE);
+    let jwks = json!({ "keys": [{ "kty": HOSTILE, "kid": HOSTILE }] });
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request_line = String::new();
+            let _ = reader.read_line(&mut request_line);
+            // The rest of the request head, up to the blank line.
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            let body = if request_line.contains("/.well-known/openid-configuration") {
+                discovery.to_string()
+            } else {
+                jwks.to_string()
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+                 connection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    base
+}
+
+#[test]
+fn discover_escapes_what_the_issuer_controls() {
+    let issuer = hostile_issuer();
+    let (code, out, err) = run(&["discover", &issuer], "");
+    assert_eq!(code, 1, "no usable key: {out}{err}");
+    assert!(out.contains("SKIPPED  kid"), "{out}");
+    assert_terminal_safe(&out);
+    // JSON output: the same values, escaped as JSON.
+    let (code, out, _) = run(&["discover", &issuer, "--json"], "");
+    assert_eq!(code, 1);
+    assert!(
+        !out.chars()
+            .any(|c| c != '\n' && (c.is_control() || c == '\u{202e}')),
+        "{out}"
+    );
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["jwks"]["keys"][0]["kid"], HOSTILE);
+    assert_eq!(report["discovery"]["document"][HOSTILE], HOSTILE);
+}
+
+#[test]
+fn verify_and_inspect_escape_what_the_token_controls() {
+    let issuer = issuer();
+    issuer.add_key_with_kid(KeyAlg::RS256, HOSTILE);
+    issuer.set_signing_key(HOSTILE);
+    let token = issuer
+        .token()
+        .aud("api")
+        .claim(HOSTILE, json!(HOSTILE))
+        .claim("kubernetes.io", json!({ "namespace": HOSTILE }))
+        .sign();
+    let (code, out, err) = run(
+        &["verify", "--issuer", &issuer.issuer(), "--audience", "api"],
+        &token,
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("pass  key"), "{out}");
+    assert_terminal_safe(&out);
+    let (code, out, err) = run(&["inspect"], &token);
+    assert_eq!(code, 0, "{err}");
+    assert_terminal_safe(&out);
+}
+
+/// The command `inspect` suggests ("verify with: ...") quotes what the token chose, so that
+/// pasting it into a shell runs `oidc-bearer verify` with the token's issuer and audience as
+/// arguments, and nothing else: an `iss` or `aud` with `;`, `$(...)`, spaces or quotes must not
+/// become shell syntax. Checked by letting `sh` parse the suggested command, with `printf` in the
+/// place of `oidc-bearer verify`.
+#[test]
+fn inspect_suggests_a_command_that_the_shell_reads_as_the_tokens_own_values() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("token"), "").unwrap();
+    let issuer = issuer();
+    let iss = "https://evil.example/a b; touch pwned-iss; echo $(touch pwned-sub) 'q' \"d\" \\";
+    let aud = "api`touch pwned-aud`";
+    let sa = "x;touch${IFS}pwned-sa;@p.iam.gserviceaccount.com";
+    let sa_jwks = format!("https://www.googleapis.com/service_accounts/v1/jwk/{sa}");
+    let rows = [
+        (iss, aud, vec!["--issuer", iss, "--audience", aud]),
+        (
+            sa,
+            aud,
+            vec!["--issuer", sa, "--audience", aud, "--jwks-uri", &sa_jwks],
+        ),
+    ];
+    for (iss, aud, expected) in rows {
+        let token = issuer.token().iss(iss).aud(aud).sign();
+        let (code, out, err) = run(&["inspect"], &token);
+        assert_eq!(code, 0, "{err}");
+        let hint = out
+            .lines()
+            .find_map(|l| l.strip_prefix("verify with: oidc-bearer verify "))
+            .unwrap_or_else(|| panic!("no suggested command:\n{out}"));
+        let (code, args, err) = {
+            let out = Command::new("sh")
+                .arg("-c")
+                .arg(format!("printf '%s\\n' {hint}"))
+                .current_dir(dir.path())
+                .output()
+                .unwrap();
+            let text = String::from_utf8(out.stdout).unwrap();
+            let stderr = String::from_utf8(out.stderr).unwrap();
+            (out.status.code(), text, stderr)
+        };
+        assert_eq!(code, Some(0), "{hint}: {err}");
+        assert_eq!(args.lines().collect::<Vec<_>>(), expected, "{hint}");
+        let made: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(made, ["token"], "{hint}");
+    }
+}

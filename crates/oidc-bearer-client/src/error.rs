@@ -4,6 +4,7 @@
 use std::{error::Error, fmt, io, path::PathBuf, sync::Arc};
 
 use http::StatusCode;
+use oidc_bearer_shared::{FetchError, FlightError};
 
 use crate::InvalidToken;
 
@@ -21,6 +22,12 @@ pub enum TokenError {
         /// What went wrong, e.g. [`io::ErrorKind::NotFound`] or [`io::ErrorKind::PermissionDenied`].
         kind: io::ErrorKind,
     },
+    /// The token path is not a regular file (after following symlinks): a FIFO, a device, a
+    /// socket or a directory is never read.
+    NotAFile {
+        /// The file's path, as configured.
+        path: PathBuf,
+    },
     /// The token file was read but does not hold a usable token.
     InvalidFile {
         /// The file's path, as configured.
@@ -32,10 +39,9 @@ pub enum TokenError {
     MetadataUnavailable {
         /// The URL requested (it holds the audience, never a token).
         url: String,
-        /// Whether the request timed out.
-        timed_out: bool,
-        /// What the HTTP client reported.
-        reason: String,
+        /// What failed: [`FetchError::Transport`] (with what the HTTP client reported) or
+        /// [`FetchError::Timeout`].
+        source: FetchError,
     },
     /// The metadata server answered with an error status.
     MetadataStatus {
@@ -54,12 +60,12 @@ pub enum TokenError {
         /// What is wrong with the body.
         reason: InvalidToken,
     },
-    /// A token had to be loaded outside a Tokio runtime, which the sources load on; call them from
-    /// within one. A token already held is still served.
-    NoRuntime,
-    /// The load this call waited for ended without an outcome: its Tokio runtime shut down, or it
-    /// panicked. The next load starts after the usual pause.
-    Interrupted,
+    /// A load could not run as a task of its own: [`FlightError::NoRuntime`], a token had to be
+    /// loaded outside a Tokio runtime, which the sources load on (call them from within one; a
+    /// token already held is still served); [`FlightError::Interrupted`], the load this call waited
+    /// for ended without an outcome, because its Tokio runtime shut down or it panicked (the next
+    /// load starts after the usual pause).
+    Flight(FlightError),
     /// A user-provided source failed; see [`TokenError::other`].
     Other(Arc<dyn Error + Send + Sync>),
 }
@@ -77,17 +83,22 @@ impl fmt::Display for TokenError {
             Self::ReadFile { path, kind } => {
                 write!(f, "could not read token file {}: {kind}", path.display())
             }
+            Self::NotAFile { path } => {
+                write!(f, "token path {} is not a regular file", path.display())
+            }
             Self::InvalidFile { path, reason } => {
                 write!(f, "token file {} is unusable: {reason}", path.display())
             }
-            Self::MetadataUnavailable {
-                url,
-                timed_out: true,
-                reason,
-            } => write!(f, "metadata server request to {url} timed out: {reason}"),
-            Self::MetadataUnavailable { url, reason, .. } => {
-                write!(f, "metadata server request to {url} failed: {reason}")
-            }
+            Self::MetadataUnavailable { url, source } => match source {
+                FetchError::Timeout { timeout } => write!(
+                    f,
+                    "metadata server request to {url} timed out after {timeout:?}"
+                ),
+                FetchError::Transport { message } => {
+                    write!(f, "metadata server request to {url} failed: {message}")
+                }
+                other => write!(f, "metadata server request to {url} failed: {other}"),
+            },
             Self::MetadataStatus { url, status, body } => {
                 write!(f, "metadata server answered {status} for {url}")?;
                 if !body.is_empty() {
@@ -98,12 +109,13 @@ impl fmt::Display for TokenError {
             Self::InvalidMetadataResponse { url, reason } => {
                 write!(f, "metadata server answer for {url} is unusable: {reason}")
             }
-            Self::NoRuntime => f.write_str(
+            Self::Flight(FlightError::NoRuntime) => f.write_str(
                 "no Tokio runtime to load a token on: call the token source from within a Tokio runtime",
             ),
-            Self::Interrupted => f.write_str(
+            Self::Flight(FlightError::Interrupted) => f.write_str(
                 "the token load ended without an outcome (its Tokio runtime shut down, or it panicked)",
             ),
+            Self::Flight(error) => write!(f, "the token load could not run: {error}"),
             Self::Other(error) => write!(f, "token source failed: {error}"),
         }
     }
@@ -122,7 +134,10 @@ impl Error for TokenError {
 }
 
 /// Why a `MetadataTokenSource` could not be set up (its audience or the metadata server's URL).
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Its `Debug` form carries the message (as `std::io::Error`'s does), so that `main` returning it
+/// with `?` prints what to change.
+#[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum MetadataConfigError {
     /// The audience is empty; the metadata server would refuse it, and a token for no audience is one
@@ -148,51 +163,25 @@ impl fmt::Display for MetadataConfigError {
     }
 }
 
-impl Error for MetadataConfigError {}
-
-/// An error and its causes as one line ("a: b: c"), for logging a [`TokenError`] or an HTTP
-/// client's error, whose own message often leaves the cause out ("error sending request").
-///
-/// ```
-/// let io = std::io::Error::other("connection refused");
-/// assert_eq!(oidc_bearer_client::error_chain(&io), "connection refused");
-/// ```
-pub fn error_chain(error: &dyn Error) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
+/// The kind and the message: what `main` prints for an error it returns.
+impl fmt::Debug for MetadataConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match self {
+            Self::EmptyAudience => "EmptyAudience",
+            Self::InvalidBaseUrl { .. } => "InvalidBaseUrl",
+        };
+        f.debug_struct("MetadataConfigError")
+            .field("kind", &format_args!("{kind}"))
+            .field("message", &self.to_string())
+            .finish()
     }
-    message
 }
+
+impl Error for MetadataConfigError {}
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn an_error_chain_names_every_cause() {
-        #[derive(Debug)]
-        struct Wrapped(io::Error);
-        impl fmt::Display for Wrapped {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("error sending request")
-            }
-        }
-        impl Error for Wrapped {
-            fn source(&self) -> Option<&(dyn Error + 'static)> {
-                Some(&self.0)
-            }
-        }
-        let cause = io::Error::other("connection refused");
-        assert_eq!(
-            error_chain(&Wrapped(io::Error::other("connection refused"))),
-            "error sending request: connection refused"
-        );
-        assert_eq!(error_chain(&cause), "connection refused");
-    }
 
     #[test]
     fn messages_say_what_and_where() {
@@ -203,6 +192,10 @@ mod tests {
                     kind: io::ErrorKind::NotFound,
                 },
                 "could not read token file /var/run/secrets/tokens/api: entity not found",
+            ),
+            (
+                TokenError::NotAFile { path: "/t".into() },
+                "token path /t is not a regular file",
             ),
             (
                 TokenError::InvalidFile {
@@ -223,6 +216,25 @@ mod tests {
         ];
         for (error, message) in cases {
             assert_eq!(error.to_string(), message);
+        }
+    }
+
+    /// `main` returning it with `?` prints its `Debug` form: the message must be there.
+    #[test]
+    fn a_config_error_debug_form_carries_its_message() {
+        let errors = [
+            MetadataConfigError::EmptyAudience,
+            MetadataConfigError::InvalidBaseUrl {
+                url: "metadata:80".into(),
+                reason: "relative URL without a base".into(),
+            },
+        ];
+        for error in errors {
+            let debug = format!("{error:?}");
+            assert!(
+                debug.contains(&format!("{:?}", error.to_string())),
+                "{debug}"
+            );
         }
     }
 }

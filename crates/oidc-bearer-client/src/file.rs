@@ -1,12 +1,16 @@
 //! [`FileTokenSource`]: the token file that a Kubernetes projected volume mounts and rotates.
 
 use std::{
+    io::{self, Read as _},
     path::{Path, PathBuf},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
     time::Duration,
 };
 
-use oidc_bearer::clock::Clock;
-use tokio::io::AsyncReadExt as _;
+use oidc_bearer_shared::clock::Clock;
 
 use crate::{
     BearerToken, InvalidToken, MAX_TOKEN_LEN, TokenError, TokenSource,
@@ -25,6 +29,11 @@ pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(10);
 /// around it (the newline editors and `echo` add), which is not part of the token.
 const READ_LIMIT: usize = MAX_TOKEN_LEN + 4096;
 
+/// The longest a read of the token file may take. A local file is read in microseconds; a read that
+/// takes seconds is stuck on a stalled network mount, and is given up so that callers get the last
+/// good token (or an error) instead of waiting with it.
+const READ_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// A token read from a file, re-read when due: the Kubernetes projected service-account token.
 ///
 /// Kubernetes mounts a token for the audience you ask for at a path you choose, and the kubelet
@@ -38,13 +47,14 @@ const READ_LIMIT: usize = MAX_TOKEN_LEN + 4096;
 ///   token's own `exp` is near (a fifth of its remaining life before, at most a minute), so a rotated
 ///   file is picked up whether it was rewritten in place or swapped in by the kubelet's symlink rename;
 /// - keeps the last good token while it has not expired, and traces a warning, if a re-read fails
-///   (file missing, empty, or not a token), and tries again after the poll interval;
+///   (file missing, empty, or not a token; not a regular file; a read not done within 5 seconds,
+///   as on a stalled mount), and tries again after the poll interval;
 /// - re-reads once for all concurrent callers, in a task of its own that a cancelled caller does not
 ///   stop; callers that hold an unexpired token keep using it meanwhile.
 ///
 /// It needs a Tokio runtime to read the file; outside one it serves the token it holds and otherwise
-/// answers [`TokenError::NoRuntime`]. The token never appears in `Debug` output or in the traced
-/// warnings.
+/// answers [`TokenError::Flight`] ([`FlightError::NoRuntime`](crate::FlightError::NoRuntime)). The
+/// token never appears in `Debug` output or in the traced warnings.
 ///
 /// ```
 /// use oidc_bearer_client::{FileTokenSource, TokenSource};
@@ -74,6 +84,9 @@ pub struct FileTokenSource {
 #[derive(Debug, Clone)]
 struct TokenFile {
     path: PathBuf,
+    /// Whether a read runs on a blocking thread, perhaps past [`READ_TIMEOUT`]: while one does, no
+    /// other is started, so a stalled mount holds one blocking thread, not one per poll.
+    reading: Arc<AtomicBool>,
 }
 
 /// The schedule of a file polled every `interval`: at most that long between reads, earlier when the
@@ -94,7 +107,10 @@ impl FileTokenSource {
     pub fn new(path: impl Into<PathBuf>) -> Self {
         Self {
             refresher: Refresher::new(
-                TokenFile { path: path.into() },
+                TokenFile {
+                    path: path.into(),
+                    reading: Arc::default(),
+                },
                 poll_schedule(DEFAULT_POLL_INTERVAL),
             ),
         }
@@ -115,7 +131,7 @@ impl FileTokenSource {
     }
 
     /// Replaces the wall clock used for reload times and `exp`, so tests can move time (e.g.
-    /// [`ManualClock`](oidc_bearer::clock::ManualClock)).
+    /// [`ManualClock`](crate::clock::ManualClock)).
     #[must_use]
     pub fn with_clock(self, clock: impl Clock) -> Self {
         let refresher = &self.refresher;
@@ -151,23 +167,26 @@ impl Load for TokenFile {
     /// `..data_tmp` symlink over `..data`, which the visible `token` symlink points through; a
     /// reader that resolves the path again sees the old or the new token, never a mix (Kubernetes
     /// `pkg/volume/util/atomic_writer.go`).
+    ///
+    /// Only a regular file is read (checked on the opened file, after following symlinks): a FIFO
+    /// would block the read until a writer comes, a device could answer forever.
     async fn load(&self) -> Result<BearerToken, TokenError> {
-        let read_error = |error: std::io::Error| TokenError::ReadFile {
-            path: self.path.clone(),
-            kind: error.kind(),
-        };
         let invalid = |reason| TokenError::InvalidFile {
             path: self.path.clone(),
             reason,
         };
-        let file = tokio::fs::File::open(&self.path)
-            .await
-            .map_err(read_error)?;
-        let mut bytes = Vec::new();
-        file.take(READ_LIMIT as u64 + 1)
-            .read_to_end(&mut bytes)
-            .await
-            .map_err(read_error)?;
+        let path = self.path.clone();
+        let read = bounded(&self.reading, READ_TIMEOUT, move || read_regular(&path));
+        let bytes = match read.await {
+            Some(Ok(bytes)) => bytes,
+            Some(Err(Unreadable::NotAFile)) => {
+                return Err(TokenError::NotAFile {
+                    path: self.path.clone(),
+                });
+            }
+            Some(Err(Unreadable::Io(kind))) => return Err(self.read_error(kind)),
+            None => return Err(self.read_error(io::ErrorKind::TimedOut)),
+        };
         if bytes.len() > READ_LIMIT {
             return Err(invalid(InvalidToken::TooLong {
                 limit: MAX_TOKEN_LEN,
@@ -182,6 +201,77 @@ impl Load for TokenFile {
     }
 }
 
+impl TokenFile {
+    fn read_error(&self, kind: io::ErrorKind) -> TokenError {
+        TokenError::ReadFile {
+            path: self.path.clone(),
+            kind,
+        }
+    }
+}
+
+/// Why the token file was not read.
+enum Unreadable {
+    Io(io::ErrorKind),
+    NotAFile,
+}
+
+impl From<io::Error> for Unreadable {
+    fn from(error: io::Error) -> Self {
+        Self::Io(error.kind())
+    }
+}
+
+/// Reads at most [`READ_LIMIT`] + 1 bytes of the regular file at `path` (blocking).
+///
+/// On Unix the file is opened with `O_NONBLOCK`, so that opening a FIFO returns at once instead
+/// of waiting for a writer (open(2)); the flag changes nothing for a regular file. Whether it is
+/// one is then asked of the opened file itself, so that nothing can be swapped in between.
+fn read_regular(path: &Path) -> Result<Vec<u8>, Unreadable> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.custom_flags(libc::O_NONBLOCK);
+    }
+    let file = options.open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(Unreadable::NotAFile);
+    }
+    let mut bytes = Vec::new();
+    file.take(READ_LIMIT as u64 + 1).read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// Runs the blocking `read` on Tokio's blocking threads and gives up on it after `timeout`
+/// (`None`). A blocking call cannot be cancelled: one that was given up keeps its thread until
+/// the call returns, and while it does, `reading` stays set and the next read is given up at once
+/// (`None`) instead of started.
+async fn bounded<T: Send + 'static>(
+    reading: &Arc<AtomicBool>,
+    timeout: Duration,
+    read: impl FnOnce() -> T + Send + 'static,
+) -> Option<T> {
+    if reading.swap(true, Ordering::AcqRel) {
+        return None;
+    }
+    /// Clears the flag when the read ends, or when its task is dropped without running.
+    struct Done(Arc<AtomicBool>);
+    impl Drop for Done {
+        fn drop(&mut self) {
+            self.0.store(false, Ordering::Release);
+        }
+    }
+    let done = Done(Arc::clone(reading));
+    let task = tokio::task::spawn_blocking(move || {
+        let _done = done;
+        read()
+    });
+    // A task that panicked or whose runtime shut down gave no answer either.
+    tokio::time::timeout(timeout, task).await.ok()?.ok()
+}
+
 impl TokenSource for FileTokenSource {
     fn token(&self) -> impl std::future::Future<Output = Result<BearerToken, TokenError>> + Send {
         self.refresher.token()
@@ -193,7 +283,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use oidc_bearer::clock::ManualClock;
+    use crate::clock::ManualClock;
 
     use crate::{refresh::FIRST_RETRY_AFTER, token::tests::jwt};
 
@@ -294,6 +384,82 @@ mod tests {
         assert_eq!(source.token().await.unwrap().secret(), second);
     }
 
+    /// Makes a FIFO at `path` with the system's `mkfifo`.
+    #[cfg(unix)]
+    fn mkfifo(path: &Path) {
+        let status = std::process::Command::new("mkfifo")
+            .arg(path)
+            .status()
+            .expect("mkfifo runs");
+        assert!(status.success(), "mkfifo {}", path.display());
+    }
+
+    /// Opens `path` for writing without waiting for a reader, so that a read blocked opening the
+    /// FIFO (as on unfixed code) is released and the runtime can shut down; with no reader, nothing
+    /// happens.
+    #[cfg(unix)]
+    fn release_fifo_readers(path: &Path) {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let _ = std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path);
+    }
+
+    /// A FIFO at the token path (behind the symlink a projected volume uses) is refused at once,
+    /// not waited on: an open(2) of a FIFO for reading blocks until a writer comes, forever if
+    /// none does. The last good token stays in use.
+    #[cfg(unix)]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_fifo_at_the_token_path_is_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, target) = (dir.path().join("token"), dir.path().join("data"));
+        std::os::unix::fs::symlink(&target, &path).unwrap();
+        let clock = ManualClock::new();
+        std::fs::write(&target, "good-token").unwrap();
+        let source = source(&path, &clock);
+        assert_eq!(source.token().await.unwrap().secret(), "good-token");
+
+        std::fs::remove_file(&target).unwrap();
+        mkfifo(&target);
+        clock.advance(DEFAULT_POLL_INTERVAL);
+        // Far above any read of a local file, far below forever.
+        let bound = Duration::from_secs(20);
+        let token = tokio::time::timeout(bound, source.token()).await;
+        let reload = tokio::time::timeout(bound, source.reload()).await;
+        release_fifo_readers(&target);
+        let token = token.expect("token() waited on the FIFO");
+        assert_eq!(token.unwrap().secret(), "good-token");
+        match reload.expect("reload() waited on the FIFO") {
+            Err(TokenError::NotAFile { path: p }) => assert_eq!(p, path),
+            other => panic!("expected NotAFile, got {other:?}"),
+        }
+    }
+
+    /// A read that outlives its bound is given up (a stalled mount, where open(2) or read(2) block
+    /// in the kernel whatever the flags), and no second one starts while it still runs.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stuck_read_is_given_up_and_holds_one_thread_at_most() {
+        let reading = Arc::new(AtomicBool::new(false));
+        let (unblock, blocked) = std::sync::mpsc::channel::<()>();
+        let (finished, ended) = tokio::sync::oneshot::channel::<()>();
+        let stuck = bounded(&reading, Duration::from_millis(20), move || {
+            let _ = blocked.recv();
+            let _ = finished.send(());
+        });
+        assert!(stuck.await.is_none(), "given up");
+        let started = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&started);
+        let second = bounded(&reading, Duration::from_secs(60), move || {
+            flag.store(true, Ordering::SeqCst)
+        });
+        assert!(second.await.is_none(), "refused while the first still runs");
+        assert!(!started.load(Ordering::SeqCst), "and not started");
+        // Released, the stuck read ends (and with it, its guard clears the flag).
+        unblock.send(()).unwrap();
+        ended.await.unwrap();
+    }
+
     #[tokio::test]
     async fn broken_reload_keeps_the_last_good_token() {
         let dir = tempfile::tempdir().unwrap();
@@ -390,6 +556,44 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    /// Behind the token path's symlink: a device that answers forever, or a directory, is never
+    /// read (`NotAFile`); a huge (sparse) regular file is read only up to the limit. The last good
+    /// token stays in use meanwhile.
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn devices_directories_and_huge_files_at_the_token_path_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, data) = (dir.path().join("token"), dir.path().join("data"));
+        let clock = ManualClock::new();
+        let good = token_with(&clock, 3600, "good");
+        std::fs::write(&data, &good).unwrap();
+        std::os::unix::fs::symlink(&data, &path).unwrap();
+        let source = source(&path, &clock);
+        assert_eq!(source.token().await.unwrap().secret(), good);
+        let huge = dir.path().join("huge");
+        std::fs::File::create(&huge)
+            .unwrap()
+            .set_len(1 << 40)
+            .unwrap();
+        let targets = [Path::new("/dev/zero"), dir.path(), &huge];
+        for target in targets {
+            std::fs::remove_file(&path).unwrap();
+            std::os::unix::fs::symlink(target, &path).unwrap();
+            match (source.reload().await, target == huge) {
+                (Err(TokenError::NotAFile { path: p }), false) => assert_eq!(p, path),
+                (
+                    Err(TokenError::InvalidFile {
+                        reason: InvalidToken::TooLong { .. },
+                        ..
+                    }),
+                    true,
+                ) => {}
+                (other, _) => panic!("{}: {other:?}", target.display()),
+            }
+            assert_eq!(source.token().await.unwrap().secret(), good);
+        }
     }
 
     #[tokio::test]

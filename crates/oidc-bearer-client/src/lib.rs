@@ -14,8 +14,9 @@
 //! it. Both sources share one refresh engine: one load for all callers, run as a task of its own so
 //! that a cancelled caller neither stops nor repeats it, the last good token kept while a load fails,
 //! and a pause before retrying counted from the start of the failed load. Loads need a Tokio runtime.
-//! The clock is `oidc-bearer`'s ([`clock`]), which is why this crate depends on `oidc-bearer` (without
-//! its default features; enable the crypto-backend feature your service uses, `aws-lc-rs` by default).
+//! The clock ([`clock`]) and the single-flight task are the ones `oidc-bearer` uses, from the small
+//! crate both depend on (`oidc-bearer-shared`): this crate needs neither the verifier nor a signature
+//! crypto backend.
 //!
 //! # Quick start: a tower client (hyper-util, tonic)
 //!
@@ -108,10 +109,19 @@ mod token;
 
 /// The clock the sources read, shared with `oidc-bearer`: implement [`Clock`](clock::Clock) or use
 /// [`ManualClock`](clock::ManualClock) in tests, and pass it to a source's `with_clock`.
-pub use oidc_bearer::clock;
+pub use oidc_bearer_shared::clock;
+
+/// Why a request to the metadata server failed ([`TokenError::MetadataUnavailable`]): the same
+/// transport-level error as `oidc-bearer`'s.
+pub use oidc_bearer_shared::FetchError;
+/// Why a load gave no outcome ([`TokenError::Flight`]): no Tokio runtime, or interrupted.
+pub use oidc_bearer_shared::FlightError;
+/// An error and its causes as one line ("a: b: c"), for logging a [`TokenError`] or an HTTP
+/// client's error, whose own message often leaves the cause out; shared with `oidc-bearer`.
+pub use oidc_bearer_shared::error_chain;
 
 pub use self::{
-    error::{MetadataConfigError, TokenError, error_chain},
+    error::{MetadataConfigError, TokenError},
     file::{DEFAULT_POLL_INTERVAL, FileTokenSource},
     layer::{AddBearer, AddBearerFuture, AddBearerLayer, BoxError},
     source::{SharedTokenSource, TokenSource},

@@ -5,10 +5,11 @@ use std::{
     time::Duration,
 };
 
-use http_body_util::{BodyExt as _, LengthLimitError, Limited};
-use oidc_bearer::clock::Clock;
-
-use crate::error::error_chain;
+use oidc_bearer_shared::{
+    FetchError,
+    clock::Clock,
+    fetch::{self, ClientSettings},
+};
 use url::Url;
 
 use crate::{
@@ -42,6 +43,9 @@ const ERROR_BODY_LIMIT: usize = 512;
 /// The longest token response read: a token of [`MAX_TOKEN_LEN`] and room for whitespace around it.
 const BODY_LIMIT: usize = MAX_TOKEN_LEN + 1024;
 
+/// The `User-Agent` of the requests to the metadata server.
+const USER_AGENT: &str = concat!("oidc-bearer-client/", env!("CARGO_PKG_VERSION"));
+
 /// The environment variable with which Google's client libraries point at another metadata server
 /// (`host:port`, no scheme), e.g. an emulator.
 pub const METADATA_HOST_ENV: &str = "GCE_METADATA_HOST";
@@ -68,7 +72,7 @@ pub const METADATA_HOST_ENV: &str = "GCE_METADATA_HOST";
 ///   reads at most a token's worth of body.
 ///
 /// It needs a Tokio runtime to fetch; outside one it serves the token it holds and otherwise answers
-/// [`TokenError::NoRuntime`].
+/// [`TokenError::Flight`] ([`FlightError::NoRuntime`](crate::FlightError::NoRuntime)).
 ///
 /// ```no_run
 /// use oidc_bearer_client::{MetadataTokenSource, TokenSource};
@@ -92,7 +96,7 @@ struct Endpoint {
     connect_timeout: Duration,
     timeout: Duration,
     /// Built on first use, once the `with_*` settings are final.
-    client: Arc<OnceLock<Result<reqwest::Client, String>>>,
+    client: Arc<OnceLock<Result<reqwest::Client, fetch::ClientError>>>,
 }
 
 /// Until shortly before `exp`; a failure is retried after [`RETRY_AFTER`].
@@ -198,7 +202,7 @@ impl MetadataTokenSource {
     }
 
     /// Replaces the wall clock used to compare with `exp`, so tests can move time (e.g.
-    /// [`ManualClock`](oidc_bearer::clock::ManualClock)).
+    /// [`ManualClock`](crate::clock::ManualClock)).
     #[must_use]
     pub fn with_clock(self, clock: impl Clock) -> Self {
         let endpoint = self.refresher.loader().clone();
@@ -228,22 +232,20 @@ impl Endpoint {
     fn client(&self) -> Result<&reqwest::Client, TokenError> {
         self.client
             .get_or_init(|| {
-                reqwest::Client::builder()
-                    .connect_timeout(self.connect_timeout)
-                    .timeout(self.timeout)
-                    // The server is link-local: an HTTP(S)_PROXY meant for the internet must not see it.
-                    .no_proxy()
-                    // A redirect would carry the request (and its Metadata-Flavor header, the server's
-                    // SSRF guard) somewhere else.
-                    .redirect(reqwest::redirect::Policy::none())
-                    .build()
-                    .map_err(|e| error_chain(&e))
+                // The one client builder: no redirects (one would carry the request, and its
+                // Metadata-Flavor header, the server's SSRF guard, somewhere else), a connect
+                // timeout; and no proxy: the server is link-local, and an HTTP(S)_PROXY meant for
+                // the internet must not see it.
+                let mut settings = ClientSettings::new(self.connect_timeout, USER_AGENT);
+                settings.proxy = false;
+                fetch::client(&settings)
             })
             .as_ref()
-            .map_err(|reason| TokenError::MetadataUnavailable {
+            .map_err(|error| TokenError::MetadataUnavailable {
                 url: self.url.to_string(),
-                timed_out: false,
-                reason: format!("could not build the HTTP client: {reason}"),
+                source: FetchError::Transport {
+                    message: error.to_string(),
+                },
             })
     }
 }
@@ -252,28 +254,25 @@ impl Load for Endpoint {
     /// One request to the metadata server.
     async fn load(&self) -> Result<BearerToken, TokenError> {
         let url = self.url.to_string();
-        let unavailable = |error: reqwest::Error| TokenError::MetadataUnavailable {
+        let unavailable = |source| TokenError::MetadataUnavailable {
             url: url.clone(),
-            timed_out: error.is_timeout(),
-            reason: error_chain(&error.without_url()),
+            source,
         };
-        let response = self
+        let request = self
             .client()?
             .get(self.url.clone())
             // Required on every request; the server refuses requests without it (403), which keeps a
             // request smuggled through some other service (SSRF) from reading tokens.
-            .header("Metadata-Flavor", "Google")
-            .send()
+            .header("Metadata-Flavor", "Google");
+        let response = fetch::send(request, self.timeout)
             .await
             .map_err(unavailable)?;
 
         let status = response.status();
-        let content_length = response.content_length();
-        let body = http::Response::from(response).into_body();
         if !status.is_success() {
             // The body says why ("non-empty audience parameter required"); one too long to be that is
             // left out.
-            let body = match read_limited(body, ERROR_BODY_LIMIT).await {
+            let body = match response.body(ERROR_BODY_LIMIT).await {
                 Ok(body) => String::from_utf8_lossy(&body).into_owned(),
                 Err(_) => String::new(),
             };
@@ -284,27 +283,17 @@ impl Load for Endpoint {
             });
         }
 
-        let too_long = || TokenError::InvalidMetadataResponse {
-            url: url.clone(),
-            reason: InvalidToken::TooLong {
-                limit: MAX_TOKEN_LEN,
-            },
-        };
-        if content_length.is_some_and(|len| len > BODY_LIMIT as u64) {
-            return Err(too_long());
-        }
-        let body = match read_limited(body, BODY_LIMIT).await {
+        let body = match response.body(BODY_LIMIT).await {
             Ok(body) => body,
-            Err(ReadError::TooLong) => return Err(too_long()),
-            Err(ReadError::Failed(error)) => {
-                return Err(TokenError::MetadataUnavailable {
-                    url: url.clone(),
-                    timed_out: error
-                        .downcast_ref::<reqwest::Error>()
-                        .is_some_and(reqwest::Error::is_timeout),
-                    reason: error_chain(&*error),
+            Err(FetchError::TooLarge { .. }) => {
+                return Err(TokenError::InvalidMetadataResponse {
+                    url,
+                    reason: InvalidToken::TooLong {
+                        limit: MAX_TOKEN_LEN,
+                    },
                 });
             }
+            Err(error) => return Err(unavailable(error)),
         };
         let invalid = |reason| TokenError::InvalidMetadataResponse {
             url: url.clone(),
@@ -334,23 +323,6 @@ fn identity_url(base: &Url, audience: &str) -> Url {
     url
 }
 
-/// Why a body could not be read whole.
-enum ReadError {
-    /// It is longer than the limit.
-    TooLong,
-    /// The connection failed, or timed out, while reading it.
-    Failed(Box<dyn std::error::Error + Send + Sync>),
-}
-
-/// Reads at most `limit` bytes of `body`, so a misbehaving server cannot make us buffer without end.
-async fn read_limited(body: reqwest::Body, limit: usize) -> Result<bytes::Bytes, ReadError> {
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(error) if error.is::<LengthLimitError>() => Err(ReadError::TooLong),
-        Err(error) => Err(ReadError::Failed(error)),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::{
@@ -371,7 +343,7 @@ mod tests {
     };
 
     use super::*;
-    use oidc_bearer::clock::ManualClock;
+    use crate::clock::ManualClock;
 
     use crate::token::tests::jwt;
 
@@ -672,7 +644,7 @@ mod tests {
             matches!(
                 refused,
                 Err(TokenError::MetadataUnavailable {
-                    timed_out: false,
+                    source: FetchError::Transport { .. },
                     ..
                 })
             ),
@@ -690,7 +662,7 @@ mod tests {
             matches!(
                 slow,
                 Err(TokenError::MetadataUnavailable {
-                    timed_out: true,
+                    source: FetchError::Timeout { .. },
                     ..
                 })
             ),

@@ -5,21 +5,21 @@
 //!
 //! # Cancel safety
 //!
-//! A load acts for every caller that wants a token, so no caller owns it: it runs as a spawned task
-//! and publishes its outcome through a `watch` channel that every waiter reads (Go's
-//! `singleflight.Group.DoChan`). A caller that is dropped while waiting (a request timeout, a client
-//! that hangs up) leaves the load running; the next caller joins it rather than starting another. The
-//! pause before the next load is written when a load *starts*, so neither a slow load nor a dropped
-//! caller lets loads run back to back.
+//! A load acts for every caller that wants a token, so no caller owns it: it runs as the one detached
+//! single-flight task shared with `oidc-bearer` ([`flight`](oidc_bearer_shared::flight)), whose
+//! outcome every waiter reads (Go's `singleflight.Group.DoChan`). A caller that is dropped while
+//! waiting (a request timeout, a client that hangs up) leaves the load running; the next caller joins
+//! it rather than starting another. The pause before the next load is written when a load *starts*,
+//! so neither a slow load nor a dropped caller lets loads run back to back.
 //!
 //! # Without a Tokio runtime
 //!
 //! Loads use Tokio (`tokio::fs`, reqwest), so they are spawned on the caller's Tokio runtime. Called
 //! from elsewhere (another executor, plain `block_on`), a source still serves a held, unexpired token;
-//! when it would have to load, it answers [`TokenError::NoRuntime`] and logs that once at ERROR. It never
-//! panics and never blocks the thread. A load whose runtime shuts down before it finishes is abandoned
-//! cleanly: its waiters get [`TokenError::Interrupted`], and after the usual pause the next caller
-//! starts a new load.
+//! when it would have to load, it answers [`FlightError::NoRuntime`] and logs that once at ERROR. It
+//! never panics and never blocks the thread. A load whose runtime shuts down before it finishes (or
+//! before its task first runs) is abandoned cleanly: its waiters get [`FlightError::Interrupted`], and
+//! after the usual pause the next caller starts a new load.
 
 use std::{
     fmt,
@@ -33,10 +33,10 @@ use std::{
 };
 
 use futures_util::future::Either;
-use oidc_bearer::clock::{Clock, SystemClock};
-use tokio::sync::watch;
+use oidc_bearer_shared::clock::{Clock, SystemClock};
+use oidc_bearer_shared::flight::{Ending, Flight, FlightGroup, Launch};
 
-use crate::{BearerToken, TokenError};
+use crate::{BearerToken, FlightError, TokenError};
 
 /// The result of one load, shared by everyone who waited for it.
 type Outcome = Result<BearerToken, TokenError>;
@@ -95,6 +95,8 @@ struct Inner<L> {
     schedule: Schedule,
     clock: Arc<dyn Clock>,
     state: RwLock<State>,
+    /// The load running: one at a time (also decided under `state`'s lock).
+    flights: FlightGroup,
 }
 
 #[derive(Default)]
@@ -108,7 +110,7 @@ struct State {
     /// The last load's error; cleared by a success.
     failure: Option<TokenError>,
     /// The load in flight, if any: its outcome arrives here.
-    inflight: Option<watch::Receiver<Option<Outcome>>>,
+    inflight: Option<Flight<Outcome>>,
 }
 
 struct Held {
@@ -168,6 +170,7 @@ impl<L: Load> Refresher<L> {
                 schedule,
                 clock,
                 state: RwLock::default(),
+                flights: FlightGroup::new(1),
             }),
         }
     }
@@ -207,11 +210,11 @@ impl<L: Load> Refresher<L> {
     }
 
     async fn load(&self, now: SystemTime, force: bool) -> Outcome {
-        let (mut outcome, started, usable) = {
+        let (outcome, launch, usable) = {
             let mut state = self.inner.write();
             let usable = state.usable(now);
             match &state.inflight {
-                Some(outcome) => (outcome.clone(), false, usable),
+                Some(outcome) => (outcome.clone(), None, usable),
                 None => {
                     // Someone else's load may have finished since we looked.
                     if !force
@@ -220,13 +223,16 @@ impl<L: Load> Refresher<L> {
                     {
                         return answer;
                     }
-                    match tokio::runtime::Handle::try_current() {
-                        Ok(runtime) => (self.start(&mut state, now, &runtime), true, usable),
-                        Err(_) => return no_runtime(usable, force),
+                    match self.prepare(&mut state, now) {
+                        Ok(launch) => (launch.flight(), Some(launch), usable),
+                        Err(error) => return not_started(error, usable, force),
                     }
                 }
             }
         };
+        // Spawned with the lock released: on a runtime shutting down, `spawn` drops the task at
+        // once, and its end takes the lock.
+        let started = launch.map(|launch| self.spawn(launch, now)).is_some();
         // A load is under way. Callers with a good token keep sending it rather than queue behind a
         // load someone else started (go-oidc's remote key set serves cached keys the same way).
         if !started
@@ -235,11 +241,11 @@ impl<L: Load> Refresher<L> {
         {
             return Ok(token);
         }
-        let result = match outcome.wait_for(Option::is_some).await {
-            Ok(outcome) => outcome.clone().expect("waited for Some"),
-            // The load's task ended without an outcome: its runtime shut down, or it panicked.
-            Err(_) => Err(TokenError::Interrupted),
-        };
+        // The load's task ended without an outcome: its runtime shut down, or it panicked.
+        let result = outcome
+            .outcome()
+            .await
+            .unwrap_or_else(|error| Err(TokenError::Flight(error)));
         match result {
             Ok(token) => Ok(token),
             Err(error) if force => Err(error),
@@ -249,15 +255,15 @@ impl<L: Load> Refresher<L> {
         }
     }
 
-    /// Starts a load as a task of its own (under the state's write lock, so only one starts).
-    fn start(
-        &self,
-        state: &mut State,
-        now: SystemTime,
-        runtime: &tokio::runtime::Handle,
-    ) -> watch::Receiver<Option<Outcome>> {
-        let (sender, receiver) = watch::channel(None);
-        state.inflight = Some(receiver.clone());
+    /// Marks a load in flight on the current Tokio runtime (under the state's write lock, so only
+    /// one starts), and writes the pause before the next one.
+    fn prepare(&self, state: &mut State, now: SystemTime) -> Result<Launch<Outcome>, FlightError> {
+        let inner = Arc::clone(&self.inner);
+        let launch = self
+            .inner
+            .flights
+            .prepare(move |ending| inner.end_load(ending))?;
+        state.inflight = Some(launch.flight());
         state.started_at = Some(now);
         // Provisional, counted from the start: whatever happens to this load or its callers, the
         // next one waits at least this long (a success replaces it with the token's schedule).
@@ -266,34 +272,24 @@ impl<L: Load> Refresher<L> {
             None => self.inner.schedule.retry_after.min(FIRST_RETRY_AFTER),
         };
         state.next_load = Some(now + pause);
+        Ok(launch)
+    }
+
+    /// Runs the load that started at `started` as a task of its own.
+    fn spawn(&self, launch: Launch<Outcome>, started: SystemTime) {
         let inner = Arc::clone(&self.inner);
-        runtime.spawn(async move {
-            let mut guard = Unfinished(Some(&inner));
+        launch.spawn(async move {
             let outcome = inner.loader.load().await;
-            inner.finish(now, &outcome);
-            guard.0 = None;
-            sender.send_replace(Some(outcome));
+            inner.finish(started, &outcome);
+            outcome
         });
-        receiver
     }
 }
 
-/// Clears the in-flight marker of a load whose task is dropped before it finishes (its runtime shut
-/// down, or the load panicked), so the next caller starts a new one instead of waiting forever.
-struct Unfinished<'a, L>(Option<&'a Inner<L>>);
-
-impl<L> Drop for Unfinished<'_, L> {
-    fn drop(&mut self) {
-        if let Some(inner) = self.0 {
-            let mut state = inner.write();
-            state.inflight = None;
-            state.failure = Some(TokenError::Interrupted);
-        }
-    }
-}
-
-fn no_runtime(usable: Option<BearerToken>, force: bool) -> Outcome {
-    if !NO_RUNTIME_LOGGED.swap(true, Ordering::Relaxed) {
+/// The answer when no load could be started: the held token, unless the caller forces a load. No
+/// runtime is a setup mistake, logged once per process.
+fn not_started(error: FlightError, usable: Option<BearerToken>, force: bool) -> Outcome {
+    if error == FlightError::NoRuntime && !NO_RUNTIME_LOGGED.swap(true, Ordering::Relaxed) {
         tracing::error!(
             "a token source had to load a token outside a Tokio runtime; call it from within one \
              (e.g. #[tokio::main]); until then it serves the token it holds, if any"
@@ -301,7 +297,7 @@ fn no_runtime(usable: Option<BearerToken>, force: bool) -> Outcome {
     }
     match usable {
         Some(token) if !force => Ok(token),
-        _ => Err(TokenError::NoRuntime),
+        _ => Err(TokenError::Flight(error)),
     }
 }
 
@@ -318,10 +314,20 @@ impl<L> Inner<L> {
         self.state.write().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The end of the load in flight, however it ended: it is no longer in flight; one dropped
+    /// before it finished (its runtime shut down, or it panicked) is recorded as interrupted, and
+    /// the next one starts after the pause written when it started.
+    fn end_load(&self, ending: Ending) {
+        let mut state = self.write();
+        state.inflight = None;
+        if ending == Ending::Interrupted {
+            state.failure = Some(TokenError::Flight(FlightError::Interrupted));
+        }
+    }
+
     /// Records the outcome of the load that started at `started`.
     fn finish(&self, started: SystemTime, outcome: &Outcome) {
         let mut state = self.write();
-        state.inflight = None;
         match outcome {
             Ok(token) => {
                 let refresh_at = match &state.held {
@@ -385,7 +391,7 @@ mod tests {
         task::{Context, Poll, Wake, Waker},
     };
 
-    use oidc_bearer::clock::ManualClock;
+    use crate::clock::ManualClock;
     use tokio::sync::{Notify, Semaphore};
 
     use super::*;
@@ -578,12 +584,50 @@ mod tests {
         // next caller loads again.
         assert!(matches!(
             refresher.token().await,
-            Err(TokenError::Interrupted)
+            Err(TokenError::Flight(FlightError::Interrupted))
         ));
         clock.advance(SCHEDULE.retry_after);
         loader.gate.add_permits(1);
         assert_eq!(refresher.token().await.unwrap(), good);
         assert_eq!(loader.loads.load(Ordering::SeqCst), 2);
+    }
+
+    /// A load whose task is dropped before it first ran (its runtime shut down with the task still
+    /// queued) is not left marked in flight: its waiters are told it was interrupted, and after the
+    /// usual pause, counted from its start, the next caller loads.
+    #[test]
+    fn a_load_dropped_before_its_task_ran_is_started_again() {
+        let clock = ManualClock::new();
+        let (loader, refresher) = engine(&clock);
+        let good = token(&clock, 1);
+        *loader.answer.lock().unwrap() = Some(Ok(good.clone()));
+        loader.gate.add_permits(1);
+
+        // A caller starts the load and leaves; the runtime shuts down before the load's task runs.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let mut token = std::pin::pin!(refresher.token());
+            let mut context = Context::from_waker(Waker::noop());
+            assert!(token.as_mut().poll(&mut context).is_pending());
+        });
+        drop(runtime);
+        assert_eq!(loader.loads.load(Ordering::SeqCst), 0);
+
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            assert!(matches!(
+                refresher.token().await,
+                Err(TokenError::Flight(FlightError::Interrupted))
+            ));
+            clock.advance(SCHEDULE.retry_after);
+            assert_eq!(refresher.token().await.unwrap(), good);
+        });
+        assert_eq!(loader.loads.load(Ordering::SeqCst), 1);
     }
 
     /// Polls a future to completion on this thread, with no Tokio runtime anywhere.
@@ -611,7 +655,7 @@ mod tests {
         let (loader, refresher) = engine(&clock);
         assert!(matches!(
             block_on(refresher.token()),
-            Err(TokenError::NoRuntime)
+            Err(TokenError::Flight(FlightError::NoRuntime))
         ));
         assert_eq!(loader.loads.load(Ordering::SeqCst), 0);
 
@@ -627,7 +671,7 @@ mod tests {
         assert_eq!(block_on(refresher.token()).unwrap(), good);
         assert!(matches!(
             block_on(refresher.reload()),
-            Err(TokenError::NoRuntime)
+            Err(TokenError::Flight(FlightError::NoRuntime))
         ));
     }
 }

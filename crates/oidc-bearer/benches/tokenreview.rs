@@ -11,7 +11,8 @@
 //!   intervals, counting the reviews the API-server stand-in receives (object binding must send at
 //!   most one per token per interval) and the wall time against local verification alone.
 //!
-//! Run: `cargo bench -p oidc-bearer --bench tokenreview` (about a minute).
+//! Run: `cargo bench -p oidc-bearer --bench tokenreview` (about a minute). `-- profile VARIANT N`
+//! runs only `N` calls of one variant, for callgrind (see BENCHMARKS.md).
 
 use std::future::Future;
 use std::hint::black_box;
@@ -23,7 +24,9 @@ use std::time::{Duration, Instant};
 use criterion::Criterion;
 use oidc_bearer::claims::kubernetes::KubernetesClaims;
 use oidc_bearer::clock::ManualClock;
-use oidc_bearer::tokenreview::{ApiServer, ObjectBindingCheck, TokenReview, TokenReviewClaims};
+use oidc_bearer::tokenreview::{
+    ApiServer, ObjectBinding, ObjectBindingCheck, TokenReview, TokenReviewClaims,
+};
 use oidc_bearer::{Verifier, VerifyToken};
 use oidc_bearer_testing::{TestIssuer, TokenReviews};
 
@@ -49,11 +52,11 @@ struct Setup {
     reviews: TokenReviews,
     clock: ManualClock,
     local: Verifier,
-    bound: Verifier,
+    bound: ObjectBinding<Verifier>,
     review: TokenReview,
     token: String,
     local_hit: LayerHit<Verifier, KubernetesClaims>,
-    bound_hit: LayerHit<Verifier, KubernetesClaims>,
+    bound_hit: LayerHit<ObjectBinding<Verifier>, KubernetesClaims>,
     review_hit: LayerHit<TokenReview, TokenReviewClaims>,
 }
 
@@ -79,11 +82,15 @@ impl Setup {
             .with_clock(clock.clone())
             .build()
             .expect("verifier");
-        let bound = Verifier::builder(issuer.issuer(), AUD)
-            .with_discovery_url(issuer.discovery_url())
-            .with_clock(clock.clone())
-            .with_object_binding(ObjectBindingCheck::new(INTERVAL).with_api_server(api(&reviews)))
-            .build()
+        let bound = ObjectBindingCheck::new(INTERVAL)
+            .with_api_server(api(&reviews))
+            .wrap(
+                Verifier::builder(issuer.issuer(), AUD)
+                    .with_discovery_url(issuer.discovery_url())
+                    .with_clock(clock.clone())
+                    .build()
+                    .expect("verifier"),
+            )
             .expect("bound verifier");
         let review = TokenReview::builder(api(&reviews), AUD)
             .with_clock(clock.clone())
@@ -134,6 +141,7 @@ impl Setup {
         self.review_hit.hit()
     }
 
+    #[inline(never)]
     fn review_cache_hit_async(&self) -> Arc<TokenReviewClaims> {
         now_or_never(self.review.verify_token(black_box(&self.token))).expect("hit")
     }
@@ -201,12 +209,17 @@ fn simulated_load(runtime: &tokio::runtime::Runtime, setup: &Setup) {
                 .sign()
         })
         .collect();
-    let run = |verifier: &Verifier| {
+    fn run<V: VerifyToken>(
+        verifier: &V,
+        setup: &Setup,
+        tokens: &[String],
+        runtime: &tokio::runtime::Runtime,
+    ) -> (std::time::Duration, usize) {
         let start = Instant::now();
         let before = setup.reviews.calls();
         for _ in 0..INTERVALS {
             for _ in 0..PER_INTERVAL {
-                for token in &tokens {
+                for token in tokens {
                     runtime
                         .block_on(verifier.verify_token::<KubernetesClaims>(token))
                         .expect("accepted");
@@ -215,10 +228,10 @@ fn simulated_load(runtime: &tokio::runtime::Runtime, setup: &Setup) {
             }
         }
         (start.elapsed(), setup.reviews.calls() - before)
-    };
+    }
     let requests = TOKENS * PER_INTERVAL * INTERVALS;
-    let (local_time, local_reviews) = run(&setup.local);
-    let (bound_time, bound_reviews) = run(&setup.bound);
+    let (local_time, local_reviews) = run(&setup.local, setup, &tokens, runtime);
+    let (bound_time, bound_reviews) = run(&setup.bound, setup, &tokens, runtime);
     println!(
         "\nsimulated load: {requests} requests, {TOKENS} tokens, {INTERVALS} intervals of {INTERVAL:?}"
     );
@@ -245,6 +258,21 @@ fn main() {
         .build()
         .expect("runtime");
     let setup = Setup::new(&runtime);
+    // `profile VARIANT N`: N calls of one variant and nothing else, for
+    // `valgrind --tool=callgrind --toggle-collect='*Setup*VARIANT*'` (instruction counts).
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "profile") {
+        let n: usize = args[i + 2].parse().expect("profile VARIANT N");
+        for _ in 0..n {
+            match args[i + 1].as_str() {
+                "token_cache_hit" => drop(black_box(setup.token_cache_hit())),
+                "review_cache_hit" => drop(black_box(setup.review_cache_hit())),
+                "binding_hit" => drop(black_box(setup.binding_hit())),
+                other => panic!("no variant {other}"),
+            }
+        }
+        return;
+    }
     let mut c = Criterion::default().configure_from_args();
     let mut group = c.benchmark_group("cached_answer");
     group.bench_function("token_cache_hit", |b| b.iter(|| setup.token_cache_hit()));

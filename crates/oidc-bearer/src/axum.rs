@@ -21,13 +21,14 @@ use std::any::type_name;
 
 use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum::response::{IntoResponse, Response};
-use http::StatusCode;
 use http::request::Parts;
 
-use crate::layer::Claims;
+use crate::layer::{Claims, refuse};
+use crate::rejection::{AuthRejection, DefaultRejection};
 
 /// The rejection of the [`Claims`] extractor when the layer is missing (or was configured for another
-/// claims type): a programmer error, answered with 500 and a message that says what to add.
+/// claims type): a programmer error, answered like a policy that finds no claims
+/// ([`AuthRejection::Misconfigured`]): 500, a body that says what to add, logged at ERROR.
 #[derive(Debug, Clone)]
 pub struct MissingClaimsLayer {
     type_name: &'static str,
@@ -47,9 +48,17 @@ impl std::fmt::Display for MissingClaimsLayer {
 impl std::error::Error for MissingClaimsLayer {}
 
 impl IntoResponse for MissingClaimsLayer {
+    /// 500, logged at ERROR with the fix: the one "wired wrong" answer, as a policy gives.
     fn into_response(self) -> Response {
-        tracing::error!(%self, "Claims extractor used without its layer");
-        (StatusCode::INTERNAL_SERVER_ERROR, self.to_string()).into_response()
+        let reason = AuthRejection::Misconfigured(self.to_string());
+        refuse(&DefaultRejection::new(), reason)
+    }
+}
+
+/// The rejection for a missing `Claims<T>`.
+pub(crate) fn missing_claims_layer<T>() -> MissingClaimsLayer {
+    MissingClaimsLayer {
+        type_name: type_name::<T>(),
     }
 }
 
@@ -65,9 +74,7 @@ where
             .extensions
             .get::<Claims<T>>()
             .cloned()
-            .ok_or(MissingClaimsLayer {
-                type_name: type_name::<T>(),
-            })
+            .ok_or_else(missing_claims_layer::<T>)
     }
 }
 

@@ -1,5 +1,8 @@
-//! The HTTP fetches behind discovery and key sets: timeouts, a size cap, no redirects, and the rule
-//! that only `https` (or plain http on loopback) is fetched.
+//! The HTTP fetches behind discovery and key sets, on the one bounded fetch of
+//! [`oidc_bearer_shared::fetch`] (client builder with the TLS roots, no redirects, timeouts, the
+//! capped body read, [`FetchError`]), plus the verifier's rules: only `https` (or plain http on
+//! loopback) is fetched, the fetch bearer token goes only to configured origins, and clients are
+//! shared within a registry.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -7,10 +10,13 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt as _, LengthLimitError, Limited};
+use oidc_bearer_shared::fetch::{self as shared, ClientError, ClientSettings, FetchError};
 use url::Url;
 
-use crate::error::{ConfigError, KeysError, error_chain};
+use crate::error::{ConfigError, KeysError};
+
+/// The `User-Agent` of every request this crate sends.
+pub(crate) const USER_AGENT: &str = concat!("oidc-bearer/", env!("CARGO_PKG_VERSION"));
 
 /// How discovery documents and key sets are fetched: what `VerifierBuilder`'s HTTP settings set.
 #[derive(Clone)]
@@ -20,6 +26,9 @@ pub(crate) struct HttpSettings {
     pub(crate) max_response_bytes: usize,
     pub(crate) allow_insecure_http: bool,
     pub(crate) root_certificates: Vec<Vec<u8>>,
+    /// Whether the system's roots are trusted besides `root_certificates` (false: exactly those,
+    /// as for a cluster's own API server).
+    pub(crate) system_roots: bool,
     pub(crate) authorization: Option<Arc<dyn Fn() -> Option<String> + Send + Sync>>,
     /// Where `authorization` may be sent: the origins of the URLs the user configured.
     pub(crate) authorization_origins: Vec<url::Origin>,
@@ -45,6 +54,7 @@ impl Default for HttpSettings {
             max_response_bytes: 1024 * 1024,
             allow_insecure_http: false,
             root_certificates: Vec::new(),
+            system_roots: true,
             authorization: None,
             authorization_origins: Vec::new(),
             clients: None,
@@ -60,14 +70,18 @@ impl fmt::Debug for HttpSettings {
             .field("max_response_bytes", &self.max_response_bytes)
             .field("allow_insecure_http", &self.allow_insecure_http)
             .field("root_certificates", &self.root_certificates.len())
+            .field("system_roots", &self.system_roots)
             .field("authorization", &self.authorization.is_some())
             .finish()
     }
 }
 
-/// A fetched body and what its Cache-Control said.
+/// A fetched body, its status and what its Cache-Control said.
 pub(crate) struct Fetched {
+    pub(crate) status: u16,
     pub(crate) body: Bytes,
+    /// The first `Cache-Control` value, as sent.
+    pub(crate) cache_control: Option<String>,
     pub(crate) max_age: Option<Duration>,
 }
 
@@ -76,24 +90,6 @@ pub(crate) struct Fetched {
 pub(crate) struct Fetcher {
     client: Arc<reqwest::Client>,
     settings: HttpSettings,
-}
-
-/// What a `reqwest::Client` is built from: fetchers that agree on it can share one client.
-#[derive(PartialEq)]
-struct ClientKey {
-    connect_timeout: Duration,
-    timeout: Duration,
-    root_certificates: Vec<Vec<u8>>,
-}
-
-impl ClientKey {
-    fn of(settings: &HttpSettings) -> Self {
-        Self {
-            connect_timeout: settings.connect_timeout,
-            timeout: settings.timeout,
-            root_certificates: settings.root_certificates.clone(),
-        }
-    }
 }
 
 /// HTTP clients shared by the verifiers that one issuer registry builds, one per distinct
@@ -108,7 +104,8 @@ pub(crate) struct SharedClients(Arc<Mutex<Pool>>);
 
 #[derive(Default)]
 struct Pool {
-    clients: Vec<(ClientKey, Arc<reqwest::Client>)>,
+    /// Each client with what it was built from: fetchers that agree on it share it.
+    clients: Vec<(ClientSettings, Arc<reqwest::Client>)>,
     /// How many fetchers were given a pooled client.
     #[cfg(test)]
     lent: usize,
@@ -119,7 +116,7 @@ impl SharedClients {
 
     /// A client for `settings`: the pooled one with the same connection settings, or a new one.
     fn client(&self, settings: &HttpSettings) -> Result<Arc<reqwest::Client>, ConfigError> {
-        let key = ClientKey::of(settings);
+        let key = client_settings(settings);
         let mut pool = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(client) = pool
             .clients
@@ -136,10 +133,10 @@ impl SharedClients {
         if pool.clients.len() >= Self::MAX {
             // Not pooled: built without holding up the fetchers that are.
             drop(pool);
-            return Fetcher::client(settings).map(Arc::new);
+            return client(&key).map(Arc::new);
         }
         // Built under the lock, so that concurrent first builds with one setting make one client.
-        let client = Arc::new(Fetcher::client(settings)?);
+        let client = Arc::new(client(&key)?);
         pool.clients.push((key, client.clone()));
         #[cfg(test)]
         {
@@ -156,28 +153,33 @@ impl SharedClients {
     }
 }
 
+/// What the connection of `settings` is built from; per-request settings (the total timeout, the
+/// bearer token, the size cap, the insecure-http switch) stay in the fetcher.
+fn client_settings(settings: &HttpSettings) -> ClientSettings {
+    let mut client = ClientSettings::new(settings.connect_timeout, USER_AGENT);
+    client.root_certificates = settings.root_certificates.clone();
+    client.system_roots = settings.system_roots;
+    client
+}
+
+/// An HTTP client with the connection settings of `settings`; a bad root certificate is a
+/// configuration error.
+pub(crate) fn client(settings: &ClientSettings) -> Result<reqwest::Client, ConfigError> {
+    shared::client(settings).map_err(|e| match e {
+        ClientError::InvalidCertificate { reason } => ConfigError::InvalidCertificate { reason },
+        other => ConfigError::HttpClient {
+            message: other.to_string(),
+        },
+    })
+}
+
 impl Fetcher {
     pub(crate) fn new(settings: HttpSettings) -> Result<Self, ConfigError> {
         let client = match &settings.clients {
             Some(clients) => clients.client(&settings)?,
-            None => Arc::new(Self::client(&settings)?),
+            None => Arc::new(client(&client_settings(&settings))?),
         };
         Ok(Self { client, settings })
-    }
-
-    /// A client with the settings that apply to the connection; per-request settings (the bearer
-    /// token, the size cap, the insecure-http switch) stay in the fetcher.
-    fn client(settings: &HttpSettings) -> Result<reqwest::Client, ConfigError> {
-        let mut builder = reqwest::Client::builder()
-            // A redirect could move the fetch to a host (or scheme) we never vetted.
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(settings.connect_timeout)
-            .timeout(settings.timeout)
-            .user_agent(concat!("oidc-bearer/", env!("CARGO_PKG_VERSION")));
-        builder = with_root_certificates(builder, &settings.root_certificates)?;
-        builder.build().map_err(|e| ConfigError::HttpClient {
-            message: e.to_string(),
-        })
     }
 
     pub(crate) fn settings(&self) -> &HttpSettings {
@@ -189,7 +191,10 @@ impl Fetcher {
         check_url(url, self.settings.allow_insecure_http).map_err(|_| KeysError::InsecureUrl {
             url: url.to_string(),
         })?;
-        let url_string = || url.to_string();
+        let failed = |source: FetchError| KeysError::Fetch {
+            url: url.to_string(),
+            source,
+        };
         let mut request = self
             .client
             .get(url.clone())
@@ -203,112 +208,71 @@ impl Fetcher {
             .as_ref()
             .filter(|_| self.settings.authorization_origins.contains(&url.origin()));
         if let Some(token) = authorization.and_then(|auth| auth()) {
-            let mut value =
-                http::HeaderValue::try_from(format!("Bearer {token}")).map_err(|_| {
-                    KeysError::Transport {
-                        url: url_string(),
-                        message: "the configured bearer token is not a valid header value".into(),
-                    }
-                })?;
-            value.set_sensitive(true);
+            let value = bearer_authorization(&token).ok_or_else(|| {
+                failed(FetchError::Transport {
+                    message: "the configured bearer token is not a valid header value".into(),
+                })
+            })?;
             request = request.header(http::header::AUTHORIZATION, value);
         }
-        let map_err = |e: &(dyn std::error::Error + 'static)| {
-            if is_timeout(e) {
-                KeysError::Timeout {
-                    url: url_string(),
-                    timeout: self.settings.timeout,
-                }
-            } else {
-                KeysError::Transport {
-                    url: url_string(),
-                    message: error_chain(e),
-                }
-            }
+        let response = shared::send(request, self.settings.timeout)
+            .await
+            .and_then(shared::Response::success)
+            .map_err(failed)?;
+        let status = response.status().as_u16();
+        let cache_controls = || {
+            response
+                .headers()
+                .get_all(http::header::CACHE_CONTROL)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
         };
-        let response = request.send().await.map_err(|e| map_err(&e))?;
-        let status = response.status();
-        if !status.is_success() {
-            return Err(KeysError::Status {
-                url: url_string(),
-                status: status.as_u16(),
-            });
+        let max_age = cache_controls().find_map(parse_max_age);
+        let cache_control = cache_controls().next().map(str::to_owned);
+        let body = response
+            .body(self.settings.max_response_bytes)
+            .await
+            .map_err(failed)?;
+        Ok(Fetched {
+            status,
+            body,
+            cache_control,
+            max_age,
+        })
+    }
+}
+
+/// A document fetched as a verifier fetches its discovery document and key set, for tools that
+/// show what a verifier sees (made by
+/// [`VerifierBuilder::fetch_document`](crate::VerifierBuilder::fetch_document)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FetchedDocument {
+    /// The HTTP status (a success: others are errors).
+    pub status: u16,
+    /// The response's `Cache-Control` header, as sent (what sets the key cache's lifetime).
+    pub cache_control: Option<String>,
+    /// The body, at most the verifier's response size cap.
+    pub body: Vec<u8>,
+}
+
+impl From<Fetched> for FetchedDocument {
+    fn from(fetched: Fetched) -> Self {
+        Self {
+            status: fetched.status,
+            cache_control: fetched.cache_control,
+            body: fetched.body.into(),
         }
-        let max_age = response
-            .headers()
-            .get_all(http::header::CACHE_CONTROL)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .find_map(parse_max_age);
-        let max = self.settings.max_response_bytes;
-        let body = read_body(response, max).await.map_err(|e| match e {
-            BodyError::TooLarge => KeysError::TooLarge {
-                url: url_string(),
-                max_bytes: max,
-            },
-            BodyError::Failed(e) => map_err(&*e),
-        })?;
-        Ok(Fetched { body, max_age })
     }
 }
 
-/// Adds PEM root certificates (each a bundle of one or more) to `builder`; a PEM without any
-/// certificate is refused. Shared by every HTTP client this crate builds.
-pub(crate) fn with_root_certificates(
-    mut builder: reqwest::ClientBuilder,
-    pems: &[Vec<u8>],
-) -> Result<reqwest::ClientBuilder, ConfigError> {
-    let mut certs = Vec::new();
-    for pem in pems {
-        let parsed = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| {
-            ConfigError::InvalidCertificate {
-                reason: e.to_string(),
-            }
-        })?;
-        if parsed.is_empty() {
-            return Err(ConfigError::InvalidCertificate {
-                reason: "no certificate found in PEM".into(),
-            });
-        }
-        certs.extend(parsed);
-    }
-    if !certs.is_empty() {
-        builder = builder.tls_certs_merge(certs);
-    }
-    Ok(builder)
-}
-
-/// Why a response body could not be read whole.
-pub(crate) enum BodyError {
-    /// It is longer than the cap.
-    TooLarge,
-    /// The connection failed, or timed out, while it was read.
-    Failed(Box<dyn std::error::Error + Send + Sync>),
-}
-
-/// Reads a response's body whole, refusing one over `max` bytes without reading on: by its
-/// `Content-Length` when it states one, else as the bytes arrive. Every body this crate reads from
-/// the network comes through here, so that no server can make it buffer without end.
-pub(crate) async fn read_body(response: reqwest::Response, max: usize) -> Result<Bytes, BodyError> {
-    if response
-        .content_length()
-        .is_some_and(|len| len > max as u64)
-    {
-        return Err(BodyError::TooLarge);
-    }
-    let body = http::Response::from(response).into_body();
-    match Limited::new(body, max).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(error) if error.is::<LengthLimitError>() => Err(BodyError::TooLarge),
-        Err(error) => Err(BodyError::Failed(error)),
-    }
-}
-
-/// Whether a request or body error is reqwest's timeout.
-pub(crate) fn is_timeout(error: &(dyn std::error::Error + 'static)) -> bool {
-    error
-        .downcast_ref::<reqwest::Error>()
-        .is_some_and(reqwest::Error::is_timeout)
+/// `Authorization: Bearer <token>` for a credential of ours (marked sensitive, so that it is never
+/// logged), or `None` when it cannot be a header value. Surrounding whitespace is dropped: a token
+/// file read whole may end in a newline (client-go's `CachedFileTokenSource` trims likewise).
+pub(crate) fn bearer_authorization(token: &str) -> Option<http::HeaderValue> {
+    let mut value = http::HeaderValue::try_from(format!("Bearer {}", token.trim())).ok()?;
+    value.set_sensitive(true);
+    Some(value)
 }
 
 /// `max-age` from a Cache-Control value (RFC 9111 §5.2.2.1); `no-store`/`no-cache` count as zero
@@ -389,6 +353,38 @@ mod tests {
         assert_eq!(clients.counts(), (2, 3));
     }
 
+    /// A fetcher that trusts exactly a cluster's CA never shares the client of one that trusts
+    /// the same CA besides the system's roots; and trusting nothing at all is refused.
+    #[test]
+    fn trusting_only_given_roots_is_a_connection_setting_of_its_own() {
+        let clients = SharedClients::default();
+        let ca = {
+            let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+            params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+            params
+                .self_signed(&rcgen::KeyPair::generate().unwrap())
+                .unwrap()
+                .pem()
+        };
+        let pooled = |system_roots: bool| {
+            Fetcher::new(HttpSettings {
+                clients: Some(clients.clone()),
+                root_certificates: vec![ca.clone().into_bytes()],
+                system_roots,
+                ..HttpSettings::default()
+            })
+            .unwrap()
+        };
+        let (merged, only) = (pooled(true), pooled(false));
+        assert!(!Arc::ptr_eq(&merged.client, &only.client));
+        assert!(Arc::ptr_eq(&only.client, &pooled(false).client));
+        let nothing = Fetcher::new(HttpSettings {
+            system_roots: false,
+            ..HttpSettings::default()
+        });
+        assert_eq!(nothing.err().unwrap().code(), "invalid_certificate");
+    }
+
     #[test]
     fn a_fetcher_without_a_pool_builds_its_own_client() {
         let a = Fetcher::new(HttpSettings::default()).unwrap();
@@ -418,6 +414,40 @@ mod tests {
         url
     }
 
+    /// The diagnostics fetch (`oidc-bearer discover`) is the verifier's: status, Cache-Control and
+    /// body as served, no redirect followed, no plain http off loopback.
+    #[tokio::test]
+    async fn a_document_is_fetched_as_a_verifier_fetches_its_keys() {
+        let url = serve(vec![
+            "HTTP/1.1 200 OK\r\ncache-control: public, max-age=300\r\ncontent-length: 2\r\n\
+             connection: close\r\n\r\n{}"
+                .into(),
+            "HTTP/1.1 302 Found\r\nlocation: http://127.0.0.1:1/\r\ncontent-length: 0\r\n\
+             connection: close\r\n\r\n"
+                .into(),
+        ])
+        .await;
+        let builder = crate::Verifier::builder("https://issuer.example", "aud");
+        let document = builder.fetch_document(url.as_str()).await.unwrap();
+        assert_eq!(document.status, 200);
+        assert_eq!(
+            document.cache_control.as_deref(),
+            Some("public, max-age=300")
+        );
+        assert_eq!(document.body, b"{}");
+        match builder.fetch_document(url.as_str()).await {
+            Err(KeysError::Fetch {
+                source: FetchError::Status { status: 302 },
+                ..
+            }) => {}
+            other => panic!("{other:?}"),
+        }
+        match builder.fetch_document("http://issuer.example/keys").await {
+            Err(KeysError::InsecureUrl { url }) => assert_eq!(url, "http://issuer.example/keys"),
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[tokio::test]
     async fn a_body_over_the_cap_is_refused_whether_or_not_its_length_is_stated() {
         const MAX: usize = 16;
@@ -442,7 +472,10 @@ mod tests {
         .unwrap();
         for case in ["content-length", "chunked"] {
             match fetcher.get(&url).await {
-                Err(KeysError::TooLarge { max_bytes, .. }) => assert_eq!(max_bytes, MAX, "{case}"),
+                Err(KeysError::Fetch {
+                    source: FetchError::TooLarge { max_bytes },
+                    ..
+                }) => assert_eq!(max_bytes, MAX, "{case}"),
                 other => panic!("{case}: {:?}", other.map(|f| f.body)),
             }
         }
@@ -477,7 +510,10 @@ mod tests {
         })
         .unwrap();
         match fetcher.get(&url).await {
-            Err(KeysError::Timeout { timeout: t, .. }) => assert_eq!(t, timeout),
+            Err(KeysError::Fetch {
+                source: FetchError::Timeout { timeout: t },
+                ..
+            }) => assert_eq!(t, timeout),
             other => panic!("{:?}", other.map(|f| f.body)),
         }
         drop(done);

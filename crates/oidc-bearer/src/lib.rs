@@ -135,6 +135,8 @@ pub mod policy;
 mod registry;
 pub mod rejection;
 mod sealed;
+#[cfg(test)]
+mod shut_down_runtime;
 mod token;
 pub mod tokenreview;
 mod verify;
@@ -143,8 +145,17 @@ mod verify;
 // A module's re-exports are one statement, its public list.
 pub use self::{
     algorithm::{Algorithm, UnknownAlgorithm},
-    error::{config::ConfigError, keys::KeysError, verify::Phase, verify::VerifyError},
+    error::{
+        Escaped, config::ConfigError, keys::KeysError, review::ReviewError, verify::Phase,
+        verify::VerifyError,
+    },
     layer::{Claims, future::BearerAuthFuture, layer::BearerAuthLayer, service::BearerAuth},
     registry::{IssuerRegistry, builder::IssuerRegistryBuilder, pattern::IssuerPattern},
     verify::{Verifier, VerifyToken, builder::VerifierBuilder},
 };
+/// Why an HTTP exchange failed (status, transport, timeout, size cap); wrapped by
+/// [`KeysError::Fetch`] and [`ReviewError::Fetch`].
+pub use oidc_bearer_shared::FetchError;
+/// Why detached work (a key fetch, a TokenReview) gave no outcome: no Tokio runtime, too many
+/// running, or interrupted; wrapped by [`KeysError::Flight`] and [`ReviewError::Flight`].
+pub use oidc_bearer_shared::FlightError;

@@ -1,12 +1,14 @@
 //! Taking a compact JWS apart (RFC 7515 §7.1) and rejecting garbage before any crypto: size, segment
-//! count, base64url, JSON, `crit`.
+//! count, base64url, JSON, repeated member names, `crit`.
 
+use std::borrow::Cow;
+use std::collections::HashSet;
 use std::fmt;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use crate::error::VerifyError;
 
@@ -86,8 +88,8 @@ impl<'de> Deserialize<'de> for ClaimValue {
                     ClaimValue::Other
                 })
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ClaimValue, A::Error> {
-                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<ClaimValue, A::Error> {
+                visit_members(map, |_, map| map.next_value::<Unique>().map(drop))?;
                 Ok(ClaimValue::Other)
             }
         }
@@ -97,14 +99,179 @@ impl<'de> Deserialize<'de> for ClaimValue {
 
 /// The registered claims the verifier checks: read in the pass that validates the payload, before
 /// the signature check; only trusted after it.
-#[derive(Debug, Default, Clone, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct RawClaims {
     pub(crate) iss: ClaimValue,
     pub(crate) aud: ClaimValue,
     pub(crate) exp: ClaimValue,
     pub(crate) nbf: ClaimValue,
     pub(crate) iat: ClaimValue,
+}
+
+/// The pass that validates the payload: the registered claims are read, every other member is
+/// validated as JSON, and a member name repeated in any object is refused.
+impl<'de> Deserialize<'de> for RawClaims {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawClaims;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawClaims, A::Error> {
+                let mut claims = RawClaims::default();
+                visit_members(map, |name, map| {
+                    let claim = match name {
+                        "iss" => &mut claims.iss,
+                        "aud" => &mut claims.aud,
+                        "exp" => &mut claims.exp,
+                        "nbf" => &mut claims.nbf,
+                        "iat" => &mut claims.iat,
+                        _ => return map.next_value::<Unique>().map(drop),
+                    };
+                    *claim = map.next_value()?;
+                    Ok(())
+                })?;
+                Ok(claims)
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
+/// The error of a repeated member name: a data error, told apart from a syntax error by
+/// [`serde_json::Error::is_data`] (the validating passes raise no other).
+const REPEATED_NAME: &str = "duplicate member name";
+
+/// Visits every member of a JSON object, handing its name to `member`, which must read the value;
+/// a name the object already had is an error.
+///
+/// RFC 7515 §4 (header) and RFC 7519 §4 (claims): a recipient must reject a JWS or JWT whose JSON
+/// repeats a member name, or take the last one consistently. serde takes the last in a map and
+/// refuses a repeat in a struct, so two readers of one token could disagree (a policy reading
+/// `scope` from a map, a claims type reading it as a field): we reject, at every depth.
+fn visit_members<'de, A: MapAccess<'de>>(
+    mut map: A,
+    mut member: impl FnMut(&str, &mut A) -> Result<(), A::Error>,
+) -> Result<(), A::Error> {
+    let mut names = Names::default();
+    while let Some(Name(name)) = map.next_key()? {
+        member(&name, &mut map)?;
+        if !names.insert(name) {
+            return Err(de::Error::custom(REPEATED_NAME));
+        }
+    }
+    Ok(())
+}
+
+/// A member name, borrowed from the JSON text unless it has escapes (then unescaped, so that
+/// `"a"` and `"\u0061"` are the same name).
+struct Name<'de>(Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Name<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Name<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a member name")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Name<'de>, E> {
+                Ok(Name(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Name<'de>, E> {
+                Ok(Name(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Name<'de>, E> {
+                Ok(Name(Cow::Owned(v)))
+            }
+        }
+        deserializer.deserialize_str(V)
+    }
+}
+
+/// How many names of one object are compared one by one before they go into a hash set: real
+/// objects in tokens have fewer (a Kubernetes token's payload has 9 members), so the miss path
+/// neither hashes nor allocates for them.
+const INLINE_NAMES: usize = 16;
+
+/// The names of one object seen so far.
+#[derive(Default)]
+struct Names<'de> {
+    /// The names while there are at most [`INLINE_NAMES`], all without escapes (borrowed from the
+    /// JSON text): compared one by one, nothing allocated.
+    inline: [&'de str; INLINE_NAMES],
+    len: usize,
+    /// Every name, once an object has more, or one with escapes: a large object costs hashing,
+    /// not comparisons by the square of its size.
+    spilled: Option<HashSet<Cow<'de, str>>>,
+}
+
+impl<'de> Names<'de> {
+    /// Adds `name`; `false` if the object already had it.
+    fn insert(&mut self, name: Cow<'de, str>) -> bool {
+        match (&mut self.spilled, name) {
+            (Some(set), name) => set.insert(name),
+            (None, Cow::Borrowed(name)) if self.len < INLINE_NAMES => {
+                if self.inline[..self.len].contains(&name) {
+                    return false;
+                }
+                self.inline[self.len] = name;
+                self.len += 1;
+                true
+            }
+            (None, name) => {
+                let seen = self.inline[..self.len].iter().map(|n| Cow::Borrowed(*n));
+                let mut set: HashSet<_> = seen.collect();
+                let fresh = set.insert(name);
+                self.spilled = Some(set);
+                fresh
+            }
+        }
+    }
+}
+
+/// Any JSON value, validated and dropped, as serde's `IgnoredAny` does, except that every object
+/// in it is checked for repeated member names.
+struct Unique;
+
+impl<'de> Deserialize<'de> for Unique {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Unique;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Unique, E> {
+                Ok(Unique)
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Unique, E> {
+                Ok(Unique)
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Unique, E> {
+                Ok(Unique)
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Unique, E> {
+                Ok(Unique)
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<Unique, E> {
+                Ok(Unique)
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Unique, E> {
+                Ok(Unique)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Unique, A::Error> {
+                while seq.next_element::<Unique>()?.is_some() {}
+                Ok(Unique)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Unique, A::Error> {
+                visit_members(map, |_, map| map.next_value::<Unique>().map(drop))?;
+                Ok(Unique)
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
 }
 
 impl RawClaims {
@@ -121,27 +288,26 @@ impl RawClaims {
 /// claims; nothing in it is trusted until the signature is checked.
 ///
 /// The registered claims are read in the pass that validates the payload (one pass, as validating
-/// alone would cost: BENCHMARKS.md, "One JSON path"); the caller's claims type is decoded once,
-/// after the signature check.
+/// alone would cost: BENCHMARKS.md, "One JSON path"), so a caller that needs the issuer before
+/// choosing a verifier has it; the caller's claims type is decoded once, after the signature check.
 #[derive(Debug)]
-pub(crate) struct Jws<'a> {
+pub(crate) struct Parsed<'a> {
     pub(crate) header: Header,
     /// `BASE64URL(header) || '.' || BASE64URL(payload)`, the JWS signing input.
     pub(crate) signing_input: &'a [u8],
     pub(crate) payload: Vec<u8>,
     pub(crate) signature: Vec<u8>,
-    /// The registered claims, read (not trusted) in the pass that validates the payload; `None`
-    /// when the payload is a JSON object whose registered claims cannot be read (a duplicated
-    /// `iss`, say), which is refused after the signature check.
-    pub(crate) claims: Option<RawClaims>,
+    /// The registered claims, read (not trusted) in the pass that validates the payload.
+    pub(crate) claims: RawClaims,
 }
 
 /// Headers up to this size are decoded on the stack (real ones are under 200 bytes).
 const HEADER_STACK_BYTES: usize = 512;
 
-impl<'a> Jws<'a> {
+impl<'a> Parsed<'a> {
     /// Takes `token` apart, refusing garbage before any crypto: size, segments, base64url, a JSON
-    /// object header with an `alg`, `crit`, and a payload that is one well-formed JSON object.
+    /// object header with an `alg`, `crit`, a payload that is one well-formed JSON object, and a
+    /// member name repeated anywhere in either.
     pub(crate) fn new(token: &'a str, max_len: usize) -> Result<Self, VerifyError> {
         if token.len() > max_len {
             return Err(VerifyError::TooLarge {
@@ -185,7 +351,18 @@ impl<'a> Jws<'a> {
         if !is_json_object(header_bytes) {
             return Err(malformed("header is not a JSON object with an alg"));
         }
-        let header: Header = serde_json::from_slice(header_bytes)
+        // RFC 7515 §4: the header is UTF-8 JSON (checked once for both passes, as the payload's).
+        let header_text = std::str::from_utf8(header_bytes)
+            .map_err(|_| malformed("header is not a JSON object with an alg"))?;
+        // A second pass over the header (under 200 bytes), for the members `Header` ignores.
+        serde_json::from_str::<Unique>(header_text).map_err(|e| {
+            malformed(if e.is_data() {
+                "duplicate member name in the header (RFC 7515 §4)"
+            } else {
+                "header is not a JSON object with an alg"
+            })
+        })?;
+        let header: Header = serde_json::from_str(header_text)
             .map_err(|_| malformed("header is not a JSON object with an alg"))?;
         let payload = URL_SAFE_NO_PAD
             .decode(p)
@@ -193,16 +370,23 @@ impl<'a> Jws<'a> {
         let signature = URL_SAFE_NO_PAD
             .decode(s)
             .map_err(|_| malformed("signature is not base64url"))?;
-        // Garbage is refused before any crypto: the payload must be one well-formed JSON object. This
-        // pass only validates (serde's `IgnoredAny` allocates nothing); the claims are decoded once,
-        // after the signature check.
+        // Garbage is refused before any crypto: the payload must be one well-formed JSON object
+        // without repeated member names. This pass only validates and reads the registered claims
+        // (it allocates nothing else); the caller's claims are decoded once, after the signature
+        // check.
         if !is_json_object(&payload) {
             return Err(malformed("payload is not a JSON object"));
         }
-        let claims = serde_json::from_slice::<RawClaims>(&payload).ok();
-        if claims.is_none() && serde_json::from_slice::<serde::de::IgnoredAny>(&payload).is_err() {
-            return Err(malformed("payload is not a JSON object"));
-        }
+        // RFC 7519 §7.2: the claims set is UTF-8. Checked once here, so that the pass reads its
+        // strings without checking each again (serde_json's `from_str` trusts a `str`).
+        let text = std::str::from_utf8(&payload).map_err(|_| malformed("payload is not UTF-8"))?;
+        let claims = serde_json::from_str::<RawClaims>(text).map_err(|e| {
+            malformed(if e.is_data() {
+                "duplicate member name in the payload (RFC 7519 §4)"
+            } else {
+                "payload is not a JSON object"
+            })
+        })?;
         // RFC 7515 §4.1.11: a recipient MUST reject a JWS whose `crit` lists extensions it does not
         // understand; we understand none. An empty list is itself invalid, and so is any value that
         // is not an array, `null` included.
@@ -223,48 +407,6 @@ impl<'a> Jws<'a> {
             signature,
             claims,
         })
-    }
-
-    /// The registered claims, parsed on their own.
-    pub(crate) fn raw_claims(&self) -> Result<RawClaims, VerifyError> {
-        serde_json::from_slice(&self.payload).map_err(|_| VerifyError::Malformed {
-            reason: "payload is not a JSON object",
-        })
-    }
-
-    /// The registered claims read when the payload was validated (or parsed now).
-    pub(crate) fn claims(&self) -> Result<std::borrow::Cow<'_, RawClaims>, VerifyError> {
-        match &self.claims {
-            Some(claims) => Ok(std::borrow::Cow::Borrowed(claims)),
-            None => self.raw_claims().map(std::borrow::Cow::Owned),
-        }
-    }
-}
-
-/// A compact JWS taken apart with its registered claims read (not trusted) up front: for callers
-/// that need the issuer before choosing a verifier.
-#[derive(Debug)]
-pub(crate) struct Parsed<'a> {
-    jws: Jws<'a>,
-    pub(crate) claims: RawClaims,
-}
-
-impl<'a> Parsed<'a> {
-    pub(crate) fn new(token: &'a str, max_len: usize) -> Result<Self, VerifyError> {
-        let mut jws = Jws::new(token, max_len)?;
-        let claims = match jws.claims.take() {
-            Some(claims) => claims,
-            None => jws.raw_claims()?,
-        };
-        Ok(Self { jws, claims })
-    }
-}
-
-impl<'a> std::ops::Deref for Parsed<'a> {
-    type Target = Jws<'a>;
-
-    fn deref(&self) -> &Jws<'a> {
-        &self.jws
     }
 }
 
@@ -338,6 +480,100 @@ mod tests {
         for (token, code) in cases {
             let err = Parsed::new(&token, 8192).unwrap_err();
             assert_eq!(err.code(), code, "{token:.60}: {err}");
+        }
+    }
+
+    /// RFC 7515 §4 and RFC 7519 §4: a recipient must reject a JOSE header or claims set with
+    /// duplicate member names, or keep the last one consistently; we reject, anywhere in either
+    /// (a member of a nested object, an object in an array, names spelled with escapes).
+    #[test]
+    fn duplicate_member_names_are_refused_in_the_header_and_payload() {
+        let header = r#"{"alg":"RS256"}"#;
+        let payload = r#"{"iss":"x"}"#;
+        let refused = [
+            (r#"{"alg":"RS256","x5t":"a","x5t":"b"}"#, payload),
+            (r#"{"alg":"RS256","jwk":{"kty":"RSA","kty":"EC"}}"#, payload),
+            (header, r#"{"iss":"x","scope":"read","scope":"admin"}"#),
+            (header, r#"{"iss":"x","iss":"y"}"#),
+            (
+                header,
+                r#"{"iss":"x","kubernetes.io":{"namespace":"a","namespace":"b"}}"#,
+            ),
+            (header, r#"{"iss":"x","groups":[{"name":"a","name":"b"}]}"#),
+            (header, r#"{"iss":"x","aud":{"a":1,"a":2}}"#),
+            (header, r#"{"iss":"x","aud":[{"a":1,"a":2}]}"#),
+            (header, r#"{"iss":"x","scope":"read","sc\u006fpe":"admin"}"#),
+            // Escaped quotes and backslashes are unescaped before names are compared.
+            (header, r#"{"iss":"x","a\"b":1,"a\u0022b":2}"#),
+            (header, r#"{"iss":"x","a\\b":1,"a\u005cb":2}"#),
+            (r#"{"alg":"RS256","\u0061lg":"none"}"#, payload),
+            (header, r#"{"iss":"x","a":{"b":{"c":{"d":1,"d":1}}}}"#),
+        ];
+        // Past the names compared one by one, in the hash set.
+        let many: Vec<String> = (0..40).map(|i| format!(r#""n{i}":{i}"#)).collect();
+        let distinct = format!("{{{}}}", many.join(","));
+        let repeated = format!(r#"{{{},"n3":0}}"#, many.join(","));
+        let refused = refused.into_iter().chain([(header, repeated.as_str())]);
+        for (h, p) in refused {
+            let token = format!("{}.{}.c2ln", b64(h), b64(p));
+            let err = Parsed::new(&token, 8192).unwrap_err();
+            assert_eq!(err.code(), "malformed", "{h} {p}");
+            assert!(err.to_string().contains("duplicate member name"), "{err}");
+        }
+        // The same name in different objects is no duplicate.
+        let accepted = [
+            r#"{"iss":"x","a":{"n":1},"b":{"n":1},"c":[{"n":1},{"n":2}],"n":0}"#,
+            r#"{"iss":"x","aud":["a","a"],"scope":"a b"}"#,
+            &distinct,
+        ];
+        for p in accepted {
+            let token = format!("{}.{}.c2ln", b64(header), b64(p));
+            assert!(Parsed::new(&token, 8192).is_ok(), "{p}");
+        }
+    }
+
+    /// The passes that look for repeated names recurse into every array and object: nesting up to
+    /// serde_json's depth limit (128) is read, and deeper nesting is refused as malformed, never a
+    /// stack overflow (which aborts the process), in the header, an unknown claim and `aud`, on a
+    /// thread with a quarter of Tokio's default stack.
+    #[test]
+    fn deep_nesting_is_read_or_refused_within_a_small_stack() {
+        let nested = |depth: usize, object: bool| {
+            let (open, close) = if object {
+                (r#"{"a":"#, "}")
+            } else {
+                ("[", "]")
+            };
+            format!("{}1{}", open.repeat(depth), close.repeat(depth))
+        };
+        let header = r#"{"alg":"RS256"}"#;
+        let mut rows = Vec::new();
+        for object in [false, true] {
+            for (depth, accepted) in [(120, true), (5_000, false)] {
+                let value = nested(depth, object);
+                rows.push((header.to_owned(), format!(r#"{{"x":{value}}}"#), accepted));
+                rows.push((header.to_owned(), format!(r#"{{"aud":{value}}}"#), accepted));
+                let deep_header = format!(r#"{{"alg":"RS256","x":{value}}}"#);
+                rows.push((deep_header, r#"{"iss":"x"}"#.to_owned(), accepted));
+            }
+        }
+        let outcomes = std::thread::Builder::new()
+            .stack_size(512 * 1024)
+            .spawn(move || {
+                rows.into_iter()
+                    .map(|(h, p, accepted)| {
+                        let token = format!("{}.{}.c2ln", b64(&h), b64(&p));
+                        let outcome = Parsed::new(&token, 1 << 20).map(drop);
+                        (outcome.map_err(|e| e.code()), accepted, p.len() + h.len())
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        for (outcome, accepted, len) in outcomes {
+            let expected = if accepted { Ok(()) } else { Err("malformed") };
+            assert_eq!(outcome, expected, "{len} bytes");
         }
     }
 

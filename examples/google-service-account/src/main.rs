@@ -19,6 +19,8 @@
 //! - `ITERATIONS`: stop after this many calls (unset: call every `INTERVAL_SECS`, default 10, until
 //!   Ctrl-C or SIGTERM). The exit status is non-zero if any call did not end as expected.
 //! - `PORT` (default 8080; 0 picks a free port), `HOST` (default 127.0.0.1): the receiver's address.
+//! - `RUST_LOG` (default `info`), `LOG_FORMAT=json` for JSON log lines (plain text otherwise,
+//!   coloured only on a terminal).
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -39,6 +41,26 @@ fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
+/// Log lines on stderr, filtered by `RUST_LOG` (default `info`): plain text, coloured only when
+/// stderr is a terminal (`kubectl logs` would show the escape codes), or one JSON object per line
+/// with `LOG_FORMAT=json`, for log pipelines. (The same function in each example.)
+fn init_logging() {
+    use std::io::IsTerminal as _;
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let format = std::env::var("LOG_FORMAT").unwrap_or_default();
+    if format == "json" {
+        return logs.json().init();
+    }
+    logs.with_ansi(std::io::stderr().is_terminal()).init();
+    if !matches!(format.as_str(), "" | "text") {
+        tracing::warn!("LOG_FORMAT={format:?} is neither `text` nor `json`: logging text");
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     // Errors are printed with Display (`Result` from `main` would print their Debug form).
@@ -52,13 +74,7 @@ async fn main() -> ExitCode {
 }
 
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,oidc_bearer=info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_logging();
 
     let email =
         env("SA_EMAIL").unwrap_or_else(|| "deployer@demo-project.iam.gserviceaccount.com".into());

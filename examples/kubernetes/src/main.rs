@@ -22,6 +22,8 @@
 //!   token (`serviceAccountToken.audience`).
 //! - `ALLOWED_NAMESPACE` (default `prod`).
 //! - `PORT` (default 8080; 0 picks a free port), `HOST` (default 127.0.0.1; in a pod, 0.0.0.0).
+//! - `RUST_LOG` (default `info`), `LOG_FORMAT=json` for JSON log lines (plain text otherwise,
+//!   coloured only on a terminal).
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -34,7 +36,7 @@ use oidc_bearer::issuers::gke::gke_issuer;
 use oidc_bearer::issuers::kubernetes::InCluster;
 use oidc_bearer::policy::{self, AuthorizeLayer};
 use oidc_bearer::tokenreview::{ApiServer, ObjectBindingCheck, TokenReview, TokenReviewClaims};
-use oidc_bearer::{BearerAuthLayer, Claims, Verifier, VerifierBuilder};
+use oidc_bearer::{BearerAuthLayer, Claims, ConfigError, Verifier, VerifyToken};
 use oidc_bearer_testing::TestIssuer;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
@@ -121,23 +123,24 @@ fn mode() -> Result<Mode, String> {
     }
 }
 
-/// Adds the object-binding check in `binding` mode.
-fn with_mode(builder: VerifierBuilder, mode: Mode, api: Option<ApiServer>) -> VerifierBuilder {
+/// The object-binding check in `binding` mode: asking `api`, or the pod's own cluster.
+fn binding(mode: Mode, api: Option<ApiServer>) -> Result<Option<ObjectBindingCheck>, ConfigError> {
     match (mode, api) {
         (Mode::Binding(interval), Some(api)) => {
-            builder.with_object_binding(ObjectBindingCheck::new(interval).with_api_server(api))
+            Ok(Some(ObjectBindingCheck::new(interval).with_api_server(api)))
         }
         (Mode::Binding(interval), None) => {
-            builder.with_object_binding(ObjectBindingCheck::new(interval))
+            let api = InCluster::new().api_server()?;
+            Ok(Some(ObjectBindingCheck::new(interval).with_api_server(api)))
         }
-        _ => builder,
+        _ => Ok(None),
     }
 }
 
 /// The app: `/whoami` needs a token of the cluster (401) from a service account of `namespace`
 /// (403); `/healthz` is open. With `route_layer`, the layer added last runs first: the bearer layer
 /// verifies and stores the claims, then the policy reads them.
-fn app(verifier: Verifier, namespace: &str) -> Router {
+fn app(verifier: impl VerifyToken, namespace: &str) -> Router {
     Router::new()
         .route("/whoami", get(whoami))
         .route_layer(
@@ -169,6 +172,26 @@ fn configured_issuer() -> Result<Option<String>, String> {
     }
 }
 
+/// Log lines on stderr, filtered by `RUST_LOG` (default `info`): plain text, coloured only when
+/// stderr is a terminal (`kubectl logs` would show the escape codes), or one JSON object per line
+/// with `LOG_FORMAT=json`, for log pipelines. (The same function in each example.)
+fn init_logging() {
+    use std::io::IsTerminal as _;
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let format = std::env::var("LOG_FORMAT").unwrap_or_default();
+    if format == "json" {
+        return logs.json().init();
+    }
+    logs.with_ansi(std::io::stderr().is_terminal()).init();
+    if !matches!(format.as_str(), "" | "text") {
+        tracing::warn!("LOG_FORMAT={format:?} is neither `text` nor `json`: logging text");
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     // Errors are printed with Display (`Result` from `main` would print their Debug form).
@@ -182,13 +205,7 @@ async fn main() -> ExitCode {
 }
 
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,oidc_bearer=info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_logging();
 
     let audience = env("AUDIENCE").unwrap_or_else(|| "kubernetes-example".to_owned());
     let namespace = env("ALLOWED_NAMESPACE").unwrap_or_else(|| "prod".to_owned());
@@ -229,13 +246,13 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
 
     // Construction never contacts the issuer; a bad issuer URL, or IN_CLUSTER=1 outside a pod, fails
     // here rather than at the first request.
-    let (verifier, embedded) = match configured_issuer()? {
+    let (verifier, embedded, check) = match configured_issuer()? {
         Some(issuer) if in_cluster => {
             let builder = InCluster::new().verifier_builder(issuer, audience.clone())?;
-            (with_mode(builder, mode, None).build()?, None)
+            (builder.build()?, None, binding(mode, None)?)
         }
         Some(_) if matches!(mode, Mode::Binding(_)) => return Err(NEEDS_API_SERVER.into()),
-        Some(issuer) => (Verifier::new(issuer, audience.clone())?, None),
+        Some(issuer) => (Verifier::new(issuer, audience.clone())?, None, None),
         None if in_cluster => {
             return Err("IN_CLUSTER=1 needs ISSUER (or GKE_PROJECT/GKE_LOCATION/GKE_CLUSTER): \
                         the cluster's issuer, from `kubectl get --raw /.well-known/openid-configuration`"
@@ -248,24 +265,14 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             let builder = Verifier::builder(issuer.issuer(), audience.clone())
                 .with_discovery_url(issuer.discovery_url());
             let api = embedded_api_server(&issuer)?;
-            (with_mode(builder, mode, Some(api)).build()?, Some(issuer))
+            (builder.build()?, Some(issuer), binding(mode, Some(api))?)
         }
     };
 
-    // Warm the key cache in the background, retrying until the issuer answers; requests meanwhile
-    // get 503, and the server starts even when the issuer is down.
-    let warm = verifier.clone();
-    tokio::spawn(async move {
-        let mut delay = Duration::from_secs(1);
-        loop {
-            match warm.ready().await {
-                Ok(()) => break tracing::info!("issuer keys loaded"),
-                Err(error) => tracing::warn!(%error, "issuer keys not loaded yet; retrying"),
-            }
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_secs(30));
-        }
-    });
+    // Keys load in the background from now on, retried until the issuer answers (each attempt
+    // logged once by the library); requests meanwhile get 503, and the server starts even when the
+    // issuer is down.
+    verifier.warm_up();
 
     let issuer_url = verifier.issuer().to_owned();
     let listener = TcpListener::bind((host.as_str(), port)).await?;
@@ -278,7 +285,11 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         print_demo(issuer, addr, &audience, &namespace, mode);
     }
 
-    axum::serve(listener, app(verifier, &namespace))
+    let router = match check {
+        Some(check) => app(check.wrap(verifier)?, &namespace),
+        None => app(verifier, &namespace),
+    };
+    axum::serve(listener, router)
         .with_graceful_shutdown(shutdown())
         .await?;
     println!("shut down");

@@ -38,9 +38,7 @@ pub struct Embedded {
     pub kubernetes: TestIssuer,
     /// Google's issuer and the metadata server.
     pub google: GoogleStandIn,
-    /// One verifier per issuer, shared with [`registry`](Self::registry) (warm them at start).
-    pub verifiers: Vec<Verifier>,
-    /// Trusts both issuers.
+    /// Trusts both issuers (warm it up at start).
     pub registry: IssuerRegistry,
     settings: Settings,
 }
@@ -55,15 +53,14 @@ impl Embedded {
             google.verifier(&settings.audience)?,
         ];
         let registry = verifiers
-            .iter()
+            .into_iter()
             .fold(IssuerRegistry::builder(), |builder, verifier| {
-                builder.with_verifier(verifier.clone())
+                builder.with_verifier(verifier)
             })
             .build()?;
         Ok(Self {
             kubernetes,
             google,
-            verifiers,
             registry,
             settings,
         })

@@ -11,6 +11,7 @@
 //!
 //! `GET /metrics` serves the library's metrics as Prometheus text (docs/metrics.md).
 //!
+//! Log lines on stderr, plain text (coloured only on a terminal) or JSON with `LOG_FORMAT=json`.
 //! Log levels (`RUST_LOG`, default `info`): a refused token is INFO (`bearer token rejected`, with its
 //! code, at most one line per 10 s with a `suppressed` count), a request without a token DEBUG, a 503
 //! WARN (rate-limited likewise), a key fetch that fails for a configuration reason ERROR with the fix,
@@ -57,15 +58,29 @@ fn env_secs(name: &str, default: u64) -> Result<Duration, String> {
     }
 }
 
+/// Log lines on stderr, filtered by `RUST_LOG` (default `info`): plain text, coloured only when
+/// stderr is a terminal (`kubectl logs` would show the escape codes), or one JSON object per line
+/// with `LOG_FORMAT=json`, for log pipelines. (The same function in each example.)
+fn init_logging() {
+    use std::io::IsTerminal as _;
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let format = std::env::var("LOG_FORMAT").unwrap_or_default();
+    if format == "json" {
+        return logs.json().init();
+    }
+    logs.with_ansi(std::io::stderr().is_terminal()).init();
+    if !matches!(format.as_str(), "" | "text") {
+        tracing::warn!("LOG_FORMAT={format:?} is neither `text` nor `json`: logging text");
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,oidc_bearer=info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_logging();
 
     let audience = env("JWT_AUDIENCE").unwrap_or_else(|| "resource-server".to_owned());
     let host = env("HOST").unwrap_or_else(|| "127.0.0.1".to_owned());
@@ -83,7 +98,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 builder = builder.with_required_typ(typ);
             }
             let verifier = builder.build()?;
-            warm(verifier.clone());
+            // Keys load in the background from now on; requests meanwhile get 503.
+            verifier.warm_up();
             let listener = TcpListener::bind((host.as_str(), port)).await?;
             println!(
                 "listening on http://{} (issuer {issuer_url}, audience {audience})",
@@ -103,9 +119,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             };
             let metadata_port: u16 = env("METADATA_PORT").map_or(Ok(8081), |p| p.parse())?;
             let embedded = Embedded::start(settings).await?;
-            for verifier in &embedded.verifiers {
-                warm(verifier.clone());
-            }
+            embedded.registry.warm_up();
             let listener = TcpListener::bind((host.as_str(), port)).await?;
             let addr = listener.local_addr()?;
             println!(
@@ -165,22 +179,6 @@ fn print_offline_help(
     println!("  IDENTITY=google cargo run -p workload-client");
     println!();
     Ok(())
-}
-
-/// Warms the key cache in the background, retrying until the issuer answers, so the server starts
-/// accepting tokens as soon as the issuer is reachable (requests meanwhile get 503).
-fn warm(verifier: Verifier) {
-    tokio::spawn(async move {
-        let mut delay = Duration::from_secs(1);
-        loop {
-            match verifier.ready().await {
-                Ok(()) => break tracing::info!(issuer = verifier.issuer(), "issuer keys loaded"),
-                Err(error) => tracing::warn!(%error, "issuer keys not loaded yet; retrying"),
-            }
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_secs(30));
-        }
-    });
 }
 
 /// Resolves on Ctrl-C or SIGTERM (what Kubernetes sends before killing a pod).

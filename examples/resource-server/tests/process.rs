@@ -16,6 +16,11 @@ struct Server {
 
 /// Starts the binary with `env` and waits for its "listening on" line.
 async fn start(env: &[(&str, &str)]) -> Server {
+    spawn(env, Stdio::null()).await
+}
+
+/// [`start`], with its log lines (stderr) going to `stderr`.
+async fn spawn(env: &[(&str, &str)], stderr: Stdio) -> Server {
     let mut command = Command::new(env!("CARGO_BIN_EXE_resource-server"));
     command
         .env_remove("ID_ISSUER")
@@ -23,8 +28,9 @@ async fn start(env: &[(&str, &str)]) -> Server {
         .env("PORT", "0")
         .env("METADATA_PORT", "0")
         .env("RUST_LOG", "warn")
+        .env_remove("LOG_FORMAT")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .kill_on_drop(true);
     for (k, v) in env {
         command.env(k, v);
@@ -137,6 +143,56 @@ async fn starts_with_the_issuer_down_and_recovers() {
     issuer.wait_for_jwks_fetches(1).await;
     let (status, _, body) = get(&url, Some(&token)).await;
     assert_eq!(status, 200, "{body}");
+}
+
+/// The log lines on stderr, where `kubectl logs` reads them: plain text without colour codes (stderr
+/// is no terminal here), or one JSON object per line with `LOG_FORMAT=json`. The warm-up of an issuer
+/// whose discovery document names another is the library's one ERROR line per attempt, naming the
+/// fix, and no other warning.
+#[tokio::test]
+async fn logs_are_plain_text_off_a_terminal_or_json_lines() {
+    let issuer = TestIssuer::start().await;
+    issuer.set_discovery_issuer("https://elsewhere.example");
+    for format in ["text", "json"] {
+        let env = [
+            ("ID_ISSUER", issuer.issuer()),
+            ("RUST_LOG", "info".into()),
+            ("LOG_FORMAT", format.into()),
+        ];
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let mut server = spawn(&env, Stdio::piped()).await;
+        let mut stderr = BufReader::new(server.child.stderr.take().unwrap()).lines();
+        // (level, message) of each line, until two attempts failed (1 s apart: the key cache's
+        // backoff).
+        let mut lines = Vec::new();
+        while lines.iter().filter(|(level, _)| level == "ERROR").count() < 2 {
+            let line = tokio::time::timeout(Duration::from_secs(30), stderr.next_line())
+                .await
+                .expect("two failed attempts within 30 s")
+                .unwrap()
+                .expect("the server exited");
+            assert!(!line.contains('\u{1b}'), "colour codes: {line:?}");
+            lines.push(if format == "json" {
+                let line: Value = serde_json::from_str(&line)
+                    .unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+                let text = |v: &Value| v.as_str().unwrap().to_owned();
+                (text(&line["level"]), text(&line["fields"]["message"]))
+            } else {
+                // `<time> <LEVEL> <target>: <message and fields>`
+                let level = line.split_whitespace().nth(1).unwrap_or_default();
+                (level.to_owned(), line.clone())
+            });
+        }
+        for (level, message) in &lines {
+            if level == "ERROR" || level == "WARN" {
+                assert!(
+                    message.contains("cannot load the issuer's keys: a configuration error")
+                        && message.contains("configure exactly that string"),
+                    "{format}: {level} {message}"
+                );
+            }
+        }
+    }
 }
 
 #[tokio::test]

@@ -26,6 +26,8 @@
 //! |                     | else `metadata.google.internal`                                      |
 //! | `INTERVAL_SECS`     | `5`                                                                  |
 //! | `ITERATIONS`        | none: run until stopped; `N`: N rounds                               |
+//! | `RUST_LOG`          | `info`                                                               |
+//! | `LOG_FORMAT`        | `text` (coloured only on a terminal); `json`: one object per line    |
 
 use std::{error::Error, path::PathBuf, process::ExitCode, time::Duration};
 
@@ -154,12 +156,30 @@ impl Config {
     }
 }
 
+/// Log lines on stderr, filtered by `RUST_LOG` (default `info`): plain text, coloured only when
+/// stderr is a terminal (`kubectl logs` would show the escape codes), or one JSON object per line
+/// with `LOG_FORMAT=json`, for log pipelines. (The same function in each example.)
+fn init_logging() {
+    use std::io::IsTerminal as _;
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let format = std::env::var("LOG_FORMAT").unwrap_or_default();
+    if format == "json" {
+        return logs.json().init();
+    }
+    logs.with_ansi(std::io::stderr().is_terminal()).init();
+    if !matches!(format.as_str(), "" | "text") {
+        tracing::warn!("LOG_FORMAT={format:?} is neither `text` nor `json`: logging text");
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     // Shows the sources' warnings: a rotation that left the file empty, a metadata server that is down.
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .init();
+    init_logging();
     match run().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

@@ -214,6 +214,13 @@ impl LayerCase {
         self.call(&self.layered)
     }
 
+    /// A cached request through `BearerAuth` over an `IssuerRegistry` (its index of recent tokens,
+    /// then the issuer's token cache); never inlined, for callgrind's `--toggle-collect`.
+    #[inline(never)]
+    pub(crate) fn registry_call(&self) -> http::StatusCode {
+        self.call(&self.registry)
+    }
+
     /// What a cache lookup hashes: the SHA-256 of the token's signature segment.
     pub(crate) fn sha256(&self) -> u8 {
         use sha2::Digest as _;

@@ -26,10 +26,14 @@
 //! cached token (a bare tower service against the same service behind `BearerAuth`, and the
 //! SHA-256 of the token's signature segment that the cache lookup needs).
 //!
+//! `-- decode`: the token's payload decoded into each claims type, nothing else (serde_json alone,
+//! no verification), in ns per decode: what `DefaultClaims`' shape costs next to a plain struct.
+//!
 //! `-- concurrent`: cache hits per second from one and two threads on one verifier (same token,
-//! distinct tokens). `-- hit-profile N`, `-- verify-hit-profile N`, `-- miss-profile N`: N cached
-//! requests through the layer, N hits through `verify_token`, N full verifications into a full
-//! cache, and nothing else, for `valgrind --tool=callgrind --toggle-collect=...` (see BENCHMARKS.md).
+//! distinct tokens). `-- hit-profile N`, `-- registry-hit-profile N`, `-- verify-hit-profile N`,
+//! `-- miss-profile N`: N cached requests through the layer (over a `Verifier`, or an
+//! `IssuerRegistry`), N hits through `verify_token`, N full verifications into a full cache, and
+//! nothing else, for `valgrind --tool=callgrind --toggle-collect=...` (see BENCHMARKS.md).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -175,17 +179,24 @@ fn main() {
         return;
     }
     // `hit-profile N`: N cached requests through the layer, for callgrind (the layer's own cost in
-    // instructions, with and without feature `metrics`, free of the machine's noise).
-    if let Some(n) = args
-        .iter()
-        .position(|a| a == "hit-profile")
-        .and_then(|i| args.get(i + 1)?.parse::<usize>().ok())
-    {
-        let layer = LayerCase::new(&Case::new(KeyAlg::RS256));
-        for _ in 0..n {
-            black_box(layer.layered_call());
+    // instructions, with and without feature `metrics`, free of the machine's noise);
+    // `registry-hit-profile N`: the same through an `IssuerRegistry` (`'*registry_call*'`).
+    for (mode, registry) in [("hit-profile", false), ("registry-hit-profile", true)] {
+        if let Some(n) = args
+            .iter()
+            .position(|a| a == mode)
+            .and_then(|i| args.get(i + 1)?.parse::<usize>().ok())
+        {
+            let layer = LayerCase::new(&Case::new(KeyAlg::RS256));
+            for _ in 0..n {
+                black_box(if registry {
+                    layer.registry_call()
+                } else {
+                    layer.layered_call()
+                });
+            }
+            return;
         }
-        return;
     }
     // `verify-hit-profile N` and `miss-profile N`: N cache hits through `VerifyToken::verify_token` on a `Verifier`,
     // or N full verifications that each insert into a full cache (RS256), for callgrind
@@ -206,6 +217,11 @@ fn main() {
             }
             return;
         }
+    }
+    // `decode`: the claims decoding alone (only this table).
+    if args.iter().any(|a| a == "decode") {
+        decode_table(&Case::new(KeyAlg::RS256), 15, Duration::from_millis(50));
+        return;
     }
     // `concurrent`: cache hits from one and two threads (only this table).
     if args.iter().any(|a| a == "concurrent") {

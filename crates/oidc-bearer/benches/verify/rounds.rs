@@ -250,3 +250,44 @@ pub(crate) fn table(cases: &[Case], rejects: &Rejects, rounds: usize, window: Du
     );
     println!("  through IssuerRegistry {:.0} ns", ns(r[3]) - ns(r[0]));
 }
+
+/// ns per decode of the case's payload into each claims type (serde_json only): `WorkloadClaims`, a
+/// plain struct, is the reference; the best of `rounds` interleaved rounds.
+pub(crate) fn decode_table(case: &Case, rounds: usize, window: Duration) {
+    let payload = URL_SAFE_NO_PAD
+        .decode(case.token.split('.').nth(1).unwrap())
+        .unwrap();
+    fn decode<T: serde::de::DeserializeOwned>(payload: &[u8]) -> T {
+        serde_json::from_slice(black_box(payload)).unwrap()
+    }
+    let rates = interleaved(
+        rounds,
+        window,
+        &mut [
+            &mut || {
+                black_box(decode::<WorkloadClaims>(&payload));
+            },
+            &mut || {
+                black_box(decode::<DefaultClaims>(&payload));
+            },
+            &mut || {
+                black_box(decode::<DefaultClaims<serde_json::Map<String, Value>>>(
+                    &payload,
+                ));
+            },
+        ],
+    );
+    println!(
+        "decode ({} bytes of Kubernetes-shaped claims), ns, best of {rounds} interleaved rounds of {} ms",
+        payload.len(),
+        window.as_millis()
+    );
+    let names = [
+        "WorkloadClaims",
+        "DefaultClaims",
+        "DefaultClaims<Map<String, Value>>",
+    ];
+    for (name, rate) in names.iter().zip(&rates) {
+        println!("  {name:<32} {:>8.0}", 1e9 / rate);
+    }
+}

@@ -1,7 +1,5 @@
-//! How the cache knows a token ([`TokenKey`]), what it re-checks on a hit ([`Times`], [`KeyRef`]),
-//! and how its maps hash a digest.
+//! How the cache knows a token ([`TokenKey`]) and what it re-checks on a hit ([`Times`], [`KeyRef`]).
 
-use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::{Arc, Weak};
 
 use crate::Algorithm;
@@ -86,41 +84,3 @@ impl KeyRef {
         }
     }
 }
-
-/// A cache key: a SHA-256 digest, hashed by taking its first eight bytes (it is uniform already).
-///
-/// Only tokens that verified are inserted, so an attacker cannot fill a bucket with chosen digests.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Digest(pub(crate) Sha256);
-
-impl Hash for Digest {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        let mut first = [0; 8];
-        first.copy_from_slice(&self.0[..8]);
-        state.write_u64(u64::from_le_bytes(first));
-    }
-}
-
-/// Passes a [`Digest`]'s `u64` through unchanged.
-#[derive(Default)]
-pub(crate) struct PassThrough(u64);
-
-impl Hasher for PassThrough {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        // Only `write_u64` is used by `Digest`; fold anything else in for safety.
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
-
-/// The hasher of maps keyed by [`Digest`].
-pub(super) type DigestHasher = BuildHasherDefault<PassThrough>;

@@ -27,12 +27,16 @@
 //!   expired entries and entries not used since the clock hand last passed (CLOCK, a cheap
 //!   approximation of least-recently-used) are evicted first.
 //!
+//! The map under it (`map.rs`: shards, bounds, eviction, the exact comparison of the signing input)
+//! also holds TokenReview's answers and an issuer registry's index of recent tokens.
+//!
 //! Tokens without `exp` (accepted only with
 //! [`dangerous_allow_missing_exp`](crate::VerifierBuilder::dangerous_allow_missing_exp)) stay until
 //! evicted or until their key leaves the set.
 
+mod entry;
 mod key;
-mod shard;
+pub(crate) mod map;
 
 use std::any::TypeId;
 use std::sync::{Arc, MutexGuard};
@@ -40,14 +44,14 @@ use std::sync::{Arc, MutexGuard};
 use crate::error::ConfigError;
 use crate::keys::Jwks;
 
-pub(crate) use self::key::{Digest, KeyRef, PassThrough, Times, TokenKey};
-pub(crate) use self::shard::{Entry, SharedClaims};
-use self::shard::{Shard, Shards, Slot};
+pub(crate) use self::entry::{Entry, SharedClaims};
+pub(crate) use self::key::{KeyRef, Times, TokenKey};
+use self::map::{DigestMap, MIN_ENTRIES_PER_SHARD, Shard, Slot};
 
 /// The default bound on cached tokens.
-const DEFAULT_MAX_ENTRIES: usize = 10_000;
+pub(crate) const DEFAULT_MAX_ENTRIES: usize = 10_000;
 /// The default bound on the cache's approximate size: 16 MiB.
-const DEFAULT_MAX_BYTES: usize = 16 * 1024 * 1024;
+pub(crate) const DEFAULT_MAX_BYTES: usize = 16 * 1024 * 1024;
 
 /// What an entry costs besides the signing input and the payload: its slot, its index entry, its
 /// claims list and the key's `kid`, with the allocator's and the hash table's slack, rounded up (a
@@ -55,12 +59,6 @@ const DEFAULT_MAX_BYTES: usize = 16 * 1024 * 1024;
 const ENTRY_OVERHEAD: usize = 416;
 /// At most this many claims types are kept per token (a service rarely decodes more than one).
 const MAX_TYPES_PER_ENTRY: usize = 4;
-/// At most this many shards (independent locks).
-pub(crate) const MAX_SHARDS: usize = 16;
-/// Shards are halved until each holds at least this many entries and bytes, so that small caches
-/// keep their bounds nearly exactly instead of being split into slivers.
-pub(crate) const MIN_ENTRIES_PER_SHARD: usize = 64;
-const MIN_BYTES_PER_SHARD: usize = 64 * 1024;
 
 /// How a [`Verifier`](crate::Verifier) caches the tokens it has accepted.
 ///
@@ -166,29 +164,18 @@ pub(crate) enum Lookup {
 
 /// The token cache of one verifier.
 pub(crate) struct TokenCache {
-    shards: Shards<Shard>,
-    max_entries_per_shard: usize,
-    max_bytes_per_shard: usize,
+    map: DigestMap<Entry>,
 }
 
 impl TokenCache {
     pub(crate) fn new(settings: &TokenCacheSettings) -> Self {
-        let mut shards = MAX_SHARDS;
-        while shards > 1
-            && (settings.max_entries / shards < MIN_ENTRIES_PER_SHARD
-                || settings.max_bytes / shards < MIN_BYTES_PER_SHARD)
-        {
-            shards /= 2;
-        }
         Self {
-            shards: Shards::new(shards, Shard::default),
-            max_entries_per_shard: (settings.max_entries / shards).max(1),
-            max_bytes_per_shard: settings.max_bytes / shards,
+            map: DigestMap::new(
+                settings.max_entries,
+                settings.max_bytes,
+                MIN_ENTRIES_PER_SHARD,
+            ),
         }
-    }
-
-    fn shard(&self, token: &TokenKey<'_>) -> MutexGuard<'_, Shard> {
-        self.shards.of(&token.digest)
     }
 
     /// Looks `token` up, for claims of type `type_id` if given, with the current key set and the
@@ -200,18 +187,18 @@ impl TokenCache {
         keys: &Arc<Jwks>,
         times_ok: impl FnOnce(&Times) -> bool,
     ) -> Lookup {
-        let mut shard = self.shard(token);
-        let Some(i) = shard.valid(token, keys, times_ok) else {
+        let (mut shard, found) = self.valid(token, keys, times_ok, |slot| {
+            slot.touch();
+            type_id.and_then(|type_id| slot.value.claims_of(type_id))
+        });
+        let Some(claims) = found else {
             shard.stats.misses += 1;
             crate::metrics::token_cache_miss();
             return Lookup::Miss;
         };
-        let entry = &mut shard.slots[i].entry;
-        entry.referenced = true;
-        let found = type_id.and_then(|type_id| entry.claims_of(type_id));
         shard.stats.hits += 1;
         crate::metrics::token_cache_hit();
-        match found {
+        match claims {
             Some(claims) => Lookup::Typed(claims),
             None => Lookup::Verified,
         }
@@ -227,25 +214,51 @@ impl TokenCache {
         keys: &Arc<Jwks>,
         times_ok: impl FnOnce(&Times) -> bool,
     ) -> Option<SharedClaims> {
-        let mut shard = self.shard(token);
-        let i = shard.valid(token, keys, times_ok)?;
-        let entry = &mut shard.slots[i].entry;
-        let claims = entry.claims_of(type_id)?;
-        entry.referenced = true;
+        let (mut shard, found) = self.valid(token, keys, times_ok, |slot| {
+            let claims = slot.value.claims_of(type_id)?;
+            slot.touch();
+            Some(claims)
+        });
+        let claims = found.flatten()?;
         shard.stats.hits += 1;
         crate::metrics::token_cache_hit();
         Some(claims)
     }
 
+    /// `hit` applied to the entry of `token` if it still holds: its times pass `times_ok` and its
+    /// key is still in `keys`, with the shard, still locked. An entry failing either is dropped
+    /// (and counted); one whose signing input differs is left alone (the token presented is not
+    /// the one cached).
+    fn valid<R>(
+        &self,
+        token: &TokenKey<'_>,
+        keys: &Arc<Jwks>,
+        times_ok: impl FnOnce(&Times) -> bool,
+        hit: impl FnOnce(&mut Slot<Entry>) -> R,
+    ) -> (MutexGuard<'_, Shard<Entry>>, Option<R>) {
+        let mut shard = self.map.lock(&token.digest);
+        let found = match shard.find(&token.digest, token.signing_input) {
+            None => return (shard, None),
+            Some(slot) => {
+                let entry = &mut slot.value;
+                (times_ok(&entry.times) && entry.key.still_in(keys)).then(|| hit(slot))
+            }
+        };
+        if found.is_none() {
+            shard.remove(&token.digest);
+            shard.stats.invalidations += 1;
+        }
+        (shard, found)
+    }
+
     /// Stores a verified token (keeping the entry already there for the same signature).
     pub(crate) fn insert(&self, token: &TokenKey<'_>, entry: Entry, now: f64) {
-        if entry.size > self.max_bytes_per_shard {
+        if entry.size > self.map.max_bytes_per_shard() {
             return;
         }
-        let digest = &token.digest;
-        let mut shard = self.shard(token);
+        let mut shard = self.map.lock(&token.digest);
         shard.stats.insertions += 1;
-        if shard.index.contains_key(&Digest(*digest)) {
+        if shard.contains(&token.digest) {
             // A concurrent first use verified it too: keep the entry already shared. Another token
             // with the same signature can verify only under a key chosen for it (ECDSA allows one
             // to be computed for a given signature and message: duplicate-signature key selection),
@@ -253,19 +266,7 @@ impl TokenCache {
             // every request, but never hits this entry (the signing inputs differ).
             return;
         }
-        while !shard.slots.is_empty()
-            && (shard.slots.len() >= self.max_entries_per_shard
-                || shard.bytes + entry.size > self.max_bytes_per_shard)
-        {
-            shard.evict_one(now);
-        }
-        shard.bytes += entry.size;
-        let i = shard.slots.len();
-        shard.index.insert(Digest(*digest), i);
-        shard.slots.push(Slot {
-            digest: *digest,
-            entry,
-        });
+        evicted(shard.insert(&token.digest, entry, now));
     }
 
     /// Adds claims of another type to a verified token's entry, when it is still there and the
@@ -277,40 +278,36 @@ impl TokenCache {
         claims: SharedClaims,
         now: f64,
     ) {
-        let mut shard = self.shard(token);
-        let Some(i) = shard.find(token) else {
+        let mut shard = self.map.lock(&token.digest);
+        let max_bytes = shard.max_bytes();
+        let Some(slot) = shard.find(&token.digest, token.signing_input) else {
             return;
         };
-        let entry = &shard.slots[i].entry;
+        let entry = &mut slot.value;
         let grows = entry.payload_len;
         if entry.claims.len() >= MAX_TYPES_PER_ENTRY
             || entry.claims.iter().any(|(t, _)| *t == type_id)
-            || entry.size + grows > self.max_bytes_per_shard
+            || entry.size + grows > max_bytes
         {
             return;
         }
-        let entry = &mut shard.slots[i].entry;
         entry.claims.push((type_id, claims));
         entry.size += grows;
-        entry.referenced = true;
-        shard.bytes += grows;
-        // Make room without evicting the entry just grown: it was referenced above, and the hand
-        // clears that bit only on its way past, after taking every unreferenced entry first.
-        while shard.bytes > self.max_bytes_per_shard && shard.slots.len() > 1 {
-            shard.evict_one(now);
-        }
+        // Make room without evicting the entry just grown: touched, it goes after every untouched
+        // entry.
+        slot.touch();
+        evicted(shard.grown(grows, now));
     }
 
     pub(crate) fn stats(&self) -> TokenCacheStats {
-        let mut total = TokenCacheStats::default();
-        for shard in self.shards.each() {
-            total.add(&TokenCacheStats {
-                entries: shard.slots.len(),
-                bytes: shard.bytes,
-                ..shard.stats
-            });
-        }
-        total
+        self.map.stats()
+    }
+}
+
+/// Reports evictions to the metrics (the shard has counted them).
+fn evicted(count: u64) {
+    for _ in 0..count {
+        crate::metrics::token_cache_eviction();
     }
 }
 
@@ -422,7 +419,7 @@ mod tests {
             max_entries: 10,
             max_bytes: 1 << 20,
         });
-        assert_eq!(cache.shards.len(), 1);
+        assert_eq!(cache.map.shard_count(), 1);
         let keys = keys();
         for n in 0..100 {
             insert(&cache, &keys, n, 1e10, Some(n), 0.0);
@@ -522,8 +519,8 @@ mod tests {
     /// of up to 48 bytes.
     #[test]
     fn the_counted_overhead_covers_an_entrys_fixed_size() {
-        let fixed = std::mem::size_of::<Slot>()
-            + std::mem::size_of::<(Digest, usize)>() * 8 / 7
+        let fixed = std::mem::size_of::<Slot<Entry>>()
+            + std::mem::size_of::<(map::Digest, u32)>() * 8 / 7
             + std::mem::size_of::<(TypeId, SharedClaims)>();
         assert!(fixed + 3 * 16 + 16 + 48 <= ENTRY_OVERHEAD, "{fixed}");
     }

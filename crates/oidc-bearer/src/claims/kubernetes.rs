@@ -147,16 +147,38 @@ impl KubernetesClaims {
     /// both forms must name the same account (uid included) in both. The API server never issues such
     /// a token; one that disagrees with itself is not trusted to name anyone.
     pub fn service_account(&self) -> Option<ServiceAccount<'_>> {
-        let bound = self.kubernetes.as_ref().map(|k| ServiceAccount {
-            namespace: &k.namespace,
-            name: &k.serviceaccount.name,
-            uid: &k.serviceaccount.uid,
-        });
-        let legacy = self.legacy.service_account();
-        let account = bound.or(legacy)?;
-        named_service_account(self.registered.sub.as_deref(), [bound, legacy])?;
-        Some(account)
+        checked_service_account(
+            self.registered.sub.as_deref(),
+            self.kubernetes.as_ref(),
+            &self.legacy,
+        )
     }
+}
+
+impl KubernetesIo {
+    /// The service account this claim names.
+    pub fn service_account(&self) -> ServiceAccount<'_> {
+        ServiceAccount {
+            namespace: &self.namespace,
+            name: &self.serviceaccount.name,
+            uid: &self.serviceaccount.uid,
+        }
+    }
+}
+
+/// The service account named by a token's Kubernetes claims (either form), checked against `sub`
+/// by [`named_service_account`]: the rule of [`KubernetesClaims::service_account`], for every
+/// type that holds these claims.
+pub(crate) fn checked_service_account<'a>(
+    sub: Option<&'a str>,
+    bound: Option<&'a KubernetesIo>,
+    legacy: &'a LegacyServiceAccountClaims,
+) -> Option<ServiceAccount<'a>> {
+    let bound = bound.map(KubernetesIo::service_account);
+    let legacy = legacy.service_account();
+    let account = bound.or(legacy)?;
+    named_service_account(sub, [bound, legacy])?;
+    Some(account)
 }
 
 impl LegacyServiceAccountClaims {

@@ -1,15 +1,19 @@
 //! Typed claims: the registered claims of RFC 7519 §4.1 (with a one-or-many audience and a numeric
-//! date type), [`DefaultClaims`], the registered claims plus the rest of the payload, and
+//! date type), [`DefaultClaims`], what the built-in policies read plus your own claims, and
 //! [`WithPayload`], any claims type together with the payload as signed.
 //!
 //! A verifier decodes the verified payload into any `T: DeserializeOwned`; these types are building
-//! blocks for `T` (use `#[serde(flatten)]` to embed [`RegisteredClaims`] in your own struct).
+//! blocks for `T`. `DefaultClaims<YourClaims>` is the shortest way to custom claims that the
+//! built-in policies can read; a type of your own embeds [`RegisteredClaims`] with
+//! `#[serde(flatten)]` and implements [`PolicyClaims`](crate::policy::PolicyClaims).
 
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde::de::{self, Deserializer, Visitor};
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
+
+use kubernetes::{KubernetesIo, LegacyServiceAccountClaims};
 
 pub mod google;
 pub mod kubernetes;
@@ -182,32 +186,132 @@ impl RegisteredClaims {
     }
 }
 
-/// The claims type used when none is named: the registered claims plus every other claim of the
-/// payload as a JSON map.
+/// The claims type used when none is named: the registered claims, what the built-in policies read
+/// (the scopes, the Kubernetes service-account claims) and your own claims, `extra`, of type `E`
+/// (none by default).
+///
+/// Custom claims that the built-in policies can read, without a trait to implement: name your
+/// claims' type as `E`, and `Claims<DefaultClaims<MyClaims>>` in handlers.
 ///
 /// ```
 /// use oidc_bearer::claims::DefaultClaims;
+/// use oidc_bearer::policy;
 ///
-/// let claims: DefaultClaims = serde_json::from_str(
-///     r#"{"iss":"https://issuer.example","sub":"alice","aud":"api","exp":2000000000,"team":"blue"}"#,
+/// #[derive(serde::Deserialize)]
+/// struct Profile {
+///     email: Option<String>,
+/// }
+///
+/// let claims: DefaultClaims<Profile> = serde_json::from_str(
+///     r#"{"iss":"https://issuer.example","sub":"alice","aud":"api","scope":"read write","email":"a@example.com"}"#,
 /// ).unwrap();
-/// assert_eq!(claims.registered.sub.as_deref(), Some("alice"));
-/// assert_eq!(claims.extra["team"], "blue");
+/// assert_eq!(claims.subject(), "alice");
+/// assert_eq!(claims.extra.email.as_deref(), Some("a@example.com"));
+/// assert!(policy::scopes(["read"]).check(&claims).is_ok());
 /// ```
+///
+/// `E` is decoded from the same payload (`#[serde(flatten)]`) and sees the claims that
+/// `DefaultClaims` does not hold itself: not `iss`, `sub`, `aud`, `exp`, `nbf`, `iat`, `jti`,
+/// `scope`, `scp` or the Kubernetes claims, which are read once, here. `serde_json::Map<String,
+/// serde_json::Value>` as `E` keeps every other claim. A `kubernetes.io` claim, `scope` or `scp` of
+/// another shape than the one below is a decoding error (the token is refused), as for any claims
+/// type.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DefaultClaims {
+#[non_exhaustive]
+pub struct DefaultClaims<E = ()> {
     /// The registered claims.
     #[serde(flatten)]
     pub registered: RegisteredClaims,
-    /// Every other claim.
+    /// The `scope` claim: space-separated (RFC 8693 §4.2, RFC 9068 §2.2.3), or an array.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<Scope>,
+    /// The `scp` claim, which some issuers use instead (an array, or space-separated).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scp: Option<Scope>,
+    /// The `kubernetes.io` claim of a bound Kubernetes service-account token.
+    #[serde(
+        rename = "kubernetes.io",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub kubernetes: Option<KubernetesIo>,
+    /// The flat claims of a legacy Kubernetes service-account token (all `None` for other tokens).
     #[serde(flatten)]
-    pub extra: serde_json::Map<String, serde_json::Value>,
+    pub kubernetes_legacy: LegacyServiceAccountClaims,
+    /// Your own claims.
+    #[serde(flatten)]
+    pub extra: E,
 }
 
-impl DefaultClaims {
+impl<E> DefaultClaims<E> {
+    /// Claims with these registered claims and `extra`, and no scope or Kubernetes claim: a start
+    /// for tests, since the struct is `#[non_exhaustive]`.
+    pub fn new(registered: RegisteredClaims, extra: E) -> Self {
+        Self {
+            registered,
+            scope: None,
+            scp: None,
+            kubernetes: None,
+            kubernetes_legacy: LegacyServiceAccountClaims::default(),
+            extra,
+        }
+    }
+
     /// The subject (`sub`), if the token has one.
     pub fn subject(&self) -> Option<&str> {
         self.registered.subject()
+    }
+}
+
+/// A scope claim (`scope` or `scp`) as the token writes it: a space-separated string (RFC 6749
+/// §3.3, RFC 8693 §4.2) or an array of strings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Scope {
+    /// `"read write"`.
+    Spaced(String),
+    /// `["read", "write"]`.
+    List(Vec<String>),
+}
+
+impl Scope {
+    /// The scopes, in token order, empty items skipped.
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        let (spaced, list) = match self {
+            Self::Spaced(s) => (Some(s.split(' ')), None),
+            Self::List(l) => (None, Some(l.iter().map(String::as_str))),
+        };
+        spaced
+            .into_iter()
+            .flatten()
+            .chain(list.into_iter().flatten())
+            .filter(|s| !s.is_empty())
+    }
+}
+
+impl<'de> Deserialize<'de> for Scope {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Scope;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a space-separated string or an array of strings")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Scope, E> {
+                Ok(Scope::Spaced(v.to_owned()))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Scope, E> {
+                Ok(Scope::Spaced(v))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Scope, A::Error> {
+                let mut list = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
+                while let Some(scope) = seq.next_element()? {
+                    list.push(scope);
+                }
+                Ok(Scope::List(list))
+            }
+        }
+        deserializer.deserialize_any(V)
     }
 }
 
@@ -225,9 +329,9 @@ impl DefaultClaims {
 /// It dereferences to `T`. A cache miss reads the payload more often than with `T` alone (once to
 /// keep it, once into `T`, once for the registered claims), and each cache entry holds the
 /// payload's text besides `T`. Serializing writes the text verbatim with serde_json (others see
-/// serde_json's private `RawValue` shape). A payload that repeats a claim name is kept as signed,
-/// while `T` sees the last value (RFC 7519 §4 lets parsers keep the last duplicate): whoever reads
-/// the forwarded payload should do the same.
+/// serde_json's private `RawValue` shape). A payload that repeats a member name, at any depth, is
+/// refused before it gets here (RFC 7519 §4), so whoever reads the forwarded payload sees the
+/// values `T` saw.
 ///
 /// ```
 /// use oidc_bearer::claims::WithPayload;
@@ -299,6 +403,69 @@ mod tests {
         assert!(many.contains("b"));
         assert_eq!(serde_json::to_string(&one).unwrap(), r#""a""#);
         assert!(serde_json::from_str::<Audience>("3").is_err());
+    }
+
+    /// `E` gets the claims `DefaultClaims` does not hold; a map as `E` keeps them all; the scope
+    /// claims are a string or an array; a Kubernetes claim of another shape is an error.
+    #[test]
+    fn default_claims_carry_your_own_claims() {
+        #[derive(Debug, Deserialize, PartialEq)]
+        struct Mine {
+            email: String,
+            #[serde(default)]
+            sub: Option<String>,
+        }
+        let payload = serde_json::json!({
+            "iss": "https://issuer.example", "sub": "alice", "aud": "api",
+            "scp": ["read", "write"], "email": "a@example.com",
+            "kubernetes.io/serviceaccount/namespace": "prod", "team": "blue",
+        });
+        let mine: DefaultClaims<Mine> = serde_json::from_value(payload.clone()).unwrap();
+        assert_eq!(mine.subject(), Some("alice"));
+        assert_eq!(mine.extra.email, "a@example.com");
+        assert_eq!(mine.extra.sub, None, "held by DefaultClaims, not seen by E");
+        assert_eq!(
+            mine.scp.as_ref().unwrap().iter().collect::<Vec<_>>(),
+            ["read", "write"]
+        );
+        assert_eq!(mine.kubernetes_legacy.namespace.as_deref(), Some("prod"));
+
+        let rest: DefaultClaims<serde_json::Map<String, serde_json::Value>> =
+            serde_json::from_value(payload.clone()).unwrap();
+        let mut keys: Vec<&str> = rest.extra.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(keys, ["email", "team"]);
+
+        let none: DefaultClaims = serde_json::from_value(payload).unwrap();
+        assert_eq!(none.extra, ());
+        assert_eq!(none.registered.aud.iter().collect::<Vec<_>>(), ["api"]);
+
+        for (scope, expected) in [
+            (
+                serde_json::json!("read  write"),
+                Some(vec!["read", "write"]),
+            ),
+            (
+                serde_json::json!(["read", "write"]),
+                Some(vec!["read", "write"]),
+            ),
+            (serde_json::json!(null), None),
+            (serde_json::json!(3), None),
+        ] {
+            let claims = serde_json::from_value::<DefaultClaims>(
+                serde_json::json!({"iss": "i", "scope": scope}),
+            );
+            let found = claims
+                .ok()
+                .and_then(|c| Some(c.scope?.iter().map(str::to_owned).collect::<Vec<_>>()));
+            assert_eq!(
+                found,
+                expected.map(|e| e.into_iter().map(str::to_owned).collect()),
+                "{scope}"
+            );
+        }
+        let odd = serde_json::json!({"iss": "i", "kubernetes.io": {"namespace": "prod"}});
+        assert!(serde_json::from_value::<DefaultClaims>(odd).is_err());
     }
 
     #[test]

@@ -5,7 +5,11 @@ use std::fmt;
 /// A verifier could not be built from the configuration it was given.
 ///
 /// These are programmer or deployment errors, reported at construction instead of at the first request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Its `Debug` form carries the message (as `std::io::Error`'s does), so that `main` returning it
+/// with `?` prints what to change: `Error: ConfigError { code: "no_audience", message: "no audience
+/// configured: …" }`.
+#[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ConfigError {
     /// The issuer is not an absolute `https` URL (or loopback `http`), or not a recognised special issuer.
@@ -100,6 +104,16 @@ impl fmt::Display for ConfigError {
             }
             Self::HttpClient { message } => write!(f, "could not build the HTTP client: {message}"),
         }
+    }
+}
+
+/// The code and the message: what `main` prints for an error it returns.
+impl fmt::Debug for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConfigError")
+            .field("code", &self.code())
+            .field("message", &self.to_string())
+            .finish()
     }
 }
 

@@ -3,37 +3,24 @@
 use std::fmt;
 use std::time::Duration;
 
+use oidc_bearer_shared::{FetchError, FlightError};
+
 /// An issuer's discovery document or key set could not be fetched or used.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Its `Debug` form carries the message and, for a configuration mistake, the fix (as
+/// `std::io::Error`'s carries its message), so that `verifier.ready().await?` in `main` prints
+/// what to change.
+#[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum KeysError {
-    /// The server answered with a non-success status (redirects are not followed, so 3xx lands here).
-    Status {
+    /// The HTTP exchange failed: a non-success status (redirects are not followed, so 3xx lands
+    /// here), a connection that failed or was reset, no answer within the timeout, or a body over
+    /// the size cap.
+    Fetch {
         /// The URL fetched.
         url: String,
-        /// The HTTP status code.
-        status: u16,
-    },
-    /// The connection failed or was reset.
-    Transport {
-        /// The URL fetched.
-        url: String,
-        /// What went wrong.
-        message: String,
-    },
-    /// The fetch did not complete within its timeout.
-    Timeout {
-        /// The URL fetched.
-        url: String,
-        /// The timeout that elapsed.
-        timeout: Duration,
-    },
-    /// The response body exceeded the size cap.
-    TooLarge {
-        /// The URL fetched.
-        url: String,
-        /// The cap, in bytes.
-        max_bytes: usize,
+        /// What failed.
+        source: FetchError,
     },
     /// The document is not valid JSON of the expected shape.
     InvalidDocument {
@@ -71,26 +58,33 @@ pub enum KeysError {
         /// The error of the last attempt.
         last: Box<KeysError>,
     },
-    /// Keys had to be fetched, but the caller is not running on a Tokio runtime, on which fetches
-    /// run as spawned tasks (so that no caller owns them). Keys already loaded keep working.
-    NoRuntime,
+    /// A fetch could not be run as a task of its own: above all
+    /// [`FlightError::NoRuntime`], keys had to be fetched but the caller is not running on a Tokio
+    /// runtime, on which fetches run as spawned tasks (so that no caller owns them). Keys already
+    /// loaded keep working. (A fetch cut short by its runtime shutting down is recorded as a
+    /// [`Fetch`](Self::Fetch) failure, [`FetchError::Transport`].)
+    Flight(FlightError),
 }
 
 impl KeysError {
     /// A stable, machine-readable code for this kind of error.
     pub fn code(&self) -> &'static str {
         match self {
-            Self::Status { .. } => "http_status",
-            Self::Transport { .. } => "transport",
-            Self::Timeout { .. } => "timeout",
-            Self::TooLarge { .. } => "response_too_large",
+            Self::Fetch { source, .. } => match source {
+                FetchError::Status { .. } => "http_status",
+                FetchError::Timeout { .. } => "timeout",
+                FetchError::TooLarge { .. } => "response_too_large",
+                _ => "transport",
+            },
             Self::InvalidDocument { .. } => "invalid_document",
             Self::IssuerMismatch { .. } => "discovery_issuer_mismatch",
             Self::InsecureUrl { .. } => "insecure_url",
             Self::NoUsableKeys { .. } => "no_usable_keys",
             Self::Stale { .. } => "keys_stale",
             Self::Backoff { .. } => "backoff",
-            Self::NoRuntime => "no_runtime",
+            Self::Flight(FlightError::NoRuntime) => "no_runtime",
+            Self::Flight(FlightError::Full { .. }) => "fetch_overloaded",
+            Self::Flight(_) => "fetch_interrupted",
         }
     }
 
@@ -102,15 +96,18 @@ impl KeysError {
     /// on their own.
     pub fn is_configuration(&self) -> bool {
         match self {
-            Self::Status { status, .. } => !matches!(status, 408 | 429 | 500..),
+            Self::Fetch { source, .. } => match source {
+                FetchError::Status { status } => !matches!(status, 408 | 429 | 500..),
+                FetchError::TooLarge { .. } => true,
+                _ => false,
+            },
             Self::InvalidDocument { .. }
             | Self::IssuerMismatch { .. }
             | Self::InsecureUrl { .. }
-            | Self::NoUsableKeys { .. }
-            | Self::TooLarge { .. }
-            | Self::NoRuntime => true,
+            | Self::NoUsableKeys { .. } => true,
+            Self::Flight(error) => error.is_configuration(),
             Self::Backoff { last } => last.is_configuration(),
-            Self::Transport { .. } | Self::Timeout { .. } | Self::Stale { .. } => false,
+            Self::Stale { .. } => false,
         }
     }
 
@@ -122,9 +119,9 @@ impl KeysError {
                 "the discovery document names issuer {found:?}; configure exactly that string, \
                  including any trailing slash (OpenID Connect Discovery 1.0 §4.3 requires an exact match)"
             ),
-            Self::Status {
+            Self::Fetch {
                 url,
-                status: 404 | 410,
+                source: FetchError::Status { status: 404 | 410 },
             } => match issuer {
                 Some(issuer) => format!(
                     "nothing is published at {url}: check the issuer URL {issuer:?} (the discovery \
@@ -133,17 +130,23 @@ impl KeysError {
                 ),
                 None => format!("nothing is published at {url}: check the JWKS URL"),
             },
-            Self::Status {
+            Self::Fetch {
                 url,
-                status: 401 | 403,
+                source: FetchError::Status { status: 401 | 403 },
             } => format!(
                 "{url} refuses us: the issuer requires credentials (configure a fetch bearer token) \
                  or a network policy blocks it"
             ),
-            Self::Status { url, status } if (300..400).contains(status) => format!(
+            Self::Fetch {
+                url,
+                source: FetchError::Status { status },
+            } if (300..400).contains(status) => format!(
                 "{url} redirects, and redirects are never followed: configure the final URL"
             ),
-            Self::Status { url, .. } => format!("check the URL {url}"),
+            Self::Fetch {
+                url,
+                source: FetchError::Status { .. },
+            } => format!("check the URL {url}"),
             Self::InvalidDocument { url, .. } => format!(
                 "{url} does not serve the expected JSON document: check that the issuer (or JWKS) \
                  URL points at an OpenID provider"
@@ -156,13 +159,18 @@ impl KeysError {
                 "{url:?} is not https: serve the issuer over https, or (never in production) allow \
                  plain http"
             ),
-            Self::TooLarge { max_bytes, .. } => format!(
+            Self::Fetch {
+                source: FetchError::TooLarge { max_bytes },
+                ..
+            } => format!(
                 "the response exceeds {max_bytes} bytes: check the URL, or raise the maximum \
                  response size"
             ),
-            Self::NoRuntime => "verify from inside a Tokio runtime (keys are fetched by spawned \
-                                tasks), or load the keys once from one with `ready()`"
-                .to_owned(),
+            Self::Flight(FlightError::NoRuntime) => {
+                "verify from inside a Tokio runtime (keys are fetched by spawned tasks), or load \
+                 the keys once from one with `ready()`"
+                    .to_owned()
+            }
             Self::Backoff { last } => last.hint(issuer),
             _ => "retrying with backoff".to_owned(),
         }
@@ -172,12 +180,17 @@ impl KeysError {
 impl fmt::Display for KeysError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Status { url, status } => write!(f, "GET {url} answered HTTP {status}"),
-            Self::Transport { url, message } => write!(f, "GET {url} failed: {message}"),
-            Self::Timeout { url, timeout } => write!(f, "GET {url} timed out after {timeout:?}"),
-            Self::TooLarge { url, max_bytes } => {
-                write!(f, "GET {url}: response larger than {max_bytes} bytes")
-            }
+            Self::Fetch { url, source } => match source {
+                FetchError::Status { status } => write!(f, "GET {url} answered HTTP {status}"),
+                FetchError::Transport { message } => write!(f, "GET {url} failed: {message}"),
+                FetchError::Timeout { timeout } => {
+                    write!(f, "GET {url} timed out after {timeout:?}")
+                }
+                FetchError::TooLarge { max_bytes } => {
+                    write!(f, "GET {url}: response larger than {max_bytes} bytes")
+                }
+                other => write!(f, "GET {url}: {other}"),
+            },
             Self::InvalidDocument { url, message } => {
                 write!(f, "invalid document at {url}: {message}")
             }
@@ -196,11 +209,27 @@ impl fmt::Display for KeysError {
                 age.as_secs()
             ),
             Self::Backoff { last } => write!(f, "waiting to retry after: {last}"),
-            Self::NoRuntime => write!(
+            Self::Flight(FlightError::NoRuntime) => write!(
                 f,
                 "keys must be fetched but there is no Tokio runtime to fetch them on"
             ),
+            Self::Flight(error) => write!(f, "the key fetch could not run: {error}"),
         }
+    }
+}
+
+/// The code, the message and, for a configuration mistake, the fix: what `main` prints for an
+/// error it returns.
+impl fmt::Debug for KeysError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut debug = f.debug_struct("KeysError");
+        debug
+            .field("code", &self.code())
+            .field("message", &self.to_string());
+        if self.is_configuration() {
+            debug.field("fix", &self.hint(None));
+        }
+        debug.finish()
     }
 }
 

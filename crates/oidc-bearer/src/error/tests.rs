@@ -84,7 +84,7 @@ fn row(kind: VerifyErrorKind) -> (VerifyError, Phase) {
         K::ClaimsDecode => (E::ClaimsDecode { message: text() }, Phase::Decode),
         K::ReviewRefused => (E::ReviewRefused { error: None }, Phase::Review),
         K::ReviewUnavailable => {
-            let source = crate::tokenreview::ReviewError::NoCredentials;
+            let source = crate::error::ReviewError::NoCredentials;
             (E::ReviewUnavailable { source }, Phase::Review)
         }
     }
@@ -113,24 +113,91 @@ fn every_verify_error_has_a_code_of_its_own() {
     assert_eq!(codes.len(), all, "{codes:?}");
 }
 
+/// `main` returning `Result<_, ConfigError>` (or a `Box<dyn Error>` holding one) prints the error's
+/// `Debug` form: it must carry the message and its hint, as `std::io::Error`'s does.
 #[test]
-fn an_error_chain_names_every_cause() {
-    #[derive(Debug)]
-    struct Wrapped(KeysError);
-    impl fmt::Display for Wrapped {
-        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("error sending request")
-        }
+fn a_config_error_debug_form_carries_its_message() {
+    let errors = [
+        ConfigError::NoAudience,
+        ConfigError::InvalidIssuer {
+            issuer: "issuer.example".into(),
+            reason: "not an absolute URL".into(),
+        },
+        ConfigError::InsecureUrl {
+            url: "http://10.0.0.1/".into(),
+        },
+    ];
+    for error in errors {
+        let debug = format!("{error:?}");
+        assert!(
+            debug.contains(&format!("{:?}", error.to_string())),
+            "{debug}"
+        );
+        assert!(debug.contains(error.code()), "{debug}");
+        let boxed: Box<dyn std::error::Error> = Box::new(error.clone());
+        assert_eq!(format!("{boxed:?}"), debug);
     }
-    impl std::error::Error for Wrapped {
-        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-            Some(&self.0)
-        }
-    }
-    let cause = KeysError::NoRuntime;
-    assert_eq!(
-        error_chain(&Wrapped(cause.clone())),
-        format!("error sending request: {cause}")
+}
+
+/// `verifier.ready().await?` in `main` prints a [`KeysError`]'s `Debug` form: the message, and for a
+/// configuration mistake the fix, must be in it.
+#[test]
+fn a_keys_error_debug_form_carries_its_message_and_fix() {
+    let mismatch = KeysError::IssuerMismatch {
+        expected: "https://issuer.example".into(),
+        found: "https://issuer.example/".into(),
+    };
+    let outage = KeysError::Fetch {
+        url: "https://issuer.example/.well-known/openid-configuration".into(),
+        source: FetchError::Timeout {
+            timeout: Duration::from_secs(5),
+        },
+    };
+    let debug = format!("{mismatch:?}");
+    assert!(
+        debug.contains(&format!("{:?}", mismatch.to_string())),
+        "{debug}"
     );
-    assert_eq!(error_chain(&cause), cause.to_string());
+    assert!(debug.contains("configure exactly that string"), "{debug}");
+    let debug = format!("{outage:?}");
+    assert!(
+        debug.contains(&format!("{:?}", outage.to_string())),
+        "{debug}"
+    );
+    assert!(
+        !debug.contains("fix"),
+        "an outage has nothing to fix: {debug}"
+    );
+}
+
+/// Excerpts write what `{:?}` writes for a `str` (cut at 64 characters), and [`Escaped`] the same
+/// without the quotes, and without escaping `"` and `\`: what acts on a terminal is escaped in both.
+#[test]
+fn excerpts_and_escaped_text_escape_what_acts_on_a_terminal() {
+    let texts = [
+        "plain kid-1",
+        "\u{1b}[2J\nverifier: loads the keys (ok)\r\t\0",
+        "\u{9b}31m \u{7f} \u{85} \u{2028} \u{202e}evil \u{200b} \u{feff}",
+        r#"quotes " and ' and \ backslash"#,
+        "accents e\u{301} ü 漢字 🦀",
+    ];
+    for text in texts {
+        assert_eq!(
+            format!("{:?}", Excerpt(text)),
+            format!("{text:?}"),
+            "{text}"
+        );
+        let escaped = Escaped(text).to_string();
+        let unquoted = format!("{text:?}");
+        let unquoted = unquoted[1..unquoted.len() - 1]
+            .replace(r#"\""#, "\"")
+            .replace(r"\\", r"\");
+        assert_eq!(escaped, unquoted, "{text}");
+        assert!(!escaped.chars().any(char::is_control), "{escaped}");
+    }
+    let long = "a\n".repeat(100);
+    assert_eq!(
+        format!("{:?}", Excerpt(&long)),
+        format!("{:?}… (200 bytes)", &long[..64])
+    );
 }

@@ -165,7 +165,7 @@ pub enum VerifyError {
     /// refusing our own credentials). A server answers 503 rather than 401.
     ReviewUnavailable {
         /// Why the review could not be done.
-        source: crate::tokenreview::ReviewError,
+        source: super::ReviewError,
     },
 }
 
@@ -383,7 +383,7 @@ impl fmt::Display for VerifyError {
             Self::ReviewRefused { error: Some(error) } => write!(
                 f,
                 "the API server refused the token: {:?}",
-                crate::tokenreview::Truncated(error)
+                super::Truncated(error)
             ),
             Self::ReviewRefused { error: None } => write!(f, "the API server refused the token"),
             Self::ReviewUnavailable { source } => write!(f, "cannot review the token: {source}"),

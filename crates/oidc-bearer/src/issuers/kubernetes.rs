@@ -21,8 +21,12 @@ use crate::{Verifier, VerifierBuilder};
 const LEGACY_ISSUER: &str = "kubernetes/serviceaccount";
 /// The claim that marks a legacy token, required by the legacy policy.
 const LEGACY_NAMESPACE_CLAIM: &str = "kubernetes.io/serviceaccount/namespace";
-/// The API server's address inside a cluster.
+/// The API server's address inside a cluster, by its service's DNS name: used when the kubelet's
+/// `KUBERNETES_SERVICE_HOST` and `KUBERNETES_SERVICE_PORT` are not both set.
 const DEFAULT_API_SERVER: &str = "https://kubernetes.default.svc";
+/// The variables the kubelet sets in every container: the API server's service address and port.
+const SERVICE_HOST_ENV: &str = "KUBERNETES_SERVICE_HOST";
+const SERVICE_PORT_ENV: &str = "KUBERNETES_SERVICE_PORT";
 /// Where the kubelet mounts the pod's own service-account token (and rotates it).
 const DEFAULT_TOKEN_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
 /// Where the kubelet mounts the cluster's CA certificate.
@@ -31,7 +35,7 @@ const DEFAULT_CA_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount/ca.
 const API_SERVER_JWKS_PATH: &str = "/openid/v1/jwks";
 
 /// The cluster this pod runs in, as an issuer: discovery and keys are fetched from the API server,
-/// authenticated with the pod's own service-account token and the cluster's CA.
+/// authenticated with the pod's own service-account token, trusting exactly the cluster's CA.
 ///
 /// The cluster's issuer is a required argument of [`verifier_builder`](Self::verifier_builder): it
 /// is what tokens carry in `iss`, and differs from the API server's address on most clusters
@@ -59,9 +63,61 @@ const API_SERVER_JWKS_PATH: &str = "/openid/v1/jwks";
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct InCluster {
-    api_server: String,
+    api_server: ApiServerAddress,
     token_path: PathBuf,
     ca_path: Option<PathBuf>,
+}
+
+/// Where the API server is reached.
+#[derive(Debug, Clone)]
+enum ApiServerAddress {
+    /// Set with [`InCluster::with_api_server`].
+    Configured(String),
+    /// The kubelet's `KUBERNETES_SERVICE_HOST` and `KUBERNETES_SERVICE_PORT` as read at
+    /// construction, or the service's DNS name when they are not both set.
+    Service {
+        host: Option<String>,
+        port: Option<String>,
+    },
+}
+
+impl ApiServerAddress {
+    /// The API server's URL, and where it came from (for the start-up log line).
+    ///
+    /// Like client-go's `rest.InClusterConfig`: `https://` + `net.JoinHostPort(host, port)` from
+    /// the service variables (an IPv6 address bracketed), which the API server's certificate
+    /// covers (it names the `kubernetes` service's cluster IP); unlike it, the service's DNS name
+    /// when they are unset rather than an error, as before. The variables reach pods whose DNS
+    /// cannot resolve `kubernetes.default.svc` (host-network pods, custom DNS policies).
+    fn resolve(&self) -> Result<(String, &'static str), ConfigError> {
+        let (host, port) = match self {
+            Self::Configured(url) => return Ok((url.clone(), "with_api_server")),
+            Self::Service { host, port } => (host.as_deref(), port.as_deref()),
+        };
+        let (Some(host), Some(port)) = (
+            host.filter(|h| !h.is_empty()),
+            port.filter(|p| !p.is_empty()),
+        ) else {
+            return Ok((
+                DEFAULT_API_SERVER.to_owned(),
+                "the service DNS name (KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT are not both set)",
+            ));
+        };
+        if port.parse::<u16>().is_err() {
+            return Err(ConfigError::InvalidSetting {
+                name: SERVICE_PORT_ENV,
+                reason: format!(
+                    "{port:?} is not a port number; unset it to use {DEFAULT_API_SERVER}, or set                      the API server's port"
+                ),
+            });
+        }
+        let url = if host.contains(':') && !host.starts_with('[') {
+            format!("https://[{host}]:{port}")
+        } else {
+            format!("https://{host}:{port}")
+        };
+        Ok((url, "KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT"))
+    }
 }
 
 impl Default for InCluster {
@@ -71,21 +127,39 @@ impl Default for InCluster {
 }
 
 impl InCluster {
-    /// The defaults of a pod: the API server at `https://kubernetes.default.svc`, the token and CA
-    /// where the kubelet mounts them (`/var/run/secrets/kubernetes.io/serviceaccount/token` and
-    /// `…/ca.crt`). Keys are fetched from the API server's `/openid/v1/jwks`.
+    /// The defaults of a pod: the API server at `https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT`
+    /// (the variables the kubelet sets, read now, as client-go's `InClusterConfig` does), or at
+    /// `https://kubernetes.default.svc` when they are not both set; the token and CA where the
+    /// kubelet mounts them (`/var/run/secrets/kubernetes.io/serviceaccount/token` and `…/ca.crt`);
+    /// keys are fetched from the API server's `/openid/v1/jwks`. Which address was used is logged at INFO when a verifier or a
+    /// TokenReview endpoint is built from it.
     pub fn new() -> Self {
+        let (host, port) = service_env();
+        Self::with_service_env(host, port)
+    }
+
+    /// [`new`](Self::new) with the service variables given rather than read.
+    fn with_service_env(host: Option<String>, port: Option<String>) -> Self {
         Self {
-            api_server: DEFAULT_API_SERVER.to_owned(),
+            api_server: ApiServerAddress::Service { host, port },
             token_path: PathBuf::from(DEFAULT_TOKEN_PATH),
             ca_path: Some(PathBuf::from(DEFAULT_CA_PATH)),
         }
     }
 
-    /// Reaches the API server at this URL (`https://…`, or plain `http` on loopback for tests).
+    /// Reaches the API server at this URL (`https://…`, or plain `http` on loopback for tests)
+    /// rather than through the service variables.
     pub fn with_api_server(mut self, url: impl Into<String>) -> Self {
-        self.api_server = url.into();
+        self.api_server = ApiServerAddress::Configured(url.into());
         self
+    }
+
+    /// The API server's URL, logged with where it came from (once per verifier or endpoint built,
+    /// at start).
+    fn api_server_url(&self) -> Result<String, ConfigError> {
+        let (url, from) = self.api_server.resolve()?;
+        tracing::info!(api_server = %url, from, "in-cluster API server");
+        Ok(url)
     }
 
     /// Reads the bearer token from this file (e.g. a projected token with its own audience).
@@ -94,7 +168,10 @@ impl InCluster {
         self
     }
 
-    /// Trusts the CA certificate(s) in this PEM file for the API server.
+    /// Trusts the CA certificate(s) in this PEM file, and no other, for the API server (default:
+    /// the mounted `ca.crt`). The connections carry the pod's own token, so a certificate from any
+    /// other CA — a system root included — is refused, as client-go's `rest.InClusterConfig`
+    /// does.
     pub fn with_ca_path(mut self, path: impl Into<PathBuf>) -> Self {
         self.ca_path = Some(path.into());
         self
@@ -123,23 +200,23 @@ impl InCluster {
                 reason: format!("cannot read the service-account token: {e}"),
             });
         }
-        let api = self.api_server.trim_end_matches('/');
+        let api = self.api_server_url()?;
+        let api = api.trim_end_matches('/');
         let mut builder = Verifier::builder(issuer, audience)
             .with_discovery_url(crate::discovery::discovery_url(api))
             .with_discovery_jwks_uri(format!("{api}{API_SERVER_JWKS_PATH}"))
-            .with_fetch_bearer_token(move || token.read())
-            .with_in_cluster(self.clone());
+            .with_fetch_bearer_token(move || token.read());
         if let Some(path) = &self.ca_path {
             let pem = fs::read(path).map_err(|e| ConfigError::InvalidCertificate {
                 reason: format!("cannot read the cluster CA at {}: {e}", path.display()),
             })?;
-            builder = builder.with_root_certificates_pem(pem);
+            builder = builder.with_cluster_ca_pem(pem);
         }
         Ok(builder)
     }
 
     /// This cluster's API server as a TokenReview endpoint, authenticated with the pod's token
-    /// (re-read when it rotates) and trusting the cluster's CA: for
+    /// (re-read when it rotates) and trusting exactly the cluster's CA: for
     /// [`TokenReview::builder`](crate::tokenreview::TokenReview::builder) and
     /// [`ObjectBindingCheck::with_api_server`](crate::tokenreview::ObjectBindingCheck::with_api_server).
     /// The service account needs `create` on `tokenreviews.authentication.k8s.io` (the
@@ -154,16 +231,22 @@ impl InCluster {
                 reason: format!("cannot read the service-account token: {e}"),
             });
         }
-        let mut builder = crate::tokenreview::ApiServer::builder(self.api_server.clone())
+        let mut builder = crate::tokenreview::ApiServer::builder(self.api_server_url()?)
             .with_bearer_token(move || token.read());
         if let Some(path) = &self.ca_path {
             let pem = fs::read(path).map_err(|e| ConfigError::InvalidCertificate {
                 reason: format!("cannot read the cluster CA at {}: {e}", path.display()),
             })?;
-            builder = builder.with_root_certificates_pem(pem);
+            builder = builder.with_ca_pem(pem);
         }
         builder.build()
     }
+}
+
+/// The kubelet's service variables, as this process sees them.
+fn service_env() -> (Option<String>, Option<String>) {
+    let var = |name| std::env::var(name).ok();
+    (var(SERVICE_HOST_ENV), var(SERVICE_PORT_ENV))
 }
 
 /// A token file, re-read only when it changed: the kubelet replaces it (through an atomic symlink
@@ -305,6 +388,103 @@ mod tests {
         fs::remove_file(&path).unwrap();
         assert_eq!(file.read().as_deref(), Some("second"));
         assert!(TokenFile::new(dir.path().join("missing")).read().is_none());
+    }
+
+    /// client-go's `InClusterConfig`: `https://` + `JoinHostPort(host, port)` from the kubelet's
+    /// variables, an IPv6 address bracketed; the service's DNS name unless both are set; a port that
+    /// is not one refused, naming the variable.
+    #[test]
+    fn the_api_server_comes_from_the_service_variables_when_both_are_set() {
+        /// The host and port variables, and the URL or the name of the variable refused.
+        type Row<'a> = (Option<&'a str>, Option<&'a str>, Result<&'a str, &'a str>);
+        let rows: [Row<'_>; 8] = [
+            (Some("10.96.0.1"), Some("443"), Ok("https://10.96.0.1:443")),
+            (
+                Some("fd00:10:96::1"),
+                Some("6443"),
+                Ok("https://[fd00:10:96::1]:6443"),
+            ),
+            (
+                Some("api.internal"),
+                Some("8443"),
+                Ok("https://api.internal:8443"),
+            ),
+            (None, None, Ok(DEFAULT_API_SERVER)),
+            (Some("10.96.0.1"), None, Ok(DEFAULT_API_SERVER)),
+            (None, Some("443"), Ok(DEFAULT_API_SERVER)),
+            (Some(""), Some(""), Ok(DEFAULT_API_SERVER)),
+            (Some("10.96.0.1"), Some("https"), Err(SERVICE_PORT_ENV)),
+        ];
+        for (host, port, expected) in rows {
+            let cluster = InCluster::with_service_env(host.map(Into::into), port.map(Into::into));
+            let found = cluster.api_server.resolve();
+            match (expected, found) {
+                (Ok(url), Ok((found, _))) => assert_eq!(found, url, "{host:?} {port:?}"),
+                (Err(name), Err(ConfigError::InvalidSetting { name: found, .. })) => {
+                    assert_eq!(found, name)
+                }
+                (expected, found) => panic!("{host:?} {port:?}: {found:?}, expected {expected:?}"),
+            }
+        }
+        // An explicit address wins over the variables.
+        let cluster = InCluster::with_service_env(Some("10.96.0.1".into()), Some("443".into()))
+            .with_api_server("http://127.0.0.1:8080");
+        assert_eq!(
+            cluster.api_server.resolve().unwrap().0,
+            "http://127.0.0.1:8080"
+        );
+    }
+
+    /// The address used, and where it came from, is logged at INFO when a verifier is built, and the
+    /// verifier fetches discovery from it (here a closed port on 127.0.0.1: the fetch error names
+    /// the URL).
+    #[tokio::test]
+    async fn the_api_server_used_is_logged_at_start_and_fetched_from() {
+        use std::io::Write;
+
+        #[derive(Clone, Default)]
+        struct Capture(Arc<Mutex<Vec<u8>>>);
+        impl Write for Capture {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("token"), "t").unwrap();
+        let port = {
+            let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            closed.local_addr().unwrap().port()
+        };
+        let logs = Capture::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let builder = tracing::subscriber::with_default(subscriber, || {
+            InCluster::with_service_env(Some("127.0.0.1".into()), Some(port.to_string()))
+                .with_token_path(dir.path().join("token"))
+                .without_ca()
+                .verifier_builder("https://k.example", "aud")
+                .unwrap()
+        });
+        let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+        let expected = format!(
+            "in-cluster API server api_server=https://127.0.0.1:{port} \
+             from=\"KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT\""
+        );
+        assert!(
+            logs.contains(" INFO ") && logs.contains(&expected),
+            "{logs}"
+        );
+        let error = builder.build().unwrap().ready().await.unwrap_err();
+        let url = format!("https://127.0.0.1:{port}/.well-known/openid-configuration");
+        assert!(error.to_string().contains(&url), "{error}");
     }
 
     #[test]

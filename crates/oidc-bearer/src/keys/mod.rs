@@ -14,6 +14,7 @@ use std::time::Duration;
 
 pub(crate) use self::jwks::PublicKey;
 pub use self::{jwks::Jwks, remote::KeyCacheSettings};
+pub use crate::fetch::FetchedDocument;
 pub(crate) use remote::RemoteKeySet;
 
 use crate::Algorithm;
@@ -56,6 +57,11 @@ pub trait KeySet: Send + Sync + 'static {
     /// keys available (possibly unchanged) and whether a later call could bring newer ones, or why
     /// there are none.
     fn refresh(&self) -> impl Future<Output = Result<Refresh, KeysError>> + Send;
+
+    /// Starts loading the keys in the background, retried until they are loaded, and returns at
+    /// once (a warm-up at start: see [`Verifier::warm_up`](crate::Verifier::warm_up)). The default
+    /// does nothing, for sources that need no loading or load on their own.
+    fn warm_up(&self) {}
 }
 
 /// [`KeySet`] with its future boxed, so that a verifier holds any key set as `Arc<dyn DynKeySet>`
@@ -67,6 +73,9 @@ pub(crate) trait DynKeySet: Send + Sync + 'static {
 
     /// [`KeySet::refresh`], boxed.
     fn refresh(&self) -> Pin<Box<dyn Future<Output = Result<Refresh, KeysError>> + Send + '_>>;
+
+    /// [`KeySet::warm_up`].
+    fn warm_up(&self);
 }
 
 impl<K: KeySet> DynKeySet for K {
@@ -76,6 +85,10 @@ impl<K: KeySet> DynKeySet for K {
 
     fn refresh(&self) -> Pin<Box<dyn Future<Output = Result<Refresh, KeysError>> + Send + '_>> {
         Box::pin(KeySet::refresh(self))
+    }
+
+    fn warm_up(&self) {
+        KeySet::warm_up(self);
     }
 }
 
@@ -118,6 +131,10 @@ impl<K: KeySet> KeySet for Arc<K> {
 
     fn refresh(&self) -> impl Future<Output = Result<Refresh, KeysError>> + Send {
         KeySet::refresh(&**self)
+    }
+
+    fn warm_up(&self) {
+        KeySet::warm_up(&**self);
     }
 }
 

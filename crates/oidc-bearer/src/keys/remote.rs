@@ -9,10 +9,10 @@
 //!   the cooldown); while the cooldown forbids a fetch, [`Refresh::retry_after`] says when one will
 //!   be allowed, so that the verifier answers 503 with `Retry-After` instead of a final 401 to a
 //!   token signed by a key published since the last fetch;
-//! - a fetch runs detached from the requests that wait for it (a spawned task whose end is published
-//!   through a `watch` channel, as Go's `singleflight.Group.DoChan`): a request that is dropped
-//!   mid-fetch neither aborts it nor causes another, and the cooldown and backoff count from when
-//!   a fetch *starts*;
+//! - a fetch runs detached from the requests that wait for it (the crate's one single-flight task,
+//!   [`flight`](oidc_bearer_shared::flight), as Go's `singleflight.Group.DoChan`): a request that is
+//!   dropped mid-fetch neither aborts it nor causes another, and the cooldown and backoff count from
+//!   when a fetch *starts*;
 //! - the set lives as long as the JWKS response's `Cache-Control: max-age` says, clamped, and is
 //!   refreshed in the background ahead of expiry;
 //! - a failed refresh keeps the keys we have (stale-if-error, RFC 5861 in spirit) up to a maximum
@@ -25,13 +25,13 @@ use std::fmt;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use tokio::sync::watch;
+use oidc_bearer_shared::flight::{Ending, Flight, FlightGroup, Launch};
 use url::Url;
 
 use super::{Jwks, KeySet, Refresh};
 use crate::clock::SharedClock;
 use crate::discovery;
-use crate::error::{ConfigError, KeysError};
+use crate::error::{ConfigError, FetchError, KeysError};
 use crate::fetch::{Fetcher, HttpSettings};
 
 /// How a verifier caches the keys it fetches from its issuer (the key cache, set with
@@ -125,7 +125,8 @@ enum Source {
 ///
 /// Fetches run on the Tokio runtime of the caller that starts them, as spawned tasks. Called outside
 /// a Tokio runtime (from another executor), a key set that must fetch answers
-/// [`KeysError::NoRuntime`] and fetches nothing; keys already loaded keep working.
+/// [`KeysError::Flight`] ([`FlightError::NoRuntime`](crate::error::FlightError::NoRuntime)) and
+/// fetches nothing; keys already loaded keep working.
 #[derive(Clone)]
 pub(crate) struct RemoteKeySet {
     shared: Arc<Shared>,
@@ -137,6 +138,8 @@ struct Shared {
     clock: SharedClock,
     settings: KeyCacheSettings,
     state: RwLock<State>,
+    /// The fetches running: one at a time (also decided under `state`'s lock).
+    flights: FlightGroup,
 }
 
 #[derive(Default)]
@@ -162,12 +165,12 @@ struct State {
     started: u64,
 }
 
-/// A fetch in flight: when it started, and a channel that turns `true` when it has stored its outcome.
+/// A fetch in flight: when it started, and its end (published once it has stored its outcome).
 #[derive(Clone)]
 struct Inflight {
     id: u64,
     started: Duration,
-    done: watch::Receiver<bool>,
+    done: Flight<()>,
 }
 
 impl RemoteKeySet {
@@ -206,6 +209,49 @@ impl RemoteKeySet {
             source: Source::Jwks(url),
             fetcher,
         })
+    }
+
+    /// Fetches the keys now if none are loaded: a warm-up before serving. Verification works without
+    /// it (the first token triggers the fetch), and a failure here is not fatal: later requests retry.
+    pub(crate) async fn ready(&self) -> Result<(), KeysError> {
+        match self.current() {
+            Some(_) => Ok(()),
+            None => self.refresh_inner().await.map(|_| ()),
+        }
+    }
+
+    /// Loads the keys in the background until they are loaded: one fetch now, then one each time
+    /// the backoff allows after a failure. Each attempt is this key set's own fetch, shared with any
+    /// request that arrives meanwhile and logged once by [`store`](Self::store) (ERROR with the fix,
+    /// or WARN): no retry schedule or log line of its own. The task holds the key set weakly, so it
+    /// ends when the key set is dropped.
+    fn spawn_warm_up(&self) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            static OUTSIDE: crate::log_limit::LogLimiter = crate::log_limit::LogLimiter::new();
+            if let Some(suppressed) = OUTSIDE.allow(crate::log_limit::PERIOD) {
+                tracing::error!(
+                    suppressed,
+                    "warm_up called outside a Tokio runtime: nothing is loaded until the first \
+                     request; call it from within the runtime that serves requests"
+                );
+            }
+            return;
+        };
+        let set = Arc::downgrade(&self.shared);
+        runtime.spawn(async move {
+            loop {
+                let Some(shared) = set.upgrade() else { return };
+                let set = RemoteKeySet { shared };
+                if set.ready().await.is_ok() {
+                    return;
+                }
+                // The key set's own backoff: no fetch is allowed before `retry_at` (a fetch that
+                // outlasted its backoff may be retried at once).
+                let wait = set.read().retry_at.saturating_sub(set.now());
+                drop(set);
+                tokio::time::sleep(wait).await;
+            }
+        });
     }
 
     fn now(&self) -> Duration {
@@ -256,14 +302,18 @@ impl RemoteKeySet {
                 match self.decide(&state, arrived) {
                     Decision::Answer(answer) => return answer,
                     Decision::Wait(inflight) => inflight,
-                    Decision::Start => self.start_fetch(&mut state, arrived)?,
+                    Decision::Start => {
+                        let (inflight, task) = self.start_fetch(&mut state, arrived)?;
+                        drop(state);
+                        task.spawn();
+                        inflight
+                    }
                 }
             }
         };
-        let mut done = inflight.done.clone();
-        // Err only if the task ended without publishing (its runtime shut down): its guard cleared
-        // `inflight` and recorded the failure, so the state below is still the answer.
-        let _ = done.wait_for(|done| *done).await;
+        // Err only if the task ended without publishing (its runtime shut down): its `on_end`
+        // cleared `inflight` and recorded the failure, so the state below is still the answer.
+        let _ = inflight.done.clone().outcome().await;
         let now = self.now();
         let state = self.read();
         match usable(&state, now, &self.shared.settings) {
@@ -306,37 +356,60 @@ impl RemoteKeySet {
         }
     }
 
-    /// Starts a fetch on the current Tokio runtime, recording its start (the cooldown and the backoff
-    /// count from here). Called with the state locked for writing and no fetch in flight.
-    fn start_fetch(&self, state: &mut State, now: Duration) -> Result<Inflight, KeysError> {
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            // Nothing is recorded: a later call from inside a runtime may fetch at once.
-            return Err(KeysError::NoRuntime);
-        };
-        state.started += 1;
-        let (done_tx, done) = watch::channel(false);
+    /// Marks a fetch in flight on the current Tokio runtime, recording its start (the cooldown and
+    /// the backoff count from here). Called with the state locked for writing and no fetch in
+    /// flight; the caller releases the lock, then [spawns](FetchTask::spawn) the task: on a runtime
+    /// that is shutting down, `spawn` drops the task at once, and its end takes the lock.
+    fn start_fetch(
+        &self,
+        state: &mut State,
+        now: Duration,
+    ) -> Result<(Inflight, FetchTask), KeysError> {
+        let id = state.started + 1;
+        let set = self.clone();
+        // Nothing is recorded without a runtime: a later call from inside one may fetch at once.
+        let launch = self
+            .shared
+            .flights
+            .prepare(move |ending| set.end_fetch(id, now, ending))
+            .map_err(KeysError::Flight)?;
+        state.started = id;
         let inflight = Inflight {
-            id: state.started,
+            id,
             started: now,
-            done,
+            done: launch.flight(),
         };
         state.inflight = Some(inflight.clone());
         state.last_attempt = Some(now);
-        let this = self.clone();
-        let guard = FetchGuard {
+        let task = FetchTask {
             set: self.clone(),
-            id: inflight.id,
+            id,
             started: now,
-            done: done_tx,
-            finished: false,
+            launch,
         };
-        runtime.spawn(async move {
-            let mut guard = guard;
-            let known_jwks_url = this.read().jwks_url.clone();
-            let result = this.fetch(known_jwks_url).await;
-            guard.finish(result);
-        });
-        Ok(inflight)
+        Ok((inflight, task))
+    }
+
+    /// The end of fetch `id`, however it ended: a fetch dropped before it stored its outcome (its
+    /// runtime shut down) is recorded as a failure, so that the next one waits for the backoff;
+    /// then the fetch is no longer in flight.
+    fn end_fetch(&self, id: u64, started: Duration, ending: Ending) {
+        if ending == Ending::Interrupted {
+            self.store(
+                id,
+                started,
+                Err(KeysError::Fetch {
+                    url: String::new(),
+                    source: FetchError::Transport {
+                        message: "the key fetch was cancelled: its Tokio runtime shut down".into(),
+                    },
+                }),
+            );
+        }
+        let mut state = self.write();
+        if state.inflight.as_ref().is_some_and(|f| f.id == id) {
+            state.inflight = None;
+        }
     }
 
     /// Stores a fetch's outcome and logs it (once per attempt: attempts are paced by the cooldown and
@@ -350,7 +423,16 @@ impl RemoteKeySet {
         match result {
             Ok((keys, ttl, jwks_url)) => {
                 crate::metrics::key_set_fetched(label, now);
-                if state.failures > 0 {
+                // Once at INFO when the first keys arrive (what an operator waits for at start,
+                // with or without `warm_up`), and when they arrive again after failures.
+                if state.keys.is_none() {
+                    tracing::info!(
+                        issuer = label,
+                        keys = keys.len(),
+                        failures = state.failures,
+                        "issuer keys loaded"
+                    );
+                } else if state.failures > 0 {
                     tracing::info!(
                         keys = keys.len(),
                         failures = state.failures,
@@ -480,9 +562,14 @@ impl RemoteKeySet {
     /// Starts a background refresh if one is still due (checked again under the write lock). Without
     /// a Tokio runtime, none starts: the keys are served until their maximum staleness.
     fn refresh_in_background(&self, now: Duration) {
-        let mut state = self.write();
-        if Self::refresh_due(&state, now) {
-            let _ = self.start_fetch(&mut state, now);
+        let task = {
+            let mut state = self.write();
+            Self::refresh_due(&state, now)
+                .then(|| self.start_fetch(&mut state, now).ok())
+                .flatten()
+        };
+        if let Some((_, task)) = task {
+            task.spawn();
         }
     }
 }
@@ -493,43 +580,27 @@ enum Decision {
     Start,
 }
 
-/// Owned by the fetch task: stores the outcome and wakes the waiters. If the task is dropped before
-/// it finishes (its runtime shuts down), the drop records a failure and still wakes them, so that no
-/// caller waits forever and the next fetch is allowed after the backoff.
-struct FetchGuard {
+/// A fetch marked in flight, to be spawned once the state's lock is released.
+struct FetchTask {
     set: RemoteKeySet,
     id: u64,
     started: Duration,
-    done: watch::Sender<bool>,
-    finished: bool,
+    launch: Launch<()>,
 }
 
-impl FetchGuard {
-    fn finish(&mut self, result: Result<(Jwks, Duration, Url), KeysError>) {
-        self.set.store(self.id, self.started, result);
-        self.finished = true;
-    }
-}
-
-impl Drop for FetchGuard {
-    fn drop(&mut self) {
-        if !self.finished {
-            self.set.store(
-                self.id,
-                self.started,
-                Err(KeysError::Transport {
-                    url: String::new(),
-                    message: "the key fetch was cancelled: its Tokio runtime shut down".into(),
-                }),
-            );
-        }
-        {
-            let mut state = self.set.write();
-            if state.inflight.as_ref().is_some_and(|f| f.id == self.id) {
-                state.inflight = None;
-            }
-        }
-        self.done.send_replace(true);
+impl FetchTask {
+    fn spawn(self) {
+        let Self {
+            set,
+            id,
+            started,
+            launch,
+        } = self;
+        launch.spawn(async move {
+            let known_jwks_url = set.read().jwks_url.clone();
+            let result = set.fetch(known_jwks_url).await;
+            set.store(id, started, result);
+        });
     }
 }
 
@@ -551,9 +622,11 @@ fn unavailable(state: &State, now: Duration) -> KeysError {
         },
         Some(e) => e.clone(),
         None => KeysError::Backoff {
-            last: Box::new(KeysError::Transport {
+            last: Box::new(KeysError::Fetch {
                 url: String::new(),
-                message: "no fetch attempted yet".into(),
+                source: FetchError::Transport {
+                    message: "no fetch attempted yet".into(),
+                },
             }),
         },
     }
@@ -575,6 +648,10 @@ impl KeySet for RemoteKeySet {
 
     fn refresh(&self) -> impl Future<Output = Result<Refresh, KeysError>> + Send {
         self.refresh_inner()
+    }
+
+    fn warm_up(&self) {
+        self.spawn_warm_up();
     }
 }
 
@@ -602,6 +679,7 @@ impl Pending {
                 clock,
                 settings,
                 state: RwLock::new(State::default()),
+                flights: FlightGroup::new(1),
             }),
         }
     }
@@ -624,6 +702,40 @@ mod tests {
             s.ttl(Some(Duration::from_secs(10 * 86400))),
             Duration::from_secs(86400)
         );
+    }
+
+    /// A fetch started on a runtime that is shutting down: tokio drops the task's future inside
+    /// `spawn`, whose guard then stores a failure, which takes the state's lock. Started with that
+    /// lock held, this deadlocked the key set; now the call returns the failure, and later calls
+    /// return too (a deadlock fails the test instead of hanging it).
+    #[test]
+    fn a_fetch_started_while_the_runtime_shuts_down_fails_and_later_calls_return() {
+        use std::future::Future as _;
+        use std::task::{Context, Poll, Waker};
+
+        let set = RemoteKeySet::builder_jwks("http://127.0.0.1:1/jwks", HttpSettings::default())
+            .unwrap()
+            .build(
+                Arc::new(crate::clock::ManualClock::new()),
+                KeyCacheSettings::default(),
+            );
+        let (polled, current) = crate::shut_down_runtime::run(move || {
+            let mut polled = Vec::new();
+            for _ in 0..2 {
+                let mut refresh = std::pin::pin!(set.refresh());
+                let poll = refresh
+                    .as_mut()
+                    .poll(&mut Context::from_waker(Waker::noop()));
+                polled.push(match poll {
+                    Poll::Ready(result) => Some(result.map(|_| ()).map_err(|e| e.code())),
+                    Poll::Pending => None,
+                });
+            }
+            (polled, set.current().is_some())
+        });
+        // The cancelled fetch is a transport failure; the next call is within its backoff.
+        assert_eq!(polled, [Some(Err("transport")), Some(Err("backoff"))]);
+        assert!(!current);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use http::{Request, Response};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
-use super::{BearerRan, Claims};
+use super::{BearerRan, Claims, refuse};
 use crate::error::VerifyError;
 use crate::rejection::{AuthRejection, RejectionResponse};
 
@@ -78,47 +78,10 @@ where
     pub(super) fn rejected(rejection: &R, reason: AuthRejection) -> Self {
         Self {
             state: State::Rejected {
-                response: Some(reject(rejection, reason)),
+                response: Some(refuse(rejection, reason)),
             },
         }
     }
-}
-
-/// Builds the rejection response, records why in its extensions, and traces it (never the token).
-///
-/// The lines are rate-limited (one per 10 s per kind, with the count of those suppressed): callers
-/// choose how often this runs, and a flood of bad tokens must not fill a disk. The typed reason is
-/// in every response's extensions whatever the logging does.
-fn reject<B, R: RejectionResponse<B>>(rejection: &R, reason: AuthRejection) -> Response<B> {
-    use crate::log_limit::{LogLimiter, PERIOD};
-    static UNAVAILABLE: LogLimiter = LogLimiter::new();
-    static REJECTED: LogLimiter = LogLimiter::new();
-    match &reason {
-        AuthRejection::MissingToken => {
-            tracing::debug!(
-                code = reason.code(),
-                "request without bearer token rejected"
-            );
-        }
-        AuthRejection::Unavailable(error) => {
-            if tracing::enabled!(tracing::Level::WARN)
-                && let Some(suppressed) = UNAVAILABLE.allow(PERIOD)
-            {
-                tracing::warn!(code = reason.code(), %error, suppressed, "token not verifiable now (503)");
-            }
-        }
-        other => {
-            if tracing::enabled!(tracing::Level::INFO)
-                && let Some(suppressed) = REJECTED.allow(PERIOD)
-            {
-                tracing::info!(code = other.code(), status = other.status().as_u16(), reason = %other, suppressed, "bearer token rejected");
-            }
-        }
-    }
-    crate::metrics::request_refused(reason.code());
-    let mut response = rejection.response(&reason);
-    response.extensions_mut().insert(reason);
-    response
 }
 
 impl<S, ReqBody, T, R, ResBody> Future for BearerAuthFuture<S, ReqBody, T, R>
@@ -152,7 +115,7 @@ where
                             this.state.set(State::Calling { future });
                         }
                         Err(error) => {
-                            let response = reject(rejection, AuthRejection::from_verify(error));
+                            let response = refuse(rejection, AuthRejection::from_verify(error));
                             return Poll::Ready(Ok(response));
                         }
                     }

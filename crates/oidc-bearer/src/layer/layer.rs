@@ -3,12 +3,11 @@
 use std::fmt;
 use std::marker::PhantomData;
 
-use tower_layer::{Layer, Stack};
+use tower_layer::Layer;
 
 use super::BearerAuth;
 use crate::bearer::{AuthorizationHeader, TokenExtractor};
 use crate::claims::DefaultClaims;
-use crate::policy::{AuthorizeLayer, Policy};
 use crate::rejection::DefaultRejection;
 
 /// Requires a valid bearer token on every request of the wrapped service.
@@ -114,33 +113,6 @@ impl<V, T, R, Src> BearerAuthLayer<V, T, R, Src> {
         }
     }
 
-    /// Applies `policy` to every request this layer lets through, typed by this layer's claims type
-    /// `T` — so it cannot be attached to the wrong type or in the wrong order. Refusals (403) are
-    /// built by this layer's rejection builder. Call it last: it returns the two layers stacked.
-    ///
-    /// ```
-    /// use oidc_bearer::policy;
-    /// use oidc_bearer::rejection::DefaultRejection;
-    /// use oidc_bearer::{BearerAuthLayer, ConfigError, Verifier};
-    ///
-    /// let verifier = Verifier::new("https://issuer.example", "my-service")?;
-    /// let layer = BearerAuthLayer::new(verifier)
-    ///     .with_rejection(DefaultRejection::new().with_realm("billing"))
-    ///     .authorize(policy::namespaces(["prod"]).for_issuer(["https://issuer.example"]));
-    /// # Ok::<(), oidc_bearer::ConfigError>(())
-    /// ```
-    ///
-    /// In optional mode, a request without credentials reaches the policy with no claims and is
-    /// answered 401 (`MissingToken`): a policy needs a caller.
-    pub fn authorize<P: Policy<T>>(self, policy: P) -> Stack<AuthorizeLayer<P, T, R>, Self>
-    where
-        R: Clone,
-    {
-        let authorize = AuthorizeLayer::from_parts(policy, self.rejection.clone());
-        // Stack::new(inner, outer): this layer runs first, the policy after it.
-        Stack::new(authorize, self)
-    }
-
     /// Reads tokens with `extractor` instead of from the `Authorization` header (e.g.
     /// [`HeaderToken`](crate::bearer::HeaderToken) for another header, or a closure).
     #[must_use]
@@ -155,6 +127,13 @@ impl<V, T, R, Src> BearerAuthLayer<V, T, R, Src> {
             optional: self.optional,
             _claims: PhantomData,
         }
+    }
+}
+
+impl<V, T, R, Src> BearerAuthLayer<V, T, R, Src> {
+    /// The rejection builder, for the layers stacked on this one.
+    pub(crate) fn rejection(&self) -> &R {
+        &self.rejection
     }
 }
 

@@ -27,6 +27,7 @@ pub(crate) use define_inner_service_accessors;
 pub(crate) mod future;
 #[allow(clippy::module_inception)]
 pub(crate) mod layer;
+mod refusal;
 pub(crate) mod service;
 
 use std::fmt;
@@ -35,6 +36,7 @@ use std::ops::Deref;
 use std::sync::Arc;
 
 pub(crate) use layer::BearerAuthLayer;
+pub(crate) use refusal::refuse;
 pub(crate) use service::BearerAuth;
 
 /// A request's verified claims, as the layer puts them into the request's extensions.

@@ -9,12 +9,12 @@ use std::task::{Context, Poll};
 
 use http::{Request, Response};
 use pin_project_lite::pin_project;
-use tower_layer::Layer;
+use tower_layer::{Layer, Stack};
 use tower_service::Service;
 
 use super::{Denied, Policy};
 use crate::claims::DefaultClaims;
-use crate::layer::{Anonymous, BearerRan, Claims};
+use crate::layer::{Anonymous, BearerAuthLayer, BearerRan, Claims, refuse};
 use crate::rejection::{AuthRejection, DefaultRejection, RejectionResponse};
 
 /// Applies a [`Policy`] to requests that passed [`BearerAuthLayer`](crate::BearerAuthLayer), per
@@ -63,7 +63,40 @@ impl<P, T, R> AuthorizeLayer<P, T, R> {
             _claims: PhantomData,
         }
     }
+}
 
+/// Here rather than beside [`BearerAuthLayer`]'s other methods so that `policy` builds on `layer`,
+/// never the other way round.
+impl<V, T, R, Src> BearerAuthLayer<V, T, R, Src> {
+    /// Applies `policy` to every request this layer lets through, typed by this layer's claims type
+    /// `T` — so it cannot be attached to the wrong type or in the wrong order. Refusals (403) are
+    /// built by this layer's rejection builder. Call it last: it returns the two layers stacked.
+    ///
+    /// ```
+    /// use oidc_bearer::policy;
+    /// use oidc_bearer::rejection::DefaultRejection;
+    /// use oidc_bearer::{BearerAuthLayer, ConfigError, Verifier};
+    ///
+    /// let verifier = Verifier::new("https://issuer.example", "my-service")?;
+    /// let layer = BearerAuthLayer::new(verifier)
+    ///     .with_rejection(DefaultRejection::new().with_realm("billing"))
+    ///     .authorize(policy::namespaces(["prod"]).for_issuer(["https://issuer.example"]));
+    /// # Ok::<(), ConfigError>(())
+    /// ```
+    ///
+    /// In optional mode, a request without credentials reaches the policy with no claims and is
+    /// answered 401 (`MissingToken`): a policy needs a caller.
+    pub fn authorize<P: Policy<T>>(self, policy: P) -> Stack<AuthorizeLayer<P, T, R>, Self>
+    where
+        R: Clone,
+    {
+        let authorize = AuthorizeLayer::from_parts(policy, self.rejection().clone());
+        // Stack::new(inner, outer): this layer runs first, the policy after it.
+        Stack::new(authorize, self)
+    }
+}
+
+impl<P, T, R> AuthorizeLayer<P, T, R> {
     /// Applies the policy to `Claims<T2>` instead (the built-in policies work with any
     /// [`PolicyClaims`](super::PolicyClaims) type).
     #[must_use]
@@ -180,25 +213,7 @@ where
                 let mut inner = mem::replace(&mut self.inner, clone);
                 AuthorizeFuture::inner(inner.call(req))
             }
-            Err(rejection) => {
-                if let AuthRejection::Misconfigured(fix) = &rejection {
-                    static MISCONFIGURED: crate::log_limit::LogLimiter =
-                        crate::log_limit::LogLimiter::new();
-                    if let Some(suppressed) = MISCONFIGURED.allow(crate::log_limit::PERIOD) {
-                        tracing::error!(suppressed, "{fix}");
-                    }
-                }
-                // Rate-limited like the bearer layer's lines: callers choose how often this runs.
-                static REFUSED: crate::log_limit::LogLimiter = crate::log_limit::LogLimiter::new();
-                if tracing::enabled!(tracing::Level::INFO)
-                    && let Some(suppressed) = REFUSED.allow(crate::log_limit::PERIOD)
-                {
-                    tracing::info!(code = rejection.code(), status = rejection.status().as_u16(), reason = %rejection, suppressed, "request refused by policy");
-                }
-                let mut response = self.layer.rejection.response(&rejection);
-                response.extensions_mut().insert(rejection);
-                AuthorizeFuture::refused(response)
-            }
+            Err(rejection) => AuthorizeFuture::refused(refuse(&self.layer.rejection, rejection)),
         }
     }
 }

@@ -25,7 +25,32 @@
 //!
 //! # Custom claims
 //!
-//! The built-in policies read [`PolicyClaims`]. Its methods are required (except the service
+//! The built-in policies read [`PolicyClaims`]. The common case needs no code: your own claims in a
+//! struct, carried by [`DefaultClaims<YourClaims>`](DefaultClaims), which holds the registered
+//! claims, the scopes and the Kubernetes claims that the policies read:
+//!
+//! ```
+//! use oidc_bearer::claims::DefaultClaims;
+//! use oidc_bearer::policy;
+//! use oidc_bearer::{BearerAuthLayer, Claims, ConfigError, Verifier};
+//!
+//! #[derive(serde::Deserialize)]
+//! struct Profile {
+//!     email: Option<String>,
+//! }
+//!
+//! async fn me(Claims(c): Claims<DefaultClaims<Profile>>) -> String {
+//!     c.extra.email.clone().unwrap_or_default()
+//! }
+//!
+//! let verifier = Verifier::new("https://issuer.example", "my-service")?;
+//! let layer = BearerAuthLayer::new(verifier)
+//!     .claims::<DefaultClaims<Profile>>()
+//!     .authorize(policy::scopes(["read"]));
+//! # Ok::<(), oidc_bearer::ConfigError>(())
+//! ```
+//!
+//! A claims type of your own implements the trait. Its methods are required (except the service
 //! account, which has one rule for every type), so a claims type that forgets its scopes is a
 //! compile error, not a policy that silently refuses every token:
 //!
@@ -69,10 +94,11 @@ use std::collections::HashSet;
 use std::fmt;
 use std::sync::Arc;
 
-use crate::IssuerPattern;
-use crate::claims::kubernetes::{KubernetesClaims, ServiceAccount, named_service_account};
+use crate::claims::kubernetes::{KubernetesClaims, checked_service_account, named_service_account};
 use crate::claims::{DefaultClaims, RegisteredClaims};
+use crate::registry::IssuerPattern;
 use crate::rejection::AuthRejection;
+use crate::tokenreview::TokenReviewClaims;
 
 mod layer;
 
@@ -124,9 +150,10 @@ where
     }
 }
 
-/// What the built-in policies read from a claims type. Implemented by [`DefaultClaims`],
-/// [`KubernetesClaims`] and [`TokenReviewClaims`](crate::tokenreview::TokenReviewClaims); implement
-/// it for your own type to use the built-in policies with it.
+/// What the built-in policies read from a claims type. Implemented by [`DefaultClaims`] (whatever
+/// your claims in it), [`KubernetesClaims`] and
+/// [`TokenReviewClaims`]; implement it for a claims type of
+/// your own to use the built-in policies with it.
 ///
 /// `issuer`, `subject` and `scopes` are required on purpose: a default of "no scopes" once made
 /// [`scopes`] refuse every token of a custom type without a word. A type that has no scopes says so
@@ -177,7 +204,9 @@ impl PolicyClaims for RegisteredClaims {
     }
 }
 
-impl PolicyClaims for DefaultClaims {
+/// The scopes of `scope`, else of `scp`; the service account of the Kubernetes claims, under the
+/// one rule of [`KubernetesClaims::service_account`]. Whatever `E` holds.
+impl<E> PolicyClaims for DefaultClaims<E> {
     fn issuer(&self) -> Option<&str> {
         Some(&self.registered.iss)
     }
@@ -187,40 +216,19 @@ impl PolicyClaims for DefaultClaims {
     }
 
     fn scopes(&self) -> Vec<&str> {
-        match (self.extra.get("scope"), self.extra.get("scp")) {
-            (Some(serde_json::Value::String(s)), _) => split_scope(s),
-            (_, Some(serde_json::Value::Array(a))) => a.iter().filter_map(|v| v.as_str()).collect(),
-            (_, Some(serde_json::Value::String(s))) => split_scope(s),
-            _ => Vec::new(),
-        }
+        self.scope
+            .as_ref()
+            .or(self.scp.as_ref())
+            .map_or_else(Vec::new, |scope| scope.iter().collect())
     }
 
-    /// The forms of the Kubernetes claims found in the payload, under the one rule of
-    /// [`KubernetesClaims::service_account`]; a `kubernetes.io` object of the wrong shape names no one.
     fn kubernetes_service_account(&self) -> Option<(&str, &str)> {
-        fn str_at<'a>(v: &'a serde_json::Value, key: &str) -> Option<&'a str> {
-            v.get(key)?.as_str()
-        }
-        let bound = match self.extra.get("kubernetes.io") {
-            None => None,
-            Some(k8s) => {
-                let sa = k8s.get("serviceaccount")?;
-                Some(ServiceAccount {
-                    namespace: str_at(k8s, "namespace")?,
-                    name: str_at(sa, "name")?,
-                    uid: str_at(sa, "uid")?,
-                })
-            }
-        };
-        let flat = |key: &str| self.extra.get(key)?.as_str();
-        let legacy = (|| {
-            Some(ServiceAccount {
-                namespace: flat("kubernetes.io/serviceaccount/namespace")?,
-                name: flat("kubernetes.io/serviceaccount/service-account.name")?,
-                uid: flat("kubernetes.io/serviceaccount/service-account.uid")?,
-            })
-        })();
-        named_service_account(PolicyClaims::subject(self), [bound, legacy])
+        checked_service_account(
+            self.registered.sub.as_deref(),
+            self.kubernetes.as_ref(),
+            &self.kubernetes_legacy,
+        )
+        .map(|sa| (sa.namespace, sa.name))
     }
 }
 
@@ -243,6 +251,23 @@ impl PolicyClaims for KubernetesClaims {
 
     fn kubernetes_service_account(&self) -> Option<(&str, &str)> {
         self.service_account().map(|sa| (sa.namespace, sa.name))
+    }
+}
+
+impl PolicyClaims for TokenReviewClaims {
+    /// `None`: a TokenReview answer names no issuer (the cluster asked is the one that vouches), so
+    /// issuer-scoped policies refuse these claims.
+    fn issuer(&self) -> Option<&str> {
+        None
+    }
+
+    fn subject(&self) -> Option<&str> {
+        Some(&self.username)
+    }
+
+    /// A TokenReview answer carries no scopes.
+    fn scopes(&self) -> Vec<&str> {
+        Vec::new()
     }
 }
 
@@ -392,6 +417,26 @@ mod tests {
     use crate::claims::kubernetes::fixtures::{bound, claims as k8s, legacy};
     use serde_json::json;
 
+    /// A TokenReview answer's service account, as the policies read it: from the user name only.
+    #[test]
+    fn token_review_claims_name_their_service_account_to_policies() {
+        let claims: TokenReviewClaims = serde_json::from_value(serde_json::json!({
+            "username": "system:serviceaccount:prod:billing",
+            "uid": "sa-uid",
+        }))
+        .unwrap();
+        assert_eq!(
+            claims.kubernetes_service_account(),
+            Some(("prod", "billing"))
+        );
+        for username in ["alice", "system:node:n1", "system:serviceaccount:prod:a:b"] {
+            let claims: TokenReviewClaims =
+                serde_json::from_value(serde_json::json!({ "username": username })).unwrap();
+            assert!(claims.kubernetes_service_account().is_none(), "{username}");
+            assert_eq!(PolicyClaims::subject(&claims), Some(username));
+        }
+    }
+
     fn claims(json: serde_json::Value) -> DefaultClaims {
         serde_json::from_value(json).unwrap()
     }
@@ -448,6 +493,9 @@ mod tests {
             "kubernetes.io": {"namespace": "dev", "serviceaccount": {"name": "billing", "uid": "u"}}
         }));
         let scp = claims(serde_json::json!({"iss": "i", "sub": "x", "scp": ["read"]}));
+        // IdentityServer writes `scope` as an array, Azure AD `scp` as a string.
+        let scope_list = claims(serde_json::json!({"iss": "i", "scope": ["read", "write"]}));
+        let scp_string = claims(serde_json::json!({"iss": "i", "scp": "read write"}));
         let ns = namespaces(["prod"]);
         let sa = service_accounts(["prod/billing"]);
         let subjects = subjects(["system:serviceaccount:prod:billing"]);
@@ -458,6 +506,8 @@ mod tests {
         assert!(subjects.check(&bound).is_ok());
         assert!(read.check(&bound).is_ok());
         assert!(read.check(&scp).is_ok());
+        assert!(read.check(&scope_list).is_ok());
+        assert!(read.check(&scp_string).is_ok());
         assert_eq!(
             admin.check(&bound).unwrap_err().scope.as_deref(),
             Some("read admin")

@@ -3,22 +3,26 @@
 //! with least-recently-used eviction.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use super::{Inner, IssuerRegistry, Live, Selected, State, millis, millis_ceil};
-use crate::error::{Excerpt, VerifyError};
+use crate::error::{ConfigError, Excerpt, VerifyError};
 use crate::verify::VerifierBuilder;
 
 /// One verification by an issuer on probation. When the last running one ends without proving or
 /// failing the issuer (its token was refused before the keys were needed, or the request was
 /// cancelled), the issuer leaves probation (nothing negative is remembered), so an abandoned
-/// verification never holds a slot.
+/// verification never holds a slot; and if none of them asked for the issuer's keys, the
+/// admission is given back, since nothing was fetched for it.
 pub(super) struct Trial {
     inner: Arc<Inner>,
     pub(super) issuer: String,
     pub(super) live: Arc<Live>,
+    /// Set when this verification was refused before it asked for the keys; a trial that ends
+    /// without it (cancelled, say) may have started a fetch.
+    before_keys: AtomicBool,
 }
 
 impl Trial {
@@ -30,19 +34,35 @@ impl Trial {
             inner: inner.clone(),
             issuer: issuer.to_owned(),
             live: live.clone(),
+            before_keys: AtomicBool::new(false),
         }
+    }
+
+    /// Records that this verification was refused before it asked for the issuer's keys.
+    pub(super) fn ended_before_keys(&self) {
+        self.before_keys.store(true, Ordering::Relaxed);
     }
 }
 
 impl Drop for Trial {
     fn drop(&mut self) {
         let mut state = self.inner.write();
+        if !self.before_keys.load(Ordering::Relaxed) {
+            self.live.asked_keys.store(true, Ordering::Relaxed);
+        }
         let last = self.live.trials.fetch_sub(1, Ordering::AcqRel) == 1;
         if last && is_pending(&state, &self.issuer, &self.live) {
             state.pending.remove(&self.issuer);
             crate::metrics::registry_issuers(state.proven.len(), state.pending.len());
+            // Read under the write lock that every trial's drop takes: no trial can set it later.
+            let asked_keys = self.live.asked_keys.load(Ordering::Relaxed);
+            if !asked_keys {
+                let rate = self.inner.limits.rate;
+                state.buckets[self.live.pattern].give_back(rate);
+            }
             tracing::debug!(
                 iss = ?Excerpt(&self.issuer),
+                admission_given_back = !asked_keys,
                 "issuer left probation undecided (keys never needed)"
             );
         }
@@ -64,6 +84,7 @@ pub(super) struct Rate {
 }
 
 /// A token bucket: `burst` tokens, one more every `interval`, read against the registry's clock.
+#[derive(Clone)]
 pub(super) struct Bucket {
     tokens: u32,
     /// When tokens were last added (`None` until first used).
@@ -103,17 +124,43 @@ impl Bucket {
         self.tokens -= 1;
         true
     }
+
+    /// Returns a token taken for nothing (up to the burst).
+    fn give_back(&mut self, rate: Rate) {
+        self.tokens = self.tokens.saturating_add(1).min(rate.burst);
+    }
+}
+
+/// A pattern issuer being built: the probation slot of its pattern that it holds, and the gate
+/// other first requests for it wait on.
+pub(super) struct Building {
+    pattern: usize,
+    gate: Arc<Mutex<()>>,
+}
+
+impl State {
+    /// The probation slots of pattern `pattern` in use: its issuers on probation or being built.
+    /// A scan, as bounded as probation itself, paid only by a new issuer that passed the keyless
+    /// rules.
+    fn probation_of(&self, pattern: usize) -> usize {
+        let pending = self.pending.values().filter(|l| l.pattern == pattern);
+        let building = self.building.values().filter(|b| b.pattern == pattern);
+        pending.count() + building.count()
+    }
 }
 
 impl IssuerRegistry {
-    /// Puts a new pattern issuer on probation, if a slot and the rate limit allow.
+    /// Puts a new issuer of pattern `pattern` on probation, if a slot and the rate limit of that
+    /// pattern allow.
     ///
     /// Our own hardening, not from a standard (go-oidc has no registry and so no such limit): the
     /// `iss` that leads here is unverified, so without these limits every made-up name would cost a
-    /// verifier build and an outbound fetch.
+    /// verifier build and an outbound fetch. The limits are per pattern, so that the made-up names
+    /// one pattern lets through (any cluster of a listed project, say) cannot starve another's.
     pub(super) fn admit(
         &self,
         iss: &str,
+        pattern: usize,
         builder: VerifierBuilder,
         now: Duration,
     ) -> Result<Selected, VerifyError> {
@@ -130,7 +177,7 @@ impl IssuerRegistry {
             if let Some(known) = self.known(&state, iss, now) {
                 return known;
             }
-            if let Some(other) = state.building.get(iss).cloned() {
+            if let Some(other) = state.building.get(iss).map(|b| b.gate.clone()) {
                 // Another request is building this issuer: wait for it (milliseconds, once per
                 // issuer) instead of taking a second slot and rate-limit token for the same name.
                 drop(state);
@@ -139,15 +186,18 @@ impl IssuerRegistry {
                     return known;
                 }
                 // Its build failed without a negative entry: try again as a first request.
-                return self.admit(iss, builder, now);
+                return self.admit(iss, pattern, builder, now);
             }
-            if state.pending.len() + state.building.len() >= inner.limits.max_pending {
+            if state.probation_of(pattern) >= inner.limits.max_pending {
                 return Err(refuse("max_pending_issuers"));
             }
-            if !state.bucket.take(now, inner.limits.rate) {
+            if !state.buckets[pattern].take(now, inner.limits.rate) {
                 return Err(refuse("new_issuer_rate"));
             }
-            state.building.insert(iss.to_owned(), gate.clone());
+            let gate = gate.clone();
+            state
+                .building
+                .insert(iss.to_owned(), Building { pattern, gate });
             Reservation { inner, iss }
         };
         // Outside the lock: a build takes milliseconds (an HTTP client, TLS roots).
@@ -159,9 +209,11 @@ impl IssuerRegistry {
         }
         let live = Arc::new(Live {
             verifier,
+            pattern,
             last_used: AtomicU64::new(millis(now)),
             refuse_until: AtomicU64::new(0),
             trials: AtomicUsize::new(0),
+            asked_keys: AtomicBool::new(false),
         });
         state.pending.insert(iss.to_owned(), live.clone());
         crate::metrics::registry_issuers(state.proven.len(), state.pending.len());
@@ -175,6 +227,27 @@ impl IssuerRegistry {
         // Waiting first requests for this issuer now find it on probation.
         drop(building);
         Ok(Selected::Pending(trial))
+    }
+
+    /// The refusal of a new issuer of pattern `pattern` whose policy is misconfigured. It is
+    /// reported (an ERROR, a negative entry) only as fast as the pattern admits new issuers, as
+    /// when such a policy failed its build after admission: made-up names must neither flood the
+    /// log nor fill the negative cache, pushing out other issuers' entries, at their sender's pace.
+    pub(super) fn misconfigured_pattern(
+        &self,
+        iss: &str,
+        pattern: usize,
+        error: &ConfigError,
+        now: Duration,
+    ) -> VerifyError {
+        let inner = &*self.inner;
+        let report = inner.write().buckets[pattern].take(now, inner.limits.rate);
+        if report {
+            return self.misconfigured(iss, error);
+        }
+        VerifyError::UntrustedIssuer {
+            found: Some(iss.to_owned()),
+        }
     }
 
     /// Moves an issuer from probation to the proven set, making room by evicting the proven issuer
@@ -269,7 +342,7 @@ fn evict_least_recently_used(proven: &mut HashMap<String, Arc<Live>>) {
 mod tests {
     use super::*;
     use crate::clock::ManualClock;
-    use crate::registry::tests::{example_pattern, proven, use_};
+    use crate::registry::tests::{example_pattern, lookup, proven, use_};
 
     #[test]
     fn the_least_recently_used_proven_issuer_makes_room() {
@@ -290,7 +363,7 @@ mod tests {
             step();
         }
         // On probation: evicts nothing, even with the proven set full.
-        let c = registry.lookup("https://c.example", "RS256").unwrap();
+        let c = lookup(&registry, "https://c.example", "RS256").unwrap();
         assert_eq!(
             proven(&registry),
             ["https://a.example", "https://b.example"]
@@ -314,17 +387,45 @@ mod tests {
             .with_pattern(example_pattern)
             .build()
             .unwrap();
-        let first = registry.lookup("https://a.example", "RS256").unwrap();
-        let second = registry.lookup("https://a.example", "RS256").unwrap();
+        let first = lookup(&registry, "https://a.example", "RS256").unwrap();
+        let second = lookup(&registry, "https://a.example", "RS256").unwrap();
         assert_eq!(registry.pending_issuers(), 1);
         drop(first);
         assert_eq!(registry.pending_issuers(), 1, "one trial still runs");
         drop(second);
         assert_eq!(registry.pending_issuers(), 0);
         // `alg: none` is refused before anything is built.
-        let err = registry.lookup("https://b.example", "none").err().unwrap();
+        let err = lookup(&registry, "https://b.example", "none")
+            .err()
+            .unwrap();
         assert_eq!(err.code(), "unsupported_algorithm");
         assert_eq!(registry.pending_issuers(), 0);
+    }
+
+    /// A trial refused before it asked for the keys gives its admission back; one that may have
+    /// asked (cancelled, or refused later) does not.
+    #[test]
+    fn an_undecided_trial_gives_its_admission_back_only_if_no_keys_were_asked() {
+        let registry = IssuerRegistry::builder()
+            .with_pattern(example_pattern)
+            .with_new_issuer_rate(1, Duration::from_secs(3600))
+            .build()
+            .unwrap();
+        let header_error = VerifyError::AlgorithmNotAllowed {
+            alg: "ES256".into(),
+        };
+        for iss in ["https://a.example", "https://b.example"] {
+            let selected = lookup(&registry, iss, "RS256").unwrap();
+            registry.settle(iss, &selected, Some(&header_error));
+            drop(selected);
+            assert_eq!(registry.pending_issuers(), 0);
+        }
+        // Cancelled: it may have started a fetch, so the admission stays spent.
+        drop(lookup(&registry, "https://c.example", "RS256").unwrap());
+        let err = lookup(&registry, "https://d.example", "RS256")
+            .err()
+            .unwrap();
+        assert_eq!(err.code(), "too_many_new_issuers");
     }
 
     #[test]

@@ -39,9 +39,9 @@ pub(crate) const DEFAULT_NEGATIVE_TTL: Duration = Duration::from_secs(30);
 pub(super) struct Limits {
     /// Proven pattern issuers kept at once (also bounds the negative cache).
     pub(super) max_live: usize,
-    /// Pattern issuers on probation at once.
+    /// Issuers of each pattern on probation at once.
     pub(super) max_pending: usize,
-    /// How fast new pattern issuers may be built.
+    /// How fast new issuers of each pattern may be built.
     pub(super) rate: Rate,
     /// How long an issuer whose keys could not be fetched is refused.
     pub(super) negative_ttl: Duration,
@@ -130,8 +130,9 @@ impl IssuerRegistryBuilder {
         self
     }
 
-    /// The most pattern issuers on probation — built, keys not loaded yet — at once (default 64, at
-    /// least 1). While that many are, a token naming another new pattern issuer is refused with
+    /// The most issuers of each pattern on probation — built, keys not loaded yet — at once (default
+    /// 64, at least 1). While that many are, a token naming another new issuer of that pattern is
+    /// refused with
     /// [`VerifyError::TooManyNewIssuers`](crate::VerifyError::TooManyNewIssuers) (503 with
     /// `Retry-After`) without building or fetching anything. An issuer leaves probation when a verification loads its keys (it is then
     /// kept, see [`with_max_live_issuers`](Self::with_max_live_issuers)) or fails to (it is then
@@ -141,11 +142,12 @@ impl IssuerRegistryBuilder {
         self
     }
 
-    /// How fast new pattern issuers may be built: `burst` at once, then one more per `interval`
-    /// (default 100, then one per 100 ms, 10 per second), timed by the registry's
-    /// [clock](Self::with_clock). Beyond it, a token naming a new pattern issuer is refused like when
-    /// probation is full. Known issuers and exact ones are not limited. `burst` must be at least 1 and
-    /// `interval` positive.
+    /// How fast new issuers of each pattern may be built: `burst` at once, then one more per
+    /// `interval` (default 100, then one per 100 ms, 10 per second), timed by the registry's
+    /// [clock](Self::with_clock). Beyond it, a token naming a new issuer of that pattern is refused
+    /// like when probation is full. Known issuers and exact ones are not limited, and a token that
+    /// the pattern's policy refuses without a key (a wrong algorithm, audience or `typ`, an
+    /// expired token) never takes from it. `burst` must be at least 1 and `interval` positive.
     pub fn with_new_issuer_rate(mut self, burst: u32, interval: Duration) -> Self {
         self.limits.rate = Rate { burst, interval };
         self
@@ -161,8 +163,8 @@ impl IssuerRegistryBuilder {
 
     /// The verified-token cache of each issuer the registry builds on demand, when its builder keeps the
     /// default cache (default 1,000 tokens and 1 MiB per issuer, so the registry's cache memory is
-    /// bounded by (exact issuers + `max_live_issuers` + `max_pending_issuers`) × this, about 1 GiB at
-    /// most with the defaults and no exact issuers — and only tokens that verified are ever cached). A
+    /// bounded by (exact issuers + `max_live_issuers` + patterns × `max_pending_issuers`) × this,
+    /// about 1 GiB at most with the defaults, one pattern and no exact issuers — and only tokens that verified are ever cached). A
     /// builder configured with its own cache settings keeps them.
     pub fn with_issuer_token_cache(mut self, settings: TokenCacheSettings) -> Self {
         self.issuer_token_cache = settings;
@@ -242,7 +244,7 @@ impl IssuerRegistryBuilder {
             proven: HashMap::new(),
             pending: HashMap::new(),
             building: HashMap::new(),
-            bucket: Bucket::full(self.limits.rate),
+            buckets: vec![Bucket::full(self.limits.rate); self.patterns.len()],
             negative: HashMap::new(),
             exact_built: Vec::new(),
         };

@@ -46,6 +46,28 @@ impl IssuerRegistry {
         inner.write().exact_built.push(verifier.clone());
         Ok(verifier)
     }
+
+    /// [`Verifier::warm_up`] for every issuer listed exactly (built now if it was not, once for all
+    /// its names): their keys load in the background from now on. Pattern issuers are known only
+    /// from the tokens that name them, so they load on first use.
+    pub fn warm_up(&self) {
+        let mut seen = std::collections::HashSet::new();
+        for (iss, entry) in &self.inner.exact {
+            // Aliases share their issuer's entry: one warm-up each.
+            if !seen.insert(std::sync::Arc::as_ptr(entry)) {
+                continue;
+            }
+            match &**entry {
+                ExactEntry::Built(verifier) => verifier.warm_up(),
+                // A builder that fails is logged at ERROR by `build`, as on first use.
+                ExactEntry::Lazy(lazy) => {
+                    if let Ok(verifier) = self.exact_lazy(iss, lazy) {
+                        verifier.warm_up();
+                    }
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -2,13 +2,11 @@
 //! the verifier that accepted them, so that a token seen before is found in its issuer's token cache
 //! without being parsed.
 
-use std::collections::HashMap;
-use std::hash::BuildHasherDefault;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::{IssuerRegistry, Live, Selected, millis};
-use crate::cache::{Digest, MAX_SHARDS, MIN_ENTRIES_PER_SHARD, PassThrough};
+use crate::cache::map::{DigestMap, MIN_ENTRIES_PER_SHARD, Value};
 use crate::crypto::Sha256;
 use crate::verify::WeakVerifier;
 
@@ -69,69 +67,48 @@ impl IssuerRegistry {
 }
 
 /// A bounded map from token digests (of the signature segment, see `cache::TokenKey`) to values (an
-/// issuer registry's "which verifier last accepted a token with this signature"), sharded like the
-/// token cache, the oldest entry evicted first. Like the token cache, it is only written for tokens
-/// that verified; a value found here is only a hint, the token cache it leads to decides.
+/// issuer registry's "which verifier last accepted a token with this signature"): the digest map
+/// of the token cache, the oldest entry evicted first. Like the token cache, it is only written for
+/// tokens that verified; a value found here is only a hint, the token cache it leads to decides.
 pub(super) struct DigestIndex<V> {
-    shards: Box<[Mutex<IndexShard<V>>]>,
-    max_per_shard: usize,
+    map: DigestMap<Hint<V>>,
 }
 
-struct IndexShard<V> {
-    map: HashMap<Digest, V, BuildHasherDefault<PassThrough>>,
-    /// Insertion order, oldest first: each digest of `map` once.
-    order: std::collections::VecDeque<Sha256>,
+/// A value of the index: no byte bound, no expiry, no kept input (the token cache compares it).
+struct Hint<V>(V);
+
+impl<V> Value for Hint<V> {
+    fn size(&self) -> usize {
+        0
+    }
 }
 
 impl<V: Clone> DigestIndex<V> {
     /// An index of at most `max_entries` (at least one per shard).
     pub(super) fn new(max_entries: usize) -> Self {
-        let shards = MAX_SHARDS
-            .min(max_entries.div_ceil(MIN_ENTRIES_PER_SHARD))
-            .max(1);
         Self {
-            shards: (0..shards)
-                .map(|_| {
-                    Mutex::new(IndexShard {
-                        map: HashMap::default(),
-                        order: Default::default(),
-                    })
-                })
-                .collect(),
-            max_per_shard: (max_entries / shards).max(1),
+            // Finer shards than the token cache's: entries are small and only ever inserted.
+            map: DigestMap::new(max_entries, usize::MAX, MIN_ENTRIES_PER_SHARD / 2),
         }
     }
 
-    fn shard(&self, digest: &Sha256) -> MutexGuard<'_, IndexShard<V>> {
-        let shard = &self.shards[usize::from(digest[31]) % self.shards.len()];
-        // Every mutation completes before anything that can panic (see `cache::TokenCache::shard`).
-        shard.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     pub(super) fn get(&self, digest: &Sha256) -> Option<V> {
-        self.shard(digest).map.get(&Digest(*digest)).cloned()
+        let mut shard = self.map.lock(digest);
+        shard.find(digest, b"").map(|slot| slot.value.0.clone())
     }
 
     /// Stores `value` for `digest` (replacing the value already there, which keeps its age).
     pub(super) fn insert(&self, digest: &Sha256, value: V) {
-        let mut shard = self.shard(digest);
-        if shard.map.insert(Digest(*digest), value).is_some() {
-            return;
-        }
-        shard.order.push_back(*digest);
-        while shard.order.len() > self.max_per_shard {
-            if let Some(oldest) = shard.order.pop_front() {
-                shard.map.remove(&Digest(oldest));
-            }
+        let mut shard = self.map.lock(digest);
+        match shard.find(digest, b"") {
+            Some(slot) => slot.value = Hint(value),
+            None => drop(shard.insert(digest, Hint(value), 0.0)),
         }
     }
 
     #[cfg(test)]
     fn len(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).map.len())
-            .sum()
+        self.map.stats().entries
     }
 }
 
@@ -148,7 +125,7 @@ mod tests {
     #[test]
     fn the_digest_index_is_bounded_and_forgets_the_oldest_first() {
         let index = DigestIndex::new(100);
-        assert_eq!(index.shards.len(), 2);
+        assert_eq!(index.map.shard_count(), 2);
         for n in 0..10_000 {
             index.insert(&digest(n), n);
             assert!(index.len() <= 100);
@@ -160,7 +137,7 @@ mod tests {
         let mut in_first: Vec<u32> = (0..10_000)
             .filter(|&n| usize::from(digest(n)[31]) % 2 == 0)
             .collect();
-        let kept = in_first.split_off(in_first.len() - index.max_per_shard);
+        let kept = in_first.split_off(in_first.len() - index.map.max_entries_per_shard());
         assert!(kept.iter().all(|&n| index.get(&digest(n)) == Some(n)));
         assert!(in_first.iter().all(|&n| index.get(&digest(n)).is_none()));
 
@@ -170,10 +147,8 @@ mod tests {
                 index.insert(&digest(n), round);
                 assert_eq!(index.get(&digest(n)), Some(round));
             }
-            assert!(index.shards.iter().all(|s| {
-                let s = s.lock().unwrap();
-                s.order.len() <= index.max_per_shard && s.map.len() == s.order.len()
-            }));
+            // Each shard within its bound, its queue holding each entry once.
+            index.map.check();
         }
     }
 }

@@ -16,22 +16,21 @@ pub(crate) mod pattern;
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 
-use crate::Algorithm;
 use crate::cache::{TokenCacheSettings, TokenCacheStats};
 use crate::clock::SharedClock;
-use crate::error::{Excerpt, Phase, VerifyError};
+use crate::error::{ConfigError, Excerpt, Phase, VerifyError};
 use crate::fetch::SharedClients;
 use crate::sealed::Internal;
 use crate::token::{ClaimValue, Parsed};
 use crate::verify::{Verifier, VerifierBuilder, VerifyToken};
 
-use admission::{Bucket, Trial};
+use admission::{Bucket, Building, Trial};
 pub(crate) use builder::IssuerRegistryBuilder;
 use builder::Limits;
 use exact::{ExactEntry, LazyExact};
@@ -53,11 +52,15 @@ pub(crate) use pattern::IssuerPattern;
 ///   all its names) and then kept for the registry's lifetime: never evicted, not counted against
 ///   any cap (the configuration bounds them), and its own key cache's backoff paces its retries.
 /// - **Probation**: the `iss` that selects a pattern issuer is unverified, so anyone can name a new
-///   one in every token. A pattern issuer whose keys have not loaded yet is *on probation*: at most
+///   one in every token. A token naming a new pattern issuer must first pass every rule of the
+///   pattern's policy that needs no key (size, algorithms, `typ`, audience, times), or it is
+///   refused as the issuer's verifier would refuse it, at no cost. A pattern issuer whose keys have
+///   not loaded yet is *on probation*: per pattern, at most
 ///   [`with_max_pending_issuers`](IssuerRegistryBuilder::with_max_pending_issuers) (default 64) are
 ///   at once, and new ones are built at most at
 ///   [`with_new_issuer_rate`](IssuerRegistryBuilder::with_new_issuer_rate) (default a burst of 100,
-///   then 10 per second). Beyond either limit a token naming a new pattern issuer is refused with
+///   then 10 per second), so one pattern's made-up issuers never starve another's. Beyond either
+///   limit a token naming a new pattern issuer is refused with
 ///   [`VerifyError::TooManyNewIssuers`] (the HTTP layer answers 503 with `Retry-After`) without
 ///   building anything or fetching. The first verification that loads
 ///   the issuer's keys proves it; one whose keys cannot be fetched leaves probation and is
@@ -138,13 +141,15 @@ struct State {
     /// Pattern issuers whose keys have loaded, by `iss`; at most `max_live`, evicted LRU.
     proven: HashMap<String, Arc<Live>>,
     /// Pattern issuers on probation (built, keys never loaded yet), by `iss`. With `building`, at most
-    /// `max_pending`; never evicts anything.
+    /// `max_pending` per pattern; never evicts anything.
     pending: HashMap<String, Arc<Live>>,
-    /// Pattern issuers being built (outside the lock), each holding a probation slot; the gate is
-    /// locked by the building request, and other first requests for the same issuer wait on it.
-    building: HashMap<String, Arc<Mutex<()>>>,
-    /// Paces the building of new pattern issuers.
-    bucket: Bucket,
+    /// Pattern issuers being built (outside the lock), each holding a probation slot of its
+    /// pattern; the gate is locked by the building request, and other first requests for the same
+    /// issuer wait on it.
+    building: HashMap<String, Building>,
+    /// Paces the building of new pattern issuers: one bucket per pattern, by index, so that one
+    /// pattern's flood leaves the others' new issuers alone.
+    buckets: Vec<Bucket>,
     /// Issuers refused without an attempt until `until`.
     negative: HashMap<String, Negative>,
     /// The exact issuers built so far (for counts and cache statistics).
@@ -153,6 +158,8 @@ struct State {
 
 struct Live {
     verifier: Verifier,
+    /// The index of the pattern that trusted it, whose admission limits it counts against.
+    pattern: usize,
     /// Clock time of the last use, in milliseconds (for eviction).
     last_used: AtomicU64,
     /// Clock time, in milliseconds, until which the fast path (the index of recent tokens) must
@@ -161,6 +168,10 @@ struct Live {
     refuse_until: AtomicU64,
     /// Verifications running while the issuer is on probation (see [`Trial`]).
     trials: AtomicUsize,
+    /// Whether a verification of the issuer on probation may have asked for its keys (one that
+    /// was refused before is known not to have): when none did, leaving probation gives the
+    /// admission back.
+    asked_keys: AtomicBool,
 }
 
 /// The verifier chosen for a token, and what the verification's outcome changes.
@@ -196,16 +207,20 @@ impl IssuerRegistry {
     /// everything (`iss` included) with that issuer's keys.
     pub async fn verify<T: DeserializeOwned>(&self, token: &str) -> Result<T, VerifyError> {
         let parsed = Parsed::new(token, self.inner.limits.max_token_bytes)?;
-        let (iss, selected) = self.select(&parsed)?;
+        let (iss, selected) = self.select(token, &parsed)?;
         let result = selected.verifier().verify_parsed(token, &parsed).await;
         self.settle(iss, &selected, result.as_ref().err());
         result
     }
 
-    /// The verifier for the token's issuer.
-    fn select<'p>(&self, parsed: &'p Parsed<'_>) -> Result<(&'p str, Selected), VerifyError> {
+    /// The verifier for the token's issuer (`parsed` is `token` taken apart).
+    fn select<'p>(
+        &self,
+        token: &str,
+        parsed: &'p Parsed<'_>,
+    ) -> Result<(&'p str, Selected), VerifyError> {
         if let Some(iss) = parsed.claims.issuer() {
-            return Ok((iss, self.lookup(iss, &parsed.header.alg)?));
+            return Ok((iss, self.lookup(iss, parsed, token.len())?));
         }
         match &parsed.claims.iss {
             ClaimValue::Absent => Err(VerifyError::UntrustedIssuer { found: None }),
@@ -230,8 +245,14 @@ impl IssuerRegistry {
                 self.withdraw(trial, backoff(source.clone()));
             }
             (Selected::Pending(trial), error) if keys_were_loaded(error) => self.promote(trial),
+            // Refused before its key set was even asked (the rules checked before admission
+            // leave little that can, but the verifier has the last word): no fetch was made.
+            (Selected::Pending(trial), Some(error)) if before_keys(error) => {
+                trial.ended_before_keys();
+            }
             // Refused before its keys were needed: says nothing about the issuer. The trial's drop
-            // releases the slot if no other verification is trying the issuer.
+            // releases the slot if no other verification is trying the issuer (and gives the
+            // admission back if none of them asked for its keys).
             (Selected::Pending(_), _) => {}
         }
     }
@@ -283,8 +304,13 @@ impl IssuerRegistry {
         self.inner.exact_count
     }
 
-    /// The verifier for `iss` (a token whose header names `alg`).
-    fn lookup(&self, iss: &str, alg: &str) -> Result<Selected, VerifyError> {
+    /// The verifier for `iss`, the issuer of `parsed`, a token of `token_len` bytes.
+    fn lookup(
+        &self,
+        iss: &str,
+        parsed: &Parsed<'_>,
+        token_len: usize,
+    ) -> Result<Selected, VerifyError> {
         let inner = &*self.inner;
         if let Some(entry) = inner.exact.get(iss) {
             return match &**entry {
@@ -299,7 +325,12 @@ impl IssuerRegistry {
         let untrusted = || VerifyError::UntrustedIssuer {
             found: Some(iss.to_owned()),
         };
-        let Some(builder) = inner.patterns.iter().find_map(|p| p.verifier_for(iss)) else {
+        let Some((pattern, builder)) = inner
+            .patterns
+            .iter()
+            .enumerate()
+            .find_map(|(i, p)| Some((i, p.verifier_for(iss)?)))
+        else {
             return Err(untrusted());
         };
         if !builder.accepted_issuers().any(|name| name == iss) {
@@ -307,14 +338,21 @@ impl IssuerRegistry {
             tracing::error!(iss = ?Excerpt(iss), builder = ?builder, "issuer pattern returned a verifier for another issuer");
             return Err(untrusted());
         }
-        // The verifier's first check (RFC 8725 §3.1), made before building one: a token with `alg`
-        // `none` or an unknown name costs no build and no rate-limit token.
-        if Algorithm::from_header(alg).is_none() {
-            return Err(VerifyError::UnsupportedAlgorithm {
-                alg: alg.to_owned(),
-            });
+        // A wrong pattern is reported as one, before any rule of the policy it gives.
+        if let Err(error) = builder.validate() {
+            return Err(self.misconfigured_pattern(iss, pattern, &error, now));
         }
-        self.admit(iss, builder, now)
+        // Whatever the issuer's verifier would refuse without a key (the pattern's algorithms,
+        // HMAC and `none` included, `typ`, size, audience, times) is refused before the issuer is
+        // admitted, by the same rules: a forgery that costs its sender nothing (`alg: HS256`, a
+        // wrong audience, an expired token) must not cost an admission, nor leave a verifier that
+        // an undecided trial leaves again. `crit` and the structure were checked when parsing.
+        // By the clock the issuer's verifier will read (the registry's, if it gives its own).
+        let builder = self.with_registry_clock(builder);
+        builder
+            .rules()
+            .check_unverified(parsed, token_len, builder.now())?;
+        self.admit(iss, pattern, builder, now)
     }
 
     /// A pattern issuer the registry knows (negatively cached, proven or on probation).
@@ -340,27 +378,37 @@ impl IssuerRegistry {
     /// Builds an issuer's verifier with the registry's clock, token-cache defaults and HTTP clients.
     fn build(&self, iss: &str, builder: VerifierBuilder) -> Result<Verifier, VerifyError> {
         let inner = &*self.inner;
-        let builder = builder.with_shared_clients(inner.clients.clone());
-        let builder = if inner.share_clock {
-            builder.with_clock(inner.clock.clone())
-        } else {
-            builder
-        };
+        let builder = self.with_registry_clock(builder.with_shared_clients(inner.clients.clone()));
         let builder = if builder.has_default_token_cache() {
             builder.with_token_cache(inner.issuer_token_cache.clone())
         } else {
             builder
         };
-        builder.build().map_err(|error| {
-            // Not a token problem: the configuration of a trusted issuer is wrong. Said loudly,
-            // remembered so that the builder is not retried on every request.
-            tracing::error!(iss = ?Excerpt(iss), code = error.code(), %error, "cannot build the verifier of a trusted issuer");
-            let untrusted = VerifyError::UntrustedIssuer {
-                found: Some(iss.to_owned()),
-            };
-            self.remember_failure(iss, untrusted.clone());
-            untrusted
-        })
+        builder
+            .build()
+            .map_err(|error| self.misconfigured(iss, &error))
+    }
+
+    /// `builder` with the registry's clock, if the registry was given one; else with its own.
+    fn with_registry_clock(&self, builder: VerifierBuilder) -> VerifierBuilder {
+        let inner = &*self.inner;
+        if inner.share_clock {
+            builder.with_clock(inner.clock.clone())
+        } else {
+            builder
+        }
+    }
+
+    /// The refusal of a trusted issuer whose verifier cannot be built. Not a token problem: the
+    /// configuration is wrong. Said loudly, and remembered so that the builder is not retried on
+    /// every request.
+    fn misconfigured(&self, iss: &str, error: &ConfigError) -> VerifyError {
+        tracing::error!(iss = ?Excerpt(iss), code = error.code(), %error, "cannot build the verifier of a trusted issuer");
+        let untrusted = VerifyError::UntrustedIssuer {
+            found: Some(iss.to_owned()),
+        };
+        self.remember_failure(iss, untrusted.clone());
+        untrusted
     }
 }
 
@@ -372,6 +420,21 @@ fn keys_were_loaded(error: Option<&VerifyError>) -> bool {
     match error.phase() {
         Phase::KeySelection | Phase::Signature | Phase::Claims | Phase::Decode => true,
         Phase::Structure | Phase::Header | Phase::Issuer | Phase::Keys | Phase::Review => false,
+    }
+}
+
+/// Whether a verification that ended this way was refused before its key set was asked, so that
+/// no fetch was made for it: by the token's structure or header (the verifier checks those first;
+/// it never refuses by issuer). No `_` arm, as above.
+fn before_keys(error: &VerifyError) -> bool {
+    match error.phase() {
+        Phase::Structure | Phase::Header | Phase::Issuer => true,
+        Phase::Keys
+        | Phase::KeySelection
+        | Phase::Signature
+        | Phase::Claims
+        | Phase::Decode
+        | Phase::Review => false,
     }
 }
 
@@ -402,7 +465,7 @@ impl VerifyToken for IssuerRegistry {
         T: DeserializeOwned + Send + Sync + 'static,
     {
         let parsed = Parsed::new(token, self.inner.limits.max_token_bytes)?;
-        let (iss, selected) = self.select(&parsed)?;
+        let (iss, selected) = self.select(token, &parsed)?;
         let result = selected
             .verifier()
             .verify_parsed_shared(token, &parsed)
@@ -439,6 +502,7 @@ impl fmt::Debug for IssuerRegistry {
 mod tests {
     use super::*;
     use crate::keys::{Jwks, StaticKeySet};
+    use crate::verify::DEFAULT_MAX_TOKEN_BYTES;
 
     pub(super) fn static_builder(iss: &str) -> VerifierBuilder {
         let keys = StaticKeySet::new(Jwks::from_json(br#"{"keys": []}"#).unwrap());
@@ -449,10 +513,33 @@ mod tests {
         iss.ends_with(".example").then(|| static_builder(iss))
     }
 
+    /// An unsigned token naming `iss`, with `alg` in its header, that the rules of
+    /// [`static_builder`] let through (audience `aud`, expiring in 2100).
+    pub(super) fn token(iss: &str, alg: &str) -> String {
+        use base64::Engine as _;
+        let b64 = |json: serde_json::Value| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json.to_string())
+        };
+        let header = b64(serde_json::json!({ "alg": alg }));
+        let payload = b64(serde_json::json!({ "iss": iss, "aud": "aud", "exp": 4_102_444_800u64 }));
+        format!("{header}.{payload}.c2ln")
+    }
+
+    /// Looks up the issuer of a token naming `iss` with `alg`, as a verification would.
+    pub(super) fn lookup(
+        registry: &IssuerRegistry,
+        iss: &str,
+        alg: &str,
+    ) -> Result<Selected, VerifyError> {
+        let token = token(iss, alg);
+        let parsed = Parsed::new(&token, DEFAULT_MAX_TOKEN_BYTES).unwrap();
+        registry.lookup(iss, &parsed, token.len())
+    }
+
     /// Looks `iss` up and, if it is on probation, proves it as a verification that loaded its keys
     /// would.
     pub(super) fn use_(registry: &IssuerRegistry, iss: &str) -> Selected {
-        let selected = registry.lookup(iss, "RS256").unwrap();
+        let selected = lookup(registry, iss, "RS256").unwrap();
         if let Selected::Pending(trial) = &selected {
             registry.promote(trial);
         }
@@ -489,6 +576,29 @@ mod tests {
         assert_eq!(registry.built_issuers(), ISSUERS);
         // One client, lent to every verifier's key fetcher.
         assert_eq!(registry.inner.clients.counts(), (1, ISSUERS));
+    }
+
+    /// A pattern whose builders cannot be built (no audience) is reported, by an ERROR and a
+    /// negative entry per issuer, no faster than new issuers of that pattern may be built: made-up
+    /// names must not flood the log, nor fill the negative cache (pushing out other issuers'
+    /// entries) at the sender's pace.
+    #[test]
+    fn a_misconfigured_pattern_is_reported_no_faster_than_the_new_issuer_rate() {
+        let registry = IssuerRegistry::builder()
+            .with_pattern(|iss: &str| {
+                // No algorithm allowed: refused by `validate`, whatever the token.
+                example_pattern(iss).map(|builder| builder.with_algorithms(&[]))
+            })
+            .with_new_issuer_rate(2, Duration::from_secs(3600))
+            .build()
+            .unwrap();
+        for i in 0..50 {
+            let err = lookup(&registry, &format!("https://{i}.example"), "RS256")
+                .err()
+                .unwrap();
+            assert_eq!(err.code(), "untrusted_issuer");
+        }
+        assert_eq!(registry.inner.read().negative.len(), 2, "one per admission");
     }
 
     pub(super) fn proven(registry: &IssuerRegistry) -> Vec<String> {

@@ -1,9 +1,9 @@
 //! [`ApiServer`]: where TokenReviews are sent and with which credentials, and the mapping of the
 //! API server's answer.
 //!
-//! The POST follows the rules of the discovery and key fetches (`fetch.rs`): no redirects,
-//! connect and total timeouts, a size cap on the answer, and `https` only (plain `http` on
-//! loopback for tests).
+//! The POST goes through the one bounded fetch of the discovery and key fetches (`fetch.rs`,
+//! [`oidc_bearer_shared::fetch`]): no redirects, connect and total timeouts, a size cap on the
+//! answer, and `https` only (plain `http` on loopback for tests).
 
 use std::fmt;
 use std::sync::Arc;
@@ -12,10 +12,12 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use oidc_bearer_shared::fetch::{self as shared, ClientSettings};
+
 use super::claims::TokenReviewClaims;
-use super::error::ReviewError;
-use crate::error::{ConfigError, VerifyError, error_chain};
-use crate::fetch::{BodyError, is_timeout, read_body};
+use crate::error::ReviewError;
+use crate::error::{ConfigError, FetchError, VerifyError};
+use crate::fetch::bearer_authorization;
 
 /// The TokenReview API's path on the API server.
 const TOKEN_REVIEW_PATH: &str = "/apis/authentication.k8s.io/v1/tokenreviews";
@@ -63,7 +65,7 @@ impl ApiServer {
         ApiServerBuilder {
             base_url: base_url.into(),
             credential: None,
-            root_certificates: Vec::new(),
+            ca_certificates: Vec::new(),
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             allow_insecure_http: false,
@@ -85,12 +87,11 @@ impl ApiServer {
         timeout: Duration,
     ) -> Result<Result<TokenReviewClaims, VerifyError>, ReviewError> {
         let inner = &*self.inner;
-        let credential = (inner.credential)().ok_or(ReviewError::NoCredentials)?;
-        let mut authorization = http::HeaderValue::try_from(format!("Bearer {credential}"))
-            .map_err(|_| ReviewError::Transport {
-                message: "the service-account token is not a valid header value".into(),
-            })?;
-        authorization.set_sensitive(true);
+        // A credential that cannot be sent is our own configuration, never a failure of the API
+        // server (which would open the object-binding grace period).
+        let authorization = (inner.credential)()
+            .and_then(|credential| bearer_authorization(&credential))
+            .ok_or(ReviewError::NoCredentials)?;
         let body = serde_json::to_vec(&Request {
             api_version: "authentication.k8s.io/v1",
             kind: "TokenReview",
@@ -99,37 +100,26 @@ impl ApiServer {
         .map_err(|e| ReviewError::InvalidResponse {
             message: e.to_string(),
         })?;
-        let map_err = |e: &(dyn std::error::Error + 'static)| {
-            if is_timeout(e) {
-                ReviewError::Timeout { timeout }
-            } else {
-                ReviewError::Transport {
-                    message: error_chain(e),
-                }
-            }
-        };
-        let response = inner
+        let request = inner
             .client
             .post(inner.url.clone())
-            .timeout(timeout)
             .header(http::header::AUTHORIZATION, authorization)
             .header(http::header::CONTENT_TYPE, "application/json")
             .header(http::header::ACCEPT, "application/json")
-            .body(body)
-            .send()
+            .body(body);
+        let response = shared::send(request, timeout)
             .await
-            .map_err(|e| map_err(&e))?;
+            .map_err(ReviewError::Fetch)?;
         let status = response.status().as_u16();
         match status {
             200 | 201 => {}
             401 | 403 => return Err(ReviewError::Unauthorized { status }),
-            _ => return Err(ReviewError::Status { status }),
+            _ => return Err(ReviewError::Fetch(FetchError::Status { status })),
         }
-        let max = inner.max_response_bytes;
-        let bytes = read_body(response, max).await.map_err(|e| match e {
-            BodyError::TooLarge => ReviewError::TooLarge { max_bytes: max },
-            BodyError::Failed(e) => map_err(&*e),
-        })?;
+        let bytes = response
+            .body(inner.max_response_bytes)
+            .await
+            .map_err(ReviewError::Fetch)?;
         interpret(&bytes, audiences)
     }
 }
@@ -235,7 +225,7 @@ impl fmt::Debug for ApiServer {
 pub struct ApiServerBuilder {
     base_url: String,
     credential: Option<Credential>,
-    root_certificates: Vec<Vec<u8>>,
+    ca_certificates: Vec<Vec<u8>>,
     connect_timeout: Duration,
     max_response_bytes: usize,
     allow_insecure_http: bool,
@@ -252,9 +242,14 @@ impl ApiServerBuilder {
         self
     }
 
-    /// Trusts these extra root certificates (PEM) for the API server (the cluster's CA).
-    pub fn with_root_certificates_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
-        self.root_certificates.push(pem.into());
+    /// Trusts exactly this CA (PEM, one or more certificates; the cluster's CA) for the API
+    /// server, and not the system's roots: every review carries our own credential and the token
+    /// under review, so no other CA may vouch for the API server (client-go likewise trusts only
+    /// a configured `certificate-authority`: `rest.InClusterConfig` sets only
+    /// `TLSClientConfig.CAFile`). Several calls trust each of the CAs. Without any, the system's
+    /// roots are trusted.
+    pub fn with_ca_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.ca_certificates.push(pem.into());
         self
     }
 
@@ -300,15 +295,12 @@ impl ApiServerBuilder {
                 reason: "must be positive".into(),
             });
         }
-        let mut builder = reqwest::Client::builder()
-            // A redirect could take the token under review to a host we never vetted.
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(self.connect_timeout)
-            .user_agent(concat!("oidc-bearer/", env!("CARGO_PKG_VERSION")));
-        builder = crate::fetch::with_root_certificates(builder, &self.root_certificates)?;
-        let client = builder.build().map_err(|e| ConfigError::HttpClient {
-            message: e.to_string(),
-        })?;
+        // No redirects (one could take the token under review to a host we never vetted); a
+        // configured CA is trusted alone.
+        let mut settings = ClientSettings::new(self.connect_timeout, crate::fetch::USER_AGENT);
+        settings.system_roots = self.ca_certificates.is_empty();
+        settings.root_certificates = self.ca_certificates;
+        let client = crate::fetch::client(&settings)?;
         Ok(ApiServer {
             inner: Arc::new(ApiInner {
                 url,

@@ -1,31 +1,49 @@
-//! The object-binding check: a locally verified token is confirmed with a TokenReview at most once
-//! per interval, so that a token whose pod or secret was deleted stops working within that
-//! interval while nearly every request costs a local cache hit.
+//! The object-binding check: a token that another verifier accepted is confirmed with a
+//! TokenReview at most once per interval, so that a token whose pod or secret was deleted stops
+//! working within that interval while nearly every request costs a local cache hit.
+//!
+//! [`ObjectBinding`] wraps any [`VerifyToken`]: it verifies first, then confirms — never the
+//! other way round, since the confirmation is kept by the SHA-256 of the token's signature alone,
+//! which identifies a token only once that signature has been checked over the rest of it.
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde::de::DeserializeOwned;
+
 use super::api::ApiServer;
-use super::reviewer::{LOG_PERIOD, Reviewer, TokenReviewSettings, TokenReviewStats};
+use super::reviewer::{LOG_PERIOD, Reviewer, Started, TokenReviewSettings, TokenReviewStats};
+use crate::cache::TokenKey;
 use crate::clock::SharedClock;
 use crate::crypto::Sha256;
 use crate::error::{ConfigError, VerifyError};
 use crate::log_limit::LogLimiter;
+use crate::sealed::Internal;
+use crate::{Verifier, VerifyToken};
 
 /// The default grace period of the object-binding check (see `with_grace_period`).
 const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(60);
 
-/// Settings of the object-binding check of a [`Verifier`](crate::Verifier); see
-/// [`VerifierBuilder::with_object_binding`](crate::VerifierBuilder::with_object_binding).
+/// Settings of the object-binding check; [`wrap`](Self::wrap) puts it around a
+/// [`Verifier`], giving an [`ObjectBinding`].
 ///
-/// **When the API server cannot answer** (unreachable, 5xx, 429, timeout, or refusing our
-/// credentials): tokens that pass local verification are still accepted during the grace period
-/// (60 s by default, counted from the first failed review), without waiting for reviews
-/// that would fail (they are retried in the background, once per token per
+/// **When the API server itself fails** (unreachable, 5xx, 429, or no answer within the
+/// timeout: [`ReviewError::is_api_server_failure`](super::ReviewError::is_api_server_failure)):
+/// tokens that pass local verification are still accepted during the grace period
+/// (60 s by default, counted from the first review that failed so), without waiting for
+/// reviews that would fail (they are retried in the background, once per token per
 /// [`retry_interval`](TokenReviewSettings::retry_interval)); after it, requests get 503 with
-/// `Retry-After` until a review answers. A refusal from the API server is never overridden.
+/// `Retry-After` until a review is answered. A refusal from the API server is never overridden
+/// while it is cached ([`negative_ttl`](TokenReviewSettings::negative_ttl)).
 /// `with_grace_period(Duration::ZERO)` answers 503 from the first failure.
+///
+/// **Nothing else opens the grace period.** A review this process could not run — as many
+/// reviews pending as [`max_pending_reviews`](TokenReviewSettings::max_pending_reviews) allows,
+/// no free slot within the timeout, no Tokio runtime, the runtime shutting down — and our own
+/// credentials refused (401/403), a wrong URL or an answer that cannot be trusted are 503 with
+/// `Retry-After`, and record no outage: the API server may be up, and would refuse a deleted
+/// pod's token.
 ///
 /// ```no_run
 /// # fn run() -> Result<(), oidc_bearer::ConfigError> {
@@ -36,12 +54,11 @@ const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(60);
 /// let cluster = InCluster::new();
 /// let verifier = cluster
 ///     .verifier_builder("https://kubernetes.default.svc.cluster.local", "my-service")?
-///     .with_object_binding(
-///         ObjectBindingCheck::new(Duration::from_secs(30))
-///             .with_api_server(cluster.api_server()?)
-///             .with_grace_period(Duration::from_secs(120)),
-///     )
 ///     .build()?;
+/// let bound = ObjectBindingCheck::new(Duration::from_secs(30))
+///     .with_api_server(cluster.api_server()?)
+///     .with_grace_period(Duration::from_secs(120))
+///     .wrap(verifier)?;
 /// # Ok(()) }
 /// ```
 #[derive(Clone)]
@@ -64,18 +81,18 @@ impl ObjectBindingCheck {
         }
     }
 
-    /// The API server to ask. Not needed for a verifier built by
-    /// [`InCluster::verifier_builder`](crate::issuers::kubernetes::InCluster::verifier_builder),
-    /// which asks its own cluster's.
+    /// The API server to ask (required; `InCluster::object_binding_check` gives its own
+    /// cluster's).
     pub fn with_api_server(mut self, api: ApiServer) -> Self {
         self.api = Some(api);
         self
     }
 
-    /// How long tokens are accepted on local verification alone while the API server cannot
-    /// answer, counted from the first failed review (default 60 s; zero: 503 at once). A minute
-    /// rides out an API-server restart or a leader election; a deleted pod's token then works at
-    /// most `interval + grace` after the deletion.
+    /// How long tokens are accepted on local verification alone while the API server itself
+    /// fails (default 60 s; zero: 503 at once). A minute rides out an API-server restart or a
+    /// leader election. A deleted pod's token then works only while the API server is failing, for
+    /// at most `grace` from the start of the outage — however long after the deletion it begins: a
+    /// refusal is remembered only for the negative TTL.
     pub fn with_grace_period(mut self, grace: Duration) -> Self {
         self.grace = grace;
         self
@@ -87,38 +104,56 @@ impl ObjectBindingCheck {
         self
     }
 
-    /// The runtime check, for a verifier accepting `audiences`.
+    /// Wraps `verifier`: each token it accepts is then confirmed by a TokenReview asking for its
+    /// audiences, timed by its clock.
+    pub fn wrap(self, verifier: Verifier) -> Result<ObjectBinding<Verifier>, ConfigError> {
+        // Without an audience to ask for, every review would be refused.
+        if verifier.audiences().is_empty() {
+            return Err(ConfigError::InvalidSetting {
+                name: "object_binding_check",
+                reason: "needs an audience: TokenReview checks the token against it".into(),
+            });
+        }
+        let check = self.build(
+            verifier.issuer(),
+            verifier.audiences().to_vec(),
+            verifier.clock(),
+        )?;
+        Ok(ObjectBinding {
+            inner: verifier,
+            check: Arc::new(check),
+        })
+    }
+
+    /// The runtime check, for a verifier of `issuer` accepting `audiences`.
     pub(crate) fn build(
         self,
-        fallback: Option<Result<ApiServer, ConfigError>>,
+        issuer: &str,
         audiences: Vec<String>,
         clock: SharedClock,
-    ) -> Result<ObjectBinding, ConfigError> {
+    ) -> Result<Check, ConfigError> {
         if self.interval.is_zero() {
             return Err(ConfigError::InvalidSetting {
                 name: "object_binding_check",
                 reason: "the interval must be positive".into(),
             });
         }
-        let api = match (self.api, fallback) {
-            (Some(api), _) => api,
-            (None, Some(api)) => api?,
-            (None, None) => {
-                return Err(ConfigError::InvalidSetting {
-                    name: "object_binding_check",
-                    reason: "no API server to send TokenReviews to: build the verifier with \
-                             InCluster::verifier_builder, or give one with \
-                             ObjectBindingCheck::with_api_server"
-                        .into(),
-                });
-            }
+        let Some(api) = self.api else {
+            return Err(ConfigError::InvalidSetting {
+                name: "object_binding_check",
+                reason: "no API server to send TokenReviews to: start from \
+                         InCluster::object_binding_check, or give one with \
+                         ObjectBindingCheck::with_api_server"
+                    .into(),
+            });
         };
         let mut settings = self.settings;
         settings.cache_ttl = self.interval;
         settings.negative_ttl = settings.negative_ttl.min(self.interval);
         settings.retry_interval = settings.retry_interval.min(self.interval);
         settings.validate()?;
-        Ok(ObjectBinding {
+        super::warn_if_api_server_audience("the object-binding check", &audiences, Some(issuer));
+        Ok(Check {
             // Keyed by the token cache's key of a token verified locally: nothing to compare.
             reviewer: Arc::new(Reviewer::new(api, false, audiences, settings, clock)),
             grace: self.grace.as_secs_f64(),
@@ -136,13 +171,89 @@ impl fmt::Debug for ObjectBindingCheck {
     }
 }
 
-/// The check as a verifier runs it.
-pub(crate) struct ObjectBinding {
+/// A verifier wrapped in the object-binding check (see [`ObjectBindingCheck`]): a token passes when
+/// the inner verifier accepts it, then when a TokenReview within the interval confirmed it.
+///
+/// Cheap to clone; clones share the reviews, their answers and the counters.
+#[derive(Clone)]
+pub struct ObjectBinding<V> {
+    inner: V,
+    check: Arc<Check>,
+}
+
+impl<V> ObjectBinding<V> {
+    /// The verifier inside.
+    pub fn get_ref(&self) -> &V {
+        &self.inner
+    }
+
+    /// The verifier inside, unwrapped.
+    pub fn into_inner(self) -> V {
+        self.inner
+    }
+
+    /// The same check — its reviews, their answers, its grace period and counters — around another
+    /// verifier, e.g. an [`IssuerRegistry`](crate::IssuerRegistry) holding
+    /// [`get_ref`](Self::get_ref): every token that `inner` accepts is then confirmed with this
+    /// check's API server.
+    pub fn wrapping<W>(&self, inner: W) -> ObjectBinding<W> {
+        ObjectBinding {
+            inner,
+            check: self.check.clone(),
+        }
+    }
+
+    /// Counters of the check (TokenReviews sent, answers cached, reviews pending).
+    pub fn stats(&self) -> TokenReviewStats {
+        self.check.reviewer.stats()
+    }
+}
+
+impl<V: VerifyToken> VerifyToken for ObjectBinding<V> {
+    /// Verifies with the inner verifier, then confirms: the confirmation is keyed by the token
+    /// cache's key (the SHA-256 of the signature), which names a token only once its signature was
+    /// checked over the rest of it.
+    async fn verify_token<T>(&self, token: &str) -> Result<Arc<T>, VerifyError>
+    where
+        T: DeserializeOwned + Send + Sync + 'static,
+    {
+        let claims = self.inner.verify_token::<T>(token).await?;
+        // A token accepted by a verifier is a JWS, so it has a key.
+        let key = TokenKey::new(token.as_bytes()).ok_or(VerifyError::Malformed {
+            reason: "a JWS has three dot-separated parts",
+        })?;
+        self.check.check(token, key.digest).await?;
+        Ok(claims)
+    }
+
+    /// Only what the inner verifier answers from its cache (so a token it accepted), and only while
+    /// a review within the interval confirmed it.
+    fn verify_token_cached<T>(&self, token: &[u8], internal: Internal) -> Option<Arc<T>>
+    where
+        T: DeserializeOwned + Send + Sync + 'static,
+    {
+        let claims = self.inner.verify_token_cached::<T>(token, internal)?;
+        let key = TokenKey::new(token)?;
+        self.check.confirmed(&key.digest).then_some(claims)
+    }
+}
+
+impl<V: fmt::Debug> fmt::Debug for ObjectBinding<V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ObjectBinding")
+            .field("inner", &self.inner)
+            .field("grace", &self.check.grace)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The check as a wrapper runs it.
+pub(crate) struct Check {
     reviewer: Arc<Reviewer>,
     grace: f64,
 }
 
-impl ObjectBinding {
+impl Check {
     /// Whether the token with this key was confirmed within the interval (the synchronous fast
     /// path: nothing is started).
     pub(crate) fn confirmed(&self, key: &Sha256) -> bool {
@@ -150,10 +261,6 @@ impl ObjectBinding {
             self.reviewer.cached(key, b"", self.reviewer.now()),
             Some(Ok(_))
         )
-    }
-
-    pub(crate) fn stats(&self) -> TokenReviewStats {
-        self.reviewer.stats()
     }
 
     /// Confirms a locally verified `token` (whose token-cache key is `key`): at most one review per
@@ -167,11 +274,16 @@ impl ObjectBinding {
             _ => {}
         }
         if let Some(since) = self.reviewer.outage_since() {
-            if now < since + self.grace {
+            if self.in_window(since, now) {
                 // In the grace period: no request waits for a review that will likely fail; one
                 // is retried in the background per token and retry interval.
-                if cached.is_none() {
-                    let _ = self.reviewer.start(key, token, None);
+                // A review that answered between the lookup above and this start is heeded: a
+                // refusal in hand is never overridden by the grace period.
+                if cached.is_none()
+                    && let Started::Answer(Err(refusal)) = self.reviewer.start(key, token, None)
+                    && !refusal.is_unavailable()
+                {
+                    return Err(refusal);
                 }
                 return self.in_grace(since, now);
             }
@@ -183,16 +295,31 @@ impl ObjectBinding {
             Ok(_) => Ok(()),
             Err(e) if !e.is_unavailable() => Err(e),
             Err(error) => {
+                // Grace only for a failure of the API server itself, inside the window of the
+                // outage it recorded (none if a review answered since). A local limit — queue
+                // full, no slot in time, no runtime, shutting down — records no outage and is
+                // 503: the API server may well be up and would refuse a deleted pod's token.
+                let own_failure = matches!(
+                    &error,
+                    VerifyError::ReviewUnavailable { source } if source.is_api_server_failure()
+                );
                 let now = self.reviewer.now();
-                // The review that failed recorded the outage (unless one answered since).
-                let since = self.reviewer.outage_since().unwrap_or(now);
-                if now < since + self.grace {
-                    self.in_grace(since, now)
-                } else {
-                    Err(error)
+                match self.reviewer.outage_since() {
+                    Some(since) if own_failure && self.in_window(since, now) => {
+                        self.in_grace(since, now)
+                    }
+                    _ => Err(error),
                 }
             }
         }
+    }
+
+    /// Whether `now` is inside the grace window of an outage that began at `since`:
+    /// `[since, since + grace)` by the clock. A clock set back before the outage began (an NTP
+    /// correction) is outside it — the outage's age is then unknown — so that no clock step can
+    /// open a grace period that is off or reopen one that is over.
+    fn in_window(&self, since: f64, now: f64) -> bool {
+        since <= now && now < since + self.grace
     }
 
     fn in_grace(&self, since: f64, now: f64) -> Result<(), VerifyError> {
@@ -207,5 +334,74 @@ impl ObjectBinding {
             );
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::error::ReviewError;
+
+    const AUD: &str = "my-service";
+
+    /// A review that found no free slot within its timeout is a local limit: it records no
+    /// API-server outage, so it opens no grace period, neither for its own token nor for a token
+    /// whose pod was deleted, reviewed afterwards.
+    #[tokio::test(start_paused = true)]
+    async fn a_review_timing_out_for_a_local_slot_records_no_outage() {
+        let issuer = oidc_bearer_testing::TestIssuer::start().await;
+        let reviews = issuer.token_reviews();
+        let caller = reviews.caller_token();
+        let api = ApiServer::builder(reviews.api_server_url())
+            .with_bearer_token(move || Some(caller.clone()))
+            .build()
+            .unwrap();
+        let settings = TokenReviewSettings {
+            max_concurrent_reviews: 1,
+            timeout: Duration::from_secs(10),
+            ..TokenReviewSettings::default()
+        };
+        let binding = ObjectBindingCheck::new(Duration::from_secs(30))
+            .with_api_server(api)
+            .with_settings(settings)
+            .build(
+                &issuer.issuer(),
+                vec![AUD.into()],
+                Arc::new(ManualClock::new()),
+            )
+            .unwrap();
+        let key = |token: &str| crate::crypto::sha256(token.rsplit_once('.').unwrap().1.as_bytes());
+        let token = |issuer: &oidc_bearer_testing::TestIssuer| {
+            issuer.token().kubernetes("prod", "billing").aud(AUD).sign()
+        };
+
+        // Every slot busy (as with reviews in flight); the paused clock lets the wait time out.
+        let slots = binding.reviewer.take_all_slots();
+        let waiting = token(&issuer);
+        let result = binding.check(&waiting, key(&waiting)).await;
+        let Err(VerifyError::ReviewUnavailable { source }) = result else {
+            panic!("a review that never ran was accepted: {result:?}")
+        };
+        assert_eq!(
+            source,
+            ReviewError::QueueTimeout {
+                timeout: Duration::from_secs(10)
+            }
+        );
+        assert!(!source.is_api_server_failure());
+        assert_eq!(binding.reviewer.outage_since(), None);
+        assert_eq!(reviews.calls(), 0);
+
+        // The API server is up: a deleted pod's token is reviewed, and refused.
+        drop(slots);
+        tokio::time::resume();
+        let revoked = token(&issuer);
+        reviews.delete_bound_object(&revoked);
+        let result = binding.check(&revoked, key(&revoked)).await;
+        assert!(
+            matches!(result, Err(VerifyError::ReviewRefused { .. })),
+            "{result:?}"
+        );
     }
 }

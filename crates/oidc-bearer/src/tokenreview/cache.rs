@@ -1,5 +1,5 @@
 //! The answer cache: TokenReview answers by a SHA-256 (never the token itself), each until its own
-//! deadline, bounded in entries and bytes (oldest out first).
+//! deadline, bounded in entries and bytes (oldest out first), in the digest map of the token cache.
 //!
 //! The key is the SHA-256 of the token's signature segment, as the token cache's is; for tokens
 //! verified nowhere else (the `TokenReview` verifier) an entry also keeps the signing input
@@ -7,10 +7,11 @@
 //! byte for byte, so that a hit is the same token up to a SHA-256 collision, for a third of the
 //! hashing of the whole token.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::hash::RandomState;
+use std::sync::Arc;
 
 use super::claims::TokenReviewClaims;
+use crate::cache::map::{DigestMap, MIN_ENTRIES_PER_SHARD, Value};
 use crate::crypto::Sha256;
 use crate::error::VerifyError;
 
@@ -19,68 +20,53 @@ pub(crate) type Answer = Result<Arc<TokenReviewClaims>, VerifyError>;
 
 /// What an entry costs beyond its strings: the map slot, the queue slot, the `Arc`, the digest.
 const ENTRY_OVERHEAD: usize = 192;
-/// Shards hold at least this many entries and bytes, so that small bounds stay (nearly) exact.
-const MIN_ENTRIES_PER_SHARD: usize = 128;
-const MIN_BYTES_PER_SHARD: usize = 64 * 1024;
-const MAX_SHARDS: usize = 8;
 
+/// The answers, hashed with a keyed hasher: refusals of any well-formed token are kept, so an
+/// attacker chooses digests here.
 pub(crate) struct AnswerCache {
-    shards: Box<[Mutex<Shard>]>,
-    max_entries: usize,
-    max_bytes: usize,
+    map: DigestMap<Kept, RandomState>,
 }
 
-#[derive(Default)]
-struct Shard {
-    map: HashMap<Sha256, Slot>,
-    /// Insertion order for eviction; entries replaced since are skipped by their `seq`.
-    order: VecDeque<(Sha256, u64)>,
-    bytes: usize,
-    seq: u64,
-}
-
-struct Slot {
+struct Kept {
     /// The signing input the answer is for, when it must be compared.
     input: Option<Box<[u8]>>,
     answer: Answer,
-    /// Seconds since the epoch, by the verifier's clock.
+    /// Seconds since the epoch, by the verifier's clock: when the answer was kept, and until when.
+    stored_at: f64,
     expires_at: f64,
     bytes: usize,
-    seq: u64,
+}
+
+impl Value for Kept {
+    fn size(&self) -> usize {
+        self.bytes
+    }
+
+    fn expires(&self) -> f64 {
+        self.expires_at
+    }
+
+    fn kept_input(&self) -> Option<&[u8]> {
+        self.input.as_deref()
+    }
 }
 
 impl AnswerCache {
     pub(crate) fn new(max_entries: usize, max_bytes: usize) -> Self {
-        let mut shards = MAX_SHARDS;
-        while shards > 1
-            && (max_entries / shards < MIN_ENTRIES_PER_SHARD
-                || max_bytes / shards < MIN_BYTES_PER_SHARD)
-        {
-            shards /= 2;
-        }
         Self {
-            shards: (0..shards).map(|_| Mutex::default()).collect(),
-            max_entries: (max_entries / shards).max(1),
-            max_bytes: max_bytes / shards,
+            map: DigestMap::new(max_entries, max_bytes, MIN_ENTRIES_PER_SHARD),
         }
-    }
-
-    fn shard(&self, key: &Sha256) -> MutexGuard<'_, Shard> {
-        let shard = &self.shards[usize::from(key[31]) % self.shards.len()];
-        // Every mutation completes before anything that can panic: keep serving.
-        shard.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The answer for `key` (and `input`, if the entry keeps one) if it is still current at
-    /// `now`; an expired one is dropped.
+    /// `now`; an expired one is dropped. So is one kept after `now`: the clock was set back, and
+    /// the answer's age is unknown — kept, it would outlive its TTL by as much as the clock went
+    /// back (an acceptance is what bounds how long a deleted pod's token works).
     pub(crate) fn get(&self, key: &Sha256, input: &[u8], now: f64) -> Option<Answer> {
-        let mut shard = self.shard(key);
-        let slot = shard.map.get(key)?;
-        if slot.input.as_deref().is_some_and(|kept| kept != input) {
-            return None;
-        }
-        if now < slot.expires_at {
-            return Some(slot.answer.clone());
+        let mut shard = self.map.lock(key);
+        let kept = &shard.find(key, input)?.value;
+        if kept.stored_at <= now && now < kept.expires_at {
+            return Some(kept.answer.clone());
         }
         shard.remove(key);
         None
@@ -97,7 +83,7 @@ impl AnswerCache {
         now: f64,
     ) {
         if expires_at <= now {
-            self.shard(&key).remove(&key);
+            self.map.lock(&key).remove(&key);
             return;
         }
         let bytes = ENTRY_OVERHEAD
@@ -109,54 +95,20 @@ impl AnswerCache {
                     _ => 64,
                 },
             };
-        if bytes > self.max_bytes {
-            return;
-        }
-        let mut shard = self.shard(&key);
-        shard.remove(&key);
-        shard.seq += 1;
-        let seq = shard.seq;
-        shard.bytes += bytes;
-        shard.map.insert(
-            key,
-            Slot {
-                input,
-                answer,
-                expires_at,
-                bytes,
-                seq,
-            },
-        );
-        shard.order.push_back((key, seq));
-        while shard.map.len() > self.max_entries || shard.bytes > self.max_bytes {
-            let Some((old, old_seq)) = shard.order.pop_front() else {
-                break;
-            };
-            if shard.map.get(&old).is_some_and(|s| s.seq == old_seq) {
-                shard.remove(&old);
-            }
-        }
-        // Replaced keys leave stale queue entries: compact when they outnumber the live ones.
-        if shard.order.len() > 2 * shard.map.len() + 16 {
-            let Shard { map, order, .. } = &mut *shard;
-            order.retain(|(k, s)| map.get(k).is_some_and(|slot| slot.seq == *s));
-        }
+        let kept = Kept {
+            input,
+            answer,
+            stored_at: now,
+            expires_at,
+            bytes,
+        };
+        self.map.lock(&key).insert(&key, kept, now);
     }
 
     /// How many answers are kept, and their bytes as counted for the bound.
     pub(crate) fn size(&self) -> (usize, usize) {
-        self.shards.iter().fold((0, 0), |(n, b), shard| {
-            let shard = shard.lock().unwrap_or_else(|e| e.into_inner());
-            (n + shard.map.len(), b + shard.bytes)
-        })
-    }
-}
-
-impl Shard {
-    fn remove(&mut self, key: &Sha256) {
-        if let Some(slot) = self.map.remove(key) {
-            self.bytes -= slot.bytes;
-        }
+        let stats = self.map.stats();
+        (stats.entries, stats.bytes)
     }
 }
 
@@ -182,6 +134,11 @@ mod tests {
             cache.get(&[2; 32], b"", 99.0).is_none(),
             "never kept past its deadline"
         );
+        // The clock set back before an answer was kept: it is not current, and is dropped.
+        cache.insert([3; 32], None, claims("c"), 130.0, 100.0);
+        assert!(cache.get(&[3; 32], b"", 100.0).is_some());
+        assert!(cache.get(&[3; 32], b"", 99.9).is_none());
+        assert!(cache.get(&[3; 32], b"", 100.0).is_none(), "dropped");
     }
 
     #[test]

@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::claims::kubernetes::{ServiceAccount, parse_subject};
-use crate::policy::PolicyClaims;
 
 /// `extra` key: the name of the pod the token is bound to.
 const EXTRA_POD_NAME: &str = "authentication.kubernetes.io/pod-name";
@@ -22,7 +21,7 @@ const EXTRA_CREDENTIAL_ID: &str = "authentication.kubernetes.io/credential-id";
 /// Who the Kubernetes API server says a token belongs to: `status.user` of a TokenReview, and the
 /// audiences it was found valid for (`status.audiences`).
 ///
-/// It implements [`PolicyClaims`], reading the service account from the user name as
+/// It implements [`PolicyClaims`](crate::policy::PolicyClaims), reading the service account from the user name as
 /// [`KubernetesClaims`](crate::claims::kubernetes::KubernetesClaims) does, so the same policies
 /// ([`policy::namespaces`](crate::policy::namespaces), `service_accounts`, `subjects`) work with
 /// either verifier.
@@ -119,23 +118,6 @@ impl TokenReviewClaims {
     }
 }
 
-impl PolicyClaims for TokenReviewClaims {
-    /// `None`: a TokenReview answer names no issuer (the cluster asked is the one that vouches), so
-    /// issuer-scoped policies refuse these claims.
-    fn issuer(&self) -> Option<&str> {
-        None
-    }
-
-    fn subject(&self) -> Option<&str> {
-        Some(&self.username)
-    }
-
-    /// A TokenReview answer carries no scopes.
-    fn scopes(&self) -> Vec<&str> {
-        Vec::new()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,10 +151,6 @@ mod tests {
             [Some("p"), Some("pu"), Some("n"), Some("nu")]
         );
         assert_eq!(claims.credential_id(), Some("JTI=j"));
-        assert_eq!(
-            claims.kubernetes_service_account(),
-            Some(("prod", "billing"))
-        );
     }
 
     #[test]
@@ -181,8 +159,6 @@ mod tests {
             let claims: TokenReviewClaims =
                 serde_json::from_value(json!({ "username": username })).unwrap();
             assert!(claims.service_account().is_none(), "{username}");
-            assert!(claims.kubernetes_service_account().is_none(), "{username}");
-            assert_eq!(PolicyClaims::subject(&claims), Some(username));
         }
     }
 }

@@ -8,10 +8,9 @@
 //!   [`BearerAuthLayer`](crate::BearerAuthLayer) and [`IssuerRegistry`](crate::IssuerRegistry)
 //!   like any other). It also validates tokens of clusters that publish no discovery document.
 //!   Handlers read [`TokenReviewClaims`].
-//! - The object-binding check on a local [`Verifier`](crate::Verifier):
-//!   [`VerifierBuilder::with_object_binding`](crate::VerifierBuilder::with_object_binding)
-//!   verifies the JWT locally (the fast path) and confirms with a TokenReview at most once per
-//!   interval per token.
+//! - The object-binding check around a local [`Verifier`](crate::Verifier):
+//!   [`ObjectBindingCheck::wrap`] gives an [`ObjectBinding`], which verifies the JWT locally (the
+//!   fast path) and confirms with a TokenReview at most once per interval per token.
 //!
 //! ```no_run
 //! # fn run() -> Result<(), oidc_bearer::ConfigError> {
@@ -43,17 +42,14 @@ mod api;
 mod binding;
 mod cache;
 mod claims;
-mod error;
 mod reviewer;
 
 pub use self::{
     api::{ApiServer, ApiServerBuilder},
-    binding::ObjectBindingCheck,
+    binding::{ObjectBinding, ObjectBindingCheck},
     claims::TokenReviewClaims,
-    error::ReviewError,
     reviewer::{TokenReviewSettings, TokenReviewStats},
 };
-pub(crate) use binding::ObjectBinding;
 
 use std::any::{Any, TypeId};
 use std::fmt;
@@ -63,6 +59,7 @@ use serde::de::DeserializeOwned;
 
 use self::cache::Answer;
 use self::reviewer::Reviewer;
+use crate::cache::TokenKey;
 use crate::clock::{Clock, SharedClock, SystemClock};
 use crate::error::{ConfigError, VerifyError};
 use crate::sealed::Internal;
@@ -120,10 +117,10 @@ impl TokenReview {
                 max: self.max_token_bytes,
             });
         }
-        let dot = memchr::memrchr(b'.', token).ok_or(VerifyError::Malformed {
+        let key = TokenKey::new(token).ok_or(VerifyError::Malformed {
             reason: "a JWS has three dot-separated parts",
         })?;
-        Ok(crate::crypto::sha256(&token[dot + 1..]))
+        Ok(key.digest)
     }
 
     /// What is refused before any review: anything but a compact JWS, `alg` `none` or HMAC (the
@@ -283,6 +280,7 @@ impl TokenReviewBuilder {
             });
         }
         self.settings.validate()?;
+        warn_if_api_server_audience("a TokenReview verifier", &audiences, None);
         Ok(TokenReview {
             reviewer: Arc::new(Reviewer::new(
                 self.api,
@@ -307,14 +305,132 @@ impl fmt::Debug for TokenReviewBuilder {
     }
 }
 
-/// An API server's message in a log line or an error's text: at most 256 characters.
-pub(crate) struct Truncated<'a>(pub(crate) &'a str);
+/// The audiences a Kubernetes API server accepts for itself on common clusters: its in-cluster
+/// name (EKS's default token audience) and the kubeadm/kind issuer. `--api-audiences` defaults to
+/// the `--service-account-issuer` (kube-apiserver's flag reference), so a verifier's own issuer is
+/// one too.
+const API_SERVER_AUDIENCES: [&str; 2] = [
+    "https://kubernetes.default.svc",
+    "https://kubernetes.default.svc.cluster.local",
+];
 
-impl fmt::Debug for Truncated<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0.char_indices().nth(256) {
-            None => write!(f, "{:?}", self.0),
-            Some((end, _)) => write!(f, "{:?}…", &self.0[..end]),
+/// Logs a WARN when `audiences` include one of the API server's own: a TokenReview for it
+/// authenticates every credential the API server accepts from its users — every pod's default
+/// service-account token, OIDC users' tokens — so any of them would pass. `issuer`: the issuer of
+/// the tokens, when known (its URL is the API server's default audience). Compared exactly, as the
+/// API server does.
+fn warn_if_api_server_audience(what: &'static str, audiences: &[String], issuer: Option<&str>) {
+    let own = audiences
+        .iter()
+        .find(|a| API_SERVER_AUDIENCES.contains(&a.as_str()) || Some(a.as_str()) == issuer);
+    if let Some(audience) = own {
+        tracing::warn!(
+            audience = audience.as_str(),
+            "{what} asks for the API server's own audience {audience:?}: the API server then \
+             authenticates every credential it accepts from its users (every pod's default \
+             service-account token, OIDC users' tokens), and each of them is accepted here; \
+             give this service an audience of its own (a projected service-account token with \
+             `audience: <your service>`) and ask for that"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read as _, Seek as _};
+    use std::time::Duration;
+
+    /// The WARN lines logged while `build` runs on this thread, through a subscriber set for this
+    /// thread only (the warning's callsite is reached by no other test of this binary, so no other
+    /// thread can cache its interest while no subscriber wants it).
+    fn warnings(build: impl FnOnce()) -> Vec<String> {
+        let file = tempfile::tempfile().unwrap();
+        let mut written = file.try_clone().unwrap();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::WARN)
+            .with_ansi(false)
+            .with_writer(file)
+            .finish();
+        tracing::subscriber::with_default(subscriber, build);
+        let mut text = String::new();
+        written.rewind().unwrap();
+        written.read_to_string(&mut text).unwrap();
+        text.lines()
+            .filter(|l| l.contains("WARN"))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    fn api() -> ApiServer {
+        ApiServer::builder("http://127.0.0.1:1")
+            .with_bearer_token(|| None)
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn asking_for_the_api_servers_own_audience_is_a_warning() {
+        const ISSUER: &str = "https://oidc.example/cluster";
+        let review = |audiences: &[&str]| {
+            warnings(|| {
+                let mut builder = TokenReview::builder(api(), audiences[0]);
+                for audience in &audiences[1..] {
+                    builder = builder.with_audience(*audience);
+                }
+                builder.build().unwrap();
+            })
+        };
+        let binding = |audience: &str| {
+            warnings(|| {
+                ObjectBindingCheck::new(Duration::from_secs(30))
+                    .with_api_server(api())
+                    .build(ISSUER, vec![audience.to_owned()], Arc::new(SystemClock))
+                    .unwrap();
+            })
+        };
+        let rows: [(&str, Vec<String>, Option<&str>); 8] = [
+            ("own audience", review(&["my-service"]), None),
+            (
+                "in-cluster name",
+                review(&["https://kubernetes.default.svc"]),
+                Some("https://kubernetes.default.svc"),
+            ),
+            (
+                "kubeadm issuer, second",
+                review(&["my-service", "https://kubernetes.default.svc.cluster.local"]),
+                Some("https://kubernetes.default.svc.cluster.local"),
+            ),
+            (
+                "another string is another audience",
+                review(&["https://kubernetes.default.svc/"]),
+                None,
+            ),
+            ("binding, own audience", binding("my-service"), None),
+            ("binding, the issuer", binding(ISSUER), Some(ISSUER)),
+            (
+                "binding, in-cluster name",
+                binding("https://kubernetes.default.svc"),
+                Some("https://kubernetes.default.svc"),
+            ),
+            (
+                "binding, kubeadm issuer",
+                binding("https://kubernetes.default.svc.cluster.local"),
+                Some("https://kubernetes.default.svc.cluster.local"),
+            ),
+        ];
+        for (case, logged, audience) in rows {
+            match audience {
+                None => assert!(logged.is_empty(), "{case}: {logged:?}"),
+                Some(audience) => {
+                    assert_eq!(logged.len(), 1, "{case}: {logged:?}");
+                    assert!(
+                        logged[0].contains(&format!("own audience {audience:?}"))
+                            && logged[0].contains("every pod's default service-account token"),
+                        "{case}: {logged:?}"
+                    );
+                }
+            }
         }
     }
 }

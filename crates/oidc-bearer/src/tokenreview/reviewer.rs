@@ -1,28 +1,32 @@
 //! The review engine behind [`TokenReview`](super::TokenReview) and the object-binding check: the
-//! answer cache, one review in flight per token (detached, so that no caller owns it), a cap on
-//! concurrent reviews, and timeouts.
+//! answer cache, one review in flight per token (the crate's one detached single-flight task, so
+//! that no caller owns it, counted against `max_pending_reviews`), a cap on concurrent reviews, and
+//! timeouts.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use oidc_bearer_shared::flight::{Flight, FlightGroup};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::api::ApiServer;
 use super::cache::{Answer, AnswerCache};
-use super::error::ReviewError;
 use crate::clock::SharedClock;
 use crate::crypto::Sha256;
+use crate::error::{ApiServerFailure, ReviewError};
 use crate::error::{ConfigError, VerifyError};
+use crate::error::{FetchError, FlightError};
 use crate::log_limit::LogLimiter;
 
-// The defaults, documented on the fields of `TokenReviewSettings`.
+// The defaults, documented on the fields of `TokenReviewSettings`; the answer cache's bounds are
+// the token cache's.
 const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(30);
 const DEFAULT_NEGATIVE_TTL: Duration = Duration::from_secs(5);
 const DEFAULT_RETRY_INTERVAL: Duration = Duration::from_secs(1);
-const DEFAULT_MAX_ENTRIES: usize = 10_000;
-const DEFAULT_MAX_BYTES: usize = 16 * 1024 * 1024;
+const DEFAULT_MAX_ENTRIES: usize = crate::cache::DEFAULT_MAX_ENTRIES;
+const DEFAULT_MAX_BYTES: usize = crate::cache::DEFAULT_MAX_BYTES;
 const DEFAULT_MAX_CONCURRENT_REVIEWS: usize = 8;
 const DEFAULT_MAX_PENDING_REVIEWS: usize = 1024;
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -61,10 +65,12 @@ pub struct TokenReviewSettings {
     pub max_bytes: usize,
     /// The most reviews in flight at once (default 8); more wait for a slot, within the timeout.
     pub max_concurrent_reviews: usize,
-    /// The most distinct tokens waiting for a review (default 1,024); beyond, a new token gets 503
-    /// at once.
+    /// The most reviews started and not finished, waiting for a slot or in flight (default
+    /// 1,024); beyond, a new token gets 503 at once.
     pub max_pending_reviews: usize,
-    /// The time a review may take, waiting for a slot included (default 5 s).
+    /// The time the API server has to answer a review (default 5 s); a review also waits at most
+    /// this long for a free slot, then gets 503 without being sent. Only the API server's own
+    /// timeout counts as its failure (see [`ReviewError::is_api_server_failure`]).
     pub timeout: Duration,
 }
 
@@ -134,14 +140,11 @@ pub struct TokenReviewStats {
     pub cached_answers: usize,
 }
 
-/// Where a review in flight publishes its answer.
-type Pending = watch::Receiver<Option<Answer>>;
-
 /// A review in flight: its id, the signing input it reviews (when compared) and its answer.
 struct InFlight {
     id: u64,
     input: Option<Box<[u8]>>,
-    rx: Pending,
+    answer: Flight<Answer>,
 }
 
 /// All of a token but its signature segment (the whole token if it has no `.`).
@@ -152,7 +155,7 @@ fn signing_input(token: &[u8]) -> &[u8] {
 /// What [`Reviewer::start`] found: an answer, or a review to wait for.
 pub(crate) enum Started {
     Answer(Answer),
-    Pending(watch::Receiver<Option<Answer>>),
+    Pending(Flight<Answer>),
 }
 
 pub(crate) struct Reviewer {
@@ -163,15 +166,20 @@ pub(crate) struct Reviewer {
     settings: TokenReviewSettings,
     clock: SharedClock,
     cache: AnswerCache,
+    /// The review each token joins, by cache key.
     inflight: Mutex<HashMap<Sha256, InFlight>>,
+    /// Every review started and not finished — those in `inflight` and those of a token that could
+    /// not join one (another payload under a signature in flight) — each counted against
+    /// `max_pending_reviews` until its task ends, however it ends.
+    flights: FlightGroup,
     next_id: AtomicU64,
     slots: Arc<Semaphore>,
     reviews: AtomicU64,
     hits: AtomicU64,
     joined: AtomicU64,
     waiting: AtomicUsize,
-    /// When the current outage began (the bits of an `f64`: the first review that failed since
-    /// the API server last answered), or [`NO_OUTAGE`].
+    /// When the current outage began (the bits of an `f64`: the first review that failed because
+    /// of the API server itself since it last answered), or [`NO_OUTAGE`].
     outage_since: AtomicU64,
 }
 
@@ -192,6 +200,7 @@ impl Reviewer {
             audiences: audiences.into(),
             cache: AnswerCache::new(settings.max_entries, settings.max_bytes),
             slots: Arc::new(Semaphore::new(settings.max_concurrent_reviews)),
+            flights: FlightGroup::new(settings.max_pending_reviews),
             settings,
             clock,
             inflight: Mutex::default(),
@@ -204,27 +213,29 @@ impl Reviewer {
         }
     }
 
-    /// When the current outage began (by the clock), if reviews fail since the API server last
-    /// answered.
+    /// When the current API-server outage began (by the clock): the first review that failed
+    /// because of the API server itself since one was last answered. Local limits never set it.
     pub(crate) fn outage_since(&self) -> Option<f64> {
         let bits = self.outage_since.load(Ordering::Relaxed);
         (bits != NO_OUTAGE).then(|| f64::from_bits(bits))
     }
 
-    /// Records a review's outcome for [`outage_since`](Self::outage_since).
-    fn record(&self, answered: bool, now: f64) {
-        if answered {
-            if self.outage_since.swap(NO_OUTAGE, Ordering::Relaxed) != NO_OUTAGE {
-                tracing::info!(url = self.api.url(), "TokenReview answers again");
-            }
-        } else {
-            let _ = self.outage_since.compare_exchange(
-                NO_OUTAGE,
-                now.to_bits(),
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            );
+    /// The API server answered a review (an acceptance or a refusal): any outage is over.
+    fn record_answer(&self) {
+        if self.outage_since.swap(NO_OUTAGE, Ordering::Relaxed) != NO_OUTAGE {
+            tracing::info!(url = self.api.url(), "TokenReview answers again");
         }
+    }
+
+    /// A review failed because of the API server itself: the outage begins now, unless it began
+    /// earlier. Nothing but an [`ApiServerFailure`] can start one.
+    fn record_outage(&self, _: ApiServerFailure, now: f64) {
+        let _ = self.outage_since.compare_exchange(
+            NO_OUTAGE,
+            now.to_bits(),
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
     }
 
     pub(crate) fn audiences(&self) -> &[String] {
@@ -262,25 +273,19 @@ impl Reviewer {
     /// Starts a review of `token`, or joins the one in flight; the review runs as a task of its
     /// own and is never cancelled by a caller leaving (Go's `singleflight.DoChan`).
     pub(crate) fn start(self: &Arc<Self>, key: Sha256, token: &str, exp: Option<f64>) -> Started {
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return Started::Answer(Err(VerifyError::ReviewUnavailable {
-                source: ReviewError::NoRuntime,
-            }));
-        };
         let input = self
             .compare_input
             .then(|| Box::<[u8]>::from(signing_input(token.as_bytes())));
         let mut inflight = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
         let mut register = true;
-        if let Some(pending) = inflight.get(&key)
-            && pending.rx.has_changed().is_ok()
-        {
+        if let Some(pending) = inflight.get(&key) {
             if pending.input == input {
                 self.joined.fetch_add(1, Ordering::Relaxed);
-                return Started::Pending(pending.rx.clone());
+                return Started::Pending(pending.answer.clone());
             }
             // Another token with the same signature segment (a valid token's signature over a
-            // changed payload): never share its answer; review this one on its own.
+            // changed payload): never share its answer; review this one on its own (counted
+            // against the cap like any other).
             register = false;
         }
         // A review that finished between the caller's lookup and this lock has cached its answer
@@ -288,29 +293,49 @@ impl Reviewer {
         if let Some(answer) = self.cached(&key, token.as_bytes(), self.now()) {
             return Started::Answer(answer);
         }
-        if inflight.len() >= self.settings.max_pending_reviews {
-            return Started::Answer(Err(VerifyError::ReviewUnavailable {
-                source: ReviewError::Overloaded {
-                    max_pending: self.settings.max_pending_reviews,
-                },
-            }));
-        }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = watch::channel(None);
-        if register {
-            let rx = rx.clone();
-            let input = input.clone();
-            inflight.insert(key, InFlight { id, input, rx });
-        }
-        drop(inflight);
-        let guard = InflightGuard {
-            reviewer: Arc::clone(self),
-            key,
-            id,
+        let reviewer = Arc::clone(self);
+        // Counted against `max_pending_reviews` from here until the review's task ends (without a
+        // runtime, or past the cap, nothing starts: a local limit, 503).
+        let launch = match self
+            .flights
+            .prepare(move |_| reviewer.leave_inflight(key, id))
+        {
+            Ok(launch) => launch,
+            Err(error) => {
+                return Started::Answer(Err(VerifyError::ReviewUnavailable {
+                    source: ReviewError::Flight(error),
+                }));
+            }
         };
+        let answer = launch.flight();
+        if register {
+            let answer = answer.clone();
+            let input = input.clone();
+            inflight.insert(key, InFlight { id, input, answer });
+        }
+        // Spawned with the lock released: on a runtime shutting down, `spawn` drops the task at
+        // once, and its end takes the lock.
+        drop(inflight);
         let slot = self.take_slot();
-        runtime.spawn(run(guard, slot, token.to_owned(), input, exp, tx));
-        Started::Pending(rx)
+        launch.spawn(run(
+            Arc::clone(self),
+            key,
+            slot,
+            token.to_owned(),
+            input,
+            exp,
+        ));
+        Started::Pending(answer)
+    }
+
+    /// The end of review `id` of the token keyed `key`, however it ended: later callers no longer
+    /// join it (a finished review has cached its answer first).
+    fn leave_inflight(&self, key: Sha256, id: u64) {
+        let mut inflight = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
+        if inflight.get(&key).is_some_and(|pending| pending.id == id) {
+            inflight.remove(&key);
+        }
     }
 
     /// A free review slot, taken now; or, when all are busy, this review counted as waiting for
@@ -326,29 +351,37 @@ impl Reviewer {
         }
     }
 
+    /// Takes every review slot, as reviews in flight would (tests).
+    #[cfg(test)]
+    pub(crate) fn take_all_slots(&self) -> OwnedSemaphorePermit {
+        let n = self.settings.max_concurrent_reviews as u32;
+        Arc::clone(&self.slots).try_acquire_many_owned(n).unwrap()
+    }
+
     pub(crate) fn stats(&self) -> TokenReviewStats {
         TokenReviewStats {
             reviews: self.reviews.load(Ordering::Relaxed),
             cache_hits: self.hits.load(Ordering::Relaxed),
             joined: self.joined.load(Ordering::Relaxed),
-            pending: self
-                .inflight
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .len(),
+            pending: self.flights.running(),
             waiting_for_slot: self.waiting.load(Ordering::Relaxed),
             cached_answers: self.cache.size().0,
         }
     }
 
     /// One review, under the concurrency cap and the timeout.
+    ///
+    /// Waiting for a slot and the API server's answer have a timeout each: a review that found no
+    /// slot in time is a local limit (`QueueTimeout`, never sent), and one that was sent has the
+    /// whole timeout for the API server's answer, so that its `Timeout` is the API server's own
+    /// slowness and never a share of the budget spent queueing here (which, counted as an outage,
+    /// would open the object-binding grace period under local load alone).
     async fn call(
         &self,
         slot: Slot,
         token: &str,
     ) -> Result<Result<super::TokenReviewClaims, VerifyError>, ReviewError> {
         let timeout = self.settings.timeout;
-        let deadline = Instant::now() + timeout;
         let _slot = match slot {
             Slot::Held(permit) => permit,
             Slot::Waiting(waiting) => {
@@ -357,15 +390,17 @@ impl Reviewer {
                 drop(waiting);
                 match acquired {
                     Ok(Ok(permit)) => permit,
-                    _ => return Err(ReviewError::Timeout { timeout }),
+                    // The semaphore is never closed; were it, no review could run.
+                    Ok(Err(_)) => return Err(ReviewError::Flight(FlightError::Interrupted)),
+                    Err(_) => return Err(ReviewError::QueueTimeout { timeout }),
                 }
             }
         };
-        let left = deadline.saturating_duration_since(Instant::now());
         self.reviews.fetch_add(1, Ordering::Relaxed);
-        match tokio::time::timeout(left, self.api.review(token, &self.audiences, left)).await {
+        match tokio::time::timeout(timeout, self.api.review(token, &self.audiences, timeout)).await
+        {
             Ok(result) => result,
-            Err(_) => Err(ReviewError::Timeout { timeout }),
+            Err(_) => Err(ReviewError::Fetch(FetchError::Timeout { timeout })),
         }
     }
 
@@ -373,7 +408,19 @@ impl Reviewer {
     fn log_failure(&self, error: &ReviewError) {
         static CONFIG: LogLimiter = LogLimiter::new();
         static OUTAGE: LogLimiter = LogLimiter::new();
-        if error.is_configuration() {
+        static LOCAL: LogLimiter = LogLimiter::new();
+        if error.is_local_limit() {
+            if let Some(suppressed) = LOCAL.allow(LOG_PERIOD) {
+                tracing::warn!(
+                    code = error.code(),
+                    %error,
+                    max_concurrent_reviews = self.settings.max_concurrent_reviews,
+                    suppressed,
+                    "TokenReview not sent: more reviews than this service runs at once; requests \
+                     get 503"
+                );
+            }
+        } else if error.is_configuration() {
             if let Some(suppressed) = CONFIG.allow(LOG_PERIOD) {
                 tracing::error!(
                     code = error.code(),
@@ -396,34 +443,35 @@ impl Reviewer {
 }
 
 /// Waits for a review's answer; a review that ended without one is "unavailable".
-pub(crate) async fn wait(mut rx: watch::Receiver<Option<Answer>>) -> Answer {
-    match rx.wait_for(Option::is_some).await {
-        Ok(answer) => answer.clone().unwrap_or(Err(aborted())),
-        Err(_) => Err(aborted()),
-    }
+pub(crate) async fn wait(answer: Flight<Answer>) -> Answer {
+    answer.outcome().await.unwrap_or_else(|error| {
+        Err(VerifyError::ReviewUnavailable {
+            source: ReviewError::Flight(error),
+        })
+    })
 }
 
-fn aborted() -> VerifyError {
-    VerifyError::ReviewUnavailable {
-        source: ReviewError::Aborted,
-    }
-}
-
-/// The detached review: its answer is cached before it leaves `inflight`, then published.
+/// The detached review: its answer is cached before it leaves `inflight` and is published.
 async fn run(
-    guard: InflightGuard,
+    reviewer: Arc<Reviewer>,
+    key: Sha256,
     slot: Slot,
     token: String,
     input: Option<Box<[u8]>>,
     exp: Option<f64>,
-    tx: watch::Sender<Option<Answer>>,
-) {
-    let reviewer = &guard.reviewer;
+) -> Answer {
     let settings = &reviewer.settings;
     let result = reviewer.call(slot, &token).await;
     drop(token);
     let now = reviewer.now();
-    reviewer.record(result.is_ok(), now);
+    match &result {
+        Ok(_) => reviewer.record_answer(),
+        Err(error) => {
+            if let Some(failure) = error.api_server_failure() {
+                reviewer.record_outage(failure, now);
+            }
+        }
+    }
     let (answer, expires_at) = match result {
         Ok(Ok(claims)) => {
             let until = now + settings.cache_ttl.as_secs_f64();
@@ -442,32 +490,8 @@ async fn run(
     };
     reviewer
         .cache
-        .insert(guard.key, input, answer.clone(), expires_at, now);
-    drop(guard);
-    let _ = tx.send(Some(answer));
-}
-
-/// Removes a review from `inflight` when it ends, however it ends.
-struct InflightGuard {
-    reviewer: Arc<Reviewer>,
-    key: Sha256,
-    id: u64,
-}
-
-impl Drop for InflightGuard {
-    fn drop(&mut self) {
-        let mut inflight = self
-            .reviewer
-            .inflight
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        if inflight
-            .get(&self.key)
-            .is_some_and(|pending| pending.id == self.id)
-        {
-            inflight.remove(&self.key);
-        }
-    }
+        .insert(key, input, answer.clone(), expires_at, now);
+    answer
 }
 
 /// A review's place under the concurrency cap.
@@ -491,6 +515,61 @@ pub(crate) const LOG_PERIOD: Duration = Duration::from_secs(60);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A review started on a runtime that is shutting down: tokio drops its task inside `spawn`,
+    /// and the task's guards (its place in `inflight`, its wait for a slot) take the reviewer's
+    /// lock. Started with that lock released, the call returns `Aborted` and every count is back to
+    /// zero; a later start returns too (a deadlock fails the test instead of hanging it).
+    #[test]
+    fn a_review_started_while_the_runtime_shuts_down_is_aborted_and_leaves_no_count() {
+        use std::future::Future as _;
+        use std::task::{Context, Poll, Waker};
+
+        let api = ApiServer::builder("http://127.0.0.1:1")
+            .with_bearer_token(|| None)
+            .build()
+            .unwrap();
+        let settings = TokenReviewSettings {
+            max_concurrent_reviews: 1,
+            max_pending_reviews: 1,
+            ..TokenReviewSettings::default()
+        };
+        let reviewer = Arc::new(Reviewer::new(
+            api,
+            true,
+            vec!["aud".into()],
+            settings,
+            Arc::new(crate::clock::ManualClock::new()),
+        ));
+        let (answers, stats) = crate::shut_down_runtime::run(move || {
+            // Every slot busy: each review is counted as waiting for one until its task is
+            // dropped. The second start is for the key whose review was just aborted.
+            let _slots = reviewer.take_all_slots();
+            let mut answers = Vec::new();
+            for key in [[1; 32], [1; 32], [2; 32]] {
+                let answer = match reviewer.start(key, "h.p.s", None) {
+                    Started::Answer(answer) => Some(answer),
+                    Started::Pending(rx) => {
+                        let mut wait = std::pin::pin!(wait(rx));
+                        match wait.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+                            Poll::Ready(answer) => Some(answer),
+                            Poll::Pending => None,
+                        }
+                    }
+                };
+                answers.push(answer.map(|answer| match answer {
+                    Err(VerifyError::ReviewUnavailable { source }) => Err(source.code()),
+                    other => Ok(other.map(|_| ()).map_err(|e| e.code())),
+                }));
+            }
+            (answers, reviewer.stats())
+        });
+        assert_eq!(answers, [Some(Err("review_aborted")); 3]);
+        assert_eq!(
+            (stats.pending, stats.waiting_for_slot, stats.reviews),
+            (0, 0, 0)
+        );
+    }
 
     #[test]
     fn settings_are_checked() {

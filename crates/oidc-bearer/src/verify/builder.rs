@@ -4,12 +4,12 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_BYTES, Inner, Verifier};
+use super::{DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_BYTES, Inner, Rules, Verifier};
 use crate::Algorithm;
 use crate::cache::{TokenCache, TokenCacheSettings};
 use crate::clock::{Clock, SharedClock, SystemClock};
-use crate::error::ConfigError;
-use crate::fetch::{HttpSettings, SharedClients};
+use crate::error::{ConfigError, FetchError, KeysError};
+use crate::fetch::{FetchedDocument, Fetcher, HttpSettings, SharedClients};
 use crate::keys::{DynKeySet, KeyCacheSettings, KeySet, RemoteKeySet};
 
 #[derive(Clone)]
@@ -42,9 +42,6 @@ pub struct VerifierBuilder {
     issuer_aliases: Vec<String>,
     required_claims: Vec<&'static str>,
     discovery_jwks_uri: Option<String>,
-    object_binding: Option<crate::tokenreview::ObjectBindingCheck>,
-    /// The cluster whose API server the object-binding check asks by default.
-    in_cluster: Option<crate::issuers::kubernetes::InCluster>,
 }
 
 impl VerifierBuilder {
@@ -68,8 +65,6 @@ impl VerifierBuilder {
             issuer_aliases: Vec::new(),
             required_claims: Vec::new(),
             discovery_jwks_uri: None,
-            object_binding: None,
-            in_cluster: None,
         }
     }
 
@@ -168,6 +163,16 @@ impl VerifierBuilder {
         self
     }
 
+    /// Trusts exactly this CA (PEM, one or more certificates), and not the system's roots, for
+    /// discovery and JWKS fetches: a cluster's own API server, which gets the pod's token
+    /// (client-go trusts only the cluster CA in-cluster). Roots added by
+    /// [`with_root_certificates_pem`](Self::with_root_certificates_pem) are trusted too.
+    pub(crate) fn with_cluster_ca_pem(mut self, pem: Vec<u8>) -> Self {
+        self.http.root_certificates.push(pem);
+        self.http.system_roots = false;
+        self
+    }
+
     /// Sends `Authorization: Bearer <token>` with discovery and JWKS fetches (a Kubernetes API server
     /// requires it unless anonymous discovery is allowed). The closure is called per fetch, so a
     /// rotating token file can be re-read. The token is only sent to the origins of the URLs
@@ -235,26 +240,6 @@ impl VerifierBuilder {
         self
     }
 
-    /// Confirms with a Kubernetes TokenReview, at most once per interval per token, that a locally
-    /// verified token's bound pod or secret still exists: a deleted pod's token stops working
-    /// within the interval, while nearly every request costs a local cache hit. The API server
-    /// asked is that of [`InCluster`](crate::issuers::kubernetes::InCluster) for a builder it made,
-    /// or the check's own. When the API server cannot answer, tokens are accepted for a grace
-    /// period, then get 503 (see [`ObjectBindingCheck`](crate::tokenreview::ObjectBindingCheck)).
-    pub fn with_object_binding(mut self, check: crate::tokenreview::ObjectBindingCheck) -> Self {
-        self.object_binding = Some(check);
-        self
-    }
-
-    /// The cluster whose API server the object-binding check asks unless told otherwise.
-    pub(crate) fn with_in_cluster(
-        mut self,
-        cluster: crate::issuers::kubernetes::InCluster,
-    ) -> Self {
-        self.in_cluster = Some(cluster);
-        self
-    }
-
     /// Draws the HTTP client from `clients` (an issuer registry's) instead of building one.
     pub(crate) fn with_shared_clients(mut self, clients: SharedClients) -> Self {
         self.http.clients = Some(clients);
@@ -269,14 +254,62 @@ impl VerifierBuilder {
         self
     }
 
-    /// Checks the configuration and builds the verifier. Nothing is fetched.
-    pub fn build(self) -> Result<Verifier, ConfigError> {
+    /// Diagnostics: GETs `url` as the verifier this builds fetches its discovery document and key
+    /// set — the same TLS roots, timeouts and response size cap, no redirects, `https` only (plain
+    /// `http` on loopback, or anywhere after
+    /// [`dangerous_allow_insecure_http`](Self::dangerous_allow_insecure_http)) — and returns the
+    /// response unchecked and uncached; the fetch bearer token is not sent. For tools that show
+    /// what a verifier would see, such as the `oidc-bearer discover` command.
+    ///
+    /// A URL that is not acceptable is [`KeysError::InsecureUrl`]; a root certificate that cannot
+    /// be used fails the fetch as a transport error ([`build`](Self::build) reports it as
+    /// [`ConfigError::InvalidCertificate`]).
+    pub async fn fetch_document(&self, url: &str) -> Result<FetchedDocument, KeysError> {
+        let parsed = url::Url::parse(url).map_err(|_| KeysError::InsecureUrl {
+            url: url.to_owned(),
+        })?;
+        let fetcher = Fetcher::new(HttpSettings {
+            authorization: None,
+            ..self.http.clone()
+        })
+        .map_err(|error| KeysError::Fetch {
+            url: url.to_owned(),
+            source: FetchError::Transport {
+                message: error.to_string(),
+            },
+        })?;
+        fetcher.get(&parsed).await.map(FetchedDocument::from)
+    }
+
+    /// The rules of this policy that need no key, as the verifier built from it applies them (an
+    /// issuer registry checks a token against them before it admits a new issuer).
+    pub(crate) fn rules(&self) -> Rules<'_> {
+        Rules {
+            max_token_bytes: self.max_token_bytes,
+            algorithms: &self.algorithms,
+            required_typ: self.required_typ.as_deref(),
+            audiences: &self.audiences,
+            skip_audience: self.skip_audience,
+            leeway: self.leeway.as_secs_f64(),
+            require_exp: self.require_exp,
+        }
+    }
+
+    /// Now by this policy's clock, in seconds since the epoch: what the verifier built from it
+    /// reads its token times against.
+    pub(crate) fn now(&self) -> f64 {
+        self.clock.now().as_secs_f64()
+    }
+
+    /// The checks of [`build`](Self::build) that need nothing built: a registry makes them before
+    /// it takes an admission for a new issuer, so that a wrong pattern is reported as one.
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         if !self.skip_audience && self.audiences.iter().all(String::is_empty) {
             return Err(ConfigError::NoAudience);
         }
         if self.issuer.is_empty() {
             return Err(ConfigError::InvalidIssuer {
-                issuer: self.issuer,
+                issuer: self.issuer.clone(),
                 reason: "empty".into(),
             });
         }
@@ -304,6 +337,12 @@ impl VerifierBuilder {
         if let Some(settings) = &self.token_cache {
             settings.validate()?;
         }
+        Ok(())
+    }
+
+    /// Checks the configuration and builds the verifier. Nothing is fetched.
+    pub fn build(self) -> Result<Verifier, ConfigError> {
+        self.validate()?;
         let keys: Arc<dyn DynKeySet> = match self.source {
             KeySource::Custom(keys) => keys,
             KeySource::JwksUrl(url) => Arc::new(
@@ -337,21 +376,6 @@ impl VerifierBuilder {
         };
         let mut audiences = self.audiences;
         audiences.retain(|a| !a.is_empty());
-        let binding = match self.object_binding {
-            // Without an audience to ask for, every review would be refused.
-            Some(_) if audiences.is_empty() => {
-                return Err(ConfigError::InvalidSetting {
-                    name: "object_binding_check",
-                    reason: "needs an audience: TokenReview checks the token against it".into(),
-                });
-            }
-            Some(check) => Some(check.build(
-                self.in_cluster.as_ref().map(|c| c.api_server()),
-                audiences.clone(),
-                self.clock.clone(),
-            )?),
-            None => None,
-        };
         Ok(Verifier {
             inner: Arc::new(Inner {
                 issuer: self.issuer,
@@ -367,7 +391,6 @@ impl VerifierBuilder {
                 issuer_aliases: self.issuer_aliases,
                 required_claims: self.required_claims,
                 token_cache: self.token_cache.as_ref().map(TokenCache::new),
-                binding,
             }),
         })
     }

@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::Verifier;
-use super::claims::{check_typ, time_claim};
+use super::rules::time_claim;
 use crate::Algorithm;
 use crate::error::VerifyError;
 use crate::keys::{Jwks, PublicKey};
-use crate::token::Jws;
+use crate::token::Parsed;
 
 /// The longest wait for which an unknown `kid` is answered "retry later" (503) rather than refused
 /// (401): a client will not wait longer, and a key set configured never to refetch (an endless
@@ -23,33 +23,12 @@ impl Verifier {
     /// the key set gave without waiting, if the caller already asked.
     pub(super) async fn resolve_keys(
         &self,
-        jws: &Jws<'_>,
+        jws: &Parsed<'_>,
         current: Option<Arc<Jwks>>,
     ) -> Result<(Arc<Jwks>, Algorithm, bool), VerifyError> {
         let inner = &*self.inner;
         let header = &jws.header;
-        // RFC 8725 §3.1: `none` and unknown names never pass; names are case-sensitive.
-        let alg = Algorithm::from_header(&header.alg).ok_or_else(|| {
-            VerifyError::UnsupportedAlgorithm {
-                alg: header.alg.clone(),
-            }
-        })?;
-        if !inner.algorithms.contains(&alg) {
-            // HMAC is refused here for public-key issuers, whose allowed lists never hold it, so a
-            // public key can never be used as an HMAC secret (RFC 8725 §2.1).
-            return Err(if alg.is_hmac() {
-                VerifyError::UnsupportedAlgorithm {
-                    alg: header.alg.clone(),
-                }
-            } else {
-                VerifyError::AlgorithmNotAllowed {
-                    alg: header.alg.clone(),
-                }
-            });
-        }
-        if let Some(expected) = &inner.required_typ {
-            check_typ(expected, header.typ.as_deref())?;
-        }
+        let alg = self.rules().check_header(header)?;
 
         let kid = header.kid.as_deref();
         let mut waited = false;
@@ -109,21 +88,18 @@ impl Verifier {
     /// fetch, and waiting for another cannot help: the refusal is final (401). A token without a
     /// readable `iat` is not. Read only on this path (an unknown `kid` inside the cooldown), so a
     /// known key never pays for it; a forger who sets `iat` gains nothing from it but a 503.
-    fn issued_before(&self, jws: &Jws<'_>, keys_as_of: Option<Duration>) -> bool {
+    fn issued_before(&self, jws: &Parsed<'_>, keys_as_of: Option<Duration>) -> bool {
         let Some(as_of) = keys_as_of else {
             return false;
         };
-        let iat = jws
-            .claims()
-            .ok()
-            .and_then(|claims| time_claim(&claims.iat, "iat").ok().flatten());
+        let iat = time_claim(&jws.claims.iat, "iat").ok().flatten();
         iat.is_some_and(|iat| iat + self.inner.leeway < as_of.as_secs_f64())
     }
 }
 
 /// The signature of `jws` with the key its header selects; the key on success.
 pub(super) fn check_signature<'k>(
-    jws: &Jws<'_>,
+    jws: &Parsed<'_>,
     keys: &'k Jwks,
     alg: Algorithm,
 ) -> Result<&'k PublicKey, VerifyError> {

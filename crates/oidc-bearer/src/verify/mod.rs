@@ -2,9 +2,9 @@
 //! accepted, how much clock skew is tolerated — and the verification of a token against it.
 
 //!
-//! One stage per file: [`builder`](VerifierBuilder) (configuration), `keys` (the algorithm and the
-//! key set holding the token's key, unknown `kid`s included), `claims` (the registered claims and
-//! times).
+//! One stage per file: [`builder`](VerifierBuilder) (configuration), `rules` (the rules that need
+//! no key: size, `alg`, `typ`, audience, times), `keys` (the key set holding the token's key,
+//! unknown `kid`s included), `claims` (the registered claims).
 
 use std::any::TypeId;
 use std::borrow::Cow;
@@ -20,14 +20,16 @@ use crate::clock::SharedClock;
 use crate::error::{ConfigError, KeysError, VerifyError};
 use crate::keys::{DynKeySet, Jwks};
 use crate::sealed::Internal;
-use crate::token::{Jws, Parsed};
+use crate::token::Parsed;
 
 pub(crate) mod builder;
 mod claims;
 mod keys;
+mod rules;
 
 pub(crate) use builder::VerifierBuilder;
 use keys::check_signature;
+pub(crate) use rules::Rules;
 
 /// The default token size cap: 8 KiB, far above real workload tokens (about 1 KiB).
 pub(crate) const DEFAULT_MAX_TOKEN_BYTES: usize = 8 * 1024;
@@ -85,8 +87,6 @@ struct Inner {
     token_cache: Option<TokenCache>,
     issuer_aliases: Vec<String>,
     required_claims: Vec<&'static str>,
-    /// The object-binding check: TokenReview confirmations of locally verified tokens.
-    binding: Option<crate::tokenreview::ObjectBinding>,
 }
 
 impl Verifier {
@@ -128,13 +128,41 @@ impl Verifier {
         &self.inner.audiences
     }
 
-    /// Fetches the keys now if none are loaded (a warm-up). Not required: the first verification does
-    /// it, and a failure is retried by later requests.
+    /// Fetches the keys now if none are loaded, and says whether they loaded: to refuse to start
+    /// while the issuer is unreachable. Not required: the first verification fetches them, and a
+    /// failure is retried by later requests. To load them without waiting, see
+    /// [`warm_up`](Self::warm_up).
     pub async fn ready(&self) -> Result<(), KeysError> {
         match self.inner.keys.current() {
             Some(_) => Ok(()),
             None => self.inner.keys.refresh().await.map(|_| ()),
         }
+    }
+
+    /// Starts loading the issuer's keys in the background and returns at once, so that the first
+    /// requests find them: one fetch now, then, while it fails, one each time the key cache's
+    /// backoff allows (1 s doubling to 60 s by default), until they are loaded. Each attempt is the
+    /// key cache's own fetch, shared with any request arriving meanwhile (answered 503 until the
+    /// keys are there), and logged once by the library: ERROR naming the fix for a configuration
+    /// mistake, WARN for an outage, INFO `issuer keys loaded` when they arrive.
+    ///
+    /// Call it from within the Tokio runtime that serves requests (outside one it loads nothing
+    /// and logs an ERROR). A key source that needs no loading ignores it. The background task ends
+    /// when the keys are loaded or the verifier is dropped.
+    ///
+    /// ```
+    /// use oidc_bearer::Verifier;
+    /// use oidc_bearer_testing::TestIssuer;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let issuer = TestIssuer::start().await;
+    /// let verifier = Verifier::new(issuer.issuer(), "my-service").unwrap();
+    /// verifier.warm_up(); // the server starts now, whether the issuer answers or not
+    /// issuer.wait_for_jwks_fetches(1).await; // fetched without any request
+    /// # }
+    /// ```
+    pub fn warm_up(&self) {
+        self.inner.keys.warm_up();
     }
 
     /// Verifies `token` and decodes its payload into `T`.
@@ -183,17 +211,12 @@ impl Verifier {
         let cache = inner.token_cache.as_ref()?;
         let keys = inner.keys.current()?;
         let now = self.now();
-        let claims = cache
+        cache
             .get_typed(token, TypeId::of::<T>(), &keys, |times| {
-                self.check_times(times, now).is_ok()
+                self.rules().check_times(times, now).is_ok()
             })?
             .downcast::<T>()
-            .ok()?;
-        // With the object-binding check, only while a review within the interval confirmed it.
-        match &inner.binding {
-            Some(binding) if !binding.confirmed(&token.digest) => None,
-            _ => Some(claims),
-        }
+            .ok()
     }
 
     /// A reference to this verifier that does not keep it alive (an issuer registry's index of
@@ -202,10 +225,9 @@ impl Verifier {
         WeakVerifier(Arc::downgrade(&self.inner))
     }
 
-    /// Counters of this verifier's object-binding check (TokenReviews sent, answers cached), or
-    /// `None` without one.
-    pub fn object_binding_stats(&self) -> Option<crate::tokenreview::TokenReviewStats> {
-        self.inner.binding.as_ref().map(|b| b.stats())
+    /// The clock this verifier reads (a check wrapped around it reads the same one).
+    pub(crate) fn clock(&self) -> SharedClock {
+        self.inner.clock.clone()
     }
 
     /// Counters of this verifier's token cache (shared by its clones), or `None` when the cache is
@@ -241,6 +263,20 @@ impl Verifier {
         self.verify_cached::<Arc<T>>(token, Some(parsed)).await
     }
 
+    /// This verifier's rules that need no key.
+    pub(crate) fn rules(&self) -> Rules<'_> {
+        let inner = &*self.inner;
+        Rules {
+            max_token_bytes: inner.max_token_bytes,
+            algorithms: &inner.algorithms,
+            required_typ: inner.required_typ.as_deref(),
+            audiences: &inner.audiences,
+            skip_audience: inner.skip_audience,
+            leeway: inner.leeway,
+            require_exp: inner.require_exp,
+        }
+    }
+
     /// The `iss` values accepted: the issuer, then its aliases.
     pub(crate) fn accepted_issuers(&self) -> impl Iterator<Item = &str> {
         std::iter::once(self.inner.issuer.as_str())
@@ -261,41 +297,14 @@ impl Verifier {
     /// miss path awaits nothing once the keys are loaded, and after any await (a key fetch) it looks
     /// in the cache again, so the tasks that queued behind one fetch find the token verified by the
     /// first of them.
-    ///
-    /// With the object-binding check, a locally accepted token is then confirmed by TokenReview
-    /// (at most once per interval, keyed by the token cache's key).
     async fn verify_cached<R: Decoded>(
         &self,
         token: &str,
         parsed: Option<&Parsed<'_>>,
     ) -> Result<(R, Option<crate::crypto::Sha256>), VerifyError> {
-        let (value, digest) = self.verify_local::<R>(token, parsed).await?;
-        if let Some(binding) = &self.inner.binding {
-            // A token accepted locally is a JWS, so it has a key.
-            let key = digest
-                .or_else(|| TokenKey::new(token.as_bytes()).map(|key| key.digest))
-                .ok_or(VerifyError::Malformed {
-                    reason: "a JWS has three dot-separated parts",
-                })?;
-            binding.check(token, key).await?;
-        }
-        Ok((value, digest))
-    }
-
-    /// The local verification behind [`verify_cached`](Self::verify_cached).
-    async fn verify_local<R: Decoded>(
-        &self,
-        token: &str,
-        parsed: Option<&Parsed<'_>>,
-    ) -> Result<(R, Option<crate::crypto::Sha256>), VerifyError> {
         let inner = &*self.inner;
-        // Before hashing: an oversized token costs nothing but this comparison.
-        if token.len() > inner.max_token_bytes {
-            return Err(VerifyError::TooLarge {
-                len: token.len(),
-                max: inner.max_token_bytes,
-            });
-        }
+        // Before hashing.
+        self.rules().check_size(token.len())?;
         let cache = inner.token_cache.as_ref();
         // No key for bytes without a `.`: no JWS, refused below.
         let cache_key = cache.and_then(|_| TokenKey::new(token.as_bytes()));
@@ -320,10 +329,10 @@ impl Verifier {
         // The miss path, timed to its end (feature `metrics`).
         let _timer = crate::metrics::VerifyTimer::start();
         let owned;
-        let jws: &Jws<'_> = match parsed {
+        let jws: &Parsed<'_> = match parsed {
             Some(parsed) => parsed,
             None => {
-                owned = Jws::new(token, inner.max_token_bytes)?;
+                owned = Parsed::new(token, inner.max_token_bytes)?;
                 &owned
             }
         };
@@ -337,16 +346,8 @@ impl Verifier {
         let key = check_signature(jws, &keys, alg)?;
 
         let decoded = R::decode(&jws.payload);
-        let separate;
-        let claims = match parsed {
-            Some(parsed) => &parsed.claims,
-            // A claim error comes before a decoding error.
-            None => {
-                separate = jws.claims()?;
-                &*separate
-            }
-        };
-        let times = self.check_claims(jws, claims, now)?;
+        // A claim error comes before a decoding error.
+        let times = self.check_claims(jws, now)?;
         let value = decoded?;
         if let (Some(cache), Some(cache_key)) = (cache, &cache_key) {
             let entry = Entry::new(
@@ -373,7 +374,7 @@ impl Verifier {
         parsed: Option<&Parsed<'_>>,
     ) -> Result<Option<R>, VerifyError> {
         let lookup = cache.get(cache_key, R::type_id(), keys, |times| {
-            self.check_times(times, now).is_ok()
+            self.rules().check_times(times, now).is_ok()
         });
         match lookup {
             Lookup::Miss => Ok(None),

@@ -1,19 +1,17 @@
 //! The key path under real traffic, over real sockets: clients that hang up mid-request, and a key
 //! rotation that was not pre-published.
 
-mod support;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use crate::support::clocked_verifier;
 use axum::Router;
 use axum::routing::get;
 use oidc_bearer::claims::DefaultClaims;
 use oidc_bearer::clock::{Clock, ManualClock};
 use oidc_bearer::{BearerAuthLayer, Claims, Verifier};
 use oidc_bearer_testing::TestIssuer;
-use support::clocked_verifier;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::Notify;
 

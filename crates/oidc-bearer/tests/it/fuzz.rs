@@ -6,7 +6,7 @@
 //! Tokens are built from valid parts and then varied: claims of every type, the header's `alg`,
 //! `kid`, `typ` and `crit`, and the finished string mutated (segments swapped or repeated, padding,
 //! a character changed, whitespace). The default run takes seconds; a long run:
-//! `PROPTEST_CASES=100000 cargo test --release -p oidc-bearer --test fuzz`.
+//! `PROPTEST_CASES=100000 cargo test --release -p oidc-bearer --test it -- fuzz::`.
 
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, Wake, Waker};

@@ -2,10 +2,9 @@
 //! tokens through the HTTP layer; algorithm/key pairs that do not fit; HMAC secret lengths; and
 //! the keys a JWKS parse skips, with why.
 
-mod support;
-
 use std::convert::Infallible;
 
+use crate::support::{code, verifiable_algs};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use oidc_bearer::claims::DefaultClaims;
@@ -14,7 +13,6 @@ use oidc_bearer::rejection::AuthRejection;
 use oidc_bearer::{BearerAuthLayer, Claims, Verifier};
 use oidc_bearer_testing::{KeyAlg, TestIssuer};
 use serde_json::{Value, json};
-use support::{code, verifiable_algs};
 use tower::{ServiceBuilder, ServiceExt, service_fn};
 
 const AUD: &str = "my-service";

@@ -1,18 +1,16 @@
 //! The verified-token cache: what a hit may and may not skip. Correctness only; the speed is in
 //! `benches/verify/`.
 
-mod support;
-
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use crate::support::{jwks_of, verifiable_algs};
 use oidc_bearer::cache::TokenCacheSettings;
 use oidc_bearer::claims::DefaultClaims;
 use oidc_bearer::clock::ManualClock;
 use oidc_bearer::keys::{Jwks, KeySet, Refresh};
 use oidc_bearer::{KeysError, Verifier, VerifyError, VerifyToken};
 use oidc_bearer_testing::{KeyAlg, TestIssuer};
-use support::{jwks_of, verifiable_algs};
 
 const AUD: &str = "my-service";
 

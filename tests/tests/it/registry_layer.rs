@@ -1,20 +1,18 @@
 //! The HTTP layer in front of an `IssuerRegistry`: known tokens are answered from their issuer's
 //! token cache on the layer's fast path, exactly when the registry's full path would accept them.
 
-mod support;
-
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use crate::support::FastPathLog;
 use oidc_bearer::IssuerRegistry;
 use oidc_bearer::claims::DefaultClaims;
 use oidc_bearer::clock::ManualClock;
 use oidc_bearer::keys::{Jwks, KeySet, Refresh};
-use oidc_bearer::{BearerAuthLayer, Claims, KeysError, Verifier, VerifierBuilder};
+use oidc_bearer::{BearerAuthLayer, Claims, FetchError, KeysError, Verifier, VerifierBuilder};
 use oidc_bearer_testing::TestIssuer;
-use support::FastPathLog;
 use tower::{ServiceBuilder, ServiceExt as _, service_fn};
 
 const AUD: &str = "my-service";
@@ -142,7 +140,7 @@ async fn a_cached_signature_over_another_payload_gets_no_answer_from_the_fast_pa
         let genuine = issuer.token().aud(AUD).sub("alice").sign();
         assert_eq!(call(&genuine).await, 200);
         let mallory = issuer.token().aud(AUD).sub("mallory").sign();
-        let forged = support::with_signature_of(&genuine, &mallory);
+        let forged = crate::support::with_signature_of(&genuine, &mallory);
         assert_eq!(call(&forged).await, 401);
         assert_eq!(call(&genuine).await, 200);
         assert_eq!(log.take(), [false, false, true]);
@@ -164,9 +162,11 @@ impl KeySet for Failing {
 
     async fn refresh(&self) -> Result<Refresh, KeysError> {
         if self.failing.load(Ordering::SeqCst) {
-            Err(KeysError::Transport {
+            Err(KeysError::Fetch {
                 url: "http://127.0.0.1/keys".into(),
-                message: "down".into(),
+                source: FetchError::Transport {
+                    message: "down".into(),
+                },
             })
         } else {
             Ok(Refresh::fresh(self.keys.clone()))
@@ -259,9 +259,11 @@ impl KeySet for HeldThenFailing {
 
     async fn refresh(&self) -> Result<Refresh, KeysError> {
         self.release.notified().await;
-        Err(KeysError::Transport {
+        Err(KeysError::Fetch {
             url: "http://127.0.0.1/keys".into(),
-            message: "down".into(),
+            source: FetchError::Transport {
+                message: "down".into(),
+            },
         })
     }
 }

@@ -1,13 +1,12 @@
 //! Kubernetes service-account tokens, bound and legacy, and the in-cluster issuer, through real
 //! issuers on 127.0.0.1 with keys generated per test.
 
-mod support;
-
 use std::fs;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::support::jwks_of;
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -16,10 +15,9 @@ use oidc_bearer::claims::kubernetes::KubernetesClaims;
 use oidc_bearer::clock::ManualClock;
 use oidc_bearer::issuers::kubernetes::{InCluster, dangerous_legacy_service_account_verifier};
 use oidc_bearer::keys::StaticKeySet;
-use oidc_bearer::{KeysError, Verifier, VerifyError};
+use oidc_bearer::{FetchError, KeysError, Verifier, VerifyError};
 use oidc_bearer_testing::{TestIssuer, TokenBuilder, now};
 use serde_json::{Value, json};
-use support::jwks_of;
 
 const AUD: &str = "my-service";
 const CLUSTER_ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
@@ -275,13 +273,6 @@ fn replace(path: &Path, contents: &str) {
     fs::rename(&next, path).unwrap();
 }
 
-fn cluster_ca_pem() -> String {
-    let mut params = rcgen::CertificateParams::new(vec!["kubernetes.default.svc".into()]).unwrap();
-    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    let key = rcgen::KeyPair::generate().unwrap();
-    params.self_signed(&key).unwrap().pem()
-}
-
 #[tokio::test]
 async fn in_cluster_fetches_with_the_pod_token_and_follows_its_rotation() {
     let issuer = TestIssuer::builder().issuer(CLUSTER_ISSUER).start().await;
@@ -291,7 +282,7 @@ async fn in_cluster_fetches_with_the_pod_token_and_follows_its_rotation() {
     let dir = tempfile::tempdir().unwrap();
     let (token_path, ca_path) = (dir.path().join("token"), dir.path().join("ca.crt"));
     fs::write(&token_path, "pod-token-1\n").unwrap();
-    fs::write(&ca_path, cluster_ca_pem()).unwrap();
+    fs::write(&ca_path, test_ca("the cluster CA").0).unwrap();
     let clock = ManualClock::new();
     let verifier = InCluster::new()
         .with_api_server(&api)
@@ -406,4 +397,207 @@ async fn the_fetch_token_never_goes_to_an_advertised_jwks_on_another_origin() {
     // Discovery (the configured origin) got the token; the advertised JWKS host did not.
     assert_eq!(*elsewhere_seen.lock().unwrap(), ["pod-token"]);
     assert_eq!(*jwks_seen.lock().unwrap(), [None]);
+}
+
+// --- Trust for the connections that carry the pod's token -------------------------------------
+
+/// Where the parent test tells the child process what to connect to.
+const TLS_CHILD_ENV: &str = "OIDC_BEARER_TEST_TLS_CHILD";
+/// The child test's full name in this test binary (module path included, for `--exact`).
+const TLS_CHILD: &str = "kubernetes::in_cluster_tls_child";
+
+/// A CA generated for the test: its certificate (PEM) and what signs with its key.
+fn test_ca(name: &str) -> (String, rcgen::Issuer<'static, rcgen::KeyPair>) {
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, name);
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::DigitalSignature,
+    ];
+    let key = rcgen::KeyPair::generate().unwrap();
+    let pem = params.self_signed(&key).unwrap().pem();
+    (pem, rcgen::Issuer::new(params, key))
+}
+
+/// An HTTPS server on 127.0.0.1 whose certificate `ca` issued: it answers every request 404 after
+/// a completed handshake. Returns its base URL.
+fn https_404_server(ca: &rcgen::Issuer<'static, rcgen::KeyPair>) -> String {
+    use std::io::{Read as _, Write as _};
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&key, ca)
+        .unwrap();
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .unwrap();
+    let config = Arc::new(config);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("https://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let config = config.clone();
+            std::thread::spawn(move || {
+                let connection = rustls::ServerConnection::new(config).unwrap();
+                let mut tls = rustls::StreamOwned::new(connection, stream);
+                // The request head, then its body (read whole, so that closing sends no reset).
+                let mut request = Vec::new();
+                let mut byte = [0u8; 1];
+                while !request.ends_with(b"\r\n\r\n") {
+                    if tls.read(&mut byte).unwrap_or(0) == 0 {
+                        return; // the handshake failed, or the client left
+                    }
+                    request.push(byte[0]);
+                }
+                let head = String::from_utf8_lossy(&request).to_ascii_lowercase();
+                let length = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse::<usize>().ok())
+                    .unwrap_or(0);
+                let mut body = vec![0u8; length];
+                if tls.read_exact(&mut body).is_err() {
+                    return;
+                }
+                let _ = tls.write_all(
+                    b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                );
+                tls.conn.send_close_notify();
+                let _ = tls.flush();
+            });
+        }
+    });
+    url
+}
+
+/// The connections that carry the pod's own token to the API server (discovery and keys, and
+/// TokenReview) trust exactly the cluster's CA, as client-go's `rest.InClusterConfig` does, not
+/// the system's roots besides it.
+///
+/// What it proves: the API server stand-in's certificate chains to a CA that this process's
+/// system roots contain — the child process runs with `SSL_CERT_FILE` naming a bundle of just that
+/// CA, which is where reqwest's platform verifier reads the system roots on Linux (through
+/// rustls-native-certs); the environment is the process's, hence a child. The child first checks
+/// that the system roots really trust the stand-in (a client with no CA configured reaches it), then
+/// that an `InCluster` configured with another CA (the cluster's) is refused at the handshake on
+/// both paths, and that one configured with the stand-in's CA reaches it.
+#[cfg(target_os = "linux")]
+#[test]
+fn in_cluster_connections_trust_only_the_cluster_ca_not_the_system_roots() {
+    let dir = tempfile::tempdir().unwrap();
+    let (system_pem, system_ca) = test_ca("a CA among the system's roots");
+    let (cluster_pem, _) = test_ca("the cluster CA");
+    let url = https_404_server(&system_ca);
+    fs::write(dir.path().join("system.pem"), system_pem).unwrap();
+    fs::write(dir.path().join("cluster.pem"), cluster_pem).unwrap();
+    fs::write(dir.path().join("token"), "pod-token").unwrap();
+    fs::write(dir.path().join("url"), url).unwrap();
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([TLS_CHILD, "--exact", "--ignored", "--nocapture"])
+        .env("SSL_CERT_FILE", dir.path().join("system.pem"))
+        .env_remove("SSL_CERT_DIR")
+        .env(TLS_CHILD_ENV, dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() && stdout.contains("1 passed"),
+        "the child failed or did not run:\n{stdout}\n{stderr}"
+    );
+}
+
+/// The child process of the test above (with nothing to do when run on its own).
+#[cfg(target_os = "linux")]
+#[tokio::test]
+#[ignore = "run by in_cluster_connections_trust_only_the_cluster_ca_not_the_system_roots"]
+async fn in_cluster_tls_child() {
+    use oidc_bearer::ReviewError;
+    use oidc_bearer::tokenreview::{ApiServer, TokenReview};
+    let Some(dir) = std::env::var_os(TLS_CHILD_ENV) else {
+        return;
+    };
+    let dir = Path::new(&dir);
+    let url = fs::read_to_string(dir.join("url")).unwrap();
+    let in_cluster = |ca: &str| {
+        InCluster::new()
+            .with_api_server(&url)
+            .with_token_path(dir.join("token"))
+            .with_ca_path(dir.join(ca))
+    };
+    // {"alg":"RS256"}.{"sub":"x"}.sig: well-formed, so a review is sent.
+    let token = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln";
+    let review = |api: ApiServer| async move {
+        match TokenReview::builder(api, AUD)
+            .build()
+            .unwrap()
+            .verify(token)
+            .await
+        {
+            Err(VerifyError::ReviewUnavailable { source }) => source,
+            other => panic!("{other:?}"),
+        }
+    };
+    let keys = |cluster: InCluster| async move {
+        let verifier = cluster
+            .verifier_builder(CLUSTER_ISSUER, AUD)
+            .unwrap()
+            .build()
+            .unwrap();
+        match verifier.verify::<KubernetesClaims>(token).await {
+            Err(VerifyError::KeysUnavailable { source }) => source,
+            other => panic!("{other:?}"),
+        }
+    };
+    let refused = |message: &str| message.contains("UnknownIssuer");
+
+    // The system's roots trust the stand-in: reached (404) without any CA configured.
+    let system = ApiServer::builder(&url)
+        .with_bearer_token(|| Some("pod-token".into()))
+        .build()
+        .unwrap();
+    assert_eq!(
+        review(system).await,
+        ReviewError::Fetch(FetchError::Status { status: 404 })
+    );
+
+    // The cluster's CA configured: the stand-in's certificate is refused on both paths.
+    match review(in_cluster("cluster.pem").api_server().unwrap()).await {
+        ReviewError::Fetch(FetchError::Transport { message }) if refused(&message) => {}
+        other => panic!("TokenReview reached a server the cluster CA did not vouch for: {other:?}"),
+    }
+    match keys(in_cluster("cluster.pem")).await {
+        KeysError::Fetch {
+            source: FetchError::Transport { message },
+            ..
+        } if refused(&message) => {}
+        other => panic!("discovery reached a server the cluster CA did not vouch for: {other:?}"),
+    }
+
+    // With the stand-in's own CA as the cluster's, both reach it.
+    let api = in_cluster("system.pem").api_server().unwrap();
+    assert_eq!(
+        review(api).await,
+        ReviewError::Fetch(FetchError::Status { status: 404 })
+    );
+    assert!(
+        matches!(
+            keys(in_cluster("system.pem")).await,
+            KeysError::Fetch {
+                source: FetchError::Status { status: 404 },
+                ..
+            }
+        ),
+        "discovery with the right CA"
+    );
 }

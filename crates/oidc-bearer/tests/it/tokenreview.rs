@@ -2,30 +2,30 @@
 //! answer mapping, the answer cache (hits, TTLs, the `exp` bound, bounds), single flight, the
 //! concurrency cap, cancellation, and the HTTP layer's statuses.
 
-mod support;
-
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::cluster::{AUD, Cluster};
+use crate::support::{code, layer_status};
 use axum::Router;
 use axum::routing::get;
 use oidc_bearer::clock::{Clock as _, ManualClock};
 use oidc_bearer::policy::{self, AuthorizeLayer};
 use oidc_bearer::tokenreview::{
-    ReviewError, TokenReview, TokenReviewBuilder, TokenReviewClaims, TokenReviewSettings,
+    TokenReview, TokenReviewBuilder, TokenReviewClaims, TokenReviewSettings,
 };
-use oidc_bearer::{BearerAuthLayer, Claims, VerifyError, VerifyToken};
+use oidc_bearer::{
+    BearerAuthLayer, Claims, FetchError, FlightError, ReviewError, VerifyError, VerifyToken,
+};
 use serde_json::json;
-use support::cluster::{AUD, Cluster};
-use support::{code, layer_status};
 
 impl Cluster {
-    fn builder(&self) -> TokenReviewBuilder {
+    fn review_builder(&self) -> TokenReviewBuilder {
         TokenReview::builder(self.in_cluster().api_server().unwrap(), AUD)
     }
 
     fn review(&self) -> TokenReview {
-        self.builder().build().unwrap()
+        self.review_builder().build().unwrap()
     }
 }
 
@@ -149,7 +149,11 @@ async fn refusals_are_401_with_the_api_servers_error_kept() {
 #[tokio::test]
 async fn authenticated_answers_must_name_one_of_our_audiences() {
     let cluster = Cluster::start().await;
-    let review = cluster.builder().with_audience("second").build().unwrap();
+    let review = cluster
+        .review_builder()
+        .with_audience("second")
+        .build()
+        .unwrap();
     let user = json!({"username": "system:serviceaccount:prod:billing"});
     let rows = [
         (json!(["second", "x"]), "ok"),
@@ -182,7 +186,7 @@ async fn api_server_failures_are_503_and_never_an_acceptance() {
     for status in [500, 503, 429] {
         cluster.reviews.fail_with(Some(status));
         let error = source(review.verify(&cluster.token().sign()).await);
-        assert_eq!(error, ReviewError::Status { status });
+        assert_eq!(error, ReviewError::Fetch(FetchError::Status { status }));
         assert!(!error.is_configuration());
     }
     cluster.reviews.fail_with(Some(404));
@@ -215,7 +219,7 @@ async fn api_server_failures_are_503_and_never_an_acceptance() {
 async fn malformed_or_expired_tokens_are_refused_without_a_review() {
     let cluster = Cluster::start().await;
     let review = cluster
-        .builder()
+        .review_builder()
         .with_max_token_bytes(4096)
         .build()
         .unwrap();
@@ -252,7 +256,7 @@ async fn answers_are_kept_for_their_ttl_never_past_exp_and_refusals_shorter() {
     let cluster = Cluster::start().await;
     let clock = ManualClock::new();
     let review = cluster
-        .builder()
+        .review_builder()
         .with_clock(clock.clone())
         .with_settings({
             let mut settings = TokenReviewSettings::default();
@@ -304,7 +308,11 @@ async fn the_cache_is_bounded_in_entries_and_bytes() {
     let cluster = Cluster::start().await;
     let mut settings = TokenReviewSettings::default();
     settings.max_entries = 2;
-    let review = cluster.builder().with_settings(settings).build().unwrap();
+    let review = cluster
+        .review_builder()
+        .with_settings(settings)
+        .build()
+        .unwrap();
     let tokens: Vec<String> = (0..3).map(|_| cluster.token().sign()).collect();
     for token in &tokens {
         review.verify(token).await.unwrap();
@@ -319,7 +327,11 @@ async fn the_cache_is_bounded_in_entries_and_bytes() {
     // input), so 8 KiB keeps two.
     let mut settings = TokenReviewSettings::default();
     settings.max_bytes = 8192;
-    let review = cluster.builder().with_settings(settings).build().unwrap();
+    let review = cluster
+        .review_builder()
+        .with_settings(settings)
+        .build()
+        .unwrap();
     let long = format!("system:serviceaccount:prod:{}", "n".repeat(2000));
     cluster.reviews.answer_with(Some(json!({
         "authenticated": true, "user": {"username": long}, "audiences": [AUD],
@@ -363,7 +375,11 @@ async fn reviews_beyond_the_cap_wait_for_a_slot() {
     let cluster = Cluster::start().await;
     let mut settings = TokenReviewSettings::default();
     settings.max_concurrent_reviews = 2;
-    let review = cluster.builder().with_settings(settings).build().unwrap();
+    let review = cluster
+        .review_builder()
+        .with_settings(settings)
+        .build()
+        .unwrap();
     let hold = cluster.reviews.hold();
     let tasks = started(
         (0..5)
@@ -397,7 +413,11 @@ async fn a_review_that_waits_for_a_slot_past_its_timeout_leaves_the_queue() {
     let mut settings = TokenReviewSettings::default();
     settings.max_concurrent_reviews = 1;
     settings.timeout = Duration::from_millis(300);
-    let review = cluster.builder().with_settings(settings).build().unwrap();
+    let review = cluster
+        .review_builder()
+        .with_settings(settings)
+        .build()
+        .unwrap();
     let hold = cluster.reviews.hold();
     let mut tasks = started(
         (0..2)
@@ -411,9 +431,21 @@ async fn a_review_that_waits_for_a_slot_past_its_timeout_leaves_the_queue() {
     assert_eq!(review.stats().waiting_for_slot, 1, "one slot, two reviews");
     let waiting = tasks.pop().unwrap();
     let error = source(waiting.await.unwrap());
-    assert_eq!(error.code(), "review_timeout");
-    // Whether it timed out in the queue or got the slot as the first review timed out (one
-    // timeout covers both), it is no longer counted as waiting.
+    // Both reviews started within a tick, so the first one's request times out as this one's wait
+    // for its slot does: it either timed out in the queue (a local limit, never sent) or got the
+    // slot then and timed out at the held API server. Either way it is no longer counted as
+    // waiting. (`tokenreview::binding`'s unit tests time out a queued review deterministically.)
+    assert!(
+        matches!(
+            error,
+            ReviewError::QueueTimeout { .. } | ReviewError::Fetch(FetchError::Timeout { .. })
+        ),
+        "{error:?}"
+    );
+    assert_eq!(
+        error.is_api_server_failure(),
+        error.code() == "review_timeout"
+    );
     assert_eq!(review.stats().waiting_for_slot, 0);
     drop(hold);
     tasks.pop().unwrap().await.unwrap().ok();
@@ -452,7 +484,11 @@ async fn reviews_time_out_and_pending_reviews_are_capped() {
     let mut settings = TokenReviewSettings::default();
     settings.timeout = Duration::from_millis(300);
     settings.max_pending_reviews = 1;
-    let review = cluster.builder().with_settings(settings).build().unwrap();
+    let review = cluster
+        .review_builder()
+        .with_settings(settings)
+        .build()
+        .unwrap();
     let hold = cluster.reviews.hold();
     let first = tokio::spawn({
         let (review, token) = (review.clone(), cluster.token().sign());
@@ -460,7 +496,7 @@ async fn reviews_time_out_and_pending_reviews_are_capped() {
     });
     cluster.reviews.wait_for_calls(1).await;
     let error = source(review.verify(&cluster.token().sign()).await);
-    assert_eq!(error, ReviewError::Overloaded { max_pending: 1 });
+    assert_eq!(error, ReviewError::Flight(FlightError::Full { max: 1 }));
     let error = source(first.await.unwrap());
     assert_eq!(error.code(), "review_timeout");
     drop(hold);
@@ -563,6 +599,73 @@ async fn another_payload_under_a_valid_signature_never_shares_its_answer() {
     assert_eq!(code(review.verify(&forged).await), "review_refused");
 }
 
+/// Variants of a valid token under review (its signature over other payloads) are reviewed on
+/// their own, never with its answer; each such review counts against `max_pending_reviews` like any
+/// other, so that a flood of them gets 503 at once instead of queueing without bound.
+#[tokio::test]
+async fn reviews_of_variants_under_one_signature_count_against_the_pending_cap() {
+    const VARIANTS: usize = 200;
+    let cluster = Cluster::start().await;
+    let mut settings = TokenReviewSettings::default();
+    settings.max_pending_reviews = 2;
+    let review = cluster
+        .review_builder()
+        .with_settings(settings)
+        .build()
+        .unwrap();
+    let valid = cluster.token().sign();
+    let (header, signature) = {
+        let parts: Vec<&str> = valid.split('.').collect();
+        (parts[0].to_owned(), parts[2].to_owned())
+    };
+    let hold = cluster.reviews.hold();
+    let first = tokio::spawn({
+        let (review, valid) = (review.clone(), valid.clone());
+        async move { review.verify(&valid).await }
+    });
+    cluster.reviews.wait_for_calls(1).await;
+
+    let mut variants: Vec<_> = (0..VARIANTS)
+        .map(|_| {
+            let other = cluster.token().sign();
+            let payload = other.split('.').nth(1).unwrap();
+            let forged = format!("{header}.{payload}.{signature}");
+            let review = review.clone();
+            Some(Box::pin(async move { review.verify(&forged).await }))
+        })
+        .collect();
+    // Each polled once: the cap takes one more review; every other variant is answered at once.
+    let mut answered = Vec::new();
+    std::future::poll_fn(|cx| {
+        for variant in &mut variants {
+            if let std::task::Poll::Ready(result) = variant.as_mut().unwrap().as_mut().poll(cx) {
+                answered.push(result);
+                *variant = None;
+            }
+        }
+        std::task::Poll::Ready(())
+    })
+    .await;
+    let stats = review.stats();
+    assert!(
+        stats.pending <= 2 && stats.waiting_for_slot <= 2,
+        "{stats:?}"
+    );
+    assert_eq!(answered.len(), VARIANTS - 1);
+    for result in answered {
+        assert_eq!(
+            source(result),
+            ReviewError::Flight(FlightError::Full { max: 2 })
+        );
+    }
+    drop(hold);
+    assert!(first.await.unwrap().is_ok());
+    for variant in variants.into_iter().flatten() {
+        assert_eq!(code(variant.await), "review_refused");
+    }
+    assert_eq!(review.stats().pending, 0);
+}
+
 /// Outside a Tokio runtime a review cannot be spawned: a typed 503, never a panic.
 #[test]
 fn without_a_runtime_a_review_is_unavailable_not_a_panic() {
@@ -582,5 +685,5 @@ fn without_a_runtime_a_review_is_unavailable_not_a_panic() {
     else {
         panic!("the review waited")
     };
-    assert_eq!(source(result), ReviewError::NoRuntime);
+    assert_eq!(source(result), ReviewError::Flight(FlightError::NoRuntime));
 }

@@ -1,15 +1,13 @@
 //! The remote key set: rotation, removal, forged-kid floods, outages, single flight, Cache-Control.
 
-mod support;
-
+use crate::support::code;
 use oidc_bearer::claims::DefaultClaims;
 use oidc_bearer::clock::ManualClock;
 use oidc_bearer::keys::KeyCacheSettings;
-use oidc_bearer::{KeysError, Verifier, VerifyError};
+use oidc_bearer::{FetchError, KeysError, Verifier, VerifyError};
 use oidc_bearer_testing::{KeyAlg, TestIssuer};
 use serde_json::json;
 use std::time::Duration;
-use support::code;
 
 const AUD: &str = "my-service";
 
@@ -175,7 +173,11 @@ async fn issuer_down_at_start_is_a_distinct_error_then_recovers() {
     let err = check(&v, &token).await.unwrap_err();
     match &err {
         VerifyError::KeysUnavailable {
-            source: KeysError::Status { status: 503, .. },
+            source:
+                KeysError::Fetch {
+                    source: FetchError::Status { status: 503 },
+                    ..
+                },
         } => {}
         other => panic!("expected KeysUnavailable(503), got {other:?}"),
     }

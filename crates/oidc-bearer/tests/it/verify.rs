@@ -1,7 +1,6 @@
 //! The verification rules, each through a real issuer on 127.0.0.1 with keys generated per test.
 
-mod support;
-
+use crate::support::{code, verifiable_algs};
 use oidc_bearer::claims::DefaultClaims;
 use oidc_bearer::clock::ManualClock;
 use oidc_bearer::keys::{Jwks, StaticKeySet};
@@ -9,7 +8,6 @@ use oidc_bearer::{Algorithm, Verifier, VerifyError};
 use oidc_bearer_testing::{KeyAlg, TestIssuer, TokenBuilder, now};
 use serde_json::json;
 use std::time::Duration;
-use support::{code, verifiable_algs};
 
 const AUD: &str = "my-service";
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use oidc_bearer::claims::DefaultClaims;
 use oidc_bearer::clock::ManualClock;
-use oidc_bearer::{KeysError, Verifier, VerifyError};
+use oidc_bearer::{FetchError, FlightError, KeysError, Verifier, VerifyError};
 use oidc_bearer_testing::TestIssuer;
 use tracing::field::{Field, Visit};
 use tracing_subscriber::layer::{Context as LayerContext, SubscriberExt as _};
@@ -170,7 +170,7 @@ async fn without_a_tokio_runtime_nothing_is_fetched_and_the_error_says_why() {
         .unwrap_err();
     match &err {
         VerifyError::KeysUnavailable {
-            source: source @ KeysError::NoRuntime,
+            source: source @ KeysError::Flight(FlightError::NoRuntime),
         } => assert!(source.is_configuration()),
         other => panic!("expected NoRuntime, got {other:?}"),
     }
@@ -283,9 +283,9 @@ async fn failures_are_classified_and_worded_by_what_is_loaded() {
     let err = v.ready().await.unwrap_err();
     assert_eq!(
         err,
-        KeysError::Status {
+        KeysError::Fetch {
             url: format!("{wrong}/.well-known/openid-configuration"),
-            status: 404
+            source: FetchError::Status { status: 404 }
         }
     );
     assert!(err.is_configuration());
@@ -362,4 +362,89 @@ async fn skipped_keys_are_reported_once_per_load_with_their_reason() {
         "{}",
         warns[0]
     );
+}
+
+// --- Warm-up ----------------------------------------------------------------------------------
+
+/// `warm_up` returns at once and loads the keys in the background, without any request: the first
+/// request then finds them (no second fetch), and their arrival is one INFO line.
+#[tokio::test]
+async fn warm_up_loads_the_keys_without_a_request() {
+    let events = Events::install();
+    let issuer = TestIssuer::start().await;
+    let v = Verifier::new(issuer.issuer(), AUD).unwrap();
+    v.warm_up();
+    issuer.wait_for_jwks_fetches(1).await;
+    let token = issuer.token().aud(AUD).sign();
+    assert_eq!(code(&v, &token).await, "ok");
+    assert_eq!((issuer.discovery_fetches(), issuer.jwks_fetches()), (1, 1));
+    let loaded = events.at(tracing::Level::INFO);
+    assert_eq!(loaded.len(), 1, "{loaded:?}");
+    assert!(loaded[0].contains("issuer keys loaded"), "{loaded:?}");
+}
+
+/// An issuer whose discovery document names another issuer, warmed up: every attempt is the key
+/// cache's own fetch, paced by its backoff, and logged once by the library (one ERROR naming the
+/// fix, nothing else); once the document is right, the keys load and the warm-up stops.
+#[tokio::test]
+async fn a_failing_issuer_warmed_up_logs_once_per_attempt_until_it_loads() {
+    let events = Events::install();
+    let issuer = TestIssuer::start().await;
+    issuer.set_discovery_issuer("https://elsewhere.example");
+    let mut settings = oidc_bearer::keys::KeyCacheSettings::default();
+    settings.initial_backoff = Duration::from_millis(5);
+    settings.max_backoff = Duration::from_millis(20);
+    let v = Verifier::builder(issuer.issuer(), AUD)
+        .with_key_cache(settings)
+        .build()
+        .unwrap();
+    v.warm_up();
+    issuer.wait_for_discovery_fetches(3).await;
+    issuer.set_discovery_issuer(&issuer.issuer());
+    issuer.wait_for_jwks_fetches(1).await;
+    let token = issuer.token().aud(AUD).sign();
+    assert_eq!(code(&v, &token).await, "ok");
+
+    let attempts = issuer.discovery_fetches();
+    let errors = events.at(tracing::Level::ERROR);
+    assert_eq!(
+        errors.len(),
+        attempts - 1,
+        "one per failed attempt: {errors:?}"
+    );
+    assert!(
+        errors
+            .iter()
+            .all(|e| e.contains("configure exactly that string")),
+        "{errors:?}"
+    );
+    assert_eq!(events.at(tracing::Level::WARN), Vec::<String>::new());
+    let loaded = events.at(tracing::Level::INFO);
+    assert_eq!(loaded.len(), 1, "{loaded:?}");
+    assert!(
+        loaded[0].contains(&format!("failures={}", attempts - 1)),
+        "{loaded:?}"
+    );
+    // Loaded: no further attempt.
+    assert_eq!(issuer.jwks_fetches(), 1);
+}
+
+/// A registry's warm-up loads the keys of every issuer listed exactly, ready-built or not, without
+/// any request; each issuer is fetched once.
+#[tokio::test]
+async fn a_registry_warm_up_loads_every_exact_issuer() {
+    let (lazy, built) = (TestIssuer::start().await, TestIssuer::start().await);
+    let registry = oidc_bearer::IssuerRegistry::builder()
+        .with_issuer(Verifier::builder(lazy.issuer(), AUD))
+        .with_verifier(Verifier::new(built.issuer(), AUD).unwrap())
+        .build()
+        .unwrap();
+    registry.warm_up();
+    lazy.wait_for_jwks_fetches(1).await;
+    built.wait_for_jwks_fetches(1).await;
+    for issuer in [&lazy, &built] {
+        let token = issuer.token().aud(AUD).sign();
+        registry.verify::<DefaultClaims>(&token).await.unwrap();
+        assert_eq!((issuer.discovery_fetches(), issuer.jwks_fetches()), (1, 1));
+    }
 }

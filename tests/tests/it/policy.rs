@@ -1,7 +1,6 @@
 //! Authorization policies: 403 `insufficient_scope` after a valid token, over real HTTP.
 
-mod support;
-
+use crate::support::serve;
 use axum::Router;
 use axum::routing::get;
 use oidc_bearer::claims::DefaultClaims;
@@ -9,48 +8,65 @@ use oidc_bearer::policy::{self, AuthorizeLayer, Denied};
 use oidc_bearer::{BearerAuthLayer, Verifier};
 use oidc_bearer_testing::TestIssuer;
 use serde_json::json;
-use support::serve;
 
 const AUD: &str = "resource-server";
 
+/// A service's own claim, beside those the built-in policies read: no trait to implement.
+#[derive(serde::Deserialize)]
+struct Team {
+    team: Option<String>,
+}
+
+type TeamClaims = DefaultClaims<Team>;
+
+/// Every built-in policy and a closure over the service's own claim, on `DefaultClaims<Team>`.
 #[tokio::test]
 async fn each_policy_answers_403_with_its_challenge() {
     let issuer = TestIssuer::start().await;
     let verifier = Verifier::new(issuer.issuer(), AUD).unwrap();
     let app = Router::new()
         .route("/subjects", get(|| async { "ok" }))
-        .route_layer(AuthorizeLayer::new(policy::subjects([
-            "system:serviceaccount:prod:billing",
-        ])))
+        .route_layer(
+            AuthorizeLayer::new(policy::subjects(["system:serviceaccount:prod:billing"]))
+                .claims::<TeamClaims>(),
+        )
         .merge(
             Router::new()
                 .route("/namespaces", get(|| async { "ok" }))
-                .route_layer(AuthorizeLayer::new(policy::namespaces(["prod"]))),
+                .route_layer(
+                    AuthorizeLayer::new(policy::namespaces(["prod"])).claims::<TeamClaims>(),
+                ),
         )
         .merge(
             Router::new()
                 .route("/accounts", get(|| async { "ok" }))
-                .route_layer(AuthorizeLayer::new(policy::service_accounts([
-                    "prod/billing",
-                ]))),
+                .route_layer(
+                    AuthorizeLayer::new(policy::service_accounts(["prod/billing"]))
+                        .claims::<TeamClaims>(),
+                ),
         )
         .merge(
             Router::new()
                 .route("/scopes", get(|| async { "ok" }))
-                .route_layer(AuthorizeLayer::new(policy::scopes(["invoices:write"]))),
+                .route_layer(
+                    AuthorizeLayer::new(policy::scopes(["invoices:write"])).claims::<TeamClaims>(),
+                ),
         )
         .merge(
             Router::new()
                 .route("/closure", get(|| async { "ok" }))
-                .route_layer(AuthorizeLayer::new(|c: &DefaultClaims| {
-                    if c.extra.get("team") == Some(&json!("blue")) {
-                        Ok(())
-                    } else {
-                        Err(Denied::new("blue team only"))
-                    }
-                })),
+                .route_layer(
+                    AuthorizeLayer::new(|c: &TeamClaims| {
+                        if c.extra.team.as_deref() == Some("blue") {
+                            Ok(())
+                        } else {
+                            Err(Denied::new("blue team only"))
+                        }
+                    })
+                    .claims::<TeamClaims>(),
+                ),
         )
-        .route_layer(BearerAuthLayer::new(verifier));
+        .route_layer(BearerAuthLayer::new(verifier).claims::<TeamClaims>());
     let base = serve(app).await;
 
     let billing = issuer

@@ -6,7 +6,7 @@
 //! Asserted: a valid token whose key is cached and published is never refused; no invalid token is
 //! ever accepted; at most one discovery and one JWKS fetch start per clock step (the cooldown and
 //! the backoff never let two fetches start at one instant); the token cache stays within its
-//! bounds. `SOAK_ROUNDS=2000 cargo test -p oidc-bearer-e2e --test soak -- --nocapture` runs long
+//! bounds. `SOAK_ROUNDS=2000 cargo test -p oidc-bearer-e2e --test it -- soak:: --nocapture` runs long
 //! and prints the figures.
 
 use std::collections::BTreeMap;

@@ -2,12 +2,11 @@
 //! pattern issuers (probation, rate), and the rule that one issuer's keys never vouch for another's
 //! tokens. Real issuers on 127.0.0.1, keys per test.
 
-mod support;
-
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::time::Duration;
 
+use crate::support::fetches;
 use oidc_bearer::IssuerRegistry;
 use oidc_bearer::claims::DefaultClaims;
 use oidc_bearer::clock::ManualClock;
@@ -16,7 +15,6 @@ use oidc_bearer::rejection::AuthRejection;
 use oidc_bearer::{BearerAuthLayer, Claims, Verifier, VerifierBuilder, VerifyError};
 use oidc_bearer_testing::TestIssuer;
 use serde_json::json;
-use support::fetches;
 use tower::{ServiceBuilder, ServiceExt, service_fn};
 
 const AUD: &str = "my-service";

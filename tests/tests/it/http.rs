@@ -1,9 +1,8 @@
 //! End to end: test issuer → BearerAuthLayer → axum router, over real HTTP on 127.0.0.1.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::{clocked_verifier, serve};
 use axum::routing::get;
 use axum::{Json, Router};
 use http::{Request, StatusCode};
@@ -13,7 +12,6 @@ use oidc_bearer::rejection::AuthRejection;
 use oidc_bearer::{BearerAuthLayer, Claims, Verifier, VerifyError};
 use oidc_bearer_testing::{TestIssuer, now};
 use serde_json::{Value, json};
-use support::{clocked_verifier, serve};
 use tower::ServiceExt;
 
 const AUD: &str = "resource-server";
@@ -434,8 +432,8 @@ async fn a_cached_signature_over_another_payload_is_refused() {
         .header("note", json!("x"))
         .sign();
     for forged in [
-        support::with_signature_of(&genuine, &mallory),
-        support::with_signature_of(&genuine, &header),
+        crate::support::with_signature_of(&genuine, &mallory),
+        crate::support::with_signature_of(&genuine, &header),
     ] {
         for _ in 0..2 {
             let reply = get_with(&url, &[&bearer(&forged)]).await;
@@ -544,7 +542,7 @@ async fn cache_hits_with_any_token_extractor() {
         }
     }
 
-    let log = support::FastPathLog::install();
+    let log = crate::support::FastPathLog::install();
     let issuer = TestIssuer::start().await;
     let token = issuer.token().aud(AUD).sub("alice").sign();
     let standard = Verifier::new(issuer.issuer(), AUD).unwrap();

@@ -1,0 +1,5 @@
+//! The integration tests of `oidc-bearer-client`: one binary, a module per topic (`reload_warning`
+//! runs alone: it installs a global subscriber).
+
+mod end_to_end;
+mod tonic_channel;

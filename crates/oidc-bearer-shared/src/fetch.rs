@@ -1,0 +1,276 @@
+//! The one bounded HTTP fetch: how every HTTP client of `oidc-bearer` and `oidc-bearer-client` is
+//! built, how a request is sent under a timeout, how a body is read under a size cap (feature
+//! `fetch`), and the one transport-level error, [`FetchError`], that their errors wrap (always).
+//!
+//! The rules:
+//! - **No redirects.** A redirect could move a request, and the credential or token it carries, to
+//!   a host nobody vetted (RFC 9110 §15.4 leaves following them to the client); a 3xx is a
+//!   [`FetchError::Status`].
+//! - **Timeouts.** A connect timeout per client (`ClientSettings::connect_timeout`) and a total
+//!   one per request (`send`), which covers reading the body too.
+//! - **Roots.** The system's roots plus extra PEM roots, or exactly the given roots
+//!   (`ClientSettings::system_roots` `false`: a cluster's own API server, trusted only through its
+//!   CA, as client-go's `rest.InClusterConfig` does). Trusting nothing at all is refused.
+//! - **Bounded bodies.** `Response::body` refuses a body over its cap by its `Content-Length`
+//!   before reading, else as the bytes arrive: no server can make us buffer without end.
+//!
+//! Which URLs may be fetched (`https`, or plain `http` on loopback) is the verifier's rule and
+//! stays in `oidc-bearer`; the metadata server a token source asks is plain `http` by design.
+
+use std::fmt;
+use std::time::Duration;
+
+#[cfg(feature = "fetch")]
+pub use self::client::{ClientError, ClientSettings, Response, client, send};
+
+/// One HTTP exchange failed below the protocol on top of it (a discovery document, a JWKS, a
+/// TokenReview, a token): what `KeysError`, `ReviewError` and `TokenError` wrap.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FetchError {
+    /// The server answered a status its caller does not accept (3xx included: redirects are never
+    /// followed).
+    Status {
+        /// The HTTP status code.
+        status: u16,
+    },
+    /// The connection failed or broke (refused, reset, TLS refused the server's certificate…).
+    Transport {
+        /// What went wrong, every cause included.
+        message: String,
+    },
+    /// No complete answer (body included) within the request's timeout.
+    Timeout {
+        /// The timeout that elapsed.
+        timeout: Duration,
+    },
+    /// The body is longer than its cap.
+    TooLarge {
+        /// The cap, in bytes.
+        max_bytes: usize,
+    },
+}
+
+impl fmt::Display for FetchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Status { status } => write!(f, "the server answered HTTP {status}"),
+            Self::Transport { message } => write!(f, "the request failed: {message}"),
+            Self::Timeout { timeout } => write!(f, "no answer within {timeout:?}"),
+            Self::TooLarge { max_bytes } => write!(f, "response larger than {max_bytes} bytes"),
+        }
+    }
+}
+
+impl std::error::Error for FetchError {}
+
+#[cfg(feature = "fetch")]
+mod client {
+    use std::fmt;
+    use std::time::Duration;
+
+    use bytes::Bytes;
+    use http_body_util::{BodyExt as _, LengthLimitError, Limited};
+
+    use super::FetchError;
+    use crate::error_chain;
+
+    /// How an HTTP client connects: what [`client`] builds from.
+    #[derive(Clone, PartialEq, Eq)]
+    #[non_exhaustive]
+    pub struct ClientSettings {
+        /// The time to establish a connection.
+        pub connect_timeout: Duration,
+        /// Extra root certificates, each a PEM bundle of one or more.
+        pub root_certificates: Vec<Vec<u8>>,
+        /// Whether the system's roots are trusted besides `root_certificates` (`false`: exactly
+        /// those).
+        pub system_roots: bool,
+        /// Whether the `HTTP(S)_PROXY` environment settings apply (`false` for a link-local server
+        /// that no proxy must see).
+        pub proxy: bool,
+        /// The `User-Agent` sent.
+        pub user_agent: &'static str,
+    }
+
+    impl ClientSettings {
+        /// Settings that trust the system's roots, use the environment's proxy and send
+        /// `user_agent`.
+        pub fn new(connect_timeout: Duration, user_agent: &'static str) -> Self {
+            Self {
+                connect_timeout,
+                root_certificates: Vec::new(),
+                system_roots: true,
+                proxy: true,
+                user_agent,
+            }
+        }
+    }
+
+    impl fmt::Debug for ClientSettings {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.debug_struct("ClientSettings")
+                .field("connect_timeout", &self.connect_timeout)
+                .field("root_certificates", &self.root_certificates.len())
+                .field("system_roots", &self.system_roots)
+                .field("proxy", &self.proxy)
+                .field("user_agent", &self.user_agent)
+                .finish()
+        }
+    }
+
+    /// Why an HTTP client could not be built.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    #[non_exhaustive]
+    pub enum ClientError {
+        /// A root certificate could not be used (not PEM, no certificate in it), or there is none
+        /// to trust at all.
+        InvalidCertificate {
+            /// Why it was refused.
+            reason: String,
+        },
+        /// The TLS or HTTP stack could not be set up.
+        Build {
+            /// What went wrong.
+            message: String,
+        },
+    }
+
+    impl fmt::Display for ClientError {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            match self {
+                Self::InvalidCertificate { reason } => {
+                    write!(f, "invalid root certificate: {reason}")
+                }
+                Self::Build { message } => write!(f, "could not build the HTTP client: {message}"),
+            }
+        }
+    }
+
+    impl std::error::Error for ClientError {}
+
+    /// Builds an HTTP client with the rules above; requests are sent with [`send`].
+    pub fn client(settings: &ClientSettings) -> Result<reqwest::Client, ClientError> {
+        let mut builder = reqwest::Client::builder()
+            // A redirect could move the request to a host (or scheme) we never vetted.
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(settings.connect_timeout)
+            .user_agent(settings.user_agent);
+        if !settings.proxy {
+            builder = builder.no_proxy();
+        }
+        let mut certs = Vec::new();
+        for pem in &settings.root_certificates {
+            let parsed = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| {
+                ClientError::InvalidCertificate {
+                    reason: e.to_string(),
+                }
+            })?;
+            if parsed.is_empty() {
+                return Err(ClientError::InvalidCertificate {
+                    reason: "no certificate found in PEM".into(),
+                });
+            }
+            certs.extend(parsed);
+        }
+        if !settings.system_roots {
+            if certs.is_empty() {
+                return Err(ClientError::InvalidCertificate {
+                    reason: "no root certificate to trust: give the CA's PEM".into(),
+                });
+            }
+            builder = builder.tls_certs_only(certs);
+        } else if !certs.is_empty() {
+            builder = builder.tls_certs_merge(certs);
+        }
+        builder.build().map_err(|e| ClientError::Build {
+            message: error_chain(&e),
+        })
+    }
+
+    impl FetchError {
+        /// An error of the HTTP client: its timeout, or a transport failure with every cause (the
+        /// URL left out: the caller's message names it).
+        fn of(error: reqwest::Error, timeout: Duration) -> Self {
+            if error.is_timeout() {
+                Self::Timeout { timeout }
+            } else {
+                Self::Transport {
+                    message: error_chain(&error.without_url()),
+                }
+            }
+        }
+    }
+
+    /// Sends `request` with a total `timeout` (body included); an error before the status line is a
+    /// [`FetchError::Timeout`] or [`FetchError::Transport`].
+    pub async fn send(
+        request: reqwest::RequestBuilder,
+        timeout: Duration,
+    ) -> Result<Response, FetchError> {
+        let response = request
+            .timeout(timeout)
+            .send()
+            .await
+            .map_err(|e| FetchError::of(e, timeout))?;
+        Ok(Response { response, timeout })
+    }
+
+    /// A response whose status and headers have arrived; its body is read with
+    /// [`body`](Self::body).
+    #[derive(Debug)]
+    pub struct Response {
+        response: reqwest::Response,
+        timeout: Duration,
+    }
+
+    impl Response {
+        /// The status.
+        pub fn status(&self) -> http::StatusCode {
+            self.response.status()
+        }
+
+        /// The headers.
+        pub fn headers(&self) -> &http::HeaderMap {
+            self.response.headers()
+        }
+
+        /// This response if its status is a success (2xx), else [`FetchError::Status`] without
+        /// reading the body.
+        pub fn success(self) -> Result<Self, FetchError> {
+            let status = self.status();
+            if status.is_success() {
+                Ok(self)
+            } else {
+                Err(FetchError::Status {
+                    status: status.as_u16(),
+                })
+            }
+        }
+
+        /// Reads the body whole, refusing one over `max_bytes` without reading on: by its
+        /// `Content-Length` when it states one, else as the bytes arrive.
+        pub async fn body(self, max_bytes: usize) -> Result<Bytes, FetchError> {
+            let too_large = FetchError::TooLarge { max_bytes };
+            if self
+                .response
+                .content_length()
+                .is_some_and(|len| len > max_bytes as u64)
+            {
+                return Err(too_large);
+            }
+            let timeout = self.timeout;
+            let body = http::Response::from(self.response).into_body();
+            match Limited::new(body, max_bytes).collect().await {
+                Ok(collected) => Ok(collected.to_bytes()),
+                Err(error) if error.is::<LengthLimitError>() => Err(too_large),
+                Err(error) => Err(match error.downcast::<reqwest::Error>() {
+                    Ok(error) => FetchError::of(*error, timeout),
+                    Err(error) => FetchError::Transport {
+                        message: error_chain(&*error),
+                    },
+                }),
+            }
+        }
+    }
+}

@@ -1,0 +1,199 @@
+//! The rules of a policy that need no key: the token's size, the header's `alg` and `typ`, the
+//! audience and times of its claims. Stated once, here: a [`Verifier`](super::Verifier) applies
+//! them around its signature check, and an issuer registry applies the same rules, from the
+//! pattern's [`VerifierBuilder`](super::VerifierBuilder), to an unverified token before it admits a
+//! new issuer, so that a token they refuse costs no admission.
+
+use crate::Algorithm;
+use crate::cache::Times;
+use crate::error::VerifyError;
+use crate::token::{ClaimValue, Header, Parsed, RawClaims};
+
+/// A policy's rules that need no key, borrowed from a verifier or from a builder.
+pub(crate) struct Rules<'a> {
+    pub(super) max_token_bytes: usize,
+    pub(super) algorithms: &'a [Algorithm],
+    pub(super) required_typ: Option<&'a str>,
+    /// The accepted audiences (a builder's may hold empty names, which match nothing).
+    pub(super) audiences: &'a [String],
+    pub(super) skip_audience: bool,
+    /// Seconds.
+    pub(super) leeway: f64,
+    pub(super) require_exp: bool,
+}
+
+impl Rules<'_> {
+    /// Every rule here, on a token whose signature has not been checked (nor its `iss`, which
+    /// selected the policy): what an issuer registry refuses before it admits a new issuer.
+    ///
+    /// The verifier checks the signature before any claim (go-oidc since v3.15, CVE-2025-27144),
+    /// so that an unsigned token learns nothing from a claim error. Here that order cannot hold:
+    /// these refusals happen before the issuer is even built. They give away no more than the
+    /// verifier would answer for the same token once the issuer is known: that its audience or
+    /// times are wrong (the claims checked are the sender's own).
+    pub(crate) fn check_unverified(
+        &self,
+        parsed: &Parsed<'_>,
+        token_len: usize,
+        now: f64,
+    ) -> Result<(), VerifyError> {
+        self.check_size(token_len)?;
+        self.check_header(&parsed.header)?;
+        self.check_audience(&parsed.claims.aud)?;
+        self.check_times(&self.times(&parsed.claims)?, now)
+    }
+
+    /// The token's size against the cap, before anything else: an oversized token costs nothing
+    /// but this comparison.
+    pub(super) fn check_size(&self, token_len: usize) -> Result<(), VerifyError> {
+        if token_len > self.max_token_bytes {
+            return Err(VerifyError::TooLarge {
+                len: token_len,
+                max: self.max_token_bytes,
+            });
+        }
+        Ok(())
+    }
+
+    /// The header's algorithm, checked against the policy, and its `typ` if one is required.
+    pub(super) fn check_header(&self, header: &Header) -> Result<Algorithm, VerifyError> {
+        // RFC 8725 §3.1: `none` and unknown names never pass; names are case-sensitive.
+        let alg = Algorithm::from_header(&header.alg).ok_or_else(|| {
+            VerifyError::UnsupportedAlgorithm {
+                alg: header.alg.clone(),
+            }
+        })?;
+        if !self.algorithms.contains(&alg) {
+            // HMAC is refused here for public-key issuers, whose allowed lists never hold it, so a
+            // public key can never be used as an HMAC secret (RFC 8725 §2.1).
+            return Err(if alg.is_hmac() {
+                VerifyError::UnsupportedAlgorithm {
+                    alg: header.alg.clone(),
+                }
+            } else {
+                VerifyError::AlgorithmNotAllowed {
+                    alg: header.alg.clone(),
+                }
+            });
+        }
+        if let Some(expected) = self.required_typ {
+            check_typ(expected, header.typ.as_deref())?;
+        }
+        Ok(alg)
+    }
+
+    /// RFC 7519 §4.1.3: a string or an array of strings; the token is accepted when any of its
+    /// audiences is accepted. A missing `aud` is refused unless explicitly allowed.
+    pub(super) fn check_audience(&self, aud: &ClaimValue) -> Result<(), VerifyError> {
+        if self.skip_audience {
+            return Ok(());
+        }
+        let found: &[String] = match aud {
+            ClaimValue::Str(one) => std::slice::from_ref(one),
+            ClaimValue::StrArray(many) => many,
+            ClaimValue::Absent => &[],
+            _ => {
+                return Err(VerifyError::InvalidClaim {
+                    claim: "aud",
+                    reason: "must be a string or an array of strings (RFC 7519 §4.1.3)",
+                });
+            }
+        };
+        if !found
+            .iter()
+            .any(|a| !a.is_empty() && self.audiences.contains(a))
+        {
+            return Err(VerifyError::AudienceMismatch {
+                expected: self
+                    .audiences
+                    .iter()
+                    .filter(|a| !a.is_empty())
+                    .cloned()
+                    .collect(),
+                found: found.to_vec(),
+            });
+        }
+        Ok(())
+    }
+
+    /// `exp`, `nbf` and `iat` as numbers, `exp` required unless allowed missing.
+    pub(super) fn times(&self, claims: &RawClaims) -> Result<Times, VerifyError> {
+        let times = Times {
+            exp: time_claim(&claims.exp, "exp")?,
+            nbf: time_claim(&claims.nbf, "nbf")?,
+            iat: time_claim(&claims.iat, "iat")?,
+        };
+        if times.exp.is_none() && self.require_exp {
+            return Err(VerifyError::MissingClaim { claim: "exp" });
+        }
+        Ok(times)
+    }
+
+    /// `exp`, `nbf` and `iat` against the clock, with leeway: at verification and on every cache hit.
+    pub(super) fn check_times(&self, times: &Times, now: f64) -> Result<(), VerifyError> {
+        let leeway = self.leeway;
+        // RFC 7519 §4.1.4: the current time MUST be before `exp`.
+        if let Some(exp) = times.exp
+            && now >= exp + leeway
+        {
+            return Err(VerifyError::Expired {
+                exp: exp.floor() as i64,
+                now: now.floor() as i64,
+            });
+        }
+        // RFC 7519 §4.1.5: the current time MUST be after or equal to `nbf`.
+        if let Some(nbf) = times.nbf
+            && now + leeway < nbf
+        {
+            return Err(VerifyError::NotYetValid {
+                nbf: nbf.floor() as i64,
+                now: now.floor() as i64,
+            });
+        }
+        // A token issued in the future is as suspect as one not yet valid (go-oidc does not check
+        // `iat`; we do, with the same leeway).
+        if let Some(iat) = times.iat
+            && now + leeway < iat
+        {
+            return Err(VerifyError::IssuedInFuture {
+                iat: iat.floor() as i64,
+                now: now.floor() as i64,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// A NumericDate claim: a JSON number (RFC 7519 §2), never a string (CVE-2026-25537).
+pub(super) fn time_claim(
+    value: &ClaimValue,
+    claim: &'static str,
+) -> Result<Option<f64>, VerifyError> {
+    match value {
+        ClaimValue::Absent => Ok(None),
+        ClaimValue::Num(n) if n.is_finite() => Ok(Some(*n)),
+        _ => Err(VerifyError::InvalidClaim {
+            claim,
+            reason: "must be a number of seconds since the epoch (RFC 7519 §2 NumericDate)",
+        }),
+    }
+}
+
+/// RFC 7515 §4.1.9 / RFC 9068 §4: `typ` compares case-insensitively, with the `application/`
+/// prefix optional.
+fn check_typ(expected: &str, found: Option<&str>) -> Result<(), VerifyError> {
+    let strip = |t: &str| {
+        let lower = t.to_ascii_lowercase();
+        lower
+            .strip_prefix("application/")
+            .map(str::to_owned)
+            .unwrap_or(lower)
+    };
+    match found {
+        Some(typ) if strip(typ) == strip(expected) => Ok(()),
+        _ => Err(VerifyError::InvalidType {
+            expected: expected.to_owned(),
+            found: found.map(str::to_owned),
+        }),
+    }
+}

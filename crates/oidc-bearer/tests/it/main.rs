@@ -1,0 +1,18 @@
+//! The integration tests of `oidc-bearer`: one binary (the crypto backend is linked once), a module
+//! per topic.
+
+mod support;
+
+mod algorithms;
+mod duplicate_members;
+mod fetch_reliability;
+mod fuzz;
+mod google;
+mod key_cache;
+mod kubernetes;
+mod object_binding;
+mod registry;
+mod registry_admission;
+mod token_cache;
+mod tokenreview;
+mod verify;
