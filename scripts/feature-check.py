@@ -3,12 +3,12 @@
 `cargo hack check --feature-powerset --no-dev-deps --at-least-one-of aws-lc-rs,rust-crypto` does,
 without installing cargo-hack (1 min 50 s to build on CI's machine).
 
-Usage: scripts/feature-check.py [crate ...]      (default: oidc-bearer oidc-bearer-client)
+Usage: scripts/feature-check.py [crate ...]      (default: the core, client and shared crates)
 
 For each crate, every subset of its features (`default` aside) that enables a crypto backend
 (`aws-lc-rs` or `rust-crypto`, directly or through a feature that implies one, such as `ml-dsa`;
-without one a compile error says to pick one, on purpose) is checked once per distinct set of
-enabled features: `cargo check -p <crate> --lib --no-default-features --features <set>`. Only the
+without one a compile error says to pick one, on purpose; a crate with neither feature, the shared
+one, has every subset checked) is checked once per distinct set of enabled features: `cargo check -p <crate> --lib --no-default-features --features <set>`. Only the
 library is checked, so dev-dependencies neither build nor unify features (cargo-hack's
 `--no-dev-deps`). Exit 1 at the first combination that does not build or warns (an import unused
 under some features, say).
@@ -44,7 +44,7 @@ def closure(chosen, features: dict) -> frozenset:
 
 
 def main() -> int:
-    crates = sys.argv[1:] or ["oidc-bearer", "oidc-bearer-client"]
+    crates = sys.argv[1:] or ["oidc-bearer", "oidc-bearer-client", "oidc-bearer-shared"]
     start = time.monotonic()
     checked = 0
     for crate in crates:
@@ -54,7 +54,8 @@ def main() -> int:
         for size in range(len(names) + 1):
             for chosen in itertools.combinations(names, size):
                 enabled = closure(chosen, features)
-                if enabled & BACKENDS and enabled not in sets:
+                needs_backend = bool(BACKENDS & set(features))
+                if (enabled & BACKENDS or not needs_backend) and enabled not in sets:
                     sets.append(enabled)
         for enabled in sets:
             combo = ",".join(sorted(enabled))

@@ -29,6 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 # crate -> the features docs.rs builds (see each Cargo.toml's [package.metadata.docs.rs])
 CRATES = {
+    "oidc-bearer-shared": ["--features", "fetch"],
     "oidc-bearer": ["--features", "aws-lc-rs,axum,metrics,ml-dsa"],
     "oidc-bearer-client": ["--features", "metadata"],
     "oidc-bearer-testing": [],

@@ -4,7 +4,7 @@
 use std::{error::Error, fmt, io, path::PathBuf, sync::Arc};
 
 use http::StatusCode;
-use oidc_bearer_shared::{FetchError, FlightError};
+use oidc_bearer_shared::{fetch::FetchError, flight::FlightError};
 
 use crate::InvalidToken;
 

@@ -111,14 +111,14 @@ mod token;
 /// [`ManualClock`](clock::ManualClock) in tests, and pass it to a source's `with_clock`.
 pub use oidc_bearer_shared::clock;
 
-/// Why a request to the metadata server failed ([`TokenError::MetadataUnavailable`]): the same
-/// transport-level error as `oidc-bearer`'s.
-pub use oidc_bearer_shared::FetchError;
-/// Why a load gave no outcome ([`TokenError::Flight`]): no Tokio runtime, or interrupted.
-pub use oidc_bearer_shared::FlightError;
 /// An error and its causes as one line ("a: b: c"), for logging a [`TokenError`] or an HTTP
 /// client's error, whose own message often leaves the cause out; shared with `oidc-bearer`.
 pub use oidc_bearer_shared::error_chain;
+/// Why a request to the metadata server failed ([`TokenError::MetadataUnavailable`]): the same
+/// transport-level error as `oidc-bearer`'s.
+pub use oidc_bearer_shared::fetch::FetchError;
+/// Why a load gave no outcome ([`TokenError::Flight`]): no Tokio runtime, or interrupted.
+pub use oidc_bearer_shared::flight::FlightError;
 
 pub use self::{
     error::{MetadataConfigError, TokenError},

@@ -129,14 +129,17 @@ impl Setup {
         setup
     }
 
+    #[inline(never)]
     fn token_cache_hit(&self) {
         self.local_hit.hit()
     }
 
+    #[inline(never)]
     fn binding_hit(&self) {
         self.bound_hit.hit()
     }
 
+    #[inline(never)]
     fn review_cache_hit(&self) {
         self.review_hit.hit()
     }
@@ -265,9 +268,9 @@ fn main() {
         let n: usize = args[i + 2].parse().expect("profile VARIANT N");
         for _ in 0..n {
             match args[i + 1].as_str() {
-                "token_cache_hit" => drop(black_box(setup.token_cache_hit())),
-                "review_cache_hit" => drop(black_box(setup.review_cache_hit())),
-                "binding_hit" => drop(black_box(setup.binding_hit())),
+                "token_cache_hit" => setup.token_cache_hit(),
+                "review_cache_hit" => setup.review_cache_hit(),
+                "binding_hit" => setup.binding_hit(),
                 other => panic!("no variant {other}"),
             }
         }

@@ -154,7 +154,7 @@ impl TokenExtractor for HeaderToken {
 
 /// Parses an `Authorization` value. The scheme is case-insensitive (RFC 7235 §2.1); another scheme
 /// (e.g. `Basic`) is "no bearer credentials", not an error.
-pub fn parse_authorization(value: &str) -> Result<Option<&str>, BearerError> {
+pub(crate) fn parse_authorization(value: &str) -> Result<Option<&str>, BearerError> {
     match bearer_credentials(value.as_bytes()) {
         // The range's ends are next to ASCII bytes (or the value's ends): char boundaries.
         Some((start, end)) => check_b64token(&value[start..end]).map(Some),

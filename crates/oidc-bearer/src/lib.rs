@@ -153,9 +153,7 @@ pub use self::{
     registry::{IssuerRegistry, builder::IssuerRegistryBuilder, pattern::IssuerPattern},
     verify::{Verifier, VerifyToken, builder::VerifierBuilder},
 };
-/// Why an HTTP exchange failed (status, transport, timeout, size cap); wrapped by
-/// [`KeysError::Fetch`] and [`ReviewError::Fetch`].
-pub use oidc_bearer_shared::FetchError;
-/// Why detached work (a key fetch, a TokenReview) gave no outcome: no Tokio runtime, too many
-/// running, or interrupted; wrapped by [`KeysError::Flight`] and [`ReviewError::Flight`].
-pub use oidc_bearer_shared::FlightError;
+// Why an HTTP exchange failed (status, transport, timeout, size cap), wrapped by `KeysError::Fetch`
+// and `ReviewError::Fetch`; why detached work (a key fetch, a TokenReview) gave no outcome, wrapped
+// by `KeysError::Flight` and `ReviewError::Flight`.
+pub use oidc_bearer_shared::{fetch::FetchError, flight::FlightError};

@@ -84,7 +84,7 @@ impl AuthRejection {
     /// The `error` attribute of the `WWW-Authenticate: Bearer` challenge (RFC 6750 §3.1:
     /// `invalid_request`, `invalid_token` or `insufficient_scope`), when there is one; the exact
     /// reason is [`code`](Self::code).
-    pub fn challenge_error(&self) -> Option<&'static str> {
+    pub(crate) fn challenge_error(&self) -> Option<&'static str> {
         match self {
             Self::MissingToken | Self::Unavailable(_) | Self::Misconfigured(_) => None,
             Self::InvalidRequest(_) => Some("invalid_request"),
@@ -230,7 +230,7 @@ impl DefaultRejection {
 
     /// The `WWW-Authenticate` value for `rejection`, if it has one (503 and 500 have none: they
     /// are not about the client's credentials).
-    pub fn challenge(&self, rejection: &AuthRejection) -> Option<String> {
+    pub(crate) fn challenge(&self, rejection: &AuthRejection) -> Option<String> {
         if matches!(
             rejection,
             AuthRejection::Unavailable(_) | AuthRejection::Misconfigured(_)

@@ -213,7 +213,7 @@ async fn authorize_on_the_bearer_layer_uses_its_claims_type() {
             self.registered.subject()
         }
         fn scopes(&self) -> Vec<&str> {
-            policy::split_scope(&self.scope)
+            self.scope.split_whitespace().collect()
         }
     }
 

@@ -156,8 +156,9 @@ impl KubernetesClaims {
 }
 
 impl KubernetesIo {
-    /// The service account this claim names.
-    pub fn service_account(&self) -> ServiceAccount<'_> {
+    /// The service account this claim names, unchecked against `sub` (what
+    /// [`KubernetesClaims::service_account`] adds).
+    pub(crate) fn service_account(&self) -> ServiceAccount<'_> {
         ServiceAccount {
             namespace: &self.namespace,
             name: &self.serviceaccount.name,

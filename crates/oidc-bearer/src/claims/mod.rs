@@ -8,7 +8,6 @@
 //! `#[serde(flatten)]` and implements [`PolicyClaims`](crate::policy::PolicyClaims).
 
 use std::fmt;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
@@ -33,17 +32,6 @@ impl NumericDate {
     /// Seconds since the epoch.
     pub fn as_secs(self) -> i64 {
         self.0
-    }
-
-    /// As a [`SystemTime`], or `None` when this platform's `SystemTime` cannot represent it (a
-    /// verified token may still carry an `exp` thousands of years away).
-    pub fn to_system_time(self) -> Option<SystemTime> {
-        let magnitude = Duration::from_secs(self.0.unsigned_abs());
-        if self.0 >= 0 {
-            UNIX_EPOCH.checked_add(magnitude)
-        } else {
-            UNIX_EPOCH.checked_sub(magnitude)
-        }
     }
 }
 
@@ -466,20 +454,6 @@ mod tests {
         }
         let odd = serde_json::json!({"iss": "i", "kubernetes.io": {"namespace": "prod"}});
         assert!(serde_json::from_value::<DefaultClaims>(odd).is_err());
-    }
-
-    #[test]
-    fn numeric_date_to_system_time_never_panics() {
-        let secs = |d: NumericDate| {
-            d.to_system_time()
-                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-                .map(|d| d.as_secs())
-        };
-        assert_eq!(secs(NumericDate(1_700_000_000)), Some(1_700_000_000));
-        assert!(NumericDate(-86_400).to_system_time().unwrap() < UNIX_EPOCH);
-        // Whatever the platform can represent, extremes give an answer, never a panic.
-        let _ = NumericDate(i64::MAX).to_system_time();
-        let _ = NumericDate(i64::MIN).to_system_time();
     }
 
     #[test]

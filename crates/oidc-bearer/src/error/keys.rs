@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use oidc_bearer_shared::{FetchError, FlightError};
+use oidc_bearer_shared::{fetch::FetchError, flight::FlightError};
 
 /// An issuer's discovery document or key set could not be fetched or used.
 ///

@@ -23,7 +23,7 @@ pub(crate) use self::review::{ApiServerFailure, Truncated};
 #[cfg(test)]
 pub(crate) use self::verify::VerifyErrorKind;
 pub(crate) use self::verify::{Phase, VerifyError};
-pub(crate) use oidc_bearer_shared::{FetchError, FlightError};
+pub(crate) use oidc_bearer_shared::{fetch::FetchError, flight::FlightError};
 
 /// A token-supplied string in a message: at most [`Excerpt::MAX_CHARS`] characters, so that an
 /// 8 KiB `iss` or `kid` cannot flood logs (the typed error keeps the whole value), in quotes and

@@ -13,8 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub(crate) use self::jwks::PublicKey;
-pub use self::{jwks::Jwks, remote::KeyCacheSettings};
-pub use crate::fetch::FetchedDocument;
+pub use self::{super::fetch::FetchedDocument, jwks::Jwks, remote::KeyCacheSettings};
 pub(crate) use remote::RemoteKeySet;
 
 use crate::Algorithm;

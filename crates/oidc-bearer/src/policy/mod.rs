@@ -71,7 +71,8 @@
 //! impl PolicyClaims for MyClaims {
 //!     fn issuer(&self) -> Option<&str> { Some(&self.registered.iss) }
 //!     fn subject(&self) -> Option<&str> { self.registered.subject() }
-//!     fn scopes(&self) -> Vec<&str> { policy::split_scope(&self.scope) }
+//!     // RFC 6749 §3.3: a space-separated list (scope tokens hold no whitespace).
+//!     fn scopes(&self) -> Vec<&str> { self.scope.split_whitespace().collect() }
 //! }
 //!
 //! let verifier = Verifier::new("https://issuer.example", "my-service")?;
@@ -168,7 +169,7 @@ pub trait PolicyClaims {
     fn subject(&self) -> Option<&str>;
 
     /// The granted scopes: the space-separated `scope` claim (RFC 8693 §4.2, RFC 9068 §2.2.3) or the
-    /// `scp` array; [`split_scope`] reads the former.
+    /// `scp` array.
     fn scopes(&self) -> Vec<&str>;
 
     /// The Kubernetes service account `(namespace, name)` the token names: by default its `sub`
@@ -178,15 +179,6 @@ pub trait PolicyClaims {
     fn kubernetes_service_account(&self) -> Option<(&str, &str)> {
         named_service_account(self.subject(), [None, None])
     }
-}
-
-/// The scopes of a space-separated `scope` claim (RFC 6749 §3.3), empty items skipped.
-///
-/// ```
-/// assert_eq!(oidc_bearer::policy::split_scope("read  write"), ["read", "write"]);
-/// ```
-pub fn split_scope(scope: &str) -> Vec<&str> {
-    scope.split(' ').filter(|s| !s.is_empty()).collect()
 }
 
 impl PolicyClaims for RegisteredClaims {

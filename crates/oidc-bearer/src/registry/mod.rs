@@ -299,11 +299,6 @@ impl IssuerRegistry {
         total
     }
 
-    /// How many issuers are listed exactly (aliases not counted).
-    pub fn exact_issuers(&self) -> usize {
-        self.inner.exact_count
-    }
-
     /// The verifier for `iss`, the issuer of `parsed`, a token of `token_len` bytes.
     fn lookup(
         &self,

@@ -253,12 +253,6 @@ impl ApiServerBuilder {
         self
     }
 
-    /// The connect timeout (default 2 s; the total timeout is the verifier's).
-    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
-        self
-    }
-
     /// **Dangerous**: allows plain `http` off loopback, where anyone on the path reads the tokens
     /// under review and our own credential, and can answer for the API server.
     pub fn dangerous_allow_insecure_http(mut self) -> Self {

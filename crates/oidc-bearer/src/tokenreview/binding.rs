@@ -29,7 +29,7 @@ const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(60);
 /// [`Verifier`], giving an [`ObjectBinding`].
 ///
 /// **When the API server itself fails** (unreachable, 5xx, 429, or no answer within the
-/// timeout: [`ReviewError::is_api_server_failure`](super::ReviewError::is_api_server_failure)):
+/// timeout: [`ReviewError::is_api_server_failure`](crate::ReviewError::is_api_server_failure)):
 /// tokens that pass local verification are still accepted during the grace period
 /// (60 s by default, counted from the first review that failed so), without waiting for
 /// reviews that would fail (they are retried in the background, once per token per
@@ -185,11 +185,6 @@ impl<V> ObjectBinding<V> {
     /// The verifier inside.
     pub fn get_ref(&self) -> &V {
         &self.inner
-    }
-
-    /// The verifier inside, unwrapped.
-    pub fn into_inner(self) -> V {
-        self.inner
     }
 
     /// The same check — its reviews, their answers, its grace period and counters — around another

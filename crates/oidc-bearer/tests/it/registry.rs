@@ -143,7 +143,6 @@ async fn ten_thousand_exact_issuers() {
         builder = builder.with_issuer(Verifier::builder(issuer.issuer(), AUD));
     }
     let registry = builder.build().unwrap();
-    assert_eq!(registry.exact_issuers(), 10_000);
     for issuer in &real {
         for _ in 0..2 {
             let claims = verify(&registry, &issuer.token().aud(AUD).sub("alice").sign())
