@@ -2,8 +2,7 @@
 //! cache would do with them.
 
 use clap::Args;
-use oidc_bearer::discovery::{DiscoveryDocument, discovery_url};
-use oidc_bearer::keys::{KeyCacheSettings, KeyKind, explain_jwks};
+use oidc_bearer::keys::{KeyCacheSettings, KeySetReport, explain_key_set};
 use oidc_bearer::{Verifier, VerifierBuilder};
 use serde_json::{Value, json};
 
@@ -22,32 +21,29 @@ pub(crate) struct DiscoverArgs {
     http: HttpArgs,
 }
 
-/// A key's type as people say it: `RSA 2048`, `EC P-256`, `OKP Ed25519`.
-pub(crate) fn describe_kind(kind: KeyKind) -> String {
-    match kind {
-        KeyKind::Rsa { bits } => format!("RSA {bits} bits"),
-        KeyKind::P256 => "EC P-256".into(),
-        KeyKind::P384 => "EC P-384".into(),
-        KeyKind::Ed25519 => "OKP Ed25519".into(),
-        KeyKind::Secret => "HMAC secret".into(),
-        _ => format!("{kind:?}"),
-    }
+/// The discovery URL of `issuer`: without its trailing `/`, then `/.well-known/openid-configuration`
+/// (OpenID Connect Discovery 1.0 §4), where a verifier reads it unless told otherwise.
+fn discovery_url(issuer: &str) -> String {
+    format!(
+        "{}/.well-known/openid-configuration",
+        issuer.trim_end_matches('/')
+    )
 }
 
 /// Every key of the JWKS document: used (kid, alg, size or curve) or skipped and why.
-fn keys_report(body: &[u8]) -> Result<Vec<Value>, String> {
+fn keys_report(body: &[u8], explained: KeySetReport) -> Result<Vec<Value>, String> {
     let raw: Value = serde_json::from_slice(body).map_err(|e| format!("not JSON: {e}"))?;
-    let explained = explain_jwks(body).map_err(|e| e.to_string())?;
     let raw_keys = raw["keys"].as_array().cloned().unwrap_or_default();
     Ok(explained
+        .keys
         .into_iter()
         .zip(raw_keys)
         .map(|(result, raw)| match result {
             Ok(key) => json!({
-                "kid": key.kid(),
+                "kid": key.kid,
                 "kty": raw.get("kty"),
-                "alg": key.algorithm().map(|a| a.as_str()),
-                "key": describe_kind(key.kind()),
+                "alg": key.algorithm.map(|a| a.as_str()),
+                "key": key.key_type,
                 "used": true,
             }),
             Err(reason) => json!({
@@ -61,10 +57,14 @@ fn keys_report(body: &[u8]) -> Result<Vec<Value>, String> {
         .collect())
 }
 
-/// What the key cache does with a key set served with `cache_control`.
-fn cache_report(cache_control: Option<&str>, usable: usize) -> Value {
-    let settings = KeyCacheSettings::default();
-    let lifetime = settings.key_set_lifetime(cache_control);
+/// What the key cache (with `settings`) does with a key set that lives `lifetime`, served with
+/// `cache_control`.
+fn cache_report(
+    settings: &KeyCacheSettings,
+    lifetime: std::time::Duration,
+    cache_control: Option<&str>,
+    usable: usize,
+) -> Value {
     let mut notes = vec![format!(
         "keys used for {} after each fetch ({}; the library clamps it to {}..{}), then refreshed in \
          the background while requests go on with the keys it has",
@@ -121,23 +121,27 @@ pub(crate) async fn run(args: DiscoverArgs, json: bool) -> Result<Outcome, Usage
                 "cache_control": fetched.cache_control,
                 "document": serde_json::from_slice::<Value>(&fetched.body).ok(),
             });
-            match serde_json::from_slice::<DiscoveryDocument>(&fetched.body) {
-                Err(e) => problems.push(format!(
-                    "the discovery document is not valid (issuer and jwks_uri are required): {e}"
-                )),
-                Ok(doc) => {
+            // The two fields a verifier requires (OpenID Connect Discovery 1.0 §4.2, §3).
+            let doc = serde_json::from_slice::<Value>(&fetched.body).unwrap_or_default();
+            match (doc["issuer"].as_str(), doc["jwks_uri"].as_str()) {
+                (Some(issuer), Some(jwks_uri)) => {
                     // OpenID Connect Discovery 1.0 §4.3: identical, compared as strings.
-                    let matches = doc.issuer == args.issuer;
+                    let matches = issuer == args.issuer;
                     report["discovery"]["issuer_matches"] = json!(matches);
                     if !matches {
                         problems.push(format!(
-                            "the document names issuer {:?}, not {:?}: a verifier refuses it \
+                            "the document names issuer {issuer:?}, not {:?}: a verifier refuses it \
                              (OpenID Connect Discovery 1.0 §4.3, exact match)",
-                            doc.issuer, args.issuer
+                            args.issuer
                         ));
                     }
-                    fetch_jwks(&builder, &doc.jwks_uri, &mut report, &mut problems).await;
+                    fetch_jwks(&builder, jwks_uri, &mut report, &mut problems).await;
                 }
+                _ => problems.push(
+                    "the discovery document is not valid: a JSON object whose `issuer` and \
+                     `jwks_uri` are strings is required"
+                        .into(),
+                ),
             }
         }
     }
@@ -173,9 +177,18 @@ async fn fetch_jwks(
         Ok(fetched) => fetched,
         Err(e) => return problems.push(e),
     };
-    match keys_report(&fetched.body) {
+    // What a verifier with the default key cache makes of it: the library's diagnostics call.
+    let settings = KeyCacheSettings::default();
+    let cache_control = fetched.cache_control.as_deref();
+    let explained = explain_key_set(&fetched.body, cache_control, &settings)
+        .map_err(|e| e.to_string())
+        .and_then(|explained| {
+            let lifetime = explained.lifetime;
+            keys_report(&fetched.body, explained).map(|keys| (keys, lifetime))
+        });
+    match explained {
         Err(e) => problems.push(format!("the key set is not a JWK Set: {e}")),
-        Ok(keys) => {
+        Ok((keys, lifetime)) => {
             let usable = keys.iter().filter(|k| k["used"] == true).count();
             report["jwks"] = json!({
                 "status": fetched.status,
@@ -184,7 +197,7 @@ async fn fetch_jwks(
                 "usable": usable,
                 "skipped": keys.len() - usable,
             });
-            report["cache"] = cache_report(fetched.cache_control.as_deref(), usable);
+            report["cache"] = cache_report(&settings, lifetime, cache_control, usable);
         }
     }
 }

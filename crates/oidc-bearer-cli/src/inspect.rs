@@ -3,9 +3,7 @@
 use std::borrow::Cow;
 use std::path::Path;
 
-use oidc_bearer::issuers::google::{
-    GOOGLE_ISSUER, GOOGLE_ISSUER_NO_SCHEME, service_account_jwks_uri,
-};
+use oidc_bearer::issuers::google::GOOGLE_ISSUER;
 use serde_json::{Value, json};
 
 use crate::jwt::{self, Decoded};
@@ -14,6 +12,10 @@ use crate::{Outcome, UsageError};
 
 /// The issuer of legacy, secret-based Kubernetes service-account tokens.
 const LEGACY_KUBERNETES_ISSUER: &str = "kubernetes/serviceaccount";
+/// The other spelling of Google's issuer in older ID tokens (the library's Google preset accepts it).
+const GOOGLE_ISSUER_NO_SCHEME: &str = "accounts.google.com";
+/// Where Google publishes a service account's keys: `{base}/{email}`.
+const SERVICE_ACCOUNT_JWKS_BASE: &str = "https://www.googleapis.com/service_accounts/v1/jwk";
 /// GKE clusters' issuers start with this.
 const GKE_ISSUER_PREFIX: &str = "https://container.googleapis.com/v1/projects/";
 
@@ -115,7 +117,7 @@ pub(crate) fn kind(token: &Decoded) -> Kind {
                 "oidc-bearer verify --issuer {} --audience {} --jwks-uri {} < token",
                 shell_word(iss),
                 shell_word(&aud),
-                shell_word(&service_account_jwks_uri(iss))
+                shell_word(&format!("{SERVICE_ACCOUNT_JWKS_BASE}/{iss}"))
             ),
         };
     }

@@ -89,7 +89,7 @@ fn main() -> ExitCode {
         Ok(Outcome::Refused) => ExitCode::from(1),
         Err(UsageError(message)) => {
             // A message may quote a file's or a server's text: escaped like standard output.
-            eprintln!("oidc-bearer: {}", oidc_bearer::error::Escaped(&message));
+            eprintln!("oidc-bearer: {}", oidc_bearer::Escaped(&message));
             ExitCode::from(2)
         }
     }

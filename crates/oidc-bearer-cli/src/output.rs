@@ -1,7 +1,7 @@
 //! Text output ([`say!`]), and times as dates and as "expires in 12 min", for both text and JSON
 //! output.
 
-use oidc_bearer::error::Escaped;
+use oidc_bearer::Escaped;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -81,7 +81,7 @@ pub(crate) fn print_json(value: &Value) {
 }
 
 /// `println!` for text output: the line with every character that could act on the terminal or
-/// forge a line escaped ([`oidc_bearer::error::Escaped`], as the library's log excerpts are), since
+/// forge a line escaped ([`oidc_bearer::Escaped`], as the library's log excerpts are), since
 /// tokens and issuers choose much of what is printed (names, `kid`s, documents). Every line of text
 /// output goes through it. `\n` inside the line is escaped too: one call, one line.
 macro_rules! say {
@@ -89,7 +89,7 @@ macro_rules! say {
         println!()
     };
     ($($arg:tt)*) => {
-        println!("{}", oidc_bearer::error::Escaped(&format!($($arg)*)))
+        println!("{}", oidc_bearer::Escaped(&format!($($arg)*)))
     };
 }
 pub(crate) use say;

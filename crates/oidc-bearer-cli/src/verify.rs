@@ -9,16 +9,20 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
-use oidc_bearer::error::{Phase, VerifyError};
 use oidc_bearer::issuers::kubernetes::dangerous_legacy_service_account_verifier;
 use oidc_bearer::keys::{Jwks, StaticKeySet};
-use oidc_bearer::verify::{DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_BYTES};
+use oidc_bearer::{Phase, VerifyError};
 use oidc_bearer::{Verifier, VerifierBuilder};
 use serde_json::{Value, json};
 
 use crate::jwt::{self, Decoded};
 use crate::output::{self, date, relative, say, time_text};
 use crate::{HttpArgs, Outcome, UsageError};
+
+/// The library's default token size cap (`VerifierBuilder::with_max_token_bytes`), for the report.
+const DEFAULT_MAX_TOKEN_BYTES: usize = 8 * 1024;
+/// The library's default clock-skew leeway (`VerifierBuilder::with_leeway`), for the report.
+const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
 
 /// The arguments of `verify`.
 #[derive(Args, Debug)]

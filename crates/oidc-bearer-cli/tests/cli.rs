@@ -574,7 +574,7 @@ fn inspect_suggests_a_command_that_the_shell_reads_as_the_tokens_own_values() {
     let iss = "https://evil.example/a b; touch pwned-iss; echo $(touch pwned-sub) 'q' \"d\" \\";
     let aud = "api`touch pwned-aud`";
     let sa = "x;touch${IFS}pwned-sa;@p.iam.gserviceaccount.com";
-    let sa_jwks = oidc_bearer::issuers::google::service_account_jwks_uri(sa);
+    let sa_jwks = format!("https://www.googleapis.com/service_accounts/v1/jwk/{sa}");
     let rows = [
         (iss, aud, vec!["--issuer", iss, "--audience", aud]),
         (

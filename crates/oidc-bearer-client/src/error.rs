@@ -4,7 +4,7 @@
 use std::{error::Error, fmt, io, path::PathBuf, sync::Arc};
 
 use http::StatusCode;
-use oidc_bearer_shared::{FetchError, FlightError};
+use oidc_bearer_shared::{fetch::FetchError, flight::FlightError};
 
 use crate::InvalidToken;
 
@@ -178,11 +178,6 @@ impl fmt::Debug for MetadataConfigError {
 }
 
 impl Error for MetadataConfigError {}
-
-/// The former name of [`MetadataConfigError`], which `oidc_bearer::ConfigError` (a verifier's
-/// configuration) made ambiguous.
-#[deprecated(since = "0.2.0", note = "renamed `MetadataConfigError`")]
-pub type ConfigError = MetadataConfigError;
 
 #[cfg(test)]
 mod tests {

@@ -52,7 +52,7 @@
 //! With hyper-util the inner service is
 //! `hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build_http::<Body>()`; with
 //! tonic, a `tonic::transport::Channel`, and the layered service goes to the generated client's
-//! `new` (its error is a [`BoxError`](layer::BoxError), which tonic accepts). tonic's interceptors are
+//! `new` (its error is a [`BoxError`], which tonic accepts). tonic's interceptors are
 //! synchronous and cannot wait for a token refresh, so use the layer rather than an interceptor.
 //!
 //! # reqwest
@@ -96,9 +96,11 @@
 //! when due) → `Authorization: Bearer …` (sensitive) → inner client. No token → [`TokenError`], and
 //! the request is not sent.
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 mod error;
 mod file;
-pub mod layer;
+mod layer;
 #[cfg(feature = "metadata")]
 mod metadata;
 mod refresh;
@@ -109,24 +111,23 @@ mod token;
 /// [`ManualClock`](clock::ManualClock) in tests, and pass it to a source's `with_clock`.
 pub use oidc_bearer_shared::clock;
 
-#[allow(deprecated)]
-pub use self::error::ConfigError;
-/// Why a request to the metadata server failed ([`TokenError::MetadataUnavailable`]): the same
-/// transport-level error as `oidc-bearer`'s.
-pub use oidc_bearer_shared::FetchError;
-/// Why a load gave no outcome ([`TokenError::Flight`]): no Tokio runtime, or interrupted.
-pub use oidc_bearer_shared::FlightError;
 /// An error and its causes as one line ("a: b: c"), for logging a [`TokenError`] or an HTTP
 /// client's error, whose own message often leaves the cause out; shared with `oidc-bearer`.
 pub use oidc_bearer_shared::error_chain;
+/// Why a request to the metadata server failed ([`TokenError::MetadataUnavailable`]): the same
+/// transport-level error as `oidc-bearer`'s.
+pub use oidc_bearer_shared::fetch::FetchError;
+/// Why a load gave no outcome ([`TokenError::Flight`]): no Tokio runtime, or interrupted.
+pub use oidc_bearer_shared::flight::FlightError;
 
 pub use self::{
     error::{MetadataConfigError, TokenError},
     file::{DEFAULT_POLL_INTERVAL, FileTokenSource},
-    layer::{AddBearer, AddBearerLayer},
+    layer::{AddBearer, AddBearerFuture, AddBearerLayer, BoxError},
     source::{SharedTokenSource, TokenSource},
     token::{BearerToken, InvalidToken, MAX_TOKEN_LEN},
 };
 
 #[cfg(feature = "metadata")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metadata")))]
 pub use self::metadata::{DEFAULT_METADATA_BASE_URL, METADATA_HOST_ENV, MetadataTokenSource};

@@ -6,9 +6,8 @@ use std::{
 };
 
 use oidc_bearer_shared::{
-    FetchError,
     clock::Clock,
-    fetch::{self, ClientSettings},
+    fetch::{self, ClientSettings, FetchError},
 };
 use url::Url;
 

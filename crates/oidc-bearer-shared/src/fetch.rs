@@ -21,6 +21,7 @@ use std::fmt;
 use std::time::Duration;
 
 #[cfg(feature = "fetch")]
+#[cfg_attr(docsrs, doc(cfg(feature = "fetch")))]
 pub use self::client::{ClientError, ClientSettings, Response, client, send};
 
 /// One HTTP exchange failed below the protocol on top of it (a discovery document, a JWKS, a

@@ -5,21 +5,20 @@
 //!
 //! - [`clock`]: the injectable clock (`oidc_bearer::clock`, `oidc_bearer_client::clock`).
 //! - [`flight`]: the one detached single-flight task (key fetches, TokenReviews, token loads).
-//! - [`fetch`]: the one transport-level error, [`FetchError`]; with feature `fetch`, the one HTTP
+//! - [`fetch`]: the one transport-level error, [`FetchError`](fetch::FetchError); with feature `fetch`, the one HTTP
 //!   client builder and bounded body read.
 //! - [`error_chain`]: an error and its causes as one line, for logs.
 //!
 //! Use these items through `oidc-bearer` and `oidc-bearer-client`, which re-export what their users
 //! need.
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 use std::error::Error;
 
 pub mod clock;
 pub mod fetch;
 pub mod flight;
-
-pub use fetch::FetchError;
-pub use flight::FlightError;
 
 /// An error and its causes as one line ("a: b: c"), for a log line or a message, since the messages
 /// of HTTP clients (reqwest, hyper) often leave the cause out ("error sending request").
@@ -44,6 +43,7 @@ mod tests {
     use std::fmt;
 
     use super::*;
+    use crate::flight::FlightError;
 
     #[test]
     fn an_error_chain_names_every_cause() {

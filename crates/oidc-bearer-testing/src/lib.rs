@@ -45,6 +45,8 @@
 //! a test tool: misuse panics with a message that says what is wrong, and nothing waits
 //! forever.
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 mod issuer;
 mod key;
 mod server;

@@ -51,7 +51,7 @@ pub enum Algorithm {
 impl Algorithm {
     /// Every asymmetric algorithm this build supports: the default allowed list of a public-key
     /// issuer. The ML-DSA algorithms are in it when the `ml-dsa` feature is enabled.
-    pub const ASYMMETRIC: &'static [Algorithm] = if cfg!(feature = "ml-dsa") {
+    pub(crate) const ASYMMETRIC: &'static [Algorithm] = if cfg!(feature = "ml-dsa") {
         Self::EVERY_ASYMMETRIC
     } else {
         Self::EVERY_ASYMMETRIC
@@ -82,7 +82,7 @@ impl Algorithm {
     const ML_DSA: usize = 3;
 
     /// The HMAC algorithms, for shared-secret issuers.
-    pub const HMAC: &'static [Algorithm] = &[Self::HS256, Self::HS384, Self::HS512];
+    pub(crate) const HMAC: &'static [Algorithm] = &[Self::HS256, Self::HS384, Self::HS512];
 
     /// The name used in the JOSE header.
     pub fn as_str(self) -> &'static str {
@@ -108,12 +108,12 @@ impl Algorithm {
     }
 
     /// Whether this is an HMAC (shared-secret) algorithm.
-    pub fn is_hmac(self) -> bool {
+    pub(crate) fn is_hmac(self) -> bool {
         matches!(self, Self::HS256 | Self::HS384 | Self::HS512)
     }
 
     /// Whether this is one of the ML-DSA (post-quantum) algorithms.
-    pub fn is_ml_dsa(self) -> bool {
+    pub(crate) fn is_ml_dsa(self) -> bool {
         matches!(self, Self::MlDsa44 | Self::MlDsa65 | Self::MlDsa87)
     }
 
@@ -129,7 +129,7 @@ impl Algorithm {
     }
 
     /// Whether this build can verify this algorithm: ML-DSA needs the `ml-dsa` feature (aws-lc-rs).
-    pub fn is_available(self) -> bool {
+    pub(crate) fn is_available(self) -> bool {
         !self.is_ml_dsa() || cfg!(feature = "ml-dsa")
     }
 
@@ -145,7 +145,7 @@ impl Algorithm {
 
     /// Parses a header's `alg` exactly (JOSE names are case-sensitive, RFC 7515 §4.1.1), so `none`,
     /// `None` and `NONE` are all refused.
-    pub fn from_header(alg: &str) -> Option<Self> {
+    pub(crate) fn from_header(alg: &str) -> Option<Self> {
         Some(match alg {
             "RS256" => Self::RS256,
             "RS384" => Self::RS384,
@@ -218,6 +218,7 @@ impl fmt::Display for UnknownAlgorithm {
 
 impl std::error::Error for UnknownAlgorithm {}
 
+/// Parses a JOSE name exactly (`"RS256"`, `"ML-DSA-65"`; case-sensitive, RFC 7515 §4.1.1).
 impl FromStr for Algorithm {
     type Err = UnknownAlgorithm;
 

@@ -2,10 +2,11 @@
 //!
 //! ```
 //! use axum::{Router, routing::get};
-//! use oidc_bearer::prelude::*;
+//! use oidc_bearer::claims::DefaultClaims;
+//! use oidc_bearer::{BearerAuthLayer, Claims, Verifier};
 //!
 //! async fn private(Claims(claims): Claims<DefaultClaims>) -> String {
-//!     format!("hello {}", claims.subject())
+//!     format!("hello {}", claims.subject().unwrap_or_default())
 //! }
 //!
 //! let verifier = Verifier::new("https://issuer.example", "my-service").unwrap();
@@ -38,7 +39,7 @@ impl std::fmt::Display for MissingClaimsLayer {
         write!(
             f,
             "Missing request extension `Claims<{0}>`: add `BearerAuthLayer::new(verifier).claims::<{0}>()` \
-             in front of this handler (with `.layer` or `.route_layer`; `use oidc_bearer::prelude::*`)",
+             in front of this handler (with `.layer` or `.route_layer`)",
             self.type_name
         )
     }

@@ -7,6 +7,8 @@
 use http::HeaderMap;
 use http::header::AUTHORIZATION;
 
+use crate::sealed::Internal;
+
 /// Why the credentials in a request could not be read: the request is malformed (400
 /// `invalid_request`, RFC 6750 §3.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,7 +26,7 @@ pub enum BearerError {
 
 impl BearerError {
     /// A short description for the `error_description` of a 400 response.
-    pub fn description(self) -> &'static str {
+    pub(crate) fn description(self) -> &'static str {
         match self {
             Self::MultipleAuthorizationHeaders => "more than one Authorization header",
             Self::NotAscii => "the Authorization header is not visible ASCII",
@@ -62,7 +64,12 @@ pub trait TokenExtractor: Clone + Send + Sync + 'static {
     /// where `token` would return the same string, or would refuse those bytes for their syntax or
     /// encoding; `None` wherever `token` finds no token or refuses the request for another reason
     /// (several headers, say).
-    fn token_unchecked<'a>(&self, headers: &'a HeaderMap) -> Option<&'a [u8]> {
+    ///
+    /// Sealed (its last argument is a value only this crate can make) and hidden: only this crate's
+    /// extractors implement it; others keep the default, which is always correct (the layer then
+    /// looks the token up after `token`'s check).
+    #[doc(hidden)]
+    fn token_unchecked<'a>(&self, headers: &'a HeaderMap, _: Internal) -> Option<&'a [u8]> {
         let _ = headers;
         None
     }
@@ -94,7 +101,7 @@ impl TokenExtractor for AuthorizationHeader {
         parse_authorization(value)
     }
 
-    fn token_unchecked<'a>(&self, headers: &'a HeaderMap) -> Option<&'a [u8]> {
+    fn token_unchecked<'a>(&self, headers: &'a HeaderMap, _: Internal) -> Option<&'a [u8]> {
         // Bytes: a token found in the cache is base64url and dots, so the visible-ASCII test of
         // `to_str` (a loop over the 1 KiB header) is left to the miss path.
         let value = single(headers, &AUTHORIZATION).ok()??.as_bytes();
@@ -139,7 +146,7 @@ impl TokenExtractor for HeaderToken {
         check_b64token(token).map(Some)
     }
 
-    fn token_unchecked<'a>(&self, headers: &'a HeaderMap) -> Option<&'a [u8]> {
+    fn token_unchecked<'a>(&self, headers: &'a HeaderMap, _: Internal) -> Option<&'a [u8]> {
         // `trim_ascii` equals `str::trim` on the visible ASCII that `token` accepts.
         Some(single(headers, &self.name).ok()??.as_bytes().trim_ascii())
     }
@@ -147,7 +154,7 @@ impl TokenExtractor for HeaderToken {
 
 /// Parses an `Authorization` value. The scheme is case-insensitive (RFC 7235 §2.1); another scheme
 /// (e.g. `Basic`) is "no bearer credentials", not an error.
-pub fn parse_authorization(value: &str) -> Result<Option<&str>, BearerError> {
+pub(crate) fn parse_authorization(value: &str) -> Result<Option<&str>, BearerError> {
     match bearer_credentials(value.as_bytes()) {
         // The range's ends are next to ASCII bytes (or the value's ends): char boundaries.
         Some((start, end)) => check_b64token(&value[start..end]).map(Some),
@@ -273,10 +280,16 @@ mod tests {
                 }
                 let (checked, unchecked) = if header == AUTHORIZATION {
                     let source = AuthorizationHeader;
-                    (source.token(&headers), source.token_unchecked(&headers))
+                    (
+                        source.token(&headers),
+                        source.token_unchecked(&headers, crate::sealed::INTERNAL),
+                    )
                 } else {
                     let source = HeaderToken::new(name.clone());
-                    (source.token(&headers), source.token_unchecked(&headers))
+                    (
+                        source.token(&headers),
+                        source.token_unchecked(&headers, crate::sealed::INTERNAL),
+                    )
                 };
                 match checked {
                     Ok(Some(token)) => {

@@ -3,25 +3,6 @@
 //!
 //! Kubernetes and GitHub Actions publish documents without `authorization_endpoint`, so we do not use
 //! a full OpenID Provider metadata type (the `openidconnect` crate requires that field).
-//!
-//! A verifier fetches and checks the document itself; the two public items are for tools that
-//! inspect an issuer the way a verifier would (the `oidc-bearer discover` command uses both):
-//! [`discovery_url`], where the document is read from, and [`DiscoveryDocument`], the fields a
-//! verifier requires of it.
-//!
-//! ```
-//! use oidc_bearer::discovery::{DiscoveryDocument, discovery_url};
-//!
-//! assert_eq!(
-//!     discovery_url("https://issuer.example/"),
-//!     "https://issuer.example/.well-known/openid-configuration"
-//! );
-//! let doc: DiscoveryDocument = serde_json::from_str(
-//!     r#"{"issuer": "https://issuer.example", "jwks_uri": "https://issuer.example/keys"}"#,
-//! ).unwrap();
-//! // A verifier refuses a document that names another issuer (Discovery 1.0 §4.3, exact match).
-//! assert_ne!(doc.issuer, "https://issuer.example/");
-//! ```
 
 use serde::Deserialize;
 use url::Url;
@@ -33,21 +14,21 @@ use crate::fetch::{Fetcher, check_url};
 /// without `issuer` or `jwks_uri` is refused; other fields are ignored).
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct DiscoveryDocument {
+pub(crate) struct DiscoveryDocument {
     /// The issuer identifier; must equal the configured issuer exactly.
-    pub issuer: String,
+    pub(crate) issuer: String,
     /// Where the issuer publishes its JWK Set.
-    pub jwks_uri: String,
+    pub(crate) jwks_uri: String,
     /// The algorithms the issuer signs ID tokens with (informational: we do not narrow the allowed
     /// algorithms by it, since it describes ID tokens, not the access tokens a resource server also
     /// receives).
     #[serde(default)]
-    pub id_token_signing_alg_values_supported: Option<Vec<String>>,
+    pub(crate) id_token_signing_alg_values_supported: Option<Vec<String>>,
 }
 
 /// The discovery URL of an issuer: the issuer without its trailing `/`, followed by
 /// `/.well-known/openid-configuration` (OpenID Connect Discovery 1.0 §4).
-pub fn discovery_url(issuer: &str) -> String {
+pub(crate) fn discovery_url(issuer: &str) -> String {
     format!(
         "{}/.well-known/openid-configuration",
         issuer.trim_end_matches('/')

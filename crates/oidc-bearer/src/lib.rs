@@ -4,11 +4,12 @@
 //! # Quick start
 //!
 //! A verifier for an issuer and an audience, layered onto `/private`; handlers read [`Claims<T>`].
-//! Everything a typical service needs is in the [`prelude`]:
+//! The core types are at the crate root, each feature in its module:
 //!
 //! ```no_run
 //! use axum::{Router, routing::get};
-//! use oidc_bearer::prelude::*;
+//! use oidc_bearer::claims::DefaultClaims;
+//! use oidc_bearer::{BearerAuthLayer, Claims, Verifier};
 //!
 //! #[tokio::main]
 //! async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -19,7 +20,7 @@
 //!
 //!     let app = Router::new()
 //!         .route("/private", get(|Claims(c): Claims<DefaultClaims>| async move {
-//!             format!("hello {}", c.subject())
+//!             format!("hello {}", c.subject().unwrap_or_default())
 //!         }))
 //!         .route_layer(BearerAuthLayer::new(verifier))
 //!         .route("/", get(|| async { "open" }));
@@ -32,14 +33,19 @@
 //! Keys are found by OpenID Connect Discovery on first use, cached, and followed through rotation;
 //! construction never contacts the issuer. Without HTTP, call [`Verifier::verify`] directly.
 //!
-//! # The flow, one module each
+//! # The flow
 //!
-//! request → [`bearer`] (read `Authorization: Bearer`) → [`layer`] → [`verify`] (→ [`cache`] for
-//! tokens seen before → [`keys`] → [`discovery`]) → [`claims`] into the request's extensions →
-//! your handler ([`axum`](mod@crate::axum) extractor), or → [`rejection`] (401/400/503) and
-//! [`policy`] (403). Many issuers at once: [`registry`], with
-//! presets by issuer kind in [`issuers`]. Asking the Kubernetes API server (TokenReview,
-//! revocation of a deleted pod's token): [`tokenreview`]. Errors per phase: [`error`].
+//! request → [`bearer`] (read `Authorization: Bearer`) → [`BearerAuthLayer`] → [`Verifier`] (→ the
+//! [`cache`] of tokens seen before → the issuer's [`keys`], found by OpenID Connect Discovery) →
+//! [`claims`] into the request's extensions as [`Claims<T>`] → your handler
+//! ([`axum`](mod@crate::axum) extractor), or → [`rejection`] (401/400/503) and [`policy`] (403).
+//! Many issuers at once: [`IssuerRegistry`], with presets by issuer kind in [`issuers`]. Asking the
+//! Kubernetes API server (TokenReview, revocation of a deleted pod's token): [`tokenreview`].
+//!
+//! Errors come one type per phase: configuring a verifier ([`ConfigError`]), fetching an issuer's
+//! keys ([`KeysError`]) and verifying a token ([`VerifyError`], with its [`Phase`]). Each carries the
+//! data a report needs and a stable, machine-readable `code()` for logs and metrics; no third-party
+//! error type appears in the public API.
 //!
 //! [`Verifier::verify`] takes the token apart and rejects garbage before any crypto
 //! ([`VerifyError::Malformed`], [`VerifyError::TooLarge`]), binds the header's `alg` to the key
@@ -54,7 +60,8 @@
 //! [`TestIssuer`]: https://docs.rs/oidc-bearer-testing
 //!
 //! ```
-//! use oidc_bearer::prelude::*;
+//! use oidc_bearer::claims::DefaultClaims;
+//! use oidc_bearer::Verifier;
 //! use oidc_bearer_testing::TestIssuer;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -64,7 +71,7 @@
 //!
 //! let token = issuer.token().sub("alice").aud("my-service").sign();
 //! let claims: DefaultClaims = verifier.verify(&token).await.unwrap();
-//! assert_eq!(claims.subject(), "alice");
+//! assert_eq!(claims.subject(), Some("alice"));
 //!
 //! let other = issuer.token().aud("another-service").sign();
 //! let error = verifier.verify::<DefaultClaims>(&other).await.unwrap_err();
@@ -76,7 +83,8 @@
 //! verifier (and keys); it goes wherever a `Verifier` goes, the layer included:
 //!
 //! ```
-//! use oidc_bearer::prelude::*;
+//! use oidc_bearer::claims::DefaultClaims;
+//! use oidc_bearer::{BearerAuthLayer, IssuerRegistry, Verifier};
 //! use oidc_bearer_testing::TestIssuer;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -108,47 +116,44 @@
 
 mod algorithm;
 #[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub mod axum;
 pub mod bearer;
 pub mod cache;
 pub mod claims;
 pub mod clock;
 mod crypto;
-pub mod discovery;
-pub mod error;
+mod discovery;
+mod error;
 mod fetch;
 pub mod issuers;
 pub mod keys;
-pub mod layer;
+mod layer;
 mod log_limit;
 pub mod metrics;
 pub mod policy;
-pub mod registry;
+mod registry;
 pub mod rejection;
+mod sealed;
 #[cfg(test)]
 mod shut_down_runtime;
 mod token;
 pub mod tokenreview;
-pub mod verify;
+mod verify;
 
-pub use algorithm::{Algorithm, UnknownAlgorithm};
-pub use error::{ConfigError, FetchError, FlightError, KeysError, VerifyError};
-pub use layer::{BearerAuthLayer, Claims};
-pub use policy::AuthorizeLayer;
-pub use registry::IssuerRegistry;
-pub use verify::{Verifier, VerifierBuilder, VerifyToken};
-
-/// What a typical service imports: `use oidc_bearer::prelude::*;`.
-///
-/// The layer and its extractor, the verifier and the registry of issuers (with [`VerifyToken`], for
-/// `verify_token`: shared claims), the claims types, the policies (the [`policy`] module itself, for
-/// `policy::scopes([..])` and friends) and the rejection vocabulary.
-pub mod prelude {
-    pub use crate::claims::{DefaultClaims, RegisteredClaims};
-    pub use crate::policy::{self, AuthorizeLayer, Denied, Policy, PolicyClaims};
-    pub use crate::rejection::{AuthRejection, DefaultRejection, RejectionResponse};
-    pub use crate::{
-        BearerAuthLayer, Claims, ConfigError, IssuerRegistry, KeysError, Verifier, VerifyError,
-        VerifyToken,
-    };
-}
+// The core, at the root: each item has this one path (the modules that define them are private).
+// A module's re-exports are one statement, its public list.
+pub use self::{
+    algorithm::{Algorithm, UnknownAlgorithm},
+    error::{
+        Escaped, config::ConfigError, keys::KeysError, review::ReviewError, verify::Phase,
+        verify::VerifyError,
+    },
+    layer::{Claims, future::BearerAuthFuture, layer::BearerAuthLayer, service::BearerAuth},
+    registry::{IssuerRegistry, builder::IssuerRegistryBuilder, pattern::IssuerPattern},
+    verify::{Verifier, VerifyToken, builder::VerifierBuilder},
+};
+// Why an HTTP exchange failed (status, transport, timeout, size cap), wrapped by `KeysError::Fetch`
+// and `ReviewError::Fetch`; why detached work (a key fetch, a TokenReview) gave no outcome, wrapped
+// by `KeysError::Flight` and `ReviewError::Flight`.
+pub use oidc_bearer_shared::{fetch::FetchError, flight::FlightError};

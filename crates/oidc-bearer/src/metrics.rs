@@ -15,8 +15,8 @@
 //!
 //! Labels are bounded: `code` and `outcome` are fixed strings of this library; `issuer` is an issuer
 //! whose keys were fetched successfully in this process (so configured or proven, never a value an
-//! attacker writes into a token's `iss`), at most [`MAX_ISSUER_LABELS`] of them, and `unproven`
-//! otherwise. No label ever holds a `sub`, a `kid` or anything else taken from a token.
+//! attacker writes into a token's `iss`), at most 1,000 of them (later ones are labelled `other`), and
+//! `unproven` otherwise. No label ever holds a `sub`, a `kid` or anything else taken from a token.
 //!
 //! Call [`register`] once after installing a global recorder: it describes the metrics and keeps
 //! handles to them, so that a request costs an atomic add per metric instead of the facade's lookup
@@ -32,7 +32,8 @@ use std::sync::RwLock;
 use std::time::Duration;
 
 /// The most distinct `issuer` label values; issuers proven after that are labelled `other`.
-pub const MAX_ISSUER_LABELS: usize = 1000;
+#[cfg(feature = "metrics")]
+const MAX_ISSUER_LABELS: usize = 1000;
 
 /// The codes a refusal can have: [`AuthRejection::code`](crate::rejection::AuthRejection::code),
 /// each given a handle by [`register`]. Checked against every `VerifyError` variant by a test; a
@@ -246,7 +247,7 @@ impl Drop for VerifyTimer {
 static PROVEN_ISSUERS: RwLock<Option<HashSet<String>>> = RwLock::new(None);
 
 /// The `issuer` label for `issuer`: itself once proven (a successful fetch, `proves`), `unproven`
-/// before, `other` past [`MAX_ISSUER_LABELS`]. An issuer registry's pattern can make a verifier
+/// before, `other` past `MAX_ISSUER_LABELS`. An issuer registry's pattern can make a verifier
 /// for any `iss` a token names; only a fetch that succeeded shows the issuer is real (and trusted by
 /// the pattern), so only then may its name become a label value.
 #[cfg(feature = "metrics")]

@@ -8,8 +8,8 @@
 
 use axum::routing::get;
 use axum::{Json, Router};
+use oidc_bearer::IssuerRegistry;
 use oidc_bearer::claims::RegisteredClaims;
-use oidc_bearer::issuers::IssuerRegistry;
 use oidc_bearer::issuers::google::ServiceAccounts;
 use oidc_bearer::policy::{AuthorizeLayer, Denied};
 use oidc_bearer::{BearerAuthLayer, Claims, ConfigError};
@@ -41,7 +41,9 @@ pub fn registry(
 ) -> Result<IssuerRegistry, ConfigError> {
     let mut pattern = ServiceAccounts::new(audience, accounts.iter().copied())?;
     if let Some(base) = jwks_base {
-        pattern = pattern.with_jwks_base_url(base)?;
+        let base = base.trim_end_matches('/').to_owned();
+        pattern = pattern
+            .with_configure(move |builder, email| builder.with_jwks_uri(format!("{base}/{email}")));
     }
     IssuerRegistry::builder().with_pattern(pattern).build()
 }
@@ -72,7 +74,7 @@ async fn whoami(Claims(claims): Claims<DeployClaims>) -> Json<Value> {
 pub fn app(registry: IssuerRegistry) -> Router {
     Router::new()
         .route("/whoami", get(whoami))
-        .route_layer(AuthorizeLayer::new(email_is_the_signer))
+        .route_layer(AuthorizeLayer::new(email_is_the_signer).claims::<DeployClaims>())
         .route_layer(BearerAuthLayer::new(registry).claims::<DeployClaims>())
         .route("/healthz", get(|| async { "ok" }))
 }

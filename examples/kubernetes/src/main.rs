@@ -34,7 +34,7 @@ use axum::{Json, Router};
 use oidc_bearer::claims::kubernetes::KubernetesClaims;
 use oidc_bearer::issuers::gke::gke_issuer;
 use oidc_bearer::issuers::kubernetes::InCluster;
-use oidc_bearer::policy::AuthorizeLayer;
+use oidc_bearer::policy::{self, AuthorizeLayer};
 use oidc_bearer::tokenreview::{ApiServer, ObjectBindingCheck, TokenReview, TokenReviewClaims};
 use oidc_bearer::{BearerAuthLayer, Claims, ConfigError, Verifier, VerifyToken};
 use oidc_bearer_testing::TestIssuer;
@@ -58,7 +58,7 @@ async fn whoami(Claims(claims): Claims<KubernetesClaims>) -> Json<Value> {
             .map_or(0, |d| d.as_secs());
         if i64::try_from(now).is_ok_and(|now| now > warn_after.as_secs()) {
             tracing::warn!(
-                service_account = ?account.map(|a| a.username()),
+                sub = ?claims.registered.sub,
                 "stale token: the client does not reload its projected token"
             );
         }
@@ -92,7 +92,9 @@ async fn whoami_reviewed(Claims(claims): Claims<TokenReviewClaims>) -> Json<Valu
 fn review_app(review: TokenReview, namespace: &str) -> Router {
     Router::new()
         .route("/whoami", get(whoami_reviewed))
-        .route_layer(AuthorizeLayer::namespaces([namespace]).claims::<TokenReviewClaims>())
+        .route_layer(
+            AuthorizeLayer::new(policy::namespaces([namespace])).claims::<TokenReviewClaims>(),
+        )
         .route_layer(BearerAuthLayer::new(review).claims::<TokenReviewClaims>())
         .route("/healthz", get(|| async { "ok" }))
 }
@@ -128,7 +130,8 @@ fn binding(mode: Mode, api: Option<ApiServer>) -> Result<Option<ObjectBindingChe
             Ok(Some(ObjectBindingCheck::new(interval).with_api_server(api)))
         }
         (Mode::Binding(interval), None) => {
-            InCluster::new().object_binding_check(interval).map(Some)
+            let api = InCluster::new().api_server()?;
+            Ok(Some(ObjectBindingCheck::new(interval).with_api_server(api)))
         }
         _ => Ok(None),
     }
@@ -140,7 +143,9 @@ fn binding(mode: Mode, api: Option<ApiServer>) -> Result<Option<ObjectBindingChe
 fn app(verifier: impl VerifyToken, namespace: &str) -> Router {
     Router::new()
         .route("/whoami", get(whoami))
-        .route_layer(AuthorizeLayer::namespaces([namespace]).claims::<KubernetesClaims>())
+        .route_layer(
+            AuthorizeLayer::new(policy::namespaces([namespace])).claims::<KubernetesClaims>(),
+        )
         .route_layer(BearerAuthLayer::new(verifier).claims::<KubernetesClaims>())
         .route("/healthz", get(|| async { "ok" }))
 }
@@ -213,7 +218,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     if mode == Mode::Review {
         let (review, embedded) = if in_cluster {
             (
-                InCluster::new().token_review(audience.clone())?.build()?,
+                TokenReview::builder(InCluster::new().api_server()?, audience.clone()).build()?,
                 None,
             )
         } else if configured_issuer()?.is_none() {

@@ -307,8 +307,9 @@ async fn bad_configurations_fail_at_start() {
         ),
     ];
     // Outside a pod, the service-account token is missing and IN_CLUSTER=1 cannot work.
+    // Where the kubelet mounts the pod's token (what `InCluster::new` reads).
     let in_a_pod =
-        std::path::Path::new(oidc_bearer::issuers::kubernetes::DEFAULT_TOKEN_PATH).exists();
+        std::path::Path::new("/var/run/secrets/kubernetes.io/serviceaccount/token").exists();
     if !in_a_pod {
         rows.push((
             vec![

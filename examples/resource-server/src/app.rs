@@ -20,7 +20,7 @@ async fn exposed() -> Json<Value> {
 #[derive(Serialize)]
 struct PrivateReply<'a> {
     msg: &'static str,
-    sub: &'a str,
+    sub: Option<&'a str>,
     claims: &'a WithPayload,
 }
 
@@ -34,7 +34,7 @@ async fn private(Claims(claims): Claims<WithPayload>) -> Response {
 }
 
 /// The app: `/` open, `/private` behind the bearer layer with `verifier`, one issuer's
-/// [`Verifier`](oidc_bearer::Verifier) or an [`IssuerRegistry`](oidc_bearer::issuers::IssuerRegistry).
+/// [`Verifier`](oidc_bearer::Verifier) or an [`IssuerRegistry`](oidc_bearer::IssuerRegistry).
 ///
 /// `route_layer` guards only the routes added before it, and keeps unknown paths 404 rather than 401.
 pub fn app(verifier: impl VerifyToken) -> Router {

@@ -12,8 +12,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use oidc_bearer::IssuerRegistry;
 use oidc_bearer::Verifier;
-use oidc_bearer::issuers::IssuerRegistry;
 use oidc_bearer_testing::{TestIssuer, now};
 
 use crate::google::{GoogleStandIn, ServiceAccount};
@@ -45,7 +45,7 @@ pub struct Embedded {
 
 impl Embedded {
     /// Starts both issuers on 127.0.0.1 and builds their verifiers; nothing is written yet.
-    pub async fn start(settings: Settings) -> Result<Self, oidc_bearer::error::ConfigError> {
+    pub async fn start(settings: Settings) -> Result<Self, oidc_bearer::ConfigError> {
         let kubernetes = TestIssuer::start().await;
         let google = GoogleStandIn::start(ServiceAccount::default(), settings.token_lifetime).await;
         let verifiers = vec![

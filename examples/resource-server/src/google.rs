@@ -92,7 +92,7 @@ impl GoogleStandIn {
     }
 
     /// [`verifier_builder`](Self::verifier_builder), built.
-    pub fn verifier(&self, audience: &str) -> Result<Verifier, oidc_bearer::error::ConfigError> {
+    pub fn verifier(&self, audience: &str) -> Result<Verifier, oidc_bearer::ConfigError> {
         self.verifier_builder(audience).build()
     }
 

@@ -36,8 +36,8 @@ use http::{Request, Uri};
 use http_body_util::{BodyExt as _, Empty, Limited};
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 use oidc_bearer_client::{
-    AddBearerLayer, FileTokenSource, METADATA_HOST_ENV, MetadataTokenSource, SharedTokenSource,
-    error_chain, layer::BoxError,
+    AddBearerLayer, BoxError, FileTokenSource, METADATA_HOST_ENV, MetadataTokenSource,
+    SharedTokenSource, error_chain,
 };
 use tower::{Service, ServiceBuilder, ServiceExt as _};
 

@@ -14,8 +14,10 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use http::uri::PathAndQuery;
-use oidc_bearer::prelude::*;
+use oidc_bearer::claims::DefaultClaims;
+use oidc_bearer::policy::{self, Denied, Policy};
 use oidc_bearer::rejection::GrpcRejection;
+use oidc_bearer::{BearerAuthLayer, Claims, Verifier};
 use oidc_bearer_testing::TestIssuer;
 use tonic::body::Body;
 use tonic::server::{Grpc, NamedService, UnaryService};
@@ -53,7 +55,7 @@ impl UnaryService<String> for Hello {
         ready(match request.extensions().get::<Claims<GreeterClaims>>() {
             Some(Claims(claims)) => Ok(Response::new(format!(
                 "hello {} <{}>, you said {:?}",
-                claims.subject(),
+                claims.subject().unwrap_or_default(),
                 claims.extra.email.as_deref().unwrap_or_default(),
                 request.get_ref()
             ))),

@@ -4,7 +4,7 @@ use crate::support::serve;
 use axum::Router;
 use axum::routing::get;
 use oidc_bearer::claims::DefaultClaims;
-use oidc_bearer::policy::{AuthorizeLayer, Denied};
+use oidc_bearer::policy::{self, AuthorizeLayer, Denied};
 use oidc_bearer::{BearerAuthLayer, Verifier};
 use oidc_bearer_testing::TestIssuer;
 use serde_json::json;
@@ -27,35 +27,44 @@ async fn each_policy_answers_403_with_its_challenge() {
     let app = Router::new()
         .route("/subjects", get(|| async { "ok" }))
         .route_layer(
-            AuthorizeLayer::subjects(["system:serviceaccount:prod:billing"]).claims::<TeamClaims>(),
+            AuthorizeLayer::new(policy::subjects(["system:serviceaccount:prod:billing"]))
+                .claims::<TeamClaims>(),
         )
         .merge(
             Router::new()
                 .route("/namespaces", get(|| async { "ok" }))
-                .route_layer(AuthorizeLayer::namespaces(["prod"]).claims::<TeamClaims>()),
+                .route_layer(
+                    AuthorizeLayer::new(policy::namespaces(["prod"])).claims::<TeamClaims>(),
+                ),
         )
         .merge(
             Router::new()
                 .route("/accounts", get(|| async { "ok" }))
                 .route_layer(
-                    AuthorizeLayer::service_accounts(["prod/billing"]).claims::<TeamClaims>(),
+                    AuthorizeLayer::new(policy::service_accounts(["prod/billing"]))
+                        .claims::<TeamClaims>(),
                 ),
         )
         .merge(
             Router::new()
                 .route("/scopes", get(|| async { "ok" }))
-                .route_layer(AuthorizeLayer::scopes(["invoices:write"]).claims::<TeamClaims>()),
+                .route_layer(
+                    AuthorizeLayer::new(policy::scopes(["invoices:write"])).claims::<TeamClaims>(),
+                ),
         )
         .merge(
             Router::new()
                 .route("/closure", get(|| async { "ok" }))
-                .route_layer(AuthorizeLayer::new(|c: &TeamClaims| {
-                    if c.extra.team.as_deref() == Some("blue") {
-                        Ok(())
-                    } else {
-                        Err(Denied::new("blue team only"))
-                    }
-                })),
+                .route_layer(
+                    AuthorizeLayer::new(|c: &TeamClaims| {
+                        if c.extra.team.as_deref() == Some("blue") {
+                            Ok(())
+                        } else {
+                            Err(Denied::new("blue team only"))
+                        }
+                    })
+                    .claims::<TeamClaims>(),
+                ),
         )
         .route_layer(BearerAuthLayer::new(verifier).claims::<TeamClaims>());
     let base = serve(app).await;
@@ -141,7 +150,7 @@ async fn a_policy_on_another_claims_type_is_a_500_naming_the_fix() {
     // The policy defaults to `DefaultClaims`; the layer decodes `KubernetesClaims`.
     let app = Router::new()
         .route("/admin", get(|| async { "admin" }))
-        .route_layer(AuthorizeLayer::scopes(["admin"]))
+        .route_layer(AuthorizeLayer::new(policy::scopes(["admin"])))
         .route_layer(BearerAuthLayer::new(verifier).claims::<KubernetesClaims>());
     let base = serve(app).await;
     let token = issuer
@@ -169,7 +178,7 @@ async fn a_policy_before_its_bearer_layer_is_a_500_naming_the_fix() {
     let app = Router::new()
         .route("/admin", get(|| async { "admin" }))
         .route_layer(BearerAuthLayer::new(verifier))
-        .route_layer(AuthorizeLayer::scopes(["admin"]));
+        .route_layer(AuthorizeLayer::new(policy::scopes(["admin"])));
     let base = serve(app).await;
     let token = issuer.token().aud(AUD).claim("scope", "admin").sign();
 
@@ -183,7 +192,9 @@ async fn a_policy_before_its_bearer_layer_is_a_500_naming_the_fix() {
 
 #[tokio::test]
 async fn authorize_on_the_bearer_layer_uses_its_claims_type() {
-    use oidc_bearer::prelude::*;
+    use oidc_bearer::claims::RegisteredClaims;
+    use oidc_bearer::policy::{self, PolicyClaims};
+    use oidc_bearer::{BearerAuthLayer, Verifier};
     use serde::Deserialize;
 
     #[derive(Deserialize)]
@@ -202,7 +213,7 @@ async fn authorize_on_the_bearer_layer_uses_its_claims_type() {
             self.registered.subject()
         }
         fn scopes(&self) -> Vec<&str> {
-            policy::split_scope(&self.scope)
+            self.scope.split_whitespace().collect()
         }
     }
 
@@ -246,7 +257,9 @@ async fn authorize_on_the_bearer_layer_uses_its_claims_type() {
 
 #[tokio::test]
 async fn a_custom_body_keeps_www_authenticate_and_retry_after() {
-    use oidc_bearer::prelude::*;
+    use oidc_bearer::policy;
+    use oidc_bearer::rejection::{AuthRejection, DefaultRejection};
+    use oidc_bearer::{BearerAuthLayer, Verifier};
 
     let issuer = TestIssuer::start().await;
     let down = TestIssuer::start().await;

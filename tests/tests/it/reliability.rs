@@ -60,7 +60,9 @@ async fn serve(verifier: Verifier, dropped: Dropped) -> std::net::SocketAddr {
     let app = Router::new()
         .route(
             "/private",
-            get(|Claims(c): Claims<DefaultClaims>| async move { c.subject().to_owned() }),
+            get(|Claims(c): Claims<DefaultClaims>| async move {
+                c.subject().unwrap_or_default().to_owned()
+            }),
         )
         .route_layer(BearerAuthLayer::new(verifier))
         // Outside the bearer layer: sees whether hyper dropped the request's future.

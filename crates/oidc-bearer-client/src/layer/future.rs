@@ -17,7 +17,7 @@ type TokenFuture = Pin<Box<dyn Future<Output = Result<BearerToken, TokenError>> 
 
 pin_project! {
     /// Response future of [`AddBearer`](super::AddBearer).
-    pub struct ResponseFuture<S, B>
+    pub struct AddBearerFuture<S, B>
     where
         S: Service<Request<B>>,
     {
@@ -42,7 +42,7 @@ pin_project! {
     }
 }
 
-impl<S, B> ResponseFuture<S, B>
+impl<S, B> AddBearerFuture<S, B>
 where
     S: Service<Request<B>>,
 {
@@ -62,7 +62,7 @@ where
     }
 }
 
-impl<S, B> Future for ResponseFuture<S, B>
+impl<S, B> Future for AddBearerFuture<S, B>
 where
     S: Service<Request<B>>,
     S::Error: Into<BoxError>,
@@ -77,7 +77,7 @@ where
                     let token = ready!(token.as_mut().poll(cx));
                     let (mut inner, mut request) = pending
                         .take()
-                        .expect("ResponseFuture polled after completion");
+                        .expect("AddBearerFuture polled after completion");
                     // Dropping the readied service on error releases whatever it reserved.
                     let token = token.map_err(BoxError::from)?;
                     // RFC 6750 §2.1: `Authorization: Bearer <b64token>`; the value is marked

@@ -9,7 +9,7 @@ use std::{
 use http::{Request, header::AUTHORIZATION};
 use tower_service::Service;
 
-use super::{AddBearerLayer, BoxError, ResponseFuture};
+use super::{AddBearerFuture, AddBearerLayer, BoxError};
 use crate::TokenSource;
 
 /// Adds `Authorization: Bearer <token>` to each request before passing it to the inner service.
@@ -82,7 +82,7 @@ where
 {
     type Response = S::Response;
     type Error = BoxError;
-    type Future = ResponseFuture<S, B>;
+    type Future = AddBearerFuture<S, B>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx).map_err(Into::into)
@@ -91,7 +91,7 @@ where
     fn call(&mut self, request: Request<B>) -> Self::Future {
         // Leave a caller's own credentials alone (client-go's tokenSourceTransport does the same).
         if request.headers().contains_key(AUTHORIZATION) {
-            return ResponseFuture::send(self.inner.call(request));
+            return AddBearerFuture::send(self.inner.call(request));
         }
         // The token may take I/O to get, so the inner service is called later, from the future. Take
         // the instance that `poll_ready` readied and leave a clone in its place, as tower's `Service`
@@ -99,7 +99,7 @@ where
         let clone = self.inner.clone();
         let inner = mem::replace(&mut self.inner, clone);
         let source = Arc::clone(&self.source);
-        ResponseFuture::fetch_token(
+        AddBearerFuture::fetch_token(
             Box::pin(async move { source.token().await }),
             inner,
             request,

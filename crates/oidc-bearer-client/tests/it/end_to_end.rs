@@ -11,9 +11,8 @@ use http_body_util::{BodyExt as _, Empty};
 use hyper::body::Incoming;
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 use oidc_bearer_client::{
-    AddBearerLayer, FileTokenSource, TokenError,
+    AddBearerLayer, BoxError, FileTokenSource, TokenError,
     clock::{Clock as _, ManualClock},
-    layer::BoxError,
 };
 use tower::{Service, ServiceBuilder, ServiceExt as _};
 

@@ -174,7 +174,7 @@ impl LayerCase {
             .body(())
             .unwrap();
         // The same verifier as the one issuer of a registry (a service trusting several clusters).
-        let registry = oidc_bearer::issuers::IssuerRegistry::builder()
+        let registry = oidc_bearer::IssuerRegistry::builder()
             .with_verifier(case.cached.clone())
             .build()
             .unwrap();

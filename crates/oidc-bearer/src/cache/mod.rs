@@ -49,9 +49,9 @@ pub(crate) use self::key::{KeyRef, Times, TokenKey};
 use self::map::{DigestMap, MIN_ENTRIES_PER_SHARD, Shard, Slot};
 
 /// The default bound on cached tokens.
-pub const DEFAULT_MAX_ENTRIES: usize = 10_000;
+pub(crate) const DEFAULT_MAX_ENTRIES: usize = 10_000;
 /// The default bound on the cache's approximate size: 16 MiB.
-pub const DEFAULT_MAX_BYTES: usize = 16 * 1024 * 1024;
+pub(crate) const DEFAULT_MAX_BYTES: usize = 16 * 1024 * 1024;
 
 /// What an entry costs besides the signing input and the payload: its slot, its index entry, its
 /// claims list and the key's `kid`, with the allocator's and the hash table's slack, rounded up (a

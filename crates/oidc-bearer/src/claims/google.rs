@@ -56,9 +56,10 @@ pub struct GoogleIdClaims {
     /// The Google Workspace or Cloud Identity domain of a user, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hd: Option<String>,
-    /// The `google` claim of Compute Engine instance identity tokens.
+    /// The `google` claim of Compute Engine instance identity tokens: read it with
+    /// [`compute_engine`](Self::compute_engine).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub google: Option<GoogleClaim>,
+    google: Option<GoogleClaim>,
 }
 
 impl GoogleIdClaims {
@@ -79,11 +80,10 @@ impl GoogleIdClaims {
 
 /// The `google` claim.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
-pub struct GoogleClaim {
+struct GoogleClaim {
     /// The Compute Engine instance, for instance identity tokens.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub compute_engine: Option<ComputeEngine>,
+    compute_engine: Option<ComputeEngine>,
 }
 
 /// A Compute Engine instance, as its identity token describes it.

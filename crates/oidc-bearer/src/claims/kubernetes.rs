@@ -32,7 +32,7 @@ use super::{NumericDate, RegisteredClaims};
 
 /// The prefix of a service account's user name, and of its tokens' `sub`
 /// (`system:serviceaccount:<namespace>:<name>`).
-pub const SERVICE_ACCOUNT_SUBJECT_PREFIX: &str = "system:serviceaccount:";
+const SERVICE_ACCOUNT_SUBJECT_PREFIX: &str = "system:serviceaccount:";
 
 /// The claims of a Kubernetes service-account token, bound or legacy.
 ///
@@ -128,8 +128,9 @@ pub struct ServiceAccount<'a> {
 }
 
 impl ServiceAccount<'_> {
-    /// The Kubernetes user name, `system:serviceaccount:<namespace>:<name>`.
-    pub fn username(&self) -> String {
+    /// The Kubernetes user name, `system:serviceaccount:<namespace>:<name>` (a token's `sub`).
+    #[cfg(test)]
+    pub(crate) fn username(&self) -> String {
         format!(
             "{SERVICE_ACCOUNT_SUBJECT_PREFIX}{}:{}",
             self.namespace, self.name
@@ -152,17 +153,12 @@ impl KubernetesClaims {
             &self.legacy,
         )
     }
-
-    /// Whether this is a legacy, secret-based token (it carries the flat
-    /// `kubernetes.io/serviceaccount/namespace` claim).
-    pub fn is_legacy(&self) -> bool {
-        self.legacy.namespace.is_some()
-    }
 }
 
 impl KubernetesIo {
-    /// The service account this claim names.
-    pub fn service_account(&self) -> ServiceAccount<'_> {
+    /// The service account this claim names, unchecked against `sub` (what
+    /// [`KubernetesClaims::service_account`] adds).
+    pub(crate) fn service_account(&self) -> ServiceAccount<'_> {
         ServiceAccount {
             namespace: &self.namespace,
             name: &self.serviceaccount.name,
@@ -187,8 +183,9 @@ pub(crate) fn checked_service_account<'a>(
 }
 
 impl LegacyServiceAccountClaims {
-    /// The service account, when namespace, name and uid are all present.
-    pub fn service_account(&self) -> Option<ServiceAccount<'_>> {
+    /// The service account, when namespace, name and uid are all present; unchecked against `sub`
+    /// (what [`KubernetesClaims::service_account`] adds).
+    pub(crate) fn service_account(&self) -> Option<ServiceAccount<'_>> {
         Some(ServiceAccount {
             namespace: self.namespace.as_deref()?,
             name: self.service_account_name.as_deref()?,
@@ -226,15 +223,7 @@ pub(crate) fn named_service_account<'a>(
 
 /// Splits a service account's user name, `system:serviceaccount:<namespace>:<name>`, into namespace
 /// and name. `None` for any other subject (users, nodes, malformed names).
-///
-/// ```
-/// use oidc_bearer::claims::kubernetes::parse_subject;
-///
-/// assert_eq!(parse_subject("system:serviceaccount:prod:billing"), Some(("prod", "billing")));
-/// assert_eq!(parse_subject("system:node:node-1"), None);
-/// assert_eq!(parse_subject("system:serviceaccount:prod:a:b"), None);
-/// ```
-pub fn parse_subject(sub: &str) -> Option<(&str, &str)> {
+pub(crate) fn parse_subject(sub: &str) -> Option<(&str, &str)> {
     let rest = sub.strip_prefix(SERVICE_ACCOUNT_SUBJECT_PREFIX)?;
     let (namespace, name) = rest.split_once(':')?;
     // Namespaces and service-account names are DNS names: never empty, never containing `:`.
@@ -360,14 +349,19 @@ mod tests {
     fn legacy_claims_are_read_and_written_flat() {
         let value = legacy("system:serviceaccount:prod:billing");
         let parsed = claims(value.clone());
-        assert!(parsed.is_legacy());
+        assert!(parsed.legacy.namespace.is_some());
         assert!(parsed.kubernetes.is_none());
         assert_eq!(
             parsed.legacy.secret_name.as_deref(),
             Some("billing-token-x7k2p")
         );
         assert_eq!(serde_json::to_value(&parsed).unwrap(), value);
-        assert!(!claims(bound("system:serviceaccount:prod:billing")).is_legacy());
+        assert!(
+            claims(bound("system:serviceaccount:prod:billing"))
+                .legacy
+                .namespace
+                .is_none()
+        );
     }
 
     #[test]

@@ -8,7 +8,6 @@
 //! `#[serde(flatten)]` and implements [`PolicyClaims`](crate::policy::PolicyClaims).
 
 use std::fmt;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
@@ -33,17 +32,6 @@ impl NumericDate {
     /// Seconds since the epoch.
     pub fn as_secs(self) -> i64 {
         self.0
-    }
-
-    /// As a [`SystemTime`], or `None` when this platform's `SystemTime` cannot represent it (a
-    /// verified token may still carry an `exp` thousands of years away).
-    pub fn to_system_time(self) -> Option<SystemTime> {
-        let magnitude = Duration::from_secs(self.0.unsigned_abs());
-        if self.0 >= 0 {
-            UNIX_EPOCH.checked_add(magnitude)
-        } else {
-            UNIX_EPOCH.checked_sub(magnitude)
-        }
     }
 }
 
@@ -97,7 +85,7 @@ impl Audience {
     }
 
     /// Whether there is none.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
 }
@@ -143,7 +131,7 @@ impl<'de> Deserialize<'de> for Audience {
 /// let mut claims = RegisteredClaims::new("https://issuer.example");
 /// claims.sub = Some("alice".into());
 /// assert_eq!(claims.subject(), Some("alice"));
-/// assert!(claims.aud.is_empty());
+/// assert!(claims.aud.iter().next().is_none());
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -194,7 +182,8 @@ impl RegisteredClaims {
 /// claims' type as `E`, and `Claims<DefaultClaims<MyClaims>>` in handlers.
 ///
 /// ```
-/// use oidc_bearer::prelude::*;
+/// use oidc_bearer::claims::DefaultClaims;
+/// use oidc_bearer::policy::{self, Policy as _};
 ///
 /// #[derive(serde::Deserialize)]
 /// struct Profile {
@@ -204,7 +193,7 @@ impl RegisteredClaims {
 /// let claims: DefaultClaims<Profile> = serde_json::from_str(
 ///     r#"{"iss":"https://issuer.example","sub":"alice","aud":"api","scope":"read write","email":"a@example.com"}"#,
 /// ).unwrap();
-/// assert_eq!(claims.subject(), "alice");
+/// assert_eq!(claims.subject(), Some("alice"));
 /// assert_eq!(claims.extra.email.as_deref(), Some("a@example.com"));
 /// assert!(policy::scopes(["read"]).check(&claims).is_ok());
 /// ```
@@ -256,9 +245,9 @@ impl<E> DefaultClaims<E> {
         }
     }
 
-    /// The subject, or `""` when the token has none.
-    pub fn subject(&self) -> &str {
-        self.registered.sub.as_deref().unwrap_or_default()
+    /// The subject (`sub`), if the token has one.
+    pub fn subject(&self) -> Option<&str> {
+        self.registered.subject()
     }
 }
 
@@ -337,7 +326,7 @@ impl<'de> Deserialize<'de> for Scope {
 ///
 /// let payload = r#"{"iss":"https://issuer.example","sub":"alice","aud":"api","exp":2000000000}"#;
 /// let claims: WithPayload = serde_json::from_str(payload).unwrap();
-/// assert_eq!(claims.subject(), "alice"); // DefaultClaims, through Deref
+/// assert_eq!(claims.subject(), Some("alice")); // DefaultClaims, through Deref
 /// assert_eq!(claims.payload().get(), payload);
 /// assert_eq!(serde_json::to_string(&claims).unwrap(), payload);
 /// ```
@@ -348,19 +337,9 @@ pub struct WithPayload<T = DefaultClaims> {
 }
 
 impl<T> WithPayload<T> {
-    /// The decoded claims.
-    pub fn claims(&self) -> &T {
-        &self.claims
-    }
-
     /// The payload: the JSON object the issuer signed, byte for byte.
     pub fn payload(&self) -> &serde_json::value::RawValue {
         &self.payload
-    }
-
-    /// The decoded claims and the payload.
-    pub fn into_parts(self) -> (T, Box<serde_json::value::RawValue>) {
-        (self.claims, self.payload)
     }
 }
 
@@ -430,7 +409,7 @@ mod tests {
             "kubernetes.io/serviceaccount/namespace": "prod", "team": "blue",
         });
         let mine: DefaultClaims<Mine> = serde_json::from_value(payload.clone()).unwrap();
-        assert_eq!(mine.subject(), "alice");
+        assert_eq!(mine.subject(), Some("alice"));
         assert_eq!(mine.extra.email, "a@example.com");
         assert_eq!(mine.extra.sub, None, "held by DefaultClaims, not seen by E");
         assert_eq!(
@@ -475,20 +454,6 @@ mod tests {
         }
         let odd = serde_json::json!({"iss": "i", "kubernetes.io": {"namespace": "prod"}});
         assert!(serde_json::from_value::<DefaultClaims>(odd).is_err());
-    }
-
-    #[test]
-    fn numeric_date_to_system_time_never_panics() {
-        let secs = |d: NumericDate| {
-            d.to_system_time()
-                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-                .map(|d| d.as_secs())
-        };
-        assert_eq!(secs(NumericDate(1_700_000_000)), Some(1_700_000_000));
-        assert!(NumericDate(-86_400).to_system_time().unwrap() < UNIX_EPOCH);
-        // Whatever the platform can represent, extremes give an answer, never a panic.
-        let _ = NumericDate(i64::MAX).to_system_time();
-        let _ = NumericDate(i64::MIN).to_system_time();
     }
 
     #[test]

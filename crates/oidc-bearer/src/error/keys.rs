@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use oidc_bearer_shared::{FetchError, FlightError};
+use oidc_bearer_shared::{fetch::FetchError, flight::FlightError};
 
 /// An issuer's discovery document or key set could not be fetched or used.
 ///
@@ -93,7 +93,7 @@ impl KeysError {
     /// 408 and 429 (a wrong URL), a redirect (never followed), a body that is not a discovery
     /// document or a JWKS, a JWKS with no usable key, an insecure URL, a body over the size cap, no
     /// Tokio runtime. The rest — connection failures, timeouts, 5xx, 408, 429 — are outages that end
-    /// on their own ([`is_transient`](Self::is_transient)).
+    /// on their own.
     pub fn is_configuration(&self) -> bool {
         match self {
             Self::Fetch { source, .. } => match source {
@@ -109,12 +109,6 @@ impl KeysError {
             Self::Backoff { last } => last.is_configuration(),
             Self::Stale { .. } => false,
         }
-    }
-
-    /// Whether the failure is an outage expected to end on its own (the opposite of
-    /// [`is_configuration`](Self::is_configuration)).
-    pub fn is_transient(&self) -> bool {
-        !self.is_configuration()
     }
 
     /// What to change, for a configuration error: one sentence for the operator's log.

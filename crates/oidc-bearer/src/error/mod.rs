@@ -9,27 +9,21 @@
 
 use std::fmt::{self, Write as _};
 
-mod config;
-mod keys;
-mod review;
+pub(crate) mod config;
+pub(crate) mod keys;
+pub(crate) mod review;
 #[cfg(test)]
 pub(crate) mod tests;
-mod verify;
+pub(crate) mod verify;
 
-pub use self::config::ConfigError;
-pub use self::keys::KeysError;
-pub use self::review::ReviewError;
+pub(crate) use self::config::ConfigError;
+pub(crate) use self::keys::KeysError;
+pub(crate) use self::review::ReviewError;
 pub(crate) use self::review::{ApiServerFailure, Truncated};
 #[cfg(test)]
 pub(crate) use self::verify::VerifyErrorKind;
-pub use self::verify::{Phase, VerifyError};
-/// Why an HTTP exchange failed (status, transport, timeout, size cap); wrapped by
-/// [`KeysError::Fetch`] and [`ReviewError::Fetch`].
-pub use oidc_bearer_shared::FetchError;
-/// Why detached work (a key fetch, a TokenReview) gave no outcome: no Tokio runtime, too many
-/// running, or interrupted; wrapped by [`KeysError::Flight`] and
-/// [`ReviewError::Flight`].
-pub use oidc_bearer_shared::FlightError;
+pub(crate) use self::verify::{Phase, VerifyError};
+pub(crate) use oidc_bearer_shared::{fetch::FetchError, flight::FlightError};
 
 /// A token-supplied string in a message: at most [`Excerpt::MAX_CHARS`] characters, so that an
 /// 8 KiB `iss` or `kid` cannot flood logs (the typed error keeps the whole value), in quotes and
@@ -67,7 +61,7 @@ impl fmt::Debug for Excerpt<'_> {
 /// quote and escape `"` and `\` (the `oidc-bearer` command uses it for everything it prints).
 ///
 /// ```
-/// use oidc_bearer::error::Escaped;
+/// use oidc_bearer::Escaped;
 ///
 /// let kid = "key-1\u{1b}[2J\nverifier: loads the keys (ok)";
 /// assert_eq!(

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use oidc_bearer_shared::{FetchError, FlightError};
+use oidc_bearer_shared::{fetch::FetchError, flight::FlightError};
 
 /// A TokenReview could not be done: the token may well be valid, so an HTTP server answers 503
 /// with `Retry-After` ([`VerifyError::ReviewUnavailable`](crate::VerifyError::ReviewUnavailable)).

@@ -7,11 +7,12 @@
 use std::collections::HashSet;
 use std::fmt;
 
-use super::{Configure, IssuerPattern};
+use super::Configure;
+use crate::IssuerPattern;
 use crate::{Verifier, VerifierBuilder};
 
 /// What every GKE cluster's issuer starts with.
-pub const GKE_ISSUER_PREFIX: &str = "https://container.googleapis.com/v1/projects/";
+const GKE_ISSUER_PREFIX: &str = "https://container.googleapis.com/v1/projects/";
 
 /// The issuer of a GKE cluster's service-account tokens:
 /// `https://container.googleapis.com/v1/projects/{project}/locations/{location}/clusters/{cluster}`.
@@ -31,31 +32,20 @@ pub fn gke_issuer(project: &str, location: &str, cluster: &str) -> String {
 
 /// A GKE cluster's issuer taken apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct GkeCluster<'a> {
+struct GkeCluster<'a> {
     /// The project id.
-    pub project: &'a str,
+    project: &'a str,
     /// The region or zone.
-    pub location: &'a str,
+    location: &'a str,
     /// The cluster's name.
-    pub cluster: &'a str,
+    cluster: &'a str,
 }
 
 impl<'a> GkeCluster<'a> {
     /// Parses a GKE issuer strictly: exactly the form [`gke_issuer`] makes, each part made of lowercase
     /// letters, digits and `-` (what GCP allows in project ids, locations and cluster names), nothing
     /// after the cluster's name. `None` otherwise.
-    ///
-    /// ```
-    /// use oidc_bearer::issuers::gke::GkeCluster;
-    ///
-    /// let c = GkeCluster::parse(
-    ///     "https://container.googleapis.com/v1/projects/p/locations/europe-west1/clusters/prod",
-    /// ).unwrap();
-    /// assert_eq!((c.project, c.location, c.cluster), ("p", "europe-west1", "prod"));
-    /// assert!(GkeCluster::parse("https://container.googleapis.com/v1/projects/p/locations/l/clusters/c/x").is_none());
-    /// ```
-    pub fn parse(issuer: &'a str) -> Option<Self> {
+    fn parse(issuer: &'a str) -> Option<Self> {
         let rest = issuer.strip_prefix(GKE_ISSUER_PREFIX)?;
         let mut parts = rest.split('/');
         let mut next = || parts.next();
@@ -111,7 +101,7 @@ fn valid_part(part: &str) -> bool {
 /// negative-cache period when it does not exist.
 ///
 /// ```
-/// use oidc_bearer::issuers::IssuerPattern;
+/// use oidc_bearer::IssuerPattern;
 /// use oidc_bearer::issuers::gke::{GkeClusters, gke_issuer};
 ///
 /// let pattern = GkeClusters::new("my-service").project("prod-1").location("europe-west1");

@@ -12,7 +12,8 @@
 use std::collections::HashSet;
 use std::fmt;
 
-use super::{Configure, IssuerPattern};
+use super::Configure;
+use crate::IssuerPattern;
 use crate::error::ConfigError;
 use crate::{Algorithm, Verifier, VerifierBuilder};
 
@@ -20,9 +21,9 @@ use crate::{Algorithm, Verifier, VerifierBuilder};
 pub const GOOGLE_ISSUER: &str = "https://accounts.google.com";
 /// The other spelling of Google's issuer found in older ID tokens (go-oidc's
 /// `issuerGoogleAccountsNoScheme`).
-pub const GOOGLE_ISSUER_NO_SCHEME: &str = "accounts.google.com";
+const GOOGLE_ISSUER_NO_SCHEME: &str = "accounts.google.com";
 /// Where Google publishes each service account's public keys: `{base}/{email}`.
-pub const SERVICE_ACCOUNT_JWKS_BASE: &str = "https://www.googleapis.com/service_accounts/v1/jwk";
+const SERVICE_ACCOUNT_JWKS_BASE: &str = "https://www.googleapis.com/service_accounts/v1/jwk";
 
 /// A verifier for Google-issued ID tokens meant for `audience` (for Cloud Run and metadata-server
 /// tokens, the audience the caller asked for, often the service's URL).
@@ -40,7 +41,7 @@ pub fn id_token_verifier(audience: impl Into<String>) -> VerifierBuilder {
 }
 
 /// The URL of a service account's public keys (JWKS).
-pub fn service_account_jwks_uri(email: &str) -> String {
+fn service_account_jwks_uri(email: &str) -> String {
     format!("{SERVICE_ACCOUNT_JWKS_BASE}/{email}")
 }
 
@@ -55,16 +56,12 @@ pub fn service_account_verifier(
     audience: impl Into<String>,
 ) -> Result<VerifierBuilder, ConfigError> {
     check_email(email)?;
-    Ok(account_builder(
-        email,
-        audience.into(),
-        SERVICE_ACCOUNT_JWKS_BASE,
-    ))
+    Ok(account_builder(email, audience.into()))
 }
 
-fn account_builder(email: &str, audience: String, base: &str) -> VerifierBuilder {
+fn account_builder(email: &str, audience: String) -> VerifierBuilder {
     Verifier::builder(email, audience)
-        .with_jwks_uri(format!("{}/{email}", base.trim_end_matches('/')))
+        .with_jwks_uri(service_account_jwks_uri(email))
         .with_algorithms(&[Algorithm::RS256])
 }
 
@@ -77,7 +74,8 @@ fn account_builder(email: &str, audience: String, base: &str) -> VerifierBuilder
 /// untrusted issuer without any fetch.
 ///
 /// ```
-/// use oidc_bearer::issuers::{IssuerPattern, IssuerRegistry, google::ServiceAccounts};
+/// use oidc_bearer::issuers::google::ServiceAccounts;
+/// use oidc_bearer::{IssuerPattern, IssuerRegistry};
 ///
 /// let accounts = ServiceAccounts::new(
 ///     "my-service",
@@ -92,7 +90,6 @@ fn account_builder(email: &str, audience: String, base: &str) -> VerifierBuilder
 pub struct ServiceAccounts {
     audience: String,
     accounts: HashSet<String>,
-    base: String,
     configure: Configure,
 }
 
@@ -109,21 +106,12 @@ impl ServiceAccounts {
         Ok(Self {
             audience: audience.into(),
             accounts,
-            base: SERVICE_ACCOUNT_JWKS_BASE.to_owned(),
             configure: Configure::default(),
         })
     }
 
-    /// Fetches the keys from `{base}/{email}` instead of Google's (tests use a local issuer).
-    pub fn with_jwks_base_url(mut self, base: impl Into<String>) -> Result<Self, ConfigError> {
-        let base = base.into();
-        crate::fetch::parse_url(&base, false)?;
-        self.base = base;
-        Ok(self)
-    }
-
     /// Finishes each account's builder (given with the account's email): cache settings, a clock,
-    /// extra audiences.
+    /// extra audiences, or another key URL (`with_jwks_uri`, for a local stand-in in tests).
     pub fn with_configure(
         mut self,
         configure: impl Fn(VerifierBuilder, &str) -> VerifierBuilder + Send + Sync + 'static,
@@ -138,7 +126,7 @@ impl IssuerPattern for ServiceAccounts {
         if !self.accounts.contains(issuer) {
             return None;
         }
-        let builder = account_builder(issuer, self.audience.clone(), &self.base);
+        let builder = account_builder(issuer, self.audience.clone());
         Some(self.configure.apply(builder, issuer))
     }
 }
@@ -148,7 +136,6 @@ impl fmt::Debug for ServiceAccounts {
         f.debug_struct("ServiceAccounts")
             .field("audience", &self.audience)
             .field("accounts", &self.accounts)
-            .field("base", &self.base)
             .finish_non_exhaustive()
     }
 }
@@ -206,18 +193,6 @@ mod tests {
             );
         }
         assert!(ServiceAccounts::new("aud", ["ok@p.iam.gserviceaccount.com", "bad"]).is_err());
-        let accounts = ServiceAccounts::new("aud", ["ok@p.iam.gserviceaccount.com"]).unwrap();
-        assert!(
-            accounts
-                .clone()
-                .with_jwks_base_url("http://10.0.0.1/jwk")
-                .is_err()
-        );
-        assert!(
-            accounts
-                .with_jwks_base_url("http://127.0.0.1:1/jwk/")
-                .is_ok()
-        );
     }
 
     #[test]

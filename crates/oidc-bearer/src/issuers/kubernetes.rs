@@ -18,21 +18,21 @@ use crate::{Verifier, VerifierBuilder};
 
 /// The `iss` of legacy secret-based service-account tokens (and the default issuer of clusters
 /// before Kubernetes 1.20). Not a URL: there is no discovery for it.
-pub const LEGACY_ISSUER: &str = "kubernetes/serviceaccount";
+const LEGACY_ISSUER: &str = "kubernetes/serviceaccount";
 /// The claim that marks a legacy token, required by the legacy policy.
-pub const LEGACY_NAMESPACE_CLAIM: &str = "kubernetes.io/serviceaccount/namespace";
+const LEGACY_NAMESPACE_CLAIM: &str = "kubernetes.io/serviceaccount/namespace";
 /// The API server's address inside a cluster, by its service's DNS name: used when the kubelet's
 /// `KUBERNETES_SERVICE_HOST` and `KUBERNETES_SERVICE_PORT` are not both set.
-pub const DEFAULT_API_SERVER: &str = "https://kubernetes.default.svc";
+const DEFAULT_API_SERVER: &str = "https://kubernetes.default.svc";
 /// The variables the kubelet sets in every container: the API server's service address and port.
 const SERVICE_HOST_ENV: &str = "KUBERNETES_SERVICE_HOST";
 const SERVICE_PORT_ENV: &str = "KUBERNETES_SERVICE_PORT";
 /// Where the kubelet mounts the pod's own service-account token (and rotates it).
-pub const DEFAULT_TOKEN_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
+const DEFAULT_TOKEN_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
 /// Where the kubelet mounts the cluster's CA certificate.
-pub const DEFAULT_CA_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt";
+const DEFAULT_CA_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt";
 /// Where the API server serves the service-account issuer's keys.
-pub const API_SERVER_JWKS_PATH: &str = "/openid/v1/jwks";
+const API_SERVER_JWKS_PATH: &str = "/openid/v1/jwks";
 
 /// The cluster this pod runs in, as an issuer: discovery and keys are fetched from the API server,
 /// authenticated with the pod's own service-account token, trusting exactly the cluster's CA.
@@ -130,7 +130,8 @@ impl InCluster {
     /// The defaults of a pod: the API server at `https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT`
     /// (the variables the kubelet sets, read now, as client-go's `InClusterConfig` does), or at
     /// `https://kubernetes.default.svc` when they are not both set; the token and CA where the
-    /// kubelet mounts them. Which address was used is logged at INFO when a verifier or a
+    /// kubelet mounts them (`/var/run/secrets/kubernetes.io/serviceaccount/token` and `…/ca.crt`);
+    /// keys are fetched from the API server's `/openid/v1/jwks`. Which address was used is logged at INFO when a verifier or a
     /// TokenReview endpoint is built from it.
     pub fn new() -> Self {
         let (host, port) = service_env();
@@ -215,8 +216,11 @@ impl InCluster {
     }
 
     /// This cluster's API server as a TokenReview endpoint, authenticated with the pod's token
-    /// (re-read when it rotates) and trusting exactly the cluster's CA. The service account needs
-    /// `create` on `tokenreviews.authentication.k8s.io` (the `system:auth-delegator` cluster role).
+    /// (re-read when it rotates) and trusting exactly the cluster's CA: for
+    /// [`TokenReview::builder`](crate::tokenreview::TokenReview::builder) and
+    /// [`ObjectBindingCheck::with_api_server`](crate::tokenreview::ObjectBindingCheck::with_api_server).
+    /// The service account needs `create` on `tokenreviews.authentication.k8s.io` (the
+    /// `system:auth-delegator` cluster role).
     ///
     /// Reads the token and CA now; fails if either cannot be read.
     pub fn api_server(&self) -> Result<crate::tokenreview::ApiServer, ConfigError> {
@@ -236,29 +240,6 @@ impl InCluster {
             builder = builder.with_ca_pem(pem);
         }
         builder.build()
-    }
-
-    /// The object-binding check ([`ObjectBindingCheck`](crate::tokenreview::ObjectBindingCheck))
-    /// asking this cluster's API server (see [`api_server`](Self::api_server)), confirming each
-    /// token at most once per `interval`.
-    pub fn object_binding_check(
-        &self,
-        interval: std::time::Duration,
-    ) -> Result<crate::tokenreview::ObjectBindingCheck, ConfigError> {
-        Ok(crate::tokenreview::ObjectBindingCheck::new(interval)
-            .with_api_server(self.api_server()?))
-    }
-
-    /// A [`TokenReview`](crate::tokenreview::TokenReview) verifier builder asking this cluster's
-    /// API server about tokens meant for `audience` (see [`api_server`](Self::api_server)).
-    pub fn token_review(
-        &self,
-        audience: impl Into<String>,
-    ) -> Result<crate::tokenreview::TokenReviewBuilder, ConfigError> {
-        Ok(crate::tokenreview::TokenReview::builder(
-            self.api_server()?,
-            audience,
-        ))
     }
 }
 

@@ -1,13 +1,14 @@
 //! Issuers by name: presets for Kubernetes (in-cluster, GKE, legacy tokens) and Google (ID tokens,
-//! service-account JWTs). [`IssuerRegistry`], which trusts many issuers at once, lives in
-//! [`registry`](crate::registry) and is re-exported here.
+//! service-account JWTs). Hand them to an [`IssuerRegistry`](crate::IssuerRegistry) to
+//! trust many issuers at once.
 //!
 //! A preset is a function that returns a [`VerifierBuilder`](crate::VerifierBuilder) with the issuer's
 //! quirks set; finish it with your own settings and `build`, or hand it to a registry.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! use oidc_bearer::issuers::{self, IssuerRegistry, gke::GkeClusters};
+//! use oidc_bearer::issuers::{self, gke::GkeClusters};
+//! use oidc_bearer::IssuerRegistry;
 //! use oidc_bearer::claims::DefaultClaims;
 //!
 //! // Trust this pod's own cluster, every GKE cluster of two projects, and Google's ID tokens.
@@ -28,36 +29,7 @@ pub mod gke;
 pub mod google;
 pub mod kubernetes;
 
-// The registry is core machinery with a module of its own; these paths keep working.
-pub use crate::registry::{IssuerPattern, IssuerRegistry, IssuerRegistryBuilder};
-
-/// The registry's default cap on proven pattern issuers.
-#[deprecated(note = "the default is documented on `IssuerRegistryBuilder::with_max_live_issuers`")]
-pub const DEFAULT_MAX_LIVE_ISSUERS: usize = crate::registry::DEFAULT_MAX_LIVE_ISSUERS;
-/// The registry's default cap on pattern issuers on probation.
-#[deprecated(
-    note = "the default is documented on `IssuerRegistryBuilder::with_max_pending_issuers`"
-)]
-pub const DEFAULT_MAX_PENDING_ISSUERS: usize = crate::registry::DEFAULT_MAX_PENDING_ISSUERS;
-/// The registry's default burst of new pattern issuers.
-#[deprecated(note = "the default is documented on `IssuerRegistryBuilder::with_new_issuer_rate`")]
-pub const DEFAULT_NEW_ISSUER_BURST: u32 = crate::registry::DEFAULT_NEW_ISSUER_BURST;
-/// The registry's default interval between new pattern issuers.
-#[deprecated(note = "the default is documented on `IssuerRegistryBuilder::with_new_issuer_rate`")]
-pub const DEFAULT_NEW_ISSUER_INTERVAL: Duration = crate::registry::DEFAULT_NEW_ISSUER_INTERVAL;
-/// The registry's default negative-cache time.
-#[deprecated(note = "the default is documented on `IssuerRegistryBuilder::with_negative_ttl`")]
-pub const DEFAULT_NEGATIVE_TTL: Duration = crate::registry::DEFAULT_NEGATIVE_TTL;
-
-/// The former path of [`gke::gke_issuer`], beside every other GKE item in [`gke`].
-#[deprecated(since = "0.2.0", note = "use `issuers::gke::gke_issuer`")]
-#[doc(hidden)]
-pub fn gke_issuer(project: &str, location: &str, cluster: &str) -> String {
-    gke::gke_issuer(project, location, cluster)
-}
-
 use std::sync::Arc;
-use std::time::Duration;
 
 /// A pattern's hook that finishes each builder it makes (clock, cache settings, test URLs...);
 /// without one, the builder is used as made.

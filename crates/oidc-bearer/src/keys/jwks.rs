@@ -22,8 +22,7 @@ pub(crate) const MIN_HMAC_SECRET_BYTES: usize = 32;
 
 /// The type of a public key (or shared secret).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum KeyKind {
+pub(crate) enum KeyKind {
     /// An RSA public key of this many bits.
     Rsa {
         /// The modulus length in bits.
@@ -47,9 +46,26 @@ pub enum KeyKind {
     Secret,
 }
 
+/// A key's type as people say it: `RSA 2048 bits`, `EC P-256`, `OKP Ed25519`.
+impl fmt::Display for KeyKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Rsa { bits } => write!(f, "RSA {bits} bits"),
+            Self::P256 => f.write_str("EC P-256"),
+            Self::P384 => f.write_str("EC P-384"),
+            Self::P521 => f.write_str("EC P-521"),
+            Self::Ed25519 => f.write_str("OKP Ed25519"),
+            Self::MlDsa44 => f.write_str("AKP ML-DSA-44"),
+            Self::MlDsa65 => f.write_str("AKP ML-DSA-65"),
+            Self::MlDsa87 => f.write_str("AKP ML-DSA-87"),
+            Self::Secret => f.write_str("HMAC secret"),
+        }
+    }
+}
+
 impl KeyKind {
     /// Whether a key of this kind can verify `alg`.
-    pub fn fits(self, alg: Algorithm) -> bool {
+    pub(crate) fn fits(self, alg: Algorithm) -> bool {
         use Algorithm::*;
         match self {
             Self::Rsa { .. } => matches!(alg, RS256 | RS384 | RS512 | PS256 | PS384 | PS512),
@@ -68,7 +84,7 @@ impl KeyKind {
 }
 
 /// One verification key, parsed once and ready to check signatures.
-pub struct PublicKey {
+pub(crate) struct PublicKey {
     kid: Option<String>,
     kind: KeyKind,
     alg: Option<Algorithm>,
@@ -79,24 +95,24 @@ pub struct PublicKey {
 
 impl PublicKey {
     /// The key's id (`kid`), if it has one.
-    pub fn kid(&self) -> Option<&str> {
+    pub(crate) fn kid(&self) -> Option<&str> {
         self.kid.as_deref()
     }
 
     /// The key's type.
-    pub fn kind(&self) -> KeyKind {
+    pub(crate) fn kind(&self) -> KeyKind {
         self.kind
     }
 
     /// The algorithm the key is bound to by its JWK `alg`, if any.
-    pub fn algorithm(&self) -> Option<Algorithm> {
+    pub(crate) fn algorithm(&self) -> Option<Algorithm> {
         self.alg
     }
 
     /// Whether this key may verify a token whose header says `alg`: the algorithm must fit the key's
     /// type and curve, and equal the JWK's `alg` when it has one (RFC 8725 §3.1, RFC 7517 §4.4); an
     /// HMAC secret must be at least as long as the algorithm's hash output (RFC 7518 §3.2).
-    pub fn fits(&self, alg: Algorithm) -> bool {
+    pub(crate) fn fits(&self, alg: Algorithm) -> bool {
         // Exactly the algorithms the key was prepared for, which `new` chose by these rules.
         self.prepared.iter().any(|(a, _)| *a == alg)
     }
@@ -232,8 +248,8 @@ struct RawJwkSet {
 impl Jwks {
     /// Parses a JWK Set document (RFC 7517 §5).
     ///
-    /// Keys this library cannot or must not use are skipped, never failing the set, and listed by
-    /// [`skipped_keys`](Self::skipped_keys) with the reason: unknown `kty` or `crv` (Ed448 has no
+    /// Keys this library cannot or must not use are skipped, never failing the set (a verifier logs
+    /// each with the reason, and [`explain_key_set`](super::explain_key_set) lists them): unknown `kty` or `crv` (Ed448 has no
     /// backend here), `use` other than `sig`, `key_ops` without `verify` (RFC 7517 §4.2, §4.3), an
     /// `alg` that is unknown or does not fit the key, ML-DSA (`AKP`) keys without the `ml-dsa`
     /// feature, symmetric (`oct`) keys — HMAC is never used with published keys (RFC 8725 §3.1) —
@@ -310,7 +326,7 @@ impl Jwks {
     /// A key set holding one HMAC shared secret, for an explicitly configured shared-secret issuer.
     /// The secret must be at least as long as the hash output (RFC 7518 §3.2): 32 bytes, and tokens
     /// signed with HS384 or HS512 are accepted only with a secret of at least 48 or 64 bytes.
-    pub fn from_secret(secret: &[u8], kid: Option<&str>) -> Result<Self, ConfigError> {
+    pub(crate) fn from_secret(secret: &[u8], kid: Option<&str>) -> Result<Self, ConfigError> {
         if secret.len() < MIN_HMAC_SECRET_BYTES {
             return Err(ConfigError::InvalidKey {
                 reason: format!(
@@ -354,19 +370,14 @@ impl Jwks {
         self.keys.push(key);
     }
 
-    /// The usable keys.
-    pub fn keys(&self) -> &[PublicKey] {
-        &self.keys
-    }
-
     /// How many keys the set held that were skipped as unusable.
-    pub fn skipped(&self) -> usize {
+    pub(crate) fn skipped(&self) -> usize {
         self.skipped
     }
 
     /// The skipped keys with their `kid` and the reason, in document order: the first
     /// [`MAX_SKIPPED_KEYS_KEPT`] of them ([`skipped`](Self::skipped) counts them all).
-    pub fn skipped_keys(&self) -> &[SkippedKey] {
+    pub(crate) fn skipped_keys(&self) -> &[SkippedKey] {
         &self.skipped_keys
     }
 
@@ -378,11 +389,6 @@ impl Jwks {
     /// Whether there is no usable key.
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
-    }
-
-    /// Whether a key with this id is in the set.
-    pub fn contains_kid(&self, kid: &str) -> bool {
-        self.by_kid.contains_key(kid)
     }
 
     /// Selects the key for a token: by `kid` when the header has one (O(1)), the algorithm must fit

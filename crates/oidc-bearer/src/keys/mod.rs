@@ -1,6 +1,7 @@
 //! Issuers' public keys: parsing a JWKS (RFC 7517), selecting the key for a token, and the key sources
-//! a verifier reads from — a [`StaticKeySet`] for offline use and a [`RemoteKeySet`] that follows an
-//! issuer's published keys with a cache.
+//! a verifier reads from — a [`StaticKeySet`] for offline use, your own [`KeySet`], or (by default)
+//! the issuer's published keys followed with a cache whose [`KeyCacheSettings`] a
+//! [`VerifierBuilder`](crate::VerifierBuilder) takes.
 
 mod jwks;
 mod remote;
@@ -9,28 +10,14 @@ mod skipped;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
-pub use crate::fetch::FetchedDocument;
-pub use jwks::{Jwks, KeyKind, PublicKey};
-pub use remote::{KeyCacheSettings, RemoteKeySet};
+pub(crate) use self::jwks::PublicKey;
+pub use self::{super::fetch::FetchedDocument, jwks::Jwks, remote::KeyCacheSettings};
+pub(crate) use remote::RemoteKeySet;
 
-/// The former name of [`KeyCacheSettings`].
-#[deprecated(
-    since = "0.2.0",
-    note = "renamed `KeyCacheSettings` (beside `TokenCacheSettings`)"
-)]
-pub type CacheSettings = KeyCacheSettings;
-pub use skipped::{MAX_SKIPPED_KEYS_KEPT, SkippedKey};
-
+use crate::Algorithm;
 use crate::error::{ConfigError, KeysError};
-
-/// A boxed, sendable future: what [`KeySet::refresh`] returned before it became
-/// `-> impl Future + Send`.
-#[deprecated(
-    since = "0.2.0",
-    note = "implement `KeySet::refresh` as `async fn refresh(&self) -> Result<Refresh, KeysError>`"
-)]
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// A source of an issuer's verification keys.
 ///
@@ -183,45 +170,80 @@ impl KeySet for StaticKeySet {
     }
 }
 
-impl KeyCacheSettings {
-    /// How long a [`RemoteKeySet`] uses a key set served with this `Cache-Control` value before it
-    /// must refresh it: `max-age` (`no-store` and `no-cache` count as zero) clamped to
-    /// [`min_ttl`](Self::min_ttl)..=[`max_ttl`](Self::max_ttl), or [`default_ttl`](Self::default_ttl)
-    /// without one.
-    ///
-    /// ```
-    /// use oidc_bearer::keys::KeyCacheSettings;
-    /// use std::time::Duration;
-    ///
-    /// let settings = KeyCacheSettings::default();
-    /// assert_eq!(settings.key_set_lifetime(Some("public, max-age=300")), Duration::from_secs(300));
-    /// assert_eq!(settings.key_set_lifetime(Some("no-store")), settings.min_ttl);
-    /// assert_eq!(settings.key_set_lifetime(None), settings.default_ttl);
-    /// ```
-    pub fn key_set_lifetime(&self, cache_control: Option<&str>) -> std::time::Duration {
-        cache_control
-            .and_then(crate::fetch::parse_max_age)
-            .unwrap_or(self.default_ttl)
-            .clamp(self.min_ttl, self.max_ttl)
-    }
+/// What a verifier's key cache makes of a JWK Set document: for tools that inspect an issuer the
+/// way a verifier would, such as the `oidc-bearer discover` command. Made by [`explain_key_set`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct KeySetReport {
+    /// Each key of the document, in its order: a key a verifier uses, or why it skips it (the
+    /// rules of [`Jwks::from_json`], which keeps only the usable keys).
+    pub keys: Vec<Result<UsableKey, String>>,
+    /// How long the keys are used after a fetch before they are refreshed: the response's
+    /// `Cache-Control: max-age` (`no-store` and `no-cache` count as zero) clamped to
+    /// [`min_ttl`](KeyCacheSettings::min_ttl)..=[`max_ttl`](KeyCacheSettings::max_ttl), or
+    /// [`default_ttl`](KeyCacheSettings::default_ttl) without one.
+    pub lifetime: Duration,
 }
 
-/// Each key of a JWK Set document as a key set would take it, in the document's order: the parsed key,
-/// or why it is skipped (the same rules as [`Jwks::from_json`], which keeps only the usable keys and
-/// traces the rest). For diagnostics, such as the `oidc-bearer discover` command; an error only when
-/// the document is not a JSON object with a `keys` array.
+/// A key of a JWK Set that a verifier uses, as [`explain_key_set`] describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct UsableKey {
+    /// Its `kid`, if it has one.
+    pub kid: Option<String>,
+    /// The algorithm its JWK `alg` binds it to, if any (otherwise every algorithm that fits it).
+    pub algorithm: Option<Algorithm>,
+    /// Its type as people say it: `RSA 2048 bits`, `EC P-256`, `OKP Ed25519`.
+    pub key_type: String,
+}
+
+/// Diagnostics: explains a JWK Set document (RFC 7517 §5) served with the `Cache-Control` value
+/// `cache_control`, as a key cache with `settings` would take it — each key used or skipped and why,
+/// and how long the set lives. An error only when the document is not a JSON object with a `keys`
+/// array.
 ///
 /// ```
-/// let keys = oidc_bearer::keys::explain_jwks(br#"{"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}"#).unwrap();
-/// assert!(keys[0].as_ref().unwrap_err().contains("RFC 8725"));
+/// use std::time::Duration;
+/// use oidc_bearer::keys::{KeyCacheSettings, explain_key_set};
+///
+/// let settings = KeyCacheSettings::default();
+/// let report = explain_key_set(
+///     br#"{"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}"#,
+///     Some("public, max-age=300"),
+///     &settings,
+/// ).unwrap();
+/// assert!(report.keys[0].as_ref().unwrap_err().contains("RFC 8725"));
+/// assert_eq!(report.lifetime, Duration::from_secs(300));
+///
+/// let report = explain_key_set(br#"{"keys": []}"#, Some("no-store"), &settings).unwrap();
+/// assert_eq!(report.lifetime, settings.min_ttl);
+/// let report = explain_key_set(br#"{"keys": []}"#, None, &settings).unwrap();
+/// assert_eq!(report.lifetime, settings.default_ttl);
 /// ```
-pub fn explain_jwks(json: &[u8]) -> Result<Vec<Result<PublicKey, String>>, ConfigError> {
+pub fn explain_key_set(
+    document: &[u8],
+    cache_control: Option<&str>,
+    settings: &KeyCacheSettings,
+) -> Result<KeySetReport, ConfigError> {
     #[derive(serde::Deserialize)]
     struct RawJwkSet {
         keys: Vec<serde_json::Value>,
     }
-    let set: RawJwkSet = serde_json::from_slice(json).map_err(|e| ConfigError::InvalidKey {
+    let set: RawJwkSet = serde_json::from_slice(document).map_err(|e| ConfigError::InvalidKey {
         reason: format!("not a JWK Set (a JSON object with a `keys` array): {e}"),
     })?;
-    Ok(set.keys.into_iter().map(jwks::parse_jwk).collect())
+    Ok(KeySetReport {
+        keys: set
+            .keys
+            .into_iter()
+            .map(|jwk| {
+                jwks::parse_jwk(jwk).map(|key| UsableKey {
+                    kid: key.kid().map(str::to_owned),
+                    algorithm: key.algorithm(),
+                    key_type: key.kind().to_string(),
+                })
+            })
+            .collect(),
+        lifetime: settings.ttl(cache_control.and_then(crate::fetch::parse_max_age)),
+    })
 }

@@ -29,13 +29,14 @@ use oidc_bearer_shared::flight::{Ending, Flight, FlightGroup, Launch};
 use url::Url;
 
 use super::{Jwks, KeySet, Refresh};
-use crate::clock::{SharedClock, SystemClock};
+use crate::clock::SharedClock;
 use crate::discovery;
 use crate::error::{ConfigError, FetchError, KeysError};
 use crate::fetch::{Fetcher, HttpSettings};
 
-/// How a [`RemoteKeySet`] caches keys (the key cache; the cache of verified tokens is
-/// [`TokenCacheSettings`](crate::cache::TokenCacheSettings)).
+/// How a verifier caches the keys it fetches from its issuer (the key cache, set with
+/// [`VerifierBuilder::with_key_cache`](crate::VerifierBuilder::with_key_cache); the cache of
+/// verified tokens is [`TokenCacheSettings`](crate::cache::TokenCacheSettings)).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct KeyCacheSettings {
@@ -89,7 +90,7 @@ impl KeyCacheSettings {
         Ok(())
     }
 
-    fn ttl(&self, max_age: Option<Duration>) -> Duration {
+    pub(crate) fn ttl(&self, max_age: Option<Duration>) -> Duration {
         max_age
             .unwrap_or(self.default_ttl)
             .clamp(self.min_ttl, self.max_ttl)
@@ -120,14 +121,14 @@ enum Source {
 /// A key set fetched from an issuer (by discovery or a direct JWKS URL) and cached.
 ///
 /// Cheap to clone; clones share the cache. Construction never fetches: the first verification (or
-/// [`ready`](RemoteKeySet::ready)) does.
+/// [`Verifier::ready`](crate::Verifier::ready)) does.
 ///
 /// Fetches run on the Tokio runtime of the caller that starts them, as spawned tasks. Called outside
 /// a Tokio runtime (from another executor), a key set that must fetch answers
 /// [`KeysError::Flight`] ([`FlightError::NoRuntime`](crate::error::FlightError::NoRuntime)) and
 /// fetches nothing; keys already loaded keep working.
 #[derive(Clone)]
-pub struct RemoteKeySet {
+pub(crate) struct RemoteKeySet {
     shared: Arc<Shared>,
 }
 
@@ -173,28 +174,6 @@ struct Inflight {
 }
 
 impl RemoteKeySet {
-    /// Keys found by OpenID Connect Discovery for `issuer`, at the standard discovery URL, with the
-    /// default HTTP settings, clock and key cache.
-    #[deprecated(
-        since = "0.2.0",
-        note = "build a verifier instead: `Verifier::builder(issuer, audience)` finds its keys by \
-                discovery, with your HTTP settings, clock and key cache"
-    )]
-    pub fn discover(issuer: &str) -> Result<Self, ConfigError> {
-        Self::builder_discovery(issuer, None, None, HttpSettings::default())
-            .map(|b| b.build(Arc::new(SystemClock), KeyCacheSettings::default()))
-    }
-
-    /// Keys at a JWKS URL, without discovery, with the default HTTP settings, clock and key cache.
-    #[deprecated(
-        since = "0.2.0",
-        note = "build a verifier instead: `Verifier::builder(issuer, audience).with_jwks_uri(url)`"
-    )]
-    pub fn from_jwks_url(url: &str) -> Result<Self, ConfigError> {
-        Self::builder_jwks(url, HttpSettings::default())
-            .map(|b| b.build(Arc::new(SystemClock), KeyCacheSettings::default()))
-    }
-
     pub(crate) fn builder_discovery(
         issuer: &str,
         discovery_url: Option<&str>,
@@ -234,7 +213,7 @@ impl RemoteKeySet {
 
     /// Fetches the keys now if none are loaded: a warm-up before serving. Verification works without
     /// it (the first token triggers the fetch), and a failure here is not fatal: later requests retry.
-    pub async fn ready(&self) -> Result<(), KeysError> {
+    pub(crate) async fn ready(&self) -> Result<(), KeysError> {
         match self.current() {
             Some(_) => Ok(()),
             None => self.refresh_inner().await.map(|_| ()),
@@ -273,15 +252,6 @@ impl RemoteKeySet {
                 tokio::time::sleep(wait).await;
             }
         });
-    }
-
-    /// How many keys are loaded now.
-    #[deprecated(
-        since = "0.2.0",
-        note = "use `KeySet::current`: `keys.current().map_or(0, |keys| keys.len())`"
-    )]
-    pub fn loaded_keys(&self) -> usize {
-        self.current().map_or(0, |k| k.len())
     }
 
     fn now(&self) -> Duration {

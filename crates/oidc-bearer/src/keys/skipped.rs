@@ -4,7 +4,7 @@ use std::fmt;
 
 /// How many skipped keys a set remembers with their reasons; [`Jwks::skipped`](super::Jwks::skipped) counts them all, so a
 /// document with thousands of junk keys costs no more than this many short records.
-pub const MAX_SKIPPED_KEYS_KEPT: usize = 16;
+pub(crate) const MAX_SKIPPED_KEYS_KEPT: usize = 16;
 /// A skipped key's `kid` is kept up to this many characters.
 const MAX_SKIPPED_KID_CHARS: usize = 64;
 /// A skip reason is kept up to this many characters (reasons quote the odd value they found).
@@ -12,18 +12,8 @@ const MAX_SKIP_REASON_CHARS: usize = 160;
 
 /// A JWK that a key set skipped as unusable, and why: for the log line that tells an operator which
 /// of the issuer's keys this library will never accept.
-///
-/// ```
-/// use oidc_bearer::keys::Jwks;
-///
-/// let jwks = Jwks::from_json(br#"{"keys": [{"kty": "RSA", "kid": "k1", "use": "enc"}]}"#).unwrap();
-/// assert_eq!(jwks.skipped(), 1);
-/// let skipped = &jwks.skipped_keys()[0];
-/// assert_eq!(skipped.kid(), Some("k1"));
-/// assert_eq!(skipped.reason(), r#"use "enc" is not "sig""#);
-/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SkippedKey {
+pub(crate) struct SkippedKey {
     index: usize,
     kid: Option<String>,
     reason: String,
@@ -39,17 +29,19 @@ impl SkippedKey {
     }
 
     /// The key's `kid`, if it had one that is a string (long ids are cut to 64 characters).
-    pub fn kid(&self) -> Option<&str> {
+    pub(crate) fn kid(&self) -> Option<&str> {
         self.kid.as_deref()
     }
 
     /// Why the key was skipped, in a few words (at most 160 characters).
-    pub fn reason(&self) -> &str {
+    #[cfg(test)]
+    pub(crate) fn reason(&self) -> &str {
         &self.reason
     }
 
     /// The key's position in the `keys` array of the document it came from, for keys without `kid`.
-    pub fn index(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn index(&self) -> usize {
         self.index
     }
 }
@@ -88,5 +80,41 @@ mod tests {
         );
         assert_eq!(skipped.reason().chars().count(), MAX_SKIP_REASON_CHARS + 1);
         assert_eq!(skipped.index(), 3);
+    }
+
+    /// A key set with thousands of junk keys counts them all but keeps only a few short records.
+    #[test]
+    fn skipped_key_records_are_bounded() {
+        use serde_json::{Value, json};
+
+        use super::super::Jwks;
+
+        let parse = |keys: Value| {
+            Jwks::from_json(&serde_json::to_vec(&json!({ "keys": keys })).unwrap()).unwrap()
+        };
+        let long = "k".repeat(10_000);
+        let junk: Vec<Value> = (0..5_000)
+            .map(|i| json!({"kty": format!("junk-{i}-{long}"), "kid": format!("{i}-{long}")}))
+            .collect();
+        let jwks = parse(Value::Array(junk));
+        assert_eq!(jwks.skipped(), 5_000);
+        assert_eq!(jwks.skipped_keys().len(), MAX_SKIPPED_KEYS_KEPT);
+        for (i, skipped) in jwks.skipped_keys().iter().enumerate() {
+            let kid = skipped.kid().unwrap();
+            assert!(kid.starts_with(&format!("{i}-kkk")), "{kid:.20}");
+            assert!(kid.chars().count() <= 65, "kid cut to 64 characters and …");
+            assert!(skipped.reason().chars().count() <= 161, "reason cut");
+            assert!(skipped.reason().starts_with("unsupported kty"));
+            assert_eq!(skipped.index(), i, "its place in the document");
+        }
+        // Merging keeps the bound too.
+        let merged = parse(json!([{"kty": "x"}])).merge(jwks);
+        assert_eq!(merged.skipped(), 5_001);
+        assert_eq!(merged.skipped_keys().len(), MAX_SKIPPED_KEYS_KEPT);
+        assert_eq!(merged.skipped_keys()[0].reason(), r#"unsupported kty "x""#);
+        assert_eq!(
+            merged.skipped_keys()[0].to_string(),
+            r#"key #0 (no kid): unsupported kty "x""#
+        );
     }
 }

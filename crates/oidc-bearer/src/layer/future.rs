@@ -1,4 +1,4 @@
-//! [`ResponseFuture`]: verification, then the inner service's future.
+//! [`BearerAuthFuture`]: verification, then the inner service's future.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -17,7 +17,7 @@ type VerifyFuture<T> = Pin<Box<dyn Future<Output = Result<Arc<T>, VerifyError>> 
 
 pin_project! {
     /// The response future of [`BearerAuth`](super::BearerAuth).
-    pub struct ResponseFuture<S, ReqBody, T, R>
+    pub struct BearerAuthFuture<S, ReqBody, T, R>
     where
         S: Service<Request<ReqBody>>,
     {
@@ -48,7 +48,7 @@ pin_project! {
     }
 }
 
-impl<S, ReqBody, T, R, ResBody> ResponseFuture<S, ReqBody, T, R>
+impl<S, ReqBody, T, R, ResBody> BearerAuthFuture<S, ReqBody, T, R>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     R: RejectionResponse<ResBody>,
@@ -84,7 +84,7 @@ where
     }
 }
 
-impl<S, ReqBody, T, R, ResBody> Future for ResponseFuture<S, ReqBody, T, R>
+impl<S, ReqBody, T, R, ResBody> Future for BearerAuthFuture<S, ReqBody, T, R>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     T: Send + Sync + 'static,

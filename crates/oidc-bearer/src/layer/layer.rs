@@ -18,7 +18,9 @@ use crate::rejection::DefaultRejection;
 ///
 /// ```
 /// use oidc_bearer::claims::kubernetes::KubernetesClaims;
-/// use oidc_bearer::prelude::*;
+/// use oidc_bearer::policy;
+/// use oidc_bearer::rejection::{AuthRejection, DefaultRejection};
+/// use oidc_bearer::{BearerAuthLayer, Claims, ConfigError, Verifier};
 ///
 /// let verifier = Verifier::new("https://kubernetes.default.svc.cluster.local", "my-service")?;
 /// let layer = BearerAuthLayer::new(verifier)
@@ -27,6 +29,32 @@ use crate::rejection::DefaultRejection;
 ///         .with_body(|r: &AuthRejection| format!("{{\"reason\":\"{}\"}}", r.code())))
 ///     .authorize(policy::namespaces(["prod"]));         // 403 for other namespaces; call it last
 /// # Ok::<(), oidc_bearer::ConfigError>(())
+/// ```
+///
+/// Any tower service, not only axum's: the layer puts the claims into the request's extensions as
+/// [`Claims<T>`](crate::Claims), or answers itself without calling the inner service.
+///
+/// ```
+/// use oidc_bearer::{BearerAuthLayer, Claims, Verifier};
+/// use oidc_bearer::claims::DefaultClaims;
+/// use std::convert::Infallible;
+/// use tower::{ServiceBuilder, ServiceExt, service_fn};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let verifier = Verifier::new("https://issuer.example", "my-service").unwrap();
+/// let service = ServiceBuilder::new()
+///     .layer(BearerAuthLayer::new(verifier))
+///     .service(service_fn(|req: http::Request<String>| async move {
+///         let claims = req.extensions().get::<Claims<DefaultClaims>>().unwrap();
+///         Ok::<_, Infallible>(http::Response::new(format!("hello {}", claims.subject().unwrap_or_default())))
+///     }));
+///
+/// // No token: 401 with a challenge, and the inner service is not called.
+/// let response = service.oneshot(http::Request::new(String::new())).await.unwrap();
+/// assert_eq!(response.status(), 401);
+/// assert_eq!(response.headers()["www-authenticate"], r#"Bearer realm="api""#);
+/// # }
 /// ```
 pub struct BearerAuthLayer<V, T = DefaultClaims, R = DefaultRejection, Src = AuthorizationHeader> {
     pub(super) verifier: V,
@@ -47,15 +75,6 @@ impl<V> BearerAuthLayer<V> {
             optional: false,
             _claims: PhantomData,
         }
-    }
-}
-
-impl<V, T, Src> BearerAuthLayer<V, T, DefaultRejection, Src> {
-    /// The `realm` of the `WWW-Authenticate` challenge (default `api`).
-    #[must_use]
-    pub fn with_realm(mut self, realm: impl AsRef<str>) -> Self {
-        self.rejection = self.rejection.with_realm(realm);
-        self
     }
 }
 
@@ -108,16 +127,6 @@ impl<V, T, R, Src> BearerAuthLayer<V, T, R, Src> {
             optional: self.optional,
             _claims: PhantomData,
         }
-    }
-
-    /// The former name of [`with_token_extractor`](Self::with_token_extractor).
-    #[deprecated(since = "0.2.0", note = "renamed `with_token_extractor`")]
-    #[must_use]
-    pub fn with_token_source<Src2: TokenExtractor>(
-        self,
-        source: Src2,
-    ) -> BearerAuthLayer<V, T, R, Src2> {
-        self.with_token_extractor(source)
     }
 }
 

@@ -1,36 +1,10 @@
-//! The tower middleware: [`BearerAuthLayer`] reads the bearer token, verifies it, puts the claims
-//! into the request's extensions as [`Claims<T>`] and calls the inner service — or answers with a
-//! [rejection](crate::rejection) instead.
-//!
-//! ```
-//! use oidc_bearer::{BearerAuthLayer, Claims, Verifier};
-//! use oidc_bearer::claims::DefaultClaims;
-//! use std::convert::Infallible;
-//! use tower::{ServiceBuilder, ServiceExt, service_fn};
-//!
-//! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() {
-//! let verifier = Verifier::new("https://issuer.example", "my-service").unwrap();
-//! let service = ServiceBuilder::new()
-//!     .layer(BearerAuthLayer::new(verifier))
-//!     .service(service_fn(|req: http::Request<String>| async move {
-//!         let claims = req.extensions().get::<Claims<DefaultClaims>>().unwrap();
-//!         Ok::<_, Infallible>(http::Response::new(format!("hello {}", claims.subject())))
-//!     }));
-//!
-//! // No token: 401 with a challenge, and the inner service is not called.
-//! let response = service.oneshot(http::Request::new(String::new())).await.unwrap();
-//! assert_eq!(response.status(), 401);
-//! assert_eq!(response.headers()["www-authenticate"], r#"Bearer realm="api""#);
-//! # }
-//! ```
+//! The tower middleware: [`BearerAuthLayer`] (configuration), [`BearerAuth`] (the service) and
+//! [`BearerAuthFuture`] (verification, then the inner service), re-exported at the crate root; the
+//! one place a refusal becomes a response and is logged.
 
 /// `get_ref`, `get_mut` and `into_inner` for a middleware service whose inner service `S` is its
-/// field `inner` (tower-http defines its services' accessors with a macro of this name). Exported,
-/// hidden, only for `oidc-bearer-client`'s service: not part of the public API.
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __define_inner_service_accessors {
+/// field `inner` (tower-http defines its services' accessors with a macro of this name).
+macro_rules! define_inner_service_accessors {
     () => {
         /// The inner service.
         pub fn get_ref(&self) -> &S {
@@ -48,22 +22,22 @@ macro_rules! __define_inner_service_accessors {
         }
     };
 }
+pub(crate) use define_inner_service_accessors;
 
-mod future;
+pub(crate) mod future;
 #[allow(clippy::module_inception)]
-mod layer;
+pub(crate) mod layer;
 mod refusal;
-mod service;
+pub(crate) mod service;
 
 use std::fmt;
 use std::marker::PhantomData;
 use std::ops::Deref;
 use std::sync::Arc;
 
-pub use future::ResponseFuture;
-pub use layer::BearerAuthLayer;
+pub(crate) use layer::BearerAuthLayer;
 pub(crate) use refusal::refuse;
-pub use service::BearerAuth;
+pub(crate) use service::BearerAuth;
 
 /// A request's verified claims, as the layer puts them into the request's extensions.
 ///
@@ -75,7 +49,8 @@ pub use service::BearerAuth;
 ///
 /// ```
 /// use axum::{Router, routing::get};
-/// use oidc_bearer::prelude::*;
+/// use oidc_bearer::claims::RegisteredClaims;
+/// use oidc_bearer::{BearerAuthLayer, Claims, ConfigError, Verifier};
 /// use serde::Deserialize;
 ///
 /// #[derive(Deserialize)]

@@ -77,11 +77,10 @@ mod tests {
         use crate::layer::Claims;
         use crate::rejection::AuthRejection;
 
-        let mut service = crate::policy::AuthorizeLayer::subjects(["alice"]).layer(service_fn(
-            |_: http::Request<()>| async {
+        let mut service = crate::policy::AuthorizeLayer::new(crate::policy::subjects(["alice"]))
+            .layer(service_fn(|_: http::Request<()>| async {
                 Ok::<_, Infallible>(http::Response::new(String::new()))
-            },
-        ));
+            }));
         let bob: DefaultClaims =
             serde_json::from_value(serde_json::json!({"iss": "https://i", "sub": "bob"})).unwrap();
         let mut responses = Vec::new();

@@ -9,10 +9,11 @@ use serde::de::DeserializeOwned;
 use tower_service::Service;
 use tracing::Instrument;
 
-use super::future::ResponseFuture;
+use super::future::BearerAuthFuture;
 use super::{Anonymous, BearerAuthLayer, BearerRan, Claims};
 use crate::bearer::TokenExtractor;
 use crate::rejection::{AuthRejection, RejectionResponse};
+use crate::sealed::INTERNAL;
 use crate::verify::VerifyToken;
 
 /// The service built by [`BearerAuthLayer`].
@@ -22,7 +23,7 @@ pub struct BearerAuth<S, V, T, R, Src> {
 }
 
 impl<S, V, T, R, Src> BearerAuth<S, V, T, R, Src> {
-    crate::__define_inner_service_accessors!();
+    super::define_inner_service_accessors!();
 }
 
 impl<S: Clone, V: Clone, T, R: Clone, Src: Clone> Clone for BearerAuth<S, V, T, R, Src> {
@@ -52,7 +53,7 @@ impl<S, V, T, R, Src> BearerAuth<S, V, T, R, Src> {
         mut req: Request<ReqBody>,
         claims: std::sync::Arc<T>,
         span: &tracing::Span,
-    ) -> ResponseFuture<S, ReqBody, T, R>
+    ) -> BearerAuthFuture<S, ReqBody, T, R>
     where
         S: Service<Request<ReqBody>, Response = Response<ResBody>>,
         T: Send + Sync + 'static,
@@ -62,7 +63,7 @@ impl<S, V, T, R, Src> BearerAuth<S, V, T, R, Src> {
         crate::metrics::request_accepted();
         req.extensions_mut().insert(Claims::<T>(claims));
         req.extensions_mut().insert(BearerRan);
-        ResponseFuture::call(self.inner.call(req))
+        BearerAuthFuture::call(self.inner.call(req))
     }
 }
 
@@ -76,7 +77,7 @@ where
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
-    type Future = ResponseFuture<S, ReqBody, T, R>;
+    type Future = BearerAuthFuture<S, ReqBody, T, R>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -93,12 +94,12 @@ where
             )
         };
         let cached = |span: &tracing::Span, token: &[u8]| {
-            span.in_scope(|| layer.verifier.verify_token_cached::<T>(token))
+            span.in_scope(|| layer.verifier.verify_token_cached::<T>(token, INTERNAL))
         };
         // A token verified before: answered from the token cache without allocating a future,
         // copying the token or cloning the inner service (it was polled ready; call it now). The
         // token is looked up before its syntax check, which a hit makes redundant.
-        let unchecked = layer.source.token_unchecked(req.headers());
+        let unchecked = layer.source.token_unchecked(req.headers(), INTERNAL);
         let span = unchecked.map(|_| new_span());
         if let (Some(span), Some(token)) = (&span, unchecked)
             && let Some(claims) = cached(span, token)
@@ -112,13 +113,13 @@ where
                 req.extensions_mut().remove::<Claims<T>>();
                 req.extensions_mut().insert(Anonymous::<T>::new());
                 req.extensions_mut().insert(BearerRan);
-                return ResponseFuture::call(self.inner.call(req));
+                return BearerAuthFuture::call(self.inner.call(req));
             }
             Ok(None) => {
-                return ResponseFuture::rejected(&layer.rejection, AuthRejection::MissingToken);
+                return BearerAuthFuture::rejected(&layer.rejection, AuthRejection::MissingToken);
             }
             Err(e) => {
-                return ResponseFuture::rejected(
+                return BearerAuthFuture::rejected(
                     &layer.rejection,
                     AuthRejection::InvalidRequest(e),
                 );
@@ -148,6 +149,6 @@ where
             }
             .instrument(span),
         );
-        ResponseFuture::verifying(verify, inner, req, layer.rejection.clone())
+        BearerAuthFuture::verifying(verify, inner, req, layer.rejection.clone())
     }
 }

@@ -12,10 +12,9 @@ use pin_project_lite::pin_project;
 use tower_layer::{Layer, Stack};
 use tower_service::Service;
 
-use super::{Denied, ForIssuers, Policy};
+use super::{Denied, Policy};
 use crate::claims::DefaultClaims;
 use crate::layer::{Anonymous, BearerAuthLayer, BearerRan, Claims, refuse};
-use crate::registry::IssuerPattern;
 use crate::rejection::{AuthRejection, DefaultRejection, RejectionResponse};
 
 /// Applies a [`Policy`] to requests that passed [`BearerAuthLayer`](crate::BearerAuthLayer), per
@@ -30,13 +29,14 @@ use crate::rejection::{AuthRejection, DefaultRejection, RejectionResponse};
 ///
 /// ```
 /// use axum::{Router, routing::get};
-/// use oidc_bearer::prelude::*;
+/// use oidc_bearer::policy::{self, AuthorizeLayer};
+/// use oidc_bearer::{BearerAuthLayer, ConfigError, Verifier};
 ///
 /// let verifier = Verifier::new("https://issuer.example", "my-service")?;
 /// let app: Router = Router::new()
 ///     .route("/admin", get(|| async { "admin" }))
 ///     // With `route_layer`, the layer added last runs first: the policy goes first.
-///     .route_layer(AuthorizeLayer::subjects(["system:serviceaccount:ops:deployer"]))
+///     .route_layer(AuthorizeLayer::new(policy::subjects(["system:serviceaccount:ops:deployer"])))
 ///     .route("/private", get(|| async { "private" }))
 ///     .route_layer(BearerAuthLayer::new(verifier));
 /// # Ok::<(), oidc_bearer::ConfigError>(())
@@ -47,8 +47,9 @@ pub struct AuthorizeLayer<P, T = DefaultClaims, R = DefaultRejection> {
     _claims: PhantomData<fn() -> T>,
 }
 
-impl<P: Policy<T>, T> AuthorizeLayer<P, T> {
-    /// Applies `policy` to `Claims<T>`.
+impl<P> AuthorizeLayer<P> {
+    /// Applies `policy` to `Claims<DefaultClaims>`; name the claims type of your bearer layer with
+    /// [`claims`](Self::claims) (a policy over another type, a closure on `&MyClaims` say, needs it).
     pub fn new(policy: P) -> Self {
         Self::from_parts(policy, DefaultRejection::new())
     }
@@ -62,24 +63,6 @@ impl<P, T, R> AuthorizeLayer<P, T, R> {
             _claims: PhantomData,
         }
     }
-
-    /// Applies the policy to tokens of these issuers only (exact `iss` values); others are refused.
-    #[must_use]
-    pub fn for_issuer<I: IntoIterator<Item = S>, S: Into<String>>(
-        self,
-        issuers: I,
-    ) -> AuthorizeLayer<ForIssuers<P>, T, R> {
-        AuthorizeLayer::from_parts(ForIssuers::new(issuers, self.policy), self.rejection)
-    }
-
-    /// Applies the policy to tokens of the issuers a registry pattern trusts; others are refused.
-    #[must_use]
-    pub fn for_issuers_matching(
-        self,
-        pattern: impl IssuerPattern,
-    ) -> AuthorizeLayer<ForIssuers<P>, T, R> {
-        AuthorizeLayer::from_parts(ForIssuers::matching(pattern, self.policy), self.rejection)
-    }
 }
 
 /// Here rather than beside [`BearerAuthLayer`]'s other methods so that `policy` builds on `layer`,
@@ -90,13 +73,15 @@ impl<V, T, R, Src> BearerAuthLayer<V, T, R, Src> {
     /// built by this layer's rejection builder. Call it last: it returns the two layers stacked.
     ///
     /// ```
-    /// use oidc_bearer::prelude::*;
+    /// use oidc_bearer::policy;
+    /// use oidc_bearer::rejection::DefaultRejection;
+    /// use oidc_bearer::{BearerAuthLayer, ConfigError, Verifier};
     ///
     /// let verifier = Verifier::new("https://issuer.example", "my-service")?;
     /// let layer = BearerAuthLayer::new(verifier)
-    ///     .with_realm("api")
+    ///     .with_rejection(DefaultRejection::new().with_realm("billing"))
     ///     .authorize(policy::namespaces(["prod"]).for_issuer(["https://issuer.example"]));
-    /// # Ok::<(), oidc_bearer::ConfigError>(())
+    /// # Ok::<(), ConfigError>(())
     /// ```
     ///
     /// In optional mode, a request without credentials reaches the policy with no claims and is
@@ -108,34 +93,6 @@ impl<V, T, R, Src> BearerAuthLayer<V, T, R, Src> {
         let authorize = AuthorizeLayer::from_parts(policy, self.rejection().clone());
         // Stack::new(inner, outer): this layer runs first, the policy after it.
         Stack::new(authorize, self)
-    }
-}
-
-impl AuthorizeLayer<super::Subjects> {
-    /// Allows only these subjects.
-    pub fn subjects<I: IntoIterator<Item = S>, S: Into<String>>(subjects: I) -> Self {
-        Self::new(super::subjects(subjects))
-    }
-}
-
-impl AuthorizeLayer<super::Namespaces> {
-    /// Allows only service accounts of these Kubernetes namespaces.
-    pub fn namespaces<I: IntoIterator<Item = S>, S: Into<String>>(namespaces: I) -> Self {
-        Self::new(super::namespaces(namespaces))
-    }
-}
-
-impl AuthorizeLayer<super::ServiceAccounts> {
-    /// Allows only these Kubernetes service accounts, each as `namespace/name`.
-    pub fn service_accounts<I: IntoIterator<Item = S>, S: Into<String>>(accounts: I) -> Self {
-        Self::new(super::service_accounts(accounts))
-    }
-}
-
-impl AuthorizeLayer<super::Scopes> {
-    /// Requires every one of these scopes (`scope` string or `scp` array).
-    pub fn scopes<I: IntoIterator<Item = S>, S: Into<String>>(scopes: I) -> Self {
-        Self::new(super::scopes(scopes))
     }
 }
 
@@ -200,7 +157,7 @@ pub struct Authorize<S, P, T, R> {
 }
 
 impl<S, P, T, R> Authorize<S, P, T, R> {
-    crate::__define_inner_service_accessors!();
+    crate::layer::define_inner_service_accessors!();
 }
 
 impl<S: Clone, P: Clone, T, R: Clone> Clone for Authorize<S, P, T, R> {
@@ -268,14 +225,14 @@ fn misconfigured<T>(bearer_ran: bool) -> AuthRejection {
         format!(
             "a policy on `Claims<{claims}>` found no such claims although a bearer layer ran: that \
              layer decodes another claims type. Pass the policy to the bearer layer, which types it by \
-             the layer's claims (`BearerAuthLayer::new(verifier).claims::<{claims}>().authorize(policy)`, \
-             from `oidc_bearer::prelude`), or name the layer's type with `AuthorizeLayer::claims::<T>()`"
+             the layer's claims (`BearerAuthLayer::new(verifier).claims::<{claims}>().authorize(policy)`), \
+             or name the layer's type with `AuthorizeLayer::claims::<T>()`"
         )
     } else {
         format!(
             "a policy on `Claims<{claims}>` ran before any bearer layer: pass the policy to the bearer \
-             layer (`BearerAuthLayer::new(verifier).claims::<{claims}>().authorize(policy)`, from \
-             `oidc_bearer::prelude`), or put `BearerAuthLayer` in front of the policy (with axum's \
+             layer (`BearerAuthLayer::new(verifier).claims::<{claims}>().authorize(policy)`), or put \
+             `BearerAuthLayer` in front of the policy (with axum's \
              `route_layer`, the layer added last runs first: add the policy first)"
         )
     };

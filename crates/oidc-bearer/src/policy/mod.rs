@@ -7,7 +7,8 @@
 //!
 //! ```
 //! use axum::{Router, routing::get};
-//! use oidc_bearer::prelude::*;
+//! use oidc_bearer::policy;
+//! use oidc_bearer::{BearerAuthLayer, ConfigError, Verifier};
 //!
 //! let verifier = Verifier::new("https://issuer.example", "my-service")?;
 //! let app: Router = Router::new()
@@ -29,7 +30,9 @@
 //! claims, the scopes and the Kubernetes claims that the policies read:
 //!
 //! ```
-//! use oidc_bearer::prelude::*;
+//! use oidc_bearer::claims::DefaultClaims;
+//! use oidc_bearer::policy;
+//! use oidc_bearer::{BearerAuthLayer, Claims, ConfigError, Verifier};
 //!
 //! #[derive(serde::Deserialize)]
 //! struct Profile {
@@ -52,7 +55,9 @@
 //! compile error, not a policy that silently refuses every token:
 //!
 //! ```
-//! use oidc_bearer::prelude::*;
+//! use oidc_bearer::claims::RegisteredClaims;
+//! use oidc_bearer::policy::{self, PolicyClaims};
+//! use oidc_bearer::{BearerAuthLayer, ConfigError, Verifier};
 //! use serde::Deserialize;
 //!
 //! #[derive(Deserialize)]
@@ -66,7 +71,8 @@
 //! impl PolicyClaims for MyClaims {
 //!     fn issuer(&self) -> Option<&str> { Some(&self.registered.iss) }
 //!     fn subject(&self) -> Option<&str> { self.registered.subject() }
-//!     fn scopes(&self) -> Vec<&str> { policy::split_scope(&self.scope) }
+//!     // RFC 6749 §3.3: a space-separated list (scope tokens hold no whitespace).
+//!     fn scopes(&self) -> Vec<&str> { self.scope.split_whitespace().collect() }
 //! }
 //!
 //! let verifier = Verifier::new("https://issuer.example", "my-service")?;
@@ -79,8 +85,8 @@
 //! Unscoped, a built-in policy accepts a matching token from **every** issuer the verifier trusts:
 //! with an [`IssuerRegistry`](crate::IssuerRegistry) that trusts every GKE cluster of a project,
 //! `namespaces(["prod"])` accepts a token from a dev cluster where anyone may create a `prod`
-//! namespace. Bind it to the issuer the names belong to with [`Subjects::for_issuer`] (and the same
-//! method on each built-in policy), or to a registry pattern with `for_issuers_matching`.
+//! namespace. Bind it to the issuer the names belong to with [`Rule::for_issuer`], or to a registry
+//! pattern with [`Rule::for_issuers_matching`].
 //!
 //! The tutorial's `AuthorizedSubjects` check called `forbid(w)` and forgot to `return`, so the private
 //! handler still ran. Here a refusal is the response: the inner service is never called.
@@ -151,7 +157,7 @@ where
 /// your own to use the built-in policies with it.
 ///
 /// `issuer`, `subject` and `scopes` are required on purpose: a default of "no scopes" once made
-/// [`Scopes`] refuse every token of a custom type without a word. A type that has no scopes says so
+/// [`scopes`] refuse every token of a custom type without a word. A type that has no scopes says so
 /// with `Vec::new()`, where a reader sees it. Only the service account has a default, because its
 /// rule is the same for every type ([`kubernetes_service_account`](Self::kubernetes_service_account)).
 pub trait PolicyClaims {
@@ -163,7 +169,7 @@ pub trait PolicyClaims {
     fn subject(&self) -> Option<&str>;
 
     /// The granted scopes: the space-separated `scope` claim (RFC 8693 §4.2, RFC 9068 §2.2.3) or the
-    /// `scp` array; [`split_scope`] reads the former.
+    /// `scp` array.
     fn scopes(&self) -> Vec<&str>;
 
     /// The Kubernetes service account `(namespace, name)` the token names: by default its `sub`
@@ -173,15 +179,6 @@ pub trait PolicyClaims {
     fn kubernetes_service_account(&self) -> Option<(&str, &str)> {
         named_service_account(self.subject(), [None, None])
     }
-}
-
-/// The scopes of a space-separated `scope` claim (RFC 6749 §3.3), empty items skipped.
-///
-/// ```
-/// assert_eq!(oidc_bearer::policy::split_scope("read  write"), ["read", "write"]);
-/// ```
-pub fn split_scope(scope: &str) -> Vec<&str> {
-    scope.split(' ').filter(|s| !s.is_empty()).collect()
 }
 
 impl PolicyClaims for RegisteredClaims {
@@ -228,8 +225,8 @@ impl<E> PolicyClaims for DefaultClaims<E> {
 }
 
 /// The service account of [`KubernetesClaims::service_account`], so a token whose `sub` and
-/// `kubernetes.io` claim disagree names no service account and is refused by [`Namespaces`] and
-/// [`ServiceAccounts`].
+/// `kubernetes.io` claim disagree names no service account and is refused by [`namespaces`] and
+/// [`service_accounts`].
 impl PolicyClaims for KubernetesClaims {
     fn issuer(&self) -> Option<&str> {
         Some(&self.registered.iss)
@@ -293,144 +290,113 @@ impl fmt::Debug for IssuerScope {
     }
 }
 
-/// A policy bound to some issuers: tokens of any other issuer are refused before `P` is asked.
-/// Made by `for_issuer`/`for_issuers_matching` on the built-in policies and on [`AuthorizeLayer`].
+/// A built-in policy, made by [`subjects`], [`namespaces`], [`service_accounts`] or [`scopes`].
+/// It reads any [`PolicyClaims`] type.
+///
+/// Unscoped, it accepts a matching token of every issuer the verifier trusts: bind it to the
+/// issuers the names belong to with [`for_issuer`](Self::for_issuer) or
+/// [`for_issuers_matching`](Self::for_issuers_matching) (see the [module docs](self#many-issuers)).
 #[derive(Debug, Clone)]
-pub struct ForIssuers<P> {
-    scope: IssuerScope,
-    policy: P,
+pub struct Rule {
+    check: Check,
+    /// Each binding must allow the token's issuer; empty: every issuer.
+    issuers: Vec<IssuerScope>,
 }
 
-impl<P> ForIssuers<P> {
-    /// `policy` for tokens of these issuers only (exact `iss` values).
-    pub fn new<I: IntoIterator<Item = S>, S: Into<String>>(issuers: I, policy: P) -> Self {
+/// What a [`Rule`] checks once the issuer is allowed.
+#[derive(Debug, Clone)]
+enum Check {
+    Subjects(Arc<HashSet<String>>),
+    Namespaces(Arc<HashSet<String>>),
+    /// `namespace/name`.
+    ServiceAccounts(Arc<HashSet<String>>),
+    /// Every one is required.
+    Scopes(Arc<Vec<String>>),
+}
+
+impl Rule {
+    fn new(check: Check) -> Self {
         Self {
-            scope: IssuerScope::Exact(set(issuers)),
-            policy,
+            check,
+            issuers: Vec::new(),
         }
     }
 
-    /// `policy` for tokens of the issuers `pattern` trusts (the pattern given to the
-    /// [`IssuerRegistry`](crate::IssuerRegistry) builder's `with_pattern`).
-    pub fn matching(pattern: impl IssuerPattern, policy: P) -> Self {
-        Self {
-            scope: IssuerScope::Pattern(Arc::new(pattern)),
-            policy,
-        }
+    /// This policy for tokens of these issuers only (exact `iss` values); others are refused.
+    #[must_use]
+    pub fn for_issuer<I: IntoIterator<Item = S>, S: Into<String>>(mut self, issuers: I) -> Self {
+        self.issuers.push(IssuerScope::Exact(set(issuers)));
+        self
+    }
+
+    /// This policy for tokens of the issuers a registry pattern trusts (the pattern given to
+    /// [`IssuerRegistryBuilder::with_pattern`](crate::IssuerRegistryBuilder::with_pattern));
+    /// others are refused.
+    #[must_use]
+    pub fn for_issuers_matching(mut self, pattern: impl IssuerPattern) -> Self {
+        self.issuers.push(IssuerScope::Pattern(Arc::new(pattern)));
+        self
     }
 }
 
-impl<T: PolicyClaims, P: Policy<T>> Policy<T> for ForIssuers<P> {
+impl<T: PolicyClaims> Policy<T> for Rule {
     fn check(&self, claims: &T) -> Result<(), Denied> {
-        match claims.issuer() {
-            Some(issuer) if self.scope.allows(issuer) => self.policy.check(claims),
-            _ => Err(Denied::new("the token's issuer is not allowed here")),
-        }
-    }
-}
-
-macro_rules! scoped {
-    ($($policy:ident),*) => {$(
-        impl $policy {
-            /// This policy for tokens of these issuers only (exact `iss` values); others are refused.
-            #[must_use]
-            pub fn for_issuer<I: IntoIterator<Item = S>, S: Into<String>>(self, issuers: I) -> ForIssuers<Self> {
-                ForIssuers::new(issuers, self)
-            }
-
-            /// This policy for tokens of the issuers a registry pattern trusts; others are refused.
-            #[must_use]
-            pub fn for_issuers_matching(self, pattern: impl IssuerPattern) -> ForIssuers<Self> {
-                ForIssuers::matching(pattern, self)
+        if !self.issuers.is_empty() {
+            match claims.issuer() {
+                Some(issuer) if self.issuers.iter().all(|scope| scope.allows(issuer)) => {}
+                _ => return Err(Denied::new("the token's issuer is not allowed here")),
             }
         }
-    )*};
-}
-
-scoped!(Subjects, Namespaces, ServiceAccounts, Scopes);
-
-/// Allows only these subjects (`sub`). Unscoped, from any trusted issuer: see the [module
-/// docs](self#many-issuers).
-#[derive(Debug, Clone)]
-pub struct Subjects(Arc<HashSet<String>>);
-
-impl<T: PolicyClaims> Policy<T> for Subjects {
-    fn check(&self, claims: &T) -> Result<(), Denied> {
-        match claims.subject() {
-            Some(sub) if self.0.contains(sub) => Ok(()),
-            _ => Err(Denied::new("the token's subject is not allowed here")),
-        }
-    }
-}
-
-/// Allows only service accounts of these Kubernetes namespaces. Unscoped, a namespace of any trusted
-/// cluster: see the [module docs](self#many-issuers).
-#[derive(Debug, Clone)]
-pub struct Namespaces(Arc<HashSet<String>>);
-
-impl<T: PolicyClaims> Policy<T> for Namespaces {
-    fn check(&self, claims: &T) -> Result<(), Denied> {
-        match claims.kubernetes_service_account() {
-            Some((ns, _)) if self.0.contains(ns) => Ok(()),
-            _ => Err(Denied::new(
-                "the token's Kubernetes namespace is not allowed here",
-            )),
-        }
-    }
-}
-
-/// Allows only these Kubernetes service accounts, as `namespace/name`. Unscoped, of any trusted
-/// cluster: see the [module docs](self#many-issuers).
-#[derive(Debug, Clone)]
-pub struct ServiceAccounts(Arc<HashSet<String>>);
-
-impl<T: PolicyClaims> Policy<T> for ServiceAccounts {
-    fn check(&self, claims: &T) -> Result<(), Denied> {
-        match claims.kubernetes_service_account() {
-            Some((ns, name)) if self.0.contains(&format!("{ns}/{name}")) => Ok(()),
-            _ => Err(Denied::new(
-                "the token's Kubernetes service account is not allowed here",
-            )),
-        }
-    }
-}
-
-/// Requires every one of these scopes. Unscoped, granted by any trusted issuer: see the [module
-/// docs](self#many-issuers).
-#[derive(Debug, Clone)]
-pub struct Scopes(Arc<Vec<String>>);
-
-impl<T: PolicyClaims> Policy<T> for Scopes {
-    fn check(&self, claims: &T) -> Result<(), Denied> {
-        let granted = claims.scopes();
-        if self.0.iter().all(|s| granted.contains(&s.as_str())) {
-            Ok(())
-        } else {
-            Err(Denied::new("the token lacks a required scope").with_scope(self.0.join(" ")))
+        match &self.check {
+            Check::Subjects(allowed) => match claims.subject() {
+                Some(sub) if allowed.contains(sub) => Ok(()),
+                _ => Err(Denied::new("the token's subject is not allowed here")),
+            },
+            Check::Namespaces(allowed) => match claims.kubernetes_service_account() {
+                Some((ns, _)) if allowed.contains(ns) => Ok(()),
+                _ => Err(Denied::new(
+                    "the token's Kubernetes namespace is not allowed here",
+                )),
+            },
+            Check::ServiceAccounts(allowed) => match claims.kubernetes_service_account() {
+                Some((ns, name)) if allowed.contains(&format!("{ns}/{name}")) => Ok(()),
+                _ => Err(Denied::new(
+                    "the token's Kubernetes service account is not allowed here",
+                )),
+            },
+            Check::Scopes(required) => {
+                let granted = claims.scopes();
+                if required.iter().all(|s| granted.contains(&s.as_str())) {
+                    Ok(())
+                } else {
+                    Err(Denied::new("the token lacks a required scope")
+                        .with_scope(required.join(" ")))
+                }
+            }
         }
     }
 }
 
 /// Allows only these subjects (`sub`).
-pub fn subjects<I: IntoIterator<Item = S>, S: Into<String>>(subjects: I) -> Subjects {
-    Subjects(set(subjects))
+pub fn subjects<I: IntoIterator<Item = S>, S: Into<String>>(subjects: I) -> Rule {
+    Rule::new(Check::Subjects(set(subjects)))
 }
 
 /// Allows only service accounts of these Kubernetes namespaces.
-pub fn namespaces<I: IntoIterator<Item = S>, S: Into<String>>(namespaces: I) -> Namespaces {
-    Namespaces(set(namespaces))
+pub fn namespaces<I: IntoIterator<Item = S>, S: Into<String>>(namespaces: I) -> Rule {
+    Rule::new(Check::Namespaces(set(namespaces)))
 }
 
 /// Allows only these Kubernetes service accounts, each as `namespace/name`.
-pub fn service_accounts<I: IntoIterator<Item = S>, S: Into<String>>(
-    accounts: I,
-) -> ServiceAccounts {
-    ServiceAccounts(set(accounts))
+pub fn service_accounts<I: IntoIterator<Item = S>, S: Into<String>>(accounts: I) -> Rule {
+    Rule::new(Check::ServiceAccounts(set(accounts)))
 }
 
 /// Requires every one of these scopes (`scope` string or `scp` array).
-pub fn scopes<I: IntoIterator<Item = S>, S: Into<String>>(scopes: I) -> Scopes {
-    Scopes(Arc::new(scopes.into_iter().map(Into::into).collect()))
+pub fn scopes<I: IntoIterator<Item = S>, S: Into<String>>(scopes: I) -> Rule {
+    Rule::new(Check::Scopes(Arc::new(
+        scopes.into_iter().map(Into::into).collect(),
+    )))
 }
 
 pub(crate) fn set<I: IntoIterator<Item = S>, S: Into<String>>(items: I) -> Arc<HashSet<String>> {
@@ -597,7 +563,7 @@ mod tests {
             );
             assert_eq!(claims.kubernetes_service_account(), expected, "{name}");
 
-            let service = AuthorizeLayer::namespaces(["prod"])
+            let service = AuthorizeLayer::new(namespaces(["prod"]))
                 .claims::<KubernetesClaims>()
                 .layer(service_fn(|_: http::Request<String>| async {
                     Ok::<_, Infallible>(http::Response::new(String::new()))

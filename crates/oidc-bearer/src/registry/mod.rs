@@ -8,11 +8,11 @@
 //! registry itself: selecting the verifier by `iss`, and what a verification's outcome changes.
 
 mod admission;
-mod builder;
+pub(crate) mod builder;
 mod exact;
 mod fast_path;
 mod negative;
-mod pattern;
+pub(crate) mod pattern;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -26,20 +26,17 @@ use crate::cache::{TokenCacheSettings, TokenCacheStats};
 use crate::clock::SharedClock;
 use crate::error::{ConfigError, Excerpt, Phase, VerifyError};
 use crate::fetch::SharedClients;
+use crate::sealed::Internal;
 use crate::token::{ClaimValue, Parsed};
 use crate::verify::{Verifier, VerifierBuilder, VerifyToken};
 
 use admission::{Bucket, Building, Trial};
-pub use builder::IssuerRegistryBuilder;
+pub(crate) use builder::IssuerRegistryBuilder;
 use builder::Limits;
-pub(crate) use builder::{
-    DEFAULT_MAX_LIVE_ISSUERS, DEFAULT_MAX_PENDING_ISSUERS, DEFAULT_NEGATIVE_TTL,
-    DEFAULT_NEW_ISSUER_BURST, DEFAULT_NEW_ISSUER_INTERVAL,
-};
 use exact::{ExactEntry, LazyExact};
 use fast_path::{DigestIndex, Recent};
 use negative::{Negative, backoff};
-pub use pattern::IssuerPattern;
+pub(crate) use pattern::IssuerPattern;
 
 /// Verifies tokens of many issuers: each token goes to the policy of its own `iss`, and only that
 /// issuer's keys are used (RFC 8725 §3.8), so one issuer's key can never vouch for another's tokens.
@@ -90,7 +87,7 @@ pub use pattern::IssuerPattern;
 /// # async fn main() {
 /// use oidc_bearer::{Verifier, VerifyError};
 /// use oidc_bearer::claims::DefaultClaims;
-/// use oidc_bearer::issuers::IssuerRegistry;
+/// use oidc_bearer::IssuerRegistry;
 /// use oidc_bearer_testing::TestIssuer;
 ///
 /// let (a, b) = (TestIssuer::start().await, TestIssuer::start().await);
@@ -216,8 +213,6 @@ impl IssuerRegistry {
         result
     }
 
-    crate::verify::deprecated_verify_shared!();
-
     /// The verifier for the token's issuer (`parsed` is `token` taken apart).
     fn select<'p>(
         &self,
@@ -273,16 +268,6 @@ impl IssuerRegistry {
         state.exact_built.len() + state.proven.len() + state.pending.len()
     }
 
-    /// The old name of [`built_issuers`](Self::built_issuers), which counts more than
-    /// [`with_max_live_issuers`](IssuerRegistryBuilder::with_max_live_issuers) bounds.
-    #[deprecated(
-        note = "renamed `built_issuers` (exact, proven and pending issuers); the count that \
-                `with_max_live_issuers` bounds is `proven_issuers`"
-    )]
-    pub fn live_issuers(&self) -> usize {
-        self.built_issuers()
-    }
-
     /// How many pattern issuers are proven (keys loaded) and kept now: the count that
     /// [`with_max_live_issuers`](IssuerRegistryBuilder::with_max_live_issuers) bounds.
     pub fn proven_issuers(&self) -> usize {
@@ -312,11 +297,6 @@ impl IssuerRegistry {
             }
         }
         total
-    }
-
-    /// How many issuers are listed exactly (aliases not counted).
-    pub fn exact_issuers(&self) -> usize {
-        self.inner.exact_count
     }
 
     /// The verifier for `iss`, the issuer of `parsed`, a token of `token_len` bytes.
@@ -493,7 +473,7 @@ impl VerifyToken for IssuerRegistry {
         Ok(claims)
     }
 
-    fn verify_token_cached<T>(&self, token: &[u8]) -> Option<Arc<T>>
+    fn verify_token_cached<T>(&self, token: &[u8], _: Internal) -> Option<Arc<T>>
     where
         T: DeserializeOwned + Send + Sync + 'static,
     {

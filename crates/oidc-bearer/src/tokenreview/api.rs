@@ -20,12 +20,12 @@ use crate::error::{ConfigError, FetchError, VerifyError};
 use crate::fetch::bearer_authorization;
 
 /// The TokenReview API's path on the API server.
-pub const TOKEN_REVIEW_PATH: &str = "/apis/authentication.k8s.io/v1/tokenreviews";
+const TOKEN_REVIEW_PATH: &str = "/apis/authentication.k8s.io/v1/tokenreviews";
 
 /// The default connect timeout of a review.
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// The default cap on a TokenReview answer (real ones are under 2 KiB).
-pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 64 * 1024;
+const DEFAULT_MAX_RESPONSE_BYTES: usize = 64 * 1024;
 /// The longest `status.error` kept from an answer (they are a line of text).
 const MAX_ERROR_CHARS: usize = 512;
 
@@ -44,7 +44,6 @@ type Credential = Arc<dyn Fn() -> Option<String> + Send + Sync>;
 /// let api = ApiServer::builder("https://kubernetes.default.svc")
 ///     .with_bearer_token(|| std::fs::read_to_string("/path/to/token").ok())
 ///     .build()?;
-/// assert_eq!(api.url(), "https://kubernetes.default.svc/apis/authentication.k8s.io/v1/tokenreviews");
 /// # Ok::<(), oidc_bearer::ConfigError>(())
 /// ```
 #[derive(Clone)]
@@ -74,7 +73,7 @@ impl ApiServer {
     }
 
     /// The TokenReview URL.
-    pub fn url(&self) -> &str {
+    pub(crate) fn url(&self) -> &str {
         self.inner.url.as_str()
     }
 
@@ -251,18 +250,6 @@ impl ApiServerBuilder {
     /// roots are trusted.
     pub fn with_ca_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
         self.ca_certificates.push(pem.into());
-        self
-    }
-
-    /// The connect timeout (default 2 s; the total timeout is the verifier's).
-    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
-        self
-    }
-
-    /// The largest answer accepted (default 64 KiB).
-    pub fn with_max_response_bytes(mut self, max: usize) -> Self {
-        self.max_response_bytes = max;
         self
     }
 

@@ -22,25 +22,19 @@ use crate::clock::SharedClock;
 use crate::crypto::Sha256;
 use crate::error::{ConfigError, VerifyError};
 use crate::log_limit::LogLimiter;
+use crate::sealed::Internal;
 use crate::{Verifier, VerifyToken};
 
-/// The default grace period of the object-binding check: 60 s.
-///
-/// While the API server itself fails (unreachable, 5xx, 429, no answer within the timeout),
-/// tokens that pass local verification are accepted for this long, counted from the first review
-/// that failed so; then requests get 503 until a review is answered. A minute rides out an
-/// API-server restart or a leader election. A deleted pod's token then works only while the API
-/// server is failing, for at most `grace` from the start of the outage — however long after the
-/// deletion it begins: a refusal is remembered only for the negative TTL.
-pub const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(60);
+/// The default grace period of the object-binding check (see `with_grace_period`).
+const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(60);
 
 /// Settings of the object-binding check; [`wrap`](Self::wrap) puts it around a
 /// [`Verifier`], giving an [`ObjectBinding`].
 ///
 /// **When the API server itself fails** (unreachable, 5xx, 429, or no answer within the
-/// timeout: [`ReviewError::is_api_server_failure`](super::ReviewError::is_api_server_failure)):
+/// timeout: [`ReviewError::is_api_server_failure`](crate::ReviewError::is_api_server_failure)):
 /// tokens that pass local verification are still accepted during the grace period
-/// ([`DEFAULT_GRACE_PERIOD`], counted from the first review that failed so), without waiting for
+/// (60 s by default, counted from the first review that failed so), without waiting for
 /// reviews that would fail (they are retried in the background, once per token per
 /// [`retry_interval`](TokenReviewSettings::retry_interval)); after it, requests get 503 with
 /// `Retry-After` until a review is answered. A refusal from the API server is never overridden
@@ -98,7 +92,10 @@ impl ObjectBindingCheck {
     }
 
     /// How long tokens are accepted on local verification alone while the API server itself
-    /// fails (default 60 s; zero: 503 at once).
+    /// fails (default 60 s; zero: 503 at once). A minute rides out an API-server restart or a
+    /// leader election. A deleted pod's token then works only while the API server is failing, for
+    /// at most `grace` from the start of the outage — however long after the deletion it begins: a
+    /// refusal is remembered only for the negative TTL.
     pub fn with_grace_period(mut self, grace: Duration) -> Self {
         self.grace = grace;
         self
@@ -195,11 +192,6 @@ impl<V> ObjectBinding<V> {
         &self.inner
     }
 
-    /// The verifier inside, unwrapped.
-    pub fn into_inner(self) -> V {
-        self.inner
-    }
-
     /// The same check — its reviews, their answers, its grace period and counters — around another
     /// verifier, e.g. an [`IssuerRegistry`](crate::IssuerRegistry) holding
     /// [`get_ref`](Self::get_ref): every token that `inner` accepts is then confirmed with this
@@ -235,11 +227,11 @@ impl<V: VerifyToken> VerifyToken for ObjectBinding<V> {
 
     /// Only what the inner verifier answers from its cache (so a token it accepted), and only while
     /// a review within the interval confirmed it.
-    fn verify_token_cached<T>(&self, token: &[u8]) -> Option<Arc<T>>
+    fn verify_token_cached<T>(&self, token: &[u8], internal: Internal) -> Option<Arc<T>>
     where
         T: DeserializeOwned + Send + Sync + 'static,
     {
-        let claims = self.inner.verify_token_cached::<T>(token)?;
+        let claims = self.inner.verify_token_cached::<T>(token, internal)?;
         let key = TokenKey::new(token)?;
         self.check.confirmed(&key.digest, token).then_some(claims)
     }
@@ -348,7 +340,7 @@ impl Check {
 mod tests {
     use super::*;
     use crate::clock::ManualClock;
-    use crate::tokenreview::ReviewError;
+    use crate::error::ReviewError;
 
     const AUD: &str = "my-service";
 
@@ -391,7 +383,7 @@ mod tests {
                 .map_err(|_| VerifyError::Malformed { reason: "claims" })
         }
 
-        fn verify_token_cached<T>(&self, token: &[u8]) -> Option<Arc<T>>
+        fn verify_token_cached<T>(&self, token: &[u8], _: Internal) -> Option<Arc<T>>
         where
             T: DeserializeOwned + Send + Sync + 'static,
         {
@@ -420,7 +412,10 @@ mod tests {
             .expect("the genuine token is confirmed");
         assert!(
             binding
-                .verify_token_cached::<serde_json::Value>(genuine.as_bytes())
+                .verify_token_cached::<serde_json::Value>(
+                    genuine.as_bytes(),
+                    crate::sealed::INTERNAL
+                )
                 .is_some()
         );
 
@@ -435,7 +430,10 @@ mod tests {
         let substituted = format!("{input}.{signature}");
         assert!(
             binding
-                .verify_token_cached::<serde_json::Value>(substituted.as_bytes())
+                .verify_token_cached::<serde_json::Value>(
+                    substituted.as_bytes(),
+                    crate::sealed::INTERNAL
+                )
                 .is_none(),
             "the fast path confirmed a token by another token's review"
         );

@@ -8,23 +8,23 @@ use serde::{Deserialize, Serialize};
 use crate::claims::kubernetes::{ServiceAccount, parse_subject};
 
 /// `extra` key: the name of the pod the token is bound to.
-pub const EXTRA_POD_NAME: &str = "authentication.kubernetes.io/pod-name";
+const EXTRA_POD_NAME: &str = "authentication.kubernetes.io/pod-name";
 /// `extra` key: the uid of the pod the token is bound to.
-pub const EXTRA_POD_UID: &str = "authentication.kubernetes.io/pod-uid";
+const EXTRA_POD_UID: &str = "authentication.kubernetes.io/pod-uid";
 /// `extra` key: the node the pod runs on (Kubernetes 1.30+).
-pub const EXTRA_NODE_NAME: &str = "authentication.kubernetes.io/node-name";
+const EXTRA_NODE_NAME: &str = "authentication.kubernetes.io/node-name";
 /// `extra` key: the uid of that node (Kubernetes 1.30+).
-pub const EXTRA_NODE_UID: &str = "authentication.kubernetes.io/node-uid";
+const EXTRA_NODE_UID: &str = "authentication.kubernetes.io/node-uid";
 /// `extra` key: the token's credential id, `JTI=<jti>` (Kubernetes 1.30+).
-pub const EXTRA_CREDENTIAL_ID: &str = "authentication.kubernetes.io/credential-id";
+const EXTRA_CREDENTIAL_ID: &str = "authentication.kubernetes.io/credential-id";
 
 /// Who the Kubernetes API server says a token belongs to: `status.user` of a TokenReview, and the
 /// audiences it was found valid for (`status.audiences`).
 ///
 /// It implements [`PolicyClaims`](crate::policy::PolicyClaims), reading the service account from the user name as
 /// [`KubernetesClaims`](crate::claims::kubernetes::KubernetesClaims) does, so the same policies
-/// ([`AuthorizeLayer::namespaces`](crate::policy::AuthorizeLayer::namespaces),
-/// `service_accounts`, `subjects`) work with either verifier.
+/// ([`policy::namespaces`](crate::policy::namespaces), `service_accounts`, `subjects`) work with
+/// either verifier.
 ///
 /// ```
 /// use oidc_bearer::tokenreview::TokenReviewClaims;
@@ -51,8 +51,9 @@ pub struct TokenReviewClaims {
     /// `system:authenticated`).
     #[serde(default)]
     pub groups: Vec<String>,
-    /// Extra attributes: the bound pod's name and uid, the node's, the credential id (see the
-    /// `EXTRA_*` constants).
+    /// Extra attributes: the bound pod's name and uid, the node's, the credential id (read them with
+    /// [`pod_name`](Self::pod_name) and its siblings), under keys such as
+    /// `authentication.kubernetes.io/pod-name`.
     #[serde(default)]
     pub extra: BTreeMap<String, Vec<String>>,
     /// The audiences the API server found the token valid for (a subset of those asked for).
@@ -73,7 +74,7 @@ impl TokenReviewClaims {
     }
 
     /// The first value of an `extra` attribute.
-    pub fn extra_value(&self, key: &str) -> Option<&str> {
+    fn extra_value(&self, key: &str) -> Option<&str> {
         self.extra.get(key)?.first().map(String::as_str)
     }
 

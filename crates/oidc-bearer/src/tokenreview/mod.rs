@@ -16,25 +16,24 @@
 //! # fn run() -> Result<(), oidc_bearer::ConfigError> {
 //! use oidc_bearer::BearerAuthLayer;
 //! use oidc_bearer::issuers::kubernetes::InCluster;
-//! use oidc_bearer::tokenreview::TokenReviewClaims;
+//! use oidc_bearer::tokenreview::{TokenReview, TokenReviewClaims};
 //!
 //! // The pod's own token and CA authenticate the reviews; tokens must be meant for "my-service".
-//! let review = InCluster::new().token_review("my-service")?.build()?;
+//! let review = TokenReview::builder(InCluster::new().api_server()?, "my-service").build()?;
 //! let layer = BearerAuthLayer::new(review).claims::<TokenReviewClaims>();
 //! # Ok(()) }
 //! ```
 //!
 //! The service account sending reviews needs `create` on `tokenreviews.authentication.k8s.io`:
-//! bind it to the `system:auth-delegator` cluster role (see `docs/tokenreview.md` for the
-//! manifest and the API-server load to expect).
+//! bind it to the `system:auth-delegator` cluster role (see [the TokenReview notes](https://example.invalid/oidc-bearer/blob/main/docs/tokenreview.md)
+//! for the manifest and the API-server load to expect).
 //!
 //! Answers are cached by the SHA-256 of the token's signature, a hit matching the rest of the
-//! token byte for byte (the token itself is never kept): acceptances for
-//! [`DEFAULT_CACHE_TTL`] and never past the token's `exp`, refusals for [`DEFAULT_NEGATIVE_TTL`].
-//! One review is in flight per token however many requests carry it, and it runs detached: a
-//! request that goes away neither cancels nor repeats it. Reviews are capped
-//! ([`DEFAULT_MAX_CONCURRENT_REVIEWS`]) and time out ([`DEFAULT_TIMEOUT`]). Anything that is not a
-//! well-formed, unexpired JWS is refused before any review, so garbage never costs an API call.
+//! token byte for byte (the token itself is never kept): acceptances for 30 s and never past the
+//! token's `exp`, refusals for 5 s. One review is in flight per token however many requests carry
+//! it, and it runs detached: a request that goes away neither cancels nor repeats it. Reviews are
+//! capped (8 at once) and time out (5 s); [`TokenReviewSettings`] changes these. Anything that is
+//! not a well-formed, unexpired JWS is refused before any review, so garbage never costs an API call.
 //! An API server that cannot answer (down, 5xx, 429, timeout) or that refuses our own credentials
 //! (401/403, logged at ERROR as a configuration mistake) gives 503 with `Retry-After`, never an
 //! acceptance.
@@ -45,26 +44,16 @@ mod cache;
 mod claims;
 mod reviewer;
 
-pub use crate::error::ReviewError;
-pub use api::{
-    ApiServer, ApiServerBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES,
-    TOKEN_REVIEW_PATH,
-};
-pub use binding::{DEFAULT_GRACE_PERIOD, ObjectBinding, ObjectBindingCheck};
-pub use claims::{
-    EXTRA_CREDENTIAL_ID, EXTRA_NODE_NAME, EXTRA_NODE_UID, EXTRA_POD_NAME, EXTRA_POD_UID,
-    TokenReviewClaims,
-};
-pub use reviewer::{
-    DEFAULT_CACHE_TTL, DEFAULT_MAX_BYTES, DEFAULT_MAX_CONCURRENT_REVIEWS, DEFAULT_MAX_ENTRIES,
-    DEFAULT_MAX_PENDING_REVIEWS, DEFAULT_NEGATIVE_TTL, DEFAULT_RETRY_INTERVAL, DEFAULT_TIMEOUT,
-    TokenReviewSettings, TokenReviewStats,
+pub use self::{
+    api::{ApiServer, ApiServerBuilder},
+    binding::{ObjectBinding, ObjectBindingCheck},
+    claims::TokenReviewClaims,
+    reviewer::{TokenReviewSettings, TokenReviewStats},
 };
 
 use std::any::{Any, TypeId};
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 
@@ -73,6 +62,7 @@ use self::reviewer::Reviewer;
 use crate::cache::TokenKey;
 use crate::clock::{Clock, SharedClock, SystemClock};
 use crate::error::{ConfigError, VerifyError};
+use crate::sealed::Internal;
 use crate::token::{ClaimValue, Parsed};
 use crate::verify::{DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_BYTES, VerifyToken};
 
@@ -101,7 +91,7 @@ impl TokenReview {
     }
 
     /// The audiences asked for.
-    pub fn audiences(&self) -> &[String] {
+    pub(crate) fn audiences(&self) -> &[String] {
         self.reviewer.audiences()
     }
 
@@ -116,8 +106,6 @@ impl TokenReview {
             .await
             .map(Arc::unwrap_or_clone)
     }
-
-    crate::verify::deprecated_verify_shared!();
 
     /// The cache key of a token within the size cap: the SHA-256 of its signature segment, as
     /// the token cache's (the cache also compares the rest of the token, which is verified
@@ -213,7 +201,7 @@ impl VerifyToken for TokenReview {
         convert(reviewer.review(key, token, exp).await)
     }
 
-    fn verify_token_cached<T>(&self, token: &[u8]) -> Option<Arc<T>>
+    fn verify_token_cached<T>(&self, token: &[u8], _: Internal) -> Option<Arc<T>>
     where
         T: DeserializeOwned + Send + Sync + 'static,
     {
@@ -240,8 +228,8 @@ impl fmt::Debug for TokenReview {
     }
 }
 
-/// Configures a [`TokenReview`] verifier; from [`TokenReview::builder`] or
-/// [`InCluster::token_review`](crate::issuers::kubernetes::InCluster::token_review).
+/// Configures a [`TokenReview`] verifier; from [`TokenReview::builder`] (in a pod, with
+/// [`InCluster::api_server`](crate::issuers::kubernetes::InCluster::api_server)).
 #[must_use = "a builder does nothing until `build` is called"]
 pub struct TokenReviewBuilder {
     api: ApiServer,
@@ -258,20 +246,9 @@ impl TokenReviewBuilder {
         self
     }
 
-    /// How long an acceptance is kept (default 30 s; never past the token's `exp`). It bounds how
-    /// long a deleted pod's token keeps working.
-    pub fn with_cache_ttl(mut self, ttl: Duration) -> Self {
-        self.settings.cache_ttl = ttl;
-        self
-    }
-
-    /// How long a refusal is kept (default 5 s; at most the cache TTL).
-    pub fn with_negative_ttl(mut self, ttl: Duration) -> Self {
-        self.settings.negative_ttl = ttl;
-        self
-    }
-
-    /// Every cache and limit setting at once.
+    /// The cache and limit settings: how long acceptances (30 s, never past the token's `exp`:
+    /// it bounds how long a deleted pod's token keeps working) and refusals (5 s) are kept, the
+    /// caps on reviews, their timeout.
     pub fn with_settings(mut self, settings: TokenReviewSettings) -> Self {
         self.settings = settings;
         self
@@ -362,6 +339,7 @@ fn warn_if_api_server_audience(what: &'static str, audiences: &[String], issuer:
 mod tests {
     use super::*;
     use std::io::{Read as _, Seek as _};
+    use std::time::Duration;
 
     /// The WARN lines logged while `build` runs on this thread, through a subscriber set for this
     /// thread only (the warning's callsite is reached by no other test of this binary, so no other

@@ -20,29 +20,16 @@ use crate::error::{ConfigError, VerifyError};
 use crate::error::{FetchError, FlightError};
 use crate::log_limit::LogLimiter;
 
-/// The default time an accepted token's answer is kept: 30 s.
-///
-/// It bounds how long a token whose pod was deleted keeps working, which is why one uses
-/// TokenReview at all; the API server's webhook authenticator keeps answers 2 min
-/// (`--authentication-token-webhook-cache-ttl`), which is tuned for load, not revocation. At 30 s
-/// a busy client costs the API server 2 reviews per minute per replica.
-pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(30);
-/// The default time a refusal is kept: 5 s, shorter than acceptances (a refused token rarely
-/// becomes valid, but a short TTL bounds the cost of a mistake and of a `nbf` in the future).
-pub const DEFAULT_NEGATIVE_TTL: Duration = Duration::from_secs(5);
-/// The default time between two reviews of one token while the API server cannot answer: 1 s.
-pub const DEFAULT_RETRY_INTERVAL: Duration = Duration::from_secs(1);
-/// The default bound on kept answers: the token cache's, 10,000.
-pub const DEFAULT_MAX_ENTRIES: usize = crate::cache::DEFAULT_MAX_ENTRIES;
-/// The default bound on the bytes of kept answers: the token cache's, 16 MiB.
-pub const DEFAULT_MAX_BYTES: usize = crate::cache::DEFAULT_MAX_BYTES;
-/// The default cap on reviews in flight at once, per verifier.
-pub const DEFAULT_MAX_CONCURRENT_REVIEWS: usize = 8;
-/// The default cap on reviews started and not finished, per verifier.
-pub const DEFAULT_MAX_PENDING_REVIEWS: usize = 1024;
-/// The default time the API server has to answer a review, and the longest a review waits for a
-/// free slot before it is given up (503).
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+// The defaults, documented on the fields of `TokenReviewSettings`; the answer cache's bounds are
+// the token cache's.
+const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(30);
+const DEFAULT_NEGATIVE_TTL: Duration = Duration::from_secs(5);
+const DEFAULT_RETRY_INTERVAL: Duration = Duration::from_secs(1);
+const DEFAULT_MAX_ENTRIES: usize = crate::cache::DEFAULT_MAX_ENTRIES;
+const DEFAULT_MAX_BYTES: usize = crate::cache::DEFAULT_MAX_BYTES;
+const DEFAULT_MAX_CONCURRENT_REVIEWS: usize = 8;
+const DEFAULT_MAX_PENDING_REVIEWS: usize = 1024;
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How TokenReview answers are cached and reviews are limited.
 ///
@@ -59,8 +46,15 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct TokenReviewSettings {
     /// How long an acceptance is kept, never past the token's `exp` (default 30 s). For the
     /// object-binding check, this is its interval.
+    ///
+    /// It bounds how long a token whose pod was deleted keeps working, which is why one uses
+    /// TokenReview at all; the API server's webhook authenticator keeps answers 2 min
+    /// (`--authentication-token-webhook-cache-ttl`), which is tuned for load, not revocation. At
+    /// 30 s a busy client costs the API server 2 reviews per minute per replica.
     pub cache_ttl: Duration,
-    /// How long a refusal is kept (default 5 s).
+    /// How long a refusal is kept (default 5 s, at most `cache_ttl`): shorter than acceptances, as
+    /// a refused token rarely becomes valid but a short time bounds the cost of a mistake and of a
+    /// `nbf` in the future.
     pub negative_ttl: Duration,
     /// How long "could not review" is kept before the token is reviewed again (default 1 s).
     pub retry_interval: Duration,

@@ -126,14 +126,14 @@ impl VerifierBuilder {
     /// `accounts.google.com` or `https://accounts.google.com` (go-oidc accepts both the same way).
     /// Discovery still uses the configured issuer. Never give another issuer's name here: its tokens
     /// would be checked with this issuer's keys, so this is only for one issuer's spellings.
-    pub fn with_issuer_alias(mut self, iss: impl Into<String>) -> Self {
+    pub(crate) fn with_issuer_alias(mut self, iss: impl Into<String>) -> Self {
         self.issuer_aliases.push(iss.into());
         self
     }
 
     /// Requires this claim in every token (present and not `null`), e.g. to accept only tokens of a
     /// given shape. A token without it is refused with [`VerifyError::MissingClaim`](crate::VerifyError::MissingClaim).
-    pub fn with_required_claim(mut self, claim: &'static str) -> Self {
+    pub(crate) fn with_required_claim(mut self, claim: &'static str) -> Self {
         self.required_claims.push(claim);
         self
     }
@@ -194,25 +194,10 @@ impl VerifierBuilder {
         self
     }
 
-    /// The largest discovery or JWKS response accepted (default 1 MiB).
-    pub fn with_max_response_bytes(mut self, max: usize) -> Self {
-        self.http.max_response_bytes = max;
-        self
-    }
-
     /// The key cache's settings (cooldown, lifetimes, staleness, backoff).
     pub fn with_key_cache(mut self, settings: KeyCacheSettings) -> Self {
         self.cache = settings;
         self
-    }
-
-    /// The former name of [`with_key_cache`](Self::with_key_cache).
-    #[deprecated(
-        since = "0.2.0",
-        note = "renamed `with_key_cache` (beside `with_token_cache`)"
-    )]
-    pub fn with_cache_settings(self, settings: KeyCacheSettings) -> Self {
-        self.with_key_cache(settings)
     }
 
     /// Bounds for the cache of accepted tokens (on by default: 10,000 tokens, 16 MiB). See
@@ -231,12 +216,6 @@ impl VerifierBuilder {
     /// included.
     pub fn without_token_cache(mut self) -> Self {
         self.token_cache = None;
-        self
-    }
-
-    /// The least time between two fetches triggered by unknown `kid`s (default 30 s).
-    pub fn with_refresh_cooldown(mut self, cooldown: Duration) -> Self {
-        self.cache.cooldown = cooldown;
         self
     }
 

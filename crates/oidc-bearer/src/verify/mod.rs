@@ -19,21 +19,22 @@ use crate::cache::{Entry, KeyRef, Lookup, SharedClaims, TokenCache, TokenCacheSt
 use crate::clock::SharedClock;
 use crate::error::{ConfigError, KeysError, VerifyError};
 use crate::keys::{DynKeySet, Jwks};
+use crate::sealed::Internal;
 use crate::token::Parsed;
 
-mod builder;
+pub(crate) mod builder;
 mod claims;
 mod keys;
 mod rules;
 
-pub use builder::VerifierBuilder;
+pub(crate) use builder::VerifierBuilder;
 use keys::check_signature;
 pub(crate) use rules::Rules;
 
 /// The default token size cap: 8 KiB, far above real workload tokens (about 1 KiB).
-pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8 * 1024;
+pub(crate) const DEFAULT_MAX_TOKEN_BYTES: usize = 8 * 1024;
 /// The default clock-skew leeway for `exp`, `nbf` and `iat`.
-pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
+pub(crate) const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
 
 /// Verifies tokens of one issuer.
 ///
@@ -53,7 +54,7 @@ pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
 /// )?;
 /// # let token = "";
 /// let claims: DefaultClaims = verifier.verify(token).await?;
-/// println!("hello {}", claims.subject());
+/// println!("hello {}", claims.subject().unwrap_or_default());
 /// # Ok(()) }
 /// ```
 #[derive(Clone)]
@@ -150,7 +151,7 @@ impl Verifier {
     /// when the keys are loaded or the verifier is dropped.
     ///
     /// ```
-    /// use oidc_bearer::prelude::*;
+    /// use oidc_bearer::Verifier;
     /// use oidc_bearer_testing::TestIssuer;
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
@@ -175,7 +176,8 @@ impl Verifier {
     /// [`verify_token`](VerifyToken::verify_token), which hands out the cached claims themselves.
     ///
     /// ```
-    /// use oidc_bearer::prelude::*;
+    /// use oidc_bearer::claims::DefaultClaims;
+    /// use oidc_bearer::{Verifier, VerifyToken};
     /// use oidc_bearer_testing::TestIssuer;
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
@@ -196,8 +198,6 @@ impl Verifier {
             .await
             .map(|(Owned(claims), _)| claims)
     }
-
-    deprecated_verify_shared!();
 
     /// [`verify_token_cached`](VerifyToken::verify_token_cached) for a token whose cache key the
     /// caller has computed.
@@ -485,35 +485,12 @@ impl fmt::Debug for Verifier {
     }
 }
 
-/// The inherent `verify_shared` of the verifiers, now [`VerifyToken::verify_token`]: one deprecated
-/// forwarder, written once for [`Verifier`], `IssuerRegistry` and `TokenReview`.
-macro_rules! deprecated_verify_shared {
-    () => {
-        /// The former name of [`verify_token`](crate::VerifyToken::verify_token): the claims as a
-        /// shared `T`.
-        #[deprecated(
-            since = "0.2.0",
-            note = "use `VerifyToken::verify_token` (in the prelude)"
-        )]
-        pub async fn verify_shared<T>(
-            &self,
-            token: &str,
-        ) -> Result<std::sync::Arc<T>, $crate::VerifyError>
-        where
-            T: serde::de::DeserializeOwned + Send + Sync + 'static,
-        {
-            $crate::VerifyToken::verify_token(self, token).await
-        }
-    };
-}
-pub(crate) use deprecated_verify_shared;
-
 /// Something that verifies bearer tokens: a single-issuer [`Verifier`], a registry of many issuers
 /// ([`IssuerRegistry`](crate::IssuerRegistry)), or the Kubernetes API server
 /// ([`TokenReview`](crate::tokenreview::TokenReview)).
 ///
 /// The HTTP layer is generic over it, and [`verify_token`](Self::verify_token) is how to verify a
-/// token into shared claims outside it (the prelude brings the trait into scope); each verifier's
+/// token into shared claims outside it (bring the trait into scope with `use oidc_bearer::VerifyToken`); each verifier's
 /// inherent `verify` hands out the claims by value instead.
 pub trait VerifyToken: Clone + Send + Sync + 'static {
     /// Verifies `token` and decodes its claims into a shared `T`: what the HTTP layer uses.
@@ -538,12 +515,12 @@ pub trait VerifyToken: Clone + Send + Sync + 'static {
     /// that [`verify_token`](Self::verify_token) would return for the same token at this moment
     /// (and so never for bytes that are not a token it accepts).
     ///
-    /// Not part of the public API (hidden, and free to change in any release): the contract above
-    /// is subtle enough that only this crate's verifiers implement it. Implementations outside the
-    /// crate keep the default, which is always correct (every token then goes through
+    /// Sealed (its last argument is a value only this crate can make) and hidden: the contract
+    /// above is subtle enough that only this crate's verifiers implement it. Implementations
+    /// outside the crate keep the default, which is always correct (every token then goes through
     /// [`verify_token`](Self::verify_token)).
     #[doc(hidden)]
-    fn verify_token_cached<T>(&self, token: &[u8]) -> Option<Arc<T>>
+    fn verify_token_cached<T>(&self, token: &[u8], _: Internal) -> Option<Arc<T>>
     where
         T: DeserializeOwned + Send + Sync + 'static,
     {
@@ -565,7 +542,7 @@ impl VerifyToken for Verifier {
     /// The shared claims of `token` if this verifier's token cache already holds them for `T`, still
     /// valid (times re-checked against the clock, key still published). Never waits, never
     /// verifies: the HTTP layer answers cache hits with it without allocating a future.
-    fn verify_token_cached<T>(&self, token: &[u8]) -> Option<Arc<T>>
+    fn verify_token_cached<T>(&self, token: &[u8], _: Internal) -> Option<Arc<T>>
     where
         T: DeserializeOwned + Send + Sync + 'static,
     {

@@ -9,6 +9,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use oidc_bearer::claims::DefaultClaims;
 use oidc_bearer::claims::kubernetes::KubernetesClaims;
+use oidc_bearer::tokenreview::TokenReview;
 use oidc_bearer::{Verifier, VerifyError};
 use oidc_bearer_testing::now;
 use serde::de::DeserializeOwned;
@@ -84,10 +85,7 @@ async fn a_signed_payload_repeating_a_member_of_a_nested_object_is_refused() {
 #[tokio::test]
 async fn token_review_refuses_a_repeated_member_before_any_review() {
     let cluster = Cluster::start().await;
-    let review = cluster
-        .in_cluster()
-        .token_review(AUD)
-        .unwrap()
+    let review = TokenReview::builder(cluster.in_cluster().api_server().unwrap(), AUD)
         .build()
         .unwrap();
     let token = signed(

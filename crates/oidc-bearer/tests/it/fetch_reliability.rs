@@ -297,7 +297,7 @@ async fn failures_are_classified_and_worded_by_what_is_loaded() {
     let v = verifier(&issuer.issuer(), &clock);
     issuer.set_down(true);
     let err = v.ready().await.unwrap_err();
-    assert!(err.is_transient(), "{err:?}");
+    assert!(!err.is_configuration(), "an outage: {err:?}");
     let warns = events.at(tracing::Level::WARN);
     assert_eq!(warns.len(), 1);
     assert!(warns[0].contains("no keys loaded yet"), "{}", warns[0]);

@@ -7,17 +7,17 @@ use std::task::Poll;
 use std::time::Duration;
 
 use crate::support::cluster::{AUD, Cluster};
-use crate::support::code;
+use crate::support::{code, layer_status};
 use oidc_bearer::claims::kubernetes::KubernetesClaims;
 use oidc_bearer::clock::{Clock as _, ManualClock};
-use oidc_bearer::tokenreview::{
-    ApiServer, DEFAULT_GRACE_PERIOD, ObjectBinding, ObjectBindingCheck, ReviewError,
-    TokenReviewSettings,
-};
+use oidc_bearer::tokenreview::{ApiServer, ObjectBinding, ObjectBindingCheck, TokenReviewSettings};
 use oidc_bearer::{
-    BearerAuthLayer, FetchError, FlightError, IssuerRegistry, Verifier, VerifierBuilder,
-    VerifyError, VerifyToken,
+    BearerAuthLayer, FetchError, FlightError, IssuerRegistry, ReviewError, Verifier,
+    VerifierBuilder, VerifyError, VerifyToken,
 };
+
+/// The object-binding check's default grace period (`ObjectBindingCheck::with_grace_period`).
+const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(60);
 use tower::{ServiceBuilder, ServiceExt as _, service_fn};
 
 impl Cluster {
@@ -35,7 +35,7 @@ impl Cluster {
 
     /// The object-binding check of this cluster's API server, every [`INTERVAL`].
     fn check(&self) -> ObjectBindingCheck {
-        self.in_cluster().object_binding_check(INTERVAL).unwrap()
+        ObjectBindingCheck::new(INTERVAL).with_api_server(self.in_cluster().api_server().unwrap())
     }
 
     /// A cluster, a manual clock, and a verifier of its tokens with the object-binding check
@@ -84,29 +84,27 @@ async fn a_deleted_pods_token_is_refused_within_the_interval() {
     let token = cluster.token().sign();
     verify(&verifier, &token).await.unwrap();
     assert_eq!(cluster.reviews.calls(), 1);
-    assert!(
-        verifier
-            .verify_token_cached::<KubernetesClaims>(token.as_bytes())
-            .is_some()
+    assert_eq!(
+        layer_status::<KubernetesClaims>(&verifier, &token).await,
+        200
     );
 
     cluster.reviews.delete_bound_object(&token);
     clock.advance(INTERVAL - Duration::from_secs(1));
     // Still within the interval of the last confirmation: a local cache hit, no review.
-    assert!(
-        verifier
-            .verify_token_cached::<KubernetesClaims>(token.as_bytes())
-            .is_some()
+    assert_eq!(
+        layer_status::<KubernetesClaims>(&verifier, &token).await,
+        200
     );
     verify(&verifier, &token).await.unwrap();
     assert_eq!(cluster.reviews.calls(), 1);
 
     clock.advance(Duration::from_secs(1));
-    assert!(
-        verifier
-            .verify_token_cached::<KubernetesClaims>(token.as_bytes())
-            .is_none(),
-        "the fast path no longer answers once the interval is over"
+    // The token is still in the token cache: the HTTP layer's cache lookup must not answer it now.
+    assert_eq!(
+        layer_status::<KubernetesClaims>(&verifier, &token).await,
+        401,
+        "the cache no longer answers once the interval is over"
     );
     let refused = verifier.verify_token::<KubernetesClaims>(&token).await;
     assert_eq!(
@@ -228,10 +226,9 @@ async fn a_registry_of_bound_verifiers_checks_the_binding_too() {
     cluster.reviews.delete_bound_object(&token);
     verify(&registry, &token).await.unwrap();
     clock.advance(INTERVAL);
-    assert!(
-        registry
-            .verify_token_cached::<KubernetesClaims>(token.as_bytes())
-            .is_none()
+    assert_eq!(
+        layer_status::<KubernetesClaims>(&registry, &token).await,
+        401
     );
     assert_eq!(code(verify(&registry, &token).await), "review_refused");
 }
@@ -425,11 +422,10 @@ async fn a_clock_stepping_back_never_stretches_a_confirmation() {
     verify(&verifier, &token).await.unwrap();
     cluster.reviews.delete_bound_object(&token);
     clock.set(clock.now() - HOUR);
-    assert!(
-        verifier
-            .verify_token_cached::<KubernetesClaims>(token.as_bytes())
-            .is_none(),
-        "the fast path answered with a confirmation made an hour from now"
+    assert_eq!(
+        layer_status::<KubernetesClaims>(&verifier, &token).await,
+        401,
+        "the cache answered with a confirmation made an hour from now"
     );
     assert_eq!(code(verify(&verifier, &token).await), "review_refused");
 }
@@ -530,10 +526,9 @@ async fn another_payload_under_a_confirmed_signature_never_uses_its_confirmation
             cluster.reviews.set_down(true);
             verify(&verifier, &cluster.token().sign()).await.unwrap();
         }
-        assert!(
-            verifier
-                .verify_token_cached::<KubernetesClaims>(forged.as_bytes())
-                .is_none()
+        assert_eq!(
+            layer_status::<KubernetesClaims>(&verifier, &forged).await,
+            401
         );
         assert_eq!(code(verify(&verifier, &forged).await), "invalid_signature");
     }

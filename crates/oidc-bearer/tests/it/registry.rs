@@ -7,9 +7,9 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use crate::support::fetches;
+use oidc_bearer::IssuerRegistry;
 use oidc_bearer::claims::DefaultClaims;
 use oidc_bearer::clock::ManualClock;
-use oidc_bearer::issuers::IssuerRegistry;
 use oidc_bearer::issuers::gke::{GkeClusters, gke_issuer};
 use oidc_bearer::rejection::AuthRejection;
 use oidc_bearer::{BearerAuthLayer, Claims, Verifier, VerifierBuilder, VerifyError};
@@ -143,7 +143,6 @@ async fn ten_thousand_exact_issuers() {
         builder = builder.with_issuer(Verifier::builder(issuer.issuer(), AUD));
     }
     let registry = builder.build().unwrap();
-    assert_eq!(registry.exact_issuers(), 10_000);
     for issuer in &real {
         for _ in 0..2 {
             let claims = verify(&registry, &issuer.token().aud(AUD).sub("alice").sign())

@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use crate::support::{code, fetches};
+use oidc_bearer::IssuerRegistry;
 use oidc_bearer::claims::DefaultClaims;
-use oidc_bearer::issuers::IssuerRegistry;
 use oidc_bearer::{Algorithm, Verifier, VerifierBuilder, VerifyError};
 use oidc_bearer_testing::{KeyAlg, TestIssuer, TokenBuilder, now};
 

@@ -6,20 +6,22 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::support::cluster::{AUD, Cluster};
-use crate::support::code;
+use crate::support::{code, layer_status};
 use axum::Router;
 use axum::routing::get;
 use oidc_bearer::clock::{Clock as _, ManualClock};
-use oidc_bearer::policy::AuthorizeLayer;
+use oidc_bearer::policy::{self, AuthorizeLayer};
 use oidc_bearer::tokenreview::{
-    ReviewError, TokenReview, TokenReviewBuilder, TokenReviewClaims, TokenReviewSettings,
+    TokenReview, TokenReviewBuilder, TokenReviewClaims, TokenReviewSettings,
 };
-use oidc_bearer::{BearerAuthLayer, Claims, FetchError, FlightError, VerifyError, VerifyToken};
+use oidc_bearer::{
+    BearerAuthLayer, Claims, FetchError, FlightError, ReviewError, VerifyError, VerifyToken,
+};
 use serde_json::json;
 
 impl Cluster {
     fn review_builder(&self) -> TokenReviewBuilder {
-        self.in_cluster().token_review(AUD).unwrap()
+        TokenReview::builder(self.in_cluster().api_server().unwrap(), AUD)
     }
 
     fn review(&self) -> TokenReview {
@@ -85,25 +87,30 @@ async fn an_accepted_token_gives_typed_claims_and_is_reviewed_once() {
     let spec = cluster.reviews.last_spec().unwrap();
     assert_eq!(spec, json!({"token": token, "audiences": [AUD]}));
 
-    // Cached: no second review, the synchronous path answers, the same `Arc`.
+    // Cached: no second review, the same `Arc`, through the HTTP layer too.
     let a = review
         .verify_token::<TokenReviewClaims>(&token)
         .await
         .unwrap();
     let b = review
-        .verify_token_cached::<TokenReviewClaims>(token.as_bytes())
+        .verify_token::<TokenReviewClaims>(&token)
+        .await
         .unwrap();
     assert!(Arc::ptr_eq(&a, &b));
+    assert_eq!(
+        layer_status::<TokenReviewClaims>(&review, &token).await,
+        200
+    );
     assert_eq!(cluster.reviews.calls(), 1);
     assert_eq!(review.stats().reviews, 1);
     // Other claim types are decoded from the claims' JSON.
     let value: Arc<serde_json::Value> = review.verify_token(&token).await.unwrap();
     assert_eq!(value["username"], "system:serviceaccount:prod:billing");
-    assert!(
-        review
-            .verify_token_cached::<serde_json::Value>(token.as_bytes())
-            .is_none()
+    assert_eq!(
+        layer_status::<serde_json::Value>(&review, &token).await,
+        200
     );
+    assert_eq!(cluster.reviews.calls(), 1);
 }
 
 #[tokio::test]
@@ -251,8 +258,12 @@ async fn answers_are_kept_for_their_ttl_never_past_exp_and_refusals_shorter() {
     let review = cluster
         .review_builder()
         .with_clock(clock.clone())
-        .with_cache_ttl(Duration::from_secs(30))
-        .with_negative_ttl(Duration::from_secs(5))
+        .with_settings({
+            let mut settings = TokenReviewSettings::default();
+            settings.cache_ttl = Duration::from_secs(30);
+            settings.negative_ttl = Duration::from_secs(5);
+            settings
+        })
         .build()
         .unwrap();
     let calls = || cluster.reviews.calls();
@@ -274,12 +285,11 @@ async fn answers_are_kept_for_their_ttl_never_past_exp_and_refusals_shorter() {
     review.verify(&short).await.unwrap();
     assert_eq!(calls(), 3);
     clock.advance(Duration::from_secs(2));
-    assert!(
-        review
-            .verify_token_cached::<TokenReviewClaims>(short.as_bytes())
-            .is_none()
+    // Through the HTTP layer, whose synchronous cache lookup answers first.
+    assert_eq!(
+        layer_status::<TokenReviewClaims>(&review, &short).await,
+        200
     );
-    review.verify(&short).await.unwrap();
     assert_eq!(calls(), 4, "past exp: not served from the cache");
 
     let revoked = cluster.token().sign();
@@ -502,7 +512,9 @@ async fn through_the_layer_200_401_403_and_503_with_retry_after() {
     let review = cluster.review();
     let app: Router = Router::new()
         .route("/whoami", get(whoami))
-        .route_layer(AuthorizeLayer::namespaces(["prod"]).claims::<TokenReviewClaims>())
+        .route_layer(
+            AuthorizeLayer::new(policy::namespaces(["prod"])).claims::<TokenReviewClaims>(),
+        )
         .route_layer(BearerAuthLayer::new(review).claims::<TokenReviewClaims>());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/whoami", listener.local_addr().unwrap());
@@ -576,10 +588,13 @@ async fn another_payload_under_a_valid_signature_never_shares_its_answer() {
 
     // Cached: the valid token's answer is not the forged one's, and the other way round.
     review.verify(&valid).await.unwrap();
-    assert!(
-        review
-            .verify_token_cached::<TokenReviewClaims>(forged.as_bytes())
-            .is_none()
+    assert_eq!(
+        layer_status::<TokenReviewClaims>(&review, &forged).await,
+        401
+    );
+    assert_eq!(
+        layer_status::<TokenReviewClaims>(&review, &valid).await,
+        200
     );
     assert_eq!(code(review.verify(&forged).await), "review_refused");
 }

@@ -3,8 +3,12 @@
 
 use std::path::PathBuf;
 
-use oidc_bearer::issuers::kubernetes::{API_SERVER_JWKS_PATH, InCluster};
+use oidc_bearer::issuers::kubernetes::InCluster;
 use oidc_bearer_testing::{TestIssuer, TokenBuilder, TokenReviews};
+
+/// Where a Kubernetes API server publishes the service-account issuer's keys, and where
+/// `InCluster` fetches them.
+const API_SERVER_JWKS_PATH: &str = "/openid/v1/jwks";
 
 /// The audience the cluster's tokens are issued for.
 pub(crate) const AUD: &str = "my-service";
