@@ -31,7 +31,7 @@ use crate::rejection::{AuthRejection, DefaultRejection};
 /// ([`AuthRejection::Misconfigured`]): 500, a body that says what to add, logged at ERROR.
 #[derive(Debug, Clone)]
 pub struct MissingClaimsLayer {
-    type_name: &'static str,
+    pub(crate) type_name: &'static str,
 }
 
 impl std::fmt::Display for MissingClaimsLayer {
@@ -55,13 +55,6 @@ impl IntoResponse for MissingClaimsLayer {
     }
 }
 
-/// The rejection for a missing `Claims<T>`.
-pub(crate) fn missing_claims_layer<T>() -> MissingClaimsLayer {
-    MissingClaimsLayer {
-        type_name: type_name::<T>(),
-    }
-}
-
 impl<S, T> FromRequestParts<S> for Claims<T>
 where
     S: Send + Sync,
@@ -74,7 +67,9 @@ where
             .extensions
             .get::<Claims<T>>()
             .cloned()
-            .ok_or_else(missing_claims_layer::<T>)
+            .ok_or(MissingClaimsLayer {
+                type_name: type_name::<T>(),
+            })
     }
 }
 

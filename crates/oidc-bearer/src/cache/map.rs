@@ -52,6 +52,8 @@ pub(crate) trait Value {
 /// [`Digest`]).
 pub(crate) struct DigestMap<V, H = DigestHasher> {
     shards: Box<[Mutex<Shard<V, H>>]>,
+    /// Each shard's byte bound (also in each shard, read here without a lock).
+    max_bytes: usize,
 }
 
 impl<V: Value, H: BuildHasher + Default> DigestMap<V, H> {
@@ -81,7 +83,7 @@ impl<V: Value, H: BuildHasher + Default> DigestMap<V, H> {
                 })
             })
             .collect();
-        Self { shards }
+        Self { shards, max_bytes }
     }
 }
 
@@ -94,7 +96,7 @@ impl<V: Value, H: BuildHasher> DigestMap<V, H> {
 
     /// The byte bound of each shard.
     pub(crate) fn max_bytes_per_shard(&self) -> usize {
-        lock(&self.shards[0]).max_bytes
+        self.max_bytes
     }
 
     /// The shards' counters added up, with the entries and bytes held now.
@@ -108,26 +110,6 @@ impl<V: Value, H: BuildHasher> DigestMap<V, H> {
             });
         }
         total
-    }
-
-    /// How many shards there are.
-    #[cfg(test)]
-    pub(crate) fn shard_count(&self) -> usize {
-        self.shards.len()
-    }
-
-    /// The entry bound of each shard.
-    #[cfg(test)]
-    pub(crate) fn max_entries_per_shard(&self) -> usize {
-        lock(&self.shards[0]).max_entries
-    }
-
-    /// Checks every shard's index, queue and byte count against its slots.
-    #[cfg(test)]
-    pub(crate) fn check(&self) {
-        for shard in self.shards.iter().map(lock) {
-            shard.check();
-        }
     }
 }
 
@@ -195,11 +177,6 @@ impl<V: Value, H: BuildHasher> Shard<V, H> {
         Some(self.remove_at(i))
     }
 
-    /// The byte bound of this shard.
-    pub(crate) fn max_bytes(&self) -> usize {
-        self.max_bytes
-    }
-
     /// Stores `value` for `digest` as the newest entry, replacing the entry there, and evicts
     /// others as the bounds require; a value larger than the byte bound is not kept (and the entry
     /// there stays). Returns how many entries were evicted.
@@ -208,7 +185,7 @@ impl<V: Value, H: BuildHasher> Shard<V, H> {
         if size > self.max_bytes {
             return 0;
         }
-        let replaced = self.remove(digest);
+        let _replaced = self.remove(digest); // dropped last, with the shard whole again
         let mut evicted = 0;
         while !self.slots.is_empty()
             && (self.slots.len() >= self.max_entries || self.bytes + size > self.max_bytes)
@@ -226,7 +203,6 @@ impl<V: Value, H: BuildHasher> Shard<V, H> {
         self.index.insert(Digest(*digest), i);
         self.link_back(i);
         self.bytes += size;
-        drop(replaced);
         evicted
     }
 
@@ -267,14 +243,13 @@ impl<V: Value, H: BuildHasher> Shard<V, H> {
         self.unlink(i);
         let slot = self.slots.swap_remove(i as usize);
         self.index.remove(&Digest(slot.digest));
-        if let Some(moved) = self.slots.get(i as usize) {
-            let (prev, next) = (moved.prev, moved.next);
-            let digest = moved.digest;
-            self.set_next(prev, i);
-            self.set_prev(next, i);
-            if let Some(at) = self.index.get_mut(&Digest(digest)) {
-                *at = i;
-            }
+        if let Some(&Slot {
+            digest, prev, next, ..
+        }) = self.slots.get(i as usize)
+        {
+            self.link(prev, i);
+            self.link(i, next);
+            self.index.insert(Digest(digest), i);
         }
         self.bytes -= slot.value.size();
         slot.value
@@ -282,50 +257,26 @@ impl<V: Value, H: BuildHasher> Shard<V, H> {
 
     /// Links slot `i` at the back of the queue (as the newest).
     fn link_back(&mut self, i: u32) {
-        let tail = self.tail;
-        let slot = &mut self.slots[i as usize];
-        slot.prev = tail;
-        slot.next = NIL;
-        self.set_next(tail, i);
-        self.tail = i;
+        self.link(self.tail, i);
+        self.link(i, NIL);
     }
 
     /// Unlinks slot `i` from the queue.
     fn unlink(&mut self, i: u32) {
         let Slot { prev, next, .. } = self.slots[i as usize];
-        self.set_next(prev, next);
-        self.set_prev(next, prev);
+        self.link(prev, next);
     }
 
-    /// Points `at`'s successor (the head, when `at` is `NIL`) to `to`.
-    fn set_next(&mut self, at: u32, to: u32) {
-        match at {
-            NIL => self.head = to,
-            _ => self.slots[at as usize].next = to,
+    /// Makes `b` follow `a` in the queue (`NIL` stands for either end).
+    fn link(&mut self, a: u32, b: u32) {
+        match a {
+            NIL => self.head = b,
+            _ => self.slots[a as usize].next = b,
         }
-    }
-
-    /// Points `at`'s predecessor (the tail, when `at` is `NIL`) to `to`.
-    fn set_prev(&mut self, at: u32, to: u32) {
-        match at {
-            NIL => self.tail = to,
-            _ => self.slots[at as usize].prev = to,
+        match b {
+            NIL => self.tail = a,
+            _ => self.slots[b as usize].prev = a,
         }
-    }
-
-    #[cfg(test)]
-    fn check(&self) {
-        assert!(self.slots.len() <= self.max_entries && self.bytes <= self.max_bytes);
-        assert_eq!(self.index.len(), self.slots.len());
-        let (mut at, mut last, mut seen) = (self.head, NIL, 0);
-        while at != NIL {
-            let slot = &self.slots[at as usize];
-            assert_eq!((slot.prev, self.index[&Digest(slot.digest)]), (last, at));
-            (last, at, seen) = (at, slot.next, seen + 1);
-        }
-        assert_eq!((last, seen), (self.tail, self.slots.len()));
-        let bytes: usize = self.slots.iter().map(|s| s.value.size()).sum();
-        assert_eq!(bytes, self.bytes);
     }
 }
 
@@ -372,6 +323,35 @@ pub(crate) type DigestHasher = BuildHasherDefault<PassThrough>;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl<V: Value, H: BuildHasher> DigestMap<V, H> {
+        /// How many shards there are.
+        pub(crate) fn shard_count(&self) -> usize {
+            self.shards.len()
+        }
+
+        /// The entry bound of each shard.
+        pub(crate) fn max_entries_per_shard(&self) -> usize {
+            lock(&self.shards[0]).max_entries
+        }
+
+        /// Checks every shard's bounds, and its index, queue and byte count against its slots.
+        pub(crate) fn check(&self) {
+            for shard in self.shards.iter().map(lock) {
+                assert!(shard.slots.len() <= shard.max_entries && shard.bytes <= shard.max_bytes);
+                assert_eq!(shard.index.len(), shard.slots.len());
+                let (mut at, mut last, mut seen) = (shard.head, NIL, 0);
+                while at != NIL {
+                    let slot = &shard.slots[at as usize];
+                    assert_eq!((slot.prev, shard.index[&Digest(slot.digest)]), (last, at));
+                    (last, at, seen) = (at, slot.next, seen + 1);
+                }
+                assert_eq!((last, seen), (shard.tail, shard.slots.len()));
+                let bytes: usize = shard.slots.iter().map(|s| s.value.size()).sum();
+                assert_eq!(bytes, shard.bytes);
+            }
+        }
+    }
 
     /// A value of `size` bytes, expiring at `expires`, keeping `input` if given.
     struct V {

@@ -278,8 +278,8 @@ impl TokenCache {
         claims: SharedClaims,
         now: f64,
     ) {
+        let max_bytes = self.map.max_bytes_per_shard();
         let mut shard = self.map.lock(&token.digest);
-        let max_bytes = shard.max_bytes();
         let Some(slot) = shard.find(&token.digest, token.signing_input) else {
             return;
         };

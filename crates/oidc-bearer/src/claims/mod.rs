@@ -131,7 +131,7 @@ impl<'de> Deserialize<'de> for Audience {
 /// let mut claims = RegisteredClaims::new("https://issuer.example");
 /// claims.sub = Some("alice".into());
 /// assert_eq!(claims.subject(), Some("alice"));
-/// assert_eq!(claims.aud.iter().count(), 0);
+/// assert!(claims.aud.iter().next().is_none());
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -183,7 +183,7 @@ impl RegisteredClaims {
 ///
 /// ```
 /// use oidc_bearer::claims::DefaultClaims;
-/// use oidc_bearer::policy::{self, Policy};
+/// use oidc_bearer::policy::{self, Policy as _};
 ///
 /// #[derive(serde::Deserialize)]
 /// struct Profile {

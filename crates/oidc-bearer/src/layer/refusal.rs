@@ -59,3 +59,53 @@ pub(crate) fn refuse<B, R: RejectionResponse<B>>(
     response.extensions_mut().insert(reason);
     response
 }
+
+#[cfg(test)]
+mod tests {
+    /// Refusals by a policy and the extractor's "wired wrong" answer go the bearer layer's way:
+    /// counted by code, the reason in the response's extensions.
+    #[cfg(all(feature = "metrics", feature = "axum"))]
+    #[test]
+    fn policy_and_extractor_refusals_are_counted_by_code() {
+        use std::convert::Infallible;
+        use std::sync::Arc;
+
+        use axum::response::IntoResponse as _;
+        use tower::{Layer as _, Service as _, service_fn};
+
+        use crate::claims::DefaultClaims;
+        use crate::layer::Claims;
+        use crate::rejection::AuthRejection;
+
+        let mut service = crate::policy::AuthorizeLayer::new(crate::policy::subjects(["alice"]))
+            .layer(service_fn(|_: http::Request<()>| async {
+                Ok::<_, Infallible>(http::Response::new(String::new()))
+            }));
+        let bob: DefaultClaims =
+            serde_json::from_value(serde_json::json!({"iss": "https://i", "sub": "bob"})).unwrap();
+        let mut responses = Vec::new();
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        ::metrics::with_local_recorder(&recorder, || {
+            let mut request = http::Request::new(());
+            request.extensions_mut().insert(Claims(Arc::new(bob)));
+            let _forbidden = service.call(request);
+            let _misconfigured = service.call(http::Request::new(()));
+            let missing = crate::axum::MissingClaimsLayer {
+                type_name: std::any::type_name::<DefaultClaims>(),
+            };
+            responses.push(missing.into_response());
+        });
+        let text = handle.render();
+        for code in ["forbidden", "misconfigured"] {
+            let line = format!(r#"oidc_bearer_requests_refused_total{{code="{code}"}}"#);
+            assert!(text.contains(&line), "{code}: {text}");
+        }
+        assert!(
+            text.contains(r#"oidc_bearer_requests_refused_total{code="misconfigured"} 2"#),
+            "{text}"
+        );
+        let rejection = responses[0].extensions().get::<AuthRejection>();
+        assert_eq!(rejection.map(AuthRejection::code), Some("misconfigured"));
+    }
+}

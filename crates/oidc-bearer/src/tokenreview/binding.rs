@@ -3,8 +3,11 @@
 //! working within that interval while nearly every request costs a local cache hit.
 //!
 //! [`ObjectBinding`] wraps any [`VerifyToken`]: it verifies first, then confirms — never the
-//! other way round, since the confirmation is kept by the SHA-256 of the token's signature alone,
-//! which identifies a token only once that signature has been checked over the rest of it.
+//! other way round. A confirmation is kept by the SHA-256 of the token's signature together with
+//! the token's signing input, compared byte for byte: a signature checked over the rest of the
+//! token identifies it only under one key, and a wrapped [`IssuerRegistry`](crate::IssuerRegistry)
+//! accepts keys that issuers choose (an ECDSA public key can be computed under which another
+//! token's signature verifies over any payload: duplicate-signature key selection).
 
 use std::fmt;
 use std::sync::Arc;
@@ -154,8 +157,10 @@ impl ObjectBindingCheck {
         settings.validate()?;
         super::warn_if_api_server_audience("the object-binding check", &audiences, Some(issuer));
         Ok(Check {
-            // Keyed by the token cache's key of a token verified locally: nothing to compare.
-            reviewer: Arc::new(Reviewer::new(api, false, audiences, settings, clock)),
+            // Keyed by the token cache's key of a token verified locally, and the signing input
+            // compared: the inner verifier may accept one signature over several inputs, each
+            // under a key an issuer chose (see the module's documentation).
+            reviewer: Arc::new(Reviewer::new(api, true, audiences, settings, clock)),
             grace: self.grace.as_secs_f64(),
         })
     }
@@ -206,8 +211,7 @@ impl<V> ObjectBinding<V> {
 
 impl<V: VerifyToken> VerifyToken for ObjectBinding<V> {
     /// Verifies with the inner verifier, then confirms: the confirmation is keyed by the token
-    /// cache's key (the SHA-256 of the signature), which names a token only once its signature was
-    /// checked over the rest of it.
+    /// cache's key (the SHA-256 of the signature) and holds only for the same signing input.
     async fn verify_token<T>(&self, token: &str) -> Result<Arc<T>, VerifyError>
     where
         T: DeserializeOwned + Send + Sync + 'static,
@@ -229,7 +233,7 @@ impl<V: VerifyToken> VerifyToken for ObjectBinding<V> {
     {
         let claims = self.inner.verify_token_cached::<T>(token, internal)?;
         let key = TokenKey::new(token)?;
-        self.check.confirmed(&key.digest).then_some(claims)
+        self.check.confirmed(&key.digest, token).then_some(claims)
     }
 }
 
@@ -249,11 +253,11 @@ pub(crate) struct Check {
 }
 
 impl Check {
-    /// Whether the token with this key was confirmed within the interval (the synchronous fast
-    /// path: nothing is started).
-    pub(crate) fn confirmed(&self, key: &Sha256) -> bool {
+    /// Whether `token`, whose key is `key`, was confirmed within the interval (the synchronous
+    /// fast path: nothing is started).
+    pub(crate) fn confirmed(&self, key: &Sha256, token: &[u8]) -> bool {
         matches!(
-            self.reviewer.cached(key, b"", self.reviewer.now()),
+            self.reviewer.cached(key, token, self.reviewer.now()),
             Some(Ok(_))
         )
     }
@@ -262,7 +266,7 @@ impl Check {
     /// interval, shared by every request with the token.
     pub(crate) async fn check(&self, token: &str, key: Sha256) -> Result<(), VerifyError> {
         let now = self.reviewer.now();
-        let cached = self.reviewer.cached(&key, b"", now);
+        let cached = self.reviewer.cached(&key, token.as_bytes(), now);
         match cached {
             Some(Ok(_)) => return Ok(()),
             Some(Err(e)) if !e.is_unavailable() => return Err(e),
@@ -340,24 +344,16 @@ mod tests {
 
     const AUD: &str = "my-service";
 
-    /// A review that found no free slot within its timeout is a local limit: it records no
-    /// API-server outage, so it opens no grace period, neither for its own token nor for a token
-    /// whose pod was deleted, reviewed afterwards.
-    #[tokio::test(start_paused = true)]
-    async fn a_review_timing_out_for_a_local_slot_records_no_outage() {
-        let issuer = oidc_bearer_testing::TestIssuer::start().await;
+    /// The check of `issuer`'s tokens (audience [`AUD`], interval 30 s, a manual clock), asking
+    /// `issuer`'s TokenReview endpoint.
+    fn check_of(issuer: &oidc_bearer_testing::TestIssuer, settings: TokenReviewSettings) -> Check {
         let reviews = issuer.token_reviews();
         let caller = reviews.caller_token();
         let api = ApiServer::builder(reviews.api_server_url())
             .with_bearer_token(move || Some(caller.clone()))
             .build()
             .unwrap();
-        let settings = TokenReviewSettings {
-            max_concurrent_reviews: 1,
-            timeout: Duration::from_secs(10),
-            ..TokenReviewSettings::default()
-        };
-        let binding = ObjectBindingCheck::new(Duration::from_secs(30))
+        ObjectBindingCheck::new(Duration::from_secs(30))
             .with_api_server(api)
             .with_settings(settings)
             .build(
@@ -365,7 +361,106 @@ mod tests {
                 vec![AUD.into()],
                 Arc::new(ManualClock::new()),
             )
-            .unwrap();
+            .unwrap()
+    }
+
+    /// A verifier standing for an [`IssuerRegistry`](crate::IssuerRegistry) one of whose
+    /// admitted issuers chose its own key: it accepts a token carrying another issuer's
+    /// signature segment over its own header and payload. With ECDSA that takes no forgery — a
+    /// public key can be computed under which a given signature verifies over any message
+    /// (duplicate-signature key selection; Menezes & Smart 2004) — so a signature identifies a
+    /// token only together with the key it was checked under.
+    #[derive(Clone)]
+    struct AcceptsAnyKey;
+
+    impl VerifyToken for AcceptsAnyKey {
+        async fn verify_token<T>(&self, _token: &str) -> Result<Arc<T>, VerifyError>
+        where
+            T: DeserializeOwned + Send + Sync + 'static,
+        {
+            serde_json::from_str("{}")
+                .map(Arc::new)
+                .map_err(|_| VerifyError::Malformed { reason: "claims" })
+        }
+
+        fn verify_token_cached<T>(&self, token: &[u8], _: Internal) -> Option<Arc<T>>
+        where
+            T: DeserializeOwned + Send + Sync + 'static,
+        {
+            let _ = token;
+            serde_json::from_str("{}").ok().map(Arc::new)
+        }
+    }
+
+    /// A confirmation is for one token: another token with the same signature segment (its own
+    /// header and payload, accepted by the inner verifier under a key its issuer chose) is
+    /// reviewed on its own — and refused — neither on the fast path nor on the slow one reusing
+    /// the first token's answer.
+    #[tokio::test]
+    async fn a_confirmation_is_never_reused_by_a_token_sharing_its_signature() {
+        let issuer = oidc_bearer_testing::TestIssuer::start().await;
+        let reviews = issuer.token_reviews();
+        let check = check_of(&issuer, TokenReviewSettings::default());
+        let binding = ObjectBinding {
+            inner: AcceptsAnyKey,
+            check: Arc::new(check),
+        };
+        let genuine = issuer.token().kubernetes("prod", "billing").aud(AUD).sign();
+        binding
+            .verify_token::<serde_json::Value>(&genuine)
+            .await
+            .expect("the genuine token is confirmed");
+        assert!(
+            binding
+                .verify_token_cached::<serde_json::Value>(
+                    genuine.as_bytes(),
+                    crate::sealed::INTERNAL
+                )
+                .is_some()
+        );
+
+        // Another issuer's header and payload under the genuine token's signature.
+        let signature = genuine.rsplit_once('.').unwrap().1;
+        let other = issuer
+            .token()
+            .kubernetes("kube-system", "admin")
+            .aud(AUD)
+            .sign();
+        let (input, _) = other.rsplit_once('.').unwrap();
+        let substituted = format!("{input}.{signature}");
+        assert!(
+            binding
+                .verify_token_cached::<serde_json::Value>(
+                    substituted.as_bytes(),
+                    crate::sealed::INTERNAL
+                )
+                .is_none(),
+            "the fast path confirmed a token by another token's review"
+        );
+        let calls = reviews.calls();
+        let result = binding
+            .verify_token::<serde_json::Value>(&substituted)
+            .await;
+        assert!(
+            matches!(result, Err(VerifyError::ReviewRefused { .. })),
+            "a token never reviewed was confirmed by another token's review: {result:?}"
+        );
+        assert_eq!(reviews.calls(), calls + 1, "reviewed on its own");
+    }
+
+    /// A review that found no free slot within its timeout is a local limit: it records no
+    /// API-server outage, so it opens no grace period, neither for its own token nor for a token
+    /// whose pod was deleted, reviewed afterwards.
+    #[tokio::test(start_paused = true)]
+    async fn a_review_timing_out_for_a_local_slot_records_no_outage() {
+        let issuer = oidc_bearer_testing::TestIssuer::start().await;
+        let reviews = issuer.token_reviews();
+        let settings = TokenReviewSettings {
+            max_concurrent_reviews: 1,
+            timeout: Duration::from_secs(10),
+            ..TokenReviewSettings::default()
+        };
+        let binding = check_of(&issuer, settings);
         let key = |token: &str| crate::crypto::sha256(token.rsplit_once('.').unwrap().1.as_bytes());
         let token = |issuer: &oidc_bearer_testing::TestIssuer| {
             issuer.token().kubernetes("prod", "billing").aud(AUD).sign()
