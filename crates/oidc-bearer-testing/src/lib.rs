@@ -50,10 +50,8 @@
 mod issuer;
 mod key;
 mod server;
-mod token;
-mod tokenreview;
 
+pub use issuer::token::{TokenBuilder, now};
+pub use issuer::tokenreview::{ReviewHold, TOKEN_REVIEW_PATH, TokenReviews};
 pub use issuer::{JwksHold, TestIssuer, TestIssuerBuilder};
 pub use key::{KeyAlg, UnknownKeyAlg};
-pub use token::{TokenBuilder, now};
-pub use tokenreview::{ReviewHold, TOKEN_REVIEW_PATH, TokenReviews};

@@ -7,6 +7,9 @@ mod builder;
 mod documents;
 mod faults;
 mod keys;
+mod serve;
+pub(crate) mod token;
+pub(crate) mod tokenreview;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -21,8 +24,8 @@ pub use self::builder::TestIssuerBuilder;
 pub use self::faults::JwksHold;
 pub(crate) use self::faults::wait_for_count;
 use self::keys::KeyEntry;
+use self::token::TokenBuilder;
 use crate::server::Server;
-use crate::token::TokenBuilder;
 
 /// Where discovery is served (OpenID Connect Discovery 1.0 §4).
 const DISCOVERY_PATH: &str = "/.well-known/openid-configuration";
@@ -78,7 +81,7 @@ pub(crate) struct Shared {
     /// Number of live [`JwksHold`]s; JWKS requests wait while it is non-zero.
     holds: watch::Sender<usize>,
     /// The TokenReview endpoint's state.
-    pub(crate) reviews: crate::tokenreview::ReviewState,
+    pub(crate) reviews: self::tokenreview::ReviewState,
 }
 
 struct State {

@@ -8,7 +8,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value, json};
 
-use crate::issuer::Shared;
+use super::Shared;
 use crate::key::hmac_sign;
 
 /// The current time as Unix seconds, from [`std::time::SystemTime`], the clock token

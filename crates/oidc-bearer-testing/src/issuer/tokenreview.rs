@@ -19,8 +19,8 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
-use crate::issuer::{Shared, wait_for_count};
-use crate::token::{TokenBuilder, now};
+use super::token::{TokenBuilder, now};
+use super::{Shared, wait_for_count};
 
 /// Where the API server serves TokenReviews.
 pub const TOKEN_REVIEW_PATH: &str = "/apis/authentication.k8s.io/v1/tokenreviews";
