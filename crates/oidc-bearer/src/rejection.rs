@@ -119,38 +119,94 @@ impl AuthRejection {
     }
 }
 
-/// The client-facing text for each [`VerifyError`]. Exhaustive, with no `_` arm, so that a new
-/// variant is a compile error here rather than a wrong answer ("malformed") to the client.
+/// The client-facing texts of refused tokens, indexed by [`verify_text`].
+const VERIFY_TEXTS: [&str; 16] = [
+    "the token is malformed",
+    "the token's algorithm is not accepted",
+    "the token is not signed with a key of its issuer",
+    "the token's signing key is not known yet; try again later",
+    "the token uses unsupported critical extensions",
+    "the token's type is not accepted",
+    "the token's signature is invalid",
+    "the token's issuer is not trusted",
+    "the token is not meant for this service",
+    "the token lacks a required claim or has an invalid one",
+    "the token has expired",
+    "the token is not valid yet",
+    "the token was issued in the future",
+    "the token's claims do not have the expected shape",
+    "the token issuer's keys are not available; try again later",
+    "the token was refused by the cluster",
+];
+/// The last text, kept apart so that the table above stays one line per text.
+const REVIEW_UNAVAILABLE: &str =
+    "the token cannot be checked with the cluster now; try again later";
+
+/// The client-facing text for each [`VerifyError`].
 fn verify_description(error: &VerifyError) -> &'static str {
+    VERIFY_TEXTS
+        .get(verify_text(error))
+        .copied()
+        .unwrap_or(REVIEW_UNAVAILABLE)
+}
+
+/// The index of `error`'s client-facing text: in [`VERIFY_TEXTS`], or its length for
+/// [`REVIEW_UNAVAILABLE`]. Exhaustive, with no `_` arm, so that a new variant is a compile error
+/// here rather than a wrong answer ("malformed") to the client.
+fn verify_text(error: &VerifyError) -> usize {
     use VerifyError as E;
     match error {
-        E::TooLarge { .. } | E::Malformed { .. } => "the token is malformed",
-        E::UnsupportedAlgorithm { .. } | E::AlgorithmNotAllowed { .. } => {
-            "the token's algorithm is not accepted"
-        }
-        E::AlgorithmKeyMismatch { .. } | E::UnknownKey { .. } | E::AmbiguousKey { .. } => {
-            "the token is not signed with a key of its issuer"
-        }
-        E::UnknownKeyRetry { .. } => "the token's signing key is not known yet; try again later",
-        E::UnsupportedCritical { .. } => "the token uses unsupported critical extensions",
-        E::InvalidType { .. } => "the token's type is not accepted",
-        E::InvalidSignature => "the token's signature is invalid",
-        E::IssuerMismatch { .. } | E::UntrustedIssuer { .. } => "the token's issuer is not trusted",
-        E::AudienceMismatch { .. } => "the token is not meant for this service",
-        E::MissingClaim { .. } | E::InvalidClaim { .. } => {
-            "the token lacks a required claim or has an invalid one"
-        }
-        E::Expired { .. } => "the token has expired",
-        E::NotYetValid { .. } => "the token is not valid yet",
-        E::IssuedInFuture { .. } => "the token was issued in the future",
-        E::ClaimsDecode { .. } => "the token's claims do not have the expected shape",
+        E::TooLarge { .. } | E::Malformed { .. } => 0,
+        E::UnsupportedAlgorithm { .. } | E::AlgorithmNotAllowed { .. } => 1,
+        E::AlgorithmKeyMismatch { .. } | E::UnknownKey { .. } | E::AmbiguousKey { .. } => 2,
+        E::UnknownKeyRetry { .. } => 3,
+        E::UnsupportedCritical { .. } => 4,
+        E::InvalidType { .. } => 5,
+        E::InvalidSignature => 6,
+        E::IssuerMismatch { .. } | E::UntrustedIssuer { .. } => 7,
+        E::AudienceMismatch { .. } => 8,
+        E::MissingClaim { .. } | E::InvalidClaim { .. } => 9,
+        E::Expired { .. } => 10,
+        E::NotYetValid { .. } => 11,
+        E::IssuedInFuture { .. } => 12,
+        E::ClaimsDecode { .. } => 13,
         // A registry that did not try a new issuer has no keys for it: the same words, still true.
-        E::KeysUnavailable { .. } | E::TooManyNewIssuers { .. } => {
-            "the token issuer's keys are not available; try again later"
-        }
-        E::ReviewRefused { .. } => "the token was refused by the cluster",
-        E::ReviewUnavailable { .. } => {
-            "the token cannot be checked with the cluster now; try again later"
+        E::KeysUnavailable { .. } | E::TooManyNewIssuers { .. } => 14,
+        E::ReviewRefused { .. } => 15,
+        E::ReviewUnavailable { .. } => VERIFY_TEXTS.len(),
+    }
+}
+
+/// The `WWW-Authenticate` values whose text does not vary with the request, for one realm: a
+/// missing token and every refused token (RFC 6750 §3: the realm, `invalid_token` and a fixed
+/// description). Built once per realm, so that a refusal, the path an attacker chooses, clones a
+/// shared value instead of writing one.
+#[derive(Debug)]
+struct FixedChallenges {
+    missing_token: Option<HeaderValue>,
+    /// Indexed by [`verify_text`].
+    invalid_token: Vec<Option<HeaderValue>>,
+}
+
+impl FixedChallenges {
+    fn new(realm: &str) -> Self {
+        let value = |rejection: &AuthRejection, description: &str| {
+            // Visible ASCII only (`push_quoted` drops the rest), so always a valid value.
+            HeaderValue::from_maybe_shared(bytes::Bytes::from(write_challenge(
+                realm,
+                rejection,
+                description,
+            )))
+            .ok()
+        };
+        let invalid = AuthRejection::InvalidToken(VerifyError::InvalidSignature);
+        Self {
+            missing_token: value(&AuthRejection::MissingToken, ""),
+            invalid_token: VERIFY_TEXTS
+                .iter()
+                .chain([&REVIEW_UNAVAILABLE])
+                .map(|description| value(&invalid, description))
+                .collect(),
         }
     }
 }
@@ -203,6 +259,7 @@ where
 pub struct DefaultRejection {
     realm: Arc<str>,
     retry_after_secs: u32,
+    fixed: Arc<FixedChallenges>,
 }
 
 impl Default for DefaultRejection {
@@ -215,9 +272,13 @@ impl DefaultRejection {
     /// Realm `api`; on 503, `Retry-After` says when the verifier expects to be able to answer (the
     /// next allowed key fetch), or 5 s when it cannot tell.
     pub fn new() -> Self {
+        static API: std::sync::OnceLock<Arc<FixedChallenges>> = std::sync::OnceLock::new();
         Self {
             realm: Arc::from("api"),
             retry_after_secs: 5,
+            fixed: API
+                .get_or_init(|| Arc::new(FixedChallenges::new("api")))
+                .clone(),
         }
     }
 
@@ -225,6 +286,7 @@ impl DefaultRejection {
     #[must_use]
     pub fn with_realm(mut self, realm: impl AsRef<str>) -> Self {
         self.realm = Arc::from(realm.as_ref());
+        self.fixed = Arc::new(FixedChallenges::new(&self.realm));
         self
     }
 
@@ -237,30 +299,49 @@ impl DefaultRejection {
         ) {
             return None;
         }
-        // Written into one buffer: a refused token is the path an attacker chooses, so its response
-        // costs one allocation per string rather than one per piece.
-        let description = rejection.description();
-        let mut value = String::with_capacity(64 + self.realm.len() + description.len());
-        value.push_str("Bearer realm=\"");
-        push_quoted(&mut value, &self.realm);
-        value.push('"');
-        if let Some(error) = rejection.challenge_error() {
-            value.push_str(", error=\"");
-            value.push_str(error);
-            value.push_str("\", error_description=\"");
-            push_quoted(&mut value, description);
-            value.push('"');
-        }
-        if let AuthRejection::Forbidden {
-            scope: Some(scope), ..
-        } = rejection
-        {
-            value.push_str(", scope=\"");
-            push_quoted(&mut value, scope);
-            value.push('"');
-        }
-        Some(value)
+        Some(write_challenge(
+            &self.realm,
+            rejection,
+            rejection.description(),
+        ))
     }
+
+    /// [`challenge`](Self::challenge) as a header value: the one built for this realm when its
+    /// text is fixed, else written now.
+    fn challenge_value(&self, rejection: &AuthRejection) -> Option<HeaderValue> {
+        match rejection {
+            AuthRejection::MissingToken => self.fixed.missing_token.clone(),
+            AuthRejection::InvalidToken(error) => {
+                self.fixed.invalid_token.get(verify_text(error))?.clone()
+            }
+            _ => HeaderValue::try_from(self.challenge(rejection)?).ok(),
+        }
+    }
+}
+
+/// The `WWW-Authenticate` value for `rejection` in `realm`, with `description` (RFC 6750 §3),
+/// written into one buffer.
+fn write_challenge(realm: &str, rejection: &AuthRejection, description: &str) -> String {
+    let mut value = String::with_capacity(64 + realm.len() + description.len());
+    value.push_str("Bearer realm=\"");
+    push_quoted(&mut value, realm);
+    value.push('"');
+    if let Some(error) = rejection.challenge_error() {
+        value.push_str(", error=\"");
+        value.push_str(error);
+        value.push_str("\", error_description=\"");
+        push_quoted(&mut value, description);
+        value.push('"');
+    }
+    if let AuthRejection::Forbidden {
+        scope: Some(scope), ..
+    } = rejection
+    {
+        value.push_str(", scope=\"");
+        push_quoted(&mut value, scope);
+        value.push('"');
+    }
+    value
 }
 
 impl DefaultRejection {
@@ -313,9 +394,7 @@ impl DefaultRejection {
         *response.status_mut() = rejection.status();
         let headers = response.headers_mut();
         headers.insert(CONTENT_TYPE, content_type);
-        if let Some(challenge) = self.challenge(rejection)
-            && let Ok(value) = HeaderValue::try_from(challenge)
-        {
+        if let Some(value) = self.challenge_value(rejection) {
             headers.insert(WWW_AUTHENTICATE, value);
         }
         if let AuthRejection::Unavailable(error) = rejection {
@@ -461,9 +540,7 @@ impl<B: Default> RejectionResponse<B> for GrpcRejection {
         if let Ok(value) = HeaderValue::try_from(grpc_message(rejection.description())) {
             headers.insert("grpc-message", value);
         }
-        if let Some(challenge) = self.challenge.challenge(rejection)
-            && let Ok(value) = HeaderValue::try_from(challenge)
-        {
+        if let Some(value) = self.challenge.challenge_value(rejection) {
             headers.insert(WWW_AUTHENTICATE, value);
         }
         if let AuthRejection::Unavailable(error) = rejection {
@@ -563,6 +640,44 @@ mod tests {
         for (rejection, expected) in rows {
             assert_eq!(d.challenge(&rejection), expected, "{rejection}");
         }
+    }
+
+    /// The values built once per realm are the text `challenge` writes, for every refused token
+    /// (each client-facing text) and a missing one, in the default realm and another.
+    #[test]
+    fn fixed_challenges_are_the_written_ones() {
+        let errors = [
+            VerifyError::Malformed { reason: "x" },
+            VerifyError::InvalidSignature,
+            VerifyError::Expired { exp: 1, now: 2 },
+            VerifyError::UntrustedIssuer { found: None },
+            VerifyError::AudienceMismatch {
+                expected: vec!["a".into()],
+                found: vec![],
+            },
+        ];
+        for rejection in [
+            DefaultRejection::new(),
+            DefaultRejection::new().with_realm("a \"b\""),
+        ] {
+            let rows = errors
+                .iter()
+                .cloned()
+                .map(AuthRejection::InvalidToken)
+                .chain([AuthRejection::MissingToken]);
+            for row in rows {
+                let fixed = rejection.challenge_value(&row).unwrap();
+                assert_eq!(
+                    fixed.to_str().unwrap(),
+                    rejection.challenge(&row).unwrap(),
+                    "{row}"
+                );
+            }
+        }
+        // One text per index, the last one apart.
+        let texts: std::collections::HashSet<_> =
+            VERIFY_TEXTS.iter().chain([&REVIEW_UNAVAILABLE]).collect();
+        assert_eq!(texts.len(), VERIFY_TEXTS.len() + 1);
     }
 
     #[test]

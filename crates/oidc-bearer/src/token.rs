@@ -97,8 +97,9 @@ impl<'de> Deserialize<'de> for ClaimValue {
     }
 }
 
-/// The registered claims the verifier checks: read in the pass that validates the payload, before
-/// the signature check; only trusted after it.
+/// The registered claims the verifier checks: read in the pass that validates the payload (after
+/// the signature check in a verifier; before it where a caller needs them to choose a policy), and
+/// only trusted after it.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct RawClaims {
     pub(crate) iss: ClaimValue,
@@ -274,40 +275,66 @@ impl<'de> Deserialize<'de> for Unique {
     }
 }
 
-impl RawClaims {
-    /// The `iss` claim if it is a string.
-    pub(crate) fn issuer(&self) -> Option<&str> {
-        match &self.iss {
-            ClaimValue::Str(s) => Some(s),
-            _ => None,
-        }
-    }
-}
-
-/// A compact JWS taken apart, its payload decoded and validated as JSON but not yet decoded into
-/// claims; nothing in it is trusted until the signature is checked.
+/// A compact JWS taken apart as far as its signature check needs: the header parsed and checked,
+/// the signature decoded; the payload not read at all (still base64url, as sent).
 ///
-/// The registered claims are read in the pass that validates the payload (one pass, as validating
-/// alone would cost: BENCHMARKS.md, "One JSON path"), so a caller that needs the issuer before
-/// choosing a verifier has it; the caller's claims type is decoded once, after the signature check.
+/// A verifier that knows its issuer from the configuration checks the signature on this alone, so
+/// a forged token's payload is never decoded or parsed (the order of go-oidc's `verify.go` since
+/// v3.15, CVE-2025-27144: claims are read only from a payload whose signature holds).
 #[derive(Debug)]
-pub(crate) struct Parsed<'a> {
+pub(crate) struct Jws<'a> {
     pub(crate) header: Header,
     /// `BASE64URL(header) || '.' || BASE64URL(payload)`, the JWS signing input.
     pub(crate) signing_input: &'a [u8],
-    pub(crate) payload: Vec<u8>,
     pub(crate) signature: Vec<u8>,
+    /// The payload segment as sent (base64url): decoded only when needed.
+    encoded_payload: &'a str,
+}
+
+/// A compact JWS taken apart and its payload validated as JSON, for a caller that reads the
+/// registered claims without checking the signature (TokenReview reads `exp` to bound its cache);
+/// nothing in it is trusted. Its [`Jws`] is reached through `Deref` (`parsed.header`).
+///
+/// The registered claims are read in the pass that validates the payload (one pass, as validating
+/// alone would cost: BENCHMARKS.md, "One JSON path").
+#[derive(Debug)]
+pub(crate) struct Parsed<'a> {
+    pub(crate) jws: Jws<'a>,
     /// The registered claims, read (not trusted) in the pass that validates the payload.
     pub(crate) claims: RawClaims,
+}
+
+impl<'a> std::ops::Deref for Parsed<'a> {
+    type Target = Jws<'a>;
+
+    fn deref(&self) -> &Jws<'a> {
+        &self.jws
+    }
+}
+
+/// A compact JWS with its payload decoded and only its `iss` read: what an issuer registry needs
+/// to choose a verifier, which checks the signature before the rest of the payload is parsed.
+#[derive(Debug)]
+pub(crate) struct Unverified<'a> {
+    pub(crate) jws: Jws<'a>,
+    /// The decoded payload, not yet validated beyond its top-level `iss`.
+    pub(crate) payload: Vec<u8>,
+    /// The top-level `iss`, as found (not trusted).
+    pub(crate) iss: ClaimValue,
 }
 
 /// Headers up to this size are decoded on the stack (real ones are under 200 bytes).
 const HEADER_STACK_BYTES: usize = 512;
 
-impl<'a> Parsed<'a> {
-    /// Takes `token` apart, refusing garbage before any crypto: size, segments, base64url, a JSON
-    /// object header with an `alg`, `crit`, a payload that is one well-formed JSON object, and a
-    /// member name repeated anywhere in either.
+fn malformed(reason: &'static str) -> VerifyError {
+    VerifyError::Malformed { reason }
+}
+
+impl<'a> Jws<'a> {
+    /// Takes `token` apart as far as a signature check needs, refusing garbage before any crypto:
+    /// size, segments, base64url of the header and the signature, a JSON object header with an
+    /// `alg`, no member name repeated in it, `crit`. The payload segment must be non-empty; it is
+    /// not decoded.
     pub(crate) fn new(token: &'a str, max_len: usize) -> Result<Self, VerifyError> {
         if token.len() > max_len {
             return Err(VerifyError::TooLarge {
@@ -315,7 +342,6 @@ impl<'a> Parsed<'a> {
                 max: max_len,
             });
         }
-        let malformed = |reason| VerifyError::Malformed { reason };
         let mut parts = token.split('.');
         let (Some(h), Some(p), Some(s)) = (parts.next(), parts.next(), parts.next()) else {
             return Err(malformed("a JWS has three dot-separated parts"));
@@ -364,29 +390,6 @@ impl<'a> Parsed<'a> {
         })?;
         let header: Header = serde_json::from_str(header_text)
             .map_err(|_| malformed("header is not a JSON object with an alg"))?;
-        let payload = URL_SAFE_NO_PAD
-            .decode(p)
-            .map_err(|_| malformed("payload is not base64url"))?;
-        let signature = URL_SAFE_NO_PAD
-            .decode(s)
-            .map_err(|_| malformed("signature is not base64url"))?;
-        // Garbage is refused before any crypto: the payload must be one well-formed JSON object
-        // without repeated member names. This pass only validates and reads the registered claims
-        // (it allocates nothing else); the caller's claims are decoded once, after the signature
-        // check.
-        if !is_json_object(&payload) {
-            return Err(malformed("payload is not a JSON object"));
-        }
-        // RFC 7519 §7.2: the claims set is UTF-8. Checked once here, so that the pass reads its
-        // strings without checking each again (serde_json's `from_str` trusts a `str`).
-        let text = std::str::from_utf8(&payload).map_err(|_| malformed("payload is not UTF-8"))?;
-        let claims = serde_json::from_str::<RawClaims>(text).map_err(|e| {
-            malformed(if e.is_data() {
-                "duplicate member name in the payload (RFC 7519 §4)"
-            } else {
-                "payload is not a JSON object"
-            })
-        })?;
         // RFC 7515 §4.1.11: a recipient MUST reject a JWS whose `crit` lists extensions it does not
         // understand; we understand none. An empty list is itself invalid, and so is any value that
         // is not an array, `null` included.
@@ -400,13 +403,111 @@ impl<'a> Parsed<'a> {
                 });
             }
         }
+        let signature = URL_SAFE_NO_PAD
+            .decode(s)
+            .map_err(|_| malformed("signature is not base64url"))?;
         Ok(Self {
             header,
             signing_input: &token.as_bytes()[..h.len() + 1 + p.len()],
-            payload,
             signature,
-            claims,
+            encoded_payload: p,
         })
+    }
+
+    /// The payload's bytes (base64url-decoded), not yet read.
+    pub(crate) fn decode_payload(&self) -> Result<Vec<u8>, VerifyError> {
+        URL_SAFE_NO_PAD
+            .decode(self.encoded_payload)
+            .map_err(|_| malformed("payload is not base64url"))
+    }
+
+    /// The payload decoded and validated ([`validate_payload`]).
+    pub(crate) fn into_parsed(self) -> Result<Parsed<'a>, VerifyError> {
+        let claims = validate_payload(&self.decode_payload()?)?;
+        Ok(Parsed { jws: self, claims })
+    }
+
+    /// The payload decoded and its top-level `iss` read, nothing else validated yet (see
+    /// [`Unverified`]): one JSON pass that skips every other member.
+    pub(crate) fn read_issuer(self) -> Result<Unverified<'a>, VerifyError> {
+        let payload = self.decode_payload()?;
+        if !is_json_object(&payload) {
+            return Err(malformed("payload is not a JSON object"));
+        }
+        let Issuer(iss) = serde_json::from_slice(&payload).map_err(|e| {
+            malformed(if e.is_data() {
+                "duplicate member name in the payload (RFC 7519 §4)"
+            } else {
+                "payload is not a JSON object"
+            })
+        })?;
+        Ok(Unverified {
+            jws: self,
+            payload,
+            iss,
+        })
+    }
+}
+
+impl<'a> Parsed<'a> {
+    /// Takes `token` apart, refusing garbage before any crypto: size, segments, base64url, a JSON
+    /// object header with an `alg`, `crit`, a payload that is one well-formed JSON object, and a
+    /// member name repeated anywhere in either.
+    pub(crate) fn new(token: &'a str, max_len: usize) -> Result<Self, VerifyError> {
+        Jws::new(token, max_len)?.into_parsed()
+    }
+}
+
+/// Validates a decoded payload: one well-formed JSON object, UTF-8, without a member name repeated
+/// in any object; returns its registered claims (read, not trusted).
+pub(crate) fn validate_payload(payload: &[u8]) -> Result<RawClaims, VerifyError> {
+    // Garbage is refused with a clear reason: the payload must be one well-formed JSON object
+    // without repeated member names. This pass only validates and reads the registered claims (it
+    // allocates nothing else); the caller's claims are decoded once, after the signature check.
+    if !is_json_object(payload) {
+        return Err(malformed("payload is not a JSON object"));
+    }
+    // RFC 7519 §7.2: the claims set is UTF-8. Checked once here, so that the pass reads its
+    // strings without checking each again (serde_json's `from_str` trusts a `str`).
+    let text = std::str::from_utf8(payload).map_err(|_| malformed("payload is not UTF-8"))?;
+    serde_json::from_str::<RawClaims>(text).map_err(|e| {
+        malformed(if e.is_data() {
+            "duplicate member name in the payload (RFC 7519 §4)"
+        } else {
+            "payload is not a JSON object"
+        })
+    })
+}
+
+/// The top-level `iss` of a claims set, every other member skipped unread (serde's `IgnoredAny`):
+/// an issuer registry's first look at a payload. A repeated `iss` is refused (RFC 7519 §4), so the
+/// issuer chosen is the one the full pass reads after the signature check.
+struct Issuer(ClaimValue);
+
+impl<'de> Deserialize<'de> for Issuer {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Issuer;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Issuer, A::Error> {
+                let mut iss = None;
+                while let Some(Name(name)) = map.next_key()? {
+                    if name == "iss" {
+                        if iss.is_some() {
+                            return Err(de::Error::custom(REPEATED_NAME));
+                        }
+                        iss = Some(map.next_value::<ClaimValue>()?);
+                    } else {
+                        map.next_value::<de::IgnoredAny>()?;
+                    }
+                }
+                Ok(Issuer(iss.unwrap_or_default()))
+            }
+        }
+        deserializer.deserialize_map(V)
     }
 }
 

@@ -284,6 +284,14 @@ pub(crate) struct Rejects {
     /// `verifier` behind `BearerAuth`, for the refusal's cost through the layer.
     pub(crate) layered:
         tower::util::BoxCloneService<http::Request<()>, http::Response<String>, Infallible>,
+    /// The same verifier as the one exact issuer of an `IssuerRegistry` behind `BearerAuth`, as
+    /// examples/resource-server serves it.
+    pub(crate) registry_layered:
+        tower::util::BoxCloneService<http::Request<()>, http::Response<String>, Infallible>,
+    /// `Authorization` values with distinct bad signatures (one bit flipped, a valid base64url
+    /// encoding of the right length): each a forged token the verifier has not seen.
+    pub(crate) forgeries: Vec<http::HeaderValue>,
+    pub(crate) next_forgery: std::cell::Cell<usize>,
 }
 
 impl Rejects {
@@ -294,13 +302,24 @@ impl Rejects {
             .with_key_set(StaticKeySet::new(Jwks::from_json(&jwks_json).unwrap()))
             .build()
             .unwrap();
+        let inner = tower::service_fn(|req: http::Request<()>| async move {
+            black_box(&req);
+            Ok::<_, Infallible>(http::Response::new(String::new()))
+        });
         let layered = {
             use tower::{Layer as _, ServiceExt as _};
-            let inner = tower::service_fn(|req: http::Request<()>| async move {
-                black_box(&req);
-                Ok::<_, Infallible>(http::Response::new(String::new()))
-            });
             oidc_bearer::BearerAuthLayer::new(verifier.clone())
+                .claims::<WorkloadClaims>()
+                .layer(inner)
+                .boxed_clone()
+        };
+        let registry_layered = {
+            use tower::{Layer as _, ServiceExt as _};
+            let registry = oidc_bearer::IssuerRegistry::builder()
+                .with_verifier(verifier.clone())
+                .build()
+                .unwrap();
+            oidc_bearer::BearerAuthLayer::new(registry)
                 .claims::<WorkloadClaims>()
                 .layer(inner)
                 .boxed_clone()
@@ -319,8 +338,17 @@ impl Rejects {
             .sign();
         let (header, rest) = valid.split_once('.').unwrap();
         let (payload, signature) = rest.split_once('.').unwrap();
-        let mut flipped = URL_SAFE_NO_PAD.decode(signature).unwrap();
+        let raw = URL_SAFE_NO_PAD.decode(signature).unwrap();
+        let mut flipped = raw.clone();
         flipped[17] ^= 1;
+        let forgeries = (0..4096)
+            .map(|i| {
+                let mut bad = raw.clone();
+                bad[(i * 7) % raw.len()] ^= 1 + (i / raw.len()) as u8;
+                let token = format!("{header}.{payload}.{}", URL_SAFE_NO_PAD.encode(bad));
+                http::HeaderValue::try_from(format!("Bearer {token}")).unwrap()
+            })
+            .collect();
         let rejects = Self {
             malformed: format!("{header}.{payload}"),
             oversized: "a".repeat(64 * 1024),
@@ -338,6 +366,9 @@ impl Rejects {
                 .collect(),
             next_forged: std::cell::Cell::new(0),
             layered,
+            registry_layered,
+            forgeries,
+            next_forgery: std::cell::Cell::new(0),
             verifier,
             forged_kid_verifier,
             _issuer: issuer,
@@ -358,7 +389,44 @@ impl Rejects {
             "{forged}"
         );
         assert_eq!(rejects.layered_refusal(), http::StatusCode::UNAUTHORIZED);
+        for registry in [false, true] {
+            let response = rejects.fresh_forgery(registry);
+            assert_eq!(response.status(), http::StatusCode::UNAUTHORIZED);
+            let rejection = response
+                .extensions()
+                .get::<oidc_bearer::rejection::AuthRejection>();
+            assert_eq!(rejection.unwrap().code(), "invalid_signature");
+        }
         rejects
+    }
+
+    /// A forged token not sent before (a signature of the right length with a bit flipped)
+    /// through `BearerAuth` over the verifier, or over the registry; never inlined, for
+    /// callgrind's `--toggle-collect='*fresh_forgery*'`.
+    #[inline(never)]
+    pub(crate) fn fresh_forgery(&self, registry: bool) -> http::Response<String> {
+        use tower::Service as _;
+        let i = self.next_forgery.get();
+        self.next_forgery.set((i + 1) % self.forgeries.len());
+        let mut request = http::Request::new(());
+        request
+            .headers_mut()
+            .insert(http::header::AUTHORIZATION, self.forgeries[i].clone());
+        let service = if registry {
+            &self.registry_layered
+        } else {
+            &self.layered
+        };
+        now_or_never(service.clone().call(black_box(request))).unwrap()
+    }
+
+    /// The default 401 for a bad signature, alone: what the layer answers a forgery with.
+    pub(crate) fn rejection_alone(&self) -> http::Response<String> {
+        use oidc_bearer::rejection::{AuthRejection, DefaultRejection, RejectionResponse as _};
+        let rejection = AuthRejection::InvalidToken(VerifyError::InvalidSignature);
+        let mut response = DefaultRejection::new().response(black_box(&rejection));
+        response.extensions_mut().insert(rejection);
+        response
     }
 
     /// The bad-signature token through `BearerAuth`: the request a flood of forged tokens makes.

@@ -178,6 +178,30 @@ fn main() {
         }
         return;
     }
+    // `fresh-forgery-profile N` / `registry-forgery-profile N`: N forged tokens never sent before,
+    // through the layer over a `Verifier` or over an `IssuerRegistry`, for callgrind
+    // (`--toggle-collect='*fresh_forgery*'`).
+    for (mode, registry) in [
+        ("fresh-forgery-profile", false),
+        ("registry-forgery-profile", true),
+    ] {
+        if let Some(n) = args
+            .iter()
+            .position(|a| a == mode)
+            .and_then(|i| args.get(i + 1)?.parse::<usize>().ok())
+        {
+            let rejects = Rejects::new(&runtime);
+            for _ in 0..n {
+                black_box(rejects.fresh_forgery(registry));
+            }
+            return;
+        }
+    }
+    // `refusal-parts`: the refusal path in parts, by wall-clock time and allocations.
+    if args.iter().any(|a| a == "refusal-parts") {
+        refusal_parts(&Rejects::new(&runtime), 15, Duration::from_millis(50));
+        return;
+    }
     // `hit-profile N`: N cached requests through the layer, for callgrind (the layer's own cost in
     // instructions, with and without feature `metrics`, free of the machine's noise);
     // `registry-hit-profile N`: the same through an `IssuerRegistry` (`'*registry_call*'`).

@@ -291,3 +291,82 @@ pub(crate) fn decode_table(case: &Case, rounds: usize, window: Duration) {
         println!("  {name:<32} {:>8.0}", 1e9 / rate);
     }
 }
+
+/// `-- refusal-parts`: a forged RS256 token never sent before, refused, in parts: the signature
+/// check alone, the verifier's refusal, the whole refusal through `BearerAuth` (over the verifier,
+/// and over an `IssuerRegistry` as examples/resource-server serves it), the 401 alone and the
+/// SHA-256 of the signature segment; µs per call (best of `rounds` interleaved rounds).
+/// Allocations per call are counted by valgrind's DHAT on the `*-profile N` modes (the crate
+/// forbids the `unsafe` a counting global allocator needs): see BENCHMARKS.md.
+pub(crate) fn refusal_parts(rejects: &Rejects, rounds: usize, window: Duration) {
+    let case = Case::new(KeyAlg::RS256);
+    let layer = LayerCase::new(&case);
+    let mut variants: Vec<(&str, Box<dyn FnMut()>)> = vec![
+        (
+            "signature check alone",
+            Box::new(|| {
+                black_box(case.signature_only());
+            }),
+        ),
+        (
+            "Verifier::verify_token, bad signature",
+            Box::new(|| {
+                black_box(rejects.reject(&rejects.bad_signature));
+            }),
+        ),
+        (
+            "BearerAuth over a Verifier, fresh forgery",
+            Box::new(|| {
+                black_box(rejects.fresh_forgery(false));
+            }),
+        ),
+        (
+            "BearerAuth over an IssuerRegistry, fresh forgery",
+            Box::new(|| {
+                black_box(rejects.fresh_forgery(true));
+            }),
+        ),
+        (
+            "the 401 alone (DefaultRejection + extension)",
+            Box::new(|| {
+                black_box(rejects.rejection_alone());
+            }),
+        ),
+        (
+            "SHA-256 of the signature segment",
+            Box::new(|| {
+                black_box(layer.sha256());
+            }),
+        ),
+        (
+            "a cached token through BearerAuth (hit)",
+            Box::new(|| {
+                black_box(layer.call(&layer.layered));
+            }),
+        ),
+        (
+            "a bare service (no layer)",
+            Box::new(|| {
+                black_box(layer.call(&layer.bare));
+            }),
+        ),
+    ];
+    let mut fns: Vec<&mut dyn FnMut()> = variants
+        .iter_mut()
+        .map(|(_, f)| &mut **f as &mut dyn FnMut())
+        .collect();
+    let rates = interleaved(rounds, window, &mut fns);
+    println!(
+        "refusal in parts (RS256; µs per call, best of {rounds} interleaved rounds of {} ms):",
+        window.as_millis()
+    );
+    for ((name, _), rate) in variants.iter().zip(&rates) {
+        println!("  {name:<50} {:>8.3} µs", 1e6 / rate);
+    }
+    let us = |i: usize| 1e6 / rates[i];
+    println!(
+        "  BearerAuth refusal - signature check: over a Verifier {:.3} µs, over a registry {:.3} µs",
+        us(2) - us(0),
+        us(3) - us(0)
+    );
+}

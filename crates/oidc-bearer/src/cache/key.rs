@@ -33,6 +33,25 @@ impl<'a> TokenKey<'a> {
             signing_input: &token[..dot],
         })
     }
+
+    /// The key of `token` with `digest` computed before, by [`new`](Self::new) over the same bytes
+    /// (the HTTP layer's lookup, handed on to the verifier through the seal: one hash per request).
+    /// It must be `token`'s: with the digest of another token's signature, an entry filed under
+    /// that signature would match these bytes by their signing input alone (the rule above needs
+    /// both). Its one caller, the seal, is made from the bytes it comes with; debug builds (every
+    /// test) recompute and compare.
+    pub(crate) fn prehashed(token: &'a [u8], digest: Sha256) -> Option<Self> {
+        let dot = memchr::memrchr(b'.', token)?;
+        debug_assert_eq!(
+            digest,
+            sha256(&token[dot + 1..]),
+            "a digest reused for other bytes"
+        );
+        Some(Self {
+            digest,
+            signing_input: &token[..dot],
+        })
+    }
 }
 
 /// The validity window of a verified token, in seconds since the epoch, re-checked on every hit.

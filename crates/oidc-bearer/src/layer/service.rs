@@ -13,7 +13,7 @@ use super::future::BearerAuthFuture;
 use super::{Anonymous, BearerAuthLayer, BearerRan, Claims};
 use crate::bearer::TokenExtractor;
 use crate::rejection::{AuthRejection, RejectionResponse};
-use crate::sealed::INTERNAL;
+use crate::sealed::{INTERNAL, Internal};
 use crate::verify::VerifyToken;
 
 /// The service built by [`BearerAuthLayer`].
@@ -93,16 +93,19 @@ where
                 code = tracing::field::Empty
             )
         };
-        let cached = |span: &tracing::Span, token: &[u8]| {
-            span.in_scope(|| layer.verifier.verify_token_cached::<T>(token, INTERNAL))
+        // The token's cache key digest is computed once per request (if the verifier caches), for
+        // this lookup and the verifier's own on a miss: the seal carries it with the token's bytes.
+        let cached = |span: &tracing::Span, token: &[u8], internal: Internal| {
+            span.in_scope(|| layer.verifier.verify_token_cached::<T>(token, internal))
         };
         // A token verified before: answered from the token cache without allocating a future,
         // copying the token or cloning the inner service (it was polled ready; call it now). The
         // token is looked up before its syntax check, which a hit makes redundant.
         let unchecked = layer.source.token_unchecked(req.headers(), INTERNAL);
         let span = unchecked.map(|_| new_span());
-        if let (Some(span), Some(token)) = (&span, unchecked)
-            && let Some(claims) = cached(span, token)
+        let mut hashed = unchecked.map(|token| layer.verifier.hash_token(token, INTERNAL));
+        if let (Some(span), Some(token), Some(internal)) = (&span, unchecked, hashed)
+            && let Some(claims) = cached(span, token, internal)
         {
             return self.call_cached(req, claims, span);
         }
@@ -126,12 +129,17 @@ where
             }
         };
         let span = span.unwrap_or_else(new_span);
-        // Not looked up yet when the extractor found no unchecked token (or another one).
-        if unchecked != Some(token.as_bytes())
-            && let Some(claims) = cached(&span, token.as_bytes())
-        {
-            return self.call_cached(req, claims, &span);
+        // Not looked up yet when the extractor found no unchecked token (or another one): the seal
+        // made for those bytes is not this token's.
+        if unchecked != Some(token.as_bytes()) {
+            let internal = layer.verifier.hash_token(token.as_bytes(), INTERNAL);
+            hashed = Some(internal);
+            if let Some(claims) = cached(&span, token.as_bytes(), internal) {
+                return self.call_cached(req, claims, &span);
+            }
         }
+        // Made for `token`'s bytes, so for the copy below.
+        let internal = hashed.unwrap_or(INTERNAL);
         let token = token.to_owned();
         // The service that was polled ready is the one to call; leave a clone in its place (tower's
         // "clone the inner service" guidance).
@@ -141,7 +149,7 @@ where
         span.record("cached", false);
         let verify = Box::pin(
             async move {
-                let result = verifier.verify_token::<T>(&token).await;
+                let result = verifier.verify_token_hashed::<T>(&token, internal).await;
                 if let Err(error) = &result {
                     tracing::Span::current().record("code", error.code());
                 }

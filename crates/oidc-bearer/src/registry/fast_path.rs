@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering;
 use super::{IssuerRegistry, Live, Selected, millis};
 use crate::cache::map::{DigestMap, MIN_ENTRIES_PER_SHARD, Value};
 use crate::crypto::Sha256;
+use crate::sealed::Internal;
 use crate::verify::WeakVerifier;
 
 /// How many recent tokens the registry remembers the verifier of (about 100 bytes each).
@@ -42,14 +43,14 @@ impl IssuerRegistry {
     /// pattern issuer the registry has evicted or failed is refused here (the index holds it
     /// weakly, and it is marked), and so is one negatively cached. A hit counts as a use of the
     /// issuer for eviction. Entries that no longer answer are left to be replaced or to age out.
-    pub(super) fn cached_shared<T>(&self, token: &[u8]) -> Option<Arc<T>>
+    pub(super) fn cached_shared<T>(&self, token: &[u8], internal: Internal) -> Option<Arc<T>>
     where
         T: Send + Sync + 'static,
     {
         if token.len() > self.inner.limits.max_token_bytes {
             return None;
         }
-        let key = crate::cache::TokenKey::new(token)?;
+        let key = internal.key(token)?;
         match self.inner.recent.get(&key.digest)? {
             Recent::Exact(verifier) => verifier.upgrade()?.cached_key(&key),
             Recent::Pattern(live) => {

@@ -26,8 +26,8 @@ use crate::cache::{TokenCacheSettings, TokenCacheStats};
 use crate::clock::SharedClock;
 use crate::error::{ConfigError, Excerpt, Phase, VerifyError};
 use crate::fetch::SharedClients;
-use crate::sealed::Internal;
-use crate::token::{ClaimValue, Parsed};
+use crate::sealed::{INTERNAL, Internal};
+use crate::token::{ClaimValue, Jws, Unverified, validate_payload};
 use crate::verify::{Verifier, VerifierBuilder, VerifyToken};
 
 use admission::{Bucket, Building, Trial};
@@ -204,9 +204,10 @@ impl IssuerRegistry {
     /// `T`.
     ///
     /// The token is parsed once; its unverified `iss` only selects the policy, which then checks
-    /// everything (`iss` included) with that issuer's keys.
+    /// everything (`iss` included) with that issuer's keys. Only `iss` is read before the
+    /// signature check (and, for a new issuer of a pattern, the claims its rules check).
     pub async fn verify<T: DeserializeOwned>(&self, token: &str) -> Result<T, VerifyError> {
-        let parsed = Parsed::new(token, self.inner.limits.max_token_bytes)?;
+        let parsed = Jws::new(token, self.inner.limits.max_token_bytes)?.read_issuer()?;
         let (iss, selected) = self.select(token, &parsed)?;
         let result = selected.verifier().verify_parsed(token, &parsed).await;
         self.settle(iss, &selected, result.as_ref().err());
@@ -217,12 +218,12 @@ impl IssuerRegistry {
     fn select<'p>(
         &self,
         token: &str,
-        parsed: &'p Parsed<'_>,
+        parsed: &'p Unverified<'_>,
     ) -> Result<(&'p str, Selected), VerifyError> {
-        if let Some(iss) = parsed.claims.issuer() {
+        if let ClaimValue::Str(iss) = &parsed.iss {
             return Ok((iss, self.lookup(iss, parsed, token.len())?));
         }
-        match &parsed.claims.iss {
+        match &parsed.iss {
             ClaimValue::Absent => Err(VerifyError::UntrustedIssuer { found: None }),
             _ => Err(VerifyError::InvalidClaim {
                 claim: "iss",
@@ -303,7 +304,7 @@ impl IssuerRegistry {
     fn lookup(
         &self,
         iss: &str,
-        parsed: &Parsed<'_>,
+        parsed: &Unverified<'_>,
         token_len: usize,
     ) -> Result<Selected, VerifyError> {
         let inner = &*self.inner;
@@ -344,9 +345,10 @@ impl IssuerRegistry {
         // an undecided trial leaves again. `crit` and the structure were checked when parsing.
         // By the clock the issuer's verifier will read (the registry's, if it gives its own).
         let builder = self.with_registry_clock(builder);
+        let claims = validate_payload(&parsed.payload)?;
         builder
             .rules()
-            .check_unverified(parsed, token_len, builder.now())?;
+            .check_unverified(&parsed.jws.header, &claims, token_len, builder.now())?;
         self.admit(iss, pattern, builder, now)
     }
 
@@ -459,11 +461,22 @@ impl VerifyToken for IssuerRegistry {
     where
         T: DeserializeOwned + Send + Sync + 'static,
     {
-        let parsed = Parsed::new(token, self.inner.limits.max_token_bytes)?;
+        self.verify_token_hashed(token, INTERNAL).await
+    }
+
+    async fn verify_token_hashed<T>(
+        &self,
+        token: &str,
+        internal: Internal,
+    ) -> Result<Arc<T>, VerifyError>
+    where
+        T: DeserializeOwned + Send + Sync + 'static,
+    {
+        let parsed = Jws::new(token, self.inner.limits.max_token_bytes)?.read_issuer()?;
         let (iss, selected) = self.select(token, &parsed)?;
         let result = selected
             .verifier()
-            .verify_parsed_shared(token, &parsed)
+            .verify_parsed_shared(token, &parsed, internal)
             .await;
         self.settle(iss, &selected, result.as_ref().err());
         let (claims, digest) = result?;
@@ -473,11 +486,15 @@ impl VerifyToken for IssuerRegistry {
         Ok(claims)
     }
 
-    fn verify_token_cached<T>(&self, token: &[u8], _: Internal) -> Option<Arc<T>>
+    fn verify_token_cached<T>(&self, token: &[u8], internal: Internal) -> Option<Arc<T>>
     where
         T: DeserializeOwned + Send + Sync + 'static,
     {
-        self.cached_shared(token)
+        self.cached_shared(token, internal)
+    }
+
+    fn hash_token(&self, token: &[u8], _: Internal) -> Internal {
+        Internal::hashed(token)
     }
 }
 
@@ -527,7 +544,9 @@ mod tests {
         alg: &str,
     ) -> Result<Selected, VerifyError> {
         let token = token(iss, alg);
-        let parsed = Parsed::new(&token, DEFAULT_MAX_TOKEN_BYTES).unwrap();
+        let parsed = Jws::new(&token, DEFAULT_MAX_TOKEN_BYTES)
+            .and_then(Jws::read_issuer)
+            .unwrap();
         registry.lookup(iss, &parsed, token.len())
     }
 

@@ -4,13 +4,18 @@
 use super::Verifier;
 use crate::cache::Times;
 use crate::error::VerifyError;
-use crate::token::{ClaimValue, Parsed};
+use crate::token::{ClaimValue, RawClaims};
 
 impl Verifier {
-    /// The registered claims of a token whose signature holds; its validity window on success.
-    pub(super) fn check_claims(&self, parsed: &Parsed<'_>, now: f64) -> Result<Times, VerifyError> {
+    /// The registered claims of a token whose signature holds (`claims`, read from its validated
+    /// `payload`); its validity window on success.
+    pub(super) fn check_claims(
+        &self,
+        claims: &RawClaims,
+        payload: &[u8],
+        now: f64,
+    ) -> Result<Times, VerifyError> {
         let inner = &*self.inner;
-        let claims = &parsed.claims;
         // RFC 7519 §4.1.1: `iss` is a single StringOrURI. jsonwebtoken accepts an array; we must not.
         match &claims.iss {
             ClaimValue::Str(iss) if *iss == inner.issuer || inner.issuer_aliases.contains(iss) => {}
@@ -40,7 +45,7 @@ impl Verifier {
         if !inner.required_claims.is_empty() {
             // Only read when configured: the payload was checked to be a JSON object when parsed.
             let payload: serde_json::Map<String, serde_json::Value> =
-                serde_json::from_slice(&parsed.payload).unwrap_or_default();
+                serde_json::from_slice(payload).unwrap_or_default();
             if let Some(claim) = inner
                 .required_claims
                 .iter()

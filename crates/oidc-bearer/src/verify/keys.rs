@@ -10,7 +10,7 @@ use super::rules::time_claim;
 use crate::Algorithm;
 use crate::error::VerifyError;
 use crate::keys::{Jwks, PublicKey};
-use crate::token::Parsed;
+use crate::token::{Jws, validate_payload};
 
 /// The longest wait for which an unknown `kid` is answered "retry later" (503) rather than refused
 /// (401): a client will not wait longer, and a key set configured never to refetch (an endless
@@ -23,7 +23,7 @@ impl Verifier {
     /// the key set gave without waiting, if the caller already asked.
     pub(super) async fn resolve_keys(
         &self,
-        jws: &Parsed<'_>,
+        jws: &Jws<'_>,
         current: Option<Arc<Jwks>>,
     ) -> Result<(Arc<Jwks>, Algorithm, bool), VerifyError> {
         let inner = &*self.inner;
@@ -85,21 +85,31 @@ impl Verifier {
 
     /// Whether the (unverified) token says it was issued, leeway included, before `keys_as_of`, when
     /// the fetch of the keys that lack its key started. Then its key was not published at that
-    /// fetch, and waiting for another cannot help: the refusal is final (401). A token without a
-    /// readable `iat` is not. Read only on this path (an unknown `kid` inside the cooldown), so a
+    /// fetch, and waiting for another cannot help: the refusal is final (401). A token whose claims
+    /// have no `iat` is not. Read only on this path (an unknown `kid` inside the cooldown), so a
     /// known key never pays for it; a forger who sets `iat` gains nothing from it but a 503.
-    fn issued_before(&self, jws: &Parsed<'_>, keys_as_of: Option<Duration>) -> bool {
+    fn issued_before(&self, jws: &Jws<'_>, keys_as_of: Option<Duration>) -> bool {
         let Some(as_of) = keys_as_of else {
             return false;
         };
-        let iat = time_claim(&jws.claims.iat, "iat").ok().flatten();
+        // The payload is read here, before the signature, only for this (its `iat` decides
+        // between 401 and 503). One that is not a valid claims set would be refused whatever key
+        // arrives: the refusal is final too.
+        let Some(claims) = jws
+            .decode_payload()
+            .ok()
+            .and_then(|payload| validate_payload(&payload).ok())
+        else {
+            return true;
+        };
+        let iat = time_claim(&claims.iat, "iat").ok().flatten();
         iat.is_some_and(|iat| iat + self.inner.leeway < as_of.as_secs_f64())
     }
 }
 
 /// The signature of `jws` with the key its header selects; the key on success.
 pub(super) fn check_signature<'k>(
-    jws: &Parsed<'_>,
+    jws: &Jws<'_>,
     keys: &'k Jwks,
     alg: Algorithm,
 ) -> Result<&'k PublicKey, VerifyError> {

@@ -19,8 +19,8 @@ use crate::cache::{Entry, KeyRef, Lookup, SharedClaims, TokenCache, TokenCacheSt
 use crate::clock::SharedClock;
 use crate::error::{ConfigError, KeysError, VerifyError};
 use crate::keys::{DynKeySet, Jwks};
-use crate::sealed::Internal;
-use crate::token::Parsed;
+use crate::sealed::{INTERNAL, Internal};
+use crate::token::{Jws, Unverified, validate_payload};
 
 pub(crate) mod builder;
 mod claims;
@@ -194,7 +194,7 @@ impl Verifier {
     /// # }
     /// ```
     pub async fn verify<T: DeserializeOwned>(&self, token: &str) -> Result<T, VerifyError> {
-        self.verify_cached::<Owned<T>>(token, None)
+        self.verify_cached::<Owned<T>>(token, None, INTERNAL)
             .await
             .map(|(Owned(claims), _)| claims)
     }
@@ -236,14 +236,15 @@ impl Verifier {
         self.inner.token_cache.as_ref().map(TokenCache::stats)
     }
 
-    /// Verifies a token the caller has already parsed (an issuer registry parses once to pick the
-    /// verifier): the same checks as [`verify`](Self::verify), this verifier's size cap included.
+    /// Verifies a token the caller has already taken apart and read the `iss` of (an issuer
+    /// registry, to pick the verifier): the same checks as [`verify`](Self::verify), this
+    /// verifier's size cap included, the rest of the payload read after the signature check.
     pub(crate) async fn verify_parsed<T: DeserializeOwned>(
         &self,
         token: &str,
-        parsed: &Parsed<'_>,
+        parsed: &Unverified<'_>,
     ) -> Result<T, VerifyError> {
-        self.verify_cached::<Owned<T>>(token, Some(parsed))
+        self.verify_cached::<Owned<T>>(token, Some(parsed), INTERNAL)
             .await
             .map(|(Owned(claims), _)| claims)
     }
@@ -252,15 +253,18 @@ impl Verifier {
     /// [`verify_token`](VerifyToken::verify_token); with the digest of its token cache key (the SHA-256
     /// of its signature, see [`TokenKey`]) when the token cache is on (an issuer registry indexes
     /// it).
+    /// `internal` may carry the token's digest, computed by the HTTP layer.
     pub(crate) async fn verify_parsed_shared<T>(
         &self,
         token: &str,
-        parsed: &Parsed<'_>,
+        parsed: &Unverified<'_>,
+        internal: Internal,
     ) -> Result<(Arc<T>, Option<crate::crypto::Sha256>), VerifyError>
     where
         T: DeserializeOwned + Send + Sync + 'static,
     {
-        self.verify_cached::<Arc<T>>(token, Some(parsed)).await
+        self.verify_cached::<Arc<T>>(token, Some(parsed), internal)
+            .await
     }
 
     /// This verifier's rules that need no key.
@@ -286,9 +290,16 @@ impl Verifier {
     /// The verification behind every `verify*` method.
     ///
     /// A miss runs as close to the bare signature check as we can make it: the header is parsed
-    /// once, the key found by `kid` in O(1) and already prepared (see `crypto`), garbage refused
-    /// before any crypto, and the payload parsed once, after the signature, into the caller's type
-    /// (the registered claims were read where the payload was validated).
+    /// once, the key found by `kid` in O(1) and already prepared (see `crypto`), garbage in the
+    /// header refused before any crypto, and the payload not even decoded before the signature
+    /// holds (go-oidc's order since v3.15, CVE-2025-27144): a forged token costs its signature
+    /// check and no JSON. Then the payload is validated (a signed payload that is not one JSON
+    /// object without repeated names is refused as malformed), its registered claims checked, and
+    /// it is decoded once into the caller's type.
+    ///
+    /// `parsed`: a token an issuer registry took apart to read its `iss` (its payload decoded,
+    /// nothing else read). `internal` may carry the token's cache key digest, computed by the HTTP
+    /// layer for its own lookup, so that a request hashes its token once.
     ///
     /// With the token cache on, a hit returns before any parsing. `R` (see [`Decoded`]) says what
     /// the caller gets: shared claims are cached per type, so a hit hands out the same `Arc`.
@@ -300,14 +311,15 @@ impl Verifier {
     async fn verify_cached<R: Decoded>(
         &self,
         token: &str,
-        parsed: Option<&Parsed<'_>>,
+        parsed: Option<&Unverified<'_>>,
+        internal: Internal,
     ) -> Result<(R, Option<crate::crypto::Sha256>), VerifyError> {
         let inner = &*self.inner;
         // Before hashing.
         self.rules().check_size(token.len())?;
         let cache = inner.token_cache.as_ref();
         // No key for bytes without a `.`: no JWS, refused below.
-        let cache_key = cache.and_then(|_| TokenKey::new(token.as_bytes()));
+        let cache_key = cache.and_then(|_| internal.key(token.as_bytes()));
         let digest = cache_key.as_ref().map(|key| key.digest);
         // One reading of the clock per verification (another after waiting for keys).
         let mut now = self.now();
@@ -329,10 +341,10 @@ impl Verifier {
         // The miss path, timed to its end (feature `metrics`).
         let _timer = crate::metrics::VerifyTimer::start();
         let owned;
-        let jws: &Parsed<'_> = match parsed {
-            Some(parsed) => parsed,
+        let jws: &Jws<'_> = match parsed {
+            Some(parsed) => &parsed.jws,
             None => {
-                owned = Parsed::new(token, inner.max_token_bytes)?;
+                owned = Jws::new(token, inner.max_token_bytes)?;
                 &owned
             }
         };
@@ -345,10 +357,20 @@ impl Verifier {
         }
         let key = check_signature(jws, &keys, alg)?;
 
-        let decoded = R::decode(&jws.payload);
+        // The signature holds: now the payload is read.
+        let decoded;
+        let payload: &[u8] = match parsed {
+            Some(parsed) => &parsed.payload,
+            None => {
+                decoded = jws.decode_payload()?;
+                &decoded
+            }
+        };
+        let claims = validate_payload(payload)?;
+        let value = R::decode(payload);
         // A claim error comes before a decoding error.
-        let times = self.check_claims(jws, now)?;
-        let value = decoded?;
+        let times = self.check_claims(&claims, payload, now)?;
+        let value = value?;
         if let (Some(cache), Some(cache_key)) = (cache, &cache_key) {
             let entry = Entry::new(
                 cache_key,
@@ -356,7 +378,7 @@ impl Verifier {
                 inner.leeway,
                 KeyRef::new(&keys, jws.header.kid.as_deref(), alg, key.fingerprint()),
                 R::type_id().zip(value.to_shared()),
-                jws.payload.len(),
+                payload.len(),
             );
             cache.insert(cache_key, entry, now);
         }
@@ -371,7 +393,7 @@ impl Verifier {
         keys: &Arc<Jwks>,
         now: f64,
         token: &str,
-        parsed: Option<&Parsed<'_>>,
+        parsed: Option<&Unverified<'_>>,
     ) -> Result<Option<R>, VerifyError> {
         let lookup = cache.get(cache_key, R::type_id(), keys, |times| {
             self.rules().check_times(times, now).is_ok()
@@ -527,6 +549,34 @@ pub trait VerifyToken: Clone + Send + Sync + 'static {
         let _ = token;
         None
     }
+
+    /// The seal the HTTP layer passes with `token` to [`verify_token_cached`](Self::verify_token_cached)
+    /// and [`verify_token_hashed`](Self::verify_token_hashed): carrying the token's cache key
+    /// digest where this verifier looks tokens up in a cache, so that a request hashes its token
+    /// once. The default carries none (each hook then hashes for itself, if it needs to).
+    ///
+    /// Sealed and hidden, as above.
+    #[doc(hidden)]
+    fn hash_token(&self, token: &[u8], internal: Internal) -> Internal {
+        let _ = token;
+        internal
+    }
+
+    /// [`verify_token`](Self::verify_token), with the seal [`hash_token`](Self::hash_token) made
+    /// for the same token: what the HTTP layer calls after a miss. The default ignores the seal.
+    ///
+    /// Sealed and hidden, as above.
+    #[doc(hidden)]
+    fn verify_token_hashed<T>(
+        &self,
+        token: &str,
+        _: Internal,
+    ) -> impl std::future::Future<Output = Result<Arc<T>, VerifyError>> + Send
+    where
+        T: DeserializeOwned + Send + Sync + 'static,
+    {
+        self.verify_token(token)
+    }
 }
 
 impl VerifyToken for Verifier {
@@ -534,15 +584,35 @@ impl VerifyToken for Verifier {
     where
         T: DeserializeOwned + Send + Sync + 'static,
     {
-        self.verify_cached::<Arc<T>>(token, None)
+        self.verify_cached::<Arc<T>>(token, None, INTERNAL)
             .await
             .map(|(claims, _)| claims)
+    }
+
+    async fn verify_token_hashed<T>(
+        &self,
+        token: &str,
+        internal: Internal,
+    ) -> Result<Arc<T>, VerifyError>
+    where
+        T: DeserializeOwned + Send + Sync + 'static,
+    {
+        self.verify_cached::<Arc<T>>(token, None, internal)
+            .await
+            .map(|(claims, _)| claims)
+    }
+
+    fn hash_token(&self, token: &[u8], _: Internal) -> Internal {
+        match self.inner.token_cache {
+            Some(_) => Internal::hashed(token),
+            None => INTERNAL,
+        }
     }
 
     /// The shared claims of `token` if this verifier's token cache already holds them for `T`, still
     /// valid (times re-checked against the clock, key still published). Never waits, never
     /// verifies: the HTTP layer answers cache hits with it without allocating a future.
-    fn verify_token_cached<T>(&self, token: &[u8], _: Internal) -> Option<Arc<T>>
+    fn verify_token_cached<T>(&self, token: &[u8], internal: Internal) -> Option<Arc<T>>
     where
         T: DeserializeOwned + Send + Sync + 'static,
     {
@@ -550,6 +620,6 @@ impl VerifyToken for Verifier {
         if inner.token_cache.is_none() || token.len() > inner.max_token_bytes {
             return None;
         }
-        self.cached_key(&TokenKey::new(token)?)
+        self.cached_key(&internal.key(token)?)
     }
 }

@@ -7,7 +7,7 @@
 use crate::Algorithm;
 use crate::cache::Times;
 use crate::error::VerifyError;
-use crate::token::{ClaimValue, Header, Parsed, RawClaims};
+use crate::token::{ClaimValue, Header, RawClaims};
 
 /// A policy's rules that need no key, borrowed from a verifier or from a builder.
 pub(crate) struct Rules<'a> {
@@ -33,14 +33,15 @@ impl Rules<'_> {
     /// times are wrong (the claims checked are the sender's own).
     pub(crate) fn check_unverified(
         &self,
-        parsed: &Parsed<'_>,
+        header: &Header,
+        claims: &RawClaims,
         token_len: usize,
         now: f64,
     ) -> Result<(), VerifyError> {
         self.check_size(token_len)?;
-        self.check_header(&parsed.header)?;
-        self.check_audience(&parsed.claims.aud)?;
-        self.check_times(&self.times(&parsed.claims)?, now)
+        self.check_header(header)?;
+        self.check_audience(&claims.aud)?;
+        self.check_times(&self.times(claims)?, now)
     }
 
     /// The token's size against the cap, before anything else: an oversized token costs nothing
