@@ -15,6 +15,9 @@ mod kubernetes;
 mod object_binding;
 mod registry;
 mod registry_admission;
+// Signs its HS256 tokens with aws-lc-rs, which the rust-crypto build does not link.
+#[cfg(feature = "aws-lc-rs")]
+mod refusal_order;
 mod token_cache;
 mod tokenreview;
 mod verify;
