@@ -33,7 +33,9 @@ case "$MODE" in rotating | fresh) ;; *) echo "MODE=$MODE: rotating or fresh"; ex
 SERVER_BIN=${SERVER_BIN:-target/release/resource-server}
 BASE_BIN=${BASE_BIN:-}
 [ "$SERVER_BIN" != target/release/resource-server ] || cargo build --release -q -p resource-server
-bench=$(cargo bench -q -p oidc-bearer --bench verify --no-run --message-format=json 2>/dev/null |
+# BENCH_BIN: the verify bench's binary for `sig-only` (built here if not given).
+bench=${BENCH_BIN:-}
+[ -n "$bench" ] || bench=$(cargo bench -q -p oidc-bearer --bench verify --no-run --message-format=json 2>/dev/null |
     python3 -c 'import json,sys
 for line in sys.stdin:
     m = json.loads(line)

@@ -197,6 +197,19 @@ fn main() {
             return;
         }
     }
+    // `signature-profile N`: N RS256 signature checks alone (aws-lc-rs, key prepared once), for
+    // valgrind's DHAT: what the check itself allocates, next to a whole refusal.
+    if let Some(n) = args
+        .iter()
+        .position(|a| a == "signature-profile")
+        .and_then(|i| args.get(i + 1)?.parse::<usize>().ok())
+    {
+        let case = Case::new(KeyAlg::RS256);
+        for _ in 0..n {
+            black_box(case.signature_only());
+        }
+        return;
+    }
     // `refusal-parts`: the refusal path in parts, by wall-clock time and allocations.
     if args.iter().any(|a| a == "refusal-parts") {
         refusal_parts(&Rejects::new(&runtime), 15, Duration::from_millis(50));
