@@ -352,7 +352,9 @@ impl Rejects {
         let rejects = Self {
             malformed: format!("{header}.{payload}"),
             oversized: "a".repeat(64 * 1024),
-            bad_base64: format!("{header}.{}*.{signature}", &payload[..payload.len() - 1]),
+            // In the header: refused before any crypto (a payload is not read before the
+            // signature holds, so one with bad base64 costs a signature check).
+            bad_base64: format!("{}*.{payload}.{signature}", &header[..header.len() - 1]),
             bad_signature: format!("{header}.{payload}.{}", URL_SAFE_NO_PAD.encode(flipped)),
             forged_kid: (0..1024)
                 .map(|i| {

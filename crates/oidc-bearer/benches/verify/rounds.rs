@@ -301,7 +301,8 @@ pub(crate) fn decode_table(case: &Case, rounds: usize, window: Duration) {
 pub(crate) fn refusal_parts(rejects: &Rejects, rounds: usize, window: Duration) {
     let case = Case::new(KeyAlg::RS256);
     let layer = LayerCase::new(&case);
-    let mut variants: Vec<(&str, Box<dyn FnMut()>)> = vec![
+    type Variant<'a> = (&'static str, Box<dyn FnMut() + 'a>);
+    let mut variants: Vec<Variant<'_>> = vec![
         (
             "signature check alone",
             Box::new(|| {
