@@ -18,8 +18,9 @@ use crate::crypto::Sha256;
 /// signature, but neither nameable nor constructible outside the crate.
 #[derive(Debug, Clone, Copy)]
 pub struct Internal {
-    /// The SHA-256 of the signature segment of the token passed with this value, if computed.
-    signature_sha256: Option<Sha256>,
+    /// The SHA-256 of the signature segment of the token passed with this value, if computed, and
+    /// the position of the `.` before that segment.
+    signature_sha256: Option<(Sha256, usize)>,
 }
 
 /// The seal without a digest.
@@ -32,7 +33,7 @@ impl Internal {
     /// HTTP layer hashes the bytes it then hands to the verifier, or the copy it made of them).
     pub(crate) fn hashed(token: &[u8]) -> Self {
         Self {
-            signature_sha256: TokenKey::new(token).map(|key| key.digest),
+            signature_sha256: TokenKey::new(token).map(|key| (key.digest, key.signing_input.len())),
         }
     }
 
@@ -40,7 +41,7 @@ impl Internal {
     /// one, else computed now. `None` for bytes without a `.` (no JWS).
     pub(crate) fn key(self, token: &[u8]) -> Option<TokenKey<'_>> {
         match self.signature_sha256 {
-            Some(digest) => TokenKey::prehashed(token, digest),
+            Some((digest, dot)) => TokenKey::prehashed(token, digest, dot),
             None => TokenKey::new(token),
         }
     }

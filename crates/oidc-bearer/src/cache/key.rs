@@ -21,7 +21,7 @@ pub(crate) struct TokenKey<'a> {
     /// SHA-256 of the signature segment: the map key.
     pub(crate) digest: Sha256,
     /// Header and payload, as sent.
-    pub(super) signing_input: &'a [u8],
+    pub(crate) signing_input: &'a [u8],
 }
 
 impl<'a> TokenKey<'a> {
@@ -34,17 +34,20 @@ impl<'a> TokenKey<'a> {
         })
     }
 
-    /// The key of `token` with `digest` computed before, by [`new`](Self::new) over the same bytes
+    /// The key of `token` with `digest` and the position of its last `.` found before, by
+    /// [`new`](Self::new) over the same bytes
     /// (the HTTP layer's lookup, handed on to the verifier through the seal: one hash per request).
     /// It must be `token`'s: with the digest of another token's signature, an entry filed under
     /// that signature would match these bytes by their signing input alone (the rule above needs
     /// both). Its one caller, the seal, is made from the bytes it comes with; debug builds (every
     /// test) recompute and compare.
-    pub(crate) fn prehashed(token: &'a [u8], digest: Sha256) -> Option<Self> {
-        let dot = memchr::memrchr(b'.', token)?;
+    pub(crate) fn prehashed(token: &'a [u8], digest: Sha256, dot: usize) -> Option<Self> {
+        if token.get(dot) != Some(&b'.') {
+            return None;
+        }
         debug_assert_eq!(
-            digest,
-            sha256(&token[dot + 1..]),
+            (digest, Some(dot)),
+            (sha256(&token[dot + 1..]), memchr::memrchr(b'.', token)),
             "a digest reused for other bytes"
         );
         Some(Self {
