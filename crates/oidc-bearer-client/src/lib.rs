@@ -98,6 +98,8 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "dpop")]
+mod dpop;
 mod error;
 mod file;
 mod layer;
@@ -128,6 +130,9 @@ pub use self::{
     token::{BearerToken, InvalidToken, MAX_TOKEN_LEN},
 };
 
+#[cfg(feature = "dpop")]
+#[cfg_attr(docsrs, doc(cfg(feature = "dpop")))]
+pub use self::dpop::{AddDpop, AddDpopFuture, AddDpopLayer, DpopError, DpopKey, InvalidDpopKey};
 #[cfg(feature = "metadata")]
 #[cfg_attr(docsrs, doc(cfg(feature = "metadata")))]
 pub use self::metadata::{DEFAULT_METADATA_BASE_URL, METADATA_HOST_ENV, MetadataTokenSource};
