@@ -35,7 +35,8 @@ enum Mode {
     Ok,
     /// 200 with `DPoP-Nonce: fresh-<n>`, n counting the requests.
     NonceOnOk,
-    /// 401 `use_dpop_nonce` with `DPoP-Nonce: n-<n>` to everything: a server that never accepts.
+    /// 401 `use_dpop_nonce` with `DPoP-Nonce: n-<n>` to everything: a server that never accepts
+    /// (after 10 requests it answers 500, so that a client that loops fails instead of hanging).
     AlwaysAskNonce,
     /// 401 `use_dpop_nonce` with `DPoP-Nonce: n-1` unless the proof carries `n-1`, then 200.
     AskNonceOnce,
@@ -114,6 +115,7 @@ async fn answer(mode: Mode, log: &Log, request: Request<Body>) -> Response {
         Mode::NonceOnOk => {
             (StatusCode::OK, [("dpop-nonce", format!("fresh-{count}"))]).into_response()
         }
+        Mode::AlwaysAskNonce if count > 10 => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
         Mode::AlwaysAskNonce => challenge("use_dpop_nonce", format!("n-{count}")),
         Mode::AskNonceOnce if sent_nonce.as_deref() == Some("n-1") => {
             StatusCode::OK.into_response()
