@@ -38,10 +38,11 @@ impl Nonces {
             return false;
         };
         let mut map = self.lock();
-        if map.len() >= MAX_ORIGINS && !map.contains_key(origin) {
-            if let Some(evicted) = map.keys().next().cloned() {
-                map.remove(&evicted);
-            }
+        if map.len() >= MAX_ORIGINS
+            && !map.contains_key(origin)
+            && let Some(evicted) = map.keys().next().cloned()
+        {
+            map.remove(&evicted);
         }
         map.insert(origin.to_owned(), nonce);
         true
@@ -108,9 +109,7 @@ fn challenges(value: &str) -> impl Iterator<Item = (&str, Vec<(&str, String)>)> 
             continue;
         }
         // `scheme [param]` starts a challenge; `name = value` continues the current one.
-        let first_token_end = element
-            .find(|c: char| c == ' ' || c == '\t' || c == '=')
-            .unwrap_or(element.len());
+        let first_token_end = element.find([' ', '\t', '=']).unwrap_or(element.len());
         let starts_challenge = !element[first_token_end..].trim_start().starts_with('=');
         let param = if starts_challenge {
             out.push((&element[..first_token_end], Vec::new()));
