@@ -20,7 +20,13 @@ mod nonce;
 mod proof;
 mod service;
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
 use http::{HeaderName, HeaderValue, Request, header::AUTHORIZATION};
 use oidc_bearer_shared::clock::Clock;
@@ -36,6 +42,9 @@ use crate::BearerToken;
 
 /// The `DPoP` request header (RFC 9449 §4.1).
 const DPOP: HeaderName = HeaderName::from_static("dpop");
+
+/// Whether a relative request URI, a setup mistake, has been logged.
+static RELATIVE_URI_LOGGED: AtomicBool = AtomicBool::new(false);
 
 /// What every request of one layer shares: the key, the servers' nonces and the clock.
 #[derive(Clone)]
@@ -53,7 +62,15 @@ impl Prover {
         request: &mut Request<B>,
         token: &BearerToken,
     ) -> Result<String, DpopError> {
-        let origin = proof::origin(request.uri())?;
+        let origin = proof::origin(request.uri()).inspect_err(|error| {
+            if !RELATIVE_URI_LOGGED.swap(true, Ordering::Relaxed) {
+                tracing::error!(
+                    "{error}; AddDpopLayer needs absolute request URIs (hyper-util's client takes \
+                     them; a tonic Channel does not): send absolute URIs or put the layer where \
+                     they are. Logged once per process."
+                );
+            }
+        })?;
         let nonce = self.nonces.get(&origin);
         let now: Duration = self.clock.now();
         let proof = self.key.proof_at(

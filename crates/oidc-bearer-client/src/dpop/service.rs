@@ -110,3 +110,96 @@ where
         AddDpopFuture::fetch_token(token, Arc::clone(&self.prover), inner, request)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        convert::Infallible,
+        sync::atomic::{AtomicUsize, Ordering},
+    };
+
+    use http::HeaderMap;
+    use tower::{ServiceExt, service_fn};
+
+    use super::*;
+    use crate::{BearerToken, DpopError};
+
+    /// Answers with the headers it received, counting calls.
+    fn echo(
+        calls: &Arc<AtomicUsize>,
+    ) -> impl Service<
+        Request<()>,
+        Response = Response<HeaderMap>,
+        Error = Infallible,
+        Future = impl Send,
+    > + Clone {
+        let calls = Arc::clone(calls);
+        service_fn(move |request: Request<()>| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            async move { Ok::<_, Infallible>(Response::new(request.headers().clone())) }
+        })
+    }
+
+    fn dpop<S>(inner: S) -> AddDpop<S, BearerToken> {
+        AddDpop::new(
+            inner,
+            BearerToken::new("abc").unwrap(),
+            DpopKey::generate().unwrap(),
+        )
+    }
+
+    #[tokio::test]
+    async fn existing_authorization_is_sent_without_a_proof() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let request = Request::get("https://api.example.com/x")
+            .header(AUTHORIZATION, "Basic dXNlcjpwYXNz")
+            .body(())
+            .unwrap();
+        let sent = dpop(echo(&calls))
+            .oneshot(request)
+            .await
+            .unwrap()
+            .into_body();
+        assert_eq!(sent[AUTHORIZATION], "Basic dXNlcjpwYXNz");
+        assert!(!sent.contains_key("dpop"));
+    }
+
+    #[tokio::test]
+    async fn the_token_and_proof_headers_are_sensitive() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let request = Request::get("https://api.example.com/x").body(()).unwrap();
+        let sent = dpop(echo(&calls))
+            .oneshot(request)
+            .await
+            .unwrap()
+            .into_body();
+        assert_eq!(sent[AUTHORIZATION], "DPoP abc");
+        assert!(sent[AUTHORIZATION].is_sensitive());
+        assert!(sent["dpop"].is_sensitive());
+    }
+
+    #[tokio::test]
+    async fn a_relative_uri_fails_the_call_without_sending() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let request = Request::get("/x?y").body(()).unwrap();
+        let error = dpop(echo(&calls)).oneshot(request).await.unwrap_err();
+        assert_eq!(
+            error.downcast_ref::<DpopError>(),
+            Some(&DpopError::NotAbsoluteUri { uri: "/x?y".into() })
+        );
+        assert_eq!(calls.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn the_service_and_its_future_are_send() {
+        fn assert_send<T: Send>(_: &T) {}
+        let calls = Arc::new(AtomicUsize::new(0));
+        let mut client = AddDpop::new(
+            echo(&calls),
+            BearerToken::new("abc").unwrap(),
+            DpopKey::generate().unwrap(),
+        );
+        assert_send(&client);
+        assert_send(&client.call(Request::new(())));
+    }
+}
