@@ -124,6 +124,12 @@ impl TokenBuilder {
         self.remove_claim("iat")
     }
 
+    /// Binds the token to `key` (RFC 9449 §6.1): `cnf` `{"jkt": <the key's RFC 7638
+    /// thumbprint>}`. A resource server then requires a proof signed by that key with it.
+    pub fn dpop_bound(self, key: &crate::DpopKey) -> Self {
+        self.claim("cnf", json!({ "jkt": key.thumbprint() }))
+    }
+
     /// Sets `nbf` to these Unix seconds.
     pub fn nbf(self, unix_secs: i64) -> Self {
         self.claim("nbf", json!(unix_secs))
@@ -306,7 +312,7 @@ impl fmt::Debug for TokenBuilder {
 }
 
 /// A random version-4 UUID string (RFC 9562 §5.4), for the uids Kubernetes puts in tokens.
-fn uuid() -> String {
+pub(crate) fn uuid() -> String {
     use aws_lc_rs::rand::{SecureRandom as _, SystemRandom};
     let mut b = [0u8; 16];
     SystemRandom::new()
