@@ -16,7 +16,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value, json};
 
 use crate::KeyAlg;
-use crate::issuer::token::{now, uuid};
+use crate::issuer::token::{apply_overrides, claim_value, now, signing_input, uuid};
 use crate::key::TestKey;
 
 /// A client's DPoP key: signs proofs, and binds tokens by its thumbprint.
@@ -156,9 +156,8 @@ impl DpopProof {
     /// # Panics
     /// If `value` cannot be written as JSON.
     pub fn claim(mut self, name: &str, value: impl serde::Serialize) -> Self {
-        let value = serde_json::to_value(value)
-            .unwrap_or_else(|e| panic!("claim `{name}` cannot be written as JSON: {e}"));
-        self.claims.insert(name.to_owned(), value);
+        self.claims
+            .insert(name.to_owned(), claim_value(name, value));
         self
     }
 
@@ -197,17 +196,13 @@ impl DpopProof {
     /// Signs the proof: the compact JWS for the `DPoP` header.
     pub fn sign(self) -> String {
         let mut jwk = header_jwk(&self.key);
-        apply(&mut jwk, &self.jwk);
+        apply_overrides(&mut jwk, &self.jwk);
         let mut header = Map::new();
         header.insert("typ".into(), json!("dpop+jwt"));
         header.insert("alg".into(), json!(self.signer.alg().name()));
         header.insert("jwk".into(), Value::Object(jwk));
-        apply(&mut header, &self.header);
-        let encode = |map: Map<String, Value>| {
-            let json = serde_json::to_vec(&Value::Object(map)).expect("JSON values serialize");
-            URL_SAFE_NO_PAD.encode(json)
-        };
-        let input = format!("{}.{}", encode(header), encode(self.claims));
+        apply_overrides(&mut header, &self.header);
+        let input = signing_input(header, self.claims);
         let signature = self.signer.sign(input.as_bytes());
         format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
     }
@@ -223,17 +218,6 @@ fn header_jwk(key: &TestKey) -> Map<String, Value> {
         jwk.remove(member);
     }
     jwk
-}
-
-/// Applies `overrides` to `map`: `Null` removes a member, anything else sets it.
-fn apply(map: &mut Map<String, Value>, overrides: &Map<String, Value>) {
-    for (name, value) in overrides {
-        if value.is_null() {
-            map.remove(name);
-        } else {
-            map.insert(name.clone(), value.clone());
-        }
-    }
 }
 
 impl fmt::Debug for DpopProof {

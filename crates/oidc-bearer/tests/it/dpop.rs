@@ -467,7 +467,13 @@ async fn a_proof_too_old_or_from_the_future_is_refused() {
 async fn a_proof_for_another_token_is_refused() {
     let f = Fixture::start(DpopMode::Required).await;
     let token = f.token();
-    let other = f.issuer.token().aud(AUD).sub("bob").dpop_bound(&f.key).sign();
+    let other = f
+        .issuer
+        .token()
+        .aud(AUD)
+        .sub("bob")
+        .dpop_bound(&f.key)
+        .sign();
     f.dpop(&token, f.proof(&other))
         .await
         .proof_refused("dpop_ath_mismatch");
