@@ -269,7 +269,7 @@ impl DpopCheck {
         proof: CheckedProof,
     ) -> Result<DpopThumbprint, DpopError> {
         let jkt = match confirmation(token.as_bytes()) {
-            Some(serde_json::Value::Object(cnf)) => match cnf.get("jkt") {
+            Ok(Some(serde_json::Value::Object(cnf))) => match cnf.get("jkt") {
                 Some(serde_json::Value::String(jkt)) => jkt.clone(),
                 _ => return Err(DpopError::UnboundToken),
             },
@@ -295,7 +295,12 @@ impl DpopCheck {
         if self.mode == DpopMode::Required {
             return Some(DpopError::DpopRequired);
         }
-        let bound = matches!(confirmation(token), Some(serde_json::Value::Object(cnf)) if cnf.contains_key("jkt"));
+        let bound = match confirmation(token) {
+            Ok(Some(serde_json::Value::Object(cnf))) => cnf.contains_key("jkt"),
+            Ok(_) => false,
+            // A JSON object we cannot read might hide a `cnf`: fail closed.
+            Err(Unreadable) => true,
+        };
         bound.then_some(DpopError::BoundTokenAsBearer)
     }
 
@@ -339,9 +344,107 @@ impl DpopCheck {
     }
 }
 
-/// The `cnf` member of a token's payload, if the payload is a JSON object with one.
-fn confirmation(token: &[u8]) -> Option<serde_json::Value> {
-    let payload = token.split(|b| *b == b'.').nth(1)?;
-    let bytes = URL_SAFE_NO_PAD.decode(payload).ok()?;
-    serde_json::from_slice::<Confirmation>(&bytes).ok()?.cnf
+/// A payload that looks like a JSON object but cannot be read (repeated `cnf`, nesting past the
+/// parser's limit): whether it holds a `cnf` is unknown.
+struct Unreadable;
+
+/// The `cnf` member of a token's payload: `None` when the token is no JWS whose payload is a
+/// JSON object, or has no `cnf`.
+fn confirmation(token: &[u8]) -> Result<Option<serde_json::Value>, Unreadable> {
+    let Some(payload) = token.split(|b| *b == b'.').nth(1) else {
+        return Ok(None);
+    };
+    let Ok(bytes) = URL_SAFE_NO_PAD.decode(payload) else {
+        return Ok(None);
+    };
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Ok(None);
+    }
+    serde_json::from_slice::<Confirmation>(&bytes)
+        .map(|c| c.cnf)
+        .map_err(|_| Unreadable)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(payload: &str) -> String {
+        format!(
+            "eyJhbGciOiJSUzI1NiJ9.{}.c2ln",
+            URL_SAFE_NO_PAD.encode(payload)
+        )
+    }
+
+    /// §7.2 for `Bearer`: a token that is or may be bound is refused; anything that cannot be
+    /// bound is left to the verifier.
+    #[test]
+    fn bearer_tokens_that_are_or_may_be_bound_are_refused() {
+        let allowed = Dpop::new(DpopMode::Allowed, "https://api.example")
+            .unwrap()
+            .build()
+            .unwrap();
+        let refused = [
+            r#"{"sub":"a","cnf":{"jkt":"abc"}}"#,
+            r#"{"cnf":{"jkt":1}}"#,
+            // Unreadable JSON objects: a repeated `cnf`, a broken document.
+            r#"{"cnf":{},"cnf":{"jkt":"abc"}}"#,
+            r#"{"cnf":{"jkt":"abc"}"#,
+        ];
+        for payload in refused {
+            assert_eq!(
+                allowed.bearer_refusal(token(payload).as_bytes()),
+                Some(DpopError::BoundTokenAsBearer),
+                "{payload}"
+            );
+        }
+        let left = [
+            token(r#"{"sub":"a"}"#),
+            token(r#"{"cnf":{"x5t#S256":"abc"}}"#),
+            token("not json"),
+            "opaque-token".to_owned(),
+            "a.!!!.c".to_owned(),
+        ];
+        for token in left {
+            assert_eq!(allowed.bearer_refusal(token.as_bytes()), None, "{token}");
+        }
+        let required = Dpop::new(DpopMode::Required, "https://api.example")
+            .unwrap()
+            .build()
+            .unwrap();
+        assert_eq!(
+            required.bearer_refusal(token(r#"{"sub":"a"}"#).as_bytes()),
+            Some(DpopError::DpopRequired)
+        );
+        assert!(
+            Dpop::new(DpopMode::Off, "https://api.example")
+                .unwrap()
+                .build()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn settings_that_weaken_dpop_are_refused() {
+        let dpop = || Dpop::new(DpopMode::Required, "https://api.example").unwrap();
+        for algorithms in [
+            &[][..],
+            &[Algorithm::HS256],
+            &[Algorithm::ES256, Algorithm::MlDsa44],
+        ] {
+            assert!(
+                dpop().with_algorithms(algorithms).is_err(),
+                "{algorithms:?}"
+            );
+        }
+        assert!(
+            dpop()
+                .with_nonces(&[1; 31], Duration::from_secs(60))
+                .is_err()
+        );
+        assert!(Dpop::new(DpopMode::Required, "api.example").is_err());
+        let check = dpop().build().unwrap();
+        assert!(!check.algs.contains("HS"), "{}", check.algs);
+        assert!(!check.algs.contains("ML-DSA"), "{}", check.algs);
+    }
 }

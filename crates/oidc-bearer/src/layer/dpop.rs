@@ -37,7 +37,11 @@ impl<S, V, T, R, Src> BearerAuth<S, V, T, R, Src> {
         let layer = &self.layer;
         let token = match scheme_credentials(req.headers(), b"dpop") {
             Ok(Some(token)) => token,
-            Ok(None) => return self.call_bearer(req, Some(dpop)),
+            Ok(None) => {
+                // Only a DPoP request carries a thumbprint (whatever an outer layer put there).
+                req.extensions_mut().remove::<DpopThumbprint>();
+                return self.call_bearer(req, Some(dpop));
+            }
             Err(e) => {
                 // A malformed `DPoP` credential, or several `Authorization` headers (either way).
                 let scheme = matches!(e, BearerError::EmptyToken | BearerError::InvalidToken);
