@@ -124,6 +124,7 @@ pub mod claims;
 pub mod clock;
 mod crypto;
 mod discovery;
+mod dpop;
 mod error;
 mod fetch;
 pub mod issuers;
@@ -145,9 +146,10 @@ mod verify;
 // A module's re-exports are one statement, its public list.
 pub use self::{
     algorithm::{Algorithm, UnknownAlgorithm},
+    dpop::{Dpop, DpopMode, DpopThumbprint},
     error::{
-        Escaped, config::ConfigError, keys::KeysError, review::ReviewError, verify::Phase,
-        verify::VerifyError,
+        Escaped, config::ConfigError, dpop::DpopError, keys::KeysError, review::ReviewError,
+        verify::Phase, verify::VerifyError,
     },
     layer::{Claims, future::BearerAuthFuture, layer::BearerAuthLayer, service::BearerAuth},
     registry::{IssuerRegistry, builder::IssuerRegistryBuilder, pattern::IssuerPattern},

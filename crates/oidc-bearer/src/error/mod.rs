@@ -10,6 +10,7 @@
 use std::fmt::{self, Write as _};
 
 pub(crate) mod config;
+pub(crate) mod dpop;
 pub(crate) mod keys;
 pub(crate) mod review;
 #[cfg(test)]
@@ -17,6 +18,7 @@ pub(crate) mod tests;
 pub(crate) mod verify;
 
 pub(crate) use self::config::ConfigError;
+pub(crate) use self::dpop::{DpopChallengeError, DpopError};
 pub(crate) use self::keys::KeysError;
 pub(crate) use self::review::ReviewError;
 pub(crate) use self::review::{ApiServerFailure, Truncated};

@@ -104,6 +104,16 @@ pub(super) fn check_signature<'k>(
     alg: Algorithm,
 ) -> Result<&'k PublicKey, VerifyError> {
     let key = keys.select(jws.header.kid.as_deref(), alg)?;
+    check_key_signature(jws, key, alg)?;
+    Ok(key)
+}
+
+/// The signature of `jws` with `key` for `alg` (an issuer's key, or a DPoP proof's own `jwk`).
+pub(crate) fn check_key_signature(
+    jws: &Parsed<'_>,
+    key: &PublicKey,
+    alg: Algorithm,
+) -> Result<(), VerifyError> {
     // A signature of the wrong length is refused without any crypto.
     if key
         .signature_len(alg)
@@ -114,7 +124,7 @@ pub(super) fn check_signature<'k>(
     if !key.verify(alg, jws.signing_input, &jws.signature) {
         return Err(VerifyError::InvalidSignature);
     }
-    Ok(key)
+    Ok(())
 }
 
 /// Whether the issuer publishes `kid` but the key was skipped as unusable: no later fetch will make it

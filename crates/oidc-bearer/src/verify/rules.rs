@@ -22,6 +22,22 @@ pub(crate) struct Rules<'a> {
     pub(super) require_exp: bool,
 }
 
+impl<'a> Rules<'a> {
+    /// The header rules alone — `alg` on `algorithms`, `typ` equal to `typ` — for a JWS that is
+    /// no access token: a DPoP proof (RFC 9449 §4.3 checks 4 and 5).
+    pub(crate) fn header_only(algorithms: &'a [Algorithm], typ: &'a str) -> Self {
+        Rules {
+            max_token_bytes: usize::MAX,
+            algorithms,
+            required_typ: Some(typ),
+            audiences: &[],
+            skip_audience: true,
+            leeway: 0.0,
+            require_exp: false,
+        }
+    }
+}
+
 impl Rules<'_> {
     /// Every rule here, on a token whose signature has not been checked (nor its `iss`, which
     /// selected the policy): what an issuer registry refuses before it admits a new issuer.
@@ -56,7 +72,7 @@ impl Rules<'_> {
     }
 
     /// The header's algorithm, checked against the policy, and its `typ` if one is required.
-    pub(super) fn check_header(&self, header: &Header) -> Result<Algorithm, VerifyError> {
+    pub(crate) fn check_header(&self, header: &Header) -> Result<Algorithm, VerifyError> {
         // RFC 8725 §3.1: `none` and unknown names never pass; names are case-sensitive.
         let alg = Algorithm::from_header(&header.alg).ok_or_else(|| {
             VerifyError::UnsupportedAlgorithm {
@@ -165,7 +181,7 @@ impl Rules<'_> {
 }
 
 /// A NumericDate claim: a JSON number (RFC 7519 §2), never a string (CVE-2026-25537).
-pub(super) fn time_claim(
+pub(crate) fn time_claim(
     value: &ClaimValue,
     claim: &'static str,
 ) -> Result<Option<f64>, VerifyError> {

@@ -1,0 +1,73 @@
+//! The proofs seen (RFC 9449 §11.1): each accepted proof's `jti`, in the context of its key and
+//! target URI, remembered until its `iat` leaves the accepted window (after which the proof is
+//! refused for its age anyway), in the crate's one bounded digest map.
+
+use std::collections::hash_map::RandomState;
+
+use crate::cache::map::{DigestMap, MIN_ENTRIES_PER_SHARD, Value};
+use crate::crypto::{Sha256, sha256};
+
+/// What the map counts per entry against its byte bound: the slot, its index entry and slack.
+const ENTRY_BYTES: usize = 96;
+
+/// One proof seen, until `expires` (seconds since the epoch).
+struct Seen {
+    expires: f64,
+}
+
+impl Value for Seen {
+    fn size(&self) -> usize {
+        ENTRY_BYTES
+    }
+
+    fn expires(&self) -> f64 {
+        self.expires
+    }
+}
+
+/// The proofs seen by one layer and its clones.
+pub(super) struct Replay {
+    /// Keyed with a random hasher: an attacker chooses what is inserted (with a key of its own).
+    map: DigestMap<Seen, RandomState>,
+}
+
+impl Replay {
+    pub(super) fn new(max_entries: usize) -> Self {
+        Self {
+            map: DigestMap::new(
+                max_entries,
+                max_entries.saturating_mul(ENTRY_BYTES),
+                MIN_ENTRIES_PER_SHARD,
+            ),
+        }
+    }
+
+    /// The key of a proof: its `jti` in the context of its key's thumbprint and its normalised
+    /// `htu` (§11.1: "in the context of the target URI"), length-prefixed so that no two contexts
+    /// run into each other.
+    pub(super) fn key(thumbprint: &str, htu: &str, jti: &str) -> Sha256 {
+        let mut bytes = Vec::with_capacity(thumbprint.len() + htu.len() + jti.len() + 24);
+        for part in [thumbprint, htu, jti] {
+            bytes.extend_from_slice(&(part.len() as u64).to_be_bytes());
+            bytes.extend_from_slice(part.as_bytes());
+        }
+        sha256(&bytes)
+    }
+
+    /// Records the proof `key` until `expires`; `false` if it was seen before (a replay). Checked
+    /// and recorded under one shard lock, so of two requests racing with one proof only one
+    /// passes.
+    ///
+    /// When the map is full, the oldest entries go first (they are inserted in about the order
+    /// they expire); an entry evicted before it expires is a proof that could be replayed until
+    /// then, so the bound must hold the proofs of one window (see `Dpop::with_max_replay_entries`),
+    /// or nonces (§9) must bound the window instead.
+    pub(super) fn first_use(&self, key: &Sha256, expires: f64, now: f64) -> bool {
+        let mut shard = self.map.lock(key);
+        if shard.contains(key) {
+            return false;
+        }
+        shard.insert(key, Seen { expires }, now);
+        true
+    }
+}
