@@ -131,4 +131,9 @@ async fn a_server_nonce_is_asked_for_and_the_clients_one_retry_carries_it() {
             (StatusCode::OK, jkt.clone())
         );
     }
+    assert_eq!(
+        received.load(Ordering::SeqCst),
+        3,
+        "one nonce challenge, one retry"
+    );
 }
