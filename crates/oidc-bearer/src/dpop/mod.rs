@@ -164,9 +164,11 @@ impl Dpop {
     }
 
     /// How many proofs are remembered for replay detection (default 100,000, about 10 MiB). Each
-    /// is remembered for its `iat` window; past the bound the oldest are forgotten early and could
-    /// be replayed within their window, so set at least the proofs of one window
-    /// (requests per second × 2 × the `iat` window), or use nonces to shorten the window.
+    /// is remembered until its `iat` leaves the window, and never forgotten earlier (a forgotten
+    /// proof could be replayed): while the memory is full of proofs still in their window, new
+    /// proofs are refused ([`DpopError::ReplayMemoryFull`]). Set at least the proofs of one
+    /// window (requests per second × 2 × the `iat` window); the memory is split into up to 16
+    /// parts by the proofs' hashes, each with its share of the bound.
     pub fn with_max_replay_entries(mut self, max: usize) -> Self {
         self.max_replay_entries = max.max(1);
         self
@@ -280,9 +282,8 @@ impl DpopCheck {
             return Err(DpopError::KeyMismatch);
         }
         let now = self.now().as_secs_f64();
-        if !self.replay.first_use(&proof.replay_key, proof.expires, now) {
-            return Err(DpopError::Replayed);
-        }
+        self.replay
+            .first_use(&proof.replay_key, proof.expires, now)?;
         Ok(DpopThumbprint(Arc::from(jkt)))
     }
 
