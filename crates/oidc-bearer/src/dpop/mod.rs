@@ -425,6 +425,40 @@ mod tests {
         );
     }
 
+    /// A proof is bound (and recorded) only within its window: a request whose proof was checked
+    /// in time but whose token took long to verify is refused once the window has passed, since
+    /// the replay memory may by then have dropped the proof's first use as expired.
+    #[test]
+    fn a_proof_is_bound_only_within_its_window() {
+        use crate::clock::ManualClock;
+        let clock = ManualClock::at_unix(999);
+        let check = Dpop::new(DpopMode::Required, "https://api.example")
+            .unwrap()
+            .with_clock(clock.clone())
+            .with_max_replay_entries(3)
+            .build()
+            .unwrap();
+        let token = token(r#"{"cnf":{"jkt":"T"}}"#);
+        let proof = |jti: &str, expires: f64| CheckedProof {
+            thumbprint: "T".to_owned(),
+            replay_key: replay::Replay::key("T", "https://api.example/x", jti),
+            expires,
+        };
+        // Two proofs in their last second, one with time left: the memory is full.
+        for (jti, expires) in [("a", 1000.0), ("b", 1000.0), ("c", 1050.0)] {
+            assert!(check.bind(&token, proof(jti, expires)).is_ok(), "{jti}");
+        }
+        clock.set(Duration::from_millis(1_000_500));
+        // A new proof makes room: the two out of their window go.
+        assert!(check.bind(&token, proof("d", 1060.0)).is_ok());
+        // `a` again, checked before 1000 s (in its window), its token verified only now.
+        let replay = check.bind(&token, proof("a", 1000.0));
+        assert!(
+            matches!(replay, Err(DpopError::IssuedAtOutOfWindow { .. })),
+            "{replay:?}"
+        );
+    }
+
     #[test]
     fn settings_that_weaken_dpop_are_refused() {
         let dpop = || Dpop::new(DpopMode::Required, "https://api.example").unwrap();
