@@ -281,7 +281,16 @@ impl DpopCheck {
         if jkt != proof.thumbprint {
             return Err(DpopError::KeyMismatch);
         }
+        // Check 11 again, now: the token's verification may have taken long, and a proof out of
+        // its window may already be gone from the replay memory (§11.1), so only a proof still in
+        // it is recorded and accepted.
         let now = self.now().as_secs_f64();
+        if proof.expires < now {
+            return Err(DpopError::IssuedAtOutOfWindow {
+                iat: (proof.expires - self.iat_window).floor() as i64,
+                now: now.floor() as i64,
+            });
+        }
         self.replay
             .first_use(&proof.replay_key, proof.expires, now)?;
         Ok(DpopThumbprint(Arc::from(jkt)))
