@@ -51,7 +51,9 @@ pub enum DpopMode {
     /// [`DpopError::BoundTokenAsBearer`]).
     Allowed,
     /// No DPoP: the layer reads `Bearer` tokens only, as without [`Dpop`] (a token's `cnf` is
-    /// not looked at).
+    /// not looked at). A DPoP-bound token sent as `Bearer` is then accepted like any other, so a
+    /// stolen bound token works on this resource: RFC 9449 §7.2 requires its refusal only of
+    /// resources that take both schemes. Use [`Allowed`](Self::Allowed) to refuse it.
     Off,
 }
 
