@@ -146,3 +146,42 @@ async fn dpop_a_flood_of_fresh_proofs_does_not_let_a_replay_through() {
     let answer = raw_get(&addr, "/orders", &attacker_token, &later).await;
     assert_eq!(answer, (200, "served orders".to_owned()));
 }
+
+/// A layer on a router that axum nests under `/tenant-a` sees the request's path without the
+/// prefix (axum rewrites the URI, keeping the original in `OriginalUri`). The proof must name
+/// the URI the client requested (§4.3 check 9): a proof for `/orders` is not one for
+/// `/tenant-a/orders`.
+#[tokio::test]
+async fn dpop_a_nested_layer_compares_htu_with_the_uri_requested() {
+    let issuer = TestIssuer::start().await;
+    let key = DpopKey::generate(KeyAlg::ES256);
+    let (listener, addr) = listen().await;
+    let dpop = Dpop::new(DpopMode::Required, &format!("http://{addr}")).unwrap();
+    let tenant: Router = Router::new()
+        .route("/orders", get(|| async { "tenant-a orders" }))
+        .layer(super::dpop::layer(&issuer, AUD, dpop));
+    let app: Router = Router::new().nest("/tenant-a", tenant);
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let token = issuer.token().aud(AUD).sub("alice").dpop_bound(&key).sign();
+    let proof = |path: &str| {
+        let url = format!("http://{addr}{path}");
+        key.proof("GET", &url).access_token(&token).sign()
+    };
+    let answers = [
+        raw_get(&addr, "/tenant-a/orders", &token, &proof("/orders")).await,
+        raw_get(
+            &addr,
+            "/tenant-a/orders",
+            &token,
+            &proof("/tenant-a/orders"),
+        )
+        .await,
+    ];
+    assert_eq!(
+        answers,
+        [
+            (401, "dpop_htu_mismatch".to_owned()),
+            (200, "tenant-a orders".to_owned())
+        ]
+    );
+}
