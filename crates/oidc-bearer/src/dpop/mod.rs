@@ -63,7 +63,8 @@ pub enum DpopMode {
 /// behind a proxy or a load balancer the server cannot know it from the request. It is never
 /// taken from the request's `Host` or `X-Forwarded-*` headers, which the client writes: that
 /// would let a proof made for another server be replayed here. A path in it prefixes the
-/// request's path (a service mounted under `/billing` by its gateway).
+/// request's path (a service mounted under `/billing` by its gateway); an axum `Router::nest`
+/// prefix is not one, since the layer reads the path the client requested (`OriginalUri`).
 ///
 /// ```
 /// use std::time::Duration;
