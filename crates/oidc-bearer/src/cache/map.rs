@@ -177,6 +177,30 @@ impl<V: Value, H: BuildHasher> Shard<V, H> {
         Some(self.remove_at(i))
     }
 
+    /// Whether a value of `size` bytes fits without evicting an entry.
+    pub(crate) fn has_room(&self, size: usize) -> bool {
+        self.slots.len() < self.max_entries && self.bytes + size <= self.max_bytes
+    }
+
+    /// Removes every entry expired at `now` (whose [`Value::expires`] is before it), wherever it
+    /// is in the queue. Returns how many were removed (counted as evictions). Linear in the
+    /// shard's entries: for a user that must not evict a live entry (the DPoP replay memory).
+    pub(crate) fn remove_expired(&mut self, now: f64) -> u64 {
+        let mut removed = 0;
+        let mut i = 0;
+        while i < self.slots.len() {
+            if self.slots[i].value.expires() < now {
+                // The last slot moves into `i`: look at `i` again.
+                drop(self.remove_at(i as u32));
+                removed += 1;
+            } else {
+                i += 1;
+            }
+        }
+        self.stats.evictions += removed;
+        removed
+    }
+
     /// Stores `value` for `digest` as the newest entry, replacing the entry there, and evicts
     /// others as the bounds require; a value larger than the byte bound is not kept (and the entry
     /// there stays). Returns how many entries were evicted.
@@ -489,6 +513,29 @@ mod tests {
     }
 
     /// A kept signing input must match byte for byte; a mismatch leaves the entry alone.
+    #[test]
+    fn expired_entries_are_removed_wherever_they_are() {
+        let map = map(4, usize::MAX);
+        let at = |n: u32, expires: f64| V { expires, ..v(n) };
+        for (n, expires) in [(1, 50.0), (2, 200.0), (3, 80.0), (4, 100.0)] {
+            insert(&map, at(n, expires), 0.0);
+        }
+        let digest = digest(9);
+        let mut shard = map.lock(&digest);
+        assert!(!shard.has_room(1));
+        // An entry is kept up to its expiry, inclusive.
+        assert_eq!(shard.remove_expired(80.0), 1);
+        assert!(shard.has_room(1));
+        assert_eq!(shard.remove_expired(150.0), 2);
+        drop(shard);
+        map.check();
+        assert_eq!(
+            (get(&map, 1), get(&map, 3), get(&map, 4)),
+            (None, None, None)
+        );
+        assert_eq!(get(&map, 2), Some(2));
+    }
+
     #[test]
     fn a_kept_input_must_match() {
         let map = map(10, 1 << 20);

@@ -51,7 +51,9 @@ pub enum DpopMode {
     /// [`DpopError::BoundTokenAsBearer`]).
     Allowed,
     /// No DPoP: the layer reads `Bearer` tokens only, as without [`Dpop`] (a token's `cnf` is
-    /// not looked at).
+    /// not looked at). A DPoP-bound token sent as `Bearer` is then accepted like any other, so a
+    /// stolen bound token works on this resource: RFC 9449 §7.2 requires its refusal only of
+    /// resources that take both schemes. Use [`Allowed`](Self::Allowed) to refuse it.
     Off,
 }
 
@@ -61,7 +63,8 @@ pub enum DpopMode {
 /// behind a proxy or a load balancer the server cannot know it from the request. It is never
 /// taken from the request's `Host` or `X-Forwarded-*` headers, which the client writes: that
 /// would let a proof made for another server be replayed here. A path in it prefixes the
-/// request's path (a service mounted under `/billing` by its gateway).
+/// request's path (a service mounted under `/billing` by its gateway); an axum `Router::nest`
+/// prefix is not one, since the layer reads the path the client requested (`OriginalUri`).
 ///
 /// ```
 /// use std::time::Duration;
@@ -164,9 +167,11 @@ impl Dpop {
     }
 
     /// How many proofs are remembered for replay detection (default 100,000, about 10 MiB). Each
-    /// is remembered for its `iat` window; past the bound the oldest are forgotten early and could
-    /// be replayed within their window, so set at least the proofs of one window
-    /// (requests per second × 2 × the `iat` window), or use nonces to shorten the window.
+    /// is remembered until its `iat` leaves the window, and never forgotten earlier (a forgotten
+    /// proof could be replayed): while the memory is full of proofs still in their window, new
+    /// proofs are refused ([`DpopError::ReplayMemoryFull`]). Set at least the proofs of one
+    /// window (requests per second × 2 × the `iat` window); the memory is split into up to 16
+    /// parts by the proofs' hashes, each with its share of the bound.
     pub fn with_max_replay_entries(mut self, max: usize) -> Self {
         self.max_replay_entries = max.max(1);
         self
@@ -279,10 +284,18 @@ impl DpopCheck {
         if jkt != proof.thumbprint {
             return Err(DpopError::KeyMismatch);
         }
+        // Check 11 again, now: the token's verification may have taken long, and a proof out of
+        // its window may already be gone from the replay memory (§11.1), so only a proof still in
+        // it is recorded and accepted.
         let now = self.now().as_secs_f64();
-        if !self.replay.first_use(&proof.replay_key, proof.expires, now) {
-            return Err(DpopError::Replayed);
+        if proof.expires < now {
+            return Err(DpopError::IssuedAtOutOfWindow {
+                iat: (proof.expires - self.iat_window).floor() as i64,
+                now: now.floor() as i64,
+            });
         }
+        self.replay
+            .first_use(&proof.replay_key, proof.expires, now)?;
         Ok(DpopThumbprint(Arc::from(jkt)))
     }
 
@@ -421,6 +434,40 @@ mod tests {
                 .unwrap()
                 .build()
                 .is_none()
+        );
+    }
+
+    /// A proof is bound (and recorded) only within its window: a request whose proof was checked
+    /// in time but whose token took long to verify is refused once the window has passed, since
+    /// the replay memory may by then have dropped the proof's first use as expired.
+    #[test]
+    fn a_proof_is_bound_only_within_its_window() {
+        use crate::clock::ManualClock;
+        let clock = ManualClock::at_unix(999);
+        let check = Dpop::new(DpopMode::Required, "https://api.example")
+            .unwrap()
+            .with_clock(clock.clone())
+            .with_max_replay_entries(3)
+            .build()
+            .unwrap();
+        let token = token(r#"{"cnf":{"jkt":"T"}}"#);
+        let proof = |jti: &str, expires: f64| CheckedProof {
+            thumbprint: "T".to_owned(),
+            replay_key: replay::Replay::key("T", "https://api.example/x", jti),
+            expires,
+        };
+        // Two proofs in their last second, one with time left: the memory is full.
+        for (jti, expires) in [("a", 1000.0), ("b", 1000.0), ("c", 1050.0)] {
+            assert!(check.bind(&token, proof(jti, expires)).is_ok(), "{jti}");
+        }
+        clock.set(Duration::from_millis(1_000_500));
+        // A new proof makes room: the two out of their window go.
+        assert!(check.bind(&token, proof("d", 1060.0)).is_ok());
+        // `a` again, checked before 1000 s (in its window), its token verified only now.
+        let replay = check.bind(&token, proof("a", 1000.0));
+        assert!(
+            matches!(replay, Err(DpopError::IssuedAtOutOfWindow { .. })),
+            "{replay:?}"
         );
     }
 

@@ -6,6 +6,7 @@ use std::collections::hash_map::RandomState;
 
 use crate::cache::map::{DigestMap, MIN_ENTRIES_PER_SHARD, Value};
 use crate::crypto::{Sha256, sha256};
+use crate::error::DpopError;
 
 /// What the map counts per entry against its byte bound: the slot, its index entry and slack.
 const ENTRY_BYTES: usize = 96;
@@ -54,20 +55,27 @@ impl Replay {
         sha256(&bytes)
     }
 
-    /// Records the proof `key` until `expires`; `false` if it was seen before (a replay). Checked
-    /// and recorded under one shard lock, so of two requests racing with one proof only one
-    /// passes.
+    /// Records the proof `key` until `expires`: refused as [`DpopError::Replayed`] if it was seen
+    /// before. Checked and recorded under one shard lock, so of two requests racing with one proof
+    /// only one passes.
     ///
-    /// When the map is full, the oldest entries go first (they are inserted in about the order
-    /// they expire); an entry evicted before it expires is a proof that could be replayed until
-    /// then, so the bound must hold the proofs of one window (see `Dpop::with_max_replay_entries`),
-    /// or nonces (§9) must bound the window instead.
-    pub(super) fn first_use(&self, key: &Sha256, expires: f64, now: f64) -> bool {
+    /// A proof still in its window is never forgotten (§11.1: a forgotten proof could be replayed
+    /// until then, and a client with a token of its own could flood the memory to that end): when
+    /// the memory is full, the proofs out of their window make room, and if none is, the proof is
+    /// refused ([`DpopError::ReplayMemoryFull`]) until one is (see
+    /// `Dpop::with_max_replay_entries`).
+    pub(super) fn first_use(&self, key: &Sha256, expires: f64, now: f64) -> Result<(), DpopError> {
         let mut shard = self.map.lock(key);
         if shard.contains(key) {
-            return false;
+            return Err(DpopError::Replayed);
+        }
+        if !shard.has_room(ENTRY_BYTES) && {
+            shard.remove_expired(now);
+            !shard.has_room(ENTRY_BYTES)
+        } {
+            return Err(DpopError::ReplayMemoryFull);
         }
         shard.insert(key, Seen { expires }, now);
-        true
+        Ok(())
     }
 }

@@ -35,9 +35,17 @@ impl BaseUrl {
     }
 
     /// The normalised URI of a request for `path` (the request target's path, as received).
+    /// `None` for a path the URL parser would rewrite rather than normalise: dot segments (also
+    /// percent-encoded) and backslashes. The server routes such a path as it is, so removing its
+    /// dot segments would make it the URI of another resource (`/public/../admin` is not what
+    /// the router serves as `/admin`): RFC 9449 §4.3 check 9 compares `htu` with the URI of the
+    /// request received, and clients resolve dot segments before sending (RFC 3986 §5.2.4).
     pub(super) fn request_uri(&self, path: &str) -> Option<String> {
         if !path.starts_with('/') {
             // `*` (OPTIONS) or an authority: no URI a proof can name.
+            return None;
+        }
+        if path.contains('\\') || path.split('/').any(is_dot_segment) {
             return None;
         }
         normalise_htu(&format!("{}{}{path}", self.origin, self.prefix))
@@ -91,6 +99,15 @@ fn normalise(url: &Url) -> String {
         }
     }
     out
+}
+
+/// `.` or `..`, each dot possibly percent-encoded (as the URL parser reads them).
+fn is_dot_segment(segment: &str) -> bool {
+    let lower = segment.to_ascii_lowercase();
+    matches!(
+        lower.as_str(),
+        "." | ".." | "%2e" | ".%2e" | "%2e." | "%2e%2e"
+    )
 }
 
 fn hex(byte: Option<&u8>) -> Option<u8> {
@@ -147,6 +164,23 @@ mod tests {
             Some("https://gateway.example/billing/invoices")
         );
         assert_eq!(base.request_uri("*"), None);
+        // Paths the server routes as they are, which the URL parser would turn into others.
+        for rewritten in [
+            "/../admin",
+            "/x/./y",
+            "/x/%2E%2e/y",
+            "/x/.%2e",
+            "/x/%2e",
+            "/x\\..\\y",
+            "/x\\y",
+        ] {
+            assert_eq!(base.request_uri(rewritten), None, "{rewritten}");
+        }
+        // Dots within a segment are no dot segment.
+        assert_eq!(
+            base.request_uri("/a.b/..c/...").as_deref(),
+            Some("https://gateway.example/billing/a.b/..c/...")
+        );
         for bad in [
             "https://u:p@a.example",
             "https://a.example/?q",

@@ -79,6 +79,10 @@ pub enum DpopError {
     KeyMismatch,
     /// The proof was seen before (its `jti`, within its `iat` window, §11.1).
     Replayed,
+    /// The proof cannot be remembered: the replay memory is full of proofs still in their `iat`
+    /// window, none of which may be forgotten (§11.1). A new proof succeeds once some leave it;
+    /// see [`Dpop::with_max_replay_entries`](crate::Dpop::with_max_replay_entries).
+    ReplayMemoryFull,
     /// The server requires a nonce of its own in proofs (§9) and this proof has none, or a stale
     /// or foreign one: the client retries with `nonce`, which the response carries in a
     /// `DPoP-Nonce` header.
@@ -122,6 +126,7 @@ impl DpopError {
             Self::AccessTokenHashMismatch => "dpop_ath_mismatch",
             Self::KeyMismatch => "dpop_jkt_mismatch",
             Self::Replayed => "dpop_replayed",
+            Self::ReplayMemoryFull => "dpop_replay_memory_full",
             Self::UseNonce { .. } => "use_dpop_nonce",
             Self::UnboundToken => "dpop_unbound_token",
             Self::BoundTokenAsBearer => "dpop_bound_token_as_bearer",
@@ -150,7 +155,8 @@ impl DpopError {
             | Self::IssuedAtOutOfWindow { .. }
             | Self::AccessTokenHashMismatch
             | Self::KeyMismatch
-            | Self::Replayed => C::InvalidDpopProof,
+            | Self::Replayed
+            | Self::ReplayMemoryFull => C::InvalidDpopProof,
         }
     }
 
@@ -172,6 +178,9 @@ impl DpopError {
             Self::AccessTokenHashMismatch => "the DPoP proof is for another access token",
             Self::KeyMismatch => "the DPoP proof's key is not the key the token is bound to",
             Self::Replayed => "the DPoP proof was used before",
+            Self::ReplayMemoryFull => {
+                "the server cannot remember more DPoP proofs now; retry later with a new proof"
+            }
             Self::UseNonce { .. } => "the resource server requires a nonce in the DPoP proof",
             Self::UnboundToken => "the token is not DPoP-bound",
             Self::BoundTokenAsBearer => "a DPoP-bound token must be sent with the DPoP scheme",

@@ -52,8 +52,7 @@ impl<S, V, T, R, Src> BearerAuth<S, V, T, R, Src> {
         let refuse = |reason| refused(&layer.rejection, reason, Some((&dpop, true)));
         // §4.3: the proof first; it needs no key fetch and refuses a stolen token on its own.
         let proof = dpop.proof_header(req.headers()).and_then(|proof| {
-            let path = req.uri().path();
-            dpop.check_proof(proof, req.method(), path, token, dpop.now())
+            dpop.check_proof(proof, req.method(), requested_path(&req), token, dpop.now())
         });
         let proof = match proof {
             Ok(proof) => proof,
@@ -107,4 +106,15 @@ impl<S, V, T, R, Src> BearerAuth<S, V, T, R, Src> {
         let rejection = layer.rejection.clone();
         BearerAuthFuture::verifying(verify, inner, req, rejection, Some((dpop, true)))
     }
+}
+
+/// The path the client requested (§4.3 check 9 compares `htu` with the request's URI): axum's
+/// `OriginalUri` when the layer is on a router nested under a prefix (`Router::nest` strips the
+/// prefix from the URI it passes on, and keeps the original there), else the URI's path.
+fn requested_path<B>(req: &Request<B>) -> &str {
+    #[cfg(feature = "axum")]
+    if let Some(original) = req.extensions().get::<axum::extract::OriginalUri>() {
+        return original.0.path();
+    }
+    req.uri().path()
 }

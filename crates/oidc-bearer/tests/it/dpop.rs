@@ -12,7 +12,7 @@ use axum::routing::{get, post};
 use axum::{Extension, Router};
 use oidc_bearer::claims::DefaultClaims;
 use oidc_bearer::clock::{Clock as _, ManualClock};
-use oidc_bearer::rejection::{AuthRejection, DefaultRejection};
+use oidc_bearer::rejection::{AuthRejection, BodyRejection, DefaultRejection};
 use oidc_bearer::{BearerAuthLayer, Claims, Dpop, DpopMode, DpopThumbprint, Verifier};
 use oidc_bearer_testing::{DpopKey, DpopProof, KeyAlg, TestIssuer, now};
 use serde_json::{Value, json};
@@ -138,15 +138,28 @@ impl Fixture {
 /// Serves `/orders` (GET) and `/orders/new` (POST) behind the layer under test: the issuer's
 /// verifier, refusals answered with their code as the body.
 fn serve(listener: tokio::net::TcpListener, issuer: &TestIssuer, dpop: Dpop) {
-    let verifier = Verifier::new(issuer.issuer(), AUD).unwrap();
-    let layer = BearerAuthLayer::new(verifier)
-        .with_rejection(DefaultRejection::new().with_body(|r: &AuthRejection| r.code().to_owned()))
-        .with_dpop(dpop);
+    let layer = layer(issuer, AUD, dpop);
     let app: Router = Router::new()
         .route("/orders", get(whoami))
         .route("/orders/new", post(whoami))
         .route_layer(layer);
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+}
+
+/// A refusal's body: its code.
+type Code = fn(&AuthRejection) -> String;
+
+/// The layer under test: `issuer`'s verifier for `aud` with `dpop`, refusals answered with their
+/// code as the body.
+pub(super) fn layer(
+    issuer: &TestIssuer,
+    aud: &str,
+    dpop: Dpop,
+) -> BearerAuthLayer<Verifier, DefaultClaims, BodyRejection<Code>> {
+    let code: Code = |r| r.code().to_owned();
+    BearerAuthLayer::new(Verifier::new(issuer.issuer(), aud).unwrap())
+        .with_rejection(DefaultRejection::new().with_body(code))
+        .with_dpop(dpop)
 }
 
 /// What a response says: its status, body (the refusal's code, or the handler's answer), its
