@@ -19,7 +19,6 @@ use super::api::ApiServer;
 use super::reviewer::{LOG_PERIOD, Reviewer, Started, TokenReviewSettings, TokenReviewStats};
 use crate::cache::TokenKey;
 use crate::clock::SharedClock;
-use crate::crypto::Sha256;
 use crate::error::{ConfigError, VerifyError};
 use crate::log_limit::LogLimiter;
 use crate::sealed::Internal;
@@ -221,7 +220,7 @@ impl<V: VerifyToken> VerifyToken for ObjectBinding<V> {
         let key = TokenKey::new(token.as_bytes()).ok_or(VerifyError::Malformed {
             reason: "a JWS has three dot-separated parts",
         })?;
-        self.check.check(token, key.digest).await?;
+        self.check.check(token, &key).await?;
         Ok(claims)
     }
 
@@ -233,7 +232,7 @@ impl<V: VerifyToken> VerifyToken for ObjectBinding<V> {
     {
         let claims = self.inner.verify_token_cached::<T>(token, internal)?;
         let key = TokenKey::new(token)?;
-        self.check.confirmed(&key.digest, token).then_some(claims)
+        self.check.confirmed(&key).then_some(claims)
     }
 }
 
@@ -253,20 +252,17 @@ pub(crate) struct Check {
 }
 
 impl Check {
-    /// Whether `token`, whose key is `key`, was confirmed within the interval (the synchronous
-    /// fast path: nothing is started).
-    pub(crate) fn confirmed(&self, key: &Sha256, token: &[u8]) -> bool {
-        matches!(
-            self.reviewer.cached(key, token, self.reviewer.now()),
-            Some(Ok(_))
-        )
+    /// Whether the token keyed `key` was confirmed within the interval (the synchronous fast
+    /// path: nothing is started).
+    pub(crate) fn confirmed(&self, key: &TokenKey<'_>) -> bool {
+        matches!(self.reviewer.cached(key, self.reviewer.now()), Some(Ok(_)))
     }
 
     /// Confirms a locally verified `token` (whose token-cache key is `key`): at most one review per
     /// interval, shared by every request with the token.
-    pub(crate) async fn check(&self, token: &str, key: Sha256) -> Result<(), VerifyError> {
+    pub(crate) async fn check(&self, token: &str, key: &TokenKey<'_>) -> Result<(), VerifyError> {
         let now = self.reviewer.now();
-        let cached = self.reviewer.cached(&key, token.as_bytes(), now);
+        let cached = self.reviewer.cached(key, now);
         match cached {
             Some(Ok(_)) => return Ok(()),
             Some(Err(e)) if !e.is_unavailable() => return Err(e),
@@ -461,7 +457,6 @@ mod tests {
             ..TokenReviewSettings::default()
         };
         let binding = check_of(&issuer, settings);
-        let key = |token: &str| crate::crypto::sha256(token.rsplit_once('.').unwrap().1.as_bytes());
         let token = |issuer: &oidc_bearer_testing::TestIssuer| {
             issuer.token().kubernetes("prod", "billing").aud(AUD).sign()
         };
@@ -469,7 +464,9 @@ mod tests {
         // Every slot busy (as with reviews in flight); the paused clock lets the wait time out.
         let slots = binding.reviewer.take_all_slots();
         let waiting = token(&issuer);
-        let result = binding.check(&waiting, key(&waiting)).await;
+        let result = binding
+            .check(&waiting, &TokenKey::new(waiting.as_bytes()).unwrap())
+            .await;
         let Err(VerifyError::ReviewUnavailable { source }) = result else {
             panic!("a review that never ran was accepted: {result:?}")
         };
@@ -488,7 +485,9 @@ mod tests {
         tokio::time::resume();
         let revoked = token(&issuer);
         reviews.delete_bound_object(&revoked);
-        let result = binding.check(&revoked, key(&revoked)).await;
+        let result = binding
+            .check(&revoked, &TokenKey::new(revoked.as_bytes()).unwrap())
+            .await;
         assert!(
             matches!(result, Err(VerifyError::ReviewRefused { .. })),
             "{result:?}"

@@ -13,6 +13,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::api::ApiServer;
 use super::cache::{Answer, AnswerCache};
+use crate::cache::TokenKey;
 use crate::clock::SharedClock;
 use crate::crypto::Sha256;
 use crate::error::{ApiServerFailure, ReviewError};
@@ -147,11 +148,6 @@ struct InFlight {
     answer: Flight<Answer>,
 }
 
-/// All of a token but its signature segment (the whole token if it has no `.`).
-fn signing_input(token: &[u8]) -> &[u8] {
-    &token[..memchr::memrchr(b'.', token).unwrap_or(token.len())]
-}
-
 /// What [`Reviewer::start`] found: an answer, or a review to wait for.
 pub(crate) enum Started {
     Answer(Answer),
@@ -246,9 +242,9 @@ impl Reviewer {
         self.clock.now().as_secs_f64()
     }
 
-    /// The cached answer for `token`, whose key is `key`, if current.
-    pub(crate) fn cached(&self, key: &Sha256, token: &[u8], now: f64) -> Option<Answer> {
-        let answer = self.cache.get(key, signing_input(token), now)?;
+    /// The cached answer for the token keyed `key`, if current.
+    pub(crate) fn cached(&self, key: &TokenKey<'_>, now: f64) -> Option<Answer> {
+        let answer = self.cache.get(&key.digest, key.signing_input, now)?;
         self.hits.fetch_add(1, Ordering::Relaxed);
         Some(answer)
     }
@@ -257,11 +253,11 @@ impl Reviewer {
     /// from a review this call starts or joins.
     pub(crate) async fn review(
         self: &Arc<Self>,
-        key: Sha256,
+        key: &TokenKey<'_>,
         token: &str,
         exp: Option<f64>,
     ) -> Answer {
-        if let Some(answer) = self.cached(&key, token.as_bytes(), self.now()) {
+        if let Some(answer) = self.cached(key, self.now()) {
             return answer;
         }
         match self.start(key, token, exp) {
@@ -272,10 +268,16 @@ impl Reviewer {
 
     /// Starts a review of `token`, or joins the one in flight; the review runs as a task of its
     /// own and is never cancelled by a caller leaving (Go's `singleflight.DoChan`).
-    pub(crate) fn start(self: &Arc<Self>, key: Sha256, token: &str, exp: Option<f64>) -> Started {
+    pub(crate) fn start(
+        self: &Arc<Self>,
+        token_key: &TokenKey<'_>,
+        token: &str,
+        exp: Option<f64>,
+    ) -> Started {
+        let key = token_key.digest;
         let input = self
             .compare_input
-            .then(|| Box::<[u8]>::from(signing_input(token.as_bytes())));
+            .then(|| Box::<[u8]>::from(token_key.signing_input));
         let mut inflight = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
         let mut register = true;
         if let Some(pending) = inflight.get(&key) {
@@ -290,7 +292,7 @@ impl Reviewer {
         }
         // A review that finished between the caller's lookup and this lock has cached its answer
         // before leaving `inflight`: look again rather than review twice.
-        if let Some(answer) = self.cached(&key, token.as_bytes(), self.now()) {
+        if let Some(answer) = self.cached(token_key, self.now()) {
             return Started::Answer(answer);
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -547,7 +549,11 @@ mod tests {
             let _slots = reviewer.take_all_slots();
             let mut answers = Vec::new();
             for key in [[1; 32], [1; 32], [2; 32]] {
-                let answer = match reviewer.start(key, "h.p.s", None) {
+                let key = TokenKey {
+                    digest: key,
+                    signing_input: b"h.p",
+                };
+                let answer = match reviewer.start(&key, "h.p.s", None) {
                     Started::Answer(answer) => Some(answer),
                     Started::Pending(rx) => {
                         let mut wait = std::pin::pin!(wait(rx));

@@ -29,7 +29,7 @@ mod rules;
 
 pub(crate) use builder::VerifierBuilder;
 use keys::check_signature;
-pub(crate) use rules::Rules;
+pub(crate) use rules::{Rules, time_claim};
 
 /// The default token size cap: 8 KiB, far above real workload tokens (about 1 KiB).
 pub(crate) const DEFAULT_MAX_TOKEN_BYTES: usize = 8 * 1024;

@@ -22,6 +22,24 @@ pub(crate) struct Rules<'a> {
     pub(super) require_exp: bool,
 }
 
+impl Rules<'static> {
+    /// The rules TokenReview's pre-check applies before a token costs a review: the size cap, an
+    /// asymmetric `alg` (the API server signs with keys; RFC 8725 §3.1) and an `exp` that is a
+    /// NumericDate not yet past, with the default leeway. The rest — signature, audience, `nbf`, a
+    /// missing `exp` (legacy service-account tokens have none) — is the API server's to judge.
+    pub(crate) fn review(max_token_bytes: usize) -> Self {
+        Rules {
+            max_token_bytes,
+            algorithms: Algorithm::ASYMMETRIC,
+            required_typ: None,
+            audiences: &[],
+            skip_audience: true,
+            leeway: super::DEFAULT_LEEWAY.as_secs_f64(),
+            require_exp: false,
+        }
+    }
+}
+
 impl Rules<'_> {
     /// Every rule here, on a token whose signature has not been checked (nor its `iss`, which
     /// selected the policy): what an issuer registry refuses before it admits a new issuer.
@@ -45,7 +63,7 @@ impl Rules<'_> {
 
     /// The token's size against the cap, before anything else: an oversized token costs nothing
     /// but this comparison.
-    pub(super) fn check_size(&self, token_len: usize) -> Result<(), VerifyError> {
+    pub(crate) fn check_size(&self, token_len: usize) -> Result<(), VerifyError> {
         if token_len > self.max_token_bytes {
             return Err(VerifyError::TooLarge {
                 len: token_len,
@@ -56,7 +74,7 @@ impl Rules<'_> {
     }
 
     /// The header's algorithm, checked against the policy, and its `typ` if one is required.
-    pub(super) fn check_header(&self, header: &Header) -> Result<Algorithm, VerifyError> {
+    pub(crate) fn check_header(&self, header: &Header) -> Result<Algorithm, VerifyError> {
         // RFC 8725 §3.1: `none` and unknown names never pass; names are case-sensitive.
         let alg = Algorithm::from_header(&header.alg).ok_or_else(|| {
             VerifyError::UnsupportedAlgorithm {
@@ -130,7 +148,7 @@ impl Rules<'_> {
     }
 
     /// `exp`, `nbf` and `iat` against the clock, with leeway: at verification and on every cache hit.
-    pub(super) fn check_times(&self, times: &Times, now: f64) -> Result<(), VerifyError> {
+    pub(crate) fn check_times(&self, times: &Times, now: f64) -> Result<(), VerifyError> {
         let leeway = self.leeway;
         // RFC 7519 §4.1.4: the current time MUST be before `exp`.
         if let Some(exp) = times.exp
@@ -165,7 +183,7 @@ impl Rules<'_> {
 }
 
 /// A NumericDate claim: a JSON number (RFC 7519 §2), never a string (CVE-2026-25537).
-pub(super) fn time_claim(
+pub(crate) fn time_claim(
     value: &ClaimValue,
     claim: &'static str,
 ) -> Result<Option<f64>, VerifyError> {
