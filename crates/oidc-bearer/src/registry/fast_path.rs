@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use super::{IssuerRegistry, Live, Selected, millis};
+use super::{IssuerRegistry, Live, Selected};
 use crate::cache::map::{DigestMap, MIN_ENTRIES_PER_SHARD, Value};
 use crate::crypto::Sha256;
 use crate::verify::WeakVerifier;
@@ -54,7 +54,7 @@ impl IssuerRegistry {
             Recent::Exact(verifier) => verifier.upgrade()?.cached_key(&key),
             Recent::Pattern(live) => {
                 let live = live.upgrade()?;
-                let now = millis(self.inner.clock.now());
+                let now = self.inner.clock.now();
                 if now < live.refuse_until.load(Ordering::Acquire) {
                     return None;
                 }

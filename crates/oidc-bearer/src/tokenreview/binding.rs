@@ -160,7 +160,7 @@ impl ObjectBindingCheck {
             // compared: the inner verifier may accept one signature over several inputs, each
             // under a key an issuer chose (see the module's documentation).
             reviewer: Arc::new(Reviewer::new(api, true, audiences, settings, clock)),
-            grace: self.grace.as_secs_f64(),
+            grace: self.grace,
         })
     }
 }
@@ -248,7 +248,7 @@ impl<V: fmt::Debug> fmt::Debug for ObjectBinding<V> {
 /// The check as a wrapper runs it.
 pub(crate) struct Check {
     reviewer: Arc<Reviewer>,
-    grace: f64,
+    grace: Duration,
 }
 
 impl Check {
@@ -313,16 +313,16 @@ impl Check {
     /// `[since, since + grace)` by the clock. A clock set back before the outage began (an NTP
     /// correction) is outside it — the outage's age is then unknown — so that no clock step can
     /// open a grace period that is off or reopen one that is over.
-    fn in_window(&self, since: f64, now: f64) -> bool {
-        since <= now && now < since + self.grace
+    fn in_window(&self, since: Duration, now: Duration) -> bool {
+        since <= now && now < since.saturating_add(self.grace)
     }
 
-    fn in_grace(&self, since: f64, now: f64) -> Result<(), VerifyError> {
+    fn in_grace(&self, since: Duration, now: Duration) -> Result<(), VerifyError> {
         static GRACE: LogLimiter = LogLimiter::new();
         if let Some(suppressed) = GRACE.allow(LOG_PERIOD) {
             tracing::warn!(
-                outage_secs = (now - since).floor(),
-                grace_secs = self.grace,
+                outage_secs = now.saturating_sub(since).as_secs(),
+                grace_secs = self.grace.as_secs_f64(),
                 suppressed,
                 "TokenReview unavailable: accepting locally verified tokens without confirming \
                  their bound object until the grace period ends"

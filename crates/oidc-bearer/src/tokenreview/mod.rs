@@ -54,13 +54,14 @@ pub use self::{
 use std::any::{Any, TypeId};
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 
 use self::cache::Answer;
 use self::reviewer::Reviewer;
 use crate::cache::{Times, TokenKey};
-use crate::clock::{Clock, SharedClock, SystemClock};
+use crate::clock::{Clock, SharedClock, SystemClock, numeric_date};
 use crate::error::{ConfigError, VerifyError};
 use crate::sealed::Internal;
 use crate::token::Parsed;
@@ -119,7 +120,7 @@ impl TokenReview {
     /// anything but a compact JWS, an `alg` other than an asymmetric one, an `exp` that is no
     /// NumericDate or is past. None of it is trusted; it only spares the API server garbage.
     /// Returns the (unverified) `exp`.
-    fn precheck(&self, token: &str, now: f64) -> Result<Option<f64>, VerifyError> {
+    fn precheck(&self, token: &str, now: Duration) -> Result<Option<Duration>, VerifyError> {
         let parsed = Parsed::new(token, self.max_token_bytes)?;
         let rules = Rules::review(self.max_token_bytes);
         rules.check_header(&parsed.header)?;
@@ -128,8 +129,8 @@ impl TokenReview {
             exp,
             ..Times::default()
         };
-        rules.check_times(&times, now)?;
-        Ok(exp)
+        rules.check_times(&times, now.as_secs_f64())?;
+        Ok(exp.map(numeric_date))
     }
 }
 

@@ -14,7 +14,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use super::api::ApiServer;
 use super::cache::{Answer, AnswerCache};
 use crate::cache::TokenKey;
-use crate::clock::SharedClock;
+use crate::clock::{AtomicTime, SharedClock};
 use crate::crypto::Sha256;
 use crate::error::{ApiServerFailure, ReviewError};
 use crate::error::{ConfigError, VerifyError};
@@ -174,12 +174,10 @@ pub(crate) struct Reviewer {
     hits: AtomicU64,
     joined: AtomicU64,
     waiting: AtomicUsize,
-    /// When the current outage began (the bits of an `f64`: the first review that failed because
-    /// of the API server itself since it last answered), or [`NO_OUTAGE`].
-    outage_since: AtomicU64,
+    /// When the current outage began (the first review that failed because of the API server
+    /// itself since it last answered), or [`AtomicTime::NEVER`].
+    outage_since: AtomicTime,
 }
-
-const NO_OUTAGE: u64 = u64::MAX;
 
 impl Reviewer {
     /// `compare_input`: see the field.
@@ -205,45 +203,41 @@ impl Reviewer {
             hits: AtomicU64::new(0),
             joined: AtomicU64::new(0),
             waiting: AtomicUsize::new(0),
-            outage_since: AtomicU64::new(NO_OUTAGE),
+            outage_since: AtomicTime::new(AtomicTime::NEVER),
         }
     }
 
     /// When the current API-server outage began (by the clock): the first review that failed
     /// because of the API server itself since one was last answered. Local limits never set it.
-    pub(crate) fn outage_since(&self) -> Option<f64> {
-        let bits = self.outage_since.load(Ordering::Relaxed);
-        (bits != NO_OUTAGE).then(|| f64::from_bits(bits))
+    pub(crate) fn outage_since(&self) -> Option<Duration> {
+        let since = self.outage_since.load(Ordering::Relaxed);
+        (since != AtomicTime::NEVER).then_some(since)
     }
 
     /// The API server answered a review (an acceptance or a refusal): any outage is over.
     fn record_answer(&self) {
-        if self.outage_since.swap(NO_OUTAGE, Ordering::Relaxed) != NO_OUTAGE {
+        if self.outage_since.swap(AtomicTime::NEVER, Ordering::Relaxed) != AtomicTime::NEVER {
             tracing::info!(url = self.api.url(), "TokenReview answers again");
         }
     }
 
     /// A review failed because of the API server itself: the outage begins now, unless it began
     /// earlier. Nothing but an [`ApiServerFailure`] can start one.
-    fn record_outage(&self, _: ApiServerFailure, now: f64) {
-        let _ = self.outage_since.compare_exchange(
-            NO_OUTAGE,
-            now.to_bits(),
-            Ordering::Relaxed,
-            Ordering::Relaxed,
-        );
+    fn record_outage(&self, _: ApiServerFailure, now: Duration) {
+        self.outage_since
+            .replace(AtomicTime::NEVER, now, Ordering::Relaxed);
     }
 
     pub(crate) fn audiences(&self) -> &[String] {
         &self.audiences
     }
 
-    pub(crate) fn now(&self) -> f64 {
-        self.clock.now().as_secs_f64()
+    pub(crate) fn now(&self) -> Duration {
+        self.clock.now()
     }
 
     /// The cached answer for the token keyed `key`, if current.
-    pub(crate) fn cached(&self, key: &TokenKey<'_>, now: f64) -> Option<Answer> {
+    pub(crate) fn cached(&self, key: &TokenKey<'_>, now: Duration) -> Option<Answer> {
         let answer = self.cache.get(&key.digest, key.signing_input, now)?;
         self.hits.fetch_add(1, Ordering::Relaxed);
         Some(answer)
@@ -255,7 +249,7 @@ impl Reviewer {
         self: &Arc<Self>,
         key: &TokenKey<'_>,
         token: &str,
-        exp: Option<f64>,
+        exp: Option<Duration>,
     ) -> Answer {
         if let Some(answer) = self.cached(key, self.now()) {
             return answer;
@@ -272,7 +266,7 @@ impl Reviewer {
         self: &Arc<Self>,
         token_key: &TokenKey<'_>,
         token: &str,
-        exp: Option<f64>,
+        exp: Option<Duration>,
     ) -> Started {
         let key = token_key.digest;
         let input = self
@@ -460,7 +454,7 @@ async fn run(
     slot: Slot,
     token: String,
     input: Option<Box<[u8]>>,
-    exp: Option<f64>,
+    exp: Option<Duration>,
 ) -> Answer {
     let settings = &reviewer.settings;
     let result = reviewer.call(slot, &token).await;
@@ -476,17 +470,17 @@ async fn run(
     }
     let (answer, expires_at) = match result {
         Ok(Ok(claims)) => {
-            let until = now + settings.cache_ttl.as_secs_f64();
+            let until = now.saturating_add(settings.cache_ttl);
             // Never past the token's own expiry: the API server would refuse it then.
             (
                 Ok(Arc::new(claims)),
                 exp.map_or(until, |exp| until.min(exp)),
             )
         }
-        Ok(Err(refusal)) => (Err(refusal), now + settings.negative_ttl.as_secs_f64()),
+        Ok(Err(refusal)) => (Err(refusal), now.saturating_add(settings.negative_ttl)),
         Err(error) => {
             reviewer.log_failure(&error);
-            let until = now + settings.retry_interval.as_secs_f64();
+            let until = now.saturating_add(settings.retry_interval);
             (Err(VerifyError::ReviewUnavailable { source: error }), until)
         }
     };
