@@ -277,17 +277,18 @@ impl ApiServerBuilder {
             url: self.base_url.clone(),
             reason: e.to_string(),
         })?;
-        let credential = self.credential.ok_or_else(|| ConfigError::InvalidSetting {
-            name: "bearer_token",
-            reason: "the API server only answers TokenReviews from authenticated callers: give \
-                     `with_bearer_token` (InCluster::api_server reads the pod's token)"
-                .into(),
+        let credential = self.credential.ok_or_else(|| {
+            ConfigError::invalid(
+                "bearer_token",
+                "the API server only answers TokenReviews from authenticated callers: give \
+                     `with_bearer_token` (InCluster::api_server reads the pod's token)",
+            )
         })?;
         if self.max_response_bytes == 0 {
-            return Err(ConfigError::InvalidSetting {
-                name: "max_response_bytes",
-                reason: "must be positive".into(),
-            });
+            return Err(ConfigError::invalid(
+                "max_response_bytes",
+                "must be positive",
+            ));
         }
         // No redirects (one could take the token under review to a host we never vetted); a
         // configured CA is trusted alone.

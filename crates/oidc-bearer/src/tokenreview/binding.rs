@@ -111,10 +111,10 @@ impl ObjectBindingCheck {
     pub fn wrap(self, verifier: Verifier) -> Result<ObjectBinding<Verifier>, ConfigError> {
         // Without an audience to ask for, every review would be refused.
         if verifier.audiences().is_empty() {
-            return Err(ConfigError::InvalidSetting {
-                name: "object_binding_check",
-                reason: "needs an audience: TokenReview checks the token against it".into(),
-            });
+            return Err(ConfigError::invalid(
+                "object_binding_check",
+                "needs an audience: TokenReview checks the token against it",
+            ));
         }
         let check = self.build(
             verifier.issuer(),
@@ -135,19 +135,18 @@ impl ObjectBindingCheck {
         clock: SharedClock,
     ) -> Result<Check, ConfigError> {
         if self.interval.is_zero() {
-            return Err(ConfigError::InvalidSetting {
-                name: "object_binding_check",
-                reason: "the interval must be positive".into(),
-            });
+            return Err(ConfigError::invalid(
+                "object_binding_check",
+                "the interval must be positive",
+            ));
         }
         let Some(api) = self.api else {
-            return Err(ConfigError::InvalidSetting {
-                name: "object_binding_check",
-                reason: "no API server to send TokenReviews to: start from \
+            return Err(ConfigError::invalid(
+                "object_binding_check",
+                "no API server to send TokenReviews to: start from \
                          InCluster::object_binding_check, or give one with \
-                         ObjectBindingCheck::with_api_server"
-                    .into(),
-            });
+                         ObjectBindingCheck::with_api_server",
+            ));
         };
         let mut settings = self.settings;
         settings.cache_ttl = self.interval;

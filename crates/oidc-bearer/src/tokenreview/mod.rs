@@ -251,10 +251,7 @@ impl TokenReviewBuilder {
             return Err(ConfigError::NoAudience);
         }
         if self.max_token_bytes == 0 {
-            return Err(ConfigError::InvalidSetting {
-                name: "max_token_bytes",
-                reason: "must be positive".into(),
-            });
+            return Err(ConfigError::invalid("max_token_bytes", "must be positive"));
         }
         self.settings.validate()?;
         warn_if_api_server_audience("a TokenReview verifier", &audiences, None);

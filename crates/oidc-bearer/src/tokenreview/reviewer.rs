@@ -92,12 +92,7 @@ impl Default for TokenReviewSettings {
 
 impl TokenReviewSettings {
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
-        let bad = |name, reason: &str| {
-            Err(ConfigError::InvalidSetting {
-                name,
-                reason: reason.to_owned(),
-            })
-        };
+        let bad = |name, reason| Err(ConfigError::invalid(name, reason));
         if self.negative_ttl > self.cache_ttl {
             return bad(
                 "token_review.negative_ttl",
