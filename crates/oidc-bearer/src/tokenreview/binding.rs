@@ -158,7 +158,7 @@ impl ObjectBindingCheck {
             // Keyed by the token cache's key of a token verified locally, and the signing input
             // compared: the inner verifier may accept one signature over several inputs, each
             // under a key an issuer chose (see the module's documentation).
-            reviewer: Arc::new(Reviewer::new(api, true, audiences, settings, clock)),
+            reviewer: Arc::new(Reviewer::new(api, audiences, settings, clock)),
             grace: self.grace,
         })
     }

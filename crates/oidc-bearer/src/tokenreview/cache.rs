@@ -1,11 +1,10 @@
 //! The answer cache: TokenReview answers by a SHA-256 (never the token itself), each until its own
 //! deadline, bounded in entries and bytes (oldest out first), in the digest map of the token cache.
 //!
-//! The key is the SHA-256 of the token's signature segment, as the token cache's is; for tokens
-//! verified nowhere else (the `TokenReview` verifier) an entry also keeps the signing input
-//! (header and payload, which is no credential without the signature) and a hit must match it
-//! byte for byte, so that a hit is the same token up to a SHA-256 collision, for a third of the
-//! hashing of the whole token.
+//! The key is the SHA-256 of the token's signature segment, as the token cache's is; an entry
+//! also keeps the signing input (header and payload, which is no credential without the
+//! signature) and a hit must match it byte for byte, so that a hit is the same token up to a
+//! SHA-256 collision, for a third of the hashing of the whole token.
 
 use std::hash::RandomState;
 use std::sync::Arc;

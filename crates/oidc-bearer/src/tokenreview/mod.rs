@@ -258,7 +258,6 @@ impl TokenReviewBuilder {
         Ok(TokenReview {
             reviewer: Arc::new(Reviewer::new(
                 self.api,
-                true,
                 audiences,
                 self.settings,
                 self.clock,

@@ -136,10 +136,10 @@ pub struct TokenReviewStats {
     pub cached_answers: usize,
 }
 
-/// A review in flight: its id, the signing input it reviews (when compared) and its answer.
+/// A review in flight: its id, the signing input it reviews and its answer.
 struct InFlight {
     id: u64,
-    input: Option<Box<[u8]>>,
+    input: Box<[u8]>,
     answer: Flight<Answer>,
 }
 
@@ -151,8 +151,6 @@ pub(crate) enum Started {
 
 pub(crate) struct Reviewer {
     api: ApiServer,
-    /// Whether answers keep and compare the token's signing input (tokens verified nowhere else).
-    compare_input: bool,
     audiences: Arc<[String]>,
     settings: TokenReviewSettings,
     clock: SharedClock,
@@ -175,17 +173,14 @@ pub(crate) struct Reviewer {
 }
 
 impl Reviewer {
-    /// `compare_input`: see the field.
     pub(crate) fn new(
         api: ApiServer,
-        compare_input: bool,
         audiences: Vec<String>,
         settings: TokenReviewSettings,
         clock: SharedClock,
     ) -> Self {
         Self {
             api,
-            compare_input,
             audiences: audiences.into(),
             cache: AnswerCache::new(settings.max_entries, settings.max_bytes),
             slots: Arc::new(Semaphore::new(settings.max_concurrent_reviews)),
@@ -264,9 +259,7 @@ impl Reviewer {
         exp: Option<Duration>,
     ) -> Started {
         let key = token_key.digest;
-        let input = self
-            .compare_input
-            .then(|| Box::<[u8]>::from(token_key.signing_input));
+        let input = Box::<[u8]>::from(token_key.signing_input);
         let mut inflight = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
         let mut register = true;
         if let Some(pending) = inflight.get(&key) {
@@ -448,7 +441,7 @@ async fn run(
     key: Sha256,
     slot: Slot,
     token: String,
-    input: Option<Box<[u8]>>,
+    input: Box<[u8]>,
     exp: Option<Duration>,
 ) -> Answer {
     let settings = &reviewer.settings;
@@ -481,7 +474,7 @@ async fn run(
     };
     reviewer
         .cache
-        .insert(key, input, answer.clone(), expires_at, now);
+        .insert(key, Some(input), answer.clone(), expires_at, now);
     answer
 }
 
@@ -527,7 +520,6 @@ mod tests {
         };
         let reviewer = Arc::new(Reviewer::new(
             api,
-            true,
             vec!["aud".into()],
             settings,
             Arc::new(crate::clock::ManualClock::new()),
