@@ -105,8 +105,10 @@ impl<V: Clone> DigestIndex<V> {
             None => drop(shard.insert(digest, Hint(value), 0.0)),
         }
     }
+}
 
-    #[cfg(test)]
+#[cfg(test)]
+impl<V: Clone> DigestIndex<V> {
     fn len(&self) -> usize {
         self.map.stats().entries
     }

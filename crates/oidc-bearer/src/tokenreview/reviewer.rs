@@ -335,13 +335,6 @@ impl Reviewer {
         }
     }
 
-    /// Takes every review slot, as reviews in flight would (tests).
-    #[cfg(test)]
-    pub(crate) fn take_all_slots(&self) -> OwnedSemaphorePermit {
-        let n = self.settings.max_concurrent_reviews as u32;
-        Arc::clone(&self.slots).try_acquire_many_owned(n).unwrap()
-    }
-
     pub(crate) fn stats(&self) -> TokenReviewStats {
         TokenReviewStats {
             reviews: self.reviews.load(Ordering::Relaxed),
@@ -495,6 +488,15 @@ impl Drop for WaitingForSlot {
 
 /// How often the review failures' log lines may appear (a caller can trigger a review per token).
 pub(crate) const LOG_PERIOD: Duration = Duration::from_secs(60);
+
+#[cfg(test)]
+impl Reviewer {
+    /// Takes every review slot, as reviews in flight would (tests).
+    pub(crate) fn take_all_slots(&self) -> OwnedSemaphorePermit {
+        let n = self.settings.max_concurrent_reviews as u32;
+        Arc::clone(&self.slots).try_acquire_many_owned(n).unwrap()
+    }
+}
 
 #[cfg(test)]
 mod tests {
