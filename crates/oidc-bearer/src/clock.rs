@@ -1,9 +1,8 @@
 //! The clock a verifier reads, injectable so tests can move time (go-oidc's `Config.Now`, rustls'
 //! `TimeProvider`); the same clock as `oidc-bearer-client`'s, so one [`ManualClock`] moves both.
 
-//!
-//! Inside the crate a time is a [`Duration`] since the Unix epoch, as [`Clock::now`] gives it; an
-//! atomic holds one as an [`AtomicTime`].
+// Inside the crate a time is a `Duration` since the Unix epoch, as `Clock::now` gives it; an atomic
+// holds one as an `AtomicTime`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
