@@ -129,7 +129,7 @@ impl TokenReview {
             exp,
             ..Times::default()
         };
-        rules.check_times(&times, now.as_secs_f64())?;
+        rules.check_times(&times, now)?;
         Ok(exp.map(numeric_date))
     }
 }

@@ -77,7 +77,7 @@ struct Inner {
     audiences: Vec<String>,
     skip_audience: bool,
     algorithms: Vec<Algorithm>,
-    leeway: f64,
+    leeway: Duration,
     require_exp: bool,
     required_typ: Option<String>,
     max_token_bytes: usize,
@@ -353,12 +353,12 @@ impl Verifier {
             let entry = Entry::new(
                 cache_key,
                 times,
-                inner.leeway,
+                inner.leeway.as_secs_f64(),
                 KeyRef::new(&keys, jws.header.kid.as_deref(), alg, key.fingerprint()),
                 R::type_id().zip(value.to_shared()),
                 jws.payload.len(),
             );
-            cache.insert(cache_key, entry, now);
+            cache.insert(cache_key, entry, now.as_secs_f64());
         }
         Ok((value, digest))
     }
@@ -369,7 +369,7 @@ impl Verifier {
         cache: &TokenCache,
         cache_key: &TokenKey<'_>,
         keys: &Arc<Jwks>,
-        now: f64,
+        now: Duration,
         token: &str,
         parsed: Option<&Parsed<'_>>,
     ) -> Result<Option<R>, VerifyError> {
@@ -386,15 +386,15 @@ impl Verifier {
                 };
                 let claims = R::decode(&payload)?;
                 if let Some((type_id, shared)) = R::type_id().zip(claims.to_shared()) {
-                    cache.attach(cache_key, type_id, shared, now);
+                    cache.attach(cache_key, type_id, shared, now.as_secs_f64());
                 }
                 Ok(Some(claims))
             }
         }
     }
 
-    pub(super) fn now(&self) -> f64 {
-        self.inner.clock.now().as_secs_f64()
+    pub(super) fn now(&self) -> Duration {
+        self.inner.clock.now()
     }
 }
 

@@ -4,6 +4,8 @@
 //! pattern's [`VerifierBuilder`](super::VerifierBuilder), to an unverified token before it admits a
 //! new issuer, so that a token they refuse costs no admission.
 
+use std::time::Duration;
+
 use crate::Algorithm;
 use crate::cache::Times;
 use crate::error::VerifyError;
@@ -17,8 +19,7 @@ pub(crate) struct Rules<'a> {
     /// The accepted audiences (a builder's may hold empty names, which match nothing).
     pub(super) audiences: &'a [String],
     pub(super) skip_audience: bool,
-    /// Seconds.
-    pub(super) leeway: f64,
+    pub(super) leeway: Duration,
     pub(super) require_exp: bool,
 }
 
@@ -34,7 +35,7 @@ impl Rules<'static> {
             required_typ: None,
             audiences: &[],
             skip_audience: true,
-            leeway: super::DEFAULT_LEEWAY.as_secs_f64(),
+            leeway: super::DEFAULT_LEEWAY,
             require_exp: false,
         }
     }
@@ -53,7 +54,7 @@ impl Rules<'_> {
         &self,
         parsed: &Parsed<'_>,
         token_len: usize,
-        now: f64,
+        now: Duration,
     ) -> Result<(), VerifyError> {
         self.check_size(token_len)?;
         self.check_header(&parsed.header)?;
@@ -148,8 +149,9 @@ impl Rules<'_> {
     }
 
     /// `exp`, `nbf` and `iat` against the clock, with leeway: at verification and on every cache hit.
-    pub(crate) fn check_times(&self, times: &Times, now: f64) -> Result<(), VerifyError> {
-        let leeway = self.leeway;
+    pub(crate) fn check_times(&self, times: &Times, now: Duration) -> Result<(), VerifyError> {
+        // The claims are NumericDates as the token carries them (JSON numbers, RFC 7519 §2).
+        let (now, leeway) = (now.as_secs_f64(), self.leeway.as_secs_f64());
         // RFC 7519 §4.1.4: the current time MUST be before `exp`.
         if let Some(exp) = times.exp
             && now >= exp + leeway
