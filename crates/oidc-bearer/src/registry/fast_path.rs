@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use super::{IssuerRegistry, Live, Selected};
 use crate::cache::map::{DigestMap, MIN_ENTRIES_PER_SHARD, Value};
@@ -102,7 +103,7 @@ impl<V: Clone> DigestIndex<V> {
         let mut shard = self.map.lock(digest);
         match shard.find(digest, b"") {
             Some(slot) => slot.value = Hint(value),
-            None => drop(shard.insert(digest, Hint(value), 0.0)),
+            None => drop(shard.insert(digest, Hint(value), Duration::ZERO)),
         }
     }
 }

@@ -42,8 +42,8 @@ impl Value for Kept {
         self.bytes
     }
 
-    fn expires(&self) -> f64 {
-        self.expires_at.as_secs_f64()
+    fn expires(&self) -> Duration {
+        self.expires_at
     }
 
     fn kept_input(&self) -> Option<&[u8]> {
@@ -102,7 +102,7 @@ impl AnswerCache {
             expires_at,
             bytes,
         };
-        self.map.lock(&key).insert(&key, kept, now.as_secs_f64());
+        self.map.lock(&key).insert(&key, kept, now);
     }
 
     /// How many answers are kept, and their bytes as counted for the bound.

@@ -353,12 +353,12 @@ impl Verifier {
             let entry = Entry::new(
                 cache_key,
                 times,
-                inner.leeway.as_secs_f64(),
+                inner.leeway,
                 KeyRef::new(&keys, jws.header.kid.as_deref(), alg, key.fingerprint()),
                 R::type_id().zip(value.to_shared()),
                 jws.payload.len(),
             );
-            cache.insert(cache_key, entry, now.as_secs_f64());
+            cache.insert(cache_key, entry, now);
         }
         Ok((value, digest))
     }
@@ -386,7 +386,7 @@ impl Verifier {
                 };
                 let claims = R::decode(&payload)?;
                 if let Some((type_id, shared)) = R::type_id().zip(claims.to_shared()) {
-                    cache.attach(cache_key, type_id, shared, now.as_secs_f64());
+                    cache.attach(cache_key, type_id, shared, now);
                 }
                 Ok(Some(claims))
             }
