@@ -455,7 +455,9 @@ impl<T: DeserializeOwned + Send + Sync + 'static> Decoded for Arc<T> {
     }
 }
 
-fn claims_decode_error(e: serde_json::Error) -> VerifyError {
+/// The error of claims that do not decode into the caller's type, here and for TokenReview's
+/// answers (decoded from a JSON value: no position).
+pub(crate) fn claims_decode_error(e: serde_json::Error) -> VerifyError {
     // serde_json's messages can quote claim values (`invalid type: string "alice@example.com"`,
     // and a custom `Deserialize` may say anything): keep only a missing field's name and the
     // position, so that claims never reach logs through this error.
@@ -465,6 +467,7 @@ fn claims_decode_error(e: serde_json::Error) -> VerifyError {
         .and_then(|r| r.split_once('`'))
     {
         Some((field, _)) if field.len() <= 64 => format!("missing field `{field}`"),
+        _ if e.line() == 0 => "a claim has the wrong type or value".to_owned(),
         _ => format!(
             "a claim has the wrong type or value (line {}, column {})",
             e.line(),

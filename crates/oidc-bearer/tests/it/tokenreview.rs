@@ -113,6 +113,35 @@ async fn an_accepted_token_gives_typed_claims_and_is_reviewed_once() {
     assert_eq!(cluster.reviews.calls(), 1);
 }
 
+/// An answer that does not fit the caller's claims type is a decoding error that names a missing
+/// field and never quotes a value, as the local verifier's.
+#[tokio::test]
+async fn answers_that_do_not_fit_the_claims_type_name_no_value() {
+    #[derive(Debug, serde::Deserialize)]
+    struct NeedsEmail {
+        #[allow(dead_code)]
+        email: String,
+    }
+    #[derive(Debug, serde::Deserialize)]
+    struct UsernameIsANumber {
+        #[allow(dead_code)]
+        username: u64,
+    }
+    let cluster = Cluster::start().await;
+    let review = cluster.review();
+    let token = cluster.token().sign();
+    let message = |result: Result<_, VerifyError>| match result {
+        Err(VerifyError::ClaimsDecode { message }) => message,
+        other => panic!("expected ClaimsDecode, got {other:?}"),
+    };
+    let missing = review.verify_token::<NeedsEmail>(&token).await;
+    assert_eq!(message(missing.map(drop)), "missing field `email`");
+    let wrong = review.verify_token::<UsernameIsANumber>(&token).await;
+    let wrong = message(wrong.map(drop));
+    assert_eq!(wrong, "a claim has the wrong type or value");
+    assert!(!wrong.contains("billing"), "{wrong}");
+}
+
 #[tokio::test]
 async fn refusals_are_401_with_the_api_servers_error_kept() {
     let cluster = Cluster::start().await;
