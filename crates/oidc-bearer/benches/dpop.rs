@@ -62,7 +62,9 @@ fn dpop(c: &mut Criterion) {
         b.iter_batched(
             || {
                 let proof = key.proof("GET", &url).access_token(&bound).sign();
-                let mut request = Request::get("/orders").body(String::new()).expect("request");
+                let mut request = Request::get("/orders")
+                    .body(String::new())
+                    .expect("request");
                 let value = HeaderValue::from_str(&proof).expect("proof header");
                 request.headers_mut().insert("dpop", value);
                 request

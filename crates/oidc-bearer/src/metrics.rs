@@ -116,47 +116,45 @@ pub fn register() {
 
 #[cfg(feature = "metrics")]
 fn describe() {
-    {
-        use ::metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
-        describe_counter!(
-            "oidc_bearer_requests_accepted_total",
-            "Requests the bearer layer let through with verified claims."
-        );
-        describe_counter!(
-            "oidc_bearer_requests_refused_total",
-            "Requests the bearer layer refused, by reason code."
-        );
-        describe_counter!(
-            "oidc_bearer_token_cache_hits_total",
-            "Verified-token cache hits."
-        );
-        describe_counter!(
-            "oidc_bearer_token_cache_misses_total",
-            "Verified-token cache misses."
-        );
-        describe_counter!(
-            "oidc_bearer_token_cache_evictions_total",
-            "Verified-token cache entries evicted to make room."
-        );
-        describe_histogram!(
-            "oidc_bearer_verify_duration_seconds",
-            Unit::Seconds,
-            "Time of verifications that missed the token cache."
-        );
-        describe_counter!(
-            "oidc_bearer_key_fetches_total",
-            "Key fetches (discovery and JWKS) by issuer and outcome."
-        );
-        describe_gauge!(
-            "oidc_bearer_key_set_fetched_timestamp_seconds",
-            Unit::Seconds,
-            "Unix time of the issuer's last successful key fetch."
-        );
-        describe_gauge!(
-            "oidc_bearer_registry_issuers",
-            "Pattern issuers of an issuer registry, proven or on probation."
-        );
-    }
+    use ::metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(
+        "oidc_bearer_requests_accepted_total",
+        "Requests the bearer layer let through with verified claims."
+    );
+    describe_counter!(
+        "oidc_bearer_requests_refused_total",
+        "Requests the bearer layer refused, by reason code."
+    );
+    describe_counter!(
+        "oidc_bearer_token_cache_hits_total",
+        "Verified-token cache hits."
+    );
+    describe_counter!(
+        "oidc_bearer_token_cache_misses_total",
+        "Verified-token cache misses."
+    );
+    describe_counter!(
+        "oidc_bearer_token_cache_evictions_total",
+        "Verified-token cache entries evicted to make room."
+    );
+    describe_histogram!(
+        "oidc_bearer_verify_duration_seconds",
+        Unit::Seconds,
+        "Time of verifications that missed the token cache."
+    );
+    describe_counter!(
+        "oidc_bearer_key_fetches_total",
+        "Key fetches (discovery and JWKS) by issuer and outcome."
+    );
+    describe_gauge!(
+        "oidc_bearer_key_set_fetched_timestamp_seconds",
+        Unit::Seconds,
+        "Unix time of the issuer's last successful key fetch."
+    );
+    describe_gauge!(
+        "oidc_bearer_registry_issuers",
+        "Pattern issuers of an issuer registry, proven or on probation."
+    );
 }
 
 /// A request let through with claims (from the token cache or after verification).
@@ -271,8 +269,6 @@ fn issuer_label(issuer: &str, proves: bool) -> String {
 /// A key fetch (discovery and JWKS, as one) for `issuer` ended: `Ok` or its error. To be called by
 /// the remote key set once per fetch attempt, with the issuer (or, without discovery, the JWKS URL)
 /// it was configured with.
-// Not called yet: keys/remote.rs (being rewritten) is to call it; the tests below do.
-#[allow(dead_code)]
 #[inline]
 pub(crate) fn key_fetch(issuer: &str, result: Result<(), &crate::KeysError>) {
     #[cfg(feature = "metrics")]
@@ -291,8 +287,6 @@ pub(crate) fn key_fetch(issuer: &str, result: Result<(), &crate::KeysError>) {
 
 /// The keys of `issuer` were fetched successfully at `fetched_at` (time since the Unix epoch, from
 /// the key set's clock). To be called by the remote key set when it stores fetched keys.
-// Not called yet: keys/remote.rs (being rewritten) is to call it; the tests below do.
-#[allow(dead_code)]
 #[inline]
 pub(crate) fn key_set_fetched(issuer: &str, fetched_at: Duration) {
     #[cfg(feature = "metrics")]

@@ -33,7 +33,11 @@ pub(crate) struct LayerHit<V, T> {
 
 impl<V: VerifyToken, T: DeserializeOwned + Send + Sync + 'static> LayerHit<V, T> {
     pub(crate) fn new(verifier: V, token: &str) -> Self {
-        Self::with_layer(BearerAuthLayer::new(verifier).claims::<T>(), "Bearer", token)
+        Self::with_layer(
+            BearerAuthLayer::new(verifier).claims::<T>(),
+            "Bearer",
+            token,
+        )
     }
 
     /// `layer` (its settings, DPoP's say), with `Authorization: <scheme> <token>`.

@@ -21,7 +21,7 @@ pub(crate) struct TokenKey<'a> {
     /// SHA-256 of the signature segment: the map key.
     pub(crate) digest: Sha256,
     /// Header and payload, as sent.
-    pub(super) signing_input: &'a [u8],
+    pub(crate) signing_input: &'a [u8],
 }
 
 impl<'a> TokenKey<'a> {

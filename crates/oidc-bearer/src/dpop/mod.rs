@@ -287,7 +287,8 @@ impl DpopCheck {
         // Check 11 again, now: the token's verification may have taken long, and a proof out of
         // its window may already be gone from the replay memory (§11.1), so only a proof still in
         // it is recorded and accepted.
-        let now = self.now().as_secs_f64();
+        let now_time = self.now();
+        let now = now_time.as_secs_f64();
         if proof.expires < now {
             return Err(DpopError::IssuedAtOutOfWindow {
                 iat: (proof.expires - self.iat_window).floor() as i64,
@@ -295,7 +296,7 @@ impl DpopCheck {
             });
         }
         self.replay
-            .first_use(&proof.replay_key, proof.expires, now)?;
+            .first_use(&proof.replay_key, proof.expires, now_time)?;
         Ok(DpopThumbprint(Arc::from(jkt)))
     }
 

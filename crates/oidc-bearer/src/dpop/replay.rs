@@ -3,17 +3,19 @@
 //! refused for its age anyway), in the crate's one bounded digest map.
 
 use std::collections::hash_map::RandomState;
+use std::time::Duration;
 
 use crate::cache::map::{DigestMap, MIN_ENTRIES_PER_SHARD, Value};
+use crate::clock::numeric_date;
 use crate::crypto::{Sha256, sha256};
 use crate::error::DpopError;
 
 /// What the map counts per entry against its byte bound: the slot, its index entry and slack.
 const ENTRY_BYTES: usize = 96;
 
-/// One proof seen, until `expires` (seconds since the epoch).
+/// One proof seen, until `expires` (since the epoch).
 struct Seen {
-    expires: f64,
+    expires: Duration,
 }
 
 impl Value for Seen {
@@ -21,7 +23,7 @@ impl Value for Seen {
         ENTRY_BYTES
     }
 
-    fn expires(&self) -> f64 {
+    fn expires(&self) -> Duration {
         self.expires
     }
 }
@@ -64,7 +66,12 @@ impl Replay {
     /// the memory is full, the proofs out of their window make room, and if none is, the proof is
     /// refused ([`DpopError::ReplayMemoryFull`]) until one is (see
     /// `Dpop::with_max_replay_entries`).
-    pub(super) fn first_use(&self, key: &Sha256, expires: f64, now: f64) -> Result<(), DpopError> {
+    pub(super) fn first_use(
+        &self,
+        key: &Sha256,
+        expires: f64,
+        now: Duration,
+    ) -> Result<(), DpopError> {
         let mut shard = self.map.lock(key);
         if shard.contains(key) {
             return Err(DpopError::Replayed);
@@ -75,6 +82,7 @@ impl Replay {
         } {
             return Err(DpopError::ReplayMemoryFull);
         }
+        let expires = numeric_date(expires);
         shard.insert(key, Seen { expires }, now);
         Ok(())
     }

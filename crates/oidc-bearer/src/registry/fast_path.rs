@@ -4,8 +4,9 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
-use super::{IssuerRegistry, Live, Selected, millis};
+use super::{IssuerRegistry, Live, Selected};
 use crate::cache::map::{DigestMap, MIN_ENTRIES_PER_SHARD, Value};
 use crate::crypto::Sha256;
 use crate::verify::WeakVerifier;
@@ -54,7 +55,7 @@ impl IssuerRegistry {
             Recent::Exact(verifier) => verifier.upgrade()?.cached_key(&key),
             Recent::Pattern(live) => {
                 let live = live.upgrade()?;
-                let now = millis(self.inner.clock.now());
+                let now = self.inner.clock.now();
                 if now < live.refuse_until.load(Ordering::Acquire) {
                     return None;
                 }
@@ -102,11 +103,13 @@ impl<V: Clone> DigestIndex<V> {
         let mut shard = self.map.lock(digest);
         match shard.find(digest, b"") {
             Some(slot) => slot.value = Hint(value),
-            None => drop(shard.insert(digest, Hint(value), 0.0)),
+            None => drop(shard.insert(digest, Hint(value), Duration::ZERO)),
         }
     }
+}
 
-    #[cfg(test)]
+#[cfg(test)]
+impl<V: Clone> DigestIndex<V> {
     fn len(&self) -> usize {
         self.map.stats().entries
     }

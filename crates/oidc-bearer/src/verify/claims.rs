@@ -8,7 +8,11 @@ use crate::token::{ClaimValue, Parsed};
 
 impl Verifier {
     /// The registered claims of a token whose signature holds; its validity window on success.
-    pub(super) fn check_claims(&self, parsed: &Parsed<'_>, now: f64) -> Result<Times, VerifyError> {
+    pub(super) fn check_claims(
+        &self,
+        parsed: &Parsed<'_>,
+        now: std::time::Duration,
+    ) -> Result<Times, VerifyError> {
         let inner = &*self.inner;
         let claims = &parsed.claims;
         // RFC 7519 §4.1.1: `iss` is a single StringOrURI. jsonwebtoken accepts an array; we must not.

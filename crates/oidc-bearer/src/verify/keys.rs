@@ -93,7 +93,7 @@ impl Verifier {
             return false;
         };
         let iat = time_claim(&jws.claims.iat, "iat").ok().flatten();
-        iat.is_some_and(|iat| iat + self.inner.leeway < as_of.as_secs_f64())
+        iat.is_some_and(|iat| iat + self.inner.leeway.as_secs_f64() < as_of.as_secs_f64())
     }
 }
 

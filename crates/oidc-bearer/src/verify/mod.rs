@@ -78,7 +78,7 @@ struct Inner {
     audiences: Vec<String>,
     skip_audience: bool,
     algorithms: Vec<Algorithm>,
-    leeway: f64,
+    leeway: Duration,
     require_exp: bool,
     required_typ: Option<String>,
     max_token_bytes: usize,
@@ -370,7 +370,7 @@ impl Verifier {
         cache: &TokenCache,
         cache_key: &TokenKey<'_>,
         keys: &Arc<Jwks>,
-        now: f64,
+        now: Duration,
         token: &str,
         parsed: Option<&Parsed<'_>>,
     ) -> Result<Option<R>, VerifyError> {
@@ -394,8 +394,8 @@ impl Verifier {
         }
     }
 
-    pub(super) fn now(&self) -> f64 {
-        self.inner.clock.now().as_secs_f64()
+    pub(super) fn now(&self) -> Duration {
+        self.inner.clock.now()
     }
 }
 
@@ -456,7 +456,9 @@ impl<T: DeserializeOwned + Send + Sync + 'static> Decoded for Arc<T> {
     }
 }
 
-fn claims_decode_error(e: serde_json::Error) -> VerifyError {
+/// The error of claims that do not decode into the caller's type, here and for TokenReview's
+/// answers (decoded from a JSON value: no position).
+pub(crate) fn claims_decode_error(e: serde_json::Error) -> VerifyError {
     // serde_json's messages can quote claim values (`invalid type: string "alice@example.com"`,
     // and a custom `Deserialize` may say anything): keep only a missing field's name and the
     // position, so that claims never reach logs through this error.
@@ -466,6 +468,7 @@ fn claims_decode_error(e: serde_json::Error) -> VerifyError {
         .and_then(|r| r.split_once('`'))
     {
         Some((field, _)) if field.len() <= 64 => format!("missing field `{field}`"),
+        _ if e.line() == 0 => "a claim has the wrong type or value".to_owned(),
         _ => format!(
             "a claim has the wrong type or value (line {}, column {})",
             e.line(),
