@@ -89,6 +89,24 @@ mod tests {
         assert_eq!(time.load(Ordering::Relaxed), Duration::ZERO);
     }
 
+    /// NEVER is after every clock reading, including one past what whole nanoseconds in a `u64`
+    /// hold (the year 2554): a deadline stored as NEVER never passes.
+    #[test]
+    fn never_is_after_a_reading_past_the_year_2554() {
+        let time = AtomicTime::new(AtomicTime::NEVER);
+        for reading in [
+            Duration::from_secs(20_000_000_000),
+            Duration::from_secs(u64::MAX / 2),
+        ] {
+            assert!(
+                reading < time.load(Ordering::Relaxed),
+                "{reading:?} is after NEVER"
+            );
+            let stored = AtomicTime::new(reading);
+            assert_eq!(stored.load(Ordering::Relaxed), AtomicTime::NEVER);
+        }
+    }
+
     #[test]
     fn a_numeric_date_is_a_time_since_the_epoch() {
         assert_eq!(numeric_date(1.5), Duration::from_millis(1_500));
