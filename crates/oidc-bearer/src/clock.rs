@@ -19,14 +19,16 @@ pub(crate) struct AtomicTime(AtomicU64);
 
 impl AtomicTime {
     /// After every clock reading: a deadline that never passes, or a start that has not happened.
-    pub(crate) const NEVER: Duration = Duration::from_nanos(u64::MAX);
+    /// `Duration::MAX`, not the largest time the atomic holds: a clock may read later than 2554
+    /// (set by hand, or wrong), and a deadline of "never" must still be after it.
+    pub(crate) const NEVER: Duration = Duration::MAX;
 
     pub(crate) const fn new(time: Duration) -> Self {
         Self(AtomicU64::new(nanos(time)))
     }
 
     pub(crate) fn load(&self, order: Ordering) -> Duration {
-        Duration::from_nanos(self.0.load(order))
+        from_nanos(self.0.load(order))
     }
 
     pub(crate) fn store(&self, time: Duration, order: Ordering) {
@@ -39,7 +41,7 @@ impl AtomicTime {
     }
 
     pub(crate) fn swap(&self, time: Duration, order: Ordering) -> Duration {
-        Duration::from_nanos(self.0.swap(nanos(time), order))
+        from_nanos(self.0.swap(nanos(time), order))
     }
 
     /// Sets `new` if the time is `current`.
@@ -47,6 +49,15 @@ impl AtomicTime {
         let _ = self
             .0
             .compare_exchange(nanos(current), nanos(new), order, order);
+    }
+}
+
+/// The time `nanos` holds: `u64::MAX` (any time from 2554 on) is [`AtomicTime::NEVER`].
+const fn from_nanos(nanos: u64) -> Duration {
+    if nanos == u64::MAX {
+        AtomicTime::NEVER
+    } else {
+        Duration::from_nanos(nanos)
     }
 }
 
