@@ -68,6 +68,26 @@ const REFUSAL_CODES: &[&str] = &[
     "too_many_new_issuers",
     "review_refused",
     "review_unavailable",
+    "dpop_proof_missing",
+    "dpop_multiple_proofs",
+    "dpop_malformed",
+    "dpop_invalid_typ",
+    "dpop_algorithm_not_allowed",
+    "dpop_invalid_key",
+    "dpop_private_key",
+    "dpop_invalid_signature",
+    "dpop_missing_claim",
+    "dpop_htm_mismatch",
+    "dpop_htu_mismatch",
+    "dpop_iat_out_of_window",
+    "dpop_ath_mismatch",
+    "dpop_jkt_mismatch",
+    "dpop_replayed",
+    "dpop_replay_memory_full",
+    "use_dpop_nonce",
+    "dpop_unbound_token",
+    "dpop_bound_token_as_bearer",
+    "dpop_required",
 ];
 
 /// Handles to the metrics of the request path, registered once with the global recorder.
@@ -358,6 +378,7 @@ mod tests {
 
     #[test]
     fn every_refusal_code_has_a_registered_handle() {
+        use crate::error::DpopError;
         use crate::rejection::AuthRejection;
         let errors = crate::error::tests::one_of_each();
         let rejections = errors.into_iter().map(AuthRejection::from_verify).chain([
@@ -369,6 +390,61 @@ mod tests {
             AuthRejection::InvalidRequest(crate::bearer::BearerError::EmptyToken),
             AuthRejection::Misconfigured(String::new()),
         ]);
+        let s = String::new;
+        let dpop = [
+            DpopError::MissingProof,
+            DpopError::MultipleProofs,
+            DpopError::Malformed { reason: "" },
+            DpopError::InvalidType { found: None },
+            DpopError::AlgorithmNotAllowed { alg: s() },
+            DpopError::InvalidKey { reason: s() },
+            DpopError::PrivateKey,
+            DpopError::InvalidSignature,
+            DpopError::MissingClaim { claim: "" },
+            DpopError::MethodMismatch {
+                expected: s(),
+                found: s(),
+            },
+            DpopError::UriMismatch {
+                expected: s(),
+                found: s(),
+            },
+            DpopError::IssuedAtOutOfWindow { iat: 0, now: 0 },
+            DpopError::AccessTokenHashMismatch,
+            DpopError::KeyMismatch,
+            DpopError::Replayed,
+            DpopError::ReplayMemoryFull,
+            DpopError::UseNonce { nonce: s() },
+            DpopError::UnboundToken,
+            DpopError::BoundTokenAsBearer,
+            DpopError::DpopRequired,
+        ];
+        // Exhaustive: a new variant must be listed above (and get a handle).
+        for error in &dpop {
+            match error {
+                DpopError::MissingProof
+                | DpopError::MultipleProofs
+                | DpopError::Malformed { .. }
+                | DpopError::InvalidType { .. }
+                | DpopError::AlgorithmNotAllowed { .. }
+                | DpopError::InvalidKey { .. }
+                | DpopError::PrivateKey
+                | DpopError::InvalidSignature
+                | DpopError::MissingClaim { .. }
+                | DpopError::MethodMismatch { .. }
+                | DpopError::UriMismatch { .. }
+                | DpopError::IssuedAtOutOfWindow { .. }
+                | DpopError::AccessTokenHashMismatch
+                | DpopError::KeyMismatch
+                | DpopError::Replayed
+                | DpopError::ReplayMemoryFull
+                | DpopError::UseNonce { .. }
+                | DpopError::UnboundToken
+                | DpopError::BoundTokenAsBearer
+                | DpopError::DpopRequired => {}
+            }
+        }
+        let rejections = rejections.chain(dpop.into_iter().map(AuthRejection::Dpop));
         for rejection in rejections {
             assert!(
                 REFUSAL_CODES.contains(&rejection.code()),
