@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CRATES = {
     "oidc-bearer-shared": ["--features", "fetch"],
     "oidc-bearer": ["--features", "aws-lc-rs,axum,metrics,ml-dsa"],
-    "oidc-bearer-client": ["--features", "metadata"],
+    "oidc-bearer-client": ["--features", "metadata,dpop"],
     "oidc-bearer-testing": [],
 }
 ITEM_KINDS = {"module", "struct", "enum", "trait", "function", "constant", "static", "type_alias",

@@ -161,6 +161,13 @@ pub(crate) fn run(path: &Path, json: bool) -> Result<Outcome, UsageError> {
         .into_iter()
         .filter_map(|name| decoded.time_claim(name).map(|t| (name, t)))
         .collect();
+    // RFC 9449 §6.1: a token bound to a DPoP key is accepted only with the `DPoP` scheme and a
+    // proof signed by that key (the layer's `with_dpop`).
+    let dpop_jkt = decoded
+        .claims
+        .get("cnf")
+        .and_then(|cnf| cnf.get("jkt"))
+        .and_then(Value::as_str);
     if json {
         let times: serde_json::Map<String, Value> = times
             .iter()
@@ -174,6 +181,7 @@ pub(crate) fn run(path: &Path, json: bool) -> Result<Outcome, UsageError> {
             "claims": decoded.claims,
             "times": times,
             "signature_bytes": decoded.signature_len,
+            "dpop_jkt": dpop_jkt,
             "verify_with": kind.hint,
         }));
         return Ok(Outcome::Ok);
@@ -198,6 +206,12 @@ pub(crate) fn run(path: &Path, json: bool) -> Result<Outcome, UsageError> {
         say!("  (no exp: this token never expires)");
     }
     say!("signature: {} bytes", decoded.signature_len);
+    if let Some(jkt) = dpop_jkt {
+        say!(
+            "DPoP-bound (RFC 9449): only valid as `Authorization: DPoP` with a proof signed by the key of thumbprint {}",
+            oidc_bearer::Escaped(jkt)
+        );
+    }
     say!();
     say!("verify with: {}", kind.hint);
     Ok(Outcome::Ok)

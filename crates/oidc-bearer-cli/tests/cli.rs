@@ -149,6 +149,24 @@ fn inspect_reads_a_file_and_names_each_kind_of_token() {
 }
 
 #[test]
+fn inspect_says_a_token_is_dpop_bound() {
+    let issuer = issuer();
+    let key = oidc_bearer_testing::DpopKey::generate(KeyAlg::ES256);
+    let bound = issuer.token().aud("api").dpop_bound(&key).sign();
+    let (code, out, err) = run(&["inspect"], &bound);
+    assert_eq!(code, 0, "{err}");
+    let line = format!(
+        "DPoP-bound (RFC 9449): only valid as `Authorization: DPoP` with a proof signed by the key of thumbprint {}",
+        key.thumbprint()
+    );
+    assert!(out.contains(&line), "{out}");
+    let (_, report) = run_json(&["inspect"], &bound);
+    assert_eq!(report["dpop_jkt"], key.thumbprint());
+    let (_, report) = run_json(&["inspect"], &issuer.token().aud("api").sign());
+    assert_eq!(report["dpop_jkt"], Value::Null);
+}
+
+#[test]
 fn inspect_shows_how_long_ago_a_token_expired() {
     let issuer = issuer();
     let token = issuer.token().exp(now() - 3 * 3600 - 30).sign();

@@ -10,6 +10,9 @@
 //!   feature `metadata`, on by default);
 //! - **your own** source: implement [`TokenSource`].
 //!
+//! With feature `dpop`, `AddDpopLayer` sends DPoP-bound tokens (RFC 9449) instead: each request
+//! carries `Authorization: DPoP <token>` and a fresh proof signed with a `DpopKey` the client holds.
+//!
 //! A client never verifies its own token: it only reads `exp` from the payload to know when to renew
 //! it. Both sources share one refresh engine: one load for all callers, run as a task of its own so
 //! that a cancelled caller neither stops nor repeats it, the last good token kept while a load fails,
@@ -98,6 +101,8 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "dpop")]
+mod dpop;
 mod error;
 mod file;
 mod layer;
@@ -128,6 +133,9 @@ pub use self::{
     token::{BearerToken, InvalidToken, MAX_TOKEN_LEN},
 };
 
+#[cfg(feature = "dpop")]
+#[cfg_attr(docsrs, doc(cfg(feature = "dpop")))]
+pub use self::dpop::{AddDpop, AddDpopFuture, AddDpopLayer, DpopError, DpopKey, InvalidDpopKey};
 #[cfg(feature = "metadata")]
 #[cfg_attr(docsrs, doc(cfg(feature = "metadata")))]
 pub use self::metadata::{DEFAULT_METADATA_BASE_URL, METADATA_HOST_ENV, MetadataTokenSource};

@@ -38,7 +38,8 @@
 //!   API server's: delete a token's bound pod to revoke it, refuse the caller, go down, hold and
 //!   count reviews.
 //! - [`TokenBuilder`] shapes the claims and header (including wrong ones) and signs with a key
-//!   of the issuer, with `alg: none`, or with HMAC.
+//!   of the issuer, with `alg: none`, or with HMAC; [`TokenBuilder::dpop_bound`] binds a token to
+//!   a client's [`DpopKey`], whose [`DpopProof`]s (RFC 9449) can break each rule.
 //!
 //! Signing is done with aws-lc-rs directly, not `jsonwebtoken`, so adding this crate to
 //! `[dev-dependencies]` does not change which crypto backend your `jsonwebtoken` uses. It is
@@ -47,10 +48,12 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod dpop;
 mod issuer;
 mod key;
 mod server;
 
+pub use dpop::{DpopKey, DpopProof};
 pub use issuer::token::{TokenBuilder, now};
 pub use issuer::tokenreview::{ReviewHold, TOKEN_REVIEW_PATH, TokenReviews};
 pub use issuer::{JwksHold, TestIssuer, TestIssuerBuilder};

@@ -168,27 +168,17 @@ impl Algorithm {
         })
     }
 
-    /// jsonwebtoken's name for the algorithm, where its RustCrypto provider verifies it: not ES512
-    /// (verified with the `p521` crate instead) nor ML-DSA. `Ed25519` is `EdDSA` over the same key
-    /// (RFC 9864 §2).
+    /// jsonwebtoken's algorithm of the same JOSE name, where its RustCrypto provider verifies it:
+    /// not ES512 (verified with the `p521` crate instead) nor ML-DSA, which it has no name for.
+    /// `Ed25519` is `EdDSA` over the same key (RFC 9864 §2).
     #[cfg(all(feature = "rust-crypto", not(feature = "aws-lc-rs")))]
     pub(crate) fn to_jwt(self) -> Option<jsonwebtoken::Algorithm> {
-        use jsonwebtoken::Algorithm as J;
-        Some(match self {
-            Self::RS256 => J::RS256,
-            Self::RS384 => J::RS384,
-            Self::RS512 => J::RS512,
-            Self::PS256 => J::PS256,
-            Self::PS384 => J::PS384,
-            Self::PS512 => J::PS512,
-            Self::ES256 => J::ES256,
-            Self::ES384 => J::ES384,
-            Self::EdDSA | Self::Ed25519 => J::EdDSA,
-            Self::HS256 => J::HS256,
-            Self::HS384 => J::HS384,
-            Self::HS512 => J::HS512,
-            Self::ES512 | Self::MlDsa44 | Self::MlDsa65 | Self::MlDsa87 => return None,
-        })
+        let name = if self == Self::Ed25519 {
+            "EdDSA"
+        } else {
+            self.as_str()
+        };
+        name.parse().ok()
     }
 }
 

@@ -155,7 +155,24 @@ impl TokenExtractor for HeaderToken {
 /// Parses an `Authorization` value. The scheme is case-insensitive (RFC 7235 §2.1); another scheme
 /// (e.g. `Basic`) is "no bearer credentials", not an error.
 pub(crate) fn parse_authorization(value: &str) -> Result<Option<&str>, BearerError> {
-    match bearer_credentials(value.as_bytes()) {
+    parse_scheme(value, b"bearer")
+}
+
+/// The token of the only `Authorization` header if its scheme is `scheme` (lowercase; compared
+/// case-insensitively), with the syntax of a bearer token (`token68`): the `DPoP` scheme's
+/// credentials (RFC 9449 §7.1) are read like `Bearer`'s.
+pub(crate) fn scheme_credentials<'a>(
+    headers: &'a HeaderMap,
+    scheme: &[u8],
+) -> Result<Option<&'a str>, BearerError> {
+    let Some(value) = single(headers, &AUTHORIZATION)? else {
+        return Ok(None);
+    };
+    parse_scheme(value.to_str().map_err(|_| BearerError::NotAscii)?, scheme)
+}
+
+fn parse_scheme<'a>(value: &'a str, scheme: &[u8]) -> Result<Option<&'a str>, BearerError> {
+    match scheme_range(value.as_bytes(), scheme) {
         // The range's ends are next to ASCII bytes (or the value's ends): char boundaries.
         Some((start, end)) => check_b64token(&value[start..end]).map(Some),
         None => Ok(None),
@@ -165,6 +182,11 @@ pub(crate) fn parse_authorization(value: &str) -> Result<Option<&str>, BearerErr
 /// Where the credentials after the `Bearer` scheme lie in `value` (possibly empty), or `None` for
 /// another scheme. Bytes are split at spaces and tabs only.
 fn bearer_credentials(value: &[u8]) -> Option<(usize, usize)> {
+    scheme_range(value, b"bearer")
+}
+
+/// [`bearer_credentials`] for any scheme.
+fn scheme_range(value: &[u8], scheme: &[u8]) -> Option<(usize, usize)> {
     let blank = |b: &u8| *b == b' ' || *b == b'\t';
     let start = value.iter().position(|b| !blank(b))?;
     let end = value.iter().rposition(|b| !blank(b))? + 1;
@@ -172,7 +194,7 @@ fn bearer_credentials(value: &[u8]) -> Option<(usize, usize)> {
         .iter()
         .position(blank)
         .map_or(end, |i| start + i);
-    if !value[start..scheme_end].eq_ignore_ascii_case(b"bearer") {
+    if !value[start..scheme_end].eq_ignore_ascii_case(scheme) {
         return None;
     }
     let token_start = value[scheme_end..end]

@@ -47,6 +47,36 @@ pub(crate) fn sha256(bytes: &[u8]) -> Sha256 {
     sha2::Sha256::digest(bytes).into()
 }
 
+/// HMAC-SHA-256 of `message` under `key` (RFC 2104), by the selected backend: aws-lc-rs, or
+/// the RustCrypto `hmac` crate that jsonwebtoken's RustCrypto provider uses. For values this server derives from a
+/// secret of its own, such as DPoP nonces (RFC 9449 §9).
+#[cfg(feature = "aws-lc-rs")]
+pub(crate) fn hmac_sha256(key: &[u8], message: &[u8]) -> Sha256 {
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key);
+    let mut out = [0; 32];
+    out.copy_from_slice(aws_lc_rs::hmac::sign(&key, message).as_ref());
+    out
+}
+
+/// HMAC-SHA-256 of `message` under `key` (RFC 2104), by the selected backend: aws-lc-rs, or
+/// the RustCrypto `hmac` crate that jsonwebtoken's RustCrypto provider uses. For values this server derives from a
+/// secret of its own, such as DPoP nonces (RFC 9449 §9).
+#[cfg(all(feature = "rust-crypto", not(feature = "aws-lc-rs")))]
+pub(crate) fn hmac_sha256(key: &[u8], message: &[u8]) -> Sha256 {
+    use hmac::Mac as _;
+    // HMAC takes a key of any length (RFC 2104 §2): `new_from_slice` cannot fail for it.
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key)
+        .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"));
+    mac.update(message);
+    mac.finalize().into_bytes().into()
+}
+
+/// Whether `a` and `b` are equal, in time that depends only on their lengths (for MACs: RFC 7518
+/// §3.2 warns against timing leaks).
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 /// A fingerprint of a key's material, so that the token cache can tell whether the key an entry was
 /// verified with is still the one a refreshed key set publishes under that `kid`.
 pub(crate) fn fingerprint(key: &DecodingKey) -> Sha256 {

@@ -19,11 +19,9 @@ pub(crate) struct DiscoveryDocument {
     pub(crate) issuer: String,
     /// Where the issuer publishes its JWK Set.
     pub(crate) jwks_uri: String,
-    /// The algorithms the issuer signs ID tokens with (informational: we do not narrow the allowed
-    /// algorithms by it, since it describes ID tokens, not the access tokens a resource server also
-    /// receives).
-    #[serde(default)]
-    pub(crate) id_token_signing_alg_values_supported: Option<Vec<String>>,
+    // `id_token_signing_alg_values_supported` is not read: it describes ID tokens, not the access
+    // tokens a resource server also receives, so it never narrows the allowed algorithms (go-oidc
+    // does narrow by it).
 }
 
 /// The discovery URL of an issuer: the issuer without its trailing `/`, followed by

@@ -107,7 +107,6 @@ struct Pool {
     /// Each client with what it was built from: fetchers that agree on it share it.
     clients: Vec<(ClientSettings, Arc<reqwest::Client>)>,
     /// How many fetchers were given a pooled client.
-    #[cfg(test)]
     lent: usize,
 }
 
@@ -124,10 +123,7 @@ impl SharedClients {
             .find(|(k, _)| *k == key)
             .map(|(_, c)| c.clone())
         {
-            #[cfg(test)]
-            {
-                pool.lent += 1;
-            }
+            pool.lent += 1;
             return Ok(client);
         }
         if pool.clients.len() >= Self::MAX {
@@ -138,18 +134,8 @@ impl SharedClients {
         // Built under the lock, so that concurrent first builds with one setting make one client.
         let client = Arc::new(client(&key)?);
         pool.clients.push((key, client.clone()));
-        #[cfg(test)]
-        {
-            pool.lent += 1;
-        }
+        pool.lent += 1;
         Ok(client)
-    }
-
-    /// How many clients the pool holds, and how many fetchers it gave one to.
-    #[cfg(test)]
-    pub(crate) fn counts(&self) -> (usize, usize) {
-        let pool = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        (pool.clients.len(), pool.lent)
     }
 }
 
@@ -320,6 +306,15 @@ pub(crate) fn parse_url(value: &str, allow_insecure_http: bool) -> Result<Url, C
     })?;
     check_url(&url, allow_insecure_http)?;
     Ok(url)
+}
+
+#[cfg(test)]
+impl SharedClients {
+    /// How many clients the pool holds, and how many fetchers it gave one to.
+    pub(crate) fn counts(&self) -> (usize, usize) {
+        let pool = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        (pool.clients.len(), pool.lent)
+    }
 }
 
 #[cfg(test)]

@@ -124,6 +124,7 @@ pub mod claims;
 pub mod clock;
 mod crypto;
 mod discovery;
+mod dpop;
 mod error;
 mod fetch;
 pub mod issuers;
@@ -135,8 +136,6 @@ pub mod policy;
 mod registry;
 pub mod rejection;
 mod sealed;
-#[cfg(test)]
-mod shut_down_runtime;
 mod token;
 pub mod tokenreview;
 mod verify;
@@ -145,9 +144,10 @@ mod verify;
 // A module's re-exports are one statement, its public list.
 pub use self::{
     algorithm::{Algorithm, UnknownAlgorithm},
+    dpop::{Dpop, DpopMode, DpopThumbprint},
     error::{
-        Escaped, config::ConfigError, keys::KeysError, review::ReviewError, verify::Phase,
-        verify::VerifyError,
+        Escaped, config::ConfigError, dpop::DpopError, keys::KeysError, review::ReviewError,
+        verify::Phase, verify::VerifyError,
     },
     layer::{Claims, future::BearerAuthFuture, layer::BearerAuthLayer, service::BearerAuth},
     registry::{IssuerRegistry, builder::IssuerRegistryBuilder, pattern::IssuerPattern},
@@ -157,3 +157,29 @@ pub use self::{
 // and `ReviewError::Fetch`; why detached work (a key fetch, a TokenReview) gave no outcome, wrapped
 // by `KeysError::Flight` and `ReviewError::Flight`.
 pub use oidc_bearer_shared::{fetch::FetchError, flight::FlightError};
+
+#[cfg(test)]
+mod shut_down_runtime {
+    //! Tests' helper: code run inside a Tokio runtime that has shut down, where `spawn` drops the
+    //! task at once (and with it whatever guards the task owns).
+
+    use std::time::Duration;
+
+    /// Runs `f` on a thread of its own, entered into a runtime that has shut down, and returns what it
+    /// returns. Panics after 10 s, so that a deadlock (a guard dropped inside `spawn` taking a lock the
+    /// caller still holds) fails the test instead of hanging it.
+    pub(crate) fn run<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let handle = runtime.handle().clone();
+        runtime.shutdown_background();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _entered = handle.enter();
+            let _ = tx.send(f());
+        });
+        rx.recv_timeout(Duration::from_secs(10))
+            .expect("deadlocked (or the thread panicked) on a runtime that shut down")
+    }
+}

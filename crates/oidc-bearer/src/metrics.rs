@@ -68,6 +68,26 @@ const REFUSAL_CODES: &[&str] = &[
     "too_many_new_issuers",
     "review_refused",
     "review_unavailable",
+    "dpop_proof_missing",
+    "dpop_multiple_proofs",
+    "dpop_malformed",
+    "dpop_invalid_typ",
+    "dpop_algorithm_not_allowed",
+    "dpop_invalid_key",
+    "dpop_private_key",
+    "dpop_invalid_signature",
+    "dpop_missing_claim",
+    "dpop_htm_mismatch",
+    "dpop_htu_mismatch",
+    "dpop_iat_out_of_window",
+    "dpop_ath_mismatch",
+    "dpop_jkt_mismatch",
+    "dpop_replayed",
+    "dpop_replay_memory_full",
+    "use_dpop_nonce",
+    "dpop_unbound_token",
+    "dpop_bound_token_as_bearer",
+    "dpop_required",
 ];
 
 /// Handles to the metrics of the request path, registered once with the global recorder.
@@ -116,47 +136,45 @@ pub fn register() {
 
 #[cfg(feature = "metrics")]
 fn describe() {
-    {
-        use ::metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
-        describe_counter!(
-            "oidc_bearer_requests_accepted_total",
-            "Requests the bearer layer let through with verified claims."
-        );
-        describe_counter!(
-            "oidc_bearer_requests_refused_total",
-            "Requests the bearer layer refused, by reason code."
-        );
-        describe_counter!(
-            "oidc_bearer_token_cache_hits_total",
-            "Verified-token cache hits."
-        );
-        describe_counter!(
-            "oidc_bearer_token_cache_misses_total",
-            "Verified-token cache misses."
-        );
-        describe_counter!(
-            "oidc_bearer_token_cache_evictions_total",
-            "Verified-token cache entries evicted to make room."
-        );
-        describe_histogram!(
-            "oidc_bearer_verify_duration_seconds",
-            Unit::Seconds,
-            "Time of verifications that missed the token cache."
-        );
-        describe_counter!(
-            "oidc_bearer_key_fetches_total",
-            "Key fetches (discovery and JWKS) by issuer and outcome."
-        );
-        describe_gauge!(
-            "oidc_bearer_key_set_fetched_timestamp_seconds",
-            Unit::Seconds,
-            "Unix time of the issuer's last successful key fetch."
-        );
-        describe_gauge!(
-            "oidc_bearer_registry_issuers",
-            "Pattern issuers of an issuer registry, proven or on probation."
-        );
-    }
+    use ::metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(
+        "oidc_bearer_requests_accepted_total",
+        "Requests the bearer layer let through with verified claims."
+    );
+    describe_counter!(
+        "oidc_bearer_requests_refused_total",
+        "Requests the bearer layer refused, by reason code."
+    );
+    describe_counter!(
+        "oidc_bearer_token_cache_hits_total",
+        "Verified-token cache hits."
+    );
+    describe_counter!(
+        "oidc_bearer_token_cache_misses_total",
+        "Verified-token cache misses."
+    );
+    describe_counter!(
+        "oidc_bearer_token_cache_evictions_total",
+        "Verified-token cache entries evicted to make room."
+    );
+    describe_histogram!(
+        "oidc_bearer_verify_duration_seconds",
+        Unit::Seconds,
+        "Time of verifications that missed the token cache."
+    );
+    describe_counter!(
+        "oidc_bearer_key_fetches_total",
+        "Key fetches (discovery and JWKS) by issuer and outcome."
+    );
+    describe_gauge!(
+        "oidc_bearer_key_set_fetched_timestamp_seconds",
+        Unit::Seconds,
+        "Unix time of the issuer's last successful key fetch."
+    );
+    describe_gauge!(
+        "oidc_bearer_registry_issuers",
+        "Pattern issuers of an issuer registry, proven or on probation."
+    );
 }
 
 /// A request let through with claims (from the token cache or after verification).
@@ -271,8 +289,6 @@ fn issuer_label(issuer: &str, proves: bool) -> String {
 /// A key fetch (discovery and JWKS, as one) for `issuer` ended: `Ok` or its error. To be called by
 /// the remote key set once per fetch attempt, with the issuer (or, without discovery, the JWKS URL)
 /// it was configured with.
-// Not called yet: keys/remote.rs (being rewritten) is to call it; the tests below do.
-#[allow(dead_code)]
 #[inline]
 pub(crate) fn key_fetch(issuer: &str, result: Result<(), &crate::KeysError>) {
     #[cfg(feature = "metrics")]
@@ -291,8 +307,6 @@ pub(crate) fn key_fetch(issuer: &str, result: Result<(), &crate::KeysError>) {
 
 /// The keys of `issuer` were fetched successfully at `fetched_at` (time since the Unix epoch, from
 /// the key set's clock). To be called by the remote key set when it stores fetched keys.
-// Not called yet: keys/remote.rs (being rewritten) is to call it; the tests below do.
-#[allow(dead_code)]
 #[inline]
 pub(crate) fn key_set_fetched(issuer: &str, fetched_at: Duration) {
     #[cfg(feature = "metrics")]
@@ -364,6 +378,7 @@ mod tests {
 
     #[test]
     fn every_refusal_code_has_a_registered_handle() {
+        use crate::error::DpopError;
         use crate::rejection::AuthRejection;
         let errors = crate::error::tests::one_of_each();
         let rejections = errors.into_iter().map(AuthRejection::from_verify).chain([
@@ -375,6 +390,61 @@ mod tests {
             AuthRejection::InvalidRequest(crate::bearer::BearerError::EmptyToken),
             AuthRejection::Misconfigured(String::new()),
         ]);
+        let s = String::new;
+        let dpop = [
+            DpopError::MissingProof,
+            DpopError::MultipleProofs,
+            DpopError::Malformed { reason: "" },
+            DpopError::InvalidType { found: None },
+            DpopError::AlgorithmNotAllowed { alg: s() },
+            DpopError::InvalidKey { reason: s() },
+            DpopError::PrivateKey,
+            DpopError::InvalidSignature,
+            DpopError::MissingClaim { claim: "" },
+            DpopError::MethodMismatch {
+                expected: s(),
+                found: s(),
+            },
+            DpopError::UriMismatch {
+                expected: s(),
+                found: s(),
+            },
+            DpopError::IssuedAtOutOfWindow { iat: 0, now: 0 },
+            DpopError::AccessTokenHashMismatch,
+            DpopError::KeyMismatch,
+            DpopError::Replayed,
+            DpopError::ReplayMemoryFull,
+            DpopError::UseNonce { nonce: s() },
+            DpopError::UnboundToken,
+            DpopError::BoundTokenAsBearer,
+            DpopError::DpopRequired,
+        ];
+        // Exhaustive: a new variant must be listed above (and get a handle).
+        for error in &dpop {
+            match error {
+                DpopError::MissingProof
+                | DpopError::MultipleProofs
+                | DpopError::Malformed { .. }
+                | DpopError::InvalidType { .. }
+                | DpopError::AlgorithmNotAllowed { .. }
+                | DpopError::InvalidKey { .. }
+                | DpopError::PrivateKey
+                | DpopError::InvalidSignature
+                | DpopError::MissingClaim { .. }
+                | DpopError::MethodMismatch { .. }
+                | DpopError::UriMismatch { .. }
+                | DpopError::IssuedAtOutOfWindow { .. }
+                | DpopError::AccessTokenHashMismatch
+                | DpopError::KeyMismatch
+                | DpopError::Replayed
+                | DpopError::ReplayMemoryFull
+                | DpopError::UseNonce { .. }
+                | DpopError::UnboundToken
+                | DpopError::BoundTokenAsBearer
+                | DpopError::DpopRequired => {}
+            }
+        }
+        let rejections = rejections.chain(dpop.into_iter().map(AuthRejection::Dpop));
         for rejection in rejections {
             assert!(
                 REFUSAL_CODES.contains(&rejection.code()),

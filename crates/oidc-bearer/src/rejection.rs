@@ -12,7 +12,7 @@ use http::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{Response, StatusCode};
 
 use crate::bearer::BearerError;
-use crate::error::VerifyError;
+use crate::error::{DpopChallengeError, DpopError, VerifyError};
 
 /// Why a request was not let through. The layers put it into every rejection's extensions, for
 /// logs, metrics and tests:
@@ -59,6 +59,11 @@ pub enum AuthRejection {
     /// although it needs them — so the request cannot be judged (500). It says what to change; it
     /// is also logged at ERROR.
     Misconfigured(String),
+    /// A DPoP rule refused the request (RFC 9449, on a layer
+    /// [`with_dpop`](crate::BearerAuthLayer::with_dpop)): 401 with a `DPoP` challenge whose
+    /// `error` is `invalid_dpop_proof`, `use_dpop_nonce` or `invalid_token`, or 400
+    /// `invalid_request` for two `DPoP` headers.
+    Dpop(DpopError),
 }
 
 impl AuthRejection {
@@ -78,6 +83,10 @@ impl AuthRejection {
             Self::Forbidden { .. } => StatusCode::FORBIDDEN,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Misconfigured(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Dpop(e) => match e.challenge_error() {
+                DpopChallengeError::InvalidRequest => StatusCode::BAD_REQUEST,
+                _ => StatusCode::UNAUTHORIZED,
+            },
         }
     }
 
@@ -90,6 +99,13 @@ impl AuthRejection {
             Self::InvalidRequest(_) => Some("invalid_request"),
             Self::InvalidToken(_) => Some("invalid_token"),
             Self::Forbidden { .. } => Some("insufficient_scope"),
+            // RFC 9449 §7.1 and §12.2.
+            Self::Dpop(e) => Some(match e.challenge_error() {
+                DpopChallengeError::InvalidRequest => "invalid_request",
+                DpopChallengeError::InvalidDpopProof => "invalid_dpop_proof",
+                DpopChallengeError::UseDpopNonce => "use_dpop_nonce",
+                DpopChallengeError::InvalidToken => "invalid_token",
+            }),
         }
     }
 
@@ -102,6 +118,7 @@ impl AuthRejection {
             Self::InvalidToken(e) | Self::Unavailable(e) => e.code(),
             Self::Forbidden { .. } => "forbidden",
             Self::Misconfigured(_) => "misconfigured",
+            Self::Dpop(e) => e.code(),
         }
     }
 
@@ -115,6 +132,7 @@ impl AuthRejection {
             Self::Forbidden { reason, .. } => reason,
             Self::Misconfigured(fix) => fix,
             Self::InvalidToken(e) | Self::Unavailable(e) => verify_description(e),
+            Self::Dpop(e) => e.description(),
         }
     }
 }
@@ -220,6 +238,7 @@ impl fmt::Display for AuthRejection {
             Self::Unavailable(e) => write!(f, "cannot verify: {e}"),
             Self::Forbidden { reason, .. } => write!(f, "forbidden: {reason}"),
             Self::Misconfigured(fix) => write!(f, "misconfigured: {fix}"),
+            Self::Dpop(e) => write!(f, "refused by DPoP: {e}"),
         }
     }
 }
@@ -528,7 +547,10 @@ impl<B: Default> RejectionResponse<B> for GrpcRejection {
     fn response(&self, rejection: &AuthRejection) -> Response<B> {
         let status = match rejection {
             AuthRejection::MissingToken | AuthRejection::InvalidToken(_) => 16,
-            AuthRejection::InvalidRequest(_) => 3,
+            AuthRejection::Dpop(e) if e.challenge_error() != DpopChallengeError::InvalidRequest => {
+                16
+            }
+            AuthRejection::InvalidRequest(_) | AuthRejection::Dpop(_) => 3,
             AuthRejection::Forbidden { .. } => 7,
             AuthRejection::Unavailable(_) => 14,
             AuthRejection::Misconfigured(_) => 13,

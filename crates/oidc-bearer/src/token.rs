@@ -291,15 +291,18 @@ pub(crate) struct Jws<'a> {
     encoded_payload: &'a str,
 }
 
-/// A compact JWS taken apart and its payload validated as JSON, for a caller that reads the
-/// registered claims without checking the signature (TokenReview reads `exp` to bound its cache);
-/// nothing in it is trusted. Its [`Jws`] is reached through `Deref` (`parsed.header`).
+/// A compact JWS taken apart and its payload validated as JSON, for a caller that reads the payload
+/// before or without a key set's signature check (TokenReview reads `exp` to bound its cache; a
+/// DPoP proof carries its own key); nothing in it is trusted until its signature is checked. Its
+/// [`Jws`] is reached through `Deref` (`parsed.header`).
 ///
 /// The registered claims are read in the pass that validates the payload (one pass, as validating
 /// alone would cost: BENCHMARKS.md, "One JSON path").
 #[derive(Debug)]
 pub(crate) struct Parsed<'a> {
     pub(crate) jws: Jws<'a>,
+    /// The decoded payload.
+    pub(crate) payload: Vec<u8>,
     /// The registered claims, read (not trusted) in the pass that validates the payload.
     pub(crate) claims: RawClaims,
 }
@@ -423,8 +426,13 @@ impl<'a> Jws<'a> {
 
     /// The payload decoded and validated ([`validate_payload`]).
     pub(crate) fn into_parsed(self) -> Result<Parsed<'a>, VerifyError> {
-        let claims = validate_payload(&self.decode_payload()?)?;
-        Ok(Parsed { jws: self, claims })
+        let payload = self.decode_payload()?;
+        let claims = validate_payload(&payload)?;
+        Ok(Parsed {
+            jws: self,
+            payload,
+            claims,
+        })
     }
 
     /// The payload decoded and its top-level `iss` read, nothing else validated yet (see

@@ -4,10 +4,10 @@
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use oidc_bearer::claims::WithPayload;
-use oidc_bearer::{BearerAuthLayer, Claims, VerifyToken};
+use oidc_bearer::{BearerAuthLayer, Claims, Dpop, DpopThumbprint, VerifyToken};
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -22,13 +22,20 @@ struct PrivateReply<'a> {
     msg: &'static str,
     sub: Option<&'a str>,
     claims: &'a WithPayload,
+    /// With `DPOP` on and a DPoP-bound token: the thumbprint of the key that signed the proof.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dpop_jkt: Option<&'a str>,
 }
 
-async fn private(Claims(claims): Claims<WithPayload>) -> Response {
+async fn private(
+    Claims(claims): Claims<WithPayload>,
+    dpop: Option<Extension<DpopThumbprint>>,
+) -> Response {
     Json(PrivateReply {
         msg: "hello-private",
         sub: claims.subject(),
         claims: &claims,
+        dpop_jkt: dpop.as_ref().map(|Extension(t)| &*t.0),
     })
     .into_response()
 }
@@ -38,9 +45,18 @@ async fn private(Claims(claims): Claims<WithPayload>) -> Response {
 ///
 /// `route_layer` guards only the routes added before it, and keeps unknown paths 404 rather than 401.
 pub fn app(verifier: impl VerifyToken) -> Router {
+    app_with_dpop(verifier, None)
+}
+
+/// [`app`], taking DPoP-bound tokens (RFC 9449) on `/private` as `dpop` says.
+pub fn app_with_dpop(verifier: impl VerifyToken, dpop: Option<Dpop>) -> Router {
+    let mut layer = BearerAuthLayer::new(verifier).claims::<WithPayload>();
+    if let Some(dpop) = dpop {
+        layer = layer.with_dpop(dpop);
+    }
     Router::new()
         .route("/private", get(private))
-        .route_layer(BearerAuthLayer::new(verifier).claims::<WithPayload>())
+        .route_layer(layer)
         .route("/", get(exposed))
 }
 

@@ -9,6 +9,10 @@
 //! containers set 0.0.0.0), `JWT_TYP` (with `ID_ISSUER`: require this header `typ`, e.g. `at+jwt`,
 //! RFC 9068 §4; unset: any).
 //!
+//! `DPOP` (`required`, `allowed` or `off`, the default): DPoP-bound tokens (RFC 9449) on `/private`,
+//! with proofs naming `DPOP_BASE_URL` (default: the address listened on; behind a proxy, the URL
+//! clients use). `/private` then also answers the proof key's thumbprint as `dpop_jkt`.
+//!
 //! `GET /metrics` serves the library's metrics as Prometheus text (docs/metrics.md).
 //!
 //! Log lines on stderr, plain text (coloured only on a terminal) or JSON with `LOG_FORMAT=json`.
@@ -36,8 +40,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use oidc_bearer::Verifier;
-use resource_server::app::{app, install_metrics, with_metrics};
+use oidc_bearer::{Dpop, DpopMode, Verifier};
+use resource_server::app::{app_with_dpop, install_metrics, with_metrics};
 use resource_server::embedded::{Embedded, Settings};
 use tokio::net::TcpListener;
 
@@ -56,6 +60,19 @@ fn env_secs(name: &str, default: u64) -> Result<Duration, String> {
             )),
         },
     }
+}
+
+/// The DPoP settings of `DPOP` and `DPOP_BASE_URL` for a server listening on `addr`; `None` when off.
+fn dpop(addr: SocketAddr) -> Result<Option<Dpop>, Box<dyn std::error::Error>> {
+    let mode = match env("DPOP").as_deref() {
+        None | Some("off") => return Ok(None),
+        Some("required") => DpopMode::Required,
+        Some("allowed") => DpopMode::Allowed,
+        Some(other) => return Err(format!("DPOP={other:?} is not required, allowed or off").into()),
+    };
+    let base = env("DPOP_BASE_URL").unwrap_or_else(|| format!("http://{addr}"));
+    println!("DPoP {mode:?}: proofs must name {base}");
+    Ok(Some(Dpop::new(mode, &base)?))
 }
 
 /// Log lines on stderr, filtered by `RUST_LOG` (default `info`): plain text, coloured only when
@@ -101,11 +118,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             // Keys load in the background from now on; requests meanwhile get 503.
             verifier.warm_up();
             let listener = TcpListener::bind((host.as_str(), port)).await?;
-            println!(
-                "listening on http://{} (issuer {issuer_url}, audience {audience})",
-                listener.local_addr()?
-            );
-            (listener, app(verifier))
+            let addr = listener.local_addr()?;
+            println!("listening on http://{addr} (issuer {issuer_url}, audience {audience})");
+            (listener, app_with_dpop(verifier, dpop(addr)?))
         }
         // Offline: both identities' issuers on loopback, trusted through a registry.
         None => {
@@ -133,7 +148,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             tokio::spawn(async move { axum::serve(metadata, router).await });
             print_offline_help(&embedded, addr, metadata_addr)?;
             embedded.spawn_rotation();
-            (listener, app(embedded.registry.clone()))
+            (
+                listener,
+                app_with_dpop(embedded.registry.clone(), dpop(addr)?),
+            )
         }
     };
 

@@ -25,6 +25,8 @@ async fn spawn(env: &[(&str, &str)], stderr: Stdio) -> Server {
     command
         .env_remove("ID_ISSUER")
         .env_remove("JWT_AUDIENCE")
+        .env_remove("DPOP")
+        .env_remove("DPOP_BASE_URL")
         .env("PORT", "0")
         .env("METADATA_PORT", "0")
         .env("RUST_LOG", "warn")
@@ -404,6 +406,40 @@ async fn jwt_typ_requires_rfc_9068_access_tokens() {
         .header("typ", json!("at+jwt"))
         .sign();
     assert_eq!(get(&private, Some(&access_token)).await.0, 200);
+}
+
+#[tokio::test]
+async fn dpop_required_takes_bound_tokens_with_proofs_only() {
+    use oidc_bearer_testing::{DpopKey, KeyAlg};
+    let issuer = TestIssuer::start().await;
+    let server = start(&[
+        ("ID_ISSUER", &issuer.issuer()),
+        ("JWT_AUDIENCE", "my-api"),
+        ("DPOP", "required"),
+    ])
+    .await;
+    let private = format!("{}/private", server.base);
+    let key = DpopKey::generate(KeyAlg::ES256);
+    let token = issuer.token().aud("my-api").dpop_bound(&key).sign();
+    let proof = key.proof("GET", &private).access_token(&token).sign();
+    let response = reqwest::Client::new()
+        .get(&private)
+        .header("authorization", format!("DPoP {token}"))
+        .header("dpop", proof)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["dpop_jkt"], key.thumbprint());
+    // The same token as `Bearer`, and a bearer token: refused, with a DPoP challenge.
+    for bearer in [token, issuer.token().aud("my-api").sign()] {
+        let (status, challenge, _) = get(&private, Some(&bearer)).await;
+        assert_eq!(status, 401);
+        let challenge = challenge.unwrap();
+        assert!(challenge.starts_with("DPoP "), "{challenge}");
+        assert!(challenge.contains("algs=\""), "{challenge}");
+    }
 }
 
 /// An ID token from the metadata server stand-in's identity endpoint (`url` with its query).

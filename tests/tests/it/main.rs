@@ -3,6 +3,7 @@
 
 mod support;
 
+mod dpop;
 mod grpc;
 mod http;
 mod policy;

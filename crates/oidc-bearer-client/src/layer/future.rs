@@ -13,7 +13,7 @@ use tower_service::Service;
 use super::BoxError;
 use crate::{BearerToken, TokenError};
 
-type TokenFuture = Pin<Box<dyn Future<Output = Result<BearerToken, TokenError>> + Send>>;
+pub(crate) type TokenFuture = Pin<Box<dyn Future<Output = Result<BearerToken, TokenError>> + Send>>;
 
 pin_project! {
     /// Response future of [`AddBearer`](super::AddBearer).

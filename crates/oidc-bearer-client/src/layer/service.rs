@@ -1,7 +1,6 @@
 //! The service that adds the header: [`AddBearer`].
 
 use std::{
-    mem,
     sync::Arc,
     task::{Context, Poll},
 };
@@ -93,17 +92,8 @@ where
         if request.headers().contains_key(AUTHORIZATION) {
             return AddBearerFuture::send(self.inner.call(request));
         }
-        // The token may take I/O to get, so the inner service is called later, from the future. Take
-        // the instance that `poll_ready` readied and leave a clone in its place, as tower's `Service`
-        // docs advise.
-        let clone = self.inner.clone();
-        let inner = mem::replace(&mut self.inner, clone);
-        let source = Arc::clone(&self.source);
-        AddBearerFuture::fetch_token(
-            Box::pin(async move { source.token().await }),
-            inner,
-            request,
-        )
+        let (inner, token) = super::readied_with_token(&mut self.inner, &self.source);
+        AddBearerFuture::fetch_token(token, inner, request)
     }
 }
 

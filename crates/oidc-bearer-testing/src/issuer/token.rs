@@ -124,6 +124,12 @@ impl TokenBuilder {
         self.remove_claim("iat")
     }
 
+    /// Binds the token to `key` (RFC 9449 §6.1): `cnf` `{"jkt": <the key's RFC 7638
+    /// thumbprint>}`. A resource server then requires a proof signed by that key with it.
+    pub fn dpop_bound(self, key: &crate::DpopKey) -> Self {
+        self.claim("cnf", json!({ "jkt": key.thumbprint() }))
+    }
+
     /// Sets `nbf` to these Unix seconds.
     pub fn nbf(self, unix_secs: i64) -> Self {
         self.claim("nbf", json!(unix_secs))
@@ -137,9 +143,8 @@ impl TokenBuilder {
     ///
     /// If `value` cannot be written as JSON (a map with non-string keys): a bug in the test.
     pub fn claim(mut self, name: &str, value: impl serde::Serialize) -> Self {
-        let value = serde_json::to_value(value)
-            .unwrap_or_else(|e| panic!("claim `{name}` cannot be written as JSON: {e}"));
-        self.claims.insert(name.to_owned(), value);
+        self.claims
+            .insert(name.to_owned(), claim_value(name, value));
         self
     }
 
@@ -235,22 +240,12 @@ impl TokenBuilder {
         header.insert("alg".into(), alg.into());
         header.insert("typ".into(), "JWT".into());
         header.insert("kid".into(), self.signing_kid.clone().into());
-        for (name, value) in &self.header_overrides {
-            if value.is_null() {
-                header.remove(name);
-            } else {
-                header.insert(name.clone(), value.clone());
-            }
-        }
+        apply_overrides(&mut header, &self.header_overrides);
         header
     }
 
     fn signing_input(&self, header: Map<String, Value>) -> String {
-        let encode = |map: Map<String, Value>| {
-            let json = serde_json::to_vec(&Value::Object(map)).expect("JSON values serialize");
-            URL_SAFE_NO_PAD.encode(json)
-        };
-        format!("{}.{}", encode(header), encode(self.claims.clone()))
+        signing_input(header, self.claims.clone())
     }
 
     /// Signs with the signing key's real algorithm and returns the compact JWS
@@ -305,8 +300,37 @@ impl fmt::Debug for TokenBuilder {
     }
 }
 
+/// `value` as the JSON of claim `name`.
+///
+/// # Panics
+/// If `value` cannot be written as JSON (a map with non-string keys): a bug in the test.
+pub(crate) fn claim_value(name: &str, value: impl serde::Serialize) -> Value {
+    serde_json::to_value(value)
+        .unwrap_or_else(|e| panic!("claim `{name}` cannot be written as JSON: {e}"))
+}
+
+/// Applies `overrides` to `map`: `Null` removes a member, anything else sets it.
+pub(crate) fn apply_overrides(map: &mut Map<String, Value>, overrides: &Map<String, Value>) {
+    for (name, value) in overrides {
+        if value.is_null() {
+            map.remove(name);
+        } else {
+            map.insert(name.clone(), value.clone());
+        }
+    }
+}
+
+/// The JWS signing input `BASE64URL(header) '.' BASE64URL(claims)` (RFC 7515 §5.1).
+pub(crate) fn signing_input(header: Map<String, Value>, claims: Map<String, Value>) -> String {
+    let encode = |map: Map<String, Value>| {
+        let json = serde_json::to_vec(&Value::Object(map)).expect("JSON values serialize");
+        URL_SAFE_NO_PAD.encode(json)
+    };
+    format!("{}.{}", encode(header), encode(claims))
+}
+
 /// A random version-4 UUID string (RFC 9562 §5.4), for the uids Kubernetes puts in tokens.
-fn uuid() -> String {
+pub(crate) fn uuid() -> String {
     use aws_lc_rs::rand::{SecureRandom as _, SystemRandom};
     let mut b = [0u8; 16];
     SystemRandom::new()

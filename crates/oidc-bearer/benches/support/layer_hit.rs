@@ -33,18 +33,29 @@ pub(crate) struct LayerHit<V, T> {
 
 impl<V: VerifyToken, T: DeserializeOwned + Send + Sync + 'static> LayerHit<V, T> {
     pub(crate) fn new(verifier: V, token: &str) -> Self {
-        let service = BearerAuthLayer::new(verifier)
-            .claims::<T>()
-            .layer(service_fn(ok as Handler));
+        Self::with_layer(
+            BearerAuthLayer::new(verifier).claims::<T>(),
+            "Bearer",
+            token,
+        )
+    }
+
+    /// `layer` (its settings, DPoP's say), with `Authorization: <scheme> <token>`.
+    #[allow(dead_code)] // Each bench binary compiles this module; not all use every function.
+    pub(crate) fn with_layer(layer: BearerAuthLayer<V, T>, scheme: &str, token: &str) -> Self {
         Self {
-            service: RefCell::new(service),
-            header: HeaderValue::from_str(&format!("Bearer {token}")).expect("header"),
+            service: RefCell::new(layer.layer(service_fn(ok as Handler))),
+            header: HeaderValue::from_str(&format!("{scheme} {token}")).expect("header"),
         }
     }
 
     /// One request: panics unless the layer answers 200 at the first poll.
     pub(crate) fn hit(&self) {
-        let mut request = Request::new(String::new());
+        self.hit_with(Request::new(String::new()));
+    }
+
+    /// `request` with the token: panics unless the layer answers 200 at the first poll.
+    pub(crate) fn hit_with(&self, mut request: Request<String>) {
         request
             .headers_mut()
             .insert(AUTHORIZATION, black_box(self.header.clone()));

@@ -2,6 +2,7 @@
 
 use std::any::{Any, TypeId};
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::ENTRY_OVERHEAD;
 use super::key::{KeyRef, Times, TokenKey};
@@ -15,7 +16,8 @@ pub(crate) struct Entry {
     /// The token's signing input, compared on every hit (see [`TokenKey`]).
     signing_input: Box<[u8]>,
     pub(super) times: Times,
-    /// `exp + leeway`: past it the entry is useless and evicted first.
+    /// `exp + leeway`, in seconds as the token's NumericDate (an `f64`, half a `Duration`'s
+    /// size): past it the entry is useless and evicted first.
     stale_after: f64,
     pub(super) key: KeyRef,
     /// The claims decoded per type, so a hit hands out the same `Arc` without decoding.
@@ -29,7 +31,7 @@ impl Entry {
     pub(crate) fn new(
         token: &TokenKey<'_>,
         times: Times,
-        leeway: f64,
+        leeway: Duration,
         key: KeyRef,
         claims: Option<(TypeId, SharedClaims)>,
         payload_len: usize,
@@ -40,7 +42,9 @@ impl Entry {
             size: ENTRY_OVERHEAD + signing_input.len() + typed * payload_len,
             signing_input,
             times,
-            stale_after: times.exp.map_or(f64::INFINITY, |exp| exp + leeway),
+            stale_after: times
+                .exp
+                .map_or(f64::INFINITY, |exp| exp + leeway.as_secs_f64()),
             key,
             claims: claims.into_iter().collect(),
             payload_len,
@@ -60,8 +64,8 @@ impl Value for Entry {
         self.size
     }
 
-    fn expires(&self) -> f64 {
-        self.stale_after
+    fn expires(&self) -> Duration {
+        crate::clock::numeric_date(self.stale_after)
     }
 
     /// Always kept: a hit is the same bytes as the token that verified.

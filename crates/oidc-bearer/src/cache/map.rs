@@ -16,6 +16,7 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
 use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use super::TokenCacheStats;
 use crate::crypto::Sha256;
@@ -35,10 +36,10 @@ pub(crate) trait Value {
     /// user bounds bytes at all).
     fn size(&self) -> usize;
 
-    /// When the value stops being of use (seconds since the epoch, by the user's clock): past it,
-    /// it is evicted without a second chance. Never, by default.
-    fn expires(&self) -> f64 {
-        f64::INFINITY
+    /// When the value stops being of use (by the user's clock): past it, it is evicted without a
+    /// second chance. Never, by default.
+    fn expires(&self) -> Duration {
+        Duration::MAX
     }
 
     /// The token's signing input, kept to be compared on every lookup; `None` when the digest
@@ -177,10 +178,34 @@ impl<V: Value, H: BuildHasher> Shard<V, H> {
         Some(self.remove_at(i))
     }
 
+    /// Whether a value of `size` bytes fits without evicting an entry.
+    pub(crate) fn has_room(&self, size: usize) -> bool {
+        self.slots.len() < self.max_entries && self.bytes + size <= self.max_bytes
+    }
+
+    /// Removes every entry expired at `now` (whose [`Value::expires`] is before it), wherever it
+    /// is in the queue. Returns how many were removed (counted as evictions). Linear in the
+    /// shard's entries: for a user that must not evict a live entry (the DPoP replay memory).
+    pub(crate) fn remove_expired(&mut self, now: Duration) -> u64 {
+        let mut removed = 0;
+        let mut i = 0;
+        while i < self.slots.len() {
+            if self.slots[i].value.expires() < now {
+                // The last slot moves into `i`: look at `i` again.
+                drop(self.remove_at(i as u32));
+                removed += 1;
+            } else {
+                i += 1;
+            }
+        }
+        self.stats.evictions += removed;
+        removed
+    }
+
     /// Stores `value` for `digest` as the newest entry, replacing the entry there, and evicts
     /// others as the bounds require; a value larger than the byte bound is not kept (and the entry
     /// there stays). Returns how many entries were evicted.
-    pub(crate) fn insert(&mut self, digest: &Sha256, value: V, now: f64) -> u64 {
+    pub(crate) fn insert(&mut self, digest: &Sha256, value: V, now: Duration) -> u64 {
         let size = value.size();
         if size > self.max_bytes {
             return 0;
@@ -210,7 +235,7 @@ impl<V: Value, H: BuildHasher> Shard<V, H> {
     /// evicts others while the byte bound is exceeded (never the last entry). A grown entry that
     /// was touched goes last: the queue takes every untouched entry first. Returns how many
     /// entries were evicted.
-    pub(crate) fn grown(&mut self, by: usize, now: f64) -> u64 {
+    pub(crate) fn grown(&mut self, by: usize, now: Duration) -> u64 {
         self.bytes += by;
         let mut evicted = 0;
         while self.bytes > self.max_bytes && self.slots.len() > 1 {
@@ -221,7 +246,7 @@ impl<V: Value, H: BuildHasher> Shard<V, H> {
 
     /// Evicts one entry (there is one): the first from the head that is expired or untouched since
     /// it last passed the head. Returns 1.
-    fn evict_one(&mut self, now: f64) -> u64 {
+    fn evict_one(&mut self, now: Duration) -> u64 {
         // Each pass clears one reference bit, so this ends within `len + 1` passes.
         loop {
             let i = self.head;
@@ -365,8 +390,8 @@ mod tests {
         fn size(&self) -> usize {
             self.size
         }
-        fn expires(&self) -> f64 {
-            self.expires
+        fn expires(&self) -> Duration {
+            crate::clock::numeric_date(self.expires)
         }
         fn kept_input(&self) -> Option<&[u8]> {
             self.input.as_deref()
@@ -398,7 +423,7 @@ mod tests {
 
     fn insert(map: &DigestMap<V>, value: V, now: f64) {
         let d = digest(value.n);
-        map.lock(&d).insert(&d, value, now);
+        map.lock(&d).insert(&d, value, Duration::from_secs_f64(now));
         map.check();
     }
 
@@ -482,13 +507,36 @@ mod tests {
         let slot = shard.find(&d, b"").unwrap();
         slot.value.size += 250;
         slot.touch();
-        assert_eq!(shard.grown(250, 0.0), 3);
+        assert_eq!(shard.grown(250, Duration::ZERO), 3);
         drop(shard);
         map.check();
         assert_eq!(get(&map, 49), Some(49));
     }
 
     /// A kept signing input must match byte for byte; a mismatch leaves the entry alone.
+    #[test]
+    fn expired_entries_are_removed_wherever_they_are() {
+        let map = map(4, usize::MAX);
+        let at = |n: u32, expires: f64| V { expires, ..v(n) };
+        for (n, expires) in [(1, 50.0), (2, 200.0), (3, 80.0), (4, 100.0)] {
+            insert(&map, at(n, expires), 0.0);
+        }
+        let digest = digest(9);
+        let mut shard = map.lock(&digest);
+        assert!(!shard.has_room(1));
+        // An entry is kept up to its expiry, inclusive.
+        assert_eq!(shard.remove_expired(Duration::from_secs(80)), 1);
+        assert!(shard.has_room(1));
+        assert_eq!(shard.remove_expired(Duration::from_secs(150)), 2);
+        drop(shard);
+        map.check();
+        assert_eq!(
+            (get(&map, 1), get(&map, 3), get(&map, 4)),
+            (None, None, None)
+        );
+        assert_eq!(get(&map, 2), Some(2));
+    }
+
     #[test]
     fn a_kept_input_must_match() {
         let map = map(10, 1 << 20);

@@ -40,6 +40,7 @@ pub(crate) mod map;
 
 use std::any::TypeId;
 use std::sync::{Arc, MutexGuard};
+use std::time::Duration;
 
 use crate::error::ConfigError;
 use crate::keys::Jwks;
@@ -252,7 +253,7 @@ impl TokenCache {
     }
 
     /// Stores a verified token (keeping the entry already there for the same signature).
-    pub(crate) fn insert(&self, token: &TokenKey<'_>, entry: Entry, now: f64) {
+    pub(crate) fn insert(&self, token: &TokenKey<'_>, entry: Entry, now: Duration) {
         if entry.size > self.map.max_bytes_per_shard() {
             return;
         }
@@ -276,7 +277,7 @@ impl TokenCache {
         token: &TokenKey<'_>,
         type_id: TypeId,
         claims: SharedClaims,
-        now: f64,
+        now: Duration,
     ) {
         let max_bytes = self.map.max_bytes_per_shard();
         let mut shard = self.map.lock(&token.digest);
@@ -337,7 +338,7 @@ mod tests {
                 exp: Some(exp),
                 ..Times::default()
             },
-            0.0,
+            Duration::ZERO,
             KeyRef::new(keys, Some("k"), Algorithm::HS256, key_ref.fingerprint()),
             claims.map(|c| (TypeId::of::<u32>(), Arc::new(c) as SharedClaims)),
             50,
@@ -354,6 +355,7 @@ mod tests {
         now: f64,
     ) {
         let token = token(n);
+        let now = Duration::from_secs_f64(now);
         cache.insert(&key(&token), entry(&token, keys, exp, claims), now);
     }
 
@@ -405,7 +407,7 @@ mod tests {
             &key(&format!("{}X.{signature}", signing_input)),
             TypeId::of::<String>(),
             Arc::new(String::new()),
-            0.0,
+            Duration::ZERO,
         );
         let other = cache.get(&key(&genuine), Some(TypeId::of::<String>()), &keys, |_| {
             true
@@ -508,7 +510,12 @@ mod tests {
         let get = |t| cache.get(&key(&token), t, &keys, |_| true);
         assert!(matches!(get(Some(other)), Lookup::Verified));
         assert!(matches!(get(None), Lookup::Verified));
-        cache.attach(&key(&token), other, Arc::new(String::from("x")), 0.0);
+        cache.attach(
+            &key(&token),
+            other,
+            Arc::new(String::from("x")),
+            Duration::ZERO,
+        );
         assert!(matches!(get(Some(other)), Lookup::Typed(_)));
         assert_eq!(cache.stats().bytes, ENTRY_OVERHEAD + 100 + 2 * 50);
     }

@@ -127,17 +127,6 @@ pub struct ServiceAccount<'a> {
     pub uid: &'a str,
 }
 
-impl ServiceAccount<'_> {
-    /// The Kubernetes user name, `system:serviceaccount:<namespace>:<name>` (a token's `sub`).
-    #[cfg(test)]
-    pub(crate) fn username(&self) -> String {
-        format!(
-            "{SERVICE_ACCOUNT_SUBJECT_PREFIX}{}:{}",
-            self.namespace, self.name
-        )
-    }
-}
-
 impl KubernetesClaims {
     /// The service account the token belongs to, from the `kubernetes.io` claim of a bound token or
     /// the flat claims of a legacy one, checked against `sub`.
@@ -228,6 +217,17 @@ pub(crate) fn parse_subject(sub: &str) -> Option<(&str, &str)> {
     let (namespace, name) = rest.split_once(':')?;
     // Namespaces and service-account names are DNS names: never empty, never containing `:`.
     (!namespace.is_empty() && !name.is_empty() && !name.contains(':')).then_some((namespace, name))
+}
+
+#[cfg(test)]
+impl ServiceAccount<'_> {
+    /// The Kubernetes user name, `system:serviceaccount:<namespace>:<name>` (a token's `sub`).
+    pub(crate) fn username(&self) -> String {
+        format!(
+            "{SERVICE_ACCOUNT_SUBJECT_PREFIX}{}:{}",
+            self.namespace, self.name
+        )
+    }
 }
 
 /// Service-account token claims of both forms, for the tests of this module and of the policies.

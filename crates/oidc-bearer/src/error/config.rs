@@ -63,6 +63,14 @@ pub enum ConfigError {
 }
 
 impl ConfigError {
+    /// [`InvalidSetting`](Self::InvalidSetting) of `name`, refused for `reason`.
+    pub(crate) fn invalid(name: &'static str, reason: impl Into<String>) -> Self {
+        Self::InvalidSetting {
+            name,
+            reason: reason.into(),
+        }
+    }
+
     /// A stable, machine-readable code for this kind of error.
     pub fn code(&self) -> &'static str {
         match self {

@@ -10,18 +10,16 @@
 use std::fmt::{self, Write as _};
 
 pub(crate) mod config;
+pub(crate) mod dpop;
 pub(crate) mod keys;
 pub(crate) mod review;
-#[cfg(test)]
-pub(crate) mod tests;
 pub(crate) mod verify;
 
 pub(crate) use self::config::ConfigError;
+pub(crate) use self::dpop::{DpopChallengeError, DpopError};
 pub(crate) use self::keys::KeysError;
 pub(crate) use self::review::ReviewError;
 pub(crate) use self::review::{ApiServerFailure, Truncated};
-#[cfg(test)]
-pub(crate) use self::verify::VerifyErrorKind;
 pub(crate) use self::verify::{Phase, VerifyError};
 pub(crate) use oidc_bearer_shared::{fetch::FetchError, flight::FlightError};
 
@@ -96,4 +94,214 @@ fn write_escaped(out: &mut impl fmt::Write, text: &str, quoted: bool) -> fmt::Re
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+pub(crate) use self::verify::VerifyErrorKind;
+
+#[cfg(test)]
+pub(crate) mod tests {
+    //! One table of every [`VerifyError`] variant, used here and by the metrics tests.
+
+    use std::time::Duration;
+
+    use strum::IntoEnumIterator as _;
+
+    use super::*;
+
+    /// The table of every [`VerifyError`]: one error of each variant and its phase. The match is
+    /// over the variant list that strum derives from the enum, with no `_` arm, so that a new variant
+    /// fails to compile here until it has a row.
+    fn row(kind: VerifyErrorKind) -> (VerifyError, Phase) {
+        use VerifyError as E;
+        use VerifyErrorKind as K;
+        let text = String::new;
+        match kind {
+            K::TooLarge => (E::TooLarge { len: 2, max: 1 }, Phase::Structure),
+            K::Malformed => (E::Malformed { reason: "" }, Phase::Structure),
+            K::UnsupportedAlgorithm => (E::UnsupportedAlgorithm { alg: text() }, Phase::Header),
+            K::AlgorithmNotAllowed => (E::AlgorithmNotAllowed { alg: text() }, Phase::Header),
+            K::UnsupportedCritical => (E::UnsupportedCritical { names: vec![] }, Phase::Header),
+            K::InvalidType => {
+                let error = E::InvalidType {
+                    expected: text(),
+                    found: None,
+                };
+                (error, Phase::Header)
+            }
+            K::UntrustedIssuer => (E::UntrustedIssuer { found: None }, Phase::Issuer),
+            K::TooManyNewIssuers => {
+                let error = E::TooManyNewIssuers {
+                    limit: "new_issuer_rate",
+                };
+                (error, Phase::Issuer)
+            }
+            K::KeysUnavailable => {
+                let source = KeysError::Stale {
+                    age: Duration::ZERO,
+                };
+                (E::KeysUnavailable { source }, Phase::Keys)
+            }
+            K::AlgorithmKeyMismatch => {
+                let error = E::AlgorithmKeyMismatch {
+                    alg: text(),
+                    kid: None,
+                };
+                (error, Phase::KeySelection)
+            }
+            K::UnknownKey => (E::UnknownKey { kid: None }, Phase::KeySelection),
+            K::UnknownKeyRetry => {
+                let error = E::UnknownKeyRetry {
+                    kid: None,
+                    retry_after: Duration::ZERO,
+                };
+                (error, Phase::KeySelection)
+            }
+            K::AmbiguousKey => (E::AmbiguousKey { candidates: 2 }, Phase::KeySelection),
+            K::InvalidSignature => (E::InvalidSignature, Phase::Signature),
+            K::IssuerMismatch => {
+                let error = E::IssuerMismatch {
+                    expected: text(),
+                    found: None,
+                };
+                (error, Phase::Claims)
+            }
+            K::AudienceMismatch => {
+                let error = E::AudienceMismatch {
+                    expected: vec![],
+                    found: vec![],
+                };
+                (error, Phase::Claims)
+            }
+            K::MissingClaim => (E::MissingClaim { claim: "exp" }, Phase::Claims),
+            K::InvalidClaim => {
+                let error = E::InvalidClaim {
+                    claim: "exp",
+                    reason: "",
+                };
+                (error, Phase::Claims)
+            }
+            K::Expired => (E::Expired { exp: 0, now: 1 }, Phase::Claims),
+            K::NotYetValid => (E::NotYetValid { nbf: 1, now: 0 }, Phase::Claims),
+            K::IssuedInFuture => (E::IssuedInFuture { iat: 1, now: 0 }, Phase::Claims),
+            K::ClaimsDecode => (E::ClaimsDecode { message: text() }, Phase::Decode),
+            K::ReviewRefused => (E::ReviewRefused { error: None }, Phase::Review),
+            K::ReviewUnavailable => {
+                let source = crate::error::ReviewError::NoCredentials;
+                (E::ReviewUnavailable { source }, Phase::Review)
+            }
+        }
+    }
+
+    /// One error of each [`VerifyError`] variant, for tests elsewhere that must cover them all.
+    pub(crate) fn one_of_each() -> Vec<VerifyError> {
+        VerifyErrorKind::iter().map(|kind| row(kind).0).collect()
+    }
+
+    #[test]
+    fn every_verify_error_has_its_phase() {
+        for kind in VerifyErrorKind::iter() {
+            let (error, phase) = row(kind);
+            assert_eq!(VerifyErrorKind::from(&error), kind, "the row of {kind:?}");
+            assert_eq!(error.phase(), phase, "{error:?}");
+        }
+    }
+
+    #[test]
+    fn every_verify_error_has_a_code_of_its_own() {
+        let mut codes: Vec<_> = one_of_each().iter().map(VerifyError::code).collect();
+        let all = codes.len();
+        codes.sort_unstable();
+        codes.dedup();
+        assert_eq!(codes.len(), all, "{codes:?}");
+    }
+
+    /// `main` returning `Result<_, ConfigError>` (or a `Box<dyn Error>` holding one) prints the error's
+    /// `Debug` form: it must carry the message and its hint, as `std::io::Error`'s does.
+    #[test]
+    fn a_config_error_debug_form_carries_its_message() {
+        let errors = [
+            ConfigError::NoAudience,
+            ConfigError::InvalidIssuer {
+                issuer: "issuer.example".into(),
+                reason: "not an absolute URL".into(),
+            },
+            ConfigError::InsecureUrl {
+                url: "http://10.0.0.1/".into(),
+            },
+        ];
+        for error in errors {
+            let debug = format!("{error:?}");
+            assert!(
+                debug.contains(&format!("{:?}", error.to_string())),
+                "{debug}"
+            );
+            assert!(debug.contains(error.code()), "{debug}");
+            let boxed: Box<dyn std::error::Error> = Box::new(error.clone());
+            assert_eq!(format!("{boxed:?}"), debug);
+        }
+    }
+
+    /// `verifier.ready().await?` in `main` prints a [`KeysError`]'s `Debug` form: the message, and for a
+    /// configuration mistake the fix, must be in it.
+    #[test]
+    fn a_keys_error_debug_form_carries_its_message_and_fix() {
+        let mismatch = KeysError::IssuerMismatch {
+            expected: "https://issuer.example".into(),
+            found: "https://issuer.example/".into(),
+        };
+        let outage = KeysError::Fetch {
+            url: "https://issuer.example/.well-known/openid-configuration".into(),
+            source: FetchError::Timeout {
+                timeout: Duration::from_secs(5),
+            },
+        };
+        let debug = format!("{mismatch:?}");
+        assert!(
+            debug.contains(&format!("{:?}", mismatch.to_string())),
+            "{debug}"
+        );
+        assert!(debug.contains("configure exactly that string"), "{debug}");
+        let debug = format!("{outage:?}");
+        assert!(
+            debug.contains(&format!("{:?}", outage.to_string())),
+            "{debug}"
+        );
+        assert!(
+            !debug.contains("fix"),
+            "an outage has nothing to fix: {debug}"
+        );
+    }
+
+    /// Excerpts write what `{:?}` writes for a `str` (cut at 64 characters), and [`Escaped`] the same
+    /// without the quotes, and without escaping `"` and `\`: what acts on a terminal is escaped in both.
+    #[test]
+    fn excerpts_and_escaped_text_escape_what_acts_on_a_terminal() {
+        let texts = [
+            "plain kid-1",
+            "\u{1b}[2J\nverifier: loads the keys (ok)\r\t\0",
+            "\u{9b}31m \u{7f} \u{85} \u{2028} \u{202e}evil \u{200b} \u{feff}",
+            r#"quotes " and ' and \ backslash"#,
+            "accents e\u{301} ü 漢字 🦀",
+        ];
+        for text in texts {
+            assert_eq!(
+                format!("{:?}", Excerpt(text)),
+                format!("{text:?}"),
+                "{text}"
+            );
+            let escaped = Escaped(text).to_string();
+            let unquoted = format!("{text:?}");
+            let unquoted = unquoted[1..unquoted.len() - 1]
+                .replace(r#"\""#, "\"")
+                .replace(r"\\", r"\");
+            assert_eq!(escaped, unquoted, "{text}");
+            assert!(!escaped.chars().any(char::is_control), "{escaped}");
+        }
+        let long = "a\n".repeat(100);
+        assert_eq!(
+            format!("{:?}", Excerpt(&long)),
+            format!("{:?}… (200 bytes)", &long[..64])
+        );
+    }
 }

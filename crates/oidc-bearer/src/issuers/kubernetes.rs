@@ -104,12 +104,12 @@ impl ApiServerAddress {
             ));
         };
         if port.parse::<u16>().is_err() {
-            return Err(ConfigError::InvalidSetting {
-                name: SERVICE_PORT_ENV,
-                reason: format!(
+            return Err(ConfigError::invalid(
+                SERVICE_PORT_ENV,
+                format!(
                     "{port:?} is not a port number; unset it to use {DEFAULT_API_SERVER}, or set                      the API server's port"
                 ),
-            });
+            ));
         }
         let url = if host.contains(':') && !host.starts_with('[') {
             format!("https://[{host}]:{port}")
@@ -195,10 +195,10 @@ impl InCluster {
     ) -> Result<VerifierBuilder, ConfigError> {
         let token = Arc::new(TokenFile::new(self.token_path.clone()));
         if let Err(e) = token.load() {
-            return Err(ConfigError::InvalidSetting {
-                name: "token_path",
-                reason: format!("cannot read the service-account token: {e}"),
-            });
+            return Err(ConfigError::invalid(
+                "token_path",
+                format!("cannot read the service-account token: {e}"),
+            ));
         }
         let api = self.api_server_url()?;
         let api = api.trim_end_matches('/');
@@ -226,10 +226,10 @@ impl InCluster {
     pub fn api_server(&self) -> Result<crate::tokenreview::ApiServer, ConfigError> {
         let token = Arc::new(TokenFile::new(self.token_path.clone()));
         if let Err(e) = token.load() {
-            return Err(ConfigError::InvalidSetting {
-                name: "token_path",
-                reason: format!("cannot read the service-account token: {e}"),
-            });
+            return Err(ConfigError::invalid(
+                "token_path",
+                format!("cannot read the service-account token: {e}"),
+            ));
         }
         let mut builder = crate::tokenreview::ApiServer::builder(self.api_server_url()?)
             .with_bearer_token(move || token.read());

@@ -428,7 +428,7 @@ impl Jwks {
     }
 }
 
-pub(super) fn parse_jwk(value: serde_json::Value) -> Result<PublicKey, String> {
+pub(crate) fn parse_jwk(value: serde_json::Value) -> Result<PublicKey, String> {
     let raw: RawJwk = serde_json::from_value(value).map_err(|e| format!("invalid JWK: {e}"))?;
     // RFC 7517 §4.2: `use` other than "sig" (e.g. "enc") is not for signatures.
     if let Some(u) = &raw.use_

@@ -12,7 +12,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub(crate) use self::jwks::PublicKey;
+pub(crate) use self::jwks::{PublicKey, parse_jwk};
 pub use self::{super::fetch::FetchedDocument, jwks::Jwks, remote::KeyCacheSettings};
 pub(crate) use remote::RemoteKeySet;
 

@@ -72,12 +72,7 @@ impl Default for KeyCacheSettings {
 
 impl KeyCacheSettings {
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
-        let bad = |name, reason: &str| {
-            Err(ConfigError::InvalidSetting {
-                name,
-                reason: reason.to_owned(),
-            })
-        };
+        let bad = |name, reason| Err(ConfigError::invalid(name, reason));
         if self.min_ttl > self.max_ttl {
             return bad("min_ttl", "must not exceed max_ttl");
         }

@@ -32,18 +32,6 @@ impl SkippedKey {
     pub(crate) fn kid(&self) -> Option<&str> {
         self.kid.as_deref()
     }
-
-    /// Why the key was skipped, in a few words (at most 160 characters).
-    #[cfg(test)]
-    pub(crate) fn reason(&self) -> &str {
-        &self.reason
-    }
-
-    /// The key's position in the `keys` array of the document it came from, for keys without `kid`.
-    #[cfg(test)]
-    pub(crate) fn index(&self) -> usize {
-        self.index
-    }
 }
 
 impl fmt::Display for SkippedKey {
@@ -60,6 +48,19 @@ fn truncate(s: &str, max: usize) -> String {
     match s.char_indices().nth(max) {
         None => s.to_owned(),
         Some((end, _)) => format!("{}…", &s[..end]),
+    }
+}
+
+#[cfg(test)]
+impl SkippedKey {
+    /// Why the key was skipped, in a few words (at most 160 characters).
+    pub(crate) fn reason(&self) -> &str {
+        &self.reason
+    }
+
+    /// The key's position in the `keys` array of the document it came from, for keys without `kid`.
+    pub(crate) fn index(&self) -> usize {
+        self.index
     }
 }
 

@@ -10,10 +10,12 @@ use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use super::{BearerRan, Claims, refuse};
-use crate::error::VerifyError;
+use crate::dpop::DpopCheck;
 use crate::rejection::{AuthRejection, RejectionResponse};
 
-type VerifyFuture<T> = Pin<Box<dyn Future<Output = Result<Arc<T>, VerifyError>> + Send>>;
+/// The verification of a request's token (and, with DPoP, its binding to the proof).
+pub(super) type VerifyFuture<T> =
+    Pin<Box<dyn Future<Output = Result<Arc<T>, AuthRejection>> + Send>>;
 
 pin_project! {
     /// The response future of [`BearerAuth`](super::BearerAuth).
@@ -37,6 +39,8 @@ pin_project! {
             inner: Option<S>,
             req: Option<Request<ReqBody>>,
             rejection: R,
+            // With DPoP: shapes a refusal's challenge (and whether the request used the scheme).
+            dpop: Option<(Arc<DpopCheck>, bool)>,
         },
         Calling {
             #[pin]
@@ -64,6 +68,7 @@ where
         inner: S,
         req: Request<ReqBody>,
         rejection: R,
+        dpop: Option<(Arc<DpopCheck>, bool)>,
     ) -> Self {
         Self {
             state: State::Verifying {
@@ -71,6 +76,16 @@ where
                 inner: Some(inner),
                 req: Some(req),
                 rejection,
+                dpop,
+            },
+        }
+    }
+
+    /// A refusal whose response is already built.
+    pub(super) fn refused(response: Response<ResBody>) -> Self {
+        Self {
+            state: State::Rejected {
+                response: Some(response),
             },
         }
     }
@@ -101,6 +116,7 @@ where
                     inner,
                     req,
                     rejection,
+                    dpop,
                 } => {
                     let result = ready!(verify.as_mut().poll(cx));
                     match result {
@@ -114,8 +130,11 @@ where
                             let future = inner.call(req);
                             this.state.set(State::Calling { future });
                         }
-                        Err(error) => {
-                            let response = refuse(rejection, AuthRejection::from_verify(error));
+                        Err(reason) => {
+                            let mut response = refuse(rejection, reason);
+                            if let Some((dpop, scheme)) = dpop {
+                                dpop.shape_refusal(&mut response, *scheme);
+                            }
                             return Poll::Ready(Ok(response));
                         }
                     }

@@ -2,12 +2,14 @@
 
 use std::fmt;
 use std::marker::PhantomData;
+use std::sync::Arc;
 
 use tower_layer::Layer;
 
 use super::BearerAuth;
 use crate::bearer::{AuthorizationHeader, TokenExtractor};
 use crate::claims::DefaultClaims;
+use crate::dpop::{Dpop, DpopCheck};
 use crate::rejection::DefaultRejection;
 
 /// Requires a valid bearer token on every request of the wrapped service.
@@ -61,6 +63,8 @@ pub struct BearerAuthLayer<V, T = DefaultClaims, R = DefaultRejection, Src = Aut
     pub(super) rejection: R,
     pub(super) source: Src,
     pub(super) optional: bool,
+    /// DPoP (RFC 9449), when on: shared by clones, with its replay memory.
+    pub(super) dpop: Option<Arc<DpopCheck>>,
     pub(super) _claims: PhantomData<fn() -> T>,
 }
 
@@ -73,6 +77,7 @@ impl<V> BearerAuthLayer<V> {
             rejection: DefaultRejection::new(),
             source: AuthorizationHeader,
             optional: false,
+            dpop: None,
             _claims: PhantomData,
         }
     }
@@ -88,6 +93,7 @@ impl<V, T, R, Src> BearerAuthLayer<V, T, R, Src> {
             rejection: self.rejection,
             source: self.source,
             optional: self.optional,
+            dpop: self.dpop,
             _claims: PhantomData,
         }
     }
@@ -109,6 +115,7 @@ impl<V, T, R, Src> BearerAuthLayer<V, T, R, Src> {
             rejection,
             source: self.source,
             optional: self.optional,
+            dpop: self.dpop,
             _claims: PhantomData,
         }
     }
@@ -125,8 +132,26 @@ impl<V, T, R, Src> BearerAuthLayer<V, T, R, Src> {
             rejection: self.rejection,
             source: extractor,
             optional: self.optional,
+            dpop: self.dpop,
             _claims: PhantomData,
         }
+    }
+
+    /// Takes DPoP-bound tokens (RFC 9449) as `dpop` says: `Authorization: DPoP <token>` with a
+    /// `DPoP` proof header, checked against the request and bound to the token's `cnf.jkt`
+    /// ([`DpopMode::Required`](crate::DpopMode::Required)), or that and `Bearer` tokens that are
+    /// not bound ([`DpopMode::Allowed`](crate::DpopMode::Allowed)). Refusals are
+    /// [`AuthRejection::Dpop`](crate::rejection::AuthRejection::Dpop) with a `DPoP` challenge;
+    /// handlers find the proof key's [`DpopThumbprint`](crate::DpopThumbprint) in the request's
+    /// extensions. `Bearer` tokens are still read by the layer's token extractor; DPoP ones
+    /// always from `Authorization`.
+    ///
+    /// The token's `cnf` is read from its JWT payload once the verifier has accepted it, so the
+    /// verifier must accept only the exact token it was given (this crate's verifiers do).
+    #[must_use]
+    pub fn with_dpop(mut self, dpop: Dpop) -> Self {
+        self.dpop = dpop.build();
+        self
     }
 }
 
@@ -144,6 +169,7 @@ impl<V: Clone, T, R: Clone, Src: Clone> Clone for BearerAuthLayer<V, T, R, Src> 
             rejection: self.rejection.clone(),
             source: self.source.clone(),
             optional: self.optional,
+            dpop: self.dpop.clone(),
             _claims: PhantomData,
         }
     }
@@ -159,6 +185,7 @@ impl<V: fmt::Debug, T, R: fmt::Debug, Src: fmt::Debug> fmt::Debug
             .field("rejection", &self.rejection)
             .field("source", &self.source)
             .field("optional", &self.optional)
+            .field("dpop", &self.dpop.as_ref().map(|d| d.mode()))
             .finish()
     }
 }

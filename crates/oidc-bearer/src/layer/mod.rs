@@ -24,6 +24,7 @@ macro_rules! define_inner_service_accessors {
 }
 pub(crate) use define_inner_service_accessors;
 
+mod dpop;
 pub(crate) mod future;
 #[allow(clippy::module_inception)]
 pub(crate) mod layer;

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::mem;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::{Request, Response};
@@ -12,6 +13,7 @@ use tracing::Instrument;
 use super::future::BearerAuthFuture;
 use super::{Anonymous, BearerAuthLayer, BearerRan, Claims};
 use crate::bearer::TokenExtractor;
+use crate::dpop::DpopCheck;
 use crate::rejection::{AuthRejection, RejectionResponse};
 use crate::sealed::{INTERNAL, Internal};
 use crate::verify::VerifyToken;
@@ -48,7 +50,7 @@ impl<S: fmt::Debug, V: fmt::Debug, T, R: fmt::Debug, Src: fmt::Debug> fmt::Debug
 
 impl<S, V, T, R, Src> BearerAuth<S, V, T, R, Src> {
     /// Calls the inner service with claims found in the token cache.
-    fn call_cached<ReqBody, ResBody>(
+    pub(super) fn call_cached<ReqBody, ResBody>(
         &mut self,
         mut req: Request<ReqBody>,
         claims: std::sync::Arc<T>,
@@ -83,7 +85,30 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        match self.layer.dpop.clone() {
+            Some(dpop) => self.call_dpop(req, dpop),
+            None => self.call_bearer(req, None),
+        }
+    }
+}
+
+impl<S, V, T, R, Src> BearerAuth<S, V, T, R, Src> {
+    /// A request with a `Bearer` token (or none), on a layer without DPoP or whose DPoP allows
+    /// `Bearer` (`dpop`: then a bound token or a required DPoP refuses it, and refusals carry the
+    /// DPoP challenge too).
+    pub(super) fn call_bearer<ReqBody, ResBody>(
+        &mut self,
+        mut req: Request<ReqBody>,
+        dpop: Option<Arc<DpopCheck>>,
+    ) -> BearerAuthFuture<S, ReqBody, T, R>
+    where
+        S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
+        V: VerifyToken,
+        T: DeserializeOwned + Send + Sync + 'static,
+        R: RejectionResponse<ResBody>,
+        Src: TokenExtractor,
+    {
         let layer = &self.layer;
         // Made only for requests that carry a token (as before the fast path existed).
         let new_span = || {
@@ -102,6 +127,16 @@ where
         // copying the token or cloning the inner service (it was polled ready; call it now). The
         // token is looked up before its syntax check, which a hit makes redundant.
         let unchecked = layer.source.token_unchecked(req.headers(), INTERNAL);
+        // DPoP's rules for `Bearer` come before the token cache (which holds bound tokens too).
+        if let (Some(dpop), Some(token)) = (&dpop, unchecked)
+            && let Some(error) = dpop.bearer_refusal(token)
+        {
+            return refused(
+                &layer.rejection,
+                AuthRejection::Dpop(error),
+                Some((dpop, false)),
+            );
+        }
         let span = unchecked.map(|_| new_span());
         let mut hashed = unchecked.map(|token| layer.verifier.hash_token(token, INTERNAL));
         if let (Some(span), Some(token), Some(internal)) = (&span, unchecked, hashed)
@@ -119,15 +154,24 @@ where
                 return BearerAuthFuture::call(self.inner.call(req));
             }
             Ok(None) => {
-                return BearerAuthFuture::rejected(&layer.rejection, AuthRejection::MissingToken);
+                let shape = dpop.as_ref().map(|d| (d, false));
+                return refused(&layer.rejection, AuthRejection::MissingToken, shape);
             }
             Err(e) => {
-                return BearerAuthFuture::rejected(
-                    &layer.rejection,
-                    AuthRejection::InvalidRequest(e),
-                );
+                let shape = dpop.as_ref().map(|d| (d, false));
+                return refused(&layer.rejection, AuthRejection::InvalidRequest(e), shape);
             }
         };
+        if let Some(dpop) = &dpop
+            && unchecked != Some(token.as_bytes())
+            && let Some(error) = dpop.bearer_refusal(token.as_bytes())
+        {
+            return refused(
+                &layer.rejection,
+                AuthRejection::Dpop(error),
+                Some((dpop, false)),
+            );
+        }
         let span = span.unwrap_or_else(new_span);
         // Not looked up yet when the extractor found no unchecked token (or another one): the seal
         // made for those bytes is not this token's.
@@ -153,10 +197,32 @@ where
                 if let Err(error) = &result {
                     tracing::Span::current().record("code", error.code());
                 }
-                result
+                result.map_err(AuthRejection::from_verify)
             }
             .instrument(span),
         );
-        BearerAuthFuture::verifying(verify, inner, req, layer.rejection.clone())
+        let dpop = dpop.map(|d| (d, false));
+        BearerAuthFuture::verifying(verify, inner, req, layer.rejection.clone(), dpop)
+    }
+}
+
+/// The refusal of `reason`, its challenge shaped for DPoP when the layer takes DPoP (`dpop`: its
+/// checks, and whether the request used the `DPoP` scheme).
+pub(super) fn refused<S, ReqBody, T, R, ResBody>(
+    rejection: &R,
+    reason: AuthRejection,
+    dpop: Option<(&Arc<DpopCheck>, bool)>,
+) -> BearerAuthFuture<S, ReqBody, T, R>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    R: RejectionResponse<ResBody>,
+{
+    match dpop {
+        None => BearerAuthFuture::rejected(rejection, reason),
+        Some((dpop, scheme)) => {
+            let mut response = super::refuse(rejection, reason);
+            dpop.shape_refusal(&mut response, scheme);
+            BearerAuthFuture::refused(response)
+        }
     }
 }

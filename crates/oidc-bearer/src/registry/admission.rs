@@ -3,11 +3,12 @@
 //! with least-recently-used eviction.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use super::{Inner, IssuerRegistry, Live, Selected, State, millis, millis_ceil};
+use super::{Inner, IssuerRegistry, Live, Selected, State};
+use crate::clock::AtomicTime;
 use crate::error::{ConfigError, Excerpt, VerifyError};
 use crate::verify::VerifierBuilder;
 
@@ -210,8 +211,8 @@ impl IssuerRegistry {
         let live = Arc::new(Live {
             verifier,
             pattern,
-            last_used: AtomicU64::new(millis(now)),
-            refuse_until: AtomicU64::new(0),
+            last_used: AtomicTime::new(now),
+            refuse_until: AtomicTime::new(Duration::ZERO),
             trials: AtomicUsize::new(0),
             asked_keys: AtomicBool::new(false),
         });
@@ -263,14 +264,14 @@ impl IssuerRegistry {
         while state.proven.len() >= inner.limits.max_live {
             evict_least_recently_used(&mut state.proven);
         }
-        trial.live.last_used.store(millis(now), Ordering::Relaxed);
+        trial.live.last_used.store(now, Ordering::Relaxed);
         // Negatively cached meanwhile (by a verification on an earlier, evicted verifier of this
         // issuer): the full path refuses it until then, so the fast path must too.
         if let Some(negative) = state.negative.get(&trial.issuer) {
             trial
                 .live
                 .refuse_until
-                .fetch_max(millis_ceil(negative.until), Ordering::AcqRel);
+                .fetch_max(negative.until, Ordering::AcqRel);
         }
         state
             .proven
@@ -294,7 +295,10 @@ impl IssuerRegistry {
             .get(&trial.issuer)
             .is_some_and(|p| Arc::ptr_eq(p, &trial.live));
         if !proven {
-            trial.live.refuse_until.store(u64::MAX, Ordering::Release);
+            trial
+                .live
+                .refuse_until
+                .store(AtomicTime::NEVER, Ordering::Release);
         }
         self.remember_failure_in(&mut state, &trial.issuer, error);
     }
@@ -334,7 +338,8 @@ fn evict_least_recently_used(proven: &mut HashMap<String, Arc<Live>>) {
     };
     tracing::debug!(iss = ?Excerpt(&oldest), "evicting idle issuer");
     if let Some(live) = proven.remove(&oldest) {
-        live.refuse_until.store(u64::MAX, Ordering::Release);
+        live.refuse_until
+            .store(AtomicTime::NEVER, Ordering::Release);
     }
 }
 

@@ -189,24 +189,26 @@ impl IssuerRegistryBuilder {
     /// builders are built only when first used (so a mistake in one of them is reported then, as an
     /// error log and [`VerifyError::UntrustedIssuer`](crate::VerifyError::UntrustedIssuer)).
     pub fn build(self) -> Result<IssuerRegistry, ConfigError> {
-        let invalid = |name, reason: &str| ConfigError::InvalidSetting {
-            name,
-            reason: reason.to_owned(),
-        };
         if self.limits.max_live == 0 {
-            return Err(invalid("max_live_issuers", "must be positive"));
+            return Err(ConfigError::invalid("max_live_issuers", "must be positive"));
         }
         if self.limits.max_pending == 0 {
-            return Err(invalid("max_pending_issuers", "must be positive"));
+            return Err(ConfigError::invalid(
+                "max_pending_issuers",
+                "must be positive",
+            ));
         }
         if self.limits.rate.burst == 0 {
-            return Err(invalid("new_issuer_burst", "must be positive"));
+            return Err(ConfigError::invalid("new_issuer_burst", "must be positive"));
         }
         if self.limits.rate.interval.is_zero() {
-            return Err(invalid("new_issuer_interval", "must be positive"));
+            return Err(ConfigError::invalid(
+                "new_issuer_interval",
+                "must be positive",
+            ));
         }
         if self.limits.max_token_bytes == 0 {
-            return Err(invalid("max_token_bytes", "must be positive"));
+            return Err(ConfigError::invalid("max_token_bytes", "must be positive"));
         }
         let exact_count = self.exact.len();
         let mut exact = HashMap::with_capacity(exact_count);

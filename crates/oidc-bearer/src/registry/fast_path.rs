@@ -4,8 +4,9 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
-use super::{IssuerRegistry, Live, Selected, millis};
+use super::{IssuerRegistry, Live, Selected};
 use crate::cache::map::{DigestMap, MIN_ENTRIES_PER_SHARD, Value};
 use crate::crypto::Sha256;
 use crate::sealed::Internal;
@@ -55,7 +56,7 @@ impl IssuerRegistry {
             Recent::Exact(verifier) => verifier.upgrade()?.cached_key(&key),
             Recent::Pattern(live) => {
                 let live = live.upgrade()?;
-                let now = millis(self.inner.clock.now());
+                let now = self.inner.clock.now();
                 if now < live.refuse_until.load(Ordering::Acquire) {
                     return None;
                 }
@@ -103,11 +104,13 @@ impl<V: Clone> DigestIndex<V> {
         let mut shard = self.map.lock(digest);
         match shard.find(digest, b"") {
             Some(slot) => slot.value = Hint(value),
-            None => drop(shard.insert(digest, Hint(value), 0.0)),
+            None => drop(shard.insert(digest, Hint(value), Duration::ZERO)),
         }
     }
+}
 
-    #[cfg(test)]
+#[cfg(test)]
+impl<V: Clone> DigestIndex<V> {
     fn len(&self) -> usize {
         self.map.stats().entries
     }
@@ -150,6 +153,63 @@ mod tests {
             }
             // Each shard within its bound, its queue holding each entry once.
             index.map.check();
+        }
+    }
+
+    /// The fast path defers to the full one whatever the clock reads: an issuer the full path
+    /// refuses (here negatively cached; evicted and failed ones are marked the same way) is not
+    /// answered for, not even by a clock past the year 2554, where a time in whole nanoseconds
+    /// no longer fits in a `u64`.
+    #[tokio::test]
+    async fn the_fast_path_defers_to_a_negative_entry_whatever_the_clock_reads() {
+        use crate::VerifyToken as _;
+        use crate::claims::DefaultClaims;
+        use crate::error::VerifyError;
+
+        let issuer = oidc_bearer_testing::TestIssuer::start().await;
+        let name = issuer.issuer();
+        for secs in [1_700_000_000u64, 20_000_000_000] {
+            let clock = crate::clock::ManualClock::at_unix(secs);
+            let trusted = name.clone();
+            let registry = IssuerRegistry::builder()
+                .with_pattern(move |iss: &str| {
+                    (iss == trusted).then(|| crate::Verifier::builder(iss, "aud"))
+                })
+                .with_clock(clock.clone())
+                .build()
+                .unwrap();
+            let now = secs as i64;
+            let token = issuer
+                .token()
+                .aud("aud")
+                .iat(now)
+                .nbf(now)
+                .exp(now + 3600)
+                .sign();
+            registry
+                .verify_token::<DefaultClaims>(&token)
+                .await
+                .unwrap();
+            assert!(
+                registry
+                    .cached_shared::<DefaultClaims>(token.as_bytes(), crate::sealed::INTERNAL)
+                    .is_some(),
+                "{secs}: a hit before"
+            );
+            registry.remember_failure(&name, VerifyError::Malformed { reason: "test" });
+            assert!(
+                registry
+                    .verify_token::<DefaultClaims>(&token)
+                    .await
+                    .is_err(),
+                "{secs}: the full path refuses a negatively cached issuer"
+            );
+            assert!(
+                registry
+                    .cached_shared::<DefaultClaims>(token.as_bytes(), crate::sealed::INTERNAL)
+                    .is_none(),
+                "{secs}: the fast path answered for an issuer the full path refuses"
+            );
         }
     }
 }

@@ -16,14 +16,14 @@ pub(crate) mod pattern;
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 
 use crate::cache::{TokenCacheSettings, TokenCacheStats};
-use crate::clock::SharedClock;
+use crate::clock::{AtomicTime, SharedClock};
 use crate::error::{ConfigError, Excerpt, Phase, VerifyError};
 use crate::fetch::SharedClients;
 use crate::sealed::{INTERNAL, Internal};
@@ -160,12 +160,12 @@ struct Live {
     verifier: Verifier,
     /// The index of the pattern that trusted it, whose admission limits it counts against.
     pattern: usize,
-    /// Clock time of the last use, in milliseconds (for eviction).
-    last_used: AtomicU64,
-    /// Clock time, in milliseconds, until which the fast path (the index of recent tokens) must
-    /// not answer for this issuer: the end of its negative caching, or forever once it is evicted
-    /// or leaves probation failed. Only ever makes the fast path defer to the full one.
-    refuse_until: AtomicU64,
+    /// Clock time of the last use (for eviction).
+    last_used: AtomicTime,
+    /// Clock time until which the fast path (the index of recent tokens) must not answer for this
+    /// issuer: the end of its negative caching, or [`AtomicTime::NEVER`] once it is evicted or
+    /// leaves probation failed. Only ever makes the fast path defer to the full one.
+    refuse_until: AtomicTime,
     /// Verifications running while the issuer is on probation (see [`Trial`]).
     trials: AtomicUsize,
     /// Whether a verification of the issuer on probation may have asked for its keys (one that
@@ -365,7 +365,7 @@ impl IssuerRegistry {
             return Some(Err(negative.error.clone()));
         }
         if let Some(live) = state.proven.get(iss) {
-            live.last_used.store(millis(now), Ordering::Relaxed);
+            live.last_used.store(now, Ordering::Relaxed);
             return Some(Ok(Selected::Proven(live.clone())));
         }
         let live = state.pending.get(iss)?;
@@ -443,15 +443,6 @@ impl Inner {
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, State> {
         self.state.write().unwrap_or_else(|e| e.into_inner())
     }
-}
-
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
-/// [`millis`] rounded up: a deadline in milliseconds that is never before the exact one.
-fn millis_ceil(d: Duration) -> u64 {
-    millis(d).saturating_add(u64::from(!d.subsec_nanos().is_multiple_of(1_000_000)))
 }
 
 impl VerifyToken for IssuerRegistry {

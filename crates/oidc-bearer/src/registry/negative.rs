@@ -4,7 +4,7 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use super::{IssuerRegistry, State, millis_ceil};
+use super::{IssuerRegistry, State};
 use crate::error::{Excerpt, KeysError, VerifyError};
 
 /// An issuer refused without an attempt until `until`, with the error of its failure.
@@ -53,8 +53,7 @@ impl IssuerRegistry {
             .into_iter()
             .flatten()
         {
-            live.refuse_until
-                .fetch_max(millis_ceil(until), Ordering::AcqRel);
+            live.refuse_until.fetch_max(until, Ordering::AcqRel);
         }
         state
             .negative

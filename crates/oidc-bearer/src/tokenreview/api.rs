@@ -22,10 +22,10 @@ use crate::fetch::bearer_authorization;
 /// The TokenReview API's path on the API server.
 const TOKEN_REVIEW_PATH: &str = "/apis/authentication.k8s.io/v1/tokenreviews";
 
-/// The default connect timeout of a review.
-const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-/// The default cap on a TokenReview answer (real ones are under 2 KiB).
-const DEFAULT_MAX_RESPONSE_BYTES: usize = 64 * 1024;
+/// The connect timeout of a review.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// The cap on a TokenReview answer (real ones are under 2 KiB).
+const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 /// The longest `status.error` kept from an answer (they are a line of text).
 const MAX_ERROR_CHARS: usize = 512;
 
@@ -55,7 +55,6 @@ struct ApiInner {
     url: Url,
     client: reqwest::Client,
     credential: Credential,
-    max_response_bytes: usize,
 }
 
 impl ApiServer {
@@ -66,8 +65,6 @@ impl ApiServer {
             base_url: base_url.into(),
             credential: None,
             ca_certificates: Vec::new(),
-            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
-            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             allow_insecure_http: false,
         }
     }
@@ -117,7 +114,7 @@ impl ApiServer {
             _ => return Err(ReviewError::Fetch(FetchError::Status { status })),
         }
         let bytes = response
-            .body(inner.max_response_bytes)
+            .body(MAX_RESPONSE_BYTES)
             .await
             .map_err(ReviewError::Fetch)?;
         interpret(&bytes, audiences)
@@ -184,7 +181,6 @@ struct Spec<'a> {
 
 #[derive(Deserialize)]
 struct Response {
-    #[serde(default)]
     status: Option<Status>,
 }
 
@@ -192,11 +188,8 @@ struct Response {
 struct Status {
     #[serde(default)]
     authenticated: bool,
-    #[serde(default)]
     user: Option<User>,
-    #[serde(default)]
     audiences: Option<Vec<String>>,
-    #[serde(default)]
     error: Option<String>,
 }
 
@@ -204,7 +197,6 @@ struct Status {
 struct User {
     #[serde(default)]
     username: String,
-    #[serde(default)]
     uid: Option<String>,
     #[serde(default)]
     groups: Vec<String>,
@@ -226,8 +218,6 @@ pub struct ApiServerBuilder {
     base_url: String,
     credential: Option<Credential>,
     ca_certificates: Vec<Vec<u8>>,
-    connect_timeout: Duration,
-    max_response_bytes: usize,
     allow_insecure_http: bool,
 }
 
@@ -277,21 +267,16 @@ impl ApiServerBuilder {
             url: self.base_url.clone(),
             reason: e.to_string(),
         })?;
-        let credential = self.credential.ok_or_else(|| ConfigError::InvalidSetting {
-            name: "bearer_token",
-            reason: "the API server only answers TokenReviews from authenticated callers: give \
-                     `with_bearer_token` (InCluster::api_server reads the pod's token)"
-                .into(),
+        let credential = self.credential.ok_or_else(|| {
+            ConfigError::invalid(
+                "bearer_token",
+                "the API server only answers TokenReviews from authenticated callers: give \
+                     `with_bearer_token` (InCluster::api_server reads the pod's token)",
+            )
         })?;
-        if self.max_response_bytes == 0 {
-            return Err(ConfigError::InvalidSetting {
-                name: "max_response_bytes",
-                reason: "must be positive".into(),
-            });
-        }
         // No redirects (one could take the token under review to a host we never vetted); a
         // configured CA is trusted alone.
-        let mut settings = ClientSettings::new(self.connect_timeout, crate::fetch::USER_AGENT);
+        let mut settings = ClientSettings::new(CONNECT_TIMEOUT, crate::fetch::USER_AGENT);
         settings.system_roots = self.ca_certificates.is_empty();
         settings.root_certificates = self.ca_certificates;
         let client = crate::fetch::client(&settings)?;
@@ -300,7 +285,6 @@ impl ApiServerBuilder {
                 url,
                 client,
                 credential,
-                max_response_bytes: self.max_response_bytes,
             }),
         })
     }

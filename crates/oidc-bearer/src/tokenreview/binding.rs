@@ -19,7 +19,6 @@ use super::api::ApiServer;
 use super::reviewer::{LOG_PERIOD, Reviewer, Started, TokenReviewSettings, TokenReviewStats};
 use crate::cache::TokenKey;
 use crate::clock::SharedClock;
-use crate::crypto::Sha256;
 use crate::error::{ConfigError, VerifyError};
 use crate::log_limit::LogLimiter;
 use crate::sealed::Internal;
@@ -112,10 +111,10 @@ impl ObjectBindingCheck {
     pub fn wrap(self, verifier: Verifier) -> Result<ObjectBinding<Verifier>, ConfigError> {
         // Without an audience to ask for, every review would be refused.
         if verifier.audiences().is_empty() {
-            return Err(ConfigError::InvalidSetting {
-                name: "object_binding_check",
-                reason: "needs an audience: TokenReview checks the token against it".into(),
-            });
+            return Err(ConfigError::invalid(
+                "object_binding_check",
+                "needs an audience: TokenReview checks the token against it",
+            ));
         }
         let check = self.build(
             verifier.issuer(),
@@ -136,19 +135,18 @@ impl ObjectBindingCheck {
         clock: SharedClock,
     ) -> Result<Check, ConfigError> {
         if self.interval.is_zero() {
-            return Err(ConfigError::InvalidSetting {
-                name: "object_binding_check",
-                reason: "the interval must be positive".into(),
-            });
+            return Err(ConfigError::invalid(
+                "object_binding_check",
+                "the interval must be positive",
+            ));
         }
         let Some(api) = self.api else {
-            return Err(ConfigError::InvalidSetting {
-                name: "object_binding_check",
-                reason: "no API server to send TokenReviews to: start from \
+            return Err(ConfigError::invalid(
+                "object_binding_check",
+                "no API server to send TokenReviews to: start from \
                          InCluster::object_binding_check, or give one with \
-                         ObjectBindingCheck::with_api_server"
-                    .into(),
-            });
+                         ObjectBindingCheck::with_api_server",
+            ));
         };
         let mut settings = self.settings;
         settings.cache_ttl = self.interval;
@@ -160,8 +158,8 @@ impl ObjectBindingCheck {
             // Keyed by the token cache's key of a token verified locally, and the signing input
             // compared: the inner verifier may accept one signature over several inputs, each
             // under a key an issuer chose (see the module's documentation).
-            reviewer: Arc::new(Reviewer::new(api, true, audiences, settings, clock)),
-            grace: self.grace.as_secs_f64(),
+            reviewer: Arc::new(Reviewer::new(api, audiences, settings, clock)),
+            grace: self.grace,
         })
     }
 }
@@ -221,7 +219,7 @@ impl<V: VerifyToken> VerifyToken for ObjectBinding<V> {
         let key = TokenKey::new(token.as_bytes()).ok_or(VerifyError::Malformed {
             reason: "a JWS has three dot-separated parts",
         })?;
-        self.check.check(token, key.digest).await?;
+        self.check.check(token, &key).await?;
         Ok(claims)
     }
 
@@ -233,7 +231,7 @@ impl<V: VerifyToken> VerifyToken for ObjectBinding<V> {
     {
         let claims = self.inner.verify_token_cached::<T>(token, internal)?;
         let key = TokenKey::new(token)?;
-        self.check.confirmed(&key.digest, token).then_some(claims)
+        self.check.confirmed(&key).then_some(claims)
     }
 }
 
@@ -249,24 +247,21 @@ impl<V: fmt::Debug> fmt::Debug for ObjectBinding<V> {
 /// The check as a wrapper runs it.
 pub(crate) struct Check {
     reviewer: Arc<Reviewer>,
-    grace: f64,
+    grace: Duration,
 }
 
 impl Check {
-    /// Whether `token`, whose key is `key`, was confirmed within the interval (the synchronous
-    /// fast path: nothing is started).
-    pub(crate) fn confirmed(&self, key: &Sha256, token: &[u8]) -> bool {
-        matches!(
-            self.reviewer.cached(key, token, self.reviewer.now()),
-            Some(Ok(_))
-        )
+    /// Whether the token keyed `key` was confirmed within the interval (the synchronous fast
+    /// path: nothing is started).
+    pub(crate) fn confirmed(&self, key: &TokenKey<'_>) -> bool {
+        matches!(self.reviewer.cached(key, self.reviewer.now()), Some(Ok(_)))
     }
 
     /// Confirms a locally verified `token` (whose token-cache key is `key`): at most one review per
     /// interval, shared by every request with the token.
-    pub(crate) async fn check(&self, token: &str, key: Sha256) -> Result<(), VerifyError> {
+    pub(crate) async fn check(&self, token: &str, key: &TokenKey<'_>) -> Result<(), VerifyError> {
         let now = self.reviewer.now();
-        let cached = self.reviewer.cached(&key, token.as_bytes(), now);
+        let cached = self.reviewer.cached(key, now);
         match cached {
             Some(Ok(_)) => return Ok(()),
             Some(Err(e)) if !e.is_unavailable() => return Err(e),
@@ -317,16 +312,16 @@ impl Check {
     /// `[since, since + grace)` by the clock. A clock set back before the outage began (an NTP
     /// correction) is outside it — the outage's age is then unknown — so that no clock step can
     /// open a grace period that is off or reopen one that is over.
-    fn in_window(&self, since: f64, now: f64) -> bool {
-        since <= now && now < since + self.grace
+    fn in_window(&self, since: Duration, now: Duration) -> bool {
+        since <= now && now < since.saturating_add(self.grace)
     }
 
-    fn in_grace(&self, since: f64, now: f64) -> Result<(), VerifyError> {
+    fn in_grace(&self, since: Duration, now: Duration) -> Result<(), VerifyError> {
         static GRACE: LogLimiter = LogLimiter::new();
         if let Some(suppressed) = GRACE.allow(LOG_PERIOD) {
             tracing::warn!(
-                outage_secs = (now - since).floor(),
-                grace_secs = self.grace,
+                outage_secs = now.saturating_sub(since).as_secs(),
+                grace_secs = self.grace.as_secs_f64(),
                 suppressed,
                 "TokenReview unavailable: accepting locally verified tokens without confirming \
                  their bound object until the grace period ends"
@@ -461,7 +456,6 @@ mod tests {
             ..TokenReviewSettings::default()
         };
         let binding = check_of(&issuer, settings);
-        let key = |token: &str| crate::crypto::sha256(token.rsplit_once('.').unwrap().1.as_bytes());
         let token = |issuer: &oidc_bearer_testing::TestIssuer| {
             issuer.token().kubernetes("prod", "billing").aud(AUD).sign()
         };
@@ -469,7 +463,9 @@ mod tests {
         // Every slot busy (as with reviews in flight); the paused clock lets the wait time out.
         let slots = binding.reviewer.take_all_slots();
         let waiting = token(&issuer);
-        let result = binding.check(&waiting, key(&waiting)).await;
+        let result = binding
+            .check(&waiting, &TokenKey::new(waiting.as_bytes()).unwrap())
+            .await;
         let Err(VerifyError::ReviewUnavailable { source }) = result else {
             panic!("a review that never ran was accepted: {result:?}")
         };
@@ -488,7 +484,9 @@ mod tests {
         tokio::time::resume();
         let revoked = token(&issuer);
         reviews.delete_bound_object(&revoked);
-        let result = binding.check(&revoked, key(&revoked)).await;
+        let result = binding
+            .check(&revoked, &TokenKey::new(revoked.as_bytes()).unwrap())
+            .await;
         assert!(
             matches!(result, Err(VerifyError::ReviewRefused { .. })),
             "{result:?}"

@@ -1,14 +1,14 @@
 //! The answer cache: TokenReview answers by a SHA-256 (never the token itself), each until its own
 //! deadline, bounded in entries and bytes (oldest out first), in the digest map of the token cache.
 //!
-//! The key is the SHA-256 of the token's signature segment, as the token cache's is; for tokens
-//! verified nowhere else (the `TokenReview` verifier) an entry also keeps the signing input
-//! (header and payload, which is no credential without the signature) and a hit must match it
-//! byte for byte, so that a hit is the same token up to a SHA-256 collision, for a third of the
-//! hashing of the whole token.
+//! The key is the SHA-256 of the token's signature segment, as the token cache's is; an entry
+//! also keeps the signing input (header and payload, which is no credential without the
+//! signature) and a hit must match it byte for byte, so that a hit is the same token up to a
+//! SHA-256 collision, for a third of the hashing of the whole token.
 
 use std::hash::RandomState;
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::claims::TokenReviewClaims;
 use crate::cache::map::{DigestMap, MIN_ENTRIES_PER_SHARD, Value};
@@ -31,9 +31,9 @@ struct Kept {
     /// The signing input the answer is for, when it must be compared.
     input: Option<Box<[u8]>>,
     answer: Answer,
-    /// Seconds since the epoch, by the verifier's clock: when the answer was kept, and until when.
-    stored_at: f64,
-    expires_at: f64,
+    /// By the verifier's clock: when the answer was kept, and until when.
+    stored_at: Duration,
+    expires_at: Duration,
     bytes: usize,
 }
 
@@ -42,7 +42,7 @@ impl Value for Kept {
         self.bytes
     }
 
-    fn expires(&self) -> f64 {
+    fn expires(&self) -> Duration {
         self.expires_at
     }
 
@@ -62,7 +62,7 @@ impl AnswerCache {
     /// `now`; an expired one is dropped. So is one kept after `now`: the clock was set back, and
     /// the answer's age is unknown — kept, it would outlive its TTL by as much as the clock went
     /// back (an acceptance is what bounds how long a deleted pod's token works).
-    pub(crate) fn get(&self, key: &Sha256, input: &[u8], now: f64) -> Option<Answer> {
+    pub(crate) fn get(&self, key: &Sha256, input: &[u8], now: Duration) -> Option<Answer> {
         let mut shard = self.map.lock(key);
         let kept = &shard.find(key, input)?.value;
         if kept.stored_at <= now && now < kept.expires_at {
@@ -79,8 +79,8 @@ impl AnswerCache {
         key: Sha256,
         input: Option<Box<[u8]>>,
         answer: Answer,
-        expires_at: f64,
-        now: f64,
+        expires_at: Duration,
+        now: Duration,
     ) {
         if expires_at <= now {
             self.map.lock(&key).remove(&key);
@@ -116,6 +116,11 @@ impl AnswerCache {
 mod tests {
     use super::*;
 
+    /// Seconds since the epoch.
+    fn s(secs: f64) -> Duration {
+        Duration::from_secs_f64(secs)
+    }
+
     fn claims(name: &str) -> Answer {
         Ok(Arc::new(
             serde_json::from_value(serde_json::json!({ "username": name })).unwrap(),
@@ -125,50 +130,57 @@ mod tests {
     #[test]
     fn answers_last_until_their_deadline() {
         let cache = AnswerCache::new(10, 1 << 20);
-        cache.insert([1; 32], None, claims("a"), 110.0, 100.0);
-        assert!(cache.get(&[1; 32], b"", 109.9).is_some());
-        assert!(cache.get(&[1; 32], b"", 110.0).is_none());
+        cache.insert([1; 32], None, claims("a"), s(110.0), s(100.0));
+        assert!(cache.get(&[1; 32], b"", s(109.9)).is_some());
+        assert!(cache.get(&[1; 32], b"", s(110.0)).is_none());
         assert_eq!(cache.size().0, 0, "an expired answer is dropped when found");
-        cache.insert([2; 32], None, claims("b"), 100.0, 100.0);
+        cache.insert([2; 32], None, claims("b"), s(100.0), s(100.0));
         assert!(
-            cache.get(&[2; 32], b"", 99.0).is_none(),
+            cache.get(&[2; 32], b"", s(99.0)).is_none(),
             "never kept past its deadline"
         );
         // The clock set back before an answer was kept: it is not current, and is dropped.
-        cache.insert([3; 32], None, claims("c"), 130.0, 100.0);
-        assert!(cache.get(&[3; 32], b"", 100.0).is_some());
-        assert!(cache.get(&[3; 32], b"", 99.9).is_none());
-        assert!(cache.get(&[3; 32], b"", 100.0).is_none(), "dropped");
+        cache.insert([3; 32], None, claims("c"), s(130.0), s(100.0));
+        assert!(cache.get(&[3; 32], b"", s(100.0)).is_some());
+        assert!(cache.get(&[3; 32], b"", s(99.9)).is_none());
+        assert!(cache.get(&[3; 32], b"", s(100.0)).is_none(), "dropped");
     }
 
     #[test]
     fn the_oldest_answers_go_first_past_either_bound() {
         let cache = AnswerCache::new(2, 1 << 20);
         for k in 1..=3u8 {
-            cache.insert([k; 32], None, claims("a"), 200.0, 100.0);
+            cache.insert([k; 32], None, claims("a"), s(200.0), s(100.0));
         }
-        assert!(cache.get(&[1; 32], b"", 100.0).is_none());
+        assert!(cache.get(&[1; 32], b"", s(100.0)).is_none());
         assert!(
-            cache.get(&[2; 32], b"", 100.0).is_some() && cache.get(&[3; 32], b"", 100.0).is_some()
+            cache.get(&[2; 32], b"", s(100.0)).is_some()
+                && cache.get(&[3; 32], b"", s(100.0)).is_some()
         );
         // Replacing an answer moves it to the back of the queue.
-        cache.insert([2; 32], None, claims("a"), 200.0, 100.0);
-        cache.insert([4; 32], None, claims("a"), 200.0, 100.0);
-        assert!(cache.get(&[3; 32], b"", 100.0).is_none());
-        assert!(cache.get(&[2; 32], b"", 100.0).is_some());
+        cache.insert([2; 32], None, claims("a"), s(200.0), s(100.0));
+        cache.insert([4; 32], None, claims("a"), s(200.0), s(100.0));
+        assert!(cache.get(&[3; 32], b"", s(100.0)).is_none());
+        assert!(cache.get(&[2; 32], b"", s(100.0)).is_some());
 
         let big = "x".repeat(1000);
         let cache = AnswerCache::new(100, 2 * (ENTRY_OVERHEAD + 1000) + 10);
         for k in 1..=3u8 {
-            cache.insert([k; 32], None, claims(&big), 200.0, 100.0);
+            cache.insert([k; 32], None, claims(&big), s(200.0), s(100.0));
         }
         let (entries, bytes) = cache.size();
         assert_eq!(entries, 2);
         assert!(bytes <= 2 * (ENTRY_OVERHEAD + 1000) + 10);
-        assert!(cache.get(&[1; 32], b"", 100.0).is_none());
+        assert!(cache.get(&[1; 32], b"", s(100.0)).is_none());
         // One answer larger than the whole bound is not kept at all.
-        cache.insert([9; 32], None, claims(&"y".repeat(10_000)), 200.0, 100.0);
-        assert!(cache.get(&[9; 32], b"", 100.0).is_none());
+        cache.insert(
+            [9; 32],
+            None,
+            claims(&"y".repeat(10_000)),
+            s(200.0),
+            s(100.0),
+        );
+        assert!(cache.get(&[9; 32], b"", s(100.0)).is_none());
         assert_eq!(cache.size().0, 2);
     }
 
@@ -179,13 +191,13 @@ mod tests {
             [1; 32],
             Some(b"header.payload".as_slice().into()),
             claims("a"),
-            200.0,
-            100.0,
+            s(200.0),
+            s(100.0),
         );
-        assert!(cache.get(&[1; 32], b"header.payload", 100.0).is_some());
-        assert!(cache.get(&[1; 32], b"header.other", 100.0).is_none());
+        assert!(cache.get(&[1; 32], b"header.payload", s(100.0)).is_some());
+        assert!(cache.get(&[1; 32], b"header.other", s(100.0)).is_none());
         assert!(
-            cache.get(&[1; 32], b"header.payload", 100.0).is_some(),
+            cache.get(&[1; 32], b"header.payload", s(100.0)).is_some(),
             "a mismatch evicts nothing"
         );
     }

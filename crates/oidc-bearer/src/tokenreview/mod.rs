@@ -54,17 +54,18 @@ pub use self::{
 use std::any::{Any, TypeId};
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 
 use self::cache::Answer;
 use self::reviewer::Reviewer;
-use crate::cache::TokenKey;
-use crate::clock::{Clock, SharedClock, SystemClock};
+use crate::cache::{Times, TokenKey};
+use crate::clock::{Clock, SharedClock, SystemClock, numeric_date};
 use crate::error::{ConfigError, VerifyError};
 use crate::sealed::Internal;
-use crate::token::{ClaimValue, Parsed};
-use crate::verify::{DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_BYTES, VerifyToken};
+use crate::token::Parsed;
+use crate::verify::{DEFAULT_MAX_TOKEN_BYTES, Rules, VerifyToken, time_claim};
 
 /// A verifier that asks the Kubernetes API server about each token (`POST
 /// /apis/authentication.k8s.io/v1/tokenreviews`), with the audiences it accepts.
@@ -74,7 +75,6 @@ use crate::verify::{DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_BYTES, VerifyToken};
 pub struct TokenReview {
     reviewer: Arc<Reviewer>,
     max_token_bytes: usize,
-    leeway: f64,
 }
 
 impl TokenReview {
@@ -107,50 +107,30 @@ impl TokenReview {
             .map(Arc::unwrap_or_clone)
     }
 
-    /// The cache key of a token within the size cap: the SHA-256 of its signature segment, as
-    /// the token cache's (the cache also compares the rest of the token, which is verified
-    /// nowhere here). Bytes without a `.` are no JWS.
-    fn key(&self, token: &[u8]) -> Result<crate::crypto::Sha256, VerifyError> {
-        if token.len() > self.max_token_bytes {
-            return Err(VerifyError::TooLarge {
-                len: token.len(),
-                max: self.max_token_bytes,
-            });
-        }
-        let key = TokenKey::new(token).ok_or(VerifyError::Malformed {
+    /// The cache key of a token within the size cap (the token cache's: the cache also compares
+    /// the signing input, which is verified nowhere here). Bytes without a `.` are no JWS.
+    fn key<'a>(&self, token: &'a [u8]) -> Result<TokenKey<'a>, VerifyError> {
+        Rules::review(self.max_token_bytes).check_size(token.len())?;
+        TokenKey::new(token).ok_or(VerifyError::Malformed {
             reason: "a JWS has three dot-separated parts",
-        })?;
-        Ok(key.digest)
+        })
     }
 
-    /// What is refused before any review: anything but a compact JWS, `alg` `none` or HMAC (the
-    /// API server signs with keys; RFC 8725 §3.1), and an `exp` already past (with leeway). None of
-    /// it is trusted; it only spares the API server garbage. Returns the (unverified) `exp`.
-    fn precheck(&self, token: &str, now: f64) -> Result<Option<f64>, VerifyError> {
+    /// What is refused before any review, by the local verifier's rules ([`Rules::review`]):
+    /// anything but a compact JWS, an `alg` other than an asymmetric one, an `exp` that is no
+    /// NumericDate or is past. None of it is trusted; it only spares the API server garbage.
+    /// Returns the (unverified) `exp`.
+    fn precheck(&self, token: &str, now: Duration) -> Result<Option<Duration>, VerifyError> {
         let parsed = Parsed::new(token, self.max_token_bytes)?;
-        let alg = &parsed.header.alg;
-        if alg.eq_ignore_ascii_case("none") || alg.starts_with("HS") {
-            return Err(VerifyError::UnsupportedAlgorithm { alg: alg.clone() });
-        }
-        let exp = match parsed.claims.exp {
-            ClaimValue::Absent => None,
-            ClaimValue::Num(exp) if exp.is_finite() => Some(exp),
-            _ => {
-                return Err(VerifyError::InvalidClaim {
-                    claim: "exp",
-                    reason: "must be a number of seconds since the epoch (RFC 7519 §2 NumericDate)",
-                });
-            }
+        let rules = Rules::review(self.max_token_bytes);
+        rules.check_header(&parsed.header)?;
+        let exp = time_claim(&parsed.claims.exp, "exp")?;
+        let times = Times {
+            exp,
+            ..Times::default()
         };
-        if let Some(exp) = exp
-            && now >= exp + self.leeway
-        {
-            return Err(VerifyError::Expired {
-                exp: exp.floor() as i64,
-                now: now.floor() as i64,
-            });
-        }
-        Ok(exp)
+        rules.check_times(&times, now)?;
+        Ok(exp.map(numeric_date))
     }
 }
 
@@ -169,18 +149,10 @@ where
     let value = serde_json::to_value(&*claims).map_err(|_| VerifyError::ClaimsDecode {
         message: "the review's claims could not be encoded".into(),
     })?;
-    serde_json::from_value(value).map(Arc::new).map_err(|e| {
-        // Never the values: only a missing field's name, as the local verifier does.
-        let text = e.to_string();
-        let message = match text
-            .strip_prefix("missing field `")
-            .and_then(|r| r.split_once('`'))
-        {
-            Some((field, _)) => format!("missing field `{field}`"),
-            None => "a claim has the wrong type or value".to_owned(),
-        };
-        VerifyError::ClaimsDecode { message }
-    })
+    // Never the values: only a missing field's name, as the local verifier says it.
+    serde_json::from_value(value)
+        .map(Arc::new)
+        .map_err(crate::verify::claims_decode_error)
 }
 
 impl VerifyToken for TokenReview {
@@ -194,11 +166,11 @@ impl VerifyToken for TokenReview {
         let key = self.key(token.as_bytes())?;
         let reviewer = &self.reviewer;
         let now = reviewer.now();
-        if let Some(answer) = reviewer.cached(&key, token.as_bytes(), now) {
+        if let Some(answer) = reviewer.cached(&key, now) {
             return convert(answer);
         }
         let exp = self.precheck(token, now)?;
-        convert(reviewer.review(key, token, exp).await)
+        convert(reviewer.review(&key, token, exp).await)
     }
 
     fn verify_token_cached<T>(&self, token: &[u8], _: Internal) -> Option<Arc<T>>
@@ -211,10 +183,7 @@ impl VerifyToken for TokenReview {
             return None;
         }
         let key = self.key(token).ok()?;
-        let claims = self
-            .reviewer
-            .cached(&key, token, self.reviewer.now())?
-            .ok()?;
+        let claims = self.reviewer.cached(&key, self.reviewer.now())?.ok()?;
         let any: Arc<dyn Any + Send + Sync> = claims;
         any.downcast::<T>().ok()
     }
@@ -274,23 +243,18 @@ impl TokenReviewBuilder {
             return Err(ConfigError::NoAudience);
         }
         if self.max_token_bytes == 0 {
-            return Err(ConfigError::InvalidSetting {
-                name: "max_token_bytes",
-                reason: "must be positive".into(),
-            });
+            return Err(ConfigError::invalid("max_token_bytes", "must be positive"));
         }
         self.settings.validate()?;
         warn_if_api_server_audience("a TokenReview verifier", &audiences, None);
         Ok(TokenReview {
             reviewer: Arc::new(Reviewer::new(
                 self.api,
-                true,
                 audiences,
                 self.settings,
                 self.clock,
             )),
             max_token_bytes: self.max_token_bytes,
-            leeway: DEFAULT_LEEWAY.as_secs_f64(),
         })
     }
 }

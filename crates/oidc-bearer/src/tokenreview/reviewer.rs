@@ -13,7 +13,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::api::ApiServer;
 use super::cache::{Answer, AnswerCache};
-use crate::clock::SharedClock;
+use crate::cache::TokenKey;
+use crate::clock::{AtomicTime, SharedClock};
 use crate::crypto::Sha256;
 use crate::error::{ApiServerFailure, ReviewError};
 use crate::error::{ConfigError, VerifyError};
@@ -91,12 +92,7 @@ impl Default for TokenReviewSettings {
 
 impl TokenReviewSettings {
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
-        let bad = |name, reason: &str| {
-            Err(ConfigError::InvalidSetting {
-                name,
-                reason: reason.to_owned(),
-            })
-        };
+        let bad = |name, reason| Err(ConfigError::invalid(name, reason));
         if self.negative_ttl > self.cache_ttl {
             return bad(
                 "token_review.negative_ttl",
@@ -140,16 +136,11 @@ pub struct TokenReviewStats {
     pub cached_answers: usize,
 }
 
-/// A review in flight: its id, the signing input it reviews (when compared) and its answer.
+/// A review in flight: its id, the signing input it reviews and its answer.
 struct InFlight {
     id: u64,
-    input: Option<Box<[u8]>>,
+    input: Box<[u8]>,
     answer: Flight<Answer>,
-}
-
-/// All of a token but its signature segment (the whole token if it has no `.`).
-fn signing_input(token: &[u8]) -> &[u8] {
-    &token[..memchr::memrchr(b'.', token).unwrap_or(token.len())]
 }
 
 /// What [`Reviewer::start`] found: an answer, or a review to wait for.
@@ -160,8 +151,6 @@ pub(crate) enum Started {
 
 pub(crate) struct Reviewer {
     api: ApiServer,
-    /// Whether answers keep and compare the token's signing input (tokens verified nowhere else).
-    compare_input: bool,
     audiences: Arc<[String]>,
     settings: TokenReviewSettings,
     clock: SharedClock,
@@ -178,25 +167,20 @@ pub(crate) struct Reviewer {
     hits: AtomicU64,
     joined: AtomicU64,
     waiting: AtomicUsize,
-    /// When the current outage began (the bits of an `f64`: the first review that failed because
-    /// of the API server itself since it last answered), or [`NO_OUTAGE`].
-    outage_since: AtomicU64,
+    /// When the current outage began (the first review that failed because of the API server
+    /// itself since it last answered), or [`AtomicTime::NEVER`].
+    outage_since: AtomicTime,
 }
 
-const NO_OUTAGE: u64 = u64::MAX;
-
 impl Reviewer {
-    /// `compare_input`: see the field.
     pub(crate) fn new(
         api: ApiServer,
-        compare_input: bool,
         audiences: Vec<String>,
         settings: TokenReviewSettings,
         clock: SharedClock,
     ) -> Self {
         Self {
             api,
-            compare_input,
             audiences: audiences.into(),
             cache: AnswerCache::new(settings.max_entries, settings.max_bytes),
             slots: Arc::new(Semaphore::new(settings.max_concurrent_reviews)),
@@ -209,46 +193,42 @@ impl Reviewer {
             hits: AtomicU64::new(0),
             joined: AtomicU64::new(0),
             waiting: AtomicUsize::new(0),
-            outage_since: AtomicU64::new(NO_OUTAGE),
+            outage_since: AtomicTime::new(AtomicTime::NEVER),
         }
     }
 
     /// When the current API-server outage began (by the clock): the first review that failed
     /// because of the API server itself since one was last answered. Local limits never set it.
-    pub(crate) fn outage_since(&self) -> Option<f64> {
-        let bits = self.outage_since.load(Ordering::Relaxed);
-        (bits != NO_OUTAGE).then(|| f64::from_bits(bits))
+    pub(crate) fn outage_since(&self) -> Option<Duration> {
+        let since = self.outage_since.load(Ordering::Relaxed);
+        (since != AtomicTime::NEVER).then_some(since)
     }
 
     /// The API server answered a review (an acceptance or a refusal): any outage is over.
     fn record_answer(&self) {
-        if self.outage_since.swap(NO_OUTAGE, Ordering::Relaxed) != NO_OUTAGE {
+        if self.outage_since.swap(AtomicTime::NEVER, Ordering::Relaxed) != AtomicTime::NEVER {
             tracing::info!(url = self.api.url(), "TokenReview answers again");
         }
     }
 
     /// A review failed because of the API server itself: the outage begins now, unless it began
     /// earlier. Nothing but an [`ApiServerFailure`] can start one.
-    fn record_outage(&self, _: ApiServerFailure, now: f64) {
-        let _ = self.outage_since.compare_exchange(
-            NO_OUTAGE,
-            now.to_bits(),
-            Ordering::Relaxed,
-            Ordering::Relaxed,
-        );
+    fn record_outage(&self, _: ApiServerFailure, now: Duration) {
+        self.outage_since
+            .replace(AtomicTime::NEVER, now, Ordering::Relaxed);
     }
 
     pub(crate) fn audiences(&self) -> &[String] {
         &self.audiences
     }
 
-    pub(crate) fn now(&self) -> f64 {
-        self.clock.now().as_secs_f64()
+    pub(crate) fn now(&self) -> Duration {
+        self.clock.now()
     }
 
-    /// The cached answer for `token`, whose key is `key`, if current.
-    pub(crate) fn cached(&self, key: &Sha256, token: &[u8], now: f64) -> Option<Answer> {
-        let answer = self.cache.get(key, signing_input(token), now)?;
+    /// The cached answer for the token keyed `key`, if current.
+    pub(crate) fn cached(&self, key: &TokenKey<'_>, now: Duration) -> Option<Answer> {
+        let answer = self.cache.get(&key.digest, key.signing_input, now)?;
         self.hits.fetch_add(1, Ordering::Relaxed);
         Some(answer)
     }
@@ -257,11 +237,11 @@ impl Reviewer {
     /// from a review this call starts or joins.
     pub(crate) async fn review(
         self: &Arc<Self>,
-        key: Sha256,
+        key: &TokenKey<'_>,
         token: &str,
-        exp: Option<f64>,
+        exp: Option<Duration>,
     ) -> Answer {
-        if let Some(answer) = self.cached(&key, token.as_bytes(), self.now()) {
+        if let Some(answer) = self.cached(key, self.now()) {
             return answer;
         }
         match self.start(key, token, exp) {
@@ -272,10 +252,14 @@ impl Reviewer {
 
     /// Starts a review of `token`, or joins the one in flight; the review runs as a task of its
     /// own and is never cancelled by a caller leaving (Go's `singleflight.DoChan`).
-    pub(crate) fn start(self: &Arc<Self>, key: Sha256, token: &str, exp: Option<f64>) -> Started {
-        let input = self
-            .compare_input
-            .then(|| Box::<[u8]>::from(signing_input(token.as_bytes())));
+    pub(crate) fn start(
+        self: &Arc<Self>,
+        token_key: &TokenKey<'_>,
+        token: &str,
+        exp: Option<Duration>,
+    ) -> Started {
+        let key = token_key.digest;
+        let input = Box::<[u8]>::from(token_key.signing_input);
         let mut inflight = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
         let mut register = true;
         if let Some(pending) = inflight.get(&key) {
@@ -290,7 +274,7 @@ impl Reviewer {
         }
         // A review that finished between the caller's lookup and this lock has cached its answer
         // before leaving `inflight`: look again rather than review twice.
-        if let Some(answer) = self.cached(&key, token.as_bytes(), self.now()) {
+        if let Some(answer) = self.cached(token_key, self.now()) {
             return Started::Answer(answer);
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -349,13 +333,6 @@ impl Reviewer {
                 Slot::Waiting(WaitingForSlot(Arc::clone(self)))
             }
         }
-    }
-
-    /// Takes every review slot, as reviews in flight would (tests).
-    #[cfg(test)]
-    pub(crate) fn take_all_slots(&self) -> OwnedSemaphorePermit {
-        let n = self.settings.max_concurrent_reviews as u32;
-        Arc::clone(&self.slots).try_acquire_many_owned(n).unwrap()
     }
 
     pub(crate) fn stats(&self) -> TokenReviewStats {
@@ -457,8 +434,8 @@ async fn run(
     key: Sha256,
     slot: Slot,
     token: String,
-    input: Option<Box<[u8]>>,
-    exp: Option<f64>,
+    input: Box<[u8]>,
+    exp: Option<Duration>,
 ) -> Answer {
     let settings = &reviewer.settings;
     let result = reviewer.call(slot, &token).await;
@@ -474,23 +451,23 @@ async fn run(
     }
     let (answer, expires_at) = match result {
         Ok(Ok(claims)) => {
-            let until = now + settings.cache_ttl.as_secs_f64();
+            let until = now.saturating_add(settings.cache_ttl);
             // Never past the token's own expiry: the API server would refuse it then.
             (
                 Ok(Arc::new(claims)),
                 exp.map_or(until, |exp| until.min(exp)),
             )
         }
-        Ok(Err(refusal)) => (Err(refusal), now + settings.negative_ttl.as_secs_f64()),
+        Ok(Err(refusal)) => (Err(refusal), now.saturating_add(settings.negative_ttl)),
         Err(error) => {
             reviewer.log_failure(&error);
-            let until = now + settings.retry_interval.as_secs_f64();
+            let until = now.saturating_add(settings.retry_interval);
             (Err(VerifyError::ReviewUnavailable { source: error }), until)
         }
     };
     reviewer
         .cache
-        .insert(key, input, answer.clone(), expires_at, now);
+        .insert(key, Some(input), answer.clone(), expires_at, now);
     answer
 }
 
@@ -511,6 +488,15 @@ impl Drop for WaitingForSlot {
 
 /// How often the review failures' log lines may appear (a caller can trigger a review per token).
 pub(crate) const LOG_PERIOD: Duration = Duration::from_secs(60);
+
+#[cfg(test)]
+impl Reviewer {
+    /// Takes every review slot, as reviews in flight would (tests).
+    pub(crate) fn take_all_slots(&self) -> OwnedSemaphorePermit {
+        let n = self.settings.max_concurrent_reviews as u32;
+        Arc::clone(&self.slots).try_acquire_many_owned(n).unwrap()
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -536,7 +522,6 @@ mod tests {
         };
         let reviewer = Arc::new(Reviewer::new(
             api,
-            true,
             vec!["aud".into()],
             settings,
             Arc::new(crate::clock::ManualClock::new()),
@@ -547,7 +532,11 @@ mod tests {
             let _slots = reviewer.take_all_slots();
             let mut answers = Vec::new();
             for key in [[1; 32], [1; 32], [2; 32]] {
-                let answer = match reviewer.start(key, "h.p.s", None) {
+                let key = TokenKey {
+                    digest: key,
+                    signing_input: b"h.p",
+                };
+                let answer = match reviewer.start(&key, "h.p.s", None) {
                     Started::Answer(answer) => Some(answer),
                     Started::Pending(rx) => {
                         let mut wait = std::pin::pin!(wait(rx));

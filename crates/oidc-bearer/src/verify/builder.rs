@@ -290,15 +290,14 @@ impl VerifierBuilder {
             required_typ: self.required_typ.as_deref(),
             audiences: &self.audiences,
             skip_audience: self.skip_audience,
-            leeway: self.leeway.as_secs_f64(),
+            leeway: self.leeway,
             require_exp: self.require_exp,
         }
     }
 
-    /// Now by this policy's clock, in seconds since the epoch: what the verifier built from it
-    /// reads its token times against.
-    pub(crate) fn now(&self) -> f64 {
-        self.clock.now().as_secs_f64()
+    /// Now by this policy's clock: what the verifier built from it reads its token times against.
+    pub(crate) fn now(&self) -> Duration {
+        self.clock.now()
     }
 
     /// The checks of [`build`](Self::build) that need nothing built: a registry makes them before
@@ -382,7 +381,7 @@ impl VerifierBuilder {
                 audiences,
                 skip_audience: self.skip_audience,
                 algorithms: self.algorithms,
-                leeway: self.leeway.as_secs_f64(),
+                leeway: self.leeway,
                 require_exp: self.require_exp,
                 required_typ: self.required_typ,
                 max_token_bytes: self.max_token_bytes,

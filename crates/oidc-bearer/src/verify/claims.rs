@@ -13,7 +13,7 @@ impl Verifier {
         &self,
         claims: &RawClaims,
         payload: &[u8],
-        now: f64,
+        now: std::time::Duration,
     ) -> Result<Times, VerifyError> {
         let inner = &*self.inner;
         // RFC 7519 §4.1.1: `iss` is a single StringOrURI. jsonwebtoken accepts an array; we must not.

@@ -103,7 +103,7 @@ impl Verifier {
             return true;
         };
         let iat = time_claim(&claims.iat, "iat").ok().flatten();
-        iat.is_some_and(|iat| iat + self.inner.leeway < as_of.as_secs_f64())
+        iat.is_some_and(|iat| iat + self.inner.leeway.as_secs_f64() < as_of.as_secs_f64())
     }
 }
 
@@ -114,6 +114,16 @@ pub(super) fn check_signature<'k>(
     alg: Algorithm,
 ) -> Result<&'k PublicKey, VerifyError> {
     let key = keys.select(jws.header.kid.as_deref(), alg)?;
+    check_key_signature(jws, key, alg)?;
+    Ok(key)
+}
+
+/// The signature of `jws` with `key` for `alg` (an issuer's key, or a DPoP proof's own `jwk`).
+pub(crate) fn check_key_signature(
+    jws: &Jws<'_>,
+    key: &PublicKey,
+    alg: Algorithm,
+) -> Result<(), VerifyError> {
     // A signature of the wrong length is refused without any crypto.
     if key
         .signature_len(alg)
@@ -124,7 +134,7 @@ pub(super) fn check_signature<'k>(
     if !key.verify(alg, jws.signing_input, &jws.signature) {
         return Err(VerifyError::InvalidSignature);
     }
-    Ok(key)
+    Ok(())
 }
 
 /// Whether the issuer publishes `kid` but the key was skipped as unusable: no later fetch will make it

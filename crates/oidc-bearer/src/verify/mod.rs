@@ -28,8 +28,9 @@ mod keys;
 mod rules;
 
 pub(crate) use builder::VerifierBuilder;
+pub(crate) use keys::check_key_signature;
 use keys::check_signature;
-pub(crate) use rules::Rules;
+pub(crate) use rules::{Rules, time_claim};
 
 /// The default token size cap: 8 KiB, far above real workload tokens (about 1 KiB).
 pub(crate) const DEFAULT_MAX_TOKEN_BYTES: usize = 8 * 1024;
@@ -77,7 +78,7 @@ struct Inner {
     audiences: Vec<String>,
     skip_audience: bool,
     algorithms: Vec<Algorithm>,
-    leeway: f64,
+    leeway: Duration,
     require_exp: bool,
     required_typ: Option<String>,
     max_token_bytes: usize,
@@ -391,7 +392,7 @@ impl Verifier {
         cache: &TokenCache,
         cache_key: &TokenKey<'_>,
         keys: &Arc<Jwks>,
-        now: f64,
+        now: Duration,
         token: &str,
         parsed: Option<&Unverified<'_>>,
     ) -> Result<Option<R>, VerifyError> {
@@ -415,8 +416,8 @@ impl Verifier {
         }
     }
 
-    pub(super) fn now(&self) -> f64 {
-        self.inner.clock.now().as_secs_f64()
+    pub(super) fn now(&self) -> Duration {
+        self.inner.clock.now()
     }
 }
 
@@ -477,7 +478,9 @@ impl<T: DeserializeOwned + Send + Sync + 'static> Decoded for Arc<T> {
     }
 }
 
-fn claims_decode_error(e: serde_json::Error) -> VerifyError {
+/// The error of claims that do not decode into the caller's type, here and for TokenReview's
+/// answers (decoded from a JSON value: no position).
+pub(crate) fn claims_decode_error(e: serde_json::Error) -> VerifyError {
     // serde_json's messages can quote claim values (`invalid type: string "alice@example.com"`,
     // and a custom `Deserialize` may say anything): keep only a missing field's name and the
     // position, so that claims never reach logs through this error.
@@ -487,6 +490,7 @@ fn claims_decode_error(e: serde_json::Error) -> VerifyError {
         .and_then(|r| r.split_once('`'))
     {
         Some((field, _)) if field.len() <= 64 => format!("missing field `{field}`"),
+        _ if e.line() == 0 => "a claim has the wrong type or value".to_owned(),
         _ => format!(
             "a claim has the wrong type or value (line {}, column {})",
             e.line(),

@@ -4,6 +4,8 @@
 //! pattern's [`VerifierBuilder`](super::VerifierBuilder), to an unverified token before it admits a
 //! new issuer, so that a token they refuse costs no admission.
 
+use std::time::Duration;
+
 use crate::Algorithm;
 use crate::cache::Times;
 use crate::error::VerifyError;
@@ -17,9 +19,42 @@ pub(crate) struct Rules<'a> {
     /// The accepted audiences (a builder's may hold empty names, which match nothing).
     pub(super) audiences: &'a [String],
     pub(super) skip_audience: bool,
-    /// Seconds.
-    pub(super) leeway: f64,
+    pub(super) leeway: Duration,
     pub(super) require_exp: bool,
+}
+
+impl Rules<'static> {
+    /// The rules TokenReview's pre-check applies before a token costs a review: the size cap, an
+    /// asymmetric `alg` (the API server signs with keys; RFC 8725 §3.1) and an `exp` that is a
+    /// NumericDate not yet past, with the default leeway. The rest — signature, audience, `nbf`, a
+    /// missing `exp` (legacy service-account tokens have none) — is the API server's to judge.
+    pub(crate) fn review(max_token_bytes: usize) -> Self {
+        Rules {
+            max_token_bytes,
+            algorithms: Algorithm::ASYMMETRIC,
+            required_typ: None,
+            audiences: &[],
+            skip_audience: true,
+            leeway: super::DEFAULT_LEEWAY,
+            require_exp: false,
+        }
+    }
+}
+
+impl<'a> Rules<'a> {
+    /// The header rules alone — `alg` on `algorithms`, `typ` equal to `typ` — for a JWS that is
+    /// no access token: a DPoP proof (RFC 9449 §4.3 checks 4 and 5).
+    pub(crate) fn header_only(algorithms: &'a [Algorithm], typ: &'a str) -> Self {
+        Rules {
+            max_token_bytes: usize::MAX,
+            algorithms,
+            required_typ: Some(typ),
+            audiences: &[],
+            skip_audience: true,
+            leeway: Duration::ZERO,
+            require_exp: false,
+        }
+    }
 }
 
 impl Rules<'_> {
@@ -36,7 +71,7 @@ impl Rules<'_> {
         header: &Header,
         claims: &RawClaims,
         token_len: usize,
-        now: f64,
+        now: Duration,
     ) -> Result<(), VerifyError> {
         self.check_size(token_len)?;
         self.check_header(header)?;
@@ -46,7 +81,7 @@ impl Rules<'_> {
 
     /// The token's size against the cap, before anything else: an oversized token costs nothing
     /// but this comparison.
-    pub(super) fn check_size(&self, token_len: usize) -> Result<(), VerifyError> {
+    pub(crate) fn check_size(&self, token_len: usize) -> Result<(), VerifyError> {
         if token_len > self.max_token_bytes {
             return Err(VerifyError::TooLarge {
                 len: token_len,
@@ -57,7 +92,7 @@ impl Rules<'_> {
     }
 
     /// The header's algorithm, checked against the policy, and its `typ` if one is required.
-    pub(super) fn check_header(&self, header: &Header) -> Result<Algorithm, VerifyError> {
+    pub(crate) fn check_header(&self, header: &Header) -> Result<Algorithm, VerifyError> {
         // RFC 8725 §3.1: `none` and unknown names never pass; names are case-sensitive.
         let alg = Algorithm::from_header(&header.alg).ok_or_else(|| {
             VerifyError::UnsupportedAlgorithm {
@@ -131,8 +166,9 @@ impl Rules<'_> {
     }
 
     /// `exp`, `nbf` and `iat` against the clock, with leeway: at verification and on every cache hit.
-    pub(super) fn check_times(&self, times: &Times, now: f64) -> Result<(), VerifyError> {
-        let leeway = self.leeway;
+    pub(crate) fn check_times(&self, times: &Times, now: Duration) -> Result<(), VerifyError> {
+        // The claims are NumericDates as the token carries them (JSON numbers, RFC 7519 §2).
+        let (now, leeway) = (now.as_secs_f64(), self.leeway.as_secs_f64());
         // RFC 7519 §4.1.4: the current time MUST be before `exp`.
         if let Some(exp) = times.exp
             && now >= exp + leeway
@@ -166,7 +202,7 @@ impl Rules<'_> {
 }
 
 /// A NumericDate claim: a JSON number (RFC 7519 §2), never a string (CVE-2026-25537).
-pub(super) fn time_claim(
+pub(crate) fn time_claim(
     value: &ClaimValue,
     claim: &'static str,
 ) -> Result<Option<f64>, VerifyError> {

@@ -4,6 +4,8 @@
 mod support;
 
 mod algorithms;
+mod dpop;
+mod dpop_attacks;
 // Signs its HS256 tokens with aws-lc-rs, which the rust-crypto build does not link.
 #[cfg(feature = "aws-lc-rs")]
 mod duplicate_members;

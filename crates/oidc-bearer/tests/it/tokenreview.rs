@@ -113,6 +113,35 @@ async fn an_accepted_token_gives_typed_claims_and_is_reviewed_once() {
     assert_eq!(cluster.reviews.calls(), 1);
 }
 
+/// An answer that does not fit the caller's claims type is a decoding error that names a missing
+/// field and never quotes a value, as the local verifier's.
+#[tokio::test]
+async fn answers_that_do_not_fit_the_claims_type_name_no_value() {
+    #[derive(Debug, serde::Deserialize)]
+    struct NeedsEmail {
+        #[allow(dead_code)]
+        email: String,
+    }
+    #[derive(Debug, serde::Deserialize)]
+    struct UsernameIsANumber {
+        #[allow(dead_code)]
+        username: u64,
+    }
+    let cluster = Cluster::start().await;
+    let review = cluster.review();
+    let token = cluster.token().sign();
+    let message = |result: Result<_, VerifyError>| match result {
+        Err(VerifyError::ClaimsDecode { message }) => message,
+        other => panic!("expected ClaimsDecode, got {other:?}"),
+    };
+    let missing = review.verify_token::<NeedsEmail>(&token).await;
+    assert_eq!(message(missing.map(drop)), "missing field `email`");
+    let wrong = review.verify_token::<UsernameIsANumber>(&token).await;
+    let wrong = message(wrong.map(drop));
+    assert_eq!(wrong, "a claim has the wrong type or value");
+    assert!(!wrong.contains("billing"), "{wrong}");
+}
+
 #[tokio::test]
 async fn refusals_are_401_with_the_api_servers_error_kept() {
     let cluster = Cluster::start().await;
@@ -247,6 +276,118 @@ async fn malformed_or_expired_tokens_are_refused_without_a_review() {
     ];
     for (token, expected) in rows {
         assert_eq!(code(review.verify(&token).await), expected);
+    }
+    assert_eq!(cluster.reviews.calls(), 0);
+}
+
+/// The pre-check's rules, row by row: what it refuses (the local verifier's `alg` and `exp` rules)
+/// and what it leaves to the API server (no `exp`, an `exp` within the leeway, `nbf`).
+#[tokio::test]
+async fn the_pre_check_refuses_by_alg_and_exp_and_leaves_the_rest_to_the_api_server() {
+    const REVIEWED: &str = "sent to the API server";
+    let cluster = Cluster::start().await;
+    let review = cluster.review();
+    let now = oidc_bearer_testing::now();
+    let rows = [
+        // RFC 8725 §3.1: never `none`, in any case, even with a signature segment.
+        (
+            cluster.token().header("alg", json!("none")).sign(),
+            "unsupported_algorithm",
+        ),
+        (
+            cluster.token().header("alg", json!("None")).sign(),
+            "unsupported_algorithm",
+        ),
+        (
+            cluster.token().header("alg", json!("NONE")).sign(),
+            "unsupported_algorithm",
+        ),
+        // The API server signs with keys: HMAC is refused (RFC 8725 §2.1).
+        (
+            cluster.token().sign_hmac("HS256", &[7; 32]),
+            "unsupported_algorithm",
+        ),
+        (
+            cluster.token().sign_hmac("HS384", &[7; 48]),
+            "unsupported_algorithm",
+        ),
+        (
+            cluster.token().sign_hmac("HS512", &[7; 64]),
+            "unsupported_algorithm",
+        ),
+        (cluster.token().header("alg", json!(7)).sign(), "malformed"),
+        // RFC 7519 §4.1.4, with the verifier's 60 s leeway.
+        (cluster.token().exp(now - 61).sign(), "expired"),
+        (
+            cluster
+                .token()
+                .claim("exp", json!(now as f64 - 90.5))
+                .sign(),
+            "expired",
+        ),
+        (cluster.token().exp(0).sign(), "expired"),
+        (cluster.token().exp(-1).sign(), "expired"),
+        // RFC 7519 §2: a NumericDate is a JSON number.
+        (
+            cluster.token().claim("exp", json!("soon")).sign(),
+            "invalid_claim",
+        ),
+        (
+            cluster.token().claim("exp", json!(now.to_string())).sign(),
+            "invalid_claim",
+        ),
+        (
+            cluster.token().claim("exp", json!(true)).sign(),
+            "invalid_claim",
+        ),
+        (
+            cluster.token().claim("exp", json!(null)).sign(),
+            "invalid_claim",
+        ),
+        (
+            cluster.token().claim("exp", json!([now + 60])).sign(),
+            "invalid_claim",
+        ),
+        (
+            cluster.token().claim("exp", json!({"t": now + 60})).sign(),
+            "invalid_claim",
+        ),
+        // The API server's to judge: legacy service-account tokens have no `exp`; an `exp` within
+        // the leeway; `nbf` (which the pre-check never reads).
+        (cluster.token().no_exp().sign(), REVIEWED),
+        (cluster.token().exp(now - 30).sign(), REVIEWED),
+        (cluster.token().exp(now + 3600).sign(), REVIEWED),
+        (cluster.token().nbf(now + 3600).sign(), REVIEWED),
+        (
+            cluster.token().claim("nbf", json!("later")).sign(),
+            REVIEWED,
+        ),
+    ];
+    for (i, (token, expected)) in rows.into_iter().enumerate() {
+        let before = cluster.reviews.calls();
+        let result = code(review.verify(&token).await);
+        let reviews = cluster.reviews.calls() - before;
+        if expected == REVIEWED {
+            assert_eq!(reviews, 1, "row {i}: sent to the API server ({result})");
+        } else {
+            assert_eq!((result, reviews), (expected, 0), "row {i}");
+        }
+    }
+}
+
+/// An `alg` this library does not know is refused before a review, as the local verifier
+/// refuses it (JOSE names are case-sensitive, RFC 7515 §4.1.1).
+#[tokio::test]
+async fn the_pre_check_refuses_an_unknown_alg() {
+    let cluster = Cluster::start().await;
+    let review = cluster.review();
+    for alg in ["rs256", "ES256K", "HS1", "XYZ"] {
+        let token = cluster.token().header("alg", json!(alg)).sign();
+        assert_eq!(
+            code(review.verify(&token).await),
+            "unsupported_algorithm",
+            "{alg}"
+        );
     }
     assert_eq!(cluster.reviews.calls(), 0);
 }
