@@ -46,3 +46,48 @@ impl Internal {
         }
     }
 }
+
+#[cfg(test)]
+impl Internal {
+    /// Whether this seal carries a digest (tests only).
+    pub(crate) fn carries_digest(self) -> bool {
+        self.signature_sha256.is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::INTERNAL;
+    use crate::{IssuerRegistry, Verifier, VerifyToken};
+
+    /// Bytes over the size cap are refused before anything is hashed (`Rules::check_size`: "an
+    /// oversized token costs nothing"): the seal the HTTP layer asks for must not hash them either,
+    /// or a request of a header's full size (hyper takes ~400 KiB) costs a SHA-256 over all of it.
+    #[test]
+    fn an_oversized_token_is_not_hashed_for_the_seal() {
+        let verifier = Verifier::shared_secret_builder(
+            "https://auth.internal",
+            "aud",
+            b"0123456789abcdef0123456789abcdef",
+        )
+        .unwrap()
+        .with_max_token_bytes(64)
+        .build()
+        .unwrap();
+        let registry = IssuerRegistry::builder()
+            .with_verifier(verifier.clone())
+            .with_max_token_bytes(64)
+            .build()
+            .unwrap();
+        let token = format!("a.b.{}", "s".repeat(1000));
+        assert!(verifier.hash_token(b"a.b.c", INTERNAL).carries_digest());
+        assert!(
+            !verifier.hash_token(token.as_bytes(), INTERNAL).carries_digest(),
+            "verifier: hashed a token over its cap"
+        );
+        assert!(
+            !registry.hash_token(token.as_bytes(), INTERNAL).carries_digest(),
+            "registry: hashed a token over its cap"
+        );
+    }
+}
