@@ -485,6 +485,10 @@ impl VerifyToken for IssuerRegistry {
     }
 
     fn hash_token(&self, token: &[u8], _: Internal) -> Internal {
+        // As a verifier's: a token over the cap is refused unhashed (`cached_shared`, `Jws::new`).
+        if token.len() > self.inner.limits.max_token_bytes {
+            return INTERNAL;
+        }
         Internal::hashed(token)
     }
 }

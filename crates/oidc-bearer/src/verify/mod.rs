@@ -607,9 +607,12 @@ impl VerifyToken for Verifier {
     }
 
     fn hash_token(&self, token: &[u8], _: Internal) -> Internal {
+        // Not over the size cap: an oversized token is refused before anything is hashed
+        // (`Rules::check_size`), and the lookup and the verification that take this seal refuse
+        // it without using the digest.
         match self.inner.token_cache {
-            Some(_) => Internal::hashed(token),
-            None => INTERNAL,
+            Some(_) if token.len() <= self.inner.max_token_bytes => Internal::hashed(token),
+            _ => INTERNAL,
         }
     }
 
