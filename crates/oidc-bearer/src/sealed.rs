@@ -82,11 +82,15 @@ mod tests {
         let token = format!("a.b.{}", "s".repeat(1000));
         assert!(verifier.hash_token(b"a.b.c", INTERNAL).carries_digest());
         assert!(
-            !verifier.hash_token(token.as_bytes(), INTERNAL).carries_digest(),
+            !verifier
+                .hash_token(token.as_bytes(), INTERNAL)
+                .carries_digest(),
             "verifier: hashed a token over its cap"
         );
         assert!(
-            !registry.hash_token(token.as_bytes(), INTERNAL).carries_digest(),
+            !registry
+                .hash_token(token.as_bytes(), INTERNAL)
+                .carries_digest(),
             "registry: hashed a token over its cap"
         );
     }
