@@ -93,13 +93,28 @@ fn bound_token(issuer: &TestIssuer, jkt: &str) -> String {
         .sign()
 }
 
+/// A client with a new key and a token bound to it: the client and the key's thumbprint.
+fn bound_client(
+    issuer: &TestIssuer,
+) -> (
+    impl tower::Service<
+        Request<Body>,
+        Response = http::Response<hyper::body::Incoming>,
+        Error = oidc_bearer_client::BoxError,
+    > + Clone
+    + use<>,
+    String,
+) {
+    let key = DpopKey::generate().unwrap();
+    let jkt = key.thumbprint().to_owned();
+    (client(key, &bound_token(issuer, &jkt)), jkt)
+}
+
 #[tokio::test]
 async fn the_client_layers_proofs_pass_the_servers_checks_and_the_thumbprints_agree() {
     let issuer = TestIssuer::start().await;
     let (base, _) = serve(&issuer, false).await;
-    let key = DpopKey::generate().unwrap();
-    let jkt = key.thumbprint().to_owned();
-    let alice = client(key, &bound_token(&issuer, &jkt));
+    let (alice, jkt) = bound_client(&issuer);
     for _ in 0..2 {
         // The second request finds the token in the server's cache and needs its own proof.
         assert_eq!(
@@ -120,9 +135,7 @@ async fn the_client_layers_proofs_pass_the_servers_checks_and_the_thumbprints_ag
 async fn a_server_nonce_is_asked_for_and_the_clients_one_retry_carries_it() {
     let issuer = TestIssuer::start().await;
     let (base, received) = serve(&issuer, true).await;
-    let key = DpopKey::generate().unwrap();
-    let jkt = key.thumbprint().to_owned();
-    let alice = client(key, &bound_token(&issuer, &jkt));
+    let (alice, jkt) = bound_client(&issuer);
     // The first proof has no nonce: the server answers `use_dpop_nonce` with one (§8) and the layer
     // retries once with it; the caller sees the 200. The next request carries the nonce at once.
     for _ in 0..2 {

@@ -588,9 +588,7 @@ impl VerifyToken for Verifier {
     where
         T: DeserializeOwned + Send + Sync + 'static,
     {
-        self.verify_cached::<Arc<T>>(token, None, INTERNAL)
-            .await
-            .map(|(claims, _)| claims)
+        self.verify_token_hashed(token, INTERNAL).await
     }
 
     async fn verify_token_hashed<T>(
