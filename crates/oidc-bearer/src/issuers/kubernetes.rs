@@ -479,6 +479,27 @@ mod tests {
         assert!(TokenFile::open(dir.path().join("missing")).is_err());
     }
 
+    /// While a read is stuck (a stalled mount: it holds the one blocking read), a fetch neither
+    /// waits for it nor starts another: it gets the last good token at once; once the read ends,
+    /// the next fetch reads the file again.
+    #[tokio::test]
+    async fn a_stuck_read_leaves_the_last_good_token_in_use() {
+        use std::sync::atomic::Ordering;
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        fs::write(&path, "first").unwrap();
+        let file = TokenFile::open(path.clone()).unwrap();
+        let next = dir.path().join("token.next");
+        fs::write(&next, "second").unwrap();
+        fs::rename(&next, &path).unwrap();
+
+        file.reading.store(true, Ordering::SeqCst); // as a read still running past its bound does
+        assert_eq!(file.read().await.as_deref(), Some("first"));
+        file.reading.store(false, Ordering::SeqCst); // it returned
+        assert_eq!(file.read().await.as_deref(), Some("second"));
+    }
+
     /// client-go's `InClusterConfig`: `https://` + `JoinHostPort(host, port)` from the kubelet's
     /// variables, an IPv6 address bracketed; the service's DNS name unless both are set; a port that
     /// is not one refused, naming the variable.

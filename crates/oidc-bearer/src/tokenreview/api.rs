@@ -222,7 +222,9 @@ pub struct ApiServerBuilder {
 
 impl ApiServerBuilder {
     /// The bearer token to authenticate with, read per review (so that a rotating file can be
-    /// re-read); required.
+    /// re-read); required. The closure runs on the runtime's worker, so it must not block:
+    /// [`InCluster::api_server`](crate::issuers::kubernetes::InCluster::api_server) reads the pod's
+    /// token file off the workers.
     pub fn with_bearer_token(
         self,
         token: impl Fn() -> Option<String> + Send + Sync + 'static,
