@@ -1,16 +1,14 @@
 //! [`FileTokenSource`]: the token file that a Kubernetes projected volume mounts and rotates.
 
 use std::{
-    io::{self, Read as _},
+    io,
     path::{Path, PathBuf},
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
+    sync::{Arc, atomic::AtomicBool},
     time::Duration,
 };
 
 use oidc_bearer_shared::clock::Clock;
+use oidc_bearer_shared::file::{READ_TIMEOUT, Unreadable, bounded, read_regular};
 
 use crate::{
     BearerToken, InvalidToken, MAX_TOKEN_LEN, TokenError, TokenSource,
@@ -28,11 +26,6 @@ pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(10);
 /// The most of a file that is read: a token of [`MAX_TOKEN_LEN`] bytes plus room for the whitespace
 /// around it (the newline editors and `echo` add), which is not part of the token.
 const READ_LIMIT: usize = MAX_TOKEN_LEN + 4096;
-
-/// The longest a read of the token file may take. A local file is read in microseconds; a read that
-/// takes seconds is stuck on a stalled network mount, and is given up so that callers get the last
-/// good token (or an error) instead of waiting with it.
-const READ_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A token read from a file, re-read when due: the Kubernetes projected service-account token.
 ///
@@ -176,22 +169,24 @@ impl Load for TokenFile {
             reason,
         };
         let path = self.path.clone();
-        let read = bounded(&self.reading, READ_TIMEOUT, move || read_regular(&path));
+        let read = bounded(&self.reading, READ_TIMEOUT, move || {
+            read_regular(&path, READ_LIMIT)
+        });
         let bytes = match read.await {
-            Some(Ok(bytes)) => bytes,
+            Some(Ok((_, bytes))) => bytes,
             Some(Err(Unreadable::NotAFile)) => {
                 return Err(TokenError::NotAFile {
                     path: self.path.clone(),
                 });
             }
-            Some(Err(Unreadable::Io(kind))) => return Err(self.read_error(kind)),
+            Some(Err(Unreadable::TooLarge { .. })) => {
+                return Err(invalid(InvalidToken::TooLong {
+                    limit: MAX_TOKEN_LEN,
+                }));
+            }
+            Some(Err(Unreadable::Io(error))) => return Err(self.read_error(error.kind())),
             None => return Err(self.read_error(io::ErrorKind::TimedOut)),
         };
-        if bytes.len() > READ_LIMIT {
-            return Err(invalid(InvalidToken::TooLong {
-                limit: MAX_TOKEN_LEN,
-            }));
-        }
         let text = std::str::from_utf8(&bytes).map_err(|e| {
             invalid(InvalidToken::InvalidCharacter {
                 position: e.valid_up_to(),
@@ -208,68 +203,6 @@ impl TokenFile {
             kind,
         }
     }
-}
-
-/// Why the token file was not read.
-enum Unreadable {
-    Io(io::ErrorKind),
-    NotAFile,
-}
-
-impl From<io::Error> for Unreadable {
-    fn from(error: io::Error) -> Self {
-        Self::Io(error.kind())
-    }
-}
-
-/// Reads at most [`READ_LIMIT`] + 1 bytes of the regular file at `path` (blocking).
-///
-/// On Unix the file is opened with `O_NONBLOCK`, so that opening a FIFO returns at once instead
-/// of waiting for a writer (open(2)); the flag changes nothing for a regular file. Whether it is
-/// one is then asked of the opened file itself, so that nothing can be swapped in between.
-fn read_regular(path: &Path) -> Result<Vec<u8>, Unreadable> {
-    let mut options = std::fs::OpenOptions::new();
-    options.read(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        options.custom_flags(libc::O_NONBLOCK);
-    }
-    let file = options.open(path)?;
-    if !file.metadata()?.is_file() {
-        return Err(Unreadable::NotAFile);
-    }
-    let mut bytes = Vec::new();
-    file.take(READ_LIMIT as u64 + 1).read_to_end(&mut bytes)?;
-    Ok(bytes)
-}
-
-/// Runs the blocking `read` on Tokio's blocking threads and gives up on it after `timeout`
-/// (`None`). A blocking call cannot be cancelled: one that was given up keeps its thread until
-/// the call returns, and while it does, `reading` stays set and the next read is given up at once
-/// (`None`) instead of started.
-async fn bounded<T: Send + 'static>(
-    reading: &Arc<AtomicBool>,
-    timeout: Duration,
-    read: impl FnOnce() -> T + Send + 'static,
-) -> Option<T> {
-    if reading.swap(true, Ordering::AcqRel) {
-        return None;
-    }
-    /// Clears the flag when the read ends, or when its task is dropped without running.
-    struct Done(Arc<AtomicBool>);
-    impl Drop for Done {
-        fn drop(&mut self) {
-            self.0.store(false, Ordering::Release);
-        }
-    }
-    let done = Done(Arc::clone(reading));
-    let task = tokio::task::spawn_blocking(move || {
-        let _done = done;
-        read()
-    });
-    // A task that panicked or whose runtime shut down gave no answer either.
-    tokio::time::timeout(timeout, task).await.ok()?.ok()
 }
 
 impl TokenSource for FileTokenSource {
@@ -434,30 +367,6 @@ mod tests {
             Err(TokenError::NotAFile { path: p }) => assert_eq!(p, path),
             other => panic!("expected NotAFile, got {other:?}"),
         }
-    }
-
-    /// A read that outlives its bound is given up (a stalled mount, where open(2) or read(2) block
-    /// in the kernel whatever the flags), and no second one starts while it still runs.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_stuck_read_is_given_up_and_holds_one_thread_at_most() {
-        let reading = Arc::new(AtomicBool::new(false));
-        let (unblock, blocked) = std::sync::mpsc::channel::<()>();
-        let (finished, ended) = tokio::sync::oneshot::channel::<()>();
-        let stuck = bounded(&reading, Duration::from_millis(20), move || {
-            let _ = blocked.recv();
-            let _ = finished.send(());
-        });
-        assert!(stuck.await.is_none(), "given up");
-        let started = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&started);
-        let second = bounded(&reading, Duration::from_secs(60), move || {
-            flag.store(true, Ordering::SeqCst)
-        });
-        assert!(second.await.is_none(), "refused while the first still runs");
-        assert!(!started.load(Ordering::SeqCst), "and not started");
-        // Released, the stuck read ends (and with it, its guard clears the flag).
-        unblock.send(()).unwrap();
-        ended.await.unwrap();
     }
 
     #[tokio::test]

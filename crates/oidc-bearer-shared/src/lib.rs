@@ -7,6 +7,8 @@
 //! - [`flight`]: the one detached single-flight task (key fetches, TokenReviews, token loads).
 //! - [`fetch`]: the one transport-level error, [`FetchError`](fetch::FetchError); with feature `fetch`, the one HTTP
 //!   client builder and bounded body read.
+//! - [`file`](mod@file): the one safe read of a token file (regular files only, opened without waiting on a
+//!   FIFO, capped) and the bound on its time.
 //! - [`error_chain`]: an error and its causes as one line, for logs.
 //!
 //! Use these items through `oidc-bearer` and `oidc-bearer-client`, which re-export what their users
@@ -18,6 +20,7 @@ use std::error::Error;
 
 pub mod clock;
 pub mod fetch;
+pub mod file;
 pub mod flight;
 
 /// An error and its causes as one line ("a: b: c"), for a log line or a message, since the messages

@@ -5,7 +5,9 @@
 //! shared within a registry.
 
 use std::fmt;
+use std::future::Future;
 use std::net::IpAddr;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -18,6 +20,19 @@ use crate::error::{ConfigError, KeysError};
 /// The `User-Agent` of every request this crate sends.
 pub(crate) const USER_AGENT: &str = concat!("oidc-bearer/", env!("CARGO_PKG_VERSION"));
 
+/// Our own bearer credential, asked for per request (so that a rotating token file is re-read): a
+/// future, so that reading a file runs off the runtime's workers (`InCluster`'s token file) while a
+/// closure the user gives is called in place ([`credential`]). `None`: there is none to send.
+pub(crate) type Credential = Arc<dyn Fn() -> CredentialFuture + Send + Sync>;
+
+/// What a [`Credential`] answers.
+pub(crate) type CredentialFuture = Pin<Box<dyn Future<Output = Option<String>> + Send>>;
+
+/// A [`Credential`] that calls `token` in place (`with_bearer_token`, `with_fetch_bearer_token`).
+pub(crate) fn credential(token: impl Fn() -> Option<String> + Send + Sync + 'static) -> Credential {
+    Arc::new(move || Box::pin(std::future::ready(token())))
+}
+
 /// How discovery documents and key sets are fetched: what `VerifierBuilder`'s HTTP settings set.
 #[derive(Clone)]
 pub(crate) struct HttpSettings {
@@ -29,7 +44,7 @@ pub(crate) struct HttpSettings {
     /// Whether the system's roots are trusted besides `root_certificates` (false: exactly those,
     /// as for a cluster's own API server).
     pub(crate) system_roots: bool,
-    pub(crate) authorization: Option<Arc<dyn Fn() -> Option<String> + Send + Sync>>,
+    pub(crate) authorization: Option<Credential>,
     /// Where `authorization` may be sent: the origins of the URLs the user configured.
     pub(crate) authorization_origins: Vec<url::Origin>,
     /// The clients to draw from (an issuer registry's); without, a fetcher builds its own.
@@ -193,7 +208,11 @@ impl Fetcher {
             .authorization
             .as_ref()
             .filter(|_| self.settings.authorization_origins.contains(&url.origin()));
-        if let Some(token) = authorization.and_then(|auth| auth()) {
+        let token = match authorization {
+            Some(credential) => credential().await,
+            None => None,
+        };
+        if let Some(token) = token {
             let value = bearer_authorization(&token).ok_or_else(|| {
                 failed(FetchError::Transport {
                     message: "the configured bearer token is not a valid header value".into(),
@@ -333,7 +352,7 @@ mod tests {
         };
         let a = pooled(HttpSettings::default());
         let with_token = pooled(HttpSettings {
-            authorization: Some(Arc::new(|| Some("t".into()))),
+            authorization: Some(credential(|| Some("t".into()))),
             ..HttpSettings::default()
         });
         assert!(

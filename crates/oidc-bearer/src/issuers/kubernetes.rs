@@ -9,10 +9,15 @@
 use std::fmt;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::SystemTime;
 
+use oidc_bearer_shared::file::{READ_TIMEOUT, bounded, read_regular};
+use oidc_bearer_shared::flight::{Flight, FlightGroup};
+
 use crate::error::ConfigError;
+use crate::fetch::Credential;
 use crate::keys::{Jwks, StaticKeySet};
 use crate::{Verifier, VerifierBuilder};
 
@@ -193,19 +198,13 @@ impl InCluster {
         issuer: impl Into<String>,
         audience: impl Into<String>,
     ) -> Result<VerifierBuilder, ConfigError> {
-        let token = Arc::new(TokenFile::new(self.token_path.clone()));
-        if let Err(e) = token.load() {
-            return Err(ConfigError::invalid(
-                "token_path",
-                format!("cannot read the service-account token: {e}"),
-            ));
-        }
+        let token = self.token_file()?;
         let api = self.api_server_url()?;
         let api = api.trim_end_matches('/');
         let mut builder = Verifier::builder(issuer, audience)
             .with_discovery_url(crate::discovery::discovery_url(api))
             .with_discovery_jwks_uri(format!("{api}{API_SERVER_JWKS_PATH}"))
-            .with_fetch_bearer_token(move || token.read());
+            .with_fetch_credential(token);
         if let Some(path) = &self.ca_path {
             let pem = fs::read(path).map_err(|e| ConfigError::InvalidCertificate {
                 reason: format!("cannot read the cluster CA at {}: {e}", path.display()),
@@ -224,15 +223,9 @@ impl InCluster {
     ///
     /// Reads the token and CA now; fails if either cannot be read.
     pub fn api_server(&self) -> Result<crate::tokenreview::ApiServer, ConfigError> {
-        let token = Arc::new(TokenFile::new(self.token_path.clone()));
-        if let Err(e) = token.load() {
-            return Err(ConfigError::invalid(
-                "token_path",
-                format!("cannot read the service-account token: {e}"),
-            ));
-        }
-        let mut builder = crate::tokenreview::ApiServer::builder(self.api_server_url()?)
-            .with_bearer_token(move || token.read());
+        let token = self.token_file()?;
+        let mut builder =
+            crate::tokenreview::ApiServer::builder(self.api_server_url()?).with_credential(token);
         if let Some(path) = &self.ca_path {
             let pem = fs::read(path).map_err(|e| ConfigError::InvalidCertificate {
                 reason: format!("cannot read the cluster CA at {}: {e}", path.display()),
@@ -243,18 +236,58 @@ impl InCluster {
     }
 }
 
+impl InCluster {
+    /// The pod's token file, read now (a service that is not in a pod finds out at start), as the
+    /// credential sent to the API server: re-read when it changes.
+    fn token_file(&self) -> Result<Credential, ConfigError> {
+        let file = TokenFile::open(self.token_path.clone()).map_err(|e| {
+            ConfigError::invalid(
+                "token_path",
+                format!("cannot read the service-account token: {e}"),
+            )
+        })?;
+        let file = Arc::new(file);
+        Ok(Arc::new(move || {
+            let file = Arc::clone(&file);
+            Box::pin(async move { file.read().await })
+        }))
+    }
+}
+
 /// The kubelet's service variables, as this process sees them.
 fn service_env() -> (Option<String>, Option<String>) {
     let var = |name| std::env::var(name).ok();
     (var(SERVICE_HOST_ENV), var(SERVICE_PORT_ENV))
 }
 
+/// The most of the pod's token file that is read: a service-account token is 1–2 KiB, so this is
+/// more than any, and bounds what a wrong path (a log file, say) costs.
+const READ_LIMIT: usize = 64 * 1024;
+
 /// A token file, re-read only when it changed: the kubelet replaces it (through an atomic symlink
 /// swap) well before it expires, and a fetch must send the current one. A `stat` per fetch is the
 /// whole cost; client-go's `CachedFileTokenSource` re-reads on a timer instead.
-pub(crate) struct TokenFile {
+///
+/// Read with the client's rules ([`oidc_bearer_shared::file`]): only a regular file, opened
+/// without waiting on a FIFO, at most [`READ_LIMIT`] bytes; per fetch, the `stat` and the read run
+/// on a blocking thread, given up after [`READ_TIMEOUT`] with at most one stuck (a stalled mount),
+/// and concurrent fetches wait for one check rather than each starting theirs. No lock is held
+/// across a read; a read that fails leaves the last good token in use.
+struct TokenFile {
     path: PathBuf,
-    cached: Mutex<Option<CachedToken>>,
+    state: Arc<Mutex<State>>,
+    /// Whether a read runs on a blocking thread (perhaps past [`READ_TIMEOUT`]).
+    reading: Arc<AtomicBool>,
+    /// The one check under way (a group of one: `State::check` admits no second).
+    checks: FlightGroup,
+}
+
+#[derive(Default)]
+struct State {
+    /// The last good token, and the stamp of the file it was read from.
+    cached: Option<CachedToken>,
+    /// The check under way, which fetches that come meanwhile wait for.
+    check: Option<Flight<Result<String, String>>>,
 }
 
 struct CachedToken {
@@ -284,54 +317,110 @@ impl Stamp {
     }
 }
 
+fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+    state.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 impl TokenFile {
-    pub(crate) fn new(path: PathBuf) -> Self {
-        Self {
+    /// Reads the file now (blocking: at construction), failing if it holds no token.
+    fn open(path: PathBuf) -> Result<Self, String> {
+        let (stamp, token) =
+            read_if_changed(&path, None)?.ok_or_else(|| format!("{}: not read", path.display()))?;
+        Ok(Self {
             path,
-            cached: Mutex::new(None),
-        }
+            state: Arc::new(Mutex::new(State {
+                cached: Some(CachedToken { stamp, token }),
+                check: None,
+            })),
+            reading: Arc::default(),
+            checks: FlightGroup::new(1),
+        })
     }
 
     /// The current token, re-read if the file changed; the last good one if it cannot be read now.
-    pub(crate) fn read(&self) -> Option<String> {
-        match self.load() {
-            Ok(token) => Some(token),
-            Err(error) => {
-                let cached = self.cached.lock().unwrap_or_else(|e| e.into_inner());
-                // A TokenReview reads the file per review, which a caller can trigger.
-                static UNREADABLE: crate::log_limit::LogLimiter =
-                    crate::log_limit::LogLimiter::new();
-                if let Some(suppressed) = UNREADABLE.allow(crate::log_limit::PERIOD) {
-                    tracing::warn!(path = %self.path.display(), %error, suppressed, "cannot read the service-account token; using the last one read");
-                }
-                cached.as_ref().map(|c| c.token.clone())
-            }
+    async fn read(&self) -> Option<String> {
+        let error = match self.check().await {
+            Ok(token) => return Some(token),
+            Err(error) => error,
+        };
+        // A TokenReview reads the file per review, which a caller can trigger.
+        static UNREADABLE: crate::log_limit::LogLimiter = crate::log_limit::LogLimiter::new();
+        if let Some(suppressed) = UNREADABLE.allow(crate::log_limit::PERIOD) {
+            tracing::warn!(path = %self.path.display(), %error, suppressed, "cannot read the service-account token; using the last one read");
         }
+        lock(&self.state).cached.as_ref().map(|c| c.token.clone())
     }
 
-    pub(crate) fn load(&self) -> Result<String, String> {
-        let mut cached = self.cached.lock().unwrap_or_else(|e| e.into_inner());
-        let stamp = fs::metadata(&self.path)
-            .map(|meta| Stamp::of(&meta))
-            .map_err(|e| describe(&self.path, &e))?;
-        if let Some(c) = cached.as_ref().filter(|c| c.stamp == stamp) {
-            return Ok(c.token.clone());
-        }
-        let token = fs::read_to_string(&self.path).map_err(|e| describe(&self.path, &e))?;
-        let token = token.trim().to_owned();
-        if token.is_empty() {
-            return Err(format!("{} is empty", self.path.display()));
-        }
-        *cached = Some(CachedToken {
-            stamp,
-            token: token.clone(),
-        });
-        Ok(token)
+    /// Joins the check under way, or starts one.
+    async fn check(&self) -> Result<String, String> {
+        let flight = {
+            let mut state = lock(&self.state);
+            match &state.check {
+                Some(flight) => flight.clone(),
+                None => {
+                    let shared = Arc::clone(&self.state);
+                    let launch = self
+                        .checks
+                        .prepare(move |_| lock(&shared).check = None)
+                        .map_err(|e| e.to_string())?;
+                    let flight = launch.flight();
+                    state.check = Some(flight.clone());
+                    drop(state);
+                    launch.spawn(reread(
+                        self.path.clone(),
+                        Arc::clone(&self.state),
+                        Arc::clone(&self.reading),
+                    ));
+                    flight
+                }
+            }
+        };
+        flight.outcome().await.map_err(|e| e.to_string())?
     }
 }
 
-fn describe(path: &Path, e: &std::io::Error) -> String {
-    format!("{}: {e}", path.display())
+/// One check: a `stat`, and a read if the file changed since the token held was read, on a
+/// blocking thread and given up after [`READ_TIMEOUT`].
+async fn reread(
+    path: PathBuf,
+    state: Arc<Mutex<State>>,
+    reading: Arc<AtomicBool>,
+) -> Result<String, String> {
+    let held = lock(&state).cached.as_ref().map(|c| c.stamp.clone());
+    let shown = path.display().to_string();
+    let read = bounded(&reading, READ_TIMEOUT, move || read_if_changed(&path, held));
+    let changed = read
+        .await
+        .ok_or_else(|| format!("{shown}: not read within {READ_TIMEOUT:?} (a stalled mount?)"))??;
+    let mut state = lock(&state);
+    match changed {
+        Some((stamp, token)) => {
+            state.cached = Some(CachedToken {
+                stamp,
+                token: token.clone(),
+            });
+            Ok(token)
+        }
+        None => (state.cached.as_ref().map(|c| c.token.clone()))
+            .ok_or_else(|| format!("{shown}: not read")),
+    }
+}
+
+/// The file's stamp and token when its stamp differs from `held` (blocking); `None` when it does
+/// not. The stamp of a token read is the opened file's, so it belongs to the bytes read.
+fn read_if_changed(path: &Path, held: Option<Stamp>) -> Result<Option<(Stamp, String)>, String> {
+    let described = |e: &dyn fmt::Display| format!("{}: {e}", path.display());
+    let meta = fs::metadata(path).map_err(|e| described(&e))?;
+    if held.as_ref() == Some(&Stamp::of(&meta)) {
+        return Ok(None);
+    }
+    let (meta, bytes) = read_regular(path, READ_LIMIT).map_err(|e| described(&e))?;
+    let token = std::str::from_utf8(&bytes).map_err(|_| described(&"not UTF-8"))?;
+    let token = token.trim();
+    if token.is_empty() {
+        return Err(described(&"empty"));
+    }
+    Ok(Some((Stamp::of(&meta), token.to_owned())))
 }
 
 impl fmt::Debug for TokenFile {
@@ -372,22 +461,43 @@ pub fn dangerous_legacy_service_account_verifier(keys: Jwks) -> VerifierBuilder 
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_token_file_is_reread_only_when_it_changes() {
+    #[tokio::test]
+    async fn the_token_file_is_reread_only_when_it_changes() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("token");
         fs::write(&path, "first\n").unwrap();
-        let file = TokenFile::new(path.clone());
-        assert_eq!(file.read().as_deref(), Some("first"));
+        let file = TokenFile::open(path.clone()).unwrap();
+        assert_eq!(file.read().await.as_deref(), Some("first"));
         // Replaced the way the kubelet does it: a new file renamed over the old one.
         let next = dir.path().join("token.next");
         fs::write(&next, "second").unwrap();
         fs::rename(&next, &path).unwrap();
-        assert_eq!(file.read().as_deref(), Some("second"));
+        assert_eq!(file.read().await.as_deref(), Some("second"));
         // Gone: the last token read is still sent (the next rotation will bring a fresh one).
         fs::remove_file(&path).unwrap();
-        assert_eq!(file.read().as_deref(), Some("second"));
-        assert!(TokenFile::new(dir.path().join("missing")).read().is_none());
+        assert_eq!(file.read().await.as_deref(), Some("second"));
+        assert!(TokenFile::open(dir.path().join("missing")).is_err());
+    }
+
+    /// While a read is stuck (a stalled mount: it holds the one blocking read), a fetch neither
+    /// waits for it nor starts another: it gets the last good token at once; once the read ends,
+    /// the next fetch reads the file again.
+    #[tokio::test]
+    async fn a_stuck_read_leaves_the_last_good_token_in_use() {
+        use std::sync::atomic::Ordering;
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        fs::write(&path, "first").unwrap();
+        let file = TokenFile::open(path.clone()).unwrap();
+        let next = dir.path().join("token.next");
+        fs::write(&next, "second").unwrap();
+        fs::rename(&next, &path).unwrap();
+
+        file.reading.store(true, Ordering::SeqCst); // as a read still running past its bound does
+        assert_eq!(file.read().await.as_deref(), Some("first"));
+        file.reading.store(false, Ordering::SeqCst); // it returned
+        assert_eq!(file.read().await.as_deref(), Some("second"));
     }
 
     /// client-go's `InClusterConfig`: `https://` + `JoinHostPort(host, port)` from the kubelet's

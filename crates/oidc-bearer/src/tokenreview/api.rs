@@ -17,7 +17,7 @@ use oidc_bearer_shared::fetch::{self as shared, ClientSettings};
 use super::claims::TokenReviewClaims;
 use crate::error::ReviewError;
 use crate::error::{ConfigError, FetchError, VerifyError};
-use crate::fetch::bearer_authorization;
+use crate::fetch::{Credential, bearer_authorization};
 
 /// The TokenReview API's path on the API server.
 const TOKEN_REVIEW_PATH: &str = "/apis/authentication.k8s.io/v1/tokenreviews";
@@ -28,8 +28,6 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 /// The longest `status.error` kept from an answer (they are a line of text).
 const MAX_ERROR_CHARS: usize = 512;
-
-type Credential = Arc<dyn Fn() -> Option<String> + Send + Sync>;
 
 /// A Kubernetes API server to send TokenReviews to, with the credential to send and the CA to
 /// trust. Cheap to clone.
@@ -87,6 +85,7 @@ impl ApiServer {
         // A credential that cannot be sent is our own configuration, never a failure of the API
         // server (which would open the object-binding grace period).
         let authorization = (inner.credential)()
+            .await
             .and_then(|credential| bearer_authorization(&credential))
             .ok_or(ReviewError::NoCredentials)?;
         let body = serde_json::to_vec(&Request {
@@ -223,12 +222,20 @@ pub struct ApiServerBuilder {
 
 impl ApiServerBuilder {
     /// The bearer token to authenticate with, read per review (so that a rotating file can be
-    /// re-read); required.
+    /// re-read); required. The closure runs on the runtime's worker, so it must not block:
+    /// [`InCluster::api_server`](crate::issuers::kubernetes::InCluster::api_server) reads the pod's
+    /// token file off the workers.
     pub fn with_bearer_token(
-        mut self,
+        self,
         token: impl Fn() -> Option<String> + Send + Sync + 'static,
     ) -> Self {
-        self.credential = Some(Arc::new(token));
+        self.with_credential(crate::fetch::credential(token))
+    }
+
+    /// [`with_bearer_token`](Self::with_bearer_token) with a credential that may wait
+    /// (`InCluster`'s token file, read off the runtime's workers).
+    pub(crate) fn with_credential(mut self, credential: Credential) -> Self {
+        self.credential = Some(credential);
         self
     }
 

@@ -180,10 +180,16 @@ impl VerifierBuilder {
     /// and [`with_jwks_uri`](Self::with_jwks_uri)), never to a `jwks_uri` a discovery document
     /// advertises on another host (GKE and EKS clusters advertise public ones).
     pub fn with_fetch_bearer_token(
-        mut self,
+        self,
         token: impl Fn() -> Option<String> + Send + Sync + 'static,
     ) -> Self {
-        self.http.authorization = Some(Arc::new(token));
+        self.with_fetch_credential(crate::fetch::credential(token))
+    }
+
+    /// [`with_fetch_bearer_token`](Self::with_fetch_bearer_token) with a credential that may wait
+    /// (`InCluster`'s token file, read off the runtime's workers).
+    pub(crate) fn with_fetch_credential(mut self, credential: crate::fetch::Credential) -> Self {
+        self.http.authorization = Some(credential);
         self
     }
 

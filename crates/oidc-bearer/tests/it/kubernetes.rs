@@ -601,3 +601,53 @@ async fn in_cluster_tls_child() {
         "discovery with the right CA"
     );
 }
+
+/// What `InCluster` answers for a token path that is not a readable token file, found within
+/// `bound` on a thread of its own (a read that waits on the path would never answer).
+#[cfg(unix)]
+fn in_cluster_api_server_error(path: &Path, bound: Duration) -> Option<String> {
+    let (sender, answer) = std::sync::mpsc::channel();
+    let path = path.to_owned();
+    std::thread::spawn(move || {
+        let built = InCluster::new()
+            .with_api_server("http://127.0.0.1:1")
+            .with_token_path(path)
+            .without_ca()
+            .api_server();
+        let _ = sender.send(built.map(|_| ()).map_err(|e| e.to_string()));
+    });
+    match answer.recv_timeout(bound) {
+        Ok(built) => Some(built.expect_err("refused")),
+        Err(_) => None,
+    }
+}
+
+/// The pod's token path is read with the client's rules: a FIFO (whose open(2) waits for a writer)
+/// is refused at once instead of waited on, a directory or a device is no token file, and a file
+/// larger than any token is refused without being read whole.
+#[cfg(unix)]
+#[test]
+fn in_cluster_refuses_a_token_path_that_is_not_a_small_regular_file() {
+    let dir = tempfile::tempdir().unwrap();
+    // Far above any read of a local file, far below forever.
+    let bound = Duration::from_secs(20);
+
+    let fifo = dir.path().join("fifo");
+    crate::support::mkfifo(&fifo);
+    let error = in_cluster_api_server_error(&fifo, bound);
+    crate::support::release_fifo_readers(&fifo);
+    let error = error.expect("InCluster::api_server waited on the FIFO");
+    assert!(error.contains("not a regular file"), "{error}");
+
+    let huge = dir.path().join("huge");
+    fs::write(&huge, "a".repeat(1024 * 1024)).unwrap();
+    let error = in_cluster_api_server_error(&huge, bound).expect("answered");
+    assert!(error.contains("larger than"), "{error}");
+
+    // `/dev/zero` answers forever: read whole, as it once was, it takes all memory.
+    for path in [dir.path(), Path::new("/dev/null"), Path::new("/dev/zero")] {
+        let error = in_cluster_api_server_error(path, bound).expect("answered");
+        assert!(error.contains("not a regular file"), "{error}");
+        assert!(error.contains(&path.display().to_string()), "{error}");
+    }
+}

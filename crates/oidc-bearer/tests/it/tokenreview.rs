@@ -828,3 +828,25 @@ fn without_a_runtime_a_review_is_unavailable_not_a_panic() {
     };
     assert_eq!(source(result), ReviewError::Flight(FlightError::NoRuntime));
 }
+
+/// The pod's own token is read per review (a `stat`, and a read when it changed): a FIFO put in
+/// its place is refused without waiting for a writer, and the reviews go on with the last good
+/// token instead of hanging a runtime worker, and every review behind it, on the read.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fifo_in_place_of_the_pod_token_neither_hangs_reviews_nor_replaces_the_last_token() {
+    let cluster = Cluster::start().await;
+    let review = cluster.review();
+    review.verify(&cluster.token().sign()).await.unwrap();
+
+    std::fs::remove_file(&cluster.token_path).unwrap();
+    crate::support::mkfifo(&cluster.token_path);
+    // Far above any read of a local file, far below forever.
+    let bound = Duration::from_secs(20);
+    let token = cluster.token().claim("jti", "second").sign();
+    let verified = tokio::time::timeout(bound, review.verify(&token)).await;
+    crate::support::release_fifo_readers(&cluster.token_path);
+    let claims = verified.expect("the review waited on the FIFO");
+    assert!(claims.is_ok(), "{claims:?}");
+    assert_eq!(cluster.reviews.calls(), 2);
+}

@@ -49,3 +49,26 @@ where
         .unwrap();
     service.oneshot(request).await.unwrap().status().as_u16()
 }
+
+/// Makes a FIFO at `path` with the system's `mkfifo`: a path that an open(2) for reading waits on
+/// until a writer comes.
+#[cfg(unix)]
+pub(crate) fn mkfifo(path: &std::path::Path) {
+    let status = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .expect("mkfifo runs");
+    assert!(status.success(), "mkfifo {}", path.display());
+}
+
+/// Opens the FIFO at `path` for writing without waiting for a reader, so that a read blocked
+/// opening it (a hang under test) is released and the test can end; with no reader, nothing
+/// happens.
+#[cfg(unix)]
+pub(crate) fn release_fifo_readers(path: &std::path::Path) {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let _ = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path);
+}

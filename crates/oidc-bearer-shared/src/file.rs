@@ -1,0 +1,191 @@
+//! The one safe read of a token file: the projected service-account token that a client sends
+//! (`oidc-bearer-client`'s `FileTokenSource`) and the pod's own token that a verifier sends to its
+//! API server (`oidc-bearer`'s `InCluster`).
+//!
+//! A token path is configuration, and a wrong one must cost an error, not a hang or the memory of
+//! the process:
+//!
+//! - [`read_regular`] opens without waiting (a FIFO's open(2) otherwise waits for a writer),
+//!   reads only a regular file (asked of the opened file, after symlinks: a device such as
+//!   `/dev/zero` answers forever), and never more than a cap;
+//! - [`bounded`] runs such a read on Tokio's blocking threads and gives up on it after a timeout,
+//!   with at most one read running at a time, so that a stalled network mount (where open(2),
+//!   stat(2) and read(2) block in the kernel whatever the flags) holds one blocking thread, never a
+//!   runtime worker, and never one thread per attempt.
+
+use std::fmt;
+use std::fs::{File, Metadata, OpenOptions};
+use std::io::{self, Read as _};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// The longest a read of a token file may take by default. A local file is read in microseconds; a
+/// read that takes seconds is stuck on a stalled network mount, and is given up so that callers
+/// get the last good token (or an error) instead of waiting with it.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why a token file was not read. Exhaustive, so that each reader maps every reason to its own error.
+#[derive(Debug)]
+pub enum Unreadable {
+    /// Opening, inspecting or reading it failed (e.g. [`io::ErrorKind::NotFound`]).
+    Io(io::Error),
+    /// The path leads (after symlinks) to something other than a regular file: a directory, a
+    /// FIFO, a socket or a device.
+    NotAFile,
+    /// The file holds more than `limit` bytes: no token file is that large.
+    TooLarge {
+        /// The cap the read was given.
+        limit: usize,
+    },
+}
+
+impl fmt::Display for Unreadable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Io(error) => error.fmt(f),
+            Self::NotAFile => f.write_str("not a regular file"),
+            Self::TooLarge { limit } => {
+                write!(f, "larger than {limit} bytes, more than any token")
+            }
+        }
+    }
+}
+
+impl std::error::Error for Unreadable {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Io(error) => Some(error),
+            _ => None,
+        }
+    }
+}
+
+impl From<io::Error> for Unreadable {
+    fn from(error: io::Error) -> Self {
+        Self::Io(error)
+    }
+}
+
+/// Reads the regular file at `path`, at most `limit` bytes of it, and returns them with the opened
+/// file's metadata (blocking: call it from [`bounded`] on an async path).
+///
+/// On Unix the file is opened with `O_NONBLOCK`, so that opening a FIFO returns at once instead of
+/// waiting for a writer (open(2)); the flag changes nothing for a regular file. Whether it is one
+/// is then asked of the opened file itself (fstat(2)), so that nothing can be swapped in between.
+/// A file with more than `limit` bytes is [`Unreadable::TooLarge`], found by reading at most one
+/// byte past the cap (a length from `stat` can be stale, or sparse).
+pub fn read_regular(path: &Path, limit: usize) -> Result<(Metadata, Vec<u8>), Unreadable> {
+    let file = open_nonblocking(path)?;
+    let metadata = file.metadata()?;
+    if !metadata.is_file() {
+        return Err(Unreadable::NotAFile);
+    }
+    let mut bytes = Vec::new();
+    file.take(limit as u64 + 1).read_to_end(&mut bytes)?;
+    if bytes.len() > limit {
+        return Err(Unreadable::TooLarge { limit });
+    }
+    Ok((metadata, bytes))
+}
+
+fn open_nonblocking(path: &Path) -> io::Result<File> {
+    let mut options = OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.custom_flags(libc::O_NONBLOCK);
+    }
+    options.open(path)
+}
+
+/// Runs the blocking `read` on Tokio's blocking threads and gives up on it after `timeout`
+/// (`None`). A blocking call cannot be cancelled: one that was given up keeps its thread until
+/// the call returns, and while it does, `reading` stays set and the next read is given up at once
+/// (`None`) instead of started. Needs a Tokio runtime (it panics outside one, as
+/// `tokio::task::spawn_blocking` does).
+pub async fn bounded<T: Send + 'static>(
+    reading: &Arc<AtomicBool>,
+    timeout: Duration,
+    read: impl FnOnce() -> T + Send + 'static,
+) -> Option<T> {
+    if reading.swap(true, Ordering::AcqRel) {
+        return None;
+    }
+    /// Clears the flag when the read ends, or when its task is dropped without running.
+    struct Done(Arc<AtomicBool>);
+    impl Drop for Done {
+        fn drop(&mut self) {
+            self.0.store(false, Ordering::Release);
+        }
+    }
+    let done = Done(Arc::clone(reading));
+    let task = tokio::task::spawn_blocking(move || {
+        let _done = done;
+        read()
+    });
+    // A task that panicked or whose runtime shut down gave no answer either.
+    tokio::time::timeout(timeout, task).await.ok()?.ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A read that outlives its bound is given up (a stalled mount, where open(2) or read(2) block
+    /// in the kernel whatever the flags), and no second one starts while it still runs.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stuck_read_is_given_up_and_holds_one_thread_at_most() {
+        let reading = Arc::new(AtomicBool::new(false));
+        let (unblock, blocked) = std::sync::mpsc::channel::<()>();
+        let (finished, ended) = tokio::sync::oneshot::channel::<()>();
+        let stuck = bounded(&reading, Duration::from_millis(20), move || {
+            let _ = blocked.recv();
+            let _ = finished.send(());
+        });
+        assert!(stuck.await.is_none(), "given up");
+        let started = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&started);
+        let second = bounded(&reading, Duration::from_secs(60), move || {
+            flag.store(true, Ordering::SeqCst)
+        });
+        assert!(second.await.is_none(), "refused while the first still runs");
+        assert!(!started.load(Ordering::SeqCst), "and not started");
+        // Released, the stuck read ends (and with it, its guard clears the flag).
+        unblock.send(()).unwrap();
+        ended.await.unwrap();
+    }
+
+    /// Only a regular file is read, and no more of it than the cap: a directory and a device that
+    /// answers forever are refused, a file over the cap is refused. (That a FIFO is refused without
+    /// waiting for a writer is tested where it is read: the client's `FileTokenSource` and the
+    /// verifier's `InCluster`.)
+    #[cfg(unix)]
+    #[test]
+    fn only_a_regular_file_within_the_cap_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        std::fs::write(&file, "0123456789").unwrap();
+
+        let (metadata, bytes) = read_regular(&file, 10).unwrap();
+        assert_eq!((metadata.len(), bytes.as_slice()), (10, &b"0123456789"[..]));
+        assert!(matches!(
+            read_regular(&file, 9),
+            Err(Unreadable::TooLarge { limit: 9 })
+        ));
+        for path in [dir.path(), Path::new("/dev/zero")] {
+            let refused = read_regular(path, 10);
+            assert!(
+                matches!(refused, Err(Unreadable::NotAFile)),
+                "{}: {refused:?}",
+                path.display()
+            );
+        }
+        match read_regular(&dir.path().join("missing"), 10) {
+            Err(Unreadable::Io(e)) => assert_eq!(e.kind(), io::ErrorKind::NotFound),
+            other => panic!("{other:?}"),
+        }
+    }
+}
