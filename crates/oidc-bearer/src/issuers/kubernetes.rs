@@ -10,14 +10,13 @@ use std::fmt;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
 use oidc_bearer_shared::file::{READ_TIMEOUT, bounded, read_regular};
-use oidc_bearer_shared::flight::{Flight, FlightGroup};
 
 use crate::error::ConfigError;
-use crate::fetch::Credential;
+use crate::fetch::{Credential, bearer_authorization};
 use crate::keys::{Jwks, StaticKeySet};
 use crate::{Verifier, VerifierBuilder};
 
@@ -205,10 +204,7 @@ impl InCluster {
             .with_discovery_url(crate::discovery::discovery_url(api))
             .with_discovery_jwks_uri(format!("{api}{API_SERVER_JWKS_PATH}"))
             .with_fetch_credential(token);
-        if let Some(path) = &self.ca_path {
-            let pem = fs::read(path).map_err(|e| ConfigError::InvalidCertificate {
-                reason: format!("cannot read the cluster CA at {}: {e}", path.display()),
-            })?;
+        if let Some(pem) = self.cluster_ca()? {
             builder = builder.with_cluster_ca_pem(pem);
         }
         Ok(builder)
@@ -226,10 +222,7 @@ impl InCluster {
         let token = self.token_file()?;
         let mut builder =
             crate::tokenreview::ApiServer::builder(self.api_server_url()?).with_credential(token);
-        if let Some(path) = &self.ca_path {
-            let pem = fs::read(path).map_err(|e| ConfigError::InvalidCertificate {
-                reason: format!("cannot read the cluster CA at {}: {e}", path.display()),
-            })?;
+        if let Some(pem) = self.cluster_ca()? {
             builder = builder.with_ca_pem(pem);
         }
         builder.build()
@@ -249,8 +242,21 @@ impl InCluster {
         let file = Arc::new(file);
         Ok(Arc::new(move || {
             let file = Arc::clone(&file);
-            Box::pin(async move { file.read().await })
+            Box::pin(async move { Some(file.read().await) })
         }))
+    }
+
+    /// The cluster's CA, if one is configured: read with the token file's rules (a regular file,
+    /// never waiting on a FIFO, at most [`CA_READ_LIMIT`] bytes), at start.
+    fn cluster_ca(&self) -> Result<Option<Vec<u8>>, ConfigError> {
+        let Some(path) = &self.ca_path else {
+            return Ok(None);
+        };
+        read_regular(path, CA_READ_LIMIT)
+            .map(|(_, pem)| Some(pem))
+            .map_err(|e| ConfigError::InvalidCertificate {
+                reason: format!("cannot read the cluster CA at {}: {e}", path.display()),
+            })
     }
 }
 
@@ -263,31 +269,26 @@ fn service_env() -> (Option<String>, Option<String>) {
 /// The most of the pod's token file that is read: a service-account token is 1–2 KiB, so this is
 /// more than any, and bounds what a wrong path (a log file, say) costs.
 const READ_LIMIT: usize = 64 * 1024;
+/// The most of the cluster CA file that is read: a CA bundle is a few KiB.
+const CA_READ_LIMIT: usize = 1024 * 1024;
 
 /// A token file, re-read only when it changed: the kubelet replaces it (through an atomic symlink
 /// swap) well before it expires, and a fetch must send the current one. A `stat` per fetch is the
 /// whole cost; client-go's `CachedFileTokenSource` re-reads on a timer instead.
 ///
 /// Read with the client's rules ([`oidc_bearer_shared::file`]): only a regular file, opened
-/// without waiting on a FIFO, at most [`READ_LIMIT`] bytes; per fetch, the `stat` and the read run
-/// on a blocking thread, given up after [`READ_TIMEOUT`] with at most one stuck (a stalled mount),
-/// and concurrent fetches wait for one check rather than each starting theirs. No lock is held
-/// across a read; a read that fails leaves the last good token in use.
+/// without waiting on a FIFO, at most [`READ_LIMIT`] bytes, and only content that can be sent as a
+/// bearer credential. Per fetch, the `stat` (and the read, when the file changed) run on a blocking
+/// thread, one at a time: a fetch that finds one running sends the last good token at once, one
+/// whose check takes longer than [`READ_TIMEOUT`] (a stalled mount) sends it then — still valid,
+/// as the kubelet rotates the token at 80 % of its lifetime. No lock is held across a read, no
+/// task outlives the blocking read, and a read that fails leaves the last good token in use.
 struct TokenFile {
     path: PathBuf,
-    state: Arc<Mutex<State>>,
-    /// Whether a read runs on a blocking thread (perhaps past [`READ_TIMEOUT`]).
-    reading: Arc<AtomicBool>,
-    /// The one check under way (a group of one: `State::check` admits no second).
-    checks: FlightGroup,
-}
-
-#[derive(Default)]
-struct State {
     /// The last good token, and the stamp of the file it was read from.
-    cached: Option<CachedToken>,
-    /// The check under way, which fetches that come meanwhile wait for.
-    check: Option<Flight<Result<String, String>>>,
+    cached: Mutex<CachedToken>,
+    /// Whether a check runs on a blocking thread (perhaps past [`READ_TIMEOUT`]).
+    reading: Arc<AtomicBool>,
 }
 
 struct CachedToken {
@@ -317,10 +318,6 @@ impl Stamp {
     }
 }
 
-fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
-    state.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 impl TokenFile {
     /// Reads the file now (blocking: at construction), failing if it holds no token.
     fn open(path: PathBuf) -> Result<Self, String> {
@@ -328,97 +325,76 @@ impl TokenFile {
             read_if_changed(&path, None)?.ok_or_else(|| format!("{}: not read", path.display()))?;
         Ok(Self {
             path,
-            state: Arc::new(Mutex::new(State {
-                cached: Some(CachedToken { stamp, token }),
-                check: None,
-            })),
+            cached: Mutex::new(CachedToken { stamp, token }),
             reading: Arc::default(),
-            checks: FlightGroup::new(1),
         })
     }
 
-    /// The current token, re-read if the file changed; the last good one if it cannot be read now.
-    async fn read(&self) -> Option<String> {
-        let error = match self.check().await {
-            Ok(token) => return Some(token),
-            Err(error) => error,
+    fn last_good(&self) -> String {
+        let cached = self.cached.lock().unwrap_or_else(PoisonError::into_inner);
+        cached.token.clone()
+    }
+
+    /// The current token: re-read if the file changed, the last good one if it cannot be read now.
+    async fn read(&self) -> String {
+        let held = self
+            .cached
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .stamp
+            .clone();
+        let path = self.path.clone();
+        let checked = bounded(&self.reading, READ_TIMEOUT, move || {
+            read_if_changed(&path, Some(held))
+        });
+        let error = match checked.await {
+            Some(Ok(None)) => return self.last_good(),
+            Some(Ok(Some((stamp, token)))) => {
+                let mut cached = self.cached.lock().unwrap_or_else(PoisonError::into_inner);
+                *cached = CachedToken {
+                    stamp,
+                    token: token.clone(),
+                };
+                return token;
+            }
+            Some(Err(error)) => error,
+            None => format!(
+                "{}: a check is still running (more than {READ_TIMEOUT:?}: a stalled mount?)",
+                self.path.display()
+            ),
         };
         // A TokenReview reads the file per review, which a caller can trigger.
         static UNREADABLE: crate::log_limit::LogLimiter = crate::log_limit::LogLimiter::new();
         if let Some(suppressed) = UNREADABLE.allow(crate::log_limit::PERIOD) {
             tracing::warn!(path = %self.path.display(), %error, suppressed, "cannot read the service-account token; using the last one read");
         }
-        lock(&self.state).cached.as_ref().map(|c| c.token.clone())
-    }
-
-    /// Joins the check under way, or starts one.
-    async fn check(&self) -> Result<String, String> {
-        let flight = {
-            let mut state = lock(&self.state);
-            match &state.check {
-                Some(flight) => flight.clone(),
-                None => {
-                    let shared = Arc::clone(&self.state);
-                    let launch = self
-                        .checks
-                        .prepare(move |_| lock(&shared).check = None)
-                        .map_err(|e| e.to_string())?;
-                    let flight = launch.flight();
-                    state.check = Some(flight.clone());
-                    drop(state);
-                    launch.spawn(reread(
-                        self.path.clone(),
-                        Arc::clone(&self.state),
-                        Arc::clone(&self.reading),
-                    ));
-                    flight
-                }
-            }
-        };
-        flight.outcome().await.map_err(|e| e.to_string())?
-    }
-}
-
-/// One check: a `stat`, and a read if the file changed since the token held was read, on a
-/// blocking thread and given up after [`READ_TIMEOUT`].
-async fn reread(
-    path: PathBuf,
-    state: Arc<Mutex<State>>,
-    reading: Arc<AtomicBool>,
-) -> Result<String, String> {
-    let held = lock(&state).cached.as_ref().map(|c| c.stamp.clone());
-    let shown = path.display().to_string();
-    let read = bounded(&reading, READ_TIMEOUT, move || read_if_changed(&path, held));
-    let changed = read
-        .await
-        .ok_or_else(|| format!("{shown}: not read within {READ_TIMEOUT:?} (a stalled mount?)"))??;
-    let mut state = lock(&state);
-    match changed {
-        Some((stamp, token)) => {
-            state.cached = Some(CachedToken {
-                stamp,
-                token: token.clone(),
-            });
-            Ok(token)
-        }
-        None => (state.cached.as_ref().map(|c| c.token.clone()))
-            .ok_or_else(|| format!("{shown}: not read")),
+        self.last_good()
     }
 }
 
 /// The file's stamp and token when its stamp differs from `held` (blocking); `None` when it does
-/// not. The stamp of a token read is the opened file's, so it belongs to the bytes read.
+/// not. The stamp of a token read is the opened file's, so it belongs to the bytes read. Only a
+/// regular file is opened (opening a device can act on it); the content must be a credential that
+/// can be sent (the `Authorization` value it becomes), or the last good token stays in use.
 fn read_if_changed(path: &Path, held: Option<Stamp>) -> Result<Option<(Stamp, String)>, String> {
     let described = |e: &dyn fmt::Display| format!("{}: {e}", path.display());
     let meta = fs::metadata(path).map_err(|e| described(&e))?;
     if held.as_ref() == Some(&Stamp::of(&meta)) {
         return Ok(None);
     }
+    if !meta.is_file() {
+        return Err(described(&"not a regular file"));
+    }
     let (meta, bytes) = read_regular(path, READ_LIMIT).map_err(|e| described(&e))?;
     let token = std::str::from_utf8(&bytes).map_err(|_| described(&"not UTF-8"))?;
     let token = token.trim();
     if token.is_empty() {
         return Err(described(&"empty"));
+    }
+    if bearer_authorization(token).is_none() {
+        return Err(described(
+            &"holds no token (characters a header cannot carry)",
+        ));
     }
     Ok(Some((Stamp::of(&meta), token.to_owned())))
 }
@@ -467,15 +443,15 @@ mod tests {
         let path = dir.path().join("token");
         fs::write(&path, "first\n").unwrap();
         let file = TokenFile::open(path.clone()).unwrap();
-        assert_eq!(file.read().await.as_deref(), Some("first"));
+        assert_eq!(file.read().await, "first");
         // Replaced the way the kubelet does it: a new file renamed over the old one.
         let next = dir.path().join("token.next");
         fs::write(&next, "second").unwrap();
         fs::rename(&next, &path).unwrap();
-        assert_eq!(file.read().await.as_deref(), Some("second"));
+        assert_eq!(file.read().await, "second");
         // Gone: the last token read is still sent (the next rotation will bring a fresh one).
         fs::remove_file(&path).unwrap();
-        assert_eq!(file.read().await.as_deref(), Some("second"));
+        assert_eq!(file.read().await, "second");
         assert!(TokenFile::open(dir.path().join("missing")).is_err());
     }
 
@@ -495,9 +471,9 @@ mod tests {
         fs::rename(&next, &path).unwrap();
 
         file.reading.store(true, Ordering::SeqCst); // as a read still running past its bound does
-        assert_eq!(file.read().await.as_deref(), Some("first"));
+        assert_eq!(file.read().await, "first");
         file.reading.store(false, Ordering::SeqCst); // it returned
-        assert_eq!(file.read().await.as_deref(), Some("second"));
+        assert_eq!(file.read().await, "second");
     }
 
     /// client-go's `InClusterConfig`: `https://` + `JoinHostPort(host, port)` from the kubelet's

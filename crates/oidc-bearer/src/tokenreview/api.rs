@@ -9,6 +9,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use http::HeaderValue;
+
 use serde::{Deserialize, Serialize};
 use url::Url;
 
@@ -72,22 +74,29 @@ impl ApiServer {
         self.inner.url.as_str()
     }
 
-    /// Sends one TokenReview for `token` and `audiences` and maps the answer: `Ok(Ok(claims))`
-    /// when the API server authenticated it for one of `audiences`, `Ok(Err(refusal))` when it
-    /// refused it, `Err` when there is no answer to trust.
+    /// Our own credential, as the `Authorization` value to send. Awaited before a review's
+    /// timeout starts: however long it takes (the pod's token file is re-read when it changes),
+    /// it is our own time, never the API server's, so it can never be recorded as the API
+    /// server's `Timeout` (which would open the object-binding grace period). A credential that
+    /// cannot be sent is our own configuration, never a failure of the API server either.
+    pub(crate) async fn authorization(&self) -> Result<HeaderValue, ReviewError> {
+        (self.inner.credential)()
+            .await
+            .and_then(|credential| bearer_authorization(&credential))
+            .ok_or(ReviewError::NoCredentials)
+    }
+
+    /// Sends one TokenReview for `token` and `audiences` with our `authorization` and maps the
+    /// answer: `Ok(Ok(claims))` when the API server authenticated it for one of `audiences`,
+    /// `Ok(Err(refusal))` when it refused it, `Err` when there is no answer to trust.
     pub(crate) async fn review(
         &self,
+        authorization: HeaderValue,
         token: &str,
         audiences: &[String],
         timeout: Duration,
     ) -> Result<Result<TokenReviewClaims, VerifyError>, ReviewError> {
         let inner = &*self.inner;
-        // A credential that cannot be sent is our own configuration, never a failure of the API
-        // server (which would open the object-binding grace period).
-        let authorization = (inner.credential)()
-            .await
-            .and_then(|credential| bearer_authorization(&credential))
-            .ok_or(ReviewError::NoCredentials)?;
         let body = serde_json::to_vec(&Request {
             api_version: "authentication.k8s.io/v1",
             kind: "TokenReview",

@@ -373,9 +373,13 @@ impl Reviewer {
                 }
             }
         };
+        // Our credential first, outside the API server's timeout (see `ApiServer::authorization`).
+        let authorization = self.api.authorization().await?;
         self.reviews.fetch_add(1, Ordering::Relaxed);
-        match tokio::time::timeout(timeout, self.api.review(token, &self.audiences, timeout)).await
-        {
+        let review = self
+            .api
+            .review(authorization, token, &self.audiences, timeout);
+        match tokio::time::timeout(timeout, review).await {
             Ok(result) => result,
             Err(_) => Err(ReviewError::Fetch(FetchError::Timeout { timeout })),
         }

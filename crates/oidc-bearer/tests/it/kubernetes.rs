@@ -651,3 +651,32 @@ fn in_cluster_refuses_a_token_path_that_is_not_a_small_regular_file() {
         assert!(error.contains(&path.display().to_string()), "{error}");
     }
 }
+
+/// The cluster CA path is mounted next to the token and configured the same way: a FIFO there is
+/// refused at once, as at the token path, instead of waited on for a writer.
+///
+/// Review finding (s3-review-file): `InCluster` reads the CA with `fs::read`, without the shared
+/// safe read its token file now uses (a FIFO hangs the start, `/dev/zero` takes all memory).
+#[cfg(unix)]
+#[test]
+fn in_cluster_refuses_a_ca_path_that_is_a_fifo() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    fs::write(&token, "a-token").unwrap();
+    let fifo = dir.path().join("ca.crt");
+    crate::support::mkfifo(&fifo);
+    let (sender, answer) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let built = InCluster::new()
+            .with_api_server("http://127.0.0.1:1")
+            .with_token_path(token)
+            .with_ca_path(fifo)
+            .api_server();
+        let _ = sender.send(built.map(|_| ()).map_err(|e| e.to_string()));
+    });
+    // Far above any read of a local file, far below forever.
+    let built = answer.recv_timeout(Duration::from_secs(20));
+    crate::support::release_fifo_readers(&dir.path().join("ca.crt"));
+    let built = built.expect("InCluster::api_server waited on a FIFO at the CA path");
+    assert!(built.is_err(), "a FIFO accepted as the cluster CA");
+}

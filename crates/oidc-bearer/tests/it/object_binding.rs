@@ -538,3 +538,56 @@ async fn another_payload_under_a_confirmed_signature_never_uses_its_confirmation
         "the forged token was never reviewed"
     );
 }
+
+/// A read of our own token file that stalls (a network mount that stops answering, or every
+/// blocking thread busy: the check of the file runs on Tokio's blocking pool) is a limit of this
+/// process, never the API server's failure: it must open no grace period, as a review that found
+/// no slot opens none. Here the API server is up and would refuse the deleted pod's token.
+///
+/// Review finding (s3-review-file): `InCluster`'s credential is awaited inside the review's
+/// timeout (`Reviewer::call`), and the token read is given up only after `READ_TIMEOUT` (5 s, the
+/// same as the default review timeout), so the stalled read surfaces as
+/// `Fetch(Timeout)`, which `is_api_server_failure()` counts as an outage.
+#[test]
+fn a_stalled_read_of_our_own_token_file_opens_no_grace_period() {
+    // One blocking thread, which the test holds: the token file's check waits for it, as it waits
+    // on a stalled mount.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let (cluster, _clock, verifier) = Cluster::with_binding().await;
+        // The API server is up: a review answers, and the keys are loaded.
+        verify(&verifier, &cluster.token().sign()).await.unwrap();
+        let revoked = cluster.token().sign();
+        cluster.reviews.delete_bound_object(&revoked);
+        let sent = cluster.reviews.calls();
+
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let (started, running) = tokio::sync::oneshot::channel::<()>();
+        let blocker = tokio::task::spawn_blocking(move || {
+            let _ = started.send(());
+            let _ = held.recv();
+        });
+        running.await.unwrap();
+        let result = verify(&verifier, &revoked).await;
+        release.send(()).unwrap();
+        blocker.await.unwrap();
+
+        let reviews_sent = cluster.reviews.calls() - sent;
+        match &result {
+            Ok(()) => panic!(
+                "a deleted pod's token was accepted ({reviews_sent} review(s) sent): the stalled \
+                 read of our own token counted as an API-server outage and opened the grace period"
+            ),
+            Err(VerifyError::ReviewUnavailable { source }) => assert!(
+                !source.is_api_server_failure(),
+                "a local stall recorded as the API server's failure: {source:?}"
+            ),
+            Err(_) => {}
+        }
+    });
+}

@@ -850,3 +850,132 @@ async fn a_fifo_in_place_of_the_pod_token_neither_hangs_reviews_nor_replaces_the
     assert!(claims.is_ok(), "{claims:?}");
     assert_eq!(cluster.reviews.calls(), 2);
 }
+
+/// The pod's token file rotated to something that is no token (a line break inside: it cannot be
+/// sent as a header) is a failed read like an empty file, and leaves the last good token in use,
+/// as the client's `FileTokenSource` does with the same file (`InvalidToken::InvalidCharacter`).
+///
+/// Review finding (s3-review-file): `TokenFile` checks only "non-empty UTF-8", caches such
+/// content as the last good token, and every review then fails with `NoCredentials` until the
+/// next rotation.
+#[tokio::test]
+async fn a_token_file_rotated_to_no_token_leaves_the_last_good_token_in_use() {
+    let cluster = Cluster::start().await;
+    let review = cluster.review();
+    review.verify(&cluster.token().sign()).await.unwrap();
+
+    // Replaced the way the kubelet does it: written aside, renamed over.
+    let next = cluster.token_path.with_file_name("token.next");
+    std::fs::write(&next, "two\ntokens").unwrap();
+    std::fs::rename(&next, &cluster.token_path).unwrap();
+    let token = cluster.token().claim("jti", "second").sign();
+    let result = review.verify(&token).await;
+    assert!(
+        result.is_ok(),
+        "the last good token was replaced by a file that holds none: {result:?}"
+    );
+    assert_eq!(cluster.reviews.calls(), 2);
+}
+
+/// The kubelet's projected-volume layout (`token -> ..data/token`, `..data -> ..<timestamp>`) and
+/// its rotation (a new timestamped directory, `..data_tmp` renamed over `..data`, the old
+/// directory removed): the next review is sent with the new token, never the old one, whose
+/// bound object is gone (the API server would refuse our own credential: 401).
+#[cfg(unix)]
+#[tokio::test]
+async fn the_kubelets_symlink_swap_is_followed_and_the_old_token_is_never_sent_again() {
+    use std::os::unix::fs::symlink;
+
+    let cluster = Cluster::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let write = |timestamp: &str, token: &str| {
+        std::fs::create_dir(dir.path().join(timestamp)).unwrap();
+        std::fs::write(dir.path().join(timestamp).join("token"), token).unwrap();
+        symlink(timestamp, dir.path().join("..data_tmp")).unwrap();
+        std::fs::rename(dir.path().join("..data_tmp"), dir.path().join("..data")).unwrap();
+    };
+    let first = cluster.reviews.caller_token();
+    write("..2026_01_01_00_00_00.1", &first);
+    symlink("..data/token", dir.path().join("token")).unwrap();
+    let review = TokenReview::builder(
+        cluster
+            .in_cluster()
+            .with_token_path(dir.path().join("token"))
+            .api_server()
+            .unwrap(),
+        AUD,
+    )
+    .build()
+    .unwrap();
+    review.verify(&cluster.token().sign()).await.unwrap();
+
+    // Rotated: the same length (same claims), a new file behind the same path.
+    let second = cluster.reviews.caller_token();
+    assert_ne!(first, second);
+    write("..2026_01_01_00_48_00.2", &second);
+    std::fs::remove_dir_all(dir.path().join("..2026_01_01_00_00_00.1")).unwrap();
+    cluster.reviews.delete_bound_object(&first);
+
+    let result = review.verify(&cluster.token().sign()).await;
+    assert!(result.is_ok(), "the old token was sent: {result:?}");
+    assert_eq!(cluster.reviews.calls(), 2);
+}
+
+/// The check of the pod's token file is one task shared by every review, spawned on the runtime
+/// of the review that started it. Left on a runtime that is no longer driven (a current-thread
+/// runtime whose `block_on` gave up on its review: a sync wrapper with a deadline), it must not
+/// hold the reviews of every other token, on a runtime that runs, until their timeout.
+///
+/// Review finding (s3-review-file): `State::check` keeps that flight until its task runs, so every
+/// later review joins it and waits out its whole timeout, which then reads as the API server's
+/// `Timeout` (an outage, for object binding's grace period).
+#[test]
+fn a_token_check_left_on_an_idle_runtime_does_not_hold_reviews_elsewhere() {
+    let main = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    // One blocking thread, held by the test while the check starts on it.
+    let side = tokio::runtime::Builder::new_current_thread()
+        .max_blocking_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let cluster = main.block_on(Cluster::start());
+    let review = main.block_on(async { cluster.review() });
+    main.block_on(review.verify(&cluster.token().sign()))
+        .unwrap();
+
+    let (release, held) = std::sync::mpsc::channel::<()>();
+    let token = cluster.token().claim("jti", "side").sign();
+    side.block_on(async {
+        let (started, running) = tokio::sync::oneshot::channel::<()>();
+        let _blocker = tokio::task::spawn_blocking(move || {
+            let _ = started.send(());
+            let _ = held.recv();
+        });
+        running.await.unwrap();
+        let mut verify = Box::pin(review.verify(&token));
+        // Every task of this runtime runs until it waits: the review's, then the token check's,
+        // which waits for the blocking thread. No timer, no sleep: a current-thread runtime
+        // runs the ready tasks before each yield returns.
+        std::future::poll_fn(|cx| {
+            assert!(verify.as_mut().poll(cx).is_pending());
+            std::task::Poll::Ready(())
+        })
+        .await;
+        for _ in 0..16 {
+            tokio::task::yield_now().await;
+        }
+        // The caller gives up (its deadline), and `block_on` returns: `side` is no longer driven.
+    });
+    release.send(()).unwrap();
+
+    let result = main.block_on(review.verify(&cluster.token().claim("jti", "main").sign()));
+    assert!(
+        result.is_ok(),
+        "a review on a running runtime waited on a token check left on an idle one: {result:?}"
+    );
+    drop(side);
+}
