@@ -185,16 +185,28 @@ fn bearer_credentials(value: &[u8]) -> Option<(usize, usize)> {
     scheme_range(value, b"bearer")
 }
 
-/// [`bearer_credentials`] for any scheme.
+/// [`bearer_credentials`] for any scheme (one without blanks). Inlined, so that each caller's
+/// constant scheme is compared as such.
+#[inline]
 fn scheme_range(value: &[u8], scheme: &[u8]) -> Option<(usize, usize)> {
     let blank = |b: &u8| *b == b' ' || *b == b'\t';
+    // The form every client sends, `<scheme> <token>` with one space and no blank at either end:
+    // the range the general rule below finds, without its scans.
+    let n = scheme.len();
+    if let (Some(&b' '), Some(first), Some(last)) = (value.get(n), value.get(n + 1), value.last())
+        && !blank(first)
+        && !blank(last)
+        && eq_scheme(&value[..n], scheme)
+    {
+        return Some((n + 1, value.len()));
+    }
     let start = value.iter().position(|b| !blank(b))?;
     let end = value.iter().rposition(|b| !blank(b))? + 1;
     let scheme_end = value[start..end]
         .iter()
         .position(blank)
         .map_or(end, |i| start + i);
-    if !value[start..scheme_end].eq_ignore_ascii_case(scheme) {
+    if !eq_scheme(&value[start..scheme_end], scheme) {
         return None;
     }
     let token_start = value[scheme_end..end]
@@ -202,6 +214,16 @@ fn scheme_range(value: &[u8], scheme: &[u8]) -> Option<(usize, usize)> {
         .position(|b| !blank(b))
         .map_or(end, |i| scheme_end + i);
     Some((token_start, end))
+}
+
+/// Whether `name` is `scheme` (ASCII letters, lowercase) in any case (RFC 7235 §2.1). Setting
+/// 0x20 turns an uppercase letter into its lowercase and makes no other byte a letter that was not
+/// one of these two, so for a scheme of letters this is `eq_ignore_ascii_case`, in fewer
+/// instructions (it runs on every request).
+#[inline]
+fn eq_scheme(name: &[u8], scheme: &[u8]) -> bool {
+    debug_assert!(scheme.iter().all(u8::is_ascii_lowercase), "{scheme:?}");
+    name.len() == scheme.len() && name.iter().zip(scheme).all(|(&b, &s)| b | 0x20 == s)
 }
 
 /// RFC 6750 §2.1: `b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.

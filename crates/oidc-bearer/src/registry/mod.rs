@@ -484,6 +484,7 @@ impl VerifyToken for IssuerRegistry {
         self.cached_shared(token, internal)
     }
 
+    #[inline]
     fn hash_token(&self, token: &[u8], _: Internal) -> Internal {
         // As a verifier's: a token over the cap is refused unhashed (`cached_shared`, `Jws::new`).
         if token.len() > self.inner.limits.max_token_bytes {

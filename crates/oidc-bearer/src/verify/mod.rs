@@ -604,6 +604,7 @@ impl VerifyToken for Verifier {
             .map(|(claims, _)| claims)
     }
 
+    #[inline]
     fn hash_token(&self, token: &[u8], _: Internal) -> Internal {
         // Not over the size cap: an oversized token is refused before anything is hashed
         // (`Rules::check_size`), and the lookup and the verification that take this seal refuse
