@@ -284,6 +284,26 @@ mod tests {
         }
     }
 
+    /// `eq_scheme` is `eq_ignore_ascii_case` for the schemes the crate reads, whatever the bytes
+    /// compared with them (every byte value in every position).
+    #[test]
+    fn scheme_comparison_is_case_insensitive_equality() {
+        for scheme in [&b"bearer"[..], b"dpop"] {
+            for i in 0..scheme.len() {
+                for b in 0..=u8::MAX {
+                    let mut name = scheme.to_vec();
+                    name[i] = b;
+                    assert_eq!(
+                        eq_scheme(&name, scheme),
+                        name.eq_ignore_ascii_case(scheme),
+                        "{name:?}"
+                    );
+                }
+            }
+            assert!(!eq_scheme(&scheme[1..], scheme));
+        }
+    }
+
     /// `token_unchecked` may skip the syntax check and nothing else: wherever `token` accepts a
     /// header, it finds the same token; wherever `token` finds none or refuses the request for
     /// another reason (no or several headers, another scheme, not UTF-8), it finds none.
