@@ -284,6 +284,68 @@ mod tests {
         }
     }
 
+    /// The short cut for `<scheme> <token>` finds what the scan alone finds (the rule as it was
+    /// written before the short cut, kept here as the reference), for every value made of up to four
+    /// pieces: blanks, schemes in several cases, near-schemes and tokens.
+    #[test]
+    fn scheme_range_short_cut_agrees_with_the_scan() {
+        fn scan(value: &[u8], scheme: &[u8]) -> Option<(usize, usize)> {
+            let blank = |b: &u8| *b == b' ' || *b == b'\t';
+            let start = value.iter().position(|b| !blank(b))?;
+            let end = value.iter().rposition(|b| !blank(b))? + 1;
+            let scheme_end = value[start..end]
+                .iter()
+                .position(blank)
+                .map_or(end, |i| start + i);
+            if !value[start..scheme_end].eq_ignore_ascii_case(scheme) {
+                return None;
+            }
+            let token_start = value[scheme_end..end]
+                .iter()
+                .position(|b| !blank(b))
+                .map_or(end, |i| scheme_end + i);
+            Some((token_start, end))
+        }
+        let pieces: &[&[u8]] = &[
+            b" ",
+            b"\t",
+            b"  ",
+            b"Bearer",
+            b"bEARER",
+            b"Bearer ",
+            b"Bearerx",
+            b"Beare",
+            b"DPoP",
+            b"dpop ",
+            b"a.b.c",
+            b"x",
+            b"=",
+            b"\xc3\xa9",
+            b"\0",
+        ];
+        let mut values: Vec<Vec<u8>> = vec![Vec::new()];
+        for _ in 0..4 {
+            let longer: Vec<Vec<u8>> = values
+                .iter()
+                .flat_map(|v| pieces.iter().map(move |p| [v.as_slice(), p].concat()))
+                .collect();
+            values.extend(longer);
+        }
+        values.sort();
+        values.dedup();
+        for value in &values {
+            for scheme in [&b"bearer"[..], b"dpop"] {
+                assert_eq!(
+                    scheme_range(value, scheme),
+                    scan(value, scheme),
+                    "{:?} {:?}",
+                    String::from_utf8_lossy(value),
+                    String::from_utf8_lossy(scheme)
+                );
+            }
+        }
+    }
+
     /// `eq_scheme` is `eq_ignore_ascii_case` for the schemes the crate reads, whatever the bytes
     /// compared with them (every byte value in every position).
     #[test]
