@@ -185,16 +185,28 @@ fn bearer_credentials(value: &[u8]) -> Option<(usize, usize)> {
     scheme_range(value, b"bearer")
 }
 
-/// [`bearer_credentials`] for any scheme.
+/// [`bearer_credentials`] for any scheme (one without blanks). Inlined, so that each caller's
+/// constant scheme is compared as such.
+#[inline]
 fn scheme_range(value: &[u8], scheme: &[u8]) -> Option<(usize, usize)> {
     let blank = |b: &u8| *b == b' ' || *b == b'\t';
+    // The form every client sends, `<scheme> <token>` with one space and no blank at either end:
+    // the range the general rule below finds, without its scans.
+    let n = scheme.len();
+    if let (Some(&b' '), Some(first), Some(last)) = (value.get(n), value.get(n + 1), value.last())
+        && !blank(first)
+        && !blank(last)
+        && eq_scheme(&value[..n], scheme)
+    {
+        return Some((n + 1, value.len()));
+    }
     let start = value.iter().position(|b| !blank(b))?;
     let end = value.iter().rposition(|b| !blank(b))? + 1;
     let scheme_end = value[start..end]
         .iter()
         .position(blank)
         .map_or(end, |i| start + i);
-    if !value[start..scheme_end].eq_ignore_ascii_case(scheme) {
+    if !eq_scheme(&value[start..scheme_end], scheme) {
         return None;
     }
     let token_start = value[scheme_end..end]
@@ -202,6 +214,16 @@ fn scheme_range(value: &[u8], scheme: &[u8]) -> Option<(usize, usize)> {
         .position(|b| !blank(b))
         .map_or(end, |i| scheme_end + i);
     Some((token_start, end))
+}
+
+/// Whether `name` is `scheme` (ASCII letters, lowercase) in any case (RFC 7235 §2.1). Setting
+/// 0x20 turns an uppercase letter into its lowercase and makes no other byte a letter that was not
+/// one of these two, so for a scheme of letters this is `eq_ignore_ascii_case`, in fewer
+/// instructions (it runs on every request).
+#[inline]
+fn eq_scheme(name: &[u8], scheme: &[u8]) -> bool {
+    debug_assert!(scheme.iter().all(u8::is_ascii_lowercase), "{scheme:?}");
+    name.len() == scheme.len() && name.iter().zip(scheme).all(|(&b, &s)| b | 0x20 == s)
 }
 
 /// RFC 6750 §2.1: `b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
@@ -259,6 +281,88 @@ mod tests {
         ];
         for (value, expected) in rows {
             assert_eq!(&parse_authorization(value), expected, "{value:?}");
+        }
+    }
+
+    /// The short cut for `<scheme> <token>` finds what the scan alone finds (the rule as it was
+    /// written before the short cut, kept here as the reference), for every value made of up to four
+    /// pieces: blanks, schemes in several cases, near-schemes and tokens.
+    #[test]
+    fn scheme_range_short_cut_agrees_with_the_scan() {
+        fn scan(value: &[u8], scheme: &[u8]) -> Option<(usize, usize)> {
+            let blank = |b: &u8| *b == b' ' || *b == b'\t';
+            let start = value.iter().position(|b| !blank(b))?;
+            let end = value.iter().rposition(|b| !blank(b))? + 1;
+            let scheme_end = value[start..end]
+                .iter()
+                .position(blank)
+                .map_or(end, |i| start + i);
+            if !value[start..scheme_end].eq_ignore_ascii_case(scheme) {
+                return None;
+            }
+            let token_start = value[scheme_end..end]
+                .iter()
+                .position(|b| !blank(b))
+                .map_or(end, |i| scheme_end + i);
+            Some((token_start, end))
+        }
+        let pieces: &[&[u8]] = &[
+            b" ",
+            b"\t",
+            b"  ",
+            b"Bearer",
+            b"bEARER",
+            b"Bearer ",
+            b"Bearerx",
+            b"Beare",
+            b"DPoP",
+            b"dpop ",
+            b"a.b.c",
+            b"x",
+            b"=",
+            b"\xc3\xa9",
+            b"\0",
+        ];
+        let mut values: Vec<Vec<u8>> = vec![Vec::new()];
+        for _ in 0..4 {
+            let longer: Vec<Vec<u8>> = values
+                .iter()
+                .flat_map(|v| pieces.iter().map(move |p| [v.as_slice(), p].concat()))
+                .collect();
+            values.extend(longer);
+        }
+        values.sort();
+        values.dedup();
+        for value in &values {
+            for scheme in [&b"bearer"[..], b"dpop"] {
+                assert_eq!(
+                    scheme_range(value, scheme),
+                    scan(value, scheme),
+                    "{:?} {:?}",
+                    String::from_utf8_lossy(value),
+                    String::from_utf8_lossy(scheme)
+                );
+            }
+        }
+    }
+
+    /// `eq_scheme` is `eq_ignore_ascii_case` for the schemes the crate reads, whatever the bytes
+    /// compared with them (every byte value in every position).
+    #[test]
+    fn scheme_comparison_is_case_insensitive_equality() {
+        for scheme in [&b"bearer"[..], b"dpop"] {
+            for i in 0..scheme.len() {
+                for b in 0..=u8::MAX {
+                    let mut name = scheme.to_vec();
+                    name[i] = b;
+                    assert_eq!(
+                        eq_scheme(&name, scheme),
+                        name.eq_ignore_ascii_case(scheme),
+                        "{name:?}"
+                    );
+                }
+            }
+            assert!(!eq_scheme(&scheme[1..], scheme));
         }
     }
 

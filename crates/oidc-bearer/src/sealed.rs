@@ -31,6 +31,7 @@ pub(crate) const INTERNAL: Internal = Internal {
 impl Internal {
     /// The seal for `token`, with its cache key's digest: pass it only with these same bytes (the
     /// HTTP layer hashes the bytes it then hands to the verifier, or the copy it made of them).
+    #[inline]
     pub(crate) fn hashed(token: &[u8]) -> Self {
         Self {
             signature_sha256: TokenKey::new(token).map(|key| (key.digest, key.signing_input.len())),
@@ -39,6 +40,7 @@ impl Internal {
 
     /// The cache key of `token`, the bytes this seal was made for: its digest reused if it carries
     /// one, else computed now. `None` for bytes without a `.` (no JWS).
+    #[inline]
     pub(crate) fn key(self, token: &[u8]) -> Option<TokenKey<'_>> {
         match self.signature_sha256 {
             Some((digest, dot)) => TokenKey::prehashed(token, digest, dot),

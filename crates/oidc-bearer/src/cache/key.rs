@@ -26,6 +26,7 @@ pub(crate) struct TokenKey<'a> {
 
 impl<'a> TokenKey<'a> {
     /// The key of `token`; `None` for bytes without a `.`, which are no JWS and cannot be cached.
+    #[inline]
     pub(crate) fn new(token: &'a [u8]) -> Option<Self> {
         let dot = memchr::memrchr(b'.', token)?;
         Some(Self {
@@ -41,6 +42,7 @@ impl<'a> TokenKey<'a> {
     /// that signature would match these bytes by their signing input alone (the rule above needs
     /// both). Its one caller, the seal, is made from the bytes it comes with; debug builds (every
     /// test) recompute and compare.
+    #[inline]
     pub(crate) fn prehashed(token: &'a [u8], digest: Sha256, dot: usize) -> Option<Self> {
         if token.get(dot) != Some(&b'.') {
             return None;

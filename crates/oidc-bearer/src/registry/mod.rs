@@ -448,11 +448,16 @@ impl Inner {
 impl VerifyToken for IssuerRegistry {
     /// Like [`verify`](IssuerRegistry::verify), with the claims shared (served from the issuer's
     /// token cache when it has the token).
-    async fn verify_token<T>(&self, token: &str) -> Result<Arc<T>, VerifyError>
+    // A plain function handing on `verify_token_hashed`'s future: an `async fn` here wrapped it in
+    // one more state machine, moved and polled on every miss.
+    fn verify_token<T>(
+        &self,
+        token: &str,
+    ) -> impl std::future::Future<Output = Result<Arc<T>, VerifyError>> + Send
     where
         T: DeserializeOwned + Send + Sync + 'static,
     {
-        self.verify_token_hashed(token, INTERNAL).await
+        self.verify_token_hashed(token, INTERNAL)
     }
 
     async fn verify_token_hashed<T>(
@@ -484,6 +489,7 @@ impl VerifyToken for IssuerRegistry {
         self.cached_shared(token, internal)
     }
 
+    #[inline]
     fn hash_token(&self, token: &[u8], _: Internal) -> Internal {
         // As a verifier's: a token over the cap is refused unhashed (`cached_shared`, `Jws::new`).
         if token.len() > self.inner.limits.max_token_bytes {

@@ -584,11 +584,16 @@ pub trait VerifyToken: Clone + Send + Sync + 'static {
 }
 
 impl VerifyToken for Verifier {
-    async fn verify_token<T>(&self, token: &str) -> Result<Arc<T>, VerifyError>
+    // A plain function handing on `verify_token_hashed`'s future: an `async fn` here wrapped it in
+    // one more state machine, moved and polled on every miss.
+    fn verify_token<T>(
+        &self,
+        token: &str,
+    ) -> impl std::future::Future<Output = Result<Arc<T>, VerifyError>> + Send
     where
         T: DeserializeOwned + Send + Sync + 'static,
     {
-        self.verify_token_hashed(token, INTERNAL).await
+        self.verify_token_hashed(token, INTERNAL)
     }
 
     async fn verify_token_hashed<T>(
@@ -604,6 +609,7 @@ impl VerifyToken for Verifier {
             .map(|(claims, _)| claims)
     }
 
+    #[inline]
     fn hash_token(&self, token: &[u8], _: Internal) -> Internal {
         // Not over the size cap: an oversized token is refused before anything is hashed
         // (`Rules::check_size`), and the lookup and the verification that take this seal refuse
