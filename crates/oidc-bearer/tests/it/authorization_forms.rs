@@ -12,7 +12,7 @@ use std::convert::Infallible;
 
 use oidc_bearer::claims::DefaultClaims;
 use oidc_bearer::rejection::AuthRejection;
-use oidc_bearer::{BearerAuthLayer, Dpop, DpopMode, Verifier};
+use oidc_bearer::{BearerAuthLayer, Claims, Dpop, DpopMode, Verifier};
 use oidc_bearer_testing::{DpopKey, KeyAlg, TestIssuer};
 use tower::{Layer as _, ServiceExt as _};
 
@@ -33,15 +33,36 @@ fn layer(
     (layer, verifier)
 }
 
+/// The layers a cached token must not leak through: without DPoP, with DPoP allowed, and
+/// optional (where a request without bearer credentials reaches the handler, without claims).
+fn layers(
+    issuer: &TestIssuer,
+) -> [(
+    &'static str,
+    BearerAuthLayer<Verifier, DefaultClaims>,
+    Verifier,
+); 3] {
+    let (plain, v1) = layer(issuer, None);
+    let (allowed, v2) = layer(issuer, Some(DpopMode::Allowed));
+    let (optional, v3) = layer(issuer, None);
+    [
+        ("plain", plain, v1),
+        ("dpop-allowed", allowed, v2),
+        ("optional", optional.optional(), v3),
+    ]
+}
+
 /// The answer to `GET /orders` with these `Authorization` values (as bytes) and `DPoP` proof:
-/// the status and the refusal's code, or `ok`.
+/// the status and the refusal's code, or what the handler got: `ok` (claims) or `anonymous`.
 async fn answer(
     layer: &BearerAuthLayer<Verifier, DefaultClaims>,
     authorization: &[&[u8]],
     proof: Option<String>,
 ) -> (u16, &'static str) {
-    let service = layer.layer(tower::service_fn(|_: http::Request<String>| async {
-        Ok::<_, Infallible>(http::Response::new(String::new()))
+    let service = layer.layer(tower::service_fn(|req: http::Request<String>| async move {
+        let claims = req.extensions().get::<Claims<DefaultClaims>>().is_some();
+        let who = if claims { "ok" } else { "anonymous" };
+        Ok::<_, Infallible>(http::Response::new(who.to_owned()))
     }));
     let mut request = http::Request::get("/orders");
     for value in authorization {
@@ -57,11 +78,13 @@ async fn answer(
         .oneshot(request.body(String::new()).unwrap())
         .await
         .unwrap();
-    let code = response
-        .extensions()
-        .get::<AuthRejection>()
-        .map_or("ok", AuthRejection::code);
-    (response.status().as_u16(), code)
+    let status = response.status().as_u16();
+    let code = match response.extensions().get::<AuthRejection>() {
+        Some(rejection) => rejection.code(),
+        None if response.body() == "ok" => "ok",
+        None => "anonymous",
+    };
+    (status, code)
 }
 
 /// Asserts that each of `values`, alone in `Authorization` and without a proof, is answered
@@ -166,8 +189,9 @@ async fn a_cached_bound_token_is_refused_as_bearer_in_every_spelling() {
 
 /// A token in the cache is never taken from a header the checked reading refuses or does not
 /// read as `Bearer` credentials (several headers, another scheme or a near one, a second word,
-/// obs-text, no token), on a layer without DPoP and one that allows it; its good spellings are
-/// answered from the cache.
+/// obs-text, no token), on a layer without DPoP, one that allows it and an optional one (which
+/// lets such a request through without claims, never with the cached token's); its good
+/// spellings are answered from the cache.
 #[tokio::test]
 async fn a_cached_token_is_not_taken_from_a_header_the_checked_reading_refuses() {
     let issuer = TestIssuer::start().await;
@@ -211,13 +235,16 @@ async fn a_cached_token_is_not_taken_from_a_header_the_checked_reading_refuses()
         " \t ".to_owned(),
     ]
     .map(String::into_bytes);
-    for mode in [None, Some(DpopMode::Allowed)] {
-        let (layer, verifier) = layer(&issuer, mode);
+    for (name, layer, verifier) in layers(&issuer) {
         let plain = format!("Bearer {t}");
         assert_eq!(answer(&layer, &[plain.as_bytes()], None).await, (200, "ok"));
-        let context = format!("{mode:?}");
-        each_answered(&layer, &malformed, (400, "invalid_request"), &context).await;
-        each_answered(&layer, &other_scheme, (401, "missing_token"), &context).await;
+        // No bearer credentials: refused, or let through without claims when optional.
+        let none = match name {
+            "optional" => (200, "anonymous"),
+            _ => (401, "missing_token"),
+        };
+        each_answered(&layer, &malformed, (400, "invalid_request"), name).await;
+        each_answered(&layer, &other_scheme, none, name).await;
         // Several headers, whatever the other one says (RFC 6750 §2.1's one credential).
         for other in ["Bearer x.y.z", "Basic eDp5", plain.as_str(), "DPoP x.y.z"] {
             for pair in [
@@ -227,31 +254,31 @@ async fn a_cached_token_is_not_taken_from_a_header_the_checked_reading_refuses()
                 assert_eq!(
                     answer(&layer, &pair, None).await,
                     (400, "invalid_request"),
-                    "{mode:?} {other:?}"
+                    "{name} {other:?}"
                 );
             }
         }
         // The DPoP scheme is no bearer credential: without DPoP, missing; with it, its rules.
         let dpop = format!("DPoP {t}");
-        let expected = match mode {
-            None => (401, "missing_token"),
-            Some(_) => (401, "dpop_proof_missing"),
+        let expected = match name {
+            "dpop-allowed" => (401, "dpop_proof_missing"),
+            _ => none,
         };
         assert_eq!(
             answer(&layer, &[dpop.as_bytes()], None).await,
             expected,
-            "{mode:?}"
+            "{name}"
         );
         // Every spelling the checked reading accepts is answered, from the cache.
         let before = verifier.token_cache_stats().unwrap();
         let good = spellings("Bearer", t);
-        each_answered(&layer, &good, (200, "ok"), &context).await;
+        each_answered(&layer, &good, (200, "ok"), name).await;
         let after = verifier.token_cache_stats().unwrap();
-        assert_eq!(after.insertions, 1, "{mode:?} {after:?}");
+        assert_eq!(after.insertions, 1, "{name} {after:?}");
         assert_eq!(
             after.hits - before.hits,
             good.len() as u64,
-            "{mode:?} {after:?}"
+            "{name} {after:?}"
         );
     }
 }
