@@ -284,6 +284,21 @@ mod tests {
         }
     }
 
+    /// Every concatenation of up to `n` of `pieces` (the empty value too), sorted, without repeats.
+    fn concatenations(pieces: &[&[u8]], n: usize) -> Vec<Vec<u8>> {
+        let mut values: Vec<Vec<u8>> = vec![Vec::new()];
+        for _ in 0..n {
+            let longer: Vec<Vec<u8>> = values
+                .iter()
+                .flat_map(|v| pieces.iter().map(move |p| [v.as_slice(), p].concat()))
+                .collect();
+            values.extend(longer);
+        }
+        values.sort();
+        values.dedup();
+        values
+    }
+
     /// The short cut for `<scheme> <token>` finds what the scan alone finds (the rule as it was
     /// written before the short cut, kept here as the reference), for every value made of up to four
     /// pieces: blanks, schemes in several cases, near-schemes and tokens.
@@ -323,16 +338,7 @@ mod tests {
             b"\xc3\xa9",
             b"\0",
         ];
-        let mut values: Vec<Vec<u8>> = vec![Vec::new()];
-        for _ in 0..4 {
-            let longer: Vec<Vec<u8>> = values
-                .iter()
-                .flat_map(|v| pieces.iter().map(move |p| [v.as_slice(), p].concat()))
-                .collect();
-            values.extend(longer);
-        }
-        values.sort();
-        values.dedup();
+        let values = concatenations(pieces, 4);
         for value in &values {
             for scheme in [&b"bearer"[..], b"dpop"] {
                 assert_eq!(
@@ -432,6 +438,113 @@ mod tests {
                             |t| std::str::from_utf8(t).is_ok_and(|t| check_b64token(t).is_ok());
                         assert!(!unchecked.is_some_and(b64token), "{header} {values:?}")
                     }
+                }
+            }
+        }
+    }
+
+    /// Review of the Authorization short cut (67b9a93), every value of up to four pieces that a
+    /// `HeaderValue` can hold (blanks, obs-text, both schemes in several cases, near-schemes,
+    /// tokens, `,` and `=`), alone and next to a second header: `token_unchecked` keeps
+    /// `token`'s contract (the same token where `token` accepts; nothing where `token` finds no
+    /// credentials or refuses the request for a reason other than the token's bytes; never a
+    /// b64token where `token` refuses the bytes), the token found is what an independent
+    /// split-and-trim reading of RFC 7235's `credentials = auth-scheme [ 1*SP token68 ]` finds,
+    /// and a value in the `DPoP` scheme is never read as `Bearer` credentials, nor the reverse
+    /// (RFC 9449 §7.2: the layer's two paths must not take each other's requests).
+    #[test]
+    fn authorization_short_cut_keeps_the_unchecked_contract_for_generated_values() {
+        use http::HeaderValue;
+        /// Blanks as the crate splits at them (RFC 7230 OWS: SP and HTAB).
+        fn strip(mut v: &[u8]) -> &[u8] {
+            while let [b' ' | b'\t', rest @ ..] = v {
+                v = rest;
+            }
+            while let [rest @ .., b' ' | b'\t'] = v {
+                v = rest;
+            }
+            v
+        }
+        /// The credentials after `scheme`, written without `scheme_range`'s indices.
+        fn reference<'a>(value: &'a [u8], scheme: &[u8]) -> Option<&'a [u8]> {
+            let value = strip(value);
+            let split = value
+                .iter()
+                .position(|b| *b == b' ' || *b == b'\t')
+                .unwrap_or(value.len());
+            let (name, rest) = value.split_at(split);
+            (!name.is_empty() && name.eq_ignore_ascii_case(scheme)).then(|| strip(rest))
+        }
+        let pieces: &[&[u8]] = &[
+            b" ",
+            b"\t",
+            b"Bearer",
+            b"bEARER",
+            b"DPoP",
+            b"dPOP",
+            b"Bearerx",
+            b"a.b.c",
+            b"=",
+            b",",
+            b"\xff",
+            b"\xc2\xa0",
+            b"B",
+        ];
+        let values = concatenations(pieces, 4);
+        let second = HeaderValue::from_static("Bearer a.b.c");
+        let b64token = |t: &[u8]| std::str::from_utf8(t).is_ok_and(|t| check_b64token(t).is_ok());
+        for bytes in &values {
+            let value = HeaderValue::from_bytes(bytes).unwrap();
+            let shown = String::from_utf8_lossy(bytes);
+            for two in [false, true] {
+                let mut headers = HeaderMap::new();
+                headers.append(AUTHORIZATION, value.clone());
+                if two {
+                    headers.append(AUTHORIZATION, second.clone());
+                }
+                let checked = AuthorizationHeader.token(&headers);
+                let unchecked =
+                    AuthorizationHeader.token_unchecked(&headers, crate::sealed::INTERNAL);
+                match checked {
+                    Ok(Some(token)) => {
+                        assert_eq!(unchecked, Some(token.as_bytes()), "{shown:?} two={two}")
+                    }
+                    Ok(None) | Err(BearerError::MultipleAuthorizationHeaders) => {
+                        assert_eq!(unchecked, None, "{shown:?} two={two}")
+                    }
+                    Err(_) => assert!(!unchecked.is_some_and(b64token), "{shown:?} two={two}"),
+                }
+                if two {
+                    assert_eq!(unchecked, None, "{shown:?}");
+                    assert_eq!(
+                        scheme_credentials(&headers, b"dpop"),
+                        Err(BearerError::MultipleAuthorizationHeaders),
+                        "{shown:?}"
+                    );
+                    continue;
+                }
+                let bearer = reference(bytes, b"bearer");
+                let dpop = reference(bytes, b"dpop");
+                assert_eq!(unchecked, bearer, "{shown:?}");
+                assert_eq!(
+                    scheme_range(bytes, b"dpop").map(|(s, e)| &bytes[s..e]),
+                    dpop,
+                    "{shown:?}"
+                );
+                // One scheme or the other, never both.
+                assert!(bearer.is_none() || dpop.is_none(), "{shown:?}");
+                let dpop_checked = scheme_credentials(&headers, b"dpop");
+                if dpop.is_some() {
+                    assert!(
+                        matches!(checked, Ok(None) | Err(BearerError::NotAscii)),
+                        "{shown:?}"
+                    );
+                }
+                if bearer.is_some() {
+                    assert!(
+                        matches!(dpop_checked, Ok(None) | Err(BearerError::NotAscii)),
+                        "{shown:?}"
+                    );
                 }
             }
         }

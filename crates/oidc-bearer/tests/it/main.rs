@@ -4,6 +4,7 @@
 mod support;
 
 mod algorithms;
+mod authorization_forms;
 mod dpop;
 mod dpop_attacks;
 // Signs its HS256 tokens with aws-lc-rs, which the rust-crypto build does not link.
