@@ -73,6 +73,10 @@ def main() -> int:
     for crate in CRATES:
         with tarfile.open(target / "package" / f"{crate}-{version}.crate") as archive:
             archive.extractall(check, filter="data")
+    # The archive's fixed timestamps are older than the last run's artifacts: cargo would take the
+    # sources for unchanged and report the last run's result. Now, so that they are compiled anew.
+    for path in check.rglob("*"):
+        os.utime(path)
     # The repository's profiles, so that the dependencies' artifacts are shared with the other steps.
     profiles = tomllib.loads((ROOT / "Cargo.toml").read_text()).get("profile", {})
     manifest = [
