@@ -502,19 +502,12 @@ fn in_cluster_connections_trust_only_the_cluster_ca_not_the_system_roots() {
     fs::write(dir.path().join("cluster.pem"), cluster_pem).unwrap();
     fs::write(dir.path().join("token"), "pod-token").unwrap();
     fs::write(dir.path().join("url"), url).unwrap();
-    let output = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([TLS_CHILD, "--exact", "--ignored", "--nocapture"])
-        .env("SSL_CERT_FILE", dir.path().join("system.pem"))
-        .env_remove("SSL_CERT_DIR")
-        .env(TLS_CHILD_ENV, dir.path())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success() && stdout.contains("1 passed"),
-        "the child failed or did not run:\n{stdout}\n{stderr}"
-    );
+    crate::support::run_child_test(TLS_CHILD, |child| {
+        child
+            .env("SSL_CERT_FILE", dir.path().join("system.pem"))
+            .env_remove("SSL_CERT_DIR")
+            .env(TLS_CHILD_ENV, dir.path());
+    });
 }
 
 /// The child process of the test above (with nothing to do when run on its own).
