@@ -753,3 +753,70 @@ fn out_of_file_descriptors_in_a_process_of_its_own() {
         assert_not_accepted(&result, "this process out of file descriptors");
     });
 }
+
+/// A review whose runtime is not driven while the API server answers — a current-thread runtime
+/// between two `block_on` calls (a synchronous wrapper), or workers all busy — finds, when it runs
+/// again, its timeout past and the answer waiting in the socket. The API server answered in time:
+/// the delay is this process's, and must open no grace period (the outage it would record opens
+/// it for every token, on every runtime sharing the check).
+///
+/// Review finding (s3-review-file2): when the runtime runs again, the review's expired timers are
+/// seen before the answer (reqwest's `PendingRequest` polls its total timeout first, and
+/// `ApiServer::review` runs under `tokio::time::timeout` too), so the answer in hand becomes
+/// `Fetch(Timeout)`, which `is_api_server_failure()` counts as an outage.
+#[test]
+fn a_review_resumed_after_its_runtime_sat_idle_opens_no_grace_period() {
+    let main = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let side = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // The API server on a runtime that runs throughout.
+    let cluster = main.block_on(Cluster::start());
+    let clock = ManualClock::new();
+    let mut settings = TokenReviewSettings::default();
+    // The API server on loopback answers in microseconds; the default 5 s would only slow the
+    // test down.
+    settings.timeout = Duration::from_millis(300);
+    let api = || cluster.in_cluster().api_server().unwrap();
+    let (verifier, control) = side.block_on(async {
+        (
+            loaded_without_a_review(&cluster, &clock, api(), settings.clone()).await,
+            loaded_without_a_review(&cluster, &clock, api(), settings.clone()).await,
+        )
+    });
+    let revoked = cluster.token().sign();
+    cluster.reviews.delete_bound_object(&revoked);
+    // The control: driven throughout, the review is refused.
+    let refused = side.block_on(verify(&control, &revoked));
+    assert!(
+        matches!(refused, Err(VerifyError::ReviewRefused { .. })),
+        "{refused:?}"
+    );
+
+    // The first call drives the review until the API server has it, then returns (its caller's
+    // deadline); the review goes on as a task of its own.
+    let sent = cluster.reviews.calls();
+    let held = cluster.reviews.hold();
+    side.block_on(async {
+        let mut first = Box::pin(verify(&verifier, &revoked));
+        std::future::poll_fn(|cx| {
+            assert!(first.as_mut().poll(cx).is_pending(), "answered at once");
+            std::task::Poll::Ready(())
+        })
+        .await;
+        cluster.reviews.wait_for_calls(sent + 1).await;
+    });
+    // The API server answers at once, long before the review's timeout...
+    drop(held);
+    // ...while the runtime sits idle past it (the idle time is what is tested, not a wait for
+    // something).
+    std::thread::sleep(settings.timeout * 2);
+    // The next call joins the review in flight, which runs again and ends.
+    let result = side.block_on(verify(&verifier, &revoked));
+    assert_not_accepted(&result, "a runtime not driven past the review's timeout");
+}
