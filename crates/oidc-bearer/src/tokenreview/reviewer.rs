@@ -564,6 +564,52 @@ mod tests {
         );
     }
 
+    /// Our credential is awaited outside the review's timeout (so that its time is never the
+    /// API server's), but it must still be bounded: a credential that never comes (a future
+    /// that never completes, on a path added later — a metadata server, a mount read without
+    /// `bounded`) must not hold a review slot, a place under `max_pending_reviews` and the
+    /// single-flight review of a token forever. It ends as a local failure, never an outage.
+    ///
+    /// Review finding (s3-review-file2): `Reviewer::call` awaits `ApiServer::authorization`
+    /// with no bound of its own; only `TokenFile`'s `READ_TIMEOUT` bounds it today.
+    #[tokio::test(start_paused = true)]
+    async fn a_credential_that_never_comes_does_not_hold_a_review_forever() {
+        let api = ApiServer::builder("http://127.0.0.1:1")
+            .with_credential(Arc::new(|| Box::pin(std::future::pending())))
+            .build()
+            .unwrap();
+        let reviewer = Arc::new(Reviewer::new(
+            api,
+            vec!["aud".into()],
+            TokenReviewSettings::default(),
+            Arc::new(crate::clock::ManualClock::new()),
+        ));
+        let key = TokenKey {
+            digest: [1; 32],
+            signing_input: b"h.p",
+        };
+        let Started::Pending(answer) = reviewer.start(&key, "h.p.s", None) else {
+            panic!("a review was started");
+        };
+        // Paused time: this jumps as soon as nothing else can run. An hour is far past every
+        // bound a review has (a slot, the credential file's read, the API server's answer).
+        let ended = tokio::time::timeout(Duration::from_secs(3600), wait(answer)).await;
+        let stats = reviewer.stats();
+        let Ok(answer) = ended else {
+            panic!(
+                "a review whose credential never comes still holds its slot and its flight after \
+                 an hour: {stats:?}"
+            );
+        };
+        match answer {
+            Err(VerifyError::ReviewUnavailable { source }) => {
+                assert!(!source.is_api_server_failure(), "{source:?}")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(reviewer.outage_since(), None);
+    }
+
     #[test]
     fn settings_are_checked() {
         assert!(TokenReviewSettings::default().validate().is_ok());
