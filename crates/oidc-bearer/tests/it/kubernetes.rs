@@ -673,3 +673,54 @@ fn in_cluster_refuses_a_ca_path_that_is_a_fifo() {
     let built = built.expect("InCluster::api_server waited on a FIFO at the CA path");
     assert!(built.is_err(), "a FIFO accepted as the cluster CA");
 }
+
+/// A cluster CA that did not sign the API server's certificate (the CA of another cluster, a
+/// stale bundle) is our own configuration, which no outage of the API server explains: the
+/// object-binding check must open no grace period for it (a deleted pod's token passes then),
+/// and call it what it is (a configuration error, logged at ERROR naming what to change).
+///
+/// Review finding (s3-review-file2): the failed TLS handshake is a `Fetch(Transport)`, which
+/// `is_api_server_failure()` counts as an outage (and `is_configuration()` does not count as
+/// ours).
+#[tokio::test]
+async fn a_cluster_ca_that_did_not_sign_the_api_server_opens_no_grace_period() {
+    use oidc_bearer::VerifyToken as _;
+    use oidc_bearer::tokenreview::ObjectBindingCheck;
+    let cluster = crate::support::cluster::Cluster::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (_, served_by) = test_ca("the API server's CA");
+    let (configured_pem, _) = test_ca("another cluster's CA");
+    fs::write(dir.path().join("ca.crt"), configured_pem).unwrap();
+    let api = cluster
+        .in_cluster()
+        .with_api_server(https_404_server(&served_by))
+        .with_ca_path(dir.path().join("ca.crt"))
+        .api_server()
+        .unwrap();
+    let verifier = cluster
+        .in_cluster()
+        .verifier_builder(cluster.issuer.issuer(), crate::support::cluster::AUD)
+        .unwrap()
+        .with_clock(ManualClock::new())
+        .build()
+        .unwrap();
+    let verifier = ObjectBindingCheck::new(Duration::from_secs(30))
+        .with_api_server(api)
+        .wrap(verifier)
+        .unwrap();
+    let revoked = cluster.token().sign();
+    cluster.reviews.delete_bound_object(&revoked);
+
+    let result = verifier.verify_token::<KubernetesClaims>(&revoked).await;
+    match result {
+        Ok(_) => panic!(
+            "a deleted pod's token was accepted: a cluster CA that does not match counted as an \
+             API-server outage and opened the grace period"
+        ),
+        Err(VerifyError::ReviewUnavailable { source }) => assert!(
+            !source.is_api_server_failure() && source.is_configuration(),
+            "{source:?}"
+        ),
+        Err(other) => panic!("{other:?}"),
+    }
+}
