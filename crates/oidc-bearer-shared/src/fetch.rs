@@ -50,6 +50,33 @@ pub enum FetchError {
         /// The cap, in bytes.
         max_bytes: usize,
     },
+    /// The exchange failed on this side, for a reason that says nothing about the server: see
+    /// [`LocalCause`]. (When in doubt, a failure is the server's `Transport` or `Timeout` only if
+    /// nothing here explains it.)
+    Local {
+        /// What failed here.
+        cause: LocalCause,
+        /// What went wrong, every cause included.
+        message: String,
+    },
+}
+
+/// Why an exchange failed on this side ([`FetchError::Local`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LocalCause {
+    /// TLS refused the server's certificate (not signed by a trusted root — the configured CA —,
+    /// expired, or for another name): a setting to change (the roots, the URL), or someone
+    /// between us and the server; never the server being down. The request was not sent.
+    Certificate,
+}
+
+impl fmt::Display for LocalCause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Certificate => "the server's TLS certificate was refused",
+        })
+    }
 }
 
 impl fmt::Display for FetchError {
@@ -59,6 +86,7 @@ impl fmt::Display for FetchError {
             Self::Transport { message } => write!(f, "the request failed: {message}"),
             Self::Timeout { timeout } => write!(f, "no answer within {timeout:?}"),
             Self::TooLarge { max_bytes } => write!(f, "response larger than {max_bytes} bytes"),
+            Self::Local { cause, message } => write!(f, "{cause}: {message}"),
         }
     }
 }
@@ -73,7 +101,7 @@ mod client {
     use bytes::Bytes;
     use http_body_util::{BodyExt as _, LengthLimitError, Limited};
 
-    use super::FetchError;
+    use super::{FetchError, LocalCause};
     use crate::error_chain;
 
     /// How an HTTP client connects: what [`client`] builds from.
@@ -190,17 +218,49 @@ mod client {
     }
 
     impl FetchError {
-        /// An error of the HTTP client: its timeout, or a transport failure with every cause (the
-        /// URL left out: the caller's message names it).
+        /// An error of the HTTP client: its timeout, a failure on this side found in its causes
+        /// ([`LocalCause`]), or else a transport failure with every cause (the URL left out: the
+        /// caller's message names it).
         fn of(error: reqwest::Error, timeout: Duration) -> Self {
+            let error = error.without_url();
             if error.is_timeout() {
-                Self::Timeout { timeout }
-            } else {
-                Self::Transport {
-                    message: error_chain(&error.without_url()),
-                }
+                return Self::Timeout { timeout };
+            }
+            let message = error_chain(&error);
+            match local_cause(&error) {
+                Some(cause) => Self::Local { cause, message },
+                None => Self::Transport { message },
             }
         }
+    }
+
+    /// The first cause of `error` that is this side's, looking through every source, and into
+    /// each `io::Error` (whose `source()` skips the error it wraps: tokio-rustls's TLS errors and
+    /// the connector's own are carried that way).
+    fn local_cause(error: &(dyn std::error::Error + 'static)) -> Option<LocalCause> {
+        let mut next = Some(error);
+        while let Some(cause) = next {
+            if let Some(found) = local_cause_of(cause) {
+                return Some(found);
+            }
+            next = match cause.downcast_ref::<std::io::Error>() {
+                Some(io) => io.get_ref().map(|inner| inner as _),
+                None => cause.source(),
+            };
+        }
+        None
+    }
+
+    /// Whether `error` itself (not its causes) is this side's.
+    fn local_cause_of(error: &(dyn std::error::Error + 'static)) -> Option<LocalCause> {
+        // A certificate refused by our verifier (webpki against our roots, RFC 5280 path
+        // validation): a CA that did not sign the server's certificate is our configuration (or
+        // an interception), never an outage — client-go fails `rest.InClusterConfig` requests the
+        // same way, without retrying them as the server's failure.
+        if let Some(rustls::Error::InvalidCertificate(_)) = error.downcast_ref::<rustls::Error>() {
+            return Some(LocalCause::Certificate);
+        }
+        None
     }
 
     /// Sends `request` with a total `timeout` (body included); an error before the status line is a

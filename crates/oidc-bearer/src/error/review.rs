@@ -4,7 +4,8 @@
 use std::fmt;
 use std::time::Duration;
 
-use oidc_bearer_shared::{fetch::FetchError, flight::FlightError};
+use oidc_bearer_shared::fetch::{FetchError, LocalCause};
+use oidc_bearer_shared::flight::FlightError;
 
 /// A TokenReview could not be done: the token may well be valid, so an HTTP server answers 503
 /// with `Retry-After` ([`VerifyError::ReviewUnavailable`](crate::VerifyError::ReviewUnavailable)).
@@ -61,6 +62,10 @@ impl ReviewError {
             Self::Fetch(FetchError::Status { .. }) => "review_http_status",
             Self::Fetch(FetchError::Timeout { .. }) => "review_timeout",
             Self::Fetch(FetchError::TooLarge { .. }) => "review_response_too_large",
+            Self::Fetch(FetchError::Local {
+                cause: LocalCause::Certificate,
+                ..
+            }) => "review_certificate_refused",
             Self::Fetch(_) => "review_transport",
             Self::QueueTimeout { .. } => "review_queue_timeout",
             Self::InvalidResponse { .. } => "review_invalid_response",
@@ -73,7 +78,8 @@ impl ReviewError {
 
     /// Whether the API server itself failed: unreachable or the connection broke
     /// ([`FetchError::Transport`]), 5xx or 429 ([`FetchError::Status`]), or no answer within the
-    /// timeout ([`FetchError::Timeout`]). Only these open the
+    /// timeout ([`FetchError::Timeout`]) — and nothing on this side explains it
+    /// ([`FetchError::Local`] never counts: when in doubt, not the API server's). Only these open the
     /// object-binding check's grace period
     /// (`tokenreview::ObjectBindingCheck`): a local limit, our own configuration
     /// or an answer we cannot trust says nothing about whether the API server would refuse the
@@ -85,6 +91,7 @@ impl ReviewError {
         match self {
             Self::Fetch(FetchError::Status { status }) => *status == 429 || *status >= 500,
             Self::Fetch(FetchError::Transport { .. } | FetchError::Timeout { .. }) => true,
+            Self::Fetch(FetchError::Local { .. }) => false,
             Self::Fetch(_)
             | Self::Unauthorized { .. }
             | Self::InvalidResponse { .. }
@@ -115,12 +122,15 @@ impl ReviewError {
     }
 
     /// Whether this is a deployment mistake rather than an outage: our credentials or their
-    /// permissions refused, no credentials at all, or a status that says the URL is wrong.
+    /// permissions refused, no credentials at all, a status that says the URL is wrong, or the
+    /// API server's certificate refused (the configured CA did not sign it).
     pub fn is_configuration(&self) -> bool {
         match self {
             Self::Unauthorized { .. } | Self::NoCredentials => true,
             Self::Flight(error) => error.is_configuration(),
             Self::Fetch(FetchError::Status { status }) => *status != 429 && *status < 500,
+            // The cluster CA we trust did not sign the API server's certificate.
+            Self::Fetch(FetchError::Local { cause, .. }) => *cause == LocalCause::Certificate,
             _ => false,
         }
     }
@@ -148,6 +158,15 @@ impl fmt::Display for ReviewError {
             Self::Fetch(FetchError::TooLarge { max_bytes }) => {
                 write!(f, "TokenReview answer larger than {max_bytes} bytes")
             }
+            Self::Fetch(FetchError::Local {
+                cause: LocalCause::Certificate,
+                message,
+            }) => write!(
+                f,
+                "the API server's TLS certificate was refused ({message}): give the CA that \
+                 signed it (`InCluster::with_ca_path`, default the pod's `ca.crt`; or \
+                 `ApiServerBuilder::with_ca_pem`)"
+            ),
             Self::Fetch(other) => write!(f, "TokenReview request failed: {other}"),
             Self::QueueTimeout { timeout } => write!(
                 f,
