@@ -69,12 +69,16 @@ pub enum LocalCause {
     /// expired, or for another name): a setting to change (the roots, the URL), or someone
     /// between us and the server; never the server being down. The request was not sent.
     Certificate,
+    /// A limit of this process or host (out of file descriptors, socket buffers, memory or local
+    /// ports): the request was not sent.
+    Resources,
 }
 
 impl fmt::Display for LocalCause {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Self::Certificate => "the server's TLS certificate was refused",
+            Self::Resources => "not sent: a resource limit of this process or host",
         })
     }
 }
@@ -260,7 +264,30 @@ mod client {
         if let Some(rustls::Error::InvalidCertificate(_)) = error.downcast_ref::<rustls::Error>() {
             return Some(LocalCause::Certificate);
         }
+        if let Some(io) = error.downcast_ref::<std::io::Error>()
+            && io.raw_os_error().is_some_and(is_resource_limit)
+        {
+            return Some(LocalCause::Resources);
+        }
         None
+    }
+
+    /// Whether an OS error is a limit of this process or host, which says nothing about the
+    /// server: no descriptor left (EMFILE, ENFILE: a flood of idle connections or a leak), no
+    /// buffer space or memory (ENOBUFS, ENOMEM), no local port to bind (EADDRNOTAVAIL: ephemeral
+    /// ports exhausted). socket(2), connect(2).
+    #[cfg(unix)]
+    fn is_resource_limit(code: i32) -> bool {
+        matches!(
+            code,
+            libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM | libc::EADDRNOTAVAIL
+        )
+    }
+
+    /// Elsewhere, no OS error is known to be one (a failure stays the server's `Transport`).
+    #[cfg(not(unix))]
+    fn is_resource_limit(_: i32) -> bool {
+        false
     }
 
     /// Sends `request` with a total `timeout` (body included); an error before the status line is a

@@ -66,6 +66,10 @@ impl ReviewError {
                 cause: LocalCause::Certificate,
                 ..
             }) => "review_certificate_refused",
+            Self::Fetch(FetchError::Local {
+                cause: LocalCause::Resources,
+                ..
+            }) => "review_local_resources",
             Self::Fetch(_) => "review_transport",
             Self::QueueTimeout { .. } => "review_queue_timeout",
             Self::InvalidResponse { .. } => "review_invalid_response",
@@ -102,11 +106,14 @@ impl ReviewError {
     }
 
     /// Whether the review was not sent, or not finished, because of a limit of this process:
-    /// no free slot in time (`QueueTimeout`), or a review that could not run as a task of its own
-    /// (`Flight`: too many tokens pending, no Tokio runtime, or the runtime shutting down).
+    /// no free slot in time (`QueueTimeout`), a review that could not run as a task of its own
+    /// (`Flight`: too many tokens pending, no Tokio runtime, or the runtime shutting down), or a
+    /// failure on this side other than a refused certificate ([`FetchError::Local`]: out of file
+    /// descriptors, …).
     pub fn is_local_limit(&self) -> bool {
         match self {
             Self::QueueTimeout { .. } | Self::Flight(_) => true,
+            Self::Fetch(FetchError::Local { cause, .. }) => *cause != LocalCause::Certificate,
             Self::Unauthorized { .. }
             | Self::Fetch(_)
             | Self::InvalidResponse { .. }
@@ -167,6 +174,9 @@ impl fmt::Display for ReviewError {
                  signed it (`InCluster::with_ca_path`, default the pod's `ca.crt`; or \
                  `ApiServerBuilder::with_ca_pem`)"
             ),
+            Self::Fetch(FetchError::Local { cause, message }) => {
+                write!(f, "TokenReview failed on our side ({cause}): {message}")
+            }
             Self::Fetch(other) => write!(f, "TokenReview request failed: {other}"),
             Self::QueueTimeout { timeout } => write!(
                 f,

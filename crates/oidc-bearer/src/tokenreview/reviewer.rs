@@ -397,8 +397,8 @@ impl Reviewer {
                     %error,
                     max_concurrent_reviews = self.settings.max_concurrent_reviews,
                     suppressed,
-                    "TokenReview not sent: more reviews than this service runs at once; requests \
-                     get 503"
+                    "TokenReview not done because of a limit of this process (see the error); \
+                     requests get 503"
                 );
             }
         } else if error.is_configuration() {
