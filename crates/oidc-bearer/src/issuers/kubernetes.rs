@@ -344,6 +344,7 @@ impl TokenFile {
             .stamp
             .clone();
         let path = self.path.clone();
+        let started_from = held.clone();
         let checked = bounded(&self.reading, READ_TIMEOUT, move || {
             read_if_changed(&path, Some(held))
         });
@@ -351,10 +352,16 @@ impl TokenFile {
             Some(Ok(None)) => return self.last_good(),
             Some(Ok(Some((stamp, token)))) => {
                 let mut cached = self.cached.lock().unwrap_or_else(PoisonError::into_inner);
-                *cached = CachedToken {
-                    stamp,
-                    token: token.clone(),
-                };
+                // Compare and set: stored only over the token this check started from. A later
+                // check may have stored a newer token while this one waited to run again (its
+                // blocking read done, its task not yet polled); the older token must not replace
+                // it. What this check read is still what it sends: it was current when read.
+                if cached.stamp == started_from {
+                    *cached = CachedToken {
+                        stamp,
+                        token: token.clone(),
+                    };
+                }
                 return token;
             }
             Some(Err(error)) => error,
