@@ -13,7 +13,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
-use oidc_bearer_shared::file::{READ_TIMEOUT, bounded, read_regular};
+use oidc_bearer_shared::file::{Queue, READ_TIMEOUT, bounded, read_regular};
 
 use crate::error::ConfigError;
 use crate::fetch::{Credential, bearer_authorization};
@@ -287,8 +287,11 @@ struct TokenFile {
     path: PathBuf,
     /// The last good token, and the stamp of the file it was read from.
     cached: Mutex<CachedToken>,
-    /// Whether a check runs on a blocking thread (perhaps past [`READ_TIMEOUT`]).
+    /// Whether a check is asked for and not ended: queued for, or running on, a blocking thread
+    /// (perhaps past [`READ_TIMEOUT`]).
     reading: Arc<AtomicBool>,
+    /// The checks queued for a blocking thread (see `bounded`).
+    queue: Arc<Queue>,
 }
 
 struct CachedToken {
@@ -327,6 +330,7 @@ impl TokenFile {
             path,
             cached: Mutex::new(CachedToken { stamp, token }),
             reading: Arc::default(),
+            queue: Arc::default(),
         })
     }
 
@@ -345,7 +349,7 @@ impl TokenFile {
             .clone();
         let path = self.path.clone();
         let started_from = held.clone();
-        let checked = bounded(&self.reading, READ_TIMEOUT, move || {
+        let checked = bounded(&self.reading, &self.queue, READ_TIMEOUT, move || {
             read_if_changed(&path, Some(held))
         });
         let error = match checked.await {
