@@ -72,6 +72,9 @@ pub enum LocalCause {
     /// A limit of this process or host (out of file descriptors, socket buffers, memory or local
     /// ports): the request was not sent.
     Resources,
+    /// This side did not do its part in time: the request's own credential not ready, or the
+    /// answer not looked at before the timeout (the process stalled).
+    Stalled,
 }
 
 impl fmt::Display for LocalCause {
@@ -79,6 +82,7 @@ impl fmt::Display for LocalCause {
         f.write_str(match self {
             Self::Certificate => "the server's TLS certificate was refused",
             Self::Resources => "not sent: a resource limit of this process or host",
+            Self::Stalled => "this process did not do its part in time",
         })
     }
 }

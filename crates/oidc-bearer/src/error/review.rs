@@ -70,6 +70,10 @@ impl ReviewError {
                 cause: LocalCause::Resources,
                 ..
             }) => "review_local_resources",
+            Self::Fetch(FetchError::Local {
+                cause: LocalCause::Stalled,
+                ..
+            }) => "review_stalled",
             Self::Fetch(_) => "review_transport",
             Self::QueueTimeout { .. } => "review_queue_timeout",
             Self::InvalidResponse { .. } => "review_invalid_response",

@@ -8,6 +8,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use oidc_bearer_shared::fetch::LocalCause;
+use oidc_bearer_shared::file::READ_TIMEOUT;
 use oidc_bearer_shared::flight::{Flight, FlightGroup};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -373,8 +375,21 @@ impl Reviewer {
                 }
             }
         };
-        // Our credential first, outside the API server's timeout (see `ApiServer::authorization`).
-        let authorization = self.api.authorization().await?;
+        // Our credential first, outside the API server's timeout (see `ApiServer::authorization`),
+        // yet bounded: a token file's check gives up after `READ_TIMEOUT` and sends the last good
+        // token, so a credential not ready after that and the review's timeout again is not
+        // coming (a future that never completes must not hold a slot and a flight forever). Ours,
+        // never the API server's failure.
+        let bound = READ_TIMEOUT.saturating_add(timeout);
+        let authorization = match tokio::time::timeout(bound, self.api.authorization()).await {
+            Ok(authorization) => authorization?,
+            Err(_) => {
+                return Err(ReviewError::Fetch(FetchError::Local {
+                    cause: LocalCause::Stalled,
+                    message: format!("our credential was not ready within {bound:?}"),
+                }));
+            }
+        };
         self.reviews.fetch_add(1, Ordering::Relaxed);
         let review = self
             .api
