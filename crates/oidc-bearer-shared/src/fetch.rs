@@ -101,6 +101,34 @@ impl fmt::Display for FetchError {
 
 impl std::error::Error for FetchError {}
 
+/// How late past its deadline a timeout may be seen and still be the server's. A runtime that is
+/// driven sees an expired timer within a few milliseconds (Tokio's timer ticks by the
+/// millisecond; a worker yields to its timers between tasks); seen 100 ms late, no worker looked
+/// at the exchange for that long, its answer perhaps already waiting in the socket: this process
+/// stalled (a runtime not driven, every worker busy, the process suspended), which says nothing
+/// about the server. Small beside any sensible timeout (2 % of TokenReview's default 5 s).
+pub const STALL_TOLERANCE: Duration = Duration::from_millis(100);
+
+impl FetchError {
+    /// The timeout `timeout`, due at `deadline`, has fired: the server's [`Timeout`](Self::Timeout),
+    /// unless it is seen more than [`STALL_TOLERANCE`] past `deadline`, when the delay is this
+    /// process's ([`LocalCause::Stalled`]). Every timeout of an exchange is classified here (the
+    /// HTTP client's own, in [`send`] and [`Response::body`], and any a caller puts around them).
+    pub fn timed_out(timeout: Duration, deadline: tokio::time::Instant) -> Self {
+        let late = tokio::time::Instant::now().saturating_duration_since(deadline);
+        if late > STALL_TOLERANCE {
+            Self::Local {
+                cause: LocalCause::Stalled,
+                message: format!(
+                    "the timeout of {timeout:?} was seen {late:?} late: this process stalled"
+                ),
+            }
+        } else {
+            Self::Timeout { timeout }
+        }
+    }
+}
+
 #[cfg(feature = "fetch")]
 mod client {
     use std::fmt;
@@ -108,6 +136,7 @@ mod client {
 
     use bytes::Bytes;
     use http_body_util::{BodyExt as _, LengthLimitError, Limited};
+    use tokio::time::Instant;
 
     use super::{FetchError, LocalCause};
     use crate::error_chain;
@@ -229,10 +258,10 @@ mod client {
         /// An error of the HTTP client: its timeout, a failure on this side found in its causes
         /// ([`LocalCause`]), or else a transport failure with every cause (the URL left out: the
         /// caller's message names it).
-        fn of(error: reqwest::Error, timeout: Duration) -> Self {
+        fn of(error: reqwest::Error, timeout: Duration, deadline: Instant) -> Self {
             let error = error.without_url();
             if error.is_timeout() {
-                return Self::Timeout { timeout };
+                return Self::timed_out(timeout, deadline);
             }
             let message = error_chain(&error);
             match local_cause(&error) {
@@ -300,12 +329,18 @@ mod client {
         request: reqwest::RequestBuilder,
         timeout: Duration,
     ) -> Result<Response, FetchError> {
+        // The HTTP client's timeout starts with `send` (its total timeout covers the body too).
+        let deadline = Instant::now() + timeout;
         let response = request
             .timeout(timeout)
             .send()
             .await
-            .map_err(|e| FetchError::of(e, timeout))?;
-        Ok(Response { response, timeout })
+            .map_err(|e| FetchError::of(e, timeout, deadline))?;
+        Ok(Response {
+            response,
+            timeout,
+            deadline,
+        })
     }
 
     /// A response whose status and headers have arrived; its body is read with
@@ -314,6 +349,7 @@ mod client {
     pub struct Response {
         response: reqwest::Response,
         timeout: Duration,
+        deadline: Instant,
     }
 
     impl Response {
@@ -351,13 +387,13 @@ mod client {
             {
                 return Err(too_large);
             }
-            let timeout = self.timeout;
+            let (timeout, deadline) = (self.timeout, self.deadline);
             let body = http::Response::from(self.response).into_body();
             match Limited::new(body, max_bytes).collect().await {
                 Ok(collected) => Ok(collected.to_bytes()),
                 Err(error) if error.is::<LengthLimitError>() => Err(too_large),
                 Err(error) => Err(match error.downcast::<reqwest::Error>() {
-                    Ok(error) => FetchError::of(*error, timeout),
+                    Ok(error) => FetchError::of(*error, timeout, deadline),
                     Err(error) => FetchError::Transport {
                         message: error_chain(&*error),
                     },

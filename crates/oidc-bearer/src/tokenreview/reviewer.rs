@@ -394,9 +394,11 @@ impl Reviewer {
         let review = self
             .api
             .review(authorization, token, &self.audiences, timeout);
-        match tokio::time::timeout(timeout, review).await {
+        // A timeout seen late is this process's stall, not the API server's (`timed_out`).
+        let deadline = tokio::time::Instant::now() + timeout;
+        match tokio::time::timeout_at(deadline, review).await {
             Ok(result) => result,
-            Err(_) => Err(ReviewError::Fetch(FetchError::Timeout { timeout })),
+            Err(_) => Err(ReviewError::Fetch(FetchError::timed_out(timeout, deadline))),
         }
     }
 
