@@ -7,7 +7,9 @@
 //!   a host nobody vetted (RFC 9110 §15.4 leaves following them to the client); a 3xx is a
 //!   [`FetchError::Status`].
 //! - **Timeouts.** A connect timeout per client (`ClientSettings::connect_timeout`) and a total
-//!   one per request (`send`), which covers reading the body too.
+//!   one per request (`send`), which covers reading the body too. A name lookup gets half the
+//!   request's; it, a timeout seen late, a refused certificate and a resource limit of this
+//!   process are [`FetchError::Local`], never the server's failure.
 //! - **Roots.** The system's roots plus extra PEM roots, or exactly the given roots
 //!   (`ClientSettings::system_roots` `false`: a cluster's own API server, trusted only through its
 //!   CA, as client-go's `rest.InClusterConfig` does). Trusting nothing at all is refused.
@@ -75,6 +77,10 @@ pub enum LocalCause {
     /// This side did not do its part in time: the request's own credential not ready, or the
     /// answer not looked at before the timeout (the process stalled).
     Stalled,
+    /// The server's name was not resolved: the lookup failed, or did not end within its share of
+    /// the request's timeout (every blocking thread busy, a resolver that does not answer). The
+    /// request was not sent.
+    NameResolution,
 }
 
 impl fmt::Display for LocalCause {
@@ -83,6 +89,7 @@ impl fmt::Display for LocalCause {
             Self::Certificate => "the server's TLS certificate was refused",
             Self::Resources => "not sent: a resource limit of this process or host",
             Self::Stalled => "this process did not do its part in time",
+            Self::NameResolution => "not sent: the server's name was not resolved",
         })
     }
 }
@@ -221,6 +228,9 @@ mod client {
             // A redirect could move the request to a host (or scheme) we never vetted.
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(settings.connect_timeout)
+            .dns_resolver(BoundedResolver {
+                bound: settings.connect_timeout / 2,
+            })
             .user_agent(settings.user_agent);
         if !settings.proxy {
             builder = builder.no_proxy();
@@ -297,6 +307,9 @@ mod client {
         if let Some(rustls::Error::InvalidCertificate(_)) = error.downcast_ref::<rustls::Error>() {
             return Some(LocalCause::Certificate);
         }
+        if error.is::<NameNotResolved>() {
+            return Some(LocalCause::NameResolution);
+        }
         if let Some(io) = error.downcast_ref::<std::io::Error>()
             && io.raw_os_error().is_some_and(is_resource_limit)
         {
@@ -323,6 +336,60 @@ mod client {
         false
     }
 
+    tokio::task_local! {
+        /// The bound of a name lookup for the request [`send`] is sending: half its timeout.
+        static LOOKUP_BOUND: Duration;
+    }
+
+    /// The one name resolver of every client built here: getaddrinfo(3) on a blocking thread, as
+    /// reqwest's default resolver does, but bounded by half the request's timeout (half the
+    /// connect timeout for a connection made outside [`send`]), so that a lookup waiting for a
+    /// blocking thread (all busy) or for a resolver that does not answer fails as this side's
+    /// ([`LocalCause::NameResolution`]) before the request's timeout, which is the server's, can
+    /// fire. A name that does not resolve is no failure of the server either. (An IP address in
+    /// the URL is never looked up.)
+    #[derive(Debug)]
+    struct BoundedResolver {
+        bound: Duration,
+    }
+
+    impl reqwest::dns::Resolve for BoundedResolver {
+        fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+            // Read when the connect starts, inside `send`'s scope.
+            let bound = LOOKUP_BOUND.try_with(|bound| *bound).unwrap_or(self.bound);
+            let host = name.as_str().to_owned();
+            Box::pin(async move {
+                let lookup = tokio::task::spawn_blocking({
+                    let host = host.clone();
+                    // Port 0: reqwest puts the URL's port in.
+                    move || std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), 0))
+                });
+                let reason = match tokio::time::timeout(bound, lookup).await {
+                    Ok(Ok(Ok(addrs))) => return Ok(Box::new(addrs) as reqwest::dns::Addrs),
+                    Ok(Ok(Err(error))) => error.to_string(),
+                    Ok(Err(_)) => "the lookup was cancelled".to_owned(),
+                    Err(_) => format!("no address within {bound:?}"),
+                };
+                Err(Box::new(NameNotResolved { host, reason }) as _)
+            })
+        }
+    }
+
+    /// What [`BoundedResolver`] fails with, found in the error chain by [`FetchError::of`].
+    #[derive(Debug)]
+    struct NameNotResolved {
+        host: String,
+        reason: String,
+    }
+
+    impl fmt::Display for NameNotResolved {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "name {:?} not resolved: {}", self.host, self.reason)
+        }
+    }
+
+    impl std::error::Error for NameNotResolved {}
+
     /// Sends `request` with a total `timeout` (body included); an error before the status line is a
     /// [`FetchError::Timeout`] or [`FetchError::Transport`].
     pub async fn send(
@@ -331,9 +398,9 @@ mod client {
     ) -> Result<Response, FetchError> {
         // The HTTP client's timeout starts with `send` (its total timeout covers the body too).
         let deadline = Instant::now() + timeout;
-        let response = request
-            .timeout(timeout)
-            .send()
+        let sent = request.timeout(timeout).send();
+        let response = LOOKUP_BOUND
+            .scope(timeout / 2, sent)
             .await
             .map_err(|e| FetchError::of(e, timeout, deadline))?;
         Ok(Response {

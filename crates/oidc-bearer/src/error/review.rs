@@ -74,6 +74,10 @@ impl ReviewError {
                 cause: LocalCause::Stalled,
                 ..
             }) => "review_stalled",
+            Self::Fetch(FetchError::Local {
+                cause: LocalCause::NameResolution,
+                ..
+            }) => "review_name_resolution",
             Self::Fetch(_) => "review_transport",
             Self::QueueTimeout { .. } => "review_queue_timeout",
             Self::InvalidResponse { .. } => "review_invalid_response",
