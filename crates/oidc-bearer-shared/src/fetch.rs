@@ -114,13 +114,13 @@ impl std::error::Error for FetchError {}
 /// at the exchange for that long, its answer perhaps already waiting in the socket: this process
 /// stalled (a runtime not driven, every worker busy, the process suspended), which says nothing
 /// about the server. Small beside any sensible timeout (2 % of TokenReview's default 5 s).
-pub const STALL_TOLERANCE: Duration = Duration::from_millis(100);
+const STALL_TOLERANCE: Duration = Duration::from_millis(100);
 
 impl FetchError {
     /// The timeout `timeout`, due at `deadline`, has fired: the server's [`Timeout`](Self::Timeout),
-    /// unless it is seen more than [`STALL_TOLERANCE`] past `deadline`, when the delay is this
+    /// unless it is seen more than 100 ms (`STALL_TOLERANCE`) past `deadline`, when the delay is this
     /// process's ([`LocalCause::Stalled`]). Every timeout of an exchange is classified here (the
-    /// HTTP client's own, in [`send`] and [`Response::body`], and any a caller puts around them).
+    /// HTTP client's own, in `send` and `Response::body`, and any a caller puts around them).
     pub fn timed_out(timeout: Duration, deadline: tokio::time::Instant) -> Self {
         let late = tokio::time::Instant::now().saturating_duration_since(deadline);
         if late > STALL_TOLERANCE {
