@@ -214,6 +214,52 @@ impl Drop for Running {
 mod tests {
     use super::*;
 
+    /// Reads queued behind busy blocking threads do not hold back the next caller (each queues its
+    /// own), but at most `MAX_WAITING` of one file wait at once: past them, a caller gives up at
+    /// once and queues nothing.
+    #[test]
+    fn reads_queued_behind_busy_blocking_threads_are_bounded() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .max_blocking_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let reading = Arc::new(AtomicBool::new(false));
+            let queue = Arc::new(Queue::default());
+            // Another file's read, stuck, holds the one blocking thread (given up after 10 ms).
+            let (release, held) = std::sync::mpsc::channel::<()>();
+            let (started, running) = tokio::sync::oneshot::channel::<()>();
+            let (other, other_queue) = (Arc::new(AtomicBool::new(false)), Arc::default());
+            let stuck = bounded(&other, &other_queue, Duration::from_millis(10), move || {
+                let _ = started.send(());
+                let _ = held.recv();
+            });
+            assert!(stuck.await.is_none());
+            running.await.unwrap();
+            let reads = Arc::new(AtomicUsize::new(0));
+            for _ in 0..MAX_WAITING + 2 {
+                let reads = Arc::clone(&reads);
+                // Given up (the blocking thread is held): each waits its bound, or not at all.
+                let read = bounded(&reading, &queue, Duration::from_millis(10), move || {
+                    reads.fetch_add(1, Ordering::SeqCst);
+                });
+                assert!(read.await.is_none());
+            }
+            assert_eq!(queue.waiting.load(Ordering::SeqCst), MAX_WAITING);
+            release.send(()).unwrap();
+            // The queue runs in order: this runs after every read queued above.
+            tokio::task::spawn_blocking(|| ()).await.unwrap();
+            assert_eq!(reads.load(Ordering::SeqCst), MAX_WAITING);
+            assert_eq!(queue.waiting.load(Ordering::SeqCst), 0);
+            assert!(
+                !reading.load(Ordering::SeqCst),
+                "the claim ends with the last read"
+            );
+        });
+    }
+
     /// A read that outlives its bound is given up (a stalled mount, where open(2) or read(2) block
     /// in the kernel whatever the flags), and no second one starts while it still runs.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
