@@ -8,7 +8,7 @@ use std::{
 };
 
 use oidc_bearer_shared::clock::Clock;
-use oidc_bearer_shared::file::{READ_TIMEOUT, Unreadable, bounded, read_regular};
+use oidc_bearer_shared::file::{Queue, READ_TIMEOUT, Unreadable, bounded, read_regular};
 
 use crate::{
     BearerToken, InvalidToken, MAX_TOKEN_LEN, TokenError, TokenSource,
@@ -77,9 +77,12 @@ pub struct FileTokenSource {
 #[derive(Debug, Clone)]
 struct TokenFile {
     path: PathBuf,
-    /// Whether a read runs on a blocking thread, perhaps past [`READ_TIMEOUT`]: while one does, no
+    /// Whether a read is asked for and not ended (queued for, or running on, a blocking thread,
+    /// perhaps past [`READ_TIMEOUT`]): while one runs, no
     /// other is started, so a stalled mount holds one blocking thread, not one per poll.
     reading: Arc<AtomicBool>,
+    /// The reads queued for a blocking thread (see `bounded`).
+    queue: Arc<Queue>,
 }
 
 /// The schedule of a file polled every `interval`: at most that long between reads, earlier when the
@@ -103,6 +106,7 @@ impl FileTokenSource {
                 TokenFile {
                     path: path.into(),
                     reading: Arc::default(),
+                    queue: Arc::default(),
                 },
                 poll_schedule(DEFAULT_POLL_INTERVAL),
             ),
@@ -169,7 +173,7 @@ impl Load for TokenFile {
             reason,
         };
         let path = self.path.clone();
-        let read = bounded(&self.reading, READ_TIMEOUT, move || {
+        let read = bounded(&self.reading, &self.queue, READ_TIMEOUT, move || {
             read_regular(&path, READ_LIMIT)
         });
         let bytes = match read.await {

@@ -7,7 +7,9 @@
 //!   a host nobody vetted (RFC 9110 §15.4 leaves following them to the client); a 3xx is a
 //!   [`FetchError::Status`].
 //! - **Timeouts.** A connect timeout per client (`ClientSettings::connect_timeout`) and a total
-//!   one per request (`send`), which covers reading the body too.
+//!   one per request (`send`), which covers reading the body too. A name lookup gets half the
+//!   request's; it, a timeout seen late, a refused certificate and a resource limit of this
+//!   process are [`FetchError::Local`], never the server's failure.
 //! - **Roots.** The system's roots plus extra PEM roots, or exactly the given roots
 //!   (`ClientSettings::system_roots` `false`: a cluster's own API server, trusted only through its
 //!   CA, as client-go's `rest.InClusterConfig` does). Trusting nothing at all is refused.
@@ -50,6 +52,46 @@ pub enum FetchError {
         /// The cap, in bytes.
         max_bytes: usize,
     },
+    /// The exchange failed on this side, for a reason that says nothing about the server: see
+    /// [`LocalCause`]. (When in doubt, a failure is the server's `Transport` or `Timeout` only if
+    /// nothing here explains it.)
+    Local {
+        /// What failed here.
+        cause: LocalCause,
+        /// What went wrong, every cause included.
+        message: String,
+    },
+}
+
+/// Why an exchange failed on this side ([`FetchError::Local`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LocalCause {
+    /// TLS refused the server's certificate (not signed by a trusted root — the configured CA —,
+    /// expired, or for another name): a setting to change (the roots, the URL), or someone
+    /// between us and the server; never the server being down. The request was not sent.
+    Certificate,
+    /// A limit of this process or host (out of file descriptors, socket buffers, memory or local
+    /// ports): the request was not sent.
+    Resources,
+    /// This side did not do its part in time: the request's own credential not ready, or the
+    /// answer not looked at before the timeout (the process stalled).
+    Stalled,
+    /// The server's name was not resolved: the lookup failed, or did not end within its share of
+    /// the request's timeout (every blocking thread busy, a resolver that does not answer). The
+    /// request was not sent.
+    NameResolution,
+}
+
+impl fmt::Display for LocalCause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Certificate => "the server's TLS certificate was refused",
+            Self::Resources => "not sent: a resource limit of this process or host",
+            Self::Stalled => "this process did not do its part in time",
+            Self::NameResolution => "not sent: the server's name was not resolved",
+        })
+    }
 }
 
 impl fmt::Display for FetchError {
@@ -59,11 +101,40 @@ impl fmt::Display for FetchError {
             Self::Transport { message } => write!(f, "the request failed: {message}"),
             Self::Timeout { timeout } => write!(f, "no answer within {timeout:?}"),
             Self::TooLarge { max_bytes } => write!(f, "response larger than {max_bytes} bytes"),
+            Self::Local { cause, message } => write!(f, "{cause}: {message}"),
         }
     }
 }
 
 impl std::error::Error for FetchError {}
+
+/// How late past its deadline a timeout may be seen and still be the server's. A runtime that is
+/// driven sees an expired timer within a few milliseconds (Tokio's timer ticks by the
+/// millisecond; a worker yields to its timers between tasks); seen 100 ms late, no worker looked
+/// at the exchange for that long, its answer perhaps already waiting in the socket: this process
+/// stalled (a runtime not driven, every worker busy, the process suspended), which says nothing
+/// about the server. Small beside any sensible timeout (2 % of TokenReview's default 5 s).
+const STALL_TOLERANCE: Duration = Duration::from_millis(100);
+
+impl FetchError {
+    /// The timeout `timeout`, due at `deadline`, has fired: the server's [`Timeout`](Self::Timeout),
+    /// unless it is seen more than 100 ms (`STALL_TOLERANCE`) past `deadline`, when the delay is this
+    /// process's ([`LocalCause::Stalled`]). Every timeout of an exchange is classified here (the
+    /// HTTP client's own, in `send` and `Response::body`, and any a caller puts around them).
+    pub fn timed_out(timeout: Duration, deadline: tokio::time::Instant) -> Self {
+        let late = tokio::time::Instant::now().saturating_duration_since(deadline);
+        if late > STALL_TOLERANCE {
+            Self::Local {
+                cause: LocalCause::Stalled,
+                message: format!(
+                    "the timeout of {timeout:?} was seen {late:?} late: this process stalled"
+                ),
+            }
+        } else {
+            Self::Timeout { timeout }
+        }
+    }
+}
 
 #[cfg(feature = "fetch")]
 mod client {
@@ -72,8 +143,9 @@ mod client {
 
     use bytes::Bytes;
     use http_body_util::{BodyExt as _, LengthLimitError, Limited};
+    use tokio::time::Instant;
 
-    use super::FetchError;
+    use super::{FetchError, LocalCause};
     use crate::error_chain;
 
     /// How an HTTP client connects: what [`client`] builds from.
@@ -156,6 +228,9 @@ mod client {
             // A redirect could move the request to a host (or scheme) we never vetted.
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(settings.connect_timeout)
+            .dns_resolver(BoundedResolver {
+                bound: settings.connect_timeout / 2,
+            })
             .user_agent(settings.user_agent);
         if !settings.proxy {
             builder = builder.no_proxy();
@@ -190,18 +265,130 @@ mod client {
     }
 
     impl FetchError {
-        /// An error of the HTTP client: its timeout, or a transport failure with every cause (the
-        /// URL left out: the caller's message names it).
-        fn of(error: reqwest::Error, timeout: Duration) -> Self {
+        /// An error of the HTTP client: its timeout, a failure on this side found in its causes
+        /// ([`LocalCause`]), or else a transport failure with every cause (the URL left out: the
+        /// caller's message names it).
+        fn of(error: reqwest::Error, timeout: Duration, deadline: Instant) -> Self {
+            let error = error.without_url();
             if error.is_timeout() {
-                Self::Timeout { timeout }
-            } else {
-                Self::Transport {
-                    message: error_chain(&error.without_url()),
-                }
+                return Self::timed_out(timeout, deadline);
+            }
+            let message = error_chain(&error);
+            match local_cause(&error) {
+                Some(cause) => Self::Local { cause, message },
+                None => Self::Transport { message },
             }
         }
     }
+
+    /// The first cause of `error` that is this side's, looking through every source, and into
+    /// each `io::Error` (whose `source()` skips the error it wraps: tokio-rustls's TLS errors and
+    /// the connector's own are carried that way).
+    fn local_cause(error: &(dyn std::error::Error + 'static)) -> Option<LocalCause> {
+        let mut next = Some(error);
+        while let Some(cause) = next {
+            if let Some(found) = local_cause_of(cause) {
+                return Some(found);
+            }
+            next = match cause.downcast_ref::<std::io::Error>() {
+                Some(io) => io.get_ref().map(|inner| inner as _),
+                None => cause.source(),
+            };
+        }
+        None
+    }
+
+    /// Whether `error` itself (not its causes) is this side's.
+    fn local_cause_of(error: &(dyn std::error::Error + 'static)) -> Option<LocalCause> {
+        // A certificate refused by our verifier (webpki against our roots, RFC 5280 path
+        // validation): a CA that did not sign the server's certificate is our configuration (or
+        // an interception), never an outage — client-go fails `rest.InClusterConfig` requests the
+        // same way, without retrying them as the server's failure.
+        if let Some(rustls::Error::InvalidCertificate(_)) = error.downcast_ref::<rustls::Error>() {
+            return Some(LocalCause::Certificate);
+        }
+        if error.is::<NameNotResolved>() {
+            return Some(LocalCause::NameResolution);
+        }
+        if let Some(io) = error.downcast_ref::<std::io::Error>()
+            && io.raw_os_error().is_some_and(is_resource_limit)
+        {
+            return Some(LocalCause::Resources);
+        }
+        None
+    }
+
+    /// Whether an OS error is a limit of this process or host, which says nothing about the
+    /// server: no descriptor left (EMFILE, ENFILE: a flood of idle connections or a leak), no
+    /// buffer space or memory (ENOBUFS, ENOMEM), no local port to bind (EADDRNOTAVAIL: ephemeral
+    /// ports exhausted). socket(2), connect(2).
+    #[cfg(unix)]
+    fn is_resource_limit(code: i32) -> bool {
+        matches!(
+            code,
+            libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM | libc::EADDRNOTAVAIL
+        )
+    }
+
+    /// Elsewhere, no OS error is known to be one (a failure stays the server's `Transport`).
+    #[cfg(not(unix))]
+    fn is_resource_limit(_: i32) -> bool {
+        false
+    }
+
+    tokio::task_local! {
+        /// The bound of a name lookup for the request [`send`] is sending: half its timeout.
+        static LOOKUP_BOUND: Duration;
+    }
+
+    /// The one name resolver of every client built here: getaddrinfo(3) on a blocking thread, as
+    /// reqwest's default resolver does, but bounded by half the request's timeout (half the
+    /// connect timeout for a connection made outside [`send`]), so that a lookup waiting for a
+    /// blocking thread (all busy) or for a resolver that does not answer fails as this side's
+    /// ([`LocalCause::NameResolution`]) before the request's timeout, which is the server's, can
+    /// fire. A name that does not resolve is no failure of the server either. (An IP address in
+    /// the URL is never looked up.)
+    #[derive(Debug)]
+    struct BoundedResolver {
+        bound: Duration,
+    }
+
+    impl reqwest::dns::Resolve for BoundedResolver {
+        fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+            // Read when the connect starts, inside `send`'s scope.
+            let bound = LOOKUP_BOUND.try_with(|bound| *bound).unwrap_or(self.bound);
+            let host = name.as_str().to_owned();
+            Box::pin(async move {
+                let lookup = tokio::task::spawn_blocking({
+                    let host = host.clone();
+                    // Port 0: reqwest puts the URL's port in.
+                    move || std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), 0))
+                });
+                let reason = match tokio::time::timeout(bound, lookup).await {
+                    Ok(Ok(Ok(addrs))) => return Ok(Box::new(addrs) as reqwest::dns::Addrs),
+                    Ok(Ok(Err(error))) => error.to_string(),
+                    Ok(Err(_)) => "the lookup was cancelled".to_owned(),
+                    Err(_) => format!("no address within {bound:?}"),
+                };
+                Err(Box::new(NameNotResolved { host, reason }) as _)
+            })
+        }
+    }
+
+    /// What [`BoundedResolver`] fails with, found in the error chain by [`FetchError::of`].
+    #[derive(Debug)]
+    struct NameNotResolved {
+        host: String,
+        reason: String,
+    }
+
+    impl fmt::Display for NameNotResolved {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "name {:?} not resolved: {}", self.host, self.reason)
+        }
+    }
+
+    impl std::error::Error for NameNotResolved {}
 
     /// Sends `request` with a total `timeout` (body included); an error before the status line is a
     /// [`FetchError::Timeout`] or [`FetchError::Transport`].
@@ -209,12 +396,18 @@ mod client {
         request: reqwest::RequestBuilder,
         timeout: Duration,
     ) -> Result<Response, FetchError> {
-        let response = request
-            .timeout(timeout)
-            .send()
+        // The HTTP client's timeout starts with `send` (its total timeout covers the body too).
+        let deadline = Instant::now() + timeout;
+        let sent = request.timeout(timeout).send();
+        let response = LOOKUP_BOUND
+            .scope(timeout / 2, sent)
             .await
-            .map_err(|e| FetchError::of(e, timeout))?;
-        Ok(Response { response, timeout })
+            .map_err(|e| FetchError::of(e, timeout, deadline))?;
+        Ok(Response {
+            response,
+            timeout,
+            deadline,
+        })
     }
 
     /// A response whose status and headers have arrived; its body is read with
@@ -223,6 +416,7 @@ mod client {
     pub struct Response {
         response: reqwest::Response,
         timeout: Duration,
+        deadline: Instant,
     }
 
     impl Response {
@@ -260,13 +454,13 @@ mod client {
             {
                 return Err(too_large);
             }
-            let timeout = self.timeout;
+            let (timeout, deadline) = (self.timeout, self.deadline);
             let body = http::Response::from(self.response).into_body();
             match Limited::new(body, max_bytes).collect().await {
                 Ok(collected) => Ok(collected.to_bytes()),
                 Err(error) if error.is::<LengthLimitError>() => Err(too_large),
                 Err(error) => Err(match error.downcast::<reqwest::Error>() {
-                    Ok(error) => FetchError::of(*error, timeout),
+                    Ok(error) => FetchError::of(*error, timeout, deadline),
                     Err(error) => FetchError::Transport {
                         message: error_chain(&*error),
                     },

@@ -9,7 +9,8 @@
 //!   reads only a regular file (asked of the opened file, after symlinks: a device such as
 //!   `/dev/zero` answers forever), and never more than a cap;
 //! - [`bounded`] runs such a read on Tokio's blocking threads and gives up on it after a timeout,
-//!   with at most one read running at a time, so that a stalled network mount (where open(2),
+//!   with at most one read running at a time (and a read queued behind busy blocking threads
+//!   never holding back other runtimes' reads), so that a stalled network mount (where open(2),
 //!   stat(2) and read(2) block in the kernel whatever the flags) holds one blocking thread, never a
 //!   runtime worker, and never one thread per attempt.
 
@@ -18,7 +19,7 @@ use std::fs::{File, Metadata, OpenOptions};
 use std::io::{self, Read as _};
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 /// The longest a read of a token file may take by default. A local file is read in microseconds; a
@@ -102,54 +103,179 @@ fn open_nonblocking(path: &Path) -> io::Result<File> {
     options.open(path)
 }
 
+/// The most checks of one file queued for a blocking thread and not started (see [`bounded`]).
+const MAX_WAITING: usize = 4;
+
+/// What [`bounded`] keeps of one file's checks besides its `reading` flag: how many are queued for
+/// a blocking thread and have not started, and whether one runs.
+#[derive(Debug, Default)]
+pub struct Queue {
+    waiting: AtomicUsize,
+    running: AtomicBool,
+}
+
 /// Runs the blocking `read` on Tokio's blocking threads and gives up on it after `timeout`
 /// (`None`). A blocking call cannot be cancelled: one that was given up keeps its thread until
-/// the call returns, and while it does, `reading` stays set and the next read is given up at once
-/// (`None`) instead of started. Needs a Tokio runtime (it panics outside one, as
+/// the call returns, and while it does, the next read is given up at once (`None`) instead of
+/// started, so that a stalled mount holds one blocking thread, never one per attempt.
+///
+/// `reading` is set from when a read is asked for until one ends (or is dropped unrun). A read
+/// still queued for a blocking thread holds none: its runtime's blocking threads may all be busy,
+/// or the runtime no longer driven, and it may never start. A caller that finds only such reads
+/// (no read running) queues its own on its own runtime rather than wait on them — at most
+/// `MAX_WAITING` (4) per file queued at once — and, of reads that start while one runs, each ends
+/// at once without reading. Needs a Tokio runtime (it panics outside one, as
 /// `tokio::task::spawn_blocking` does).
 pub async fn bounded<T: Send + 'static>(
     reading: &Arc<AtomicBool>,
+    queue: &Arc<Queue>,
     timeout: Duration,
     read: impl FnOnce() -> T + Send + 'static,
 ) -> Option<T> {
-    if reading.swap(true, Ordering::AcqRel) {
+    let claimed = !reading.swap(true, Ordering::AcqRel);
+    if !claimed
+        && (queue.running.load(Ordering::Acquire) || queue.waiting.load(Ordering::Acquire) == 0)
+    {
+        // One runs (perhaps past its bound, on a stalled mount), or is about to.
         return None;
     }
-    /// Clears the flag when the read ends, or when its task is dropped without running.
-    struct Done(Arc<AtomicBool>);
-    impl Drop for Done {
-        fn drop(&mut self) {
-            self.0.store(false, Ordering::Release);
+    if queue.waiting.fetch_add(1, Ordering::AcqRel) >= MAX_WAITING {
+        queue.waiting.fetch_sub(1, Ordering::AcqRel);
+        if claimed {
+            reading.store(false, Ordering::Release);
         }
+        return None;
     }
-    let done = Done(Arc::clone(reading));
+    let waiting = Waiting {
+        reading: Arc::clone(reading),
+        queue: Arc::clone(queue),
+        started: false,
+    };
     let task = tokio::task::spawn_blocking(move || {
-        let _done = done;
-        read()
+        let _running = waiting.start()?;
+        Some(read())
     });
     // A task that panicked or whose runtime shut down gave no answer either.
-    tokio::time::timeout(timeout, task).await.ok()?.ok()
+    tokio::time::timeout(timeout, task).await.ok()?.ok()?
+}
+
+/// A read queued for a blocking thread: counted in `Queue::waiting` until it starts, or until it
+/// is dropped unrun (its runtime shut down), which ends the claim on `reading` unless another
+/// read runs or waits.
+struct Waiting {
+    reading: Arc<AtomicBool>,
+    queue: Arc<Queue>,
+    started: bool,
+}
+
+impl Waiting {
+    /// The read starts: [`Running`] until it ends, or `None` when another read runs (this one then
+    /// ends without reading: one blocking thread at most).
+    fn start(mut self) -> Option<Running> {
+        self.started = true;
+        self.queue.waiting.fetch_sub(1, Ordering::AcqRel);
+        if self.queue.running.swap(true, Ordering::AcqRel) {
+            return None;
+        }
+        Some(Running {
+            reading: Arc::clone(&self.reading),
+            queue: Arc::clone(&self.queue),
+        })
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        if !self.started {
+            self.queue.waiting.fetch_sub(1, Ordering::AcqRel);
+            if !self.queue.running.load(Ordering::Acquire)
+                && self.queue.waiting.load(Ordering::Acquire) == 0
+            {
+                self.reading.store(false, Ordering::Release);
+            }
+        }
+    }
+}
+
+/// The read running on a blocking thread: its end clears `running` and `reading`.
+struct Running {
+    reading: Arc<AtomicBool>,
+    queue: Arc<Queue>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.queue.running.store(false, Ordering::Release);
+        self.reading.store(false, Ordering::Release);
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// Reads queued behind busy blocking threads do not hold back the next caller (each queues its
+    /// own), but at most `MAX_WAITING` of one file wait at once: past them, a caller gives up at
+    /// once and queues nothing.
+    #[test]
+    fn reads_queued_behind_busy_blocking_threads_are_bounded() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .max_blocking_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let reading = Arc::new(AtomicBool::new(false));
+            let queue = Arc::new(Queue::default());
+            // Another file's read, stuck, holds the one blocking thread (given up after 10 ms).
+            let (release, held) = std::sync::mpsc::channel::<()>();
+            let (started, running) = tokio::sync::oneshot::channel::<()>();
+            let (other, other_queue) = (Arc::new(AtomicBool::new(false)), Arc::default());
+            let stuck = bounded(&other, &other_queue, Duration::from_millis(10), move || {
+                let _ = started.send(());
+                let _ = held.recv();
+            });
+            assert!(stuck.await.is_none());
+            running.await.unwrap();
+            let reads = Arc::new(AtomicUsize::new(0));
+            for _ in 0..MAX_WAITING + 2 {
+                let reads = Arc::clone(&reads);
+                // Given up (the blocking thread is held): each waits its bound, or not at all.
+                let read = bounded(&reading, &queue, Duration::from_millis(10), move || {
+                    reads.fetch_add(1, Ordering::SeqCst);
+                });
+                assert!(read.await.is_none());
+            }
+            assert_eq!(queue.waiting.load(Ordering::SeqCst), MAX_WAITING);
+            release.send(()).unwrap();
+            // The queue runs in order: this runs after every read queued above.
+            tokio::task::spawn_blocking(|| ()).await.unwrap();
+            assert_eq!(reads.load(Ordering::SeqCst), MAX_WAITING);
+            assert_eq!(queue.waiting.load(Ordering::SeqCst), 0);
+            assert!(
+                !reading.load(Ordering::SeqCst),
+                "the claim ends with the last read"
+            );
+        });
+    }
+
     /// A read that outlives its bound is given up (a stalled mount, where open(2) or read(2) block
     /// in the kernel whatever the flags), and no second one starts while it still runs.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_stuck_read_is_given_up_and_holds_one_thread_at_most() {
         let reading = Arc::new(AtomicBool::new(false));
+        let queue = Arc::new(Queue::default());
         let (unblock, blocked) = std::sync::mpsc::channel::<()>();
         let (finished, ended) = tokio::sync::oneshot::channel::<()>();
-        let stuck = bounded(&reading, Duration::from_millis(20), move || {
+        let stuck = bounded(&reading, &queue, Duration::from_millis(20), move || {
             let _ = blocked.recv();
             let _ = finished.send(());
         });
         assert!(stuck.await.is_none(), "given up");
         let started = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&started);
-        let second = bounded(&reading, Duration::from_secs(60), move || {
+        let second = bounded(&reading, &queue, Duration::from_secs(60), move || {
             flag.store(true, Ordering::SeqCst)
         });
         assert!(second.await.is_none(), "refused while the first still runs");

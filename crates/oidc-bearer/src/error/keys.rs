@@ -3,7 +3,8 @@
 use std::fmt;
 use std::time::Duration;
 
-use oidc_bearer_shared::{fetch::FetchError, flight::FlightError};
+use oidc_bearer_shared::fetch::{FetchError, LocalCause};
+use oidc_bearer_shared::flight::FlightError;
 
 /// An issuer's discovery document or key set could not be fetched or used.
 ///
@@ -91,14 +92,15 @@ impl KeysError {
     /// Whether the failure is a configuration mistake that retrying will not fix until someone
     /// changes a setting or the issuer: a discovery document naming another issuer, a 4xx other than
     /// 408 and 429 (a wrong URL), a redirect (never followed), a body that is not a discovery
-    /// document or a JWKS, a JWKS with no usable key, an insecure URL, a body over the size cap, no
-    /// Tokio runtime. The rest — connection failures, timeouts, 5xx, 408, 429 — are outages that end
-    /// on their own.
+    /// document or a JWKS, a JWKS with no usable key, an insecure URL, a body over the size cap, a
+    /// server certificate that our roots refuse, no Tokio runtime. The rest — connection failures,
+    /// timeouts, 5xx, 408, 429, limits of this process — are outages that end on their own.
     pub fn is_configuration(&self) -> bool {
         match self {
             Self::Fetch { source, .. } => match source {
                 FetchError::Status { status } => !matches!(status, 408 | 429 | 500..),
                 FetchError::TooLarge { .. } => true,
+                FetchError::Local { cause, .. } => *cause == LocalCause::Certificate,
                 _ => false,
             },
             Self::InvalidDocument { .. }
@@ -158,6 +160,17 @@ impl KeysError {
             Self::InsecureUrl { url } => format!(
                 "{url:?} is not https: serve the issuer over https, or (never in production) allow \
                  plain http"
+            ),
+            Self::Fetch {
+                url,
+                source:
+                    FetchError::Local {
+                        cause: LocalCause::Certificate,
+                        ..
+                    },
+            } => format!(
+                "the TLS certificate of {url} was refused: trust the CA that signed it (extra root \
+                 certificates), or check the URL"
             ),
             Self::Fetch {
                 source: FetchError::TooLarge { max_bytes },

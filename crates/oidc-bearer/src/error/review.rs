@@ -4,7 +4,8 @@
 use std::fmt;
 use std::time::Duration;
 
-use oidc_bearer_shared::{fetch::FetchError, flight::FlightError};
+use oidc_bearer_shared::fetch::{FetchError, LocalCause};
+use oidc_bearer_shared::flight::FlightError;
 
 /// A TokenReview could not be done: the token may well be valid, so an HTTP server answers 503
 /// with `Retry-After` ([`VerifyError::ReviewUnavailable`](crate::VerifyError::ReviewUnavailable)).
@@ -61,6 +62,22 @@ impl ReviewError {
             Self::Fetch(FetchError::Status { .. }) => "review_http_status",
             Self::Fetch(FetchError::Timeout { .. }) => "review_timeout",
             Self::Fetch(FetchError::TooLarge { .. }) => "review_response_too_large",
+            Self::Fetch(FetchError::Local {
+                cause: LocalCause::Certificate,
+                ..
+            }) => "review_certificate_refused",
+            Self::Fetch(FetchError::Local {
+                cause: LocalCause::Resources,
+                ..
+            }) => "review_local_resources",
+            Self::Fetch(FetchError::Local {
+                cause: LocalCause::Stalled,
+                ..
+            }) => "review_stalled",
+            Self::Fetch(FetchError::Local {
+                cause: LocalCause::NameResolution,
+                ..
+            }) => "review_name_resolution",
             Self::Fetch(_) => "review_transport",
             Self::QueueTimeout { .. } => "review_queue_timeout",
             Self::InvalidResponse { .. } => "review_invalid_response",
@@ -73,7 +90,8 @@ impl ReviewError {
 
     /// Whether the API server itself failed: unreachable or the connection broke
     /// ([`FetchError::Transport`]), 5xx or 429 ([`FetchError::Status`]), or no answer within the
-    /// timeout ([`FetchError::Timeout`]). Only these open the
+    /// timeout ([`FetchError::Timeout`]) — and nothing on this side explains it
+    /// ([`FetchError::Local`] never counts: when in doubt, not the API server's). Only these open the
     /// object-binding check's grace period
     /// (`tokenreview::ObjectBindingCheck`): a local limit, our own configuration
     /// or an answer we cannot trust says nothing about whether the API server would refuse the
@@ -85,6 +103,7 @@ impl ReviewError {
         match self {
             Self::Fetch(FetchError::Status { status }) => *status == 429 || *status >= 500,
             Self::Fetch(FetchError::Transport { .. } | FetchError::Timeout { .. }) => true,
+            Self::Fetch(FetchError::Local { .. }) => false,
             Self::Fetch(_)
             | Self::Unauthorized { .. }
             | Self::InvalidResponse { .. }
@@ -95,11 +114,14 @@ impl ReviewError {
     }
 
     /// Whether the review was not sent, or not finished, because of a limit of this process:
-    /// no free slot in time (`QueueTimeout`), or a review that could not run as a task of its own
-    /// (`Flight`: too many tokens pending, no Tokio runtime, or the runtime shutting down).
+    /// no free slot in time (`QueueTimeout`), a review that could not run as a task of its own
+    /// (`Flight`: too many tokens pending, no Tokio runtime, or the runtime shutting down), or a
+    /// failure on this side other than a refused certificate ([`FetchError::Local`]: out of file
+    /// descriptors, …).
     pub fn is_local_limit(&self) -> bool {
         match self {
             Self::QueueTimeout { .. } | Self::Flight(_) => true,
+            Self::Fetch(FetchError::Local { cause, .. }) => *cause != LocalCause::Certificate,
             Self::Unauthorized { .. }
             | Self::Fetch(_)
             | Self::InvalidResponse { .. }
@@ -115,12 +137,15 @@ impl ReviewError {
     }
 
     /// Whether this is a deployment mistake rather than an outage: our credentials or their
-    /// permissions refused, no credentials at all, or a status that says the URL is wrong.
+    /// permissions refused, no credentials at all, a status that says the URL is wrong, or the
+    /// API server's certificate refused (the configured CA did not sign it).
     pub fn is_configuration(&self) -> bool {
         match self {
             Self::Unauthorized { .. } | Self::NoCredentials => true,
             Self::Flight(error) => error.is_configuration(),
             Self::Fetch(FetchError::Status { status }) => *status != 429 && *status < 500,
+            // The cluster CA we trust did not sign the API server's certificate.
+            Self::Fetch(FetchError::Local { cause, .. }) => *cause == LocalCause::Certificate,
             _ => false,
         }
     }
@@ -147,6 +172,18 @@ impl fmt::Display for ReviewError {
             ),
             Self::Fetch(FetchError::TooLarge { max_bytes }) => {
                 write!(f, "TokenReview answer larger than {max_bytes} bytes")
+            }
+            Self::Fetch(FetchError::Local {
+                cause: LocalCause::Certificate,
+                message,
+            }) => write!(
+                f,
+                "the API server's TLS certificate was refused ({message}): give the CA that \
+                 signed it (`InCluster::with_ca_path`, default the pod's `ca.crt`; or \
+                 `ApiServerBuilder::with_ca_pem`)"
+            ),
+            Self::Fetch(FetchError::Local { cause, message }) => {
+                write!(f, "TokenReview failed on our side ({cause}): {message}")
             }
             Self::Fetch(other) => write!(f, "TokenReview request failed: {other}"),
             Self::QueueTimeout { timeout } => write!(

@@ -13,7 +13,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
-use oidc_bearer_shared::file::{READ_TIMEOUT, bounded, read_regular};
+use oidc_bearer_shared::file::{Queue, READ_TIMEOUT, bounded, read_regular};
 
 use crate::error::ConfigError;
 use crate::fetch::{Credential, bearer_authorization};
@@ -287,8 +287,11 @@ struct TokenFile {
     path: PathBuf,
     /// The last good token, and the stamp of the file it was read from.
     cached: Mutex<CachedToken>,
-    /// Whether a check runs on a blocking thread (perhaps past [`READ_TIMEOUT`]).
+    /// Whether a check is asked for and not ended: queued for, or running on, a blocking thread
+    /// (perhaps past [`READ_TIMEOUT`]).
     reading: Arc<AtomicBool>,
+    /// The checks queued for a blocking thread (see `bounded`).
+    queue: Arc<Queue>,
 }
 
 struct CachedToken {
@@ -327,6 +330,7 @@ impl TokenFile {
             path,
             cached: Mutex::new(CachedToken { stamp, token }),
             reading: Arc::default(),
+            queue: Arc::default(),
         })
     }
 
@@ -344,17 +348,24 @@ impl TokenFile {
             .stamp
             .clone();
         let path = self.path.clone();
-        let checked = bounded(&self.reading, READ_TIMEOUT, move || {
+        let started_from = held.clone();
+        let checked = bounded(&self.reading, &self.queue, READ_TIMEOUT, move || {
             read_if_changed(&path, Some(held))
         });
         let error = match checked.await {
             Some(Ok(None)) => return self.last_good(),
             Some(Ok(Some((stamp, token)))) => {
                 let mut cached = self.cached.lock().unwrap_or_else(PoisonError::into_inner);
-                *cached = CachedToken {
-                    stamp,
-                    token: token.clone(),
-                };
+                // Compare and set: stored only over the token this check started from. A later
+                // check may have stored a newer token while this one waited to run again (its
+                // blocking read done, its task not yet polled); the older token must not replace
+                // it. What this check read is still what it sends: it was current when read.
+                if cached.stamp == started_from {
+                    *cached = CachedToken {
+                        stamp,
+                        token: token.clone(),
+                    };
+                }
                 return token;
             }
             Some(Err(error)) => error,
@@ -474,6 +485,59 @@ mod tests {
         assert_eq!(file.read().await, "first");
         file.reading.store(false, Ordering::SeqCst); // it returned
         assert_eq!(file.read().await, "second");
+    }
+
+    /// A check whose blocking read has returned but whose task has not yet stored its token (its
+    /// task not polled yet: a busy worker) must not overwrite a newer token that a later check
+    /// read and stored meanwhile: the token rotated out must never become "the last good token"
+    /// again, sent to every fetch that finds a check running.
+    ///
+    /// Review finding (s3-review-file2): `TokenFile::read` stores its result unconditionally once
+    /// its check returns; `reading` is cleared when the blocking read ends, before the awaiting
+    /// task stores, so a second check can start, read the newer file and store it first.
+    #[tokio::test]
+    async fn an_older_check_stored_late_never_replaces_a_newer_token() {
+        use std::future::Future as _;
+        use std::sync::atomic::Ordering;
+        use std::task::{Context, Waker};
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        fs::write(&path, "zeroth").unwrap();
+        let file = TokenFile::open(path.clone()).unwrap();
+        // Rotated the kubelet's way (a new inode renamed over the old).
+        let rotate = |token: &str| {
+            let next = dir.path().join("token.next");
+            fs::write(&next, token).unwrap();
+            fs::rename(&next, &path).unwrap();
+        };
+        rotate("first");
+
+        // The first check starts; its blocking read returns (the flag clears at its end), but
+        // its task is not polled again yet.
+        let mut first = Box::pin(file.read());
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(first.as_mut().poll(&mut cx).is_pending());
+        while file.reading.load(Ordering::SeqCst) {
+            std::thread::yield_now(); // the blocking thread runs on its own
+        }
+
+        // Rotated again, and a second check reads and stores the newer token.
+        rotate("second");
+        assert_eq!(file.read().await, "second");
+
+        // Now the first task runs and finishes its check.
+        let sent = first.await;
+        assert_eq!(sent, "first", "what it read is what it sends");
+        assert_eq!(
+            file.last_good(),
+            "second",
+            "the rotated-out token replaced the newer one as the last good token"
+        );
+        // And a fetch that finds a check running gets the newer token.
+        file.reading.store(true, Ordering::SeqCst);
+        assert_eq!(file.read().await, "second");
+        file.reading.store(false, Ordering::SeqCst);
     }
 
     /// client-go's `InClusterConfig`: `https://` + `JoinHostPort(host, port)` from the kubelet's

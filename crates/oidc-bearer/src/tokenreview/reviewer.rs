@@ -8,6 +8,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use oidc_bearer_shared::fetch::LocalCause;
+use oidc_bearer_shared::file::READ_TIMEOUT;
 use oidc_bearer_shared::flight::{Flight, FlightGroup};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -373,15 +375,30 @@ impl Reviewer {
                 }
             }
         };
-        // Our credential first, outside the API server's timeout (see `ApiServer::authorization`).
-        let authorization = self.api.authorization().await?;
+        // Our credential first, outside the API server's timeout (see `ApiServer::authorization`),
+        // yet bounded: a token file's check gives up after `READ_TIMEOUT` and sends the last good
+        // token, so a credential not ready after that and the review's timeout again is not
+        // coming (a future that never completes must not hold a slot and a flight forever). Ours,
+        // never the API server's failure.
+        let bound = READ_TIMEOUT.saturating_add(timeout);
+        let authorization = match tokio::time::timeout(bound, self.api.authorization()).await {
+            Ok(authorization) => authorization?,
+            Err(_) => {
+                return Err(ReviewError::Fetch(FetchError::Local {
+                    cause: LocalCause::Stalled,
+                    message: format!("our credential was not ready within {bound:?}"),
+                }));
+            }
+        };
         self.reviews.fetch_add(1, Ordering::Relaxed);
         let review = self
             .api
             .review(authorization, token, &self.audiences, timeout);
-        match tokio::time::timeout(timeout, review).await {
+        // A timeout seen late is this process's stall, not the API server's (`timed_out`).
+        let deadline = tokio::time::Instant::now() + timeout;
+        match tokio::time::timeout_at(deadline, review).await {
             Ok(result) => result,
-            Err(_) => Err(ReviewError::Fetch(FetchError::Timeout { timeout })),
+            Err(_) => Err(ReviewError::Fetch(FetchError::timed_out(timeout, deadline))),
         }
     }
 
@@ -397,8 +414,8 @@ impl Reviewer {
                     %error,
                     max_concurrent_reviews = self.settings.max_concurrent_reviews,
                     suppressed,
-                    "TokenReview not sent: more reviews than this service runs at once; requests \
-                     get 503"
+                    "TokenReview not done because of a limit of this process (see the error); \
+                     requests get 503"
                 );
             }
         } else if error.is_configuration() {
@@ -562,6 +579,52 @@ mod tests {
             (stats.pending, stats.waiting_for_slot, stats.reviews),
             (0, 0, 0)
         );
+    }
+
+    /// Our credential is awaited outside the review's timeout (so that its time is never the
+    /// API server's), but it must still be bounded: a credential that never comes (a future
+    /// that never completes, on a path added later — a metadata server, a mount read without
+    /// `bounded`) must not hold a review slot, a place under `max_pending_reviews` and the
+    /// single-flight review of a token forever. It ends as a local failure, never an outage.
+    ///
+    /// Review finding (s3-review-file2): `Reviewer::call` awaits `ApiServer::authorization`
+    /// with no bound of its own; only `TokenFile`'s `READ_TIMEOUT` bounds it today.
+    #[tokio::test(start_paused = true)]
+    async fn a_credential_that_never_comes_does_not_hold_a_review_forever() {
+        let api = ApiServer::builder("http://127.0.0.1:1")
+            .with_credential(Arc::new(|| Box::pin(std::future::pending())))
+            .build()
+            .unwrap();
+        let reviewer = Arc::new(Reviewer::new(
+            api,
+            vec!["aud".into()],
+            TokenReviewSettings::default(),
+            Arc::new(crate::clock::ManualClock::new()),
+        ));
+        let key = TokenKey {
+            digest: [1; 32],
+            signing_input: b"h.p",
+        };
+        let Started::Pending(answer) = reviewer.start(&key, "h.p.s", None) else {
+            panic!("a review was started");
+        };
+        // Paused time: this jumps as soon as nothing else can run. An hour is far past every
+        // bound a review has (a slot, the credential file's read, the API server's answer).
+        let ended = tokio::time::timeout(Duration::from_secs(3600), wait(answer)).await;
+        let stats = reviewer.stats();
+        let Ok(answer) = ended else {
+            panic!(
+                "a review whose credential never comes still holds its slot and its flight after \
+                 an hour: {stats:?}"
+            );
+        };
+        match answer {
+            Err(VerifyError::ReviewUnavailable { source }) => {
+                assert!(!source.is_api_server_failure(), "{source:?}")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(reviewer.outage_since(), None);
     }
 
     #[test]

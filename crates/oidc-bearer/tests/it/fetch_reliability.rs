@@ -448,3 +448,28 @@ async fn a_registry_warm_up_loads_every_exact_issuer() {
         assert_eq!((issuer.discovery_fetches(), issuer.jwks_fetches()), (1, 1));
     }
 }
+
+/// The crate's one fetch path (keys, discovery, TokenReview) resolves names within half the
+/// request's timeout: a lookup that waits for a blocking thread (the runtime's one, held here)
+/// fails as this side's `NameResolution`, never as the server's `Timeout` (which would count as
+/// an outage). The resolver's error is found in reqwest's error chain.
+#[test]
+fn a_name_lookup_waiting_for_a_blocking_thread_is_this_sides() {
+    use oidc_bearer_shared::fetch::{ClientSettings, LocalCause, client, send};
+    let runtime = crate::support::one_blocking_thread_runtime();
+    runtime.block_on(async {
+        let client = client(&ClientSettings::new(Duration::from_secs(5), "test")).unwrap();
+        // Port 9 (discard) on loopback: never reached, the name is not resolved in time.
+        let request = send(
+            client.get("http://localhost:9/"),
+            Duration::from_millis(200),
+        );
+        match crate::support::with_the_blocking_thread_held(request).await {
+            Err(FetchError::Local {
+                cause: LocalCause::NameResolution,
+                message,
+            }) => assert!(message.contains("localhost"), "{message}"),
+            other => panic!("{other:?}"),
+        }
+    });
+}

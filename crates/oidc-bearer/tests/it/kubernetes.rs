@@ -502,19 +502,12 @@ fn in_cluster_connections_trust_only_the_cluster_ca_not_the_system_roots() {
     fs::write(dir.path().join("cluster.pem"), cluster_pem).unwrap();
     fs::write(dir.path().join("token"), "pod-token").unwrap();
     fs::write(dir.path().join("url"), url).unwrap();
-    let output = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([TLS_CHILD, "--exact", "--ignored", "--nocapture"])
-        .env("SSL_CERT_FILE", dir.path().join("system.pem"))
-        .env_remove("SSL_CERT_DIR")
-        .env(TLS_CHILD_ENV, dir.path())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success() && stdout.contains("1 passed"),
-        "the child failed or did not run:\n{stdout}\n{stderr}"
-    );
+    crate::support::run_child_test(TLS_CHILD, |child| {
+        child
+            .env("SSL_CERT_FILE", dir.path().join("system.pem"))
+            .env_remove("SSL_CERT_DIR")
+            .env(TLS_CHILD_ENV, dir.path());
+    });
 }
 
 /// The child process of the test above (with nothing to do when run on its own).
@@ -573,12 +566,14 @@ async fn in_cluster_tls_child() {
 
     // The cluster's CA configured: the stand-in's certificate is refused on both paths.
     match review(in_cluster("cluster.pem").api_server().unwrap()).await {
-        ReviewError::Fetch(FetchError::Transport { message }) if refused(&message) => {}
+        // A refused certificate is a failure on our side (configuration), not a transport
+        // failure of the API server's (s3-grace: it opened object binding's grace period).
+        ReviewError::Fetch(FetchError::Local { message, .. }) if refused(&message) => {}
         other => panic!("TokenReview reached a server the cluster CA did not vouch for: {other:?}"),
     }
     match keys(in_cluster("cluster.pem")).await {
         KeysError::Fetch {
-            source: FetchError::Transport { message },
+            source: FetchError::Local { message, .. },
             ..
         } if refused(&message) => {}
         other => panic!("discovery reached a server the cluster CA did not vouch for: {other:?}"),
@@ -679,4 +674,55 @@ fn in_cluster_refuses_a_ca_path_that_is_a_fifo() {
     crate::support::release_fifo_readers(&dir.path().join("ca.crt"));
     let built = built.expect("InCluster::api_server waited on a FIFO at the CA path");
     assert!(built.is_err(), "a FIFO accepted as the cluster CA");
+}
+
+/// A cluster CA that did not sign the API server's certificate (the CA of another cluster, a
+/// stale bundle) is our own configuration, which no outage of the API server explains: the
+/// object-binding check must open no grace period for it (a deleted pod's token passes then),
+/// and call it what it is (a configuration error, logged at ERROR naming what to change).
+///
+/// Review finding (s3-review-file2): the failed TLS handshake is a `Fetch(Transport)`, which
+/// `is_api_server_failure()` counts as an outage (and `is_configuration()` does not count as
+/// ours).
+#[tokio::test]
+async fn a_cluster_ca_that_did_not_sign_the_api_server_opens_no_grace_period() {
+    use oidc_bearer::VerifyToken as _;
+    use oidc_bearer::tokenreview::ObjectBindingCheck;
+    let cluster = crate::support::cluster::Cluster::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (_, served_by) = test_ca("the API server's CA");
+    let (configured_pem, _) = test_ca("another cluster's CA");
+    fs::write(dir.path().join("ca.crt"), configured_pem).unwrap();
+    let api = cluster
+        .in_cluster()
+        .with_api_server(https_404_server(&served_by))
+        .with_ca_path(dir.path().join("ca.crt"))
+        .api_server()
+        .unwrap();
+    let verifier = cluster
+        .in_cluster()
+        .verifier_builder(cluster.issuer.issuer(), crate::support::cluster::AUD)
+        .unwrap()
+        .with_clock(ManualClock::new())
+        .build()
+        .unwrap();
+    let verifier = ObjectBindingCheck::new(Duration::from_secs(30))
+        .with_api_server(api)
+        .wrap(verifier)
+        .unwrap();
+    let revoked = cluster.token().sign();
+    cluster.reviews.delete_bound_object(&revoked);
+
+    let result = verifier.verify_token::<KubernetesClaims>(&revoked).await;
+    match result {
+        Ok(_) => panic!(
+            "a deleted pod's token was accepted: a cluster CA that does not match counted as an \
+             API-server outage and opened the grace period"
+        ),
+        Err(VerifyError::ReviewUnavailable { source }) => assert!(
+            !source.is_api_server_failure() && source.is_configuration(),
+            "{source:?}"
+        ),
+        Err(other) => panic!("{other:?}"),
+    }
 }

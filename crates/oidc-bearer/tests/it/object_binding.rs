@@ -552,12 +552,7 @@ async fn another_payload_under_a_confirmed_signature_never_uses_its_confirmation
 fn a_stalled_read_of_our_own_token_file_opens_no_grace_period() {
     // One blocking thread, which the test holds: the token file's check waits for it, as it waits
     // on a stalled mount.
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .max_blocking_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = crate::support::one_blocking_thread_runtime();
     runtime.block_on(async {
         let (cluster, _clock, verifier) = Cluster::with_binding().await;
         // The API server is up: a review answers, and the keys are loaded.
@@ -566,16 +561,8 @@ fn a_stalled_read_of_our_own_token_file_opens_no_grace_period() {
         cluster.reviews.delete_bound_object(&revoked);
         let sent = cluster.reviews.calls();
 
-        let (release, held) = std::sync::mpsc::channel::<()>();
-        let (started, running) = tokio::sync::oneshot::channel::<()>();
-        let blocker = tokio::task::spawn_blocking(move || {
-            let _ = started.send(());
-            let _ = held.recv();
-        });
-        running.await.unwrap();
-        let result = verify(&verifier, &revoked).await;
-        release.send(()).unwrap();
-        blocker.await.unwrap();
+        let result =
+            crate::support::with_the_blocking_thread_held(verify(&verifier, &revoked)).await;
 
         let reviews_sent = cluster.reviews.calls() - sent;
         match &result {
@@ -590,4 +577,246 @@ fn a_stalled_read_of_our_own_token_file_opens_no_grace_period() {
             Err(_) => {}
         }
     });
+}
+
+/// A verifier of `cluster`'s tokens with its keys loaded and no review sent yet (so that the
+/// review client has no connection pooled), wrapped in an object-binding check of `api`.
+async fn loaded_without_a_review(
+    cluster: &Cluster,
+    clock: &ManualClock,
+    api: ApiServer,
+    settings: TokenReviewSettings,
+) -> ObjectBinding<Verifier> {
+    let inner = cluster.builder(clock).build().unwrap();
+    verify(&inner, &cluster.token().sign()).await.unwrap();
+    ObjectBindingCheck::new(INTERVAL)
+        .with_api_server(api)
+        .with_settings(settings)
+        .wrap(inner)
+        .unwrap()
+}
+
+/// What a deleted pod's token must get while the API server is up: anything but an acceptance,
+/// and never a failure counted as the API server's (which is what opens the grace period).
+fn assert_not_accepted(result: &Result<(), VerifyError>, cause: &str) {
+    match result {
+        Ok(()) => panic!(
+            "a deleted pod's token was accepted while the API server was up: {cause} counted as \
+             an API-server outage and opened the grace period"
+        ),
+        Err(VerifyError::ReviewUnavailable { source }) => assert!(
+            !source.is_api_server_failure(),
+            "{cause} recorded as the API server's failure: {source:?}"
+        ),
+        Err(_) => {}
+    }
+}
+
+/// The API server by name — as `InCluster` names it when the kubelet's service variables are not
+/// both set (`kubernetes.default.svc`), and as `ApiServer`'s own example does — is looked up by the
+/// HTTP client on Tokio's blocking threads (getaddrinfo). Every blocking thread busy is a limit of
+/// this process, the very one `a_stalled_read_of_our_own_token_file_opens_no_grace_period` covers
+/// for the token file: it must open no grace period either. The API server is up (on loopback)
+/// and would refuse the deleted pod's token.
+///
+/// Review finding (s3-review-file2): the name lookup runs inside the review's timeout, so waiting
+/// for a blocking thread surfaces as `Fetch(Timeout)`, which `is_api_server_failure()` counts as
+/// an outage.
+#[test]
+fn a_name_lookup_waiting_for_a_blocking_thread_opens_no_grace_period() {
+    let runtime = crate::support::one_blocking_thread_runtime();
+    runtime.block_on(async {
+        let cluster = Cluster::start().await;
+        let clock = ManualClock::new();
+        let by_name = cluster
+            .reviews
+            .api_server_url()
+            .replace("127.0.0.1", "localhost");
+        assert!(by_name.starts_with("http://localhost:"), "{by_name}");
+        let api = || {
+            let caller = cluster.reviews.caller_token();
+            ApiServer::builder(by_name.clone())
+                .with_bearer_token(move || Some(caller.clone()))
+                .build()
+                .unwrap()
+        };
+        let mut settings = TokenReviewSettings::default();
+        // The API server on loopback answers in microseconds; the default 5 s would only slow
+        // the test down.
+        settings.timeout = Duration::from_millis(500);
+        let verifier = loaded_without_a_review(&cluster, &clock, api(), settings.clone()).await;
+        let revoked = cluster.token().sign();
+        cluster.reviews.delete_bound_object(&revoked);
+        // The control: by name, with a blocking thread free, the API server refuses it.
+        let control = loaded_without_a_review(&cluster, &clock, api(), settings).await;
+        let refused = verify(&control, &revoked).await;
+        assert!(
+            matches!(refused, Err(VerifyError::ReviewRefused { .. })),
+            "{refused:?}"
+        );
+
+        let result =
+            crate::support::with_the_blocking_thread_held(verify(&verifier, &revoked)).await;
+        assert_not_accepted(&result, "a name lookup waiting for a blocking thread");
+    });
+}
+
+/// Set in the process that `running_out_of_file_descriptors_opens_no_grace_period` starts.
+#[cfg(target_os = "linux")]
+const FD_CHILD: &str = "OIDC_BEARER_TEST_FDS_EXHAUSTED";
+
+/// This process out of file descriptors (`EMFILE`: as many connections held open to this server
+/// as its limit allows, a slow-client flood, or a descriptor leak) is a limit of this process: a
+/// review's connect fails before anything reaches the API server, which is up and would refuse
+/// the deleted pod's token. It must open no grace period.
+///
+/// Review finding (s3-review-file2): the connect's `socket(2)` failing with `EMFILE` is a
+/// `Fetch(Transport)`, which `is_api_server_failure()` counts as an outage: a flood of idle
+/// connections turns into the acceptance of revoked tokens for the grace period.
+///
+/// Run in a process of its own (the descriptor limit is the process's).
+#[cfg(target_os = "linux")]
+#[test]
+fn running_out_of_file_descriptors_opens_no_grace_period() {
+    crate::support::run_child_test(
+        "object_binding::out_of_file_descriptors_in_a_process_of_its_own",
+        |child| {
+            child.env(FD_CHILD, "1");
+        },
+    );
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+#[ignore = "run by running_out_of_file_descriptors_opens_no_grace_period, in a process of its own"]
+fn out_of_file_descriptors_in_a_process_of_its_own() {
+    if std::env::var_os(FD_CHILD).is_none() {
+        return;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let cluster = Cluster::start().await;
+        let clock = ManualClock::new();
+        let api = || cluster.in_cluster().api_server().unwrap();
+        let settings = TokenReviewSettings::default;
+        let verifier = loaded_without_a_review(&cluster, &clock, api(), settings()).await;
+        let revoked = cluster.token().sign();
+        cluster.reviews.delete_bound_object(&revoked);
+        // The control: with descriptors to spare, the API server refuses it.
+        let control = loaded_without_a_review(&cluster, &clock, api(), settings()).await;
+        let refused = verify(&control, &revoked).await;
+        assert!(
+            matches!(refused, Err(VerifyError::ReviewRefused { .. })),
+            "{refused:?}"
+        );
+
+        // Every descriptor taken: the limit lowered to just above the highest open one, and the
+        // holes below it filled.
+        let highest = std::fs::read_dir("/proc/self/fd")
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u64>().ok())
+            .max()
+            .unwrap();
+        // (prlimit(1): this crate forbids `unsafe`, so no setrlimit(2) here.)
+        let prlimit = |soft: &str| {
+            let status = std::process::Command::new("prlimit")
+                .args(["--pid", &std::process::id().to_string()])
+                .arg(format!("--nofile={soft}:"))
+                .status()
+                .expect("prlimit runs");
+            assert!(status.success(), "prlimit --nofile={soft}:");
+        };
+        let before = std::fs::read_to_string("/proc/self/limits").unwrap();
+        let soft = before
+            .lines()
+            .find_map(|l| l.strip_prefix("Max open files"))
+            .and_then(|l| l.split_whitespace().next())
+            .unwrap()
+            .to_owned();
+        prlimit(&(highest + 1).to_string());
+        let mut taken = Vec::new();
+        let full = loop {
+            match std::fs::File::open("/dev/null") {
+                Ok(file) => taken.push(file),
+                Err(error) => break error,
+            }
+        };
+        assert_eq!(full.raw_os_error(), Some(libc::EMFILE), "{full}");
+
+        let result = verify(&verifier, &revoked).await;
+        drop(taken);
+        prlimit(&soft);
+        assert_not_accepted(&result, "this process out of file descriptors");
+    });
+}
+
+/// A review whose runtime is not driven while the API server answers — a current-thread runtime
+/// between two `block_on` calls (a synchronous wrapper), or workers all busy — finds, when it runs
+/// again, its timeout past and the answer waiting in the socket. The API server answered in time:
+/// the delay is this process's, and must open no grace period (the outage it would record opens
+/// it for every token, on every runtime sharing the check).
+///
+/// Review finding (s3-review-file2): when the runtime runs again, the review's expired timers are
+/// seen before the answer (reqwest's `PendingRequest` polls its total timeout first, and
+/// `ApiServer::review` runs under `tokio::time::timeout` too), so the answer in hand becomes
+/// `Fetch(Timeout)`, which `is_api_server_failure()` counts as an outage.
+#[test]
+fn a_review_resumed_after_its_runtime_sat_idle_opens_no_grace_period() {
+    let main = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let side = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // The API server on a runtime that runs throughout.
+    let cluster = main.block_on(Cluster::start());
+    let clock = ManualClock::new();
+    let mut settings = TokenReviewSettings::default();
+    // The API server on loopback answers in microseconds; the default 5 s would only slow the
+    // test down.
+    settings.timeout = Duration::from_millis(300);
+    let api = || cluster.in_cluster().api_server().unwrap();
+    let (verifier, control) = side.block_on(async {
+        (
+            loaded_without_a_review(&cluster, &clock, api(), settings.clone()).await,
+            loaded_without_a_review(&cluster, &clock, api(), settings.clone()).await,
+        )
+    });
+    let revoked = cluster.token().sign();
+    cluster.reviews.delete_bound_object(&revoked);
+    // The control: driven throughout, the review is refused.
+    let refused = side.block_on(verify(&control, &revoked));
+    assert!(
+        matches!(refused, Err(VerifyError::ReviewRefused { .. })),
+        "{refused:?}"
+    );
+
+    // The first call drives the review until the API server has it, then returns (its caller's
+    // deadline); the review goes on as a task of its own.
+    let sent = cluster.reviews.calls();
+    let held = cluster.reviews.hold();
+    side.block_on(async {
+        let mut first = Box::pin(verify(&verifier, &revoked));
+        std::future::poll_fn(|cx| {
+            assert!(first.as_mut().poll(cx).is_pending(), "answered at once");
+            std::task::Poll::Ready(())
+        })
+        .await;
+        cluster.reviews.wait_for_calls(sent + 1).await;
+    });
+    // The API server answers at once, long before the review's timeout...
+    drop(held);
+    // ...while the runtime sits idle past it (the idle time is what is tested, not a wait for
+    // something).
+    std::thread::sleep(settings.timeout * 2);
+    // The next call joins the review in flight, which runs again and ends.
+    let result = side.block_on(verify(&verifier, &revoked));
+    assert_not_accepted(&result, "a runtime not driven past the review's timeout");
 }

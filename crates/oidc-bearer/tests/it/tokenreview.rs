@@ -931,51 +931,107 @@ async fn the_kubelets_symlink_swap_is_followed_and_the_old_token_is_never_sent_a
 /// `Timeout` (an outage, for object binding's grace period).
 #[test]
 fn a_token_check_left_on_an_idle_runtime_does_not_hold_reviews_elsewhere() {
-    let main = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    // One blocking thread, held by the test while the check starts on it.
-    let side = tokio::runtime::Builder::new_current_thread()
-        .max_blocking_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let cluster = main.block_on(Cluster::start());
-    let review = main.block_on(async { cluster.review() });
-    main.block_on(review.verify(&cluster.token().sign()))
-        .unwrap();
+    let left = LeftCheck::start();
+    left.release.send(()).unwrap();
 
-    let (release, held) = std::sync::mpsc::channel::<()>();
-    let token = cluster.token().claim("jti", "side").sign();
-    side.block_on(async {
-        let (started, running) = tokio::sync::oneshot::channel::<()>();
-        let _blocker = tokio::task::spawn_blocking(move || {
-            let _ = started.send(());
-            let _ = held.recv();
-        });
-        running.await.unwrap();
-        let mut verify = Box::pin(review.verify(&token));
-        // Every task of this runtime runs until it waits: the review's, then the token check's,
-        // which waits for the blocking thread. No timer, no sleep: a current-thread runtime
-        // runs the ready tasks before each yield returns.
-        std::future::poll_fn(|cx| {
-            assert!(verify.as_mut().poll(cx).is_pending());
-            std::task::Poll::Ready(())
-        })
-        .await;
-        for _ in 0..16 {
-            tokio::task::yield_now().await;
-        }
-        // The caller gives up (its deadline), and `block_on` returns: `side` is no longer driven.
-    });
-    release.send(()).unwrap();
-
-    let result = main.block_on(review.verify(&cluster.token().claim("jti", "main").sign()));
+    let token = left.cluster.token().claim("jti", "main").sign();
+    let result = left.main.block_on(left.review.verify(&token));
     assert!(
         result.is_ok(),
         "a review on a running runtime waited on a token check left on an idle one: {result:?}"
     );
-    drop(side);
+}
+
+/// Two runtimes sharing a cluster's `TokenReview`: `main` runs throughout; `side` (a
+/// current-thread runtime with one blocking thread, which the test holds until `release`) is
+/// left, no longer driven, with a review whose check of the token file waits for that thread.
+struct LeftCheck {
+    main: tokio::runtime::Runtime,
+    side: tokio::runtime::Runtime,
+    cluster: Cluster,
+    review: TokenReview,
+    release: std::sync::mpsc::Sender<()>,
+}
+
+impl LeftCheck {
+    fn start() -> Self {
+        let main = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let side = tokio::runtime::Builder::new_current_thread()
+            .max_blocking_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let cluster = main.block_on(Cluster::start());
+        let review = main.block_on(async { cluster.review() });
+        main.block_on(review.verify(&cluster.token().sign()))
+            .unwrap();
+
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let token = cluster.token().claim("jti", "side").sign();
+        side.block_on(async {
+            let (started, running) = tokio::sync::oneshot::channel::<()>();
+            let _blocker = tokio::task::spawn_blocking(move || {
+                let _ = started.send(());
+                let _ = held.recv();
+            });
+            running.await.unwrap();
+            let mut verify = Box::pin(review.verify(&token));
+            // Every task of this runtime runs until it waits: the review's, then the token
+            // check's, which waits for the blocking thread. No timer, no sleep: a current-thread
+            // runtime runs the ready tasks before each yield returns.
+            std::future::poll_fn(|cx| {
+                assert!(verify.as_mut().poll(cx).is_pending());
+                std::task::Poll::Ready(())
+            })
+            .await;
+            for _ in 0..16 {
+                tokio::task::yield_now().await;
+            }
+            // The caller gives up (its deadline), and `block_on` returns: `side` is no longer
+            // driven.
+        });
+        Self {
+            main,
+            side,
+            cluster,
+            review,
+            release,
+        }
+    }
+}
+
+/// The check of the pod's token file left queued on a runtime whose blocking threads stay busy
+/// (a current-thread runtime no longer driven, whose one blocking thread is held) must not keep
+/// every other runtime, whose blocking threads are free, on the token it read before: after the
+/// kubelet's rotation, a review elsewhere is sent with the new token (the old one's bound object
+/// gone, the API server refuses it: 401).
+///
+/// Review finding (s3-review-file2): `TokenFile`'s `reading` flag is set when a check is queued
+/// and cleared only when its blocking closure runs (or its runtime drops it); while it is set,
+/// every fetch on every runtime sends the last good token, so the file is never read again.
+#[test]
+fn a_token_check_queued_on_a_stuck_runtime_does_not_pin_the_old_token_elsewhere() {
+    let left = LeftCheck::start();
+    let cluster = &left.cluster;
+
+    // The kubelet rotates the token; the old one's bound object is gone.
+    let first = std::fs::read_to_string(&cluster.token_path).unwrap();
+    let next = cluster.token_path.with_file_name("token.next");
+    std::fs::write(&next, cluster.reviews.caller_token()).unwrap();
+    std::fs::rename(&next, &cluster.token_path).unwrap();
+    cluster.reviews.delete_bound_object(&first);
+
+    let token = cluster.token().claim("jti", "main").sign();
+    let result = left.main.block_on(left.review.verify(&token));
+    left.release.send(()).unwrap();
+    drop(left.side);
+    assert!(
+        result.is_ok(),
+        "a review on a running runtime sent the rotated-out token, its check pinned by one \
+         queued on a stuck runtime: {result:?}"
+    );
 }
