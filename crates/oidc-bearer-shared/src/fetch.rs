@@ -342,8 +342,8 @@ mod client {
     }
 
     /// The one name resolver of every client built here: getaddrinfo(3) on a blocking thread, as
-    /// reqwest's default resolver does, but bounded by half the request's timeout (half the
-    /// connect timeout for a connection made outside [`send`]), so that a lookup waiting for a
+    /// reqwest's default resolver does, but bounded by half the request's timeout and half the
+    /// connect timeout (which covers the lookup too), so that a lookup waiting for a
     /// blocking thread (all busy) or for a resolver that does not answer fails as this side's
     /// ([`LocalCause::NameResolution`]) before the request's timeout, which is the server's, can
     /// fire. A name that does not resolve is no failure of the server either. (An IP address in
@@ -355,8 +355,11 @@ mod client {
 
     impl reqwest::dns::Resolve for BoundedResolver {
         fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
-            // Read when the connect starts, inside `send`'s scope.
-            let bound = LOOKUP_BOUND.try_with(|bound| *bound).unwrap_or(self.bound);
+            // Read when the connect starts, inside `send`'s scope. Below half the connect
+            // timeout as well: that timeout covers the lookup too, and fires as the server's.
+            let bound = LOOKUP_BOUND
+                .try_with(|bound| *bound)
+                .map_or(self.bound, |bound| bound.min(self.bound));
             let host = name.as_str().to_owned();
             Box::pin(async move {
                 let lookup = tokio::task::spawn_blocking({
