@@ -263,9 +263,11 @@ impl Load for Endpoint {
             // Required on every request; the server refuses requests without it (403), which keeps a
             // request smuggled through some other service (SSRF) from reading tokens.
             .header("Metadata-Flavor", "Google");
-        let response = fetch::send(request, self.timeout)
-            .await
-            .map_err(unavailable)?;
+        let timeouts = fetch::Timeouts {
+            total: self.timeout,
+            connect: Some(self.connect_timeout),
+        };
+        let response = fetch::send(request, timeouts).await.map_err(unavailable)?;
 
         let status = response.status();
         if !status.is_success() {

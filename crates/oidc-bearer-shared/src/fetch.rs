@@ -24,7 +24,7 @@ use std::time::Duration;
 
 #[cfg(feature = "fetch")]
 #[cfg_attr(docsrs, doc(cfg(feature = "fetch")))]
-pub use self::client::{ClientError, ClientSettings, Response, client, send};
+pub use self::client::{ClientError, ClientSettings, Response, Timeouts, client, proxied, send};
 
 /// One HTTP exchange failed below the protocol on top of it (a discovery document, a JWKS, a
 /// TokenReview, a token): what `KeysError`, `ReviewError` and `TokenError` wrap.
@@ -71,8 +71,9 @@ pub enum LocalCause {
     /// expired, or for another name): a setting to change (the roots, the URL), or someone
     /// between us and the server; never the server being down. The request was not sent.
     Certificate,
-    /// A limit of this process or host (out of file descriptors, socket buffers, memory or local
-    /// ports): the request was not sent.
+    /// A limit or rule of this process or host (out of file descriptors, socket buffers, memory or
+    /// local ports; a local firewall rule; an address family this host lacks): the request was not
+    /// sent.
     Resources,
     /// This side did not do its part in time: the request's own credential not ready, or the
     /// answer not looked at before the timeout (the process stalled).
@@ -81,6 +82,10 @@ pub enum LocalCause {
     /// the request's timeout (every blocking thread busy, a resolver that does not answer). The
     /// request was not sent.
     NameResolution,
+    /// The connection goes through a proxy (the environment's `HTTPS_PROXY`, `ALL_PROXY`…), whose
+    /// refusals and failures (a `CONNECT` answered 407, 403 or 502) cannot be told from the
+    /// server's: none of them is counted as the server's.
+    Proxy,
 }
 
 impl fmt::Display for LocalCause {
@@ -90,6 +95,7 @@ impl fmt::Display for LocalCause {
             Self::Resources => "not sent: a resource limit of this process or host",
             Self::Stalled => "this process did not do its part in time",
             Self::NameResolution => "not sent: the server's name was not resolved",
+            Self::Proxy => "through a proxy",
         })
     }
 }
@@ -108,12 +114,14 @@ impl fmt::Display for FetchError {
 
 impl std::error::Error for FetchError {}
 
-/// How late past its deadline a timeout may be seen and still be the server's. A runtime that is
-/// driven sees an expired timer within a few milliseconds (Tokio's timer ticks by the
-/// millisecond; a worker yields to its timers between tasks); seen 100 ms late, no worker looked
-/// at the exchange for that long, its answer perhaps already waiting in the socket: this process
-/// stalled (a runtime not driven, every worker busy, the process suspended), which says nothing
-/// about the server. Small beside any sensible timeout (2 % of TokenReview's default 5 s).
+/// How late past its deadline a timeout may be seen and still be the server's: this, or a quarter
+/// of the timeout when that is longer. A runtime that is driven sees an expired timer within a few
+/// milliseconds (Tokio's timer ticks by the millisecond; a worker yields to its timers between
+/// tasks); seen later than that, no worker looked at the exchange for that long, its answer
+/// perhaps already waiting in the socket: this process stalled (a runtime not driven, every worker
+/// busy, the process suspended), which says nothing about the server. The trade-off, on the safe
+/// side: a runtime so loaded that its run queue takes longer than this to go round (1.25 s with
+/// TokenReview's default 5 s) records a real outage as its own stall, and opens no grace period.
 const STALL_TOLERANCE: Duration = Duration::from_millis(100);
 
 impl FetchError {
@@ -123,7 +131,7 @@ impl FetchError {
     /// HTTP client's own, in `send` and `Response::body`, and any a caller puts around them).
     pub fn timed_out(timeout: Duration, deadline: tokio::time::Instant) -> Self {
         let late = tokio::time::Instant::now().saturating_duration_since(deadline);
-        if late > STALL_TOLERANCE {
+        if late > STALL_TOLERANCE.max(timeout / 4) {
             Self::Local {
                 cause: LocalCause::Stalled,
                 message: format!(
@@ -268,10 +276,17 @@ mod client {
         /// An error of the HTTP client: its timeout, a failure on this side found in its causes
         /// ([`LocalCause`]), or else a transport failure with every cause (the URL left out: the
         /// caller's message names it).
-        fn of(error: reqwest::Error, timeout: Duration, deadline: Instant) -> Self {
+        fn of(error: reqwest::Error, timeouts: Timeouts, deadline: Instant) -> Self {
             let error = error.without_url();
             if error.is_timeout() {
-                return Self::timed_out(timeout, deadline);
+                // The connect's own timer (`connect_timeout`, lookup and TLS included) is due
+                // before the request's: judged late against its own deadline.
+                return match (error.is_connect(), timeouts.connect) {
+                    (true, Some(connect)) if connect < timeouts.total => {
+                        Self::timed_out(connect, deadline - timeouts.total + connect)
+                    }
+                    _ => Self::timed_out(timeouts.total, deadline),
+                };
             }
             let message = error_chain(&error);
             match local_cause(&error) {
@@ -318,15 +333,24 @@ mod client {
         None
     }
 
-    /// Whether an OS error is a limit of this process or host, which says nothing about the
-    /// server: no descriptor left (EMFILE, ENFILE: a flood of idle connections or a leak), no
+    /// Whether an OS error is a limit or rule of this process or host, which says nothing about
+    /// the server: no descriptor left (EMFILE, ENFILE: a flood of idle connections or a leak), no
     /// buffer space or memory (ENOBUFS, ENOMEM), no local port to bind (EADDRNOTAVAIL: ephemeral
-    /// ports exhausted). socket(2), connect(2).
+    /// ports exhausted), a local firewall rule (EPERM, EACCES: connect(2) "failed because of a
+    /// local firewall rule"), an address family this host lacks (EAFNOSUPPORT). socket(2),
+    /// connect(2).
     #[cfg(unix)]
     fn is_resource_limit(code: i32) -> bool {
         matches!(
             code,
-            libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM | libc::EADDRNOTAVAIL
+            libc::EMFILE
+                | libc::ENFILE
+                | libc::ENOBUFS
+                | libc::ENOMEM
+                | libc::EADDRNOTAVAIL
+                | libc::EPERM
+                | libc::EACCES
+                | libc::EAFNOSUPPORT
         )
     }
 
@@ -393,24 +417,48 @@ mod client {
 
     impl std::error::Error for NameNotResolved {}
 
+    /// Whether a client built from `settings` sends requests to `url` through a proxy: the
+    /// environment's, by the rules reqwest applies (`HTTPS_PROXY`, `ALL_PROXY`, `NO_PROXY`…; the
+    /// matcher is reqwest's own, from hyper-util). Read from the environment now.
+    pub fn proxied(settings: &ClientSettings, url: &str) -> bool {
+        settings.proxy
+            && url.parse::<http::Uri>().is_ok_and(|uri| {
+                hyper_util::client::proxy::matcher::Matcher::from_system()
+                    .intercept(&uri)
+                    .is_some()
+            })
+    }
+
     /// Sends `request` with a total `timeout` (body included); an error before the status line is a
     /// [`FetchError::Timeout`] or [`FetchError::Transport`].
     pub async fn send(
         request: reqwest::RequestBuilder,
-        timeout: Duration,
+        timeouts: Timeouts,
     ) -> Result<Response, FetchError> {
+        let timeout = timeouts.total;
         // The HTTP client's timeout starts with `send` (its total timeout covers the body too).
         let deadline = Instant::now() + timeout;
         let sent = request.timeout(timeout).send();
         let response = LOOKUP_BOUND
             .scope(timeout / 2, sent)
             .await
-            .map_err(|e| FetchError::of(e, timeout, deadline))?;
+            .map_err(|e| FetchError::of(e, timeouts, deadline))?;
         Ok(Response {
             response,
-            timeout,
+            timeouts,
             deadline,
         })
+    }
+
+    /// The timeouts of one exchange: `total` (body included) and, when the client was built with
+    /// one, its `connect` timeout ([`ClientSettings::connect_timeout`]), so that a timeout of either
+    /// is judged against its own deadline ([`FetchError::timed_out`]).
+    #[derive(Debug, Clone, Copy)]
+    pub struct Timeouts {
+        /// The whole exchange's.
+        pub total: Duration,
+        /// The connect's (name lookup and TLS included), if the client has one.
+        pub connect: Option<Duration>,
     }
 
     /// A response whose status and headers have arrived; its body is read with
@@ -418,7 +466,7 @@ mod client {
     #[derive(Debug)]
     pub struct Response {
         response: reqwest::Response,
-        timeout: Duration,
+        timeouts: Timeouts,
         deadline: Instant,
     }
 
@@ -457,17 +505,52 @@ mod client {
             {
                 return Err(too_large);
             }
-            let (timeout, deadline) = (self.timeout, self.deadline);
+            let (timeouts, deadline) = (self.timeouts, self.deadline);
             let body = http::Response::from(self.response).into_body();
             match Limited::new(body, max_bytes).collect().await {
                 Ok(collected) => Ok(collected.to_bytes()),
                 Err(error) if error.is::<LengthLimitError>() => Err(too_large),
                 Err(error) => Err(match error.downcast::<reqwest::Error>() {
-                    Ok(error) => FetchError::of(*error, timeout, deadline),
+                    Ok(error) => FetchError::of(*error, timeouts, deadline),
                     Err(error) => FetchError::Transport {
                         message: error_chain(&*error),
                     },
                 }),
+            }
+        }
+    }
+
+    /// Review tests (s3-review-grace).
+    #[cfg(all(test, unix))]
+    mod review_tests {
+        use super::*;
+
+        /// connect(2): "EACCES, EPERM ... the connection request failed because of a local
+        /// firewall rule" (and EAFNOSUPPORT from socket(2): this host without the address family,
+        /// IPv6 disabled). Each is this host's configuration, said before anything reaches the
+        /// server; `local_cause` leaves them `Transport`, an outage that opens object binding's
+        /// grace period. (Wrapped as hyper-util wraps a connect's io::Error.)
+        #[test]
+        fn a_local_firewall_refusal_is_not_the_servers_failure() {
+            #[derive(Debug)]
+            struct ConnectError(std::io::Error);
+            impl fmt::Display for ConnectError {
+                fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                    f.write_str("tcp connect error")
+                }
+            }
+            impl std::error::Error for ConnectError {
+                fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                    Some(&self.0)
+                }
+            }
+            for code in [libc::EPERM, libc::EACCES, libc::EAFNOSUPPORT] {
+                let error = ConnectError(std::io::Error::from_raw_os_error(code));
+                assert!(
+                    local_cause(&error).is_some(),
+                    "{}: counted as the server's failure",
+                    std::io::Error::from_raw_os_error(code)
+                );
             }
         }
     }

@@ -220,7 +220,11 @@ impl Fetcher {
             })?;
             request = request.header(http::header::AUTHORIZATION, value);
         }
-        let response = shared::send(request, self.settings.timeout)
+        let timeouts = shared::Timeouts {
+            total: self.settings.timeout,
+            connect: Some(self.settings.connect_timeout),
+        };
+        let response = shared::send(request, timeouts)
             .await
             .and_then(shared::Response::success)
             .map_err(failed)?;

@@ -78,6 +78,10 @@ impl ReviewError {
                 cause: LocalCause::NameResolution,
                 ..
             }) => "review_name_resolution",
+            Self::Fetch(FetchError::Local {
+                cause: LocalCause::Proxy,
+                ..
+            }) => "review_proxy",
             Self::Fetch(_) => "review_transport",
             Self::QueueTimeout { .. } => "review_queue_timeout",
             Self::InvalidResponse { .. } => "review_invalid_response",

@@ -9,7 +9,7 @@
 use std::fmt;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
@@ -292,11 +292,16 @@ struct TokenFile {
     reading: Arc<AtomicBool>,
     /// The checks queued for a blocking thread (see `bounded`).
     queue: Arc<Queue>,
+    /// How many reads have run: each read's number orders what it read (reads run one at a
+    /// time), so that a token is stored only over one read before it.
+    reads: Arc<AtomicU64>,
 }
 
 struct CachedToken {
     stamp: Stamp,
     token: String,
+    /// The number of the read it came from (0: the one at start).
+    read: u64,
 }
 
 /// What tells a changed file: a new inode (the kubelet's swap), a new mtime or a new length.
@@ -328,9 +333,14 @@ impl TokenFile {
             read_if_changed(&path, None)?.ok_or_else(|| format!("{}: not read", path.display()))?;
         Ok(Self {
             path,
-            cached: Mutex::new(CachedToken { stamp, token }),
+            cached: Mutex::new(CachedToken {
+                stamp,
+                token,
+                read: 0,
+            }),
             reading: Arc::default(),
             queue: Arc::default(),
+            reads: Arc::default(),
         })
     }
 
@@ -348,27 +358,29 @@ impl TokenFile {
             .stamp
             .clone();
         let path = self.path.clone();
-        let started_from = held.clone();
+        let reads = Arc::clone(&self.reads);
         let checked = bounded(&self.reading, &self.queue, READ_TIMEOUT, move || {
-            read_if_changed(&path, Some(held))
+            let found = read_if_changed(&path, Some(held));
+            (reads.fetch_add(1, Ordering::SeqCst) + 1, found)
         });
         let error = match checked.await {
-            Some(Ok(None)) => return self.last_good(),
-            Some(Ok(Some((stamp, token)))) => {
+            Some((_, Ok(None))) => return self.last_good(),
+            Some((read, Ok(Some((stamp, token))))) => {
                 let mut cached = self.cached.lock().unwrap_or_else(PoisonError::into_inner);
-                // Compare and set: stored only over the token this check started from. A later
-                // check may have stored a newer token while this one waited to run again (its
-                // blocking read done, its task not yet polled); the older token must not replace
-                // it. What this check read is still what it sends: it was current when read.
-                if cached.stamp == started_from {
+                // Stored only over a token read before it: a check whose task stores late (its
+                // blocking read done, its task not yet polled) must not put an older token back
+                // over a newer one, and a newer one stored after an older one is kept. What this
+                // check read is still what it sends: it was current when read.
+                if read > cached.read {
                     *cached = CachedToken {
                         stamp,
                         token: token.clone(),
+                        read,
                     };
                 }
                 return token;
             }
-            Some(Err(error)) => error,
+            Some((_, Err(error))) => error,
             None => format!(
                 "{}: a check is still running (more than {READ_TIMEOUT:?}: a stalled mount?)",
                 self.path.display()
@@ -538,6 +550,52 @@ mod tests {
         file.reading.store(true, Ordering::SeqCst);
         assert_eq!(file.read().await, "second");
         file.reading.store(false, Ordering::SeqCst);
+    }
+
+    /// Review (s3-review-grace): the compare-and-set keeps "stored only over the token this check
+    /// started from", which also drops a newer token. Two checks start from the same stamp (the
+    /// second once the first's blocking read has ended, before the first's task stored): the
+    /// second reads the newer file. When the first stores first, the second — the newer token —
+    /// finds the stamp changed and is dropped: the last good token is the older one, sent to
+    /// every fetch that finds a check running or a check failing (until a later check re-reads).
+    #[tokio::test]
+    async fn a_newer_check_stored_after_an_older_one_is_kept() {
+        use std::future::Future as _;
+        use std::sync::atomic::Ordering;
+        use std::task::{Context, Waker};
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        fs::write(&path, "zeroth").unwrap();
+        let file = TokenFile::open(path.clone()).unwrap();
+        let rotate = |token: &str| {
+            let next = dir.path().join("token.next");
+            fs::write(&next, token).unwrap();
+            fs::rename(&next, &path).unwrap();
+        };
+        let mut cx = Context::from_waker(Waker::noop());
+        rotate("first");
+        // The first check reads "first"; its task is not polled again yet.
+        let mut first = Box::pin(file.read());
+        assert!(first.as_mut().poll(&mut cx).is_pending());
+        while file.reading.load(Ordering::SeqCst) {
+            std::thread::yield_now(); // the blocking thread runs on its own
+        }
+        rotate("second");
+        // The second check starts from the same stamp (nothing stored yet) and reads "second".
+        let mut second = Box::pin(file.read());
+        assert!(second.as_mut().poll(&mut cx).is_pending());
+        while file.reading.load(Ordering::SeqCst) {
+            std::thread::yield_now();
+        }
+        // The older check's task runs first, then the newer one's.
+        assert_eq!(first.await, "first");
+        assert_eq!(second.await, "second");
+        assert_eq!(
+            file.last_good(),
+            "second",
+            "the newer token was dropped: the older one stays the last good token"
+        );
     }
 
     /// client-go's `InClusterConfig`: `https://` + `JoinHostPort(host, port)` from the kubelet's

@@ -14,7 +14,7 @@ use http::HeaderValue;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use oidc_bearer_shared::fetch::{self as shared, ClientSettings};
+use oidc_bearer_shared::fetch::{self as shared, ClientSettings, LocalCause};
 
 use super::claims::TokenReviewClaims;
 use crate::error::ReviewError;
@@ -55,6 +55,9 @@ struct ApiInner {
     url: Url,
     client: reqwest::Client,
     credential: Credential,
+    /// Whether reviews go through the environment's proxy: then a failed connection may be the
+    /// proxy's (a `CONNECT` refused), which is no failure of the API server.
+    proxied: bool,
 }
 
 impl ApiServer {
@@ -112,9 +115,22 @@ impl ApiServer {
             .header(http::header::CONTENT_TYPE, "application/json")
             .header(http::header::ACCEPT, "application/json")
             .body(body);
-        let response = shared::send(request, timeout)
-            .await
-            .map_err(ReviewError::Fetch)?;
+        let timeouts = shared::Timeouts {
+            total: timeout,
+            connect: Some(CONNECT_TIMEOUT),
+        };
+        let response = shared::send(request, timeouts).await.map_err(|error| {
+            ReviewError::Fetch(match error {
+                // Through a proxy, a connection that failed may be the proxy's refusal or failure
+                // (a `CONNECT` answered 407, 403 or 502: hyper-util does not say which), never
+                // known to be the API server's: no grace period for it.
+                FetchError::Transport { message } if inner.proxied => FetchError::Local {
+                    cause: LocalCause::Proxy,
+                    message,
+                },
+                other => other,
+            })
+        })?;
         let status = response.status().as_u16();
         match status {
             200 | 201 => {}
@@ -296,11 +312,13 @@ impl ApiServerBuilder {
         settings.system_roots = self.ca_certificates.is_empty();
         settings.root_certificates = self.ca_certificates;
         let client = crate::fetch::client(&settings)?;
+        let proxied = shared::proxied(&settings, url.as_str());
         Ok(ApiServer {
             inner: Arc::new(ApiInner {
                 url,
                 client,
                 credential,
+                proxied,
             }),
         })
     }

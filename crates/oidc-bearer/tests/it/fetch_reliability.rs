@@ -455,15 +455,16 @@ async fn a_registry_warm_up_loads_every_exact_issuer() {
 /// an outage). The resolver's error is found in reqwest's error chain.
 #[test]
 fn a_name_lookup_waiting_for_a_blocking_thread_is_this_sides() {
-    use oidc_bearer_shared::fetch::{ClientSettings, LocalCause, client, send};
+    use oidc_bearer_shared::fetch::{ClientSettings, LocalCause, Timeouts, client, send};
     let runtime = crate::support::one_blocking_thread_runtime();
     runtime.block_on(async {
         let client = client(&ClientSettings::new(Duration::from_secs(5), "test")).unwrap();
         // Port 9 (discard) on loopback: never reached, the name is not resolved in time.
-        let request = send(
-            client.get("http://localhost:9/"),
-            Duration::from_millis(200),
-        );
+        let timeouts = Timeouts {
+            total: Duration::from_millis(200),
+            connect: Some(Duration::from_secs(5)),
+        };
+        let request = send(client.get("http://localhost:9/"), timeouts);
         match crate::support::with_the_blocking_thread_held(request).await {
             Err(FetchError::Local {
                 cause: LocalCause::NameResolution,

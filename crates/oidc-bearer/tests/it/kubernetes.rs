@@ -425,9 +425,15 @@ fn test_ca(name: &str) -> (String, rcgen::Issuer<'static, rcgen::KeyPair>) {
 /// An HTTPS server on 127.0.0.1 whose certificate `ca` issued: it answers every request 404 after
 /// a completed handshake. Returns its base URL.
 fn https_404_server(ca: &rcgen::Issuer<'static, rcgen::KeyPair>) -> String {
+    https_404_server_named(ca, "127.0.0.1")
+}
+
+/// [`https_404_server`] with a certificate for `name`, which its URL uses (`localhost` or
+/// `127.0.0.1`).
+fn https_404_server_named(ca: &rcgen::Issuer<'static, rcgen::KeyPair>, name: &str) -> String {
     use std::io::{Read as _, Write as _};
     let key = rcgen::KeyPair::generate().unwrap();
-    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
+    let cert = rcgen::CertificateParams::new(vec![name.to_owned()])
         .unwrap()
         .signed_by(&key, ca)
         .unwrap();
@@ -443,7 +449,7 @@ fn https_404_server(ca: &rcgen::Issuer<'static, rcgen::KeyPair>) -> String {
         .unwrap();
     let config = Arc::new(config);
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("https://{}", listener.local_addr().unwrap());
+    let url = format!("https://{name}:{}", listener.local_addr().unwrap().port());
     std::thread::spawn(move || {
         for stream in listener.incoming().flatten() {
             let config = config.clone();
@@ -725,4 +731,219 @@ async fn a_cluster_ca_that_did_not_sign_the_api_server_opens_no_grace_period() {
         ),
         Err(other) => panic!("{other:?}"),
     }
+}
+
+/// Review (s3-review-grace): the late-timer rule (`FetchError::timed_out`) measures lateness
+/// against the request's deadline only, but reqwest's `connect_timeout` (the API server client's
+/// 2 s, `tokenreview::api::CONNECT_TIMEOUT`) is a timer of its own, due earlier, around the whole
+/// connect (lookup, TCP, TLS). A runtime that sits idle while a review is connecting — here its
+/// name lookup finished on a blocking thread while no worker drove the review — past the connect
+/// timeout but well before the review's (5 s), finds its connect timer expired when it runs
+/// again, before the TLS handshake can complete. That `TimedOut` is "seen in time" against the
+/// request's deadline, so it becomes the server's `Timeout`: an outage, and the grace period
+/// opens for a deleted pod's token, though the API server (which answers every request at once,
+/// 404) was never even asked.
+///
+/// The `thread::sleep` is the idle period under test (as in object_binding's
+/// `a_review_resumed_after_its_runtime_sat_idle_opens_no_grace_period`), not a wait for something.
+#[test]
+fn a_review_whose_runtime_sat_idle_while_connecting_opens_no_grace_period() {
+    use oidc_bearer::VerifyToken as _;
+    use oidc_bearer::tokenreview::ObjectBindingCheck;
+    let main = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    // The reviews' runtime: one worker (this thread, when it drives it) and one blocking thread.
+    let side = tokio::runtime::Builder::new_current_thread()
+        .max_blocking_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let cluster = main.block_on(crate::support::cluster::Cluster::start());
+    let (pem, ca) = test_ca("the API server's CA");
+    let url = https_404_server_named(&ca, "localhost");
+    // Our credential at once (no token file read, which would wait for the blocking thread too).
+    let caller = cluster.reviews.caller_token();
+    let api = oidc_bearer::tokenreview::ApiServer::builder(url)
+        .with_ca_pem(pem)
+        .with_bearer_token(move || Some(caller.clone()))
+        .build()
+        .unwrap();
+    let revoked = cluster.token().sign();
+    cluster.reviews.delete_bound_object(&revoked);
+    let (verifier, control) = side.block_on(async {
+        let inner = || {
+            cluster
+                .in_cluster()
+                .verifier_builder(cluster.issuer.issuer(), crate::support::cluster::AUD)
+                .unwrap()
+                .with_clock(ManualClock::new())
+                .build()
+                .unwrap()
+        };
+        let check = ObjectBindingCheck::new(Duration::from_secs(30)).with_api_server(api);
+        let (verifier, control) = (check.wrap(inner()).unwrap(), inner());
+        // Keys loaded (and the token file read) while the runtime is driven.
+        control
+            .verify_token::<KubernetesClaims>(&revoked)
+            .await
+            .unwrap();
+        (verifier, control)
+    });
+    drop(control);
+
+    // The side runtime's one blocking thread held, so that the review stops at its name lookup.
+    let (release, held) = std::sync::mpsc::channel::<()>();
+    let (started, running) = std::sync::mpsc::channel::<()>();
+    let blocker = side.spawn_blocking(move || {
+        started.send(()).unwrap();
+        let _ = held.recv();
+    });
+    running.recv().unwrap();
+    side.block_on(async {
+        let mut first = Box::pin(verifier.verify_token::<KubernetesClaims>(&revoked));
+        // Driven until the review is sent: `reviews` counts it just before `ApiServer::review` is
+        // polled, in the same poll that starts the connect and its lookup.
+        std::future::poll_fn(|cx| {
+            assert!(first.as_mut().poll(cx).is_pending(), "answered at once");
+            if verifier.stats().reviews == 1 {
+                std::task::Poll::Ready(())
+            } else {
+                cx.waker().wake_by_ref();
+                std::task::Poll::Pending
+            }
+        })
+        .await;
+    });
+    // The lookup runs now (a blocking thread needs no worker) while the runtime sits idle past
+    // the connect timeout (2 s), well before the review's timeout (5 s).
+    release.send(()).unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    let result = side.block_on(async {
+        blocker.await.unwrap();
+        verifier.verify_token::<KubernetesClaims>(&revoked).await
+    });
+    match result {
+        Ok(_) => panic!(
+            "a deleted pod's token was accepted: a runtime idle while connecting counted as an \
+             API-server outage and opened the grace period"
+        ),
+        Err(VerifyError::ReviewUnavailable { source }) => {
+            assert!(!source.is_api_server_failure(), "{source:?}")
+        }
+        Err(_) => {}
+    }
+    drop(main);
+}
+
+/// Set in the process that `a_proxy_refusing_our_connect_opens_no_grace_period` starts: the URL
+/// of its proxy.
+const PROXY_CHILD: &str = "OIDC_BEARER_TEST_PROXY_407";
+
+/// Review (s3-review-grace): an HTTPS proxy in the environment (`HTTPS_PROXY`, honoured by the
+/// API server's client as client-go honours it) that refuses our `CONNECT` — 407, credentials it
+/// wants and we do not send (or 403, its rules) — is our configuration: nothing reached the API
+/// server. reqwest reports hyper-util's `TunnelError::ProxyAuthRequired` (or
+/// `TunnelUnsuccessful`), which `FetchError::of` leaves `Transport`: an API-server outage, and
+/// object binding's grace period opens for a deleted pod's token.
+///
+/// Run in a process of its own (the proxy comes from the environment).
+#[test]
+fn a_proxy_refusing_our_connect_opens_no_grace_period() {
+    use std::io::{Read as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let proxy = format!("http://{}", listener.local_addr().unwrap());
+    // The CONNECTs the proxy refused: the child's review went through it.
+    let connects = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = Arc::clone(&connects);
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") {
+                if stream.read(&mut byte).unwrap_or(0) == 0 {
+                    break;
+                }
+                head.push(byte[0]);
+            }
+            if head.starts_with(b"CONNECT ") {
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+            let _ = stream.write_all(
+                b"HTTP/1.1 407 Proxy Authentication Required\r\ncontent-length: 0\r\n\r\n",
+            );
+        }
+    });
+    let child = std::panic::catch_unwind(|| {
+        crate::support::run_child_test(
+            "kubernetes::a_proxy_refusing_our_connect_in_a_process_of_its_own",
+            |child| {
+                for name in [
+                    "NO_PROXY",
+                    "no_proxy",
+                    "HTTP_PROXY",
+                    "http_proxy",
+                    "ALL_PROXY",
+                ] {
+                    child.env_remove(name);
+                }
+                child
+                    .env(PROXY_CHILD, &proxy)
+                    .env("HTTPS_PROXY", &proxy)
+                    .env("https_proxy", &proxy);
+            },
+        )
+    });
+    assert!(
+        connects.load(std::sync::atomic::Ordering::SeqCst) > 0,
+        "the review did not go through the proxy"
+    );
+    if let Err(panic) = child {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+#[test]
+#[ignore = "run by a_proxy_refusing_our_connect_opens_no_grace_period, in a process of its own"]
+fn a_proxy_refusing_our_connect_in_a_process_of_its_own() {
+    use oidc_bearer::VerifyToken as _;
+    use oidc_bearer::tokenreview::ObjectBindingCheck;
+    if std::env::var_os(PROXY_CHILD).is_none() {
+        return;
+    }
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let cluster = crate::support::cluster::Cluster::start().await;
+        let caller = cluster.reviews.caller_token();
+        // Any https URL: the proxy answers the CONNECT for it.
+        let api = oidc_bearer::tokenreview::ApiServer::builder("https://127.0.0.1:6443")
+            .with_bearer_token(move || Some(caller.clone()))
+            .build()
+            .unwrap();
+        let verifier = cluster
+            .in_cluster()
+            .verifier_builder(cluster.issuer.issuer(), crate::support::cluster::AUD)
+            .unwrap()
+            .with_clock(ManualClock::new())
+            .build()
+            .unwrap();
+        let verifier = ObjectBindingCheck::new(Duration::from_secs(30))
+            .with_api_server(api)
+            .wrap(verifier)
+            .unwrap();
+        let revoked = cluster.token().sign();
+        cluster.reviews.delete_bound_object(&revoked);
+        match verifier.verify_token::<KubernetesClaims>(&revoked).await {
+            Ok(_) => panic!(
+                "a deleted pod's token was accepted: a proxy refusing our CONNECT (407) counted \
+                 as an API-server outage and opened the grace period"
+            ),
+            Err(VerifyError::ReviewUnavailable { source }) => {
+                assert!(!source.is_api_server_failure(), "{source:?}")
+            }
+            Err(other) => panic!("{other:?}"),
+        }
+    });
 }
