@@ -114,24 +114,30 @@ impl fmt::Display for FetchError {
 
 impl std::error::Error for FetchError {}
 
-/// How late past its deadline a timeout may be seen and still be the server's: this, or a quarter
-/// of the timeout when that is longer. A runtime that is driven sees an expired timer within a few
-/// milliseconds (Tokio's timer ticks by the millisecond; a worker yields to its timers between
-/// tasks); seen later than that, no worker looked at the exchange for that long, its answer
-/// perhaps already waiting in the socket: this process stalled (a runtime not driven, every worker
-/// busy, the process suspended), which says nothing about the server. The trade-off, on the safe
-/// side: a runtime so loaded that its run queue takes longer than this to go round (1.25 s with
-/// TokenReview's default 5 s) records a real outage as its own stall, and opens no grace period.
+/// How late past its deadline a timeout may be seen and still be the server's. A runtime that is
+/// driven sees an expired timer within a few milliseconds (Tokio's timer ticks by the
+/// millisecond; a worker yields to its timers between tasks); seen later than that, no worker
+/// looked at the exchange for that long, its answer perhaps already waiting in the socket: this
+/// process stalled (a runtime not driven, every worker busy, the process suspended), which says
+/// nothing about the server. Fixed and small, on the safe side: a runtime so loaded that its run
+/// queue takes longer than this to go round records a real outage as its own stall (no grace
+/// period: 503), rather than a stall as the server's outage (a deleted pod's token accepted).
 const STALL_TOLERANCE: Duration = Duration::from_millis(100);
 
 impl FetchError {
-    /// The timeout `timeout`, due at `deadline`, has fired: the server's [`Timeout`](Self::Timeout),
-    /// unless it is seen more than 100 ms (`STALL_TOLERANCE`) past `deadline`, when the delay is this
+    /// The timeout `timeout`, started at `started`, has fired: the server's
+    /// [`Timeout`](Self::Timeout), unless it is seen more than 100 ms (`STALL_TOLERANCE`) past its
+    /// deadline, when the delay is this
     /// process's ([`LocalCause::Stalled`]). Every timeout of an exchange is classified here (the
     /// HTTP client's own, in `send` and `Response::body`, and any a caller puts around them).
-    pub fn timed_out(timeout: Duration, deadline: tokio::time::Instant) -> Self {
-        let late = tokio::time::Instant::now().saturating_duration_since(deadline);
-        if late > STALL_TOLERANCE.max(timeout / 4) {
+    pub fn timed_out(timeout: Duration, started: tokio::time::Instant) -> Self {
+        // A timeout too long to have a deadline (`Duration::MAX`) cannot have fired late.
+        let late = started
+            .checked_add(timeout)
+            .map_or(Duration::ZERO, |deadline| {
+                tokio::time::Instant::now().saturating_duration_since(deadline)
+            });
+        if late > STALL_TOLERANCE {
             Self::Local {
                 cause: LocalCause::Stalled,
                 message: format!(
@@ -276,16 +282,16 @@ mod client {
         /// An error of the HTTP client: its timeout, a failure on this side found in its causes
         /// ([`LocalCause`]), or else a transport failure with every cause (the URL left out: the
         /// caller's message names it).
-        fn of(error: reqwest::Error, timeouts: Timeouts, deadline: Instant) -> Self {
+        fn of(error: reqwest::Error, timeouts: Timeouts, started: Instant) -> Self {
             let error = error.without_url();
             if error.is_timeout() {
                 // The connect's own timer (`connect_timeout`, lookup and TLS included) is due
                 // before the request's: judged late against its own deadline.
                 return match (error.is_connect(), timeouts.connect) {
                     (true, Some(connect)) if connect < timeouts.total => {
-                        Self::timed_out(connect, deadline - timeouts.total + connect)
+                        Self::timed_out(connect, started)
                     }
-                    _ => Self::timed_out(timeouts.total, deadline),
+                    _ => Self::timed_out(timeouts.total, started),
                 };
             }
             let message = error_chain(&error);
@@ -437,16 +443,16 @@ mod client {
     ) -> Result<Response, FetchError> {
         let timeout = timeouts.total;
         // The HTTP client's timeout starts with `send` (its total timeout covers the body too).
-        let deadline = Instant::now() + timeout;
+        let started = Instant::now();
         let sent = request.timeout(timeout).send();
         let response = LOOKUP_BOUND
             .scope(timeout / 2, sent)
             .await
-            .map_err(|e| FetchError::of(e, timeouts, deadline))?;
+            .map_err(|e| FetchError::of(e, timeouts, started))?;
         Ok(Response {
             response,
             timeouts,
-            deadline,
+            started,
         })
     }
 
@@ -467,7 +473,7 @@ mod client {
     pub struct Response {
         response: reqwest::Response,
         timeouts: Timeouts,
-        deadline: Instant,
+        started: Instant,
     }
 
     impl Response {
@@ -505,13 +511,13 @@ mod client {
             {
                 return Err(too_large);
             }
-            let (timeouts, deadline) = (self.timeouts, self.deadline);
+            let (timeouts, started) = (self.timeouts, self.started);
             let body = http::Response::from(self.response).into_body();
             match Limited::new(body, max_bytes).collect().await {
                 Ok(collected) => Ok(collected.to_bytes()),
                 Err(error) if error.is::<LengthLimitError>() => Err(too_large),
                 Err(error) => Err(match error.downcast::<reqwest::Error>() {
-                    Ok(error) => FetchError::of(*error, timeouts, deadline),
+                    Ok(error) => FetchError::of(*error, timeouts, started),
                     Err(error) => FetchError::Transport {
                         message: error_chain(&*error),
                     },

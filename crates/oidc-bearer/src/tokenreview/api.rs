@@ -119,28 +119,44 @@ impl ApiServer {
             total: timeout,
             connect: Some(CONNECT_TIMEOUT),
         };
-        let response = shared::send(request, timeouts).await.map_err(|error| {
-            ReviewError::Fetch(match error {
-                // Through a proxy, a connection that failed may be the proxy's refusal or failure
-                // (a `CONNECT` answered 407, 403 or 502: hyper-util does not say which), never
-                // known to be the API server's: no grace period for it.
-                FetchError::Transport { message } if inner.proxied => FetchError::Local {
+        // Through a proxy, no failure of the exchange is known to be the API server's: a
+        // connection refused or timed out, a `CONNECT` answered 407, 403 or 502, a 5xx or 429
+        // status may all be the proxy's own (hyper-util does not say which). None opens the grace
+        // period.
+        let through_proxy = |error: FetchError| match error {
+            FetchError::Transport { message } if inner.proxied => FetchError::Local {
+                cause: LocalCause::Proxy,
+                message,
+            },
+            FetchError::Timeout { timeout } if inner.proxied => FetchError::Local {
+                cause: LocalCause::Proxy,
+                message: format!("no answer within {timeout:?}"),
+            },
+            FetchError::Status { status } if inner.proxied && (status == 429 || status >= 500) => {
+                FetchError::Local {
                     cause: LocalCause::Proxy,
-                    message,
-                },
-                other => other,
-            })
-        })?;
+                    message: format!("HTTP {status}"),
+                }
+            }
+            other => other,
+        };
+        let response = shared::send(request, timeouts)
+            .await
+            .map_err(|e| ReviewError::Fetch(through_proxy(e)))?;
         let status = response.status().as_u16();
         match status {
             200 | 201 => {}
             401 | 403 => return Err(ReviewError::Unauthorized { status }),
-            _ => return Err(ReviewError::Fetch(FetchError::Status { status })),
+            _ => {
+                return Err(ReviewError::Fetch(through_proxy(FetchError::Status {
+                    status,
+                })));
+            }
         }
         let bytes = response
             .body(MAX_RESPONSE_BYTES)
             .await
-            .map_err(ReviewError::Fetch)?;
+            .map_err(|e| ReviewError::Fetch(through_proxy(e)))?;
         interpret(&bytes, audiences)
     }
 }

@@ -395,10 +395,10 @@ impl Reviewer {
             .api
             .review(authorization, token, &self.audiences, timeout);
         // A timeout seen late is this process's stall, not the API server's (`timed_out`).
-        let deadline = tokio::time::Instant::now() + timeout;
-        match tokio::time::timeout_at(deadline, review).await {
+        let started = tokio::time::Instant::now();
+        match tokio::time::timeout(timeout, review).await {
             Ok(result) => result,
-            Err(_) => Err(ReviewError::Fetch(FetchError::timed_out(timeout, deadline))),
+            Err(_) => Err(ReviewError::Fetch(FetchError::timed_out(timeout, started))),
         }
     }
 

@@ -474,3 +474,21 @@ fn a_name_lookup_waiting_for_a_blocking_thread_is_this_sides() {
         }
     });
 }
+
+/// Review 3 (s3-review-grace3): `fetch::send` (public in `oidc-bearer-shared`, used by the client
+/// crate's metadata source with its `with_timeout`) computes `Instant::now() + timeouts.total`,
+/// which panics for a timeout as long as `Duration::MAX`; reqwest's own timer saturates.
+#[tokio::test]
+async fn review3_send_with_a_huge_timeout_does_not_panic() {
+    use oidc_bearer_shared::fetch::{ClientSettings, Timeouts, client, send};
+    let client = client(&ClientSettings::new(Duration::from_secs(1), "test")).unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/", closed.local_addr().unwrap());
+    drop(closed);
+    let timeouts = Timeouts {
+        total: Duration::MAX,
+        connect: Some(Duration::from_secs(1)),
+    };
+    let sent = tokio::spawn(async move { send(client.get(url), timeouts).await.map(|_| ()) }).await;
+    assert!(sent.is_ok(), "send panicked: {sent:?}");
+}

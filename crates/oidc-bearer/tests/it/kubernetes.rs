@@ -947,3 +947,142 @@ fn a_proxy_refusing_our_connect_in_a_process_of_its_own() {
         }
     });
 }
+
+/// Set in the process that a `review3_*` proxy test starts: the URL of the API server it reviews
+/// against (through the environment's proxy).
+const REVIEW3_CHILD: &str = "OIDC_BEARER_TEST_REVIEW3_API";
+
+/// A proxy on 127.0.0.1 that reads each request head, counts it, then `answer`s it: `None` holds
+/// the connection open without a word (a hung proxy). Returns its URL and the count.
+fn review3_proxy(answer: Option<&'static [u8]>) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{Read as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let proxy = format!("http://{}", listener.local_addr().unwrap());
+    let requests = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = Arc::clone(&requests);
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for mut stream in listener.incoming().flatten() {
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") {
+                if stream.read(&mut byte).unwrap_or(0) == 0 {
+                    break;
+                }
+                head.push(byte[0]);
+            }
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            match answer {
+                Some(answer) => {
+                    let _ = stream.write_all(answer);
+                }
+                None => held.push(stream),
+            }
+        }
+    });
+    (proxy, requests)
+}
+
+/// Runs `review3_child` in a process of its own with `proxy` as the environment's proxy for
+/// `api` (`HTTPS_PROXY` and `HTTP_PROXY`, lower case too; `NO_PROXY` only `127.0.0.1`, where the
+/// cluster's keys are fetched: `api` names `localhost`), and asserts the review went through the
+/// proxy.
+fn review3_through_proxy(api: &str, proxy: &str, requests: &std::sync::atomic::AtomicUsize) {
+    let child = std::panic::catch_unwind(|| {
+        crate::support::run_child_test("kubernetes::review3_child", |child| {
+            for name in ["ALL_PROXY", "all_proxy"] {
+                child.env_remove(name);
+            }
+            child
+                .env(REVIEW3_CHILD, api)
+                .env("NO_PROXY", "127.0.0.1")
+                .env("no_proxy", "127.0.0.1")
+                .env("HTTPS_PROXY", proxy)
+                .env("https_proxy", proxy)
+                .env("HTTP_PROXY", proxy)
+                .env("http_proxy", proxy);
+        })
+    });
+    assert!(
+        requests.load(std::sync::atomic::Ordering::SeqCst) > 0,
+        "the review did not go through the proxy"
+    );
+    if let Err(panic) = child {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+/// Review 3 (s3-review-grace3): `tokenreview::api` maps only a `Transport` failure to
+/// `LocalCause::Proxy` when the environment's proxy applies. A proxy that accepts the TCP
+/// connection and never answers our `CONNECT` (hung, overloaded, or holding it for a rule) lets
+/// the client's connect timeout (2 s, which wraps the tunnel: reqwest `Connector::call`'s
+/// `with_timeout(connect_via_proxy…)`) fire: a `FetchError::Timeout`, the API server's failure,
+/// though nothing reached it: the grace period opens for a deleted pod's token.
+#[test]
+fn review3_a_hung_proxy_opens_no_grace_period() {
+    let (proxy, requests) = review3_proxy(None);
+    // Any https URL: nothing gets past the proxy.
+    review3_through_proxy("https://localhost:6443", &proxy, &requests);
+}
+
+/// Review 3 (s3-review-grace3): plain `http` on loopback is allowed for the API server, and
+/// hyper-util's matcher sends it through `HTTP_PROXY` (no loopback exception without `NO_PROXY`).
+/// A forward proxy answers for the server it could not reach — 502/503/504 — and that status is a
+/// `FetchError::Status` the API server's (only `Transport` is mapped to `LocalCause::Proxy`):
+/// the grace period opens though the API server was never asked.
+#[test]
+fn review3_a_forward_proxys_503_opens_no_grace_period() {
+    let (proxy, requests) = review3_proxy(Some(
+        b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+    ));
+    // A loopback port nobody listens on: only the proxy answers.
+    let unused = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let api = format!("http://localhost:{}", unused.local_addr().unwrap().port());
+    drop(unused);
+    review3_through_proxy(&api, &proxy, &requests);
+}
+
+#[test]
+#[ignore = "run by the review3_* proxy tests, in a process of its own"]
+fn review3_child() {
+    use oidc_bearer::VerifyToken as _;
+    use oidc_bearer::tokenreview::ObjectBindingCheck;
+    let Some(api) = std::env::var_os(REVIEW3_CHILD) else {
+        return;
+    };
+    let api = api.into_string().unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let cluster = crate::support::cluster::Cluster::start().await;
+        let caller = cluster.reviews.caller_token();
+        // Plain `http` is allowed on loopback; `localhost` spelled out as allowed too.
+        let api = oidc_bearer::tokenreview::ApiServer::builder(api)
+            .dangerous_allow_insecure_http()
+            .with_bearer_token(move || Some(caller.clone()))
+            .build()
+            .unwrap();
+        let verifier = cluster
+            .in_cluster()
+            .verifier_builder(cluster.issuer.issuer(), crate::support::cluster::AUD)
+            .unwrap()
+            .with_clock(ManualClock::new())
+            .build()
+            .unwrap();
+        let verifier = ObjectBindingCheck::new(Duration::from_secs(30))
+            .with_api_server(api)
+            .wrap(verifier)
+            .unwrap();
+        let revoked = cluster.token().sign();
+        cluster.reviews.delete_bound_object(&revoked);
+        match verifier.verify_token::<KubernetesClaims>(&revoked).await {
+            Ok(_) => panic!(
+                "a deleted pod's token was accepted: the proxy's failure counted as an API-server \
+                 outage and opened the grace period"
+            ),
+            Err(VerifyError::ReviewUnavailable { source }) => {
+                assert!(!source.is_api_server_failure(), "{source:?}")
+            }
+            Err(other) => panic!("{other:?}"),
+        }
+    });
+}
