@@ -908,8 +908,6 @@ fn a_proxy_refusing_our_connect_opens_no_grace_period() {
 #[test]
 #[ignore = "run by a_proxy_refusing_our_connect_opens_no_grace_period, in a process of its own"]
 fn a_proxy_refusing_our_connect_in_a_process_of_its_own() {
-    use oidc_bearer::VerifyToken as _;
-    use oidc_bearer::tokenreview::ObjectBindingCheck;
     if std::env::var_os(PROXY_CHILD).is_none() {
         return;
     }
@@ -922,29 +920,8 @@ fn a_proxy_refusing_our_connect_in_a_process_of_its_own() {
             .with_bearer_token(move || Some(caller.clone()))
             .build()
             .unwrap();
-        let verifier = cluster
-            .in_cluster()
-            .verifier_builder(cluster.issuer.issuer(), crate::support::cluster::AUD)
-            .unwrap()
-            .with_clock(ManualClock::new())
-            .build()
-            .unwrap();
-        let verifier = ObjectBindingCheck::new(Duration::from_secs(30))
-            .with_api_server(api)
-            .wrap(verifier)
-            .unwrap();
-        let revoked = cluster.token().sign();
-        cluster.reviews.delete_bound_object(&revoked);
-        match verifier.verify_token::<KubernetesClaims>(&revoked).await {
-            Ok(_) => panic!(
-                "a deleted pod's token was accepted: a proxy refusing our CONNECT (407) counted \
-                 as an API-server outage and opened the grace period"
-            ),
-            Err(VerifyError::ReviewUnavailable { source }) => {
-                assert!(!source.is_api_server_failure(), "{source:?}")
-            }
-            Err(other) => panic!("{other:?}"),
-        }
+        review_through_a_proxy_opens_no_grace(&cluster, api, "a proxy refusing our CONNECT (407)")
+            .await;
     });
 }
 
@@ -1045,8 +1022,6 @@ fn review3_a_forward_proxys_503_opens_no_grace_period() {
 #[test]
 #[ignore = "run by the review3_* proxy tests, in a process of its own"]
 fn review3_child() {
-    use oidc_bearer::VerifyToken as _;
-    use oidc_bearer::tokenreview::ObjectBindingCheck;
     let Some(api) = std::env::var_os(REVIEW3_CHILD) else {
         return;
     };
@@ -1061,28 +1036,40 @@ fn review3_child() {
             .with_bearer_token(move || Some(caller.clone()))
             .build()
             .unwrap();
-        let verifier = cluster
-            .in_cluster()
-            .verifier_builder(cluster.issuer.issuer(), crate::support::cluster::AUD)
-            .unwrap()
-            .with_clock(ManualClock::new())
-            .build()
-            .unwrap();
-        let verifier = ObjectBindingCheck::new(Duration::from_secs(30))
-            .with_api_server(api)
-            .wrap(verifier)
-            .unwrap();
-        let revoked = cluster.token().sign();
-        cluster.reviews.delete_bound_object(&revoked);
-        match verifier.verify_token::<KubernetesClaims>(&revoked).await {
-            Ok(_) => panic!(
-                "a deleted pod's token was accepted: the proxy's failure counted as an API-server \
-                 outage and opened the grace period"
-            ),
-            Err(VerifyError::ReviewUnavailable { source }) => {
-                assert!(!source.is_api_server_failure(), "{source:?}")
-            }
-            Err(other) => panic!("{other:?}"),
-        }
+        review_through_a_proxy_opens_no_grace(&cluster, api, "the proxy's failure").await;
     });
+}
+
+/// In a child whose environment names a proxy: an object-binding check reviewing through `api`
+/// must refuse a deleted pod's token, and record no API-server failure, whatever the proxy did.
+async fn review_through_a_proxy_opens_no_grace(
+    cluster: &crate::support::cluster::Cluster,
+    api: oidc_bearer::tokenreview::ApiServer,
+    what: &str,
+) {
+    use oidc_bearer::VerifyToken as _;
+    use oidc_bearer::tokenreview::ObjectBindingCheck;
+    let verifier = cluster
+        .in_cluster()
+        .verifier_builder(cluster.issuer.issuer(), crate::support::cluster::AUD)
+        .unwrap()
+        .with_clock(ManualClock::new())
+        .build()
+        .unwrap();
+    let verifier = ObjectBindingCheck::new(Duration::from_secs(30))
+        .with_api_server(api)
+        .wrap(verifier)
+        .unwrap();
+    let revoked = cluster.token().sign();
+    cluster.reviews.delete_bound_object(&revoked);
+    match verifier.verify_token::<KubernetesClaims>(&revoked).await {
+        Ok(_) => panic!(
+            "a deleted pod's token was accepted: {what} counted as an API-server outage and \
+             opened the grace period"
+        ),
+        Err(VerifyError::ReviewUnavailable { source }) => {
+            assert!(!source.is_api_server_failure(), "{source:?}")
+        }
+        Err(other) => panic!("{other:?}"),
+    }
 }

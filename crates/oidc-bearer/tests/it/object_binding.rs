@@ -778,6 +778,15 @@ fn out_of_file_descriptors_in_a_process_of_its_own() {
 /// `Fetch(Timeout)`, which `is_api_server_failure()` counts as an outage.
 #[test]
 fn a_review_resumed_after_its_runtime_sat_idle_opens_no_grace_period() {
+    // The API server on loopback answers in microseconds; the default 5 s would only slow the
+    // test down.
+    let timeout = Duration::from_millis(300);
+    review_resumed_after_the_runtime_sat_idle(timeout, timeout * 2);
+}
+
+/// The review is sent with `timeout`, the API server answers at once, and the runtime sits idle
+/// for `idle` (from the answer on): no grace period may open.
+fn review_resumed_after_the_runtime_sat_idle(timeout: Duration, idle: Duration) {
     let main = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -791,9 +800,7 @@ fn a_review_resumed_after_its_runtime_sat_idle_opens_no_grace_period() {
     let cluster = main.block_on(Cluster::start());
     let clock = ManualClock::new();
     let mut settings = TokenReviewSettings::default();
-    // The API server on loopback answers in microseconds; the default 5 s would only slow the
-    // test down.
-    settings.timeout = Duration::from_millis(300);
+    settings.timeout = timeout;
     let api = || cluster.in_cluster().api_server().unwrap();
     let (verifier, control) = side.block_on(async {
         (
@@ -827,10 +834,13 @@ fn a_review_resumed_after_its_runtime_sat_idle_opens_no_grace_period() {
     drop(held);
     // ...while the runtime sits idle past it (the idle time is what is tested, not a wait for
     // something).
-    std::thread::sleep(settings.timeout * 2);
+    std::thread::sleep(idle);
     // The next call joins the review in flight, which runs again and ends.
     let result = side.block_on(verify(&verifier, &revoked));
-    assert_not_accepted(&result, "a runtime not driven past the review's timeout");
+    assert_not_accepted(
+        &result,
+        &format!("a runtime not driven for {idle:?} past an answer, with a {timeout:?} timeout"),
+    );
 }
 
 /// Review 3 (s3-review-grace3): an object-binding check of this cluster's tokens against `url`
@@ -921,49 +931,6 @@ async fn review3_a_huge_review_timeout_is_refused_or_works_never_a_panic() {
 /// The `thread::sleep` is the idle period under test, not a wait for something.
 #[test]
 fn review3_a_runtime_idle_a_fifth_of_the_timeout_past_it_opens_no_grace_period() {
-    let main = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let side = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let cluster = main.block_on(Cluster::start());
-    let clock = ManualClock::new();
-    let mut settings = TokenReviewSettings::default();
-    settings.timeout = Duration::from_secs(2);
-    let api = || cluster.in_cluster().api_server().unwrap();
-    let (verifier, control) = side.block_on(async {
-        (
-            loaded_without_a_review(&cluster, &clock, api(), settings.clone()).await,
-            loaded_without_a_review(&cluster, &clock, api(), settings.clone()).await,
-        )
-    });
-    let revoked = cluster.token().sign();
-    cluster.reviews.delete_bound_object(&revoked);
-    let refused = side.block_on(verify(&control, &revoked));
-    assert!(
-        matches!(refused, Err(VerifyError::ReviewRefused { .. })),
-        "{refused:?}"
-    );
-    let sent = cluster.reviews.calls();
-    let held = cluster.reviews.hold();
-    side.block_on(async {
-        let mut first = Box::pin(verify(&verifier, &revoked));
-        std::future::poll_fn(|cx| {
-            assert!(first.as_mut().poll(cx).is_pending(), "answered at once");
-            std::task::Poll::Ready(())
-        })
-        .await;
-        cluster.reviews.wait_for_calls(sent + 1).await;
-    });
-    drop(held);
-    std::thread::sleep(settings.timeout + Duration::from_millis(400));
-    let result = side.block_on(verify(&verifier, &revoked));
-    assert_not_accepted(
-        &result,
-        "a runtime not driven 400 ms past the review's 2 s timeout",
-    );
+    let timeout = Duration::from_secs(2);
+    review_resumed_after_the_runtime_sat_idle(timeout, timeout + Duration::from_millis(400));
 }
