@@ -343,8 +343,9 @@ mod client {
     /// the server: no descriptor left (EMFILE, ENFILE: a flood of idle connections or a leak), no
     /// buffer space or memory (ENOBUFS, ENOMEM), no local port to bind (EADDRNOTAVAIL: ephemeral
     /// ports exhausted), a local firewall rule (EPERM, EACCES: connect(2) "failed because of a
-    /// local firewall rule"), an address family this host lacks (EAFNOSUPPORT). socket(2),
-    /// connect(2).
+    /// local firewall rule"), an address family this host lacks (EAFNOSUPPORT), no route from this
+    /// host (ENETUNREACH: a pod network not set up yet; a router's ICMP answer gives it too, and in
+    /// doubt it is not the server's). socket(2), connect(2).
     #[cfg(unix)]
     fn is_resource_limit(code: i32) -> bool {
         matches!(
@@ -357,6 +358,7 @@ mod client {
                 | libc::EPERM
                 | libc::EACCES
                 | libc::EAFNOSUPPORT
+                | libc::ENETUNREACH
         )
     }
 
@@ -558,6 +560,21 @@ mod client {
                     std::io::Error::from_raw_os_error(code)
                 );
             }
+        }
+
+        /// Review 4 (s3-review-grace4): connect(2) fails at once with ENETUNREACH when this host's
+        /// routing table has no route to the address (a pod network not set up yet, a route
+        /// removed): this host's configuration, said before any packet left. `is_resource_limit`
+        /// leaves it `Transport`, the API server's failure that opens the grace period. (A
+        /// router's ICMP "net unreachable" to our SYN gives the same code: when in doubt, not the
+        /// server's.)
+        #[test]
+        fn review4_no_route_to_the_server_is_not_the_servers_failure() {
+            let error = std::io::Error::from_raw_os_error(libc::ENETUNREACH);
+            assert!(
+                local_cause(&error).is_some(),
+                "{error}: counted as the server's failure"
+            );
         }
     }
 }

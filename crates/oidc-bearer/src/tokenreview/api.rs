@@ -77,6 +77,32 @@ impl ApiServer {
         self.inner.url.as_str()
     }
 
+    /// `error`, as it must be counted: through a proxy, no failure of the exchange is known to be
+    /// the API server's — a connection refused or timed out (by any timer, ours included), a
+    /// `CONNECT` answered 407, 403 or 502, any other status — since each may be the proxy's own
+    /// (hyper-util does not say which): all are [`LocalCause::Proxy`], which opens no grace period
+    /// and blames neither the API server nor our RBAC. Without a proxy, `error` as it is.
+    pub(crate) fn classify(&self, error: ReviewError) -> ReviewError {
+        if !self.inner.proxied {
+            return error;
+        }
+        let message = match error {
+            ReviewError::Unauthorized { status }
+            | ReviewError::Fetch(FetchError::Status { status }) => {
+                format!("HTTP {status}, from the proxy or the API server")
+            }
+            ReviewError::Fetch(FetchError::Transport { message }) => message,
+            ReviewError::Fetch(FetchError::Timeout { timeout }) => {
+                format!("no answer within {timeout:?}")
+            }
+            other => return other,
+        };
+        ReviewError::Fetch(FetchError::Local {
+            cause: LocalCause::Proxy,
+            message,
+        })
+    }
+
     /// Our own credential, as the `Authorization` value to send. Awaited before a review's
     /// timeout starts: however long it takes (the pod's token file is re-read when it changes),
     /// it is our own time, never the API server's, so it can never be recorded as the API
@@ -119,44 +145,19 @@ impl ApiServer {
             total: timeout,
             connect: Some(CONNECT_TIMEOUT),
         };
-        // Through a proxy, no failure of the exchange is known to be the API server's: a
-        // connection refused or timed out, a `CONNECT` answered 407, 403 or 502, a 5xx or 429
-        // status may all be the proxy's own (hyper-util does not say which). None opens the grace
-        // period.
-        let through_proxy = |error: FetchError| match error {
-            FetchError::Transport { message } if inner.proxied => FetchError::Local {
-                cause: LocalCause::Proxy,
-                message,
-            },
-            FetchError::Timeout { timeout } if inner.proxied => FetchError::Local {
-                cause: LocalCause::Proxy,
-                message: format!("no answer within {timeout:?}"),
-            },
-            FetchError::Status { status } if inner.proxied && (status == 429 || status >= 500) => {
-                FetchError::Local {
-                    cause: LocalCause::Proxy,
-                    message: format!("HTTP {status}"),
-                }
-            }
-            other => other,
-        };
         let response = shared::send(request, timeouts)
             .await
-            .map_err(|e| ReviewError::Fetch(through_proxy(e)))?;
+            .map_err(ReviewError::Fetch)?;
         let status = response.status().as_u16();
         match status {
             200 | 201 => {}
             401 | 403 => return Err(ReviewError::Unauthorized { status }),
-            _ => {
-                return Err(ReviewError::Fetch(through_proxy(FetchError::Status {
-                    status,
-                })));
-            }
+            _ => return Err(ReviewError::Fetch(FetchError::Status { status })),
         }
         let bytes = response
             .body(MAX_RESPONSE_BYTES)
             .await
-            .map_err(|e| ReviewError::Fetch(through_proxy(e)))?;
+            .map_err(ReviewError::Fetch)?;
         interpret(&bytes, audiences)
     }
 }

@@ -396,10 +396,12 @@ impl Reviewer {
             .review(authorization, token, &self.audiences, timeout);
         // A timeout seen late is this process's stall, not the API server's (`timed_out`).
         let started = tokio::time::Instant::now();
-        match tokio::time::timeout(timeout, review).await {
+        let result = match tokio::time::timeout(timeout, review).await {
             Ok(result) => result,
             Err(_) => Err(ReviewError::Fetch(FetchError::timed_out(timeout, started))),
-        }
+        };
+        // One place counts every failure of the exchange, whichever timer or layer ended it.
+        result.map_err(|error| self.api.classify(error))
     }
 
     /// Logs a failed review, at most once a minute per kind, with the count suppressed.

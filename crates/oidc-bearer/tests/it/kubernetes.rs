@@ -965,8 +965,18 @@ fn review3_proxy(answer: Option<&'static [u8]>) -> (String, Arc<std::sync::atomi
 /// cluster's keys are fetched: `api` names `localhost`), and asserts the review went through the
 /// proxy.
 fn review3_through_proxy(api: &str, proxy: &str, requests: &std::sync::atomic::AtomicUsize) {
+    review_in_a_child_through_proxy("kubernetes::review3_child", api, proxy, requests);
+}
+
+/// [`review3_through_proxy`] with the child test `child` (which reads `REVIEW3_CHILD`).
+fn review_in_a_child_through_proxy(
+    child: &str,
+    api: &str,
+    proxy: &str,
+    requests: &std::sync::atomic::AtomicUsize,
+) {
     let child = std::panic::catch_unwind(|| {
-        crate::support::run_child_test("kubernetes::review3_child", |child| {
+        crate::support::run_child_test(child, |child| {
             for name in ["ALL_PROXY", "all_proxy"] {
                 child.env_remove(name);
             }
@@ -1009,35 +1019,58 @@ fn review3_a_hung_proxy_opens_no_grace_period() {
 /// the grace period opens though the API server was never asked.
 #[test]
 fn review3_a_forward_proxys_503_opens_no_grace_period() {
-    let (proxy, requests) = review3_proxy(Some(
-        b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
-    ));
-    // A loopback port nobody listens on: only the proxy answers.
+    review_through_a_forward_proxy(
+        "kubernetes::review3_child",
+        Some(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"),
+    );
+}
+
+/// Runs `child` through a proxy that `answer`s plain-`http` requests itself (`None`: holds them)
+/// for an API server on a loopback port nobody listens on: only the proxy answers.
+fn review_through_a_forward_proxy(child: &str, answer: Option<&'static [u8]>) {
+    let (proxy, requests) = review3_proxy(answer);
     let unused = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let api = format!("http://localhost:{}", unused.local_addr().unwrap().port());
     drop(unused);
-    review3_through_proxy(&api, &proxy, &requests);
+    review_in_a_child_through_proxy(child, &api, &proxy, &requests);
 }
 
 #[test]
 #[ignore = "run by the review3_* proxy tests, in a process of its own"]
 fn review3_child() {
+    in_a_review3_child(async |cluster, api| {
+        review_through_a_proxy_opens_no_grace(cluster, api, "the proxy's failure").await
+    });
+}
+
+/// In a child started with `REVIEW3_CHILD`: `body` with the cluster and the API server at that
+/// URL, on a runtime of its own. Without it, nothing.
+fn in_a_review3_child(
+    body: impl AsyncFnOnce(&crate::support::cluster::Cluster, oidc_bearer::tokenreview::ApiServer),
+) {
     let Some(api) = std::env::var_os(REVIEW3_CHILD) else {
         return;
     };
-    let api = api.into_string().unwrap();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let cluster = crate::support::cluster::Cluster::start().await;
-        let caller = cluster.reviews.caller_token();
-        // Plain `http` is allowed on loopback; `localhost` spelled out as allowed too.
-        let api = oidc_bearer::tokenreview::ApiServer::builder(api)
-            .dangerous_allow_insecure_http()
-            .with_bearer_token(move || Some(caller.clone()))
-            .build()
-            .unwrap();
-        review_through_a_proxy_opens_no_grace(&cluster, api, "the proxy's failure").await;
+        let api = review3_child_api(&cluster, api);
+        body(&cluster, api).await;
     });
+}
+
+/// The API server at `api` (`REVIEW3_CHILD`), with the cluster's caller token.
+fn review3_child_api(
+    cluster: &crate::support::cluster::Cluster,
+    api: std::ffi::OsString,
+) -> oidc_bearer::tokenreview::ApiServer {
+    let caller = cluster.reviews.caller_token();
+    // Plain `http` is allowed on loopback; `localhost` spelled out as allowed too.
+    oidc_bearer::tokenreview::ApiServer::builder(api.into_string().unwrap())
+        .dangerous_allow_insecure_http()
+        .with_bearer_token(move || Some(caller.clone()))
+        .build()
+        .unwrap()
 }
 
 /// In a child whose environment names a proxy: an object-binding check reviewing through `api`
@@ -1046,6 +1079,18 @@ async fn review_through_a_proxy_opens_no_grace(
     cluster: &crate::support::cluster::Cluster,
     api: oidc_bearer::tokenreview::ApiServer,
     what: &str,
+) {
+    let settings = oidc_bearer::tokenreview::TokenReviewSettings::default();
+    reviews_through_a_proxy_open_no_grace(cluster, api, what, settings, 1).await;
+}
+
+/// [`review_through_a_proxy_opens_no_grace`] for `rounds` tokens in turn, with `settings`.
+async fn reviews_through_a_proxy_open_no_grace(
+    cluster: &crate::support::cluster::Cluster,
+    api: oidc_bearer::tokenreview::ApiServer,
+    what: &str,
+    settings: oidc_bearer::tokenreview::TokenReviewSettings,
+    rounds: usize,
 ) {
     use oidc_bearer::VerifyToken as _;
     use oidc_bearer::tokenreview::ObjectBindingCheck;
@@ -1057,19 +1102,91 @@ async fn review_through_a_proxy_opens_no_grace(
         .build()
         .unwrap();
     let verifier = ObjectBindingCheck::new(Duration::from_secs(30))
+        .with_settings(settings)
         .with_api_server(api)
         .wrap(verifier)
         .unwrap();
-    let revoked = cluster.token().sign();
-    cluster.reviews.delete_bound_object(&revoked);
-    match verifier.verify_token::<KubernetesClaims>(&revoked).await {
-        Ok(_) => panic!(
-            "a deleted pod's token was accepted: {what} counted as an API-server outage and \
-             opened the grace period"
-        ),
-        Err(VerifyError::ReviewUnavailable { source }) => {
-            assert!(!source.is_api_server_failure(), "{source:?}")
+    for round in 0..rounds {
+        let revoked = cluster.token().sign();
+        cluster.reviews.delete_bound_object(&revoked);
+        match verifier.verify_token::<KubernetesClaims>(&revoked).await {
+            Ok(_) => panic!(
+                "round {round}: a deleted pod's token was accepted: {what} counted as an API-server outage and \
+                 opened the grace period"
+            ),
+            Err(VerifyError::ReviewUnavailable { source }) => {
+                assert!(!source.is_api_server_failure(), "{source:?}");
+                // Review 4: through a proxy, what is logged must not blame the API server or our
+                // RBAC alone (a proxy's 403 is no missing `create` on `tokenreviews`).
+                assert!(
+                    source.to_string().contains("proxy"),
+                    "through a proxy, logged as {} (is_configuration: {}): {source}",
+                    source.code(),
+                    source.is_configuration()
+                );
+            }
+            Err(other) => panic!("{other:?}"),
         }
-        Err(other) => panic!("{other:?}"),
     }
+}
+
+/// Review 4 (s3-review-grace4): plain `http` through `HTTP_PROXY` (loopback is not exempt): a
+/// forward proxy that refuses the request by policy answers 403 itself, and `ApiServer::review`
+/// maps any 401/403 to `ReviewError::Unauthorized` before `through_proxy` is consulted, logged at
+/// ERROR as our own RBAC misconfiguration ("grant `create` on `tokenreviews`"), the wrong thing to
+/// change. Fail-closed (no grace period), but a misleading diagnosis.
+#[test]
+fn review4_a_forward_proxys_403_is_not_blamed_on_our_rbac() {
+    review_through_a_forward_proxy(
+        "kubernetes::review3_child",
+        Some(b"HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"),
+    );
+}
+
+/// Review 4 (s3-review-grace4): as above, with the proxy asking for its own credentials (407 to a
+/// plain-`http` request): a `FetchError::Status` 407, shown as "the API server answered HTTP 407"
+/// and logged at ERROR as TokenReview misconfigured, though the API server was never asked.
+#[test]
+fn review4_a_forward_proxys_407_is_not_blamed_on_the_api_server() {
+    review_through_a_forward_proxy(
+        "kubernetes::review3_child",
+        Some(b"HTTP/1.1 407 Proxy Authentication Required\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"),
+    );
+}
+
+/// Review 4 (s3-review-grace4): `through_proxy` maps the timeouts of `shared::send` and
+/// `Response::body`, but `Reviewer::call` runs `ApiServer::review` under a `tokio::time::timeout`
+/// of its own, of the same length and started a few microseconds earlier, whose expiry becomes
+/// `FetchError::timed_out(..)` = `Timeout` without passing through `through_proxy`. Tokio's timer
+/// rounds both deadlines up to the millisecond: when they round to the same tick the inner one is
+/// seen first (mapped to `LocalCause::Proxy`), but whenever a millisecond boundary falls between
+/// the two starts the outer one wins, and a proxy that holds the request (plain `http` through
+/// `HTTP_PROXY`; or any request, once a `CONNECT` tunnel stops relaying, or with a review timeout
+/// at most the 2 s connect timeout) is recorded as the API server's outage. Each review is a new
+/// draw: over many tokens one wins, and the grace period opens for all of them.
+#[test]
+fn review4_a_proxy_holding_many_reviews_never_opens_the_grace_period() {
+    review_through_a_forward_proxy("kubernetes::review4_child", None);
+}
+
+/// Review 4 (s3-review-grace4): the same race over `https`, the way an API server is reached: a
+/// proxy that never answers our `CONNECT`, with a review timeout at most the 2 s connect timeout
+/// (so that only the total timeouts, the reviewer's and reqwest's, can fire).
+#[test]
+fn review4_a_hung_connect_under_a_short_review_timeout_never_opens_the_grace_period() {
+    let (proxy, requests) = review3_proxy(None);
+    let api = "https://localhost:6443";
+    review_in_a_child_through_proxy("kubernetes::review4_child", api, &proxy, &requests);
+}
+
+#[test]
+#[ignore = "run by the review4_* proxy tests, in a process of its own"]
+fn review4_child() {
+    in_a_review3_child(async |cluster, api| {
+        // A short timeout: each review is one draw of the race; the proxy never answers.
+        let mut settings = oidc_bearer::tokenreview::TokenReviewSettings::default();
+        settings.timeout = Duration::from_millis(10);
+        let what = "a timeout through a proxy holding the request";
+        reviews_through_a_proxy_open_no_grace(cluster, api, what, settings, 150).await;
+    });
 }
