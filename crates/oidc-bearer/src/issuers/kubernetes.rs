@@ -458,24 +458,60 @@ pub fn dangerous_legacy_service_account_verifier(keys: Jwks) -> VerifierBuilder 
 
 #[cfg(test)]
 mod tests {
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::task::{Context, Waker};
+
     use super::*;
+
+    /// A pod's token file in a directory of its own, rotated the kubelet's way.
+    struct Rotated {
+        dir: tempfile::TempDir,
+    }
+
+    impl Rotated {
+        /// The file holding `token`, and a `TokenFile` opened on it.
+        fn new(token: &str) -> (Self, TokenFile) {
+            let rotated = Self {
+                dir: tempfile::tempdir().unwrap(),
+            };
+            fs::write(rotated.path(), token).unwrap();
+            let file = TokenFile::open(rotated.path()).unwrap();
+            (rotated, file)
+        }
+
+        fn path(&self) -> PathBuf {
+            self.dir.path().join("token")
+        }
+
+        /// Replaced the way the kubelet does it: a new file (a new inode) renamed over the old.
+        fn rotate(&self, token: &str) {
+            let next = self.dir.path().join("token.next");
+            fs::write(&next, token).unwrap();
+            fs::rename(&next, self.path()).unwrap();
+        }
+    }
+
+    /// Starts `check` and returns once its blocking read has ended, its task not polled again
+    /// (what a busy worker leaves): it has read, and not stored yet.
+    fn read_not_stored(file: &TokenFile, mut check: Pin<&mut impl Future<Output = String>>) {
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(check.as_mut().poll(&mut cx).is_pending());
+        while file.reading.load(Ordering::SeqCst) {
+            std::thread::yield_now(); // the blocking thread runs on its own
+        }
+    }
 
     #[tokio::test]
     async fn the_token_file_is_reread_only_when_it_changes() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("token");
-        fs::write(&path, "first\n").unwrap();
-        let file = TokenFile::open(path.clone()).unwrap();
+        let (rotated, file) = Rotated::new("first\n");
         assert_eq!(file.read().await, "first");
-        // Replaced the way the kubelet does it: a new file renamed over the old one.
-        let next = dir.path().join("token.next");
-        fs::write(&next, "second").unwrap();
-        fs::rename(&next, &path).unwrap();
+        rotated.rotate("second");
         assert_eq!(file.read().await, "second");
         // Gone: the last token read is still sent (the next rotation will bring a fresh one).
-        fs::remove_file(&path).unwrap();
+        fs::remove_file(rotated.path()).unwrap();
         assert_eq!(file.read().await, "second");
-        assert!(TokenFile::open(dir.path().join("missing")).is_err());
+        assert!(TokenFile::open(rotated.dir.path().join("missing")).is_err());
     }
 
     /// While a read is stuck (a stalled mount: it holds the one blocking read), a fetch neither
@@ -483,15 +519,8 @@ mod tests {
     /// the next fetch reads the file again.
     #[tokio::test]
     async fn a_stuck_read_leaves_the_last_good_token_in_use() {
-        use std::sync::atomic::Ordering;
-
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("token");
-        fs::write(&path, "first").unwrap();
-        let file = TokenFile::open(path.clone()).unwrap();
-        let next = dir.path().join("token.next");
-        fs::write(&next, "second").unwrap();
-        fs::rename(&next, &path).unwrap();
+        let (rotated, file) = Rotated::new("first");
+        rotated.rotate("second");
 
         file.reading.store(true, Ordering::SeqCst); // as a read still running past its bound does
         assert_eq!(file.read().await, "first");
@@ -509,33 +538,16 @@ mod tests {
     /// task stores, so a second check can start, read the newer file and store it first.
     #[tokio::test]
     async fn an_older_check_stored_late_never_replaces_a_newer_token() {
-        use std::future::Future as _;
-        use std::sync::atomic::Ordering;
-        use std::task::{Context, Waker};
-
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("token");
-        fs::write(&path, "zeroth").unwrap();
-        let file = TokenFile::open(path.clone()).unwrap();
-        // Rotated the kubelet's way (a new inode renamed over the old).
-        let rotate = |token: &str| {
-            let next = dir.path().join("token.next");
-            fs::write(&next, token).unwrap();
-            fs::rename(&next, &path).unwrap();
-        };
-        rotate("first");
+        let (rotated, file) = Rotated::new("zeroth");
+        rotated.rotate("first");
 
         // The first check starts; its blocking read returns (the flag clears at its end), but
         // its task is not polled again yet.
         let mut first = Box::pin(file.read());
-        let mut cx = Context::from_waker(Waker::noop());
-        assert!(first.as_mut().poll(&mut cx).is_pending());
-        while file.reading.load(Ordering::SeqCst) {
-            std::thread::yield_now(); // the blocking thread runs on its own
-        }
+        read_not_stored(&file, first.as_mut());
 
         // Rotated again, and a second check reads and stores the newer token.
-        rotate("second");
+        rotated.rotate("second");
         assert_eq!(file.read().await, "second");
 
         // Now the first task runs and finishes its check.
@@ -560,34 +572,15 @@ mod tests {
     /// every fetch that finds a check running or a check failing (until a later check re-reads).
     #[tokio::test]
     async fn a_newer_check_stored_after_an_older_one_is_kept() {
-        use std::future::Future as _;
-        use std::sync::atomic::Ordering;
-        use std::task::{Context, Waker};
-
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("token");
-        fs::write(&path, "zeroth").unwrap();
-        let file = TokenFile::open(path.clone()).unwrap();
-        let rotate = |token: &str| {
-            let next = dir.path().join("token.next");
-            fs::write(&next, token).unwrap();
-            fs::rename(&next, &path).unwrap();
-        };
-        let mut cx = Context::from_waker(Waker::noop());
-        rotate("first");
+        let (rotated, file) = Rotated::new("zeroth");
+        rotated.rotate("first");
         // The first check reads "first"; its task is not polled again yet.
         let mut first = Box::pin(file.read());
-        assert!(first.as_mut().poll(&mut cx).is_pending());
-        while file.reading.load(Ordering::SeqCst) {
-            std::thread::yield_now(); // the blocking thread runs on its own
-        }
-        rotate("second");
+        read_not_stored(&file, first.as_mut());
+        rotated.rotate("second");
         // The second check starts from the same stamp (nothing stored yet) and reads "second".
         let mut second = Box::pin(file.read());
-        assert!(second.as_mut().poll(&mut cx).is_pending());
-        while file.reading.load(Ordering::SeqCst) {
-            std::thread::yield_now();
-        }
+        read_not_stored(&file, second.as_mut());
         // The older check's task runs first, then the newer one's.
         assert_eq!(first.await, "first");
         assert_eq!(second.await, "second");

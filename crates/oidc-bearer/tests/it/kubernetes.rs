@@ -693,7 +693,6 @@ fn in_cluster_refuses_a_ca_path_that_is_a_fifo() {
 #[tokio::test]
 async fn a_cluster_ca_that_did_not_sign_the_api_server_opens_no_grace_period() {
     use oidc_bearer::VerifyToken as _;
-    use oidc_bearer::tokenreview::ObjectBindingCheck;
     let cluster = crate::support::cluster::Cluster::start().await;
     let dir = tempfile::tempdir().unwrap();
     let (_, served_by) = test_ca("the API server's CA");
@@ -705,17 +704,7 @@ async fn a_cluster_ca_that_did_not_sign_the_api_server_opens_no_grace_period() {
         .with_ca_path(dir.path().join("ca.crt"))
         .api_server()
         .unwrap();
-    let verifier = cluster
-        .in_cluster()
-        .verifier_builder(cluster.issuer.issuer(), crate::support::cluster::AUD)
-        .unwrap()
-        .with_clock(ManualClock::new())
-        .build()
-        .unwrap();
-    let verifier = ObjectBindingCheck::new(Duration::from_secs(30))
-        .with_api_server(api)
-        .wrap(verifier)
-        .unwrap();
+    let verifier = in_cluster_bound(&cluster, api, Default::default());
     let revoked = cluster.token().sign();
     cluster.reviews.delete_bound_object(&revoked);
 
@@ -749,7 +738,6 @@ async fn a_cluster_ca_that_did_not_sign_the_api_server_opens_no_grace_period() {
 #[test]
 fn a_review_whose_runtime_sat_idle_while_connecting_opens_no_grace_period() {
     use oidc_bearer::VerifyToken as _;
-    use oidc_bearer::tokenreview::ObjectBindingCheck;
     let main = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -774,17 +762,10 @@ fn a_review_whose_runtime_sat_idle_while_connecting_opens_no_grace_period() {
     let revoked = cluster.token().sign();
     cluster.reviews.delete_bound_object(&revoked);
     let (verifier, control) = side.block_on(async {
-        let inner = || {
-            cluster
-                .in_cluster()
-                .verifier_builder(cluster.issuer.issuer(), crate::support::cluster::AUD)
-                .unwrap()
-                .with_clock(ManualClock::new())
-                .build()
-                .unwrap()
-        };
-        let check = ObjectBindingCheck::new(Duration::from_secs(30)).with_api_server(api);
-        let (verifier, control) = (check.wrap(inner()).unwrap(), inner());
+        let (verifier, control) = (
+            in_cluster_bound(&cluster, api, Default::default()),
+            in_cluster_verifier(&cluster),
+        );
         // Keys loaded (and the token file read) while the runtime is driven.
         control
             .verify_token::<KubernetesClaims>(&revoked)
@@ -1093,19 +1074,7 @@ async fn reviews_through_a_proxy_open_no_grace(
     rounds: usize,
 ) {
     use oidc_bearer::VerifyToken as _;
-    use oidc_bearer::tokenreview::ObjectBindingCheck;
-    let verifier = cluster
-        .in_cluster()
-        .verifier_builder(cluster.issuer.issuer(), crate::support::cluster::AUD)
-        .unwrap()
-        .with_clock(ManualClock::new())
-        .build()
-        .unwrap();
-    let verifier = ObjectBindingCheck::new(Duration::from_secs(30))
-        .with_settings(settings)
-        .with_api_server(api)
-        .wrap(verifier)
-        .unwrap();
+    let verifier = in_cluster_bound(cluster, api, settings);
     for round in 0..rounds {
         let revoked = cluster.token().sign();
         cluster.reviews.delete_bound_object(&revoked);
@@ -1189,4 +1158,29 @@ fn review4_child() {
         let what = "a timeout through a proxy holding the request";
         reviews_through_a_proxy_open_no_grace(cluster, api, what, settings, 150).await;
     });
+}
+
+/// This cluster's in-cluster verifier (keys from its API server, a ManualClock).
+fn in_cluster_verifier(cluster: &crate::support::cluster::Cluster) -> Verifier {
+    cluster
+        .in_cluster()
+        .verifier_builder(cluster.issuer.issuer(), crate::support::cluster::AUD)
+        .unwrap()
+        .with_clock(ManualClock::new())
+        .build()
+        .unwrap()
+}
+
+/// [`in_cluster_verifier`] under an object-binding check (interval 30 s, the default grace period)
+/// that reviews at `api` with `settings`.
+fn in_cluster_bound(
+    cluster: &crate::support::cluster::Cluster,
+    api: oidc_bearer::tokenreview::ApiServer,
+    settings: oidc_bearer::tokenreview::TokenReviewSettings,
+) -> oidc_bearer::tokenreview::ObjectBinding<Verifier> {
+    oidc_bearer::tokenreview::ObjectBindingCheck::new(Duration::from_secs(30))
+        .with_settings(settings)
+        .with_api_server(api)
+        .wrap(in_cluster_verifier(cluster))
+        .unwrap()
 }
