@@ -492,11 +492,30 @@ mod tests {
         }
     }
 
+    /// A runtime with one blocking thread, for [`read_not_stored`].
+    fn one_blocking_thread() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .max_blocking_threads(1)
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
     /// Starts `check` and returns once its blocking read has ended, its task not polled again
-    /// (what a busy worker leaves): it has read, and not stored yet.
+    /// (what a busy worker leaves): it has read, and not stored yet. Runs on
+    /// [`one_blocking_thread`]: that thread is held while `check` is first polled, so its read is
+    /// queued and cannot end before the poll returns (it could on a free thread: CI saw it).
     fn read_not_stored(file: &TokenFile, mut check: Pin<&mut impl Future<Output = String>>) {
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let (started, running) = std::sync::mpsc::channel::<()>();
+        let blocker = tokio::task::spawn_blocking(move || {
+            started.send(()).unwrap();
+            let _ = held.recv();
+        });
+        running.recv().unwrap();
         let mut cx = Context::from_waker(Waker::noop());
         assert!(check.as_mut().poll(&mut cx).is_pending());
+        drop((release, blocker));
         while file.reading.load(Ordering::SeqCst) {
             std::thread::yield_now(); // the blocking thread runs on its own
         }
@@ -536,32 +555,34 @@ mod tests {
     /// Review finding (s3-review-file2): `TokenFile::read` stores its result unconditionally once
     /// its check returns; `reading` is cleared when the blocking read ends, before the awaiting
     /// task stores, so a second check can start, read the newer file and store it first.
-    #[tokio::test]
-    async fn an_older_check_stored_late_never_replaces_a_newer_token() {
-        let (rotated, file) = Rotated::new("zeroth");
-        rotated.rotate("first");
+    #[test]
+    fn an_older_check_stored_late_never_replaces_a_newer_token() {
+        one_blocking_thread().block_on(async {
+            let (rotated, file) = Rotated::new("zeroth");
+            rotated.rotate("first");
 
-        // The first check starts; its blocking read returns (the flag clears at its end), but
-        // its task is not polled again yet.
-        let mut first = Box::pin(file.read());
-        read_not_stored(&file, first.as_mut());
+            // The first check starts; its blocking read returns (the flag clears at its end), but
+            // its task is not polled again yet.
+            let mut first = Box::pin(file.read());
+            read_not_stored(&file, first.as_mut());
 
-        // Rotated again, and a second check reads and stores the newer token.
-        rotated.rotate("second");
-        assert_eq!(file.read().await, "second");
+            // Rotated again, and a second check reads and stores the newer token.
+            rotated.rotate("second");
+            assert_eq!(file.read().await, "second");
 
-        // Now the first task runs and finishes its check.
-        let sent = first.await;
-        assert_eq!(sent, "first", "what it read is what it sends");
-        assert_eq!(
-            file.last_good(),
-            "second",
-            "the rotated-out token replaced the newer one as the last good token"
-        );
-        // And a fetch that finds a check running gets the newer token.
-        file.reading.store(true, Ordering::SeqCst);
-        assert_eq!(file.read().await, "second");
-        file.reading.store(false, Ordering::SeqCst);
+            // Now the first task runs and finishes its check.
+            let sent = first.await;
+            assert_eq!(sent, "first", "what it read is what it sends");
+            assert_eq!(
+                file.last_good(),
+                "second",
+                "the rotated-out token replaced the newer one as the last good token"
+            );
+            // And a fetch that finds a check running gets the newer token.
+            file.reading.store(true, Ordering::SeqCst);
+            assert_eq!(file.read().await, "second");
+            file.reading.store(false, Ordering::SeqCst);
+        });
     }
 
     /// Review (s3-review-grace): the compare-and-set keeps "stored only over the token this check
@@ -570,25 +591,27 @@ mod tests {
     /// second reads the newer file. When the first stores first, the second — the newer token —
     /// finds the stamp changed and is dropped: the last good token is the older one, sent to
     /// every fetch that finds a check running or a check failing (until a later check re-reads).
-    #[tokio::test]
-    async fn a_newer_check_stored_after_an_older_one_is_kept() {
-        let (rotated, file) = Rotated::new("zeroth");
-        rotated.rotate("first");
-        // The first check reads "first"; its task is not polled again yet.
-        let mut first = Box::pin(file.read());
-        read_not_stored(&file, first.as_mut());
-        rotated.rotate("second");
-        // The second check starts from the same stamp (nothing stored yet) and reads "second".
-        let mut second = Box::pin(file.read());
-        read_not_stored(&file, second.as_mut());
-        // The older check's task runs first, then the newer one's.
-        assert_eq!(first.await, "first");
-        assert_eq!(second.await, "second");
-        assert_eq!(
-            file.last_good(),
-            "second",
-            "the newer token was dropped: the older one stays the last good token"
-        );
+    #[test]
+    fn a_newer_check_stored_after_an_older_one_is_kept() {
+        one_blocking_thread().block_on(async {
+            let (rotated, file) = Rotated::new("zeroth");
+            rotated.rotate("first");
+            // The first check reads "first"; its task is not polled again yet.
+            let mut first = Box::pin(file.read());
+            read_not_stored(&file, first.as_mut());
+            rotated.rotate("second");
+            // The second check starts from the same stamp (nothing stored yet) and reads "second".
+            let mut second = Box::pin(file.read());
+            read_not_stored(&file, second.as_mut());
+            // The older check's task runs first, then the newer one's.
+            assert_eq!(first.await, "first");
+            assert_eq!(second.await, "second");
+            assert_eq!(
+                file.last_good(),
+                "second",
+                "the newer token was dropped: the older one stays the last good token"
+            );
+        });
     }
 
     /// client-go's `InClusterConfig`: `https://` + `JoinHostPort(host, port)` from the kubelet's
