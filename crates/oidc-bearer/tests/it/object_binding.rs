@@ -934,3 +934,19 @@ fn review3_a_runtime_idle_a_fifth_of_the_timeout_past_it_opens_no_grace_period()
     let timeout = Duration::from_secs(2);
     review_resumed_after_the_runtime_sat_idle(timeout, timeout + Duration::from_millis(400));
 }
+
+/// Review 4 (s3-review-grace4): the fixed 100 ms tolerance still leaves a window. As in
+/// `a_review_resumed_after_its_runtime_sat_idle_opens_no_grace_period`, the API server answers at
+/// once (it would refuse the deleted pod's token) and this process sits idle over the whole
+/// timeout; here it runs again 20 ms past it, inside `STALL_TOLERANCE`. The answer has waited in
+/// the socket all along, yet the expired timers are seen first (reqwest's `PendingRequest` polls
+/// its total timeout before the response): the server's `Timeout`, an outage, the grace period
+/// opens. Whether a stall is this process's cannot be judged from the timer's lateness alone: a
+/// stall that ends just after the deadline is as much ours as one that ends 100 ms after it.
+///
+/// The `thread::sleep` is the idle period under test, not a wait for something.
+#[test]
+fn review4_a_runtime_idle_until_just_past_the_timeout_opens_no_grace_period() {
+    let timeout = Duration::from_millis(300);
+    review_resumed_after_the_runtime_sat_idle(timeout, timeout + Duration::from_millis(20));
+}
