@@ -787,6 +787,13 @@ fn a_review_resumed_after_its_runtime_sat_idle_opens_no_grace_period() {
 /// The review is sent with `timeout`, the API server answers at once, and the runtime sits idle
 /// for `idle` (from the answer on): no grace period may open.
 fn review_resumed_after_the_runtime_sat_idle(timeout: Duration, idle: Duration) {
+    resumed_after_the_runtime_sat_idle(timeout, idle, true);
+}
+
+/// [`review_resumed_after_the_runtime_sat_idle`] for a token whose pod was deleted (`deleted`),
+/// or else for a live pod's token, which must be accepted on the API server's answer, with no
+/// outage recorded: a deleted pod's token verified next must be refused.
+fn resumed_after_the_runtime_sat_idle(timeout: Duration, idle: Duration, deleted: bool) {
     let main = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -808,13 +815,18 @@ fn review_resumed_after_the_runtime_sat_idle(timeout: Duration, idle: Duration) 
             loaded_without_a_review(&cluster, &clock, api(), settings.clone()).await,
         )
     });
-    let revoked = cluster.token().sign();
-    cluster.reviews.delete_bound_object(&revoked);
-    // The control: driven throughout, the review is refused.
-    let refused = side.block_on(verify(&control, &revoked));
+    let token = cluster.token().sign();
+    if deleted {
+        cluster.reviews.delete_bound_object(&token);
+    }
+    // The control: driven throughout, the review is answered (refused, or accepted).
+    let controlled = side.block_on(verify(&control, &token));
     assert!(
-        matches!(refused, Err(VerifyError::ReviewRefused { .. })),
-        "{refused:?}"
+        match deleted {
+            true => matches!(controlled, Err(VerifyError::ReviewRefused { .. })),
+            false => controlled.is_ok(),
+        },
+        "{controlled:?}"
     );
 
     // The first call drives the review until the API server has it, then returns (its caller's
@@ -822,7 +834,7 @@ fn review_resumed_after_the_runtime_sat_idle(timeout: Duration, idle: Duration) 
     let sent = cluster.reviews.calls();
     let held = cluster.reviews.hold();
     side.block_on(async {
-        let mut first = Box::pin(verify(&verifier, &revoked));
+        let mut first = Box::pin(verify(&verifier, &token));
         std::future::poll_fn(|cx| {
             assert!(first.as_mut().poll(cx).is_pending(), "answered at once");
             std::task::Poll::Ready(())
@@ -836,11 +848,22 @@ fn review_resumed_after_the_runtime_sat_idle(timeout: Duration, idle: Duration) 
     // something).
     std::thread::sleep(idle);
     // The next call joins the review in flight, which runs again and ends.
-    let result = side.block_on(verify(&verifier, &revoked));
-    assert_not_accepted(
-        &result,
-        &format!("a runtime not driven for {idle:?} past an answer, with a {timeout:?} timeout"),
+    let result = side.block_on(verify(&verifier, &token));
+    let what =
+        format!("a runtime not driven for {idle:?} past an answer, with a {timeout:?} timeout");
+    if deleted {
+        assert_not_accepted(&result, &what);
+        return;
+    }
+    assert!(
+        result.is_ok(),
+        "{what}: a live pod's token refused: {result:?}"
     );
+    // Accepted on the answer, not by a grace period: none is open.
+    let revoked = cluster.token().sign();
+    cluster.reviews.delete_bound_object(&revoked);
+    let result = side.block_on(verify(&verifier, &revoked));
+    assert_not_accepted(&result, &format!("{what}, then a review"));
 }
 
 /// Review 3 (s3-review-grace3): an object-binding check of this cluster's tokens against `url`
@@ -949,4 +972,17 @@ fn review3_a_runtime_idle_a_fifth_of_the_timeout_past_it_opens_no_grace_period()
 fn review4_a_runtime_idle_until_just_past_the_timeout_opens_no_grace_period() {
     let timeout = Duration::from_millis(300);
     review_resumed_after_the_runtime_sat_idle(timeout, timeout + Duration::from_millis(20));
+}
+
+/// The answer found in the socket after the timer fired is used on its merits: a live pod's token
+/// resumed just past the timeout (as in
+/// `review4_a_runtime_idle_until_just_past_the_timeout_opens_no_grace_period`) is accepted on the
+/// API server's answer, and no outage is recorded (a deleted pod's token verified next is
+/// refused, not let in by a grace period).
+///
+/// The `thread::sleep` is the idle period under test, not a wait for something.
+#[test]
+fn a_live_pods_answer_read_just_past_the_timeout_is_used_and_records_no_outage() {
+    let timeout = Duration::from_millis(300);
+    resumed_after_the_runtime_sat_idle(timeout, timeout + Duration::from_millis(20), false);
 }
