@@ -794,11 +794,7 @@ fn review_resumed_after_the_runtime_sat_idle(timeout: Duration, idle: Duration) 
 /// or else for a live pod's token, which must be accepted on the API server's answer, with no
 /// outage recorded: a deleted pod's token verified next must be refused.
 fn resumed_after_the_runtime_sat_idle(timeout: Duration, idle: Duration, deleted: bool) {
-    let main = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let main = one_worker();
     let side = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -831,17 +827,7 @@ fn resumed_after_the_runtime_sat_idle(timeout: Duration, idle: Duration, deleted
 
     // The first call drives the review until the API server has it, then returns (its caller's
     // deadline); the review goes on as a task of its own.
-    let sent = cluster.reviews.calls();
-    let held = cluster.reviews.hold();
-    side.block_on(async {
-        let mut first = Box::pin(verify(&verifier, &token));
-        std::future::poll_fn(|cx| {
-            assert!(first.as_mut().poll(cx).is_pending(), "answered at once");
-            std::task::Poll::Ready(())
-        })
-        .await;
-        cluster.reviews.wait_for_calls(sent + 1).await;
-    });
+    let held = sent_and_held(&side, &cluster, &verifier, &token);
     // The API server answers at once, long before the review's timeout...
     drop(held);
     // ...while the runtime sits idle past it (the idle time is what is tested, not a wait for
@@ -864,6 +850,38 @@ fn resumed_after_the_runtime_sat_idle(timeout: Duration, idle: Duration, deleted
     cluster.reviews.delete_bound_object(&revoked);
     let result = side.block_on(verify(&verifier, &revoked));
     assert_not_accepted(&result, &format!("{what}, then a review"));
+}
+
+/// A multi-threaded runtime with one worker.
+fn one_worker() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A review of `token` started on `side` by a first call that returns once the API server has it
+/// (its caller's deadline), held there until the returned hold is dropped; the review goes on as a
+/// task of its own.
+fn sent_and_held(
+    side: &tokio::runtime::Runtime,
+    cluster: &Cluster,
+    verifier: &ObjectBinding<Verifier>,
+    token: &str,
+) -> oidc_bearer_testing::ReviewHold {
+    let sent = cluster.reviews.calls();
+    let held = cluster.reviews.hold();
+    side.block_on(async {
+        let mut first = Box::pin(verify(verifier, token));
+        std::future::poll_fn(|cx| {
+            assert!(first.as_mut().poll(cx).is_pending(), "answered at once");
+            std::task::Poll::Ready(())
+        })
+        .await;
+        cluster.reviews.wait_for_calls(sent + 1).await;
+    });
+    held
 }
 
 /// Review 3 (s3-review-grace3): an object-binding check of this cluster's tokens against `url`
@@ -985,4 +1003,42 @@ fn review4_a_runtime_idle_until_just_past_the_timeout_opens_no_grace_period() {
 fn a_live_pods_answer_read_just_past_the_timeout_is_used_and_records_no_outage() {
     let timeout = Duration::from_millis(300);
     resumed_after_the_runtime_sat_idle(timeout, timeout + Duration::from_millis(20), false);
+}
+
+/// The same on a multi-threaded runtime whose only worker is held busy (a task that blocks it)
+/// while the API server answers, and freed 20 ms past the review's timeout: the answer waiting in
+/// the socket is read and used (the deleted pod's token refused), not recorded as the API
+/// server's `Timeout`.
+///
+/// The `thread::sleep` is the busy period under test, not a wait for something.
+#[test]
+fn a_review_resumed_just_past_the_timeout_after_its_worker_was_busy_opens_no_grace_period() {
+    let timeout = Duration::from_millis(300);
+    let idle = timeout + Duration::from_millis(20);
+    let (main, side) = (one_worker(), one_worker());
+    let cluster = main.block_on(Cluster::start());
+    let (clock, mut settings) = (ManualClock::new(), TokenReviewSettings::default());
+    settings.timeout = timeout;
+    let api = cluster.in_cluster().api_server().unwrap();
+    let verifier = side.block_on(loaded_without_a_review(&cluster, &clock, api, settings));
+    let revoked = cluster.token().sign();
+    cluster.reviews.delete_bound_object(&revoked);
+    // The review is sent and held by the API server; its task waits on the worker.
+    let held = sent_and_held(&side, &cluster, &verifier, &revoked);
+    // The worker busy (a blocking call in a task), then the API server answers.
+    let (running_tx, running) = std::sync::mpsc::channel();
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    side.spawn(async move {
+        running_tx.send(()).unwrap();
+        let _ = released.recv();
+    });
+    running.recv().unwrap();
+    drop(held);
+    std::thread::sleep(idle);
+    release.send(()).unwrap();
+    let result = side.block_on(verify(&verifier, &revoked));
+    assert_not_accepted(
+        &result,
+        &format!("the only worker busy for {idle:?} past an answer, with a {timeout:?} timeout"),
+    );
 }
