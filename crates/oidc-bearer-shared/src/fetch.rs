@@ -9,7 +9,9 @@
 //! - **Timeouts.** A connect timeout per client (`ClientSettings::connect_timeout`) and a total
 //!   one per request (`send`), which covers reading the body too. A name lookup gets half the
 //!   request's; it, a timeout seen late, a refused certificate and a resource limit of this
-//!   process are [`FetchError::Local`], never the server's failure.
+//!   process are [`FetchError::Local`], never the server's failure. When the total timeout fires,
+//!   the exchange gets a few more turns of the runtime to read an answer already in the socket
+//!   before it counts as the server's [`FetchError::Timeout`].
 //! - **Roots.** The system's roots plus extra PEM roots, or exactly the given roots
 //!   (`ClientSettings::system_roots` `false`: a cluster's own API server, trusted only through its
 //!   CA, as client-go's `rest.InClusterConfig` does). Trusting nothing at all is refused.
@@ -122,6 +124,8 @@ impl std::error::Error for FetchError {}
 /// nothing about the server. Fixed and small, on the safe side: a runtime so loaded that its run
 /// queue takes longer than this to go round records a real outage as its own stall (no grace
 /// period: 503), rather than a stall as the server's outage (a deleted pod's token accepted).
+/// Still needed beside the exchange's last turns (`LAST_TURNS`), which only find an answer that is
+/// there: a stall that kept the request from reaching the server leaves none to find.
 const STALL_TOLERANCE: Duration = Duration::from_millis(100);
 
 /// How far past an exchange's own deadline the timers that only guard it are set: the HTTP
@@ -145,7 +149,8 @@ impl FetchError {
     /// [`Timeout`](Self::Timeout), unless it is seen more than 100 ms (`STALL_TOLERANCE`) past its
     /// deadline, when the delay is this
     /// process's ([`LocalCause::Stalled`]). Every timeout of an exchange is classified here (the
-    /// HTTP client's own, in `send` and `Response::body`, and any a caller puts around them).
+    /// exchange's own, in `send` and `Response::body`, after its last turns; the HTTP client's,
+    /// and any a caller puts around them, at [`backstop`]).
     pub fn timed_out(timeout: Duration, started: tokio::time::Instant) -> Self {
         // A timeout too long to have a deadline (`Duration::MAX`) cannot have fired late.
         let late = started
