@@ -307,7 +307,8 @@ mod client {
             let error = error.without_url();
             if error.is_timeout() {
                 // The connect's own timer (`connect_timeout`, lookup and TLS included) is due
-                // before the request's: judged late against its own deadline.
+                // before the request's: judged late against its own deadline. The client's total
+                // timer is only `send`'s backstop: seen, it is late, a stall.
                 return match (error.is_connect(), timeouts.connect) {
                     (true, Some(connect)) if connect < timeouts.total => {
                         Self::timed_out(connect, started)
