@@ -562,12 +562,13 @@ mod client {
     /// Why: the answer is read from the socket by the connection's own task (hyper's
     /// dispatcher), not by the task waiting for it. When this process did not run for a while
     /// (a runtime not driven, every worker busy), the expired timer and the socket's readiness
-    /// are found by the same turn of the runtime's driver, which wakes both tasks in no set
-    /// order: seen first, the timer alone would record the answer waiting in the socket as the
-    /// server's `Timeout` (an outage, which opens object binding's grace period) whenever the
+    /// are found together, and the two tasks they wake run in an order nothing sets (a current-
+    /// thread runtime happens to run the socket's first; a multi-threaded one may run them on two
+    /// workers): the waiting task, run first, would record the answer waiting in the socket as
+    /// the server's `Timeout` (an outage, which opens object binding's grace period) whenever the
     /// stall ended less than `STALL_TOLERANCE` past the deadline. A yield (`yield_now`: woken
-    /// again only after the runtime's driver has been polled and the tasks already queued have
-    /// run) lets the connection task read and hand over what is there; an answer that arrived is
+    /// again only after the worker has run its queued tasks, tried to steal others' and polled
+    /// the driver) lets the connection task read and hand over what is there; an answer that arrived is
     /// then used, on its merits. Bounded, and never a sleep: an answer that is not there after
     /// these turns is missing, a real outage still times out at once (a turn of an idle runtime
     /// takes microseconds), and on a runtime so loaded that the turns take longer than
