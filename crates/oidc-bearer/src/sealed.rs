@@ -95,5 +95,25 @@ mod tests {
                 .carries_digest(),
             "registry: hashed a token over its cap"
         );
+        // Object binding hands the seal of its inner verifier on: one digest per request, for the
+        // inner cache and the confirmation's key alike.
+        let api = crate::tokenreview::ApiServer::builder("https://127.0.0.1:1")
+            .with_bearer_token(|| Some("caller".into()))
+            .build()
+            .unwrap();
+        let bound = crate::tokenreview::ObjectBindingCheck::new(std::time::Duration::from_secs(30))
+            .with_api_server(api)
+            .wrap(verifier)
+            .unwrap();
+        assert!(
+            bound.hash_token(b"a.b.c", INTERNAL).carries_digest(),
+            "object binding: the token hashed again for its confirmation"
+        );
+        assert!(
+            !bound
+                .hash_token(token.as_bytes(), INTERNAL)
+                .carries_digest(),
+            "object binding: hashed a token over its cap"
+        );
     }
 }

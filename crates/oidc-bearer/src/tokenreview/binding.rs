@@ -21,7 +21,7 @@ use crate::cache::TokenKey;
 use crate::clock::SharedClock;
 use crate::error::{ConfigError, VerifyError};
 use crate::log_limit::LogLimiter;
-use crate::sealed::Internal;
+use crate::sealed::{INTERNAL, Internal};
 use crate::{Verifier, VerifyToken};
 
 /// The default grace period of the object-binding check (see `with_grace_period`).
@@ -210,17 +210,14 @@ impl<V> ObjectBinding<V> {
 impl<V: VerifyToken> VerifyToken for ObjectBinding<V> {
     /// Verifies with the inner verifier, then confirms: the confirmation is keyed by the token
     /// cache's key (the SHA-256 of the signature) and holds only for the same signing input.
-    async fn verify_token<T>(&self, token: &str) -> Result<Arc<T>, VerifyError>
+    fn verify_token<T>(
+        &self,
+        token: &str,
+    ) -> impl std::future::Future<Output = Result<Arc<T>, VerifyError>> + Send
     where
         T: DeserializeOwned + Send + Sync + 'static,
     {
-        let claims = self.inner.verify_token::<T>(token).await?;
-        // A token accepted by a verifier is a JWS, so it has a key.
-        let key = TokenKey::new(token.as_bytes()).ok_or(VerifyError::Malformed {
-            reason: "a JWS has three dot-separated parts",
-        })?;
-        self.check.check(token, &key).await?;
-        Ok(claims)
+        self.verify_token_hashed(token, INTERNAL)
     }
 
     /// Only what the inner verifier answers from its cache (so a token it accepted), and only while
@@ -230,8 +227,38 @@ impl<V: VerifyToken> VerifyToken for ObjectBinding<V> {
         T: DeserializeOwned + Send + Sync + 'static,
     {
         let claims = self.inner.verify_token_cached::<T>(token, internal)?;
-        let key = TokenKey::new(token)?;
+        // The confirmation's key is the token cache's: the digest the seal carries for these
+        // bytes (made once per request by `hash_token`), or computed now.
+        let key = internal.key(token)?;
         self.check.confirmed(&key).then_some(claims)
+    }
+
+    /// The inner verifier's: one digest of the token per request, for its cache and the
+    /// confirmation's key alike.
+    #[inline]
+    fn hash_token(&self, token: &[u8], internal: Internal) -> Internal {
+        self.inner.hash_token(token, internal)
+    }
+
+    /// Verifies with the inner verifier, then confirms: the confirmation is keyed by the token
+    /// cache's key (the SHA-256 of the signature) and holds only for the same signing input.
+    async fn verify_token_hashed<T>(
+        &self,
+        token: &str,
+        internal: Internal,
+    ) -> Result<Arc<T>, VerifyError>
+    where
+        T: DeserializeOwned + Send + Sync + 'static,
+    {
+        let claims = self.inner.verify_token_hashed::<T>(token, internal).await?;
+        // A token accepted by a verifier is a JWS, so it has a key.
+        let key = internal
+            .key(token.as_bytes())
+            .ok_or(VerifyError::Malformed {
+                reason: "a JWS has three dot-separated parts",
+            })?;
+        self.check.check(token, &key).await?;
+        Ok(claims)
     }
 }
 
@@ -431,6 +458,16 @@ mod tests {
                 )
                 .is_none(),
             "the fast path confirmed a token by another token's review"
+        );
+        // The same with the seal the HTTP layer makes (the digest of the shared signature).
+        assert!(
+            binding
+                .verify_token_cached::<serde_json::Value>(
+                    substituted.as_bytes(),
+                    Internal::hashed(substituted.as_bytes())
+                )
+                .is_none(),
+            "the fast path confirmed a token by another token's review (hashed seal)"
         );
         let calls = reviews.calls();
         let result = binding
