@@ -111,7 +111,8 @@ impl ApiServerAddress {
             return Err(ConfigError::invalid(
                 SERVICE_PORT_ENV,
                 format!(
-                    "{port:?} is not a port number; unset it to use {DEFAULT_API_SERVER}, or set                      the API server's port"
+                    "{port:?} is not a port number; unset it to use {DEFAULT_API_SERVER}, or set \
+                     the API server's port"
                 ),
             ));
         }
@@ -644,8 +645,14 @@ mod tests {
             let found = cluster.api_server.resolve();
             match (expected, found) {
                 (Ok(url), Ok((found, _))) => assert_eq!(found, url, "{host:?} {port:?}"),
-                (Err(name), Err(ConfigError::InvalidSetting { name: found, .. })) => {
-                    assert_eq!(found, name)
+                (Err(name), Err(error @ ConfigError::InvalidSetting { name: found, .. })) => {
+                    assert_eq!(found, name);
+                    // The fix, in one sentence (no run of spaces from a broken line continuation).
+                    let message = error.to_string();
+                    assert!(
+                        message.contains("or set the API server's port"),
+                        "{message}"
+                    );
                 }
                 (expected, found) => panic!("{host:?} {port:?}: {found:?}, expected {expected:?}"),
             }
