@@ -1042,3 +1042,6 @@ fn a_review_resumed_just_past_the_timeout_after_its_worker_was_busy_opens_no_gra
         &format!("the only worker busy for {idle:?} past an answer, with a {timeout:?} timeout"),
     );
 }
+
+/// Review R1 (session 4) of the last-turns fix (s4-stall).
+mod review_r1;
