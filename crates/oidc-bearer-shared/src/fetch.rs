@@ -10,7 +10,7 @@
 //!   one per request (`send`), which covers reading the body too. A name lookup gets half the
 //!   request's; it, a timeout seen late, a refused certificate and a resource limit of this
 //!   process are [`FetchError::Local`], never the server's failure. When the total timeout fires,
-//!   the exchange gets a few more turns of the runtime to read an answer already in the socket
+//!   the exchange gets a short window more to read an answer already in the socket
 //!   before it counts as the server's [`FetchError::Timeout`].
 //! - **Roots.** The system's roots plus extra PEM roots, or exactly the given roots
 //!   (`ClientSettings::system_roots` `false`: a cluster's own API server, trusted only through its
@@ -124,21 +124,40 @@ impl std::error::Error for FetchError {}
 /// nothing about the server. Fixed and small, on the safe side: a runtime so loaded that its run
 /// queue takes longer than this to go round records a real outage as its own stall (no grace
 /// period: 503), rather than a stall as the server's outage (a deleted pod's token accepted).
-/// Still needed beside the exchange's last turns (`LAST_TURNS`), which only find an answer that is
-/// there: a stall that kept the request from reaching the server leaves none to find.
+/// Still needed beside the exchange's last window ([`LAST_WINDOW`]), which only finds an answer
+/// that is there: a stall that kept the request from reaching the server leaves none to find.
 const STALL_TOLERANCE: Duration = Duration::from_millis(100);
+
+/// How long an exchange whose deadline has passed is still given, from when its timer is seen,
+/// before it counts as the server's `Timeout`.
+///
+/// Why: the answer is read from the socket by the connection's own task (hyper's dispatcher),
+/// not by the task waiting for it. When this process did not run for a while (a runtime not
+/// driven, every worker busy), the expired timer and the socket's readiness are found together,
+/// and the tasks they wake run in an order nothing sets (on a multi-threaded runtime, on
+/// different workers): the waiting task, run first, would record the answer waiting in the
+/// socket as the server's `Timeout` (an outage, which opens object binding's grace period)
+/// whenever the stall ended less than `STALL_TOLERANCE` past the deadline. A window of time, not a
+/// number of turns: a turn of another worker, or an answer in many chunks (hyper hands one frame
+/// per turn), is not bounded by turns of this one. An answer that comes in the window is used, on
+/// its merits (a real answer, even a late one, is never unsafe to use); a real outage costs this
+/// window once more. The timeout is judged as first seen (the window is this process's time),
+/// and a window itself seen more than `STALL_TOLERANCE` late is a stall (review R1, session 4).
+const LAST_WINDOW: Duration = STALL_TOLERANCE;
 
 /// How far past an exchange's own deadline the timers that only guard it are set: the HTTP
 /// client's total timeout (`send`) and any a caller puts around the whole exchange
-/// ([`backstop`]). Twice `STALL_TOLERANCE`, so that such a timer, seen at all, is seen more than
+/// ([`backstop`]). Past the latest moment the exchange's own timer can decide the server's
+/// `Timeout` (seen up to `STALL_TOLERANCE` late, then [`LAST_WINDOW`], itself seen up to
+/// `STALL_TOLERANCE` late), so that such a timer, seen at all, is seen more than
 /// `STALL_TOLERANCE` past the exchange's deadline: always this process's stall
 /// ([`FetchError::timed_out`]), never the server's `Timeout`, which only the exchange's own timer
-/// (`send`'s and `Response::body`'s, after its last turns) decides.
-const BACKSTOP: Duration = Duration::from_millis(200);
+/// (`send`'s and `Response::body`'s, after its last window) decides.
+const BACKSTOP: Duration = Duration::from_millis(400);
 
 /// `timeout` pushed past by the backstop margin: the timeout of a timer that guards an exchange
 /// which has `timeout` of its own (`send` and `Response::body` with `Timeouts::total`), so that
-/// the exchange's timer, and its last turns, decide first. Classify its expiry with
+/// the exchange's timer, and its last window, decide first. Classify its expiry with
 /// [`FetchError::timed_out`]`(timeout, started)`: it is then always a stall.
 pub fn backstop(timeout: Duration) -> Duration {
     timeout.saturating_add(BACKSTOP)
@@ -149,7 +168,7 @@ impl FetchError {
     /// [`Timeout`](Self::Timeout), unless it is seen more than 100 ms (`STALL_TOLERANCE`) past its
     /// deadline, when the delay is this
     /// process's ([`LocalCause::Stalled`]). Every timeout of an exchange is classified here (the
-    /// exchange's own, in `send` and `Response::body`, after its last turns; the HTTP client's,
+    /// exchange's own, in `send` and `Response::body`, after its last window; the HTTP client's,
     /// and any a caller puts around them, at [`backstop`]).
     pub fn timed_out(timeout: Duration, started: tokio::time::Instant) -> Self {
         // A timeout too long to have a deadline (`Duration::MAX`) cannot have fired late.
@@ -180,7 +199,7 @@ mod client {
     use http_body_util::{BodyExt as _, LengthLimitError, Limited};
     use tokio::time::Instant;
 
-    use super::{FetchError, LocalCause};
+    use super::{FetchError, LAST_WINDOW, LocalCause};
     use crate::error_chain;
 
     /// How an HTTP client connects: what [`client`] builds from.
@@ -470,7 +489,7 @@ mod client {
         let started = Instant::now();
         // The HTTP client's own total timer (which its `PendingRequest` polls before the
         // response) only backs ours up: set `BACKSTOP` later, it cannot end the exchange before
-        // our timer and its last turns have looked for an answer already in the socket, and its
+        // our timer and its last window have looked for an answer already in the socket, and its
         // expiry, if ever seen, is a stall (`FetchError::of`, `timed_out`).
         let sent = request.timeout(super::backstop(timeout)).send();
         let sent = async { sent.await.map_err(|e| FetchError::of(e, timeouts, started)) };
@@ -556,29 +575,10 @@ mod client {
         }
     }
 
-    /// How many more times an exchange is polled once its deadline has passed, each after a
-    /// yield to the runtime, before it counts as the server's `Timeout`.
-    ///
-    /// Why: the answer is read from the socket by the connection's own task (hyper's
-    /// dispatcher), not by the task waiting for it. When this process did not run for a while
-    /// (a runtime not driven, every worker busy), the expired timer and the socket's readiness
-    /// are found together, and the two tasks they wake run in an order nothing sets (a current-
-    /// thread runtime happens to run the socket's first; a multi-threaded one may run them on two
-    /// workers): the waiting task, run first, would record the answer waiting in the socket as
-    /// the server's `Timeout` (an outage, which opens object binding's grace period) whenever the
-    /// stall ended less than `STALL_TOLERANCE` past the deadline. A yield (`yield_now`: woken
-    /// again only after the worker has run its queued tasks, tried to steal others' and polled
-    /// the driver) lets the connection task read and hand over what is there; an answer that arrived is
-    /// then used, on its merits. Bounded, and never a sleep: an answer that is not there after
-    /// these turns is missing, a real outage still times out at once (a turn of an idle runtime
-    /// takes microseconds), and on a runtime so loaded that the turns take longer than
-    /// `STALL_TOLERANCE`, the timeout is seen late: this process's stall (fail-closed).
-    const LAST_TURNS: usize = 16;
-
-    /// Runs `exchange` until `timeout` after `started`; past it, polls it `LAST_TURNS` more times
-    /// (see there) before ending it with [`FetchError::timed_out`]. Dropping this drops the
-    /// exchange, as any timeout does (callers that must not be cancelled run it in a task of
-    /// their own: the crate's single-flight task).
+    /// Runs `exchange` until `timeout` after `started`; past it, gives it [`LAST_WINDOW`](LAST_WINDOW) more
+    /// (see there) before ending it with the timeout as it was seen (`FetchError::timed_out`).
+    /// Dropping this drops the exchange, as any timeout does (callers that must not be cancelled
+    /// run it in a task of their own: the crate's single-flight task).
     async fn by_deadline<T>(
         timeout: Duration,
         started: Instant,
@@ -593,20 +593,17 @@ mod client {
         if let Ok(done) = tokio::time::timeout_at(deadline, exchange.as_mut()).await {
             return done;
         }
-        for _ in 0..LAST_TURNS {
-            tokio::task::yield_now().await;
-            if let Some(done) = std::future::poll_fn(|cx| {
-                std::task::Poll::Ready(match exchange.as_mut().poll(cx) {
-                    std::task::Poll::Ready(done) => Some(done),
-                    std::task::Poll::Pending => None,
-                })
-            })
-            .await
-            {
-                return done;
-            }
+        // Judged when first seen: the window below is this process's time, not the server's.
+        let seen = FetchError::timed_out(timeout, started);
+        let window = Instant::now();
+        match tokio::time::timeout_at(window + LAST_WINDOW, exchange.as_mut()).await {
+            Ok(done) => done,
+            // A window seen late is a stall of its own: nothing ran the exchange for that long.
+            Err(_) => Err(match (seen, FetchError::timed_out(LAST_WINDOW, window)) {
+                (FetchError::Timeout { .. }, stalled @ FetchError::Local { .. }) => stalled,
+                (seen, _) => seen,
+            }),
         }
-        Err(FetchError::timed_out(timeout, started))
     }
 
     #[cfg(test)]
@@ -658,10 +655,10 @@ mod client {
             assert_eq!(by_deadline(timeout, started, exchange).await, Ok(7));
         }
 
-        /// An answer that is not there after the last turns is missing: the server's `Timeout`,
-        /// decided at once (no time passes during the turns), as before.
+        /// An answer that has not come by the end of the last window is missing: the server's
+        /// `Timeout`, decided when the window ends.
         #[tokio::test(start_paused = true)]
-        async fn a_missing_answer_is_the_servers_timeout_after_the_last_turns() {
+        async fn a_missing_answer_is_the_servers_timeout_after_the_last_window() {
             let timeout = Duration::from_millis(300);
             let started = Instant::now();
             let never = std::future::pending::<Result<(), FetchError>>();
@@ -669,11 +666,21 @@ mod client {
                 by_deadline(timeout, started, never).await,
                 Err(FetchError::Timeout { timeout })
             );
-            assert_eq!(
-                Instant::now(),
-                started + timeout,
-                "the last turns took time"
-            );
+            assert_eq!(Instant::now(), started + timeout + LAST_WINDOW);
+        }
+
+        /// An answer that comes within the window, past the deadline, is used: a real answer is
+        /// never unsafe to use, however late (and an answer in many chunks, or read by another
+        /// worker, takes more than one turn).
+        #[tokio::test(start_paused = true)]
+        async fn an_answer_within_the_last_window_is_used() {
+            let timeout = Duration::from_millis(300);
+            let started = Instant::now();
+            let late = async {
+                tokio::time::sleep(timeout + LAST_WINDOW / 2).await;
+                Ok::<_, FetchError>(7)
+            };
+            assert_eq!(by_deadline(timeout, started, late).await, Ok(7));
         }
 
         /// On a multi-threaded runtime too, with the exchange in a task of its own on a worker
