@@ -71,6 +71,8 @@ fn limited(
 
 const INTERVAL: Duration = Duration::from_secs(30);
 
+mod seal;
+
 async fn verify(verifier: &impl VerifyToken, token: &str) -> Result<(), VerifyError> {
     verifier
         .verify_token::<KubernetesClaims>(token)
