@@ -7,9 +7,9 @@
 //!   a host nobody vetted (RFC 9110 §15.4 leaves following them to the client); a 3xx is a
 //!   [`FetchError::Status`].
 //! - **Timeouts.** A connect timeout per client (`ClientSettings::connect_timeout`) and a total
-//!   one per request (`send`), which covers reading the body too. A name lookup gets half the
-//!   request's; it, a timeout seen late, a refused certificate and a resource limit of this
-//!   process are [`FetchError::Local`], never the server's failure.
+//!   one per request (`Request::send`), which covers reading the body too. A name lookup gets
+//!   half the request's; it, a timeout seen late, a refused certificate and a resource limit of
+//!   this process are [`FetchError::Local`], never the server's failure.
 //! - **Roots.** The system's roots plus extra PEM roots, or exactly the given roots
 //!   (`ClientSettings::system_roots` `false`: a cluster's own API server, trusted only through its
 //!   CA, as client-go's `rest.InClusterConfig` does). Trusting nothing at all is refused.
@@ -24,7 +24,7 @@ use std::time::Duration;
 
 #[cfg(feature = "fetch")]
 #[cfg_attr(docsrs, doc(cfg(feature = "fetch")))]
-pub use self::client::{ClientError, ClientSettings, Response, Timeouts, client, proxied, send};
+pub use self::client::{Client, ClientError, ClientSettings, Request, Response, client, proxied};
 
 /// One HTTP exchange failed below the protocol on top of it (a discovery document, a JWKS, a
 /// TokenReview, a token): what `KeysError`, `ReviewError` and `TokenError` wrap.
@@ -129,7 +129,8 @@ impl FetchError {
     /// [`Timeout`](Self::Timeout), unless it is seen more than 100 ms (`STALL_TOLERANCE`) past its
     /// deadline, when the delay is this
     /// process's ([`LocalCause::Stalled`]). Every timeout of an exchange is classified here (the
-    /// HTTP client's own, in `send` and `Response::body`, and any a caller puts around them).
+    /// HTTP client's own, in `Request::send` and `Response::body`, and any a caller puts around
+    /// them).
     pub fn timed_out(timeout: Duration, started: tokio::time::Instant) -> Self {
         // A timeout too long to have a deadline (`Duration::MAX`) cannot have fired late.
         let late = started
@@ -236,8 +237,8 @@ mod client {
 
     impl std::error::Error for ClientError {}
 
-    /// Builds an HTTP client with the rules above; requests are sent with [`send`].
-    pub fn client(settings: &ClientSettings) -> Result<reqwest::Client, ClientError> {
+    /// Builds an HTTP client with the rules above.
+    pub fn client(settings: &ClientSettings) -> Result<Client, ClientError> {
         let mut builder = reqwest::Client::builder()
             // A redirect could move the request to a host (or scheme) we never vetted.
             .redirect(reqwest::redirect::Policy::none())
@@ -273,9 +274,47 @@ mod client {
         } else if !certs.is_empty() {
             builder = builder.tls_certs_merge(certs);
         }
-        builder.build().map_err(|e| ClientError::Build {
+        let client = builder.build().map_err(|e| ClientError::Build {
             message: error_chain(&e),
+        })?;
+        Ok(Client {
+            client,
+            connect_timeout: settings.connect_timeout,
         })
+    }
+
+    /// An HTTP client built by [`client`], with the connect timeout it was built with, so that a
+    /// timeout of its connect is judged against its own deadline ([`FetchError::timed_out`]).
+    #[derive(Debug, Clone)]
+    pub struct Client {
+        client: reqwest::Client,
+        connect_timeout: Duration,
+    }
+
+    impl Client {
+        /// A GET of `url`, to send with [`Request::send`].
+        pub fn get(&self, url: impl reqwest::IntoUrl) -> Request {
+            self.request(self.client.get(url))
+        }
+
+        /// A POST to `url`, to send with [`Request::send`].
+        pub fn post(&self, url: impl reqwest::IntoUrl) -> Request {
+            self.request(self.client.post(url))
+        }
+
+        fn request(&self, builder: reqwest::RequestBuilder) -> Request {
+            Request {
+                builder,
+                connect_timeout: self.connect_timeout,
+            }
+        }
+    }
+
+    /// A request of a [`Client`], not sent yet.
+    #[derive(Debug)]
+    pub struct Request {
+        builder: reqwest::RequestBuilder,
+        connect_timeout: Duration,
     }
 
     impl FetchError {
@@ -287,11 +326,11 @@ mod client {
             if error.is_timeout() {
                 // The connect's own timer (`connect_timeout`, lookup and TLS included) is due
                 // before the request's: judged late against its own deadline.
-                return match (error.is_connect(), timeouts.connect) {
-                    (true, Some(connect)) if connect < timeouts.total => {
-                        Self::timed_out(connect, started)
-                    }
-                    _ => Self::timed_out(timeouts.total, started),
+                let connect = timeouts.connect;
+                return if error.is_connect() && connect < timeouts.total {
+                    Self::timed_out(connect, started)
+                } else {
+                    Self::timed_out(timeouts.total, started)
                 };
             }
             let message = error_chain(&error);
@@ -369,7 +408,8 @@ mod client {
     }
 
     tokio::task_local! {
-        /// The bound of a name lookup for the request [`send`] is sending: half its timeout.
+        /// The bound of a name lookup for the request [`Request::send`] is sending: half its
+        /// timeout.
         static LOOKUP_BOUND: Duration;
     }
 
@@ -437,36 +477,57 @@ mod client {
             })
     }
 
-    /// Sends `request` with a total `timeout` (body included); an error before the status line is a
-    /// [`FetchError::Timeout`] or [`FetchError::Transport`].
-    pub async fn send(
-        request: reqwest::RequestBuilder,
-        timeouts: Timeouts,
-    ) -> Result<Response, FetchError> {
-        let timeout = timeouts.total;
-        // The HTTP client's timeout starts with `send` (its total timeout covers the body too).
-        let started = Instant::now();
-        let sent = request.timeout(timeout).send();
-        let response = LOOKUP_BOUND
-            .scope(timeout / 2, sent)
-            .await
-            .map_err(|e| FetchError::of(e, timeouts, started))?;
-        Ok(Response {
-            response,
-            timeouts,
-            started,
-        })
+    impl Request {
+        /// Adds a header (a name or value that is not one fails the request when sent).
+        pub fn header<K, V>(self, name: K, value: V) -> Self
+        where
+            http::HeaderName: TryFrom<K>,
+            <http::HeaderName as TryFrom<K>>::Error: Into<http::Error>,
+            http::HeaderValue: TryFrom<V>,
+            <http::HeaderValue as TryFrom<V>>::Error: Into<http::Error>,
+        {
+            Self {
+                builder: self.builder.header(name, value),
+                ..self
+            }
+        }
+
+        /// Sets the body.
+        pub fn body(self, body: Vec<u8>) -> Self {
+            Self {
+                builder: self.builder.body(body),
+                ..self
+            }
+        }
+
+        /// Sends the request with a total `timeout` (body included); an error before the status
+        /// line is a [`FetchError::Timeout`] or [`FetchError::Transport`].
+        pub async fn send(self, timeout: Duration) -> Result<Response, FetchError> {
+            let timeouts = Timeouts {
+                total: timeout,
+                connect: self.connect_timeout,
+            };
+            // The HTTP client's timeout starts with `send` (its total timeout covers the body too).
+            let started = Instant::now();
+            let sent = self.builder.timeout(timeout).send();
+            let response = LOOKUP_BOUND
+                .scope(timeout / 2, sent)
+                .await
+                .map_err(|e| FetchError::of(e, timeouts, started))?;
+            Ok(Response {
+                response,
+                timeouts,
+                started,
+            })
+        }
     }
 
-    /// The timeouts of one exchange: `total` (body included) and, when the client was built with
-    /// one, its `connect` timeout ([`ClientSettings::connect_timeout`]), so that a timeout of either
-    /// is judged against its own deadline ([`FetchError::timed_out`]).
+    /// The timeouts of one exchange: `total` (body included) and its client's `connect`, so that
+    /// a timeout of either is judged against its own deadline ([`FetchError::timed_out`]).
     #[derive(Debug, Clone, Copy)]
-    pub struct Timeouts {
-        /// The whole exchange's.
-        pub total: Duration,
-        /// The connect's (name lookup and TLS included), if the client has one.
-        pub connect: Option<Duration>,
+    struct Timeouts {
+        total: Duration,
+        connect: Duration,
     }
 
     /// A response whose status and headers have arrived; its body is read with
