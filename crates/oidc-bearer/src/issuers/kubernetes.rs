@@ -227,9 +227,7 @@ impl InCluster {
         }
         builder.build()
     }
-}
 
-impl InCluster {
     /// The pod's token file, read now (a service that is not in a pod finds out at start), as the
     /// credential sent to the API server: re-read when it changes.
     fn token_file(&self) -> Result<Credential, ConfigError> {
