@@ -9,7 +9,9 @@
 //! - **Timeouts.** A connect timeout per client (`ClientSettings::connect_timeout`) and a total
 //!   one per request (`Request::send`), which covers reading the body too. A name lookup gets
 //!   half the request's; it, a timeout seen late, a refused certificate and a resource limit of
-//!   this process are [`FetchError::Local`], never the server's failure.
+//!   this process are [`FetchError::Local`], never the server's failure. When the total timeout
+//!   fires, the exchange gets a few more turns of the runtime to read an answer already in the
+//!   socket before it counts as the server's [`FetchError::Timeout`].
 //! - **Roots.** The system's roots plus extra PEM roots, or exactly the given roots
 //!   (`ClientSettings::system_roots` `false`: a cluster's own API server, trusted only through its
 //!   CA, as client-go's `rest.InClusterConfig` does). Trusting nothing at all is refused.
@@ -122,15 +124,33 @@ impl std::error::Error for FetchError {}
 /// nothing about the server. Fixed and small, on the safe side: a runtime so loaded that its run
 /// queue takes longer than this to go round records a real outage as its own stall (no grace
 /// period: 503), rather than a stall as the server's outage (a deleted pod's token accepted).
+/// Still needed beside the exchange's last turns (`LAST_TURNS`), which only find an answer that is
+/// there: a stall that kept the request from reaching the server leaves none to find.
 const STALL_TOLERANCE: Duration = Duration::from_millis(100);
+
+/// How far past an exchange's own deadline the timers that only guard it are set: the HTTP
+/// client's total timeout (`Request::send`) and any a caller puts around the whole exchange
+/// ([`backstop`]). Twice `STALL_TOLERANCE`, so that such a timer, seen at all, is seen more than
+/// `STALL_TOLERANCE` past the exchange's deadline: always this process's stall
+/// ([`FetchError::timed_out`]), never the server's `Timeout`, which only the exchange's own timer
+/// (`Request::send`'s and `Response::body`'s, after its last turns) decides.
+const BACKSTOP: Duration = Duration::from_millis(200);
+
+/// `timeout` pushed past by the backstop margin: the timeout of a timer that guards an exchange
+/// which has `timeout` of its own (`Request::send` and `Response::body`), so that
+/// the exchange's timer, and its last turns, decide first. Classify its expiry with
+/// [`FetchError::timed_out`]`(timeout, started)`: it is then always a stall.
+pub fn backstop(timeout: Duration) -> Duration {
+    timeout.saturating_add(BACKSTOP)
+}
 
 impl FetchError {
     /// The timeout `timeout`, started at `started`, has fired: the server's
     /// [`Timeout`](Self::Timeout), unless it is seen more than 100 ms (`STALL_TOLERANCE`) past its
     /// deadline, when the delay is this
     /// process's ([`LocalCause::Stalled`]). Every timeout of an exchange is classified here (the
-    /// HTTP client's own, in `Request::send` and `Response::body`, and any a caller puts around
-    /// them).
+    /// exchange's own, in `Request::send` and `Response::body`, after its last turns; the HTTP
+    /// client's, and any a caller puts around them, at [`backstop`]).
     pub fn timed_out(timeout: Duration, started: tokio::time::Instant) -> Self {
         // A timeout too long to have a deadline (`Duration::MAX`) cannot have fired late.
         let late = started
@@ -325,7 +345,8 @@ mod client {
             let error = error.without_url();
             if error.is_timeout() {
                 // The connect's own timer (`connect_timeout`, lookup and TLS included) is due
-                // before the request's: judged late against its own deadline.
+                // before the request's: judged late against its own deadline. The client's total
+                // timer is only `Request::send`'s backstop: seen, it is late, a stall.
                 let connect = timeouts.connect;
                 return if error.is_connect() && connect < timeouts.total {
                     Self::timed_out(connect, started)
@@ -507,13 +528,16 @@ mod client {
                 total: timeout,
                 connect: self.connect_timeout,
             };
-            // The HTTP client's timeout starts with `send` (its total timeout covers the body too).
+            // The exchange's deadline starts with `send` and covers the body too (`Response::body`).
             let started = Instant::now();
-            let sent = self.builder.timeout(timeout).send();
-            let response = LOOKUP_BOUND
-                .scope(timeout / 2, sent)
-                .await
-                .map_err(|e| FetchError::of(e, timeouts, started))?;
+            // The HTTP client's own total timer (which its `PendingRequest` polls before the
+            // response) only backs ours up: set `BACKSTOP` later, it cannot end the exchange before
+            // our timer and its last turns have looked for an answer already in the socket, and its
+            // expiry, if ever seen, is a stall (`FetchError::of`, `timed_out`).
+            let sent = self.builder.timeout(super::backstop(timeout)).send();
+            let sent = async { sent.await.map_err(|e| FetchError::of(e, timeouts, started)) };
+            let response =
+                by_deadline(timeout, started, LOOKUP_BOUND.scope(timeout / 2, sent)).await?;
             Ok(Response {
                 response,
                 timeouts,
@@ -576,15 +600,161 @@ mod client {
             }
             let (timeouts, started) = (self.timeouts, self.started);
             let body = http::Response::from(self.response).into_body();
-            match Limited::new(body, max_bytes).collect().await {
-                Ok(collected) => Ok(collected.to_bytes()),
-                Err(error) if error.is::<LengthLimitError>() => Err(too_large),
-                Err(error) => Err(match error.downcast::<reqwest::Error>() {
-                    Ok(error) => FetchError::of(*error, timeouts, started),
-                    Err(error) => FetchError::Transport {
-                        message: error_chain(&*error),
-                    },
-                }),
+            let read = async {
+                match Limited::new(body, max_bytes).collect().await {
+                    Ok(collected) => Ok(collected.to_bytes()),
+                    Err(error) if error.is::<LengthLimitError>() => Err(too_large),
+                    Err(error) => Err(match error.downcast::<reqwest::Error>() {
+                        Ok(error) => FetchError::of(*error, timeouts, started),
+                        Err(error) => FetchError::Transport {
+                            message: error_chain(&*error),
+                        },
+                    }),
+                }
+            };
+            // The same deadline as `send`'s: the whole exchange has `timeouts.total`.
+            by_deadline(timeouts.total, started, read).await
+        }
+    }
+
+    /// How many more times an exchange is polled once its deadline has passed, each after a
+    /// yield to the runtime, before it counts as the server's `Timeout`.
+    ///
+    /// Why: the answer is read from the socket by the connection's own task (hyper's
+    /// dispatcher), not by the task waiting for it. When this process did not run for a while
+    /// (a runtime not driven, every worker busy), the expired timer and the socket's readiness
+    /// are found together, and the two tasks they wake run in an order nothing sets (a current-
+    /// thread runtime happens to run the socket's first; a multi-threaded one may run them on two
+    /// workers): the waiting task, run first, would record the answer waiting in the socket as
+    /// the server's `Timeout` (an outage, which opens object binding's grace period) whenever the
+    /// stall ended less than `STALL_TOLERANCE` past the deadline. A yield (`yield_now`: woken
+    /// again only after the worker has run its queued tasks, tried to steal others' and polled
+    /// the driver) lets the connection task read and hand over what is there; an answer that arrived is
+    /// then used, on its merits. Bounded, and never a sleep: an answer that is not there after
+    /// these turns is missing, a real outage still times out at once (a turn of an idle runtime
+    /// takes microseconds), and on a runtime so loaded that the turns take longer than
+    /// `STALL_TOLERANCE`, the timeout is seen late: this process's stall (fail-closed).
+    const LAST_TURNS: usize = 16;
+
+    /// Runs `exchange` until `timeout` after `started`; past it, polls it `LAST_TURNS` more times
+    /// (see there) before ending it with [`FetchError::timed_out`]. Dropping this drops the
+    /// exchange, as any timeout does (callers that must not be cancelled run it in a task of
+    /// their own: the crate's single-flight task).
+    async fn by_deadline<T>(
+        timeout: Duration,
+        started: Instant,
+        exchange: impl Future<Output = Result<T, FetchError>>,
+    ) -> Result<T, FetchError> {
+        let mut exchange = std::pin::pin!(exchange);
+        // A timeout too long to have a deadline (`Duration::MAX`) never fires.
+        let Some(deadline) = started.checked_add(timeout) else {
+            return exchange.await;
+        };
+        // `timeout_at` polls the exchange before its timer.
+        if let Ok(done) = tokio::time::timeout_at(deadline, exchange.as_mut()).await {
+            return done;
+        }
+        for _ in 0..LAST_TURNS {
+            tokio::task::yield_now().await;
+            if let Some(done) = std::future::poll_fn(|cx| {
+                std::task::Poll::Ready(match exchange.as_mut().poll(cx) {
+                    std::task::Poll::Ready(done) => Some(done),
+                    std::task::Poll::Pending => None,
+                })
+            })
+            .await
+            {
+                return done;
+            }
+        }
+        Err(FetchError::timed_out(timeout, started))
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use std::pin::Pin;
+        use std::task::Poll;
+
+        use super::*;
+
+        /// An exchange whose answer is handed over by another task (as hyper's connection task
+        /// hands over what it reads from the socket) only once the exchange has been polled at
+        /// or past its deadline: woken by the same turn as the timer, but run after it.
+        fn answered_in_the_turn_after(
+            deadline: Instant,
+            answer: u32,
+        ) -> impl Future<Output = Result<u32, FetchError>> {
+            let (ask, asked) = tokio::sync::oneshot::channel::<()>();
+            let (tx, mut rx) = tokio::sync::oneshot::channel();
+            tokio::spawn(async move {
+                if asked.await.is_ok() {
+                    let _ = tx.send(answer);
+                }
+            });
+            let mut ask = Some(ask);
+            std::future::poll_fn(move |cx| {
+                if let Poll::Ready(got) = Pin::new(&mut rx).poll(cx) {
+                    return Poll::Ready(got.map_err(|_| FetchError::Transport {
+                        message: "the connection task went away".into(),
+                    }));
+                }
+                if Instant::now() >= deadline
+                    && let Some(ask) = ask.take()
+                {
+                    let _ = ask.send(());
+                }
+                Poll::Pending
+            })
+        }
+
+        /// The answer read by the connection's task in the turn that also fired the exchange's
+        /// timer is used, not recorded as the server's `Timeout`: this process's delay in
+        /// running that task says nothing about the server (object binding would open its
+        /// grace period on that `Timeout`). Paused time: the clock jumps to the deadline.
+        #[tokio::test(start_paused = true)]
+        async fn an_answer_handed_over_in_the_turn_after_the_deadline_is_used() {
+            let timeout = Duration::from_millis(300);
+            let started = Instant::now();
+            let exchange = answered_in_the_turn_after(started + timeout, 7);
+            assert_eq!(by_deadline(timeout, started, exchange).await, Ok(7));
+        }
+
+        /// An answer that is not there after the last turns is missing: the server's `Timeout`,
+        /// decided at once (no time passes during the turns), as before.
+        #[tokio::test(start_paused = true)]
+        async fn a_missing_answer_is_the_servers_timeout_after_the_last_turns() {
+            let timeout = Duration::from_millis(300);
+            let started = Instant::now();
+            let never = std::future::pending::<Result<(), FetchError>>();
+            assert_eq!(
+                by_deadline(timeout, started, never).await,
+                Err(FetchError::Timeout { timeout })
+            );
+            assert_eq!(
+                Instant::now(),
+                started + timeout,
+                "the last turns took time"
+            );
+        }
+
+        /// On a multi-threaded runtime too, with the exchange in a task of its own on a worker
+        /// (as a review's single-flight task is): the task woken by the same turn is run before
+        /// the exchange is polled again. Many rounds, each a new draw of the workers' order.
+        #[test]
+        fn an_answer_handed_over_after_the_deadline_is_used_on_a_multi_threaded_runtime() {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            for round in 0..50 {
+                let got = runtime.block_on(runtime.spawn(async {
+                    let timeout = Duration::from_millis(2);
+                    let started = Instant::now();
+                    let exchange = answered_in_the_turn_after(started + timeout, 7);
+                    by_deadline(timeout, started, exchange).await
+                }));
+                assert_eq!(got.unwrap(), Ok(7), "round {round}");
             }
         }
     }

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use oidc_bearer_shared::fetch::LocalCause;
+use oidc_bearer_shared::fetch::{self as shared_fetch, LocalCause};
 use oidc_bearer_shared::file::READ_TIMEOUT;
 use oidc_bearer_shared::flight::{Flight, FlightGroup};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -394,9 +394,13 @@ impl Reviewer {
         let review = self
             .api
             .review(authorization, token, &self.audiences, timeout);
-        // A timeout seen late is this process's stall, not the API server's (`timed_out`).
+        // The exchange's own deadline (`fetch::Request::send`, `Response::body`) decides the API
+        // server's `Timeout`, after its last turns have looked for an answer already in the socket
+        // (docs/tokenreview.md). This timer only guards the whole review, set past that deadline
+        // (`backstop`) so that it cannot end the exchange first: seen at all, it is seen late, a
+        // stall of this process (`timed_out`), never the API server's failure.
         let started = tokio::time::Instant::now();
-        let result = match tokio::time::timeout(timeout, review).await {
+        let result = match tokio::time::timeout(shared_fetch::backstop(timeout), review).await {
             Ok(result) => result,
             Err(_) => Err(ReviewError::Fetch(FetchError::timed_out(timeout, started))),
         };

@@ -766,8 +766,15 @@ fn a_review_whose_runtime_sat_idle_while_connecting_opens_no_grace_period() {
             in_cluster_bound(&cluster, api, Default::default()),
             in_cluster_verifier(&cluster),
         );
-        // Keys loaded (and the token file read) while the runtime is driven.
+        // Keys loaded (and the token file read) while the runtime is driven, by the bound
+        // verifier's own inner verifier (no review): else its first call fetches them, and each
+        // fetch waits for the held blocking thread (the token file) for its 5 s bound.
         control
+            .verify_token::<KubernetesClaims>(&revoked)
+            .await
+            .unwrap();
+        verifier
+            .get_ref()
             .verify_token::<KubernetesClaims>(&revoked)
             .await
             .unwrap();

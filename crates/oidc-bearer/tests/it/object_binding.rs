@@ -787,11 +787,14 @@ fn a_review_resumed_after_its_runtime_sat_idle_opens_no_grace_period() {
 /// The review is sent with `timeout`, the API server answers at once, and the runtime sits idle
 /// for `idle` (from the answer on): no grace period may open.
 fn review_resumed_after_the_runtime_sat_idle(timeout: Duration, idle: Duration) {
-    let main = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    resumed_after_the_runtime_sat_idle(timeout, idle, true);
+}
+
+/// [`review_resumed_after_the_runtime_sat_idle`] for a token whose pod was deleted (`deleted`),
+/// or else for a live pod's token, which must be accepted on the API server's answer, with no
+/// outage recorded: a deleted pod's token verified next must be refused.
+fn resumed_after_the_runtime_sat_idle(timeout: Duration, idle: Duration, deleted: bool) {
+    let main = one_worker();
     let side = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -808,21 +811,69 @@ fn review_resumed_after_the_runtime_sat_idle(timeout: Duration, idle: Duration) 
             loaded_without_a_review(&cluster, &clock, api(), settings.clone()).await,
         )
     });
-    let revoked = cluster.token().sign();
-    cluster.reviews.delete_bound_object(&revoked);
-    // The control: driven throughout, the review is refused.
-    let refused = side.block_on(verify(&control, &revoked));
+    let token = cluster.token().sign();
+    if deleted {
+        cluster.reviews.delete_bound_object(&token);
+    }
+    // The control: driven throughout, the review is answered (refused, or accepted).
+    let controlled = side.block_on(verify(&control, &token));
     assert!(
-        matches!(refused, Err(VerifyError::ReviewRefused { .. })),
-        "{refused:?}"
+        match deleted {
+            true => matches!(controlled, Err(VerifyError::ReviewRefused { .. })),
+            false => controlled.is_ok(),
+        },
+        "{controlled:?}"
     );
 
     // The first call drives the review until the API server has it, then returns (its caller's
     // deadline); the review goes on as a task of its own.
+    let held = sent_and_held(&side, &cluster, &verifier, &token);
+    // The API server answers at once, long before the review's timeout...
+    drop(held);
+    // ...while the runtime sits idle past it (the idle time is what is tested, not a wait for
+    // something).
+    std::thread::sleep(idle);
+    // The next call joins the review in flight, which runs again and ends.
+    let result = side.block_on(verify(&verifier, &token));
+    let what =
+        format!("a runtime not driven for {idle:?} past an answer, with a {timeout:?} timeout");
+    if deleted {
+        assert_not_accepted(&result, &what);
+        return;
+    }
+    assert!(
+        result.is_ok(),
+        "{what}: a live pod's token refused: {result:?}"
+    );
+    // Accepted on the answer, not by a grace period: none is open.
+    let revoked = cluster.token().sign();
+    cluster.reviews.delete_bound_object(&revoked);
+    let result = side.block_on(verify(&verifier, &revoked));
+    assert_not_accepted(&result, &format!("{what}, then a review"));
+}
+
+/// A multi-threaded runtime with one worker.
+fn one_worker() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A review of `token` started on `side` by a first call that returns once the API server has it
+/// (its caller's deadline), held there until the returned hold is dropped; the review goes on as a
+/// task of its own.
+fn sent_and_held(
+    side: &tokio::runtime::Runtime,
+    cluster: &Cluster,
+    verifier: &ObjectBinding<Verifier>,
+    token: &str,
+) -> oidc_bearer_testing::ReviewHold {
     let sent = cluster.reviews.calls();
     let held = cluster.reviews.hold();
     side.block_on(async {
-        let mut first = Box::pin(verify(&verifier, &revoked));
+        let mut first = Box::pin(verify(verifier, token));
         std::future::poll_fn(|cx| {
             assert!(first.as_mut().poll(cx).is_pending(), "answered at once");
             std::task::Poll::Ready(())
@@ -830,17 +881,7 @@ fn review_resumed_after_the_runtime_sat_idle(timeout: Duration, idle: Duration) 
         .await;
         cluster.reviews.wait_for_calls(sent + 1).await;
     });
-    // The API server answers at once, long before the review's timeout...
-    drop(held);
-    // ...while the runtime sits idle past it (the idle time is what is tested, not a wait for
-    // something).
-    std::thread::sleep(idle);
-    // The next call joins the review in flight, which runs again and ends.
-    let result = side.block_on(verify(&verifier, &revoked));
-    assert_not_accepted(
-        &result,
-        &format!("a runtime not driven for {idle:?} past an answer, with a {timeout:?} timeout"),
-    );
+    held
 }
 
 /// Review 3 (s3-review-grace3): an object-binding check of this cluster's tokens against `url`
@@ -933,4 +974,71 @@ async fn review3_a_huge_review_timeout_is_refused_or_works_never_a_panic() {
 fn review3_a_runtime_idle_a_fifth_of_the_timeout_past_it_opens_no_grace_period() {
     let timeout = Duration::from_secs(2);
     review_resumed_after_the_runtime_sat_idle(timeout, timeout + Duration::from_millis(400));
+}
+
+/// Review 4 (s3-review-grace4): the fixed 100 ms tolerance still leaves a window. As in
+/// `a_review_resumed_after_its_runtime_sat_idle_opens_no_grace_period`, the API server answers at
+/// once (it would refuse the deleted pod's token) and this process sits idle over the whole
+/// timeout; here it runs again 20 ms past it, inside `STALL_TOLERANCE`. The answer has waited in
+/// the socket all along, yet the expired timers are seen first (reqwest's `PendingRequest` polls
+/// its total timeout before the response): the server's `Timeout`, an outage, the grace period
+/// opens. Whether a stall is this process's cannot be judged from the timer's lateness alone: a
+/// stall that ends just after the deadline is as much ours as one that ends 100 ms after it.
+///
+/// The `thread::sleep` is the idle period under test, not a wait for something.
+#[test]
+fn review4_a_runtime_idle_until_just_past_the_timeout_opens_no_grace_period() {
+    let timeout = Duration::from_millis(300);
+    review_resumed_after_the_runtime_sat_idle(timeout, timeout + Duration::from_millis(20));
+}
+
+/// The answer found in the socket after the timer fired is used on its merits: a live pod's token
+/// resumed just past the timeout (as in
+/// `review4_a_runtime_idle_until_just_past_the_timeout_opens_no_grace_period`) is accepted on the
+/// API server's answer, and no outage is recorded (a deleted pod's token verified next is
+/// refused, not let in by a grace period).
+///
+/// The `thread::sleep` is the idle period under test, not a wait for something.
+#[test]
+fn a_live_pods_answer_read_just_past_the_timeout_is_used_and_records_no_outage() {
+    let timeout = Duration::from_millis(300);
+    resumed_after_the_runtime_sat_idle(timeout, timeout + Duration::from_millis(20), false);
+}
+
+/// The same on a multi-threaded runtime whose only worker is held busy (a task that blocks it)
+/// while the API server answers, and freed 20 ms past the review's timeout: the answer waiting in
+/// the socket is read and used (the deleted pod's token refused), not recorded as the API
+/// server's `Timeout`.
+///
+/// The `thread::sleep` is the busy period under test, not a wait for something.
+#[test]
+fn a_review_resumed_just_past_the_timeout_after_its_worker_was_busy_opens_no_grace_period() {
+    let timeout = Duration::from_millis(300);
+    let idle = timeout + Duration::from_millis(20);
+    let (main, side) = (one_worker(), one_worker());
+    let cluster = main.block_on(Cluster::start());
+    let (clock, mut settings) = (ManualClock::new(), TokenReviewSettings::default());
+    settings.timeout = timeout;
+    let api = cluster.in_cluster().api_server().unwrap();
+    let verifier = side.block_on(loaded_without_a_review(&cluster, &clock, api, settings));
+    let revoked = cluster.token().sign();
+    cluster.reviews.delete_bound_object(&revoked);
+    // The review is sent and held by the API server; its task waits on the worker.
+    let held = sent_and_held(&side, &cluster, &verifier, &revoked);
+    // The worker busy (a blocking call in a task), then the API server answers.
+    let (running_tx, running) = std::sync::mpsc::channel();
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    side.spawn(async move {
+        running_tx.send(()).unwrap();
+        let _ = released.recv();
+    });
+    running.recv().unwrap();
+    drop(held);
+    std::thread::sleep(idle);
+    release.send(()).unwrap();
+    let result = side.block_on(verify(&verifier, &revoked));
+    assert_not_accepted(
+        &result,
+        &format!("the only worker busy for {idle:?} past an answer, with a {timeout:?} timeout"),
+    );
 }
