@@ -3,12 +3,12 @@
 use std::{
     io,
     path::{Path, PathBuf},
-    sync::{Arc, atomic::AtomicBool},
+    sync::Arc,
     time::Duration,
 };
 
 use oidc_bearer_shared::clock::Clock;
-use oidc_bearer_shared::file::{Queue, READ_TIMEOUT, Unreadable, bounded, read_regular};
+use oidc_bearer_shared::file::{READ_TIMEOUT, Reads, Unreadable, bounded, read_regular};
 
 use crate::{
     BearerToken, InvalidToken, MAX_TOKEN_LEN, TokenError, TokenSource,
@@ -77,12 +77,10 @@ pub struct FileTokenSource {
 #[derive(Debug, Clone)]
 struct TokenFile {
     path: PathBuf,
-    /// Whether a read is asked for and not ended (queued for, or running on, a blocking thread,
-    /// perhaps past [`READ_TIMEOUT`]): while one runs, no
-    /// other is started, so a stalled mount holds one blocking thread, not one per poll.
-    reading: Arc<AtomicBool>,
-    /// The reads queued for a blocking thread (see `bounded`).
-    queue: Arc<Queue>,
+    /// Its reads on blocking threads (see `bounded`): while one runs (perhaps past
+    /// [`READ_TIMEOUT`]), no other is started, so a stalled mount holds one blocking thread, not
+    /// one per poll.
+    reads: Arc<Reads>,
 }
 
 /// The schedule of a file polled every `interval`: at most that long between reads, earlier when the
@@ -105,8 +103,7 @@ impl FileTokenSource {
             refresher: Refresher::new(
                 TokenFile {
                     path: path.into(),
-                    reading: Arc::default(),
-                    queue: Arc::default(),
+                    reads: Arc::default(),
                 },
                 poll_schedule(DEFAULT_POLL_INTERVAL),
             ),
@@ -173,7 +170,7 @@ impl Load for TokenFile {
             reason,
         };
         let path = self.path.clone();
-        let read = bounded(&self.reading, &self.queue, READ_TIMEOUT, move || {
+        let read = bounded(&self.reads, READ_TIMEOUT, move || {
             read_regular(&path, READ_LIMIT)
         });
         let bytes = match read.await {

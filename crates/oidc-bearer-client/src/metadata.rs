@@ -95,7 +95,7 @@ struct Endpoint {
     connect_timeout: Duration,
     timeout: Duration,
     /// Built on first use, once the `with_*` settings are final.
-    client: Arc<OnceLock<Result<reqwest::Client, fetch::ClientError>>>,
+    client: Arc<OnceLock<Result<fetch::Client, fetch::ClientError>>>,
 }
 
 /// Until shortly before `exp`; a failure is retried after [`RETRY_AFTER`].
@@ -228,7 +228,7 @@ impl TokenSource for MetadataTokenSource {
 }
 
 impl Endpoint {
-    fn client(&self) -> Result<&reqwest::Client, TokenError> {
+    fn client(&self) -> Result<&fetch::Client, TokenError> {
         self.client
             .get_or_init(|| {
                 // The one client builder: no redirects (one would carry the request, and its
@@ -263,11 +263,7 @@ impl Load for Endpoint {
             // Required on every request; the server refuses requests without it (403), which keeps a
             // request smuggled through some other service (SSRF) from reading tokens.
             .header("Metadata-Flavor", "Google");
-        let timeouts = fetch::Timeouts {
-            total: self.timeout,
-            connect: Some(self.connect_timeout),
-        };
-        let response = fetch::send(request, timeouts).await.map_err(unavailable)?;
+        let response = request.send(self.timeout).await.map_err(unavailable)?;
 
         let status = response.status();
         if !status.is_success() {

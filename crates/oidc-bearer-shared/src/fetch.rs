@@ -7,11 +7,11 @@
 //!   a host nobody vetted (RFC 9110 §15.4 leaves following them to the client); a 3xx is a
 //!   [`FetchError::Status`].
 //! - **Timeouts.** A connect timeout per client (`ClientSettings::connect_timeout`) and a total
-//!   one per request (`send`), which covers reading the body too. A name lookup gets half the
-//!   request's; it, a timeout seen late, a refused certificate and a resource limit of this
-//!   process are [`FetchError::Local`], never the server's failure. When the total timeout fires,
-//!   the exchange gets a short window more to read an answer already in the socket
-//!   before it counts as the server's [`FetchError::Timeout`].
+//!   one per request (`Request::send`), which covers reading the body too. A name lookup gets
+//!   half the request's; it, a timeout seen late, a refused certificate and a resource limit of
+//!   this process are [`FetchError::Local`], never the server's failure. When the total timeout
+//!   fires, the exchange gets a short window more to read an answer already in the socket before
+//!   it counts as the server's [`FetchError::Timeout`].
 //! - **Roots.** The system's roots plus extra PEM roots, or exactly the given roots
 //!   (`ClientSettings::system_roots` `false`: a cluster's own API server, trusted only through its
 //!   CA, as client-go's `rest.InClusterConfig` does). Trusting nothing at all is refused.
@@ -26,7 +26,7 @@ use std::time::Duration;
 
 #[cfg(feature = "fetch")]
 #[cfg_attr(docsrs, doc(cfg(feature = "fetch")))]
-pub use self::client::{ClientError, ClientSettings, Response, Timeouts, client, proxied, send};
+pub use self::client::{Client, ClientError, ClientSettings, Request, Response, client, proxied};
 
 /// One HTTP exchange failed below the protocol on top of it (a discovery document, a JWKS, a
 /// TokenReview, a token): what `KeysError`, `ReviewError` and `TokenError` wrap.
@@ -129,7 +129,7 @@ impl std::error::Error for FetchError {}
 const STALL_TOLERANCE: Duration = Duration::from_millis(100);
 
 /// How long an exchange whose deadline has passed is still given, from when its timer is seen,
-/// before it counts as the server's `Timeout`.
+/// before it counts as the server's `Timeout` (or as long as its timeout, when that is shorter).
 ///
 /// Why: the answer is read from the socket by the connection's own task (hyper's dispatcher),
 /// not by the task waiting for it. When this process did not run for a while (a runtime not
@@ -146,17 +146,17 @@ const STALL_TOLERANCE: Duration = Duration::from_millis(100);
 const LAST_WINDOW: Duration = STALL_TOLERANCE;
 
 /// How far past an exchange's own deadline the timers that only guard it are set: the HTTP
-/// client's total timeout (`send`) and any a caller puts around the whole exchange
+/// client's total timeout (`Request::send`) and any a caller puts around the whole exchange
 /// ([`backstop`]). Past the latest moment the exchange's own timer can decide the server's
 /// `Timeout` (seen up to `STALL_TOLERANCE` late, then [`LAST_WINDOW`], itself seen up to
 /// `STALL_TOLERANCE` late), so that such a timer, seen at all, is seen more than
 /// `STALL_TOLERANCE` past the exchange's deadline: always this process's stall
 /// ([`FetchError::timed_out`]), never the server's `Timeout`, which only the exchange's own timer
-/// (`send`'s and `Response::body`'s, after its last window) decides.
+/// (`Request::send`'s and `Response::body`'s, after its last window) decides.
 const BACKSTOP: Duration = Duration::from_millis(400);
 
 /// `timeout` pushed past by the backstop margin: the timeout of a timer that guards an exchange
-/// which has `timeout` of its own (`send` and `Response::body` with `Timeouts::total`), so that
+/// which has `timeout` of its own (`Request::send` and `Response::body`), so that
 /// the exchange's timer, and its last window, decide first. Classify its expiry with
 /// [`FetchError::timed_out`]`(timeout, started)`: it is then always a stall.
 pub fn backstop(timeout: Duration) -> Duration {
@@ -168,8 +168,8 @@ impl FetchError {
     /// [`Timeout`](Self::Timeout), unless it is seen more than 100 ms (`STALL_TOLERANCE`) past its
     /// deadline, when the delay is this
     /// process's ([`LocalCause::Stalled`]). Every timeout of an exchange is classified here (the
-    /// exchange's own, in `send` and `Response::body`, after its last window; the HTTP client's,
-    /// and any a caller puts around them, at [`backstop`]).
+    /// exchange's own, in `Request::send` and `Response::body`, after its last window; the HTTP
+    /// client's, and any a caller puts around them, at [`backstop`]).
     pub fn timed_out(timeout: Duration, started: tokio::time::Instant) -> Self {
         // A timeout too long to have a deadline (`Duration::MAX`) cannot have fired late.
         let late = started
@@ -276,8 +276,8 @@ mod client {
 
     impl std::error::Error for ClientError {}
 
-    /// Builds an HTTP client with the rules above; requests are sent with [`send`].
-    pub fn client(settings: &ClientSettings) -> Result<reqwest::Client, ClientError> {
+    /// Builds an HTTP client with the rules above.
+    pub fn client(settings: &ClientSettings) -> Result<Client, ClientError> {
         let mut builder = reqwest::Client::builder()
             // A redirect could move the request to a host (or scheme) we never vetted.
             .redirect(reqwest::redirect::Policy::none())
@@ -313,9 +313,47 @@ mod client {
         } else if !certs.is_empty() {
             builder = builder.tls_certs_merge(certs);
         }
-        builder.build().map_err(|e| ClientError::Build {
+        let client = builder.build().map_err(|e| ClientError::Build {
             message: error_chain(&e),
+        })?;
+        Ok(Client {
+            client,
+            connect_timeout: settings.connect_timeout,
         })
+    }
+
+    /// An HTTP client built by [`client`], with the connect timeout it was built with, so that a
+    /// timeout of its connect is judged against its own deadline ([`FetchError::timed_out`]).
+    #[derive(Debug, Clone)]
+    pub struct Client {
+        client: reqwest::Client,
+        connect_timeout: Duration,
+    }
+
+    impl Client {
+        /// A GET of `url`, to send with [`Request::send`].
+        pub fn get(&self, url: impl reqwest::IntoUrl) -> Request {
+            self.request(self.client.get(url))
+        }
+
+        /// A POST to `url`, to send with [`Request::send`].
+        pub fn post(&self, url: impl reqwest::IntoUrl) -> Request {
+            self.request(self.client.post(url))
+        }
+
+        fn request(&self, builder: reqwest::RequestBuilder) -> Request {
+            Request {
+                builder,
+                connect_timeout: self.connect_timeout,
+            }
+        }
+    }
+
+    /// A request of a [`Client`], not sent yet.
+    #[derive(Debug)]
+    pub struct Request {
+        builder: reqwest::RequestBuilder,
+        connect_timeout: Duration,
     }
 
     impl FetchError {
@@ -327,12 +365,12 @@ mod client {
             if error.is_timeout() {
                 // The connect's own timer (`connect_timeout`, lookup and TLS included) is due
                 // before the request's: judged late against its own deadline. The client's total
-                // timer is only `send`'s backstop: seen, it is late, a stall.
-                return match (error.is_connect(), timeouts.connect) {
-                    (true, Some(connect)) if connect < timeouts.total => {
-                        Self::timed_out(connect, started)
-                    }
-                    _ => Self::timed_out(timeouts.total, started),
+                // timer is only `Request::send`'s backstop: seen, it is late, a stall.
+                let connect = timeouts.connect;
+                return if error.is_connect() && connect < timeouts.total {
+                    Self::timed_out(connect, started)
+                } else {
+                    Self::timed_out(timeouts.total, started)
                 };
             }
             let message = error_chain(&error);
@@ -410,7 +448,8 @@ mod client {
     }
 
     tokio::task_local! {
-        /// The bound of a name lookup for the request [`send`] is sending: half its timeout.
+        /// The bound of a name lookup for the request [`Request::send`] is sending: half its
+        /// timeout.
         static LOOKUP_BOUND: Duration;
     }
 
@@ -478,38 +517,60 @@ mod client {
             })
     }
 
-    /// Sends `request` with a total `timeout` (body included); an error before the status line is a
-    /// [`FetchError::Timeout`] or [`FetchError::Transport`].
-    pub async fn send(
-        request: reqwest::RequestBuilder,
-        timeouts: Timeouts,
-    ) -> Result<Response, FetchError> {
-        let timeout = timeouts.total;
-        // The exchange's deadline starts with `send` and covers the body too (`Response::body`).
-        let started = Instant::now();
-        // The HTTP client's own total timer (which its `PendingRequest` polls before the
-        // response) only backs ours up: set `BACKSTOP` later, it cannot end the exchange before
-        // our timer and its last window have looked for an answer already in the socket, and its
-        // expiry, if ever seen, is a stall (`FetchError::of`, `timed_out`).
-        let sent = request.timeout(super::backstop(timeout)).send();
-        let sent = async { sent.await.map_err(|e| FetchError::of(e, timeouts, started)) };
-        let response = by_deadline(timeout, started, LOOKUP_BOUND.scope(timeout / 2, sent)).await?;
-        Ok(Response {
-            response,
-            timeouts,
-            started,
-        })
+    impl Request {
+        /// Adds a header (a name or value that is not one fails the request when sent).
+        pub fn header<K, V>(self, name: K, value: V) -> Self
+        where
+            http::HeaderName: TryFrom<K>,
+            <http::HeaderName as TryFrom<K>>::Error: Into<http::Error>,
+            http::HeaderValue: TryFrom<V>,
+            <http::HeaderValue as TryFrom<V>>::Error: Into<http::Error>,
+        {
+            Self {
+                builder: self.builder.header(name, value),
+                ..self
+            }
+        }
+
+        /// Sets the body.
+        pub fn body(self, body: Vec<u8>) -> Self {
+            Self {
+                builder: self.builder.body(body),
+                ..self
+            }
+        }
+
+        /// Sends the request with a total `timeout` (body included); an error before the status
+        /// line is a [`FetchError::Timeout`] or [`FetchError::Transport`].
+        pub async fn send(self, timeout: Duration) -> Result<Response, FetchError> {
+            let timeouts = Timeouts {
+                total: timeout,
+                connect: self.connect_timeout,
+            };
+            // The exchange's deadline starts with `send` and covers the body too (`Response::body`).
+            let started = Instant::now();
+            // The HTTP client's own total timer (which its `PendingRequest` polls before the
+            // response) only backs ours up: set `BACKSTOP` later, it cannot end the exchange before
+            // our timer and its last window have looked for an answer already in the socket, and its
+            // expiry, if ever seen, is a stall (`FetchError::of`, `timed_out`).
+            let sent = self.builder.timeout(super::backstop(timeout)).send();
+            let sent = async { sent.await.map_err(|e| FetchError::of(e, timeouts, started)) };
+            let response =
+                by_deadline(timeout, started, LOOKUP_BOUND.scope(timeout / 2, sent)).await?;
+            Ok(Response {
+                response,
+                timeouts,
+                started,
+            })
+        }
     }
 
-    /// The timeouts of one exchange: `total` (body included) and, when the client was built with
-    /// one, its `connect` timeout ([`ClientSettings::connect_timeout`]), so that a timeout of either
-    /// is judged against its own deadline ([`FetchError::timed_out`]).
+    /// The timeouts of one exchange: `total` (body included) and its client's `connect`, so that
+    /// a timeout of either is judged against its own deadline ([`FetchError::timed_out`]).
     #[derive(Debug, Clone, Copy)]
-    pub struct Timeouts {
-        /// The whole exchange's.
-        pub total: Duration,
-        /// The connect's (name lookup and TLS included), if the client has one.
-        pub connect: Option<Duration>,
+    struct Timeouts {
+        total: Duration,
+        connect: Duration,
     }
 
     /// A response whose status and headers have arrived; its body is read with
@@ -575,7 +636,7 @@ mod client {
         }
     }
 
-    /// Runs `exchange` until `timeout` after `started`; past it, gives it [`LAST_WINDOW`](LAST_WINDOW) more
+    /// Runs `exchange` until `timeout` after `started`; past it, gives it [`LAST_WINDOW`] more
     /// (see there) before ending it with the timeout as it was seen (`FetchError::timed_out`).
     /// Dropping this drops the exchange, as any timeout does (callers that must not be cancelled
     /// run it in a task of their own: the crate's single-flight task).
@@ -596,10 +657,12 @@ mod client {
         // Judged when first seen: the window below is this process's time, not the server's.
         let seen = FetchError::timed_out(timeout, started);
         let window = Instant::now();
-        match tokio::time::timeout_at(window + LAST_WINDOW, exchange.as_mut()).await {
+        // As long as the timeout itself when that is shorter: a 10 ms timeout is not made 110.
+        let last = LAST_WINDOW.min(timeout);
+        match tokio::time::timeout_at(window + last, exchange.as_mut()).await {
             Ok(done) => done,
             // A window seen late is a stall of its own: nothing ran the exchange for that long.
-            Err(_) => Err(match (seen, FetchError::timed_out(LAST_WINDOW, window)) {
+            Err(_) => Err(match (seen, FetchError::timed_out(last, window)) {
                 (FetchError::Timeout { .. }, stalled @ FetchError::Local { .. }) => stalled,
                 (seen, _) => seen,
             }),

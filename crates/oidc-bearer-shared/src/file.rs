@@ -106,12 +106,22 @@ fn open_nonblocking(path: &Path) -> io::Result<File> {
 /// The most checks of one file queued for a blocking thread and not started (see [`bounded`]).
 const MAX_WAITING: usize = 4;
 
-/// What [`bounded`] keeps of one file's checks besides its `reading` flag: how many are queued for
-/// a blocking thread and have not started, and whether one runs.
+/// What [`bounded`] keeps of one file's reads: whether one is asked for and not ended, how many
+/// are queued for a blocking thread and have not started, and whether one runs.
 #[derive(Debug, Default)]
-pub struct Queue {
+pub struct Reads {
+    reading: AtomicBool,
     waiting: AtomicUsize,
     running: AtomicBool,
+}
+
+impl Reads {
+    /// Whether a read is asked for and has not ended: queued for, or running on, a blocking
+    /// thread (perhaps past its timeout). For tests that wait for a read to end.
+    #[doc(hidden)]
+    pub fn is_reading(&self) -> bool {
+        self.reading.load(Ordering::Acquire)
+    }
 }
 
 /// Runs the blocking `read` on Tokio's blocking threads and gives up on it after `timeout`
@@ -119,36 +129,34 @@ pub struct Queue {
 /// the call returns, and while it does, the next read is given up at once (`None`) instead of
 /// started, so that a stalled mount holds one blocking thread, never one per attempt.
 ///
-/// `reading` is set from when a read is asked for until one ends (or is dropped unrun). A read
-/// still queued for a blocking thread holds none: its runtime's blocking threads may all be busy,
+/// `reads` marks a read under way from when one is asked for until one ends (or is dropped unrun). A
+/// read still queued for a blocking thread holds none: its runtime's blocking threads may all be busy,
 /// or the runtime no longer driven, and it may never start. A caller that finds only such reads
 /// (no read running) queues its own on its own runtime rather than wait on them — at most
 /// `MAX_WAITING` (4) per file queued at once — and, of reads that start while one runs, each ends
 /// at once without reading. Needs a Tokio runtime (it panics outside one, as
 /// `tokio::task::spawn_blocking` does).
 pub async fn bounded<T: Send + 'static>(
-    reading: &Arc<AtomicBool>,
-    queue: &Arc<Queue>,
+    reads: &Arc<Reads>,
     timeout: Duration,
     read: impl FnOnce() -> T + Send + 'static,
 ) -> Option<T> {
-    let claimed = !reading.swap(true, Ordering::AcqRel);
+    let claimed = !reads.reading.swap(true, Ordering::AcqRel);
     if !claimed
-        && (queue.running.load(Ordering::Acquire) || queue.waiting.load(Ordering::Acquire) == 0)
+        && (reads.running.load(Ordering::Acquire) || reads.waiting.load(Ordering::Acquire) == 0)
     {
         // One runs (perhaps past its bound, on a stalled mount), or is about to.
         return None;
     }
-    if queue.waiting.fetch_add(1, Ordering::AcqRel) >= MAX_WAITING {
-        queue.waiting.fetch_sub(1, Ordering::AcqRel);
+    if reads.waiting.fetch_add(1, Ordering::AcqRel) >= MAX_WAITING {
+        reads.waiting.fetch_sub(1, Ordering::AcqRel);
         if claimed {
-            reading.store(false, Ordering::Release);
+            reads.reading.store(false, Ordering::Release);
         }
         return None;
     }
     let waiting = Waiting {
-        reading: Arc::clone(reading),
-        queue: Arc::clone(queue),
+        reads: Arc::clone(reads),
         started: false,
     };
     let task = tokio::task::spawn_blocking(move || {
@@ -159,12 +167,11 @@ pub async fn bounded<T: Send + 'static>(
     tokio::time::timeout(timeout, task).await.ok()?.ok()?
 }
 
-/// A read queued for a blocking thread: counted in `Queue::waiting` until it starts, or until it
-/// is dropped unrun (its runtime shut down), which ends the claim on `reading` unless another
-/// read runs or waits.
+/// A read queued for a blocking thread: counted in `Reads::waiting` until it starts, or until it
+/// is dropped unrun (its runtime shut down), which ends the claim on `Reads::reading` unless
+/// another read runs or waits.
 struct Waiting {
-    reading: Arc<AtomicBool>,
-    queue: Arc<Queue>,
+    reads: Arc<Reads>,
     started: bool,
 }
 
@@ -173,40 +180,34 @@ impl Waiting {
     /// ends without reading: one blocking thread at most).
     fn start(mut self) -> Option<Running> {
         self.started = true;
-        self.queue.waiting.fetch_sub(1, Ordering::AcqRel);
-        if self.queue.running.swap(true, Ordering::AcqRel) {
+        self.reads.waiting.fetch_sub(1, Ordering::AcqRel);
+        if self.reads.running.swap(true, Ordering::AcqRel) {
             return None;
         }
-        Some(Running {
-            reading: Arc::clone(&self.reading),
-            queue: Arc::clone(&self.queue),
-        })
+        Some(Running(Arc::clone(&self.reads)))
     }
 }
 
 impl Drop for Waiting {
     fn drop(&mut self) {
+        let reads = &self.reads;
         if !self.started {
-            self.queue.waiting.fetch_sub(1, Ordering::AcqRel);
-            if !self.queue.running.load(Ordering::Acquire)
-                && self.queue.waiting.load(Ordering::Acquire) == 0
+            reads.waiting.fetch_sub(1, Ordering::AcqRel);
+            if !reads.running.load(Ordering::Acquire) && reads.waiting.load(Ordering::Acquire) == 0
             {
-                self.reading.store(false, Ordering::Release);
+                reads.reading.store(false, Ordering::Release);
             }
         }
     }
 }
 
 /// The read running on a blocking thread: its end clears `running` and `reading`.
-struct Running {
-    reading: Arc<AtomicBool>,
-    queue: Arc<Queue>,
-}
+struct Running(Arc<Reads>);
 
 impl Drop for Running {
     fn drop(&mut self) {
-        self.queue.running.store(false, Ordering::Release);
-        self.reading.store(false, Ordering::Release);
+        self.0.running.store(false, Ordering::Release);
+        self.0.reading.store(false, Ordering::Release);
     }
 }
 
@@ -226,35 +227,34 @@ mod tests {
             .build()
             .unwrap();
         runtime.block_on(async {
-            let reading = Arc::new(AtomicBool::new(false));
-            let queue = Arc::new(Queue::default());
+            let reads = Arc::new(Reads::default());
             // Another file's read, stuck, holds the one blocking thread (given up after 10 ms).
             let (release, held) = std::sync::mpsc::channel::<()>();
             let (started, running) = tokio::sync::oneshot::channel::<()>();
-            let (other, other_queue) = (Arc::new(AtomicBool::new(false)), Arc::default());
-            let stuck = bounded(&other, &other_queue, Duration::from_millis(10), move || {
+            let other = Arc::default();
+            let stuck = bounded(&other, Duration::from_millis(10), move || {
                 let _ = started.send(());
                 let _ = held.recv();
             });
             assert!(stuck.await.is_none());
             running.await.unwrap();
-            let reads = Arc::new(AtomicUsize::new(0));
+            let done = Arc::new(AtomicUsize::new(0));
             for _ in 0..MAX_WAITING + 2 {
-                let reads = Arc::clone(&reads);
+                let done = Arc::clone(&done);
                 // Given up (the blocking thread is held): each waits its bound, or not at all.
-                let read = bounded(&reading, &queue, Duration::from_millis(10), move || {
-                    reads.fetch_add(1, Ordering::SeqCst);
+                let read = bounded(&reads, Duration::from_millis(10), move || {
+                    done.fetch_add(1, Ordering::SeqCst);
                 });
                 assert!(read.await.is_none());
             }
-            assert_eq!(queue.waiting.load(Ordering::SeqCst), MAX_WAITING);
+            assert_eq!(reads.waiting.load(Ordering::SeqCst), MAX_WAITING);
             release.send(()).unwrap();
             // The queue runs in order: this runs after every read queued above.
             tokio::task::spawn_blocking(|| ()).await.unwrap();
-            assert_eq!(reads.load(Ordering::SeqCst), MAX_WAITING);
-            assert_eq!(queue.waiting.load(Ordering::SeqCst), 0);
+            assert_eq!(done.load(Ordering::SeqCst), MAX_WAITING);
+            assert_eq!(reads.waiting.load(Ordering::SeqCst), 0);
             assert!(
-                !reading.load(Ordering::SeqCst),
+                !reads.reading.load(Ordering::SeqCst),
                 "the claim ends with the last read"
             );
         });
@@ -264,18 +264,17 @@ mod tests {
     /// in the kernel whatever the flags), and no second one starts while it still runs.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_stuck_read_is_given_up_and_holds_one_thread_at_most() {
-        let reading = Arc::new(AtomicBool::new(false));
-        let queue = Arc::new(Queue::default());
+        let reads = Arc::new(Reads::default());
         let (unblock, blocked) = std::sync::mpsc::channel::<()>();
         let (finished, ended) = tokio::sync::oneshot::channel::<()>();
-        let stuck = bounded(&reading, &queue, Duration::from_millis(20), move || {
+        let stuck = bounded(&reads, Duration::from_millis(20), move || {
             let _ = blocked.recv();
             let _ = finished.send(());
         });
         assert!(stuck.await.is_none(), "given up");
         let started = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&started);
-        let second = bounded(&reading, &queue, Duration::from_secs(60), move || {
+        let second = bounded(&reads, Duration::from_secs(60), move || {
             flag.store(true, Ordering::SeqCst)
         });
         assert!(second.await.is_none(), "refused while the first still runs");

@@ -23,16 +23,14 @@ compile_error!(
     "oidc-bearer needs a crypto backend: enable the `aws-lc-rs` feature (the default) or `rust-crypto`"
 );
 
-/// The jsonwebtoken provider for the selected backend, used for key utilities (PEM → components).
 #[cfg(feature = "aws-lc-rs")]
-pub(crate) fn provider() -> &'static jsonwebtoken::crypto::CryptoProvider {
-    &jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER
-}
+use jsonwebtoken::crypto::aws_lc as backend;
+#[cfg(all(feature = "rust-crypto", not(feature = "aws-lc-rs")))]
+use jsonwebtoken::crypto::rust_crypto as backend;
 
 /// The jsonwebtoken provider for the selected backend, used for key utilities (PEM → components).
-#[cfg(all(feature = "rust-crypto", not(feature = "aws-lc-rs")))]
 pub(crate) fn provider() -> &'static jsonwebtoken::crypto::CryptoProvider {
-    &jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER
+    &backend::DEFAULT_PROVIDER
 }
 
 /// A SHA-256 digest.
@@ -47,9 +45,9 @@ pub(crate) fn sha256(bytes: &[u8]) -> Sha256 {
     sha2::Sha256::digest(bytes).into()
 }
 
-/// HMAC-SHA-256 of `message` under `key` (RFC 2104), by the selected backend: aws-lc-rs, or
-/// the RustCrypto `hmac` crate that jsonwebtoken's RustCrypto provider uses. For values this server derives from a
-/// secret of its own, such as DPoP nonces (RFC 9449 §9).
+/// HMAC-SHA-256 of `message` under `key` (RFC 2104), by the selected backend: aws-lc-rs, or the
+/// RustCrypto `hmac` crate (below). For values this server derives from a secret of its own, such
+/// as DPoP nonces (RFC 9449 §9).
 #[cfg(feature = "aws-lc-rs")]
 pub(crate) fn hmac_sha256(key: &[u8], message: &[u8]) -> Sha256 {
     let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key);
@@ -58,9 +56,7 @@ pub(crate) fn hmac_sha256(key: &[u8], message: &[u8]) -> Sha256 {
     out
 }
 
-/// HMAC-SHA-256 of `message` under `key` (RFC 2104), by the selected backend: aws-lc-rs, or
-/// the RustCrypto `hmac` crate that jsonwebtoken's RustCrypto provider uses. For values this server derives from a
-/// secret of its own, such as DPoP nonces (RFC 9449 §9).
+/// [`hmac_sha256`] with the RustCrypto `hmac` crate, which jsonwebtoken's RustCrypto provider uses.
 #[cfg(all(feature = "rust-crypto", not(feature = "aws-lc-rs")))]
 pub(crate) fn hmac_sha256(key: &[u8], message: &[u8]) -> Sha256 {
     use hmac::Mac as _;

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
-use oidc_bearer_shared::fetch::{self as shared, ClientError, ClientSettings, FetchError};
+use oidc_bearer_shared::fetch::{self as shared, Client, ClientError, ClientSettings, FetchError};
 use url::Url;
 
 use crate::error::{ConfigError, KeysError};
@@ -103,7 +103,7 @@ pub(crate) struct Fetched {
 /// An HTTP client with our policy built in.
 #[derive(Clone)]
 pub(crate) struct Fetcher {
-    client: Arc<reqwest::Client>,
+    client: Arc<Client>,
     settings: HttpSettings,
 }
 
@@ -120,7 +120,7 @@ pub(crate) struct SharedClients(Arc<Mutex<Pool>>);
 #[derive(Default)]
 struct Pool {
     /// Each client with what it was built from: fetchers that agree on it share it.
-    clients: Vec<(ClientSettings, Arc<reqwest::Client>)>,
+    clients: Vec<(ClientSettings, Arc<Client>)>,
     /// How many fetchers were given a pooled client.
     lent: usize,
 }
@@ -129,7 +129,7 @@ impl SharedClients {
     const MAX: usize = 16;
 
     /// A client for `settings`: the pooled one with the same connection settings, or a new one.
-    fn client(&self, settings: &HttpSettings) -> Result<Arc<reqwest::Client>, ConfigError> {
+    fn client(&self, settings: &HttpSettings) -> Result<Arc<Client>, ConfigError> {
         let key = client_settings(settings);
         let mut pool = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(client) = pool
@@ -165,7 +165,7 @@ fn client_settings(settings: &HttpSettings) -> ClientSettings {
 
 /// An HTTP client with the connection settings of `settings`; a bad root certificate is a
 /// configuration error.
-pub(crate) fn client(settings: &ClientSettings) -> Result<reqwest::Client, ConfigError> {
+pub(crate) fn client(settings: &ClientSettings) -> Result<Client, ConfigError> {
     shared::client(settings).map_err(|e| match e {
         ClientError::InvalidCertificate { reason } => ConfigError::InvalidCertificate { reason },
         other => ConfigError::HttpClient {
@@ -220,11 +220,8 @@ impl Fetcher {
             })?;
             request = request.header(http::header::AUTHORIZATION, value);
         }
-        let timeouts = shared::Timeouts {
-            total: self.settings.timeout,
-            connect: Some(self.settings.connect_timeout),
-        };
-        let response = shared::send(request, timeouts)
+        let response = request
+            .send(self.settings.timeout)
             .await
             .and_then(shared::Response::success)
             .map_err(failed)?;

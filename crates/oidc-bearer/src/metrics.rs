@@ -333,7 +333,8 @@ pub(crate) fn registry_issuers(proven: usize, probation: usize) {
     let _ = (proven, probation);
 }
 
-#[cfg(all(test, feature = "metrics"))]
+#[cfg(test)]
+#[cfg(feature = "metrics")]
 mod tests {
     use super::*;
     use metrics_exporter_prometheus::PrometheusBuilder;

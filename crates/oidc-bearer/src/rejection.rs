@@ -336,34 +336,7 @@ impl DefaultRejection {
             _ => HeaderValue::try_from(self.challenge(rejection)?).ok(),
         }
     }
-}
 
-/// The `WWW-Authenticate` value for `rejection` in `realm`, with `description` (RFC 6750 §3),
-/// written into one buffer.
-fn write_challenge(realm: &str, rejection: &AuthRejection, description: &str) -> String {
-    let mut value = String::with_capacity(64 + realm.len() + description.len());
-    value.push_str("Bearer realm=\"");
-    push_quoted(&mut value, realm);
-    value.push('"');
-    if let Some(error) = rejection.challenge_error() {
-        value.push_str(", error=\"");
-        value.push_str(error);
-        value.push_str("\", error_description=\"");
-        push_quoted(&mut value, description);
-        value.push('"');
-    }
-    if let AuthRejection::Forbidden {
-        scope: Some(scope), ..
-    } = rejection
-    {
-        value.push_str(", scope=\"");
-        push_quoted(&mut value, scope);
-        value.push('"');
-    }
-    value
-}
-
-impl DefaultRejection {
     /// The `Retry-After` seconds for an unavailable verification: the error's own delay rounded up
     /// (at least 1 s, RFC 9110 §10.2.3 takes whole seconds), else the configured default.
     fn retry_after(&self, error: &VerifyError) -> u64 {
@@ -373,9 +346,7 @@ impl DefaultRejection {
                 (d.as_secs() + u64::from(d.subsec_nanos() > 0)).max(1)
             })
     }
-}
 
-impl DefaultRejection {
     /// Keeps this rejection's status and RFC 6750 headers (`WWW-Authenticate` with the right
     /// `error`, `Retry-After` on 503) and lets `body` write the body — the way to shape rejections
     /// without losing the challenge. Works for the bearer layer and the policy layers alike.
@@ -421,6 +392,31 @@ impl DefaultRejection {
         }
         response
     }
+}
+
+/// The `WWW-Authenticate` value for `rejection` in `realm`, with `description` (RFC 6750 §3),
+/// written into one buffer.
+fn write_challenge(realm: &str, rejection: &AuthRejection, description: &str) -> String {
+    let mut value = String::with_capacity(64 + realm.len() + description.len());
+    value.push_str("Bearer realm=\"");
+    push_quoted(&mut value, realm);
+    value.push('"');
+    if let Some(error) = rejection.challenge_error() {
+        value.push_str(", error=\"");
+        value.push_str(error);
+        value.push_str("\", error_description=\"");
+        push_quoted(&mut value, description);
+        value.push('"');
+    }
+    if let AuthRejection::Forbidden {
+        scope: Some(scope), ..
+    } = rejection
+    {
+        value.push_str(", scope=\"");
+        push_quoted(&mut value, scope);
+        value.push('"');
+    }
+    value
 }
 
 impl<B: From<String>> RejectionResponse<B> for DefaultRejection {

@@ -442,13 +442,7 @@ impl<'a> Jws<'a> {
         if !is_json_object(&payload) {
             return Err(malformed("payload is not a JSON object"));
         }
-        let Issuer(iss) = serde_json::from_slice(&payload).map_err(|e| {
-            malformed(if e.is_data() {
-                "duplicate member name in the payload (RFC 7519 §4)"
-            } else {
-                "payload is not a JSON object"
-            })
-        })?;
+        let Issuer(iss) = serde_json::from_slice(&payload).map_err(payload_error)?;
         Ok(Unverified {
             jws: self,
             payload,
@@ -478,12 +472,15 @@ pub(crate) fn validate_payload(payload: &[u8]) -> Result<RawClaims, VerifyError>
     // RFC 7519 §7.2: the claims set is UTF-8. Checked once here, so that the pass reads its
     // strings without checking each again (serde_json's `from_str` trusts a `str`).
     let text = std::str::from_utf8(payload).map_err(|_| malformed("payload is not UTF-8"))?;
-    serde_json::from_str::<RawClaims>(text).map_err(|e| {
-        malformed(if e.is_data() {
-            "duplicate member name in the payload (RFC 7519 §4)"
-        } else {
-            "payload is not a JSON object"
-        })
+    serde_json::from_str::<RawClaims>(text).map_err(payload_error)
+}
+
+/// A payload's JSON pass failed: a member name repeated, or not one JSON object.
+fn payload_error(e: serde_json::Error) -> VerifyError {
+    malformed(if e.is_data() {
+        "duplicate member name in the payload (RFC 7519 §4)"
+    } else {
+        "payload is not a JSON object"
     })
 }
 

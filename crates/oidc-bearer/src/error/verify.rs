@@ -241,9 +241,7 @@ impl VerifyError {
             _ => None,
         }
     }
-}
 
-impl VerifyError {
     /// The stage of verification that refused the token. Written as one `match` with no `_` arm, so
     /// that a new variant is a compile error here instead of a wrong answer wherever phases are used.
     pub fn phase(&self) -> Phase {

@@ -9,11 +9,11 @@
 use std::fmt;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
-use oidc_bearer_shared::file::{Queue, READ_TIMEOUT, bounded, read_regular};
+use oidc_bearer_shared::file::{READ_TIMEOUT, Reads, bounded, read_regular};
 
 use crate::error::ConfigError;
 use crate::fetch::{Credential, bearer_authorization};
@@ -228,9 +228,7 @@ impl InCluster {
         }
         builder.build()
     }
-}
 
-impl InCluster {
     /// The pod's token file, read now (a service that is not in a pod finds out at start), as the
     /// credential sent to the API server: re-read when it changes.
     fn token_file(&self) -> Result<Credential, ConfigError> {
@@ -288,11 +286,9 @@ struct TokenFile {
     path: PathBuf,
     /// The last good token, and the stamp of the file it was read from.
     cached: Mutex<CachedToken>,
-    /// Whether a check is asked for and not ended: queued for, or running on, a blocking thread
-    /// (perhaps past [`READ_TIMEOUT`]).
-    reading: Arc<AtomicBool>,
-    /// The checks queued for a blocking thread (see `bounded`).
-    queue: Arc<Queue>,
+    /// Its checks on blocking threads (see `bounded`): whether one is asked for and not ended
+    /// (perhaps running past [`READ_TIMEOUT`]), and those queued.
+    checks: Arc<Reads>,
     /// How many reads have run: each read's number orders what it read (reads run one at a
     /// time), so that a token is stored only over one read before it.
     reads: Arc<AtomicU64>,
@@ -339,8 +335,7 @@ impl TokenFile {
                 token,
                 read: 0,
             }),
-            reading: Arc::default(),
-            queue: Arc::default(),
+            checks: Arc::default(),
             reads: Arc::default(),
         })
     }
@@ -360,7 +355,7 @@ impl TokenFile {
             .clone();
         let path = self.path.clone();
         let reads = Arc::clone(&self.reads);
-        let checked = bounded(&self.reading, &self.queue, READ_TIMEOUT, move || {
+        let checked = bounded(&self.checks, READ_TIMEOUT, move || {
             let found = read_if_changed(&path, Some(held));
             (reads.fetch_add(1, Ordering::SeqCst) + 1, found)
         });
@@ -462,6 +457,7 @@ mod tests {
     use std::future::Future;
     use std::pin::Pin;
     use std::task::{Context, Waker};
+    use std::time::Duration;
 
     use super::*;
 
@@ -517,9 +513,28 @@ mod tests {
         let mut cx = Context::from_waker(Waker::noop());
         assert!(check.as_mut().poll(&mut cx).is_pending());
         drop((release, blocker));
-        while file.reading.load(Ordering::SeqCst) {
-            std::thread::yield_now(); // the blocking thread runs on its own
+        wait_until_checked(file);
+    }
+
+    /// Waits until no check of `file` is under way (the blocking thread runs on its own).
+    fn wait_until_checked(file: &TokenFile) {
+        while file.checks.is_reading() {
+            std::thread::yield_now();
         }
+    }
+
+    /// Starts a check of `file` that stays stuck on its blocking thread past its bound, as on a
+    /// stalled mount, until the returned sender is dropped; returns once it runs.
+    async fn stuck_check(file: &TokenFile) -> std::sync::mpsc::Sender<()> {
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let (started, running) = tokio::sync::oneshot::channel::<()>();
+        let given_up = bounded(&file.checks, Duration::from_millis(1), move || {
+            let _ = started.send(());
+            let _ = held.recv();
+        });
+        assert!(given_up.await.is_none());
+        running.await.unwrap();
+        release
     }
 
     #[tokio::test]
@@ -542,9 +557,10 @@ mod tests {
         let (rotated, file) = Rotated::new("first");
         rotated.rotate("second");
 
-        file.reading.store(true, Ordering::SeqCst); // as a read still running past its bound does
+        let stuck = stuck_check(&file).await;
         assert_eq!(file.read().await, "first");
-        file.reading.store(false, Ordering::SeqCst); // it returned
+        drop(stuck); // it returned
+        wait_until_checked(&file);
         assert_eq!(file.read().await, "second");
     }
 
@@ -580,9 +596,9 @@ mod tests {
                 "the rotated-out token replaced the newer one as the last good token"
             );
             // And a fetch that finds a check running gets the newer token.
-            file.reading.store(true, Ordering::SeqCst);
+            let stuck = stuck_check(&file).await;
             assert_eq!(file.read().await, "second");
-            file.reading.store(false, Ordering::SeqCst);
+            drop(stuck);
         });
     }
 

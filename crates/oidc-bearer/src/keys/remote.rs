@@ -459,19 +459,20 @@ impl RemoteKeySet {
                 let retry_in = state.retry_at.saturating_sub(now).as_secs();
                 let failures = state.failures;
                 // Honest wording: whether we still serve with older keys, and how old.
+                let age = now.saturating_sub(state.fetched_at).as_secs();
                 let keys = match (&state.keys, usable(&state, now, &shared.settings)) {
                     (None, _) => "no keys loaded yet".to_owned(),
-                    (Some(_), Some(_)) => format!(
-                        "keeping keys loaded {} s ago",
-                        now.saturating_sub(state.fetched_at).as_secs()
-                    ),
-                    (Some(_), None) => format!(
-                        "keys loaded {} s ago are past their maximum staleness",
-                        now.saturating_sub(state.fetched_at).as_secs()
-                    ),
+                    (Some(_), Some(_)) => format!("keeping keys loaded {age} s ago"),
+                    (Some(_), None) => {
+                        format!("keys loaded {age} s ago are past their maximum staleness")
+                    }
                 };
                 if error.is_configuration() {
-                    let fix = error.hint(self.configured_issuer());
+                    let issuer = match &shared.source {
+                        Source::Discovery { issuer, .. } => Some(issuer.as_str()),
+                        Source::Jwks(_) => None,
+                    };
+                    let fix = error.hint(issuer);
                     tracing::error!(code = error.code(), %error, failures, retry_in_secs = retry_in, "cannot load the issuer's keys: a configuration error; {fix} ({keys})");
                 } else {
                     tracing::warn!(code = error.code(), %error, failures, retry_in_secs = retry_in, "cannot load the issuer's keys ({keys})");
@@ -487,13 +488,6 @@ impl RemoteKeySet {
         match &self.shared.source {
             Source::Discovery { issuer, .. } => issuer,
             Source::Jwks(url) => url.as_str(),
-        }
-    }
-
-    fn configured_issuer(&self) -> Option<&str> {
-        match &self.shared.source {
-            Source::Discovery { issuer, .. } => Some(issuer),
-            Source::Jwks(_) => None,
         }
     }
 

@@ -91,11 +91,7 @@ where
     }
 
     pub(super) fn rejected(rejection: &R, reason: AuthRejection) -> Self {
-        Self {
-            state: State::Rejected {
-                response: Some(refuse(rejection, reason)),
-            },
-        }
+        Self::refused(refuse(rejection, reason))
     }
 }
 

@@ -189,26 +189,17 @@ impl IssuerRegistryBuilder {
     /// builders are built only when first used (so a mistake in one of them is reported then, as an
     /// error log and [`VerifyError::UntrustedIssuer`](crate::VerifyError::UntrustedIssuer)).
     pub fn build(self) -> Result<IssuerRegistry, ConfigError> {
-        if self.limits.max_live == 0 {
-            return Err(ConfigError::invalid("max_live_issuers", "must be positive"));
-        }
-        if self.limits.max_pending == 0 {
-            return Err(ConfigError::invalid(
-                "max_pending_issuers",
-                "must be positive",
-            ));
-        }
-        if self.limits.rate.burst == 0 {
-            return Err(ConfigError::invalid("new_issuer_burst", "must be positive"));
-        }
-        if self.limits.rate.interval.is_zero() {
-            return Err(ConfigError::invalid(
-                "new_issuer_interval",
-                "must be positive",
-            ));
-        }
-        if self.limits.max_token_bytes == 0 {
-            return Err(ConfigError::invalid("max_token_bytes", "must be positive"));
+        let limits = &self.limits;
+        for (name, zero) in [
+            ("max_live_issuers", limits.max_live == 0),
+            ("max_pending_issuers", limits.max_pending == 0),
+            ("new_issuer_burst", limits.rate.burst == 0),
+            ("new_issuer_interval", limits.rate.interval.is_zero()),
+            ("max_token_bytes", limits.max_token_bytes == 0),
+        ] {
+            if zero {
+                return Err(ConfigError::invalid(name, "must be positive"));
+            }
         }
         let exact_count = self.exact.len();
         let mut exact = HashMap::with_capacity(exact_count);

@@ -53,7 +53,7 @@ pub struct ApiServer {
 
 struct ApiInner {
     url: Url,
-    client: reqwest::Client,
+    client: shared::Client,
     credential: Credential,
     /// Whether reviews go through the environment's proxy: then a failed connection may be the
     /// proxy's (a `CONNECT` refused), which is no failure of the API server.
@@ -141,13 +141,7 @@ impl ApiServer {
             .header(http::header::CONTENT_TYPE, "application/json")
             .header(http::header::ACCEPT, "application/json")
             .body(body);
-        let timeouts = shared::Timeouts {
-            total: timeout,
-            connect: Some(CONNECT_TIMEOUT),
-        };
-        let response = shared::send(request, timeouts)
-            .await
-            .map_err(ReviewError::Fetch)?;
+        let response = request.send(timeout).await.map_err(ReviewError::Fetch)?;
         let status = response.status().as_u16();
         match status {
             200 | 201 => {}

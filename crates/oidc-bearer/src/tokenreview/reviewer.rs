@@ -394,8 +394,8 @@ impl Reviewer {
         let review = self
             .api
             .review(authorization, token, &self.audiences, timeout);
-        // The exchange's own deadline (`fetch::send`, `Response::body`) decides the API server's
-        // `Timeout`, after its last turns have looked for an answer already in the socket
+        // The exchange's own deadline (`fetch::Request::send`, `Response::body`) decides the API
+        // server's `Timeout`, after its last turns have looked for an answer already in the socket
         // (docs/tokenreview.md). This timer only guards the whole review, set past that deadline
         // (`backstop`) so that it cannot end the exchange first: seen at all, it is seen late, a
         // stall of this process (`timed_out`), never the API server's failure.

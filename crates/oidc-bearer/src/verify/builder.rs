@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_BYTES, Inner, Rules, Verifier};
+use super::{DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_BYTES, Inner, IssuerPolicy, Rules, Verifier};
 use crate::Algorithm;
 use crate::cache::{TokenCache, TokenCacheSettings};
 use crate::clock::{Clock, SharedClock, SystemClock};
@@ -24,14 +24,7 @@ enum KeySource {
 #[must_use = "a builder does nothing until `build` is called"]
 #[derive(Clone)]
 pub struct VerifierBuilder {
-    issuer: String,
-    audiences: Vec<String>,
-    skip_audience: bool,
-    algorithms: Vec<Algorithm>,
-    leeway: Duration,
-    require_exp: bool,
-    required_typ: Option<String>,
-    max_token_bytes: usize,
+    policy: IssuerPolicy,
     clock: SharedClock,
     source: KeySource,
     discovery_url: Option<String>,
@@ -39,22 +32,24 @@ pub struct VerifierBuilder {
     cache: KeyCacheSettings,
     token_cache: Option<TokenCacheSettings>,
     hmac: bool,
-    issuer_aliases: Vec<String>,
-    required_claims: Vec<&'static str>,
     discovery_jwks_uri: Option<String>,
 }
 
 impl VerifierBuilder {
     pub(super) fn new(issuer: String, audience: String) -> Self {
         Self {
-            issuer,
-            audiences: vec![audience],
-            skip_audience: false,
-            algorithms: Algorithm::ASYMMETRIC.to_vec(),
-            leeway: DEFAULT_LEEWAY,
-            require_exp: true,
-            required_typ: None,
-            max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
+            policy: IssuerPolicy {
+                issuer,
+                issuer_aliases: Vec::new(),
+                audiences: vec![audience],
+                skip_audience: false,
+                algorithms: Algorithm::ASYMMETRIC.to_vec(),
+                leeway: DEFAULT_LEEWAY,
+                require_exp: true,
+                required_typ: None,
+                max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
+                required_claims: Vec::new(),
+            },
             clock: Arc::new(SystemClock),
             source: KeySource::Discovery,
             discovery_url: None,
@@ -62,42 +57,40 @@ impl VerifierBuilder {
             cache: KeyCacheSettings::default(),
             token_cache: Some(TokenCacheSettings::default()),
             hmac: false,
-            issuer_aliases: Vec::new(),
-            required_claims: Vec::new(),
             discovery_jwks_uri: None,
         }
     }
 
     /// Accepts another audience too (a token is accepted when any of its audiences is accepted).
     pub fn with_audience(mut self, audience: impl Into<String>) -> Self {
-        self.audiences.push(audience.into());
+        self.policy.audiences.push(audience.into());
         self
     }
 
     /// The algorithms accepted (default: every asymmetric algorithm supported). The key's type and
     /// JWK `alg` narrow this further per key.
     pub fn with_algorithms(mut self, algorithms: &[Algorithm]) -> Self {
-        self.algorithms = algorithms.to_vec();
+        self.policy.algorithms = algorithms.to_vec();
         self
     }
 
     /// The clock-skew leeway for `exp`, `nbf` and `iat` (default 60 s, like go-jose's default
     /// `DefaultLeeway`; go-oidc itself allows none for `exp`).
     pub fn with_leeway(mut self, leeway: Duration) -> Self {
-        self.leeway = leeway;
+        self.policy.leeway = leeway;
         self
     }
 
     /// Requires the header's `typ` (e.g. `at+jwt` for RFC 9068 access tokens). Off by default:
     /// Kubernetes and Google tokens are plain `JWT`s.
     pub fn with_required_typ(mut self, typ: impl Into<String>) -> Self {
-        self.required_typ = Some(typ.into());
+        self.policy.required_typ = Some(typ.into());
         self
     }
 
     /// The largest token accepted, in bytes (default 8 KiB).
     pub fn with_max_token_bytes(mut self, max: usize) -> Self {
-        self.max_token_bytes = max;
+        self.policy.max_token_bytes = max;
         self
     }
 
@@ -127,14 +120,14 @@ impl VerifierBuilder {
     /// Discovery still uses the configured issuer. Never give another issuer's name here: its tokens
     /// would be checked with this issuer's keys, so this is only for one issuer's spellings.
     pub(crate) fn with_issuer_alias(mut self, iss: impl Into<String>) -> Self {
-        self.issuer_aliases.push(iss.into());
+        self.policy.issuer_aliases.push(iss.into());
         self
     }
 
     /// Requires this claim in every token (present and not `null`), e.g. to accept only tokens of a
     /// given shape. A token without it is refused with [`VerifyError::MissingClaim`](crate::VerifyError::MissingClaim).
     pub(crate) fn with_required_claim(mut self, claim: &'static str) -> Self {
-        self.required_claims.push(claim);
+        self.policy.required_claims.push(claim);
         self
     }
 
@@ -147,7 +140,7 @@ impl VerifierBuilder {
 
     /// The issuer and its aliases.
     pub(crate) fn accepted_issuers(&self) -> impl Iterator<Item = &str> {
-        std::iter::once(self.issuer.as_str()).chain(self.issuer_aliases.iter().map(String::as_str))
+        self.policy.accepted_issuers()
     }
 
     /// Uses these keys instead of fetching any (a [`StaticKeySet`](crate::keys::StaticKeySet), or your
@@ -235,14 +228,14 @@ impl VerifierBuilder {
     /// **Dangerous**: accepts tokens for any audience (go-oidc's `SkipClientIDCheck`). A token meant for
     /// another service is then accepted here.
     pub fn dangerous_skip_audience_check(mut self) -> Self {
-        self.skip_audience = true;
+        self.policy.skip_audience = true;
         self
     }
 
     /// **Dangerous**: accepts tokens without `exp`, which never expire (legacy Kubernetes
     /// service-account tokens are like this).
     pub fn dangerous_allow_missing_exp(mut self) -> Self {
-        self.require_exp = false;
+        self.policy.require_exp = false;
         self
     }
 
@@ -255,7 +248,7 @@ impl VerifierBuilder {
     /// Marks this as a shared-secret issuer: HMAC algorithms only, keys from the given key set only.
     pub(crate) fn hmac_issuer(mut self, keys: impl KeySet) -> Self {
         self.hmac = true;
-        self.algorithms = Algorithm::HMAC.to_vec();
+        self.policy.algorithms = Algorithm::HMAC.to_vec();
         self.source = KeySource::Custom(Arc::new(keys));
         self
     }
@@ -290,15 +283,7 @@ impl VerifierBuilder {
     /// The rules of this policy that need no key, as the verifier built from it applies them (an
     /// issuer registry checks a token against them before it admits a new issuer).
     pub(crate) fn rules(&self) -> Rules<'_> {
-        Rules {
-            max_token_bytes: self.max_token_bytes,
-            algorithms: &self.algorithms,
-            required_typ: self.required_typ.as_deref(),
-            audiences: &self.audiences,
-            skip_audience: self.skip_audience,
-            leeway: self.leeway,
-            require_exp: self.require_exp,
-        }
+        self.policy.rules()
     }
 
     /// Now by this policy's clock: what the verifier built from it reads its token times against.
@@ -309,30 +294,30 @@ impl VerifierBuilder {
     /// The checks of [`build`](Self::build) that need nothing built: a registry makes them before
     /// it takes an admission for a new issuer, so that a wrong pattern is reported as one.
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
-        if !self.skip_audience && self.audiences.iter().all(String::is_empty) {
+        if !self.policy.skip_audience && self.policy.audiences.iter().all(String::is_empty) {
             return Err(ConfigError::NoAudience);
         }
-        if self.issuer.is_empty() {
+        if self.policy.issuer.is_empty() {
             return Err(ConfigError::InvalidIssuer {
-                issuer: self.issuer.clone(),
+                issuer: self.policy.issuer.clone(),
                 reason: "empty".into(),
             });
         }
-        if self.algorithms.is_empty() {
+        if self.policy.algorithms.is_empty() {
             return Err(ConfigError::InvalidAlgorithms {
                 reason: "no algorithm allowed".into(),
             });
         }
-        crate::algorithm::check_available(&self.algorithms)
+        crate::algorithm::check_available(&self.policy.algorithms)
             .map_err(|reason| ConfigError::InvalidAlgorithms { reason })?;
-        if !self.hmac && self.algorithms.iter().any(|a| a.is_hmac()) {
+        if !self.hmac && self.policy.algorithms.iter().any(|a| a.is_hmac()) {
             return Err(ConfigError::InvalidAlgorithms {
                 reason: "HMAC algorithms are only for shared-secret issuers, never with published \
                          public keys (RFC 8725 §2.1)"
                     .into(),
             });
         }
-        if self.max_token_bytes == 0 {
+        if self.policy.max_token_bytes == 0 {
             return Err(ConfigError::InvalidSetting {
                 name: "max_token_bytes",
                 reason: "must be positive".into(),
@@ -355,22 +340,21 @@ impl VerifierBuilder {
             ),
             KeySource::Discovery => {
                 let issuer_url =
-                    crate::fetch::parse_url(&self.issuer, self.http.allow_insecure_http).map_err(
-                        |e| ConfigError::InvalidIssuer {
-                            issuer: self.issuer.clone(),
+                    crate::fetch::parse_url(&self.policy.issuer, self.http.allow_insecure_http)
+                        .map_err(|e| ConfigError::InvalidIssuer {
+                            issuer: self.policy.issuer.clone(),
                             reason: e.to_string(),
-                        },
-                    )?;
+                        })?;
                 if issuer_url.query().is_some() || issuer_url.fragment().is_some() {
                     // OpenID Connect Discovery 1.0 §2: the issuer has no query or fragment.
                     return Err(ConfigError::InvalidIssuer {
-                        issuer: self.issuer,
+                        issuer: self.policy.issuer,
                         reason: "an issuer URL has no query or fragment".into(),
                     });
                 }
                 Arc::new(
                     RemoteKeySet::builder_discovery(
-                        &self.issuer,
+                        &self.policy.issuer,
                         self.discovery_url.as_deref(),
                         self.discovery_jwks_uri.as_deref(),
                         self.http,
@@ -379,22 +363,13 @@ impl VerifierBuilder {
                 )
             }
         };
-        let mut audiences = self.audiences;
-        audiences.retain(|a| !a.is_empty());
+        let mut policy = self.policy;
+        policy.audiences.retain(|a| !a.is_empty());
         Ok(Verifier {
             inner: Arc::new(Inner {
-                issuer: self.issuer,
-                audiences,
-                skip_audience: self.skip_audience,
-                algorithms: self.algorithms,
-                leeway: self.leeway,
-                require_exp: self.require_exp,
-                required_typ: self.required_typ,
-                max_token_bytes: self.max_token_bytes,
+                policy,
                 keys,
                 clock: self.clock,
-                issuer_aliases: self.issuer_aliases,
-                required_claims: self.required_claims,
                 token_cache: self.token_cache.as_ref().map(TokenCache::new),
             }),
         })
@@ -404,8 +379,8 @@ impl VerifierBuilder {
 impl fmt::Debug for VerifierBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("VerifierBuilder")
-            .field("issuer", &self.issuer)
-            .field("audiences", &self.audiences)
+            .field("issuer", &self.policy.issuer)
+            .field("audiences", &self.policy.audiences)
             .finish_non_exhaustive()
     }
 }

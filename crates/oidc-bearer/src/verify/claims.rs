@@ -15,19 +15,20 @@ impl Verifier {
         payload: &[u8],
         now: std::time::Duration,
     ) -> Result<Times, VerifyError> {
-        let inner = &*self.inner;
+        let policy = &self.inner.policy;
         // RFC 7519 §4.1.1: `iss` is a single StringOrURI. jsonwebtoken accepts an array; we must not.
         match &claims.iss {
-            ClaimValue::Str(iss) if *iss == inner.issuer || inner.issuer_aliases.contains(iss) => {}
+            ClaimValue::Str(iss)
+                if *iss == policy.issuer || policy.issuer_aliases.contains(iss) => {}
             ClaimValue::Str(iss) => {
                 return Err(VerifyError::IssuerMismatch {
-                    expected: inner.issuer.clone(),
+                    expected: policy.issuer.clone(),
                     found: Some(iss.clone()),
                 });
             }
             ClaimValue::Absent => {
                 return Err(VerifyError::IssuerMismatch {
-                    expected: inner.issuer.clone(),
+                    expected: policy.issuer.clone(),
                     found: None,
                 });
             }
@@ -42,11 +43,11 @@ impl Verifier {
         rules.check_audience(&claims.aud)?;
         let times = rules.times(claims)?;
         rules.check_times(&times, now)?;
-        if !inner.required_claims.is_empty() {
+        if !policy.required_claims.is_empty() {
             // Only read when configured: the payload was checked to be a JSON object when parsed.
             let payload: serde_json::Map<String, serde_json::Value> =
                 serde_json::from_slice(payload).unwrap_or_default();
-            if let Some(claim) = inner
+            if let Some(claim) = policy
                 .required_claims
                 .iter()
                 .copied()

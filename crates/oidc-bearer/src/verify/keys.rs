@@ -103,7 +103,7 @@ impl Verifier {
             return true;
         };
         let iat = time_claim(&claims.iat, "iat").ok().flatten();
-        iat.is_some_and(|iat| iat + self.inner.leeway.as_secs_f64() < as_of.as_secs_f64())
+        iat.is_some_and(|iat| iat + self.inner.policy.leeway.as_secs_f64() < as_of.as_secs_f64())
     }
 }
 

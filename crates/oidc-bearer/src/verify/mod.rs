@@ -14,7 +14,6 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 
-use crate::Algorithm;
 use crate::cache::{Entry, KeyRef, Lookup, SharedClaims, TokenCache, TokenCacheStats, TokenKey};
 use crate::clock::SharedClock;
 use crate::error::{ConfigError, KeysError, VerifyError};
@@ -30,6 +29,7 @@ mod rules;
 pub(crate) use builder::VerifierBuilder;
 pub(crate) use keys::check_key_signature;
 use keys::check_signature;
+use rules::IssuerPolicy;
 pub(crate) use rules::{Rules, time_claim};
 
 /// The default token size cap: 8 KiB, far above real workload tokens (about 1 KiB).
@@ -74,20 +74,11 @@ impl WeakVerifier {
 }
 
 struct Inner {
-    issuer: String,
-    audiences: Vec<String>,
-    skip_audience: bool,
-    algorithms: Vec<Algorithm>,
-    leeway: Duration,
-    require_exp: bool,
-    required_typ: Option<String>,
-    max_token_bytes: usize,
+    policy: IssuerPolicy,
     keys: Arc<dyn DynKeySet>,
     clock: SharedClock,
     /// Tokens this verifier (and its clones) accepted: per verifier, so per policy.
     token_cache: Option<TokenCache>,
-    issuer_aliases: Vec<String>,
-    required_claims: Vec<&'static str>,
 }
 
 impl Verifier {
@@ -121,12 +112,12 @@ impl Verifier {
 
     /// The issuer this verifier accepts.
     pub fn issuer(&self) -> &str {
-        &self.inner.issuer
+        &self.inner.policy.issuer
     }
 
     /// The audiences this verifier accepts.
     pub fn audiences(&self) -> &[String] {
-        &self.inner.audiences
+        &self.inner.policy.audiences
     }
 
     /// Fetches the keys now if none are loaded, and says whether they loaded: to refuse to start
@@ -269,23 +260,14 @@ impl Verifier {
     }
 
     /// This verifier's rules that need no key.
+    #[inline]
     pub(crate) fn rules(&self) -> Rules<'_> {
-        let inner = &*self.inner;
-        Rules {
-            max_token_bytes: inner.max_token_bytes,
-            algorithms: &inner.algorithms,
-            required_typ: inner.required_typ.as_deref(),
-            audiences: &inner.audiences,
-            skip_audience: inner.skip_audience,
-            leeway: inner.leeway,
-            require_exp: inner.require_exp,
-        }
+        self.inner.policy.rules()
     }
 
     /// The `iss` values accepted: the issuer, then its aliases.
     pub(crate) fn accepted_issuers(&self) -> impl Iterator<Item = &str> {
-        std::iter::once(self.inner.issuer.as_str())
-            .chain(self.inner.issuer_aliases.iter().map(String::as_str))
+        self.inner.policy.accepted_issuers()
     }
 
     /// The verification behind every `verify*` method.
@@ -345,7 +327,7 @@ impl Verifier {
         let jws: &Jws<'_> = match parsed {
             Some(parsed) => &parsed.jws,
             None => {
-                owned = Jws::new(token, inner.max_token_bytes)?;
+                owned = Jws::new(token, inner.policy.max_token_bytes)?;
                 &owned
             }
         };
@@ -376,7 +358,7 @@ impl Verifier {
             let entry = Entry::new(
                 cache_key,
                 times,
-                inner.leeway,
+                inner.policy.leeway,
                 KeyRef::new(&keys, jws.header.kid.as_deref(), alg, key.fingerprint()),
                 R::type_id().zip(value.to_shared()),
                 payload.len(),
@@ -503,10 +485,10 @@ pub(crate) fn claims_decode_error(e: serde_json::Error) -> VerifyError {
 impl fmt::Debug for Verifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Verifier")
-            .field("issuer", &self.inner.issuer)
-            .field("audiences", &self.inner.audiences)
-            .field("algorithms", &self.inner.algorithms)
-            .field("leeway", &self.inner.leeway)
+            .field("issuer", &self.inner.policy.issuer)
+            .field("audiences", &self.inner.policy.audiences)
+            .field("algorithms", &self.inner.policy.algorithms)
+            .field("leeway", &self.inner.policy.leeway)
             .finish_non_exhaustive()
     }
 }
@@ -615,7 +597,7 @@ impl VerifyToken for Verifier {
         // (`Rules::check_size`), and the lookup and the verification that take this seal refuse
         // it without using the digest.
         match self.inner.token_cache {
-            Some(_) if token.len() <= self.inner.max_token_bytes => Internal::hashed(token),
+            Some(_) if token.len() <= self.inner.policy.max_token_bytes => Internal::hashed(token),
             _ => INTERNAL,
         }
     }
@@ -628,7 +610,7 @@ impl VerifyToken for Verifier {
         T: DeserializeOwned + Send + Sync + 'static,
     {
         let inner = &*self.inner;
-        if inner.token_cache.is_none() || token.len() > inner.max_token_bytes {
+        if inner.token_cache.is_none() || token.len() > inner.policy.max_token_bytes {
             return None;
         }
         self.cached_key(&internal.key(token)?)

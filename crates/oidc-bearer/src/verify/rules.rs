@@ -23,6 +23,44 @@ pub(crate) struct Rules<'a> {
     pub(super) require_exp: bool,
 }
 
+/// One issuer's policy, as a [`VerifierBuilder`](super::VerifierBuilder) configures it and the
+/// [`Verifier`](super::Verifier) built from it applies it: the issuer and its other spellings, the
+/// claims required, and the rules that need no key.
+#[derive(Clone)]
+pub(super) struct IssuerPolicy {
+    pub(super) issuer: String,
+    pub(super) issuer_aliases: Vec<String>,
+    pub(super) audiences: Vec<String>,
+    pub(super) skip_audience: bool,
+    pub(super) algorithms: Vec<Algorithm>,
+    pub(super) leeway: Duration,
+    pub(super) require_exp: bool,
+    pub(super) required_typ: Option<String>,
+    pub(super) max_token_bytes: usize,
+    pub(super) required_claims: Vec<&'static str>,
+}
+
+impl IssuerPolicy {
+    /// The rules of this policy that need no key.
+    #[inline]
+    pub(super) fn rules(&self) -> Rules<'_> {
+        Rules {
+            max_token_bytes: self.max_token_bytes,
+            algorithms: &self.algorithms,
+            required_typ: self.required_typ.as_deref(),
+            audiences: &self.audiences,
+            skip_audience: self.skip_audience,
+            leeway: self.leeway,
+            require_exp: self.require_exp,
+        }
+    }
+
+    /// The `iss` values accepted: the issuer, then its aliases.
+    pub(super) fn accepted_issuers(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.issuer.as_str()).chain(self.issuer_aliases.iter().map(String::as_str))
+    }
+}
+
 impl Rules<'static> {
     /// The rules TokenReview's pre-check applies before a token costs a review: the size cap, an
     /// asymmetric `alg` (the API server signs with keys; RFC 8725 §3.1) and an `exp` that is a

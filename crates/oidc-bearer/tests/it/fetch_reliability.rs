@@ -455,16 +455,14 @@ async fn a_registry_warm_up_loads_every_exact_issuer() {
 /// an outage). The resolver's error is found in reqwest's error chain.
 #[test]
 fn a_name_lookup_waiting_for_a_blocking_thread_is_this_sides() {
-    use oidc_bearer_shared::fetch::{ClientSettings, LocalCause, Timeouts, client, send};
+    use oidc_bearer_shared::fetch::{ClientSettings, LocalCause, client};
     let runtime = crate::support::one_blocking_thread_runtime();
     runtime.block_on(async {
         let client = client(&ClientSettings::new(Duration::from_secs(5), "test")).unwrap();
         // Port 9 (discard) on loopback: never reached, the name is not resolved in time.
-        let timeouts = Timeouts {
-            total: Duration::from_millis(200),
-            connect: Some(Duration::from_secs(5)),
-        };
-        let request = send(client.get("http://localhost:9/"), timeouts);
+        let request = client
+            .get("http://localhost:9/")
+            .send(Duration::from_millis(200));
         match crate::support::with_the_blocking_thread_held(request).await {
             Err(FetchError::Local {
                 cause: LocalCause::NameResolution,
@@ -475,20 +473,17 @@ fn a_name_lookup_waiting_for_a_blocking_thread_is_this_sides() {
     });
 }
 
-/// Review 3 (s3-review-grace3): `fetch::send` (public in `oidc-bearer-shared`, used by the client
-/// crate's metadata source with its `with_timeout`) computes `Instant::now() + timeouts.total`,
-/// which panics for a timeout as long as `Duration::MAX`; reqwest's own timer saturates.
+/// Review 3 (s3-review-grace3): `fetch::Request::send` (public in `oidc-bearer-shared`, used by
+/// the client crate's metadata source with its `with_timeout`) computed `Instant::now() +
+/// timeout`, which panics for a timeout as long as `Duration::MAX`; reqwest's own timer saturates.
 #[tokio::test]
 async fn review3_send_with_a_huge_timeout_does_not_panic() {
-    use oidc_bearer_shared::fetch::{ClientSettings, Timeouts, client, send};
+    use oidc_bearer_shared::fetch::{ClientSettings, client};
     let client = client(&ClientSettings::new(Duration::from_secs(1), "test")).unwrap();
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/", closed.local_addr().unwrap());
     drop(closed);
-    let timeouts = Timeouts {
-        total: Duration::MAX,
-        connect: Some(Duration::from_secs(1)),
-    };
-    let sent = tokio::spawn(async move { send(client.get(url), timeouts).await.map(|_| ()) }).await;
+    let sent =
+        tokio::spawn(async move { client.get(url).send(Duration::MAX).await.map(|_| ()) }).await;
     assert!(sent.is_ok(), "send panicked: {sent:?}");
 }

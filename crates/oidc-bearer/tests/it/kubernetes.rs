@@ -1130,7 +1130,7 @@ fn review4_a_forward_proxys_407_is_not_blamed_on_the_api_server() {
     );
 }
 
-/// Review 4 (s3-review-grace4): `through_proxy` maps the timeouts of `shared::send` and
+/// Review 4 (s3-review-grace4): `through_proxy` maps the timeouts of `shared::send` (now `Request::send`) and
 /// `Response::body`, but `Reviewer::call` runs `ApiServer::review` under a `tokio::time::timeout`
 /// of its own, of the same length and started a few microseconds earlier, whose expiry becomes
 /// `FetchError::timed_out(..)` = `Timeout` without passing through `through_proxy`. Tokio's timer

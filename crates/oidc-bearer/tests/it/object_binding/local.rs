@@ -409,7 +409,7 @@ async fn review3_a_hung_api_server_still_opens_the_grace_period() {
 }
 
 /// Review 3 (s3-review-grace3): `TokenReviewSettings::validate` takes any positive timeout, and
-/// `fetch::send` computes its deadline as `Instant::now() + timeout`, which panics ("overflow
+/// `fetch::send` (now `Request::send`) computed its deadline as `Instant::now() + timeout`, which panics ("overflow
 /// when adding duration to instant") for `Duration::MAX` (reqwest itself saturates). A review
 /// then ends in a panicked task instead of a clear configuration error or a working review.
 #[tokio::test]
