@@ -1,0 +1,248 @@
+//! Review R4 (session 4) of the last window (`LAST_WINDOW` in oidc-bearer-shared's fetch.rs,
+//! commit 70ecadb): past a review's deadline the exchange gets 100 ms more, so that a stall of
+//! this process that ends just past the deadline does not turn an answer the API server gives into
+//! its `Timeout`. The connect's own timer (reqwest's `connect_timeout`, 2 s for reviews, TLS
+//! handshake included) gets no such window.
+
+use std::io::{Read as _, Write as _};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::{
+    Cluster, ManualClock, TokenReviewSettings, VerifyError, assert_not_accepted,
+    loaded_without_a_review, verify,
+};
+use oidc_bearer::tokenreview::ApiServer;
+
+/// A review's connect timeout (`CONNECT_TIMEOUT` in tokenreview/api.rs).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The refusal, as the API server words it for a deleted pod's token.
+const REFUSAL: &str = "{\"apiVersion\":\"authentication.k8s.io/v1\",\"kind\":\"TokenReview\",\
+    \"status\":{\"authenticated\":false,\"error\":\"[invalid bearer token, service account \
+    token has been invalidated]\"}}";
+
+/// An HTTPS TokenReview API server on 127.0.0.1 (a certificate from a CA of the test's) that
+/// refuses every token. Its TLS handshake needs two round trips: it offers only the key-exchange
+/// group secp384r1, for which the client sends no key share in its first ClientHello, so it
+/// answers a HelloRetryRequest (RFC 8446 §4.1.4) and the client must send a second ClientHello.
+/// Each connection, once it has the first ClientHello, says so (`hello`) and waits for a
+/// `release` before answering it; `answered` says when that answer is in the socket.
+struct TwoRoundTripApiServer {
+    url: String,
+    ca_pem: String,
+    hello: tokio::sync::mpsc::UnboundedReceiver<()>,
+    release: std::sync::mpsc::Sender<()>,
+    answered: std::sync::mpsc::Receiver<()>,
+}
+
+impl TwoRoundTripApiServer {
+    fn start() -> Self {
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "review R4's cluster CA");
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params.key_usages = vec![
+            rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::DigitalSignature,
+        ];
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let ca_pem = ca_params.self_signed(&ca_key).unwrap().pem();
+        let ca = rcgen::Issuer::new(ca_params, ca_key);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
+            .unwrap()
+            .signed_by(&key, &ca)
+            .unwrap();
+        let mut provider = rustls::crypto::aws_lc_rs::default_provider();
+        provider.kx_groups = vec![rustls::crypto::aws_lc_rs::kx_group::SECP384R1];
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(provider))
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![cert.der().clone()],
+                rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+            )
+            .unwrap();
+        let config = Arc::new(config);
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!(
+            "https://127.0.0.1:{}",
+            listener.local_addr().unwrap().port()
+        );
+        let (hello_tx, hello) = tokio::sync::mpsc::unbounded_channel();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let released = Arc::new(Mutex::new(released));
+        let (answered_tx, answered) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let (config, hello_tx) = (config.clone(), hello_tx.clone());
+                let (released, answered_tx) = (released.clone(), answered_tx.clone());
+                std::thread::spawn(move || {
+                    let mut stream = stream;
+                    let mut connection = rustls::ServerConnection::new(config).unwrap();
+                    // The first ClientHello, read and processed: the HelloRetryRequest is ready.
+                    while !connection.wants_write() {
+                        match connection.read_tls(&mut stream) {
+                            Ok(0) | Err(_) => return,
+                            Ok(_) => {}
+                        }
+                        if connection.process_new_packets().is_err() {
+                            return;
+                        }
+                    }
+                    let _ = hello_tx.send(());
+                    if released.lock().unwrap().recv().is_err() {
+                        return;
+                    }
+                    while connection.wants_write() {
+                        if connection.write_tls(&mut stream).is_err() {
+                            return;
+                        }
+                    }
+                    let _ = answered_tx.send(());
+                    // The rest of the handshake, then the request head and body (Content-Length).
+                    let mut tls = rustls::StreamOwned::new(connection, stream);
+                    let mut request = Vec::new();
+                    let mut byte = [0u8; 1];
+                    while !request.ends_with(b"\r\n\r\n") {
+                        if tls.read(&mut byte).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        request.push(byte[0]);
+                    }
+                    let head = String::from_utf8_lossy(&request).to_ascii_lowercase();
+                    let length = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .and_then(|v| v.trim().parse::<usize>().ok())
+                        .unwrap_or(0);
+                    let mut body = vec![0u8; length];
+                    if tls.read_exact(&mut body).is_err() {
+                        return;
+                    }
+                    let _ = tls.write_all(
+                        format!(
+                            "HTTP/1.1 201 Created\r\ncontent-type: application/json\r\n\
+                             content-length: {}\r\nconnection: close\r\n\r\n{REFUSAL}",
+                            REFUSAL.len()
+                        )
+                        .as_bytes(),
+                    );
+                    tls.conn.send_close_notify();
+                    let _ = tls.flush();
+                });
+            }
+        });
+        Self {
+            url,
+            ca_pem,
+            hello,
+            release,
+            answered,
+        }
+    }
+
+    fn api_server(&self, cluster: &Cluster) -> ApiServer {
+        let caller = cluster.reviews.caller_token();
+        ApiServer::builder(self.url.clone())
+            .with_bearer_token(move || Some(caller.clone()))
+            .with_ca_pem(self.ca_pem.clone())
+            .build()
+            .unwrap()
+    }
+}
+
+/// A deleted pod's token, reviewed with `timeout` against [`TwoRoundTripApiServer`] (which refuses
+/// it) on a current-thread runtime that is not driven from the moment the API server has the
+/// first ClientHello until 20 ms past `stall_until` (measured from the review's start). The API
+/// server answers the ClientHello long before that, and answers the second one at once.
+fn stalled_in_the_tls_handshake(timeout: Duration, stall_until: Duration) {
+    let main = super::one_worker();
+    let side = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let cluster = main.block_on(Cluster::start());
+    let mut server = TwoRoundTripApiServer::start();
+    let clock = ManualClock::new();
+    let mut settings = TokenReviewSettings::default();
+    settings.timeout = timeout;
+    let bound = || {
+        loaded_without_a_review(
+            &cluster,
+            &clock,
+            server.api_server(&cluster),
+            settings.clone(),
+        )
+    };
+    let (verifier, control) = side.block_on(async { (bound().await, bound().await) });
+    let token = cluster.token().sign();
+
+    // The control: driven throughout, the handshake completes and the API server refuses it.
+    server.release.send(()).unwrap();
+    let controlled = side.block_on(verify(&control, &token));
+    assert!(
+        matches!(controlled, Err(VerifyError::ReviewRefused { .. })),
+        "{controlled:?}"
+    );
+    server.hello.try_recv().unwrap();
+    server.answered.recv().unwrap();
+
+    // The review starts; the first call returns once the API server has the first ClientHello,
+    // and the review goes on as a task of its own, not driven from here on.
+    let started = Instant::now();
+    side.block_on(async {
+        let mut first = Box::pin(verify(&verifier, &token));
+        std::future::poll_fn(|cx| {
+            assert!(first.as_mut().poll(cx).is_pending(), "answered at once");
+            std::task::Poll::Ready(())
+        })
+        .await;
+        server.hello.recv().await.unwrap();
+    });
+    // The API server answers it (a HelloRetryRequest), long before the deadline...
+    server.release.send(()).unwrap();
+    server.answered.recv().unwrap();
+    // ...while the runtime sits idle until 20 ms past it (the idle time is the condition under
+    // test, not a wait for something).
+    let until = started + stall_until + Duration::from_millis(20);
+    std::thread::sleep(until.saturating_duration_since(Instant::now()));
+    let result = side.block_on(verify(&verifier, &token));
+    assert_not_accepted(
+        &result,
+        &format!(
+            "a runtime idle mid-TLS-handshake until 20 ms past {stall_until:?} (review timeout \
+             {timeout:?}), the API server answering every flight at once"
+        ),
+    );
+}
+
+/// Finding (R4): the connect's own timer gets no last window. A review's connect timeout (2 s,
+/// the TLS handshake included) is shorter than its total timeout (here 2.5 s; 5 s by default) and
+/// is judged against its own deadline (`FetchError::of`). This process stalls in the middle of the
+/// TLS handshake (the API server's first answer waiting in the socket) and runs again 20 ms past
+/// the connect's deadline: the client reads the HelloRetryRequest, sends its second ClientHello,
+/// and in the same poll reqwest's connect timer (`tokio::time::timeout`, already fired) ends the
+/// connect: `Timeout { 2s }`, seen 20 ms late, the API server's failure; the grace period opens
+/// and the deleted pod's token is accepted. The API server answers every flight at once.
+///
+/// The `thread::sleep` is the idle period under test, not a wait for something.
+#[test]
+fn r4_a_stall_in_the_tls_handshake_just_past_the_connect_timeout_opens_no_grace_period() {
+    stalled_in_the_tls_handshake(Duration::from_millis(2500), CONNECT_TIMEOUT);
+}
+
+/// The counterpart that holds (passes on 9abf2cd): the same stall in the TLS handshake, ending
+/// 20 ms past the review's total deadline (300 ms, under the connect timeout), is rescued by the
+/// last window: the handshake, the request and the refusal all complete within it. So
+/// docs/tokenreview.md's residual ("a stall ... in the middle of the TLS handshake ... ends less
+/// than 100 ms past the deadline ... is still taken for the API server's timeout") is not true of
+/// the total deadline when the API server answers within the window; it is true of the connect's.
+#[test]
+fn r4_a_stall_in_the_tls_handshake_just_past_the_total_timeout_is_rescued_by_the_window() {
+    let timeout = Duration::from_millis(300);
+    stalled_in_the_tls_handshake(timeout, timeout);
+}
