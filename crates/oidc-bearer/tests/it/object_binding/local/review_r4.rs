@@ -246,3 +246,16 @@ fn r4_a_stall_in_the_tls_handshake_just_past_the_total_timeout_is_rescued_by_the
     let timeout = Duration::from_millis(300);
     stalled_in_the_tls_handshake(timeout, timeout);
 }
+
+/// Finding (R4), the same with a total timeout just under the connect's (1.95 s): the stall ends
+/// 20 ms past the connect's deadline, 70 ms past the exchange's (inside `STALL_TOLERANCE`). The
+/// exchange's first poll after the stall, inside `by_deadline`'s `timeout_at` (which polls the
+/// exchange before its timer), already ends with reqwest's connect timeout: no last window is
+/// given, and `FetchError::of` judges it against the total deadline, 70 ms late: the API server's
+/// `Timeout`.
+///
+/// The `thread::sleep` is the idle period under test, not a wait for something.
+#[test]
+fn r4_a_stall_in_the_tls_handshake_past_both_deadlines_is_not_rescued_by_the_window() {
+    stalled_in_the_tls_handshake(Duration::from_millis(1950), CONNECT_TIMEOUT);
+}
