@@ -259,3 +259,138 @@ fn r4_a_stall_in_the_tls_handshake_just_past_the_total_timeout_is_rescued_by_the
 fn r4_a_stall_in_the_tls_handshake_past_both_deadlines_is_not_rescued_by_the_window() {
     stalled_in_the_tls_handshake(Duration::from_millis(1950), CONNECT_TIMEOUT);
 }
+
+/// An HTTPS TokenReview API server on 127.0.0.1 that refuses every token; with
+/// `require_client_certificate`, it also requires a client certificate signed by its CA (mutual
+/// TLS, as an API server started with `--client-ca-file` may be fronted): a client that has none
+/// is refused with a TLS alert (`certificate_required`, RFC 8446 §4.4.2.4). Returns its base URL
+/// and the CA's PEM.
+fn refusing_https_server(require_client_certificate: bool) -> (String, String) {
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "review R4's cluster CA");
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::DigitalSignature,
+    ];
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let ca_pem = ca_cert.pem();
+    let ca = rcgen::Issuer::new(ca_params, ca_key);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap();
+    let builder = if require_client_certificate {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(ca_cert.der().clone()).unwrap();
+        let verifier =
+            rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .unwrap();
+        builder.with_client_cert_verifier(verifier)
+    } else {
+        builder.with_no_client_auth()
+    };
+    let config = Arc::new(
+        builder
+            .with_single_cert(
+                vec![cert.der().clone()],
+                rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+            )
+            .unwrap(),
+    );
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!(
+        "https://127.0.0.1:{}",
+        listener.local_addr().unwrap().port()
+    );
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let config = config.clone();
+            std::thread::spawn(move || {
+                let connection = rustls::ServerConnection::new(config).unwrap();
+                let mut tls = rustls::StreamOwned::new(connection, stream);
+                let mut request = Vec::new();
+                let mut byte = [0u8; 1];
+                while !request.ends_with(b"\r\n\r\n") {
+                    if tls.read(&mut byte).unwrap_or(0) == 0 {
+                        return; // the handshake failed (the alert is sent), or the client left
+                    }
+                    request.push(byte[0]);
+                }
+                let head = String::from_utf8_lossy(&request).to_ascii_lowercase();
+                let length = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse::<usize>().ok())
+                    .unwrap_or(0);
+                let mut body = vec![0u8; length];
+                if tls.read_exact(&mut body).is_err() {
+                    return;
+                }
+                let _ = tls.write_all(
+                    format!(
+                        "HTTP/1.1 201 Created\r\ncontent-type: application/json\r\n\
+                         content-length: {}\r\nconnection: close\r\n\r\n{REFUSAL}",
+                        REFUSAL.len()
+                    )
+                    .as_bytes(),
+                );
+                tls.conn.send_close_notify();
+                let _ = tls.flush();
+            });
+        }
+    });
+    (url, ca_pem)
+}
+
+/// Finding (R4, outside the window; low): the API server is up and refuses us at the TLS layer
+/// for a credential of ours — it requires a client certificate and we send none (an API server,
+/// or a front of it, with mutual TLS) — the TLS analogue of a 401/403, which docs/tokenreview.md
+/// says records no outage ("our own credentials refused"). The client's handshake completes
+/// (TLS 1.3: the server judges the client's certificate after the client's Finished) and the
+/// server's `certificate_required` alert surfaces while the answer is read: `FetchError::Transport`
+/// (`local_cause_of` knows only `InvalidCertificate`), the API server's failure: the grace period
+/// opens and the deleted pod's token is accepted.
+#[test]
+fn r4_our_missing_client_certificate_refused_by_tls_opens_no_grace_period() {
+    let runtime = super::one_worker();
+    runtime.block_on(async {
+        let cluster = Cluster::start().await;
+        let clock = ManualClock::new();
+        let api = |(url, ca_pem): (String, String)| {
+            let caller = cluster.reviews.caller_token();
+            ApiServer::builder(url)
+                .with_bearer_token(move || Some(caller.clone()))
+                .with_ca_pem(ca_pem)
+                .build()
+                .unwrap()
+        };
+        let settings = TokenReviewSettings::default;
+        let token = cluster.token().sign();
+        // The control: the same server without mutual TLS refuses the token.
+        let control = api(refusing_https_server(false));
+        let control = loaded_without_a_review(&cluster, &clock, control, settings()).await;
+        let refused = verify(&control, &token).await;
+        assert!(
+            matches!(refused, Err(VerifyError::ReviewRefused { .. })),
+            "{refused:?}"
+        );
+
+        let mutual = api(refusing_https_server(true));
+        let verifier = loaded_without_a_review(&cluster, &clock, mutual, settings()).await;
+        let result = verify(&verifier, &token).await;
+        assert_not_accepted(
+            &result,
+            "the API server refusing, at the TLS layer, our missing client certificate",
+        );
+    });
+}
