@@ -4,7 +4,6 @@
 //! its `Timeout`. The connect's own timer (reqwest's `connect_timeout`, 2 s for reviews, TLS
 //! handshake included) gets no such window.
 
-use std::io::{Read as _, Write as _};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -22,6 +21,72 @@ const REFUSAL: &str = "{\"apiVersion\":\"authentication.k8s.io/v1\",\"kind\":\"T
     \"status\":{\"authenticated\":false,\"error\":\"[invalid bearer token, service account \
     token has been invalidated]\"}}";
 
+/// A CA generated for the test and a certificate it issued for 127.0.0.1.
+struct Certified {
+    ca_pem: String,
+    ca_der: rustls::pki_types::CertificateDer<'static>,
+    chain: Vec<rustls::pki_types::CertificateDer<'static>>,
+    key: rustls::pki_types::PrivateKeyDer<'static>,
+}
+
+fn ca_and_certificate() -> Certified {
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "review R4's cluster CA");
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::DigitalSignature,
+    ];
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let ca = rcgen::Issuer::new(ca_params, ca_key);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    Certified {
+        ca_pem: ca_cert.pem(),
+        ca_der: ca_cert.der().clone(),
+        chain: vec![cert.der().clone()],
+        key: rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+    }
+}
+
+/// Completes the handshake, reads one request (head, then a `Content-Length` body) and answers
+/// it with [`REFUSAL`], then closes.
+fn answer_with_the_refusal(mut tls: impl std::io::Read + std::io::Write) {
+    let mut request = Vec::new();
+    let mut byte = [0u8; 1];
+    while !request.ends_with(b"\r\n\r\n") {
+        if tls.read(&mut byte).unwrap_or(0) == 0 {
+            return; // the handshake failed (its alert sent), or the client left
+        }
+        request.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&request).to_ascii_lowercase();
+    let length = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or(0);
+    let mut body = vec![0u8; length];
+    if tls.read_exact(&mut body).is_err() {
+        return;
+    }
+    let _ = tls.write_all(
+        format!(
+            "HTTP/1.1 201 Created\r\ncontent-type: application/json\r\n\
+             content-length: {}\r\nconnection: close\r\n\r\n{REFUSAL}",
+            REFUSAL.len()
+        )
+        .as_bytes(),
+    );
+    let _ = tls.flush();
+}
+
 /// An HTTPS TokenReview API server on 127.0.0.1 (a certificate from a CA of the test's) that
 /// refuses every token. Its TLS handshake needs two round trips: it offers only the key-exchange
 /// group secp384r1, for which the client sends no key share in its first ClientHello, so it
@@ -38,33 +103,14 @@ struct TwoRoundTripApiServer {
 
 impl TwoRoundTripApiServer {
     fn start() -> Self {
-        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "review R4's cluster CA");
-        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        ca_params.key_usages = vec![
-            rcgen::KeyUsagePurpose::KeyCertSign,
-            rcgen::KeyUsagePurpose::DigitalSignature,
-        ];
-        let ca_key = rcgen::KeyPair::generate().unwrap();
-        let ca_pem = ca_params.self_signed(&ca_key).unwrap().pem();
-        let ca = rcgen::Issuer::new(ca_params, ca_key);
-        let key = rcgen::KeyPair::generate().unwrap();
-        let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
-            .unwrap()
-            .signed_by(&key, &ca)
-            .unwrap();
+        let certified = ca_and_certificate();
         let mut provider = rustls::crypto::aws_lc_rs::default_provider();
         provider.kx_groups = vec![rustls::crypto::aws_lc_rs::kx_group::SECP384R1];
         let config = rustls::ServerConfig::builder_with_provider(Arc::new(provider))
             .with_protocol_versions(&[&rustls::version::TLS13])
             .unwrap()
             .with_no_client_auth()
-            .with_single_cert(
-                vec![cert.der().clone()],
-                rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
-            )
+            .with_single_cert(certified.chain, certified.key)
             .unwrap();
         let config = Arc::new(config);
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -104,41 +150,13 @@ impl TwoRoundTripApiServer {
                     }
                     let _ = answered_tx.send(());
                     // The rest of the handshake, then the request head and body (Content-Length).
-                    let mut tls = rustls::StreamOwned::new(connection, stream);
-                    let mut request = Vec::new();
-                    let mut byte = [0u8; 1];
-                    while !request.ends_with(b"\r\n\r\n") {
-                        if tls.read(&mut byte).unwrap_or(0) == 0 {
-                            return;
-                        }
-                        request.push(byte[0]);
-                    }
-                    let head = String::from_utf8_lossy(&request).to_ascii_lowercase();
-                    let length = head
-                        .lines()
-                        .find_map(|l| l.strip_prefix("content-length:"))
-                        .and_then(|v| v.trim().parse::<usize>().ok())
-                        .unwrap_or(0);
-                    let mut body = vec![0u8; length];
-                    if tls.read_exact(&mut body).is_err() {
-                        return;
-                    }
-                    let _ = tls.write_all(
-                        format!(
-                            "HTTP/1.1 201 Created\r\ncontent-type: application/json\r\n\
-                             content-length: {}\r\nconnection: close\r\n\r\n{REFUSAL}",
-                            REFUSAL.len()
-                        )
-                        .as_bytes(),
-                    );
-                    tls.conn.send_close_notify();
-                    let _ = tls.flush();
+                    answer_with_the_refusal(rustls::StreamOwned::new(connection, stream));
                 });
             }
         });
         Self {
             url,
-            ca_pem,
+            ca_pem: certified.ca_pem,
             hello,
             release,
             answered,
@@ -266,31 +284,14 @@ fn r4_a_stall_in_the_tls_handshake_past_both_deadlines_is_not_rescued_by_the_win
 /// is refused with a TLS alert (`certificate_required`, RFC 8446 §4.4.2.4). Returns its base URL
 /// and the CA's PEM.
 fn refusing_https_server(require_client_certificate: bool) -> (String, String) {
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "review R4's cluster CA");
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params.key_usages = vec![
-        rcgen::KeyUsagePurpose::KeyCertSign,
-        rcgen::KeyUsagePurpose::DigitalSignature,
-    ];
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-    let ca_pem = ca_cert.pem();
-    let ca = rcgen::Issuer::new(ca_params, ca_key);
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
-        .unwrap()
-        .signed_by(&key, &ca)
-        .unwrap();
+    let certified = ca_and_certificate();
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .unwrap();
     let builder = if require_client_certificate {
         let mut roots = rustls::RootCertStore::empty();
-        roots.add(ca_cert.der().clone()).unwrap();
+        roots.add(certified.ca_der).unwrap();
         let verifier =
             rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
                 .build()
@@ -301,10 +302,7 @@ fn refusing_https_server(require_client_certificate: bool) -> (String, String) {
     };
     let config = Arc::new(
         builder
-            .with_single_cert(
-                vec![cert.der().clone()],
-                rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
-            )
+            .with_single_cert(certified.chain, certified.key)
             .unwrap(),
     );
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -317,39 +315,11 @@ fn refusing_https_server(require_client_certificate: bool) -> (String, String) {
             let config = config.clone();
             std::thread::spawn(move || {
                 let connection = rustls::ServerConnection::new(config).unwrap();
-                let mut tls = rustls::StreamOwned::new(connection, stream);
-                let mut request = Vec::new();
-                let mut byte = [0u8; 1];
-                while !request.ends_with(b"\r\n\r\n") {
-                    if tls.read(&mut byte).unwrap_or(0) == 0 {
-                        return; // the handshake failed (the alert is sent), or the client left
-                    }
-                    request.push(byte[0]);
-                }
-                let head = String::from_utf8_lossy(&request).to_ascii_lowercase();
-                let length = head
-                    .lines()
-                    .find_map(|l| l.strip_prefix("content-length:"))
-                    .and_then(|v| v.trim().parse::<usize>().ok())
-                    .unwrap_or(0);
-                let mut body = vec![0u8; length];
-                if tls.read_exact(&mut body).is_err() {
-                    return;
-                }
-                let _ = tls.write_all(
-                    format!(
-                        "HTTP/1.1 201 Created\r\ncontent-type: application/json\r\n\
-                         content-length: {}\r\nconnection: close\r\n\r\n{REFUSAL}",
-                        REFUSAL.len()
-                    )
-                    .as_bytes(),
-                );
-                tls.conn.send_close_notify();
-                let _ = tls.flush();
+                answer_with_the_refusal(rustls::StreamOwned::new(connection, stream));
             });
         }
     });
-    (url, ca_pem)
+    (url, certified.ca_pem)
 }
 
 /// Finding (R4, outside the window; low): the API server is up and refuses us at the TLS layer
