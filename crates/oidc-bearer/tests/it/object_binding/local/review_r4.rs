@@ -58,23 +58,8 @@ fn ca_and_certificate() -> Certified {
 /// Completes the handshake, reads one request (head, then a `Content-Length` body) and answers
 /// it with [`REFUSAL`], then closes.
 fn answer_with_the_refusal(mut tls: impl std::io::Read + std::io::Write) {
-    let mut request = Vec::new();
-    let mut byte = [0u8; 1];
-    while !request.ends_with(b"\r\n\r\n") {
-        if tls.read(&mut byte).unwrap_or(0) == 0 {
-            return; // the handshake failed (its alert sent), or the client left
-        }
-        request.push(byte[0]);
-    }
-    let head = String::from_utf8_lossy(&request).to_ascii_lowercase();
-    let length = head
-        .lines()
-        .find_map(|l| l.strip_prefix("content-length:"))
-        .and_then(|v| v.trim().parse::<usize>().ok())
-        .unwrap_or(0);
-    let mut body = vec![0u8; length];
-    if tls.read_exact(&mut body).is_err() {
-        return;
+    if !crate::support::read_http_request(&mut tls) {
+        return; // the handshake failed (its alert sent), or the client left
     }
     let _ = tls.write_all(
         format!(
