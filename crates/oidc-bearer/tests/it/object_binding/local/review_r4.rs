@@ -162,7 +162,10 @@ impl TwoRoundTripApiServer {
 /// it) on a current-thread runtime that is not driven from the moment the API server has the
 /// first ClientHello until 20 ms past `stall_until` (measured from the review's start). The API
 /// server answers the ClientHello long before that, and answers the second one at once.
-fn stalled_in_the_tls_handshake(timeout: Duration, stall_until: Duration) {
+fn stalled_in_the_tls_handshake(
+    timeout: Duration,
+    stall_until: Duration,
+) -> Result<(), VerifyError> {
     let main = super::one_worker();
     let side = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -221,6 +224,7 @@ fn stalled_in_the_tls_handshake(timeout: Duration, stall_until: Duration) {
              {timeout:?}), the API server answering every flight at once"
         ),
     );
+    result
 }
 
 /// Finding (R4): the connect's own timer gets no last window. A review's connect timeout (2 s,
@@ -235,7 +239,7 @@ fn stalled_in_the_tls_handshake(timeout: Duration, stall_until: Duration) {
 /// The `thread::sleep` is the idle period under test, not a wait for something.
 #[test]
 fn r4_a_stall_in_the_tls_handshake_just_past_the_connect_timeout_opens_no_grace_period() {
-    stalled_in_the_tls_handshake(Duration::from_millis(2500), CONNECT_TIMEOUT);
+    let _ = stalled_in_the_tls_handshake(Duration::from_millis(2500), CONNECT_TIMEOUT);
 }
 
 /// The counterpart that holds (passes on 9abf2cd): the same stall in the TLS handshake, ending
@@ -247,7 +251,11 @@ fn r4_a_stall_in_the_tls_handshake_just_past_the_connect_timeout_opens_no_grace_
 #[test]
 fn r4_a_stall_in_the_tls_handshake_just_past_the_total_timeout_is_rescued_by_the_window() {
     let timeout = Duration::from_millis(300);
-    stalled_in_the_tls_handshake(timeout, timeout);
+    let result = stalled_in_the_tls_handshake(timeout, timeout);
+    assert!(
+        matches!(result, Err(VerifyError::ReviewRefused { .. })),
+        "the API server's refusal, not {result:?}"
+    );
 }
 
 /// Finding (R4), the same with a total timeout just under the connect's (1.95 s): the stall ends
@@ -260,7 +268,7 @@ fn r4_a_stall_in_the_tls_handshake_just_past_the_total_timeout_is_rescued_by_the
 /// The `thread::sleep` is the idle period under test, not a wait for something.
 #[test]
 fn r4_a_stall_in_the_tls_handshake_past_both_deadlines_is_not_rescued_by_the_window() {
-    stalled_in_the_tls_handshake(Duration::from_millis(1950), CONNECT_TIMEOUT);
+    let _ = stalled_in_the_tls_handshake(Duration::from_millis(1950), CONNECT_TIMEOUT);
 }
 
 /// An HTTPS TokenReview API server on 127.0.0.1 that refuses every token; with
