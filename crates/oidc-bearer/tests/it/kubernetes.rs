@@ -431,7 +431,7 @@ fn https_404_server(ca: &rcgen::Issuer<'static, rcgen::KeyPair>) -> String {
 /// [`https_404_server`] with a certificate for `name`, which its URL uses (`localhost` or
 /// `127.0.0.1`).
 fn https_404_server_named(ca: &rcgen::Issuer<'static, rcgen::KeyPair>, name: &str) -> String {
-    use std::io::{Read as _, Write as _};
+    use std::io::Write as _;
     let key = rcgen::KeyPair::generate().unwrap();
     let cert = rcgen::CertificateParams::new(vec![name.to_owned()])
         .unwrap()
@@ -456,24 +456,8 @@ fn https_404_server_named(ca: &rcgen::Issuer<'static, rcgen::KeyPair>, name: &st
             std::thread::spawn(move || {
                 let connection = rustls::ServerConnection::new(config).unwrap();
                 let mut tls = rustls::StreamOwned::new(connection, stream);
-                // The request head, then its body (read whole, so that closing sends no reset).
-                let mut request = Vec::new();
-                let mut byte = [0u8; 1];
-                while !request.ends_with(b"\r\n\r\n") {
-                    if tls.read(&mut byte).unwrap_or(0) == 0 {
-                        return; // the handshake failed, or the client left
-                    }
-                    request.push(byte[0]);
-                }
-                let head = String::from_utf8_lossy(&request).to_ascii_lowercase();
-                let length = head
-                    .lines()
-                    .find_map(|l| l.strip_prefix("content-length:"))
-                    .and_then(|v| v.trim().parse::<usize>().ok())
-                    .unwrap_or(0);
-                let mut body = vec![0u8; length];
-                if tls.read_exact(&mut body).is_err() {
-                    return;
+                if !crate::support::read_http_request(&mut tls) {
+                    return; // the handshake failed, or the client left
                 }
                 let _ = tls.write_all(
                     b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",

@@ -511,3 +511,6 @@ fn a_review_resumed_just_past_the_timeout_after_its_worker_was_busy_opens_no_gra
 
 /// Review R1 (session 4) of the fix that reads an answer waiting in the socket past the deadline.
 mod review_r1;
+
+/// Review R4 (session 4) of the last window (70ecadb).
+mod review_r4;

@@ -114,3 +114,25 @@ pub(crate) async fn with_the_blocking_thread_held<F: std::future::Future>(work: 
     blocker.await.unwrap();
     output
 }
+
+/// Reads one HTTP/1.1 request from a blocking stream (a test server's): its head, then its body
+/// by `Content-Length` (read whole, so that closing afterwards sends no reset). `false` when the
+/// stream ended or failed first (a handshake that failed, or a client that left).
+pub(crate) fn read_http_request(stream: &mut impl std::io::Read) -> bool {
+    let mut request = Vec::new();
+    let mut byte = [0u8; 1];
+    while !request.ends_with(b"\r\n\r\n") {
+        if stream.read(&mut byte).unwrap_or(0) == 0 {
+            return false;
+        }
+        request.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&request).to_ascii_lowercase();
+    let length = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or(0);
+    let mut body = vec![0u8; length];
+    stream.read_exact(&mut body).is_ok()
+}
