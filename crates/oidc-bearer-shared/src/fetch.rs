@@ -80,6 +80,11 @@ pub enum LocalCause {
     /// This side did not do its part in time: the request's own credential not ready, or the
     /// answer not looked at before the timeout (the process stalled).
     Stalled,
+    /// The server refused our side of the TLS handshake with a fatal alert (a client certificate
+    /// it requires, one it does not accept, a TLS version or cipher suite we do not offer), or
+    /// offered nothing we accept: a setting to change, as a 401 or 403 is; never the server
+    /// being down. The request was not sent.
+    TlsRefused,
     /// The server's name was not resolved: the lookup failed, or did not end within its share of
     /// the request's timeout (every blocking thread busy, a resolver that does not answer). The
     /// request was not sent.
@@ -94,6 +99,7 @@ impl fmt::Display for LocalCause {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Self::Certificate => "the server's TLS certificate was refused",
+            Self::TlsRefused => "the server refused our TLS handshake",
             Self::Resources => "not sent: a resource limit of this process or host",
             Self::Stalled => "this process did not do its part in time",
             Self::NameResolution => "not sent: the server's name was not resolved",
@@ -124,7 +130,7 @@ impl std::error::Error for FetchError {}
 /// nothing about the server. Fixed and small, on the safe side: a runtime so loaded that its run
 /// queue takes longer than this to go round records a real outage as its own stall (no grace
 /// period: 503), rather than a stall as the server's outage (a deleted pod's token accepted).
-/// Still needed beside the exchange's last window ([`LAST_WINDOW`]), which only finds an answer
+/// Still needed beside the exchange's last window (`LAST_WINDOW`), which only finds an answer
 /// that is there: a stall that kept the request from reaching the server leaves none to find.
 const STALL_TOLERANCE: Duration = Duration::from_millis(100);
 
@@ -143,12 +149,13 @@ const STALL_TOLERANCE: Duration = Duration::from_millis(100);
 /// its merits (a real answer, even a late one, is never unsafe to use); a real outage costs this
 /// window once more. The timeout is judged as first seen (the window is this process's time),
 /// and a window itself seen more than `STALL_TOLERANCE` late is a stall (review R1, session 4).
+#[cfg(feature = "fetch")]
 const LAST_WINDOW: Duration = STALL_TOLERANCE;
 
 /// How far past an exchange's own deadline the timers that only guard it are set: the HTTP
 /// client's total timeout (`Request::send`) and any a caller puts around the whole exchange
 /// ([`backstop`]). Past the latest moment the exchange's own timer can decide the server's
-/// `Timeout` (seen up to `STALL_TOLERANCE` late, then [`LAST_WINDOW`], itself seen up to
+/// `Timeout` (seen up to `STALL_TOLERANCE` late, then `LAST_WINDOW`, itself seen up to
 /// `STALL_TOLERANCE` late), so that such a timer, seen at all, is seen more than
 /// `STALL_TOLERANCE` past the exchange's deadline: always this process's stall
 /// ([`FetchError::timed_out`]), never the server's `Timeout`, which only the exchange's own timer
@@ -404,8 +411,26 @@ mod client {
         // validation): a CA that did not sign the server's certificate is our configuration (or
         // an interception), never an outage — client-go fails `rest.InClusterConfig` requests the
         // same way, without retrying them as the server's failure.
-        if let Some(rustls::Error::InvalidCertificate(_)) = error.downcast_ref::<rustls::Error>() {
-            return Some(LocalCause::Certificate);
+        match error.downcast_ref::<rustls::Error>() {
+            Some(rustls::Error::InvalidCertificate(_)) => return Some(LocalCause::Certificate),
+            // The server's fatal alerts about what we offered (RFC 8446 §6.2: our certificate
+            // missing or refused, our version or suites), and no common ground: the TLS
+            // counterpart of a 401/403, never an outage (review R4, session 4).
+            Some(rustls::Error::AlertReceived(
+                rustls::AlertDescription::CertificateRequired
+                | rustls::AlertDescription::BadCertificate
+                | rustls::AlertDescription::UnsupportedCertificate
+                | rustls::AlertDescription::CertificateRevoked
+                | rustls::AlertDescription::CertificateExpired
+                | rustls::AlertDescription::CertificateUnknown
+                | rustls::AlertDescription::UnknownCA
+                | rustls::AlertDescription::AccessDenied
+                | rustls::AlertDescription::HandshakeFailure
+                | rustls::AlertDescription::ProtocolVersion
+                | rustls::AlertDescription::InsufficientSecurity,
+            ))
+            | Some(rustls::Error::PeerIncompatible(_)) => return Some(LocalCause::TlsRefused),
+            _ => {}
         }
         if error.is::<NameNotResolved>() {
             return Some(LocalCause::NameResolution);

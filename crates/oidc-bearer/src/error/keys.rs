@@ -100,7 +100,9 @@ impl KeysError {
             Self::Fetch { source, .. } => match source {
                 FetchError::Status { status } => !matches!(status, 408 | 429 | 500..),
                 FetchError::TooLarge { .. } => true,
-                FetchError::Local { cause, .. } => *cause == LocalCause::Certificate,
+                FetchError::Local { cause, .. } => {
+                    matches!(cause, LocalCause::Certificate | LocalCause::TlsRefused)
+                }
                 _ => false,
             },
             Self::InvalidDocument { .. }

@@ -67,6 +67,10 @@ impl ReviewError {
                 ..
             }) => "review_certificate_refused",
             Self::Fetch(FetchError::Local {
+                cause: LocalCause::TlsRefused,
+                ..
+            }) => "review_tls_refused",
+            Self::Fetch(FetchError::Local {
                 cause: LocalCause::Resources,
                 ..
             }) => "review_local_resources",
@@ -120,12 +124,14 @@ impl ReviewError {
     /// Whether the review was not sent, or not finished, because of a limit of this process:
     /// no free slot in time (`QueueTimeout`), a review that could not run as a task of its own
     /// (`Flight`: too many tokens pending, no Tokio runtime, or the runtime shutting down), or a
-    /// failure on this side other than a refused certificate ([`FetchError::Local`]: out of file
+    /// failure on this side other than a TLS refusal either way ([`FetchError::Local`]: out of file
     /// descriptors, …).
     pub fn is_local_limit(&self) -> bool {
         match self {
             Self::QueueTimeout { .. } | Self::Flight(_) => true,
-            Self::Fetch(FetchError::Local { cause, .. }) => *cause != LocalCause::Certificate,
+            Self::Fetch(FetchError::Local { cause, .. }) => {
+                !matches!(cause, LocalCause::Certificate | LocalCause::TlsRefused)
+            }
             Self::Unauthorized { .. }
             | Self::Fetch(_)
             | Self::InvalidResponse { .. }
@@ -148,8 +154,11 @@ impl ReviewError {
             Self::Unauthorized { .. } | Self::NoCredentials => true,
             Self::Flight(error) => error.is_configuration(),
             Self::Fetch(FetchError::Status { status }) => *status != 429 && *status < 500,
-            // The cluster CA we trust did not sign the API server's certificate.
-            Self::Fetch(FetchError::Local { cause, .. }) => *cause == LocalCause::Certificate,
+            // The cluster CA we trust did not sign the API server's certificate, or the API
+            // server refused our handshake (a client certificate it requires).
+            Self::Fetch(FetchError::Local { cause, .. }) => {
+                matches!(cause, LocalCause::Certificate | LocalCause::TlsRefused)
+            }
             _ => false,
         }
     }
