@@ -377,21 +377,27 @@ fn mutual_tls_server(body: &'static str) -> (String, String) {
 /// API server's failure; no grace period opens.
 #[test]
 fn r5_tls_refused_is_a_configuration_error_of_the_review() {
+    let source = refused_by_mutual_tls();
+    assert_eq!(source.code(), "review_tls_refused", "{source:?}");
+    assert!(source.is_configuration(), "{source:?}");
+    assert!(!source.is_local_limit(), "{source:?}");
+    assert!(!source.is_api_server_failure(), "{source:?}");
+}
+
+/// Why a review against an API server that requires a client certificate (we send none) failed;
+/// the grace period (a minute) must not open for it.
+fn refused_by_mutual_tls() -> oidc_bearer::ReviewError {
     let runtime = super::one_worker();
     runtime.block_on(async {
         let cluster = Cluster::start().await;
         let clock = ManualClock::new();
         let (url, ca_pem) = mutual_tls_server(REFUSAL);
         let verifier = bound_with_grace(&cluster, &clock, url, ca_pem, Duration::from_secs(2));
-        let result = verify(&verifier, &cluster.token().sign()).await;
-        let Err(VerifyError::ReviewUnavailable { source }) = &result else {
-            panic!("{result:?}");
-        };
-        assert_eq!(source.code(), "review_tls_refused", "{source:?}");
-        assert!(source.is_configuration(), "{source:?}");
-        assert!(!source.is_local_limit(), "{source:?}");
-        assert!(!source.is_api_server_failure(), "{source:?}");
-    });
+        match verify(&verifier, &cluster.token().sign()).await {
+            Err(VerifyError::ReviewUnavailable { source }) => source,
+            other => panic!("{other:?}"),
+        }
+    })
 }
 
 /// Finding (R5, low): the keys' fetch counts `TlsRefused` as a configuration error
@@ -499,4 +505,20 @@ fn r5_a_named_api_server_is_reviewed_with_no_connect_timeout_and_any_review_time
             );
         }
     });
+}
+
+/// Finding (R5, low): the API server refusing our TLS handshake is logged at ERROR as
+/// "TokenReview is misconfigured" with the error's text, which for `TlsRefused` is only the
+/// generic "TokenReview failed on our side (the server refused our TLS handshake): …received fatal
+/// alert: CertificateRequired": unlike a refused certificate ("give the CA that signed it
+/// (`InCluster::with_ca_path` …)"), it names nothing to change — and `ApiServerBuilder` has no
+/// client-certificate setting, so the operator cannot tell what would fix it (the API server's or
+/// its front's mutual TLS, our TLS versions).
+#[test]
+fn r5_the_api_server_refusing_our_handshake_is_reported_naming_what_to_change() {
+    let logged = refused_by_mutual_tls().to_string();
+    assert!(
+        !logged.starts_with("TokenReview failed on our side"),
+        "logged at ERROR as a misconfiguration, naming nothing to change: {logged}"
+    );
 }
