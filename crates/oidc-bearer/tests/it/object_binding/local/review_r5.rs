@@ -430,6 +430,27 @@ fn r5_a_jwks_server_refusing_our_handshake_names_what_to_change() {
     });
 }
 
+/// A listener on 127.0.0.1 whose accept queue is full: a connect to it hangs. Keep both.
+fn full_accept_queue() -> (tokio::net::TcpListener, Vec<std::net::TcpStream>) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = socket.local_addr().unwrap();
+    let listener = socket.listen(0).unwrap();
+    // Fill the accept queue until a connect no longer completes (that connect is the probe).
+    let mut queued = Vec::new();
+    loop {
+        match std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+            Ok(stream) => queued.push(stream),
+            Err(error) => {
+                assert_eq!(error.kind(), std::io::ErrorKind::TimedOut, "{error}");
+                break;
+            }
+        }
+        assert!(queued.len() < 64, "the accept queue never filled");
+    }
+    (listener, queued)
+}
+
 /// Holds (passes on 9a9c4b4): an API server whose accept queue is full (it never accepts: the
 /// connect itself hangs, with no connect timer of its own any more) is an outage: the review ends
 /// within its timeout and last window, and the grace period opens.
@@ -440,22 +461,8 @@ fn r5_a_connect_to_a_full_accept_queue_is_an_outage_that_ends_within_the_timeout
     runtime.block_on(async {
         let cluster = Cluster::start().await;
         let clock = ManualClock::new();
-        let socket = tokio::net::TcpSocket::new_v4().unwrap();
-        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
-        let addr = socket.local_addr().unwrap();
-        let _listener = socket.listen(0).unwrap();
-        // Fill the accept queue until a connect no longer completes (that connect is the probe).
-        let mut queued = Vec::new();
-        loop {
-            match std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
-                Ok(stream) => queued.push(stream),
-                Err(error) => {
-                    assert_eq!(error.kind(), std::io::ErrorKind::TimedOut, "{error}");
-                    break;
-                }
-            }
-            assert!(queued.len() < 64, "the accept queue never filled");
-        }
+        let (listener, _queued) = full_accept_queue();
+        let addr = listener.local_addr().unwrap();
         let verifier = bound_with_grace(
             &cluster,
             &clock,
@@ -521,4 +528,32 @@ fn r5_the_api_server_refusing_our_handshake_is_reported_naming_what_to_change() 
         !logged.starts_with("TokenReview failed on our side"),
         "logged at ERROR as a misconfiguration, naming nothing to change: {logged}"
     );
+}
+
+/// Finding (R5, low): `TokenReviewSettings::validate` takes any positive timeout (`Duration::MAX`
+/// included: review3's test accepts that it "works"), and a review's connect now has no timer of
+/// its own: against an API server whose accept queue is full (a hung connect) the review never
+/// ends — its single-flight task, its slot and its place under `max_pending_reviews` are held
+/// forever, and every caller of that token waits forever. Before 9a9c4b4 the 2 s connect timeout
+/// ended it (the API server's `Timeout`, an outage). Waits at most 2.5 s.
+#[test]
+fn r5_a_hung_connect_with_the_longest_review_timeout_still_ends() {
+    let runtime = super::one_worker();
+    runtime.block_on(async {
+        let cluster = Cluster::start().await;
+        let clock = ManualClock::new();
+        let (listener, _queued) = full_accept_queue();
+        let url = format!("https://{}", listener.local_addr().unwrap());
+        let ca_pem = ca_and_certificate().ca_pem;
+        let verifier = bound_with_grace(&cluster, &clock, url, ca_pem, Duration::MAX);
+        let waited = Duration::from_millis(2500);
+        let ended = tokio::time::timeout(waited, verify(&verifier, &cluster.token().sign())).await;
+        assert!(
+            ended.is_ok(),
+            "a review with a {:?} timeout and a hung connect is still pending after {waited:?} \
+             (nothing bounds the connect): {:?}",
+            Duration::MAX,
+            verifier.stats()
+        );
+    });
 }
