@@ -514,3 +514,6 @@ mod review_r1;
 
 /// Review R4 (session 4) of the last window (70ecadb).
 mod review_r4;
+
+/// Review R5 (session 4) of 9a9c4b4 (no connect timer for reviews; TLS alerts as TlsRefused).
+mod review_r5;

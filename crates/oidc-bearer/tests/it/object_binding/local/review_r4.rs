@@ -17,19 +17,19 @@ use oidc_bearer::tokenreview::ApiServer;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The refusal, as the API server words it for a deleted pod's token.
-const REFUSAL: &str = "{\"apiVersion\":\"authentication.k8s.io/v1\",\"kind\":\"TokenReview\",\
+pub(super) const REFUSAL: &str = "{\"apiVersion\":\"authentication.k8s.io/v1\",\"kind\":\"TokenReview\",\
     \"status\":{\"authenticated\":false,\"error\":\"[invalid bearer token, service account \
     token has been invalidated]\"}}";
 
 /// A CA generated for the test and a certificate it issued for 127.0.0.1.
-struct Certified {
-    ca_pem: String,
-    ca_der: rustls::pki_types::CertificateDer<'static>,
-    chain: Vec<rustls::pki_types::CertificateDer<'static>>,
-    key: rustls::pki_types::PrivateKeyDer<'static>,
+pub(super) struct Certified {
+    pub(super) ca_pem: String,
+    pub(super) ca_der: rustls::pki_types::CertificateDer<'static>,
+    pub(super) chain: Vec<rustls::pki_types::CertificateDer<'static>>,
+    pub(super) key: rustls::pki_types::PrivateKeyDer<'static>,
 }
 
-fn ca_and_certificate() -> Certified {
+pub(super) fn ca_and_certificate() -> Certified {
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params
         .distinguished_name
