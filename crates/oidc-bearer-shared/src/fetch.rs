@@ -206,7 +206,7 @@ mod client {
     use http_body_util::{BodyExt as _, LengthLimitError, Limited};
     use tokio::time::Instant;
 
-    use super::{FetchError, LAST_WINDOW, LocalCause};
+    use super::{FetchError, LAST_WINDOW, LocalCause, STALL_TOLERANCE};
     use crate::error_chain;
 
     /// How an HTTP client connects: what [`client`] builds from.
@@ -663,34 +663,107 @@ mod client {
 
     /// Runs `exchange` until `timeout` after `started`; past it, gives it [`LAST_WINDOW`] more
     /// (see there) before ending it with the timeout as it was seen (`FetchError::timed_out`).
-    /// Dropping this drops the exchange, as any timeout does (callers that must not be cancelled
-    /// run it in a task of their own: the crate's single-flight task).
+    /// Throughout, a [`Heartbeat`] watches this process: a timeout of the exchange (its own, or
+    /// one it ends with, such as the connect's) after a stall longer than `STALL_TOLERANCE` is
+    /// the stall's, never the server's. Dropping this drops the exchange, as any timeout does
+    /// (callers that must not be cancelled run it in a task of their own: the crate's
+    /// single-flight task).
     async fn by_deadline<T>(
         timeout: Duration,
         started: Instant,
         exchange: impl Future<Output = Result<T, FetchError>>,
     ) -> Result<T, FetchError> {
         let mut exchange = std::pin::pin!(exchange);
-        // A timeout too long to have a deadline (`Duration::MAX`) never fires.
-        let Some(deadline) = started.checked_add(timeout) else {
-            return exchange.await;
+        let mut heartbeat = Heartbeat::new();
+        let done = match started.checked_add(timeout) {
+            // A timeout too long to have a deadline (`Duration::MAX`) never fires.
+            None => heartbeat.run(exchange.as_mut(), None).await,
+            Some(deadline) => heartbeat.run(exchange.as_mut(), Some(deadline)).await,
         };
-        // `timeout_at` polls the exchange before its timer.
-        if let Ok(done) = tokio::time::timeout_at(deadline, exchange.as_mut()).await {
-            return done;
+        let done = match done {
+            Some(done) => done,
+            None => {
+                // Judged when first seen: the window below is this process's time, not the
+                // server's.
+                let seen = FetchError::timed_out(timeout, started);
+                let window = Instant::now();
+                // As long as the timeout itself when that is shorter: 10 ms is not made 110.
+                let last = LAST_WINDOW.min(timeout);
+                match heartbeat.run(exchange.as_mut(), Some(window + last)).await {
+                    Some(done) => done,
+                    // A window seen late is a stall of its own: nothing ran the exchange.
+                    None => Err(match (seen, FetchError::timed_out(last, window)) {
+                        (FetchError::Timeout { .. }, stalled @ FetchError::Local { .. }) => stalled,
+                        (seen, _) => seen,
+                    }),
+                }
+            }
+        };
+        match done {
+            Err(FetchError::Timeout { timeout }) if heartbeat.worst > STALL_TOLERANCE => {
+                Err(FetchError::Local {
+                    cause: LocalCause::Stalled,
+                    message: format!(
+                        "a timeout of {timeout:?} after this process did not run for {:?}",
+                        heartbeat.worst
+                    ),
+                })
+            }
+            done => done,
         }
-        // Judged when first seen: the window below is this process's time, not the server's.
-        let seen = FetchError::timed_out(timeout, started);
-        let window = Instant::now();
-        // As long as the timeout itself when that is shorter: a 10 ms timeout is not made 110.
-        let last = LAST_WINDOW.min(timeout);
-        match tokio::time::timeout_at(window + last, exchange.as_mut()).await {
-            Ok(done) => done,
-            // A window seen late is a stall of its own: nothing ran the exchange for that long.
-            Err(_) => Err(match (seen, FetchError::timed_out(last, window)) {
-                (FetchError::Timeout { .. }, stalled @ FetchError::Local { .. }) => stalled,
-                (seen, _) => seen,
-            }),
+    }
+
+    /// How often an exchange's [`Heartbeat`] ticks.
+    const HEARTBEAT: Duration = Duration::from_millis(25);
+
+    /// A timer ticking beside an exchange, polled before it: how late its ticks are seen is how
+    /// long this process (the runtime, the worker running the exchange) did not run. A timer
+    /// seen late says so only for its own deadline (`FetchError::timed_out`); a stall that ended
+    /// before a deadline — across a connect's timer in the middle of a TLS handshake, before the
+    /// request was written — left the exchange unread while the server may have answered, and
+    /// its timeout then says nothing about the server (review R4, session 4). Stalls up to
+    /// `STALL_TOLERANCE` are ordinary scheduling; on a worker that user code blocks while the
+    /// exchange's task sits on another, nothing here sees it.
+    struct Heartbeat {
+        ticks: tokio::time::Interval,
+        /// The latest a tick was seen, so far.
+        worst: Duration,
+    }
+
+    impl Heartbeat {
+        fn new() -> Self {
+            let mut ticks = tokio::time::interval_at(Instant::now() + HEARTBEAT, HEARTBEAT);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            Self {
+                ticks,
+                worst: Duration::ZERO,
+            }
+        }
+
+        /// Polls `exchange` until it ends (`Some`) or `until` passes (`None`), the ticks first
+        /// (a stall is recorded before the result it explains), then the exchange, then the
+        /// deadline (an exchange that is ready is never ended by it).
+        async fn run<F: Future>(
+            &mut self,
+            mut exchange: std::pin::Pin<&mut F>,
+            until: Option<Instant>,
+        ) -> Option<F::Output> {
+            let mut deadline = std::pin::pin!(until.map(tokio::time::sleep_until));
+            std::future::poll_fn(|cx| {
+                while let std::task::Poll::Ready(tick) = self.ticks.poll_tick(cx) {
+                    self.worst = self
+                        .worst
+                        .max(Instant::now().saturating_duration_since(tick));
+                }
+                if let std::task::Poll::Ready(done) = exchange.as_mut().poll(cx) {
+                    return std::task::Poll::Ready(Some(done));
+                }
+                match deadline.as_mut().as_pin_mut().map(|d| d.poll(cx)) {
+                    Some(std::task::Poll::Ready(())) => std::task::Poll::Ready(None),
+                    _ => std::task::Poll::Pending,
+                }
+            })
+            .await
         }
     }
 
@@ -755,6 +828,63 @@ mod client {
                 Err(FetchError::Timeout { timeout })
             );
             assert_eq!(Instant::now(), started + timeout + LAST_WINDOW);
+        }
+
+        /// An exchange that ends with a timeout of its own (as reqwest's connect timer ends it)
+        /// after this process stalled in the middle of it: the stall's, never the server's
+        /// `Timeout` (review R4: a stall across the connect's deadline in a TLS handshake). The
+        /// `thread::sleep` is the stall under test.
+        #[test]
+        fn a_timeout_after_a_stall_in_the_exchange_is_the_stall() {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let mut polls = 0;
+            let stalled_then_timed_out = std::future::poll_fn(|cx| {
+                polls += 1;
+                if polls == 1 {
+                    // Past a heartbeat's tick, the runtime not driven: a stall of this process.
+                    std::thread::sleep(HEARTBEAT + Duration::from_millis(150));
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
+                Poll::Ready(Err::<(), _>(FetchError::Timeout {
+                    timeout: Duration::from_secs(2),
+                }))
+            });
+            let got = runtime.block_on(by_deadline(
+                Duration::from_secs(5),
+                Instant::now(),
+                stalled_then_timed_out,
+            ));
+            assert!(
+                matches!(
+                    got,
+                    Err(FetchError::Local {
+                        cause: LocalCause::Stalled,
+                        ..
+                    })
+                ),
+                "{got:?}"
+            );
+            // Without a stall, the same timeout is the server's.
+            let timed_out = async {
+                Err::<(), _>(FetchError::Timeout {
+                    timeout: Duration::from_secs(2),
+                })
+            };
+            let got = runtime.block_on(by_deadline(
+                Duration::from_secs(5),
+                Instant::now(),
+                timed_out,
+            ));
+            assert_eq!(
+                got,
+                Err(FetchError::Timeout {
+                    timeout: Duration::from_secs(2)
+                })
+            );
         }
 
         /// An answer that comes within the window, past the deadline, is used: a real answer is

@@ -24,12 +24,12 @@ use crate::fetch::{Credential, bearer_authorization};
 /// The TokenReview API's path on the API server.
 const TOKEN_REVIEW_PATH: &str = "/apis/authentication.k8s.io/v1/tokenreviews";
 
-/// The connect timeout of a review: none of its own (`Duration::MAX`). A connect timer ends the
-/// exchange by itself, outside the review's deadline and its last window (oidc-bearer-shared's
-/// `fetch`), so a stall of this process across it in the middle of a TLS handshake, with the API
-/// server answering every flight at once, was taken for the API server's timeout (review R4,
-/// session 4). The review's own timeout bounds the connect, the name lookup within half of it.
-const CONNECT_TIMEOUT: Duration = Duration::MAX;
+/// The connect timeout of a review: a bound of its own, so that a connect nobody waits for any
+/// more (hyper-util finishes a raced connect in the background) ends, and each of a name's
+/// addresses gets its share before the next is tried (review R5, session 4: without one, a dead
+/// first address took the whole review). A stall of this process across it is judged by
+/// oidc-bearer-shared's `fetch` (a stall seen during the exchange makes its timeout ours).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// The cap on a TokenReview answer (real ones are under 2 KiB).
 const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 /// The longest `status.error` kept from an answer (they are a line of text).
