@@ -182,7 +182,9 @@ impl KeysError {
                         ..
                     },
             } => format!(
-                "{url} refused our TLS handshake (it requires a client certificate, which this                  library does not send, or a TLS version we do not offer): serve the issuer's                  documents without client authentication, or check the URL"
+                "{url} refused our TLS handshake (it requires a client certificate, which this \
+                 library does not send, or a TLS version we do not offer): serve the issuer's \
+                 documents without client authentication, or check the URL"
             ),
             Self::Fetch {
                 source: FetchError::TooLarge { max_bytes },

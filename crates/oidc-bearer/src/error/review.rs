@@ -200,7 +200,10 @@ impl fmt::Display for ReviewError {
                 message,
             }) => write!(
                 f,
-                "the API server (or a proxy or load balancer before it) refused our TLS handshake                  ({message}): it requires a client certificate, which this library does not send,                  or a TLS version we do not offer; point the URL at the API server itself                  (`InCluster::with_api_server`, `ApiServer::builder`)"
+                "the API server (or a proxy or load balancer before it) refused our TLS handshake \
+                 ({message}): it requires a client certificate, which this library does not send, \
+                 or a TLS version we do not offer; point the URL at the API server itself \
+                 (`InCluster::with_api_server`, `ApiServer::builder`)"
             ),
             Self::Fetch(FetchError::Local { cause, message }) => {
                 write!(f, "TokenReview failed on our side ({cause}): {message}")
