@@ -32,7 +32,7 @@ fn server_config(certified: &Certified) -> Arc<rustls::ServerConfig> {
 }
 
 /// `status` with a JSON `body`, keeping the connection open.
-fn response(status: &str, body: &str) -> String {
+pub(super) fn response(status: &str, body: &str) -> String {
     format!(
         "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
         body.len()
@@ -50,7 +50,7 @@ fn answer_every_request(mut tls: impl std::io::Read + std::io::Write, answer: &s
 }
 
 /// Answers every request on `tls` with the refusal (see [`answer_every_request`]).
-fn refuse_every_request(tls: impl std::io::Read + std::io::Write) {
+pub(super) fn refuse_every_request(tls: impl std::io::Read + std::io::Write) {
     answer_every_request(tls, &response("201 Created", REFUSAL));
 }
 
@@ -253,7 +253,7 @@ fn r5_a_connect_left_behind_by_a_review_is_bounded_by_the_reviews_timeout() {
 
 /// An object-binding check (grace period a minute) of `cluster`'s tokens against `url`, trusting
 /// `ca_pem`, with a review timeout of `timeout`.
-fn bound_with_grace(
+pub(super) fn bound_with_grace(
     cluster: &Cluster,
     clock: &ManualClock,
     url: String,

@@ -1,0 +1,344 @@
+//! Review R6 (session 4) of b53778d: a `Heartbeat` (a 25 ms interval) beside each exchange in
+//! oidc-bearer-shared's `by_deadline`, which turns a `FetchError::Timeout` ending an exchange
+//! during which this process stalled more than `STALL_TOLERANCE` into `Local { Stalled }`; the
+//! API server's client has its 2 s connect timeout back.
+
+use std::io::Write as _;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::review_r4::{
+    REFUSAL, answer_with_the_refusal, ca_and_certificate, hello_retry_config,
+    read_the_first_client_hello,
+};
+use super::review_r5::{bound_with_grace, refuse_every_request, response};
+use super::{
+    Cluster, ManualClock, TokenReviewSettings, VerifyError, assert_not_accepted,
+    loaded_without_a_review, verify,
+};
+use oidc_bearer::tokenreview::ApiServer;
+
+/// A current-thread runtime: the review's, not driven between `block_on` calls.
+fn current_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A plain-HTTP TokenReview API server on 127.0.0.1 (loopback) that refuses every token and keeps
+/// its connections alive. Its first connection, once it has answered one request (`answered`),
+/// is closed on `close` — as a server closes a keep-alive connection idle past its idle timeout
+/// (Go's `http.Server.IdleTimeout`, a load balancer's) — and says so (`closed`). Every later
+/// connection answers every request.
+struct IdleClosingApiServer {
+    url: String,
+    answered: std::sync::mpsc::Receiver<()>,
+    close: std::sync::mpsc::Sender<()>,
+    closed: std::sync::mpsc::Receiver<()>,
+}
+
+impl IdleClosingApiServer {
+    fn start() -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (answered_tx, answered) = std::sync::mpsc::channel();
+        let (close, close_rx) = std::sync::mpsc::channel::<()>();
+        let (closed_tx, closed) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut first = Some((answered_tx, close_rx, closed_tx));
+            for stream in listener.incoming().flatten() {
+                match first.take() {
+                    Some((answered_tx, close_rx, closed_tx)) => {
+                        std::thread::spawn(move || {
+                            let mut stream = stream;
+                            if !crate::support::read_http_request(&mut stream) {
+                                return;
+                            }
+                            let answer = response("201 Created", REFUSAL);
+                            let _ = stream.write_all(answer.as_bytes());
+                            let _ = stream.flush();
+                            let _ = answered_tx.send(());
+                            if close_rx.recv().is_err() {
+                                return;
+                            }
+                            // Idle past the server's idle timeout: closed (FIN).
+                            drop(stream);
+                            let _ = closed_tx.send(());
+                        });
+                    }
+                    None => {
+                        std::thread::spawn(move || refuse_every_request(stream));
+                    }
+                }
+            }
+        });
+        Self {
+            url,
+            answered,
+            close,
+            closed,
+        }
+    }
+}
+
+/// The API server at `url` (plain HTTP on loopback), our credential the cluster's caller token.
+fn api_at(cluster: &Cluster, url: String) -> ApiServer {
+    let caller = cluster.reviews.caller_token();
+    ApiServer::builder(url)
+        .with_bearer_token(move || Some(caller.clone()))
+        .build()
+        .unwrap()
+}
+
+/// Finding (R6): a stall of this process before `by_deadline` starts is seen by no heartbeat,
+/// and a stall that ends in a `Transport` error is never reclassified anyway. Here the API server
+/// is up throughout (it answers every review on a new connection) and closes a keep-alive
+/// connection of ours that sat idle while this process did not run (a current-thread runtime
+/// between two `block_on` calls; every worker busy does the same). When the process runs again,
+/// the next review runs before the runtime's I/O driver has turned, so the pool still takes the
+/// connection for open: the request is written into the closed connection and fails
+/// ("connection closed before message completed", not retried: the request was written) —
+/// `FetchError::Transport`, the API server's failure: the grace period opens. Had the process run,
+/// the connection's task would have seen the close and the pool would have dropped it.
+#[test]
+fn r6_a_pooled_connection_closed_while_this_process_stalled_opens_no_grace_period() {
+    let main = super::one_worker();
+    let side = current_thread();
+    let cluster = main.block_on(Cluster::start());
+    let server = IdleClosingApiServer::start();
+    let clock = ManualClock::new();
+    let api = api_at(&cluster, server.url.clone());
+    let settings = TokenReviewSettings::default();
+    let verifier = side.block_on(loaded_without_a_review(&cluster, &clock, api, settings));
+    // A first review, refused, leaves its connection in the pool.
+    let first = side.block_on(verify(&verifier, &cluster.token().sign()));
+    assert!(
+        matches!(first, Err(VerifyError::ReviewRefused { .. })),
+        "{first:?}"
+    );
+    server.answered.recv().unwrap();
+    // This process does not run while the API server closes that idle connection.
+    server.close.send(()).unwrap();
+    server.closed.recv().unwrap();
+
+    let revoked = cluster.token().sign();
+    let result = side.block_on(verify(&verifier, &revoked));
+    assert_not_accepted(
+        &result,
+        "a pooled connection the API server closed while this process did not run",
+    );
+    // The API server was up all along: the next review (a new connection) is refused.
+    let again = side.block_on(verify(&verifier, &cluster.token().sign()));
+    assert!(
+        matches!(again, Err(VerifyError::ReviewRefused { .. })),
+        "{again:?}"
+    );
+}
+
+/// An HTTPS TokenReview API server on 127.0.0.1 that refuses every token, with a TLS handshake
+/// of two round trips (it offers only secp384r1: a HelloRetryRequest, RFC 8446 §4.1.4) and a
+/// handshake timeout (nginx's `ssl_handshake_timeout`, a load balancer's, Go's `http.Server`
+/// deadlines): a client that does not finish the handshake within `handshake_timeout` of the
+/// HelloRetryRequest is disconnected. Each connection says when it has the first ClientHello
+/// (`hello`), waits for `release` before answering it, and says when it gave up on the client
+/// (`gave_up`).
+struct HandshakeTimeoutApiServer {
+    url: String,
+    ca_pem: String,
+    hello: tokio::sync::mpsc::UnboundedReceiver<()>,
+    release: std::sync::mpsc::Sender<()>,
+    gave_up: std::sync::mpsc::Receiver<()>,
+}
+
+impl HandshakeTimeoutApiServer {
+    fn start(handshake_timeout: Duration) -> Self {
+        let certified = ca_and_certificate();
+        let config = hello_retry_config(&certified);
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("https://{}", listener.local_addr().unwrap());
+        let (hello_tx, hello) = tokio::sync::mpsc::unbounded_channel();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let released = Arc::new(Mutex::new(released));
+        let (gave_up_tx, gave_up) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let (config, hello_tx) = (config.clone(), hello_tx.clone());
+                let (released, gave_up_tx) = (released.clone(), gave_up_tx.clone());
+                std::thread::spawn(move || {
+                    let mut stream = stream;
+                    let mut connection = rustls::ServerConnection::new(config).unwrap();
+                    if !read_the_first_client_hello(&mut connection, &mut stream) {
+                        return;
+                    }
+                    let _ = hello_tx.send(());
+                    if released.lock().unwrap().recv().is_err() {
+                        return;
+                    }
+                    // The rest of the handshake within the server's handshake timeout (the
+                    // timeout is the server's behaviour under test, not a wait for something).
+                    stream.set_read_timeout(Some(handshake_timeout)).unwrap();
+                    if connection.complete_io(&mut stream).is_err() || connection.is_handshaking() {
+                        drop(stream);
+                        let _ = gave_up_tx.send(());
+                        return;
+                    }
+                    stream.set_read_timeout(None).unwrap();
+                    answer_with_the_refusal(rustls::StreamOwned::new(connection, stream));
+                });
+            }
+        });
+        Self {
+            url,
+            ca_pem: certified.ca_pem,
+            hello,
+            release,
+            gave_up,
+        }
+    }
+}
+
+/// Finding (R6): the heartbeat sees a stall and still the review ends as the API server's
+/// failure, because only a `Timeout` is reclassified. The API server is up and answers every
+/// flight of its TLS handshake at once; this process stalls in the middle of the handshake (the
+/// runtime not driven from the API server's HelloRetryRequest on) for longer than the API
+/// server's handshake timeout (300 ms here), so the API server disconnects us. When the process
+/// runs again, the heartbeat's tick is seen ~300 ms late, but the handshake ends in EOF: a
+/// `FetchError::Transport`, the API server's failure, and the grace period opens. The stall, not
+/// the API server, ended the exchange.
+#[test]
+fn r6_a_stall_past_the_api_servers_handshake_timeout_opens_no_grace_period() {
+    let main = super::one_worker();
+    let side = current_thread();
+    let cluster = main.block_on(Cluster::start());
+    let mut server = HandshakeTimeoutApiServer::start(Duration::from_millis(300));
+    let clock = ManualClock::new();
+    let api = || {
+        let caller = cluster.reviews.caller_token();
+        ApiServer::builder(server.url.clone())
+            .with_bearer_token(move || Some(caller.clone()))
+            .with_ca_pem(server.ca_pem.clone())
+            .build()
+            .unwrap()
+    };
+    let settings = TokenReviewSettings::default;
+    let (verifier, control) = side.block_on(async {
+        (
+            loaded_without_a_review(&cluster, &clock, api(), settings()).await,
+            loaded_without_a_review(&cluster, &clock, api(), settings()).await,
+        )
+    });
+    let token = cluster.token().sign();
+    // The control: driven throughout, the handshake completes and the API server refuses it.
+    server.release.send(()).unwrap();
+    let controlled = side.block_on(verify(&control, &token));
+    assert!(
+        matches!(controlled, Err(VerifyError::ReviewRefused { .. })),
+        "{controlled:?}"
+    );
+    server.hello.try_recv().unwrap();
+
+    // The review starts; the first call returns once the API server has the first ClientHello.
+    side.block_on(async {
+        let mut first = Box::pin(verify(&verifier, &token));
+        std::future::poll_fn(|cx| {
+            assert!(first.as_mut().poll(cx).is_pending(), "answered at once");
+            std::task::Poll::Ready(())
+        })
+        .await;
+        server.hello.recv().await.unwrap();
+    });
+    // The API server answers at once, then gives up on us while this process does not run.
+    server.release.send(()).unwrap();
+    server.gave_up.recv().unwrap();
+    let result = side.block_on(verify(&verifier, &token));
+    assert_not_accepted(
+        &result,
+        "a stall of this process mid-TLS-handshake past the API server's handshake timeout",
+    );
+}
+
+/// A hung API server on 127.0.0.1 (plain HTTP): every connection accepted and held, nothing ever
+/// answered. Its URL, and the connections it holds.
+async fn hung_api_server() -> (
+    String,
+    tokio::sync::mpsc::UnboundedReceiver<tokio::net::TcpStream>,
+) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (held_tx, held) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let _ = held_tx.send(stream);
+        }
+    });
+    (url, held)
+}
+
+/// Holds (passes on b53778d): a hung API server (TCP accepted, the request never answered) on a
+/// moderately busy runtime — another task takes 45 ms per turn, a current-thread runtime whose
+/// rounds take ~45 ms — still opens the grace period: the heartbeat's ticks are seen at most a
+/// round late, under `STALL_TOLERANCE`. The busy task's `thread::sleep` is the load under test.
+#[test]
+fn r6_a_hung_api_server_on_a_moderately_busy_runtime_still_opens_the_grace_period() {
+    let runtime = current_thread();
+    runtime.block_on(async {
+        let cluster = Cluster::start().await;
+        let clock = ManualClock::new();
+        let (url, mut held) = hung_api_server().await;
+        let verifier = bound_with_grace(
+            &cluster,
+            &clock,
+            url,
+            ca_and_certificate().ca_pem,
+            Duration::from_millis(300),
+        );
+        let stop = Arc::new(AtomicBool::new(false));
+        let busy = tokio::spawn({
+            let stop = stop.clone();
+            async move {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(45));
+                    tokio::task::yield_now().await;
+                }
+            }
+        });
+        let result = verify(&verifier, &cluster.token().sign()).await;
+        stop.store(true, Ordering::Relaxed);
+        busy.await.unwrap();
+        assert!(
+            result.is_ok(),
+            "a hung API server on a runtime whose rounds take ~45 ms opened no grace period: \
+             {result:?}"
+        );
+        assert!(held.try_recv().is_ok(), "the review never connected");
+    });
+}
+
+/// Finding (R6, low): a review timeout of `Duration::MAX` is accepted
+/// (`TokenReviewSettings::validate`; review3's test accepts that it "works"), and since b53778d
+/// bounds only the connect (2 s), an API server that accepts the request and never answers holds
+/// the review forever: its single-flight task, its slot and its place under
+/// `max_pending_reviews`, and every caller of that token (the heartbeat ticking 40 times a second
+/// all the while). No error names the setting. Waits at most 2.5 s.
+#[test]
+fn r6_a_review_with_the_longest_timeout_against_a_hung_api_server_still_ends() {
+    let runtime = super::one_worker();
+    runtime.block_on(async {
+        let cluster = Cluster::start().await;
+        let clock = ManualClock::new();
+        let (url, _held) = hung_api_server().await;
+        let ca_pem = ca_and_certificate().ca_pem;
+        let verifier = bound_with_grace(&cluster, &clock, url, ca_pem, Duration::MAX);
+        let waited = Duration::from_millis(2500);
+        let ended = tokio::time::timeout(waited, verify(&verifier, &cluster.token().sign())).await;
+        assert!(
+            ended.is_ok(),
+            "a review with a {:?} timeout against an API server that never answers is still \
+             pending after {waited:?}: {:?}",
+            Duration::MAX,
+            verifier.stats()
+        );
+    });
+}
