@@ -342,3 +342,131 @@ fn r6_a_review_with_the_longest_timeout_against_a_hung_api_server_still_ends() {
         );
     });
 }
+
+/// An HTTPS TokenReview API server on 127.0.0.1 that refuses every token, with a TLS handshake
+/// of two round trips (see [`hello_retry_config`]); each connection says when it has the first
+/// ClientHello (`hello`) and waits for `release` before answering it. It answers a request with
+/// its status line and headers at once and the body (`Content-Length`) `body_after` later, as a
+/// server that streams its answer does.
+struct SlowBodyApiServer {
+    url: String,
+    ca_pem: String,
+    hello: tokio::sync::mpsc::UnboundedReceiver<()>,
+    release: std::sync::mpsc::Sender<()>,
+}
+
+impl SlowBodyApiServer {
+    fn start(body_after: Duration) -> Self {
+        let certified = ca_and_certificate();
+        let config = hello_retry_config(&certified);
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("https://{}", listener.local_addr().unwrap());
+        let (hello_tx, hello) = tokio::sync::mpsc::unbounded_channel();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let released = Arc::new(Mutex::new(released));
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let (config, hello_tx, released) =
+                    (config.clone(), hello_tx.clone(), released.clone());
+                std::thread::spawn(move || {
+                    let mut stream = stream;
+                    let mut connection = rustls::ServerConnection::new(config).unwrap();
+                    if !read_the_first_client_hello(&mut connection, &mut stream) {
+                        return;
+                    }
+                    let _ = hello_tx.send(());
+                    if released.lock().unwrap().recv().is_err() {
+                        return;
+                    }
+                    let mut tls = rustls::StreamOwned::new(connection, stream);
+                    if !crate::support::read_http_request(&mut tls) {
+                        return;
+                    }
+                    let head = format!(
+                        "HTTP/1.1 201 Created\r\ncontent-type: application/json\r\n\
+                         content-length: {}\r\nconnection: close\r\n\r\n",
+                        REFUSAL.len()
+                    );
+                    let _ = tls.write_all(head.as_bytes());
+                    let _ = tls.flush();
+                    // The server's time to produce its body (its behaviour under test).
+                    std::thread::sleep(body_after);
+                    let _ = tls.write_all(REFUSAL.as_bytes());
+                    let _ = tls.flush();
+                });
+            }
+        });
+        Self {
+            url,
+            ca_pem: certified.ca_pem,
+            hello,
+            release,
+        }
+    }
+}
+
+/// Finding (R6): the heartbeat that saw a stall is dropped between `Request::send` and
+/// `Response::body` (each `by_deadline` has its own), yet both share one deadline. This process
+/// stalls in the middle of the TLS handshake (the API server's HelloRetryRequest waiting in the
+/// socket) for 700 ms of a 1 s review; when it runs again, the request goes out, the API server
+/// answers its headers at once and its body 500 ms later — 500 ms after the request, well within
+/// the timeout (the control, driven throughout, is refused). The stall pushed the body past the
+/// deadline and its last window: `Response::body` ends in `Timeout`, and its fresh heartbeat saw
+/// no stall, so it is the API server's failure and the grace period opens. `send`'s heartbeat saw
+/// the ~700 ms stall that caused it.
+///
+/// The `thread::sleep`s are the stall and the server's time to answer under test.
+#[test]
+fn r6_a_stall_in_send_that_makes_the_body_late_opens_no_grace_period() {
+    let timeout = Duration::from_millis(1000);
+    let main = super::one_worker();
+    let side = current_thread();
+    let cluster = main.block_on(Cluster::start());
+    let mut server = SlowBodyApiServer::start(Duration::from_millis(500));
+    let clock = ManualClock::new();
+    let api = || {
+        let caller = cluster.reviews.caller_token();
+        ApiServer::builder(server.url.clone())
+            .with_bearer_token(move || Some(caller.clone()))
+            .with_ca_pem(server.ca_pem.clone())
+            .build()
+            .unwrap()
+    };
+    let mut settings = TokenReviewSettings::default();
+    settings.timeout = timeout;
+    let (verifier, control) = side.block_on(async {
+        (
+            loaded_without_a_review(&cluster, &clock, api(), settings.clone()).await,
+            loaded_without_a_review(&cluster, &clock, api(), settings.clone()).await,
+        )
+    });
+    let token = cluster.token().sign();
+    // The control: driven throughout, the API server's body comes within the timeout.
+    server.release.send(()).unwrap();
+    let controlled = side.block_on(verify(&control, &token));
+    assert!(
+        matches!(controlled, Err(VerifyError::ReviewRefused { .. })),
+        "{controlled:?}"
+    );
+    server.hello.try_recv().unwrap();
+
+    let started = std::time::Instant::now();
+    side.block_on(async {
+        let mut first = Box::pin(verify(&verifier, &token));
+        std::future::poll_fn(|cx| {
+            assert!(first.as_mut().poll(cx).is_pending(), "answered at once");
+            std::task::Poll::Ready(())
+        })
+        .await;
+        server.hello.recv().await.unwrap();
+    });
+    // The API server answers the ClientHello at once, while this process does not run for 700 ms.
+    server.release.send(()).unwrap();
+    let until = started + Duration::from_millis(700);
+    std::thread::sleep(until.saturating_duration_since(std::time::Instant::now()));
+    let result = side.block_on(verify(&verifier, &token));
+    assert_not_accepted(
+        &result,
+        "a stall of this process in `send` that pushed the body past the deadline",
+    );
+}
