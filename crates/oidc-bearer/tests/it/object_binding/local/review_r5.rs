@@ -153,7 +153,7 @@ impl OneConnectionHungServer {
 }
 
 /// The API server at `url` (the cluster's caller token as our credential), trusting `ca_pem`.
-fn api_trusting(cluster: &Cluster, url: String, ca_pem: String) -> ApiServer {
+pub(super) fn api_trusting(cluster: &Cluster, url: String, ca_pem: String) -> ApiServer {
     let caller = cluster.reviews.caller_token();
     ApiServer::builder(url)
         .with_bearer_token(move || Some(caller.clone()))

@@ -12,11 +12,12 @@ use super::review_r4::{
     REFUSAL, answer_with_the_refusal, ca_and_certificate, hello_retry_config,
     read_the_first_client_hello,
 };
-use super::review_r5::{bound_with_grace, refuse_every_request, response};
+use super::review_r5::{api_trusting, bound_with_grace, refuse_every_request, response};
 use super::{
-    Cluster, ManualClock, TokenReviewSettings, VerifyError, assert_not_accepted,
+    Cluster, ManualClock, ObjectBinding, TokenReviewSettings, VerifyError, assert_not_accepted,
     loaded_without_a_review, verify,
 };
+use oidc_bearer::Verifier;
 use oidc_bearer::tokenreview::ApiServer;
 
 /// A current-thread runtime: the review's, not driven between `block_on` calls.
@@ -137,23 +138,21 @@ fn r6_a_pooled_connection_closed_while_this_process_stalled_opens_no_grace_perio
     );
 }
 
-/// An HTTPS TokenReview API server on 127.0.0.1 that refuses every token, with a TLS handshake
-/// of two round trips (it offers only secp384r1: a HelloRetryRequest, RFC 8446 §4.1.4) and a
-/// handshake timeout (nginx's `ssl_handshake_timeout`, a load balancer's, Go's `http.Server`
-/// deadlines): a client that does not finish the handshake within `handshake_timeout` of the
-/// HelloRetryRequest is disconnected. Each connection says when it has the first ClientHello
-/// (`hello`), waits for `release` before answering it, and says when it gave up on the client
-/// (`gave_up`).
-struct HandshakeTimeoutApiServer {
+/// An HTTPS API server on 127.0.0.1 whose TLS handshake takes two round trips (see
+/// [`hello_retry_config`]): each connection says when it has the first ClientHello (`hello`) and
+/// waits for a `release` before answering it; `then` serves the rest of the connection.
+struct HelloRetryApiServer {
     url: String,
     ca_pem: String,
     hello: tokio::sync::mpsc::UnboundedReceiver<()>,
     release: std::sync::mpsc::Sender<()>,
-    gave_up: std::sync::mpsc::Receiver<()>,
 }
 
-impl HandshakeTimeoutApiServer {
-    fn start(handshake_timeout: Duration) -> Self {
+/// What a [`HelloRetryApiServer`] does with a connection once its HelloRetryRequest is ready.
+type Then = Arc<dyn Fn(rustls::ServerConnection, std::net::TcpStream) + Send + Sync>;
+
+impl HelloRetryApiServer {
+    fn start(then: Then) -> Self {
         let certified = ca_and_certificate();
         let config = hello_retry_config(&certified);
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -161,11 +160,10 @@ impl HandshakeTimeoutApiServer {
         let (hello_tx, hello) = tokio::sync::mpsc::unbounded_channel();
         let (release, released) = std::sync::mpsc::channel::<()>();
         let released = Arc::new(Mutex::new(released));
-        let (gave_up_tx, gave_up) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
                 let (config, hello_tx) = (config.clone(), hello_tx.clone());
-                let (released, gave_up_tx) = (released.clone(), gave_up_tx.clone());
+                let (released, then) = (released.clone(), then.clone());
                 std::thread::spawn(move || {
                     let mut stream = stream;
                     let mut connection = rustls::ServerConnection::new(config).unwrap();
@@ -173,19 +171,9 @@ impl HandshakeTimeoutApiServer {
                         return;
                     }
                     let _ = hello_tx.send(());
-                    if released.lock().unwrap().recv().is_err() {
-                        return;
+                    if released.lock().unwrap().recv().is_ok() {
+                        then(connection, stream);
                     }
-                    // The rest of the handshake within the server's handshake timeout (the
-                    // timeout is the server's behaviour under test, not a wait for something).
-                    stream.set_read_timeout(Some(handshake_timeout)).unwrap();
-                    if connection.complete_io(&mut stream).is_err() || connection.is_handshaking() {
-                        drop(stream);
-                        let _ = gave_up_tx.send(());
-                        return;
-                    }
-                    stream.set_read_timeout(None).unwrap();
-                    answer_with_the_refusal(rustls::StreamOwned::new(connection, stream));
                 });
             }
         });
@@ -194,8 +182,59 @@ impl HandshakeTimeoutApiServer {
             ca_pem: certified.ca_pem,
             hello,
             release,
-            gave_up,
         }
+    }
+
+    /// A check of `cluster`'s tokens against this server with `timeout`, and its control (the
+    /// same, a client of its own), both with their keys loaded and no review sent.
+    fn verifier_and_control(
+        &self,
+        side: &tokio::runtime::Runtime,
+        cluster: &Cluster,
+        clock: &ManualClock,
+        timeout: Duration,
+    ) -> (ObjectBinding<Verifier>, ObjectBinding<Verifier>) {
+        let api = || api_trusting(cluster, self.url.clone(), self.ca_pem.clone());
+        let mut settings = TokenReviewSettings::default();
+        settings.timeout = timeout;
+        side.block_on(async {
+            (
+                loaded_without_a_review(cluster, clock, api(), settings.clone()).await,
+                loaded_without_a_review(cluster, clock, api(), settings.clone()).await,
+            )
+        })
+    }
+
+    /// The control reviews `token` driven throughout (the API server refuses it); then a review
+    /// of `token` by `verifier` starts and this returns once the API server has its first
+    /// ClientHello (the review goes on as a task of its own, not driven from here on), and the
+    /// API server answers that ClientHello at once. Returns when the review started.
+    fn control_then_start(
+        &mut self,
+        side: &tokio::runtime::Runtime,
+        control: &ObjectBinding<Verifier>,
+        verifier: &ObjectBinding<Verifier>,
+        token: &str,
+    ) -> std::time::Instant {
+        self.release.send(()).unwrap();
+        let controlled = side.block_on(verify(control, token));
+        assert!(
+            matches!(controlled, Err(VerifyError::ReviewRefused { .. })),
+            "{controlled:?}"
+        );
+        self.hello.try_recv().unwrap();
+        let started = std::time::Instant::now();
+        side.block_on(async {
+            let mut first = Box::pin(verify(verifier, token));
+            std::future::poll_fn(|cx| {
+                assert!(first.as_mut().poll(cx).is_pending(), "answered at once");
+                std::task::Poll::Ready(())
+            })
+            .await;
+            self.hello.recv().await.unwrap();
+        });
+        self.release.send(()).unwrap();
+        started
     }
 }
 
@@ -212,46 +251,30 @@ fn r6_a_stall_past_the_api_servers_handshake_timeout_opens_no_grace_period() {
     let main = super::one_worker();
     let side = current_thread();
     let cluster = main.block_on(Cluster::start());
-    let mut server = HandshakeTimeoutApiServer::start(Duration::from_millis(300));
+    // The rest of the handshake within the API server's handshake timeout (nginx's
+    // `ssl_handshake_timeout`, a load balancer's), else it disconnects us (the timeout is the
+    // server's behaviour under test, not a wait for something).
+    let (gave_up_tx, gave_up) = std::sync::mpsc::channel();
+    let gave_up_tx = Mutex::new(gave_up_tx);
+    let mut server = HelloRetryApiServer::start(Arc::new(move |mut connection, mut stream| {
+        stream
+            .set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        if connection.complete_io(&mut stream).is_err() || connection.is_handshaking() {
+            drop(stream);
+            let _ = gave_up_tx.lock().unwrap().send(());
+            return;
+        }
+        stream.set_read_timeout(None).unwrap();
+        answer_with_the_refusal(rustls::StreamOwned::new(connection, stream));
+    }));
     let clock = ManualClock::new();
-    let api = || {
-        let caller = cluster.reviews.caller_token();
-        ApiServer::builder(server.url.clone())
-            .with_bearer_token(move || Some(caller.clone()))
-            .with_ca_pem(server.ca_pem.clone())
-            .build()
-            .unwrap()
-    };
-    let settings = TokenReviewSettings::default;
-    let (verifier, control) = side.block_on(async {
-        (
-            loaded_without_a_review(&cluster, &clock, api(), settings()).await,
-            loaded_without_a_review(&cluster, &clock, api(), settings()).await,
-        )
-    });
+    let timeout = TokenReviewSettings::default().timeout;
+    let (verifier, control) = server.verifier_and_control(&side, &cluster, &clock, timeout);
     let token = cluster.token().sign();
-    // The control: driven throughout, the handshake completes and the API server refuses it.
-    server.release.send(()).unwrap();
-    let controlled = side.block_on(verify(&control, &token));
-    assert!(
-        matches!(controlled, Err(VerifyError::ReviewRefused { .. })),
-        "{controlled:?}"
-    );
-    server.hello.try_recv().unwrap();
-
-    // The review starts; the first call returns once the API server has the first ClientHello.
-    side.block_on(async {
-        let mut first = Box::pin(verify(&verifier, &token));
-        std::future::poll_fn(|cx| {
-            assert!(first.as_mut().poll(cx).is_pending(), "answered at once");
-            std::task::Poll::Ready(())
-        })
-        .await;
-        server.hello.recv().await.unwrap();
-    });
-    // The API server answers at once, then gives up on us while this process does not run.
-    server.release.send(()).unwrap();
-    server.gave_up.recv().unwrap();
+    server.control_then_start(&side, &control, &verifier, &token);
+    // The API server gives up on us while this process does not run.
+    gave_up.recv().unwrap();
     let result = side.block_on(verify(&verifier, &token));
     assert_not_accepted(
         &result,
@@ -343,68 +366,6 @@ fn r6_a_review_with_the_longest_timeout_against_a_hung_api_server_still_ends() {
     });
 }
 
-/// An HTTPS TokenReview API server on 127.0.0.1 that refuses every token, with a TLS handshake
-/// of two round trips (see [`hello_retry_config`]); each connection says when it has the first
-/// ClientHello (`hello`) and waits for `release` before answering it. It answers a request with
-/// its status line and headers at once and the body (`Content-Length`) `body_after` later, as a
-/// server that streams its answer does.
-struct SlowBodyApiServer {
-    url: String,
-    ca_pem: String,
-    hello: tokio::sync::mpsc::UnboundedReceiver<()>,
-    release: std::sync::mpsc::Sender<()>,
-}
-
-impl SlowBodyApiServer {
-    fn start(body_after: Duration) -> Self {
-        let certified = ca_and_certificate();
-        let config = hello_retry_config(&certified);
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("https://{}", listener.local_addr().unwrap());
-        let (hello_tx, hello) = tokio::sync::mpsc::unbounded_channel();
-        let (release, released) = std::sync::mpsc::channel::<()>();
-        let released = Arc::new(Mutex::new(released));
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let (config, hello_tx, released) =
-                    (config.clone(), hello_tx.clone(), released.clone());
-                std::thread::spawn(move || {
-                    let mut stream = stream;
-                    let mut connection = rustls::ServerConnection::new(config).unwrap();
-                    if !read_the_first_client_hello(&mut connection, &mut stream) {
-                        return;
-                    }
-                    let _ = hello_tx.send(());
-                    if released.lock().unwrap().recv().is_err() {
-                        return;
-                    }
-                    let mut tls = rustls::StreamOwned::new(connection, stream);
-                    if !crate::support::read_http_request(&mut tls) {
-                        return;
-                    }
-                    let head = format!(
-                        "HTTP/1.1 201 Created\r\ncontent-type: application/json\r\n\
-                         content-length: {}\r\nconnection: close\r\n\r\n",
-                        REFUSAL.len()
-                    );
-                    let _ = tls.write_all(head.as_bytes());
-                    let _ = tls.flush();
-                    // The server's time to produce its body (its behaviour under test).
-                    std::thread::sleep(body_after);
-                    let _ = tls.write_all(REFUSAL.as_bytes());
-                    let _ = tls.flush();
-                });
-            }
-        });
-        Self {
-            url,
-            ca_pem: certified.ca_pem,
-            hello,
-            release,
-        }
-    }
-}
-
 /// Finding (R6): the heartbeat that saw a stall is dropped between `Request::send` and
 /// `Response::body` (each `by_deadline` has its own), yet both share one deadline. This process
 /// stalls in the middle of the TLS handshake (the API server's HelloRetryRequest waiting in the
@@ -418,50 +379,32 @@ impl SlowBodyApiServer {
 /// The `thread::sleep`s are the stall and the server's time to answer under test.
 #[test]
 fn r6_a_stall_in_send_that_makes_the_body_late_opens_no_grace_period() {
-    let timeout = Duration::from_millis(1000);
     let main = super::one_worker();
     let side = current_thread();
     let cluster = main.block_on(Cluster::start());
-    let mut server = SlowBodyApiServer::start(Duration::from_millis(500));
+    // The API server answers a request with its status line and headers at once and its body
+    // 500 ms later (its time to produce it, the behaviour under test), as a server that streams
+    // its answer does.
+    let mut server = HelloRetryApiServer::start(Arc::new(|connection, stream| {
+        let mut tls = rustls::StreamOwned::new(connection, stream);
+        if !crate::support::read_http_request(&mut tls) {
+            return;
+        }
+        let head = format!(
+            "HTTP/1.1 201 Created\r\ncontent-type: application/json\r\n\
+             content-length: {}\r\nconnection: close\r\n\r\n",
+            REFUSAL.len()
+        );
+        let _ = tls.write_all(head.as_bytes()).and_then(|()| tls.flush());
+        std::thread::sleep(Duration::from_millis(500));
+        let _ = tls.write_all(REFUSAL.as_bytes()).and_then(|()| tls.flush());
+    }));
     let clock = ManualClock::new();
-    let api = || {
-        let caller = cluster.reviews.caller_token();
-        ApiServer::builder(server.url.clone())
-            .with_bearer_token(move || Some(caller.clone()))
-            .with_ca_pem(server.ca_pem.clone())
-            .build()
-            .unwrap()
-    };
-    let mut settings = TokenReviewSettings::default();
-    settings.timeout = timeout;
-    let (verifier, control) = side.block_on(async {
-        (
-            loaded_without_a_review(&cluster, &clock, api(), settings.clone()).await,
-            loaded_without_a_review(&cluster, &clock, api(), settings.clone()).await,
-        )
-    });
+    let timeout = Duration::from_millis(1000);
+    let (verifier, control) = server.verifier_and_control(&side, &cluster, &clock, timeout);
     let token = cluster.token().sign();
-    // The control: driven throughout, the API server's body comes within the timeout.
-    server.release.send(()).unwrap();
-    let controlled = side.block_on(verify(&control, &token));
-    assert!(
-        matches!(controlled, Err(VerifyError::ReviewRefused { .. })),
-        "{controlled:?}"
-    );
-    server.hello.try_recv().unwrap();
-
-    let started = std::time::Instant::now();
-    side.block_on(async {
-        let mut first = Box::pin(verify(&verifier, &token));
-        std::future::poll_fn(|cx| {
-            assert!(first.as_mut().poll(cx).is_pending(), "answered at once");
-            std::task::Poll::Ready(())
-        })
-        .await;
-        server.hello.recv().await.unwrap();
-    });
-    // The API server answers the ClientHello at once, while this process does not run for 700 ms.
-    server.release.send(()).unwrap();
+    let started = server.control_then_start(&side, &control, &verifier, &token);
+    // This process does not run until 700 ms into the review (the stall under test).
     let until = started + Duration::from_millis(700);
     std::thread::sleep(until.saturating_duration_since(std::time::Instant::now()));
     let result = side.block_on(verify(&verifier, &token));
