@@ -50,7 +50,7 @@ fn answer_every_request(mut tls: impl std::io::Read + std::io::Write, answer: &s
 }
 
 /// Answers every request on `tls` with the refusal (see [`answer_every_request`]).
-pub(super) fn refuse_every_request(tls: impl std::io::Read + std::io::Write) {
+fn refuse_every_request(tls: impl std::io::Read + std::io::Write) {
     answer_every_request(tls, &response("201 Created", REFUSAL));
 }
 
