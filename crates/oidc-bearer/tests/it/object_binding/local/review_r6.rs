@@ -104,7 +104,10 @@ fn api_at(cluster: &Cluster, url: String) -> ApiServer {
 /// connection for open: the request is written into the closed connection and fails
 /// ("connection closed before message completed", not retried: the request was written) —
 /// `FetchError::Transport`, the API server's failure: the grace period opens. Had the process run,
-/// the connection's task would have seen the close and the pool would have dropped it.
+/// the connection's task would have seen the close and the pool would have dropped it (the
+/// control below: the same close with the runtime driven, and the next review is refused). Seen
+/// on b53778d: `Transport { "error sending request: client error (SendRequest): connection closed
+/// before message completed" }`.
 #[test]
 fn r6_a_pooled_connection_closed_while_this_process_stalled_opens_no_grace_period() {
     let main = super::one_worker();
