@@ -421,3 +421,20 @@ fn r6_a_stall_in_send_that_makes_the_body_late_opens_no_grace_period() {
         "a stall of this process in `send` that pushed the body past the deadline",
     );
 }
+
+/// Holds (passes on b53778d): with Tokio's time paused (auto-advance, as users' tests run), the
+/// heartbeat neither panics nor turns a hung API server's timeout into a stall (auto-advance
+/// lands each tick on its deadline: no lateness), and the review ends: the grace period opens.
+#[tokio::test(start_paused = true)]
+async fn r6_a_hung_api_server_with_time_paused_still_opens_the_grace_period() {
+    let cluster = Cluster::start().await;
+    let clock = ManualClock::new();
+    let (url, _held) = hung_api_server().await;
+    let timeout = TokenReviewSettings::default().timeout;
+    let verifier = bound_with_grace(&cluster, &clock, url, ca_and_certificate().ca_pem, timeout);
+    let result = verify(&verifier, &cluster.token().sign()).await;
+    assert!(
+        result.is_ok(),
+        "a hung API server with time paused opened no grace period: {result:?}"
+    );
+}
