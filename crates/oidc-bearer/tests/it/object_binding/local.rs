@@ -517,3 +517,6 @@ mod review_r4;
 
 /// Review R5 (session 4) of 9a9c4b4 (no connect timer for reviews; TLS alerts as TlsRefused).
 mod review_r5;
+
+/// Review R6 (session 4) of b53778d (the heartbeat beside an exchange; the connect timeout back).
+mod review_r6;

@@ -57,7 +57,7 @@ pub(super) fn ca_and_certificate() -> Certified {
 
 /// Completes the handshake, reads one request (head, then a `Content-Length` body) and answers
 /// it with [`REFUSAL`], then closes.
-fn answer_with_the_refusal(mut tls: impl std::io::Read + std::io::Write) {
+pub(super) fn answer_with_the_refusal(mut tls: impl std::io::Read + std::io::Write) {
     if !crate::support::read_http_request(&mut tls) {
         return; // the handshake failed (its alert sent), or the client left
     }
@@ -89,15 +89,7 @@ struct TwoRoundTripApiServer {
 impl TwoRoundTripApiServer {
     fn start() -> Self {
         let certified = ca_and_certificate();
-        let mut provider = rustls::crypto::aws_lc_rs::default_provider();
-        provider.kx_groups = vec![rustls::crypto::aws_lc_rs::kx_group::SECP384R1];
-        let config = rustls::ServerConfig::builder_with_provider(Arc::new(provider))
-            .with_protocol_versions(&[&rustls::version::TLS13])
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(certified.chain, certified.key)
-            .unwrap();
-        let config = Arc::new(config);
+        let config = hello_retry_config(&certified);
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!(
             "https://127.0.0.1:{}",
@@ -114,15 +106,8 @@ impl TwoRoundTripApiServer {
                 std::thread::spawn(move || {
                     let mut stream = stream;
                     let mut connection = rustls::ServerConnection::new(config).unwrap();
-                    // The first ClientHello, read and processed: the HelloRetryRequest is ready.
-                    while !connection.wants_write() {
-                        match connection.read_tls(&mut stream) {
-                            Ok(0) | Err(_) => return,
-                            Ok(_) => {}
-                        }
-                        if connection.process_new_packets().is_err() {
-                            return;
-                        }
+                    if !read_the_first_client_hello(&mut connection, &mut stream) {
+                        return;
                     }
                     let _ = hello_tx.send(());
                     if released.lock().unwrap().recv().is_err() {
@@ -156,6 +141,39 @@ impl TwoRoundTripApiServer {
             .build()
             .unwrap()
     }
+}
+
+/// A TLS 1.3 server config for `certified`'s certificate offering only the key-exchange group
+/// secp384r1, for which a client sends no key share in its first ClientHello: the handshake takes
+/// a HelloRetryRequest and a second ClientHello (RFC 8446 §4.1.4).
+pub(super) fn hello_retry_config(certified: &Certified) -> Arc<rustls::ServerConfig> {
+    let mut provider = rustls::crypto::aws_lc_rs::default_provider();
+    provider.kx_groups = vec![rustls::crypto::aws_lc_rs::kx_group::SECP384R1];
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(provider))
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certified.chain.clone(), certified.key.clone_key())
+        .unwrap();
+    Arc::new(config)
+}
+
+/// Reads and processes the first ClientHello on `stream`: the HelloRetryRequest is ready to write
+/// (`false`: the client left or sent no valid hello).
+pub(super) fn read_the_first_client_hello(
+    connection: &mut rustls::ServerConnection,
+    stream: &mut std::net::TcpStream,
+) -> bool {
+    while !connection.wants_write() {
+        match connection.read_tls(stream) {
+            Ok(0) | Err(_) => return false,
+            Ok(_) => {}
+        }
+        if connection.process_new_packets().is_err() {
+            return false;
+        }
+    }
+    true
 }
 
 /// A deleted pod's token, reviewed with `timeout` against [`TwoRoundTripApiServer`] (which refuses

@@ -32,7 +32,7 @@ fn server_config(certified: &Certified) -> Arc<rustls::ServerConfig> {
 }
 
 /// `status` with a JSON `body`, keeping the connection open.
-fn response(status: &str, body: &str) -> String {
+pub(super) fn response(status: &str, body: &str) -> String {
     format!(
         "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
         body.len()
@@ -153,7 +153,7 @@ impl OneConnectionHungServer {
 }
 
 /// The API server at `url` (the cluster's caller token as our credential), trusting `ca_pem`.
-fn api_trusting(cluster: &Cluster, url: String, ca_pem: String) -> ApiServer {
+pub(super) fn api_trusting(cluster: &Cluster, url: String, ca_pem: String) -> ApiServer {
     let caller = cluster.reviews.caller_token();
     ApiServer::builder(url)
         .with_bearer_token(move || Some(caller.clone()))
@@ -253,7 +253,7 @@ fn r5_a_connect_left_behind_by_a_review_is_bounded_by_the_reviews_timeout() {
 
 /// An object-binding check (grace period a minute) of `cluster`'s tokens against `url`, trusting
 /// `ca_pem`, with a review timeout of `timeout`.
-fn bound_with_grace(
+pub(super) fn bound_with_grace(
     cluster: &Cluster,
     clock: &ManualClock,
     url: String,
