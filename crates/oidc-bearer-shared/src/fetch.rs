@@ -225,6 +225,10 @@ mod client {
         pub proxy: bool,
         /// The `User-Agent` sent.
         pub user_agent: &'static str,
+        /// Whether idle connections are kept for the next request (`false`: a new connection
+        /// per request, so that none is sent into a connection the server closed while it sat
+        /// idle — a failure no timer or heartbeat of the request can tell from the server's).
+        pub reuse_connections: bool,
     }
 
     impl ClientSettings {
@@ -237,6 +241,7 @@ mod client {
                 system_roots: true,
                 proxy: true,
                 user_agent,
+                reuse_connections: true,
             }
         }
     }
@@ -249,6 +254,7 @@ mod client {
                 .field("system_roots", &self.system_roots)
                 .field("proxy", &self.proxy)
                 .field("user_agent", &self.user_agent)
+                .field("reuse_connections", &self.reuse_connections)
                 .finish()
         }
     }
@@ -295,6 +301,9 @@ mod client {
             .user_agent(settings.user_agent);
         if !settings.proxy {
             builder = builder.no_proxy();
+        }
+        if !settings.reuse_connections {
+            builder = builder.pool_max_idle_per_host(0);
         }
         let mut certs = Vec::new();
         for pem in &settings.root_certificates {
@@ -580,12 +589,14 @@ mod client {
             // expiry, if ever seen, is a stall (`FetchError::of`, `timed_out`).
             let sent = self.builder.timeout(super::backstop(timeout)).send();
             let sent = async { sent.await.map_err(|e| FetchError::of(e, timeouts, started)) };
-            let response =
-                by_deadline(timeout, started, LOOKUP_BOUND.scope(timeout / 2, sent)).await?;
+            let mut stalled = Duration::ZERO;
+            let exchange = LOOKUP_BOUND.scope(timeout / 2, sent);
+            let response = by_deadline(timeout, started, &mut stalled, exchange).await?;
             Ok(Response {
                 response,
                 timeouts,
                 started,
+                stalled,
             })
         }
     }
@@ -605,6 +616,8 @@ mod client {
         response: reqwest::Response,
         timeouts: Timeouts,
         started: Instant,
+        /// The longest stall of this process `send` saw (its heartbeat), for the body's.
+        stalled: Duration,
     }
 
     impl Response {
@@ -642,7 +655,7 @@ mod client {
             {
                 return Err(too_large);
             }
-            let (timeouts, started) = (self.timeouts, self.started);
+            let (timeouts, started, mut stalled) = (self.timeouts, self.started, self.stalled);
             let body = http::Response::from(self.response).into_body();
             let read = async {
                 match Limited::new(body, max_bytes).collect().await {
@@ -657,24 +670,27 @@ mod client {
                 }
             };
             // The same deadline as `send`'s: the whole exchange has `timeouts.total`.
-            by_deadline(timeouts.total, started, read).await
+            by_deadline(timeouts.total, started, &mut stalled, read).await
         }
     }
 
     /// Runs `exchange` until `timeout` after `started`; past it, gives it [`LAST_WINDOW`] more
     /// (see there) before ending it with the timeout as it was seen (`FetchError::timed_out`).
-    /// Throughout, a [`Heartbeat`] watches this process: a timeout of the exchange (its own, or
-    /// one it ends with, such as the connect's) after a stall longer than `STALL_TOLERANCE` is
-    /// the stall's, never the server's. Dropping this drops the exchange, as any timeout does
+    /// Throughout, a [`Heartbeat`] watches this process (`stalled`: the longest stall seen so far
+    /// in this exchange, in and out): a timeout or broken connection of the exchange (its own
+    /// timer's, or the connect's) after a stall longer than `STALL_TOLERANCE` is the stall's,
+    /// never the server's. Dropping this drops the exchange, as any timeout does
     /// (callers that must not be cancelled run it in a task of their own: the crate's
     /// single-flight task).
     async fn by_deadline<T>(
         timeout: Duration,
         started: Instant,
+        stalled: &mut Duration,
         exchange: impl Future<Output = Result<T, FetchError>>,
     ) -> Result<T, FetchError> {
         let mut exchange = std::pin::pin!(exchange);
-        let mut heartbeat = Heartbeat::new();
+        // One exchange, one record: `Response::body` goes on from what `send` saw (review R6).
+        let mut heartbeat = Heartbeat::new(*stalled);
         let done = match started.checked_add(timeout) {
             // A timeout too long to have a deadline (`Duration::MAX`) never fires.
             None => heartbeat.run(exchange.as_mut(), None).await,
@@ -699,18 +715,25 @@ mod client {
                 }
             }
         };
-        match done {
-            Err(FetchError::Timeout { timeout }) if heartbeat.worst > STALL_TOLERANCE => {
+        // After a stall, a failure that would be the server's (a timeout, a broken connection:
+        // the server may have given up on us, as on a handshake we left unfinished) is the
+        // stall's (review R6). An answer (a status) stays the server's.
+        let done = match done {
+            Err(error @ (FetchError::Timeout { .. } | FetchError::Transport { .. }))
+                if heartbeat.worst > STALL_TOLERANCE =>
+            {
                 Err(FetchError::Local {
                     cause: LocalCause::Stalled,
                     message: format!(
-                        "a timeout of {timeout:?} after this process did not run for {:?}",
+                        "{error}, after this process did not run for {:?}",
                         heartbeat.worst
                     ),
                 })
             }
             done => done,
-        }
+        };
+        *stalled = heartbeat.worst;
+        done
     }
 
     /// How often an exchange's [`Heartbeat`] ticks.
@@ -731,13 +754,11 @@ mod client {
     }
 
     impl Heartbeat {
-        fn new() -> Self {
+        /// A heartbeat that has seen a stall of `worst` already.
+        fn new(worst: Duration) -> Self {
             let mut ticks = tokio::time::interval_at(Instant::now() + HEARTBEAT, HEARTBEAT);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            Self {
-                ticks,
-                worst: Duration::ZERO,
-            }
+            Self { ticks, worst }
         }
 
         /// Polls `exchange` until it ends (`Some`) or `until` passes (`None`), the ticks first
@@ -773,6 +794,11 @@ mod client {
         use std::task::Poll;
 
         use super::*;
+
+        /// A fresh record of the longest stall seen: none yet.
+        fn no_stall() -> Duration {
+            Duration::ZERO
+        }
 
         /// An exchange whose answer is handed over by another task (as hyper's connection task
         /// hands over what it reads from the socket) only once the exchange has been polled at
@@ -813,7 +839,10 @@ mod client {
             let timeout = Duration::from_millis(300);
             let started = Instant::now();
             let exchange = answered_in_the_turn_after(started + timeout, 7);
-            assert_eq!(by_deadline(timeout, started, exchange).await, Ok(7));
+            assert_eq!(
+                by_deadline(timeout, started, &mut no_stall(), exchange).await,
+                Ok(7)
+            );
         }
 
         /// An answer that has not come by the end of the last window is missing: the server's
@@ -824,7 +853,7 @@ mod client {
             let started = Instant::now();
             let never = std::future::pending::<Result<(), FetchError>>();
             assert_eq!(
-                by_deadline(timeout, started, never).await,
+                by_deadline(timeout, started, &mut no_stall(), never).await,
                 Err(FetchError::Timeout { timeout })
             );
             assert_eq!(Instant::now(), started + timeout + LAST_WINDOW);
@@ -856,6 +885,7 @@ mod client {
             let got = runtime.block_on(by_deadline(
                 Duration::from_secs(5),
                 Instant::now(),
+                &mut no_stall(),
                 stalled_then_timed_out,
             ));
             assert!(
@@ -877,6 +907,46 @@ mod client {
             let got = runtime.block_on(by_deadline(
                 Duration::from_secs(5),
                 Instant::now(),
+                &mut no_stall(),
+                timed_out,
+            ));
+            assert_eq!(
+                got,
+                Err(FetchError::Timeout {
+                    timeout: Duration::from_secs(2)
+                })
+            );
+            // A stall seen earlier in the same exchange (by `send`, for the body) counts too.
+            let timed_out = async {
+                Err::<(), _>(FetchError::Timeout {
+                    timeout: Duration::from_secs(2),
+                })
+            };
+            let got = runtime.block_on(by_deadline(
+                Duration::from_secs(5),
+                Instant::now(),
+                &mut (STALL_TOLERANCE * 2),
+                timed_out,
+            ));
+            assert!(
+                matches!(
+                    got,
+                    Err(FetchError::Local {
+                        cause: LocalCause::Stalled,
+                        ..
+                    })
+                ),
+                "{got:?}"
+            );
+            let timed_out = async {
+                Err::<(), _>(FetchError::Timeout {
+                    timeout: Duration::from_secs(2),
+                })
+            };
+            let got = runtime.block_on(by_deadline(
+                Duration::from_secs(5),
+                Instant::now(),
+                &mut no_stall(),
                 timed_out,
             ));
             assert_eq!(
@@ -898,7 +968,10 @@ mod client {
                 tokio::time::sleep(timeout + LAST_WINDOW / 2).await;
                 Ok::<_, FetchError>(7)
             };
-            assert_eq!(by_deadline(timeout, started, late).await, Ok(7));
+            assert_eq!(
+                by_deadline(timeout, started, &mut no_stall(), late).await,
+                Ok(7)
+            );
         }
 
         /// On a multi-threaded runtime too, with the exchange in a task of its own on a worker
@@ -916,7 +989,7 @@ mod client {
                     let timeout = Duration::from_millis(2);
                     let started = Instant::now();
                     let exchange = answered_in_the_turn_after(started + timeout, 7);
-                    by_deadline(timeout, started, exchange).await
+                    by_deadline(timeout, started, &mut no_stall(), exchange).await
                 }));
                 assert_eq!(got.unwrap(), Ok(7), "round {round}");
             }

@@ -326,6 +326,11 @@ impl ApiServerBuilder {
         let mut settings = ClientSettings::new(CONNECT_TIMEOUT, crate::fetch::USER_AGENT);
         settings.system_roots = self.ca_certificates.is_empty();
         settings.root_certificates = self.ca_certificates;
+        // A new connection per review: a request sent into a pooled connection that the API
+        // server (or its load balancer) closed while it sat idle fails as a broken connection,
+        // which nothing can tell from an outage (review R6: it opened the grace period). Reviews
+        // are one per token per interval; a handshake each is their price.
+        settings.reuse_connections = false;
         let client = crate::fetch::client(&settings)?;
         let proxied = shared::proxied(&settings, url.as_str());
         Ok(ApiServer {

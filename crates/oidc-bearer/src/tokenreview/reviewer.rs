@@ -33,6 +33,8 @@ const DEFAULT_MAX_BYTES: usize = crate::cache::DEFAULT_MAX_BYTES;
 const DEFAULT_MAX_CONCURRENT_REVIEWS: usize = 8;
 const DEFAULT_MAX_PENDING_REVIEWS: usize = 1024;
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The longest review timeout accepted (`TokenReviewSettings::validate`).
+const MAX_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// How TokenReview answers are cached and reviews are limited.
 ///
@@ -71,7 +73,7 @@ pub struct TokenReviewSettings {
     /// The most reviews started and not finished, waiting for a slot or in flight (default
     /// 1,024); beyond, a new token gets 503 at once.
     pub max_pending_reviews: usize,
-    /// The time the API server has to answer a review (default 5 s); a review also waits at most
+    /// The time the API server has to answer a review (default 5 s, at most 60 s); a review also waits at most
     /// this long for a free slot, then gets 503 without being sent. Only the API server's own
     /// timeout counts as its failure (see [`ReviewError::is_api_server_failure`]).
     pub timeout: Duration,
@@ -113,8 +115,10 @@ impl TokenReviewSettings {
                 "must be positive (as must max_pending_reviews)",
             );
         }
-        if self.timeout.is_zero() {
-            return bad("token_review.timeout", "must be positive");
+        // Bounded: a review holds a slot and every caller of its token until it ends, and only
+        // its timeout ends a request the API server never answers (review R6).
+        if self.timeout.is_zero() || self.timeout > MAX_TIMEOUT {
+            return bad("token_review.timeout", "must be positive and at most 60 s");
         }
         Ok(())
     }

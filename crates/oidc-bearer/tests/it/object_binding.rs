@@ -310,7 +310,7 @@ async fn a_burst_of_deleted_pods_tokens_against_a_slow_api_server_is_never_accep
     settings.max_pending_reviews = PENDING;
     settings.max_concurrent_reviews = CONCURRENT;
     // Longer than the test holds the reviews: no review times out, so no outage is recorded.
-    settings.timeout = Duration::from_secs(120);
+    settings.timeout = Duration::from_secs(60);
     let verifier = limited(&cluster, &clock, settings);
     verify(&verifier, &cluster.token().sign()).await.unwrap();
     let service = ServiceBuilder::new()
