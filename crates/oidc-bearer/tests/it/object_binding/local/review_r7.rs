@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use super::review_r4::ca_and_certificate;
-use super::review_r5::{bound_with_grace, response};
+use super::review_r4::{REFUSAL, ca_and_certificate};
+use super::review_r5::{answer_every_request, bound_with_grace, response, server_config};
 use super::review_r6::{current_thread, handshake_timing_out};
 use super::{Cluster, ManualClock, TokenReviewSettings, assert_not_accepted, verify};
 
@@ -154,4 +154,68 @@ fn r7_real_outages_still_open_the_grace_period_on_idle_and_busy_runtimes() {
             }
         });
     }
+}
+
+/// Holds (passes on e128566): every review goes on a connection of its own, and never HTTP/2 —
+/// even against an API server that offers `h2` by ALPN, as kube-apiserver does — so no connection
+/// is shared between reviews (one closed, or a GOAWAY, could fail several as an outage). The
+/// API server keeps every connection open (keep-alive) and says, per connection, the protocol
+/// ALPN agreed on.
+#[test]
+fn r7_each_review_has_a_connection_of_its_own_and_never_http2() {
+    let runtime = super::one_worker();
+    runtime.block_on(async {
+        let cluster = Cluster::start().await;
+        let clock = ManualClock::new();
+        let certified = ca_and_certificate();
+        let mut config = (*server_config(&certified)).clone();
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        let config = Arc::new(config);
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("https://{}", listener.local_addr().unwrap());
+        let (agreed_tx, mut agreed) = tokio::sync::mpsc::unbounded_channel();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let (config, agreed_tx) = (config.clone(), agreed_tx.clone());
+                std::thread::spawn(move || {
+                    let mut stream = stream;
+                    let mut connection = rustls::ServerConnection::new(config).unwrap();
+                    while connection.is_handshaking() {
+                        if connection.complete_io(&mut stream).is_err() {
+                            return;
+                        }
+                    }
+                    let _ = agreed_tx.send(connection.alpn_protocol().map(<[u8]>::to_vec));
+                    answer_every_request(
+                        rustls::StreamOwned::new(connection, stream),
+                        &response("201 Created", REFUSAL),
+                    );
+                });
+            }
+        });
+        let verifier = bound_with_grace(
+            &cluster,
+            &clock,
+            url,
+            certified.ca_pem.clone(),
+            TokenReviewSettings::default().timeout,
+        );
+        let reviews = 3;
+        for _ in 0..reviews {
+            let result = verify(&verifier, &cluster.token().sign()).await;
+            assert!(
+                matches!(result, Err(super::VerifyError::ReviewRefused { .. })),
+                "{result:?}"
+            );
+        }
+        let mut connections = Vec::new();
+        while let Ok(protocol) = agreed.try_recv() {
+            connections.push(protocol.map(|p| String::from_utf8_lossy(&p).into_owned()));
+        }
+        assert_eq!(
+            connections,
+            vec![Some("http/1.1".to_owned()); reviews],
+            "the connections of {reviews} reviews (their ALPN protocol)"
+        );
+    });
 }
