@@ -140,7 +140,7 @@ fn r7_real_outages_still_open_the_grace_period_on_idle_and_busy_runtimes() {
                     &clock,
                     down(outage),
                     ca_and_certificate().ca_pem,
-                    Duration::from_millis(300),
+                    Duration::from_millis(200),
                 );
                 let result = verify(&verifier, &cluster.token().sign()).await;
                 assert!(
