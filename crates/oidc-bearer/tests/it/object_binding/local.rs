@@ -520,3 +520,6 @@ mod review_r5;
 
 /// Review R6 (session 4) of b53778d (the heartbeat beside an exchange; the connect timeout back).
 mod review_r6;
+
+/// Review R7 (session 4) of e128566 (Transport reclassified after a stall; no pooled connection).
+mod review_r7;

@@ -19,7 +19,7 @@ use oidc_bearer::tokenreview::ApiServer;
 const LAST_WINDOW: Duration = Duration::from_millis(100);
 
 /// A TLS server config for `certified`'s certificate, HTTP/1.1 only (no ALPN).
-fn server_config(certified: &Certified) -> Arc<rustls::ServerConfig> {
+pub(super) fn server_config(certified: &Certified) -> Arc<rustls::ServerConfig> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     Arc::new(
         rustls::ServerConfig::builder_with_provider(provider)
@@ -41,7 +41,7 @@ pub(super) fn response(status: &str, body: &str) -> String {
 
 /// Answers every request on `tls` with `answer`, keeping the connection open (so that it goes
 /// back to the client's pool), until the client leaves.
-fn answer_every_request(mut tls: impl std::io::Read + std::io::Write, answer: &str) {
+pub(super) fn answer_every_request(mut tls: impl std::io::Read + std::io::Write, answer: &str) {
     while crate::support::read_http_request(&mut tls) {
         if tls.write_all(answer.as_bytes()).is_err() || tls.flush().is_err() {
             return;

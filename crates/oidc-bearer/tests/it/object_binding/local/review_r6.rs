@@ -21,7 +21,7 @@ use oidc_bearer::Verifier;
 use oidc_bearer::tokenreview::ApiServer;
 
 /// A current-thread runtime: the review's, not driven between `block_on` calls.
-fn current_thread() -> tokio::runtime::Runtime {
+pub(super) fn current_thread() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -149,7 +149,7 @@ fn r6_a_pooled_connection_closed_while_this_process_stalled_opens_no_grace_perio
 /// An HTTPS API server on 127.0.0.1 whose TLS handshake takes two round trips (see
 /// [`hello_retry_config`]): each connection says when it has the first ClientHello (`hello`) and
 /// waits for a `release` before answering it; `then` serves the rest of the connection.
-struct HelloRetryApiServer {
+pub(super) struct HelloRetryApiServer {
     url: String,
     ca_pem: String,
     hello: tokio::sync::mpsc::UnboundedReceiver<()>,
@@ -157,10 +157,10 @@ struct HelloRetryApiServer {
 }
 
 /// What a [`HelloRetryApiServer`] does with a connection once its HelloRetryRequest is ready.
-type Then = Arc<dyn Fn(rustls::ServerConnection, std::net::TcpStream) + Send + Sync>;
+pub(super) type Then = Arc<dyn Fn(rustls::ServerConnection, std::net::TcpStream) + Send + Sync>;
 
 impl HelloRetryApiServer {
-    fn start(then: Then) -> Self {
+    pub(super) fn start(then: Then) -> Self {
         let certified = ca_and_certificate();
         let config = hello_retry_config(&certified);
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -195,7 +195,7 @@ impl HelloRetryApiServer {
 
     /// A check of `cluster`'s tokens against this server with `timeout`, and its control (the
     /// same, a client of its own), both with their keys loaded and no review sent.
-    fn verifier_and_control(
+    pub(super) fn verifier_and_control(
         &self,
         side: &tokio::runtime::Runtime,
         cluster: &Cluster,
@@ -217,7 +217,7 @@ impl HelloRetryApiServer {
     /// of `token` by `verifier` starts and this returns once the API server has its first
     /// ClientHello (the review goes on as a task of its own, not driven from here on), and the
     /// API server answers that ClientHello at once. Returns when the review started.
-    fn control_then_start(
+    pub(super) fn control_then_start(
         &mut self,
         side: &tokio::runtime::Runtime,
         control: &ObjectBinding<Verifier>,
@@ -246,6 +246,28 @@ impl HelloRetryApiServer {
     }
 }
 
+/// A [`HelloRetryApiServer`] that wants the rest of the handshake within `handshake_timeout`
+/// (nginx's `ssl_handshake_timeout`, a load balancer's), else disconnects us and says so on the
+/// receiver (the timeout is the server's behaviour under test, not a wait for something); a
+/// handshake completed is answered with the refusal.
+pub(super) fn handshake_timing_out(
+    handshake_timeout: Duration,
+) -> (HelloRetryApiServer, std::sync::mpsc::Receiver<()>) {
+    let (gave_up_tx, gave_up) = std::sync::mpsc::channel();
+    let gave_up_tx = Mutex::new(gave_up_tx);
+    let server = HelloRetryApiServer::start(Arc::new(move |mut connection, mut stream| {
+        stream.set_read_timeout(Some(handshake_timeout)).unwrap();
+        if connection.complete_io(&mut stream).is_err() || connection.is_handshaking() {
+            drop(stream);
+            let _ = gave_up_tx.lock().unwrap().send(());
+            return;
+        }
+        stream.set_read_timeout(None).unwrap();
+        answer_with_the_refusal(rustls::StreamOwned::new(connection, stream));
+    }));
+    (server, gave_up)
+}
+
 /// Finding (R6): the heartbeat sees a stall and still the review ends as the API server's
 /// failure, because only a `Timeout` is reclassified. The API server is up and answers every
 /// flight of its TLS handshake at once; this process stalls in the middle of the handshake (the
@@ -259,23 +281,7 @@ fn r6_a_stall_past_the_api_servers_handshake_timeout_opens_no_grace_period() {
     let main = super::one_worker();
     let side = current_thread();
     let cluster = main.block_on(Cluster::start());
-    // The rest of the handshake within the API server's handshake timeout (nginx's
-    // `ssl_handshake_timeout`, a load balancer's), else it disconnects us (the timeout is the
-    // server's behaviour under test, not a wait for something).
-    let (gave_up_tx, gave_up) = std::sync::mpsc::channel();
-    let gave_up_tx = Mutex::new(gave_up_tx);
-    let mut server = HelloRetryApiServer::start(Arc::new(move |mut connection, mut stream| {
-        stream
-            .set_read_timeout(Some(Duration::from_millis(300)))
-            .unwrap();
-        if connection.complete_io(&mut stream).is_err() || connection.is_handshaking() {
-            drop(stream);
-            let _ = gave_up_tx.lock().unwrap().send(());
-            return;
-        }
-        stream.set_read_timeout(None).unwrap();
-        answer_with_the_refusal(rustls::StreamOwned::new(connection, stream));
-    }));
+    let (mut server, gave_up) = handshake_timing_out(Duration::from_millis(300));
     let clock = ManualClock::new();
     let timeout = TokenReviewSettings::default().timeout;
     let (verifier, control) = server.verifier_and_control(&side, &cluster, &clock, timeout);
