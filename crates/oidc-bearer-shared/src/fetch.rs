@@ -678,8 +678,8 @@ mod client {
     /// (see there) before ending it with the timeout as it was seen (`FetchError::timed_out`).
     /// Throughout, a [`Heartbeat`] watches this process (`stalled`: the longest stall seen so far
     /// in this exchange, in and out): a timeout or broken connection of the exchange (its own
-    /// timer's, or the connect's) after a stall longer than `STALL_TOLERANCE` is the stall's,
-    /// never the server's. Dropping this drops the exchange, as any timeout does
+    /// timer's, or the connect's) after a stall longer than `STALL_TOLERANCE` (see [`HEARTBEAT`])
+    /// is the stall's, never the server's. Dropping this drops the exchange, as any timeout does
     /// (callers that must not be cancelled run it in a task of their own: the crate's
     /// single-flight task).
     async fn by_deadline<T>(
@@ -720,7 +720,7 @@ mod client {
         // stall's (review R6). An answer (a status) stays the server's.
         let done = match done {
             Err(error @ (FetchError::Timeout { .. } | FetchError::Transport { .. }))
-                if heartbeat.worst > STALL_TOLERANCE =>
+                if heartbeat.worst > STALL_TOLERANCE - HEARTBEAT =>
             {
                 Err(FetchError::Local {
                     cause: LocalCause::Stalled,
@@ -736,7 +736,10 @@ mod client {
         done
     }
 
-    /// How often an exchange's [`Heartbeat`] ticks.
+    /// How often an exchange's [`Heartbeat`] ticks. A tick is seen late by a stall's length less
+    /// up to one period (the stall may begin just after a tick), so a tick seen more than
+    /// `STALL_TOLERANCE - HEARTBEAT` late counts as a stall: every stall over `STALL_TOLERANCE` is
+    /// caught, and some a little shorter (on the safe side; review R7).
     const HEARTBEAT: Duration = Duration::from_millis(25);
 
     /// A timer ticking beside an exchange, polled before it: how late its ticks are seen is how
