@@ -863,101 +863,51 @@ mod client {
         }
 
         /// An exchange that ends with a timeout of its own (as reqwest's connect timer ends it)
-        /// after this process stalled in the middle of it: the stall's, never the server's
-        /// `Timeout` (review R4: a stall across the connect's deadline in a TLS handshake). The
-        /// `thread::sleep` is the stall under test.
+        /// after this process stalled in the middle of it, or after a stall `send` saw (carried
+        /// into the body's): the stall's, never the server's `Timeout` (reviews R4 and R6: a
+        /// stall across the connect's deadline in a TLS handshake). The `thread::sleep` is the
+        /// stall under test.
         #[test]
         fn a_timeout_after_a_stall_in_the_exchange_is_the_stall() {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .unwrap();
-            let mut polls = 0;
-            let stalled_then_timed_out = std::future::poll_fn(|cx| {
-                polls += 1;
-                if polls == 1 {
-                    // Past a heartbeat's tick, the runtime not driven: a stall of this process.
-                    std::thread::sleep(HEARTBEAT + Duration::from_millis(150));
-                    cx.waker().wake_by_ref();
-                    return Poll::Pending;
-                }
-                Poll::Ready(Err::<(), _>(FetchError::Timeout {
-                    timeout: Duration::from_secs(2),
-                }))
-            });
-            let got = runtime.block_on(by_deadline(
-                Duration::from_secs(5),
-                Instant::now(),
-                &mut no_stall(),
-                stalled_then_timed_out,
-            ));
-            assert!(
+            let connect_timeout = FetchError::Timeout {
+                timeout: Duration::from_secs(2),
+            };
+            // The exchange's end after `stall` (none: at once), with `seen` recorded before it.
+            let ended = |stall: Option<Duration>, mut seen: Duration| {
+                let error = connect_timeout.clone();
+                let mut polls = 0;
+                let exchange = std::future::poll_fn(move |cx| {
+                    polls += 1;
+                    if let (1, Some(stall)) = (polls, stall) {
+                        // Past a heartbeat's tick, the runtime not driven: a stall.
+                        std::thread::sleep(stall);
+                        cx.waker().wake_by_ref();
+                        return Poll::Pending;
+                    }
+                    Poll::Ready(Err::<(), _>(error.clone()))
+                });
+                let timeout = Duration::from_secs(5);
+                runtime.block_on(by_deadline(timeout, Instant::now(), &mut seen, exchange))
+            };
+            let stalled = |got: &Result<(), FetchError>| {
                 matches!(
                     got,
                     Err(FetchError::Local {
                         cause: LocalCause::Stalled,
                         ..
                     })
-                ),
-                "{got:?}"
-            );
+                )
+            };
+            let got = ended(Some(HEARTBEAT + STALL_TOLERANCE), no_stall());
+            assert!(stalled(&got), "a stall in the exchange: {got:?}");
+            let got = ended(None, STALL_TOLERANCE * 2);
+            assert!(stalled(&got), "a stall `send` saw: {got:?}");
             // Without a stall, the same timeout is the server's.
-            let timed_out = async {
-                Err::<(), _>(FetchError::Timeout {
-                    timeout: Duration::from_secs(2),
-                })
-            };
-            let got = runtime.block_on(by_deadline(
-                Duration::from_secs(5),
-                Instant::now(),
-                &mut no_stall(),
-                timed_out,
-            ));
-            assert_eq!(
-                got,
-                Err(FetchError::Timeout {
-                    timeout: Duration::from_secs(2)
-                })
-            );
-            // A stall seen earlier in the same exchange (by `send`, for the body) counts too.
-            let timed_out = async {
-                Err::<(), _>(FetchError::Timeout {
-                    timeout: Duration::from_secs(2),
-                })
-            };
-            let got = runtime.block_on(by_deadline(
-                Duration::from_secs(5),
-                Instant::now(),
-                &mut (STALL_TOLERANCE * 2),
-                timed_out,
-            ));
-            assert!(
-                matches!(
-                    got,
-                    Err(FetchError::Local {
-                        cause: LocalCause::Stalled,
-                        ..
-                    })
-                ),
-                "{got:?}"
-            );
-            let timed_out = async {
-                Err::<(), _>(FetchError::Timeout {
-                    timeout: Duration::from_secs(2),
-                })
-            };
-            let got = runtime.block_on(by_deadline(
-                Duration::from_secs(5),
-                Instant::now(),
-                &mut no_stall(),
-                timed_out,
-            ));
-            assert_eq!(
-                got,
-                Err(FetchError::Timeout {
-                    timeout: Duration::from_secs(2)
-                })
-            );
+            assert_eq!(ended(None, no_stall()), Err(connect_timeout.clone()));
         }
 
         /// An answer that comes within the window, past the deadline, is used: a real answer is
