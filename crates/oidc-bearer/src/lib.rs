@@ -122,6 +122,7 @@ pub mod bearer;
 pub mod cache;
 pub mod claims;
 pub mod clock;
+pub mod confirm;
 mod crypto;
 mod discovery;
 mod dpop;

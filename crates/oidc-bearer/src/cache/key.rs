@@ -16,8 +16,12 @@ use crate::keys::Jwks;
 ///
 /// The bytes may be unchecked (the HTTP layer looks a token up before its syntax check): a hit
 /// equals a token that passed every check, and anything else is a miss.
+///
+/// Opaque: a key made by [`new`](Self::new) always belongs to the bytes it borrows, so a digest
+/// can never be paired with another token's signing input outside this crate (see
+/// [`Confirm`](crate::confirm::Confirm)).
 #[derive(Clone, Copy)]
-pub(crate) struct TokenKey<'a> {
+pub struct TokenKey<'a> {
     /// SHA-256 of the signature segment: the map key.
     pub(crate) digest: Sha256,
     /// Header and payload, as sent.
@@ -27,7 +31,7 @@ pub(crate) struct TokenKey<'a> {
 impl<'a> TokenKey<'a> {
     /// The key of `token`; `None` for bytes without a `.`, which are no JWS and cannot be cached.
     #[inline]
-    pub(crate) fn new(token: &'a [u8]) -> Option<Self> {
+    pub fn new(token: &'a [u8]) -> Option<Self> {
         let dot = memchr::memrchr(b'.', token)?;
         Some(Self {
             digest: sha256(&token[dot + 1..]),
@@ -56,6 +60,28 @@ impl<'a> TokenKey<'a> {
             digest,
             signing_input: &token[..dot],
         })
+    }
+}
+
+impl<'a> TokenKey<'a> {
+    /// The SHA-256 of the token's signature segment (the map key).
+    #[inline]
+    pub fn digest(&self) -> &[u8; 32] {
+        &self.digest
+    }
+
+    /// The token's signing input (header and payload, as sent), to compare byte for byte.
+    #[inline]
+    pub fn signing_input(&self) -> &'a [u8] {
+        self.signing_input
+    }
+}
+
+impl std::fmt::Debug for TokenKey<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenKey")
+            .field("signing_input_len", &self.signing_input.len())
+            .finish_non_exhaustive()
     }
 }
 

@@ -46,7 +46,8 @@ use crate::error::ConfigError;
 use crate::keys::Jwks;
 
 pub(crate) use self::entry::{Entry, SharedClaims};
-pub(crate) use self::key::{KeyRef, Times, TokenKey};
+pub use self::key::TokenKey;
+pub(crate) use self::key::{KeyRef, Times};
 use self::map::{DigestMap, MIN_ENTRIES_PER_SHARD, Shard, Slot};
 
 /// The default bound on cached tokens.

@@ -13,16 +13,14 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::de::DeserializeOwned;
-
 use super::api::ApiServer;
 use super::reviewer::{LOG_PERIOD, Reviewer, Started, TokenReviewSettings, TokenReviewStats};
+use crate::Verifier;
 use crate::cache::TokenKey;
 use crate::clock::SharedClock;
+use crate::confirm::{Confirm, Confirmed};
 use crate::error::{ConfigError, VerifyError};
 use crate::log_limit::LogLimiter;
-use crate::sealed::{INTERNAL, Internal};
-use crate::{Verifier, VerifyToken};
 
 /// The default grace period of the object-binding check (see `with_grace_period`).
 const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(60);
@@ -121,10 +119,7 @@ impl ObjectBindingCheck {
             verifier.audiences().to_vec(),
             verifier.clock(),
         )?;
-        Ok(ObjectBinding {
-            inner: verifier,
-            check: Arc::new(check),
-        })
+        Ok(Confirmed::new(verifier, check))
     }
 
     /// The runtime check, for a verifier of `issuer` accepting `audiences`.
@@ -133,7 +128,7 @@ impl ObjectBindingCheck {
         issuer: &str,
         audiences: Vec<String>,
         clock: SharedClock,
-    ) -> Result<Check, ConfigError> {
+    ) -> Result<BindingCheck, ConfigError> {
         if self.interval.is_zero() {
             return Err(ConfigError::invalid(
                 "object_binding_check",
@@ -154,7 +149,7 @@ impl ObjectBindingCheck {
         settings.retry_interval = settings.retry_interval.min(self.interval);
         settings.validate()?;
         super::warn_if_api_server_audience("the object-binding check", &audiences, Some(issuer));
-        Ok(Check {
+        Ok(BindingCheck {
             // Keyed by the token cache's key of a token verified locally, and the signing input
             // compared: the inner verifier may accept one signature over several inputs, each
             // under a key an issuer chose (see the module's documentation).
@@ -177,113 +172,53 @@ impl fmt::Debug for ObjectBindingCheck {
 /// A verifier wrapped in the object-binding check (see [`ObjectBindingCheck`]): a token passes when
 /// the inner verifier accepts it, then when a TokenReview within the interval confirmed it.
 ///
-/// Cheap to clone; clones share the reviews, their answers and the counters.
-#[derive(Clone)]
-pub struct ObjectBinding<V> {
-    inner: V,
-    check: Arc<Check>,
-}
+/// Cheap to clone; clones share the reviews, their answers and the counters
+/// ([`check`](Confirmed::check)`().`[`stats`](BindingCheck::stats)`()`).
+pub type ObjectBinding<V> = Confirmed<V, BindingCheck>;
 
-impl<V> ObjectBinding<V> {
-    /// The verifier inside.
-    pub fn get_ref(&self) -> &V {
-        &self.inner
-    }
-
-    /// The same check — its reviews, their answers, its grace period and counters — around another
-    /// verifier, e.g. an [`IssuerRegistry`](crate::IssuerRegistry) holding
-    /// [`get_ref`](Self::get_ref): every token that `inner` accepts is then confirmed with this
-    /// check's API server.
-    pub fn wrapping<W>(&self, inner: W) -> ObjectBinding<W> {
-        ObjectBinding {
-            inner,
-            check: self.check.clone(),
-        }
-    }
-
-    /// Counters of the check (TokenReviews sent, answers cached, reviews pending).
-    pub fn stats(&self) -> TokenReviewStats {
-        self.check.reviewer.stats()
-    }
-}
-
-impl<V: VerifyToken> VerifyToken for ObjectBinding<V> {
-    /// Verifies with the inner verifier, then confirms: the confirmation is keyed by the token
-    /// cache's key (the SHA-256 of the signature) and holds only for the same signing input.
-    fn verify_token<T>(
-        &self,
-        token: &str,
-    ) -> impl std::future::Future<Output = Result<Arc<T>, VerifyError>> + Send
-    where
-        T: DeserializeOwned + Send + Sync + 'static,
-    {
-        self.verify_token_hashed(token, INTERNAL)
-    }
-
-    /// Only what the inner verifier answers from its cache (so a token it accepted), and only while
-    /// a review within the interval confirmed it.
-    fn verify_token_cached<T>(&self, token: &[u8], internal: Internal) -> Option<Arc<T>>
-    where
-        T: DeserializeOwned + Send + Sync + 'static,
-    {
-        let claims = self.inner.verify_token_cached::<T>(token, internal)?;
-        // The confirmation's key is the token cache's: the digest the seal carries for these
-        // bytes (made once per request by `hash_token`), or computed now.
-        let key = internal.key(token)?;
-        self.check.confirmed(&key).then_some(claims)
-    }
-
-    /// The inner verifier's: one digest of the token per request, for its cache and the
-    /// confirmation's key alike.
-    #[inline]
-    fn hash_token(&self, token: &[u8], internal: Internal) -> Internal {
-        self.inner.hash_token(token, internal)
-    }
-
-    /// Verifies with the inner verifier, then confirms: the confirmation is keyed by the token
-    /// cache's key (the SHA-256 of the signature) and holds only for the same signing input.
-    async fn verify_token_hashed<T>(
-        &self,
-        token: &str,
-        internal: Internal,
-    ) -> Result<Arc<T>, VerifyError>
-    where
-        T: DeserializeOwned + Send + Sync + 'static,
-    {
-        let claims = self.inner.verify_token_hashed::<T>(token, internal).await?;
-        // A token accepted by a verifier is a JWS, so it has a key.
-        let key = internal
-            .key(token.as_bytes())
-            .ok_or(VerifyError::Malformed {
-                reason: "a JWS has three dot-separated parts",
-            })?;
-        self.check.check(token, &key).await?;
-        Ok(claims)
-    }
-}
-
-impl<V: fmt::Debug> fmt::Debug for ObjectBinding<V> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ObjectBinding")
-            .field("inner", &self.inner)
-            .field("grace", &self.check.grace)
-            .finish_non_exhaustive()
-    }
-}
-
-/// The check as a wrapper runs it.
-pub(crate) struct Check {
+/// The object-binding check as [`ObjectBinding`] runs it: its reviews, their answers, its grace
+/// period.
+pub struct BindingCheck {
     reviewer: Arc<Reviewer>,
     grace: Duration,
 }
 
-impl Check {
+impl BindingCheck {
+    /// Counters of the check (TokenReviews sent, answers cached, reviews pending).
+    pub fn stats(&self) -> TokenReviewStats {
+        self.reviewer.stats()
+    }
+}
+
+impl fmt::Debug for BindingCheck {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BindingCheck")
+            .field("grace", &self.grace)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The contract of [`Confirm`] (stated on the trait) holds here: `confirmed` is the answer cache's
+/// lookup alone (`AnswerCache::get`: `stored_at <= now < expires_at`, `expires_at` never past the
+/// token's `exp`, digest and signing input both compared), an acceptance only; the grace period
+/// is answered in `confirm` only, which logs it and retries in the background.
+impl Confirm for BindingCheck {
     /// Whether the token keyed `key` was confirmed within the interval (the synchronous fast
-    /// path: nothing is started).
-    pub(crate) fn confirmed(&self, key: &TokenKey<'_>) -> bool {
+    /// path: nothing is started; a refusal, an outage or no answer is `false`).
+    fn confirmed(&self, key: &TokenKey<'_>) -> bool {
         matches!(self.reviewer.cached(key, self.reviewer.now()), Some(Ok(_)))
     }
 
+    fn confirm(
+        &self,
+        token: &str,
+        key: &TokenKey<'_>,
+    ) -> impl std::future::Future<Output = Result<(), VerifyError>> + Send {
+        self.check(token, key)
+    }
+}
+
+impl BindingCheck {
     /// Confirms a locally verified `token` (whose token-cache key is `key`): at most one review per
     /// interval, shared by every request with the token.
     pub(crate) async fn check(&self, token: &str, key: &TokenKey<'_>) -> Result<(), VerifyError> {
@@ -360,15 +295,22 @@ impl Check {
 
 #[cfg(test)]
 mod tests {
+    use serde::de::DeserializeOwned;
+
     use super::*;
+    use crate::VerifyToken;
     use crate::clock::ManualClock;
     use crate::error::ReviewError;
+    use crate::sealed::Internal;
 
     const AUD: &str = "my-service";
 
     /// The check of `issuer`'s tokens (audience [`AUD`], interval 30 s, a manual clock), asking
     /// `issuer`'s TokenReview endpoint.
-    fn check_of(issuer: &oidc_bearer_testing::TestIssuer, settings: TokenReviewSettings) -> Check {
+    fn check_of(
+        issuer: &oidc_bearer_testing::TestIssuer,
+        settings: TokenReviewSettings,
+    ) -> BindingCheck {
         let reviews = issuer.token_reviews();
         let caller = reviews.caller_token();
         let api = ApiServer::builder(reviews.api_server_url())
@@ -423,10 +365,7 @@ mod tests {
         let issuer = oidc_bearer_testing::TestIssuer::start().await;
         let reviews = issuer.token_reviews();
         let check = check_of(&issuer, TokenReviewSettings::default());
-        let binding = ObjectBinding {
-            inner: AcceptsAnyKey,
-            check: Arc::new(check),
-        };
+        let binding = Confirmed::new(AcceptsAnyKey, check);
         let genuine = issuer.token().kubernetes("prod", "billing").aud(AUD).sign();
         binding
             .verify_token::<serde_json::Value>(&genuine)

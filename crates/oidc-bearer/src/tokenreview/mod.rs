@@ -46,7 +46,7 @@ mod reviewer;
 
 pub use self::{
     api::{ApiServer, ApiServerBuilder},
-    binding::{ObjectBinding, ObjectBindingCheck},
+    binding::{BindingCheck, ObjectBinding, ObjectBindingCheck},
     claims::TokenReviewClaims,
     reviewer::{TokenReviewSettings, TokenReviewStats},
 };

@@ -121,6 +121,38 @@ async fn a_deleted_pods_token_is_refused_within_the_interval() {
     verify(&verifier, &cluster.token().sign()).await.unwrap();
 }
 
+/// The wrapper asks the check on every fast-path answer (`Confirm`'s contract): one tick past the
+/// interval (a millisecond: `ManualClock`'s resolution; it drops anything finer), the inner verifier's cache still holds the token, yet the HTTP layer's cache hit
+/// does not answer it from the expired confirmation: a review is sent.
+#[tokio::test]
+async fn one_tick_past_the_interval_the_layer_sends_a_review() {
+    let (cluster, clock, verifier) = Cluster::with_binding().await;
+    let token = cluster.token().sign();
+    assert_eq!(
+        layer_status::<KubernetesClaims>(&verifier, &token).await,
+        200
+    );
+    assert_eq!(cluster.reviews.calls(), 1);
+
+    clock.advance(INTERVAL - Duration::from_millis(1));
+    assert_eq!(
+        layer_status::<KubernetesClaims>(&verifier, &token).await,
+        200
+    );
+    assert_eq!(cluster.reviews.calls(), 1, "confirmed within the interval");
+
+    clock.advance(Duration::from_millis(2));
+    assert_eq!(
+        layer_status::<KubernetesClaims>(&verifier, &token).await,
+        200
+    );
+    assert_eq!(
+        cluster.reviews.calls(),
+        2,
+        "the layer's cache hit answered a token whose confirmation expired"
+    );
+}
+
 #[tokio::test]
 async fn at_most_one_review_per_token_per_interval() {
     let (cluster, clock, verifier) = Cluster::with_binding().await;
@@ -132,7 +164,7 @@ async fn at_most_one_review_per_token_per_interval() {
         clock.advance(INTERVAL / 10);
     }
     assert_eq!(cluster.reviews.calls(), 6);
-    assert_eq!(verifier.stats().reviews, 6);
+    assert_eq!(verifier.check().stats().reviews, 6);
 }
 
 #[tokio::test]
@@ -346,7 +378,7 @@ async fn a_burst_of_deleted_pods_tokens_against_a_slow_api_server_is_never_accep
         Poll::Ready(())
     })
     .await;
-    let stats = verifier.stats();
+    let stats = verifier.check().stats();
     assert_eq!(stats.pending, PENDING, "{stats:?}");
     assert_eq!(responses.len(), TOKENS - PENDING);
     // The API server holds the reviews it was sent (one before, `CONCURRENT` now).
@@ -494,7 +526,7 @@ async fn inside_a_real_outages_window_a_full_queue_still_gets_grace_and_stays_bo
     for _ in 0..10 {
         verify(&verifier, &cluster.token().sign()).await.unwrap();
     }
-    assert_eq!(verifier.stats().pending, 1);
+    assert_eq!(verifier.check().stats().pending, 1);
 
     clock.advance(DEFAULT_GRACE_PERIOD);
     assert_eq!(

@@ -177,10 +177,10 @@ fn assert_an_outage_in_time(
         "{what}: the review took {took:?}"
     );
     assert_eq!(
-        verifier.stats().pending,
+        verifier.check().stats().pending,
         0,
         "{what}: {:?}",
-        verifier.stats()
+        verifier.check().stats()
     );
 }
 
@@ -233,7 +233,12 @@ fn r5_a_connect_left_behind_by_a_review_is_bounded_by_the_reviews_timeout() {
             matches!(first, Err(VerifyError::ReviewRefused { .. })),
             "the API server's refusal, not {first:?}"
         );
-        assert_eq!(verifier.stats().pending, 0, "{:?}", verifier.stats());
+        assert_eq!(
+            verifier.check().stats().pending,
+            0,
+            "{:?}",
+            verifier.check().stats()
+        );
 
         // Everything the second review started must end: the hung connect by the API server
         // client's own connect timeout (2 s; a little slack for this machine). The review could
@@ -557,7 +562,7 @@ fn r5_a_hung_connect_with_the_longest_review_timeout_still_ends() {
             "a review with a {:?} timeout and a hung connect is still pending after {waited:?} \
              (nothing bounds the connect): {:?}",
             Duration::from_secs(60),
-            verifier.stats()
+            verifier.check().stats()
         );
     });
 }

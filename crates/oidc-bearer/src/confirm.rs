@@ -1,0 +1,172 @@
+//! A confirmation, by an authority outside the token, of tokens a verifier accepted: the
+//! [`Confirm`] trait and the [`Confirmed`] wrapper that runs it after the inner verifier.
+//!
+//! A JWT's signature says the issuer issued the token; it cannot say the token is still wanted
+//! (its pod deleted, its session revoked). A [`Confirm`] asks whoever knows (the Kubernetes API
+//! server's TokenReview for object binding) and remembers the answer for a while, keyed by the
+//! token cache's [`TokenKey`], so that most requests cost a local lookup.
+//!
+//! The wrapper keeps, in this crate, what the seal of [`VerifyToken`]'s hooks protects: the inner
+//! verifier always runs first, and the key handed to [`Confirm`] is always the key of the exact
+//! bytes that were verified.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+
+use crate::VerifyToken;
+use crate::cache::TokenKey;
+use crate::error::VerifyError;
+use crate::sealed::{INTERNAL, Internal};
+
+/// A confirmation, kept by an external authority, of tokens another verifier accepted; run by
+/// [`Confirmed`] after that verifier.
+///
+/// # Contract (security)
+///
+/// [`Confirmed`] guarantees, for every request:
+/// - the inner verifier runs first: nothing here is asked before, or instead of, its acceptance;
+/// - the synchronous fast path answers only when the inner verifier's own fast path answered
+///   **and** [`confirmed`](Self::confirmed) returned `true` — on every such answer, even when the
+///   inner verifier answered from its cache;
+/// - the [`TokenKey`] given here is the key of the exact bytes that were verified (built inside
+///   this crate from those bytes; a key made with [`TokenKey::new`] always belongs to the bytes it
+///   borrows);
+/// - a token over the inner verifier's size cap is never hashed.
+///
+/// An implementation of [`confirmed`](Self::confirmed) must:
+/// - be synchronous: never block, never start work (no request, no task);
+/// - return `true` only if it holds a confirmation for this key — the same digest **and** a
+///   byte-equal signing input — with `stored_at <= now < expires_at` on its own clock, where
+///   `expires_at` is never later than the token's `exp`;
+/// - treat any doubt (a clock set back, no entry, a refusal, an outage) as `false`;
+/// - **never** answer a grace-period acceptance: grace belongs in [`confirm`](Self::confirm),
+///   which logs it and schedules the retry.
+///
+/// [`confirm`](Self::confirm) is called only after the inner verifier accepted `token`. `Ok`
+/// means confirmed, or inside a grace window the implementation was explicitly configured with; a
+/// refusal is `Err`, and so is any unavailability outside grace.
+pub trait Confirm: Send + Sync + 'static {
+    /// Whether a confirmation of exactly this token is held and valid now (the fast path; see the
+    /// trait's contract).
+    fn confirmed(&self, key: &TokenKey<'_>) -> bool;
+
+    /// Confirms `token`, whose key is `key`, which the inner verifier has just accepted (may send
+    /// a request, may apply a configured grace period; see the trait's contract).
+    fn confirm(
+        &self,
+        token: &str,
+        key: &TokenKey<'_>,
+    ) -> impl Future<Output = Result<(), VerifyError>> + Send;
+}
+
+/// A verifier whose accepted tokens are then confirmed by a [`Confirm`]: a token passes when the
+/// inner verifier accepts it **and** the confirmation holds (see [`Confirm`]'s contract).
+///
+/// Cheap to clone when `V` is; clones share the check (its answers and counters).
+pub struct Confirmed<V, C> {
+    inner: V,
+    check: Arc<C>,
+}
+
+impl<V, C> Confirmed<V, C> {
+    /// `inner`, each token it accepts then confirmed by `check`.
+    pub fn new(inner: V, check: C) -> Self {
+        Self {
+            inner,
+            check: Arc::new(check),
+        }
+    }
+
+    /// The verifier inside.
+    pub fn get_ref(&self) -> &V {
+        &self.inner
+    }
+
+    /// The check.
+    pub fn check(&self) -> &C {
+        &self.check
+    }
+
+    /// The same check (shared: its answers and counters) around another verifier, e.g. an
+    /// [`IssuerRegistry`](crate::IssuerRegistry) holding [`get_ref`](Self::get_ref).
+    pub fn wrapping<W>(&self, inner: W) -> Confirmed<W, C> {
+        Confirmed {
+            inner,
+            check: self.check.clone(),
+        }
+    }
+}
+
+impl<V: Clone, C> Clone for Confirmed<V, C> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            check: self.check.clone(),
+        }
+    }
+}
+
+impl<V: fmt::Debug, C: fmt::Debug> fmt::Debug for Confirmed<V, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Confirmed")
+            .field("inner", &self.inner)
+            .field("check", &self.check)
+            .finish()
+    }
+}
+
+impl<V: VerifyToken, C: Confirm> VerifyToken for Confirmed<V, C> {
+    /// Verifies with the inner verifier, then confirms.
+    fn verify_token<T>(
+        &self,
+        token: &str,
+    ) -> impl Future<Output = Result<Arc<T>, VerifyError>> + Send
+    where
+        T: DeserializeOwned + Send + Sync + 'static,
+    {
+        self.verify_token_hashed(token, INTERNAL)
+    }
+
+    /// Only what the inner verifier answers from its cache (so a token it accepted), and only
+    /// while the check holds a confirmation of these bytes: `confirmed` is asked on every answer.
+    fn verify_token_cached<T>(&self, token: &[u8], internal: Internal) -> Option<Arc<T>>
+    where
+        T: DeserializeOwned + Send + Sync + 'static,
+    {
+        let claims = self.inner.verify_token_cached::<T>(token, internal)?;
+        // The key of these bytes: the digest the seal carries for them (made once per request by
+        // `hash_token`, over the same bytes), or computed now.
+        let key = internal.key(token)?;
+        self.check.confirmed(&key).then_some(claims)
+    }
+
+    /// The inner verifier's: one digest of the token per request, for its cache and the
+    /// confirmation's key alike (and none over its size cap).
+    #[inline]
+    fn hash_token(&self, token: &[u8], internal: Internal) -> Internal {
+        self.inner.hash_token(token, internal)
+    }
+
+    /// Verifies with the inner verifier, then confirms the same bytes.
+    async fn verify_token_hashed<T>(
+        &self,
+        token: &str,
+        internal: Internal,
+    ) -> Result<Arc<T>, VerifyError>
+    where
+        T: DeserializeOwned + Send + Sync + 'static,
+    {
+        let claims = self.inner.verify_token_hashed::<T>(token, internal).await?;
+        // A token accepted by a verifier is a JWS, so it has a key.
+        let key = internal
+            .key(token.as_bytes())
+            .ok_or(VerifyError::Malformed {
+                reason: "a JWS has three dot-separated parts",
+            })?;
+        self.check.confirm(token, &key).await?;
+        Ok(claims)
+    }
+}
