@@ -13,6 +13,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use oidc_bearer_shared::log_limit::LogLimiter;
 use serde::de::DeserializeOwned;
 
 use super::api::ApiServer;
@@ -20,7 +21,6 @@ use super::reviewer::{LOG_PERIOD, Reviewer, Started, TokenReviewSettings, TokenR
 use crate::cache::TokenKey;
 use crate::clock::SharedClock;
 use crate::error::{ConfigError, VerifyError};
-use crate::log_limit::LogLimiter;
 use crate::sealed::{INTERNAL, Internal};
 use crate::{Verifier, VerifyToken};
 
