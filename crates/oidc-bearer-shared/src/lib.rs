@@ -3,12 +3,16 @@
 //! once, so that a workload that only sends tokens compiles neither the verifier nor a signature
 //! crypto backend.
 //!
-//! - [`clock`]: the injectable clock (`oidc_bearer::clock`, `oidc_bearer_client::clock`).
+//! - [`clock`]: the injectable clock (`oidc_bearer::clock`, `oidc_bearer_client::clock`), and a time
+//!   held in an atomic.
 //! - [`flight`]: the one detached single-flight task (key fetches, TokenReviews, token loads).
 //! - [`fetch`]: the one transport-level error, [`FetchError`](fetch::FetchError); with feature `fetch`, the one HTTP
 //!   client builder and bounded body read.
 //! - [`file`](mod@file): the one safe read of a token file (regular files only, opened without waiting on a
 //!   FIFO, capped) and the bound on its time.
+//! - [`map`]: the one sharded, bounded map keyed by a SHA-256 digest (token cache, TokenReview
+//!   answers, a registry's recent tokens, DPoP replay).
+//! - [`log_limit`]: rate-limited log lines, one per period with a count of the rest.
 //! - [`error_chain`]: an error and its causes as one line, for logs.
 //!
 //! Use these items through `oidc-bearer` and `oidc-bearer-client`, which re-export what their users
@@ -22,6 +26,8 @@ pub mod clock;
 pub mod fetch;
 pub mod file;
 pub mod flight;
+pub mod log_limit;
+pub mod map;
 
 /// An error and its causes as one line ("a: b: c"), for a log line or a message, since the messages
 /// of HTTP clients (reqwest, hyper) often leave the cause out ("error sending request").

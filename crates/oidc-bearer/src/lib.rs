@@ -131,7 +131,6 @@ mod fetch;
 pub mod issuers;
 pub mod keys;
 mod layer;
-mod log_limit;
 pub mod metrics;
 pub mod policy;
 mod registry;

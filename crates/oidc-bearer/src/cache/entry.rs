@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::ENTRY_OVERHEAD;
 use super::key::{KeyRef, Times, TokenKey};
-use super::map::Value;
+use oidc_bearer_shared::map::Value;
 
 /// Decoded claims, shared with every request that presents the token.
 pub(crate) type SharedClaims = Arc<dyn Any + Send + Sync>;
@@ -65,7 +65,7 @@ impl Value for Entry {
     }
 
     fn expires(&self) -> Duration {
-        crate::clock::numeric_date(self.stale_after)
+        oidc_bearer_shared::clock::numeric_date(self.stale_after)
     }
 
     /// Always kept: a hit is the same bytes as the token that verified.

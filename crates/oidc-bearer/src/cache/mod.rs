@@ -27,8 +27,9 @@
 //!   expired entries and entries not used since the clock hand last passed (CLOCK, a cheap
 //!   approximation of least-recently-used) are evicted first.
 //!
-//! The map under it (`map.rs`: shards, bounds, eviction, the exact comparison of the signing input)
-//! also holds TokenReview's answers and an issuer registry's index of recent tokens.
+//! The map under it (`oidc_bearer_shared::map`: shards, bounds, eviction, the exact comparison of
+//! the signing input) also holds TokenReview's answers and an issuer registry's index of recent
+//! tokens.
 //!
 //! Tokens without `exp` (accepted only with
 //! [`dangerous_allow_missing_exp`](crate::VerifierBuilder::dangerous_allow_missing_exp)) stay until
@@ -36,11 +37,14 @@
 
 mod entry;
 mod key;
-pub(crate) mod map;
 
 use std::any::TypeId;
 use std::sync::{Arc, MutexGuard};
 use std::time::Duration;
+
+pub use oidc_bearer_shared::map::TokenCacheStats;
+pub(crate) use oidc_bearer_shared::map::{DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES};
+use oidc_bearer_shared::map::{DigestMap, MIN_ENTRIES_PER_SHARD, Shard, Slot};
 
 use crate::error::ConfigError;
 use crate::keys::Jwks;
@@ -48,12 +52,6 @@ use crate::keys::Jwks;
 pub(crate) use self::entry::{Entry, SharedClaims};
 pub use self::key::TokenKey;
 pub(crate) use self::key::{KeyRef, Times};
-use self::map::{DigestMap, MIN_ENTRIES_PER_SHARD, Shard, Slot};
-
-/// The default bound on cached tokens.
-pub(crate) const DEFAULT_MAX_ENTRIES: usize = 10_000;
-/// The default bound on the cache's approximate size: 16 MiB.
-pub(crate) const DEFAULT_MAX_BYTES: usize = 16 * 1024 * 1024;
 
 /// What an entry costs besides the signing input and the payload: its slot, its index entry, its
 /// claims list and the key's `kid`, with the allocator's and the hash table's slack, rounded up (a
@@ -120,39 +118,6 @@ impl TokenCacheSettings {
     }
 }
 
-/// Counters of a verifier's token cache, for metrics.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct TokenCacheStats {
-    /// Tokens held now.
-    pub entries: usize,
-    /// Their approximate size in bytes.
-    pub bytes: usize,
-    /// Lookups that found a valid entry (no signature check).
-    pub hits: u64,
-    /// Lookups that found nothing usable (a full verification followed).
-    pub misses: u64,
-    /// Full verifications that ended in the cache (a concurrent first use of a token may verify
-    /// it more than once; the first entry is kept).
-    pub insertions: u64,
-    /// Entries evicted to respect the bounds.
-    pub evictions: u64,
-    /// Entries dropped on a hit because the token had expired or its key had left the key set.
-    pub invalidations: u64,
-}
-
-impl TokenCacheStats {
-    /// Adds `other`'s counts to these: totals over a cache's shards, or over a registry's issuers.
-    pub(crate) fn add(&mut self, other: &Self) {
-        self.entries += other.entries;
-        self.bytes += other.bytes;
-        self.hits += other.hits;
-        self.misses += other.misses;
-        self.insertions += other.insertions;
-        self.evictions += other.evictions;
-        self.invalidations += other.invalidations;
-    }
-}
 /// What a lookup found.
 pub(crate) enum Lookup {
     /// A valid entry with claims of the requested type.
@@ -528,7 +493,7 @@ mod tests {
     #[test]
     fn the_counted_overhead_covers_an_entrys_fixed_size() {
         let fixed = std::mem::size_of::<Slot<Entry>>()
-            + std::mem::size_of::<(map::Digest, u32)>() * 8 / 7
+            + std::mem::size_of::<(oidc_bearer_shared::map::Digest, u32)>() * 8 / 7
             + std::mem::size_of::<(TypeId, SharedClaims)>();
         assert!(fixed + 3 * 16 + 16 + 48 <= ENTRY_OVERHEAD, "{fixed}");
     }

@@ -5,8 +5,9 @@
 use std::collections::hash_map::RandomState;
 use std::time::Duration;
 
-use crate::cache::map::{DigestMap, MIN_ENTRIES_PER_SHARD, Value};
-use crate::clock::numeric_date;
+use oidc_bearer_shared::clock::numeric_date;
+use oidc_bearer_shared::map::{DigestMap, MIN_ENTRIES_PER_SHARD, Value};
+
 use crate::crypto::{Sha256, sha256};
 use crate::error::DpopError;
 

@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
 use oidc_bearer_shared::file::{READ_TIMEOUT, Reads, bounded, read_regular};
+use oidc_bearer_shared::log_limit;
 
 use crate::error::ConfigError;
 use crate::fetch::{Credential, bearer_authorization};
@@ -383,8 +384,8 @@ impl TokenFile {
             ),
         };
         // A TokenReview reads the file per review, which a caller can trigger.
-        static UNREADABLE: crate::log_limit::LogLimiter = crate::log_limit::LogLimiter::new();
-        if let Some(suppressed) = UNREADABLE.allow(crate::log_limit::PERIOD) {
+        static UNREADABLE: log_limit::LogLimiter = log_limit::LogLimiter::new();
+        if let Some(suppressed) = UNREADABLE.allow(log_limit::PERIOD) {
             tracing::warn!(path = %self.path.display(), %error, suppressed, "cannot read the service-account token; using the last one read");
         }
         self.last_good()

@@ -26,6 +26,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use oidc_bearer_shared::flight::{Ending, Flight, FlightGroup, Launch};
+use oidc_bearer_shared::log_limit;
 use url::Url;
 
 use super::{Jwks, KeySet, Refresh};
@@ -222,8 +223,8 @@ impl RemoteKeySet {
     /// ends when the key set is dropped.
     fn spawn_warm_up(&self) {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            static OUTSIDE: crate::log_limit::LogLimiter = crate::log_limit::LogLimiter::new();
-            if let Some(suppressed) = OUTSIDE.allow(crate::log_limit::PERIOD) {
+            static OUTSIDE: log_limit::LogLimiter = log_limit::LogLimiter::new();
+            if let Some(suppressed) = OUTSIDE.allow(log_limit::PERIOD) {
                 tracing::error!(
                     suppressed,
                     "warm_up called outside a Tokio runtime: nothing is loaded until the first \

@@ -2,8 +2,8 @@
 //! layer, the policy layers and the `Claims` extractor's "wired wrong" answer alike.
 
 use http::Response;
+use oidc_bearer_shared::log_limit::{LogLimiter, PERIOD};
 
-use crate::log_limit::{LogLimiter, PERIOD};
 use crate::rejection::{AuthRejection, RejectionResponse};
 
 /// Builds the response for `reason` with `rejection`, puts the reason into its extensions, counts

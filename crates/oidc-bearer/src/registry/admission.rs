@@ -7,8 +7,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use oidc_bearer_shared::clock::AtomicTime;
+
 use super::{Inner, IssuerRegistry, Live, Selected, State};
-use crate::clock::AtomicTime;
 use crate::error::{ConfigError, Excerpt, VerifyError};
 use crate::verify::VerifierBuilder;
 

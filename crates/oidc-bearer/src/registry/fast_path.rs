@@ -6,8 +6,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use oidc_bearer_shared::map::{DigestMap, MIN_ENTRIES_PER_SHARD, Value};
+
 use super::{IssuerRegistry, Live, Selected};
-use crate::cache::map::{DigestMap, MIN_ENTRIES_PER_SHARD, Value};
 use crate::crypto::Sha256;
 use crate::sealed::Internal;
 use crate::verify::WeakVerifier;

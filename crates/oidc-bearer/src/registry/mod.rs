@@ -20,10 +20,11 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use oidc_bearer_shared::clock::AtomicTime;
 use serde::de::DeserializeOwned;
 
 use crate::cache::{TokenCacheSettings, TokenCacheStats};
-use crate::clock::{AtomicTime, SharedClock};
+use crate::clock::SharedClock;
 use crate::error::{ConfigError, Excerpt, Phase, VerifyError};
 use crate::fetch::SharedClients;
 use crate::sealed::{INTERNAL, Internal};

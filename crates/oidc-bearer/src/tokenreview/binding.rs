@@ -13,6 +13,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use oidc_bearer_shared::log_limit::LogLimiter;
+
 use super::api::ApiServer;
 use super::reviewer::{LOG_PERIOD, Reviewer, Started, TokenReviewSettings, TokenReviewStats};
 use crate::Verifier;
@@ -20,7 +22,6 @@ use crate::cache::TokenKey;
 use crate::clock::SharedClock;
 use crate::confirm::{Confirm, Confirmed};
 use crate::error::{ConfigError, VerifyError};
-use crate::log_limit::LogLimiter;
 
 /// The default grace period of the object-binding check (see `with_grace_period`).
 const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(60);

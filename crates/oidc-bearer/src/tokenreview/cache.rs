@@ -10,8 +10,9 @@ use std::hash::RandomState;
 use std::sync::Arc;
 use std::time::Duration;
 
+use oidc_bearer_shared::map::{DigestMap, MIN_ENTRIES_PER_SHARD, Value};
+
 use super::claims::TokenReviewClaims;
-use crate::cache::map::{DigestMap, MIN_ENTRIES_PER_SHARD, Value};
 use crate::crypto::Sha256;
 use crate::error::VerifyError;
 

@@ -56,12 +56,13 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use oidc_bearer_shared::clock::numeric_date;
 use serde::de::DeserializeOwned;
 
 use self::cache::Answer;
 use self::reviewer::Reviewer;
 use crate::cache::{Times, TokenKey};
-use crate::clock::{Clock, SharedClock, SystemClock, numeric_date};
+use crate::clock::{Clock, SharedClock, SystemClock};
 use crate::error::{ConfigError, VerifyError};
 use crate::sealed::Internal;
 use crate::token::Parsed;

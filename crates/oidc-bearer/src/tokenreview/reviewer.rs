@@ -8,20 +8,21 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use oidc_bearer_shared::clock::AtomicTime;
 use oidc_bearer_shared::fetch::{self as shared_fetch, LocalCause};
 use oidc_bearer_shared::file::READ_TIMEOUT;
 use oidc_bearer_shared::flight::{Flight, FlightGroup};
+use oidc_bearer_shared::log_limit::LogLimiter;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::api::ApiServer;
 use super::cache::{Answer, AnswerCache};
 use crate::cache::TokenKey;
-use crate::clock::{AtomicTime, SharedClock};
+use crate::clock::SharedClock;
 use crate::crypto::Sha256;
 use crate::error::{ApiServerFailure, ReviewError};
 use crate::error::{ConfigError, VerifyError};
 use crate::error::{FetchError, FlightError};
-use crate::log_limit::LogLimiter;
 
 // The defaults, documented on the fields of `TokenReviewSettings`; the answer cache's bounds are
 // the token cache's.

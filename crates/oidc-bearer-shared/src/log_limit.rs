@@ -8,20 +8,23 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// The period of the layer's and the policy's per-request lines.
-pub(crate) const PERIOD: Duration = Duration::from_secs(10);
+pub const PERIOD: Duration = Duration::from_secs(10);
 
 /// Allows one line per period; lock-free (two relaxed atomics on the suppressed path).
 ///
 /// One per log call site (a `static`), so the hit path carries no state: the lines of all verifiers
 /// in the process share a call site's budget, and each line says how many of its kind it stands for.
-pub(crate) struct LogLimiter {
+#[derive(Default)]
+pub struct LogLimiter {
     /// Milliseconds since [`origin`] before which no line is allowed (0: none logged yet).
     next_ms: AtomicU64,
     suppressed: AtomicU64,
 }
 
 impl LogLimiter {
-    pub(crate) const fn new() -> Self {
+    /// A limiter that allows its first line.
+    #[inline]
+    pub const fn new() -> Self {
         Self {
             next_ms: AtomicU64::new(0),
             suppressed: AtomicU64::new(0),
@@ -30,7 +33,8 @@ impl LogLimiter {
 
     /// `Some(suppressed)` when a line may be logged now (the lines suppressed since the last one);
     /// `None` when it must be dropped (and is counted).
-    pub(crate) fn allow(&self, period: Duration) -> Option<u64> {
+    #[inline]
+    pub fn allow(&self, period: Duration) -> Option<u64> {
         let now = origin().elapsed().as_millis() as u64;
         let next = self.next_ms.load(Ordering::Relaxed);
         let period_ms = period.as_millis().min(u128::from(u64::MAX / 2)) as u64;
@@ -52,6 +56,7 @@ impl LogLimiter {
     }
 }
 
+#[inline]
 fn origin() -> Instant {
     static ORIGIN: OnceLock<Instant> = OnceLock::new();
     *ORIGIN.get_or_init(Instant::now)

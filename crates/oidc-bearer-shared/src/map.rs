@@ -3,7 +3,7 @@
 //!
 //! - Sharded: independent locks, the one for a digest chosen by the digest itself; shards are
 //!   halved until each holds at least [`MIN_ENTRIES_PER_SHARD`] entries and
-//!   [`MIN_BYTES_PER_SHARD`] bytes, so that small maps keep their bounds nearly exactly.
+//!   64 KiB, so that small maps keep their bounds nearly exactly.
 //! - Bounded per shard by entries and by the bytes each value says it costs ([`Value::size`]); a
 //!   value larger than a shard's byte bound is not kept.
 //! - Eviction by second chance (CLOCK): entries queue oldest first; the one at the head is evicted
@@ -11,27 +11,67 @@
 //!   ([`Value::expires`]), in which case it goes to the back, unmarked. An expired entry never gets
 //!   a second chance; a map whose user never touches its entries evicts the oldest first.
 //! - A value may keep its token's signing input ([`Value::kept_input`]): a lookup then finds it
-//!   only for the same bytes (see [`TokenKey`](super::TokenKey)).
+//!   only for the same bytes (see `oidc_bearer::cache`'s `TokenKey`).
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use super::TokenCacheStats;
-use crate::crypto::Sha256;
+/// A SHA-256 digest.
+type Sha256 = [u8; 32];
 
 /// At most this many shards (independent locks).
 const MAX_SHARDS: usize = 16;
 /// Shards are halved until each holds at least this many entries (unless the caller asks for
 /// another minimum) and bytes.
-pub(crate) const MIN_ENTRIES_PER_SHARD: usize = 64;
+pub const MIN_ENTRIES_PER_SHARD: usize = 64;
 const MIN_BYTES_PER_SHARD: usize = 64 * 1024;
 /// No slot: the ends of the queue. Shards hold fewer entries than this.
 const NIL: u32 = u32::MAX;
 
+/// The default bound on a map's entries (the token cache's, the TokenReview answers').
+pub const DEFAULT_MAX_ENTRIES: usize = 10_000;
+/// The default bound on a map's approximate size: 16 MiB.
+pub const DEFAULT_MAX_BYTES: usize = 16 * 1024 * 1024;
+
+/// Counters of a verifier's token cache, for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TokenCacheStats {
+    /// Tokens held now.
+    pub entries: usize,
+    /// Their approximate size in bytes.
+    pub bytes: usize,
+    /// Lookups that found a valid entry (no signature check).
+    pub hits: u64,
+    /// Lookups that found nothing usable (a full verification followed).
+    pub misses: u64,
+    /// Full verifications that ended in the cache (a concurrent first use of a token may verify
+    /// it more than once; the first entry is kept).
+    pub insertions: u64,
+    /// Entries evicted to respect the bounds.
+    pub evictions: u64,
+    /// Entries dropped on a hit because the token had expired or its key had left the key set.
+    pub invalidations: u64,
+}
+
+impl TokenCacheStats {
+    /// Adds `other`'s counts to these: totals over a cache's shards, or over a registry's issuers.
+    #[doc(hidden)]
+    pub fn add(&mut self, other: &Self) {
+        self.entries += other.entries;
+        self.bytes += other.bytes;
+        self.hits += other.hits;
+        self.misses += other.misses;
+        self.insertions += other.insertions;
+        self.evictions += other.evictions;
+        self.invalidations += other.invalidations;
+    }
+}
+
 /// What a map holds per digest.
-pub(crate) trait Value {
+pub trait Value {
     /// What the value counts against the byte bound (the map's own overhead included, if the
     /// user bounds bytes at all).
     fn size(&self) -> usize;
@@ -51,7 +91,7 @@ pub(crate) trait Value {
 
 /// The sharded map: `V` per digest, hashed by `H` (by default the digest's first bytes, see
 /// [`Digest`]).
-pub(crate) struct DigestMap<V, H = DigestHasher> {
+pub struct DigestMap<V, H = DigestHasher> {
     shards: Box<[Mutex<Shard<V, H>>]>,
     /// Each shard's byte bound (also in each shard, read here without a lock).
     max_bytes: usize,
@@ -60,7 +100,7 @@ pub(crate) struct DigestMap<V, H = DigestHasher> {
 impl<V: Value, H: BuildHasher + Default> DigestMap<V, H> {
     /// A map of at most `max_entries` values and `max_bytes` bytes, with shards of at least
     /// `min_entries_per_shard` entries (normally [`MIN_ENTRIES_PER_SHARD`]) and 64 KiB.
-    pub(crate) fn new(max_entries: usize, max_bytes: usize, min_entries_per_shard: usize) -> Self {
+    pub fn new(max_entries: usize, max_bytes: usize, min_entries_per_shard: usize) -> Self {
         let mut count = MAX_SHARDS;
         while count > 1
             && (max_entries / count < min_entries_per_shard
@@ -90,18 +130,18 @@ impl<V: Value, H: BuildHasher + Default> DigestMap<V, H> {
 
 impl<V: Value, H: BuildHasher> DigestMap<V, H> {
     /// The shard of `digest`, locked.
-    pub(crate) fn lock(&self, digest: &Sha256) -> MutexGuard<'_, Shard<V, H>> {
+    pub fn lock(&self, digest: &Sha256) -> MutexGuard<'_, Shard<V, H>> {
         // The digest is uniform: its last byte picks the shard, its first eight the bucket.
         lock(&self.shards[usize::from(digest[31]) % self.shards.len()])
     }
 
     /// The byte bound of each shard.
-    pub(crate) fn max_bytes_per_shard(&self) -> usize {
+    pub fn max_bytes_per_shard(&self) -> usize {
         self.max_bytes
     }
 
     /// The shards' counters added up, with the entries and bytes held now.
-    pub(crate) fn stats(&self) -> TokenCacheStats {
+    pub fn stats(&self) -> TokenCacheStats {
         let mut total = TokenCacheStats::default();
         for shard in self.shards.iter().map(lock) {
             total.add(&TokenCacheStats {
@@ -111,6 +151,35 @@ impl<V: Value, H: BuildHasher> DigestMap<V, H> {
             });
         }
         total
+    }
+
+    /// How many shards there are (for tests of the maps' users).
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// The entry bound of each shard (for tests of the maps' users).
+    pub fn max_entries_per_shard(&self) -> usize {
+        lock(&self.shards[0]).max_entries
+    }
+
+    /// Checks every shard's bounds, and its index, queue and byte count against its slots; panics
+    /// on a mismatch. For tests (here and in the maps' users).
+    #[doc(hidden)]
+    pub fn check(&self) {
+        for shard in self.shards.iter().map(lock) {
+            assert!(shard.slots.len() <= shard.max_entries && shard.bytes <= shard.max_bytes);
+            assert_eq!(shard.index.len(), shard.slots.len());
+            let (mut at, mut last, mut seen) = (shard.head, NIL, 0);
+            while at != NIL {
+                let slot = &shard.slots[at as usize];
+                assert_eq!((slot.prev, shard.index[&Digest(slot.digest)]), (last, at));
+                (last, at, seen) = (at, slot.next, seen + 1);
+            }
+            assert_eq!((last, seen), (shard.tail, shard.slots.len()));
+            let bytes: usize = shard.slots.iter().map(|s| s.value.size()).sum();
+            assert_eq!(bytes, shard.bytes);
+        }
     }
 }
 
@@ -123,7 +192,7 @@ fn lock<T>(shard: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// One lock's worth of entries: slots in a vector, an index into it, and the eviction queue linked
 /// through the slots.
-pub(crate) struct Shard<V, H = DigestHasher> {
+pub struct Shard<V, H = DigestHasher> {
     index: HashMap<Digest, u32, H>,
     slots: Vec<Slot<V>>,
     /// The oldest entry (next to be looked at for eviction) and the newest.
@@ -134,13 +203,14 @@ pub(crate) struct Shard<V, H = DigestHasher> {
     max_bytes: usize,
     /// The user's counters, and the evictions (its `entries` and `bytes` stay 0: `stats` reads
     /// them off the shard itself).
-    pub(crate) stats: TokenCacheStats,
+    pub stats: TokenCacheStats,
 }
 
 /// An entry: its value and its place in the queue.
-pub(crate) struct Slot<V> {
+pub struct Slot<V> {
     digest: Sha256,
-    pub(crate) value: V,
+    /// What the entry holds.
+    pub value: V,
     /// CLOCK's reference bit: set by a use, cleared when the entry passes the head.
     referenced: bool,
     prev: u32,
@@ -149,14 +219,14 @@ pub(crate) struct Slot<V> {
 
 impl<V> Slot<V> {
     /// Marks the entry used: it gets a second chance at eviction.
-    pub(crate) fn touch(&mut self) {
+    pub fn touch(&mut self) {
         self.referenced = true;
     }
 }
 
 impl<V: Value, H: BuildHasher> Shard<V, H> {
     /// The entry of `digest` if its kept signing input, if any, is `input`, byte for byte.
-    pub(crate) fn find(&mut self, digest: &Sha256, input: &[u8]) -> Option<&mut Slot<V>> {
+    pub fn find(&mut self, digest: &Sha256, input: &[u8]) -> Option<&mut Slot<V>> {
         let &i = self.index.get(&Digest(*digest))?;
         let slot = &mut self.slots[i as usize];
         // Not constant-time, and need not be: reaching this comparison takes the signature of a
@@ -168,25 +238,25 @@ impl<V: Value, H: BuildHasher> Shard<V, H> {
     }
 
     /// Whether an entry for `digest` is there (whatever its kept input).
-    pub(crate) fn contains(&self, digest: &Sha256) -> bool {
+    pub fn contains(&self, digest: &Sha256) -> bool {
         self.index.contains_key(&Digest(*digest))
     }
 
     /// Removes the entry of `digest`, if any.
-    pub(crate) fn remove(&mut self, digest: &Sha256) -> Option<V> {
+    pub fn remove(&mut self, digest: &Sha256) -> Option<V> {
         let i = *self.index.get(&Digest(*digest))?;
         Some(self.remove_at(i))
     }
 
     /// Whether a value of `size` bytes fits without evicting an entry.
-    pub(crate) fn has_room(&self, size: usize) -> bool {
+    pub fn has_room(&self, size: usize) -> bool {
         self.slots.len() < self.max_entries && self.bytes + size <= self.max_bytes
     }
 
     /// Removes every entry expired at `now` (whose [`Value::expires`] is before it), wherever it
     /// is in the queue. Returns how many were removed (counted as evictions). Linear in the
     /// shard's entries: for a user that must not evict a live entry (the DPoP replay memory).
-    pub(crate) fn remove_expired(&mut self, now: Duration) -> u64 {
+    pub fn remove_expired(&mut self, now: Duration) -> u64 {
         let mut removed = 0;
         let mut i = 0;
         while i < self.slots.len() {
@@ -205,7 +275,7 @@ impl<V: Value, H: BuildHasher> Shard<V, H> {
     /// Stores `value` for `digest` as the newest entry, replacing the entry there, and evicts
     /// others as the bounds require; a value larger than the byte bound is not kept (and the entry
     /// there stays). Returns how many entries were evicted.
-    pub(crate) fn insert(&mut self, digest: &Sha256, value: V, now: Duration) -> u64 {
+    pub fn insert(&mut self, digest: &Sha256, value: V, now: Duration) -> u64 {
         let size = value.size();
         if size > self.max_bytes {
             return 0;
@@ -235,7 +305,7 @@ impl<V: Value, H: BuildHasher> Shard<V, H> {
     /// evicts others while the byte bound is exceeded (never the last entry). A grown entry that
     /// was touched goes last: the queue takes every untouched entry first. Returns how many
     /// entries were evicted.
-    pub(crate) fn grown(&mut self, by: usize, now: Duration) -> u64 {
+    pub fn grown(&mut self, by: usize, now: Duration) -> u64 {
         self.bytes += by;
         let mut evicted = 0;
         while self.bytes > self.max_bytes && self.slots.len() > 1 {
@@ -311,7 +381,7 @@ impl<V: Value, H: BuildHasher> Shard<V, H> {
 /// for tokens that verified: an attacker cannot fill a bucket with chosen digests. A map that keeps
 /// anything an attacker can make it insert takes a keyed hasher instead.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Digest(pub(crate) Sha256);
+pub struct Digest(pub Sha256);
 
 impl Hash for Digest {
     fn hash<H: Hasher>(&self, state: &mut H) {
@@ -323,13 +393,16 @@ impl Hash for Digest {
 
 /// Passes a [`Digest`]'s `u64` through unchanged.
 #[derive(Default)]
-pub(crate) struct PassThrough(u64);
+pub struct PassThrough(u64);
 
+// `#[inline]`: a lookup hashes through these from the user's crate (the token cache's hit).
 impl Hasher for PassThrough {
+    #[inline]
     fn finish(&self) -> u64 {
         self.0
     }
 
+    #[inline]
     fn write(&mut self, bytes: &[u8]) {
         // Only `write_u64` is used by `Digest`; fold anything else in for safety.
         for &b in bytes {
@@ -337,46 +410,18 @@ impl Hasher for PassThrough {
         }
     }
 
+    #[inline]
     fn write_u64(&mut self, n: u64) {
         self.0 = n;
     }
 }
 
 /// The hasher of maps keyed by [`Digest`] that only verified tokens write.
-pub(crate) type DigestHasher = BuildHasherDefault<PassThrough>;
+pub type DigestHasher = BuildHasherDefault<PassThrough>;
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    impl<V: Value, H: BuildHasher> DigestMap<V, H> {
-        /// How many shards there are.
-        pub(crate) fn shard_count(&self) -> usize {
-            self.shards.len()
-        }
-
-        /// The entry bound of each shard.
-        pub(crate) fn max_entries_per_shard(&self) -> usize {
-            lock(&self.shards[0]).max_entries
-        }
-
-        /// Checks every shard's bounds, and its index, queue and byte count against its slots.
-        pub(crate) fn check(&self) {
-            for shard in self.shards.iter().map(lock) {
-                assert!(shard.slots.len() <= shard.max_entries && shard.bytes <= shard.max_bytes);
-                assert_eq!(shard.index.len(), shard.slots.len());
-                let (mut at, mut last, mut seen) = (shard.head, NIL, 0);
-                while at != NIL {
-                    let slot = &shard.slots[at as usize];
-                    assert_eq!((slot.prev, shard.index[&Digest(slot.digest)]), (last, at));
-                    (last, at, seen) = (at, slot.next, seen + 1);
-                }
-                assert_eq!((last, seen), (shard.tail, shard.slots.len()));
-                let bytes: usize = shard.slots.iter().map(|s| s.value.size()).sum();
-                assert_eq!(bytes, shard.bytes);
-            }
-        }
-    }
 
     /// A value of `size` bytes, expiring at `expires`, keeping `input` if given.
     struct V {
@@ -408,7 +453,8 @@ mod tests {
     }
 
     fn digest(n: u32) -> Sha256 {
-        crate::crypto::sha256(format!("token-{n}").as_bytes())
+        use sha2::Digest as _;
+        sha2::Sha256::digest(format!("token-{n}").as_bytes()).into()
     }
 
     fn map(max_entries: usize, max_bytes: usize) -> DigestMap<V> {
