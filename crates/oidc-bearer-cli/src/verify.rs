@@ -9,10 +9,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
-use oidc_bearer::issuers::kubernetes::dangerous_legacy_service_account_verifier;
 use oidc_bearer::keys::{Jwks, StaticKeySet};
 use oidc_bearer::{Phase, VerifyError};
 use oidc_bearer::{Verifier, VerifierBuilder};
+use oidc_bearer_kubernetes::dangerous_legacy_service_account_verifier;
 use serde_json::{Value, json};
 
 use crate::jwt::{self, Decoded};

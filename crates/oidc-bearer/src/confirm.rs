@@ -170,3 +170,118 @@ impl<V: VerifyToken, C: Confirm> VerifyToken for Confirmed<V, C> {
         Ok(claims)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// A verifier standing for an [`IssuerRegistry`](crate::IssuerRegistry) one of whose admitted
+    /// issuers chose its own key: it accepts (and answers from its "cache") any bytes, so also a
+    /// token carrying another token's signature segment over its own header and payload
+    /// (duplicate-signature key selection; Menezes & Smart 2004).
+    #[derive(Clone)]
+    struct AcceptsAnyKey;
+
+    impl VerifyToken for AcceptsAnyKey {
+        async fn verify_token<T>(&self, _token: &str) -> Result<Arc<T>, VerifyError>
+        where
+            T: DeserializeOwned + Send + Sync + 'static,
+        {
+            serde_json::from_str("{}")
+                .map(Arc::new)
+                .map_err(|_| VerifyError::Malformed { reason: "claims" })
+        }
+
+        fn verify_token_cached<T>(&self, token: &[u8], _: Internal) -> Option<Arc<T>>
+        where
+            T: DeserializeOwned + Send + Sync + 'static,
+        {
+            let _ = token;
+            serde_json::from_str("{}").ok().map(Arc::new)
+        }
+    }
+
+    /// Confirms every token it is asked to confirm, and holds its confirmations as the contract
+    /// says: by digest **and** signing input. Records the keys the wrapper hands it.
+    #[derive(Default)]
+    struct Keeps {
+        confirmed: Mutex<Vec<([u8; 32], Vec<u8>)>>,
+        asked: Mutex<Vec<([u8; 32], Vec<u8>)>>,
+    }
+
+    fn owned(key: &TokenKey<'_>) -> ([u8; 32], Vec<u8>) {
+        (*key.digest(), key.signing_input().to_vec())
+    }
+
+    impl Confirm for Keeps {
+        fn confirmed(&self, key: &TokenKey<'_>) -> bool {
+            self.asked.lock().unwrap().push(owned(key));
+            self.confirmed.lock().unwrap().contains(&owned(key))
+        }
+
+        async fn confirm(&self, _: &str, key: &TokenKey<'_>) -> Result<(), VerifyError> {
+            self.confirmed.lock().unwrap().push(owned(key));
+            Ok(())
+        }
+    }
+
+    /// The key the wrapper hands `confirmed` is the key of the bytes presented — never of the
+    /// token confirmed before with the same signature segment — with the plain seal and with the
+    /// one the HTTP layer makes (carrying the digest of the shared signature): a confirmation is
+    /// never reused by a token sharing its signature.
+    #[tokio::test]
+    async fn the_fast_path_asks_with_the_key_of_the_bytes_presented() {
+        let binding = Confirmed::new(AcceptsAnyKey, Keeps::default());
+        let genuine = "eyJoZWFkZXIiOjF9.eyJzdWIiOiJhIn0.c2lnbmF0dXJl";
+        let substituted = "eyJoZWFkZXIiOjJ9.eyJzdWIiOiJhZG1pbiJ9.c2lnbmF0dXJl";
+        binding
+            .verify_token::<serde_json::Value>(genuine)
+            .await
+            .unwrap();
+        for internal in [INTERNAL, Internal::hashed(genuine.as_bytes())] {
+            assert!(
+                binding
+                    .verify_token_cached::<serde_json::Value>(genuine.as_bytes(), internal)
+                    .is_some()
+            );
+        }
+        let substituted_key = TokenKey::new(substituted.as_bytes()).unwrap();
+        assert_eq!(
+            substituted_key.digest(),
+            TokenKey::new(genuine.as_bytes()).unwrap().digest(),
+            "the same signature segment"
+        );
+        for internal in [INTERNAL, Internal::hashed(substituted.as_bytes())] {
+            assert!(
+                binding
+                    .verify_token_cached::<serde_json::Value>(substituted.as_bytes(), internal)
+                    .is_none(),
+                "the fast path confirmed a token by another token's confirmation"
+            );
+            let asked = binding.check().asked.lock().unwrap().last().cloned();
+            assert_eq!(asked, Some(owned(&substituted_key)));
+        }
+    }
+
+    /// Nothing is confirmed before, or instead of, the inner verifier's acceptance: a token it
+    /// refuses never reaches `confirm`.
+    #[tokio::test]
+    async fn a_token_the_inner_verifier_refuses_is_never_confirmed() {
+        let verifier = crate::Verifier::shared_secret_builder(
+            "https://auth.internal",
+            "aud",
+            b"0123456789abcdef0123456789abcdef",
+        )
+        .unwrap()
+        .build()
+        .unwrap();
+        let binding = Confirmed::new(verifier, Keeps::default());
+        let result = binding
+            .verify_token::<serde_json::Value>("e30.e30.c2ln")
+            .await;
+        assert!(result.is_err(), "{result:?}");
+        assert!(binding.check().confirmed.lock().unwrap().is_empty());
+    }
+}

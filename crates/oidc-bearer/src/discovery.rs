@@ -26,7 +26,7 @@ pub(crate) struct DiscoveryDocument {
 
 /// The discovery URL of an issuer: the issuer without its trailing `/`, followed by
 /// `/.well-known/openid-configuration` (OpenID Connect Discovery 1.0 §4).
-pub(crate) fn discovery_url(issuer: &str) -> String {
+pub fn discovery_url(issuer: &str) -> String {
     format!(
         "{}/.well-known/openid-configuration",
         issuer.trim_end_matches('/')

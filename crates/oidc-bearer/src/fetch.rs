@@ -18,18 +18,18 @@ use url::Url;
 use crate::error::{ConfigError, KeysError};
 
 /// The `User-Agent` of every request this crate sends.
-pub(crate) const USER_AGENT: &str = concat!("oidc-bearer/", env!("CARGO_PKG_VERSION"));
+pub const USER_AGENT: &str = concat!("oidc-bearer/", env!("CARGO_PKG_VERSION"));
 
 /// Our own bearer credential, asked for per request (so that a rotating token file is re-read): a
 /// future, so that reading a file runs off the runtime's workers (`InCluster`'s token file) while a
 /// closure the user gives is called in place ([`credential`]). `None`: there is none to send.
-pub(crate) type Credential = Arc<dyn Fn() -> CredentialFuture + Send + Sync>;
+pub type Credential = Arc<dyn Fn() -> CredentialFuture + Send + Sync>;
 
 /// What a [`Credential`] answers.
-pub(crate) type CredentialFuture = Pin<Box<dyn Future<Output = Option<String>> + Send>>;
+pub type CredentialFuture = Pin<Box<dyn Future<Output = Option<String>> + Send>>;
 
 /// A [`Credential`] that calls `token` in place (`with_bearer_token`, `with_fetch_bearer_token`).
-pub(crate) fn credential(token: impl Fn() -> Option<String> + Send + Sync + 'static) -> Credential {
+pub fn credential(token: impl Fn() -> Option<String> + Send + Sync + 'static) -> Credential {
     Arc::new(move || Box::pin(std::future::ready(token())))
 }
 
@@ -165,7 +165,7 @@ fn client_settings(settings: &HttpSettings) -> ClientSettings {
 
 /// An HTTP client with the connection settings of `settings`; a bad root certificate is a
 /// configuration error.
-pub(crate) fn client(settings: &ClientSettings) -> Result<Client, ConfigError> {
+pub fn client(settings: &ClientSettings) -> Result<Client, ConfigError> {
     shared::client(settings).map_err(|e| match e {
         ClientError::InvalidCertificate { reason } => ConfigError::InvalidCertificate { reason },
         other => ConfigError::HttpClient {
@@ -275,7 +275,7 @@ impl From<Fetched> for FetchedDocument {
 /// `Authorization: Bearer <token>` for a credential of ours (marked sensitive, so that it is never
 /// logged), or `None` when it cannot be a header value. Surrounding whitespace is dropped: a token
 /// file read whole may end in a newline (client-go's `CachedFileTokenSource` trims likewise).
-pub(crate) fn bearer_authorization(token: &str) -> Option<http::HeaderValue> {
+pub fn bearer_authorization(token: &str) -> Option<http::HeaderValue> {
     let mut value = http::HeaderValue::try_from(format!("Bearer {}", token.trim())).ok()?;
     value.set_sensitive(true);
     Some(value)
@@ -319,7 +319,9 @@ pub(crate) fn is_loopback(url: &Url) -> bool {
     }
 }
 
-pub(crate) fn parse_url(value: &str, allow_insecure_http: bool) -> Result<Url, ConfigError> {
+/// `value` as a URL this crate fetches from: `https`, or plain `http` to loopback (or anywhere with
+/// `allow_insecure_http`).
+pub fn parse_url(value: &str, allow_insecure_http: bool) -> Result<Url, ConfigError> {
     let url = Url::parse(value).map_err(|e| ConfigError::InvalidUrl {
         url: value.to_owned(),
         reason: e.to_string(),

@@ -40,7 +40,8 @@
 //! [`claims`] into the request's extensions as [`Claims<T>`] → your handler
 //! ([`axum`](mod@crate::axum) extractor), or → [`rejection`] (401/400/503) and [`policy`] (403).
 //! Many issuers at once: [`IssuerRegistry`], with presets by issuer kind in [`issuers`]. Asking the
-//! Kubernetes API server (TokenReview, revocation of a deleted pod's token): [`tokenreview`].
+//! Kubernetes API server (TokenReview, revocation of a deleted pod's token), and the in-cluster
+//! preset: crate `oidc-bearer-kubernetes`, through [`confirm`].
 //!
 //! Errors come one type per phase: configuring a verifier ([`ConfigError`]), fetching an issuer's
 //! keys ([`KeysError`]) and verifying a token ([`VerifyError`], with its [`Phase`]). Each carries the
@@ -137,7 +138,6 @@ mod registry;
 pub mod rejection;
 mod sealed;
 mod token;
-pub mod tokenreview;
 mod verify;
 
 // The core, at the root: each item has this one path (the modules that define them are private).
@@ -146,7 +146,7 @@ pub use self::{
     algorithm::{Algorithm, UnknownAlgorithm},
     dpop::{Dpop, DpopMode, DpopThumbprint},
     error::{
-        Escaped, config::ConfigError, dpop::DpopError, keys::KeysError, review::ReviewError,
+        Escaped, config::ConfigError, dpop::DpopError, keys::KeysError, source::ReviewSource,
         verify::Phase, verify::VerifyError,
     },
     layer::{Claims, future::BearerAuthFuture, layer::BearerAuthLayer, service::BearerAuth},
@@ -154,9 +154,26 @@ pub use self::{
     verify::{Verifier, VerifyToken, builder::VerifierBuilder},
 };
 // Why an HTTP exchange failed (status, transport, timeout, size cap), wrapped by `KeysError::Fetch`
-// and `ReviewError::Fetch`; why detached work (a key fetch, a TokenReview) gave no outcome, wrapped
-// by `KeysError::Flight` and `ReviewError::Flight`.
+// (and oidc-bearer-kubernetes' `ReviewError::Fetch`); why detached work (a key fetch, a
+// TokenReview) gave no outcome, wrapped by `KeysError::Flight` (and `ReviewError::Flight`).
 pub use oidc_bearer_shared::{fetch::FetchError, flight::FlightError};
+
+/// Internals that `oidc-bearer-kubernetes` (released with this crate, same version) uses. Not
+/// public API: no stability promise, may change in any release.
+///
+/// Nothing here can break the seal of [`VerifyToken`]'s hooks: no `Internal`, no way to pair a
+/// digest with other bytes ([`cache::TokenKey`] is built only from the bytes it borrows).
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::discovery::discovery_url;
+    pub use crate::fetch::{
+        Credential, CredentialFuture, USER_AGENT, bearer_authorization, client, credential,
+        parse_url,
+    };
+    pub use crate::verify::{
+        DEFAULT_MAX_TOKEN_BYTES, claims_decode_error, review_check_size, review_precheck,
+    };
+}
 
 #[cfg(test)]
 mod shut_down_runtime {

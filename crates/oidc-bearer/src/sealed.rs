@@ -95,16 +95,22 @@ mod tests {
                 .carries_digest(),
             "registry: hashed a token over its cap"
         );
-        // Object binding hands the seal of its inner verifier on: one digest per request, for the
-        // inner cache and the confirmation's key alike.
-        let api = crate::tokenreview::ApiServer::builder("https://127.0.0.1:1")
-            .with_bearer_token(|| Some("caller".into()))
-            .build()
-            .unwrap();
-        let bound = crate::tokenreview::ObjectBindingCheck::new(std::time::Duration::from_secs(30))
-            .with_api_server(api)
-            .wrap(verifier)
-            .unwrap();
+        // A confirmed verifier (object binding) hands the seal of its inner verifier on: one digest
+        // per request, for the inner cache and the confirmation's key alike.
+        struct Never;
+        impl crate::confirm::Confirm for Never {
+            fn confirmed(&self, _: &crate::cache::TokenKey<'_>) -> bool {
+                false
+            }
+            async fn confirm(
+                &self,
+                _: &str,
+                _: &crate::cache::TokenKey<'_>,
+            ) -> Result<(), crate::VerifyError> {
+                Err(crate::VerifyError::ReviewRefused { error: None })
+            }
+        }
+        let bound = crate::confirm::Confirmed::new(verifier, Never);
         assert!(
             bound.hash_token(b"a.b.c", INTERNAL).carries_digest(),
             "object binding: the token hashed again for its confirmation"

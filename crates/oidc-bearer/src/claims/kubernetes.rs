@@ -24,7 +24,7 @@
 //! Bound tokens (from the `TokenRequest` API, projected into pods) expire, name their audience and
 //! are invalidated with the pod they are bound to; legacy tokens (stored in `Secret`s before
 //! Kubernetes 1.24) never expire and have no audience. Verify the latter only through
-//! [`dangerous_legacy_service_account_verifier`](crate::issuers::kubernetes::dangerous_legacy_service_account_verifier).
+//! `oidc_bearer_kubernetes::dangerous_legacy_service_account_verifier`.
 
 use serde::{Deserialize, Serialize};
 
@@ -125,6 +125,20 @@ pub struct ServiceAccount<'a> {
     pub name: &'a str,
     /// The uid: tells a service account from an earlier one of the same name that was deleted.
     pub uid: &'a str,
+}
+
+impl<'a> ServiceAccount<'a> {
+    /// The service account a Kubernetes user name names, `system:serviceaccount:<namespace>:<name>`
+    /// (as a token's `sub` or a TokenReview's `status.user.username`), with its `uid`; `None` for
+    /// any other user (users, nodes, malformed names).
+    pub fn from_username(username: &'a str, uid: &'a str) -> Option<Self> {
+        let (namespace, name) = parse_subject(username)?;
+        Some(Self {
+            namespace,
+            name,
+            uid,
+        })
+    }
 }
 
 impl KubernetesClaims {

@@ -64,7 +64,7 @@ pub enum ConfigError {
 
 impl ConfigError {
     /// [`InvalidSetting`](Self::InvalidSetting) of `name`, refused for `reason`.
-    pub(crate) fn invalid(name: &'static str, reason: impl Into<String>) -> Self {
+    pub fn invalid(name: &'static str, reason: impl Into<String>) -> Self {
         Self::InvalidSetting {
             name,
             reason: reason.into(),

@@ -12,16 +12,14 @@ use std::fmt::{self, Write as _};
 pub(crate) mod config;
 pub(crate) mod dpop;
 pub(crate) mod keys;
-pub(crate) mod review;
+pub(crate) mod source;
 pub(crate) mod verify;
 
 pub(crate) use self::config::ConfigError;
 pub(crate) use self::dpop::{DpopChallengeError, DpopError};
 pub(crate) use self::keys::KeysError;
-pub(crate) use self::review::ReviewError;
-pub(crate) use self::review::{ApiServerFailure, Truncated};
 pub(crate) use self::verify::{Phase, VerifyError};
-pub(crate) use oidc_bearer_shared::{fetch::FetchError, flight::FlightError};
+pub(crate) use oidc_bearer_shared::fetch::FetchError;
 
 /// A token-supplied string in a message: at most [`Excerpt::MAX_CHARS`] characters, so that an
 /// 8 KiB `iss` or `kid` cannot flood logs (the typed error keeps the whole value), in quotes and
@@ -45,6 +43,18 @@ impl fmt::Debug for Excerpt<'_> {
         match end {
             None => Ok(()),
             Some(_) => write!(f, "… ({} bytes)", self.0.len()),
+        }
+    }
+}
+
+/// An API server's message in a log line or an error's text: at most 256 characters.
+pub(crate) struct Truncated<'a>(pub(crate) &'a str);
+
+impl fmt::Debug for Truncated<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0.char_indices().nth(256) {
+            None => write!(f, "{:?}", self.0),
+            Some((end, _)) => write!(f, "{:?}…", &self.0[..end]),
         }
     }
 }
@@ -187,7 +197,7 @@ pub(crate) mod tests {
             K::ClaimsDecode => (E::ClaimsDecode { message: text() }, Phase::Decode),
             K::ReviewRefused => (E::ReviewRefused { error: None }, Phase::Review),
             K::ReviewUnavailable => {
-                let source = crate::error::ReviewError::NoCredentials;
+                let source = super::source::ReviewSource::new(std::fmt::Error);
                 (E::ReviewUnavailable { source }, Phase::Review)
             }
         }

@@ -164,8 +164,9 @@ pub enum VerifyError {
     /// The token could not be reviewed by the Kubernetes API server (unreachable, overloaded, or
     /// refusing our own credentials). A server answers 503 rather than 401.
     ReviewUnavailable {
-        /// Why the review could not be done.
-        source: super::ReviewError,
+        /// Why the review could not be done (the reviewer's error: read it with
+        /// [`ReviewSource::downcast_ref`](super::source::ReviewSource::downcast_ref)).
+        source: super::source::ReviewSource,
     },
 }
 
@@ -393,7 +394,7 @@ impl std::error::Error for VerifyError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Self::KeysUnavailable { source } => Some(source),
-            Self::ReviewUnavailable { source } => Some(source),
+            Self::ReviewUnavailable { source } => Some(source.get_ref()),
             _ => None,
         }
     }

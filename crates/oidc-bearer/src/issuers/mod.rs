@@ -1,5 +1,6 @@
-//! Issuers by name: presets for Kubernetes (in-cluster, GKE, legacy tokens) and Google (ID tokens,
-//! service-account JWTs). Hand them to an [`IssuerRegistry`](crate::IssuerRegistry) to
+//! Issuers by name: presets for GKE clusters and Google (ID tokens, service-account JWTs). The
+//! in-cluster Kubernetes preset (`InCluster`) and legacy tokens are in crate
+//! `oidc-bearer-kubernetes`. Hand them to an [`IssuerRegistry`](crate::IssuerRegistry) to
 //! trust many issuers at once.
 //!
 //! A preset is a function that returns a [`VerifierBuilder`](crate::VerifierBuilder) with the issuer's
@@ -11,12 +12,8 @@
 //! use oidc_bearer::IssuerRegistry;
 //! use oidc_bearer::claims::DefaultClaims;
 //!
-//! // Trust this pod's own cluster, every GKE cluster of two projects, and Google's ID tokens.
+//! // Trust every GKE cluster of two projects, and Google's ID tokens.
 //! let registry = IssuerRegistry::builder()
-//!     .with_issuer(
-//!         issuers::kubernetes::InCluster::new()
-//!             .verifier_builder("https://kubernetes.default.svc.cluster.local", "my-service")?,
-//!     )
 //!     .with_pattern(GkeClusters::new("my-service").project("prod-1").project("prod-2"))
 //!     .with_issuer(issuers::google::id_token_verifier("my-service"))
 //!     .build()?;
@@ -27,7 +24,6 @@
 
 pub mod gke;
 pub mod google;
-pub mod kubernetes;
 
 use std::sync::Arc;
 

@@ -99,7 +99,6 @@ use crate::claims::kubernetes::{KubernetesClaims, checked_service_account, named
 use crate::claims::{DefaultClaims, RegisteredClaims};
 use crate::registry::IssuerPattern;
 use crate::rejection::AuthRejection;
-use crate::tokenreview::TokenReviewClaims;
 
 mod layer;
 
@@ -152,9 +151,8 @@ where
 }
 
 /// What the built-in policies read from a claims type. Implemented by [`DefaultClaims`] (whatever
-/// your claims in it), [`KubernetesClaims`] and
-/// [`TokenReviewClaims`]; implement it for a claims type of
-/// your own to use the built-in policies with it.
+/// your claims in it), [`KubernetesClaims`] and `oidc_bearer_kubernetes::TokenReviewClaims`;
+/// implement it for a claims type of your own to use the built-in policies with it.
 ///
 /// `issuer`, `subject` and `scopes` are required on purpose: a default of "no scopes" once made
 /// [`scopes`] refuse every token of a custom type without a word. A type that has no scopes says so
@@ -243,23 +241,6 @@ impl PolicyClaims for KubernetesClaims {
 
     fn kubernetes_service_account(&self) -> Option<(&str, &str)> {
         self.service_account().map(|sa| (sa.namespace, sa.name))
-    }
-}
-
-impl PolicyClaims for TokenReviewClaims {
-    /// `None`: a TokenReview answer names no issuer (the cluster asked is the one that vouches), so
-    /// issuer-scoped policies refuse these claims.
-    fn issuer(&self) -> Option<&str> {
-        None
-    }
-
-    fn subject(&self) -> Option<&str> {
-        Some(&self.username)
-    }
-
-    /// A TokenReview answer carries no scopes.
-    fn scopes(&self) -> Vec<&str> {
-        Vec::new()
     }
 }
 
@@ -408,26 +389,6 @@ mod tests {
     use super::*;
     use crate::claims::kubernetes::fixtures::{bound, claims as k8s, legacy};
     use serde_json::json;
-
-    /// A TokenReview answer's service account, as the policies read it: from the user name only.
-    #[test]
-    fn token_review_claims_name_their_service_account_to_policies() {
-        let claims: TokenReviewClaims = serde_json::from_value(serde_json::json!({
-            "username": "system:serviceaccount:prod:billing",
-            "uid": "sa-uid",
-        }))
-        .unwrap();
-        assert_eq!(
-            claims.kubernetes_service_account(),
-            Some(("prod", "billing"))
-        );
-        for username in ["alice", "system:node:n1", "system:serviceaccount:prod:a:b"] {
-            let claims: TokenReviewClaims =
-                serde_json::from_value(serde_json::json!({ "username": username })).unwrap();
-            assert!(claims.kubernetes_service_account().is_none(), "{username}");
-            assert_eq!(PolicyClaims::subject(&claims), Some(username));
-        }
-    }
 
     fn claims(json: serde_json::Value) -> DefaultClaims {
         serde_json::from_value(json).unwrap()

@@ -126,14 +126,14 @@ impl VerifierBuilder {
 
     /// Requires this claim in every token (present and not `null`), e.g. to accept only tokens of a
     /// given shape. A token without it is refused with [`VerifyError::MissingClaim`](crate::VerifyError::MissingClaim).
-    pub(crate) fn with_required_claim(mut self, claim: &'static str) -> Self {
+    pub fn with_required_claim(mut self, claim: &'static str) -> Self {
         self.policy.required_claims.push(claim);
         self
     }
 
     /// Fetches discovery as usual (and checks its `issuer`), but the keys from this URL instead of the
     /// document's `jwks_uri`.
-    pub(crate) fn with_discovery_jwks_uri(mut self, url: impl Into<String>) -> Self {
+    pub fn with_discovery_jwks_uri(mut self, url: impl Into<String>) -> Self {
         self.discovery_jwks_uri = Some(url.into());
         self
     }
@@ -160,7 +160,8 @@ impl VerifierBuilder {
     /// discovery and JWKS fetches: a cluster's own API server, which gets the pod's token
     /// (client-go trusts only the cluster CA in-cluster). Roots added by
     /// [`with_root_certificates_pem`](Self::with_root_certificates_pem) are trusted too.
-    pub(crate) fn with_cluster_ca_pem(mut self, pem: Vec<u8>) -> Self {
+    #[doc(hidden)]
+    pub fn with_cluster_ca_pem(mut self, pem: Vec<u8>) -> Self {
         self.http.root_certificates.push(pem);
         self.http.system_roots = false;
         self
@@ -181,7 +182,8 @@ impl VerifierBuilder {
 
     /// [`with_fetch_bearer_token`](Self::with_fetch_bearer_token) with a credential that may wait
     /// (`InCluster`'s token file, read off the runtime's workers).
-    pub(crate) fn with_fetch_credential(mut self, credential: crate::fetch::Credential) -> Self {
+    #[doc(hidden)]
+    pub fn with_fetch_credential(mut self, credential: crate::fetch::Credential) -> Self {
         self.http.authorization = Some(credential);
         self
     }

@@ -31,9 +31,10 @@ pub(crate) use keys::check_key_signature;
 use keys::check_signature;
 use rules::IssuerPolicy;
 pub(crate) use rules::{Rules, time_claim};
+pub use rules::{review_check_size, review_precheck};
 
 /// The default token size cap: 8 KiB, far above real workload tokens (about 1 KiB).
-pub(crate) const DEFAULT_MAX_TOKEN_BYTES: usize = 8 * 1024;
+pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8 * 1024;
 /// The default clock-skew leeway for `exp`, `nbf` and `iat`.
 pub(crate) const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
 
@@ -218,7 +219,7 @@ impl Verifier {
     }
 
     /// The clock this verifier reads (a check wrapped around it reads the same one).
-    pub(crate) fn clock(&self) -> SharedClock {
+    pub fn clock(&self) -> SharedClock {
         self.inner.clock.clone()
     }
 
@@ -462,7 +463,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> Decoded for Arc<T> {
 
 /// The error of claims that do not decode into the caller's type, here and for TokenReview's
 /// answers (decoded from a JSON value: no position).
-pub(crate) fn claims_decode_error(e: serde_json::Error) -> VerifyError {
+pub fn claims_decode_error(e: serde_json::Error) -> VerifyError {
     // serde_json's messages can quote claim values (`invalid type: string "alice@example.com"`,
     // and a custom `Deserialize` may say anything): keep only a missing field's name and the
     // position, so that claims never reach logs through this error.
@@ -495,7 +496,7 @@ impl fmt::Debug for Verifier {
 
 /// Something that verifies bearer tokens: a single-issuer [`Verifier`], a registry of many issuers
 /// ([`IssuerRegistry`](crate::IssuerRegistry)), or the Kubernetes API server
-/// ([`TokenReview`](crate::tokenreview::TokenReview)).
+/// (`oidc_bearer_kubernetes::TokenReview`).
 ///
 /// The HTTP layer is generic over it, and [`verify_token`](Self::verify_token) is how to verify a
 /// token into shared claims outside it (bring the trait into scope with `use oidc_bearer::VerifyToken`); each verifier's

@@ -9,7 +9,8 @@ use std::time::Duration;
 use crate::Algorithm;
 use crate::cache::Times;
 use crate::error::VerifyError;
-use crate::token::{ClaimValue, Header, RawClaims};
+use crate::token::{ClaimValue, Header, Parsed, RawClaims};
+use oidc_bearer_shared::clock::numeric_date;
 
 /// A policy's rules that need no key, borrowed from a verifier or from a builder.
 pub(crate) struct Rules<'a> {
@@ -66,7 +67,7 @@ impl Rules<'static> {
     /// asymmetric `alg` (the API server signs with keys; RFC 8725 §3.1) and an `exp` that is a
     /// NumericDate not yet past, with the default leeway. The rest — signature, audience, `nbf`, a
     /// missing `exp` (legacy service-account tokens have none) — is the API server's to judge.
-    pub(crate) fn review(max_token_bytes: usize) -> Self {
+    fn review(max_token_bytes: usize) -> Self {
         Rules {
             max_token_bytes,
             algorithms: Algorithm::ASYMMETRIC,
@@ -237,6 +238,35 @@ impl Rules<'_> {
         }
         Ok(())
     }
+}
+
+/// TokenReview's pre-check (crate `oidc-bearer-kubernetes`), by [`Rules::review`]: anything but a
+/// compact JWS within `max_token_bytes`, an `alg` other than an asymmetric one, an `exp` that is no
+/// NumericDate or is past, is refused before it costs a review. None of it is trusted; it only
+/// spares the API server garbage. Returns the (unverified) `exp`.
+#[doc(hidden)]
+pub fn review_precheck(
+    token: &str,
+    max_token_bytes: usize,
+    now: Duration,
+) -> Result<Option<Duration>, VerifyError> {
+    let parsed = Parsed::new(token, max_token_bytes)?;
+    let rules = Rules::review(max_token_bytes);
+    rules.check_header(&parsed.header)?;
+    let exp = time_claim(&parsed.claims.exp, "exp")?;
+    let times = Times {
+        exp,
+        ..Times::default()
+    };
+    rules.check_times(&times, now)?;
+    Ok(exp.map(numeric_date))
+}
+
+/// TokenReview's size cap (the first of [`review_precheck`]'s rules), checked before a token is
+/// hashed for its cached answer.
+#[doc(hidden)]
+pub fn review_check_size(max_token_bytes: usize, len: usize) -> Result<(), VerifyError> {
+    Rules::review(max_token_bytes).check_size(len)
 }
 
 /// A NumericDate claim: a JSON number (RFC 7519 §2), never a string (CVE-2026-25537).

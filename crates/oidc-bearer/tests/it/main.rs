@@ -14,13 +14,10 @@ mod fetch_reliability;
 mod fuzz;
 mod google;
 mod key_cache;
-mod kubernetes;
-mod object_binding;
 mod registry;
 mod registry_admission;
 // Signs its HS256 tokens with aws-lc-rs, which the rust-crypto build does not link.
 #[cfg(feature = "aws-lc-rs")]
 mod refusal_order;
 mod token_cache;
-mod tokenreview;
 mod verify;

@@ -2,7 +2,7 @@
 //! ([`InCluster`]), and — only when there is no way around it — legacy secret-based tokens
 //! ([`dangerous_legacy_service_account_verifier`]).
 //!
-//! Decode the claims into [`KubernetesClaims`](crate::claims::kubernetes::KubernetesClaims).
+//! Decode the claims into [`KubernetesClaims`](oidc_bearer::claims::kubernetes::KubernetesClaims).
 //! For GKE clusters verified from outside, see [`gke`](super::gke); any other cluster whose issuer
 //! publishes discovery (EKS, AKS, a public issuer URL) is a plain [`Verifier`] of its issuer.
 
@@ -14,12 +14,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
 use oidc_bearer_shared::file::{READ_TIMEOUT, Reads, bounded, read_regular};
-use oidc_bearer_shared::log_limit;
+use oidc_bearer_shared::log_limit::{LogLimiter, PERIOD};
 
-use crate::error::ConfigError;
-use crate::fetch::{Credential, bearer_authorization};
-use crate::keys::{Jwks, StaticKeySet};
-use crate::{Verifier, VerifierBuilder};
+use oidc_bearer::__private::{Credential, bearer_authorization};
+use oidc_bearer::ConfigError;
+use oidc_bearer::keys::{Jwks, StaticKeySet};
+use oidc_bearer::{Verifier, VerifierBuilder};
 
 /// The `iss` of legacy secret-based service-account tokens (and the default issuer of clusters
 /// before Kubernetes 1.20). Not a URL: there is no discovery for it.
@@ -47,7 +47,7 @@ const API_SERVER_JWKS_PATH: &str = "/openid/v1/jwks";
 /// (GKE: `https://container.googleapis.com/v1/projects/…`, EKS: `https://oidc.eks.…`, kubeadm:
 /// `https://kubernetes.default.svc.cluster.local`). Find it with
 /// `kubectl get --raw /.well-known/openid-configuration` (the `issuer` field); if it is wrong, the
-/// first fetch fails with [`KeysError::IssuerMismatch`](crate::KeysError::IssuerMismatch) naming the
+/// first fetch fails with [`KeysError::IssuerMismatch`](oidc_bearer::KeysError::IssuerMismatch) naming the
 /// right one.
 ///
 /// Reading the mounted files needs nothing in RBAC; fetching discovery and keys needs the
@@ -58,7 +58,7 @@ const API_SERVER_JWKS_PATH: &str = "/openid/v1/jwks";
 ///
 /// ```no_run
 /// # fn run() -> Result<(), oidc_bearer::ConfigError> {
-/// use oidc_bearer::issuers::kubernetes::InCluster;
+/// use oidc_bearer_kubernetes::InCluster;
 ///
 /// let verifier = InCluster::new()
 ///     .verifier_builder("https://kubernetes.default.svc.cluster.local", "my-service")?
@@ -203,7 +203,7 @@ impl InCluster {
         let api = self.api_server_url()?;
         let api = api.trim_end_matches('/');
         let mut builder = Verifier::builder(issuer, audience)
-            .with_discovery_url(crate::discovery::discovery_url(api))
+            .with_discovery_url(oidc_bearer::__private::discovery_url(api))
             .with_discovery_jwks_uri(format!("{api}{API_SERVER_JWKS_PATH}"))
             .with_fetch_credential(token);
         if let Some(pem) = self.cluster_ca()? {
@@ -384,8 +384,8 @@ impl TokenFile {
             ),
         };
         // A TokenReview reads the file per review, which a caller can trigger.
-        static UNREADABLE: log_limit::LogLimiter = log_limit::LogLimiter::new();
-        if let Some(suppressed) = UNREADABLE.allow(log_limit::PERIOD) {
+        static UNREADABLE: LogLimiter = LogLimiter::new();
+        if let Some(suppressed) = UNREADABLE.allow(PERIOD) {
             tracing::warn!(path = %self.path.display(), %error, suppressed, "cannot read the service-account token; using the last one read");
         }
         self.last_good()
@@ -442,7 +442,7 @@ impl fmt::Debug for TokenFile {
 /// a `kid` will match — or the JWKS from `kubectl get --raw /openid/v1/jwks` with
 /// [`Jwks::from_json`]. There is no discovery: `kubernetes/serviceaccount` is not a URL.
 ///
-/// Decode the claims into [`KubernetesClaims`](crate::claims::kubernetes::KubernetesClaims) and read
+/// Decode the claims into [`KubernetesClaims`](oidc_bearer::claims::kubernetes::KubernetesClaims) and read
 /// the account with its `service_account()`.
 pub fn dangerous_legacy_service_account_verifier(keys: Jwks) -> VerifierBuilder {
     // The audience check is skipped below, so the required audience argument is left empty.

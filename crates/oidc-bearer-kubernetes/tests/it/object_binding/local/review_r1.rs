@@ -14,7 +14,7 @@ use super::{
     Cluster, ManualClock, TokenReviewSettings, VerifyError, assert_not_accepted,
     loaded_without_a_review, one_worker, review3_bound_to, sent_and_held, verify,
 };
-use oidc_bearer::tokenreview::ApiServer;
+use oidc_bearer_kubernetes::ApiServer;
 
 /// A TokenReview API server on loopback that refuses every token, its answer sent with
 /// `Transfer-Encoding: chunked` in `chunks` chunks (HTTP/1.1, RFC 9112 §7.1: any chunking is a

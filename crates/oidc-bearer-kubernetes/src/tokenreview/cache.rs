@@ -13,8 +13,8 @@ use std::time::Duration;
 use oidc_bearer_shared::map::{DigestMap, MIN_ENTRIES_PER_SHARD, Value};
 
 use super::claims::TokenReviewClaims;
-use crate::crypto::Sha256;
-use crate::error::VerifyError;
+use crate::Sha256;
+use oidc_bearer::VerifyError;
 
 /// An answer: the claims of an accepted token, or why it was refused or could not be reviewed.
 pub(crate) type Answer = Result<Arc<TokenReviewClaims>, VerifyError>;

@@ -18,8 +18,8 @@ use oidc_bearer_shared::fetch::{self as shared, ClientSettings, LocalCause};
 
 use super::claims::TokenReviewClaims;
 use crate::error::ReviewError;
-use crate::error::{ConfigError, FetchError, VerifyError};
-use crate::fetch::{Credential, bearer_authorization};
+use oidc_bearer::__private::{Credential, bearer_authorization};
+use oidc_bearer::{ConfigError, FetchError, VerifyError};
 
 /// The TokenReview API's path on the API server.
 const TOKEN_REVIEW_PATH: &str = "/apis/authentication.k8s.io/v1/tokenreviews";
@@ -38,12 +38,12 @@ const MAX_ERROR_CHARS: usize = 512;
 /// A Kubernetes API server to send TokenReviews to, with the credential to send and the CA to
 /// trust. Cheap to clone.
 ///
-/// In a pod, [`InCluster::api_server`](crate::issuers::kubernetes::InCluster::api_server) builds
+/// In a pod, [`InCluster::api_server`](crate::InCluster::api_server) builds
 /// it from the mounted token and CA. The caller's service account needs `create` on
 /// `tokenreviews.authentication.k8s.io` (the `system:auth-delegator` cluster role grants it).
 ///
 /// ```
-/// use oidc_bearer::tokenreview::ApiServer;
+/// use oidc_bearer_kubernetes::ApiServer;
 ///
 /// let api = ApiServer::builder("https://kubernetes.default.svc")
 ///     .with_bearer_token(|| std::fs::read_to_string("/path/to/token").ok())
@@ -263,13 +263,13 @@ pub struct ApiServerBuilder {
 impl ApiServerBuilder {
     /// The bearer token to authenticate with, read per review (so that a rotating file can be
     /// re-read); required. The closure runs on the runtime's worker, so it must not block:
-    /// [`InCluster::api_server`](crate::issuers::kubernetes::InCluster::api_server) reads the pod's
+    /// [`InCluster::api_server`](crate::InCluster::api_server) reads the pod's
     /// token file off the workers.
     pub fn with_bearer_token(
         self,
         token: impl Fn() -> Option<String> + Send + Sync + 'static,
     ) -> Self {
-        self.with_credential(crate::fetch::credential(token))
+        self.with_credential(oidc_bearer::__private::credential(token))
     }
 
     /// [`with_bearer_token`](Self::with_bearer_token) with a credential that may wait
@@ -299,7 +299,7 @@ impl ApiServerBuilder {
 
     /// Checks the URL, reads the certificates and builds the HTTP client. Nothing is sent.
     pub fn build(self) -> Result<ApiServer, ConfigError> {
-        let base = crate::fetch::parse_url(&self.base_url, self.allow_insecure_http)?;
+        let base = oidc_bearer::__private::parse_url(&self.base_url, self.allow_insecure_http)?;
         if base.query().is_some() || base.fragment().is_some() {
             return Err(ConfigError::InvalidUrl {
                 url: self.base_url,
@@ -323,7 +323,7 @@ impl ApiServerBuilder {
         })?;
         // No redirects (one could take the token under review to a host we never vetted); a
         // configured CA is trusted alone.
-        let mut settings = ClientSettings::new(CONNECT_TIMEOUT, crate::fetch::USER_AGENT);
+        let mut settings = ClientSettings::new(CONNECT_TIMEOUT, oidc_bearer::__private::USER_AGENT);
         settings.system_roots = self.ca_certificates.is_empty();
         settings.root_certificates = self.ca_certificates;
         // A new connection per review: a request sent into a pooled connection that the API
@@ -331,7 +331,7 @@ impl ApiServerBuilder {
         // which nothing can tell from an outage (review R6: it opened the grace period). Reviews
         // are one per token per interval; a handshake each is their price.
         settings.reuse_connections = false;
-        let client = crate::fetch::client(&settings)?;
+        let client = oidc_bearer::__private::client(&settings)?;
         let proxied = shared::proxied(&settings, url.as_str());
         Ok(ApiServer {
             inner: Arc::new(ApiInner {

@@ -18,7 +18,7 @@ use super::{
     loaded_without_a_review, verify,
 };
 use oidc_bearer::Verifier;
-use oidc_bearer::tokenreview::ApiServer;
+use oidc_bearer_kubernetes::ApiServer;
 
 /// A current-thread runtime: the review's, not driven between `block_on` calls.
 pub(super) fn current_thread() -> tokio::runtime::Runtime {
@@ -373,7 +373,7 @@ fn r6_a_review_with_the_longest_timeout_against_a_hung_api_server_still_ends() {
         for timeout in [Duration::MAX, Duration::from_secs(61)] {
             let mut settings = TokenReviewSettings::default();
             settings.timeout = timeout;
-            let built = oidc_bearer::tokenreview::ObjectBindingCheck::new(Duration::from_secs(30))
+            let built = oidc_bearer_kubernetes::ObjectBindingCheck::new(Duration::from_secs(30))
                 .with_api_server(api.clone())
                 .with_settings(settings)
                 .wrap(cluster.builder(&clock).build().unwrap());

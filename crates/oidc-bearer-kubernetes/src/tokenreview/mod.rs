@@ -1,42 +1,5 @@
-//! Kubernetes TokenReview: ask the API server whether a token is valid — signature, expiry,
-//! audience, *and* that the pod or secret it is bound to still exists — so that a deleted pod's
-//! token stops working within seconds instead of at its `exp`.
-//!
-//! Two ways to use it:
-//!
-//! - [`TokenReview`], a verifier of its own (it implements [`VerifyToken`], so it plugs into
-//!   [`BearerAuthLayer`](crate::BearerAuthLayer) and [`IssuerRegistry`](crate::IssuerRegistry)
-//!   like any other). It also validates tokens of clusters that publish no discovery document.
-//!   Handlers read [`TokenReviewClaims`].
-//! - The object-binding check around a local [`Verifier`](crate::Verifier):
-//!   [`ObjectBindingCheck::wrap`] gives an [`ObjectBinding`], which verifies the JWT locally (the
-//!   fast path) and confirms with a TokenReview at most once per interval per token.
-//!
-//! ```no_run
-//! # fn run() -> Result<(), oidc_bearer::ConfigError> {
-//! use oidc_bearer::BearerAuthLayer;
-//! use oidc_bearer::issuers::kubernetes::InCluster;
-//! use oidc_bearer::tokenreview::{TokenReview, TokenReviewClaims};
-//!
-//! // The pod's own token and CA authenticate the reviews; tokens must be meant for "my-service".
-//! let review = TokenReview::builder(InCluster::new().api_server()?, "my-service").build()?;
-//! let layer = BearerAuthLayer::new(review).claims::<TokenReviewClaims>();
-//! # Ok(()) }
-//! ```
-//!
-//! The service account sending reviews needs `create` on `tokenreviews.authentication.k8s.io`:
-//! bind it to the `system:auth-delegator` cluster role (see [the TokenReview notes](https://example.invalid/oidc-bearer/blob/main/docs/tokenreview.md)
-//! for the manifest and the API-server load to expect).
-//!
-//! Answers are cached by the SHA-256 of the token's signature, a hit matching the rest of the
-//! token byte for byte (the token itself is never kept): acceptances for 30 s and never past the
-//! token's `exp`, refusals for 5 s. One review is in flight per token however many requests carry
-//! it, and it runs detached: a request that goes away neither cancels nor repeats it. Reviews are
-//! capped (8 at once) and time out (5 s); [`TokenReviewSettings`] changes these. Anything that is
-//! not a well-formed, unexpired JWS is refused before any review, so garbage never costs an API call.
-//! An API server that cannot answer (down, 5xx, 429, timeout) or that refuses our own credentials
-//! (401/403, logged at ERROR as a configuration mistake) gives 503 with `Retry-After`, never an
-//! acceptance.
+//! The [`TokenReview`] verifier and its builder; the parts of the reviews (API server, answer cache,
+//! reviewer) that it shares with the object-binding check.
 
 mod api;
 mod binding;
@@ -56,17 +19,16 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use oidc_bearer_shared::clock::numeric_date;
 use serde::de::DeserializeOwned;
 
 use self::cache::Answer;
 use self::reviewer::Reviewer;
-use crate::cache::{Times, TokenKey};
-use crate::clock::{Clock, SharedClock, SystemClock};
-use crate::error::{ConfigError, VerifyError};
-use crate::sealed::Internal;
-use crate::token::Parsed;
-use crate::verify::{DEFAULT_MAX_TOKEN_BYTES, Rules, VerifyToken, time_claim};
+use crate::SharedClock;
+use oidc_bearer::__private::{DEFAULT_MAX_TOKEN_BYTES, review_check_size, review_precheck};
+use oidc_bearer::VerifyToken;
+use oidc_bearer::cache::TokenKey;
+use oidc_bearer::clock::{Clock, SystemClock};
+use oidc_bearer::{ConfigError, VerifyError};
 
 /// A verifier that asks the Kubernetes API server about each token (`POST
 /// /apis/authentication.k8s.io/v1/tokenreviews`), with the audiences it accepts.
@@ -111,27 +73,18 @@ impl TokenReview {
     /// The cache key of a token within the size cap (the token cache's: the cache also compares
     /// the signing input, which is verified nowhere here). Bytes without a `.` are no JWS.
     fn key<'a>(&self, token: &'a [u8]) -> Result<TokenKey<'a>, VerifyError> {
-        Rules::review(self.max_token_bytes).check_size(token.len())?;
+        review_check_size(self.max_token_bytes, token.len())?;
         TokenKey::new(token).ok_or(VerifyError::Malformed {
             reason: "a JWS has three dot-separated parts",
         })
     }
 
-    /// What is refused before any review, by the local verifier's rules ([`Rules::review`]):
-    /// anything but a compact JWS, an `alg` other than an asymmetric one, an `exp` that is no
-    /// NumericDate or is past. None of it is trusted; it only spares the API server garbage.
-    /// Returns the (unverified) `exp`.
+    /// What is refused before any review, by the local verifier's rules (`review_precheck`, in
+    /// the core with the rules it shares): anything but a compact JWS, an `alg` other than an
+    /// asymmetric one, an `exp` that is no NumericDate or is past. None of it is trusted; it only
+    /// spares the API server garbage. Returns the (unverified) `exp`.
     fn precheck(&self, token: &str, now: Duration) -> Result<Option<Duration>, VerifyError> {
-        let parsed = Parsed::new(token, self.max_token_bytes)?;
-        let rules = Rules::review(self.max_token_bytes);
-        rules.check_header(&parsed.header)?;
-        let exp = time_claim(&parsed.claims.exp, "exp")?;
-        let times = Times {
-            exp,
-            ..Times::default()
-        };
-        rules.check_times(&times, now)?;
-        Ok(exp.map(numeric_date))
+        review_precheck(token, self.max_token_bytes, now)
     }
 }
 
@@ -153,13 +106,17 @@ where
     // Never the values: only a missing field's name, as the local verifier says it.
     serde_json::from_value(value)
         .map(Arc::new)
-        .map_err(crate::verify::claims_decode_error)
+        .map_err(oidc_bearer::__private::claims_decode_error)
 }
 
 impl VerifyToken for TokenReview {
     /// Reviews `token` and returns its claims as a shared `T`: [`TokenReviewClaims`] itself
     /// (shared with the cache, nothing copied), or any type that deserializes from its JSON
     /// (`{"username", "uid", "groups", "extra", "audiences"}`).
+    ///
+    /// A cached answer is found here, before anything is parsed (the HTTP layer's synchronous
+    /// hook is the core's own and this crate does not override it: a cached answer through the
+    /// layer costs a boxed future more than a token-cache hit).
     async fn verify_token<T>(&self, token: &str) -> Result<Arc<T>, VerifyError>
     where
         T: DeserializeOwned + Send + Sync + 'static,
@@ -173,21 +130,6 @@ impl VerifyToken for TokenReview {
         let exp = self.precheck(token, now)?;
         convert(reviewer.review(&key, token, exp).await)
     }
-
-    fn verify_token_cached<T>(&self, token: &[u8], _: Internal) -> Option<Arc<T>>
-    where
-        T: DeserializeOwned + Send + Sync + 'static,
-    {
-        // Only acceptances of `TokenReviewClaims` are answered here: anything else (a refusal, a
-        // conversion) goes through `verify_token`, which finds the same cached answer.
-        if TypeId::of::<T>() != TypeId::of::<TokenReviewClaims>() {
-            return None;
-        }
-        let key = self.key(token).ok()?;
-        let claims = self.reviewer.cached(&key, self.reviewer.now())?.ok()?;
-        let any: Arc<dyn Any + Send + Sync> = claims;
-        any.downcast::<T>().ok()
-    }
 }
 
 impl fmt::Debug for TokenReview {
@@ -199,7 +141,7 @@ impl fmt::Debug for TokenReview {
 }
 
 /// Configures a [`TokenReview`] verifier; from [`TokenReview::builder`] (in a pod, with
-/// [`InCluster::api_server`](crate::issuers::kubernetes::InCluster::api_server)).
+/// [`InCluster::api_server`](crate::InCluster::api_server)).
 #[must_use = "a builder does nothing until `build` is called"]
 pub struct TokenReviewBuilder {
     api: ApiServer,

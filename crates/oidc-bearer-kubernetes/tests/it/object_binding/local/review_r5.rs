@@ -12,7 +12,8 @@ use super::{
     Cluster, INTERVAL, ManualClock, ObjectBindingCheck, TokenReviewSettings, VerifyError,
     loaded_without_a_review, verify,
 };
-use oidc_bearer::tokenreview::ApiServer;
+use oidc_bearer_kubernetes::ApiServer;
+use oidc_bearer_kubernetes::ReviewError;
 
 /// The last window (`LAST_WINDOW`) of oidc-bearer-shared's fetch.rs: a review ends by
 /// `timeout + LAST_WINDOW` (and a little slack).
@@ -393,7 +394,7 @@ fn r5_tls_refused_is_a_configuration_error_of_the_review() {
 
 /// Why a review against an API server that requires a client certificate (we send none) failed;
 /// the grace period (a minute) must not open for it.
-fn refused_by_mutual_tls() -> oidc_bearer::ReviewError {
+fn refused_by_mutual_tls() -> oidc_bearer_kubernetes::ReviewError {
     let runtime = super::one_worker();
     runtime.block_on(async {
         let cluster = Cluster::start().await;
@@ -401,7 +402,9 @@ fn refused_by_mutual_tls() -> oidc_bearer::ReviewError {
         let (url, ca_pem) = mutual_tls_server(REFUSAL);
         let verifier = bound_with_grace(&cluster, &clock, url, ca_pem, Duration::from_secs(2));
         match verify(&verifier, &cluster.token().sign()).await {
-            Err(VerifyError::ReviewUnavailable { source }) => source,
+            Err(error @ VerifyError::ReviewUnavailable { .. }) => {
+                ReviewError::of(&error).cloned().expect("a ReviewError")
+            }
             other => panic!("{other:?}"),
         }
     })

@@ -13,9 +13,10 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
 use oidc_bearer::claims::kubernetes::KubernetesClaims;
 use oidc_bearer::clock::ManualClock;
-use oidc_bearer::issuers::kubernetes::{InCluster, dangerous_legacy_service_account_verifier};
 use oidc_bearer::keys::StaticKeySet;
 use oidc_bearer::{FetchError, KeysError, Verifier, VerifyError};
+use oidc_bearer_kubernetes::ReviewError;
+use oidc_bearer_kubernetes::{InCluster, dangerous_legacy_service_account_verifier};
 use oidc_bearer_testing::{TestIssuer, TokenBuilder, now};
 use serde_json::{Value, json};
 
@@ -505,8 +506,8 @@ fn in_cluster_connections_trust_only_the_cluster_ca_not_the_system_roots() {
 #[tokio::test]
 #[ignore = "run by in_cluster_connections_trust_only_the_cluster_ca_not_the_system_roots"]
 async fn in_cluster_tls_child() {
-    use oidc_bearer::ReviewError;
-    use oidc_bearer::tokenreview::{ApiServer, TokenReview};
+    use oidc_bearer_kubernetes::ReviewError;
+    use oidc_bearer_kubernetes::{ApiServer, TokenReview};
     let Some(dir) = std::env::var_os(TLS_CHILD_ENV) else {
         return;
     };
@@ -527,7 +528,9 @@ async fn in_cluster_tls_child() {
             .verify(token)
             .await
         {
-            Err(VerifyError::ReviewUnavailable { source }) => source,
+            Err(error @ VerifyError::ReviewUnavailable { .. }) => {
+                ReviewError::of(&error).cloned().expect("a ReviewError")
+            }
             other => panic!("{other:?}"),
         }
     };
@@ -698,10 +701,13 @@ async fn a_cluster_ca_that_did_not_sign_the_api_server_opens_no_grace_period() {
             "a deleted pod's token was accepted: a cluster CA that does not match counted as an \
              API-server outage and opened the grace period"
         ),
-        Err(VerifyError::ReviewUnavailable { source }) => assert!(
-            !source.is_api_server_failure() && source.is_configuration(),
-            "{source:?}"
-        ),
+        Err(ref error @ VerifyError::ReviewUnavailable { .. }) => {
+            let source = ReviewError::of(error).expect("a ReviewError");
+            assert!(
+                !source.is_api_server_failure() && source.is_configuration(),
+                "{source:?}"
+            )
+        }
         Err(other) => panic!("{other:?}"),
     }
 }
@@ -738,7 +744,7 @@ fn a_review_whose_runtime_sat_idle_while_connecting_opens_no_grace_period() {
     let url = https_404_server_named(&ca, "localhost");
     // Our credential at once (no token file read, which would wait for the blocking thread too).
     let caller = cluster.reviews.caller_token();
-    let api = oidc_bearer::tokenreview::ApiServer::builder(url)
+    let api = oidc_bearer_kubernetes::ApiServer::builder(url)
         .with_ca_pem(pem)
         .with_bearer_token(move || Some(caller.clone()))
         .build()
@@ -802,7 +808,8 @@ fn a_review_whose_runtime_sat_idle_while_connecting_opens_no_grace_period() {
             "a deleted pod's token was accepted: a runtime idle while connecting counted as an \
              API-server outage and opened the grace period"
         ),
-        Err(VerifyError::ReviewUnavailable { source }) => {
+        Err(error @ VerifyError::ReviewUnavailable { .. }) => {
+            let source = ReviewError::of(&error).expect("a ReviewError");
             assert!(!source.is_api_server_failure(), "{source:?}")
         }
         Err(_) => {}
@@ -888,7 +895,7 @@ fn a_proxy_refusing_our_connect_in_a_process_of_its_own() {
         let cluster = crate::support::cluster::Cluster::start().await;
         let caller = cluster.reviews.caller_token();
         // Any https URL: the proxy answers the CONNECT for it.
-        let api = oidc_bearer::tokenreview::ApiServer::builder("https://127.0.0.1:6443")
+        let api = oidc_bearer_kubernetes::ApiServer::builder("https://127.0.0.1:6443")
             .with_bearer_token(move || Some(caller.clone()))
             .build()
             .unwrap();
@@ -1018,7 +1025,7 @@ fn review3_child() {
 /// In a child started with `REVIEW3_CHILD`: `body` with the cluster and the API server at that
 /// URL, on a runtime of its own. Without it, nothing.
 fn in_a_review3_child(
-    body: impl AsyncFnOnce(&crate::support::cluster::Cluster, oidc_bearer::tokenreview::ApiServer),
+    body: impl AsyncFnOnce(&crate::support::cluster::Cluster, oidc_bearer_kubernetes::ApiServer),
 ) {
     let Some(api) = std::env::var_os(REVIEW3_CHILD) else {
         return;
@@ -1035,10 +1042,10 @@ fn in_a_review3_child(
 fn review3_child_api(
     cluster: &crate::support::cluster::Cluster,
     api: std::ffi::OsString,
-) -> oidc_bearer::tokenreview::ApiServer {
+) -> oidc_bearer_kubernetes::ApiServer {
     let caller = cluster.reviews.caller_token();
     // Plain `http` is allowed on loopback; `localhost` spelled out as allowed too.
-    oidc_bearer::tokenreview::ApiServer::builder(api.into_string().unwrap())
+    oidc_bearer_kubernetes::ApiServer::builder(api.into_string().unwrap())
         .dangerous_allow_insecure_http()
         .with_bearer_token(move || Some(caller.clone()))
         .build()
@@ -1049,19 +1056,19 @@ fn review3_child_api(
 /// must refuse a deleted pod's token, and record no API-server failure, whatever the proxy did.
 async fn review_through_a_proxy_opens_no_grace(
     cluster: &crate::support::cluster::Cluster,
-    api: oidc_bearer::tokenreview::ApiServer,
+    api: oidc_bearer_kubernetes::ApiServer,
     what: &str,
 ) {
-    let settings = oidc_bearer::tokenreview::TokenReviewSettings::default();
+    let settings = oidc_bearer_kubernetes::TokenReviewSettings::default();
     reviews_through_a_proxy_open_no_grace(cluster, api, what, settings, 1).await;
 }
 
 /// [`review_through_a_proxy_opens_no_grace`] for `rounds` tokens in turn, with `settings`.
 async fn reviews_through_a_proxy_open_no_grace(
     cluster: &crate::support::cluster::Cluster,
-    api: oidc_bearer::tokenreview::ApiServer,
+    api: oidc_bearer_kubernetes::ApiServer,
     what: &str,
-    settings: oidc_bearer::tokenreview::TokenReviewSettings,
+    settings: oidc_bearer_kubernetes::TokenReviewSettings,
     rounds: usize,
 ) {
     use oidc_bearer::VerifyToken as _;
@@ -1074,7 +1081,8 @@ async fn reviews_through_a_proxy_open_no_grace(
                 "round {round}: a deleted pod's token was accepted: {what} counted as an API-server outage and \
                  opened the grace period"
             ),
-            Err(VerifyError::ReviewUnavailable { source }) => {
+            Err(error @ VerifyError::ReviewUnavailable { .. }) => {
+                let source = ReviewError::of(&error).expect("a ReviewError");
                 assert!(!source.is_api_server_failure(), "{source:?}");
                 // Review 4: through a proxy, what is logged must not blame the API server or our
                 // RBAC alone (a proxy's 403 is no missing `create` on `tokenreviews`).
@@ -1144,7 +1152,7 @@ fn review4_a_hung_connect_under_a_short_review_timeout_never_opens_the_grace_per
 fn review4_child() {
     in_a_review3_child(async |cluster, api| {
         // A short timeout: each review is one draw of the race; the proxy never answers.
-        let mut settings = oidc_bearer::tokenreview::TokenReviewSettings::default();
+        let mut settings = oidc_bearer_kubernetes::TokenReviewSettings::default();
         settings.timeout = Duration::from_millis(10);
         let what = "a timeout through a proxy holding the request";
         reviews_through_a_proxy_open_no_grace(cluster, api, what, settings, 150).await;
@@ -1166,10 +1174,10 @@ fn in_cluster_verifier(cluster: &crate::support::cluster::Cluster) -> Verifier {
 /// that reviews at `api` with `settings`.
 fn in_cluster_bound(
     cluster: &crate::support::cluster::Cluster,
-    api: oidc_bearer::tokenreview::ApiServer,
-    settings: oidc_bearer::tokenreview::TokenReviewSettings,
-) -> oidc_bearer::tokenreview::ObjectBinding<Verifier> {
-    oidc_bearer::tokenreview::ObjectBindingCheck::new(Duration::from_secs(30))
+    api: oidc_bearer_kubernetes::ApiServer,
+    settings: oidc_bearer_kubernetes::TokenReviewSettings,
+) -> oidc_bearer_kubernetes::ObjectBinding<Verifier> {
+    oidc_bearer_kubernetes::ObjectBindingCheck::new(Duration::from_secs(30))
         .with_settings(settings)
         .with_api_server(api)
         .wrap(in_cluster_verifier(cluster))

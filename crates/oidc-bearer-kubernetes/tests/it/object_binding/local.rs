@@ -5,6 +5,7 @@
 //! connection, hung API server) still opens the grace period.
 
 use super::*;
+use oidc_bearer_kubernetes::ReviewError;
 /// A read of our own token file that stalls (a network mount that stops answering, or every
 /// blocking thread busy: the check of the file runs on Tokio's blocking pool) is a limit of this
 /// process, never the API server's failure: it must open no grace period, as a review that found
@@ -36,10 +37,13 @@ fn a_stalled_read_of_our_own_token_file_opens_no_grace_period() {
                 "a deleted pod's token was accepted ({reviews_sent} review(s) sent): the stalled \
                  read of our own token counted as an API-server outage and opened the grace period"
             ),
-            Err(VerifyError::ReviewUnavailable { source }) => assert!(
-                !source.is_api_server_failure(),
-                "a local stall recorded as the API server's failure: {source:?}"
-            ),
+            Err(error @ VerifyError::ReviewUnavailable { .. }) => {
+                let source = ReviewError::of(error).expect("a ReviewError");
+                assert!(
+                    !source.is_api_server_failure(),
+                    "a local stall recorded as the API server's failure: {source:?}"
+                )
+            }
             Err(_) => {}
         }
     });
@@ -70,10 +74,13 @@ fn assert_not_accepted(result: &Result<(), VerifyError>, cause: &str) {
             "a deleted pod's token was accepted while the API server was up: {cause} counted as \
              an API-server outage and opened the grace period"
         ),
-        Err(VerifyError::ReviewUnavailable { source }) => assert!(
-            !source.is_api_server_failure(),
-            "{cause} recorded as the API server's failure: {source:?}"
-        ),
+        Err(error @ VerifyError::ReviewUnavailable { .. }) => {
+            let source = ReviewError::of(error).expect("a ReviewError");
+            assert!(
+                !source.is_api_server_failure(),
+                "{cause} recorded as the API server's failure: {source:?}"
+            )
+        }
         Err(_) => {}
     }
 }

@@ -11,11 +11,10 @@ use axum::Router;
 use axum::routing::get;
 use oidc_bearer::clock::{Clock as _, ManualClock};
 use oidc_bearer::policy::{self, AuthorizeLayer};
-use oidc_bearer::tokenreview::{
+use oidc_bearer::{BearerAuthLayer, Claims, FetchError, FlightError, VerifyError, VerifyToken};
+use oidc_bearer_kubernetes::ReviewError;
+use oidc_bearer_kubernetes::{
     TokenReview, TokenReviewBuilder, TokenReviewClaims, TokenReviewSettings,
-};
-use oidc_bearer::{
-    BearerAuthLayer, Claims, FetchError, FlightError, ReviewError, VerifyError, VerifyToken,
 };
 use serde_json::json;
 
@@ -31,7 +30,9 @@ impl Cluster {
 
 fn source(result: Result<TokenReviewClaims, VerifyError>) -> ReviewError {
     match result {
-        Err(VerifyError::ReviewUnavailable { source }) => source,
+        Err(error @ VerifyError::ReviewUnavailable { .. }) => {
+            ReviewError::of(&error).cloned().expect("a ReviewError")
+        }
         other => panic!("expected ReviewUnavailable, got {other:?}"),
     }
 }
@@ -812,7 +813,7 @@ async fn reviews_of_variants_under_one_signature_count_against_the_pending_cap()
 fn without_a_runtime_a_review_is_unavailable_not_a_panic() {
     use std::future::Future as _;
     use std::task::{Context, Poll, Waker};
-    let api = oidc_bearer::tokenreview::ApiServer::builder("http://127.0.0.1:1")
+    let api = oidc_bearer_kubernetes::ApiServer::builder("http://127.0.0.1:1")
         .with_bearer_token(|| Some("caller".into()))
         .build()
         .unwrap();

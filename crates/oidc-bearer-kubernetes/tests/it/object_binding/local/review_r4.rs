@@ -11,7 +11,7 @@ use super::{
     Cluster, ManualClock, TokenReviewSettings, VerifyError, assert_not_accepted,
     loaded_without_a_review, verify,
 };
-use oidc_bearer::tokenreview::ApiServer;
+use oidc_bearer_kubernetes::ApiServer;
 
 /// A review's connect timeout (`CONNECT_TIMEOUT` in tokenreview/api.rs).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);

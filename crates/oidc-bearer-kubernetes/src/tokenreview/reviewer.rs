@@ -17,20 +17,20 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::api::ApiServer;
 use super::cache::{Answer, AnswerCache};
-use crate::cache::TokenKey;
-use crate::clock::SharedClock;
-use crate::crypto::Sha256;
+use crate::Sha256;
+use crate::SharedClock;
 use crate::error::{ApiServerFailure, ReviewError};
-use crate::error::{ConfigError, VerifyError};
-use crate::error::{FetchError, FlightError};
+use oidc_bearer::cache::TokenKey;
+use oidc_bearer::{ConfigError, VerifyError};
+use oidc_bearer::{FetchError, FlightError};
 
 // The defaults, documented on the fields of `TokenReviewSettings`; the answer cache's bounds are
 // the token cache's.
 const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(30);
 const DEFAULT_NEGATIVE_TTL: Duration = Duration::from_secs(5);
 const DEFAULT_RETRY_INTERVAL: Duration = Duration::from_secs(1);
-const DEFAULT_MAX_ENTRIES: usize = crate::cache::DEFAULT_MAX_ENTRIES;
-const DEFAULT_MAX_BYTES: usize = crate::cache::DEFAULT_MAX_BYTES;
+const DEFAULT_MAX_ENTRIES: usize = oidc_bearer_shared::map::DEFAULT_MAX_ENTRIES;
+const DEFAULT_MAX_BYTES: usize = oidc_bearer_shared::map::DEFAULT_MAX_BYTES;
 const DEFAULT_MAX_CONCURRENT_REVIEWS: usize = 8;
 const DEFAULT_MAX_PENDING_REVIEWS: usize = 1024;
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -40,7 +40,7 @@ const MAX_TIMEOUT: Duration = Duration::from_secs(60);
 /// How TokenReview answers are cached and reviews are limited.
 ///
 /// ```
-/// use oidc_bearer::tokenreview::TokenReviewSettings;
+/// use oidc_bearer_kubernetes::TokenReviewSettings;
 /// use std::time::Duration;
 ///
 /// let mut settings = TokenReviewSettings::default();
@@ -235,7 +235,7 @@ impl Reviewer {
 
     /// The cached answer for the token keyed `key`, if current.
     pub(crate) fn cached(&self, key: &TokenKey<'_>, now: Duration) -> Option<Answer> {
-        let answer = self.cache.get(&key.digest, key.signing_input, now)?;
+        let answer = self.cache.get(key.digest(), key.signing_input(), now)?;
         self.hits.fetch_add(1, Ordering::Relaxed);
         Some(answer)
     }
@@ -265,8 +265,8 @@ impl Reviewer {
         token: &str,
         exp: Option<Duration>,
     ) -> Started {
-        let key = token_key.digest;
-        let input = Box::<[u8]>::from(token_key.signing_input);
+        let key = *token_key.digest();
+        let input = Box::<[u8]>::from(token_key.signing_input());
         let mut inflight = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
         let mut register = true;
         if let Some(pending) = inflight.get(&key) {
@@ -294,9 +294,7 @@ impl Reviewer {
         {
             Ok(launch) => launch,
             Err(error) => {
-                return Started::Answer(Err(VerifyError::ReviewUnavailable {
-                    source: ReviewError::Flight(error),
-                }));
+                return Started::Answer(Err(ReviewError::Flight(error).into()));
             }
         };
         let answer = launch.flight();
@@ -453,11 +451,10 @@ impl Reviewer {
 
 /// Waits for a review's answer; a review that ended without one is "unavailable".
 pub(crate) async fn wait(answer: Flight<Answer>) -> Answer {
-    answer.outcome().await.unwrap_or_else(|error| {
-        Err(VerifyError::ReviewUnavailable {
-            source: ReviewError::Flight(error),
-        })
-    })
+    answer
+        .outcome()
+        .await
+        .unwrap_or_else(|error| Err(ReviewError::Flight(error).into()))
 }
 
 /// The detached review: its answer is cached before it leaves `inflight` and is published.
@@ -494,7 +491,7 @@ async fn run(
         Err(error) => {
             reviewer.log_failure(&error);
             let until = now.saturating_add(settings.retry_interval);
-            (Err(VerifyError::ReviewUnavailable { source: error }), until)
+            (Err(error.into()), until)
         }
     };
     reviewer
@@ -556,19 +553,16 @@ mod tests {
             api,
             vec!["aud".into()],
             settings,
-            Arc::new(crate::clock::ManualClock::new()),
+            Arc::new(oidc_bearer::clock::ManualClock::new()),
         ));
         let (answers, stats) = crate::shut_down_runtime::run(move || {
             // Every slot busy: each review is counted as waiting for one until its task is
             // dropped. The second start is for the key whose review was just aborted.
             let _slots = reviewer.take_all_slots();
             let mut answers = Vec::new();
-            for key in [[1; 32], [1; 32], [2; 32]] {
-                let key = TokenKey {
-                    digest: key,
-                    signing_input: b"h.p",
-                };
-                let answer = match reviewer.start(&key, "h.p.s", None) {
+            for token in ["h.p.1", "h.p.1", "h.p.2"] {
+                let key = TokenKey::new(token.as_bytes()).unwrap();
+                let answer = match reviewer.start(&key, token, None) {
                     Started::Answer(answer) => Some(answer),
                     Started::Pending(rx) => {
                         let mut wait = std::pin::pin!(wait(rx));
@@ -579,7 +573,9 @@ mod tests {
                     }
                 };
                 answers.push(answer.map(|answer| match answer {
-                    Err(VerifyError::ReviewUnavailable { source }) => Err(source.code()),
+                    Err(error @ VerifyError::ReviewUnavailable { .. }) => {
+                        Err(ReviewError::of(&error).unwrap().code())
+                    }
                     other => Ok(other.map(|_| ()).map_err(|e| e.code())),
                 }));
             }
@@ -610,12 +606,9 @@ mod tests {
             api,
             vec!["aud".into()],
             TokenReviewSettings::default(),
-            Arc::new(crate::clock::ManualClock::new()),
+            Arc::new(oidc_bearer::clock::ManualClock::new()),
         ));
-        let key = TokenKey {
-            digest: [1; 32],
-            signing_input: b"h.p",
-        };
+        let key = TokenKey::new(b"h.p.s").unwrap();
         let Started::Pending(answer) = reviewer.start(&key, "h.p.s", None) else {
             panic!("a review was started");
         };
@@ -630,7 +623,8 @@ mod tests {
             );
         };
         match answer {
-            Err(VerifyError::ReviewUnavailable { source }) => {
+            Err(error @ VerifyError::ReviewUnavailable { .. }) => {
+                let source = ReviewError::of(&error).unwrap();
                 assert!(!source.is_api_server_failure(), "{source:?}")
             }
             other => panic!("{other:?}"),

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::claims::kubernetes::{ServiceAccount, parse_subject};
+use oidc_bearer::claims::kubernetes::ServiceAccount;
+use oidc_bearer::policy::PolicyClaims;
 
 /// `extra` key: the name of the pod the token is bound to.
 const EXTRA_POD_NAME: &str = "authentication.kubernetes.io/pod-name";
@@ -21,13 +22,13 @@ const EXTRA_CREDENTIAL_ID: &str = "authentication.kubernetes.io/credential-id";
 /// Who the Kubernetes API server says a token belongs to: `status.user` of a TokenReview, and the
 /// audiences it was found valid for (`status.audiences`).
 ///
-/// It implements [`PolicyClaims`](crate::policy::PolicyClaims), reading the service account from the user name as
-/// [`KubernetesClaims`](crate::claims::kubernetes::KubernetesClaims) does, so the same policies
-/// ([`policy::namespaces`](crate::policy::namespaces), `service_accounts`, `subjects`) work with
+/// It implements [`PolicyClaims`](oidc_bearer::policy::PolicyClaims), reading the service account from the user name as
+/// [`KubernetesClaims`](oidc_bearer::claims::kubernetes::KubernetesClaims) does, so the same policies
+/// ([`policy::namespaces`](oidc_bearer::policy::namespaces), `service_accounts`, `subjects`) work with
 /// either verifier.
 ///
 /// ```
-/// use oidc_bearer::tokenreview::TokenReviewClaims;
+/// use oidc_bearer_kubernetes::TokenReviewClaims;
 ///
 /// let claims: TokenReviewClaims = serde_json::from_value(serde_json::json!({
 ///     "username": "system:serviceaccount:prod:billing",
@@ -65,12 +66,7 @@ impl TokenReviewClaims {
     /// The service account, parsed from `system:serviceaccount:<namespace>:<name>` with the user's
     /// uid (empty if the API server sent none); `None` for any other user.
     pub fn service_account(&self) -> Option<ServiceAccount<'_>> {
-        let (namespace, name) = parse_subject(&self.username)?;
-        Some(ServiceAccount {
-            namespace,
-            name,
-            uid: self.uid.as_deref().unwrap_or(""),
-        })
+        ServiceAccount::from_username(&self.username, self.uid.as_deref().unwrap_or(""))
     }
 
     /// The first value of an `extra` attribute.
@@ -118,10 +114,47 @@ impl TokenReviewClaims {
     }
 }
 
+impl PolicyClaims for TokenReviewClaims {
+    /// `None`: a TokenReview answer names no issuer (the cluster asked is the one that vouches), so
+    /// issuer-scoped policies refuse these claims.
+    fn issuer(&self) -> Option<&str> {
+        None
+    }
+
+    fn subject(&self) -> Option<&str> {
+        Some(&self.username)
+    }
+
+    /// A TokenReview answer carries no scopes.
+    fn scopes(&self) -> Vec<&str> {
+        Vec::new()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// A TokenReview answer's service account, as the policies read it: from the user name only.
+    #[test]
+    fn token_review_claims_name_their_service_account_to_policies() {
+        let claims: TokenReviewClaims = serde_json::from_value(serde_json::json!({
+            "username": "system:serviceaccount:prod:billing",
+            "uid": "sa-uid",
+        }))
+        .unwrap();
+        assert_eq!(
+            claims.kubernetes_service_account(),
+            Some(("prod", "billing"))
+        );
+        for username in ["alice", "system:node:n1", "system:serviceaccount:prod:a:b"] {
+            let claims: TokenReviewClaims =
+                serde_json::from_value(serde_json::json!({ "username": username })).unwrap();
+            assert!(claims.kubernetes_service_account().is_none(), "{username}");
+            assert_eq!(PolicyClaims::subject(&claims), Some(username));
+        }
+    }
 
     #[test]
     fn service_account_and_bound_objects_are_read() {
@@ -140,7 +173,10 @@ mod tests {
             (sa.namespace, sa.name, sa.uid),
             ("prod", "billing", "sa-uid")
         );
-        assert_eq!(sa.username(), claims.username);
+        assert_eq!(
+            format!("system:serviceaccount:{}:{}", sa.namespace, sa.name),
+            claims.username
+        );
         assert_eq!(
             [
                 claims.pod_name(),

@@ -7,8 +7,10 @@ use std::time::Duration;
 use oidc_bearer_shared::fetch::{FetchError, LocalCause};
 use oidc_bearer_shared::flight::FlightError;
 
+use oidc_bearer::{ReviewSource, VerifyError};
+
 /// A TokenReview could not be done: the token may well be valid, so an HTTP server answers 503
-/// with `Retry-After` ([`VerifyError::ReviewUnavailable`](crate::VerifyError::ReviewUnavailable)).
+/// with `Retry-After` ([`VerifyError::ReviewUnavailable`](oidc_bearer::VerifyError::ReviewUnavailable)).
 ///
 /// Three kinds, told apart by [`is_api_server_failure`](Self::is_api_server_failure),
 /// [`is_local_limit`](Self::is_local_limit) and [`is_configuration`](Self::is_configuration):
@@ -237,20 +239,38 @@ impl fmt::Display for ReviewError {
 
 impl std::error::Error for ReviewError {}
 
+impl ReviewError {
+    /// The review error inside `error`, if it is a
+    /// [`ReviewUnavailable`](VerifyError::ReviewUnavailable) whose source is one (read by
+    /// downcast of its [`ReviewSource`]).
+    ///
+    /// ```
+    /// use oidc_bearer::VerifyError;
+    /// use oidc_bearer_kubernetes::ReviewError;
+    ///
+    /// let error = VerifyError::from(ReviewError::NoCredentials);
+    /// assert_eq!(ReviewError::of(&error), Some(&ReviewError::NoCredentials));
+    /// assert!(!ReviewError::of(&error).unwrap().is_api_server_failure());
+    /// ```
+    pub fn of(error: &VerifyError) -> Option<&Self> {
+        match error {
+            VerifyError::ReviewUnavailable { source } => source.downcast_ref(),
+            _ => None,
+        }
+    }
+}
+
+/// A review that could not be done: [`VerifyError::ReviewUnavailable`] (503, never an acceptance).
+impl From<ReviewError> for VerifyError {
+    fn from(error: ReviewError) -> Self {
+        VerifyError::ReviewUnavailable {
+            source: ReviewSource::new(error),
+        }
+    }
+}
+
 /// A review failed because of the API server itself: made only by
 /// [`ReviewError::api_server_failure`], and what the TokenReview reviewer takes to
 /// record an outage, so that a local limit can never open the grace period.
 #[derive(Debug)]
 pub(crate) struct ApiServerFailure(());
-
-/// An API server's message in a log line or an error's text: at most 256 characters.
-pub(crate) struct Truncated<'a>(pub(crate) &'a str);
-
-impl fmt::Debug for Truncated<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0.char_indices().nth(256) {
-            None => write!(f, "{:?}", self.0),
-            Some((end, _)) => write!(f, "{:?}…", &self.0[..end]),
-        }
-    }
-}

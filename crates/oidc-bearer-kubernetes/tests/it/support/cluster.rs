@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use oidc_bearer::issuers::kubernetes::InCluster;
+use oidc_bearer_kubernetes::InCluster;
 use oidc_bearer_testing::{TestIssuer, TokenBuilder, TokenReviews};
 
 /// Where a Kubernetes API server publishes the service-account issuer's keys, and where

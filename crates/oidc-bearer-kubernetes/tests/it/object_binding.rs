@@ -10,10 +10,12 @@ use crate::support::cluster::{AUD, Cluster};
 use crate::support::{code, layer_status};
 use oidc_bearer::claims::kubernetes::KubernetesClaims;
 use oidc_bearer::clock::{Clock as _, ManualClock};
-use oidc_bearer::tokenreview::{ApiServer, ObjectBinding, ObjectBindingCheck, TokenReviewSettings};
 use oidc_bearer::{
-    BearerAuthLayer, FetchError, FlightError, IssuerRegistry, ReviewError, Verifier,
-    VerifierBuilder, VerifyError, VerifyToken,
+    BearerAuthLayer, FetchError, FlightError, IssuerRegistry, Verifier, VerifierBuilder,
+    VerifyError, VerifyToken,
+};
+use oidc_bearer_kubernetes::{
+    ApiServer, ObjectBinding, ObjectBindingCheck, ReviewError, TokenReviewSettings,
 };
 
 /// The object-binding check's default grace period (`ObjectBindingCheck::with_grace_period`).
@@ -193,10 +195,8 @@ async fn when_the_api_server_cannot_answer_tokens_pass_for_the_grace_period_then
     let result = verify(&verifier, &token).await;
     assert!(
         matches!(
-            &result,
-            Err(VerifyError::ReviewUnavailable {
-                source: ReviewError::Fetch(FetchError::Status { status: 503 })
-            })
+            result.as_ref().map_err(ReviewError::of),
+            Err(Some(ReviewError::Fetch(FetchError::Status { status: 503 })))
         ),
         "{result:?}"
     );
@@ -219,9 +219,7 @@ async fn without_a_grace_period_an_outage_is_503_at_once() {
     let result = verify(&verifier, &token).await;
     assert_eq!(
         result,
-        Err(VerifyError::ReviewUnavailable {
-            source: ReviewError::Unauthorized { status: 403 }
-        })
+        Err(VerifyError::from(ReviewError::Unauthorized { status: 403 }))
     );
 }
 
@@ -236,9 +234,7 @@ async fn our_own_credentials_refused_opens_no_grace_period() {
     cluster.reviews.delete_bound_object(&revoked);
     assert_eq!(
         verify(&verifier, &revoked).await,
-        Err(VerifyError::ReviewUnavailable {
-            source: ReviewError::Unauthorized { status: 403 }
-        })
+        Err(VerifyError::from(ReviewError::Unauthorized { status: 403 }))
     );
     assert_eq!(
         code(verify(&verifier, &cluster.token().sign()).await),
@@ -316,9 +312,9 @@ async fn a_full_review_queue_is_503_never_an_acceptance() {
         let result = verify(&verifier, &revoked).await;
         assert_eq!(
             result,
-            Err(VerifyError::ReviewUnavailable {
-                source: ReviewError::Flight(FlightError::Full { max: 1 })
-            })
+            Err(VerifyError::from(ReviewError::Flight(FlightError::Full {
+                max: 1
+            })))
         );
         clock.advance(Duration::from_secs(600));
     }
@@ -494,7 +490,7 @@ async fn a_credential_that_cannot_be_sent_opens_no_grace_period() {
 
     let broken = with_credential("two\ntokens".into());
     let result = verify(&broken, &revoked).await;
-    let Err(VerifyError::ReviewUnavailable { source }) = &result else {
+    let Some(source) = result.as_ref().err().and_then(ReviewError::of) else {
         panic!("{result:?}")
     };
     assert!(
@@ -531,9 +527,9 @@ async fn inside_a_real_outages_window_a_full_queue_still_gets_grace_and_stays_bo
     clock.advance(DEFAULT_GRACE_PERIOD);
     assert_eq!(
         verify(&verifier, &cluster.token().sign()).await,
-        Err(VerifyError::ReviewUnavailable {
-            source: ReviewError::Flight(FlightError::Full { max: 1 })
-        })
+        Err(VerifyError::from(ReviewError::Flight(FlightError::Full {
+            max: 1
+        })))
     );
     drop(hold);
     assert_eq!(cluster.reviews.calls(), 3);

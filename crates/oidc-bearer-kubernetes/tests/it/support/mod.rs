@@ -1,0 +1,129 @@
+//! Helpers of this crate's integration tests (copies of the few oidc-bearer's tests use too are
+//! marked so).
+#![allow(dead_code)]
+
+pub(crate) mod cluster;
+
+use oidc_bearer::keys::Jwks;
+use oidc_bearer::{BearerAuthLayer, VerifyError, VerifyToken};
+use oidc_bearer_testing::TestIssuer;
+
+// Copied from oidc-bearer's tests/it/support (a few lines each, over its types).
+/// `"ok"`, or the error's stable code: what a verification table compares.
+pub(crate) fn code<T>(result: Result<T, VerifyError>) -> &'static str {
+    result.map_or_else(|e| e.code(), |_| "ok")
+}
+
+/// The keys `issuer` publishes now, parsed as a verifier would.
+pub(crate) fn jwks_of(issuer: &TestIssuer) -> Jwks {
+    Jwks::from_json(&serde_json::to_vec(&issuer.jwks_json()).unwrap()).unwrap()
+}
+
+/// The status the bearer layer (decoding claims of type `T`) answers a request carrying `token`
+/// with. The layer first asks the verifier's synchronous cache lookup, which is sealed inside the
+/// crate: this is how a test sees that lookup answer (200 without a review) or refuse to (the
+/// verification then decides).
+pub(crate) async fn layer_status<T>(verifier: &impl VerifyToken, token: &str) -> u16
+where
+    T: serde::de::DeserializeOwned + Send + Sync + 'static,
+{
+    use tower::{Layer as _, ServiceExt as _, service_fn};
+    let service = BearerAuthLayer::new(verifier.clone())
+        .claims::<T>()
+        .layer(service_fn(|_: http::Request<String>| async {
+            Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+        }));
+    let request = http::Request::builder()
+        .header(http::header::AUTHORIZATION, format!("Bearer {token}"))
+        .body(String::new())
+        .unwrap();
+    service.oneshot(request).await.unwrap().status().as_u16()
+}
+
+/// Makes a FIFO at `path` with the system's `mkfifo`: a path that an open(2) for reading waits on
+/// until a writer comes.
+#[cfg(unix)]
+pub(crate) fn mkfifo(path: &std::path::Path) {
+    let status = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .expect("mkfifo runs");
+    assert!(status.success(), "mkfifo {}", path.display());
+}
+
+/// Opens the FIFO at `path` for writing without waiting for a reader, so that a read blocked
+/// opening it (a hang under test) is released and the test can end; with no reader, nothing
+/// happens.
+#[cfg(unix)]
+pub(crate) fn release_fifo_readers(path: &std::path::Path) {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let _ = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path);
+}
+
+/// Reads one HTTP/1.1 request from a blocking stream (a test server's): its head, then its body
+/// by `Content-Length` (read whole, so that closing afterwards sends no reset). `false` when the
+/// stream ended or failed first (a handshake that failed, or a client that left).
+pub(crate) fn read_http_request(stream: &mut impl std::io::Read) -> bool {
+    let mut request = Vec::new();
+    let mut byte = [0u8; 1];
+    while !request.ends_with(b"\r\n\r\n") {
+        if stream.read(&mut byte).unwrap_or(0) == 0 {
+            return false;
+        }
+        request.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&request).to_ascii_lowercase();
+    let length = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or(0);
+    let mut body = vec![0u8; length];
+    stream.read_exact(&mut body).is_ok()
+}
+
+// Copied from oidc-bearer's tests/it/support (process and runtime harness).
+/// Runs the ignored test `name` of this test binary in a process of its own (for what is the
+/// process's: its trusted roots, its descriptor limit), its command set up by `configure`, and
+/// fails unless it ran and passed.
+pub(crate) fn run_child_test(name: &str, configure: impl FnOnce(&mut std::process::Command)) {
+    let mut command = std::process::Command::new(std::env::current_exe().unwrap());
+    command.args([name, "--exact", "--ignored", "--nocapture"]);
+    configure(&mut command);
+    let output = command.output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() && stdout.contains("1 passed"),
+        "the child failed or did not run:\n{stdout}\n{stderr}"
+    );
+}
+
+/// A runtime with one blocking thread, for [`with_the_blocking_thread_held`].
+pub(crate) fn one_blocking_thread_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(1)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Runs `work` while the test holds the one blocking thread of its runtime
+/// ([`one_blocking_thread_runtime`]): as every blocking thread busy, or a stalled mount, holds them.
+pub(crate) async fn with_the_blocking_thread_held<F: std::future::Future>(work: F) -> F::Output {
+    let (release, held) = std::sync::mpsc::channel::<()>();
+    let (started, running) = tokio::sync::oneshot::channel::<()>();
+    let blocker = tokio::task::spawn_blocking(move || {
+        let _ = started.send(());
+        let _ = held.recv();
+    });
+    running.await.unwrap();
+    let output = work.await;
+    release.send(()).unwrap();
+    blocker.await.unwrap();
+    output
+}
