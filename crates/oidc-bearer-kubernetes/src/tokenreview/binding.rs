@@ -406,6 +406,49 @@ mod tests {
         assert_eq!(reviews.calls(), calls + 1, "reviewed on its own");
     }
 
+    /// The grace period opens only for a failure of the API server itself that this crate can
+    /// read: an unavailability whose source is not a [`ReviewError`] (here another type that even
+    /// prints as one) is no grace — 503 — as are a local limit, our own credentials refused, and
+    /// a refusal.
+    #[test]
+    fn only_a_readable_api_server_failure_opens_the_grace_period() {
+        #[derive(Debug)]
+        struct Foreign(ReviewError);
+        impl fmt::Display for Foreign {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Display::fmt(&self.0, f)
+            }
+        }
+        impl std::error::Error for Foreign {}
+
+        let failure = ReviewError::Fetch(oidc_bearer::FetchError::Status { status: 503 });
+        assert!(failure.is_api_server_failure());
+        assert!(opens_grace(&VerifyError::from(failure.clone())));
+        let unreadable = VerifyError::ReviewUnavailable {
+            source: oidc_bearer::ReviewSource::new(Foreign(failure)),
+        };
+        assert_eq!(
+            unreadable.to_string(),
+            VerifyError::from(ReviewError::Fetch(oidc_bearer::FetchError::Status {
+                status: 503
+            }))
+            .to_string()
+        );
+        assert!(
+            !opens_grace(&unreadable),
+            "an unreadable source opened the grace period"
+        );
+        assert!(!opens_grace(&VerifyError::from(
+            ReviewError::Unauthorized { status: 403 }
+        )));
+        assert!(!opens_grace(&VerifyError::from(
+            ReviewError::QueueTimeout {
+                timeout: Duration::from_secs(1)
+            }
+        )));
+        assert!(!opens_grace(&VerifyError::ReviewRefused { error: None }));
+    }
+
     /// A review that found no free slot within its timeout is a local limit: it records no
     /// API-server outage, so it opens no grace period, neither for its own token nor for a token
     /// whose pod was deleted, reviewed afterwards.
