@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""Each feature of the core, client and shared crates builds, alone and all together, without a
+"""Each feature of the core, Kubernetes, client and shared crates builds, alone and all together, without a
 warning under clippy: what `cargo hack clippy --each-feature --no-dev-deps --at-least-one-of
 aws-lc-rs,rust-crypto` does, without installing cargo-hack (1 min 50 s to build on CI's machine).
 
-Usage: scripts/feature-check.py [crate ...]      (default: the core, client and shared crates)
+Usage: scripts/feature-check.py [crate ...]      (default: the core, Kubernetes, client and shared
+                                                  crates)
 
 For each crate: no feature, each feature alone and every feature at once (`default` aside), each set
 closed over the features it implies (`ml-dsa` enables `aws-lc-rs`). A crate with a crypto backend
@@ -45,7 +46,8 @@ def closure(chosen, features: dict) -> frozenset:
 
 
 def main() -> int:
-    crates = sys.argv[1:] or ["oidc-bearer", "oidc-bearer-client", "oidc-bearer-shared"]
+    crates = sys.argv[1:] or ["oidc-bearer", "oidc-bearer-kubernetes", "oidc-bearer-client",
+                              "oidc-bearer-shared"]
     start = time.monotonic()
     checked = 0
     for crate in crates:

@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CRATES = {
     "oidc-bearer-shared": ["--features", "fetch"],
     "oidc-bearer": ["--features", "aws-lc-rs,axum,metrics,ml-dsa"],
+    "oidc-bearer-kubernetes": [],
     "oidc-bearer-client": ["--features", "metadata,dpop"],
     "oidc-bearer-testing": [],
 }

@@ -49,6 +49,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod dpop;
+pub mod harness;
 mod issuer;
 mod key;
 mod server;

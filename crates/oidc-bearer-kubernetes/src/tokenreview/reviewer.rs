@@ -555,7 +555,7 @@ mod tests {
             settings,
             Arc::new(oidc_bearer::clock::ManualClock::new()),
         ));
-        let (answers, stats) = crate::shut_down_runtime::run(move || {
+        let (answers, stats) = oidc_bearer_testing::harness::run_on_shut_down_runtime(move || {
             // Every slot busy: each review is counted as waiting for one until its task is
             // dropped. The second start is for the key whose review was just aborted.
             let _slots = reviewer.take_all_slots();

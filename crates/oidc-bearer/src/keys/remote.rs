@@ -709,7 +709,7 @@ mod tests {
                 Arc::new(crate::clock::ManualClock::new()),
                 KeyCacheSettings::default(),
             );
-        let (polled, current) = crate::shut_down_runtime::run(move || {
+        let (polled, current) = oidc_bearer_testing::harness::run_on_shut_down_runtime(move || {
             let mut polled = Vec::new();
             for _ in 0..2 {
                 let mut refresh = std::pin::pin!(set.refresh());
