@@ -13,7 +13,7 @@
 //!
 //! Two ways to use it:
 //!
-//! - [`TokenReview`], a verifier of its own (it implements [`VerifyToken`], so it plugs into
+//! - [`TokenReview`], a verifier of its own (it implements [`VerifyToken`](oidc_bearer::VerifyToken), so it plugs into
 //!   [`BearerAuthLayer`](oidc_bearer::BearerAuthLayer) and [`IssuerRegistry`](oidc_bearer::IssuerRegistry)
 //!   like any other). It also validates tokens of clusters that publish no discovery document.
 //!   Handlers read [`TokenReviewClaims`].
