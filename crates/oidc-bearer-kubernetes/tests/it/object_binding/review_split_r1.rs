@@ -100,3 +100,44 @@ fn a_foreign_source_never_equals_a_review_error() {
         "an unreadable source equals a ReviewError"
     );
 }
+
+/// `Confirm::confirmed` is an acceptance only: a refusal the check keeps (for the negative TTL) or
+/// an outage it keeps (for the retry interval) is no confirmation, and the layer's fast path,
+/// which asks it on every answer while the inner verifier's cache still holds the token, must not
+/// read one as such. (No moved test sends a second request through the layer once a refusal or
+/// an outage is cached: with `confirmed` answering `cached(..).is_some()`, every one passed.)
+#[tokio::test]
+async fn a_refusal_or_an_outage_the_check_keeps_is_never_a_confirmation() {
+    let cluster = Cluster::start().await;
+    let clock = ManualClock::new();
+    let verifier = cluster.bound(&clock, cluster.check().with_grace_period(Duration::ZERO));
+    let (revoked, other) = (cluster.token().sign(), cluster.token().sign());
+    for token in [&revoked, &other] {
+        assert_eq!(
+            layer_status::<KubernetesClaims>(&verifier, token).await,
+            200
+        );
+    }
+    cluster.reviews.delete_bound_object(&revoked);
+    clock.advance(INTERVAL);
+    for attempt in ["reviewed", "the refusal, kept"] {
+        assert_eq!(
+            layer_status::<KubernetesClaims>(&verifier, &revoked).await,
+            401,
+            "{attempt}"
+        );
+    }
+    cluster.reviews.set_down(true);
+    for attempt in ["reviewed", "the outage, kept"] {
+        assert_eq!(
+            layer_status::<KubernetesClaims>(&verifier, &other).await,
+            503,
+            "{attempt}"
+        );
+    }
+    assert_eq!(
+        cluster.reviews.calls(),
+        4,
+        "one review each, then the answer kept"
+    );
+}
