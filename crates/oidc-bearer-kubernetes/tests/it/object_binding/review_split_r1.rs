@@ -141,3 +141,45 @@ async fn a_refusal_or_an_outage_the_check_keeps_is_never_a_confirmation() {
         "one review each, then the answer kept"
     );
 }
+
+/// `Confirm`'s contract: the grace period is never answered by `confirmed` (the layer's fast
+/// path), only by `confirm`, which retries a review in the background. Through the layer, during
+/// an outage: a request after the retry interval is accepted *and* sends a review; past the window,
+/// 503. (The moved grace tests go through `verify_token` only, which never asks `confirmed`.)
+#[tokio::test]
+async fn the_grace_period_is_never_answered_on_the_layers_fast_path() {
+    let cluster = Cluster::start().await;
+    let clock = ManualClock::new();
+    let verifier = cluster.bound(&clock, cluster.check());
+    let token = cluster.token().sign();
+    assert_eq!(
+        layer_status::<KubernetesClaims>(&verifier, &token).await,
+        200
+    );
+    clock.advance(INTERVAL);
+    cluster.reviews.set_down(true);
+    // The outage begins with this token's review: accepted in the grace period.
+    assert_eq!(
+        layer_status::<KubernetesClaims>(&verifier, &token).await,
+        200
+    );
+    assert_eq!(cluster.reviews.calls(), 2);
+
+    // Past the retry interval (1 s), inside the window: accepted, and reviewed again.
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(
+        layer_status::<KubernetesClaims>(&verifier, &token).await,
+        200
+    );
+    // A bound on a failure (the review is sent at once when it is sent at all), not a wait.
+    tokio::time::timeout(Duration::from_secs(10), cluster.reviews.wait_for_calls(3))
+        .await
+        .expect("accepted in the grace period without a review: answered by the fast path");
+
+    clock.advance(DEFAULT_GRACE_PERIOD);
+    assert_eq!(
+        layer_status::<KubernetesClaims>(&verifier, &token).await,
+        503,
+        "accepted past the grace period"
+    );
+}
