@@ -4,8 +4,8 @@
 //! atomic; [`numeric_date`] reads a token's NumericDate as one.
 
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// A source of the current time.
@@ -50,7 +50,8 @@ impl Clock for SystemClock {
 /// ```
 #[derive(Clone, Default)]
 pub struct ManualClock {
-    millis: Arc<AtomicU64>,
+    // Any `Duration`, to the nanosecond (a step smaller than a millisecond is a step).
+    time: Arc<Mutex<Duration>>,
 }
 
 impl ManualClock {
@@ -70,19 +71,19 @@ impl ManualClock {
 
     /// Moves the clock forward.
     pub fn advance(&self, by: Duration) {
-        self.millis
-            .fetch_add(by.as_millis() as u64, Ordering::SeqCst);
+        let mut time = self.time.lock().unwrap_or_else(|e| e.into_inner());
+        *time = time.saturating_add(by);
     }
 
     /// Sets the clock.
     pub fn set(&self, to: Duration) {
-        self.millis.store(to.as_millis() as u64, Ordering::SeqCst);
+        *self.time.lock().unwrap_or_else(|e| e.into_inner()) = to;
     }
 }
 
 impl Clock for ManualClock {
     fn now(&self) -> Duration {
-        Duration::from_millis(self.millis.load(Ordering::SeqCst))
+        *self.time.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -170,6 +171,18 @@ pub fn numeric_date(secs: f64) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A step of a nanosecond moves the clock (a test one tick past a deadline means one tick).
+    #[test]
+    fn a_manual_clock_keeps_nanoseconds_and_saturates() {
+        let clock = ManualClock::at_unix(1_700_000_000);
+        clock.advance(Duration::from_nanos(1));
+        assert_eq!(clock.now(), Duration::new(1_700_000_000, 1));
+        clock.set(Duration::new(20_000_000_000, 999_999_999));
+        assert_eq!(clock.now(), Duration::new(20_000_000_000, 999_999_999));
+        clock.advance(Duration::MAX);
+        assert_eq!(clock.now(), Duration::MAX);
+    }
 
     #[test]
     fn an_atomic_time_keeps_nanoseconds_and_saturates_at_never() {

@@ -125,9 +125,10 @@ async fn a_deleted_pods_token_is_refused_within_the_interval() {
     verify(&verifier, &cluster.token().sign()).await.unwrap();
 }
 
-/// The wrapper asks the check on every fast-path answer (`Confirm`'s contract): one tick past the
-/// interval (a millisecond: `ManualClock`'s resolution; it drops anything finer), the inner verifier's cache still holds the token, yet the HTTP layer's cache hit
-/// does not answer it from the expired confirmation: a review is sent.
+/// The wrapper asks the check on every fast-path answer (`Confirm`'s contract): a nanosecond
+/// before the interval ends the confirmation holds; when it ends, the inner verifier's cache still
+/// holds the token, yet the HTTP layer's cache hit does not answer it from the expired
+/// confirmation: a review is sent.
 #[tokio::test]
 async fn one_tick_past_the_interval_the_layer_sends_a_review() {
     let (cluster, clock, verifier) = Cluster::with_binding().await;
@@ -138,14 +139,14 @@ async fn one_tick_past_the_interval_the_layer_sends_a_review() {
     );
     assert_eq!(cluster.reviews.calls(), 1);
 
-    clock.advance(INTERVAL - Duration::from_millis(1));
+    clock.advance(INTERVAL - Duration::from_nanos(1));
     assert_eq!(
         layer_status::<KubernetesClaims>(&verifier, &token).await,
         200
     );
     assert_eq!(cluster.reviews.calls(), 1, "confirmed within the interval");
 
-    clock.advance(Duration::from_millis(2));
+    clock.advance(Duration::from_nanos(1));
     assert_eq!(
         layer_status::<KubernetesClaims>(&verifier, &token).await,
         200
