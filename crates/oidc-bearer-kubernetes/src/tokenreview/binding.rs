@@ -224,7 +224,20 @@ impl Confirm for BindingCheck {
         token: &str,
         key: &TokenKey<'_>,
     ) -> impl std::future::Future<Output = Result<(), VerifyError>> + Send {
-        self.check(token, key)
+        // `confirm` is public: a caller other than `Confirmed` could pair one token with another
+        // token's key, and an acceptance of the first would then be kept for the second. The key
+        // must be the token's own (digest and signing input), or nothing is reviewed.
+        let paired = TokenKey::new(token.as_bytes()).is_some_and(|own| {
+            own.digest() == key.digest() && own.signing_input() == key.signing_input()
+        });
+        async move {
+            if !paired {
+                return Err(VerifyError::Malformed {
+                    reason: "the key passed to the object-binding check is not the token's",
+                });
+            }
+            self.check(token, key).await
+        }
     }
 }
 
@@ -239,6 +252,14 @@ impl BindingCheck {
             Some(Err(e)) if !e.is_unavailable() => return Err(e),
             _ => {}
         }
+        // A confirmation is kept no longer than the token's `exp` (the `Confirm` contract): the
+        // inner verifier accepted the token, so its `exp` is the issuer's. A token it accepts
+        // within its leeway past `exp` is reviewed with the interval alone (the API server judges).
+        let exp = || {
+            oidc_bearer::__private::review_precheck(token, usize::MAX, now)
+                .ok()
+                .flatten()
+        };
         if let Some(since) = self.reviewer.outage_since() {
             if self.in_window(since, now) {
                 // In the grace period: no request waits for a review that will likely fail; one
@@ -246,7 +267,7 @@ impl BindingCheck {
                 // A review that answered between the lookup above and this start is heeded: a
                 // refusal in hand is never overridden by the grace period.
                 if cached.is_none()
-                    && let Started::Answer(Err(refusal)) = self.reviewer.start(key, token, None)
+                    && let Started::Answer(Err(refusal)) = self.reviewer.start(key, token, exp())
                     && !refusal.is_unavailable()
                 {
                     return Err(refusal);
@@ -257,7 +278,7 @@ impl BindingCheck {
                 return Err(error);
             }
         }
-        match self.reviewer.review(key, token, None).await {
+        match self.reviewer.review(key, token, exp()).await {
             Ok(_) => Ok(()),
             Err(e) if !e.is_unavailable() => Err(e),
             Err(error) => {

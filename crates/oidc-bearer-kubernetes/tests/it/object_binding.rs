@@ -74,6 +74,8 @@ fn limited(
 const INTERVAL: Duration = Duration::from_secs(30);
 
 mod seal;
+// Review R1 of split A.
+mod review_split_r1;
 
 async fn verify(verifier: &impl VerifyToken, token: &str) -> Result<(), VerifyError> {
     verifier

@@ -26,6 +26,20 @@ impl Cluster {
     fn review(&self) -> TokenReview {
         self.review_builder().build().unwrap()
     }
+
+    /// A verifier on `clock` that keeps acceptances 30 s and refusals 5 s.
+    fn review_with_ttls(&self, clock: &ManualClock) -> TokenReview {
+        self.review_builder()
+            .with_clock(clock.clone())
+            .with_settings({
+                let mut settings = TokenReviewSettings::default();
+                settings.cache_ttl = Duration::from_secs(30);
+                settings.negative_ttl = Duration::from_secs(5);
+                settings
+            })
+            .build()
+            .unwrap()
+    }
 }
 
 fn source(result: Result<TokenReviewClaims, VerifyError>) -> ReviewError {
@@ -397,17 +411,7 @@ async fn the_pre_check_refuses_an_unknown_alg() {
 async fn answers_are_kept_for_their_ttl_never_past_exp_and_refusals_shorter() {
     let cluster = Cluster::start().await;
     let clock = ManualClock::new();
-    let review = cluster
-        .review_builder()
-        .with_clock(clock.clone())
-        .with_settings({
-            let mut settings = TokenReviewSettings::default();
-            settings.cache_ttl = Duration::from_secs(30);
-            settings.negative_ttl = Duration::from_secs(5);
-            settings
-        })
-        .build()
-        .unwrap();
+    let review = cluster.review_with_ttls(&clock);
     let calls = || cluster.reviews.calls();
 
     let token = cluster.token().sign();
@@ -443,6 +447,35 @@ async fn answers_are_kept_for_their_ttl_never_past_exp_and_refusals_shorter() {
     clock.advance(Duration::from_secs(2));
     assert_eq!(code(review.verify(&revoked).await), "review_refused");
     assert_eq!(calls(), 6);
+}
+
+/// Review R1 of split A: `TokenReview` lost its synchronous hook (`verify_token_cached`), so
+/// through the layer every request now takes `verify_token`, which must answer from the cache
+/// exactly as the hook did — an acceptance for its TTL and no longer, a refusal for the negative
+/// TTL (401, no new review) and no longer, never an acceptance of a token refused since.
+#[tokio::test]
+async fn through_the_layer_answers_expire_and_refusals_stay_cached() {
+    let cluster = Cluster::start().await;
+    let clock = ManualClock::new();
+    let review = cluster.review_with_ttls(&clock);
+    let status = async |token: &str| layer_status::<TokenReviewClaims>(&review, token).await;
+    let calls = || cluster.reviews.calls();
+
+    let token = cluster.token().sign();
+    assert_eq!(status(&token).await, 200);
+    clock.advance(Duration::from_secs(29));
+    cluster.reviews.delete_bound_object(&token);
+    assert_eq!(status(&token).await, 200, "within the TTL: cached");
+    assert_eq!(calls(), 1);
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(status(&token).await, 401, "past the TTL: reviewed, refused");
+    assert_eq!(calls(), 2);
+    clock.advance(Duration::from_secs(4));
+    assert_eq!(status(&token).await, 401, "the refusal, cached");
+    assert_eq!(calls(), 2, "within the negative TTL: cached");
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(status(&token).await, 401);
+    assert_eq!(calls(), 3, "past the negative TTL: reviewed again");
 }
 
 #[tokio::test]

@@ -3,6 +3,7 @@
 //!
 //! [`VerifyError::ReviewUnavailable`]: super::VerifyError::ReviewUnavailable
 
+use std::any::TypeId;
 use std::error::Error;
 use std::fmt;
 use std::sync::Arc;
@@ -14,41 +15,49 @@ use std::sync::Arc;
 /// to answer (503), never an acceptance; code that grants anything on a particular kind (a grace
 /// period) must find that kind by downcast, and treat an error it cannot read as no grant.
 #[derive(Clone)]
-pub struct ReviewSource(Arc<dyn Error + Send + Sync + 'static>);
+pub struct ReviewSource {
+    error: Arc<dyn Error + Send + Sync + 'static>,
+    /// The error's type: errors of two types never compare equal, whatever they print.
+    type_id: TypeId,
+}
 
 impl ReviewSource {
     /// Wraps the reviewer's error.
-    pub fn new(error: impl Error + Send + Sync + 'static) -> Self {
-        Self(Arc::new(error))
+    pub fn new<E: Error + Send + Sync + 'static>(error: E) -> Self {
+        Self {
+            error: Arc::new(error),
+            type_id: TypeId::of::<E>(),
+        }
     }
 
     /// The reviewer's error, if it is an `E`.
     pub fn downcast_ref<E: Error + 'static>(&self) -> Option<&E> {
-        self.0.downcast_ref()
+        self.error.downcast_ref()
     }
 
     /// The reviewer's error.
     pub fn get_ref(&self) -> &(dyn Error + Send + Sync + 'static) {
-        &*self.0
+        &*self.error
     }
 }
 
 impl fmt::Debug for ReviewSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&*self.0, f)
+        fmt::Debug::fmt(&*self.error, f)
     }
 }
 
 impl fmt::Display for ReviewSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&*self.0, f)
+        fmt::Display::fmt(&*self.error, f)
     }
 }
 
-/// The same error, or errors that print the same (`Debug`: the type's name and its data), as
+/// The same error, or errors of the same type that print the same (`Debug`), as
 /// [`VerifyError`](super::VerifyError)'s equality needs.
 impl PartialEq for ReviewSource {
     fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.0, &other.0) || format!("{self:?}") == format!("{other:?}")
+        Arc::ptr_eq(&self.error, &other.error)
+            || (self.type_id == other.type_id && format!("{self:?}") == format!("{other:?}"))
     }
 }
