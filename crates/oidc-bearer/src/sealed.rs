@@ -38,10 +38,16 @@ pub(crate) const INTERNAL: Internal = Internal(());
 /// Made only inside `oidc-bearer`, from the bytes it carries: the digest, when there is one, is
 /// always the digest of these bytes, so [`key`](Self::key) is always these bytes' key.
 ///
-/// ```compile_fail
-/// // Outside the crate, a `Presented` cannot be built, so a digest cannot be paired with other
-/// // bytes.
-/// let presented = oidc_bearer::Presented { token: &b"a.b.c"[..], digest: None };
+/// Outside the crate a `Presented` cannot be built, neither by its fields:
+///
+/// ```compile_fail,E0451
+/// let token = oidc_bearer::Presented::<[u8]> { token: &b"a.b.c"[..], digest: None };
+/// ```
+///
+/// nor by its constructors:
+///
+/// ```compile_fail,E0624
+/// let token = oidc_bearer::Presented::<[u8]>::new(&b"a.b.c"[..]).hashed();
 /// ```
 #[doc(hidden)]
 pub struct Presented<'a, B: ?Sized = [u8]> {

@@ -449,10 +449,11 @@ async fn answers_are_kept_for_their_ttl_never_past_exp_and_refusals_shorter() {
     assert_eq!(calls(), 6);
 }
 
-/// Review R1 of split A: `TokenReview` lost its synchronous hook (`verify_token_cached`), so
-/// through the layer every request now takes `verify_token`, which must answer from the cache
-/// exactly as the hook did — an acceptance for its TTL and no longer, a refusal for the negative
-/// TTL (401, no new review) and no longer, never an acceptance of a token refused since.
+/// Through the layer, whose synchronous hook (`verify_token_cached`, answering cached acceptances
+/// only) asks first and `verify_token` next, the cache answers as `verify_token` alone does: an
+/// acceptance for its TTL and no longer, a refusal for the negative TTL (401, no new review) and no
+/// longer, never an acceptance of a token refused since. (Review R1 of split A wrote it for the
+/// asynchronous path alone; an override reading a clock one second late fails it.)
 #[tokio::test]
 async fn through_the_layer_answers_expire_and_refusals_stay_cached() {
     let cluster = Cluster::start().await;
