@@ -479,6 +479,69 @@ async fn through_the_layer_answers_expire_and_refusals_stay_cached() {
     assert_eq!(calls(), 3, "past the negative TTL: reviewed again");
 }
 
+/// A cached acceptance is answered on the layer's synchronous path (`verify_token_cached`, no
+/// future, no copy of the token): the inner service is called by `call` itself, before the
+/// response future is polled. A refusal, another claims type, or an answer not yet cached goes
+/// through the verification future, which calls it only when polled.
+#[tokio::test]
+async fn a_cached_acceptance_is_answered_before_the_future_is_polled() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tower::{Layer as _, Service as _, ServiceExt as _, service_fn};
+    let cluster = Cluster::start().await;
+    let review = cluster.review();
+    let called = Arc::new(AtomicUsize::new(0));
+    // Whether `call` alone (the future left unpolled) reached the inner service.
+    let answered_in_call = async |claims_type: &str, token: &str| {
+        let inner = service_fn({
+            let called = called.clone();
+            move |_: http::Request<String>| {
+                called.fetch_add(1, Ordering::SeqCst);
+                async { Ok::<_, std::convert::Infallible>(http::Response::new(String::new())) }
+            }
+        });
+        let request = http::Request::builder()
+            .header(http::header::AUTHORIZATION, format!("Bearer {token}"))
+            .body(String::new())
+            .unwrap();
+        let before = called.load(Ordering::SeqCst);
+        // Each future is dropped unpolled.
+        match claims_type {
+            "TokenReviewClaims" => {
+                let layer = BearerAuthLayer::new(review.clone()).claims::<TokenReviewClaims>();
+                let mut service = layer.layer(inner);
+                drop(service.ready().await.unwrap().call(request));
+            }
+            _ => {
+                let layer = BearerAuthLayer::new(review.clone()).claims::<serde_json::Value>();
+                let mut service = layer.layer(inner);
+                drop(service.ready().await.unwrap().call(request));
+            }
+        }
+        called.load(Ordering::SeqCst) > before
+    };
+    let token = cluster.token().sign();
+    assert!(
+        !answered_in_call("TokenReviewClaims", &token).await,
+        "not reviewed yet"
+    );
+    review.verify(&token).await.unwrap();
+    assert!(
+        answered_in_call("TokenReviewClaims", &token).await,
+        "cached"
+    );
+    assert!(
+        !answered_in_call("serde_json::Value", &token).await,
+        "another claims type: converted by verify_token"
+    );
+    let revoked = cluster.token().sign();
+    cluster.reviews.delete_bound_object(&revoked);
+    assert_eq!(code(review.verify(&revoked).await), "review_refused");
+    assert!(
+        !answered_in_call("TokenReviewClaims", &revoked).await,
+        "a cached refusal"
+    );
+}
+
 #[tokio::test]
 async fn the_cache_is_bounded_in_entries_and_bytes() {
     let cluster = Cluster::start().await;
