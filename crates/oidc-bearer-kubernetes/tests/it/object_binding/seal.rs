@@ -1,13 +1,13 @@
-//! Review of 3a59f38 (s4-review-seal): `ObjectBinding` hands on its inner verifier's seal
-//! (`hash_token`, `verify_token_hashed`) and keys its confirmation with the digest the HTTP layer
-//! computed. Each test below drives the real layer (`layer_status`) through one composition the
-//! seal passes through, and checks that a deleted pod's token is refused once its confirmation is
+//! Review of 3a59f38 (s4-review-seal): `ObjectBinding` hands on its inner verifier's digest
+//! (`hash_token`, `verify_token_hashed`, carried in a `Presented`) and keys its confirmation with
+//! the digest the HTTP layer computed. Each test below drives the real layer (`layer_status`)
+//! through one composition the digest passes through, and checks that a deleted pod's token is refused once its confirmation is
 //! over, whatever the composition.
 
 use super::*;
 
-/// Without a token cache the inner verifier's seal carries no digest (`hash_token` gives the bare
-/// seal): the binding keys its confirmation by hashing for itself, through the layer as well.
+/// Without a token cache the inner verifier computes no digest (`hash_token` gives the token back
+/// as it came): the binding keys its confirmation by hashing for itself, through the layer as well.
 #[tokio::test]
 async fn without_a_token_cache_a_deleted_pods_token_is_refused_through_the_layer() {
     let cluster = Cluster::start().await;
@@ -51,7 +51,7 @@ async fn without_a_token_cache_a_deleted_pods_token_is_refused_through_the_layer
     assert_eq!(cluster.reviews.calls(), 4);
 }
 
-/// A binding around a binding (each with its own interval, `wrapping`): the seal goes through
+/// A binding around a binding (each with its own interval, `wrapping`): the digest goes through
 /// both, and each confirmation is its own — the outer one, shorter, refuses a deleted pod's token
 /// while the inner one still holds it confirmed, on the layer's cached path and on the full one,
 /// for a token and for another claim type alike.
@@ -97,8 +97,8 @@ async fn nested_bindings_each_refuse_a_deleted_pods_token_on_their_own_interval(
     assert_eq!(layer_status::<KubernetesClaims>(&inner, &token).await, 401);
 }
 
-/// A binding around a registry whose own token cap is smaller than the token: the registry's seal
-/// carries no digest for it, the layer refuses it without a review (never a panic), and a token
+/// A binding around a registry whose own token cap is smaller than the token: the registry's
+/// `hash_token` computes no digest for it, the layer refuses it without a review (never a panic), and a token
 /// within the cap is still confirmed and, once its pod is deleted, refused after the interval.
 #[tokio::test]
 async fn an_oversized_token_through_a_bound_registry_is_refused_unreviewed() {
