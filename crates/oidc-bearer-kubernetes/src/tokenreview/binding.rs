@@ -362,8 +362,9 @@ mod tests {
     /// token only together with the key it was checked under.
     ///
     /// (The wrapper's fast path is called only by the HTTP layer, with a `Presented` made in the
-    /// core: it is tested there, in `confirm.rs`; here the check's own half: `confirmed`, which
-    /// the wrapper asks on every fast-path answer.)
+    /// core: it is tested there, in `confirm.rs`, and through the layer with this check in
+    /// `tests/it/object_binding/seal.rs`; here the check's own half: `confirmed`, which the
+    /// wrapper asks on every fast-path answer.)
     #[derive(Clone)]
     struct AcceptsAnyKey;
 
