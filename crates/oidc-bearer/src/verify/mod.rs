@@ -540,6 +540,7 @@ pub trait VerifyToken: Clone + Send + Sync + 'static {
     /// [`verify_token_cached`](Self::verify_token_cached) and
     /// [`verify_token_hashed`](Self::verify_token_hashed): so that a request hashes its token once.
     /// The default returns `token` as it came (each hook then hashes for itself, if it needs to).
+    /// Only this crate's verifiers compute a digest; a verifier wrapping one hands `token` to it.
     ///
     /// Hidden, as above.
     #[doc(hidden)]
