@@ -19,7 +19,7 @@ use serde::de::DeserializeOwned;
 use crate::VerifyToken;
 use crate::cache::TokenKey;
 use crate::error::VerifyError;
-use crate::sealed::{INTERNAL, Internal};
+use crate::sealed::Presented;
 
 /// A confirmation, kept by an external authority, of tokens another verifier accepted; run by
 /// [`Confirmed`] after that verifier.
@@ -127,46 +127,40 @@ impl<V: VerifyToken, C: Confirm> VerifyToken for Confirmed<V, C> {
     where
         T: DeserializeOwned + Send + Sync + 'static,
     {
-        self.verify_token_hashed(token, INTERNAL)
+        self.verify_token_hashed(Presented::new(token))
     }
 
     /// Only what the inner verifier answers from its cache (so a token it accepted), and only
     /// while the check holds a confirmation of these bytes: `confirmed` is asked on every answer.
-    fn verify_token_cached<T>(&self, token: &[u8], internal: Internal) -> Option<Arc<T>>
+    fn verify_token_cached<T>(&self, token: Presented<'_>) -> Option<Arc<T>>
     where
         T: DeserializeOwned + Send + Sync + 'static,
     {
-        let claims = self.inner.verify_token_cached::<T>(token, internal)?;
-        // The key of these bytes: the digest the seal carries for them (made once per request by
+        let claims = self.inner.verify_token_cached::<T>(token)?;
+        // The key of these bytes: their digest if `token` carries it (made once per request by
         // `hash_token`, over the same bytes), or computed now.
-        let key = internal.key(token)?;
+        let key = token.key()?;
         self.check.confirmed(&key).then_some(claims)
     }
 
     /// The inner verifier's: one digest of the token per request, for its cache and the
     /// confirmation's key alike (and none over its size cap).
     #[inline]
-    fn hash_token(&self, token: &[u8], internal: Internal) -> Internal {
-        self.inner.hash_token(token, internal)
+    fn hash_token<'a>(&self, token: Presented<'a>) -> Presented<'a> {
+        self.inner.hash_token(token)
     }
 
     /// Verifies with the inner verifier, then confirms the same bytes.
-    async fn verify_token_hashed<T>(
-        &self,
-        token: &str,
-        internal: Internal,
-    ) -> Result<Arc<T>, VerifyError>
+    async fn verify_token_hashed<T>(&self, token: Presented<'_, str>) -> Result<Arc<T>, VerifyError>
     where
         T: DeserializeOwned + Send + Sync + 'static,
     {
-        let claims = self.inner.verify_token_hashed::<T>(token, internal).await?;
+        let claims = self.inner.verify_token_hashed::<T>(token).await?;
         // A token accepted by a verifier is a JWS, so it has a key.
-        let key = internal
-            .key(token.as_bytes())
-            .ok_or(VerifyError::Malformed {
-                reason: "a JWS has three dot-separated parts",
-            })?;
-        self.check.confirm(token, &key).await?;
+        let key = token.key().ok_or(VerifyError::Malformed {
+            reason: "a JWS has three dot-separated parts",
+        })?;
+        self.check.confirm(token.get(), &key).await?;
         Ok(claims)
     }
 }
@@ -194,11 +188,10 @@ mod tests {
                 .map_err(|_| VerifyError::Malformed { reason: "claims" })
         }
 
-        fn verify_token_cached<T>(&self, token: &[u8], _: Internal) -> Option<Arc<T>>
+        fn verify_token_cached<T>(&self, _: Presented<'_>) -> Option<Arc<T>>
         where
             T: DeserializeOwned + Send + Sync + 'static,
         {
-            let _ = token;
             serde_json::from_str("{}").ok().map(Arc::new)
         }
     }
@@ -228,9 +221,9 @@ mod tests {
     }
 
     /// The key the wrapper hands `confirmed` is the key of the bytes presented — never of the
-    /// token confirmed before with the same signature segment — with the plain seal and with the
-    /// one the HTTP layer makes (carrying the digest of the shared signature): a confirmation is
-    /// never reused by a token sharing its signature.
+    /// token confirmed before with the same signature segment — without a digest and with the one
+    /// the HTTP layer computes (the digest of the shared signature): a confirmation is never reused
+    /// by a token sharing its signature.
     #[tokio::test]
     async fn the_fast_path_asks_with_the_key_of_the_bytes_presented() {
         let binding = Confirmed::new(AcceptsAnyKey, Keeps::default());
@@ -240,10 +233,11 @@ mod tests {
             .verify_token::<serde_json::Value>(genuine)
             .await
             .unwrap();
-        for internal in [INTERNAL, Internal::hashed(genuine.as_bytes())] {
+        let genuine_bytes = Presented::new(genuine.as_bytes());
+        for presented in [genuine_bytes, genuine_bytes.hashed()] {
             assert!(
                 binding
-                    .verify_token_cached::<serde_json::Value>(genuine.as_bytes(), internal)
+                    .verify_token_cached::<serde_json::Value>(presented)
                     .is_some()
             );
         }
@@ -253,10 +247,11 @@ mod tests {
             TokenKey::new(genuine.as_bytes()).unwrap().digest(),
             "the same signature segment"
         );
-        for internal in [INTERNAL, Internal::hashed(substituted.as_bytes())] {
+        let substituted_bytes = Presented::new(substituted.as_bytes());
+        for presented in [substituted_bytes, substituted_bytes.hashed()] {
             assert!(
                 binding
-                    .verify_token_cached::<serde_json::Value>(substituted.as_bytes(), internal)
+                    .verify_token_cached::<serde_json::Value>(presented)
                     .is_none(),
                 "the fast path confirmed a token by another token's confirmation"
             );

@@ -151,6 +151,7 @@ pub use self::{
     },
     layer::{Claims, future::BearerAuthFuture, layer::BearerAuthLayer, service::BearerAuth},
     registry::{IssuerRegistry, builder::IssuerRegistryBuilder, pattern::IssuerPattern},
+    sealed::Presented,
     verify::{Verifier, VerifyToken, builder::VerifierBuilder},
 };
 // Why an HTTP exchange failed (status, transport, timeout, size cap), wrapped by `KeysError::Fetch`
@@ -161,16 +162,19 @@ pub use oidc_bearer_shared::{fetch::FetchError, flight::FlightError};
 /// Internals that `oidc-bearer-kubernetes` (released with this crate, same version) uses. Not
 /// public API: no stability promise, may change in any release.
 ///
-/// Nothing here can break the seal of [`VerifyToken`]'s hooks: no `Internal`, no way to pair a
-/// digest with other bytes ([`cache::TokenKey`] is built only from the bytes it borrows).
+/// Nothing here can pair a digest with other bytes ([`cache::TokenKey`] is built only from the
+/// bytes it borrows, [`Presented`] only inside this crate).
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::discovery::discovery_url;
-    pub use crate::fetch::{
-        Credential, CredentialFuture, USER_AGENT, bearer_authorization, client, credential,
-        parse_url,
-    };
-    pub use crate::verify::{
-        DEFAULT_MAX_TOKEN_BYTES, claims_decode_error, review_check_size, review_precheck,
+    pub use crate::{
+        discovery::discovery_url,
+        fetch::{
+            Credential, CredentialFuture, USER_AGENT, bearer_authorization, client, credential,
+            parse_url,
+        },
+        verify::{
+            DEFAULT_MAX_TOKEN_BYTES, claims_decode_error,
+            rules::{review_check_size, review_precheck},
+        },
     };
 }

@@ -361,9 +361,10 @@ mod tests {
     /// (duplicate-signature key selection; Menezes & Smart 2004) — so a signature identifies a
     /// token only together with the key it was checked under.
     ///
-    /// (Its synchronous hook is sealed inside the core: the wrapper's fast path over such a
-    /// verifier is tested there, in `confirm.rs`; here the check's own half: `confirmed`, which
-    /// the wrapper asks on every fast-path answer.)
+    /// (The wrapper's fast path is called only by the HTTP layer, with a `Presented` made in the
+    /// core: it is tested there, in `confirm.rs`, and through the layer with this check in
+    /// `tests/it/object_binding/seal.rs`; here the check's own half: `confirmed`, which the
+    /// wrapper asks on every fast-path answer.)
     #[derive(Clone)]
     struct AcceptsAnyKey;
 

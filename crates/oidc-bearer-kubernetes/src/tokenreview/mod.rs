@@ -25,10 +25,10 @@ use self::cache::Answer;
 use self::reviewer::Reviewer;
 use crate::SharedClock;
 use oidc_bearer::__private::{DEFAULT_MAX_TOKEN_BYTES, review_check_size, review_precheck};
-use oidc_bearer::VerifyToken;
 use oidc_bearer::cache::TokenKey;
 use oidc_bearer::clock::{Clock, SystemClock};
 use oidc_bearer::{ConfigError, VerifyError};
+use oidc_bearer::{Presented, VerifyToken};
 
 /// A verifier that asks the Kubernetes API server about each token (`POST
 /// /apis/authentication.k8s.io/v1/tokenreviews`), with the audiences it accepts.
@@ -114,9 +114,7 @@ impl VerifyToken for TokenReview {
     /// (shared with the cache, nothing copied), or any type that deserializes from its JSON
     /// (`{"username", "uid", "groups", "extra", "audiences"}`).
     ///
-    /// A cached answer is found here, before anything is parsed (the HTTP layer's synchronous
-    /// hook is the core's own and this crate does not override it: a cached answer through the
-    /// layer costs a boxed future more than a token-cache hit).
+    /// A cached answer is found here, before anything is parsed.
     async fn verify_token<T>(&self, token: &str) -> Result<Arc<T>, VerifyError>
     where
         T: DeserializeOwned + Send + Sync + 'static,
@@ -129,6 +127,27 @@ impl VerifyToken for TokenReview {
         }
         let exp = self.precheck(token, now)?;
         convert(reviewer.review(&key, token, exp).await)
+    }
+
+    /// The HTTP layer's synchronous lookup: a cached acceptance as [`TokenReviewClaims`], from the
+    /// same answer cache as [`verify_token`](Self::verify_token), with the same rules (a hit matches
+    /// the signing input byte for byte, and holds only while `stored_at <= now < expires_at`,
+    /// acceptances never past the token's `exp`). Anything else (a refusal, another claims type,
+    /// no answer, a token over the size cap, which is never hashed) goes through `verify_token`.
+    fn verify_token_cached<T>(&self, token: Presented<'_>) -> Option<Arc<T>>
+    where
+        T: DeserializeOwned + Send + Sync + 'static,
+    {
+        if TypeId::of::<T>() != TypeId::of::<TokenReviewClaims>() {
+            return None;
+        }
+        review_check_size(self.max_token_bytes, token.get().len()).ok()?;
+        let claims = self
+            .reviewer
+            .cached(&token.key()?, self.reviewer.now())?
+            .ok()?;
+        let any: Arc<dyn Any + Send + Sync> = claims;
+        any.downcast::<T>().ok()
     }
 }
 

@@ -449,10 +449,11 @@ async fn answers_are_kept_for_their_ttl_never_past_exp_and_refusals_shorter() {
     assert_eq!(calls(), 6);
 }
 
-/// Review R1 of split A: `TokenReview` lost its synchronous hook (`verify_token_cached`), so
-/// through the layer every request now takes `verify_token`, which must answer from the cache
-/// exactly as the hook did — an acceptance for its TTL and no longer, a refusal for the negative
-/// TTL (401, no new review) and no longer, never an acceptance of a token refused since.
+/// Through the layer, whose synchronous hook (`verify_token_cached`, answering cached acceptances
+/// only) asks first and `verify_token` next, the cache answers as `verify_token` alone does: an
+/// acceptance for its TTL and no longer, a refusal for the negative TTL (401, no new review) and no
+/// longer, never an acceptance of a token refused since. (Review R1 of split A wrote it for the
+/// asynchronous path alone; an override reading a clock one second late fails it.)
 #[tokio::test]
 async fn through_the_layer_answers_expire_and_refusals_stay_cached() {
     let cluster = Cluster::start().await;
@@ -476,6 +477,69 @@ async fn through_the_layer_answers_expire_and_refusals_stay_cached() {
     clock.advance(Duration::from_secs(1));
     assert_eq!(status(&token).await, 401);
     assert_eq!(calls(), 3, "past the negative TTL: reviewed again");
+}
+
+/// A cached acceptance is answered on the layer's synchronous path (`verify_token_cached`, no
+/// future, no copy of the token): the inner service is called by `call` itself, before the
+/// response future is polled. A refusal, another claims type, or an answer not yet cached goes
+/// through the verification future, which calls it only when polled.
+#[tokio::test]
+async fn a_cached_acceptance_is_answered_before_the_future_is_polled() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tower::{Layer as _, Service as _, ServiceExt as _, service_fn};
+    let cluster = Cluster::start().await;
+    let review = cluster.review();
+    let called = Arc::new(AtomicUsize::new(0));
+    // Whether `call` alone (the future left unpolled) reached the inner service.
+    let answered_in_call = async |claims_type: &str, token: &str| {
+        let inner = service_fn({
+            let called = called.clone();
+            move |_: http::Request<String>| {
+                called.fetch_add(1, Ordering::SeqCst);
+                async { Ok::<_, std::convert::Infallible>(http::Response::new(String::new())) }
+            }
+        });
+        let request = http::Request::builder()
+            .header(http::header::AUTHORIZATION, format!("Bearer {token}"))
+            .body(String::new())
+            .unwrap();
+        let before = called.load(Ordering::SeqCst);
+        // Each future is dropped unpolled.
+        match claims_type {
+            "TokenReviewClaims" => {
+                let layer = BearerAuthLayer::new(review.clone()).claims::<TokenReviewClaims>();
+                let mut service = layer.layer(inner);
+                drop(service.ready().await.unwrap().call(request));
+            }
+            _ => {
+                let layer = BearerAuthLayer::new(review.clone()).claims::<serde_json::Value>();
+                let mut service = layer.layer(inner);
+                drop(service.ready().await.unwrap().call(request));
+            }
+        }
+        called.load(Ordering::SeqCst) > before
+    };
+    let token = cluster.token().sign();
+    assert!(
+        !answered_in_call("TokenReviewClaims", &token).await,
+        "not reviewed yet"
+    );
+    review.verify(&token).await.unwrap();
+    assert!(
+        answered_in_call("TokenReviewClaims", &token).await,
+        "cached"
+    );
+    assert!(
+        !answered_in_call("serde_json::Value", &token).await,
+        "another claims type: converted by verify_token"
+    );
+    let revoked = cluster.token().sign();
+    cluster.reviews.delete_bound_object(&revoked);
+    assert_eq!(code(review.verify(&revoked).await), "review_refused");
+    assert!(
+        !answered_in_call("TokenReviewClaims", &revoked).await,
+        "a cached refusal"
+    );
 }
 
 #[tokio::test]

@@ -1,7 +1,7 @@
 //! A request through the bearer layer, answered from its verifier's cache: how the benches time the
-//! HTTP layer's fast path (the verifier's synchronous cache lookup is sealed inside the crate). Each
-//! call builds a request carrying the token, calls the layer and polls its future once: a hit never
-//! waits, so the first poll answers.
+//! HTTP layer's fast path (the verifier's synchronous cache lookup takes a `Presented`, which only
+//! the crate makes). Each call builds a request carrying the token, calls the layer and polls its
+//! future once: a hit never waits, so the first poll answers.
 
 use std::cell::RefCell;
 use std::convert::Infallible;

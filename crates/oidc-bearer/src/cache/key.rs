@@ -41,11 +41,11 @@ impl<'a> TokenKey<'a> {
 
     /// The key of `token` with `digest` and the position of its last `.` found before, by
     /// [`new`](Self::new) over the same bytes
-    /// (the HTTP layer's lookup, handed on to the verifier through the seal: one hash per request).
+    /// (the HTTP layer's lookup, handed on to the verifier in a `Presented`: one hash per request).
     /// It must be `token`'s: with the digest of another token's signature, an entry filed under
     /// that signature would match these bytes by their signing input alone (the rule above needs
-    /// both). Its one caller, the seal, is made from the bytes it comes with; debug builds (every
-    /// test) recompute and compare.
+    /// both). Its one caller, `Presented::key`, holds a digest made from the bytes it comes with;
+    /// debug builds (every test) recompute and compare.
     #[inline]
     pub(crate) fn prehashed(token: &'a [u8], digest: Sha256, dot: usize) -> Option<Self> {
         if token.get(dot) != Some(&b'.') {

@@ -18,7 +18,7 @@ use crate::bearer::BearerError;
 use crate::bearer::{TokenExtractor, scheme_credentials};
 use crate::dpop::{DpopCheck, DpopThumbprint};
 use crate::rejection::{AuthRejection, RejectionResponse};
-use crate::sealed::INTERNAL;
+use crate::sealed::Presented;
 use crate::verify::VerifyToken;
 
 impl<S, V, T, R, Src> BearerAuth<S, V, T, R, Src> {
@@ -66,7 +66,7 @@ impl<S, V, T, R, Src> BearerAuth<S, V, T, R, Src> {
         let cached = span.in_scope(|| {
             layer
                 .verifier
-                .verify_token_cached::<T>(token.as_bytes(), INTERNAL)
+                .verify_token_cached::<T>(Presented::new(token.as_bytes()))
         });
         if let Some(claims) = cached {
             return match dpop.bind(token, proof) {

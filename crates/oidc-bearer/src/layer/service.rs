@@ -15,7 +15,7 @@ use super::{Anonymous, BearerAuthLayer, BearerRan, Claims};
 use crate::bearer::TokenExtractor;
 use crate::dpop::DpopCheck;
 use crate::rejection::{AuthRejection, RejectionResponse};
-use crate::sealed::{INTERNAL, Internal};
+use crate::sealed::{INTERNAL, Presented, PresentedBuf};
 use crate::verify::VerifyToken;
 
 /// The service built by [`BearerAuthLayer`].
@@ -125,9 +125,9 @@ impl<S, V, T, R, Src> BearerAuth<S, V, T, R, Src> {
             )
         };
         // The token's cache key digest is computed once per request (if the verifier caches), for
-        // this lookup and the verifier's own on a miss: the seal carries it with the token's bytes.
-        let cached = |span: &tracing::Span, token: &[u8], internal: Internal| {
-            span.in_scope(|| layer.verifier.verify_token_cached::<T>(token, internal))
+        // this lookup and the verifier's own on a miss: `Presented` carries it with the bytes.
+        let cached = |span: &tracing::Span, token: Presented<'_>| {
+            span.in_scope(|| layer.verifier.verify_token_cached::<T>(token))
         };
         // A token verified before: answered from the token cache without allocating a future,
         // copying the token or cloning the inner service (it was polled ready; call it now). The
@@ -144,9 +144,9 @@ impl<S, V, T, R, Src> BearerAuth<S, V, T, R, Src> {
             );
         }
         let span = unchecked.map(|_| new_span());
-        let mut hashed = unchecked.map(|token| layer.verifier.hash_token(token, INTERNAL));
-        if let (Some(span), Some(token), Some(internal)) = (&span, unchecked, hashed)
-            && let Some(claims) = cached(span, token, internal)
+        let hashed = unchecked.map(|token| layer.verifier.hash_token(Presented::new(token)));
+        if let (Some(span), Some(token)) = (&span, hashed)
+            && let Some(claims) = cached(span, token)
         {
             return self.call_cached(req, claims, span);
         }
@@ -179,18 +179,20 @@ impl<S, V, T, R, Src> BearerAuth<S, V, T, R, Src> {
             );
         }
         let span = span.unwrap_or_else(new_span);
-        // Not looked up yet when the extractor found no unchecked token (or another one): the seal
-        // made for those bytes is not this token's.
-        if unchecked != Some(token.as_bytes()) {
-            let internal = layer.verifier.hash_token(token.as_bytes(), INTERNAL);
-            hashed = Some(internal);
-            if let Some(claims) = cached(&span, token.as_bytes(), internal) {
-                return self.call_cached(req, claims, &span);
+        // Not looked up yet when the extractor found no unchecked token (or another one): the
+        // digest computed for those bytes is not this token's.
+        let token = match hashed {
+            Some(hashed) if unchecked == Some(token.as_bytes()) => hashed.checked(token),
+            _ => {
+                let hashed = layer.verifier.hash_token(Presented::new(token.as_bytes()));
+                if let Some(claims) = cached(&span, hashed) {
+                    return self.call_cached(req, claims, &span);
+                }
+                hashed.checked(token)
             }
-        }
-        // Made for `token`'s bytes, so for the copy below.
-        let internal = hashed.unwrap_or(INTERNAL);
-        let token = token.to_owned();
+        };
+        // The copy the future owns, with its digest (the same bytes').
+        let token = PresentedBuf::new(token);
         // The service that was polled ready is the one to call; leave a clone in its place (tower's
         // "clone the inner service" guidance).
         let clone = self.inner.clone();
@@ -199,7 +201,7 @@ impl<S, V, T, R, Src> BearerAuth<S, V, T, R, Src> {
         span.record("cached", false);
         let verify = Box::pin(
             async move {
-                let result = verifier.verify_token_hashed::<T>(&token, internal).await;
+                let result = verifier.verify_token_hashed::<T>(token.get()).await;
                 if let Err(error) = &result {
                     tracing::Span::current().record("code", error.code());
                 }

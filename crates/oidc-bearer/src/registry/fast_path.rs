@@ -10,7 +10,7 @@ use oidc_bearer_shared::map::{DigestMap, MIN_ENTRIES_PER_SHARD, Value};
 
 use super::{IssuerRegistry, Live, Selected};
 use crate::crypto::Sha256;
-use crate::sealed::Internal;
+use crate::sealed::Presented;
 use crate::verify::WeakVerifier;
 
 /// How many recent tokens the registry remembers the verifier of (about 100 bytes each).
@@ -45,14 +45,14 @@ impl IssuerRegistry {
     /// pattern issuer the registry has evicted or failed is refused here (the index holds it
     /// weakly, and it is marked), and so is one negatively cached. A hit counts as a use of the
     /// issuer for eviction. Entries that no longer answer are left to be replaced or to age out.
-    pub(super) fn cached_shared<T>(&self, token: &[u8], internal: Internal) -> Option<Arc<T>>
+    pub(super) fn cached_shared<T>(&self, token: Presented<'_>) -> Option<Arc<T>>
     where
         T: Send + Sync + 'static,
     {
-        if token.len() > self.inner.limits.max_token_bytes {
+        if token.get().len() > self.inner.limits.max_token_bytes {
             return None;
         }
-        let key = internal.key(token)?;
+        let key = token.key()?;
         match self.inner.recent.get(&key.digest)? {
             Recent::Exact(verifier) => verifier.upgrade()?.cached_key(&key),
             Recent::Pattern(live) => {
@@ -193,7 +193,7 @@ mod tests {
                 .unwrap();
             assert!(
                 registry
-                    .cached_shared::<DefaultClaims>(token.as_bytes(), crate::sealed::INTERNAL)
+                    .cached_shared::<DefaultClaims>(Presented::new(token.as_bytes()))
                     .is_some(),
                 "{secs}: a hit before"
             );
@@ -207,7 +207,7 @@ mod tests {
             );
             assert!(
                 registry
-                    .cached_shared::<DefaultClaims>(token.as_bytes(), crate::sealed::INTERNAL)
+                    .cached_shared::<DefaultClaims>(Presented::new(token.as_bytes()))
                     .is_none(),
                 "{secs}: the fast path answered for an issuer the full path refuses"
             );

@@ -27,7 +27,7 @@ use crate::cache::{TokenCacheSettings, TokenCacheStats};
 use crate::clock::SharedClock;
 use crate::error::{ConfigError, Excerpt, Phase, VerifyError};
 use crate::fetch::SharedClients;
-use crate::sealed::{INTERNAL, Internal};
+use crate::sealed::Presented;
 use crate::token::{ClaimValue, Jws, Unverified, validate_payload};
 use crate::verify::{Verifier, VerifierBuilder, VerifyToken};
 
@@ -458,22 +458,22 @@ impl VerifyToken for IssuerRegistry {
     where
         T: DeserializeOwned + Send + Sync + 'static,
     {
-        self.verify_token_hashed(token, INTERNAL)
+        self.verify_token_hashed(Presented::new(token))
     }
 
     async fn verify_token_hashed<T>(
         &self,
-        token: &str,
-        internal: Internal,
+        presented: Presented<'_, str>,
     ) -> Result<Arc<T>, VerifyError>
     where
         T: DeserializeOwned + Send + Sync + 'static,
     {
+        let token = presented.get();
         let parsed = Jws::new(token, self.inner.limits.max_token_bytes)?.read_issuer()?;
         let (iss, selected) = self.select(token, &parsed)?;
         let result = selected
             .verifier()
-            .verify_parsed_shared(token, &parsed, internal)
+            .verify_parsed_shared(presented, &parsed)
             .await;
         self.settle(iss, &selected, result.as_ref().err());
         let (claims, digest) = result?;
@@ -483,20 +483,20 @@ impl VerifyToken for IssuerRegistry {
         Ok(claims)
     }
 
-    fn verify_token_cached<T>(&self, token: &[u8], internal: Internal) -> Option<Arc<T>>
+    fn verify_token_cached<T>(&self, token: Presented<'_>) -> Option<Arc<T>>
     where
         T: DeserializeOwned + Send + Sync + 'static,
     {
-        self.cached_shared(token, internal)
+        self.cached_shared(token)
     }
 
     #[inline]
-    fn hash_token(&self, token: &[u8], _: Internal) -> Internal {
+    fn hash_token<'a>(&self, token: Presented<'a>) -> Presented<'a> {
         // As a verifier's: a token over the cap is refused unhashed (`cached_shared`, `Jws::new`).
-        if token.len() > self.inner.limits.max_token_bytes {
-            return INTERNAL;
+        if token.get().len() > self.inner.limits.max_token_bytes {
+            return token;
         }
-        Internal::hashed(token)
+        token.hashed()
     }
 }
 

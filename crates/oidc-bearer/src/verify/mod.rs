@@ -18,20 +18,19 @@ use crate::cache::{Entry, KeyRef, Lookup, SharedClaims, TokenCache, TokenCacheSt
 use crate::clock::SharedClock;
 use crate::error::{ConfigError, KeysError, VerifyError};
 use crate::keys::{DynKeySet, Jwks};
-use crate::sealed::{INTERNAL, Internal};
+use crate::sealed::Presented;
 use crate::token::{Jws, Unverified, validate_payload};
 
 pub(crate) mod builder;
 mod claims;
 mod keys;
-mod rules;
+pub(crate) mod rules;
 
 pub(crate) use builder::VerifierBuilder;
 pub(crate) use keys::check_key_signature;
 use keys::check_signature;
 use rules::IssuerPolicy;
 pub(crate) use rules::{Rules, time_claim};
-pub use rules::{review_check_size, review_precheck};
 
 /// The default token size cap: 8 KiB, far above real workload tokens (about 1 KiB).
 pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8 * 1024;
@@ -187,7 +186,7 @@ impl Verifier {
     /// # }
     /// ```
     pub async fn verify<T: DeserializeOwned>(&self, token: &str) -> Result<T, VerifyError> {
-        self.verify_cached::<Owned<T>>(token, None, INTERNAL)
+        self.verify_cached::<Owned<T>>(Presented::new(token), None)
             .await
             .map(|(Owned(claims), _)| claims)
     }
@@ -237,7 +236,7 @@ impl Verifier {
         token: &str,
         parsed: &Unverified<'_>,
     ) -> Result<T, VerifyError> {
-        self.verify_cached::<Owned<T>>(token, Some(parsed), INTERNAL)
+        self.verify_cached::<Owned<T>>(Presented::new(token), Some(parsed))
             .await
             .map(|(Owned(claims), _)| claims)
     }
@@ -246,18 +245,16 @@ impl Verifier {
     /// [`verify_token`](VerifyToken::verify_token); with the digest of its token cache key (the SHA-256
     /// of its signature, see [`TokenKey`]) when the token cache is on (an issuer registry indexes
     /// it).
-    /// `internal` may carry the token's digest, computed by the HTTP layer.
+    /// `token` may carry its digest, computed by the HTTP layer.
     pub(crate) async fn verify_parsed_shared<T>(
         &self,
-        token: &str,
+        token: Presented<'_, str>,
         parsed: &Unverified<'_>,
-        internal: Internal,
     ) -> Result<(Arc<T>, Option<crate::crypto::Sha256>), VerifyError>
     where
         T: DeserializeOwned + Send + Sync + 'static,
     {
-        self.verify_cached::<Arc<T>>(token, Some(parsed), internal)
-            .await
+        self.verify_cached::<Arc<T>>(token, Some(parsed)).await
     }
 
     /// This verifier's rules that need no key.
@@ -282,7 +279,7 @@ impl Verifier {
     /// it is decoded once into the caller's type.
     ///
     /// `parsed`: a token an issuer registry took apart to read its `iss` (its payload decoded,
-    /// nothing else read). `internal` may carry the token's cache key digest, computed by the HTTP
+    /// nothing else read). `presented` may carry the token's cache key digest, computed by the HTTP
     /// layer for its own lookup, so that a request hashes its token once.
     ///
     /// With the token cache on, a hit returns before any parsing. `R` (see [`Decoded`]) says what
@@ -294,16 +291,16 @@ impl Verifier {
     /// first of them.
     async fn verify_cached<R: Decoded>(
         &self,
-        token: &str,
+        presented: Presented<'_, str>,
         parsed: Option<&Unverified<'_>>,
-        internal: Internal,
     ) -> Result<(R, Option<crate::crypto::Sha256>), VerifyError> {
         let inner = &*self.inner;
+        let token = presented.get();
         // Before hashing.
         self.rules().check_size(token.len())?;
         let cache = inner.token_cache.as_ref();
         // No key for bytes without a `.`: no JWS, refused below.
-        let cache_key = cache.and_then(|_| internal.key(token.as_bytes()));
+        let cache_key = cache.and_then(|_| presented.key());
         let digest = cache_key.as_ref().map(|key| key.digest);
         // One reading of the clock per verification (another after waiting for keys).
         let mut now = self.now();
@@ -524,12 +521,13 @@ pub trait VerifyToken: Clone + Send + Sync + 'static {
     /// that [`verify_token`](Self::verify_token) would return for the same token at this moment
     /// (and so never for bytes that are not a token it accepts).
     ///
-    /// Sealed (its last argument is a value only this crate can make) and hidden: the contract
-    /// above is subtle enough that only this crate's verifiers implement it. Implementations
-    /// outside the crate keep the default, which is always correct (every token then goes through
-    /// [`verify_token`](Self::verify_token)).
+    /// Hidden (the contract above is subtle, and the three hooks exist for speed alone), but
+    /// overridable: a [`Presented`] is made only by this crate, from the bytes it carries, so its
+    /// [`key`](Presented::key) is always the key of [`get`](Presented::get) (a digest paired
+    /// with other bytes would be a forgery, see [`TokenKey`]). Implementations that keep the
+    /// default are always correct (every token then goes through [`verify_token`](Self::verify_token)).
     #[doc(hidden)]
-    fn verify_token_cached<T>(&self, token: &[u8], _: Internal) -> Option<Arc<T>>
+    fn verify_token_cached<T>(&self, token: Presented<'_>) -> Option<Arc<T>>
     where
         T: DeserializeOwned + Send + Sync + 'static,
     {
@@ -537,32 +535,32 @@ pub trait VerifyToken: Clone + Send + Sync + 'static {
         None
     }
 
-    /// The seal the HTTP layer passes with `token` to [`verify_token_cached`](Self::verify_token_cached)
-    /// and [`verify_token_hashed`](Self::verify_token_hashed): carrying the token's cache key
-    /// digest where this verifier looks tokens up in a cache, so that a request hashes its token
-    /// once. The default carries none (each hook then hashes for itself, if it needs to).
+    /// `token`, with the digest of its cache key where this verifier looks tokens up in a cache and
+    /// `token` is within its size cap (a token over the cap is refused before it is hashed), for
+    /// [`verify_token_cached`](Self::verify_token_cached) and
+    /// [`verify_token_hashed`](Self::verify_token_hashed): so that a request hashes its token once.
+    /// The default returns `token` as it came (each hook then hashes for itself, if it needs to).
+    /// Only this crate's verifiers compute a digest; a verifier wrapping one hands `token` to it.
     ///
-    /// Sealed and hidden, as above.
+    /// Hidden, as above.
     #[doc(hidden)]
-    fn hash_token(&self, token: &[u8], internal: Internal) -> Internal {
-        let _ = token;
-        internal
+    fn hash_token<'a>(&self, token: Presented<'a>) -> Presented<'a> {
+        token
     }
 
-    /// [`verify_token`](Self::verify_token), with the seal [`hash_token`](Self::hash_token) made
-    /// for the same token: what the HTTP layer calls after a miss. The default ignores the seal.
+    /// [`verify_token`](Self::verify_token), with the digest [`hash_token`](Self::hash_token) put
+    /// in `token`, if any: what the HTTP layer calls after a miss. The default ignores the digest.
     ///
-    /// Sealed and hidden, as above.
+    /// Hidden, as above.
     #[doc(hidden)]
     fn verify_token_hashed<T>(
         &self,
-        token: &str,
-        _: Internal,
+        token: Presented<'_, str>,
     ) -> impl std::future::Future<Output = Result<Arc<T>, VerifyError>> + Send
     where
         T: DeserializeOwned + Send + Sync + 'static,
     {
-        self.verify_token(token)
+        self.verify_token(token.get())
     }
 }
 
@@ -576,44 +574,40 @@ impl VerifyToken for Verifier {
     where
         T: DeserializeOwned + Send + Sync + 'static,
     {
-        self.verify_token_hashed(token, INTERNAL)
+        self.verify_token_hashed(Presented::new(token))
     }
 
-    async fn verify_token_hashed<T>(
-        &self,
-        token: &str,
-        internal: Internal,
-    ) -> Result<Arc<T>, VerifyError>
+    async fn verify_token_hashed<T>(&self, token: Presented<'_, str>) -> Result<Arc<T>, VerifyError>
     where
         T: DeserializeOwned + Send + Sync + 'static,
     {
-        self.verify_cached::<Arc<T>>(token, None, internal)
+        self.verify_cached::<Arc<T>>(token, None)
             .await
             .map(|(claims, _)| claims)
     }
 
     #[inline]
-    fn hash_token(&self, token: &[u8], _: Internal) -> Internal {
+    fn hash_token<'a>(&self, token: Presented<'a>) -> Presented<'a> {
         // Not over the size cap: an oversized token is refused before anything is hashed
-        // (`Rules::check_size`), and the lookup and the verification that take this seal refuse
+        // (`Rules::check_size`), and the lookup and the verification that take this token refuse
         // it without using the digest.
         match self.inner.token_cache {
-            Some(_) if token.len() <= self.inner.policy.max_token_bytes => Internal::hashed(token),
-            _ => INTERNAL,
+            Some(_) if token.get().len() <= self.inner.policy.max_token_bytes => token.hashed(),
+            _ => token,
         }
     }
 
     /// The shared claims of `token` if this verifier's token cache already holds them for `T`, still
     /// valid (times re-checked against the clock, key still published). Never waits, never
     /// verifies: the HTTP layer answers cache hits with it without allocating a future.
-    fn verify_token_cached<T>(&self, token: &[u8], internal: Internal) -> Option<Arc<T>>
+    fn verify_token_cached<T>(&self, token: Presented<'_>) -> Option<Arc<T>>
     where
         T: DeserializeOwned + Send + Sync + 'static,
     {
         let inner = &*self.inner;
-        if inner.token_cache.is_none() || token.len() > inner.policy.max_token_bytes {
+        if inner.token_cache.is_none() || token.get().len() > inner.policy.max_token_bytes {
             return None;
         }
-        self.cached_key(&internal.key(token)?)
+        self.cached_key(&token.key()?)
     }
 }

@@ -1,13 +1,15 @@
-//! Review of 3a59f38 (s4-review-seal): `ObjectBinding` hands on its inner verifier's seal
-//! (`hash_token`, `verify_token_hashed`) and keys its confirmation with the digest the HTTP layer
-//! computed. Each test below drives the real layer (`layer_status`) through one composition the
-//! seal passes through, and checks that a deleted pod's token is refused once its confirmation is
+//! Review of 3a59f38 (s4-review-seal): `ObjectBinding` hands on its inner verifier's digest
+//! (`hash_token`, `verify_token_hashed`, carried in a `Presented`) and keys its confirmation with
+//! the digest the HTTP layer computed. Each test below drives the real layer (`layer_status`)
+//! through one composition the digest passes through, and checks that a deleted pod's token is refused once its confirmation is
 //! over, whatever the composition.
+
+use std::sync::{Arc, Mutex};
 
 use super::*;
 
-/// Without a token cache the inner verifier's seal carries no digest (`hash_token` gives the bare
-/// seal): the binding keys its confirmation by hashing for itself, through the layer as well.
+/// Without a token cache the inner verifier computes no digest (`hash_token` gives the token back
+/// as it came): the binding keys its confirmation by hashing for itself, through the layer as well.
 #[tokio::test]
 async fn without_a_token_cache_a_deleted_pods_token_is_refused_through_the_layer() {
     let cluster = Cluster::start().await;
@@ -51,7 +53,7 @@ async fn without_a_token_cache_a_deleted_pods_token_is_refused_through_the_layer
     assert_eq!(cluster.reviews.calls(), 4);
 }
 
-/// A binding around a binding (each with its own interval, `wrapping`): the seal goes through
+/// A binding around a binding (each with its own interval, `wrapping`): the digest goes through
 /// both, and each confirmation is its own — the outer one, shorter, refuses a deleted pod's token
 /// while the inner one still holds it confirmed, on the layer's cached path and on the full one,
 /// for a token and for another claim type alike.
@@ -97,9 +99,10 @@ async fn nested_bindings_each_refuse_a_deleted_pods_token_on_their_own_interval(
     assert_eq!(layer_status::<KubernetesClaims>(&inner, &token).await, 401);
 }
 
-/// A binding around a registry whose own token cap is smaller than the token: the registry's seal
-/// carries no digest for it, the layer refuses it without a review (never a panic), and a token
-/// within the cap is still confirmed and, once its pod is deleted, refused after the interval.
+/// A binding around a registry whose own token cap is smaller than the token: the registry's
+/// `hash_token` computes no digest for it, the layer refuses it without a review (never a panic),
+/// and a token within the cap is still confirmed and, once its pod is deleted, refused after the
+/// interval.
 #[tokio::test]
 async fn an_oversized_token_through_a_bound_registry_is_refused_unreviewed() {
     let (cluster, clock, verifier) = Cluster::with_binding().await;
@@ -153,5 +156,85 @@ async fn an_oversized_token_through_a_bound_registry_is_refused_unreviewed() {
         layer_status::<KubernetesClaims>(&registry, &token).await,
         401,
         "a deleted pod's token accepted through a bound registry past its confirmation"
+    );
+}
+
+/// An inner verifier whose synchronous lookup knows tokens by their signature segment alone (what
+/// a verifier that let an issuer choose its own key would answer: duplicate-signature key selection
+/// makes a known signature verify over other bytes); its full path is a real `Verifier`'s.
+#[derive(Clone)]
+struct BySignatureAlone {
+    verifier: Verifier,
+    accepted: Arc<Mutex<Vec<String>>>,
+}
+
+impl VerifyToken for BySignatureAlone {
+    async fn verify_token<T>(&self, token: &str) -> Result<Arc<T>, VerifyError>
+    where
+        T: serde::de::DeserializeOwned + Send + Sync + 'static,
+    {
+        let claims = self.verifier.verify_token(token).await?;
+        let signature = token.rsplit_once('.').map_or("", |(_, s)| s);
+        self.accepted.lock().unwrap().push(signature.to_owned());
+        Ok(claims)
+    }
+
+    fn verify_token_cached<T>(&self, token: oidc_bearer::Presented<'_>) -> Option<Arc<T>>
+    where
+        T: serde::de::DeserializeOwned + Send + Sync + 'static,
+    {
+        let token = std::str::from_utf8(token.get()).ok()?;
+        let signature = token.rsplit_once('.')?.1;
+        if !self.accepted.lock().unwrap().iter().any(|s| s == signature) {
+            return None;
+        }
+        // Its claims, unverified: what such a lookup would hand out.
+        let (_, payload) = token.rsplit_once('.')?.0.split_once('.')?;
+        let json =
+            base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload);
+        serde_json::from_slice(&json.ok()?).ok().map(Arc::new)
+    }
+}
+
+/// The binding's fast path asks the check on every answer of the inner verifier's, with the key of
+/// the bytes presented: a token carrying a confirmed token's signature over another payload, which
+/// the inner lookup answers for, is not answered from the confirmation (the check holds it for
+/// other bytes) but goes the full path, where the inner verifier refuses it.
+#[tokio::test]
+async fn the_fast_path_never_confirms_another_payload_under_a_confirmed_signature() {
+    let (cluster, _clock, verifier) = Cluster::with_binding().await;
+    let binding = verifier.wrapping(BySignatureAlone {
+        verifier: verifier.get_ref().clone(),
+        accepted: Arc::default(),
+    });
+    let token = cluster.token().sign();
+    let other = cluster.token().sign();
+    let substituted = format!(
+        "{}.{}",
+        other.rsplit_once('.').unwrap().0,
+        token.rsplit_once('.').unwrap().1
+    );
+    assert_eq!(
+        layer_status::<KubernetesClaims>(&binding, &token).await,
+        200
+    );
+    assert_eq!(
+        layer_status::<KubernetesClaims>(&binding, &token).await,
+        200
+    );
+    assert_eq!(
+        cluster.reviews.calls(),
+        1,
+        "the second answered from the confirmation"
+    );
+    assert_eq!(
+        layer_status::<KubernetesClaims>(&binding, &substituted).await,
+        401,
+        "the fast path confirmed a token by another token's confirmation"
+    );
+    assert_eq!(
+        cluster.reviews.calls(),
+        1,
+        "refused locally, never reviewed"
     );
 }

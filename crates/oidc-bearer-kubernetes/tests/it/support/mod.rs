@@ -20,9 +20,9 @@ pub(crate) fn jwks_of(issuer: &TestIssuer) -> Jwks {
 }
 
 /// The status the bearer layer (decoding claims of type `T`) answers a request carrying `token`
-/// with. The layer first asks the verifier's synchronous cache lookup, which is sealed inside the
-/// crate: this is how a test sees that lookup answer (200 without a review) or refuse to (the
-/// verification then decides).
+/// with. The layer first asks the verifier's synchronous cache lookup, which only the layer can
+/// call (it takes a `Presented`, made only in the core): this is how a test sees that lookup
+/// answer (200 without a review) or refuse to (the verification then decides).
 pub(crate) async fn layer_status<T>(verifier: &impl VerifyToken, token: &str) -> u16
 where
     T: serde::de::DeserializeOwned + Send + Sync + 'static,
