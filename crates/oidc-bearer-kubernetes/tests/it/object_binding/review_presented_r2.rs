@@ -84,7 +84,11 @@ async fn confirm_refuses_a_key_that_shares_only_half_of_the_tokens() {
         let result = verifier.check().confirm(&genuine, &key).await;
         assert!(result.is_err(), "{result:?}");
     }
-    assert_eq!(cluster.reviews.calls(), 0, "nothing reviewed for a mismatched key");
+    assert_eq!(
+        cluster.reviews.calls(),
+        0,
+        "nothing reviewed for a mismatched key"
+    );
     assert_eq!(
         layer_status::<KubernetesClaims>(&verifier, &deleted).await,
         401
@@ -110,14 +114,8 @@ async fn the_synchronous_hook_never_answers_for_another_audience() {
     let mine = cluster.review_for(&clock, AUD);
     let theirs = cluster.review_for(&clock, "another-service");
     let token = cluster.token().sign();
-    assert_eq!(
-        layer_status::<TokenReviewClaims>(&mine, &token).await,
-        200
-    );
-    assert_eq!(
-        layer_status::<TokenReviewClaims>(&mine, &token).await,
-        200
-    );
+    assert_eq!(layer_status::<TokenReviewClaims>(&mine, &token).await, 200);
+    assert_eq!(layer_status::<TokenReviewClaims>(&mine, &token).await, 200);
     assert_eq!(cluster.reviews.calls(), 1);
     assert_eq!(
         layer_status::<TokenReviewClaims>(&theirs, &token).await,
