@@ -62,6 +62,13 @@ pub(crate) const INTERNAL: Internal = Internal(());
 /// }
 /// ```
 ///
+/// The owned copy the HTTP layer's miss path keeps is not reachable either (so neither are its
+/// fields, for `mem::swap`):
+///
+/// ```compile_fail,E0432
+/// use oidc_bearer::PresentedBuf;
+/// ```
+///
 /// A hook cannot keep the `Presented` it is handed past its call, to give it back later for
 /// another request's bytes (review R2). An override that gives back the one it was handed compiles:
 ///
