@@ -49,6 +49,74 @@ pub(crate) const INTERNAL: Internal = Internal(());
 /// ```compile_fail,E0624
 /// let token = oidc_bearer::Presented::<[u8]>::new(&b"a.b.c"[..]).hashed();
 /// ```
+///
+/// nor by `Default`, nor by struct update syntax from one a hook was handed (review R2):
+///
+/// ```compile_fail,E0599
+/// let token = oidc_bearer::Presented::<[u8]>::default();
+/// ```
+///
+/// ```compile_fail,E0451
+/// fn other<'a>(token: oidc_bearer::Presented<'a>, bytes: &'a [u8]) -> oidc_bearer::Presented<'a> {
+///     oidc_bearer::Presented { token: bytes, ..token }
+/// }
+/// ```
+///
+/// The owned copy the HTTP layer's miss path keeps is not reachable either (so neither are its
+/// fields, for `mem::swap`):
+///
+/// ```compile_fail,E0432
+/// use oidc_bearer::PresentedBuf;
+/// ```
+///
+/// A hook cannot keep the `Presented` it is handed past its call, to give it back later for
+/// another request's bytes (review R2). An override that gives back the one it was handed compiles:
+///
+/// ```
+/// use std::sync::Arc;
+/// use oidc_bearer::{Presented, VerifyError, VerifyToken};
+///
+/// #[derive(Clone)]
+/// struct GivesBack;
+///
+/// impl VerifyToken for GivesBack {
+///     async fn verify_token<T>(&self, _: &str) -> Result<Arc<T>, VerifyError>
+///     where
+///         T: serde::de::DeserializeOwned + Send + Sync + 'static,
+///     {
+///         Err(VerifyError::Malformed { reason: "a test" })
+///     }
+///
+///     fn hash_token<'a>(&self, token: Presented<'a>) -> Presented<'a> {
+///         token
+///     }
+/// }
+/// ```
+///
+/// and the same override keeping it for later does not:
+///
+/// ```compile_fail,E0521
+/// use std::sync::{Arc, Mutex};
+/// use oidc_bearer::{Presented, VerifyError, VerifyToken};
+///
+/// static KEPT: Mutex<Option<Presented<'static>>> = Mutex::new(None);
+///
+/// #[derive(Clone)]
+/// struct Keeps;
+///
+/// impl VerifyToken for Keeps {
+///     async fn verify_token<T>(&self, _: &str) -> Result<Arc<T>, VerifyError>
+///     where
+///         T: serde::de::DeserializeOwned + Send + Sync + 'static,
+///     {
+///         Err(VerifyError::Malformed { reason: "a test" })
+///     }
+///
+///     fn hash_token<'a>(&self, token: Presented<'a>) -> Presented<'a> {
+///         *KEPT.lock().unwrap().get_or_insert(token)
+///     }
+/// }
+/// ```
 #[doc(hidden)]
 pub struct Presented<'a, B: ?Sized = [u8]> {
     token: &'a B,

@@ -76,6 +76,8 @@ const INTERVAL: Duration = Duration::from_secs(30);
 mod seal;
 // Review R1 of split A.
 mod review_split_r1;
+// Review R2 of branch `presented`.
+mod review_presented_r2;
 
 async fn verify(verifier: &impl VerifyToken, token: &str) -> Result<(), VerifyError> {
     verifier
