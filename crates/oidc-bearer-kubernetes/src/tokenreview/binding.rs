@@ -253,13 +253,11 @@ impl BindingCheck {
             _ => {}
         }
         // A confirmation is kept no longer than the token's `exp` (the `Confirm` contract): the
-        // inner verifier accepted the token, so its `exp` is the issuer's. A token it accepts
-        // within its leeway past `exp` is reviewed with the interval alone (the API server judges).
-        let exp = || {
-            oidc_bearer::__private::review_precheck(token, usize::MAX, now)
-                .ok()
-                .flatten()
-        };
+        // inner verifier accepted the token, so its `exp` is the issuer's. A token the pre-check
+        // refuses (past `exp` by more than its leeway, an `alg` TokenReview never sees) though the
+        // inner verifier accepted it is reviewed, but its answer is kept for no time (review R2).
+        let exp =
+            || oidc_bearer::__private::review_precheck(token, usize::MAX, now).unwrap_or(Some(now));
         if let Some(since) = self.reviewer.outage_since() {
             if self.in_window(since, now) {
                 // In the grace period: no request waits for a review that will likely fail; one
