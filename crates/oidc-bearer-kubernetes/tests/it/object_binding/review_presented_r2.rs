@@ -6,13 +6,11 @@ use super::*;
 use oidc_bearer_kubernetes::{TokenReview, TokenReviewClaims};
 
 /// `Confirm`'s contract (confirm.rs), which `impl Confirm for BindingCheck` says it meets: a
-/// confirmation's `expires_at` is never later than the token's `exp`. R1's fix bounds it by the
-/// `exp` that `review_precheck` returns, and falls back to the interval alone when the pre-check
-/// refuses the token (`.ok().flatten()`). The pre-check refuses an `exp` past by more than its
-/// own leeway (60 s), which an inner verifier with a longer leeway still accepts: such a token is
-/// then confirmed for the whole interval although it expired before the review, while a token that
-/// expired more recently (inside the pre-check's leeway) is bounded by its `exp` and reviewed on
-/// every request.
+/// confirmation's `expires_at` is never later than the token's `exp`. The bound comes from
+/// `review_precheck`, which refuses an `exp` past by more than its own leeway (60 s) although an
+/// inner verifier with a longer leeway still accepts the token. Such a token must not be confirmed
+/// for the whole interval (it was, before the fix: R2's finding), nor may a token that expired
+/// more recently (inside the pre-check's leeway): both are reviewed on every request.
 #[tokio::test]
 async fn a_confirmation_is_never_kept_past_exp_even_when_the_precheck_refuses_the_token() {
     let cluster = Cluster::start().await;
