@@ -17,7 +17,6 @@ pub use self::{
 use std::any::{Any, TypeId};
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 
@@ -78,14 +77,6 @@ impl TokenReview {
             reason: "a JWS has three dot-separated parts",
         })
     }
-
-    /// What is refused before any review, by the local verifier's rules (`review_precheck`, in
-    /// the core with the rules it shares): anything but a compact JWS, an `alg` other than an
-    /// asymmetric one, an `exp` that is no NumericDate or is past. None of it is trusted; it only
-    /// spares the API server garbage. Returns the (unverified) `exp`.
-    fn precheck(&self, token: &str, now: Duration) -> Result<Option<Duration>, VerifyError> {
-        review_precheck(token, self.max_token_bytes, now)
-    }
 }
 
 /// The claims of an answer as the caller's type.
@@ -125,7 +116,10 @@ impl VerifyToken for TokenReview {
         if let Some(answer) = reviewer.cached(&key, now) {
             return convert(answer);
         }
-        let exp = self.precheck(token, now)?;
+        // Refused before any review, by the local verifier's rules (in the core): anything but a
+        // compact JWS, an `alg` other than an asymmetric one, an `exp` that is no NumericDate or
+        // is past. None of it is trusted; it only spares the API server garbage.
+        let exp = review_precheck(token, self.max_token_bytes, now)?;
         convert(reviewer.review(&key, token, exp).await)
     }
 
