@@ -115,7 +115,7 @@ pub(crate) struct Fetcher {
 /// (or tests) that never asked for it. Bounded: past [`SharedClients::MAX`] distinct settings, a
 /// fetcher gets a client of its own.
 #[derive(Clone, Default)]
-pub(crate) struct SharedClients(Arc<Mutex<Pool>>);
+pub struct SharedClients(Arc<Mutex<Pool>>);
 
 #[derive(Default)]
 struct Pool {
@@ -330,10 +330,9 @@ pub fn parse_url(value: &str, allow_insecure_http: bool) -> Result<Url, ConfigEr
     Ok(url)
 }
 
-#[cfg(test)]
 impl SharedClients {
     /// How many clients the pool holds, and how many fetchers it gave one to.
-    pub(crate) fn counts(&self) -> (usize, usize) {
+    pub fn counts(&self) -> (usize, usize) {
         let pool = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         (pool.clients.len(), pool.lent)
     }
