@@ -126,7 +126,7 @@ use negative::{Negative, backoff};
 /// # async fn main() {
 /// use oidc_bearer::{Verifier, VerifyError};
 /// use oidc_bearer::claims::DefaultClaims;
-/// use oidc_bearer::IssuerRegistry;
+/// use oidc_bearer_registry::IssuerRegistry;
 /// use oidc_bearer_testing::TestIssuer;
 ///
 /// let (a, b) = (TestIssuer::start().await, TestIssuer::start().await);

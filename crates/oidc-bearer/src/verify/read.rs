@@ -15,7 +15,15 @@ use crate::verify::VerifierBuilder;
 /// [`parse_presented`](Self::parse_presented) from the token it borrows; its fields are private
 /// and nothing in it can be changed from outside. A verifier given it therefore verifies, and
 /// caches under their own key, exactly the bytes that were parsed (with the digest, if any, that
-/// [`Presented`] carries for those bytes).
+/// [`Presented`] carries for those bytes). Outside the crate it cannot be put together from
+/// another token's parse:
+///
+/// ```compile_fail,E0451
+/// use oidc_bearer::{Presented, __private::IssuerRead};
+/// fn forge<'a>(read: IssuerRead<'a>, other: Presented<'a, str>) -> IssuerRead<'a> {
+///     IssuerRead { token: other, ..read }
+/// }
+/// ```
 #[doc(hidden)]
 pub struct IssuerRead<'a> {
     pub(super) token: Presented<'a, str>,
