@@ -1,7 +1,7 @@
 //! Many OpenID Connect issuers behind one [`oidc_bearer`] verifier: [`IssuerRegistry`] picks each
 //! token's verifier by its (unverified) `iss`, and only that issuer's keys can accept it (RFC 8725
 //! §3.8). Issuers are listed exactly, or admitted by an
-//! [`IssuerPattern`](oidc_bearer::issuers::IssuerPattern) (the presets
+//! [`oidc_bearer::issuers::IssuerPattern`] (the presets
 //! `oidc_bearer::issuers::gke::GkeClusters` and `oidc_bearer::issuers::google::ServiceAccounts`,
 //! or a closure) under bounds on new issuers.
 //!

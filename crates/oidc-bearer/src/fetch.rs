@@ -112,7 +112,7 @@ pub(crate) struct Fetcher {
 /// about 110 KiB, and a registry may build thousands of verifiers: sharing makes each cost about
 /// 4 KiB instead (BENCHMARKS.md, "HTTP clients"), and lets them reuse connections to a common host.
 /// Owned by the registry rather than the process, so that no state is shared between registries
-/// (or tests) that never asked for it. Bounded: past [`SharedClients::MAX`] distinct settings, a
+/// (or tests) that never asked for it. Bounded: past `SharedClients::MAX` (16) distinct settings, a
 /// fetcher gets a client of its own.
 #[derive(Clone, Default)]
 pub struct SharedClients(Arc<Mutex<Pool>>);

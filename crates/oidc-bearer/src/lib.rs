@@ -137,7 +137,7 @@ pub use oidc_bearer_shared::{fetch::FetchError, flight::FlightError};
 ///
 /// Nothing here can pair a digest with other bytes ([`cache::TokenKey`] is built only from the
 /// bytes it borrows, [`Presented`] only inside this crate), and nothing here makes a verifier
-/// accept bytes it did not verify: [`IssuerRead`] keeps a token's bytes with their parse, and a
+/// accept bytes it did not verify: `IssuerRead` keeps a token's bytes with their parse, and a
 /// verifier given one verifies and caches exactly those bytes; `Verifier::cached_key` answers only
 /// from the verifier's own cache, for the bytes of the key. The registry's other hidden hooks
 /// (`Verifier::{downgrade, accepted_issuers, verify_parsed, verify_parsed_shared}`,
@@ -153,7 +153,8 @@ pub mod __private {
             credential, parse_url,
         },
         verify::{
-            DEFAULT_MAX_TOKEN_BYTES, IssuerRead, WeakVerifier, claims_decode_error,
+            DEFAULT_MAX_TOKEN_BYTES, WeakVerifier, claims_decode_error,
+            read::IssuerRead,
             rules::{review_check_size, review_precheck},
         },
     };

@@ -21,7 +21,7 @@ pub(crate) use self::keys::KeysError;
 pub(crate) use self::verify::VerifyError;
 pub(crate) use oidc_bearer_shared::fetch::FetchError;
 
-/// A token-supplied string in a message: at most [`Excerpt::MAX_CHARS`] characters, so that an
+/// A token-supplied string in a message: at most `Excerpt::MAX_CHARS` (64) characters, so that an
 /// 8 KiB `iss` or `kid` cannot flood logs (the typed error keeps the whole value), in quotes and
 /// escaped as `{:?}` writes a `str` (see [`Escaped`]), so that it cannot forge a log line.
 pub struct Excerpt<'a>(pub &'a str);

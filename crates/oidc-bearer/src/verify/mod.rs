@@ -24,13 +24,13 @@ use crate::token::{Jws, Unverified, validate_payload};
 pub(crate) mod builder;
 mod claims;
 mod keys;
-mod read;
+pub(crate) mod read;
 pub(crate) mod rules;
 
 pub(crate) use builder::VerifierBuilder;
 pub(crate) use keys::check_key_signature;
 use keys::check_signature;
-pub use read::IssuerRead;
+use read::IssuerRead;
 use rules::IssuerPolicy;
 pub(crate) use rules::{Rules, time_claim};
 
