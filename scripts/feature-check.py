@@ -46,8 +46,8 @@ def closure(chosen, features: dict) -> frozenset:
 
 
 def main() -> int:
-    crates = sys.argv[1:] or ["oidc-bearer", "oidc-bearer-kubernetes", "oidc-bearer-client",
-                              "oidc-bearer-shared"]
+    crates = sys.argv[1:] or ["oidc-bearer", "oidc-bearer-kubernetes", "oidc-bearer-registry",
+                              "oidc-bearer-client", "oidc-bearer-shared"]
     start = time.monotonic()
     checked = 0
     for crate in crates:

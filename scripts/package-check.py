@@ -6,7 +6,7 @@ Usage: scripts/package-check.py            exit 1 when a crate does not package 
 
 What `cargo package -p <each>` does, at a fraction of its cost on CI (CPU time, same machine and
 load: 223 s with cargo's verification, 9 s this way):
-1. `cargo package --no-verify` of the six crates together: the manifests and `include` lists are
+1. `cargo package --no-verify` of the seven crates together: the manifests and `include` lists are
    checked, the `.crate` files written to `target/package/` (the CLI's with the Cargo.lock cargo
    derives for it).
 2. The `.crate` files are unpacked side by side into `target/package/check/`, a throwaway workspace
@@ -34,8 +34,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 # In dependency order, as `cargo package` lists them.
-CRATES = ["oidc-bearer-shared", "oidc-bearer", "oidc-bearer-kubernetes", "oidc-bearer-testing",
-          "oidc-bearer-client", "oidc-bearer-cli"]
+CRATES = ["oidc-bearer-shared", "oidc-bearer", "oidc-bearer-kubernetes", "oidc-bearer-registry",
+          "oidc-bearer-testing", "oidc-bearer-client", "oidc-bearer-cli"]
 
 
 def toml_value(value) -> str:

@@ -32,6 +32,7 @@ CRATES = {
     "oidc-bearer-shared": ["--features", "fetch"],
     "oidc-bearer": ["--features", "aws-lc-rs,axum,metrics,ml-dsa"],
     "oidc-bearer-kubernetes": [],
+    "oidc-bearer-registry": [],
     "oidc-bearer-client": ["--features", "metadata,dpop"],
     "oidc-bearer-testing": [],
 }

@@ -14,7 +14,8 @@ dependencies (dev-dependencies are left out, as `[graph] exclude-dev` says), wit
   `/` is read as OR. A package without an SPDX `license` fails.
 - bans: a crate present in several versions fails unless all versions but one are listed in
   `[bans] skip` (`"name@version"`); a skip entry that no longer matches anything fails too, so the
-  list stays true. A `*` requirement in a workspace member fails (`wildcards = "deny"`).
+  list stays true. A `*` requirement in a workspace member fails (`wildcards = "deny"`), except a
+  path dev-dependency under `allow-wildcard-paths = true` (cargo strips it when packaging).
 - sources: crates.io (`[sources] allow-registry`) or git repositories of `allow-git` only.
 """
 import json
@@ -141,7 +142,9 @@ def main() -> int:
                 errors.append(f"source: {name} comes from {source}")
         for member in roots:
             for dep in packages[member]["dependencies"]:
-                if dep["req"].strip() == "*":
+                if dep["req"].strip() == "*" and not (
+                        bans.get("allow-wildcard-paths", False) and dep.get("kind") == "dev"
+                        and dep.get("path")):
                     errors.append(f"wildcard: {packages[member]['name']} depends on {dep['name']} = \"*\"")
 
         if bans.get("multiple-versions", "warn") == "deny":

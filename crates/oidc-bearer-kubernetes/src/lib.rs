@@ -14,7 +14,7 @@
 //! Two ways to use it:
 //!
 //! - [`TokenReview`], a verifier of its own (it implements [`VerifyToken`](oidc_bearer::VerifyToken), so it plugs into
-//!   [`BearerAuthLayer`](oidc_bearer::BearerAuthLayer) and [`IssuerRegistry`](oidc_bearer::IssuerRegistry)
+//!   [`BearerAuthLayer`](oidc_bearer::BearerAuthLayer) and `IssuerRegistry` (crate `oidc-bearer-registry`)
 //!   like any other). It also validates tokens of clusters that publish no discovery document.
 //!   Handlers read [`TokenReviewClaims`].
 //! - The object-binding check around a local [`Verifier`](oidc_bearer::Verifier):

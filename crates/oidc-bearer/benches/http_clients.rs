@@ -74,7 +74,7 @@ fn main() {
                 keep.push(v);
             }
         } else {
-            let mut b = oidc_bearer::IssuerRegistry::builder();
+            let mut b = oidc_bearer_registry::IssuerRegistry::builder();
             for iss in &issuers {
                 b = b.with_issuer(oidc_bearer::Verifier::builder(iss.clone(), "aud"));
             }

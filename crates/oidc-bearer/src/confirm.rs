@@ -91,7 +91,7 @@ impl<V, C> Confirmed<V, C> {
     }
 
     /// The same check (shared: its answers and counters) around another verifier, e.g. an
-    /// [`IssuerRegistry`](crate::IssuerRegistry) holding [`get_ref`](Self::get_ref).
+    /// `IssuerRegistry` (crate `oidc-bearer-registry`) holding [`get_ref`](Self::get_ref).
     pub fn wrapping<W>(&self, inner: W) -> Confirmed<W, C> {
         Confirmed {
             inner,
@@ -171,7 +171,7 @@ mod tests {
 
     use super::*;
 
-    /// A verifier standing for an [`IssuerRegistry`](crate::IssuerRegistry) one of whose admitted
+    /// A verifier standing for an `IssuerRegistry` (crate `oidc-bearer-registry`) one of whose admitted
     /// issuers chose its own key: it accepts (and answers from its "cache") any bytes, so also a
     /// token carrying another token's signature segment over its own header and payload
     /// (duplicate-signature key selection; Menezes & Smart 2004).

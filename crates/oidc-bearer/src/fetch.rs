@@ -112,10 +112,10 @@ pub(crate) struct Fetcher {
 /// about 110 KiB, and a registry may build thousands of verifiers: sharing makes each cost about
 /// 4 KiB instead (BENCHMARKS.md, "HTTP clients"), and lets them reuse connections to a common host.
 /// Owned by the registry rather than the process, so that no state is shared between registries
-/// (or tests) that never asked for it. Bounded: past [`SharedClients::MAX`] distinct settings, a
+/// (or tests) that never asked for it. Bounded: past `SharedClients::MAX` (16) distinct settings, a
 /// fetcher gets a client of its own.
 #[derive(Clone, Default)]
-pub(crate) struct SharedClients(Arc<Mutex<Pool>>);
+pub struct SharedClients(Arc<Mutex<Pool>>);
 
 #[derive(Default)]
 struct Pool {
@@ -330,10 +330,9 @@ pub fn parse_url(value: &str, allow_insecure_http: bool) -> Result<Url, ConfigEr
     Ok(url)
 }
 
-#[cfg(test)]
 impl SharedClients {
     /// How many clients the pool holds, and how many fetchers it gave one to.
-    pub(crate) fn counts(&self) -> (usize, usize) {
+    pub fn counts(&self) -> (usize, usize) {
         let pool = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         (pool.clients.len(), pool.lent)
     }

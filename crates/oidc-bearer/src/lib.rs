@@ -39,7 +39,8 @@
 //! [`cache`] of tokens seen before → the issuer's [`keys`], found by OpenID Connect Discovery) →
 //! [`claims`] into the request's extensions as [`Claims<T>`] → your handler
 //! ([`axum`](mod@crate::axum) extractor), or → [`rejection`] (401/400/503) and [`policy`] (403).
-//! Many issuers at once: [`IssuerRegistry`], with presets by issuer kind in [`issuers`]. Asking the
+//! Many issuers at once (each token checked by its own issuer's verifier, new issuers admitted by
+//! pattern): crate `oidc-bearer-registry`, with presets by issuer kind in [`issuers`]. Asking the
 //! Kubernetes API server (TokenReview, revocation of a deleted pod's token), and the in-cluster
 //! preset: crate `oidc-bearer-kubernetes`, through [`confirm`].
 //!
@@ -80,32 +81,6 @@
 //! # }
 //! ```
 //!
-//! An [`IssuerRegistry`] trusts many issuers at once, each token checked by its own issuer's
-//! verifier (and keys); it goes wherever a `Verifier` goes, the layer included:
-//!
-//! ```
-//! use oidc_bearer::claims::DefaultClaims;
-//! use oidc_bearer::{BearerAuthLayer, IssuerRegistry, Verifier};
-//! use oidc_bearer_testing::TestIssuer;
-//!
-//! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() {
-//! let (a, b) = (TestIssuer::start().await, TestIssuer::start().await);
-//! let registry = IssuerRegistry::builder()
-//!     .with_issuer(Verifier::builder(a.issuer(), "my-service"))
-//!     .with_issuer(Verifier::builder(b.issuer(), "my-service"))
-//!     .build()
-//!     .unwrap();
-//! for issuer in [&a, &b] {
-//!     let token = issuer.token().aud("my-service").sign();
-//!     let claims: DefaultClaims = registry.verify(&token).await.unwrap();
-//!     assert_eq!(claims.registered.iss, issuer.issuer());
-//! }
-//! let layer = BearerAuthLayer::new(registry);
-//! # let _ = layer;
-//! # }
-//! ```
-//!
 //! # Crypto backends
 //!
 //! Feature `aws-lc-rs` (default) or `rust-crypto`. At least one must be enabled (a compile error says
@@ -134,7 +109,6 @@ pub mod keys;
 mod layer;
 pub mod metrics;
 pub mod policy;
-mod registry;
 pub mod rejection;
 mod sealed;
 mod token;
@@ -150,7 +124,6 @@ pub use self::{
         verify::Phase, verify::VerifyError,
     },
     layer::{Claims, future::BearerAuthFuture, layer::BearerAuthLayer, service::BearerAuth},
-    registry::{IssuerRegistry, builder::IssuerRegistryBuilder, pattern::IssuerPattern},
     sealed::Presented,
     verify::{Verifier, VerifyToken, builder::VerifierBuilder},
 };
@@ -159,22 +132,45 @@ pub use self::{
 // TokenReview) gave no outcome, wrapped by `KeysError::Flight` (and `ReviewError::Flight`).
 pub use oidc_bearer_shared::{fetch::FetchError, flight::FlightError};
 
-/// Internals that `oidc-bearer-kubernetes` (released with this crate, same version) uses. Not
-/// public API: no stability promise, may change in any release.
+/// Internals that `oidc-bearer-kubernetes` and `oidc-bearer-registry` (released with this crate,
+/// same version) use. Not public API: no stability promise, may change in any release.
 ///
 /// Nothing here can pair a digest with other bytes ([`cache::TokenKey`] is built only from the
-/// bytes it borrows, [`Presented`] only inside this crate).
+/// bytes it borrows, [`Presented`] only inside this crate), and nothing here makes a verifier
+/// accept bytes it did not verify: `IssuerRead` keeps a token's bytes with their parse, and a
+/// verifier given one verifies and caches exactly those bytes; `Verifier::cached_key` answers only
+/// from the verifier's own cache, for the bytes of the key. The registry's other hidden hooks
+/// (`Verifier::{downgrade, accepted_issuers, verify_parsed, verify_parsed_shared}`,
+/// `VerifierBuilder::{accepted_issuers, validate, has_default_token_cache, with_shared_clients}`,
+/// `TokenCacheSettings::validate`, `Presented::hashed`) read or configure, and accept nothing.
 #[doc(hidden)]
 pub mod __private {
     pub use crate::{
         discovery::discovery_url,
+        error::Excerpt,
         fetch::{
-            Credential, CredentialFuture, USER_AGENT, bearer_authorization, client, credential,
-            parse_url,
+            Credential, CredentialFuture, SharedClients, USER_AGENT, bearer_authorization, client,
+            credential, parse_url,
         },
         verify::{
-            DEFAULT_MAX_TOKEN_BYTES, claims_decode_error,
+            DEFAULT_MAX_TOKEN_BYTES, WeakVerifier, claims_decode_error,
+            read::IssuerRead,
             rules::{review_check_size, review_precheck},
         },
     };
+
+    /// An issuer registry's pattern issuers changed: how many are proven and on probation now (of the
+    /// registry that changed last, when a process has several).
+    #[inline]
+    pub fn registry_issuers(proven: usize, probation: usize) {
+        #[cfg(feature = "metrics")]
+        {
+            ::metrics::gauge!("oidc_bearer_registry_issuers", "state" => "proven")
+                .set(proven as f64);
+            ::metrics::gauge!("oidc_bearer_registry_issuers", "state" => "probation")
+                .set(probation as f64);
+        }
+        #[cfg(not(feature = "metrics"))]
+        let _ = (proven, probation);
+    }
 }

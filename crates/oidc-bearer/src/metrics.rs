@@ -319,20 +319,6 @@ pub(crate) fn key_set_fetched(issuer: &str, fetched_at: Duration) {
     let _ = (issuer, fetched_at);
 }
 
-/// An issuer registry's pattern issuers changed: how many are proven and on probation now (of the
-/// registry that changed last, when a process has several).
-#[inline]
-pub(crate) fn registry_issuers(proven: usize, probation: usize) {
-    #[cfg(feature = "metrics")]
-    {
-        ::metrics::gauge!("oidc_bearer_registry_issuers", "state" => "proven").set(proven as f64);
-        ::metrics::gauge!("oidc_bearer_registry_issuers", "state" => "probation")
-            .set(probation as f64);
-    }
-    #[cfg(not(feature = "metrics"))]
-    let _ = (proven, probation);
-}
-
 #[cfg(test)]
 #[cfg(feature = "metrics")]
 mod tests {
@@ -462,7 +448,7 @@ mod tests {
             request_refused("expired");
             request_refused("invalid_signature");
             request_accepted();
-            registry_issuers(3, 1);
+            crate::__private::registry_issuers(3, 1);
         });
         assert!(
             text.contains(r#"oidc_bearer_requests_refused_total{code="expired"} 2"#),

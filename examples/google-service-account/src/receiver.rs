@@ -8,11 +8,11 @@
 
 use axum::routing::get;
 use axum::{Json, Router};
-use oidc_bearer::IssuerRegistry;
 use oidc_bearer::claims::RegisteredClaims;
 use oidc_bearer::issuers::google::ServiceAccounts;
 use oidc_bearer::policy::{AuthorizeLayer, Denied};
 use oidc_bearer::{BearerAuthLayer, Claims, ConfigError};
+use oidc_bearer_registry::IssuerRegistry;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 

@@ -41,7 +41,7 @@ async fn private(
 }
 
 /// The app: `/` open, `/private` behind the bearer layer with `verifier`, one issuer's
-/// [`Verifier`](oidc_bearer::Verifier) or an [`IssuerRegistry`](oidc_bearer::IssuerRegistry).
+/// [`Verifier`](oidc_bearer::Verifier) or an [`IssuerRegistry`](oidc_bearer_registry::IssuerRegistry).
 ///
 /// `route_layer` guards only the routes added before it, and keeps unknown paths 404 rather than 401.
 pub fn app(verifier: impl VerifyToken) -> Router {

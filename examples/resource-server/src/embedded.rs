@@ -12,8 +12,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use oidc_bearer::IssuerRegistry;
 use oidc_bearer::Verifier;
+use oidc_bearer_registry::IssuerRegistry;
 use oidc_bearer_testing::{TestIssuer, now};
 
 use crate::google::{GoogleStandIn, ServiceAccount};

@@ -7,11 +7,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::support::FastPathLog;
-use oidc_bearer::IssuerRegistry;
 use oidc_bearer::claims::DefaultClaims;
 use oidc_bearer::clock::ManualClock;
 use oidc_bearer::keys::{Jwks, KeySet, Refresh};
 use oidc_bearer::{BearerAuthLayer, Claims, FetchError, KeysError, Verifier, VerifierBuilder};
+use oidc_bearer_registry::IssuerRegistry;
 use oidc_bearer_testing::TestIssuer;
 use tower::{ServiceBuilder, ServiceExt as _, service_fn};
 

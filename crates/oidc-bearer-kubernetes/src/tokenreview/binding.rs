@@ -5,7 +5,7 @@
 //! [`ObjectBinding`] wraps any [`VerifyToken`]: it verifies first, then confirms — never the
 //! other way round. A confirmation is kept by the SHA-256 of the token's signature together with
 //! the token's signing input, compared byte for byte: a signature checked over the rest of the
-//! token identifies it only under one key, and a wrapped [`IssuerRegistry`](oidc_bearer::IssuerRegistry)
+//! token identifies it only under one key, and a wrapped `IssuerRegistry` (crate `oidc-bearer-registry`)
 //! accepts keys that issuers choose (an ECDSA public key can be computed under which another
 //! token's signature verifies over any payload: duplicate-signature key selection).
 
@@ -352,7 +352,7 @@ mod tests {
             .unwrap()
     }
 
-    /// A verifier standing for an [`IssuerRegistry`](oidc_bearer::IssuerRegistry) one of whose
+    /// A verifier standing for an `IssuerRegistry` (crate `oidc-bearer-registry`) one of whose
     /// admitted issuers chose its own key: it accepts a token carrying another issuer's
     /// signature segment over its own header and payload. With ECDSA that takes no forgery — a
     /// public key can be computed under which a given signature verifies over any message

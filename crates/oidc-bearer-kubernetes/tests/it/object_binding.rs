@@ -11,12 +11,12 @@ use crate::support::{code, layer_status};
 use oidc_bearer::claims::kubernetes::KubernetesClaims;
 use oidc_bearer::clock::{Clock as _, ManualClock};
 use oidc_bearer::{
-    BearerAuthLayer, FetchError, FlightError, IssuerRegistry, Verifier, VerifierBuilder,
-    VerifyError, VerifyToken,
+    BearerAuthLayer, FetchError, FlightError, Verifier, VerifierBuilder, VerifyError, VerifyToken,
 };
 use oidc_bearer_kubernetes::{
     ApiServer, ObjectBinding, ObjectBindingCheck, ReviewError, TokenReviewSettings,
 };
+use oidc_bearer_registry::IssuerRegistry;
 
 /// The object-binding check's default grace period (`ObjectBindingCheck::with_grace_period`).
 const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(60);

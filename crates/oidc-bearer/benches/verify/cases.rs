@@ -174,7 +174,7 @@ impl LayerCase {
             .body(())
             .unwrap();
         // The same verifier as the one issuer of a registry (a service trusting several clusters).
-        let registry = oidc_bearer::IssuerRegistry::builder()
+        let registry = oidc_bearer_registry::IssuerRegistry::builder()
             .with_verifier(case.cached.clone())
             .build()
             .unwrap();
@@ -315,7 +315,7 @@ impl Rejects {
         };
         let registry_layered = {
             use tower::{Layer as _, ServiceExt as _};
-            let registry = oidc_bearer::IssuerRegistry::builder()
+            let registry = oidc_bearer_registry::IssuerRegistry::builder()
                 .with_verifier(verifier.clone())
                 .build()
                 .unwrap();

@@ -95,7 +95,8 @@ impl Default for TokenCacheSettings {
 }
 
 impl TokenCacheSettings {
-    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+    #[doc(hidden)]
+    pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |name, reason: &str| {
             Err(ConfigError::InvalidSetting {
                 name,

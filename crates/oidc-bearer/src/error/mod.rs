@@ -18,13 +18,13 @@ pub(crate) mod verify;
 pub(crate) use self::config::ConfigError;
 pub(crate) use self::dpop::{DpopChallengeError, DpopError};
 pub(crate) use self::keys::KeysError;
-pub(crate) use self::verify::{Phase, VerifyError};
+pub(crate) use self::verify::VerifyError;
 pub(crate) use oidc_bearer_shared::fetch::FetchError;
 
-/// A token-supplied string in a message: at most [`Excerpt::MAX_CHARS`] characters, so that an
+/// A token-supplied string in a message: at most `Excerpt::MAX_CHARS` (64) characters, so that an
 /// 8 KiB `iss` or `kid` cannot flood logs (the typed error keeps the whole value), in quotes and
 /// escaped as `{:?}` writes a `str` (see [`Escaped`]), so that it cannot forge a log line.
-pub(crate) struct Excerpt<'a>(pub(crate) &'a str);
+pub struct Excerpt<'a>(pub &'a str);
 
 impl Excerpt<'_> {
     const MAX_CHARS: usize = 64;
@@ -118,6 +118,7 @@ pub(crate) mod tests {
     use strum::IntoEnumIterator as _;
 
     use super::*;
+    use crate::Phase;
 
     /// The table of every [`VerifyError`]: one error of each variant and its phase. The match is
     /// over the variant list that strum derives from the enum, with no `_` arm, so that a new variant

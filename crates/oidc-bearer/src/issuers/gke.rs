@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use std::fmt;
 
 use super::Configure;
-use crate::IssuerPattern;
+use crate::issuers::IssuerPattern;
 use crate::{Verifier, VerifierBuilder};
 
 /// What every GKE cluster's issuer starts with.
@@ -101,7 +101,7 @@ fn valid_part(part: &str) -> bool {
 /// negative-cache period when it does not exist.
 ///
 /// ```
-/// use oidc_bearer::IssuerPattern;
+/// use oidc_bearer::issuers::IssuerPattern;
 /// use oidc_bearer::issuers::gke::{GkeClusters, gke_issuer};
 ///
 /// let pattern = GkeClusters::new("my-service").project("prod-1").location("europe-west1");

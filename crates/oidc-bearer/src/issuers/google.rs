@@ -13,8 +13,8 @@ use std::collections::HashSet;
 use std::fmt;
 
 use super::Configure;
-use crate::IssuerPattern;
 use crate::error::ConfigError;
+use crate::issuers::IssuerPattern;
 use crate::{Algorithm, Verifier, VerifierBuilder};
 
 /// Google's issuer, as discovery names it.
@@ -75,7 +75,8 @@ fn account_builder(email: &str, audience: String) -> VerifierBuilder {
 ///
 /// ```
 /// use oidc_bearer::issuers::google::ServiceAccounts;
-/// use oidc_bearer::{IssuerPattern, IssuerRegistry};
+/// use oidc_bearer::issuers::IssuerPattern;
+/// use oidc_bearer_registry::IssuerRegistry;
 ///
 /// let accounts = ServiceAccounts::new(
 ///     "my-service",

@@ -1,6 +1,6 @@
 //! Issuers by name: presets for GKE clusters and Google (ID tokens, service-account JWTs). The
 //! in-cluster Kubernetes preset (`InCluster`) and legacy tokens are in crate
-//! `oidc-bearer-kubernetes`. Hand them to an [`IssuerRegistry`](crate::IssuerRegistry) to
+//! `oidc-bearer-kubernetes`. Hand them to an `IssuerRegistry` (crate `oidc-bearer-registry`) to
 //! trust many issuers at once.
 //!
 //! A preset is a function that returns a [`VerifierBuilder`](crate::VerifierBuilder) with the issuer's
@@ -9,7 +9,7 @@
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! use oidc_bearer::issuers::{self, gke::GkeClusters};
-//! use oidc_bearer::IssuerRegistry;
+//! use oidc_bearer_registry::IssuerRegistry;
 //! use oidc_bearer::claims::DefaultClaims;
 //!
 //! // Trust every GKE cluster of two projects, and Google's ID tokens.
@@ -24,6 +24,9 @@
 
 pub mod gke;
 pub mod google;
+mod pattern;
+
+pub use pattern::IssuerPattern;
 
 use std::sync::Arc;
 

@@ -83,7 +83,7 @@
 //! # Many issuers
 //!
 //! Unscoped, a built-in policy accepts a matching token from **every** issuer the verifier trusts:
-//! with an [`IssuerRegistry`](crate::IssuerRegistry) that trusts every GKE cluster of a project,
+//! with an `IssuerRegistry` (crate `oidc-bearer-registry`) that trusts every GKE cluster of a project,
 //! `namespaces(["prod"])` accepts a token from a dev cluster where anyone may create a `prod`
 //! namespace. Bind it to the issuer the names belong to with [`Rule::for_issuer`], or to a registry
 //! pattern with [`Rule::for_issuers_matching`].
@@ -97,7 +97,7 @@ use std::sync::Arc;
 
 use crate::claims::kubernetes::{KubernetesClaims, checked_service_account, named_service_account};
 use crate::claims::{DefaultClaims, RegisteredClaims};
-use crate::registry::IssuerPattern;
+use crate::issuers::IssuerPattern;
 use crate::rejection::AuthRejection;
 
 mod layer;
@@ -311,7 +311,7 @@ impl Rule {
     }
 
     /// This policy for tokens of the issuers a registry pattern trusts (the pattern given to
-    /// [`IssuerRegistryBuilder::with_pattern`](crate::IssuerRegistryBuilder::with_pattern));
+    /// `IssuerRegistryBuilder::with_pattern` (crate `oidc-bearer-registry`));
     /// others are refused.
     #[must_use]
     pub fn for_issuers_matching(mut self, pattern: impl IssuerPattern) -> Self {

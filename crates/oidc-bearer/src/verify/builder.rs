@@ -139,7 +139,8 @@ impl VerifierBuilder {
     }
 
     /// The issuer and its aliases.
-    pub(crate) fn accepted_issuers(&self) -> impl Iterator<Item = &str> {
+    #[doc(hidden)]
+    pub fn accepted_issuers(&self) -> impl Iterator<Item = &str> {
         self.policy.accepted_issuers()
     }
 
@@ -209,7 +210,8 @@ impl VerifierBuilder {
     }
 
     /// Whether the token cache is left at its default (a registry then applies its per-issuer bounds).
-    pub(crate) fn has_default_token_cache(&self) -> bool {
+    #[doc(hidden)]
+    pub fn has_default_token_cache(&self) -> bool {
         self.token_cache == Some(TokenCacheSettings::default())
     }
 
@@ -242,7 +244,8 @@ impl VerifierBuilder {
     }
 
     /// Draws the HTTP client from `clients` (an issuer registry's) instead of building one.
-    pub(crate) fn with_shared_clients(mut self, clients: SharedClients) -> Self {
+    #[doc(hidden)]
+    pub fn with_shared_clients(mut self, clients: SharedClients) -> Self {
         self.http.clients = Some(clients);
         self
     }
@@ -295,7 +298,8 @@ impl VerifierBuilder {
 
     /// The checks of [`build`](Self::build) that need nothing built: a registry makes them before
     /// it takes an admission for a new issuer, so that a wrong pattern is reported as one.
-    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+    #[doc(hidden)]
+    pub fn validate(&self) -> Result<(), ConfigError> {
         if !self.policy.skip_audience && self.policy.audiences.iter().all(String::is_empty) {
             return Err(ConfigError::NoAudience);
         }

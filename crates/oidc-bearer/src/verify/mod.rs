@@ -24,11 +24,13 @@ use crate::token::{Jws, Unverified, validate_payload};
 pub(crate) mod builder;
 mod claims;
 mod keys;
+pub(crate) mod read;
 pub(crate) mod rules;
 
 pub(crate) use builder::VerifierBuilder;
 pub(crate) use keys::check_key_signature;
 use keys::check_signature;
+use read::IssuerRead;
 use rules::IssuerPolicy;
 pub(crate) use rules::{Rules, time_claim};
 
@@ -40,7 +42,7 @@ pub(crate) const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
 /// Verifies tokens of one issuer.
 ///
 /// Cheap to clone (an `Arc` inside); clones share the key cache and the HTTP client (a verifier built
-/// on its own has one of its own, about 110 KiB; an [`IssuerRegistry`](crate::IssuerRegistry) lends one
+/// on its own has one of its own, about 110 KiB; an `IssuerRegistry` (crate `oidc-bearer-registry`) lends one
 /// to all the verifiers it builds). Construction never contacts the
 /// issuer: keys are fetched on first use (or by [`ready`](Verifier::ready)), so a service starts even
 /// when its issuer is down.
@@ -65,10 +67,12 @@ pub struct Verifier {
 
 /// A [`Verifier`] that may have been dropped.
 #[derive(Clone)]
-pub(crate) struct WeakVerifier(std::sync::Weak<Inner>);
+#[doc(hidden)]
+pub struct WeakVerifier(std::sync::Weak<Inner>);
 
 impl WeakVerifier {
-    pub(crate) fn upgrade(&self) -> Option<Verifier> {
+    /// The verifier, if it is still alive.
+    pub fn upgrade(&self) -> Option<Verifier> {
         self.0.upgrade().map(|inner| Verifier { inner })
     }
 }
@@ -194,8 +198,11 @@ impl Verifier {
     /// [`verify_token_cached`](VerifyToken::verify_token_cached) for a token whose cache key the
     /// caller has computed.
     /// No size check: a key found in the cache is that of a token this verifier accepted, so within
-    /// its cap.
-    pub(crate) fn cached_key<T>(&self, token: &TokenKey<'_>) -> Option<Arc<T>>
+    /// its cap. Safe to call from outside the crate (an issuer registry's fast path): a
+    /// [`TokenKey`] is always the key of the bytes it borrows, and the cache compares their signing
+    /// input, so this answers only for a token this verifier accepted.
+    #[doc(hidden)]
+    pub fn cached_key<T>(&self, token: &TokenKey<'_>) -> Option<Arc<T>>
     where
         T: Send + Sync + 'static,
     {
@@ -213,7 +220,8 @@ impl Verifier {
 
     /// A reference to this verifier that does not keep it alive (an issuer registry's index of
     /// recent tokens holds these, so that it never outlives the registry's own choice of issuers).
-    pub(crate) fn downgrade(&self) -> WeakVerifier {
+    #[doc(hidden)]
+    pub fn downgrade(&self) -> WeakVerifier {
         WeakVerifier(Arc::downgrade(&self.inner))
     }
 
@@ -230,13 +238,14 @@ impl Verifier {
 
     /// Verifies a token the caller has already taken apart and read the `iss` of (an issuer
     /// registry, to pick the verifier): the same checks as [`verify`](Self::verify), this
-    /// verifier's size cap included, the rest of the payload read after the signature check.
-    pub(crate) async fn verify_parsed<T: DeserializeOwned>(
+    /// verifier's size cap included, the rest of the payload read after the signature check. The
+    /// bytes verified and cached are those `read` was parsed from (see [`IssuerRead`]).
+    #[doc(hidden)]
+    pub async fn verify_parsed<T: DeserializeOwned>(
         &self,
-        token: &str,
-        parsed: &Unverified<'_>,
+        read: &IssuerRead<'_>,
     ) -> Result<T, VerifyError> {
-        self.verify_cached::<Owned<T>>(Presented::new(token), Some(parsed))
+        self.verify_cached::<Owned<T>>(read.token, Some(&read.parsed))
             .await
             .map(|(Owned(claims), _)| claims)
     }
@@ -245,16 +254,18 @@ impl Verifier {
     /// [`verify_token`](VerifyToken::verify_token); with the digest of its token cache key (the SHA-256
     /// of its signature, see [`TokenKey`]) when the token cache is on (an issuer registry indexes
     /// it).
-    /// `token` may carry its digest, computed by the HTTP layer.
-    pub(crate) async fn verify_parsed_shared<T>(
+    /// The token may carry its digest, computed by the HTTP layer; the digest returned is that of
+    /// the bytes verified.
+    #[doc(hidden)]
+    pub async fn verify_parsed_shared<T>(
         &self,
-        token: Presented<'_, str>,
-        parsed: &Unverified<'_>,
+        read: &IssuerRead<'_>,
     ) -> Result<(Arc<T>, Option<crate::crypto::Sha256>), VerifyError>
     where
         T: DeserializeOwned + Send + Sync + 'static,
     {
-        self.verify_cached::<Arc<T>>(token, Some(parsed)).await
+        self.verify_cached::<Arc<T>>(read.token, Some(&read.parsed))
+            .await
     }
 
     /// This verifier's rules that need no key.
@@ -264,7 +275,8 @@ impl Verifier {
     }
 
     /// The `iss` values accepted: the issuer, then its aliases.
-    pub(crate) fn accepted_issuers(&self) -> impl Iterator<Item = &str> {
+    #[doc(hidden)]
+    pub fn accepted_issuers(&self) -> impl Iterator<Item = &str> {
         self.inner.policy.accepted_issuers()
     }
 
@@ -492,7 +504,7 @@ impl fmt::Debug for Verifier {
 }
 
 /// Something that verifies bearer tokens: a single-issuer [`Verifier`], a registry of many issuers
-/// ([`IssuerRegistry`](crate::IssuerRegistry)), or the Kubernetes API server
+/// (crate `oidc-bearer-registry`'s `IssuerRegistry`), or the Kubernetes API server
 /// (`oidc_bearer_kubernetes::TokenReview`).
 ///
 /// The HTTP layer is generic over it, and [`verify_token`](Self::verify_token) is how to verify a

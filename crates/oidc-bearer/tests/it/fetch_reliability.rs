@@ -429,26 +429,6 @@ async fn a_failing_issuer_warmed_up_logs_once_per_attempt_until_it_loads() {
     assert_eq!(issuer.jwks_fetches(), 1);
 }
 
-/// A registry's warm-up loads the keys of every issuer listed exactly, ready-built or not, without
-/// any request; each issuer is fetched once.
-#[tokio::test]
-async fn a_registry_warm_up_loads_every_exact_issuer() {
-    let (lazy, built) = (TestIssuer::start().await, TestIssuer::start().await);
-    let registry = oidc_bearer::IssuerRegistry::builder()
-        .with_issuer(Verifier::builder(lazy.issuer(), AUD))
-        .with_verifier(Verifier::new(built.issuer(), AUD).unwrap())
-        .build()
-        .unwrap();
-    registry.warm_up();
-    lazy.wait_for_jwks_fetches(1).await;
-    built.wait_for_jwks_fetches(1).await;
-    for issuer in [&lazy, &built] {
-        let token = issuer.token().aud(AUD).sign();
-        registry.verify::<DefaultClaims>(&token).await.unwrap();
-        assert_eq!((issuer.discovery_fetches(), issuer.jwks_fetches()), (1, 1));
-    }
-}
-
 /// The crate's one fetch path (keys, discovery, TokenReview) resolves names within half the
 /// request's timeout: a lookup that waits for a blocking thread (the runtime's one, held here)
 /// fails as this side's `NameResolution`, never as the server's `Timeout` (which would count as

@@ -14,11 +14,5 @@ mod fetch_reliability;
 mod fuzz;
 mod google;
 mod key_cache;
-mod presented;
-mod registry;
-mod registry_admission;
-// Signs its HS256 tokens with aws-lc-rs, which the rust-crypto build does not link.
-#[cfg(feature = "aws-lc-rs")]
-mod refusal_order;
 mod token_cache;
 mod verify;

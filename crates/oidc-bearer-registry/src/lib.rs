@@ -1,18 +1,54 @@
-//! [`IssuerRegistry`]: many issuers behind one verifier, each token checked by its own issuer's policy
-//! and keys only.
+//! Many OpenID Connect issuers behind one [`oidc_bearer`] verifier: [`IssuerRegistry`] picks each
+//! token's verifier by its (unverified) `iss`, and only that issuer's keys can accept it (RFC 8725
+//! §3.8). Issuers are listed exactly, or admitted by an
+//! [`oidc_bearer::issuers::IssuerPattern`] (the presets
+//! `oidc_bearer::issuers::gke::GkeClusters` and `oidc_bearer::issuers::google::ServiceAccounts`,
+//! or a closure) under bounds on new issuers.
 //!
-//! One concern per file: `builder` ([`IssuerRegistryBuilder`], defaults and checks), `pattern`
-//! ([`IssuerPattern`]), `exact` (issuers listed exactly, built once on first use), `admission`
-//! (probation, the new-issuer rate bucket, build reservations, least-recently-used eviction),
-//! `negative` (the negative cache), `fast_path` (the index of recent tokens). This file holds the
-//! registry itself: selecting the verifier by `iss`, and what a verification's outcome changes.
+//! An [`IssuerRegistry`] trusts many issuers at once, each token checked by its own issuer's
+//! verifier (and keys); it goes wherever an `oidc_bearer::Verifier` goes, the layer included:
+//!
+//! ```
+//! use oidc_bearer::claims::DefaultClaims;
+//! use oidc_bearer::{BearerAuthLayer, Verifier};
+//! use oidc_bearer_registry::IssuerRegistry;
+//! use oidc_bearer_testing::TestIssuer;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let (a, b) = (TestIssuer::start().await, TestIssuer::start().await);
+//! let registry = IssuerRegistry::builder()
+//!     .with_issuer(Verifier::builder(a.issuer(), "my-service"))
+//!     .with_issuer(Verifier::builder(b.issuer(), "my-service"))
+//!     .build()
+//!     .unwrap();
+//! for issuer in [&a, &b] {
+//!     let token = issuer.token().aud("my-service").sign();
+//!     let claims: DefaultClaims = registry.verify(&token).await.unwrap();
+//!     assert_eq!(claims.registered.iss, issuer.issuer());
+//! }
+//! let layer = BearerAuthLayer::new(registry);
+//! # let _ = layer;
+//! # }
+//! ```
+//!
+//! One concern per file: `builder` ([`IssuerRegistryBuilder`], defaults and checks), `exact`
+//! (issuers listed exactly, built once on first use), `admission` (probation, the new-issuer rate
+//! bucket, build reservations, least-recently-used eviction), `negative` (the negative cache),
+//! `fast_path` (the index of recent tokens). This file holds the registry itself: selecting the
+//! verifier by `iss`, and what a verification's outcome changes.
+//!
+//! The verifier internals it uses (`oidc_bearer::__private`, hidden hooks of `Verifier`) come from
+//! the core of the same version; none of them lets this crate accept bytes a verifier did not
+//! verify (see their contracts there).
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod admission;
-pub(crate) mod builder;
+mod builder;
 mod exact;
 mod fast_path;
 mod negative;
-pub(crate) mod pattern;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -23,21 +59,23 @@ use std::time::Duration;
 use oidc_bearer_shared::clock::AtomicTime;
 use serde::de::DeserializeOwned;
 
-use crate::cache::{TokenCacheSettings, TokenCacheStats};
-use crate::clock::SharedClock;
-use crate::error::{ConfigError, Excerpt, Phase, VerifyError};
-use crate::fetch::SharedClients;
-use crate::sealed::Presented;
-use crate::token::{ClaimValue, Jws, Unverified, validate_payload};
-use crate::verify::{Verifier, VerifierBuilder, VerifyToken};
+use oidc_bearer::__private::{Excerpt, IssuerRead, SharedClients};
+use oidc_bearer::cache::{TokenCacheSettings, TokenCacheStats};
+use oidc_bearer::clock::Clock;
+use oidc_bearer::issuers::IssuerPattern;
+use oidc_bearer::{
+    ConfigError, Phase, Presented, Verifier, VerifierBuilder, VerifyError, VerifyToken,
+};
+
+/// The registry's clock, shared with the verifiers it builds.
+type SharedClock = Arc<dyn Clock>;
 
 use admission::{Bucket, Building, Trial};
-pub(crate) use builder::IssuerRegistryBuilder;
+pub use builder::IssuerRegistryBuilder;
 use builder::Limits;
 use exact::{ExactEntry, LazyExact};
 use fast_path::{DigestIndex, Recent};
 use negative::{Negative, backoff};
-pub(crate) use pattern::IssuerPattern;
 
 /// Verifies tokens of many issuers: each token goes to the policy of its own `iss`, and only that
 /// issuer's keys are used (RFC 8725 §3.8), so one issuer's key can never vouch for another's tokens.
@@ -88,7 +126,7 @@ pub(crate) use pattern::IssuerPattern;
 /// # async fn main() {
 /// use oidc_bearer::{Verifier, VerifyError};
 /// use oidc_bearer::claims::DefaultClaims;
-/// use oidc_bearer::IssuerRegistry;
+/// use oidc_bearer_registry::IssuerRegistry;
 /// use oidc_bearer_testing::TestIssuer;
 ///
 /// let (a, b) = (TestIssuer::start().await, TestIssuer::start().await);
@@ -208,29 +246,17 @@ impl IssuerRegistry {
     /// everything (`iss` included) with that issuer's keys. Only `iss` is read before the
     /// signature check (and, for a new issuer of a pattern, the claims its rules check).
     pub async fn verify<T: DeserializeOwned>(&self, token: &str) -> Result<T, VerifyError> {
-        let parsed = Jws::new(token, self.inner.limits.max_token_bytes)?.read_issuer()?;
-        let (iss, selected) = self.select(token, &parsed)?;
-        let result = selected.verifier().verify_parsed(token, &parsed).await;
+        let read = IssuerRead::parse(token, self.inner.limits.max_token_bytes)?;
+        let (iss, selected) = self.select(&read)?;
+        let result = selected.verifier().verify_parsed(&read).await;
         self.settle(iss, &selected, result.as_ref().err());
         result
     }
 
-    /// The verifier for the token's issuer (`parsed` is `token` taken apart).
-    fn select<'p>(
-        &self,
-        token: &str,
-        parsed: &'p Unverified<'_>,
-    ) -> Result<(&'p str, Selected), VerifyError> {
-        if let ClaimValue::Str(iss) = &parsed.iss {
-            return Ok((iss, self.lookup(iss, parsed, token.len())?));
-        }
-        match &parsed.iss {
-            ClaimValue::Absent => Err(VerifyError::UntrustedIssuer { found: None }),
-            _ => Err(VerifyError::InvalidClaim {
-                claim: "iss",
-                reason: "must be a single string (RFC 7519 §4.1.1)",
-            }),
-        }
+    /// The verifier for the token's issuer (`read`: the token taken apart, its `iss` read).
+    fn select<'p>(&self, read: &'p IssuerRead<'_>) -> Result<(&'p str, Selected), VerifyError> {
+        let iss = read.iss()?;
+        Ok((iss, self.lookup(iss, read)?))
     }
 
     /// What the outcome of a verification changes: a pattern issuer on probation is proven when its
@@ -301,13 +327,8 @@ impl IssuerRegistry {
         total
     }
 
-    /// The verifier for `iss`, the issuer of `parsed`, a token of `token_len` bytes.
-    fn lookup(
-        &self,
-        iss: &str,
-        parsed: &Unverified<'_>,
-        token_len: usize,
-    ) -> Result<Selected, VerifyError> {
+    /// The verifier for `iss`, the issuer of the token `read`.
+    fn lookup(&self, iss: &str, read: &IssuerRead<'_>) -> Result<Selected, VerifyError> {
         let inner = &*self.inner;
         if let Some(entry) = inner.exact.get(iss) {
             return match &**entry {
@@ -346,10 +367,7 @@ impl IssuerRegistry {
         // an undecided trial leaves again. `crit` and the structure were checked when parsing.
         // By the clock the issuer's verifier will read (the registry's, if it gives its own).
         let builder = self.with_registry_clock(builder);
-        let claims = validate_payload(&parsed.payload)?;
-        builder
-            .rules()
-            .check_unverified(&parsed.jws.header, &claims, token_len, builder.now())?;
+        read.check_unverified(&builder)?;
         self.admit(iss, pattern, builder, now)
     }
 
@@ -412,18 +430,21 @@ impl IssuerRegistry {
 
 /// Whether a verification that ended this way had the issuer's keys: it succeeded, or failed at or
 /// after choosing a key from them. Errors found before the keys are needed (size, `alg`, `typ`) say
-/// nothing about the issuer. No `_` arm: a new phase is a compile error here.
+/// nothing about the issuer. `Phase` is `#[non_exhaustive]` outside the core, so a phase added
+/// later falls to `_`: not proof that the keys loaded (the issuer stays on probation).
 fn keys_were_loaded(error: Option<&VerifyError>) -> bool {
     let Some(error) = error else { return true };
     match error.phase() {
         Phase::KeySelection | Phase::Signature | Phase::Claims | Phase::Decode => true,
         Phase::Structure | Phase::Header | Phase::Issuer | Phase::Keys | Phase::Review => false,
+        _ => false,
     }
 }
 
 /// Whether a verification that ended this way was refused before its key set was asked, so that
 /// no fetch was made for it: by the token's structure or header (the verifier checks those first;
-/// it never refuses by issuer). No `_` arm, as above.
+/// it never refuses by issuer). A phase added later falls to `_`: not known to be before the keys
+/// (the trial's admission is not given back).
 fn before_keys(error: &VerifyError) -> bool {
     match error.phase() {
         Phase::Structure | Phase::Header | Phase::Issuer => true,
@@ -433,6 +454,7 @@ fn before_keys(error: &VerifyError) -> bool {
         | Phase::Claims
         | Phase::Decode
         | Phase::Review => false,
+        _ => false,
     }
 }
 
@@ -446,11 +468,33 @@ impl Inner {
     }
 }
 
+impl IssuerRegistry {
+    /// [`VerifyToken::verify_token`] of the token `read` (or its parse error): the claims shared,
+    /// and the digest of the verified bytes remembered for the fast path.
+    async fn verify_read<T>(
+        &self,
+        read: Result<IssuerRead<'_>, VerifyError>,
+    ) -> Result<Arc<T>, VerifyError>
+    where
+        T: DeserializeOwned + Send + Sync + 'static,
+    {
+        let read = read?;
+        let (iss, selected) = self.select(&read)?;
+        let result = selected.verifier().verify_parsed_shared(&read).await;
+        self.settle(iss, &selected, result.as_ref().err());
+        let (claims, digest) = result?;
+        if let Some(digest) = digest {
+            self.remember_recent(&digest, &selected);
+        }
+        Ok(claims)
+    }
+}
+
 impl VerifyToken for IssuerRegistry {
     /// Like [`verify`](IssuerRegistry::verify), with the claims shared (served from the issuer's
     /// token cache when it has the token).
-    // A plain function handing on `verify_token_hashed`'s future: an `async fn` here wrapped it in
-    // one more state machine, moved and polled on every miss.
+    // Plain functions handing on `verify_read`'s future: an `async fn` here wrapped it in one more
+    // state machine, moved and polled on every miss.
     fn verify_token<T>(
         &self,
         token: &str,
@@ -458,29 +502,18 @@ impl VerifyToken for IssuerRegistry {
     where
         T: DeserializeOwned + Send + Sync + 'static,
     {
-        self.verify_token_hashed(Presented::new(token))
+        self.verify_read(IssuerRead::parse(token, self.inner.limits.max_token_bytes))
     }
 
-    async fn verify_token_hashed<T>(
+    fn verify_token_hashed<T>(
         &self,
         presented: Presented<'_, str>,
-    ) -> Result<Arc<T>, VerifyError>
+    ) -> impl std::future::Future<Output = Result<Arc<T>, VerifyError>> + Send
     where
         T: DeserializeOwned + Send + Sync + 'static,
     {
-        let token = presented.get();
-        let parsed = Jws::new(token, self.inner.limits.max_token_bytes)?.read_issuer()?;
-        let (iss, selected) = self.select(token, &parsed)?;
-        let result = selected
-            .verifier()
-            .verify_parsed_shared(presented, &parsed)
-            .await;
-        self.settle(iss, &selected, result.as_ref().err());
-        let (claims, digest) = result?;
-        if let Some(digest) = digest {
-            self.remember_recent(&digest, &selected);
-        }
-        Ok(claims)
+        let max = self.inner.limits.max_token_bytes;
+        self.verify_read(IssuerRead::parse_presented(presented, max))
     }
 
     fn verify_token_cached<T>(&self, token: Presented<'_>) -> Option<Arc<T>>
@@ -515,12 +548,19 @@ impl fmt::Debug for IssuerRegistry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keys::{Jwks, StaticKeySet};
-    use crate::verify::DEFAULT_MAX_TOKEN_BYTES;
+    use oidc_bearer::__private::DEFAULT_MAX_TOKEN_BYTES;
+    use oidc_bearer::keys::{Jwks, StaticKeySet};
 
     pub(super) fn static_builder(iss: &str) -> VerifierBuilder {
         let keys = StaticKeySet::new(Jwks::from_json(br#"{"keys": []}"#).unwrap());
         Verifier::builder(iss, "aud").with_key_set(keys)
+    }
+
+    /// An issuer with two names: Google's, whose preset accepts both spellings (the core's one
+    /// way to give an issuer an alias), with an empty static key set.
+    pub(super) fn aliased_builder() -> VerifierBuilder {
+        let keys = StaticKeySet::new(Jwks::from_json(br#"{"keys": []}"#).unwrap());
+        oidc_bearer::issuers::google::id_token_verifier("aud").with_key_set(keys)
     }
 
     pub(super) fn example_pattern(iss: &str) -> Option<VerifierBuilder> {
@@ -546,10 +586,8 @@ mod tests {
         alg: &str,
     ) -> Result<Selected, VerifyError> {
         let token = token(iss, alg);
-        let parsed = Jws::new(&token, DEFAULT_MAX_TOKEN_BYTES)
-            .and_then(Jws::read_issuer)
-            .unwrap();
-        registry.lookup(iss, &parsed, token.len())
+        let read = IssuerRead::parse(&token, DEFAULT_MAX_TOKEN_BYTES).unwrap();
+        registry.lookup(iss, &read)
     }
 
     /// Looks `iss` up and, if it is on probation, proves it as a verification that loaded its keys
@@ -585,7 +623,7 @@ mod tests {
             .unwrap();
         for issuer in &issuers {
             let token = issuer.token().aud("aud").sign();
-            let claims: crate::claims::DefaultClaims = registry.verify(&token).await.unwrap();
+            let claims: oidc_bearer::claims::DefaultClaims = registry.verify(&token).await.unwrap();
             assert_eq!(claims.registered.iss, issuer.issuer());
             assert_eq!(issuer.jwks_fetches(), 1, "the keys came over HTTP");
         }

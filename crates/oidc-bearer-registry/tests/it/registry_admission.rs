@@ -6,9 +6,9 @@
 use std::time::Duration;
 
 use crate::support::{code, fetches};
-use oidc_bearer::IssuerRegistry;
 use oidc_bearer::claims::DefaultClaims;
 use oidc_bearer::{Algorithm, Verifier, VerifierBuilder, VerifyError};
+use oidc_bearer_registry::IssuerRegistry;
 use oidc_bearer_testing::{KeyAlg, TestIssuer, TokenBuilder, now};
 
 const AUD: &str = "my-service";

@@ -3,8 +3,8 @@
 use std::sync::{Mutex, OnceLock, PoisonError};
 
 use super::IssuerRegistry;
-use crate::error::VerifyError;
-use crate::verify::{Verifier, VerifierBuilder};
+use oidc_bearer::VerifyError;
+use oidc_bearer::{Verifier, VerifierBuilder};
 
 pub(super) enum ExactEntry {
     /// Built by the caller: always live, never evicted, never negatively cached (its own key cache's
@@ -76,14 +76,14 @@ mod tests {
 
     use super::super::Selected;
     use super::*;
-    use crate::clock::ManualClock;
-    use crate::registry::tests::{example_pattern, proven, static_builder, use_};
+    use crate::tests::{aliased_builder, example_pattern, proven, static_builder, use_};
+    use oidc_bearer::clock::ManualClock;
 
     #[test]
     fn exact_issuers_are_built_once_under_all_their_names_and_never_evicted() {
         let clock = ManualClock::at_unix(1_000);
         let registry = IssuerRegistry::builder()
-            .with_issuer(static_builder("https://a.example").with_issuer_alias("a.example"))
+            .with_issuer(aliased_builder())
             .with_issuer(static_builder("https://b.example"))
             .with_issuer(static_builder("https://c.example"))
             .with_pattern(example_pattern)
@@ -92,8 +92,8 @@ mod tests {
             .build()
             .unwrap();
         let exact = [
-            "a.example",
-            "https://a.example",
+            "accounts.google.com",
+            "https://accounts.google.com",
             "https://b.example",
             "https://c.example",
         ];
@@ -109,7 +109,7 @@ mod tests {
         for iss in exact {
             assert!(matches!(use_(&registry, iss), Selected::Exact(_)));
         }
-        // Three issuers, built once each (the alias shares a's verifier).
+        // Three issuers, built once each (the alias shares Google's verifier).
         assert_eq!(registry.inner.read().exact_built.len(), 3);
         // Counted as built, but only the pattern issuer is proven (what `max_live` bounds).
         assert_eq!(registry.built_issuers(), 4);

@@ -10,8 +10,9 @@ use std::time::Duration;
 use oidc_bearer_shared::clock::AtomicTime;
 
 use super::{Inner, IssuerRegistry, Live, Selected, State};
-use crate::error::{ConfigError, Excerpt, VerifyError};
-use crate::verify::VerifierBuilder;
+use oidc_bearer::__private::Excerpt;
+use oidc_bearer::VerifierBuilder;
+use oidc_bearer::{ConfigError, VerifyError};
 
 /// One verification by an issuer on probation. When the last running one ends without proving or
 /// failing the issuer (its token was refused before the keys were needed, or the request was
@@ -55,7 +56,7 @@ impl Drop for Trial {
         let last = self.live.trials.fetch_sub(1, Ordering::AcqRel) == 1;
         if last && is_pending(&state, &self.issuer, &self.live) {
             state.pending.remove(&self.issuer);
-            crate::metrics::registry_issuers(state.proven.len(), state.pending.len());
+            oidc_bearer::__private::registry_issuers(state.proven.len(), state.pending.len());
             // Read under the write lock that every trial's drop takes: no trial can set it later.
             let asked_keys = self.live.asked_keys.load(Ordering::Relaxed);
             if !asked_keys {
@@ -218,7 +219,7 @@ impl IssuerRegistry {
             asked_keys: AtomicBool::new(false),
         });
         state.pending.insert(iss.to_owned(), live.clone());
-        crate::metrics::registry_issuers(state.proven.len(), state.pending.len());
+        oidc_bearer::__private::registry_issuers(state.proven.len(), state.pending.len());
         let trial = Trial::join(&self.inner, iss, &live);
         tracing::debug!(
             iss = ?Excerpt(iss),
@@ -277,7 +278,7 @@ impl IssuerRegistry {
         state
             .proven
             .insert(trial.issuer.clone(), trial.live.clone());
-        crate::metrics::registry_issuers(state.proven.len(), state.pending.len());
+        oidc_bearer::__private::registry_issuers(state.proven.len(), state.pending.len());
         tracing::debug!(iss = ?Excerpt(&trial.issuer), "issuer proven: keys loaded");
     }
 
@@ -288,7 +289,7 @@ impl IssuerRegistry {
         if is_pending(&state, &trial.issuer, &trial.live) {
             state.pending.remove(&trial.issuer);
         }
-        crate::metrics::registry_issuers(state.proven.len(), state.pending.len());
+        oidc_bearer::__private::registry_issuers(state.proven.len(), state.pending.len());
         // Off probation for good, unless a concurrent trial already proved this very issuer: then it
         // stays in use, and only the negative period below holds its fast path back.
         let proven = state
@@ -347,8 +348,8 @@ fn evict_least_recently_used(proven: &mut HashMap<String, Arc<Live>>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::ManualClock;
-    use crate::registry::tests::{example_pattern, lookup, proven, use_};
+    use crate::tests::{example_pattern, lookup, proven, use_};
+    use oidc_bearer::clock::ManualClock;
 
     #[test]
     fn the_least_recently_used_proven_issuer_makes_room() {

@@ -10,7 +10,8 @@ use http::header::AUTHORIZATION;
 use oidc_bearer::bearer::{BearerError, HeaderToken};
 use oidc_bearer::cache::TokenKey;
 use oidc_bearer::claims::DefaultClaims;
-use oidc_bearer::{BearerAuthLayer, IssuerRegistry, Presented, Verifier, VerifyError, VerifyToken};
+use oidc_bearer::{BearerAuthLayer, Presented, Verifier, VerifyError, VerifyToken};
+use oidc_bearer_registry::IssuerRegistry;
 use oidc_bearer_testing::TestIssuer;
 use serde::de::DeserializeOwned;
 use tower::{Layer as _, ServiceExt as _, service_fn};
@@ -200,4 +201,31 @@ async fn every_presented_another_crate_obtains_has_its_own_bytes_key() {
             }
         }
     }
+}
+
+/// Bytes over the registry's size cap are refused before anything is hashed (moved from
+/// oidc-bearer's `an_oversized_token_is_not_hashed_for_the_seal`, whose verifier and object-binding
+/// halves stay there): the registry's `hash_token` gives the layer's token back without a digest,
+/// or a request of a header's full size costs a SHA-256 over all of it.
+#[tokio::test]
+async fn an_oversized_token_is_not_hashed_by_a_registry() {
+    let issuer = TestIssuer::start().await;
+    let token = issuer.token().aud(AUD).sign();
+    let registry = IssuerRegistry::builder()
+        .with_verifier(Verifier::new(issuer.issuer(), AUD).unwrap())
+        .with_max_token_bytes(token.len() - 1)
+        .build()
+        .unwrap();
+    let watch = Watch::new(registry);
+    assert_eq!(status(&watch, "authorization", &token).await, 401);
+    let given_back: Vec<Seen> = watch
+        .take()
+        .into_iter()
+        .filter(|s| s.hook == "hash_token (given back)")
+        .collect();
+    assert!(!given_back.is_empty(), "hash_token was not called");
+    assert!(
+        given_back.iter().all(|s| !s.hashed),
+        "registry: hashed a token over its cap: {given_back:?}"
+    );
 }

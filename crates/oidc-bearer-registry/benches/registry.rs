@@ -4,18 +4,18 @@
 //! recent-token index) answers it, and through the full path (parse, select, the issuer's token
 //! cache).
 //!
-//! `cargo bench -p oidc-bearer --bench registry`
+//! `cargo bench -p oidc-bearer-registry --bench registry`
 
 // criterion's macros generate undocumented functions.
 #![allow(missing_docs)]
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use oidc_bearer::IssuerRegistry;
 use oidc_bearer::claims::DefaultClaims;
 use oidc_bearer::{Verifier, VerifyToken};
+use oidc_bearer_registry::IssuerRegistry;
 use oidc_bearer_testing::TestIssuer;
 
-#[path = "support/layer_hit.rs"]
+#[path = "../../oidc-bearer/benches/support/layer_hit.rs"]
 mod layer_hit;
 
 use layer_hit::LayerHit;

@@ -5,7 +5,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::{IssuerRegistry, State};
-use crate::error::{Excerpt, KeysError, VerifyError};
+use oidc_bearer::__private::Excerpt;
+use oidc_bearer::{KeysError, VerifyError};
 
 /// An issuer refused without an attempt until `until`, with the error of its failure.
 pub(super) struct Negative {
@@ -75,7 +76,7 @@ pub(super) fn backoff(source: KeysError) -> VerifyError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::ManualClock;
+    use oidc_bearer::clock::ManualClock;
 
     #[test]
     fn the_negative_cache_is_bounded() {

@@ -8,12 +8,13 @@ use std::time::Duration;
 
 use super::admission::{Bucket, Rate};
 use super::fast_path::{DigestIndex, RECENT_TOKENS};
-use super::{ExactEntry, Inner, IssuerPattern, IssuerRegistry, LazyExact, State};
-use crate::cache::TokenCacheSettings;
-use crate::clock::{Clock, SharedClock, SystemClock};
-use crate::error::ConfigError;
-use crate::fetch::SharedClients;
-use crate::verify::{DEFAULT_MAX_TOKEN_BYTES, Verifier, VerifierBuilder};
+use super::{ExactEntry, Inner, IssuerPattern, IssuerRegistry, LazyExact, SharedClock, State};
+use oidc_bearer::__private::DEFAULT_MAX_TOKEN_BYTES;
+use oidc_bearer::__private::SharedClients;
+use oidc_bearer::ConfigError;
+use oidc_bearer::cache::TokenCacheSettings;
+use oidc_bearer::clock::{Clock, SystemClock};
+use oidc_bearer::{Verifier, VerifierBuilder};
 
 /// The default cap on proven pattern issuers kept at once.
 pub(crate) const DEFAULT_MAX_LIVE_ISSUERS: usize = 1000;
@@ -25,10 +26,10 @@ pub(crate) const DEFAULT_NEW_ISSUER_BURST: u32 = 100;
 pub(crate) const DEFAULT_NEW_ISSUER_INTERVAL: Duration = Duration::from_millis(100);
 /// The default per-issuer token cache of issuers built on demand: 1,000 tokens, 1 MiB.
 fn default_issuer_token_cache() -> TokenCacheSettings {
-    TokenCacheSettings {
-        max_entries: 1000,
-        max_bytes: 1024 * 1024,
-    }
+    let mut settings = TokenCacheSettings::default();
+    settings.max_entries = 1000;
+    settings.max_bytes = 1024 * 1024;
+    settings
 }
 
 /// The default time an issuer whose keys could not be fetched is refused without a new attempt.
@@ -133,7 +134,7 @@ impl IssuerRegistryBuilder {
     /// The most issuers of each pattern on probation — built, keys not loaded yet — at once (default
     /// 64, at least 1). While that many are, a token naming another new issuer of that pattern is
     /// refused with
-    /// [`VerifyError::TooManyNewIssuers`](crate::VerifyError::TooManyNewIssuers) (503 with
+    /// [`VerifyError::TooManyNewIssuers`](oidc_bearer::VerifyError::TooManyNewIssuers) (503 with
     /// `Retry-After`) without building or fetching anything. An issuer leaves probation when a verification loads its keys (it is then
     /// kept, see [`with_max_live_issuers`](Self::with_max_live_issuers)) or fails to (it is then
     /// negatively cached).
@@ -187,7 +188,7 @@ impl IssuerRegistryBuilder {
 
     /// Checks the configuration and builds the registry. Nothing is fetched, and issuers given as
     /// builders are built only when first used (so a mistake in one of them is reported then, as an
-    /// error log and [`VerifyError::UntrustedIssuer`](crate::VerifyError::UntrustedIssuer)).
+    /// error log and [`VerifyError::UntrustedIssuer`](oidc_bearer::VerifyError::UntrustedIssuer)).
     pub fn build(self) -> Result<IssuerRegistry, ConfigError> {
         let limits = &self.limits;
         for (name, zero) in [
@@ -271,13 +272,13 @@ impl fmt::Debug for IssuerRegistryBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::tests::static_builder;
+    use crate::tests::{aliased_builder, static_builder};
 
     #[test]
     fn invalid_settings_are_configuration_errors() {
         let err = IssuerRegistry::builder()
-            .with_issuer(static_builder("https://a.example"))
-            .with_issuer(static_builder("https://b.example").with_issuer_alias("https://a.example"))
+            .with_issuer(static_builder("accounts.google.com"))
+            .with_issuer(aliased_builder())
             .build()
             .unwrap_err();
         assert_eq!(err.code(), "invalid_issuer");

@@ -10,7 +10,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use oidc_bearer::claims::DefaultClaims;
 use oidc_bearer::rejection::AuthRejection;
-use oidc_bearer::{BearerAuthLayer, IssuerRegistry, Verifier, VerifyError, VerifyToken};
+use oidc_bearer::{BearerAuthLayer, Verifier, VerifyError, VerifyToken};
+use oidc_bearer_registry::IssuerRegistry;
 use oidc_bearer_testing::now;
 use tower::{Layer as _, ServiceExt as _};
 

@@ -7,12 +7,12 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use crate::support::fetches;
-use oidc_bearer::IssuerRegistry;
 use oidc_bearer::claims::DefaultClaims;
 use oidc_bearer::clock::ManualClock;
 use oidc_bearer::issuers::gke::{GkeClusters, gke_issuer};
 use oidc_bearer::rejection::AuthRejection;
 use oidc_bearer::{BearerAuthLayer, Claims, Verifier, VerifierBuilder, VerifyError};
+use oidc_bearer_registry::IssuerRegistry;
 use oidc_bearer_testing::TestIssuer;
 use serde_json::json;
 use tower::{ServiceBuilder, ServiceExt, service_fn};
