@@ -38,7 +38,7 @@
 //! `fast_path` (the index of recent tokens). This file holds the registry itself: selecting the
 //! verifier by `iss`, and what a verification's outcome changes.
 //!
-//! The verifier internals it uses (`oidc_bearer::__private`, hidden hooks of `Verifier`) come from
+//! The verifier internals it uses (`oidc_bearer::__private`: `VerifierAccess`, `BuilderAccess`, `IssuerRead`) come from
 //! the core of the same version; none of them lets this crate accept bytes a verifier did not
 //! verify (see their contracts there).
 
@@ -76,6 +76,7 @@ use builder::Limits;
 use exact::{ExactEntry, LazyExact};
 use fast_path::{DigestIndex, Recent};
 use negative::{Negative, backoff};
+use oidc_bearer::__private::{BuilderAccess as _, VerifierAccess as _};
 
 /// Verifies tokens of many issuers: each token goes to the policy of its own `iss`, and only that
 /// issuer's keys are used (RFC 8725 §3.8), so one issuer's key can never vouch for another's tokens.

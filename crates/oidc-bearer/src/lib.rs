@@ -153,7 +153,9 @@ pub mod __private {
             credential, parse_url,
         },
         verify::{
-            DEFAULT_MAX_TOKEN_BYTES, WeakVerifier, claims_decode_error,
+            DEFAULT_MAX_TOKEN_BYTES, WeakVerifier,
+            access::{BuilderAccess, VerifierAccess},
+            claims_decode_error,
             read::IssuerRead,
             rules::{review_check_size, review_precheck},
         },

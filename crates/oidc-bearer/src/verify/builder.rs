@@ -4,6 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::access::BuilderAccess;
 use super::{DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_BYTES, Inner, IssuerPolicy, Rules, Verifier};
 use crate::Algorithm;
 use crate::cache::{TokenCache, TokenCacheSettings};
@@ -138,12 +139,6 @@ impl VerifierBuilder {
         self
     }
 
-    /// The issuer and its aliases.
-    #[doc(hidden)]
-    pub fn accepted_issuers(&self) -> impl Iterator<Item = &str> {
-        self.policy.accepted_issuers()
-    }
-
     /// Uses these keys instead of fetching any (a [`StaticKeySet`](crate::keys::StaticKeySet), or your
     /// own [`KeySet`]).
     pub fn with_key_set(mut self, keys: impl KeySet) -> Self {
@@ -154,17 +149,6 @@ impl VerifierBuilder {
     /// Trusts these extra root certificates (PEM, one or more) for discovery and JWKS fetches.
     pub fn with_root_certificates_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
         self.http.root_certificates.push(pem.into());
-        self
-    }
-
-    /// Trusts exactly this CA (PEM, one or more certificates), and not the system's roots, for
-    /// discovery and JWKS fetches: a cluster's own API server, which gets the pod's token
-    /// (client-go trusts only the cluster CA in-cluster). Roots added by
-    /// [`with_root_certificates_pem`](Self::with_root_certificates_pem) are trusted too.
-    #[doc(hidden)]
-    pub fn with_cluster_ca_pem(mut self, pem: Vec<u8>) -> Self {
-        self.http.root_certificates.push(pem);
-        self.http.system_roots = false;
         self
     }
 
@@ -179,14 +163,6 @@ impl VerifierBuilder {
         token: impl Fn() -> Option<String> + Send + Sync + 'static,
     ) -> Self {
         self.with_fetch_credential(crate::fetch::credential(token))
-    }
-
-    /// [`with_fetch_bearer_token`](Self::with_fetch_bearer_token) with a credential that may wait
-    /// (`InCluster`'s token file, read off the runtime's workers).
-    #[doc(hidden)]
-    pub fn with_fetch_credential(mut self, credential: crate::fetch::Credential) -> Self {
-        self.http.authorization = Some(credential);
-        self
     }
 
     /// The connect and total timeouts of each fetch (default 5 s and 10 s).
@@ -207,12 +183,6 @@ impl VerifierBuilder {
     pub fn with_token_cache(mut self, settings: TokenCacheSettings) -> Self {
         self.token_cache = Some(settings);
         self
-    }
-
-    /// Whether the token cache is left at its default (a registry then applies its per-issuer bounds).
-    #[doc(hidden)]
-    pub fn has_default_token_cache(&self) -> bool {
-        self.token_cache == Some(TokenCacheSettings::default())
     }
 
     /// Turns the cache of accepted tokens off: every request's token is verified in full, signature
@@ -240,13 +210,6 @@ impl VerifierBuilder {
     /// service-account tokens are like this).
     pub fn dangerous_allow_missing_exp(mut self) -> Self {
         self.policy.require_exp = false;
-        self
-    }
-
-    /// Draws the HTTP client from `clients` (an issuer registry's) instead of building one.
-    #[doc(hidden)]
-    pub fn with_shared_clients(mut self, clients: SharedClients) -> Self {
-        self.http.clients = Some(clients);
         self
     }
 
@@ -296,46 +259,6 @@ impl VerifierBuilder {
         self.clock.now()
     }
 
-    /// The checks of [`build`](Self::build) that need nothing built: a registry makes them before
-    /// it takes an admission for a new issuer, so that a wrong pattern is reported as one.
-    #[doc(hidden)]
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        if !self.policy.skip_audience && self.policy.audiences.iter().all(String::is_empty) {
-            return Err(ConfigError::NoAudience);
-        }
-        if self.policy.issuer.is_empty() {
-            return Err(ConfigError::InvalidIssuer {
-                issuer: self.policy.issuer.clone(),
-                reason: "empty".into(),
-            });
-        }
-        if self.policy.algorithms.is_empty() {
-            return Err(ConfigError::InvalidAlgorithms {
-                reason: "no algorithm allowed".into(),
-            });
-        }
-        crate::algorithm::check_available(&self.policy.algorithms)
-            .map_err(|reason| ConfigError::InvalidAlgorithms { reason })?;
-        if !self.hmac && self.policy.algorithms.iter().any(|a| a.is_hmac()) {
-            return Err(ConfigError::InvalidAlgorithms {
-                reason: "HMAC algorithms are only for shared-secret issuers, never with published \
-                         public keys (RFC 8725 §2.1)"
-                    .into(),
-            });
-        }
-        if self.policy.max_token_bytes == 0 {
-            return Err(ConfigError::InvalidSetting {
-                name: "max_token_bytes",
-                reason: "must be positive".into(),
-            });
-        }
-        self.cache.validate()?;
-        if let Some(settings) = &self.token_cache {
-            settings.validate()?;
-        }
-        Ok(())
-    }
-
     /// Checks the configuration and builds the verifier. Nothing is fetched.
     pub fn build(self) -> Result<Verifier, ConfigError> {
         self.validate()?;
@@ -379,6 +302,69 @@ impl VerifierBuilder {
                 token_cache: self.token_cache.as_ref().map(TokenCache::new),
             }),
         })
+    }
+}
+
+impl BuilderAccess for VerifierBuilder {
+    fn accepted_issuers(&self) -> impl Iterator<Item = &str> {
+        self.policy.accepted_issuers()
+    }
+
+    fn with_cluster_ca_pem(mut self, pem: Vec<u8>) -> Self {
+        self.http.root_certificates.push(pem);
+        self.http.system_roots = false;
+        self
+    }
+
+    fn with_fetch_credential(mut self, credential: crate::fetch::Credential) -> Self {
+        self.http.authorization = Some(credential);
+        self
+    }
+
+    fn has_default_token_cache(&self) -> bool {
+        self.token_cache == Some(TokenCacheSettings::default())
+    }
+
+    fn with_shared_clients(mut self, clients: SharedClients) -> Self {
+        self.http.clients = Some(clients);
+        self
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if !self.policy.skip_audience && self.policy.audiences.iter().all(String::is_empty) {
+            return Err(ConfigError::NoAudience);
+        }
+        if self.policy.issuer.is_empty() {
+            return Err(ConfigError::InvalidIssuer {
+                issuer: self.policy.issuer.clone(),
+                reason: "empty".into(),
+            });
+        }
+        if self.policy.algorithms.is_empty() {
+            return Err(ConfigError::InvalidAlgorithms {
+                reason: "no algorithm allowed".into(),
+            });
+        }
+        crate::algorithm::check_available(&self.policy.algorithms)
+            .map_err(|reason| ConfigError::InvalidAlgorithms { reason })?;
+        if !self.hmac && self.policy.algorithms.iter().any(|a| a.is_hmac()) {
+            return Err(ConfigError::InvalidAlgorithms {
+                reason: "HMAC algorithms are only for shared-secret issuers, never with published \
+                         public keys (RFC 8725 §2.1)"
+                    .into(),
+            });
+        }
+        if self.policy.max_token_bytes == 0 {
+            return Err(ConfigError::InvalidSetting {
+                name: "max_token_bytes",
+                reason: "must be positive".into(),
+            });
+        }
+        self.cache.validate()?;
+        if let Some(settings) = &self.token_cache {
+            settings.validate()?;
+        }
+        Ok(())
     }
 }
 

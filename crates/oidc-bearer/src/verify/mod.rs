@@ -21,12 +21,14 @@ use crate::keys::{DynKeySet, Jwks};
 use crate::sealed::Presented;
 use crate::token::{Jws, Unverified, validate_payload};
 
+pub(crate) mod access;
 pub(crate) mod builder;
 mod claims;
 mod keys;
 pub(crate) mod read;
 pub(crate) mod rules;
 
+use access::VerifierAccess;
 pub(crate) use builder::VerifierBuilder;
 pub(crate) use keys::check_key_signature;
 use keys::check_signature;
@@ -195,36 +197,6 @@ impl Verifier {
             .map(|(Owned(claims), _)| claims)
     }
 
-    /// [`verify_token_cached`](VerifyToken::verify_token_cached) for a token whose cache key the
-    /// caller has computed.
-    /// No size check: a key found in the cache is that of a token this verifier accepted, so within
-    /// its cap. Safe to call from outside the crate (an issuer registry's fast path): a
-    /// [`TokenKey`] is always the key of the bytes it borrows, and the cache compares their signing
-    /// input, so this answers only for a token this verifier accepted.
-    #[doc(hidden)]
-    pub fn cached_key<T>(&self, token: &TokenKey<'_>) -> Option<Arc<T>>
-    where
-        T: Send + Sync + 'static,
-    {
-        let inner = &*self.inner;
-        let cache = inner.token_cache.as_ref()?;
-        let keys = inner.keys.current()?;
-        let now = self.now();
-        cache
-            .get_typed(token, TypeId::of::<T>(), &keys, |times| {
-                self.rules().check_times(times, now).is_ok()
-            })?
-            .downcast::<T>()
-            .ok()
-    }
-
-    /// A reference to this verifier that does not keep it alive (an issuer registry's index of
-    /// recent tokens holds these, so that it never outlives the registry's own choice of issuers).
-    #[doc(hidden)]
-    pub fn downgrade(&self) -> WeakVerifier {
-        WeakVerifier(Arc::downgrade(&self.inner))
-    }
-
     /// The clock this verifier reads (a check wrapped around it reads the same one).
     pub fn clock(&self) -> SharedClock {
         self.inner.clock.clone()
@@ -236,48 +208,10 @@ impl Verifier {
         self.inner.token_cache.as_ref().map(TokenCache::stats)
     }
 
-    /// Verifies a token the caller has already taken apart and read the `iss` of (an issuer
-    /// registry, to pick the verifier): the same checks as [`verify`](Self::verify), this
-    /// verifier's size cap included, the rest of the payload read after the signature check. The
-    /// bytes verified and cached are those `read` was parsed from (see [`IssuerRead`]).
-    #[doc(hidden)]
-    pub async fn verify_parsed<T: DeserializeOwned>(
-        &self,
-        read: &IssuerRead<'_>,
-    ) -> Result<T, VerifyError> {
-        self.verify_cached::<Owned<T>>(read.token, Some(&read.parsed))
-            .await
-            .map(|(Owned(claims), _)| claims)
-    }
-
-    /// [`verify_parsed`](Self::verify_parsed) into a shared `T`, cached like
-    /// [`verify_token`](VerifyToken::verify_token); with the digest of its token cache key (the SHA-256
-    /// of its signature, see [`TokenKey`]) when the token cache is on (an issuer registry indexes
-    /// it).
-    /// The token may carry its digest, computed by the HTTP layer; the digest returned is that of
-    /// the bytes verified.
-    #[doc(hidden)]
-    pub async fn verify_parsed_shared<T>(
-        &self,
-        read: &IssuerRead<'_>,
-    ) -> Result<(Arc<T>, Option<crate::crypto::Sha256>), VerifyError>
-    where
-        T: DeserializeOwned + Send + Sync + 'static,
-    {
-        self.verify_cached::<Arc<T>>(read.token, Some(&read.parsed))
-            .await
-    }
-
     /// This verifier's rules that need no key.
     #[inline]
     pub(crate) fn rules(&self) -> Rules<'_> {
         self.inner.policy.rules()
-    }
-
-    /// The `iss` values accepted: the issuer, then its aliases.
-    #[doc(hidden)]
-    pub fn accepted_issuers(&self) -> impl Iterator<Item = &str> {
-        self.inner.policy.accepted_issuers()
     }
 
     /// The verification behind every `verify*` method.
@@ -573,6 +507,52 @@ pub trait VerifyToken: Clone + Send + Sync + 'static {
         T: DeserializeOwned + Send + Sync + 'static,
     {
         self.verify_token(token.get())
+    }
+}
+
+impl VerifierAccess for Verifier {
+    fn cached_key<T>(&self, token: &TokenKey<'_>) -> Option<Arc<T>>
+    where
+        T: Send + Sync + 'static,
+    {
+        let inner = &*self.inner;
+        let cache = inner.token_cache.as_ref()?;
+        let keys = inner.keys.current()?;
+        let now = self.now();
+        cache
+            .get_typed(token, TypeId::of::<T>(), &keys, |times| {
+                self.rules().check_times(times, now).is_ok()
+            })?
+            .downcast::<T>()
+            .ok()
+    }
+
+    fn downgrade(&self) -> WeakVerifier {
+        WeakVerifier(Arc::downgrade(&self.inner))
+    }
+
+    async fn verify_parsed<T: DeserializeOwned>(
+        &self,
+        read: &IssuerRead<'_>,
+    ) -> Result<T, VerifyError> {
+        self.verify_cached::<Owned<T>>(read.token, Some(&read.parsed))
+            .await
+            .map(|(Owned(claims), _)| claims)
+    }
+
+    async fn verify_parsed_shared<T>(
+        &self,
+        read: &IssuerRead<'_>,
+    ) -> Result<(Arc<T>, Option<crate::crypto::Sha256>), VerifyError>
+    where
+        T: DeserializeOwned + Send + Sync + 'static,
+    {
+        self.verify_cached::<Arc<T>>(read.token, Some(&read.parsed))
+            .await
+    }
+
+    fn accepted_issuers(&self) -> impl Iterator<Item = &str> {
+        self.inner.policy.accepted_issuers()
     }
 }
 
