@@ -138,11 +138,11 @@ pub use oidc_bearer_shared::{fetch::FetchError, flight::FlightError};
 /// Nothing here can pair a digest with other bytes ([`cache::TokenKey`] is built only from the
 /// bytes it borrows, [`Presented`] only inside this crate), and nothing here makes a verifier
 /// accept bytes it did not verify: `IssuerRead` keeps a token's bytes with their parse, and a
-/// verifier given one verifies and caches exactly those bytes; `Verifier::cached_key` answers only
-/// from the verifier's own cache, for the bytes of the key. The registry's other hidden hooks
-/// (`Verifier::{downgrade, accepted_issuers, verify_parsed, verify_parsed_shared}`,
-/// `VerifierBuilder::{accepted_issuers, validate, has_default_token_cache, with_shared_clients}`,
-/// `TokenCacheSettings::validate`, `Presented::hashed`) read or configure, and accept nothing.
+/// verifier given one verifies and caches exactly those bytes. What the other crates may do with a
+/// verifier and its builder is one contract each, `VerifierAccess` and `BuilderAccess` (in
+/// `verify/access.rs`): `cached_key` answers only from the verifier's own cache, for the bytes of
+/// the key; the rest read or configure, and accept nothing. So do `TokenCacheSettings::validate`
+/// and `Presented::hashed` (the digest of its own bytes).
 #[doc(hidden)]
 pub mod __private {
     pub use crate::{
