@@ -239,4 +239,55 @@ mod tests {
             );
         }
     }
+
+    /// Review R3: the fast path answers only while the full path would choose the verifier that
+    /// accepted the token. Once the registry evicts that pattern issuer (the index holds it weakly,
+    /// and eviction marks it), the token is not answered from the evicted verifier's cache; the
+    /// full path rebuilds the issuer (a fresh key cache: one more discovery fetch).
+    #[tokio::test]
+    async fn the_fast_path_does_not_answer_for_an_evicted_pattern_issuer() {
+        use oidc_bearer::VerifyToken as _;
+        use oidc_bearer::claims::DefaultClaims;
+
+        let b = oidc_bearer_testing::TestIssuer::start().await;
+        let c = oidc_bearer_testing::TestIssuer::start().await;
+        let registry = IssuerRegistry::builder()
+            .with_pattern(|iss: &str| {
+                iss.starts_with("http://127.0.0.1:")
+                    .then(|| oidc_bearer::Verifier::builder(iss, "aud"))
+            })
+            .with_max_live_issuers(1)
+            .build()
+            .unwrap();
+        let verify = |token: String| {
+            let registry = registry.clone();
+            async move {
+                registry
+                    .verify_token::<DefaultClaims>(&token)
+                    .await
+                    .map(drop)
+            }
+        };
+        let token_b = b.token().aud("aud").sign();
+        assert!(
+            !fast_path_answers(&registry, &token_b),
+            "before any verification"
+        );
+        verify(token_b.clone()).await.expect("b's token");
+        assert!(
+            fast_path_answers(&registry, &token_b),
+            "a hit once verified"
+        );
+        verify(c.token().aud("aud").sign())
+            .await
+            .expect("c's token"); // evicts b
+        assert_eq!(registry.built_issuers(), 1);
+        assert!(
+            !fast_path_answers(&registry, &token_b),
+            "the fast path answered for an evicted issuer"
+        );
+        assert_eq!(b.discovery_fetches(), 1);
+        verify(token_b.clone()).await.expect("rebuilt");
+        assert_eq!(b.discovery_fetches(), 2);
+    }
 }

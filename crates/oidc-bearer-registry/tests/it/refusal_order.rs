@@ -15,10 +15,10 @@ use oidc_bearer_registry::IssuerRegistry;
 use oidc_bearer_testing::now;
 use tower::{Layer as _, ServiceExt as _};
 
-const ISS: &str = "https://auth.internal";
-const AUD: &str = "my-service";
-const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
-const HEADER: &str = r#"{"alg":"HS256","typ":"JWT"}"#;
+pub(crate) const ISS: &str = "https://auth.internal";
+pub(crate) const AUD: &str = "my-service";
+pub(crate) const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+pub(crate) const HEADER: &str = r#"{"alg":"HS256","typ":"JWT"}"#;
 
 /// HS256 over `signing_input` under [`SECRET`], base64url.
 fn mac(signing_input: &str) -> String {
@@ -28,25 +28,25 @@ fn mac(signing_input: &str) -> String {
 
 /// `header` and the payload segment `payload` (already encoded, so that it can be anything)
 /// signed with HS256 under [`SECRET`].
-fn signed_segments(header: &str, payload: &str) -> String {
+pub(crate) fn signed_segments(header: &str, payload: &str) -> String {
     let input = format!("{}.{payload}", URL_SAFE_NO_PAD.encode(header));
     let tag = mac(&input);
     format!("{input}.{tag}")
 }
 
 /// A payload (JSON text, as given) signed.
-fn signed(payload: &str) -> String {
+pub(crate) fn signed(payload: &str) -> String {
     signed_segments(HEADER, &URL_SAFE_NO_PAD.encode(payload))
 }
 
 /// Valid claims for [`ISS`] and [`AUD`], with `extra` members.
-fn claims(extra: &str) -> String {
+pub(crate) fn claims(extra: &str) -> String {
     let exp = now() + 600;
     format!(r#"{{"iss":"{ISS}","aud":"{AUD}","exp":{exp},"sub":"alice"{extra}}}"#)
 }
 
 /// `token` with its signature segment replaced by `signature`'s.
-fn with_signature_of(token: &str, signature: &str) -> String {
+pub(crate) fn with_signature_of(token: &str, signature: &str) -> String {
     let (input, _) = token.rsplit_once('.').unwrap();
     let (_, sig) = signature.rsplit_once('.').unwrap();
     format!("{input}.{sig}")
