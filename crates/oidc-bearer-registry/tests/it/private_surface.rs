@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use oidc_bearer::__private::IssuerRead;
+use oidc_bearer::__private::{IssuerRead, VerifierAccess as _};
 use oidc_bearer::cache::TokenKey;
 use oidc_bearer::claims::DefaultClaims;
 use oidc_bearer::clock::ManualClock;
