@@ -31,9 +31,12 @@ use crate::sealed::Presented;
 /// - the synchronous fast path answers only when the inner verifier's own fast path answered
 ///   **and** [`confirmed`](Self::confirmed) returned `true` — on every such answer, even when the
 ///   inner verifier answered from its cache;
-/// - the [`TokenKey`] given here is the key of the exact bytes that were verified (built inside
-///   this crate from those bytes; a key made with [`TokenKey::new`] always belongs to the bytes it
-///   borrows);
+/// - [`confirmed`](Self::confirmed) is asked with the [`TokenKey`] of the exact bytes the inner
+///   verifier answered for (a key always belongs to the bytes it borrows);
+/// - [`confirm`](Self::confirm) is given the exact bytes the inner verifier accepted, as a
+///   [`Presented`]: made only inside this crate, so nobody else can call it, and its key
+///   (`token.key()`) is always the key of its bytes — a review of one token can never be filed
+///   under another token's key;
 /// - a token over the inner verifier's size cap is never hashed.
 ///
 /// An implementation of [`confirmed`](Self::confirmed) must:
@@ -45,7 +48,8 @@ use crate::sealed::Presented;
 /// - **never** answer a grace-period acceptance: grace belongs in [`confirm`](Self::confirm),
 ///   which logs it and schedules the retry.
 ///
-/// [`confirm`](Self::confirm) is called only after the inner verifier accepted `token`. `Ok`
+/// [`confirm`](Self::confirm) is called only by [`Confirmed`], after the inner verifier accepted
+/// `token`. `Ok`
 /// means confirmed, or inside a grace window the implementation was explicitly configured with; a
 /// refusal is `Err`, and so is any unavailability outside grace.
 pub trait Confirm: Send + Sync + 'static {
@@ -53,12 +57,19 @@ pub trait Confirm: Send + Sync + 'static {
     /// trait's contract).
     fn confirmed(&self, key: &TokenKey<'_>) -> bool;
 
-    /// Confirms `token`, whose key is `key`, which the inner verifier has just accepted (may send
-    /// a request, may apply a configured grace period; see the trait's contract).
+    /// Confirms `token`, which the inner verifier has just accepted: its text is `token.get()`, its
+    /// key `token.key()` (may send a request, may apply a configured grace period; see the trait's
+    /// contract). Only [`Confirmed`] can call it: outside this crate, no `Presented` can be made.
+    ///
+    /// ```compile_fail,E0624
+    /// use oidc_bearer::{Presented, confirm::Confirm};
+    /// async fn pair(check: &impl Confirm, token: &str) {
+    ///     let _ = check.confirm(Presented::new(token)).await;
+    /// }
+    /// ```
     fn confirm(
         &self,
-        token: &str,
-        key: &TokenKey<'_>,
+        token: Presented<'_, str>,
     ) -> impl Future<Output = Result<(), VerifyError>> + Send;
 }
 
@@ -156,11 +167,7 @@ impl<V: VerifyToken, C: Confirm> VerifyToken for Confirmed<V, C> {
         T: DeserializeOwned + Send + Sync + 'static,
     {
         let claims = self.inner.verify_token_hashed::<T>(token).await?;
-        // A token accepted by a verifier is a JWS, so it has a key.
-        let key = token.key().ok_or(VerifyError::Malformed {
-            reason: "a JWS has three dot-separated parts",
-        })?;
-        self.check.confirm(token.get(), &key).await?;
+        self.check.confirm(token).await?;
         Ok(claims)
     }
 }
@@ -214,8 +221,11 @@ mod tests {
             self.confirmed.lock().unwrap().contains(&owned(key))
         }
 
-        async fn confirm(&self, _: &str, key: &TokenKey<'_>) -> Result<(), VerifyError> {
-            self.confirmed.lock().unwrap().push(owned(key));
+        async fn confirm(&self, token: Presented<'_, str>) -> Result<(), VerifyError> {
+            self.confirmed
+                .lock()
+                .unwrap()
+                .push(owned(&token.key().unwrap()));
             Ok(())
         }
     }

@@ -30,10 +30,10 @@ pub struct Internal(());
 /// The seal.
 pub(crate) const INTERNAL: Internal = Internal(());
 
-/// A token as the HTTP layer presents it to a [`VerifyToken`](crate::VerifyToken)'s hooks: the
+/// A token as the HTTP layer presents it to a [`VerifyToken`](crate::VerifyToken)'s hooks, and as
+/// [`Confirmed`](crate::confirm::Confirmed) hands it to a [`Confirm`](crate::confirm::Confirm): the
 /// token ([`get`](Self::get): its bytes, `B = [u8]`, before any syntax check; its text, `B = str`,
-/// once checked), and the digest of its token cache key if computed (by
-/// [`hash_token`](crate::VerifyToken::hash_token)).
+/// once checked), and the digest of its token cache key if computed (by the hooks' `hash_token`).
 ///
 /// Made only inside `oidc-bearer`, from the bytes it carries: the digest, when there is one, is
 /// always the digest of these bytes, so [`key`](Self::key) is always these bytes' key.
@@ -117,7 +117,6 @@ pub(crate) const INTERNAL: Internal = Internal(());
 ///     }
 /// }
 /// ```
-#[doc(hidden)]
 pub struct Presented<'a, B: ?Sized = [u8]> {
     token: &'a B,
     /// The SHA-256 of the signature segment of `token` and the position of the `.` before it.
@@ -274,11 +273,7 @@ mod tests {
             fn confirmed(&self, _: &crate::cache::TokenKey<'_>) -> bool {
                 false
             }
-            async fn confirm(
-                &self,
-                _: &str,
-                _: &crate::cache::TokenKey<'_>,
-            ) -> Result<(), crate::VerifyError> {
+            async fn confirm(&self, _: Presented<'_, str>) -> Result<(), crate::VerifyError> {
                 Err(crate::VerifyError::ReviewRefused { error: None })
             }
         }

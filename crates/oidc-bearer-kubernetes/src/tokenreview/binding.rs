@@ -22,7 +22,7 @@ use crate::error::ReviewError;
 use oidc_bearer::Verifier;
 use oidc_bearer::cache::TokenKey;
 use oidc_bearer::confirm::{Confirm, Confirmed};
-use oidc_bearer::{ConfigError, VerifyError};
+use oidc_bearer::{ConfigError, Presented, VerifyError};
 
 /// The default grace period of the object-binding check (see `with_grace_period`).
 const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(60);
@@ -219,25 +219,15 @@ impl Confirm for BindingCheck {
         matches!(self.reviewer.cached(key, self.reviewer.now()), Some(Ok(_)))
     }
 
-    fn confirm(
-        &self,
-        token: &str,
-        key: &TokenKey<'_>,
-    ) -> impl std::future::Future<Output = Result<(), VerifyError>> + Send {
-        // `confirm` is public: a caller other than `Confirmed` could pair one token with another
-        // token's key, and an acceptance of the first would then be kept for the second. The key
-        // must be the token's own (digest and signing input), or nothing is reviewed.
-        let paired = TokenKey::new(token.as_bytes()).is_some_and(|own| {
-            own.digest() == key.digest() && own.signing_input() == key.signing_input()
-        });
-        async move {
-            if !paired {
-                return Err(VerifyError::Malformed {
-                    reason: "the key passed to the object-binding check is not the token's",
-                });
-            }
-            self.check(token, key).await
-        }
+    async fn confirm(&self, token: Presented<'_, str>) -> Result<(), VerifyError> {
+        // Only `Confirmed` can call this (a `Presented` is made in the core alone), with the bytes
+        // its inner verifier accepted: their key is theirs, so no review of one token is ever filed
+        // under another token's key (review R1 of split A found that hole in the signature
+        // `confirm(token, key)`, now impossible to write).
+        let key = token.key().ok_or(VerifyError::Malformed {
+            reason: "a JWS has three dot-separated parts",
+        })?;
+        self.check(token.get(), &key).await
     }
 }
 

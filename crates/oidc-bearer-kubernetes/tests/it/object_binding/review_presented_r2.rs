@@ -60,39 +60,6 @@ async fn a_confirmation_is_never_kept_past_exp_even_when_the_precheck_refuses_th
     );
 }
 
-/// `Confirm::confirm` (public) refuses a key that is not its token's (R1's fix). The comparison
-/// must cover both halves of the key: a key with the token's signature (digest) over another
-/// payload, and a key with the token's signing input under another signature, are both another
-/// token's. Neither may file a confirmation a deleted pod's token is then answered from.
-#[tokio::test]
-async fn confirm_refuses_a_key_that_shares_only_half_of_the_tokens() {
-    use oidc_bearer::cache::TokenKey;
-    use oidc_bearer::confirm::Confirm as _;
-    let (cluster, _clock, verifier) = Cluster::with_binding().await;
-    let genuine = cluster.token().sign();
-    let deleted = cluster.token().sign();
-    cluster.reviews.delete_bound_object(&deleted);
-    let (genuine_input, genuine_sig) = genuine.rsplit_once('.').unwrap();
-    let (deleted_input, deleted_sig) = deleted.rsplit_once('.').unwrap();
-    // `deleted`'s payload under `genuine`'s signature; `genuine`'s payload under `deleted`'s.
-    let same_signature = format!("{deleted_input}.{genuine_sig}");
-    let same_input = format!("{genuine_input}.{deleted_sig}");
-    for other in [&same_signature, &same_input] {
-        let key = TokenKey::new(other.as_bytes()).unwrap();
-        let result = verifier.check().confirm(&genuine, &key).await;
-        assert!(result.is_err(), "{result:?}");
-    }
-    assert_eq!(
-        cluster.reviews.calls(),
-        0,
-        "nothing reviewed for a mismatched key"
-    );
-    assert_eq!(
-        layer_status::<KubernetesClaims>(&verifier, &deleted).await,
-        401
-    );
-}
-
 impl Cluster {
     fn review_for(&self, clock: &ManualClock, audience: &str) -> TokenReview {
         TokenReview::builder(self.in_cluster().api_server().unwrap(), audience)
