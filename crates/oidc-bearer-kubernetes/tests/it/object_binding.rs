@@ -576,3 +576,5 @@ async fn another_payload_under_a_confirmed_signature_never_uses_its_confirmation
 
 /// A limit or a stall of this process is never an outage.
 mod local;
+// Review R4 of branch `confirm-key`.
+mod review_confirm_r4;
