@@ -34,9 +34,8 @@ use crate::sealed::Presented;
 /// - [`confirmed`](Self::confirmed) is asked with the [`TokenKey`] of the exact bytes the inner
 ///   verifier answered for (a key always belongs to the bytes it borrows);
 /// - [`confirm`](Self::confirm) is given the exact bytes the inner verifier accepted, as a
-///   [`Presented`]: made only inside this crate, so nobody else can call it, and its key
-///   (`token.key()`) is always the key of its bytes — a review of one token can never be filed
-///   under another token's key;
+///   [`Presented`]: made only inside this crate, so its key (`token.key()`) is always the key of
+///   its bytes, and a review of one token can never be filed under another token's key;
 /// - a token over the inner verifier's size cap is never hashed.
 ///
 /// An implementation of [`confirmed`](Self::confirmed) must:
@@ -48,8 +47,11 @@ use crate::sealed::Presented;
 /// - **never** answer a grace-period acceptance: grace belongs in [`confirm`](Self::confirm),
 ///   which logs it and schedules the retry.
 ///
-/// [`confirm`](Self::confirm) is called only by [`Confirmed`], after the inner verifier accepted
-/// `token`. `Ok`
+/// [`confirm`](Self::confirm) is called by [`Confirmed`] after the inner verifier accepted `token`,
+/// but a `Presented` reaches any [`VerifyToken`]'s hooks, which may pass it on: an implementation
+/// must not take a call as proof that the bytes were verified (what it confirms is only ever used
+/// after the inner verifier's acceptance), and must refuse a token without a key
+/// (`token.key()` is `None`: no JWS). `Ok`
 /// means confirmed, or inside a grace window the implementation was explicitly configured with; a
 /// refusal is `Err`, and so is any unavailability outside grace.
 pub trait Confirm: Send + Sync + 'static {
@@ -59,7 +61,8 @@ pub trait Confirm: Send + Sync + 'static {
 
     /// Confirms `token`, which the inner verifier has just accepted: its text is `token.get()`, its
     /// key `token.key()` (may send a request, may apply a configured grace period; see the trait's
-    /// contract). Only [`Confirmed`] can call it: outside this crate, no `Presented` can be made.
+    /// contract). Outside this crate no `Presented` can be made, so it cannot be called with bytes
+    /// and a key of the caller's choosing:
     ///
     /// ```compile_fail,E0624
     /// use oidc_bearer::{Presented, confirm::Confirm};

@@ -220,10 +220,11 @@ impl Confirm for BindingCheck {
     }
 
     async fn confirm(&self, token: Presented<'_, str>) -> Result<(), VerifyError> {
-        // Only `Confirmed` can call this (a `Presented` is made in the core alone), with the bytes
-        // its inner verifier accepted: their key is theirs, so no review of one token is ever filed
-        // under another token's key (review R1 of split A found that hole in the signature
-        // `confirm(token, key)`, now impossible to write).
+        // A `Presented` is made in the core alone, from the bytes it carries: their key is theirs,
+        // so no review of one token is ever filed under another token's key (review R1 of split A
+        // found that hole in the signature `confirm(token, key)`, now impossible to write). A call
+        // is no proof of local verification (review R4): what is kept here is only used after the
+        // inner verifier accepted the same bytes, and never past their `exp`.
         let key = token.key().ok_or(VerifyError::Malformed {
             reason: "a JWS has three dot-separated parts",
         })?;

@@ -12,8 +12,9 @@ use oidc_bearer::ReviewSource;
 /// token's key, the review then sent for the first token and its acceptance filed under the
 /// second's key — a deleted pod's token accepted for a whole interval without ever being
 /// reviewed. `confirm` now takes one `Presented` (the bytes and their key together), which only
-/// the core makes, so only `Confirmed` can call it (compile_fail doctest on `Confirm::confirm`).
-/// What remains to check: through that one caller, another token's review confirms nothing.
+/// the core makes (compile_fail doctest on `Confirm::confirm`); review_confirm_r4.rs checks that
+/// a token sharing half of another's parts is reviewed on its own. Here: through the layer,
+/// another token's review confirms nothing.
 #[tokio::test]
 async fn a_review_of_one_token_never_confirms_another_tokens_key() {
     let (cluster, _clock, verifier) = Cluster::with_binding().await;
