@@ -16,8 +16,7 @@ use std::time::SystemTime;
 use oidc_bearer_shared::file::{READ_TIMEOUT, Reads, bounded, read_regular};
 use oidc_bearer_shared::log_limit::{LogLimiter, PERIOD};
 
-use oidc_bearer::__private::BuilderAccess as _;
-use oidc_bearer::__private::{Credential, bearer_authorization};
+use oidc_bearer::__private::{BuilderAccess as _, Credential, bearer_authorization};
 use oidc_bearer::ConfigError;
 use oidc_bearer::keys::{Jwks, StaticKeySet};
 use oidc_bearer::{Verifier, VerifierBuilder};

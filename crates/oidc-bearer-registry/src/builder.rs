@@ -9,9 +9,9 @@ use std::time::Duration;
 use super::admission::{Bucket, Rate};
 use super::fast_path::{DigestIndex, RECENT_TOKENS};
 use super::{ExactEntry, Inner, IssuerPattern, IssuerRegistry, LazyExact, SharedClock, State};
-use oidc_bearer::__private::DEFAULT_MAX_TOKEN_BYTES;
-use oidc_bearer::__private::SharedClients;
-use oidc_bearer::__private::{BuilderAccess as _, VerifierAccess as _};
+use oidc_bearer::__private::{
+    BuilderAccess as _, DEFAULT_MAX_TOKEN_BYTES, SharedClients, VerifierAccess as _,
+};
 use oidc_bearer::ConfigError;
 use oidc_bearer::cache::TokenCacheSettings;
 use oidc_bearer::clock::{Clock, SystemClock};

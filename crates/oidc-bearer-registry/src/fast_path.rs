@@ -9,8 +9,7 @@ use std::time::Duration;
 use oidc_bearer_shared::map::{DigestMap, MIN_ENTRIES_PER_SHARD, Value};
 
 use super::{IssuerRegistry, Live, Selected};
-use oidc_bearer::__private::VerifierAccess as _;
-use oidc_bearer::__private::WeakVerifier;
+use oidc_bearer::__private::{VerifierAccess as _, WeakVerifier};
 use oidc_bearer::Presented;
 
 /// How many recent tokens the registry remembers the verifier of (about 100 bytes each).

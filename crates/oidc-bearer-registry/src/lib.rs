@@ -59,7 +59,9 @@ use std::time::Duration;
 use oidc_bearer_shared::clock::AtomicTime;
 use serde::de::DeserializeOwned;
 
-use oidc_bearer::__private::{Excerpt, IssuerRead, SharedClients};
+use oidc_bearer::__private::{
+    BuilderAccess as _, Excerpt, IssuerRead, SharedClients, VerifierAccess as _,
+};
 use oidc_bearer::cache::{TokenCacheSettings, TokenCacheStats};
 use oidc_bearer::clock::Clock;
 use oidc_bearer::issuers::IssuerPattern;
@@ -76,7 +78,6 @@ use builder::Limits;
 use exact::{ExactEntry, LazyExact};
 use fast_path::{DigestIndex, Recent};
 use negative::{Negative, backoff};
-use oidc_bearer::__private::{BuilderAccess as _, VerifierAccess as _};
 
 /// Verifies tokens of many issuers: each token goes to the policy of its own `iss`, and only that
 /// issuer's keys are used (RFC 8725 §3.8), so one issuer's key can never vouch for another's tokens.
